@@ -1,0 +1,60 @@
+"""`cicd/dora_metrics`: weekly DORA metrics per service and for the organisation."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import dagster as dg
+
+from timbel_dagster.assets.ingestion import OWNERS
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+
+def _trend_markdown(rows: list[dict]) -> str:
+    lines = ["| week | deploys | lead time h | CFR | restore h | rework |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['week_start']} | {r['deployments']} | {r['lead_time_hours_median'] or '-'} | "
+            f"{r['change_failure_rate'] if r['change_failure_rate'] is not None else '-'} | "
+            f"{r['time_to_restore_hours_median'] or '-'} | {r['rework_rate']} |"
+        )
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=["cicd", "dora_metrics"],
+    group_name="cicd",
+    kinds={"pandas", "sql"},
+    owners=OWNERS,
+    deps=[["deploy", "deployments"], ["deploy", "incidents"], ["cicd", "commits"]],
+    description="One row per week, service (`*` for all) and environment with the DORA metrics.",
+)
+def dora_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Recompute the weekly DORA metrics from the stored deployments and incidents."""
+    from timbel_dagster.assets.cicd.dora import ORGANISATION, compute_dora
+    from timbel_dagster.warehouse import frames
+    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.models import DoraMetric
+    from timbel_dagster.warehouse.upsert import bulk_upsert
+
+    with warehouse.begin() as connection:
+        rows = compute_dora(
+            frames.deployments_frame(connection),
+            frames.shipped_commits_frame(connection),
+            frames.incidents_frame(connection),
+        )
+        for row in rows:
+            row["id"] = stable_id("dora_metrics", row["week_start"], row["service"],
+                                  row["environment"])
+        result = bulk_upsert(connection, DoraMetric.__table__, rows,
+                             ["week_start", "service", "environment"])
+    organisation = [r for r in rows if r["service"] == ORGANISATION]
+    latest = organisation[-1] if organisation else {}
+    context.log.info(f"{len(rows)} weekly rows, {result.written} changed")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(len(rows)),
+        "rows_written": dg.MetadataValue.int(result.written),
+        "weeks": dg.MetadataValue.int(len(organisation)),
+        "latest_week": dg.MetadataValue.text(str(latest.get("week_start", "-"))),
+        "latest_deployments_per_day": dg.MetadataValue.float(
+            float(latest.get("deployments_per_day") or 0.0)),
+        "organisation_trend": dg.MetadataValue.md(_trend_markdown(organisation[-12:])),
+    })

@@ -1,0 +1,35 @@
+"""Who works here and where things run: `org/users` and `org/clusters`."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import dagster as dg
+
+from timbel_dagster.assets.ingestion import OWNERS, record_ingestion, upsert_metadata
+from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["org", "users"], group_name="org", kinds={"sql"}, owners=OWNERS,
+                     description="One row per person who acts in Timbel, with role and team."),
+        dg.AssetSpec(["org", "clusters"], group_name="org", kinds={"kubernetes", "sql"},
+                     owners=OWNERS,
+                     description="One row per Kubernetes cluster, with its environment group."),
+    ],
+)
+def directory(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    sources: DeliverySourcesResource,
+):
+    """Store the people and clusters of the bound delivery-history source."""
+    from timbel_dagster.warehouse.ingest import ingest_directory
+
+    source = sources.history_source()
+    with warehouse.begin() as connection:
+        results = ingest_directory(connection, source)
+        record_ingestion(connection, context, source.name, results)
+    for table in ("users", "clusters"):
+        yield dg.MaterializeResult(
+            asset_key=["org", table], metadata=upsert_metadata(results[table], source.name)
+        )

@@ -1,0 +1,16 @@
+"""Jobs: named selections of assets that schedules, sensors and people launch."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+delivery_ingestion_job = dg.define_asset_job(
+    "delivery_ingestion",
+    selection=dg.AssetSelection.groups("org", "cicd", "deploy"),
+    description="Ingest people, clusters, pipelines, executions, deployments and incidents, "
+                "then recompute the DORA metrics.",
+)
+
+
+def defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[delivery_ingestion_job])

@@ -1,0 +1,21 @@
+"""Resource bindings for the code location.
+
+Values are resolved from the settings when a run first uses a resource, never when the code
+location is loaded, so loading it reads no environment and opens no connection.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "warehouse": WarehouseResource(),
+            "sources": DeliverySourcesResource(),
+        }
+    )

@@ -1,0 +1,149 @@
+"""Domain records every delivery source returns, and the interfaces sources implement.
+
+Real clients (Jenkins, GitLab, the deploy job, incident tools) and the sample organisation
+both produce these frozen dataclasses; ingestion only ever sees them, never raw JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class SourceNotConfiguredError(RuntimeError):
+    """No source of this kind is configured; the message says which settings to set."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    name: str
+    display_name: str
+    email: str
+    role: str  # developer | team_lead | operations | admin | viewer
+    team: str | None = None
+    slack_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    name: str
+    environment_group: str  # dev | staging | prod
+    api_url: str | None = None
+    kubernetes_version: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    ci_system: str  # jenkins | gitlab
+    name: str  # Jenkins full job name or GitLab project path
+    service: str | None
+    repository: str | None
+    default_branch: str | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    external_id: str
+    name: str
+    position: int
+    status: str
+    started_at: dt.datetime | None
+    duration: float | None
+    parent_name: str | None = None
+    queue_seconds: float | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    pipeline: str  # PipelineRecord.name
+    external_id: str
+    status: str
+    triggered_by: str | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    duration: float | None
+    commit_sha: str | None
+    branch: str | None
+    url: str | None
+    queue_seconds: float | None = None
+    error_message: str | None = None
+    logs: str | None = None
+    artifacts: dict[str, Any] | None = None
+    stages: tuple[StageRecord, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """A commit with Kamei et al.'s 14 change metrics (None where unknown)."""
+
+    repository: str
+    sha: str
+    author: str
+    committed_at: dt.datetime
+    message: str
+    fix: bool
+    metrics: dict[str, float]  # ns nd nf entropy la ld lt ndev age nuc exp rexp sexp
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    external_id: str
+    service: str
+    environment: str
+    cluster: str | None
+    image: str | None
+    version: str | None
+    commit_from: str | None
+    commit_to: str | None
+    kind: str  # release | hotfix | rollback
+    status: str
+    started_at: dt.datetime
+    completed_at: dt.datetime | None
+    triggered_by: str | None
+    execution: tuple[str, str] | None = None  # (pipeline name, execution external id)
+    commits: tuple[tuple[str, str], ...] = ()  # (repository, sha) shipped by this deployment
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    external_id: str
+    service: str
+    environment: str
+    severity: str
+    title: str
+    opened_at: dt.datetime
+    resolved_at: dt.datetime | None
+    caused_by_deployment: str | None = None  # DeploymentRecord.external_id
+    restored_by_deployment: str | None = None
+
+
+class CISource(Protocol):
+    """A CI/CD server: its pipelines and their executions with stages."""
+
+    name: str  # the `source` column value: 'sample', 'jenkins', 'gitlab'
+
+    def pipelines(self) -> list[PipelineRecord]: ...
+
+    def executions(self, since: dt.datetime, until: dt.datetime) -> Iterator[ExecutionRecord]:
+        """Executions that started in [since, until), stages included."""
+        ...
+
+
+class DeliveryHistorySource(Protocol):
+    """Who works here, where things run, what shipped and what broke."""
+
+    name: str
+
+    def users(self) -> list[UserRecord]: ...
+
+    def clusters(self) -> list[ClusterRecord]: ...
+
+    def commits(self, since: dt.datetime, until: dt.datetime) -> list[CommitRecord]: ...
+
+    def deployments(self, since: dt.datetime, until: dt.datetime) -> list[DeploymentRecord]: ...
+
+    def incidents(self, since: dt.datetime, until: dt.datetime) -> list[IncidentRecord]: ...

@@ -1,0 +1,42 @@
+"""`timbel sample`: write the whole sample organisation through the ingestion path."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from timbel_dagster.warehouse.ingest import (
+    Results,
+    ingest_ci,
+    ingest_delivery_history,
+    ingest_directory,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from timbel_dagster.resources.sample.source import SampleSource
+
+
+def load_sample(engine: Engine, source: SampleSource, actor: str) -> Results:
+    """Store the sample organisation in one transaction, with the audit event that says so."""
+    from timbel_dagster.warehouse.audit import append_event
+
+    since, until = source.window
+    with engine.begin() as connection:
+        results: Results = {}
+        results |= ingest_directory(connection, source)
+        results |= ingest_ci(connection, source, since, until)
+        results |= ingest_delivery_history(connection, source, since, until)
+        append_event(
+            connection,
+            actor=actor,
+            action="sample.load",
+            target=f"sample organisation seed={source.seed} end={source.end_date}",
+            details={
+                "seed": source.seed,
+                "end_date": source.end_date.isoformat(),
+                "written": {table: r.written for table, r in results.items()},
+                "offered": {table: r.offered for table, r in results.items()},
+            },
+        )
+    return results

@@ -1,0 +1,83 @@
+"""Which delivery sources a run reads: the sample organisation or the configured servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
+
+if TYPE_CHECKING:
+    from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
+    from timbel_dagster.resources.sample.source import SampleSource
+
+_SAMPLE_HINT = "or set TIMBEL_SAMPLE_DATA=true to use the sample organisation"
+
+
+class DeliverySourcesResource(dg.ConfigurableResource):
+    """Binds each kind of delivery source to its implementation.
+
+    `mode` is `sample` (the seeded sample organisation, every row `source='sample'`) or
+    `live` (the servers named in the settings). Unset, TIMBEL_SAMPLE_DATA decides. The sample
+    is never a fallback: in live mode a source that is not configured is an error.
+    """
+
+    mode: str | None = None  # sample | live
+    sample_seed: int | None = None
+    sample_end_date: str | None = None  # ISO date; default TIMBEL_SAMPLE_END_DATE or today
+    live_lookback_days: int = 3
+
+    def _mode(self) -> str:
+        if self.mode:
+            if self.mode not in ("sample", "live"):
+                raise ValueError(f"sources.mode must be 'sample' or 'live', not {self.mode!r}")
+            return self.mode
+        from timbel_dagster.settings import get_settings
+
+        return "sample" if get_settings().timbel_sample_data else "live"
+
+    def sample(self) -> SampleSource:
+        from timbel_dagster.resources.sample.source import SampleSource
+        from timbel_dagster.settings import get_settings
+
+        settings = get_settings()
+        end = (
+            dt.date.fromisoformat(self.sample_end_date) if self.sample_end_date
+            else settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()
+        )
+        seed = self.sample_seed if self.sample_seed is not None else settings.timbel_sample_seed
+        return SampleSource(end_date=end, seed=seed)
+
+    def window(self) -> tuple[dt.datetime, dt.datetime]:
+        """The [since, until) window an ingestion run reads."""
+        if self._mode() == "sample":
+            return self.sample().window
+        now = dt.datetime.now(dt.UTC)
+        return now - dt.timedelta(days=self.live_lookback_days), now
+
+    def ci_sources(self) -> list[CISource]:
+        if self._mode() == "sample":
+            return [self.sample()]
+        from timbel_dagster.settings import get_settings
+
+        settings = get_settings()
+        configured = [name for name, url in (("JENKINS_URL", settings.jenkins_url),
+                                             ("GITLAB_URL", settings.gitlab_url)) if url]
+        if not configured:
+            raise SourceNotConfiguredError(
+                f"no CI/CD server is configured: set JENKINS_URL or GITLAB_URL, {_SAMPLE_HINT}"
+            )
+        raise SourceNotConfiguredError(
+            f"{' and '.join(configured)} set, but this version of Timbel has no Jenkins/GitLab "
+            f"client yet; {_SAMPLE_HINT}"
+        )
+
+    def history_source(self) -> DeliveryHistorySource:
+        if self._mode() == "sample":
+            return self.sample()
+        raise SourceNotConfiguredError(
+            "no deployment-history source is configured in live mode (deployments are "
+            f"recorded by Timbel's deploy job once it runs) {_SAMPLE_HINT}"
+        )

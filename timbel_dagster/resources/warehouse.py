@@ -1,0 +1,44 @@
+"""The warehouse as a Dagster resource."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The Timbel warehouse (SQLite or PostgreSQL) that every asset writes to.
+
+    `database_url` overrides TIMBEL_DATABASE_URL; left unset, the setting (or its SQLite
+    default inside TIMBEL_HOME) is read when a run first uses the resource.
+    """
+
+    database_url: str | None = None
+
+    def url(self) -> str:
+        if self.database_url:
+            from timbel_dagster.warehouse.urls import normalise_database_url
+
+            return normalise_database_url(self.database_url)
+        from timbel_dagster.settings import get_settings
+
+        return get_settings().database_url
+
+    def engine(self) -> Engine:
+        from timbel_dagster.warehouse.engine import check_connection, get_engine
+
+        url = self.url()
+        check_connection(url)
+        return get_engine(url)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: everything written inside commits together or not at all."""
+        with self.engine().begin() as connection:
+            yield connection

@@ -1,0 +1,140 @@
+"""Typed settings, read from the environment and an optional `.env` file.
+
+This is the only module that reads the environment. Every setting is an upper-case variable
+named like the field (`jenkins_url` <- `JENKINS_URL`); `.env.example` and the README list them.
+An invalid value stops start-up with one line naming the variable and what is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message is one line naming the variable."""
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting Timbel reads. Secrets are `SecretStr` so they never reach a log."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- Timbel itself -----------------------------------------------------------------
+    timbel_home: Path = Field(Path(".timbel"), description="State directory (warehouse, Dagster).")
+    timbel_database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the warehouse; SQLite in TIMBEL_HOME when unset."
+    )
+    timbel_sample_data: bool = Field(
+        False, description="Bind the sample organisation instead of the real sources."
+    )
+    timbel_sample_seed: int = Field(7, description="Seed of the sample organisation.")
+    timbel_sample_end_date: dt.date | None = Field(
+        None, description="Last day of the sample organisation's 90 days (default: today, UTC)."
+    )
+    timbel_user: str = Field(
+        default_factory=getpass.getuser, description="Acting user recorded in the audit log."
+    )
+    timbel_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- CI/CD servers -----------------------------------------------------------------
+    jenkins_url: AnyHttpUrl | None = None
+    jenkins_user: str | None = None
+    jenkins_token: SecretStr | None = None
+    jenkins_jobs: list[str] = Field(default_factory=list)
+    jenkins_timeout_seconds: float = Field(30.0, gt=0)
+    gitlab_url: AnyHttpUrl | None = None
+    gitlab_token: SecretStr | None = None
+    gitlab_projects: list[str] = Field(default_factory=list)
+    gitlab_max_requests_per_second: float = Field(10.0, gt=0)
+
+    # --- Metrics and clusters ----------------------------------------------------------
+    prometheus_url: AnyHttpUrl | None = None
+    prometheus_cluster_label: str = "cluster"
+    prometheus_timeout_seconds: float = Field(30.0, gt=0)
+    timbel_clusters_file: Path | None = Field(
+        None, description="YAML list of clusters: name, group, kubeconfig context or URL + token."
+    )
+
+    # --- Registry and scanning ---------------------------------------------------------
+    harbor_registry: AnyHttpUrl | None = Field(
+        None, description="Base URL of the OCI registry (Harbor, Nexus or any distribution v2)."
+    )
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+    trivy_binary: str = "trivy"
+    trivy_cache_dir: Path | None = None
+    trivy_timeout_seconds: float = Field(600.0, gt=0)
+    trivy_offline: bool = False
+
+    # --- Notifications -----------------------------------------------------------------
+    slack_webhook_url: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_from: str | None = None
+
+    _split_lists = field_validator("jenkins_jobs", "gitlab_projects", mode="before")(_comma_list)
+
+    @field_validator("timbel_database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from timbel_dagster.warehouse.urls import normalise_database_url
+
+        return normalise_database_url(value)
+
+    @property
+    def database_url(self) -> str:
+        """The warehouse URL: the configured one, or SQLite inside TIMBEL_HOME."""
+        if self.timbel_database_url:
+            return self.timbel_database_url
+        return f"sqlite:///{(self.timbel_home / 'warehouse.db').resolve()}"
+
+    @property
+    def dagster_home(self) -> Path:
+        """Where the embedded Dagster instance lives when DAGSTER_HOME is not set."""
+        return (self.timbel_home / "dagster").resolve()
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "settings"
+    message = first["msg"].removeprefix("Value error, ")
+    shown = first.get("input")
+    annotation = str(Settings.model_fields[field].annotation) if field in Settings.model_fields else ""
+    # Database URLs may carry a password, so like secrets they are never echoed back.
+    if isinstance(shown, str) and "SecretStr" not in annotation and field != "timbel_database_url":
+        return f"{field.upper()}: {message} (got {shown!r})"
+    return f"{field.upper()}: {message}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into a one-line `SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return load_settings()

@@ -1,0 +1,62 @@
+"""Engines for the warehouse, with one-line errors that name TIMBEL_DATABASE_URL."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from timbel_dagster.warehouse.urls import display_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+
+class WarehouseUnavailableError(RuntimeError):
+    """The warehouse cannot be reached or opened; the message names TIMBEL_DATABASE_URL."""
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # WAL lets the Dagster UI, the CLI and runs read while an ingestion writes; foreign keys
+    # are off by default in SQLite and we rely on their cascades.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@lru_cache(maxsize=8)
+def get_engine(database_url: str) -> Engine:
+    """A pooled engine for `database_url`, created once per process and URL."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10, "application_name": "timbel"},
+    )
+
+
+def check_connection(database_url: str) -> None:
+    """Open and close one connection, turning any failure into `WarehouseUnavailableError`."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with get_engine(database_url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", error) or error).strip().splitlines()
+        raise WarehouseUnavailableError(
+            f"TIMBEL_DATABASE_URL: cannot connect to {display_url(database_url)}: "
+            f"{reason[0] if reason else type(error).__name__}"
+        ) from None

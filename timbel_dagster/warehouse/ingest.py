@@ -1,0 +1,53 @@
+"""Ingestion of a window of source data: what both the assets and `timbel sample` run.
+
+Each function stores one source's records for [since, until) in dependency order (parents
+before the rows that link to them) on the caller's connection, so the caller's transaction
+decides what is committed together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from timbel_dagster.warehouse import loaders
+from timbel_dagster.warehouse.upsert import UpsertResult
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
+
+Results = dict[str, UpsertResult]
+
+
+def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> Results:
+    """Users and clusters."""
+    return {
+        "users": loaders.store_users(connection, source.name, source.users()),
+        "clusters": loaders.store_clusters(connection, source.name, source.clusters()),
+    }
+
+
+def ingest_ci(
+    connection: Connection, source: CISource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Pipelines, and the executions (with stages) that started in the window."""
+    pipelines = loaders.store_pipelines(connection, source.name, source.pipelines())
+    executions, stages = loaders.store_executions(
+        connection, source.name, source.executions(since, until)
+    )
+    return {"pipelines": pipelines, "pipeline_executions": executions, "stage_executions": stages}
+
+
+def ingest_delivery_history(
+    connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Commits, deployments (with the commits they shipped) and incidents in the window."""
+    commits = loaders.store_commits(connection, source.name, source.commits(since, until))
+    deployments, links = loaders.store_deployments(
+        connection, source.name, source.deployments(since, until)
+    )
+    incidents = loaders.store_incidents(connection, source.name, source.incidents(since, until))
+    return {"commits": commits, "deployments": deployments, "deployment_commits": links,
+            "incidents": incidents}

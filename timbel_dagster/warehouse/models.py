@@ -1,0 +1,279 @@
+"""The warehouse schema: SQLAlchemy 2 models shared by SQLite and PostgreSQL.
+
+Every table that ingestion writes has a unique natural key (the upsert's conflict target) and
+a `source` column: `sample` for the sample organisation, otherwise the system it came from.
+Ids are UUIDs derived from the natural key (see `warehouse.ids`), so a re-ingested row keeps
+its id and child rows can be linked without reading their parents back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from timbel_dagster.warehouse.types import JSONType, UTCDateTime
+
+EXECUTION_STATUSES = ("pending", "running", "success", "failed", "aborted")
+STAGE_STATUSES = (*EXECUTION_STATUSES, "skipped")
+DEPLOYMENT_STATUSES = ("pending", "running", "success", "failed", "rolled_back")
+DEPLOYMENT_KINDS = ("release", "hotfix", "rollback")
+ENVIRONMENT_GROUPS = ("dev", "staging", "prod")
+USER_ROLES = ("developer", "team_lead", "operations", "admin", "viewer")
+
+# Deterministic constraint names so that Alembic migrations are the same on every backend.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class User(Timestamps, Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", USER_ROLES), name="role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    email: Mapped[str | None] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(32))
+    team: Mapped[str | None] = mapped_column(String(128))
+    slack_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Cluster(Timestamps, Base):
+    __tablename__ = "clusters"
+    __table_args__ = (CheckConstraint(_in("environment_group", ENVIRONMENT_GROUPS), name="group"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    environment_group: Mapped[str] = mapped_column(String(32))
+    api_url: Mapped[str | None] = mapped_column(String(512))
+    kubernetes_version: Mapped[str | None] = mapped_column(String(32))
+
+
+class Pipeline(Timestamps, Base):
+    __tablename__ = "pipelines"
+    __table_args__ = (UniqueConstraint("source", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    ci_system: Mapped[str] = mapped_column(String(32))  # jenkins | gitlab
+    name: Mapped[str] = mapped_column(String(512))  # Jenkins full name or GitLab project path
+    service: Mapped[str | None] = mapped_column(String(128), index=True)
+    repository: Mapped[str | None] = mapped_column(String(512))
+    default_branch: Mapped[str | None] = mapped_column(String(256))
+    url: Mapped[str | None] = mapped_column(String(1024))
+
+
+class PipelineExecution(Timestamps, Base):
+    __tablename__ = "pipeline_executions"
+    __table_args__ = (
+        UniqueConstraint("source", "pipeline_id", "external_id"),
+        CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
+        Index(None, "pipeline_id", "started_at"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(128))  # build number / pipeline id
+    triggered_by: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+    duration: Mapped[float | None] = mapped_column(Float)  # seconds
+    queue_seconds: Mapped[float | None] = mapped_column(Float)
+    logs: Mapped[str | None] = mapped_column(Text)
+    artifacts: Mapped[dict[str, Any] | None]
+    error_message: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(1024))
+    commit_sha: Mapped[str | None] = mapped_column(String(64), index=True)
+    branch: Mapped[str | None] = mapped_column(String(256))
+
+
+class StageExecution(Timestamps, Base):
+    __tablename__ = "stage_executions"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "external_id"),
+        CheckConstraint(_in("status", STAGE_STATUSES), name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    execution_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("pipeline_executions.id", ondelete="CASCADE")
+    )
+    external_id: Mapped[str] = mapped_column(String(128))  # wfapi node id / GitLab job id
+    name: Mapped[str] = mapped_column(String(256))
+    parent_name: Mapped[str | None] = mapped_column(String(256))  # the parallel block, if any
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime | None]
+    duration: Mapped[float | None] = mapped_column(Float)
+    queue_seconds: Mapped[float | None] = mapped_column(Float)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Commit(Timestamps, Base):
+    """One commit with Kamei et al.'s change metrics (TSE 2013)."""
+
+    __tablename__ = "commits"
+    __table_args__ = (UniqueConstraint("repository", "sha"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    repository: Mapped[str] = mapped_column(String(512))
+    sha: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str | None] = mapped_column(String(256))
+    authored_at: Mapped[dt.datetime | None]
+    committed_at: Mapped[dt.datetime]
+    message: Mapped[str | None] = mapped_column(Text)
+    fix: Mapped[bool | None]
+    ns: Mapped[float | None] = mapped_column(Float)
+    nd: Mapped[float | None] = mapped_column(Float)
+    nf: Mapped[float | None] = mapped_column(Float)
+    entropy: Mapped[float | None] = mapped_column(Float)
+    la: Mapped[float | None] = mapped_column(Float)
+    ld: Mapped[float | None] = mapped_column(Float)
+    lt: Mapped[float | None] = mapped_column(Float)
+    ndev: Mapped[float | None] = mapped_column(Float)
+    age: Mapped[float | None] = mapped_column(Float)
+    nuc: Mapped[float | None] = mapped_column(Float)
+    exp: Mapped[float | None] = mapped_column(Float)
+    rexp: Mapped[float | None] = mapped_column(Float)
+    sexp: Mapped[float | None] = mapped_column(Float)
+
+
+class Deployment(Timestamps, Base):
+    __tablename__ = "deployments"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint(_in("status", DEPLOYMENT_STATUSES), name="status"),
+        CheckConstraint(_in("kind", DEPLOYMENT_KINDS), name="kind"),
+        Index(None, "service", "environment", "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+    service: Mapped[str] = mapped_column(String(128))
+    environment: Mapped[str] = mapped_column(String(32))
+    cluster: Mapped[str | None] = mapped_column(String(128))
+    image: Mapped[str | None] = mapped_column(String(512))
+    version: Mapped[str | None] = mapped_column(String(128))
+    commit_from: Mapped[str | None] = mapped_column(String(64))
+    commit_to: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="release")
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime]
+    completed_at: Mapped[dt.datetime | None]
+    triggered_by: Mapped[str | None] = mapped_column(String(256))
+    execution_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("pipeline_executions.id", ondelete="SET NULL")
+    )
+
+
+class DeploymentCommit(Base):
+    """Which commits a deployment shipped (those after the previous deployment's)."""
+
+    __tablename__ = "deployment_commits"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    commit_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("commits.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Incident(Timestamps, Base):
+    __tablename__ = "incidents"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+    service: Mapped[str] = mapped_column(String(128))
+    environment: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(512))
+    opened_at: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
+    caused_by_deployment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="SET NULL")
+    )
+    restored_by_deployment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("deployments.id", ondelete="SET NULL")
+    )
+
+
+class DoraMetric(Timestamps, Base):
+    """One row per week, service (`*` for the organisation) and environment."""
+
+    __tablename__ = "dora_metrics"
+    __table_args__ = (UniqueConstraint("week_start", "service", "environment"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    week_start: Mapped[dt.date] = mapped_column(Date)
+    service: Mapped[str] = mapped_column(String(128))
+    environment: Mapped[str] = mapped_column(String(32))
+    deployments: Mapped[int] = mapped_column(Integer)
+    deployments_per_day: Mapped[float] = mapped_column(Float)
+    lead_time_hours_median: Mapped[float | None] = mapped_column(Float)
+    change_failure_rate: Mapped[float | None] = mapped_column(Float)
+    time_to_restore_hours_median: Mapped[float | None] = mapped_column(Float)
+    rework_rate: Mapped[float | None] = mapped_column(Float)
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained record of every state-changing action."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(256), index=True)
+    action: Mapped[str] = mapped_column(String(128), index=True)
+    target: Mapped[str | None] = mapped_column(String(512))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

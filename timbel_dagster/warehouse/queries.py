@@ -1,0 +1,113 @@
+"""Read-side queries over executions, shared by the CLI, the API and notebooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from timbel_dagster.warehouse.models import (
+    EXECUTION_STATUSES,
+    Pipeline,
+    PipelineExecution,
+    StageExecution,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+_SUMMARY_COLUMNS = (
+    PipelineExecution.id, Pipeline.name.label("pipeline"), PipelineExecution.source,
+    PipelineExecution.external_id, PipelineExecution.status, PipelineExecution.triggered_by,
+    PipelineExecution.started_at, PipelineExecution.completed_at, PipelineExecution.duration,
+    PipelineExecution.branch, PipelineExecution.commit_sha, PipelineExecution.error_message,
+)
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    pipeline: str | None = None  # substring of the pipeline name
+    status: str | None = None
+    since: dt.datetime | None = None
+    search: str | None = None  # text in the stored log or the error message
+    limit: int = 50
+
+    def __post_init__(self) -> None:
+        if self.status and self.status not in EXECUTION_STATUSES:
+            raise ValueError(
+                f"status must be one of {', '.join(EXECUTION_STATUSES)}, not {self.status!r}"
+            )
+        if self.limit < 1:
+            raise ValueError("limit must be at least 1")
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in row._mapping.items()}
+
+
+def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict[str, Any]]:
+    """Executions matching the filter, newest first."""
+    from sqlalchemy import or_, select
+
+    query = select(*_SUMMARY_COLUMNS).join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+    if where.pipeline:
+        query = query.where(Pipeline.name.ilike(f"%{where.pipeline}%"))
+    if where.status:
+        query = query.where(PipelineExecution.status == where.status)
+    if where.since:
+        query = query.where(PipelineExecution.started_at >= where.since)
+    if where.search:
+        pattern = f"%{where.search}%"
+        query = query.where(or_(PipelineExecution.logs.ilike(pattern),
+                                PipelineExecution.error_message.ilike(pattern)))
+    query = query.order_by(PipelineExecution.started_at.desc()).limit(where.limit)
+    return [_plain(row) for row in connection.execute(query)]
+
+
+def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
+    """One execution with its stages and log, by full id or an unambiguous id prefix.
+
+    Raises:
+        LookupError: the prefix matches more than one execution.
+    """
+    from sqlalchemy import String, cast, select
+
+    query = select(*_SUMMARY_COLUMNS, PipelineExecution.url, PipelineExecution.queue_seconds,
+                   PipelineExecution.artifacts, PipelineExecution.logs).join(
+        Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+    try:
+        rows = connection.execute(query.where(PipelineExecution.id == uuid.UUID(ident))).all()
+    except ValueError:
+        prefix = ident.replace("-", "").lower()
+        if len(prefix) < 6:
+            raise LookupError("give at least 6 characters of the execution id") from None
+        # SQLite stores UUIDs as 32 hex characters, PostgreSQL renders them with dashes.
+        text_id = cast(PipelineExecution.id, String)
+        rows = connection.execute(query.where(
+            text_id.like(f"{prefix}%") | text_id.like(f"{_dashed(prefix)}%")).limit(2)).all()
+    if len(rows) > 1:
+        raise LookupError(f"execution id prefix {ident!r} is ambiguous")
+    if not rows:
+        return None
+    execution = _plain(rows[0])
+    stages = connection.execute(
+        select(StageExecution.name, StageExecution.parent_name, StageExecution.position,
+               StageExecution.status, StageExecution.started_at, StageExecution.duration,
+               StageExecution.queue_seconds, StageExecution.attempt)
+        .where(StageExecution.execution_id == uuid.UUID(execution["id"]))
+        .order_by(StageExecution.position, StageExecution.attempt)
+    )
+    execution["stages"] = [_plain(stage) for stage in stages]
+    return execution
+
+
+def _dashed(hex_prefix: str) -> str:
+    groups, out, start = (8, 4, 4, 4, 12), [], 0
+    for size in groups:
+        part = hex_prefix[start : start + size]
+        if not part:
+            break
+        out.append(part)
+        start += size
+    return "-".join(out)
