@@ -33,8 +33,13 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
         try:
             return command(*args, **kwargs)
-        except (SettingsError, WarehouseUnavailableError, SourceNotConfiguredError,
-                LookupError, ValueError) as error:
+        except (
+            SettingsError,
+            WarehouseUnavailableError,
+            SourceNotConfiguredError,
+            LookupError,
+            ValueError,
+        ) as error:
             _fail(str(error))
 
     return wrapper
@@ -90,12 +95,20 @@ def db_upgrade(revision: str, as_json: bool) -> None:
     settings = _settings()
     before, after = migrate.upgrade(settings.database_url, revision)
     if as_json:
-        _print_json({"database": display_url(settings.database_url), "before": before,
-                     "after": after, "changed": before != after})
+        _print_json(
+            {
+                "database": display_url(settings.database_url),
+                "before": before,
+                "after": after,
+                "changed": before != after,
+            }
+        )
     elif before == after:
         click.echo(f"Warehouse already at {after} ({display_url(settings.database_url)}).")
     else:
-        click.echo(f"Migrated {before or 'empty'} -> {after} ({display_url(settings.database_url)}).")
+        click.echo(
+            f"Migrated {before or 'empty'} -> {after} ({display_url(settings.database_url)})."
+        )
 
 
 @db.command("downgrade")
@@ -108,8 +121,9 @@ def db_downgrade(revision: str, yes: bool) -> None:
 
     settings = _settings()
     if not yes:
-        click.confirm(f"Downgrade the warehouse to {revision}? Data in dropped tables is lost",
-                      abort=True)
+        click.confirm(
+            f"Downgrade the warehouse to {revision}? Data in dropped tables is lost", abort=True
+        )
     before, after = migrate.downgrade(settings.database_url, revision)
     click.echo(f"Migrated {before} -> {after or 'empty'}.")
 
@@ -130,8 +144,12 @@ def db_current() -> None:
 # --- sample ------------------------------------------------------------------------------
 @main.command()
 @click.option("--seed", type=int, default=None, help="Default: TIMBEL_SAMPLE_SEED.")
-@click.option("--end-date", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Last day of the 90 days. Default: TIMBEL_SAMPLE_END_DATE or today (UTC).")
+@click.option(
+    "--end-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last day of the 90 days. Default: TIMBEL_SAMPLE_END_DATE or today (UTC).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_friendly_errors
 def sample(seed: int | None, end_date: dt.datetime | None, as_json: bool) -> None:
@@ -144,15 +162,17 @@ def sample(seed: int | None, end_date: dt.datetime | None, as_json: bool) -> Non
     settings = _settings()
     migrate.upgrade(settings.database_url)
     source = SampleSource(
-        end_date=end_date.date() if end_date else (
-            settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()),
+        end_date=end_date.date()
+        if end_date
+        else (settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()),
         seed=settings.timbel_sample_seed if seed is None else seed,
     )
     results = load_sample(get_engine(settings.database_url), source, actor=settings.timbel_user)
     summary = {table: {"offered": r.offered, "written": r.written} for table, r in results.items()}
     if as_json:
-        _print_json({"seed": source.seed, "end_date": source.end_date.isoformat(),
-                     "tables": summary})
+        _print_json(
+            {"seed": source.seed, "end_date": source.end_date.isoformat(), "tables": summary}
+        )
         return
     click.echo(f"Sample organisation seed={source.seed}, 90 days to {source.end_date}:")
     for table, counts in summary.items():
@@ -170,8 +190,9 @@ def demo(as_json: bool) -> None:
     from timbel_dagster.demo import format_report, run_demo
 
     settings = _settings()
-    report = run_demo(settings, echo=(lambda line: click.echo(line, err=True)) if as_json
-                      else click.echo)
+    report = run_demo(
+        settings, echo=(lambda line: click.echo(line, err=True)) if as_json else click.echo
+    )
     if as_json:
         _print_json(asdict(report))
     else:
@@ -200,13 +221,20 @@ def _connect() -> Any:
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @_friendly_errors
-def executions_list(pipeline: str | None, status: str | None, since: str | None,
-                    search: str | None, limit: int, as_json: bool) -> None:
+def executions_list(
+    pipeline: str | None,
+    status: str | None,
+    since: str | None,
+    search: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List executions, newest first."""
     from timbel_dagster.warehouse.queries import ExecutionFilter, list_executions
 
-    where = ExecutionFilter(pipeline=pipeline, status=status, since=_parse_since(since),
-                            search=search, limit=limit)
+    where = ExecutionFilter(
+        pipeline=pipeline, status=status, since=_parse_since(since), search=search, limit=limit
+    )
     with _connect() as connection:
         rows = list_executions(connection, where)
     if as_json:
@@ -218,8 +246,10 @@ def executions_list(pipeline: str | None, status: str | None, since: str | None,
     for r in rows:
         started = r["started_at"].strftime("%Y-%m-%d %H:%M") if r["started_at"] else "-"
         duration = f"{r['duration']:.0f}s" if r["duration"] is not None else "-"
-        click.echo(f"{r['id'][:8]}  {started}  {r['status']:<8} {duration:>6}  "
-                   f"{r['pipeline']} #{r['external_id']}  {r['error_message'] or ''}")
+        click.echo(
+            f"{r['id'][:8]}  {started}  {r['status']:<8} {duration:>6}  "
+            f"{r['pipeline']} #{r['external_id']}  {r['error_message'] or ''}"
+        )
 
 
 @executions.command("show")
@@ -238,15 +268,29 @@ def executions_show(execution_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(execution)
         return
-    for key in ("id", "pipeline", "external_id", "status", "triggered_by", "started_at",
-                "completed_at", "duration", "branch", "commit_sha", "url", "error_message"):
+    for key in (
+        "id",
+        "pipeline",
+        "external_id",
+        "status",
+        "triggered_by",
+        "started_at",
+        "completed_at",
+        "duration",
+        "branch",
+        "commit_sha",
+        "url",
+        "error_message",
+    ):
         click.echo(f"{key:<14} {execution[key] if execution[key] is not None else '-'}")
     click.echo("stages:")
     for s in execution["stages"]:
         block = f"{s['parent_name']} / " if s["parent_name"] else ""
         retry = f" (attempt {s['attempt']})" if s["attempt"] > 1 else ""
-        click.echo(f"  {s['position']:>2}. {block}{s['name']:<20} {s['status']:<8} "
-                   f"{(s['duration'] or 0):>7.1f}s{retry}")
+        click.echo(
+            f"  {s['position']:>2}. {block}{s['name']:<20} {s['status']:<8} "
+            f"{(s['duration'] or 0):>7.1f}s{retry}"
+        )
     if execution.get("logs"):
         click.echo("log:\n" + execution["logs"])
 

@@ -96,8 +96,13 @@ def _dora_last_weeks(connection: Any, weeks: int = 4) -> dict[str, Any] | None:
     until = pd.to_datetime(deployments["started_at"], utc=True).max().to_pydatetime()
     until += dt.timedelta(seconds=1)
     since = until - dt.timedelta(weeks=weeks)
-    summary = summarise_dora(deployments, frames.shipped_commits_frame(connection),
-                             frames.incidents_frame(connection), since, until)
+    summary = summarise_dora(
+        deployments,
+        frames.shipped_commits_frame(connection),
+        frames.incidents_frame(connection),
+        since,
+        until,
+    )
     if summary:
         summary["since"], summary["until"] = since.isoformat(), until.isoformat()
         summary.pop("week_start", None)
@@ -129,8 +134,9 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
         "sources": DeliverySourcesResource(
             mode="sample",
             sample_seed=settings.timbel_sample_seed,
-            sample_end_date=(settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date())
-            .isoformat(),
+            sample_end_date=(
+                settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()
+            ).isoformat(),
         ),
     }
     assets = list(defs.assets or [])
@@ -139,15 +145,23 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
         keys = sorted(key.to_user_string() for key in node.keys)
         echo(f"[{position}/{len(nodes)}] materializing {', '.join(keys)} ...")
         started = time.perf_counter()
-        result = dg.materialize(assets, instance=instance, resources=resources,
-                                selection=list(node.keys), tags={"timbel/launched_by": "demo"},
-                                run_config=_QUIET)
+        result = dg.materialize(
+            assets,
+            instance=instance,
+            resources=resources,
+            selection=list(node.keys),
+            tags={"timbel/launched_by": "demo"},
+            run_config=_QUIET,
+        )
         seconds = round(time.perf_counter() - started, 2)
         written = _written(result)
-        echo(f"      done in {seconds}s, run {result.run_id[:8]}; rows written: "
-             + ", ".join(f"{k} {v}" for k, v in written.items()))
-        report.runs.append({"run_id": result.run_id, "assets": keys, "seconds": seconds,
-                            "rows_written": written})
+        echo(
+            f"      done in {seconds}s, run {result.run_id[:8]}; rows written: "
+            + ", ".join(f"{k} {v}" for k, v in written.items())
+        )
+        report.runs.append(
+            {"run_id": result.run_id, "assets": keys, "seconds": seconds, "rows_written": written}
+        )
     with get_engine(url).connect() as connection:
         report.executions = _execution_summary(connection)
         report.dora = _dora_last_weeks(connection)
@@ -180,8 +194,10 @@ def format_report(report: DemoReport) -> str:
             f"    rework rate           {(d['rework_rate'] or 0):.1%}",
         ]
     lines.append("  what ran:")
-    lines += [f"    run {r['run_id'][:8]}  {', '.join(r['assets'])}  ({r['seconds']}s)"
-              for r in report.runs]
+    lines += [
+        f"    run {r['run_id'][:8]}  {', '.join(r['assets'])}  ({r['seconds']}s)"
+        for r in report.runs
+    ]
     lines += [
         "",
         "Open the Dagster UI on these runs and assets with:  make dev",

@@ -11,10 +11,11 @@ import datetime as dt
 import getpass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 
 class SettingsError(ValueError):
@@ -55,11 +56,12 @@ class Settings(BaseSettings):
     jenkins_url: AnyHttpUrl | None = None
     jenkins_user: str | None = None
     jenkins_token: SecretStr | None = None
-    jenkins_jobs: list[str] = Field(default_factory=list)
+    # Comma-separated in the environment (NoDecode: not JSON).
+    jenkins_jobs: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jenkins_timeout_seconds: float = Field(30.0, gt=0)
     gitlab_url: AnyHttpUrl | None = None
     gitlab_token: SecretStr | None = None
-    gitlab_projects: list[str] = Field(default_factory=list)
+    gitlab_projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
     gitlab_max_requests_per_second: float = Field(10.0, gt=0)
 
     # --- Metrics and clusters ----------------------------------------------------------
@@ -119,7 +121,9 @@ def _one_line(error: ValidationError) -> str:
     field = str(first["loc"][0]) if first["loc"] else "settings"
     message = first["msg"].removeprefix("Value error, ")
     shown = first.get("input")
-    annotation = str(Settings.model_fields[field].annotation) if field in Settings.model_fields else ""
+    annotation = (
+        str(Settings.model_fields[field].annotation) if field in Settings.model_fields else ""
+    )
     # Database URLs may carry a password, so like secrets they are never echoed back.
     if isinstance(shown, str) and "SecretStr" not in annotation and field != "timbel_database_url":
         return f"{field.upper()}: {message} (got {shown!r})"
@@ -132,6 +136,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as error:
         raise SettingsError(_one_line(error)) from None
+    except SourceError as error:  # a value the settings source itself could not parse
+        raise SettingsError(str(error).replace('"', "").split(" from source")[0]) from None
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,7 @@ delivery_ingestion_job = dg.define_asset_job(
     "delivery_ingestion",
     selection=dg.AssetSelection.groups("org", "cicd", "deploy"),
     description="Ingest people, clusters, pipelines, executions, deployments and incidents, "
-                "then recompute the DORA metrics.",
+    "then recompute the DORA metrics.",
 )
 
 

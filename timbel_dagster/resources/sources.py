@@ -44,7 +44,8 @@ class DeliverySourcesResource(dg.ConfigurableResource):
 
         settings = get_settings()
         end = (
-            dt.date.fromisoformat(self.sample_end_date) if self.sample_end_date
+            dt.date.fromisoformat(self.sample_end_date)
+            if self.sample_end_date
             else settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()
         )
         seed = self.sample_seed if self.sample_seed is not None else settings.timbel_sample_seed
@@ -63,8 +64,14 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         from timbel_dagster.settings import get_settings
 
         settings = get_settings()
-        configured = [name for name, url in (("JENKINS_URL", settings.jenkins_url),
-                                             ("GITLAB_URL", settings.gitlab_url)) if url]
+        configured = [
+            name
+            for name, url in (
+                ("JENKINS_URL", settings.jenkins_url),
+                ("GITLAB_URL", settings.gitlab_url),
+            )
+            if url
+        ]
         if not configured:
             raise SourceNotConfiguredError(
                 f"no CI/CD server is configured: set JENKINS_URL or GITLAB_URL, {_SAMPLE_HINT}"

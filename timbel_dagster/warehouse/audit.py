@@ -67,8 +67,13 @@ def append_event(
     digest = _event_hash(prev_hash, at, actor, action, target, payload)
     connection.execute(
         insert(table).values(
-            at=at, actor=actor, action=action, target=target, details=payload,
-            prev_hash=prev_hash, hash=digest,
+            at=at,
+            actor=actor,
+            action=action,
+            target=target,
+            details=payload,
+            prev_hash=prev_hash,
+            hash=digest,
         )
     )
     return digest

@@ -54,7 +54,7 @@ def check_connection(database_url: str) -> None:
     try:
         with get_engine(database_url).connect() as connection:
             connection.execute(text("SELECT 1"))
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, OSError) as error:
         reason = str(getattr(error, "orig", error) or error).strip().splitlines()
         raise WarehouseUnavailableError(
             f"TIMBEL_DATABASE_URL: cannot connect to {display_url(database_url)}: "

@@ -15,10 +15,11 @@ def deployments_frame(connection: Connection) -> pd.DataFrame:
 
     from timbel_dagster.warehouse.models import Deployment as D
 
-    query = select(D.id, D.service, D.environment, D.kind, D.status, D.started_at,
-                   D.completed_at)
-    return pd.DataFrame(connection.execute(query).all(), columns=[
-        "id", "service", "environment", "kind", "status", "started_at", "completed_at"])
+    query = select(D.id, D.service, D.environment, D.kind, D.status, D.started_at, D.completed_at)
+    return pd.DataFrame(
+        connection.execute(query).all(),
+        columns=["id", "service", "environment", "kind", "status", "started_at", "completed_at"],
+    )
 
 
 def shipped_commits_frame(connection: Connection) -> pd.DataFrame:
@@ -28,10 +29,12 @@ def shipped_commits_frame(connection: Connection) -> pd.DataFrame:
 
     from timbel_dagster.warehouse.models import Commit, DeploymentCommit
 
-    query = select(DeploymentCommit.deployment_id, DeploymentCommit.commit_id,
-                   Commit.committed_at).join(Commit, Commit.id == DeploymentCommit.commit_id)
-    return pd.DataFrame(connection.execute(query).all(),
-                        columns=["deployment_id", "commit_id", "committed_at"])
+    query = select(
+        DeploymentCommit.deployment_id, DeploymentCommit.commit_id, Commit.committed_at
+    ).join(Commit, Commit.id == DeploymentCommit.commit_id)
+    return pd.DataFrame(
+        connection.execute(query).all(), columns=["deployment_id", "commit_id", "committed_at"]
+    )
 
 
 def incidents_frame(connection: Connection) -> pd.DataFrame:
@@ -40,8 +43,24 @@ def incidents_frame(connection: Connection) -> pd.DataFrame:
 
     from timbel_dagster.warehouse.models import Incident as I
 
-    query = select(I.id, I.service, I.environment, I.severity, I.opened_at, I.resolved_at,
-                   I.caused_by_deployment_id)
-    return pd.DataFrame(connection.execute(query).all(), columns=[
-        "id", "service", "environment", "severity", "opened_at", "resolved_at",
-        "caused_by_deployment_id"])
+    query = select(
+        I.id,
+        I.service,
+        I.environment,
+        I.severity,
+        I.opened_at,
+        I.resolved_at,
+        I.caused_by_deployment_id,
+    )
+    return pd.DataFrame(
+        connection.execute(query).all(),
+        columns=[
+            "id",
+            "service",
+            "environment",
+            "severity",
+            "opened_at",
+            "resolved_at",
+            "caused_by_deployment_id",
+        ],
+    )

@@ -49,5 +49,9 @@ def ingest_delivery_history(
         connection, source.name, source.deployments(since, until)
     )
     incidents = loaders.store_incidents(connection, source.name, source.incidents(since, until))
-    return {"commits": commits, "deployments": deployments, "deployment_commits": links,
-            "incidents": incidents}
+    return {
+        "commits": commits,
+        "deployments": deployments,
+        "deployment_commits": links,
+        "incidents": incidents,
+    }

@@ -18,10 +18,18 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 _SUMMARY_COLUMNS = (
-    PipelineExecution.id, Pipeline.name.label("pipeline"), PipelineExecution.source,
-    PipelineExecution.external_id, PipelineExecution.status, PipelineExecution.triggered_by,
-    PipelineExecution.started_at, PipelineExecution.completed_at, PipelineExecution.duration,
-    PipelineExecution.branch, PipelineExecution.commit_sha, PipelineExecution.error_message,
+    PipelineExecution.id,
+    Pipeline.name.label("pipeline"),
+    PipelineExecution.source,
+    PipelineExecution.external_id,
+    PipelineExecution.status,
+    PipelineExecution.triggered_by,
+    PipelineExecution.started_at,
+    PipelineExecution.completed_at,
+    PipelineExecution.duration,
+    PipelineExecution.branch,
+    PipelineExecution.commit_sha,
+    PipelineExecution.error_message,
 )
 
 
@@ -59,8 +67,12 @@ def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict
         query = query.where(PipelineExecution.started_at >= where.since)
     if where.search:
         pattern = f"%{where.search}%"
-        query = query.where(or_(PipelineExecution.logs.ilike(pattern),
-                                PipelineExecution.error_message.ilike(pattern)))
+        query = query.where(
+            or_(
+                PipelineExecution.logs.ilike(pattern),
+                PipelineExecution.error_message.ilike(pattern),
+            )
+        )
     query = query.order_by(PipelineExecution.started_at.desc()).limit(where.limit)
     return [_plain(row) for row in connection.execute(query)]
 
@@ -73,9 +85,13 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
     """
     from sqlalchemy import String, cast, select
 
-    query = select(*_SUMMARY_COLUMNS, PipelineExecution.url, PipelineExecution.queue_seconds,
-                   PipelineExecution.artifacts, PipelineExecution.logs).join(
-        Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+    query = select(
+        *_SUMMARY_COLUMNS,
+        PipelineExecution.url,
+        PipelineExecution.queue_seconds,
+        PipelineExecution.artifacts,
+        PipelineExecution.logs,
+    ).join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
     try:
         rows = connection.execute(query.where(PipelineExecution.id == uuid.UUID(ident))).all()
     except ValueError:
@@ -84,17 +100,25 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
             raise LookupError("give at least 6 characters of the execution id") from None
         # SQLite stores UUIDs as 32 hex characters, PostgreSQL renders them with dashes.
         text_id = cast(PipelineExecution.id, String)
-        rows = connection.execute(query.where(
-            text_id.like(f"{prefix}%") | text_id.like(f"{_dashed(prefix)}%")).limit(2)).all()
+        rows = connection.execute(
+            query.where(text_id.like(f"{prefix}%") | text_id.like(f"{_dashed(prefix)}%")).limit(2)
+        ).all()
     if len(rows) > 1:
         raise LookupError(f"execution id prefix {ident!r} is ambiguous")
     if not rows:
         return None
     execution = _plain(rows[0])
     stages = connection.execute(
-        select(StageExecution.name, StageExecution.parent_name, StageExecution.position,
-               StageExecution.status, StageExecution.started_at, StageExecution.duration,
-               StageExecution.queue_seconds, StageExecution.attempt)
+        select(
+            StageExecution.name,
+            StageExecution.parent_name,
+            StageExecution.position,
+            StageExecution.status,
+            StageExecution.started_at,
+            StageExecution.duration,
+            StageExecution.queue_seconds,
+            StageExecution.attempt,
+        )
         .where(StageExecution.execution_id == uuid.UUID(execution["id"]))
         .order_by(StageExecution.position, StageExecution.attempt)
     )

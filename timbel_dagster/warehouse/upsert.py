@@ -69,8 +69,9 @@ def _check_rows(table: Table, rows: Sequence[Mapping[str, Any]], key: Sequence[s
     return columns
 
 
-def _conflict_statement(connection: Connection, table: Table, insert: Any, key: Sequence[str],
-                        compared: Sequence[str]) -> Any:
+def _conflict_statement(
+    connection: Connection, table: Table, insert: Any, key: Sequence[str], compared: Sequence[str]
+) -> Any:
     """Add ON CONFLICT ... DO UPDATE ... WHERE IS DISTINCT FROM ... RETURNING to `insert`."""
     from sqlalchemy import or_
 
@@ -88,20 +89,33 @@ def _conflict_statement(connection: Connection, table: Table, insert: Any, key: 
     return insert.returning(table.c[key[0]])
 
 
-def _upsert_values(connection: Connection, table: Table, rows: list[dict[str, Any]],
-                   key: Sequence[str], compared: Sequence[str], size: int) -> int:
+def _upsert_values(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    key: Sequence[str],
+    compared: Sequence[str],
+    size: int,
+) -> int:
     """Portable path: executemany through SQLAlchemy's "insertmanyvalues", which sends each
     batch as one multi-row VALUES statement compiled once."""
-    statement = _conflict_statement(connection, table, _dialect_insert(connection)(table), key,
-                                    compared)
+    statement = _conflict_statement(
+        connection, table, _dialect_insert(connection)(table), key, compared
+    )
     written = 0
     for start in range(0, len(rows), size):
         written += len(connection.execute(statement, rows[start : start + size]).all())
     return written
 
 
-def _upsert_copy(connection: Connection, table: Table, rows: list[dict[str, Any]],
-                 columns: Sequence[str], key: Sequence[str], compared: Sequence[str]) -> int:
+def _upsert_copy(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    columns: Sequence[str],
+    key: Sequence[str],
+    compared: Sequence[str],
+) -> int:
     """PostgreSQL path: COPY each batch into a temporary table, then one INSERT ... SELECT.
 
     Building a huge VALUES statement costs more in the driver than the server spends on the
@@ -109,21 +123,25 @@ def _upsert_copy(connection: Connection, table: Table, rows: list[dict[str, Any]
     """
     from sqlalchemy import column, select, text
     from sqlalchemy import table as table_clause
-
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     staging = f"_timbel_upsert_{table.name}"
     quoted = ", ".join(f'"{c}"' for c in columns)
     processors = [table.c[c].type.bind_processor(connection.dialect) for c in columns]
     connection.execute(text(f'DROP TABLE IF EXISTS "{staging}"'))
-    connection.execute(text(
-        f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
-        f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
-    ))
+    connection.execute(
+        text(
+            f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
+            f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
+        )
+    )
     source = table_clause(staging, *(column(c) for c in columns))
     statement = _conflict_statement(
-        connection, table,
-        pg_insert(table).from_select(list(columns), select(*source.c)), key, compared,
+        connection,
+        table,
+        pg_insert(table).from_select(list(columns), select(*source.c)),
+        key,
+        compared,
     )
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     written = 0
@@ -132,10 +150,12 @@ def _upsert_copy(connection: Connection, table: Table, rows: list[dict[str, Any]
             connection.execute(text(f'TRUNCATE "{staging}"'))
             with cursor.copy(f'COPY "{staging}" ({quoted}) FROM STDIN') as copy:
                 for row in rows[start : start + _COPY_BATCH]:
-                    copy.write_row([
-                        process(row[c]) if process else row[c]
-                        for c, process in zip(columns, processors, strict=True)
-                    ])
+                    copy.write_row(
+                        [
+                            process(row[c]) if process else row[c]
+                            for c, process in zip(columns, processors, strict=True)
+                        ]
+                    )
             written += len(connection.execute(statement).all())
     finally:
         cursor.close()

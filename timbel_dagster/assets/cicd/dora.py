@@ -30,7 +30,7 @@ def _week(series: pd.Series) -> pd.Series:
 
     moments = pd.to_datetime(series, utc=True)
     days = moments.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
-    return (days - pd.to_timedelta(days.dt.weekday, unit="D")).dt.date
+    return (days - pd.to_timedelta(days.dt.day_of_week, unit="D")).dt.date
 
 
 def _median_or_none(values: pd.Series) -> float | None:
@@ -66,9 +66,16 @@ def compute_dora(
     incs = incidents[incidents["environment"] == environment].copy()
     incs["week_start"] = bucket(incs["opened_at"]) if not incs.empty else pd.Series(dtype=object)
     incs["restore_hours"] = (
-        (pd.to_datetime(incs["resolved_at"], utc=True) - pd.to_datetime(incs["opened_at"], utc=True))
-        .dt.total_seconds() / 3600
-    ) if not incs.empty else pd.Series(dtype=float)
+        (
+            (
+                pd.to_datetime(incs["resolved_at"], utc=True)
+                - pd.to_datetime(incs["opened_at"], utc=True)
+            ).dt.total_seconds()
+            / 3600
+        )
+        if not incs.empty
+        else pd.Series(dtype=float)
+    )
 
     caused = set(incs["caused_by_deployment_id"].dropna())
     code = deps[deps["kind"].isin(SHIPS_CODE)].copy()
@@ -78,10 +85,12 @@ def compute_dora(
     # Lead time: each commit counts once, at the first successful deployment that shipped it.
     lead = shipped_commits.merge(
         good[["id", "service", "completed_at", "week_start"]],
-        left_on="deployment_id", right_on="id",
+        left_on="deployment_id",
+        right_on="id",
     )
     lead["hours"] = (
-        pd.to_datetime(lead["completed_at"], utc=True) - pd.to_datetime(lead["committed_at"], utc=True)
+        pd.to_datetime(lead["completed_at"], utc=True)
+        - pd.to_datetime(lead["committed_at"], utc=True)
     ).dt.total_seconds() / 3600
     lead = lead.sort_values("completed_at").drop_duplicates("commit_id", keep="first")
 
@@ -89,6 +98,7 @@ def compute_dora(
     weeks = sorted(deps["week_start"].unique())
     services = [ORGANISATION, *sorted(deps["service"].unique())]
     for service in services:
+
         def pick(frame: pd.DataFrame, service: str = service) -> pd.DataFrame:
             return frame if service == ORGANISATION else frame[frame["service"] == service]
 
@@ -100,21 +110,27 @@ def compute_dora(
             if w_deps.empty and s_incs[s_incs["week_start"] == week].empty:
                 continue
             shipped = int((s_good["week_start"] == week).sum())
-            rows.append({
-                "week_start": week,
-                "service": service,
-                "environment": environment,
-                "deployments": shipped,
-                "deployments_per_day": round(shipped / 7, 4),
-                "lead_time_hours_median": _median_or_none(
-                    s_lead.loc[s_lead["week_start"] == week, "hours"]),
-                "change_failure_rate": round(float(w_code["failed"].mean()), 4)
-                if len(w_code) else None,
-                "time_to_restore_hours_median": _median_or_none(
-                    s_incs.loc[s_incs["week_start"] == week, "restore_hours"]),
-                "rework_rate": round(float((w_deps["kind"] != "release").mean()), 4)
-                if len(w_deps) else None,
-            })
+            rows.append(
+                {
+                    "week_start": week,
+                    "service": service,
+                    "environment": environment,
+                    "deployments": shipped,
+                    "deployments_per_day": round(shipped / 7, 4),
+                    "lead_time_hours_median": _median_or_none(
+                        s_lead.loc[s_lead["week_start"] == week, "hours"]
+                    ),
+                    "change_failure_rate": round(float(w_code["failed"].mean()), 4)
+                    if len(w_code)
+                    else None,
+                    "time_to_restore_hours_median": _median_or_none(
+                        s_incs.loc[s_incs["week_start"] == week, "restore_hours"]
+                    ),
+                    "rework_rate": round(float((w_deps["kind"] != "release").mean()), 4)
+                    if len(w_deps)
+                    else None,
+                }
+            )
     return rows
 
 
@@ -134,8 +150,11 @@ def summarise_dora(
         return frame[(moments >= since) & (moments < until)]
 
     rows = compute_dora(
-        within(deployments, "started_at"), shipped_commits, within(incidents, "opened_at"),
-        environment, bucket=lambda series: pd.Series(since.date(), index=series.index),
+        within(deployments, "started_at"),
+        shipped_commits,
+        within(incidents, "opened_at"),
+        environment,
+        bucket=lambda series: pd.Series(since.date(), index=series.index),
     )
     summary = next((r for r in rows if r["service"] == ORGANISATION), None)
     if summary is not None:

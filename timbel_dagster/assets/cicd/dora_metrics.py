@@ -8,8 +8,10 @@ from timbel_dagster.resources.warehouse import WarehouseResource
 
 
 def _trend_markdown(rows: list[dict]) -> str:
-    lines = ["| week | deploys | lead time h | CFR | restore h | rework |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| week | deploys | lead time h | CFR | restore h | rework |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['week_start']} | {r['deployments']} | {r['lead_time_hours_median'] or '-'} | "
@@ -42,19 +44,24 @@ def dora_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             frames.incidents_frame(connection),
         )
         for row in rows:
-            row["id"] = stable_id("dora_metrics", row["week_start"], row["service"],
-                                  row["environment"])
-        result = bulk_upsert(connection, DoraMetric.__table__, rows,
-                             ["week_start", "service", "environment"])
+            row["id"] = stable_id(
+                "dora_metrics", row["week_start"], row["service"], row["environment"]
+            )
+        result = bulk_upsert(
+            connection, DoraMetric.__table__, rows, ["week_start", "service", "environment"]
+        )
     organisation = [r for r in rows if r["service"] == ORGANISATION]
     latest = organisation[-1] if organisation else {}
     context.log.info(f"{len(rows)} weekly rows, {result.written} changed")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": dg.MetadataValue.int(len(rows)),
-        "rows_written": dg.MetadataValue.int(result.written),
-        "weeks": dg.MetadataValue.int(len(organisation)),
-        "latest_week": dg.MetadataValue.text(str(latest.get("week_start", "-"))),
-        "latest_deployments_per_day": dg.MetadataValue.float(
-            float(latest.get("deployments_per_day") or 0.0)),
-        "organisation_trend": dg.MetadataValue.md(_trend_markdown(organisation[-12:])),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(rows)),
+            "rows_written": dg.MetadataValue.int(result.written),
+            "weeks": dg.MetadataValue.int(len(organisation)),
+            "latest_week": dg.MetadataValue.text(str(latest.get("week_start", "-"))),
+            "latest_deployments_per_day": dg.MetadataValue.float(
+                float(latest.get("deployments_per_day") or 0.0)
+            ),
+            "organisation_trend": dg.MetadataValue.md(_trend_markdown(organisation[-12:])),
+        }
+    )

@@ -13,17 +13,29 @@ _TABLES = ("pipelines", "pipeline_executions", "stage_executions")
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["cicd", "pipelines"], group_name="cicd", kinds={"jenkins", "gitlab", "sql"},
-                     owners=OWNERS,
-                     description="One row per CI/CD pipeline (Jenkins job or GitLab project)."),
-        dg.AssetSpec(["cicd", "pipeline_executions"], group_name="cicd",
-                     kinds={"jenkins", "gitlab", "sql"}, owners=OWNERS,
-                     deps=[["cicd", "pipelines"]],
-                     description="One row per pipeline execution (build or pipeline run)."),
-        dg.AssetSpec(["cicd", "stage_executions"], group_name="cicd",
-                     kinds={"jenkins", "gitlab", "sql"}, owners=OWNERS,
-                     deps=[["cicd", "pipeline_executions"]],
-                     description="One row per stage (or job) attempt of a pipeline execution."),
+        dg.AssetSpec(
+            ["cicd", "pipelines"],
+            group_name="cicd",
+            kinds={"jenkins", "gitlab", "sql"},
+            owners=OWNERS,
+            description="One row per CI/CD pipeline (Jenkins job or GitLab project).",
+        ),
+        dg.AssetSpec(
+            ["cicd", "pipeline_executions"],
+            group_name="cicd",
+            kinds={"jenkins", "gitlab", "sql"},
+            owners=OWNERS,
+            deps=[["cicd", "pipelines"]],
+            description="One row per pipeline execution (build or pipeline run).",
+        ),
+        dg.AssetSpec(
+            ["cicd", "stage_executions"],
+            group_name="cicd",
+            kinds={"jenkins", "gitlab", "sql"},
+            owners=OWNERS,
+            deps=[["cicd", "pipeline_executions"]],
+            description="One row per stage (or job) attempt of a pipeline execution.",
+        ),
     ],
 )
 def ci_executions(
@@ -36,7 +48,9 @@ def ci_executions(
     from timbel_dagster.warehouse.upsert import UpsertResult
 
     since, until = sources.window()
-    context.log.info(f"Reading executions started in [{since:%Y-%m-%d %H:%M}, {until:%Y-%m-%d %H:%M}) UTC")
+    context.log.info(
+        f"Reading executions started in [{since:%Y-%m-%d %H:%M}, {until:%Y-%m-%d %H:%M}) UTC"
+    )
     totals = {table: UpsertResult(table, 0, 0) for table in _TABLES}
     names = []
     for source in sources.ci_sources():
@@ -47,8 +61,8 @@ def ci_executions(
         for table in _TABLES:
             totals[table] += results[table]
         context.log.info(
-            f"{source.name}: " + ", ".join(f"{t} {r.written}/{r.offered} written"
-                                           for t, r in results.items())
+            f"{source.name}: "
+            + ", ".join(f"{t} {r.written}/{r.offered} written" for t, r in results.items())
         )
     for table in _TABLES:
         yield dg.MaterializeResult(

@@ -10,17 +10,31 @@ from timbel_dagster.resources.warehouse import WarehouseResource
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["cicd", "commits"], group_name="cicd", kinds={"git", "sql"}, owners=OWNERS,
-                     description="One row per commit, with Kamei's change metrics."),
-        dg.AssetSpec(["deploy", "deployments"], group_name="deploy",
-                     kinds={"kubernetes", "sql"}, owners=OWNERS,
-                     deps=[["cicd", "commits"], ["cicd", "pipeline_executions"]],
-                     description="One row per deployment of a service to a cluster, with the "
-                                 "commits it shipped."),
-        dg.AssetSpec(["deploy", "incidents"], group_name="deploy", kinds={"sql"}, owners=OWNERS,
-                     deps=[["deploy", "deployments"]],
-                     description="One row per production incident, with the deployment that "
-                                 "caused it and the one that restored service."),
+        dg.AssetSpec(
+            ["cicd", "commits"],
+            group_name="cicd",
+            kinds={"git", "sql"},
+            owners=OWNERS,
+            description="One row per commit, with Kamei's change metrics.",
+        ),
+        dg.AssetSpec(
+            ["deploy", "deployments"],
+            group_name="deploy",
+            kinds={"kubernetes", "sql"},
+            owners=OWNERS,
+            deps=[["cicd", "commits"], ["cicd", "pipeline_executions"]],
+            description="One row per deployment of a service to a cluster, with the "
+            "commits it shipped.",
+        ),
+        dg.AssetSpec(
+            ["deploy", "incidents"],
+            group_name="deploy",
+            kinds={"sql"},
+            owners=OWNERS,
+            deps=[["deploy", "deployments"]],
+            description="One row per production incident, with the deployment that "
+            "caused it and the one that restored service.",
+        ),
     ],
 )
 def delivery_history(
@@ -36,11 +50,15 @@ def delivery_history(
     with warehouse.begin() as connection:
         results = ingest_delivery_history(connection, source, since, until)
         record_ingestion(connection, context, source.name, results)
-    yield dg.MaterializeResult(asset_key=["cicd", "commits"],
-                               metadata=upsert_metadata(results["commits"], source.name))
+    yield dg.MaterializeResult(
+        asset_key=["cicd", "commits"], metadata=upsert_metadata(results["commits"], source.name)
+    )
     deployments = upsert_metadata(results["deployments"], source.name)
     deployments["commit_links_written"] = dg.MetadataValue.int(
-        results["deployment_commits"].written)
+        results["deployment_commits"].written
+    )
     yield dg.MaterializeResult(asset_key=["deploy", "deployments"], metadata=deployments)
-    yield dg.MaterializeResult(asset_key=["deploy", "incidents"],
-                               metadata=upsert_metadata(results["incidents"], source.name))
+    yield dg.MaterializeResult(
+        asset_key=["deploy", "incidents"],
+        metadata=upsert_metadata(results["incidents"], source.name),
+    )

@@ -10,11 +10,20 @@ from timbel_dagster.resources.warehouse import WarehouseResource
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["org", "users"], group_name="org", kinds={"sql"}, owners=OWNERS,
-                     description="One row per person who acts in Timbel, with role and team."),
-        dg.AssetSpec(["org", "clusters"], group_name="org", kinds={"kubernetes", "sql"},
-                     owners=OWNERS,
-                     description="One row per Kubernetes cluster, with its environment group."),
+        dg.AssetSpec(
+            ["org", "users"],
+            group_name="org",
+            kinds={"sql"},
+            owners=OWNERS,
+            description="One row per person who acts in Timbel, with role and team.",
+        ),
+        dg.AssetSpec(
+            ["org", "clusters"],
+            group_name="org",
+            kinds={"kubernetes", "sql"},
+            owners=OWNERS,
+            description="One row per Kubernetes cluster, with its environment group.",
+        ),
     ],
 )
 def directory(

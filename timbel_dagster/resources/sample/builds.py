@@ -109,9 +109,11 @@ class SampleBuilder:
     # -- CI executions --------------------------------------------------------------------
     def _stages(self, day_index: int) -> list[_StagePlan]:
         s = self.service
-        regression = REGRESSION_FACTOR if (
-            (s.name, "integration-tests") == REGRESSED and day_index >= REGRESSION_DAY
-        ) else 1.0
+        regression = (
+            REGRESSION_FACTOR
+            if ((s.name, "integration-tests") == REGRESSED and day_index >= REGRESSION_DAY)
+            else 1.0
+        )
         block = "Tests" if s.ci_system == "jenkins" else "test"
         plan = [
             _StagePlan("checkout", 0.4),
@@ -149,8 +151,11 @@ class SampleBuilder:
         status, error = "success", None
         for position, plan in enumerate(self._stages(day_index)):
             if status != "success":
-                stages.append(StageRecord(self._next_node(), plan.name, position, "skipped",
-                                          None, 0.0, plan.parent))
+                stages.append(
+                    StageRecord(
+                        self._next_node(), plan.name, position, "skipped", None, 0.0, plan.parent
+                    )
+                )
                 continue
             if plan.parent and block_start is None:
                 block_start = clock
@@ -163,18 +168,36 @@ class SampleBuilder:
             attempt = 1
             if (s.name, plan.name) == FLAKY and rng.random() < FLAKY_FAILURE_RATE:
                 # A flaky failure: the CI retries the job, which usually passes.
-                stages.append(StageRecord(self._next_node(), plan.name, position, "failed",
-                                          stage_start, round(seconds, 1), plan.parent,
-                                          round(stage_queue, 1), 1))
+                stages.append(
+                    StageRecord(
+                        self._next_node(),
+                        plan.name,
+                        position,
+                        "failed",
+                        stage_start,
+                        round(seconds, 1),
+                        plan.parent,
+                        round(stage_queue, 1),
+                        1,
+                    )
+                )
                 stage_start += dt.timedelta(seconds=seconds + 5)
                 attempt = 2
                 if rng.random() > 0.85:
                     stage_status = "failed"
-            stages.append(StageRecord(
-                self._next_node(), plan.name, position, stage_status,
-                stage_start + dt.timedelta(seconds=stage_queue), round(seconds, 1), plan.parent,
-                round(stage_queue, 1), attempt,
-            ))
+            stages.append(
+                StageRecord(
+                    self._next_node(),
+                    plan.name,
+                    position,
+                    stage_status,
+                    stage_start + dt.timedelta(seconds=stage_queue),
+                    round(seconds, 1),
+                    plan.parent,
+                    round(stage_queue, 1),
+                    attempt,
+                )
+            )
             stage_end = stage_start + dt.timedelta(seconds=stage_queue + seconds)
             if plan.parent:
                 block_end = max(block_end, stage_end)
@@ -200,7 +223,8 @@ class SampleBuilder:
             url=url,
             queue_seconds=round(queue, 1),
             error_message=error,
-            artifacts={"image": f"{s.team}/{s.name}:{commit.sha[:7]}"} if status == "success"
+            artifacts={"image": f"{s.team}/{s.name}:{commit.sha[:7]}"}
+            if status == "success"
             else None,
             stages=tuple(stages),
         )

@@ -61,9 +61,19 @@ class _Releases:
         self.shipped = -1  # last commit index successfully shipped to prod
         self.releases = 0
 
-    def _deploy(self, env: str, commit_index: int, at: dt.datetime, *, shipped_from: int,
-                status: str = "success", kind: str = "release", execution: str | None = None,
-                by: str | None = None, minutes: float = 4.0) -> DeploymentRecord:
+    def _deploy(
+        self,
+        env: str,
+        commit_index: int,
+        at: dt.datetime,
+        *,
+        shipped_from: int,
+        status: str = "success",
+        kind: str = "release",
+        execution: str | None = None,
+        by: str | None = None,
+        minutes: float = 4.0,
+    ) -> DeploymentRecord:
         commits = self.builder.history.commits
         sha = commits[commit_index].sha
         version = f"1.{self.releases}.{len(self.deployments)}"
@@ -91,16 +101,25 @@ class _Releases:
 
     def dev(self, commit_index: int, execution: ExecutionRecord) -> None:
         assert execution.completed_at is not None
-        self._deploy("dev", commit_index, execution.completed_at - dt.timedelta(minutes=1.2),
-                     shipped_from=commit_index - 1, execution=execution.external_id)
+        self._deploy(
+            "dev",
+            commit_index,
+            execution.completed_at - dt.timedelta(minutes=1.2),
+            shipped_from=commit_index - 1,
+            execution=execution.external_id,
+        )
 
     def staging(self, day: dt.date) -> None:
         green = [g for g in self.builder.history.green_builds if g[2] < _local(day, 15)]
         if green and green[-1][0] != self.staged and self.rng.random() < 0.9:
             commit_index = green[-1][0]
-            self._deploy("staging", commit_index, _local(day, 15 + self.rng.random()),
-                         shipped_from=self.staged if self.staged is not None else -1,
-                         by=self.rng.choice(_RELEASERS))
+            self._deploy(
+                "staging",
+                commit_index,
+                _local(day, 15 + self.rng.random()),
+                shipped_from=self.staged if self.staged is not None else -1,
+                by=self.rng.choice(_RELEASERS),
+            )
             self.staged = commit_index
 
     def prod(self, day: dt.date, day_index: int) -> None:
@@ -110,25 +129,41 @@ class _Releases:
         at = _local(day, 22.5 if night else 17 + self.rng.random())
         commits = self.builder.history.commits[self.shipped + 1 : self.staged + 1]
         churn = sum(c.metrics["la"] + c.metrics["ld"] for c in commits)
-        log_odds = (-5.9 + 0.55 * math.log1p(churn) + 0.3 * max(c.metrics["entropy"]
-                    for c in commits) + (0.9 if night else 0) + (0.5 if day.weekday() == 4 else 0)
-                    + self.service.risk_bias)
+        log_odds = (
+            -5.9
+            + 0.55 * math.log1p(churn)
+            + 0.3 * max(c.metrics["entropy"] for c in commits)
+            + (0.9 if night else 0)
+            + (0.5 if day.weekday() == 4 else 0)
+            + self.service.risk_bias
+        )
         failed = self.rng.random() < sigmoid(log_odds)
         mode = self.rng.choice(["rollout", "incident"]) if failed else None
         self.releases += 1
-        release = self._deploy("prod", self.staged, at, shipped_from=self.shipped,
-                               status="failed" if mode == "rollout" else "success",
-                               by=self.rng.choice(_RELEASERS), minutes=6.0)
+        release = self._deploy(
+            "prod",
+            self.staged,
+            at,
+            shipped_from=self.shipped,
+            status="failed" if mode == "rollout" else "success",
+            by=self.rng.choice(_RELEASERS),
+            minutes=6.0,
+        )
         if mode is None:
             self.shipped = self.staged
             return
         assert release.completed_at is not None
         if mode == "rollout":
             # The rollout never became healthy: roll back to the last good version.
-            back = self._deploy("prod", max(self.shipped, 0), release.completed_at
-                                + dt.timedelta(minutes=self.rng.uniform(3, 20)),
-                                shipped_from=max(self.shipped, 0), kind="rollback",
-                                by="timbel-autorollback", minutes=3.0)
+            back = self._deploy(
+                "prod",
+                max(self.shipped, 0),
+                release.completed_at + dt.timedelta(minutes=self.rng.uniform(3, 20)),
+                shipped_from=max(self.shipped, 0),
+                kind="rollback",
+                by="timbel-autorollback",
+                minutes=3.0,
+            )
             self._incident(release, "sev3", "Rollout failed health checks", at, back)
             return
         # The release went out and broke in production: an incident, fixed by a hotfix.
@@ -138,24 +173,44 @@ class _Releases:
         fix_at = opened + dt.timedelta(hours=repair_hours)
         fix_index = self.builder.commit(fix_at - dt.timedelta(minutes=40), fix=True, small=True)
         execution = self.builder.build(fix_index, day_index)
-        hotfix = self._deploy("prod", fix_index, fix_at, shipped_from=self.shipped,
-                              kind="hotfix", execution=execution.external_id, minutes=5.0)
+        hotfix = self._deploy(
+            "prod",
+            fix_index,
+            fix_at,
+            shipped_from=self.shipped,
+            kind="hotfix",
+            execution=execution.external_id,
+            minutes=5.0,
+        )
         self.shipped = fix_index
         self._incident(release, "sev2", "Error rate above SLO after release", opened, hotfix)
 
-    def _incident(self, cause: DeploymentRecord, severity: str, title: str,
-                  opened: dt.datetime, restore: DeploymentRecord) -> None:
-        self.incidents.append(IncidentRecord(
-            external_id=f"INC-{self.service.name}-{len(self.incidents) + 1:04d}",
-            service=self.service.name, environment="prod", severity=severity,
-            title=f"{self.service.name}: {title}", opened_at=opened,
-            resolved_at=restore.completed_at, caused_by_deployment=cause.external_id,
-            restored_by_deployment=restore.external_id,
-        ))
+    def _incident(
+        self,
+        cause: DeploymentRecord,
+        severity: str,
+        title: str,
+        opened: dt.datetime,
+        restore: DeploymentRecord,
+    ) -> None:
+        self.incidents.append(
+            IncidentRecord(
+                external_id=f"INC-{self.service.name}-{len(self.incidents) + 1:04d}",
+                service=self.service.name,
+                environment="prod",
+                severity=severity,
+                title=f"{self.service.name}: {title}",
+                opened_at=opened,
+                resolved_at=restore.completed_at,
+                caused_by_deployment=cause.external_id,
+                restored_by_deployment=restore.external_id,
+            )
+        )
 
 
-def _service_history(service: SampleService, seed: int, start: dt.date, days: int
-                     ) -> tuple[SampleBuilder, _Releases]:
+def _service_history(
+    service: SampleService, seed: int, start: dt.date, days: int
+) -> tuple[SampleBuilder, _Releases]:
     # A string seed is hashed deterministically by `random` (unlike `hash()`).
     rng = random.Random(f"timbel-sample:{seed}:{service.name}")
     builder = SampleBuilder(service, rng, developers_of(service.team))
@@ -164,7 +219,9 @@ def _service_history(service: SampleService, seed: int, start: dt.date, days: in
         day = start + dt.timedelta(days=day_index)
         weekday = day.weekday() < 5
         rate = service.commits_per_weekday * (1.0 if weekday else 0.12)
-        hours = sorted(min(23.5, max(7.0, rng.gauss(14.0, 3.2))) for _ in range(_poisson(rng, rate)))
+        hours = sorted(
+            min(23.5, max(7.0, rng.gauss(14.0, 3.2))) for _ in range(_poisson(rng, rate))
+        )
         for hour in hours:
             index = builder.commit(_local(day, hour))
             execution = builder.build(index, day_index)
@@ -191,11 +248,16 @@ def generate_history(end_date: dt.date, seed: int = 7, days: int = DAYS) -> Samp
     pipelines, commits, executions, deployments, incidents = [], [], [], [], []
     for service in SERVICES:
         builder, releases = _service_history(service, seed, start, days)
-        pipelines.append(PipelineRecord(
-            ci_system=service.ci_system, name=pipeline_name_of(service), service=service.name,
-            repository=repository_of(service), default_branch="main",
-            url=pipeline_url_of(service),
-        ))
+        pipelines.append(
+            PipelineRecord(
+                ci_system=service.ci_system,
+                name=pipeline_name_of(service),
+                service=service.name,
+                repository=repository_of(service),
+                default_branch="main",
+                url=pipeline_url_of(service),
+            )
+        )
         commits += builder.history.commits
         executions += builder.history.executions
         deployments += releases.deployments

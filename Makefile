@@ -1,0 +1,56 @@
+# Timbel Dagster: what the README tells people to run.
+#   make demo   set up, then run the platform end to end on SQLite and the sample organisation
+#   make test   set up, then run every test (PostgreSQL from TIMBEL_TEST_DATABASE_URL)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.timbel-setup
+TIMBEL_HOME ?= .timbel
+export TIMBEL_HOME
+
+.PHONY: setup demo dev test lint format bench ci lock clean
+
+setup: $(STAMP)
+
+# Re-run only when the dependencies change; installs exactly the locked versions.
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/timbel demo
+
+# The Dagster UI and daemon on the demo's instance. Sample data unless the environment says
+# otherwise (TIMBEL_SAMPLE_DATA=false binds the configured servers instead).
+dev: setup
+	@mkdir -p $(TIMBEL_HOME)/dagster && test -f $(TIMBEL_HOME)/dagster/dagster.yaml || \
+		printf 'telemetry:\n  enabled: false\n' > $(TIMBEL_HOME)/dagster/dagster.yaml
+	DAGSTER_HOME=$(abspath $(TIMBEL_HOME))/dagster TIMBEL_SAMPLE_DATA=$${TIMBEL_SAMPLE_DATA:-true} \
+		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: setup
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m benchmarks.run_all
+
+ci: lint
+	CI=true $(MAKE) test
+
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^timbel' | \
+		sed '1i # Locked versions for CI and users: make setup installs with -c requirements.lock.\n# Regenerate: make lock (after changing pyproject.toml).' > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(TIMBEL_HOME) .pytest_cache .ruff_cache .coverage

@@ -1,0 +1,100 @@
+"""The code location loads, validates, stays light to import, and its graph is reviewed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from timbel_dagster.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOT = Path(__file__).with_name("snapshots") / "definitions.json"
+HEAVY = (
+    "sqlalchemy",
+    "pandas",
+    "sklearn",
+    "jenkins",
+    "gitlab",
+    "kubernetes",
+    "prometheus_api_client",
+    "psycopg",
+    "alembic",
+)
+
+
+def _graph() -> dict:
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "kinds": sorted(node.kinds),
+            "owners": sorted(node.owners),
+            "has_description": bool(node.description),
+        }
+    return {
+        "assets": assets,
+        "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
+        "schedules": sorted(s.name for s in defs.schedules or []),
+        "sensors": sorted(s.name for s in defs.sensors or []),
+        "resources": sorted(defs.resources or {}),
+    }
+
+
+def test_asset_graph_matches_the_reviewed_snapshot() -> None:
+    """When the graph changes on purpose, regenerate with TIMBEL_UPDATE_SNAPSHOTS=1 and review."""
+    current = _graph()
+    if os.environ.get("TIMBEL_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_asset_follows_the_conventions() -> None:
+    for key, node in _graph()["assets"].items():
+        domain, _table = key.split("/")
+        assert node["group"] == domain, key
+        assert node["kinds"] and node["owners"] and node["has_description"], key
+
+
+def test_definitions_validate_with_the_dagster_cli() -> None:
+    dagster = Path(sys.executable).with_name("dagster")
+    completed = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Validation successful" in completed.stdout + completed.stderr
+
+
+def test_loading_the_location_imports_no_heavy_library_and_reads_no_settings() -> None:
+    code = (
+        "import sys, timbel_dagster.definitions as d\n"
+        "import timbel_dagster.settings as s\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules], s.get_settings.cache_info().currsize)"
+    )
+    env = {**os.environ, "TIMBEL_DATABASE_URL": "this would fail if it were read"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    assert out == "[] 0"
+
+
+def test_the_daemon_executor_is_multiprocess_with_forkserver() -> None:
+    job = defs.resolve_job_def("delivery_ingestion")
+    assert job.executor_def.name == "multiprocess"
+    assert isinstance(defs.executor, dg.ExecutorDefinition)

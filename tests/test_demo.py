@@ -1,0 +1,36 @@
+"""`timbel demo` on a fresh directory: the main job, end to end, through Dagster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from tests.test_cli import run
+
+
+def test_demo_materializes_everything_and_reports(tmp_path: Path) -> None:
+    completed = run(["demo", "--json"], tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert "[4/4] materializing cicd/dora_metrics" in completed.stderr
+
+    assert len(report["runs"]) == 4
+    materialized = {key for run_ in report["runs"] for key in run_["assets"]}
+    assert "cicd/dora_metrics" in materialized and "deploy/deployments" in materialized
+    executions = report["executions"]
+    assert executions["total"] > 1000 and 0.6 < executions["success_rate"] < 0.95
+    dora = report["dora"]
+    assert dora["deployments"] > 20 and 0 < dora["change_failure_rate"] < 0.5
+    assert dora["lead_time_hours_median"] > 0 and dora["time_to_restore_hours_median"] > 0
+
+    # The runs are in the embedded instance that `make dev` opens.
+    instance = dg.DagsterInstance.from_config(str(tmp_path / ".timbel" / "dagster"))
+    runs = instance.get_run_records()
+    assert len(runs) == 4 and all(r.dagster_run.is_success for r in runs)
+    assert (tmp_path / ".timbel" / "warehouse.db").exists()
+
+    # A second demo finds everything stored already.
+    again = json.loads(run(["demo", "--json"], tmp_path).stdout)
+    assert all(set(r["rows_written"].values()) == {0} for r in again["runs"])

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import WarehouseUnavailableError, get_engine
+from timbel_dagster.warehouse.models import Base
+
+TABLES = {
+    "users",
+    "clusters",
+    "pipelines",
+    "pipeline_executions",
+    "stage_executions",
+    "commits",
+    "deployments",
+    "deployment_commits",
+    "incidents",
+    "dora_metrics",
+    "audit_events",
+}
+
+
+def _tables(url: str) -> set[str]:
+    return set(inspect(get_engine(url)).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_creates_every_table_and_twice_is_a_no_op(database_url: str) -> None:
+    assert migrate.upgrade(database_url) == (None, migrate.head_revision())
+    assert _tables(database_url) == TABLES == set(Base.metadata.tables)
+    assert migrate.upgrade(database_url) == (migrate.head_revision(), migrate.head_revision())
+    assert _tables(database_url) == TABLES
+
+
+def test_downgrade_to_base_and_up_again(database_url: str) -> None:
+    migrate.upgrade(database_url)
+    assert migrate.downgrade(database_url, "base") == (migrate.head_revision(), None)
+    assert _tables(database_url) == set()
+    migrate.upgrade(database_url)
+    assert _tables(database_url) == TABLES
+
+
+def test_migrations_match_the_models(warehouse_url: str) -> None:
+    """Autogenerate finds nothing to do: the migration scripts and the models agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with get_engine(warehouse_url).connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+        "sqlite:////proc/definitely/not/writable/warehouse.db",
+    ],
+)
+def test_unreachable_database_is_one_line_naming_the_setting(url: str) -> None:
+    with pytest.raises(WarehouseUnavailableError) as error:
+        migrate.upgrade(url)
+    message = str(error.value)
+    assert message.startswith("TIMBEL_DATABASE_URL: cannot connect to ")
+    assert "\n" not in message
