@@ -107,3 +107,13 @@ def test_bad_input_names_what_was_wrong(tmp_path: Path) -> None:
     assert since.returncode == 2 and "not a duration" in since.stderr
     missing = run(["executions", "show", "00000000-0000-0000-0000-000000000000"], tmp_path)
     assert missing.returncode == 2 and "no execution with id" in missing.stderr
+
+
+def test_db_current_and_downgrade(tmp_path: Path) -> None:
+    assert "current: empty" in run(["db", "current"], tmp_path).stdout
+    run(["db", "upgrade"], tmp_path)
+    assert "current: 0001  head: 0001" in run(["db", "current"], tmp_path).stdout
+    down = run(["db", "downgrade", "base", "--yes"], tmp_path)
+    assert down.returncode == 0 and "0001 -> empty" in down.stdout
+    refused = run(["db", "downgrade", "base"], tmp_path)  # no terminal to confirm: aborts
+    assert refused.returncode != 0

@@ -76,3 +76,16 @@ def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in repr(settings)
     assert settings.smtp_password is not None
     assert settings.smtp_password.get_secret_value() == "hunter2"
+
+
+def test_env_example_lists_every_setting_and_loads_as_is(tmp_path) -> None:
+    import re
+    from pathlib import Path
+
+    from timbel_dagster.settings import Settings
+
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", example, re.MULTILINE))
+    assert listed == {name.upper() for name in Settings.model_fields}
+    (tmp_path / ".env").write_text(example)
+    assert load_settings().database_url.endswith("/.timbel/warehouse.db")

@@ -32,7 +32,11 @@ class Settings(BaseSettings):
     """Every setting Timbel reads. Secrets are `SecretStr` so they never reach a log."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,  # `VAR=` (as in .env.example) means unset, not ""
     )
 
     # --- Timbel itself -----------------------------------------------------------------

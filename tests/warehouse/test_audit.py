@@ -42,3 +42,21 @@ def test_event_is_rolled_back_with_its_transaction(warehouse_url: str) -> None:
         pass
     with engine.connect() as connection:
         assert verify_chain(connection).events == 0
+
+
+def test_concurrent_writers_keep_one_chain(warehouse_url: str) -> None:
+    """Appenders racing from several connections queue on the lock; the chain never forks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = get_engine(warehouse_url)
+
+    def append_many(writer: int) -> None:
+        for n in range(15):
+            with engine.begin() as connection:
+                append_event(connection, actor=f"writer-{writer}", action="x", details={"n": n})
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(append_many, range(3)))
+    with engine.connect() as connection:
+        report = verify_chain(connection)
+    assert report.intact and report.events == 45

@@ -36,8 +36,15 @@ def get_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        # Take over transaction control from pysqlite and start every transaction with
+        # BEGIN IMMEDIATE: two processes that read then write (a run's steps, the CLI) then
+        # queue on the write lock (busy_timeout) instead of failing with "database is locked"
+        # when one's snapshot went stale.
+        engine = create_engine(url, connect_args={"isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE")
+        )
         return engine
     return create_engine(
         url,
