@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -25,8 +26,8 @@ def missing_service(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
+@contextmanager
+def scratch_postgres_database(purpose: str) -> Iterator[str]:
     """A database of its own on the test PostgreSQL server, dropped at the end."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
@@ -35,7 +36,7 @@ def postgres_server_url() -> Iterator[str]:
     from timbel_dagster.warehouse.urls import normalise_database_url
 
     base = make_url(normalise_database_url(os.environ.get("TIMBEL_TEST_DATABASE_URL", DEFAULT_PG)))
-    name = f"timbel_test_{uuid.uuid4().hex[:10]}"
+    name = f"timbel_test_{purpose}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
@@ -44,13 +45,29 @@ def postgres_server_url() -> Iterator[str]:
         admin.dispose()
         missing_service(f"PostgreSQL at {base.render_as_string()} unreachable: {error.orig}")
     url = base.set(database=name).render_as_string(hide_password=False)
-    yield url
-    from timbel_dagster.warehouse.engine import get_engine
+    try:
+        yield url
+    finally:
+        from timbel_dagster.warehouse.engine import get_engine
 
-    get_engine(url).dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        get_engine(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """The session's warehouse database on PostgreSQL (tests reset its schema themselves)."""
+    with scratch_postgres_database("warehouse") as url:
+        yield url
+
+
+@pytest.fixture
+def dagster_postgres_url() -> Iterator[str]:
+    """A separate database for a Dagster instance's own storage."""
+    with scratch_postgres_database("dagster") as url:
+        yield url
 
 
 def _reset(url: str) -> None:

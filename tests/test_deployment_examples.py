@@ -22,7 +22,7 @@ current-context: x
 
 
 def test_instance_example_uses_postgres_storage_and_the_k8s_run_launcher(
-    postgres_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dagster_postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = yaml.safe_load((ROOT / "dagster.yaml.example").read_text())
     # Outside a cluster, load the launcher from a kubeconfig instead (it connects lazily).
@@ -32,7 +32,7 @@ def test_instance_example_uses_postgres_storage_and_the_k8s_run_launcher(
     launcher["kubeconfig_file"] = str(tmp_path / "kubeconfig")
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
 
-    url = make_url(postgres_server_url)
+    url = make_url(dagster_postgres_url)
     for name, value in {
         "HOST": url.host,
         "PORT": str(url.port or 5432),
