@@ -45,7 +45,7 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
     with get_engine(postgres_server_url).connect() as connection:
         events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
         assert verify_chain(connection).intact
-    assert events == [("minji.kim", "sample.load")] * 2
+    assert events == [("minji.kim", "db.upgrade")] + [("minji.kim", "sample.load")] * 2
 
     failed = json.loads(
         run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -47,10 +48,13 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _settings(**overrides: Any) -> Settings:
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
     except SettingsError as error:
         _fail(str(error))
         raise  # unreachable: _fail exits
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("timbel_dagster").setLevel(settings.timbel_log_level)
+    return settings
 
 
 def _print_json(data: Any) -> None:
@@ -93,7 +97,7 @@ def db_upgrade(revision: str, as_json: bool) -> None:
     from timbel_dagster.warehouse.urls import display_url
 
     settings = _settings()
-    before, after = migrate.upgrade(settings.database_url, revision)
+    before, after = migrate.upgrade(settings.database_url, revision, actor=settings.timbel_user)
     if as_json:
         _print_json(
             {
@@ -124,7 +128,7 @@ def db_downgrade(revision: str, yes: bool) -> None:
         click.confirm(
             f"Downgrade the warehouse to {revision}? Data in dropped tables is lost", abort=True
         )
-    before, after = migrate.downgrade(settings.database_url, revision)
+    before, after = migrate.downgrade(settings.database_url, revision, actor=settings.timbel_user)
     click.echo(f"Migrated {before} -> {after or 'empty'}.")
 
 
@@ -160,7 +164,7 @@ def sample(seed: int | None, end_date: dt.datetime | None, as_json: bool) -> Non
     from timbel_dagster.warehouse.engine import get_engine
 
     settings = _settings()
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
     source = SampleSource(
         end_date=end_date.date()
         if end_date

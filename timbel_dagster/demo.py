@@ -124,7 +124,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     home = prepare_dagster_home(settings.dagster_home)
     report = DemoReport(database=display_url(url), dagster_home=str(home))
     echo(f"Warehouse: {report.database}")
-    before, after = migrate.upgrade(url)
+    before, after = migrate.upgrade(url, actor=settings.timbel_user)
     echo(f"Schema: {before or 'empty'} -> {after}")
     echo(f"Dagster instance: {home}")
 
