@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,25 +20,9 @@ def report(
 @contextmanager
 def scratch_postgres() -> Iterator[str]:
     """A new database on TIMBEL_BENCH_DATABASE_URL's server, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from timbel_dagster.warehouse.scratch import scratch_database
 
-    from timbel_dagster.warehouse.urls import normalise_database_url
-
-    base = make_url(
-        normalise_database_url(os.environ.get("TIMBEL_BENCH_DATABASE_URL", DEFAULT_SERVER))
-    )
-    name = f"timbel_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(
+        os.environ.get("TIMBEL_BENCH_DATABASE_URL", DEFAULT_SERVER), "bench"
+    ) as url:
         yield url
-    finally:
-        from timbel_dagster.warehouse.engine import get_engine
-
-        get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -9,7 +9,6 @@ where they fail.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,31 +28,16 @@ def missing_service(reason: str) -> None:
 @contextmanager
 def scratch_postgres_database(purpose: str) -> Iterator[str]:
     """A database of its own on the test PostgreSQL server, dropped at the end."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
-    from timbel_dagster.warehouse.urls import normalise_database_url
+    from timbel_dagster.warehouse.scratch import scratch_database
 
-    base = make_url(normalise_database_url(os.environ.get("TIMBEL_TEST_DATABASE_URL", DEFAULT_PG)))
-    name = f"timbel_test_{purpose}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    server = os.environ.get("TIMBEL_TEST_DATABASE_URL", DEFAULT_PG)
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        with scratch_database(server, f"test_{purpose}") as url:
+            yield url
     except OperationalError as error:
-        admin.dispose()
-        missing_service(f"PostgreSQL at {base.render_as_string()} unreachable: {error.orig}")
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        from timbel_dagster.warehouse.engine import get_engine
-
-        get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        missing_service(f"PostgreSQL at {server} unreachable: {error.orig}")
 
 
 @pytest.fixture(scope="session")
