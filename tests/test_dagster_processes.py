@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from timbel_dagster.partitions import range_tags
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -104,6 +106,8 @@ def test_job_runs_with_the_multiprocess_forkserver_executor(tmp_path: Path) -> N
             "timbel_dagster.definitions",
             "-j",
             "delivery_ingestion",
+            "--tags",
+            json.dumps(range_tags("2026-08-02", "2026-11-02")),
         ],
         cwd=tmp_path,
         env=environment,

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from timbel_dagster.definitions import defs
+from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -30,6 +31,13 @@ def _resources(url: str, mode: str = "sample") -> dict:
     }
 
 
+SAMPLE_DAYS = range_tags("2026-08-02", "2026-11-02")  # the sample's days ending 2026-11-01
+
+
+def _materialize(url: str, mode: str = "sample", **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ASSETS, resources=_resources(url, mode), tags=SAMPLE_DAYS, **kwargs)
+
+
 def _count(url: str, model: type) -> int:
     with get_engine(url).connect() as connection:
         return connection.execute(select(func.count()).select_from(model)).scalar_one()
@@ -48,7 +56,7 @@ def test_every_asset_materializes_and_a_rerun_writes_nothing(
     warehouse_url: str, sample_source
 ) -> None:
     history = sample_source.history
-    first = dg.materialize(ASSETS, resources=_resources(warehouse_url))
+    first = _materialize(warehouse_url)
     assert first.success
     written = _written(first)
     assert written["cicd/pipeline_executions"] == len(history.executions)
@@ -59,18 +67,18 @@ def test_every_asset_materializes_and_a_rerun_writes_nothing(
     with get_engine(warehouse_url).connect() as connection:
         assert set(connection.execute(select(Deployment.source)).scalars()) == {"sample"}
 
-    second = dg.materialize(ASSETS, resources=_resources(warehouse_url))
+    second = _materialize(warehouse_url)
     assert set(_written(second).values()) == {0}
     assert _count(warehouse_url, StageExecution) == written["cicd/stage_executions"]
     # one audit event per ingesting step and run, and the chain holds
     with get_engine(warehouse_url).connect() as connection:
         assert verify_chain(connection).intact
         actions = connection.execute(select(AuditEvent.action)).scalars().all()
-    assert actions == ["ingest"] * 6
+    assert actions == ["ingest"] * 8  # 4 ingesting steps, 2 runs
 
 
 def test_dora_rows_for_the_organisation_and_every_service(warehouse_url: str) -> None:
-    dg.materialize(ASSETS, resources=_resources(warehouse_url))
+    _materialize(warehouse_url)
     with get_engine(warehouse_url).connect() as connection:
         services = set(connection.execute(select(DoraMetric.service)).scalars())
         failure = connection.execute(
@@ -88,6 +96,7 @@ def test_live_mode_without_servers_fails_loudly(warehouse_url: str) -> None:
             selection=dg.AssetSelection.assets(
                 ["cicd", "pipeline_executions"]
             ).required_multi_asset_neighbors(),
+            partition_key="2026-11-01",
         )
     assert _count(warehouse_url, PipelineExecution) == 0
 

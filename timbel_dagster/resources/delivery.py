@@ -69,6 +69,7 @@ class ExecutionRecord:
     commit_sha: str | None
     branch: str | None
     url: str | None
+    sequence: int | None = None  # orders executions of a pipeline: build number, pipeline id
     queue_seconds: float | None = None
     error_message: str | None = None
     logs: str | None = None
@@ -128,8 +129,17 @@ class CISource(Protocol):
 
     def pipelines(self) -> list[PipelineRecord]: ...
 
-    def executions(self, since: dt.datetime, until: dt.datetime) -> Iterator[ExecutionRecord]:
-        """Executions that started in [since, until), stages included."""
+    def executions(
+        self,
+        since: dt.datetime,
+        until: dt.datetime,
+        final: frozenset[tuple[str, str]] = frozenset(),
+    ) -> Iterator[ExecutionRecord]:
+        """Executions that started in [since, until), stages included.
+
+        `final` names (pipeline, external_id) pairs already stored as finished: a source may
+        skip reading their details again.
+        """
         ...
 
 

@@ -6,8 +6,10 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from pydantic import Field
 
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.resources.jenkins.source import JenkinsResource
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
@@ -28,6 +30,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     sample_seed: int | None = None
     sample_end_date: str | None = None  # ISO date; default TIMBEL_SAMPLE_END_DATE or today
     live_lookback_days: int = 3
+    jenkins: JenkinsResource = Field(default_factory=JenkinsResource)
 
     def _mode(self) -> str:
         if self.mode:

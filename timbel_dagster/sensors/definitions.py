@@ -6,15 +6,23 @@ import dagster as dg
 
 from timbel_dagster.jobs.definitions import delivery_ingestion_job
 
-# Off until an operator turns it on: in live mode it needs the CI servers configured.
-delivery_ingestion_schedule = dg.ScheduleDefinition(
+
+# Off until an operator turns it on: in live mode it needs the CI servers configured. It is the
+# safety net under the build sensors: each hour, re-read today's partition.
+@dg.schedule(
     name="delivery_ingestion_hourly",
     job=delivery_ingestion_job,
     cron_schedule="7 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Re-read the recent window of every delivery source each hour.",
+    description="Re-read today's executions and the delivery history each hour.",
 )
+def delivery_ingestion_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return dg.RunRequest(
+        run_key=f"delivery-hourly-{context.scheduled_execution_time:%Y-%m-%dT%H}",
+        partition_key=day,
+    )
 
 
 def defs() -> dg.Definitions:

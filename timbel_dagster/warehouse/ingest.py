@@ -29,15 +29,36 @@ def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> R
     }
 
 
+def ingest_pipelines(connection: Connection, source: CISource) -> Results:
+    """The source's pipelines (Jenkins jobs, GitLab projects)."""
+    return {"pipelines": loaders.store_pipelines(connection, source.name, source.pipelines())}
+
+
+def ingest_executions(
+    connection: Connection, source: CISource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Executions (with stages) that started in the window.
+
+    Executions already stored as finished are final: the source is told so that it need not
+    read their stages again; their rows are still compared, so a build re-run in place is
+    updated.
+    """
+    from timbel_dagster.warehouse.queries import finished_executions
+
+    final = finished_executions(connection, source.name, since, until)
+    executions, stages = loaders.store_executions(
+        connection, source.name, source.executions(since, until, final)
+    )
+    return {"pipeline_executions": executions, "stage_executions": stages}
+
+
 def ingest_ci(
     connection: Connection, source: CISource, since: dt.datetime, until: dt.datetime
 ) -> Results:
     """Pipelines, and the executions (with stages) that started in the window."""
-    pipelines = loaders.store_pipelines(connection, source.name, source.pipelines())
-    executions, stages = loaders.store_executions(
-        connection, source.name, source.executions(since, until)
+    return ingest_pipelines(connection, source) | ingest_executions(
+        connection, source, since, until
     )
-    return {"pipelines": pipelines, "pipeline_executions": executions, "stage_executions": stages}
 
 
 def ingest_delivery_history(

@@ -142,6 +142,7 @@ def store_executions(
                 "source": source,
                 "pipeline_id": pipeline_id(source, e.pipeline),
                 "external_id": e.external_id,
+                "sequence": e.sequence,
                 "triggered_by": e.triggered_by,
                 "status": e.status,
                 "started_at": e.started_at,

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     Float,
@@ -110,6 +111,7 @@ class PipelineExecution(Timestamps, Base):
         UniqueConstraint("source", "pipeline_id", "external_id"),
         CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
         Index(None, "pipeline_id", "started_at"),
+        Index(None, "pipeline_id", "sequence"),
         Index(None, "started_at"),
     )
 
@@ -117,6 +119,9 @@ class PipelineExecution(Timestamps, Base):
     source: Mapped[str] = mapped_column(String(64))
     pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(128))  # build number / pipeline id
+    # The source's numeric order of executions within a pipeline (Jenkins build number,
+    # GitLab pipeline id): sensors find their high-water marks with it.
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
     triggered_by: Mapped[str | None] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[dt.datetime | None]

@@ -126,6 +126,28 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
     return execution
 
 
+FINAL_STATUSES = ("success", "failed", "aborted")
+
+
+def finished_executions(
+    connection: Connection, source: str, since: dt.datetime, until: dt.datetime
+) -> frozenset[tuple[str, str]]:
+    """(pipeline name, external id) of the source's finished executions started in the window."""
+    from sqlalchemy import select
+
+    query = (
+        select(Pipeline.name, PipelineExecution.external_id)
+        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+        .where(
+            PipelineExecution.source == source,
+            PipelineExecution.started_at >= since,
+            PipelineExecution.started_at < until,
+            PipelineExecution.status.in_(FINAL_STATUSES),
+        )
+    )
+    return frozenset((name, external) for name, external in connection.execute(query))
+
+
 def _dashed(hex_prefix: str) -> str:
     groups, out, start = (8, 4, 4, 4, 12), [], 0
     for size in groups:

@@ -1,29 +1,59 @@
-"""Pipelines, their executions and stages: `cicd/pipelines`, `cicd/pipeline_executions`,
-`cicd/stage_executions`, read from every bound CI source in one transaction."""
+"""`cicd/pipelines`, and `cicd/pipeline_executions` with `cicd/stage_executions` by day.
+
+Executions are partitioned by the UTC day they started. A run over a range of days (one run
+per range: backfills are one run) also re-reads `lookback_days` before it, so that builds still
+running at the last read are completed; finished builds are final and cost no detail reads.
+"""
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import datetime as dt
+
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, record_ingestion, upsert_metadata
+from timbel_dagster.partitions import DAILY, SINGLE_RUN
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
-_TABLES = ("pipelines", "pipeline_executions", "stage_executions")
+_CI_KINDS = {"jenkins", "gitlab", "sql"}
+
+
+class ExecutionWindowConfig(dg.Config):
+    lookback_days: int = 1  # days before the partition range re-read for in-flight builds
+
+
+@dg.asset(
+    key=["cicd", "pipelines"],
+    group_name="cicd",
+    kinds=_CI_KINDS,
+    owners=OWNERS,
+    description="One row per CI/CD pipeline (Jenkins job or GitLab project).",
+)
+def pipelines(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    sources: DeliverySourcesResource,
+):
+    """Store the pipelines of every bound CI source."""
+    from timbel_dagster.warehouse.ingest import ingest_pipelines
+    from timbel_dagster.warehouse.upsert import UpsertResult
+
+    total, names = UpsertResult("pipelines", 0, 0), []
+    for source in sources.ci_sources():
+        with warehouse.begin() as connection:
+            results = ingest_pipelines(connection, source)
+            record_ingestion(connection, context, source.name, results)
+        total += results["pipelines"]
+        names.append(source.name)
+    return dg.MaterializeResult(metadata=upsert_metadata(total, ",".join(names)))
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            ["cicd", "pipelines"],
-            group_name="cicd",
-            kinds={"jenkins", "gitlab", "sql"},
-            owners=OWNERS,
-            description="One row per CI/CD pipeline (Jenkins job or GitLab project).",
-        ),
-        dg.AssetSpec(
             ["cicd", "pipeline_executions"],
             group_name="cicd",
-            kinds={"jenkins", "gitlab", "sql"},
+            kinds=_CI_KINDS,
             owners=OWNERS,
             deps=[["cicd", "pipelines"]],
             description="One row per pipeline execution (build or pipeline run).",
@@ -31,40 +61,44 @@ _TABLES = ("pipelines", "pipeline_executions", "stage_executions")
         dg.AssetSpec(
             ["cicd", "stage_executions"],
             group_name="cicd",
-            kinds={"jenkins", "gitlab", "sql"},
+            kinds=_CI_KINDS,
             owners=OWNERS,
             deps=[["cicd", "pipeline_executions"]],
             description="One row per stage (or job) attempt of a pipeline execution.",
         ),
     ],
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
 )
 def ci_executions(
     context: dg.AssetExecutionContext,
+    config: ExecutionWindowConfig,
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    """Ingest the window of executions from each CI source, stages included."""
-    from timbel_dagster.warehouse.ingest import ingest_ci
+    """Ingest the executions that started in the partition range, from each CI source."""
+    from timbel_dagster.warehouse.ingest import ingest_executions
     from timbel_dagster.warehouse.upsert import UpsertResult
 
-    since, until = sources.window()
-    context.log.info(
-        f"Reading executions started in [{since:%Y-%m-%d %H:%M}, {until:%Y-%m-%d %H:%M}) UTC"
-    )
-    totals = {table: UpsertResult(table, 0, 0) for table in _TABLES}
+    window = context.partition_time_window
+    since = window.start - dt.timedelta(days=config.lookback_days)
+    until = window.end
+    context.log.info(f"Reading executions started in [{since:%Y-%m-%d}, {until:%Y-%m-%d}) UTC")
+    tables = ("pipeline_executions", "stage_executions")
+    totals = {table: UpsertResult(table, 0, 0) for table in tables}
     names = []
     for source in sources.ci_sources():
         with warehouse.begin() as connection:
-            results = ingest_ci(connection, source, since, until)
+            results = ingest_executions(connection, source, since, until)
             record_ingestion(connection, context, source.name, results)
         names.append(source.name)
-        for table in _TABLES:
+        for table in tables:
             totals[table] += results[table]
         context.log.info(
             f"{source.name}: "
             + ", ".join(f"{t} {r.written}/{r.offered} written" for t, r in results.items())
         )
-    for table in _TABLES:
+    for table in tables:
         yield dg.MaterializeResult(
             asset_key=["cicd", table], metadata=upsert_metadata(totals[table], ",".join(names))
         )

@@ -213,6 +213,7 @@ class SampleBuilder:
         execution = ExecutionRecord(
             pipeline=pipeline_name_of(s),
             external_id=external_id,
+            sequence=self._build_number,
             status=status,
             triggered_by=commit.author,
             started_at=started,

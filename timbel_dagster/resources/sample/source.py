@@ -51,7 +51,12 @@ class SampleSource:
     def pipelines(self) -> list[PipelineRecord]:
         return list(self.history.pipelines)
 
-    def executions(self, since: dt.datetime, until: dt.datetime) -> Iterator[ExecutionRecord]:
+    def executions(
+        self,
+        since: dt.datetime,
+        until: dt.datetime,
+        final: frozenset[tuple[str, str]] = frozenset(),
+    ) -> Iterator[ExecutionRecord]:
         return (e for e in self.history.executions if _within(e.started_at, since, until))
 
     def commits(self, since: dt.datetime, until: dt.datetime) -> list[CommitRecord]:

@@ -1,0 +1,325 @@
+"""A loopback Jenkins that enforces the rules of the real remote access API.
+
+Answers are built from the recorded shapes in `tests/fixtures/jenkins/` (see its README).
+It counts requests, can be told to fail the next requests (status codes, HTML pages, empty or
+malformed bodies), and its builds' logs can grow while a client reads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.tree import apply_tree, parse_tree
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jenkins"
+BUILD_TEMPLATE = json.loads((FIXTURES / "build.json").read_text())
+DESCRIBE_TEMPLATE = json.loads((FIXTURES / "wfapi_describe.json").read_text())
+FOLDER = "com.cloudbees.hudson.plugins.folder.Folder"
+PIPELINE = "org.jenkinsci.plugins.workflow.job.WorkflowJob"
+STAGES = ("Checkout", "Build", "Tests", "unit-tests", "integration-tests", "Publish")
+
+
+@dataclass
+class FakeBuild:
+    number: int
+    timestamp: int
+    duration: int = 400_000
+    result: str | None = "SUCCESS"
+    building: bool = False
+    user: str = "minji.kim"
+    sha: str = "9f3b2c1d4e5f60718293a4b5c6d7e8f901234567"
+    log: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class Fault:
+    status: int = 503
+    body: bytes = b""
+    content_type: str = "text/plain"
+    path_contains: str = ""
+
+
+class FakeJenkins:
+    def __init__(
+        self, user: str = "timbel", token: str = "api-token-123", require_crumb: bool = False
+    ) -> None:
+        self.user, self.token, self.require_crumb = user, token, require_crumb
+        self.jobs: dict[str, list[FakeBuild]] = {}  # oldest first
+        self.folders: set[str] = set()
+        self.queue: dict[int, tuple[str, dict[str, str]]] = {}
+        self.faults: deque[Fault] = deque()
+        self.requests: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- state --------------------------------------------------------------------------------
+    def add_job(
+        self,
+        full_name: str,
+        builds: int = 0,
+        first_timestamp: int = 1_761_000_000_000,
+        every_ms: int = 600_000,
+    ) -> None:
+        parts = full_name.split("/")
+        for depth in range(1, len(parts)):
+            self.folders.add("/".join(parts[:depth]))
+        self.jobs[full_name] = [
+            FakeBuild(
+                number=n,
+                timestamp=first_timestamp + (n - 1) * every_ms,
+                result="FAILURE" if n % 7 == 0 else "SUCCESS",
+            )
+            for n in range(1, builds + 1)
+        ]
+
+    def add_build(self, job: str, **values: Any) -> FakeBuild:
+        builds = self.jobs[job]
+        number = builds[-1].number + 1 if builds else 1
+        stamp = builds[-1].timestamp + 600_000 if builds else 1_761_000_000_000
+        build = FakeBuild(number=number, timestamp=stamp, **values)
+        builds.append(build)
+        return build
+
+    def build(self, job: str, number: int) -> FakeBuild | None:
+        return next((b for b in self.jobs.get(job, []) if b.number == number), None)
+
+    def fail_next(self, count: int = 1, **fault: Any) -> None:
+        self.faults.extend(Fault(**fault) for _ in range(count))
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def start(self) -> str:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # -- payloads ---------------------------------------------------------------------------
+    def job_url(self, full_name: str) -> str:
+        return self.url + "".join(f"job/{p}/" for p in full_name.split("/"))
+
+    def build_json(self, job: str, b: FakeBuild) -> dict[str, Any]:
+        data = copy.deepcopy(BUILD_TEMPLATE)
+        data.update(
+            number=b.number,
+            id=str(b.number),
+            result=None if b.building else b.result,
+            building=b.building,
+            timestamp=b.timestamp,
+            duration=0 if b.building else b.duration,
+            url=f"{self.job_url(job)}{b.number}/",
+            displayName=f"#{b.number}",
+        )
+        data["actions"][0]["causes"][0]["userId"] = b.user
+        revision = data["actions"][2]["lastBuiltRevision"]
+        revision["SHA1"] = revision["branch"][0]["SHA1"] = b.sha
+        return data
+
+    def describe_json(self, job: str, b: FakeBuild) -> dict[str, Any]:
+        data = copy.deepcopy(DESCRIBE_TEMPLATE)
+        status = "IN_PROGRESS" if b.building else ("FAILED" if b.result == "FAILURE" else "SUCCESS")
+        offset = b.timestamp - 1_761_900_000_000
+        data.update(
+            id=str(b.number),
+            name=f"#{b.number}",
+            status=status,
+            startTimeMillis=b.timestamp + 2113,
+            durationMillis=b.duration,
+        )
+        for stage in data["stages"]:
+            stage["startTimeMillis"] += offset
+            if status == "FAILED" and stage["name"] == "integration-tests":
+                stage["status"] = "FAILED"
+        return data
+
+    def job_json(self, full_name: str) -> dict[str, Any]:
+        name = full_name.rsplit("/", 1)[-1]
+        if full_name in self.folders or full_name == "":
+            prefix = f"{full_name}/" if full_name else ""
+            children = sorted(
+                {
+                    prefix + rest.split("/", 1)[0]
+                    for rest in (
+                        n[len(prefix) :]
+                        for n in [*self.jobs, *self.folders]
+                        if n.startswith(prefix) and n != full_name
+                    )
+                }
+            )
+            return {
+                "_class": FOLDER if full_name else "hudson.model.Hudson",
+                "name": name,
+                "fullName": full_name,
+                "url": self.job_url(full_name) if full_name else self.url,
+                "jobs": [self.job_json(child) for child in children],
+            }
+        builds = self.jobs[full_name]
+
+        def window(bounds: tuple[int, int | None] | None, cap: int | None = None) -> list:
+            newest_first = builds[::-1]
+            low, high = bounds or (0, None)
+            if cap is not None:
+                high = min(high if high is not None else cap, cap)
+            return [self.build_json(full_name, b) for b in newest_first[low:high]]
+
+        last = builds[-1] if builds else None
+        return {
+            "_class": PIPELINE,
+            "name": name,
+            "fullName": full_name,
+            "url": self.job_url(full_name),
+            "builds": lambda bounds: window(bounds, cap=100),
+            "allBuilds": window,
+            "lastBuild": {
+                "_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun",
+                "number": last.number,
+                "url": f"{self.job_url(full_name)}{last.number}/",
+            }
+            if last
+            else None,
+        }
+
+
+def _handler(fake: FakeJenkins) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def _reply(
+            self,
+            status: int,
+            body: bytes = b"",
+            content_type: str = "application/json",
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, data: Any, query: dict[str, list[str]]) -> None:
+            if "tree" in query:
+                data = apply_tree(data, parse_tree(query["tree"][0]))
+            else:
+                shown = [
+                    k for k in data if k not in ("_class", "allBuilds")
+                ]  # allBuilds: on request
+                data = apply_tree(data, parse_tree(",".join(shown)))
+            self._reply(200, json.dumps(data).encode())
+
+        def _authorised(self) -> bool:
+            expected = base64.b64encode(f"{fake.user}:{fake.token}".encode()).decode()
+            return self.headers.get("Authorization") == f"Basic {expected}"
+
+        def _handle(self, method: str) -> None:
+            split = urlsplit(self.path)
+            query = parse_qs(split.query)
+            with fake.lock:
+                fake.requests.append((method, split.path, split.query))
+                fault = (
+                    fake.faults[0]
+                    if fake.faults and fake.faults[0].path_contains in split.path
+                    else None
+                )
+                if fault:
+                    fake.faults.popleft()
+            if fault:
+                return self._reply(fault.status, fault.body, fault.content_type)
+            if not self._authorised():
+                return self._reply(401, b"<html><title>Unauthorized</title></html>", "text/html")
+            parts = [unquote(p) for p in split.path.strip("/").split("/") if p]
+            names = []
+            while len(parts) >= 2 and parts[0] == "job":
+                names.append(parts[1])
+                parts = parts[2:]
+            job = "/".join(names)
+            if job and job not in fake.jobs and job not in fake.folders:
+                return self._reply(404, b"<html><title>Not Found</title></html>", "text/html")
+            return self._route(method, job, parts, query)
+
+        def _route(self, method: str, job: str, rest: list[str], query: dict) -> None:
+            if method == "POST":
+                return self._post(job, rest, query)
+            if rest == ["api", "json"]:
+                return self._json(fake.job_json(job), query)
+            if rest == ["crumbIssuer", "api", "json"]:
+                return self._reply(
+                    200,
+                    json.dumps({"crumb": "c0ffee", "crumbRequestField": "Jenkins-Crumb"}).encode(),
+                )
+            if rest[:2] == ["queue", "item"]:
+                item = int(rest[2])
+                queued = fake.queue.get(item)
+                if queued is None:
+                    return self._reply(404)
+                target, number = queued[0], queued[1].get("_number")
+                body = {"_class": "hudson.model.Queue$LeftItem", "id": item, "cancelled": False}
+                if number:
+                    body["executable"] = {
+                        "number": int(number),
+                        "url": f"{fake.job_url(target)}{number}/",
+                    }
+                else:
+                    body["why"] = "Waiting for next available executor"
+                return self._reply(200, json.dumps(body).encode())
+            if rest == ["wfapi", "runs"]:
+                runs, since = [], query.get("since", [None])[0]
+                for b in fake.jobs[job][::-1]:
+                    runs.append(fake.describe_json(job, b))
+                    if (since and runs[-1]["name"] == since) or len(runs) > 10:
+                        break
+                return self._reply(200, json.dumps(runs).encode())
+            if rest and rest[0].isdigit():
+                build = fake.build(job, int(rest[0]))
+                if build is None:
+                    return self._reply(404, b"<html><title>Not Found</title></html>", "text/html")
+                if rest[1:] == ["api", "json"]:
+                    return self._json(fake.build_json(job, build), query)
+                if rest[1:] == ["wfapi", "describe"]:
+                    return self._reply(200, json.dumps(fake.describe_json(job, build)).encode())
+                if rest[1:] == ["logText", "progressiveText"]:
+                    start = int(query.get("start", ["0"])[0])
+                    with fake.lock:
+                        chunk, size, more = bytes(build.log[start:]), len(build.log), build.building
+                    headers = {"X-Text-Size": str(max(size, start))}
+                    if more:
+                        headers["X-More-Data"] = "true"
+                    return self._reply(200, chunk, "text/plain;charset=UTF-8", headers)
+            return self._reply(404, b"<html><title>Not Found</title></html>", "text/html")
+
+        def _post(self, job: str, rest: list[str], query: dict) -> None:
+            if fake.require_crumb and self.headers.get("Jenkins-Crumb") != "c0ffee":
+                return self._reply(403, b"No valid crumb was included in the request", "text/html")
+            if rest not in (["build"], ["buildWithParameters"]):
+                return self._reply(405)
+            with fake.lock:
+                item = 1000 + len(fake.queue)
+                fake.queue[item] = (job, {k: v[0] for k, v in query.items()})
+            return self._reply(201, b"", headers={"Location": f"{fake.url}queue/item/{item}/"})
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+    return Handler

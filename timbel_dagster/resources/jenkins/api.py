@@ -1,0 +1,177 @@
+"""What Timbel asks Jenkins, each in as few requests as the API allows.
+
+- Jobs: one `tree=` query returns three levels of folders with every job's last build number;
+  only deeper folders cost another request.
+- Builds: `allBuilds[...]{M,N}` pages (Jenkins' `builds` stops at 100), newest first, only
+  as far back as the caller's high-water mark.
+- Stages: `wfapi/runs` returns the newest runs with their stages in one request (the Pipeline
+  REST API caps it at 11 runs); older builds need `wfapi/describe` one by one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from timbel_dagster.resources.delivery import ExecutionRecord, StageRecord
+from timbel_dagster.resources.errors import SourceNotFoundError
+from timbel_dagster.resources.jenkins.client import SYSTEM, JenkinsHTTP, job_path
+from timbel_dagster.resources.jenkins.parse import (
+    JenkinsJob,
+    job_fields,
+    parse_build,
+    parse_job,
+    parse_stages,
+)
+from timbel_dagster.resources.payload import Fields
+
+_JOB_FIELDS = "name,fullName,url,_class,lastBuild[number]"
+_JOB_TREE = f"jobs[{_JOB_FIELDS},jobs[{_JOB_FIELDS},jobs[{_JOB_FIELDS}]]]"
+BUILD_FIELDS = (
+    "number,result,building,timestamp,duration,url,"
+    "actions[queuingDurationMillis,causes[userId,shortDescription],"
+    "lastBuiltRevision[SHA1,branch[name]]]"
+)
+WFAPI_RUNS_CAP = 11  # JobExt.MAX_RUNS_PER_JOB (10) + 1 in the Pipeline REST API
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    text: bytes
+    next_start: int
+    more: bool  # X-More-Data: the build is still writing
+
+
+class JenkinsAPI:
+    def __init__(self, http: JenkinsHTTP) -> None:
+        self.http = http
+
+    # -- jobs -------------------------------------------------------------------------------
+    def _walk(
+        self, items: list[Fields], depth: int, parent_kind: str | None = None
+    ) -> Iterator[JenkinsJob]:
+        for item in items:
+            job = parse_job(item, parent_kind)
+            if not job.is_folder:
+                yield job
+            elif depth < 3 and "jobs" in item.data:
+                yield from self._walk(item.children("jobs"), depth + 1, job.kind)
+            else:  # deeper than the tree query reached: ask the folder itself
+                yield from self.jobs_under(job.full_name)
+
+    def jobs_under(self, full_name: str | None = None) -> Iterator[JenkinsJob]:
+        """Every buildable job under a folder (or the whole server), folders walked."""
+        path = f"{job_path(full_name)}/api/json" if full_name else "api/json"
+        data = job_fields(
+            full_name or "/",
+            self.http.get_json(
+                path, full_name or "job list", params={"tree": f"{_JOB_FIELDS},{_JOB_TREE}"}
+            ),
+        )
+        root = parse_job(data)
+        if full_name and not root.is_folder:
+            yield root
+            return
+        yield from self._walk(data.children("jobs"), 1, root.kind if full_name else None)
+
+    def jobs(self, roots: list[str]) -> list[JenkinsJob]:
+        """The configured jobs: `JENKINS_JOBS` entries (jobs or folders), or every job."""
+        found: dict[str, JenkinsJob] = {}
+        for root in roots or [None]:  # type: ignore[list-item]
+            for job in self.jobs_under(root):
+                found[job.full_name] = job
+        return sorted(found.values(), key=lambda j: j.full_name)
+
+    # -- builds -----------------------------------------------------------------------------
+    def builds(
+        self,
+        job: str,
+        newer_than: int = 0,
+        started_after: dt.datetime | None = None,
+        page_size: int = 500,
+    ) -> list[ExecutionRecord]:
+        """Builds numbered above `newer_than` (and started after `started_after`), newest
+        first, read in `{M,N}` pages only as far back as needed."""
+        found: list[ExecutionRecord] = []
+        start = 0
+        while True:
+            tree = f"allBuilds[{BUILD_FIELDS}]{{{start},{start + page_size}}}"
+            data = job_fields(
+                job, self.http.get_json(f"{job_path(job)}/api/json", job, params={"tree": tree})
+            )
+            page = [parse_build(job, item) for item in data.children("allBuilds")]
+            keep = [
+                b
+                for b in page
+                if (b.sequence or 0) > newer_than
+                and (started_after is None or (b.started_at and b.started_at >= started_after))
+            ]
+            found += keep
+            if len(page) < page_size or len(keep) < len(page):
+                return found
+            start += page_size
+
+    def recent_stages(self, job: str) -> dict[int, tuple[StageRecord, ...]]:
+        """Stages of the newest runs of a Pipeline job in one request (up to 11 runs)."""
+        try:
+            runs = self.http.get_json(f"{job_path(job)}/wfapi/runs", job)
+        except SourceNotFoundError:
+            return {}  # not a Pipeline job (freestyle): no stages to read
+        if not isinstance(runs, list):
+            job_fields(job, runs).get("runs", list)  # raises a typed error naming the field
+        stages: dict[int, tuple[StageRecord, ...]] = {}
+        for index, run in enumerate(runs):
+            fields = Fields(SYSTEM, job, run, f"[{index}]")
+            number = int(fields.get("id", str))
+            stages[number] = parse_stages(job, number, fields.children("stages"))
+        return stages
+
+    def stages(self, job: str, number: int) -> tuple[StageRecord, ...]:
+        """Stages of one build (`wfapi/describe`)."""
+        obj = f"{job} #{number}"
+        try:
+            data = self.http.get_json(f"{job_path(job)}/{number}/wfapi/describe", obj)
+        except SourceNotFoundError:
+            return ()
+        return parse_stages(job, number, Fields(SYSTEM, obj, data).children("stages"))
+
+    # -- logs and triggering ----------------------------------------------------------------
+    def log_chunk(self, job: str, number: int, start: int) -> LogChunk:
+        """The console log from byte `start` on (`logText/progressiveText`)."""
+        obj = f"{job} #{number}"
+        response = self.http.request(
+            "GET", f"{job_path(job)}/{number}/logText/progressiveText", obj, params={"start": start}
+        )
+        size = response.headers.get("X-Text-Size")
+        if size is None or not size.isdigit():
+            from timbel_dagster.resources.errors import SourceDataError
+
+            raise SourceDataError(SYSTEM, obj, "missing or bad header", field="X-Text-Size")
+        more = response.headers.get("X-More-Data", "").lower() == "true"
+        return LogChunk(response.content, int(size), more)
+
+    def trigger(self, job: str, parameters: dict[str, str]) -> int:
+        """Queue a build; returns the queue item id from the `Location` header."""
+        action = "buildWithParameters" if parameters else "build"
+        response = self.http.post(f"{job_path(job)}/{action}", job, params=parameters or None)
+        location = response.headers.get("Location", "").rstrip("/")
+        item = location.rsplit("/", 1)[-1]
+        if not item.isdigit():
+            from timbel_dagster.resources.errors import SourceDataError
+
+            raise SourceDataError(SYSTEM, job, f"no queue item in {location!r}", field="Location")
+        return int(item)
+
+    def queued_build(self, queue_id: int) -> int | None:
+        """The build number a queue item became, or None while it still waits."""
+        obj = f"queue item {queue_id}"
+        data = Fields(SYSTEM, obj, self.http.get_json(f"queue/item/{queue_id}/api/json", obj))
+        if data.get("cancelled", bool, default=False):
+            from timbel_dagster.resources.errors import SourceError
+
+            raise SourceError(SYSTEM, obj, "the queued build was cancelled")
+        executable = data.get("executable", dict, default=None)
+        return (
+            Fields(SYSTEM, obj, executable, "executable").get("number", int) if executable else None
+        )

@@ -1,0 +1,195 @@
+"""Jenkins JSON (remote access API and the Pipeline REST API, `wfapi`) to domain records."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from timbel_dagster.resources.delivery import ExecutionRecord, StageRecord
+from timbel_dagster.resources.jenkins.client import SYSTEM
+from timbel_dagster.resources.payload import Fields
+
+# Folders and multibranch projects hold jobs; everything else with builds is a job.
+FOLDER_CLASSES = frozenset(
+    {
+        "com.cloudbees.hudson.plugins.folder.Folder",
+        "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject",
+        "jenkins.branch.OrganizationFolder",
+    }
+)
+_RESULTS = {
+    "SUCCESS": "success",
+    "FAILURE": "failed",
+    "UNSTABLE": "failed",
+    "ABORTED": "aborted",
+    "NOT_BUILT": "aborted",
+}
+_STAGE_STATUSES = {
+    "SUCCESS": "success",
+    "FAILED": "failed",
+    "UNSTABLE": "failed",
+    "ABORTED": "aborted",
+    "NOT_EXECUTED": "skipped",
+    "IN_PROGRESS": "running",
+    "PAUSED_PENDING_INPUT": "running",
+    "QUEUED": "pending",
+}
+
+
+MULTIBRANCH = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
+
+
+@dataclass(frozen=True)
+class JenkinsJob:
+    full_name: str
+    url: str
+    kind: str  # the Jenkins class name
+    last_build: int | None
+    parent_kind: str | None = None
+
+    @property
+    def service(self) -> str:
+        """A branch job of a multibranch project belongs to the project; others to themselves."""
+        parts = self.full_name.split("/")
+        return parts[-2] if self.parent_kind == MULTIBRANCH and len(parts) > 1 else parts[-1]
+
+    @property
+    def is_folder(self) -> bool:
+        return self.kind in FOLDER_CLASSES
+
+
+def parse_job(item: Fields, parent_kind: str | None = None) -> JenkinsJob:
+    last = item.get("lastBuild", dict, default=None)
+    name = item.get("fullName", str, default=None) or item.get("name", str)
+    return JenkinsJob(
+        full_name=name,
+        url=item.get("url", str),
+        kind=item.get("_class", str, default=""),
+        last_build=Fields(item.system, name, last, "lastBuild").get("number", int)
+        if last
+        else None,
+        parent_kind=parent_kind,
+    )
+
+
+def _action_values(actions: list[Fields]) -> dict[str, Any]:
+    """The bits of a build's `actions` list we use: causes, git revision, queue time."""
+    found: dict[str, Any] = {}
+    for action in actions:
+        data = action.data
+        if "causes" in data and "triggered_by" not in found:
+            for cause in action.children("causes"):
+                who = cause.get("userId", str, default=None) or cause.get(
+                    "shortDescription", str, default=None
+                )
+                if who:
+                    found["triggered_by"] = who
+                    break
+        if data.get("lastBuiltRevision"):
+            revision = action.child("lastBuiltRevision")
+            found["commit_sha"] = revision.get("SHA1", str, default=None)
+            branches = revision.children("branch")
+            if branches:
+                found["branch"] = short_branch(branches[0].get("name", str, default=None))
+        if "queuingDurationMillis" in data:
+            found["queue_seconds"] = action.get("queuingDurationMillis", int) / 1000
+    return found
+
+
+def short_branch(ref: str | None) -> str | None:
+    """`refs/remotes/origin/main` or `origin/main` -> `main`."""
+    if ref is None:
+        return None
+    for prefix in ("refs/remotes/origin/", "refs/heads/", "origin/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref
+
+
+def parse_build(job: str, item: Fields) -> ExecutionRecord:
+    """One entry of `allBuilds[...]` as an execution (stages are attached separately)."""
+    number = item.get("number", int)
+    building = item.get("building", bool, default=False)
+    result = item.get("result", str, default=None)
+    started = item.millis("timestamp")
+    duration_ms = item.get("duration", int, default=0)
+    if building:
+        status = "running"
+    elif result is None:
+        status = "pending"
+    elif result in _RESULTS:
+        status = _RESULTS[result]
+    else:
+        raise_unknown(item, "result", result)
+    finished = not building and result is not None
+    actions = _action_values(item.children("actions"))
+    return ExecutionRecord(
+        pipeline=job,
+        external_id=str(number),
+        sequence=number,
+        status=status,
+        triggered_by=actions.get("triggered_by"),
+        started_at=started,
+        completed_at=started + dt.timedelta(milliseconds=duration_ms)
+        if finished and started
+        else None,
+        duration=duration_ms / 1000 if finished else None,
+        commit_sha=actions.get("commit_sha"),
+        branch=actions.get("branch"),
+        url=item.get("url", str, default=None),
+        queue_seconds=actions.get("queue_seconds"),
+        error_message=f"build result {result}" if status == "failed" else None,
+    )
+
+
+def raise_unknown(item: Fields, field: str, value: object) -> None:
+    from timbel_dagster.resources.errors import SourceDataError
+
+    raise SourceDataError(item.system, item.obj, f"unknown value {value!r}", field=field)
+
+
+def parse_stages(job: str, number: int, stages: list[Fields]) -> tuple[StageRecord, ...]:
+    """`wfapi` stages as stage rows.
+
+    The Pipeline REST API lists nested stages flat. A stage that runs inside the time span of
+    an earlier stage that is still open is a branch of it (a `parallel` block), so that
+    earlier stage becomes its `parent_name`.
+    """
+    records: list[StageRecord] = []
+    open_spans: list[tuple[str, int, int]] = []  # (name, start, end) of possible parents
+    for position, stage in enumerate(stages):
+        raw_status = stage.get("status", str)
+        if raw_status not in _STAGE_STATUSES:
+            raise_unknown(stage, "status", raw_status)
+        start = stage.get("startTimeMillis", int, default=0)
+        duration = stage.get("durationMillis", int, default=0)
+        end = start + duration
+        parent = None
+        for name, span_start, span_end in reversed(open_spans):
+            if span_start <= start and end <= span_end and (start, end) != (span_start, span_end):
+                parent = name
+                break
+        open_spans.append((stage.get("name", str), start, end))
+        records.append(
+            StageRecord(
+                external_id=str(stage.get("id", (str, int))),
+                name=stage.get("name", str),
+                position=position,
+                status=_STAGE_STATUSES[raw_status],
+                started_at=stage.millis("startTimeMillis") if start else None,
+                duration=duration / 1000,
+                parent_name=parent,
+                queue_seconds=stage.get("pauseDurationMillis", int, default=0) / 1000,
+            )
+        )
+    return tuple(records)
+
+
+def with_stages(execution: ExecutionRecord, stages: tuple[StageRecord, ...]) -> ExecutionRecord:
+    return dataclasses.replace(execution, stages=stages)
+
+
+def job_fields(system_obj: str, data: Any) -> Fields:
+    return Fields(SYSTEM, system_obj, data)
