@@ -19,7 +19,11 @@ TIMBEL = str(Path(sys.executable).with_name("timbel"))
 
 
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TIMBEL_", "JENKINS"))}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TIMBEL_", "JENKINS", "GITLAB", "DAGSTER_HOME"))
+    }
     environment |= {"TIMBEL_USER": "minji.kim", "TIMBEL_SAMPLE_END_DATE": "2026-11-01", **env}
     return subprocess.run(
         [TIMBEL, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300

@@ -86,6 +86,8 @@ def test_env_example_lists_every_setting_and_loads_as_is(tmp_path) -> None:
 
     example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
     listed = set(re.findall(r"^([A-Z0-9_]+)=", example, re.MULTILINE))
-    assert listed == {name.upper() for name in Settings.model_fields}
+    assert listed == {
+        str(field.validation_alias or name).upper() for name, field in Settings.model_fields.items()
+    }
     (tmp_path / ".env").write_text(example)
     assert load_settings().database_url.endswith("/.timbel/warehouse.db")

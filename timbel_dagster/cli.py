@@ -30,6 +30,7 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from timbel_dagster.resources.delivery import SourceNotConfiguredError
+        from timbel_dagster.resources.errors import SourceError
         from timbel_dagster.warehouse.engine import WarehouseUnavailableError
 
         try:
@@ -38,6 +39,7 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             SettingsError,
             WarehouseUnavailableError,
             SourceNotConfiguredError,
+            SourceError,
             LookupError,
             ValueError,
         ) as error:
@@ -201,6 +203,45 @@ def demo(as_json: bool) -> None:
         _print_json(asdict(report))
     else:
         click.echo(format_report(report))
+
+
+# --- ingest ------------------------------------------------------------------------------
+@main.command()
+@click.argument("system", type=click.Choice(["jenkins", "gitlab"]))
+@click.option("--since", default="3d", show_default=True, help="7d, 12h, or an ISO date/time.")
+@click.option(
+    "--stages",
+    type=click.Choice(["recent", "all", "none"]),
+    default="recent",
+    show_default=True,
+    help="Which builds' stages to read (all: one request per build).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def ingest(system: str, since: str, stages: str, as_json: bool) -> None:
+    """Ingest a CI server's pipelines and executions once (backfills)."""
+    from timbel_dagster.backfill import run_ingest
+
+    settings = _settings()
+    moment = _parse_since(since)
+    assert moment is not None
+    report = run_ingest(
+        settings,
+        system,
+        moment,
+        stages=stages,
+        echo=(lambda line: click.echo(line, err=True)) if as_json else click.echo,
+    )
+    if as_json:
+        _print_json(report)
+        return
+    for table in ("pipelines", "pipeline_executions", "stage_executions"):
+        counts = report[table]
+        click.echo(f"  {table:<20} {counts['offered']:>7} rows, {counts['written']:>7} written")
+    click.echo(
+        f"  {report.get('requests', '-')} requests to {system} in {report['seconds']}s, "
+        f"run {report['run_id'][:8]}"
+    )
 
 
 # --- executions --------------------------------------------------------------------------

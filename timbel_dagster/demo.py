@@ -12,22 +12,11 @@ import graphlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from timbel_dagster.partitions import range_tags
+from timbel_dagster.runs import QUIET, open_instance, rows_written
 from timbel_dagster.settings import Settings
-
-_INSTANCE_YAML = """\
-# Embedded Dagster instance of `timbel demo` / `make dev` (SQLite storage in this folder).
-# For production, see dagster.yaml.example at the top of the repository.
-telemetry:
-  enabled: false
-"""
-
-
-# The run's full event log is in the Dagster UI; on the terminal, only warnings and errors.
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -37,15 +26,6 @@ class DemoReport:
     runs: list[dict[str, Any]] = field(default_factory=list)
     executions: dict[str, Any] = field(default_factory=dict)
     dora: dict[str, Any] | None = None
-
-
-def prepare_dagster_home(path: Path) -> Path:
-    """Create the embedded instance's folder and dagster.yaml if they are missing."""
-    path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_INSTANCE_YAML)
-    return path
 
 
 def asset_nodes_in_order(assets: list[Any]) -> list[Any]:
@@ -63,16 +43,6 @@ def _sample_days(sources: Any) -> tuple[str, str]:
     since, until = sources.window()
     last = min(until.date() - dt.timedelta(days=1), dt.datetime.now(dt.UTC).date())
     return since.date().isoformat(), last.isoformat()
-
-
-def _written(result: Any) -> dict[str, int]:
-    counts = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        value = materialization.metadata.get("rows_written")
-        if value is not None:  # a range run reports the same figure on each of its days
-            counts[materialization.asset_key.to_user_string()] = int(value.value)
-    return counts
 
 
 def _execution_summary(connection: Any) -> dict[str, Any]:
@@ -129,14 +99,13 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     from timbel_dagster.warehouse.urls import display_url
 
     url = settings.database_url
-    home = prepare_dagster_home(settings.dagster_home)
+    home = settings.dagster_home
     report = DemoReport(database=display_url(url), dagster_home=str(home))
     echo(f"Warehouse: {report.database}")
     before, after = migrate.upgrade(url, actor=settings.timbel_user)
     echo(f"Schema: {before or 'empty'} -> {after}")
+    instance = open_instance(home)
     echo(f"Dagster instance: {home}")
-
-    instance = dg.DagsterInstance.from_config(str(home))
     resources = {
         "warehouse": WarehouseResource(database_url=url),
         "sources": DeliverySourcesResource(
@@ -166,10 +135,10 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
             resources=resources,
             selection=list(node.keys),
             tags=tags,
-            run_config=_QUIET,
+            run_config=QUIET,
         )
         seconds = round(time.perf_counter() - started, 2)
-        written = _written(result)
+        written = rows_written(result)
         echo(
             f"      done in {seconds}s, run {result.run_id[:8]}; rows written: "
             + ", ".join(f"{k} {v}" for k, v in written.items())

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         default_factory=getpass.getuser, description="Acting user recorded in the audit log."
     )
     timbel_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Dagster's own variable: where its instance (runs, event logs) lives.
+    dagster_home_dir: Path | None = Field(None, validation_alias="DAGSTER_HOME")
 
     # --- CI/CD servers -----------------------------------------------------------------
     jenkins_url: AnyHttpUrl | None = None
@@ -116,8 +118,8 @@ class Settings(BaseSettings):
 
     @property
     def dagster_home(self) -> Path:
-        """Where the embedded Dagster instance lives when DAGSTER_HOME is not set."""
-        return (self.timbel_home / "dagster").resolve()
+        """The Dagster instance the CLI runs in: DAGSTER_HOME, else TIMBEL_HOME/dagster."""
+        return (self.dagster_home_dir or self.timbel_home / "dagster").resolve()
 
 
 def _one_line(error: ValidationError) -> str:

@@ -30,6 +30,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     sample_seed: int | None = None
     sample_end_date: str | None = None  # ISO date; default TIMBEL_SAMPLE_END_DATE or today
     live_lookback_days: int = 3
+    systems: list[str] | None = None  # in live mode, only these CI systems (default: all)
     jenkins: JenkinsResource = Field(default_factory=JenkinsResource)
 
     def _mode(self) -> str:
@@ -62,27 +63,19 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         return now - dt.timedelta(days=self.live_lookback_days), now
 
     def ci_sources(self) -> list[CISource]:
+        """The CI sources a run reads: the sample, or every configured server."""
         if self._mode() == "sample":
             return [self.sample()]
-        from timbel_dagster.settings import get_settings
-
-        settings = get_settings()
-        configured = [
-            name
-            for name, url in (
-                ("JENKINS_URL", settings.jenkins_url),
-                ("GITLAB_URL", settings.gitlab_url),
-            )
-            if url
-        ]
-        if not configured:
+        wanted = set(self.systems or ("jenkins", "gitlab"))
+        found: list[CISource] = []
+        if "jenkins" in wanted and self.jenkins.configured():
+            found.append(self.jenkins.source())
+        if not found:
+            names = " or ".join(f"{s.upper()}_URL" for s in sorted(wanted, reverse=True))
             raise SourceNotConfiguredError(
-                f"no CI/CD server is configured: set JENKINS_URL or GITLAB_URL, {_SAMPLE_HINT}"
+                f"no CI/CD server is configured: set {names}, {_SAMPLE_HINT}"
             )
-        raise SourceNotConfiguredError(
-            f"{' and '.join(configured)} set, but this version of Timbel has no Jenkins/GitLab "
-            f"client yet; {_SAMPLE_HINT}"
-        )
+        return found
 
     def history_source(self) -> DeliveryHistorySource:
         if self._mode() == "sample":

@@ -86,11 +86,12 @@ def ci_executions(
     context.log.info(f"Reading executions started in [{since:%Y-%m-%d}, {until:%Y-%m-%d}) UTC")
     tables = ("pipeline_executions", "stage_executions")
     totals = {table: UpsertResult(table, 0, 0) for table in tables}
-    names = []
+    names, requests = [], 0
     for source in sources.ci_sources():
         with warehouse.begin() as connection:
             results = ingest_executions(connection, source, since, until)
             record_ingestion(connection, context, source.name, results)
+        requests += getattr(source, "requests_made", 0)
         names.append(source.name)
         for table in tables:
             totals[table] += results[table]
@@ -99,6 +100,6 @@ def ci_executions(
             + ", ".join(f"{t} {r.written}/{r.offered} written" for t, r in results.items())
         )
     for table in tables:
-        yield dg.MaterializeResult(
-            asset_key=["cicd", table], metadata=upsert_metadata(totals[table], ",".join(names))
-        )
+        metadata = upsert_metadata(totals[table], ",".join(names))
+        metadata["source_requests"] = dg.MetadataValue.int(requests)
+        yield dg.MaterializeResult(asset_key=["cicd", table], metadata=metadata)

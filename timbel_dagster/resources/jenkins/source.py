@@ -48,6 +48,10 @@ class JenkinsSource:
             stage_lookback,
         )
 
+    @property
+    def requests_made(self) -> int:
+        return self.api.http.requests_made
+
     @cached_property
     def jobs(self) -> list[JenkinsJob]:
         return self.api.jobs(self.roots)

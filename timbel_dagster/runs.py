@@ -1,0 +1,52 @@
+"""In-process Dagster runs for the CLI (`timbel demo`, `timbel ingest`).
+
+One-shot commands materialize in process (DESIGN §5: a fresh process per step costs seconds
+here) but in the same Dagster instance the UI shows, so their runs and logs are there later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+_INSTANCE_YAML = """\
+# Dagster instance of the `timbel` command and `make dev` (SQLite storage in this folder).
+# For production, see dagster.yaml.example at the top of the repository.
+telemetry:
+  enabled: false
+"""
+
+# The run's full event log is in the Dagster UI; on the terminal, only warnings and errors.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def open_instance(home: Path) -> Any:
+    """The Dagster instance in `home`, created (with a dagster.yaml) if it does not exist."""
+    import dagster as dg
+
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_INSTANCE_YAML)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def materialization_metadata(result: Any, key: str) -> dict[str, Any]:
+    """The metadata values of the last materialization of `key` (as `a/b`) in a run."""
+    found: dict[str, Any] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.to_user_string() == key:
+            found = {name: value.value for name, value in materialization.metadata.items()}
+    return found
+
+
+def rows_written(result: Any) -> dict[str, int]:
+    """Rows each asset of the run wrote (a range run reports the same figure on each day)."""
+    counts = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        value = materialization.metadata.get("rows_written")
+        if value is not None:
+            counts[materialization.asset_key.to_user_string()] = int(value.value)
+    return counts
