@@ -38,6 +38,7 @@ def _graph() -> dict:
             "kinds": sorted(node.kinds),
             "owners": sorted(node.owners),
             "has_description": bool(node.description),
+            "partitions": str(node.partitions_def) if node.partitions_def else None,
         }
     return {
         "assets": assets,

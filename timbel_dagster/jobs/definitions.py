@@ -12,5 +12,15 @@ delivery_ingestion_job = dg.define_asset_job(
 )
 
 
+ci_ingestion_job = dg.define_asset_job(
+    "ci_ingestion",
+    selection=dg.AssetSelection.assets(
+        ["cicd", "pipelines"], ["cicd", "pipeline_executions"]
+    ).required_multi_asset_neighbors(),
+    description="Ingest CI pipelines and the executions of a range of days (the build sensors "
+    "launch it for each batch of new builds).",
+)
+
+
 def defs() -> dg.Definitions:
-    return dg.Definitions(jobs=[delivery_ingestion_job])
+    return dg.Definitions(jobs=[delivery_ingestion_job, ci_ingestion_job])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
@@ -17,5 +18,6 @@ def defs() -> dg.Definitions:
         resources={
             "warehouse": WarehouseResource(),
             "sources": DeliverySourcesResource(),
+            "jenkins": JenkinsResource(),
         }
     )

@@ -62,11 +62,12 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         now = dt.datetime.now(dt.UTC)
         return now - dt.timedelta(days=self.live_lookback_days), now
 
-    def ci_sources(self) -> list[CISource]:
-        """The CI sources a run reads: the sample, or every configured server."""
+    def ci_sources(self, only: list[str] | None = None) -> list[CISource]:
+        """The CI sources a run reads: the sample, or every configured server (`only`, or the
+        resource's `systems`, narrows them down)."""
         if self._mode() == "sample":
             return [self.sample()]
-        wanted = set(self.systems or ("jenkins", "gitlab"))
+        wanted = set(only or self.systems or ("jenkins", "gitlab"))
         found: list[CISource] = []
         if "jenkins" in wanted and self.jenkins.configured():
             found.append(self.jenkins.source())

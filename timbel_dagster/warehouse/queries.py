@@ -17,6 +17,8 @@ from timbel_dagster.warehouse.models import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from timbel_dagster.sensors.marks import StoredMark
+
 _SUMMARY_COLUMNS = (
     PipelineExecution.id,
     Pipeline.name.label("pipeline"),
@@ -127,6 +129,55 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
 
 
 FINAL_STATUSES = ("success", "failed", "aborted")
+
+
+def stored_marks(
+    connection: Connection, source: str, above: dict[str, int]
+) -> dict[str, StoredMark]:
+    """For each pipeline, the highest build stored finished above its old mark, below any
+    stored build that is still unfinished. Reads only rows above the old marks (through the
+    `(pipeline_id, sequence)` index), so the cost follows what is new, not the history.
+    """
+    from sqlalchemy import and_, or_, select
+
+    from timbel_dagster.sensors.marks import StoredMark
+    from timbel_dagster.warehouse.loaders import pipeline_id
+
+    if not above:
+        return {}
+    names = {pipeline_id(source, name): name for name in above}
+    query = select(
+        PipelineExecution.pipeline_id,
+        PipelineExecution.sequence,
+        PipelineExecution.status,
+        PipelineExecution.started_at,
+    ).where(
+        PipelineExecution.source == source,
+        or_(
+            *(
+                and_(
+                    PipelineExecution.pipeline_id == ident, PipelineExecution.sequence > above[name]
+                )
+                for ident, name in names.items()
+            )
+        ),
+    )
+    rows: dict[str, list[tuple[int, str, dt.datetime | None]]] = {}
+    for ident, sequence, status, started in connection.execute(query):
+        rows.setdefault(names[ident], []).append((sequence, status, started))
+    marks = {}
+    for name, builds in rows.items():
+        unfinished = [s for s, status, _ in builds if status not in FINAL_STATUSES]
+        ceiling = min(unfinished) if unfinished else None
+        done = [
+            (s, t)
+            for s, status, t in builds
+            if status in FINAL_STATUSES and (ceiling is None or s < ceiling)
+        ]
+        if done:
+            sequence, started = max(done, key=lambda b: b[0])
+            marks[name] = StoredMark(sequence, started.date().isoformat() if started else None)
+    return marks
 
 
 def finished_executions(

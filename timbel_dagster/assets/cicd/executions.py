@@ -16,6 +16,7 @@ from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
 _CI_KINDS = {"jenkins", "gitlab", "sql"}
+CI_SYSTEMS_TAG = "timbel/ci_systems"
 
 
 class ExecutionWindowConfig(dg.Config):
@@ -87,7 +88,9 @@ def ci_executions(
     tables = ("pipeline_executions", "stage_executions")
     totals = {table: UpsertResult(table, 0, 0) for table in tables}
     names, requests = [], 0
-    for source in sources.ci_sources():
+    # A build sensor names the one system whose new builds the run is for.
+    only = context.run.tags.get(CI_SYSTEMS_TAG)
+    for source in sources.ci_sources(only.split(",") if only else None):
         with warehouse.begin() as connection:
             results = ingest_executions(connection, source, since, until)
             record_ingestion(connection, context, source.name, results)
