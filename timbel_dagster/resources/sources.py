@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     live_lookback_days: int = 3
     systems: list[str] | None = None  # in live mode, only these CI systems (default: all)
     jenkins: JenkinsResource = Field(default_factory=JenkinsResource)
+    gitlab: GitLabResource = Field(default_factory=GitLabResource)
 
     def _mode(self) -> str:
         if self.mode:
@@ -71,6 +73,8 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         found: list[CISource] = []
         if "jenkins" in wanted and self.jenkins.configured():
             found.append(self.jenkins.source())
+        if "gitlab" in wanted and self.gitlab.configured():
+            found.append(self.gitlab.source())
         if not found:
             names = " or ".join(f"{s.upper()}_URL" for s in sorted(wanted, reverse=True))
             raise SourceNotConfiguredError(

@@ -1,0 +1,160 @@
+"""GitLab CI as a CI source, and the Dagster resource that builds it from settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from timbel_dagster.resources.delivery import (
+    ExecutionRecord,
+    PipelineRecord,
+    SourceNotConfiguredError,
+)
+
+if TYPE_CHECKING:
+    from timbel_dagster.resources.gitlab.client import GitLabHTTP
+
+
+class GitLabSource:
+    """Pipelines are the configured projects; executions their pipelines, jobs as stages.
+
+    Per project and window: the pipelines list (`updated_after`, 100 a page) and one
+    keyset-paginated walk of the project's jobs, newest first, as far back as the oldest
+    pipeline still wanted. Pipelines stored as finished that GitLab also reports finished are
+    final and cost nothing more.
+    """
+
+    name = "gitlab"
+
+    def __init__(self, http: GitLabHTTP, projects: list[str]) -> None:
+        self.http, self.projects = http, projects
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    @cached_property
+    def _projects(self) -> list[tuple[str, PipelineRecord]]:
+        from timbel_dagster.resources.gitlab.client import project_ref
+        from timbel_dagster.resources.gitlab.parse import parse_project
+
+        return [
+            (
+                project_ref(p),
+                parse_project(self.http.get(f"/projects/{project_ref(p)}", f"project {p}")),
+            )
+            for p in self.projects
+        ]
+
+    def pipelines(self) -> list[PipelineRecord]:
+        return [record for _, record in self._projects]
+
+    def latest_pipeline_ids(self) -> dict[str, int]:
+        """Each project's newest pipeline id: one request per project (the sensor's tick)."""
+        latest = {}
+        for ref, record in self._projects:
+            # pipelines come newest first; reading one item costs one request
+            for item in self.http.pages(f"/projects/{ref}/pipelines", record.name, per_page=1):
+                latest[record.name] = int(item["id"])
+                break
+        return latest
+
+    def executions(
+        self,
+        since: dt.datetime,
+        until: dt.datetime,
+        final: frozenset[tuple[str, str]] = frozenset(),
+    ) -> Iterator[ExecutionRecord]:
+        from timbel_dagster.resources.gitlab.parse import (
+            FINISHED,
+            PIPELINE_STATUSES,
+            created_at,
+            parse_job,
+            parse_pipeline,
+        )
+
+        for ref, record in self._projects:
+            project = record.name
+            listed = [
+                p
+                for p in self.http.pages(
+                    f"/projects/{ref}/pipelines",
+                    project,
+                    updated_after=since.isoformat(),
+                    order_by="id",
+                    sort="desc",
+                )
+                if since <= created_at(p, project) < until
+            ]
+            wanted = {
+                int(p["id"]): p
+                for p in listed
+                if not (
+                    (project, str(p["id"])) in final
+                    and PIPELINE_STATUSES.get(p.get("status", "")) in FINISHED
+                )
+            }
+            if not wanted:
+                continue
+            oldest = min(wanted)
+            jobs = defaultdict(list)
+            for item in self.http.pages(
+                f"/projects/{ref}/jobs", project, pagination="keyset", order_by="id", sort="desc"
+            ):
+                pipeline_id, job = parse_job(project, item)
+                if pipeline_id in wanted:
+                    jobs[pipeline_id].append(job)
+                elif pipeline_id < oldest and (job.iso("created_at") or since) < since:
+                    break  # jobs are newest first: the rest belong to older pipelines
+            for pipeline_id, data in sorted(wanted.items()):
+                yield parse_pipeline(project, data, jobs[pipeline_id])
+
+
+class GitLabResource(dg.ConfigurableResource):
+    """A GitLab server. Unset fields come from GITLAB_URL, GITLAB_TOKEN, GITLAB_PROJECTS and
+    GITLAB_MAX_REQUESTS_PER_SECOND when a run first uses it."""
+
+    url: str | None = None
+    token: str | None = None
+    projects: list[str] | None = None
+    max_requests_per_second: float | None = None
+
+    def http(self) -> GitLabHTTP:
+        from timbel_dagster.resources.gitlab.client import GitLabHTTP
+        from timbel_dagster.settings import get_settings
+
+        settings = get_settings()
+        url = self.url or (str(settings.gitlab_url) if settings.gitlab_url else None)
+        if not url:
+            raise SourceNotConfiguredError(
+                "GitLab is not configured: set GITLAB_URL, GITLAB_TOKEN and GITLAB_PROJECTS"
+            )
+        token = self.token or (
+            settings.gitlab_token.get_secret_value() if settings.gitlab_token else None
+        )
+        return GitLabHTTP(
+            url,
+            token,
+            max_requests_per_second=self.max_requests_per_second
+            or settings.gitlab_max_requests_per_second,
+        )
+
+    def source(self) -> GitLabSource:
+        from timbel_dagster.settings import get_settings
+
+        projects = self.projects if self.projects is not None else get_settings().gitlab_projects
+        if not projects:
+            raise SourceNotConfiguredError(
+                "GITLAB_PROJECTS is empty: name the project ids or paths to read (comma-separated)"
+            )
+        return GitLabSource(self.http(), projects)
+
+    def configured(self) -> bool:
+        from timbel_dagster.settings import get_settings
+
+        return bool(self.url or get_settings().gitlab_url)
