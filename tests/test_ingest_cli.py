@@ -101,3 +101,34 @@ def test_not_configured_says_what_to_set(tmp_path: Path) -> None:
     failed = run(["ingest", "jenkins"], tmp_path)
     assert failed.returncode == 2
     assert "set JENKINS_URL" in failed.stderr.splitlines()[-1]
+
+
+def test_ingest_gitlab(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from tests.fakes.gitlab_server import FakeGitLab
+
+    server = FakeGitLab()
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=30)
+    server.add_project("commerce/checkout-web", pipelines=25, first=start)
+    server.add_project("platform/auth-gateway", pipelines=5, first=start)
+    server.rate_limit_every = 5  # every fifth request is answered 429 with Retry-After: 0
+    server.start()
+    try:
+        env = {
+            "GITLAB_URL": server.url,
+            "GITLAB_TOKEN": server.token,
+            "GITLAB_PROJECTS": "commerce/checkout-web,11",
+        }
+        report = json.loads(
+            run(["ingest", "gitlab", "--since", "2d", "--json"], tmp_path, **env).stdout
+        )
+        assert report["pipelines"]["written"] == 2
+        assert report["pipeline_executions"] == {"offered": 30, "written": 30}
+        assert report["stage_executions"]["written"] == 4 * 30
+        again = json.loads(
+            run(["ingest", "gitlab", "--since", "2d", "--json"], tmp_path, **env).stdout
+        )
+        assert again["pipeline_executions"]["written"] == 0
+    finally:
+        server.stop()

@@ -30,6 +30,7 @@ def run_ingest(
     import dagster as dg
 
     from timbel_dagster.definitions import defs
+    from timbel_dagster.resources.gitlab.source import GitLabResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
     from timbel_dagster.resources.sources import DeliverySourcesResource
     from timbel_dagster.resources.warehouse import WarehouseResource
@@ -43,7 +44,10 @@ def run_ingest(
     resources = {
         "warehouse": WarehouseResource(database_url=settings.database_url),
         "sources": DeliverySourcesResource(
-            mode="live", systems=[system], jenkins=JenkinsResource(stages=stages)
+            mode="live",
+            systems=[system],
+            jenkins=JenkinsResource(stages=stages),
+            gitlab=GitLabResource(),
         ),
     }
     selection = [

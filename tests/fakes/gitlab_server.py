@@ -297,7 +297,7 @@ def _handler(fake: FakeGitLab) -> type[BaseHTTPRequestHandler]:
                 )
                 return self._reply(201, fake.pipeline_json(created))
             if rest == ["pipelines"]:
-                chosen = [p for p in pipelines]
+                chosen = list(pipelines)
                 if "updated_after" in query:
                     after = dt.datetime.fromisoformat(query["updated_after"].replace("Z", "+00:00"))
                     chosen = [

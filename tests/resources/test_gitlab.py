@@ -183,7 +183,7 @@ def test_job_with_a_wrong_type_names_the_job_and_field(fake: FakeGitLab) -> None
     source.pipelines()
     original = fake.job_json
 
-    def broken(pipeline, job):  # noqa: ANN001, ANN202
+    def broken(pipeline, job):
         data = original(pipeline, job)
         data["duration"] = "four minutes"
         return data

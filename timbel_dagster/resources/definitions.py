@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -19,5 +20,6 @@ def defs() -> dg.Definitions:
             "warehouse": WarehouseResource(),
             "sources": DeliverySourcesResource(),
             "jenkins": JenkinsResource(),
+            "gitlab": GitLabResource(),
         }
     )

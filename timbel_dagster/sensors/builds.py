@@ -1,7 +1,9 @@
-"""`jenkins_build_sensor`: one run per batch of new builds, marks confirmed by the warehouse.
+"""`jenkins_build_sensor` and `gitlab_pipeline_sensor`: one run per batch of new builds,
+high-water marks confirmed by the warehouse.
 
-A tick costs one request to Jenkins (the job list with each job's last build number) and one
-indexed warehouse query over the builds above the marks, whatever the history's size.
+A tick costs one request to Jenkins (the job list with each job's last build number) or one per
+GitLab project (its newest pipeline), and one indexed warehouse query over the builds above
+the marks, whatever the history's size.
 """
 
 # No `from __future__ import annotations`: Dagster reads the sensor's resource annotations.
@@ -13,6 +15,7 @@ import dagster as dg
 from timbel_dagster.assets.cicd.executions import CI_SYSTEMS_TAG
 from timbel_dagster.jobs.definitions import ci_ingestion_job
 from timbel_dagster.partitions import range_tags
+from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.sensors.marks import BuildCursor, Decision, confirm, plan
@@ -113,3 +116,28 @@ def jenkins_build_sensor(
         dt.datetime.now(dt.UTC),
     )
     return to_sensor_result("jenkins", decision, context.log)
+
+
+@dg.sensor(
+    job=ci_ingestion_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Ingest new GitLab pipelines: one run per batch, high-water marks per project.",
+)
+def gitlab_pipeline_sensor(
+    context: dg.SensorEvaluationContext,
+    gitlab: GitLabResource,
+    warehouse: WarehouseResource,
+) -> dg.SensorResult | dg.SkipReason:
+    if not gitlab.configured():
+        return dg.SkipReason("GitLab is not configured (GITLAB_URL is not set)")
+    latest = gitlab.source().latest_pipeline_ids()
+    decision = build_tick(
+        "gitlab",
+        latest,
+        BuildCursor.from_json(context.cursor),
+        context.instance,
+        warehouse,
+        dt.datetime.now(dt.UTC),
+    )
+    return to_sensor_result("gitlab", decision, context.log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from timbel_dagster.jobs.definitions import delivery_ingestion_job
-from timbel_dagster.sensors.builds import jenkins_build_sensor
+from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_sensor
 
 
 # Off until an operator turns it on: in live mode it needs the CI servers configured. It is the
@@ -27,4 +27,7 @@ def delivery_ingestion_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
 
 
 def defs() -> dg.Definitions:
-    return dg.Definitions(schedules=[delivery_ingestion_schedule], sensors=[jenkins_build_sensor])
+    return dg.Definitions(
+        schedules=[delivery_ingestion_schedule],
+        sensors=[jenkins_build_sensor, gitlab_pipeline_sensor],
+    )

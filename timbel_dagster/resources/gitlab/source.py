@@ -55,12 +55,22 @@ class GitLabSource:
         return [record for _, record in self._projects]
 
     def latest_pipeline_ids(self) -> dict[str, int]:
-        """Each project's newest pipeline id: one request per project (the sensor's tick)."""
+        """Each project's newest pipeline id: one request per project (the sensor's tick).
+
+        Projects configured by path need no other request; a numeric id costs one more to
+        learn the project's path, which is its pipeline name.
+        """
+        from timbel_dagster.resources.gitlab.client import project_ref
+
+        if all(not p.isdigit() for p in self.projects):
+            named = [(project_ref(p), p) for p in self.projects]
+        else:
+            named = [(ref, record.name) for ref, record in self._projects]
         latest = {}
-        for ref, record in self._projects:
+        for ref, name in named:
             # pipelines come newest first; reading one item costs one request
-            for item in self.http.pages(f"/projects/{ref}/pipelines", record.name, per_page=1):
-                latest[record.name] = int(item["id"])
+            for item in self.http.pages(f"/projects/{ref}/pipelines", name, per_page=1):
+                latest[name] = int(item["id"])
                 break
         return latest
 
