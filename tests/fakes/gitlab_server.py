@@ -310,6 +310,12 @@ def _handler(fake: FakeGitLab) -> type[BaseHTTPRequestHandler]:
                     ]
                 chosen.sort(key=lambda p: p.id, reverse=query.get("sort", "desc") == "desc")
                 return self._page([fake.pipeline_json(p) for p in chosen], query, path)
+            if rest[0] == "pipelines" and len(rest) == 3 and rest[2] == "jobs":
+                found = next((p for p in pipelines if p.id == int(rest[1])), None)
+                if found is None:
+                    return self._reply(404, {"message": "404 Not found"})
+                jobs = [fake.job_json(found, j) for j in sorted(found.jobs, key=lambda j: j.id)]
+                return self._page(jobs, query, path)
             if rest[0] == "pipelines" and len(rest) == 2:
                 found = next((p for p in pipelines if p.id == int(rest[1])), None)
                 return (

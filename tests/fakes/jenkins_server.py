@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class FakeBuild:
     user: str = "minji.kim"
     sha: str = "9f3b2c1d4e5f60718293a4b5c6d7e8f901234567"
     log: bytearray = field(default_factory=bytearray)
+    finish_after_reads: int | None = None  # stop building after this many log reads
 
 
 @dataclass
@@ -57,6 +59,8 @@ class FakeJenkins:
         self.folders: set[str] = set()
         self.queue: dict[int, tuple[str, dict[str, str]]] = {}
         self.faults: deque[Fault] = deque()
+        self.cut_log_after: deque[int] = deque()  # drop the connection after N log bytes
+        self.start_queued_builds = False
         self.requests: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -301,12 +305,34 @@ def _handler(fake: FakeJenkins) -> type[BaseHTTPRequestHandler]:
                 if rest[1:] == ["logText", "progressiveText"]:
                     start = int(query.get("start", ["0"])[0])
                     with fake.lock:
+                        if build.finish_after_reads is not None:
+                            build.finish_after_reads -= 1
+                            if build.finish_after_reads <= 0:
+                                build.building = False
+                                build.result = build.result or "SUCCESS"
                         chunk, size, more = bytes(build.log[start:]), len(build.log), build.building
                     headers = {"X-Text-Size": str(max(size, start))}
                     if more:
                         headers["X-More-Data"] = "true"
+                    with fake.lock:
+                        cut = fake.cut_log_after.popleft() if fake.cut_log_after else None
+                    if cut is not None and cut < len(chunk):
+                        return self._cut(chunk, cut, headers)
                     return self._reply(200, chunk, "text/plain;charset=UTF-8", headers)
             return self._reply(404, b"<html><title>Not Found</title></html>", "text/html")
+
+        def _cut(self, body: bytes, after: int, headers: dict[str, str]) -> None:
+            """Promise the whole body, send part of it, and drop the connection."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain;charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body[:after])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
         def _post(self, job: str, rest: list[str], query: dict) -> None:
             if fake.require_crumb and self.headers.get("Jenkins-Crumb") != "c0ffee":
@@ -315,7 +341,12 @@ def _handler(fake: FakeJenkins) -> type[BaseHTTPRequestHandler]:
                 return self._reply(405)
             with fake.lock:
                 item = 1000 + len(fake.queue)
-                fake.queue[item] = (job, {k: v[0] for k, v in query.items()})
+                parameters = {k: v[0] for k, v in query.items()}
+                if fake.start_queued_builds:  # an executor is free: the build starts at once
+                    build = fake.add_build(job, building=True, result=None, finish_after_reads=2)
+                    build.log += f"Started with {parameters}\n".encode()
+                    parameters["_number"] = str(build.number)
+                fake.queue[item] = (job, parameters)
             return self._reply(201, b"", headers={"Location": f"{fake.url}queue/item/{item}/"})
 
         def do_GET(self) -> None:

@@ -210,16 +210,19 @@ def test_bad_payloads_raise_errors_naming_the_field(
     assert api.http.requests_made == 1  # not transient: not retried
 
 
+def _read(api: JenkinsAPI, number: int, start: int) -> tuple[bytes, int, bool]:
+    with api.log_stream("solo", number, start, block_size=4) as stream:
+        return b"".join(stream.blocks), stream.next_start, stream.more
+
+
 def test_progressive_log(fake: FakeJenkins) -> None:
     build = fake.add_build("solo", building=True, result=None)
     build.log += b"line 1\nline 2\n"
     api = api_for(fake)
-    first = api.log_chunk("solo", build.number, 0)
-    assert (first.text, first.next_start, first.more) == (b"line 1\nline 2\n", 14, True)
+    assert _read(api, build.number, 0) == (b"line 1\nline 2\n", 14, True)
     build.log += b"line 3\n"
     build.building = False
-    second = api.log_chunk("solo", build.number, first.next_start)
-    assert (second.text, second.next_start, second.more) == (b"line 3\n", 21, False)
+    assert _read(api, build.number, 14) == (b"line 3\n", 21, False)
 
 
 def test_trigger_queues_a_build_and_adds_a_crumb_only_when_asked(fake: FakeJenkins) -> None:

@@ -13,6 +13,8 @@ TABLES = {
     "pipelines",
     "pipeline_executions",
     "stage_executions",
+    "execution_logs",
+    "execution_log_chunks",
     "commits",
     "deployments",
     "deployment_commits",
@@ -48,6 +50,12 @@ def test_migrations_match_the_models(warehouse_url: str) -> None:
 
     with get_engine(warehouse_url).connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    # The full-text index exists on PostgreSQL only, as an expression the models cannot hold.
+    differences = [
+        d
+        for d in differences
+        if not (d[0] == "remove_index" and d[1].name == "ix_execution_log_chunks_fts")
+    ]
     assert differences == []
 
 

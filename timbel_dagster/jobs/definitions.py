@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from timbel_dagster.jobs.builds import follow_build, trigger_build
+
 delivery_ingestion_job = dg.define_asset_job(
     "delivery_ingestion",
     selection=dg.AssetSelection.groups("org", "cicd", "deploy"),
@@ -23,4 +25,6 @@ ci_ingestion_job = dg.define_asset_job(
 
 
 def defs() -> dg.Definitions:
-    return dg.Definitions(jobs=[delivery_ingestion_job, ci_ingestion_job])
+    return dg.Definitions(
+        jobs=[delivery_ingestion_job, ci_ingestion_job, follow_build, trigger_build]
+    )

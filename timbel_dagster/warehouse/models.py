@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -156,6 +157,43 @@ class StageExecution(Timestamps, Base):
     duration: Mapped[float | None] = mapped_column(Float)
     queue_seconds: Mapped[float | None] = mapped_column(Float)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ExecutionLog(Base):
+    """What is stored of one log stream of an execution: the Jenkins console (stream `''`)
+    or one GitLab job's trace (stream = the job id)."""
+
+    __tablename__ = "execution_logs"
+
+    execution_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("pipeline_executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    stream: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(256))  # the job's name, for GitLab
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes stored: where following resumes
+    lines: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class ExecutionLogChunk(Base):
+    """A run of whole lines of a log, from byte `start_offset` of its stream."""
+
+    __tablename__ = "execution_log_chunks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["execution_id", "stream"],
+            ["execution_logs.execution_id", "execution_logs.stream"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    execution_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(128), primary_key=True)
+    start_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_line: Mapped[int] = mapped_column(Integer)  # 1-based number of its first line
+    length: Mapped[int] = mapped_column(Integer)  # bytes of the source this chunk covers
+    content: Mapped[str] = mapped_column(Text)
 
 
 class Commit(Timestamps, Base):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -140,16 +141,19 @@ class GitLabHTTP:
         except (gitlab.exceptions.GitlabError, requests.RequestException) as error:
             raise self._error(error, obj) from None
 
-    def text(self, path: str, obj: str) -> bytes:
+    @contextmanager
+    def stream(self, path: str, obj: str, block_size: int = 1 << 20) -> Iterator[Iterator[bytes]]:
+        """A raw body (a job trace) as blocks, never held in memory whole."""
         import gitlab
 
         try:
-            response = self.gl.http_get(
-                path, streamed=False, raw=True, max_retries=self.max_retries
-            )
+            response = self.gl.http_get(path, streamed=True, raw=True, max_retries=self.max_retries)
         except (gitlab.exceptions.GitlabError, requests.RequestException) as error:
             raise self._error(error, obj) from None
-        return response.content
+        try:
+            yield response.iter_content(block_size)
+        finally:
+            response.close()
 
     def post(self, path: str, obj: str, data: dict[str, Any]) -> dict[str, Any]:
         import gitlab

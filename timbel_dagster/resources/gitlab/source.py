@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -123,6 +124,51 @@ class GitLabSource:
                     break  # jobs are newest first: the rest belong to older pipelines
             for pipeline_id, data in sorted(wanted.items()):
                 yield parse_pipeline(project, data, jobs[pipeline_id])
+
+    def pipeline(self, project: str) -> PipelineRecord:
+        from timbel_dagster.resources.gitlab.client import project_ref
+        from timbel_dagster.resources.gitlab.parse import parse_project
+
+        return parse_project(
+            self.http.get(f"/projects/{project_ref(project)}", f"project {project}")
+        )
+
+    def pipeline_jobs(self, project: str, pipeline_id: int) -> list[dict]:
+        """The jobs of one pipeline, retried ones included, oldest first."""
+        from timbel_dagster.resources.gitlab.client import project_ref
+
+        obj = f"{project} pipeline {pipeline_id}"
+        jobs = list(
+            self.http.pages(
+                f"/projects/{project_ref(project)}/pipelines/{pipeline_id}/jobs",
+                obj,
+                include_retried="true",
+            )
+        )
+        return sorted(jobs, key=lambda job: int(job.get("id", 0)))
+
+    def execution(self, project: str, pipeline_id: int) -> ExecutionRecord:
+        """One pipeline with its jobs as stages (two requests)."""
+        from timbel_dagster.resources.gitlab.client import project_ref
+        from timbel_dagster.resources.gitlab.parse import parse_job, parse_pipeline
+
+        path = self.pipeline(project).name if project.isdigit() else project
+        data = self.http.get(
+            f"/projects/{project_ref(project)}/pipelines/{pipeline_id}",
+            f"{path} pipeline {pipeline_id}",
+        )
+        jobs = [parse_job(path, job)[1] for job in self.pipeline_jobs(project, pipeline_id)]
+        return parse_pipeline(path, data, jobs)
+
+    @contextmanager
+    def trace(self, project: str, job_id: int) -> Iterator[Iterator[bytes]]:
+        """A job's trace as blocks. GitLab serves it whole, from its first byte."""
+        from timbel_dagster.resources.gitlab.client import project_ref
+
+        with self.http.stream(
+            f"/projects/{project_ref(project)}/jobs/{job_id}/trace", f"{project} job {job_id}"
+        ) as blocks:
+            yield blocks
 
 
 class GitLabResource(dg.ConfigurableResource):

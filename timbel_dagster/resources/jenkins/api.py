@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from timbel_dagster.resources.delivery import ExecutionRecord, StageRecord
-from timbel_dagster.resources.errors import SourceNotFoundError
+from timbel_dagster.resources.errors import SourceDataError, SourceError, SourceNotFoundError
 from timbel_dagster.resources.jenkins.client import SYSTEM, JenkinsHTTP, job_path
 from timbel_dagster.resources.jenkins.parse import (
     JenkinsJob,
@@ -37,9 +38,9 @@ WFAPI_RUNS_CAP = 11  # JobExt.MAX_RUNS_PER_JOB (10) + 1 in the Pipeline REST API
 
 
 @dataclass(frozen=True)
-class LogChunk:
-    text: bytes
-    next_start: int
+class LogStream:
+    blocks: Iterator[bytes]  # the log's bytes from the requested start, a block at a time
+    next_start: int  # X-Text-Size: where the next request starts once all blocks are read
     more: bool  # X-More-Data: the build is still writing
 
 
@@ -137,19 +138,28 @@ class JenkinsAPI:
         return parse_stages(job, number, Fields(SYSTEM, obj, data).children("stages"))
 
     # -- logs and triggering ----------------------------------------------------------------
-    def log_chunk(self, job: str, number: int, start: int) -> LogChunk:
-        """The console log from byte `start` on (`logText/progressiveText`)."""
+    @contextmanager
+    def log_stream(
+        self, job: str, number: int, start: int, block_size: int = 1 << 20
+    ) -> Iterator[LogStream]:
+        """The console log from byte `start` on (`logText/progressiveText`), streamed in
+        blocks so that a large log never sits in memory whole."""
         obj = f"{job} #{number}"
         response = self.http.request(
-            "GET", f"{job_path(job)}/{number}/logText/progressiveText", obj, params={"start": start}
+            "GET",
+            f"{job_path(job)}/{number}/logText/progressiveText",
+            obj,
+            params={"start": start},
+            stream=True,
         )
-        size = response.headers.get("X-Text-Size")
-        if size is None or not size.isdigit():
-            from timbel_dagster.resources.errors import SourceDataError
-
-            raise SourceDataError(SYSTEM, obj, "missing or bad header", field="X-Text-Size")
-        more = response.headers.get("X-More-Data", "").lower() == "true"
-        return LogChunk(response.content, int(size), more)
+        try:
+            size = response.headers.get("X-Text-Size")
+            if size is None or not size.isdigit():
+                raise SourceDataError(SYSTEM, obj, "missing or bad header", field="X-Text-Size")
+            more = response.headers.get("X-More-Data", "").lower() == "true"
+            yield LogStream(response.iter_content(block_size), int(size), more)
+        finally:
+            response.close()
 
     def trigger(self, job: str, parameters: dict[str, str]) -> int:
         """Queue a build; returns the queue item id from the `Location` header."""
@@ -158,8 +168,6 @@ class JenkinsAPI:
         location = response.headers.get("Location", "").rstrip("/")
         item = location.rsplit("/", 1)[-1]
         if not item.isdigit():
-            from timbel_dagster.resources.errors import SourceDataError
-
             raise SourceDataError(SYSTEM, job, f"no queue item in {location!r}", field="Location")
         return int(item)
 
@@ -168,8 +176,6 @@ class JenkinsAPI:
         obj = f"queue item {queue_id}"
         data = Fields(SYSTEM, obj, self.http.get_json(f"queue/item/{queue_id}/api/json", obj))
         if data.get("cancelled", bool, default=False):
-            from timbel_dagster.resources.errors import SourceError
-
             raise SourceError(SYSTEM, obj, "the queued build was cancelled")
         executable = data.get("executable", dict, default=None)
         return (

@@ -102,6 +102,34 @@ class JenkinsSource:
                     stages = self.api.stages(job.full_name, build.sequence or 0)
                 yield with_stages(build, stages or ())
 
+    def pipeline(self, job: str) -> PipelineRecord:
+        """One job as a pipeline (one request)."""
+        [found] = list(self.api.jobs_under(job)) or [None]
+        if found is None or found.is_folder:
+            raise ValueError(f"jenkins {job}: not a job that builds")
+        return PipelineRecord(
+            ci_system="jenkins",
+            name=found.full_name,
+            service=found.service,
+            repository=None,
+            default_branch=None,
+            url=found.url,
+        )
+
+    def execution(self, job: str, number: int, read_stages: bool = True) -> ExecutionRecord:
+        """One build, with its stages once it has any."""
+        from timbel_dagster.resources.errors import SourceNotFoundError
+
+        found = [
+            b
+            for b in self.api.builds(job, newer_than=number - 1, page_size=50)
+            if b.sequence == number
+        ]
+        if not found:
+            raise SourceNotFoundError("jenkins", f"{job} #{number}", "no such build")
+        stages = self.api.stages(job, number) if read_stages else ()
+        return with_stages(found[0], stages)
+
 
 class JenkinsResource(dg.ConfigurableResource):
     """A Jenkins server. Unset fields come from JENKINS_URL, JENKINS_USER, JENKINS_TOKEN,
@@ -113,6 +141,7 @@ class JenkinsResource(dg.ConfigurableResource):
     jobs: list[str] | None = None
     timeout_seconds: float | None = None
     stages: str = "recent"
+    retry_backoff_seconds: float = 0.5  # first retry's wait; doubles each time
 
     def api(self) -> JenkinsAPI:
         from timbel_dagster.settings import get_settings
@@ -132,6 +161,7 @@ class JenkinsResource(dg.ConfigurableResource):
                 self.user or settings.jenkins_user,
                 token,
                 timeout=self.timeout_seconds or settings.jenkins_timeout_seconds,
+                backoff_seconds=self.retry_backoff_seconds,
             )
         )
 

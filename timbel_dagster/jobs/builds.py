@@ -1,0 +1,153 @@
+"""Op jobs `follow_build` and `trigger_build`: a build's log streamed live into the run log.
+
+Launched by the build sensors when a build starts, from the Launchpad, or by
+`timbel logs follow` / `timbel build trigger`.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the ops' annotations.
+import logging
+import sys
+
+import dagster as dg
+
+from timbel_dagster.resources.gitlab.source import GitLabResource
+from timbel_dagster.resources.jenkins.source import JenkinsResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+# One run-log event carries at most this much log text; all of it is stored regardless.
+EVENT_TEXT_LIMIT = 64 * 1024
+ACTOR_TAG = "timbel/actor"
+
+
+class FollowConfig(dg.Config):
+    system: str  # jenkins | gitlab
+    pipeline: str  # Jenkins job full name, or GitLab project path or id
+    build: int  # Jenkins build number, or GitLab pipeline id
+    poll_seconds: float = 2.0
+
+
+class TriggerConfig(dg.Config):
+    system: str
+    pipeline: str
+    parameters: dict[str, str] = {}
+    ref: str | None = None  # GitLab branch; the project's default branch when unset
+    poll_seconds: float = 2.0
+
+
+def _emitter(context: dg.OpExecutionContext):
+    def emit(text: str) -> None:
+        if len(text) > EVENT_TEXT_LIMIT:
+            more = len(text) - EVENT_TEXT_LIMIT
+            text = f"{text[:EVENT_TEXT_LIMIT]}\n[timbel] ... {more} more characters stored"
+        context.log.info(text.rstrip("\n"))
+
+    return emit
+
+
+def _source(system: str, jenkins: JenkinsResource, gitlab: GitLabResource):
+    if system == "jenkins":
+        return jenkins.source()
+    if system == "gitlab":
+        return gitlab.source()
+    raise ValueError(f"system must be 'jenkins' or 'gitlab', not {system!r}")
+
+
+@dg.op(description="Stream a build's log into the run log and the warehouse until it ends.")
+def follow(
+    context: dg.OpExecutionContext,
+    config: FollowConfig,
+    warehouse: WarehouseResource,
+    jenkins: JenkinsResource,
+    gitlab: GitLabResource,
+) -> dict:
+    from timbel_dagster.jobs.record import follow_build
+
+    report = follow_build(
+        config.system,
+        _source(config.system, jenkins, gitlab),
+        warehouse.engine(),
+        config.pipeline,
+        config.build,
+        _emitter(context),
+        actor=context.run.tags.get(ACTOR_TAG, "dagster"),
+        poll_seconds=config.poll_seconds,
+    )
+    context.add_output_metadata({k: v for k, v in report.items() if isinstance(v, int | str)})
+    return report
+
+
+@dg.op(description="Start a build (Jenkins buildWithParameters, GitLab pipeline) and follow it.")
+def trigger_and_follow(
+    context: dg.OpExecutionContext,
+    config: TriggerConfig,
+    warehouse: WarehouseResource,
+    jenkins: JenkinsResource,
+    gitlab: GitLabResource,
+) -> dict:
+    from timbel_dagster.jobs.record import follow_build, trigger_build
+    from timbel_dagster.warehouse.audit import append_event
+
+    source = _source(config.system, jenkins, gitlab)
+    emit = _emitter(context)
+    actor = context.run.tags.get(ACTOR_TAG, "dagster")
+    build = trigger_build(
+        config.system, source, config.pipeline, dict(config.parameters), config.ref, emit
+    )
+    engine = warehouse.engine()
+    with engine.begin() as connection:
+        append_event(
+            connection,
+            actor=actor,
+            action="build.trigger",
+            target=f"{config.system} {config.pipeline} #{build}",
+            details={
+                "parameters": dict(config.parameters),
+                "ref": config.ref,
+                "run_id": context.run_id,
+            },
+        )
+    report = follow_build(
+        config.system,
+        source,
+        engine,
+        config.pipeline,
+        build,
+        emit,
+        actor=actor,
+        poll_seconds=config.poll_seconds,
+    )
+    context.add_output_metadata({k: v for k, v in report.items() if isinstance(v, int | str)})
+    return report
+
+
+@dg.logger(description="Prints each message alone, so a followed log reads like a log.")
+def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = logging.getLogger("timbel.terminal")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+_LOGGERS = {"console": dg.colored_console_logger, "terminal": terminal_logger}
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    logger_defs=_LOGGERS,
+    description="Follow one build to its end.",
+)
+def follow_build():
+    follow()
+
+
+@dg.job(
+    executor_def=dg.in_process_executor,
+    logger_defs=_LOGGERS,
+    description="Trigger a build with parameters, then follow it to its end.",
+)
+def trigger_build():
+    trigger_and_follow()

@@ -1,0 +1,174 @@
+"""Following a running build's log into the warehouse (and, through `emit`, the run log).
+
+Plain functions, driven by the `follow_build` op, `timbel logs follow` and the tests. Each
+reconnects after a dropped connection or a transient server error and resumes exactly where
+the received bytes end, so the stored log is the source log byte for byte.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from timbel_dagster.resources.errors import TransientSourceError
+from timbel_dagster.warehouse.logs import LogWriter
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from timbel_dagster.resources.gitlab.source import GitLabSource
+    from timbel_dagster.resources.jenkins.api import JenkinsAPI
+
+Emit = Callable[[str], None]
+
+
+@dataclass
+class FollowReport:
+    bytes_stored: int = 0
+    lines: int = 0
+    reconnects: int = 0
+    streams: int = 0
+
+
+def _dropped() -> tuple[type[BaseException], ...]:
+    import requests
+
+    return (TransientSourceError, requests.RequestException)
+
+
+class _Retry:
+    """Consecutive-failure budget with exponential backoff; a success resets it."""
+
+    def __init__(self, sleep: Callable[[float], None], max_failures: int) -> None:
+        self.sleep, self.max_failures, self.failures, self.total = sleep, max_failures, 0, 0
+
+    def failed(self, error: BaseException, emit: Emit) -> None:
+        self.failures += 1
+        self.total += 1
+        if self.failures > self.max_failures:
+            raise error
+        emit(f"[timbel] connection lost ({error}); resuming (attempt {self.failures})")
+        self.sleep(min(30.0, 0.5 * 2 ** (self.failures - 1)))
+
+    def ok(self) -> None:
+        self.failures = 0
+
+
+def follow_jenkins_log(
+    api: JenkinsAPI,
+    engine: Engine,
+    execution_id: uuid.UUID,
+    job: str,
+    number: int,
+    emit: Emit,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = 2.0,
+    max_failures: int = 8,
+    chunk_bytes: int | None = None,
+) -> FollowReport:
+    """Stream a Jenkins console log (`progressiveText`) until the build ends."""
+    writer = LogWriter(
+        engine,
+        execution_id,
+        "",
+        name="console",
+        **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}),
+    )
+    retry = _Retry(sleep, max_failures)
+    while not writer.complete:
+        start = writer.next_offset
+        try:
+            with api.log_stream(job, number, start) as stream:
+                for block in stream.blocks:
+                    if text := writer.write(block):
+                        emit(text)
+                more = stream.more
+        except _dropped() as error:
+            retry.failed(error, emit)
+            continue
+        retry.ok()
+        if text := writer.flush(final=not more):
+            emit(text)
+        if more and writer.next_offset == start:
+            sleep(poll_seconds)  # nothing new yet: the build is still running
+    return FollowReport(writer.stored, writer.lines, retry.total, 1)
+
+
+_GITLAB_DONE = {"success", "failed", "canceled", "skipped", "manual"}
+
+
+def follow_gitlab_logs(
+    source: GitLabSource,
+    engine: Engine,
+    execution_id: uuid.UUID,
+    project: str,
+    pipeline_id: int,
+    emit: Emit,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = 2.0,
+    max_failures: int = 8,
+) -> FollowReport:
+    """Stream the traces of a GitLab pipeline's jobs (one stream per job) until it ends.
+
+    GitLab serves a trace whole, so each poll skips the bytes already received; a job's
+    stream is complete once the job has finished and its whole trace is stored.
+    """
+    writers: dict[int, LogWriter] = {}
+    retry = _Retry(sleep, max_failures)
+    while True:
+        try:
+            jobs = source.pipeline_jobs(project, pipeline_id)
+            progressed = False
+            for job in jobs:
+                progressed |= _gitlab_job(source, engine, execution_id, project, job, writers, emit)
+        except _dropped() as error:
+            retry.failed(error, emit)
+            continue
+        retry.ok()
+        if (
+            jobs
+            and all(j.get("status") in _GITLAB_DONE for j in jobs)
+            and all(w.complete for w in writers.values())
+        ):
+            break
+        if not progressed:
+            sleep(poll_seconds)
+    stored = sum(w.stored for w in writers.values())
+    return FollowReport(stored, sum(w.lines for w in writers.values()), retry.total, len(writers))
+
+
+def _gitlab_job(
+    source: GitLabSource,
+    engine: Engine,
+    execution_id: uuid.UUID,
+    project: str,
+    job: dict[str, Any],
+    writers: dict[int, LogWriter],
+    emit: Emit,
+) -> bool:
+    job_id = int(job["id"])
+    if job.get("status") in ("created", "pending", "waiting_for_resource", "preparing"):
+        return False
+    writer = writers.get(job_id)
+    if writer is None:
+        writer = writers[job_id] = LogWriter(
+            engine, execution_id, str(job_id), name=str(job.get("name"))
+        )
+    if writer.complete:
+        return False
+    before, skip = writer.next_offset, writer.next_offset
+    with source.trace(project, job_id) as blocks:
+        for block in blocks:
+            if skip >= len(block):
+                skip -= len(block)
+                continue
+            if text := writer.write(block[skip:]):
+                emit(text)
+            skip = 0
+    finished = job.get("status") in _GITLAB_DONE
+    if text := writer.flush(final=finished):
+        emit(text)
+    return writer.next_offset > before or finished
