@@ -1,0 +1,52 @@
+"""`timbel ingest`: one-shot ingestion of a CI server."""
+
+from __future__ import annotations
+
+import click
+
+from timbel_dagster.cli.common import (
+    echo_for,
+    friendly_errors,
+    parse_since,
+    print_json,
+    settings_or_exit,
+)
+
+
+# --- ingest ------------------------------------------------------------------------------
+@click.command()
+@click.argument("system", type=click.Choice(["jenkins", "gitlab"]))
+@click.option("--since", default="3d", show_default=True, help="7d, 12h, or an ISO date/time.")
+@click.option(
+    "--stages",
+    type=click.Choice(["recent", "all", "none"]),
+    default="recent",
+    show_default=True,
+    help="Which builds' stages to read (all: one request per build).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def ingest(system: str, since: str, stages: str, as_json: bool) -> None:
+    """Ingest a CI server's pipelines and executions once (backfills)."""
+    from timbel_dagster.backfill import run_ingest
+
+    settings = settings_or_exit()
+    moment = parse_since(since)
+    assert moment is not None
+    report = run_ingest(
+        settings,
+        system,
+        moment,
+        stages=stages,
+        echo=echo_for(as_json),
+    )
+    if as_json:
+        print_json(report)
+        return
+    for table in ("pipelines", "pipeline_executions", "stage_executions"):
+        counts = report[table]
+        click.echo(f"  {table:<20} {counts['offered']:>7} rows, {counts['written']:>7} written")
+    click.echo(
+        f"  {report.get('requests', '-')} requests to {system} in {report['seconds']}s, "
+        f"run {report['run_id'][:8]}"
+    )

@@ -1,0 +1,87 @@
+"""What every `timbel` command shares: settings, one-line errors, JSON output, time parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from timbel_dagster.settings import Settings, SettingsError, load_settings
+
+
+def fail(message: str) -> None:
+    click.echo(f"timbel: error: {message}", err=True)
+    sys.exit(2)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can fix into one line instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from timbel_dagster.resources.delivery import SourceNotConfiguredError
+        from timbel_dagster.resources.errors import SourceError
+        from timbel_dagster.warehouse.engine import WarehouseUnavailableError
+
+        try:
+            return command(*args, **kwargs)
+        except (
+            SettingsError,
+            WarehouseUnavailableError,
+            SourceNotConfiguredError,
+            SourceError,
+            LookupError,
+            ValueError,
+        ) as error:
+            fail(str(error))
+
+    return wrapper
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as error:
+        fail(str(error))
+        raise  # unreachable: _fail exits
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("timbel_dagster").setLevel(settings.timbel_log_level)
+    return settings
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+
+
+def parse_since(value: str | None) -> dt.datetime | None:
+    """`7d`, `12h`, `30m`, or an ISO date/time (UTC unless it says otherwise)."""
+    if not value:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if value[-1:] in units and value[:-1].isdigit():
+        return dt.datetime.now(dt.UTC) - dt.timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (7d, 12h) or an ISO date") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def connect() -> Any:
+    """A connection to the warehouse, or a one-line error naming TIMBEL_DATABASE_URL."""
+    from timbel_dagster.warehouse.engine import check_connection, get_engine
+
+    settings = settings_or_exit()
+    check_connection(settings.database_url)
+    return get_engine(settings.database_url).connect()
+
+
+def echo_for(as_json: bool) -> Callable[[str], None]:
+    """Progress goes to stderr when stdout carries JSON."""
+    return (lambda line: click.echo(line, err=True)) if as_json else click.echo

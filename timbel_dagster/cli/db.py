@@ -1,0 +1,75 @@
+"""`timbel db`: warehouse schema migrations."""
+
+from __future__ import annotations
+
+import click
+
+from timbel_dagster.cli.common import (
+    friendly_errors,
+    print_json,
+    settings_or_exit,
+)
+
+
+# --- db ----------------------------------------------------------------------------------
+@click.group()
+def db() -> None:
+    """Warehouse schema migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def db_upgrade(revision: str, as_json: bool) -> None:
+    """Migrate the warehouse up (running it twice is a no-op)."""
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.urls import display_url
+
+    settings = settings_or_exit()
+    before, after = migrate.upgrade(settings.database_url, revision, actor=settings.timbel_user)
+    if as_json:
+        print_json(
+            {
+                "database": display_url(settings.database_url),
+                "before": before,
+                "after": after,
+                "changed": before != after,
+            }
+        )
+    elif before == after:
+        click.echo(f"Warehouse already at {after} ({display_url(settings.database_url)}).")
+    else:
+        click.echo(
+            f"Migrated {before or 'empty'} -> {after} ({display_url(settings.database_url)})."
+        )
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Migrate the warehouse down to REVISION (`base` drops every table)."""
+    from timbel_dagster.warehouse import migrate
+
+    settings = settings_or_exit()
+    if not yes:
+        click.confirm(
+            f"Downgrade the warehouse to {revision}? Data in dropped tables is lost", abort=True
+        )
+    before, after = migrate.downgrade(settings.database_url, revision, actor=settings.timbel_user)
+    click.echo(f"Migrated {before} -> {after or 'empty'}.")
+
+
+@db.command("current")
+@friendly_errors
+def db_current() -> None:
+    """Print the warehouse's schema revision and the newest this code ships."""
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.engine import check_connection
+
+    settings = settings_or_exit()
+    check_connection(settings.database_url)
+    current = migrate.current_revision(settings.database_url)
+    click.echo(f"current: {current or 'empty'}  head: {migrate.head_revision()}")

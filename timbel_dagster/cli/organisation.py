@@ -1,0 +1,70 @@
+"""`timbel sample` and `timbel demo`: the sample organisation and the end-to-end demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from timbel_dagster.cli.common import (
+    echo_for,
+    friendly_errors,
+    print_json,
+    settings_or_exit,
+)
+
+
+# --- sample ------------------------------------------------------------------------------
+@click.command()
+@click.option("--seed", type=int, default=None, help="Default: TIMBEL_SAMPLE_SEED.")
+@click.option(
+    "--end-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last day of the 90 days. Default: TIMBEL_SAMPLE_END_DATE or today (UTC).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def sample(seed: int | None, end_date: dt.datetime | None, as_json: bool) -> None:
+    """Write the sample organisation (source='sample') into the warehouse."""
+    from timbel_dagster.resources.sample.load import load_sample
+    from timbel_dagster.resources.sample.source import SampleSource
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.engine import get_engine
+
+    settings = settings_or_exit()
+    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
+    source = SampleSource(
+        end_date=end_date.date()
+        if end_date
+        else (settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()),
+        seed=settings.timbel_sample_seed if seed is None else seed,
+    )
+    results = load_sample(get_engine(settings.database_url), source, actor=settings.timbel_user)
+    summary = {table: {"offered": r.offered, "written": r.written} for table, r in results.items()}
+    if as_json:
+        print_json(
+            {"seed": source.seed, "end_date": source.end_date.isoformat(), "tables": summary}
+        )
+        return
+    click.echo(f"Sample organisation seed={source.seed}, 90 days to {source.end_date}:")
+    for table, counts in summary.items():
+        click.echo(f"  {table:<20} {counts['offered']:>7} rows, {counts['written']:>7} written")
+
+
+# --- demo --------------------------------------------------------------------------------
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def demo(as_json: bool) -> None:
+    """Run the platform end to end on the sample organisation, through Dagster."""
+    from dataclasses import asdict
+
+    from timbel_dagster.demo import format_report, run_demo
+
+    settings = settings_or_exit()
+    report = run_demo(settings, echo=echo_for(as_json))
+    if as_json:
+        print_json(asdict(report))
+    else:
+        click.echo(format_report(report))
