@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from timbel_dagster.cli import ci, db, executions, organisation
+from timbel_dagster.cli import ci, db, executions, logs, organisation
 
 
 @click.group()
@@ -22,6 +22,8 @@ main.add_command(organisation.sample)
 main.add_command(organisation.demo)
 main.add_command(ci.ingest)
 main.add_command(executions.executions)
+main.add_command(logs.logs)
+main.add_command(logs.build)
 
 if __name__ == "__main__":
     main()

@@ -60,9 +60,10 @@ def executions_list(
 
 @executions.command("show")
 @click.argument("execution_id")
+@click.option("--log", "show_log", is_flag=True, help="Print the whole stored log.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def executions_show(execution_id: str, as_json: bool) -> None:
+def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
     """Show one execution (full id or a prefix of at least 6 characters) with its stages."""
     from timbel_dagster.warehouse.queries import get_execution
 
@@ -97,5 +98,15 @@ def executions_show(execution_id: str, as_json: bool) -> None:
             f"  {s['position']:>2}. {block}{s['name']:<20} {s['status']:<8} "
             f"{(s['duration'] or 0):>7.1f}s{retry}"
         )
-    if execution.get("logs"):
-        click.echo("log:\n" + execution["logs"])
+    if show_log:
+        import uuid
+
+        from timbel_dagster.warehouse.logs import read_log
+
+        with connect() as connection:
+            click.echo("log:")
+            for text in read_log(connection, uuid.UUID(execution["id"])):
+                click.echo(text, nl=False)
+            click.echo()
+    elif execution.get("logs"):
+        click.echo("log (tail; --log prints all of it):\n" + execution["logs"])

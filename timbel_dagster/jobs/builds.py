@@ -120,12 +120,20 @@ def trigger_and_follow(
     return report
 
 
+class _MessageOnly(logging.Formatter):
+    """The op's own message, without Dagster's job, run and step prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        meta = getattr(record, "dagster_meta", None) or {}
+        return str(meta.get("orig_message") or record.getMessage())
+
+
 @dg.logger(description="Prints each message alone, so a followed log reads like a log.")
 def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     logger = logging.getLogger("timbel.terminal")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_MessageOnly())
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -48,6 +48,26 @@ def store_build(
     return str(loaders.execution_id(source, execution.pipeline, execution.external_id))
 
 
+LOG_TAIL_CHARS = 64 * 1024
+
+
+def _store_tail(engine: Engine, execution_id: Any) -> None:
+    """Keep the end of the log on the execution row (`logs`), for quick display; the whole
+    log stays in `execution_log_chunks`."""
+    from sqlalchemy import update
+
+    from timbel_dagster.warehouse.logs import read_log
+    from timbel_dagster.warehouse.models import PipelineExecution
+
+    tail = ""
+    with engine.begin() as connection:
+        for text in read_log(connection, execution_id):
+            tail = (tail + text)[-LOG_TAIL_CHARS:]
+        connection.execute(
+            update(PipelineExecution).where(PipelineExecution.id == execution_id).values(logs=tail)
+        )
+
+
 def follow_build(
     system: str,
     source: Any,
@@ -96,6 +116,7 @@ def follow_build(
         )
         final = source.execution(pipeline, build)
     store_build(engine, system, record, final, actor, "build.recorded")
+    _store_tail(engine, execution_id)
     emit(
         f"[timbel] {system} {record.name} #{build} ended {final.status}: "
         f"{report.bytes_stored} bytes in {report.lines} lines stored"

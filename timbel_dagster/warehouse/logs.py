@@ -158,7 +158,7 @@ def search_logs(
     then the lines holding every word of the pattern. When that finds nothing (a pattern that
     is not made of words, say) and elsewhere (SQLite): a case-insensitive substring scan.
     """
-    from sqlalchemy import func, literal, select
+    from sqlalchemy import func, literal_column, select
 
     if not pattern.strip():
         raise ValueError("the search pattern is empty")
@@ -183,9 +183,11 @@ def search_logs(
 
     words = _words(pattern)
     if connection.dialect.name == "postgresql" and words:
+        # The same expression as the GIN index, so that PostgreSQL can use it.
+        simple = literal_column("'simple'::regconfig")
         query = base.where(
-            func.to_tsvector(literal("simple"), chunk.c.content).op("@@")(
-                func.plainto_tsquery(literal("simple"), pattern)
+            func.to_tsvector(simple, chunk.c.content).op("@@")(
+                func.plainto_tsquery(simple, pattern)
             )
         )
         found = _matching_lines(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.warehouse.models import (
     EXECUTION_STATUSES,
+    ExecutionLogChunk,
     Pipeline,
     PipelineExecution,
     StageExecution,
@@ -69,12 +70,13 @@ def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict
         query = query.where(PipelineExecution.started_at >= where.since)
     if where.search:
         pattern = f"%{where.search}%"
-        query = query.where(
-            or_(
-                PipelineExecution.logs.ilike(pattern),
-                PipelineExecution.error_message.ilike(pattern),
-            )
+        chunk = ExecutionLogChunk.__table__
+        in_log = (
+            select(chunk.c.execution_id)
+            .where(chunk.c.execution_id == PipelineExecution.id, chunk.c.content.ilike(pattern))
+            .exists()
         )
+        query = query.where(or_(in_log, PipelineExecution.error_message.ilike(pattern)))
     query = query.order_by(PipelineExecution.started_at.desc()).limit(where.limit)
     return [_plain(row) for row in connection.execute(query)]
 
