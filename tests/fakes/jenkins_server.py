@@ -195,6 +195,7 @@ class FakeJenkins:
             "lastBuild": {
                 "_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun",
                 "number": last.number,
+                "building": last.building,
                 "url": f"{self.job_url(full_name)}{last.number}/",
             }
             if last

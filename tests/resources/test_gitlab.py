@@ -197,12 +197,12 @@ def test_job_with_a_wrong_type_names_the_job_and_field(fake: FakeGitLab) -> None
         list(source.executions(NOV, DEC))
 
 
-def test_latest_pipeline_ids_cost_one_request_per_project(fake: FakeGitLab) -> None:
+def test_newest_pipelines_cost_one_request_per_project(fake: FakeGitLab) -> None:
     source = source_for(fake)
     source.pipelines()
     before = len(fake.requests)
-    assert source.latest_pipeline_ids() == {
-        "commerce/checkout-web": 1250,
-        "platform/auth-gateway": 1253,
+    assert source.newest_pipelines() == {
+        "commerce/checkout-web": (1250, "success"),
+        "platform/auth-gateway": (1253, "success"),
     }
     assert len(fake.requests) - before == 2

@@ -161,3 +161,18 @@ def test_unconfigured_jenkins_is_skipped_with_the_reason(warehouse_url: str) -> 
     result = jenkins_build_sensor(context)
     assert isinstance(result, dg.SkipReason)
     assert "JENKINS_URL" in (result.skip_message or "")
+
+
+def test_a_build_that_starts_gets_a_follow_run(jenkins: FakeJenkins, warehouse_url: str) -> None:
+    running = jenkins.add_build("shop/web/main", building=True, result=None)
+    harness = Harness(jenkins, warehouse_url)
+    result = harness.tick()
+    assert isinstance(result, dg.SensorResult)
+    follows = [r for r in result.run_requests if r.job_name == "follow_build"]
+    [follow] = follows
+    assert follow.run_key == f"follow-jenkins-shop/web/main-{running.number}"
+    assert follow.run_config["ops"]["follow"]["config"] == {
+        "system": "jenkins", "pipeline": "shop/web/main", "build": running.number}
+    # the same build on the next tick asks again under the same key: Dagster runs it once
+    again = [r for r in harness.tick().run_requests if r.job_name == "follow_build"]
+    assert [r.run_key for r in again] == [follow.run_key]

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from timbel_dagster.assets.cicd.executions import CI_SYSTEMS_TAG
+from timbel_dagster.jobs.builds import follow_build
 from timbel_dagster.jobs.definitions import ci_ingestion_job
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.gitlab.source import GitLabResource
@@ -75,25 +76,51 @@ def build_tick(
     )
 
 
-def to_sensor_result(system: str, decision: Decision, log: Any) -> dg.SensorResult:
+def follow_requests(system: str, running: dict[str, int]) -> list[dg.RunRequest]:
+    """A `follow_build` run for each build that is running now; its run key makes it once."""
+    return [
+        dg.RunRequest(
+            job_name="follow_build",
+            run_key=f"follow-{system}-{pipeline}-{build}",
+            run_config={
+                "ops": {
+                    "follow": {"config": {"system": system, "pipeline": pipeline, "build": build}}
+                }
+            },
+        )
+        for pipeline, build in sorted(running.items())
+    ]
+
+
+def to_sensor_result(
+    system: str, decision: Decision, log: Any, running: dict[str, int] | None = None
+) -> dg.SensorResult:
     if decision.confirmed:
         log.info(f"confirmed stored up to {decision.confirmed}")
-    if decision.run_key is None:
-        return dg.SensorResult(skip_reason=decision.skip_reason, cursor=decision.cursor.to_json())
-    assert decision.days is not None
-    log.info(
-        f"{decision.builds} new {system} builds: run {decision.run_key} "
-        f"for days {decision.days[0]} to {decision.days[1]}"
+    requests = follow_requests(system, running or {})
+    if decision.run_key is not None:
+        assert decision.days is not None
+        log.info(
+            f"{decision.builds} new {system} builds: run {decision.run_key} "
+            f"for days {decision.days[0]} to {decision.days[1]}"
+        )
+        requests.insert(
+            0,
+            dg.RunRequest(
+                run_key=decision.run_key,
+                job_name=ci_ingestion_job.name,
+                tags=range_tags(*decision.days) | {CI_SYSTEMS_TAG: system},
+            ),
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=decision.cursor.to_json(),
+        skip_reason=None if requests else decision.skip_reason,
     )
-    request = dg.RunRequest(
-        run_key=decision.run_key,
-        tags=range_tags(*decision.days) | {CI_SYSTEMS_TAG: system},
-    )
-    return dg.SensorResult(run_requests=[request], cursor=decision.cursor.to_json())
 
 
 @dg.sensor(
-    job=ci_ingestion_job,
+    jobs=[ci_ingestion_job, follow_build],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Ingest new Jenkins builds: one run per batch, high-water marks per job.",
@@ -107,6 +134,9 @@ def jenkins_build_sensor(
         return dg.SkipReason("Jenkins is not configured (JENKINS_URL is not set)")
     source = jenkins.source()
     latest = {job.full_name: job.last_build for job in source.jobs if job.last_build}
+    running = {
+        job.full_name: job.last_build for job in source.jobs if job.last_build and job.last_building
+    }
     decision = build_tick(
         "jenkins",
         latest,
@@ -115,11 +145,11 @@ def jenkins_build_sensor(
         warehouse,
         dt.datetime.now(dt.UTC),
     )
-    return to_sensor_result("jenkins", decision, context.log)
+    return to_sensor_result("jenkins", decision, context.log, running)
 
 
 @dg.sensor(
-    job=ci_ingestion_job,
+    jobs=[ci_ingestion_job, follow_build],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Ingest new GitLab pipelines: one run per batch, high-water marks per project.",
@@ -131,7 +161,13 @@ def gitlab_pipeline_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     if not gitlab.configured():
         return dg.SkipReason("GitLab is not configured (GITLAB_URL is not set)")
-    latest = gitlab.source().latest_pipeline_ids()
+    newest = gitlab.source().newest_pipelines()
+    latest = {project: pipeline_id for project, (pipeline_id, _status) in newest.items()}
+    running = {
+        project: pipeline_id
+        for project, (pipeline_id, status) in newest.items()
+        if status == "running"
+    }
     decision = build_tick(
         "gitlab",
         latest,
@@ -140,4 +176,4 @@ def gitlab_pipeline_sensor(
         warehouse,
         dt.datetime.now(dt.UTC),
     )
-    return to_sensor_result("gitlab", decision, context.log)
+    return to_sensor_result("gitlab", decision, context.log, running)

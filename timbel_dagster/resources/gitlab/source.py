@@ -55,8 +55,9 @@ class GitLabSource:
     def pipelines(self) -> list[PipelineRecord]:
         return [record for _, record in self._projects]
 
-    def latest_pipeline_ids(self) -> dict[str, int]:
-        """Each project's newest pipeline id: one request per project (the sensor's tick).
+    def newest_pipelines(self) -> dict[str, tuple[int, str]]:
+        """Each project's newest pipeline id and status: one request per project (the
+        sensor's tick).
 
         Projects configured by path need no other request; a numeric id costs one more to
         learn the project's path, which is its pipeline name.
@@ -71,7 +72,7 @@ class GitLabSource:
         for ref, name in named:
             # pipelines come newest first; reading one item costs one request
             for item in self.http.pages(f"/projects/{ref}/pipelines", name, per_page=1):
-                latest[name] = int(item["id"])
+                latest[name] = (int(item["id"]), str(item.get("status", "")))
                 break
         return latest
 

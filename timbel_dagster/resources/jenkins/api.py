@@ -27,7 +27,7 @@ from timbel_dagster.resources.jenkins.parse import (
 )
 from timbel_dagster.resources.payload import Fields
 
-_JOB_FIELDS = "name,fullName,url,_class,lastBuild[number]"
+_JOB_FIELDS = "name,fullName,url,_class,lastBuild[number,building]"
 _JOB_TREE = f"jobs[{_JOB_FIELDS},jobs[{_JOB_FIELDS},jobs[{_JOB_FIELDS}]]]"
 BUILD_FIELDS = (
     "number,result,building,timestamp,duration,url,"

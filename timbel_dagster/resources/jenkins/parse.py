@@ -48,6 +48,7 @@ class JenkinsJob:
     kind: str  # the Jenkins class name
     last_build: int | None
     parent_kind: str | None = None
+    last_building: bool = False  # the newest build is still running
 
     @property
     def service(self) -> str:
@@ -61,16 +62,16 @@ class JenkinsJob:
 
 
 def parse_job(item: Fields, parent_kind: str | None = None) -> JenkinsJob:
-    last = item.get("lastBuild", dict, default=None)
     name = item.get("fullName", str, default=None) or item.get("name", str)
+    last = item.get("lastBuild", dict, default=None)
+    last_fields = Fields(item.system, name, last, "lastBuild") if last else None
     return JenkinsJob(
         full_name=name,
         url=item.get("url", str),
         kind=item.get("_class", str, default=""),
-        last_build=Fields(item.system, name, last, "lastBuild").get("number", int)
-        if last
-        else None,
+        last_build=last_fields.get("number", int) if last_fields else None,
         parent_kind=parent_kind,
+        last_building=last_fields.get("building", bool, default=False) if last_fields else False,
     )
 
 
