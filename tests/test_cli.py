@@ -75,7 +75,7 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
 
     shown = run(["executions", "show", failed[0]["id"][:8]], tmp_path, **db)
     assert shown.returncode == 0, shown.stderr
-    assert "stages:" in shown.stdout and "failed" in shown.stdout
+    assert "stages (timeline" in shown.stdout and "failed" in shown.stdout
     detail = json.loads(
         run(["executions", "show", failed[0]["id"], "--json"], tmp_path, **db).stdout
     )
@@ -121,3 +121,46 @@ def test_db_current_and_downgrade(tmp_path: Path) -> None:
     assert down.returncode == 0 and "0003 -> empty" in down.stdout
     refused = run(["db", "downgrade", "base"], tmp_path)  # no terminal to confirm: aborts
     assert refused.returncode != 0
+
+
+def test_history_stats_and_timeline(tmp_path: Path) -> None:
+    assert run(["sample"], tmp_path).returncode == 0
+    stats = json.loads(run(["executions", "stats", "--json"], tmp_path).stdout)
+    assert len(stats) == 12
+    assert all(s["p50_seconds"] <= s["p90_seconds"] <= s["p99_seconds"] for s in stats)
+    table = run(["executions", "stats", "--pipeline", "payments"], tmp_path).stdout
+    assert "payments-api/main" in table and "p99" in table
+
+    [latest] = json.loads(
+        run(
+            [
+                "executions",
+                "list",
+                "--pipeline",
+                "web-frontend",
+                "--status",
+                "success",
+                "--limit",
+                "1",
+                "--json",
+            ],
+            tmp_path,
+        ).stdout
+    )
+    listed = run(
+        ["executions", "list", "--pipeline", "web-frontend", "--limit", "3"], tmp_path
+    ).stdout
+    assert "duration percentiles of these pipelines:" in listed
+    shown = run(["executions", "show", latest["id"]], tmp_path).stdout
+    assert "stages (timeline from the start of the execution):" in shown
+    assert "test / e2e-tests" in shown and "|" in shown and "typical" in shown
+    detail = json.loads(run(["executions", "show", latest["id"], "--json"], tmp_path).stdout)
+    assert detail["stages"][0]["offset_seconds"] is not None
+    assert detail["pipeline_percentiles"]["pipeline"] == "commerce/web-frontend"
+
+
+def test_reading_an_outdated_warehouse_says_to_upgrade(tmp_path: Path) -> None:
+    run(["db", "upgrade", "--revision", "0001"], tmp_path)
+    old = run(["executions", "list"], tmp_path)
+    assert old.returncode == 2
+    assert "run `timbel db upgrade`" in old.stderr and "at 0001" in old.stderr

@@ -172,7 +172,10 @@ def test_a_build_that_starts_gets_a_follow_run(jenkins: FakeJenkins, warehouse_u
     [follow] = follows
     assert follow.run_key == f"follow-jenkins-shop/web/main-{running.number}"
     assert follow.run_config["ops"]["follow"]["config"] == {
-        "system": "jenkins", "pipeline": "shop/web/main", "build": running.number}
+        "system": "jenkins",
+        "pipeline": "shop/web/main",
+        "build": running.number,
+    }
     # the same build on the next tick asks again under the same key: Dagster runs it once
     again = [r for r in harness.tick().run_requests if r.job_name == "follow_build"]
     assert [r.run_key for r in again] == [follow.run_key]

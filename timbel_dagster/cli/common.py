@@ -75,10 +75,17 @@ def parse_since(value: str | None) -> dt.datetime | None:
 
 def connect() -> Any:
     """A connection to the warehouse, or a one-line error naming TIMBEL_DATABASE_URL."""
+    from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import check_connection, get_engine
 
     settings = settings_or_exit()
     check_connection(settings.database_url)
+    current, head = migrate.current_revision(settings.database_url), migrate.head_revision()
+    if current != head:
+        fail(
+            f"the warehouse schema is at {current or 'nothing'}, this version needs {head}: "
+            "run `timbel db upgrade`"
+        )
     return get_engine(settings.database_url).connect()
 
 

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from timbel_dagster.warehouse.history import duration_percentiles, percentile, stage_timeline
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [
+        ([10.0], 50, 10.0),
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
+        ([1.0, 2.0, 3.0, 4.0], 90, 3.7),
+        (list(map(float, range(1, 101))), 99, 99.01),
+        ([5.0, 5.0], 99, 5.0),
+    ],
+)
+def test_percentile_matches_percentile_cont(values: list[float], p: float, expected: float) -> None:
+    assert percentile(values, p) == pytest.approx(expected)
+
+
+def test_percentile_of_nothing_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_duration_percentiles_per_pipeline(warehouse_url: str, sample_source) -> None:
+    from timbel_dagster.warehouse.engine import get_engine
+    from timbel_dagster.warehouse.ingest import ingest_ci
+
+    since, until = sample_source.window
+    with get_engine(warehouse_url).begin() as connection:
+        ingest_ci(connection, sample_source, since, until)
+    with get_engine(warehouse_url).connect() as connection:
+        rows = duration_percentiles(connection)
+        only = duration_percentiles(connection, ["payments-api/main"])
+    assert len(rows) == 12
+    [payments] = only
+    assert payments["p50_seconds"] < payments["p90_seconds"] <= payments["p99_seconds"]
+    durations = sorted(
+        e.duration
+        for e in sample_source.history.executions
+        if e.pipeline == "payments-api/main" and e.duration is not None
+    )
+    assert payments["p90_seconds"] == pytest.approx(percentile(durations, 90), abs=0.1)
+    assert payments["executions"] == len(durations)
+
+
+def test_stage_timeline_shows_parallel_stages_overlapping() -> None:
+    start = dt.datetime(2026, 11, 1, 8, tzinfo=dt.UTC)
+
+    def stage(name: str, parent: str | None, offset: int, seconds: float) -> dict:
+        return {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "parent_name": parent,
+            "status": "success",
+            "started_at": start + dt.timedelta(seconds=offset),
+            "duration": seconds,
+            "attempt": 1,
+        }
+
+    execution = {
+        "started_at": start,
+        "duration": 400.0,
+        "stages": [
+            stage("build", None, 0, 100),
+            stage("unit", "Tests", 100, 200),
+            stage("integration", "Tests", 100, 300),
+        ],
+    }
+    lines = stage_timeline(execution, width=40)
+    bars = [line.split("|")[1] for line in lines]
+    assert bars[0].startswith("##########") and bars[1].startswith(" " * 10 + "####")
+    assert bars[1].index("#") == bars[2].index("#")  # both branches start together
+    assert [s["offset_seconds"] for s in execution["stages"]] == [0.0, 100.0, 100.0]

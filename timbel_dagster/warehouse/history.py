@@ -1,0 +1,82 @@
+"""Execution history summaries: duration percentiles per pipeline, stage timelines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import TYPE_CHECKING, Any
+
+from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+PERCENTILES = (50, 90, 99)
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default, PostgreSQL's
+    `percentile_cont`)."""
+    if not sorted_values:
+        raise ValueError("no values")
+    rank = (len(sorted_values) - 1) * p / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+def duration_percentiles(
+    connection: Connection, pipelines: list[str] | None = None, since: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """Per pipeline: finished executions, success rate and p50/p90/p99 duration (seconds)."""
+    from sqlalchemy import select
+
+    query = (
+        select(Pipeline.name, PipelineExecution.duration, PipelineExecution.status)
+        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+        .where(PipelineExecution.status.in_(("success", "failed", "aborted")))
+    )
+    if pipelines is not None:
+        query = query.where(Pipeline.name.in_(pipelines))
+    if since is not None:
+        query = query.where(PipelineExecution.started_at >= since)
+    grouped: dict[str, tuple[list[float], list[str]]] = {}
+    for name, duration, status in connection.execute(query):
+        durations, statuses = grouped.setdefault(name, ([], []))
+        statuses.append(status)
+        if duration is not None:
+            durations.append(duration)
+    summary = []
+    for name, (durations, statuses) in sorted(grouped.items()):
+        durations.sort()
+        row: dict[str, Any] = {
+            "pipeline": name,
+            "executions": len(statuses),
+            "success_rate": round(statuses.count("success") / len(statuses), 4),
+        }
+        for p in PERCENTILES:
+            row[f"p{p}_seconds"] = round(percentile(durations, p), 1) if durations else None
+        summary.append(row)
+    return summary
+
+
+def stage_timeline(execution: dict[str, Any], width: int = 40) -> list[str]:
+    """A text Gantt chart of an execution's stages (parallel ones overlap)."""
+    start = execution.get("started_at")
+    total = execution.get("duration") or 0.0
+    lines = []
+    for stage in execution["stages"]:
+        began, duration = stage.get("started_at"), stage.get("duration") or 0.0
+        offset = (began - start).total_seconds() if began and start else None
+        stage["offset_seconds"] = round(offset, 1) if offset is not None else None
+        if offset is None or total <= 0:
+            bar = " " * width
+        else:
+            left = min(width - 1, max(0, int(offset / total * width)))
+            size = max(1, int(duration / total * width))
+            bar = (" " * left + "#" * size)[:width].ljust(width)
+        name = (
+            f"{stage['parent_name']} / {stage['name']}" if stage["parent_name"] else stage["name"]
+        )
+        retry = f" (attempt {stage['attempt']})" if stage["attempt"] > 1 else ""
+        lines.append(f"  {name[:32]:<32} |{bar}| {stage['status']:<8} {duration:>7.1f}s{retry}")
+    return lines
