@@ -96,7 +96,7 @@ def to_sensor_result(
     system: str, decision: Decision, log: Any, running: dict[str, int] | None = None
 ) -> dg.SensorResult:
     if decision.confirmed:
-        log.info(f"confirmed stored up to {decision.confirmed}")
+        log.info(f"confirmed {len(decision.confirmed)} pipelines stored up to their new marks")
     requests = follow_requests(system, running or {})
     if decision.run_key is not None:
         assert decision.days is not None

@@ -154,7 +154,9 @@ def stored_marks(
         PipelineExecution.status,
         PipelineExecution.started_at,
     ).where(
-        PipelineExecution.source == source,
+        # no `source` filter: the pipeline ids imply it, and a filter on it would steer
+        # PostgreSQL to the unique index that starts with `source` instead of the
+        # (pipeline_id, sequence) index that finds just the rows above each mark
         or_(
             *(
                 and_(

@@ -109,8 +109,9 @@ class JenkinsAPI:
                 and (started_after is None or (b.started_at and b.started_at >= started_after))
             ]
             found += keep
-            if len(page) < page_size or len(keep) < len(page):
-                return found
+            oldest = page[-1].sequence if page else None
+            if len(page) < page_size or len(keep) < len(page) or oldest == 1:
+                return found  # a short page, the mark reached, or build #1: nothing older
             start += page_size
 
     def recent_stages(self, job: str) -> dict[int, tuple[StageRecord, ...]]:
