@@ -121,4 +121,4 @@ def test_job_runs_with_the_multiprocess_forkserver_executor(tmp_path: Path) -> N
     assert record.dagster_run.is_success
     materialized = instance.get_asset_keys()
     assert dg.AssetKey(["cicd", "dora_metrics"]) in materialized
-    assert len(materialized) == 9
+    assert len(materialized) == 10

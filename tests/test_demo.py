@@ -14,9 +14,9 @@ def test_demo_materializes_everything_and_reports(tmp_path: Path) -> None:
     completed = run(["demo", "--json"], tmp_path)
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
-    assert "[5/5] materializing cicd/dora_metrics" in completed.stderr
+    assert "[6/6] materializing cicd/dora_metrics" in completed.stderr
 
-    assert len(report["runs"]) == 5
+    assert len(report["runs"]) == 6
     materialized = {key for run_ in report["runs"] for key in run_["assets"]}
     assert "cicd/dora_metrics" in materialized and "deploy/deployments" in materialized
     executions = report["executions"]
@@ -28,7 +28,7 @@ def test_demo_materializes_everything_and_reports(tmp_path: Path) -> None:
     # The runs are in the embedded instance that `make dev` opens.
     instance = dg.DagsterInstance.from_config(str(tmp_path / ".timbel" / "dagster"))
     runs = instance.get_run_records()
-    assert len(runs) == 5 and all(r.dagster_run.is_success for r in runs)
+    assert len(runs) == 6 and all(r.dagster_run.is_success for r in runs)
     assert (tmp_path / ".timbel" / "warehouse.db").exists()
 
     # A second demo finds everything stored already.

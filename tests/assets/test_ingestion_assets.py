@@ -108,3 +108,19 @@ def test_unknown_source_mode_is_refused(warehouse_url: str) -> None:
             resources=_resources(warehouse_url, mode="staging"),
             selection=dg.AssetSelection.assets(["org", "users"]).required_multi_asset_neighbors(),
         )
+
+
+def test_execution_logs_are_stored_for_failed_builds(warehouse_url: str) -> None:
+    from timbel_dagster.warehouse.logs import search_logs
+    from timbel_dagster.warehouse.models import ExecutionLog
+
+    _materialize(warehouse_url)
+    with get_engine(warehouse_url).connect() as connection:
+        failed = connection.execute(select(func.count()).select_from(PipelineExecution).where(
+            PipelineExecution.status.in_(["failed", "aborted"]))).scalar_one()
+        logs = connection.execute(select(func.count()).select_from(ExecutionLog)).scalar_one()
+        found = search_logs(connection, "exited with code 1", limit=5)
+    assert logs == failed > 0
+    assert found and all("ERROR:" in m.line for m in found)
+    again = _materialize(warehouse_url)
+    assert _written(again)["cicd/execution_logs"] == 0  # complete logs are not fetched again

@@ -172,3 +172,22 @@ def _gitlab_job(
     if text := writer.flush(final=finished):
         emit(text)
     return writer.next_offset > before or finished
+
+
+def store_finished_log(
+    source: Any, engine: Engine, execution_id: uuid.UUID, pipeline: str, build: str
+) -> FollowReport:
+    """Store the whole log of a build that has ended (the `execution_logs` asset)."""
+    if source.name == "jenkins":
+        return follow_jenkins_log(
+            source.api, engine, execution_id, pipeline, int(build), emit=lambda _text: None
+        )
+    if source.name == "gitlab":
+        return follow_gitlab_logs(
+            source, engine, execution_id, pipeline, int(build), emit=lambda _text: None
+        )
+    writer = LogWriter(engine, execution_id, "", name="console")  # the sample organisation
+    if not writer.complete:
+        writer.write(source.log(pipeline, build).encode())
+        writer.flush(final=True)
+    return FollowReport(writer.stored, writer.lines, 0, 1)

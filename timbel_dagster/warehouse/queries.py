@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.warehouse.models import (
     EXECUTION_STATUSES,
+    ExecutionLog,
     ExecutionLogChunk,
     Pipeline,
     PipelineExecution,
@@ -201,6 +202,43 @@ def finished_executions(
         )
     )
     return frozenset((name, external) for name, external in connection.execute(query))
+
+
+def executions_missing_logs(
+    connection: Connection,
+    since: dt.datetime,
+    until: dt.datetime,
+    statuses: tuple[str, ...],
+    limit: int,
+) -> list[tuple[str, str, str, uuid.UUID]]:
+    """(source, pipeline, external id, execution id) of finished executions started in the
+    window whose log is not stored whole yet, oldest first."""
+    from sqlalchemy import select
+
+    logs = ExecutionLog.__table__
+    complete = (
+        select(logs.c.execution_id)
+        .where(logs.c.execution_id == PipelineExecution.id, logs.c.complete.is_(True))
+        .exists()
+    )
+    query = (
+        select(
+            PipelineExecution.source,
+            Pipeline.name,
+            PipelineExecution.external_id,
+            PipelineExecution.id,
+        )
+        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+        .where(
+            PipelineExecution.started_at >= since,
+            PipelineExecution.started_at < until,
+            PipelineExecution.status.in_(statuses),
+            ~complete,
+        )
+        .order_by(PipelineExecution.started_at)
+        .limit(limit)
+    )
+    return [tuple(row) for row in connection.execute(query)]  # type: ignore[misc]
 
 
 def _dashed(hex_prefix: str) -> str:

@@ -59,6 +59,15 @@ class SampleSource:
     ) -> Iterator[ExecutionRecord]:
         return (e for e in self.history.executions if _within(e.started_at, since, until))
 
+    def log(self, pipeline: str, external_id: str) -> str:
+        """The console log of one sample build."""
+        from timbel_dagster.resources.sample.logs import sample_log
+
+        for execution in self.history.executions:
+            if execution.pipeline == pipeline and execution.external_id == external_id:
+                return sample_log(execution)
+        raise LookupError(f"sample: no build {pipeline} #{external_id}")
+
     def commits(self, since: dt.datetime, until: dt.datetime) -> list[CommitRecord]:
         return [c for c in self.history.commits if _within(c.committed_at, since, until)]
 
