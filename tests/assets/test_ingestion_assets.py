@@ -116,8 +116,11 @@ def test_execution_logs_are_stored_for_failed_builds(warehouse_url: str) -> None
 
     _materialize(warehouse_url)
     with get_engine(warehouse_url).connect() as connection:
-        failed = connection.execute(select(func.count()).select_from(PipelineExecution).where(
-            PipelineExecution.status.in_(["failed", "aborted"]))).scalar_one()
+        failed = connection.execute(
+            select(func.count())
+            .select_from(PipelineExecution)
+            .where(PipelineExecution.status.in_(["failed", "aborted"]))
+        ).scalar_one()
         logs = connection.execute(select(func.count()).select_from(ExecutionLog)).scalar_one()
         found = search_logs(connection, "exited with code 1", limit=5)
     assert logs == failed > 0

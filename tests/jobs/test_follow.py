@@ -305,3 +305,51 @@ def test_trigger_build_job_queues_with_parameters_then_follows(
     with get_engine(warehouse_url).connect() as connection:
         actions = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
     assert ("minji.kim", "build.trigger") in actions
+
+
+def test_trigger_a_gitlab_pipeline_with_variables(warehouse_url: str) -> None:
+    gitlab = FakeGitLab()
+    gitlab.add_project("commerce/checkout-web", pipelines=1, first=dt.datetime.now(dt.UTC))
+    gitlab.start()
+    try:
+        created: list[dict] = []
+        original = gitlab.add_pipeline
+
+        def recording(
+            project_id: int, created_at: dt.datetime, status: str = "success", **values: object
+        ):
+            pipeline = original(project_id, created_at, status, **values)
+            created.append({"id": pipeline.id, "ref": pipeline.ref})
+            return pipeline
+
+        gitlab.add_pipeline = recording  # type: ignore[method-assign]
+        resources = _resources(warehouse_url, gitlab=gitlab)
+        resources["gitlab"] = GitLabResource(
+            url=gitlab.url,
+            token=gitlab.token,
+            projects=["commerce/checkout-web"],
+            max_requests_per_second=1000,
+        )
+        result = trigger_build.execute_in_process(
+            run_config={
+                "ops": {
+                    "trigger_and_follow": {
+                        "config": {
+                            "system": "gitlab",
+                            "pipeline": "commerce/checkout-web",
+                            "parameters": {"DEPLOY_ENV": "staging"},
+                            "poll_seconds": 0,
+                        }
+                    }
+                }
+            },
+            resources=resources,
+        )
+        assert result.success
+        [pipeline] = created
+        assert pipeline["ref"] == "main"  # the project's default branch
+        posts = [p for m, p, _ in gitlab.requests if m == "POST"]
+        assert posts == ["/api/v4/projects/commerce%2Fcheckout-web/pipeline"]
+        assert result.output_for_node("trigger_and_follow")["build"] == pipeline["id"]
+    finally:
+        gitlab.stop()
