@@ -87,23 +87,31 @@ def main(total_mb: int = TOTAL_MB) -> None:
     from timbel_dagster.warehouse.engine import get_engine
     from timbel_dagster.warehouse.logs import read_log
 
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.log_follow", "--serve",
-                               "--megabytes", str(total_mb)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.log_follow", "--serve", "--megabytes", str(total_mb)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
         with scratch_postgres() as database:
             migrate.upgrade(database)
             engine = get_engine(database)
-            source = JenkinsResource(url=url, user="timbel", token="api-token-123", jobs=[JOB],
-                                     retry_backoff_seconds=0).source()
+            source = JenkinsResource(
+                url=url, user="timbel", token="api-token-123", jobs=[JOB], retry_backoff_seconds=0
+            ).source()
             execution = source.execution(JOB, 2, read_stages=False)
-            execution_id = uuid.UUID(store_build(engine, "jenkins", source.pipeline(JOB),
-                                                 execution, "bench", "build.follow"))
+            execution_id = uuid.UUID(
+                store_build(
+                    engine, "jenkins", source.pipeline(JOB), execution, "bench", "build.follow"
+                )
+            )
             baseline = _peak_rss_mb()
             started = time.perf_counter()
-            follow = follow_jenkins_log(source.api, engine, execution_id, JOB, 2,
-                                        emit=lambda _text: None, poll_seconds=0.05)
+            follow = follow_jenkins_log(
+                source.api, engine, execution_id, JOB, 2, emit=lambda _text: None, poll_seconds=0.05
+            )
             seconds = time.perf_counter() - started
             growth = _peak_rss_mb() - baseline
             stored = hashlib.sha256()
@@ -121,8 +129,11 @@ def main(total_mb: int = TOTAL_MB) -> None:
     report("follow_peak_memory_growth", growth, "MB (target <= 64)")
     report("follow_seconds", seconds, "s")
     identical = stored.hexdigest() == expected.hexdigest()
-    report("follow_sha256_identical", 1.0 if identical else 0.0,
-           f"(stored {stored.hexdigest()[:12]}, source {expected.hexdigest()[:12]})")
+    report(
+        "follow_sha256_identical",
+        1.0 if identical else 0.0,
+        f"(stored {stored.hexdigest()[:12]}, source {expected.hexdigest()[:12]})",
+    )
 
 
 if __name__ == "__main__":

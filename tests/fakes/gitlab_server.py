@@ -13,10 +13,12 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gitlab"
 PROJECT = json.loads((FIXTURES / "project.json").read_text())
@@ -58,7 +60,7 @@ class FakePipeline:
     jobs: list[FakeJob] = field(default_factory=list)
 
 
-class FakeGitLab:
+class FakeGitLab(LoopbackServer):
     def __init__(self, token: str = "glpat-test-token") -> None:
         self.token = token
         self.projects: dict[int, str] = {}  # id -> path_with_namespace
@@ -68,8 +70,8 @@ class FakeGitLab:
         self.faults: deque[tuple[int, bytes, str]] = deque()
         self.requests: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
+        super().__init__()
         self._next_pipeline, self._next_job = 1000, 50_000
-        self._server: ThreadingHTTPServer | None = None
 
     # -- state ------------------------------------------------------------------------------
     def add_project(
@@ -129,22 +131,8 @@ class FakeGitLab:
     def fail_next(self, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
         self.faults.append((status, body, content_type))
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> str:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self.url
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     # -- payloads ---------------------------------------------------------------------------
     def project_json(self, project_id: int) -> dict[str, Any]:

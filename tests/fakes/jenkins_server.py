@@ -14,11 +14,12 @@ import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.fakes.loopback import LoopbackServer
 from tests.fakes.tree import apply_tree, parse_tree
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jenkins"
@@ -50,7 +51,9 @@ class Fault:
     path_contains: str = ""
 
 
-class FakeJenkins:
+class FakeJenkins(LoopbackServer):
+    url_suffix = "/"
+
     def __init__(
         self, user: str = "timbel", token: str = "api-token-123", require_crumb: bool = False
     ) -> None:
@@ -63,7 +66,7 @@ class FakeJenkins:
         self.start_queued_builds = False
         self.requests: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        super().__init__()
 
     # -- state --------------------------------------------------------------------------------
     def add_job(
@@ -99,22 +102,8 @@ class FakeJenkins:
     def fail_next(self, count: int = 1, **fault: Any) -> None:
         self.faults.extend(Fault(**fault) for _ in range(count))
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
-
-    def start(self) -> str:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self.url
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     # -- payloads ---------------------------------------------------------------------------
     def job_url(self, full_name: str) -> str:
