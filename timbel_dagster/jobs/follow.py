@@ -19,7 +19,7 @@ from timbel_dagster.warehouse.logs import LogWriter
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from timbel_dagster.resources.gitlab.source import GitLabSource
+    from timbel_dagster.resources.gitlab.source import GitLabSource, JobState
     from timbel_dagster.resources.jenkins.api import JenkinsAPI
 
 Emit = Callable[[str], None]
@@ -130,7 +130,7 @@ def follow_gitlab_logs(
         retry.ok()
         if (
             jobs
-            and all(j.get("status") in _GITLAB_DONE for j in jobs)
+            and all(j.status in _GITLAB_DONE for j in jobs)
             and all(w.complete for w in writers.values())
         ):
             break
@@ -145,18 +145,16 @@ def _gitlab_job(
     engine: Engine,
     execution_id: uuid.UUID,
     project: str,
-    job: dict[str, Any],
+    job: JobState,
     writers: dict[int, LogWriter],
     emit: Emit,
 ) -> bool:
-    job_id = int(job["id"])
-    if job.get("status") in ("created", "pending", "waiting_for_resource", "preparing"):
+    job_id = job.id
+    if job.status in ("created", "pending", "waiting_for_resource", "preparing"):
         return False
     writer = writers.get(job_id)
     if writer is None:
-        writer = writers[job_id] = LogWriter(
-            engine, execution_id, str(job_id), name=str(job.get("name"))
-        )
+        writer = writers[job_id] = LogWriter(engine, execution_id, str(job_id), name=job.name)
     if writer.complete:
         return False
     before, skip = writer.next_offset, writer.next_offset
@@ -168,7 +166,7 @@ def _gitlab_job(
             if text := writer.write(block[skip:]):
                 emit(text)
             skip = 0
-    finished = job.get("status") in _GITLAB_DONE
+    finished = job.status in _GITLAB_DONE
     if text := writer.flush(final=finished):
         emit(text)
     return writer.next_offset > before or finished

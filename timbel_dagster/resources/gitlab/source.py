@@ -6,6 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,15 @@ from timbel_dagster.resources.delivery import (
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.gitlab.client import GitLabHTTP
+
+
+@dataclass(frozen=True)
+class JobState:
+    """Where one job of a pipeline stands, for following its trace."""
+
+    id: int
+    name: str
+    status: str  # GitLab's own job status
 
 
 class GitLabSource:
@@ -134,8 +144,7 @@ class GitLabSource:
             self.http.get(f"/projects/{project_ref(project)}", f"project {project}")
         )
 
-    def pipeline_jobs(self, project: str, pipeline_id: int) -> list[dict]:
-        """The jobs of one pipeline, retried ones included, oldest first."""
+    def _raw_jobs(self, project: str, pipeline_id: int) -> list[dict]:
         from timbel_dagster.resources.gitlab.client import project_ref
 
         obj = f"{project} pipeline {pipeline_id}"
@@ -158,8 +167,20 @@ class GitLabSource:
             f"/projects/{project_ref(project)}/pipelines/{pipeline_id}",
             f"{path} pipeline {pipeline_id}",
         )
-        jobs = [parse_job(path, job)[1] for job in self.pipeline_jobs(project, pipeline_id)]
+        jobs = [parse_job(path, job)[1] for job in self._raw_jobs(project, pipeline_id)]
         return parse_pipeline(path, data, jobs)
+
+    def pipeline_jobs(self, project: str, pipeline_id: int) -> list[JobState]:
+        """The jobs of one pipeline, retried ones included, oldest first."""
+        from timbel_dagster.resources.gitlab.parse import parse_job
+
+        states = []
+        for raw in self._raw_jobs(project, pipeline_id):
+            _pipeline, job = parse_job(project, raw)
+            states.append(
+                JobState(job.get("id", int), job.get("name", str), job.get("status", str))
+            )
+        return states
 
     @contextmanager
     def trace(self, project: str, job_id: int) -> Iterator[Iterator[bytes]]:
