@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     gitlab_projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
     gitlab_max_requests_per_second: float = Field(10.0, gt=0)
 
+    # --- Deployments read from CI (live mode, until Timbel's deploy job records them) ----
+    timbel_deploy_stage_pattern: str = Field(
+        r"(?i)deploy|release|rollout", description="Regex: CI stages that deploy."
+    )
+    timbel_production_pattern: str = Field(
+        r"(?i)prod", description="Regex: deploy stages that deploy to production."
+    )
+
     # --- Metrics and clusters ----------------------------------------------------------
     prometheus_url: AnyHttpUrl | None = None
     prometheus_cluster_label: str = "cluster"
@@ -99,6 +107,17 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
 
     _split_lists = field_validator("jenkins_jobs", "gitlab_projects", mode="before")(_comma_list)
+
+    @field_validator("timbel_deploy_stage_pattern", "timbel_production_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return value
 
     @field_validator("timbel_database_url")
     @classmethod

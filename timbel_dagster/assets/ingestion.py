@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -45,3 +46,33 @@ def record_ingestion(
             "offered": {table: r.offered for table, r in results.items()},
         },
     )
+
+
+def ingest_each(
+    context: dg.AssetExecutionContext,
+    warehouse: Any,
+    sources: list[Any],
+    ingest: Callable[[Connection, Any], dict[str, UpsertResult]],
+) -> tuple[dict[str, UpsertResult], str]:
+    """Run `ingest` for each source in a transaction of its own (with its audit event) and
+    add the results up per table; returns the totals and the sources' names."""
+
+    totals: dict[str, UpsertResult] = {}
+    for source in sources:
+        with warehouse.begin() as connection:
+            results = ingest(connection, source)
+            record_ingestion(connection, context, source.name, results)
+        for table, result in results.items():
+            totals[table] = totals[table] + result if table in totals else result
+        context.log.info(
+            f"{source.name}: "
+            + ", ".join(f"{t} {r.written}/{r.offered} written" for t, r in results.items())
+        )
+    return totals, ",".join(s.name for s in sources)
+
+
+def table_metadata(totals: dict[str, UpsertResult], table: str, names: str) -> dict[str, Any]:
+    """`upsert_metadata` for one table of `ingest_each`'s totals (zero when nothing ran)."""
+    from timbel_dagster.warehouse.upsert import UpsertResult
+
+    return upsert_metadata(totals.get(table, UpsertResult(table, 0, 0)), names or "none")

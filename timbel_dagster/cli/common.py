@@ -74,7 +74,8 @@ def parse_since(value: str | None) -> dt.datetime | None:
 
 
 def connect() -> Any:
-    """A connection to the warehouse, or a one-line error naming TIMBEL_DATABASE_URL."""
+    """A read-only connection to the warehouse, or a one-line error naming
+    TIMBEL_DATABASE_URL (or saying to upgrade an outdated schema)."""
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import check_connection, get_engine
 
@@ -86,7 +87,7 @@ def connect() -> Any:
             f"the warehouse schema is at {current or 'nothing'}, this version needs {head}: "
             "run `timbel db upgrade`"
         )
-    return get_engine(settings.database_url).connect()
+    return get_engine(settings.database_url, read_only=True).connect()
 
 
 def echo_for(as_json: bool) -> Callable[[str], None]:

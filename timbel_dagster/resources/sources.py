@@ -30,7 +30,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     mode: str | None = None  # sample | live
     sample_seed: int | None = None
     sample_end_date: str | None = None  # ISO date; default TIMBEL_SAMPLE_END_DATE or today
-    live_lookback_days: int = 3
+    history_days: int = 400  # live mode: how far back deployments are derived again
     systems: list[str] | None = None  # in live mode, only these CI systems (default: all)
     jenkins: JenkinsResource = Field(default_factory=JenkinsResource)
     gitlab: GitLabResource = Field(default_factory=GitLabResource)
@@ -62,7 +62,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         if self._mode() == "sample":
             return self.sample().window
         now = dt.datetime.now(dt.UTC)
-        return now - dt.timedelta(days=self.live_lookback_days), now
+        return now - dt.timedelta(days=self.history_days), now
 
     def ci_sources(self, only: list[str] | None = None) -> list[CISource]:
         """The CI sources a run reads: the sample, or every configured server (`only`, or the
@@ -82,10 +82,31 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             )
         return found
 
-    def history_source(self) -> DeliveryHistorySource:
+    def history_sources(self, database_url: str) -> list[DeliveryHistorySource]:
+        """Where people, clusters, deployments and incidents come from: the sample, or in live
+        mode the deployments found in each configured CI server's stored executions."""
         if self._mode() == "sample":
-            return self.sample()
-        raise SourceNotConfiguredError(
-            "no deployment-history source is configured in live mode (deployments are "
-            f"recorded by Timbel's deploy job once it runs) {_SAMPLE_HINT}"
-        )
+            return [self.sample()]
+        from timbel_dagster.resources.derived import CIDerivedHistory
+        from timbel_dagster.settings import get_settings
+
+        settings = get_settings()
+        systems = [
+            name
+            for name, resource in (("jenkins", self.jenkins), ("gitlab", self.gitlab))
+            if resource.configured()
+        ]
+        if not systems:
+            raise SourceNotConfiguredError(
+                "no deployment history is configured: deployments are read from the CI servers "
+                f"(set JENKINS_URL or GITLAB_URL), {_SAMPLE_HINT}"
+            )
+        return [
+            CIDerivedHistory(
+                database_url,
+                system,
+                settings.timbel_deploy_stage_pattern,
+                settings.timbel_production_pattern,
+            )
+            for system in systems
+        ]

@@ -58,9 +58,10 @@ def build_tick(
                     f"({len(cursor.pending.upto)} {system} pipelines)"
                 ),
             )
+        from timbel_dagster.warehouse.engine import get_engine
         from timbel_dagster.warehouse.queries import stored_marks
 
-        with warehouse.engine().connect() as connection:
+        with get_engine(warehouse.url(), read_only=True).connect() as connection:
             stored = stored_marks(
                 connection, system, {p: cursor.marks.get(p, 0) for p in cursor.pending.upto}
             )

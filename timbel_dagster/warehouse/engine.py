@@ -26,9 +26,21 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
-@lru_cache(maxsize=8)
-def get_engine(database_url: str) -> Engine:
-    """A pooled engine for `database_url`, created once per process and URL."""
+def _sqlite_query_only(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+@lru_cache(maxsize=16)
+def get_engine(database_url: str, read_only: bool = False) -> Engine:
+    """A pooled engine for `database_url`, created once per process, URL and mode.
+
+    `read_only` engines are for reads that may run while this process holds a write
+    transaction elsewhere (a source reading the warehouse during an ingestion): on SQLite
+    their transactions are deferred and `query_only`, so in WAL mode they neither wait for
+    nor take the write lock. On PostgreSQL both kinds are the same.
+    """
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
 
@@ -42,9 +54,10 @@ def get_engine(database_url: str) -> Engine:
         # when one's snapshot went stale.
         engine = create_engine(url, connect_args={"isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(
-            engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE")
-        )
+        begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql(begin))
+        if read_only:
+            event.listen(engine, "connect", _sqlite_query_only)
         return engine
     return create_engine(
         url,

@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, record_ingestion, upsert_metadata
+from timbel_dagster.assets.ingestion import OWNERS, ingest_each, table_metadata
 from timbel_dagster.partitions import DAILY, SINGLE_RUN
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -37,16 +37,9 @@ def pipelines(
 ):
     """Store the pipelines of every bound CI source."""
     from timbel_dagster.warehouse.ingest import ingest_pipelines
-    from timbel_dagster.warehouse.upsert import UpsertResult
 
-    total, names = UpsertResult("pipelines", 0, 0), []
-    for source in sources.ci_sources():
-        with warehouse.begin() as connection:
-            results = ingest_pipelines(connection, source)
-            record_ingestion(connection, context, source.name, results)
-        total += results["pipelines"]
-        names.append(source.name)
-    return dg.MaterializeResult(metadata=upsert_metadata(total, ",".join(names)))
+    totals, names = ingest_each(context, warehouse, sources.ci_sources(), ingest_pipelines)
+    return dg.MaterializeResult(metadata=table_metadata(totals, "pipelines", names))
 
 
 @dg.multi_asset(
@@ -79,30 +72,22 @@ def ci_executions(
 ):
     """Ingest the executions that started in the partition range, from each CI source."""
     from timbel_dagster.warehouse.ingest import ingest_executions
-    from timbel_dagster.warehouse.upsert import UpsertResult
 
     window = context.partition_time_window
     since = window.start - dt.timedelta(days=config.lookback_days)
     until = window.end
     context.log.info(f"Reading executions started in [{since:%Y-%m-%d}, {until:%Y-%m-%d}) UTC")
-    tables = ("pipeline_executions", "stage_executions")
-    totals = {table: UpsertResult(table, 0, 0) for table in tables}
-    names, requests = [], 0
     # A build sensor names the one system whose new builds the run is for.
     only = context.run.tags.get(CI_SYSTEMS_TAG)
-    for source in sources.ci_sources(only.split(",") if only else None):
-        with warehouse.begin() as connection:
-            results = ingest_executions(connection, source, since, until)
-            record_ingestion(connection, context, source.name, results)
-        requests += getattr(source, "requests_made", 0)
-        names.append(source.name)
-        for table in tables:
-            totals[table] += results[table]
-        context.log.info(
-            f"{source.name}: "
-            + ", ".join(f"{t} {r.written}/{r.offered} written" for t, r in results.items())
-        )
-    for table in tables:
-        metadata = upsert_metadata(totals[table], ",".join(names))
+    chosen = sources.ci_sources(only.split(",") if only else None)
+    totals, names = ingest_each(
+        context,
+        warehouse,
+        chosen,
+        lambda connection, source: ingest_executions(connection, source, since, until),
+    )
+    requests = sum(getattr(source, "requests_made", 0) for source in chosen)
+    for table in ("pipeline_executions", "stage_executions"):
+        metadata = table_metadata(totals, table, names)
         metadata["source_requests"] = dg.MetadataValue.int(requests)
         yield dg.MaterializeResult(asset_key=["cicd", table], metadata=metadata)

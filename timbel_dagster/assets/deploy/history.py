@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, record_ingestion, upsert_metadata
+from timbel_dagster.assets.ingestion import OWNERS, ingest_each, table_metadata
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
@@ -42,23 +42,24 @@ def delivery_history(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    """Ingest commits, deployments and incidents of the window in one transaction."""
+    """Ingest commits, deployments and incidents of the window, one transaction per source."""
     from timbel_dagster.warehouse.ingest import ingest_delivery_history
 
-    source = sources.history_source()
     since, until = sources.window()
-    with warehouse.begin() as connection:
-        results = ingest_delivery_history(connection, source, since, until)
-        record_ingestion(connection, context, source.name, results)
-    yield dg.MaterializeResult(
-        asset_key=["cicd", "commits"], metadata=upsert_metadata(results["commits"], source.name)
+    totals, names = ingest_each(
+        context,
+        warehouse,
+        sources.history_sources(warehouse.url()),
+        lambda connection, source: ingest_delivery_history(connection, source, since, until),
     )
-    deployments = upsert_metadata(results["deployments"], source.name)
+    yield dg.MaterializeResult(
+        asset_key=["cicd", "commits"], metadata=table_metadata(totals, "commits", names)
+    )
+    deployments = table_metadata(totals, "deployments", names)
     deployments["commit_links_written"] = dg.MetadataValue.int(
-        results["deployment_commits"].written
+        table_metadata(totals, "deployment_commits", names)["rows_written"].value
     )
     yield dg.MaterializeResult(asset_key=["deploy", "deployments"], metadata=deployments)
     yield dg.MaterializeResult(
-        asset_key=["deploy", "incidents"],
-        metadata=upsert_metadata(results["incidents"], source.name),
+        asset_key=["deploy", "incidents"], metadata=table_metadata(totals, "incidents", names)
     )

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, record_ingestion, upsert_metadata
+from timbel_dagster.assets.ingestion import OWNERS, ingest_each, table_metadata
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
@@ -31,14 +31,13 @@ def directory(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    """Store the people and clusters of the bound delivery-history source."""
+    """Store the people and clusters of the bound delivery-history sources."""
     from timbel_dagster.warehouse.ingest import ingest_directory
 
-    source = sources.history_source()
-    with warehouse.begin() as connection:
-        results = ingest_directory(connection, source)
-        record_ingestion(connection, context, source.name, results)
+    totals, names = ingest_each(
+        context, warehouse, sources.history_sources(warehouse.url()), ingest_directory
+    )
     for table in ("users", "clusters"):
         yield dg.MaterializeResult(
-            asset_key=["org", table], metadata=upsert_metadata(results[table], source.name)
+            asset_key=["org", table], metadata=table_metadata(totals, table, names)
         )

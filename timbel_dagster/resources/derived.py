@@ -1,0 +1,149 @@
+"""Deployments and incidents derived from CI executions already in the warehouse.
+
+Until Timbel's own deploy job records deployments, live mode reads them where teams run them:
+in CI. A deployment is a finished stage (Jenkins stage, GitLab job) whose name matches the
+deploy pattern; its environment is `prod` when the stage name matches the production pattern,
+`staging` when it names staging, `dev` otherwise. As in DORA's Four Keys, a failed production
+deployment opens an incident, and the next successful production deployment of the same
+service restores it. Commits are linked when the warehouse knows them (`cicd/commits`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from timbel_dagster.resources.delivery import (
+    ClusterRecord,
+    CommitRecord,
+    DeploymentRecord,
+    IncidentRecord,
+    UserRecord,
+)
+
+_STAGING = re.compile(r"(?i)stag")
+
+
+class CIDerivedHistory:
+    """A delivery-history source over the warehouse's own CI executions."""
+
+    def __init__(
+        self, database_url: str, source: str, deploy_pattern: str, production_pattern: str
+    ) -> None:
+        self.database_url, self.name = database_url, source
+        self.deploy, self.production = re.compile(deploy_pattern), re.compile(production_pattern)
+
+    def users(self) -> list[UserRecord]:
+        return []  # people come from `timbel` user management, not from CI
+
+    def clusters(self) -> list[ClusterRecord]:
+        return []  # clusters come from TIMBEL_CLUSTERS_FILE
+
+    def commits(self, since: dt.datetime, until: dt.datetime) -> list[CommitRecord]:
+        return []  # commits with change metrics come from the repositories themselves
+
+    def _environment(self, stage: str) -> str:
+        if self.production.search(stage):
+            return "prod"
+        return "staging" if _STAGING.search(stage) else "dev"
+
+    def deployments(self, since: dt.datetime, until: dt.datetime) -> list[DeploymentRecord]:
+        from sqlalchemy import select
+
+        from timbel_dagster.warehouse.models import Pipeline, PipelineExecution, StageExecution
+
+        query = (
+            select(
+                Pipeline.name,
+                Pipeline.service,
+                Pipeline.repository,
+                PipelineExecution.external_id,
+                PipelineExecution.commit_sha,
+                PipelineExecution.triggered_by,
+                StageExecution.external_id,
+                StageExecution.name,
+                StageExecution.status,
+                StageExecution.started_at,
+                StageExecution.duration,
+            )
+            .join(PipelineExecution, PipelineExecution.pipeline_id == Pipeline.id)
+            .join(StageExecution, StageExecution.execution_id == PipelineExecution.id)
+            .where(
+                PipelineExecution.source == self.name,
+                StageExecution.started_at >= since,
+                StageExecution.started_at < until,
+                StageExecution.status.in_(("success", "failed", "aborted")),
+            )
+            .order_by(StageExecution.started_at)
+        )
+        found = []
+        from timbel_dagster.warehouse.engine import get_engine
+
+        # its own read-only connection: the ingestion holds the write transaction meanwhile
+        with get_engine(self.database_url, read_only=True).connect() as connection:
+            for (
+                pipeline,
+                service,
+                repository,
+                build,
+                sha,
+                who,
+                stage_id,
+                stage,
+                status,
+                started,
+                duration,
+            ) in connection.execute(query):
+                if not self.deploy.search(stage):
+                    continue
+                found.append(
+                    DeploymentRecord(
+                        external_id=f"{pipeline}#{build}/{stage_id}",
+                        service=service or pipeline,
+                        environment=self._environment(stage),
+                        cluster=None,
+                        image=None,
+                        version=sha[:12] if sha else None,
+                        commit_from=None,
+                        commit_to=sha,
+                        kind="release",
+                        status="success" if status == "success" else "failed",
+                        started_at=started,
+                        completed_at=started + dt.timedelta(seconds=duration or 0),
+                        triggered_by=who,
+                        execution=(pipeline, build),
+                        commits=((repository, sha),) if repository and sha else (),
+                    )
+                )
+        return found
+
+    def incidents(self, since: dt.datetime, until: dt.datetime) -> list[IncidentRecord]:
+        """A failed production deployment opens one; the service's next success restores it."""
+        open_by_service: dict[str, DeploymentRecord] = {}
+        found = []
+        for deployment in self.deployments(since, until):
+            if deployment.environment != "prod":
+                continue
+            opened = open_by_service.get(deployment.service)
+            if deployment.status == "failed" and opened is None:
+                open_by_service[deployment.service] = deployment
+            elif deployment.status == "success" and opened is not None:
+                found.append(self._incident(opened, deployment))
+                del open_by_service[deployment.service]
+        found += [self._incident(o, None) for o in open_by_service.values()]
+        return found
+
+    def _incident(
+        self, cause: DeploymentRecord, restore: DeploymentRecord | None
+    ) -> IncidentRecord:
+        return IncidentRecord(
+            external_id=f"failed-deploy:{cause.external_id}",
+            service=cause.service,
+            environment="prod",
+            severity="unknown",
+            title=f"{cause.service}: production deployment failed",
+            opened_at=cause.completed_at or cause.started_at,
+            resolved_at=restore.completed_at if restore else None,
+            caused_by_deployment=cause.external_id,
+            restored_by_deployment=restore.external_id if restore else None,
+        )
