@@ -23,6 +23,8 @@ PIPELINE_STATUSES = {
     "scheduled": "pending",
     "manual": "pending",
     "running": "running",
+    "waiting_for_callback": "running",
+    "canceling": "running",
     "success": "success",
     "failed": "failed",
     "canceled": "aborted",
