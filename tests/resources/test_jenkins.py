@@ -240,3 +240,16 @@ def test_trigger_queues_a_build_and_adds_a_crumb_only_when_asked(fake: FakeJenki
     second.trigger("solo", {})
     crumbs = [p for _, p, _ in fake.requests if p.endswith("crumbIssuer/api/json")]
     assert len(crumbs) == 1  # fetched once, after the first refusal, then reused
+
+
+def test_null_and_empty_actions_are_tolerated(fake: FakeJenkins) -> None:
+    original = fake.build_json
+
+    def with_gaps(job: str, build):
+        data = original(job, build)
+        data["actions"] = [None, {}, *data["actions"], {"_class": "x.y.EmptyAction"}]
+        return data
+
+    fake.build_json = with_gaps  # type: ignore[method-assign]
+    [build] = api_for(fake).builds("solo")
+    assert build.triggered_by == "minji.kim" and build.branch == "main"

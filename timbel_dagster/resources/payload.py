@@ -67,8 +67,12 @@ class Fields:
     def child(self, field: str) -> Fields:
         return Fields(self.system, self.obj, self.get(field, dict), self._name(field))
 
-    def children(self, field: str) -> list[Fields]:
+    def children(self, field: str, skip_nulls: bool = False) -> list[Fields]:
+        """The objects of a list field (`skip_nulls`: leave out null entries, which some
+        APIs put in lists of optional extras)."""
         items = self.get(field, list, default=[])
+        if skip_nulls:
+            items = [item for item in items if item is not None]
         return [
             Fields(self.system, self.obj, item, f"{self._name(field)}[{i}]")
             for i, item in enumerate(items)

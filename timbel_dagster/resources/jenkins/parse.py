@@ -125,7 +125,7 @@ def parse_build(job: str, item: Fields) -> ExecutionRecord:
     else:
         raise_unknown(item, "result", result)
     finished = not building and result is not None
-    actions = _action_values(item.children("actions"))
+    actions = _action_values(item.children("actions", skip_nulls=True))
     return ExecutionRecord(
         pipeline=job,
         external_id=str(number),
