@@ -1,17 +1,39 @@
-"""`make bench`: every benchmark, one line per figure."""
+"""`make bench`: every benchmark, one line per figure.
+
+Each benchmark runs in a fresh interpreter, so that one's memory peak or warm caches never
+flatter the next (the log-follow figure is a peak-memory growth).
+"""
 
 from __future__ import annotations
 
-from benchmarks import import_time, jenkins_backfill, log_follow, sensor_tick, upsert
+import re
+import subprocess
+import sys
+
+FIGURE = re.compile(r"^[a-z0-9_]+: ")  # `name: value unit (ratio vs baseline)`
+BENCHMARKS = (
+    ("import time (median of 7 fresh interpreters each, alternating)", "import_time"),
+    ("bulk upsert into PostgreSQL (100,000 executions + 500,000 stages)", "upsert"),
+    ("Jenkins backfill, 100 jobs x 1,000 builds, from the fake Jenkins", "jenkins_backfill"),
+    ("jenkins_build_sensor tick cost", "sensor_tick"),
+    ("following a 200 MB log that grows while read, 3 forced disconnects", "log_follow"),
+)
+
+
+def main() -> int:
+    failed = 0
+    for title, module in BENCHMARKS:
+        print(f"# {title}", flush=True)
+        completed = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{module}"], capture_output=True, text=True
+        )
+        lines = [line for line in completed.stdout.splitlines() if FIGURE.match(line)]
+        print("\n".join(lines), flush=True)
+        if completed.returncode != 0:
+            failed += 1
+            print(f"{module} failed:\n{completed.stderr[-2000:]}", flush=True)
+    return 1 if failed else 0
+
 
 if __name__ == "__main__":
-    print("# import time (median of 7 fresh interpreters each, alternating)", flush=True)
-    import_time.main()
-    print("# bulk upsert into PostgreSQL (100,000 executions + 500,000 stages)", flush=True)
-    upsert.main()
-    print("# Jenkins backfill, 100 jobs x 1,000 builds, from the fake Jenkins", flush=True)
-    jenkins_backfill.main()
-    print("# jenkins_build_sensor tick cost", flush=True)
-    sensor_tick.main()
-    print("# following a 200 MB log that grows while read, 3 forced disconnects", flush=True)
-    log_follow.main()
+    sys.exit(main())
