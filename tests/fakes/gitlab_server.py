@@ -67,6 +67,7 @@ class FakeGitLab(LoopbackServer):
         self.pipelines: dict[int, list[FakePipeline]] = {}  # project id -> oldest first
         self.rate_limit_every = 0  # answer every Nth request with 429 (0: never)
         self.retry_after = "0"
+        self.keyset_jobs = True  # False: answer like a GitLab without keyset for jobs
         self.faults: deque[tuple[int, bytes, str]] = deque()
         self.requests: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
@@ -312,6 +313,14 @@ def _handler(fake: FakeGitLab) -> type[BaseHTTPRequestHandler]:
                     else self._reply(404, {"message": "404 Not found"})
                 )
             if rest == ["jobs"]:
+                if query.get("pagination") == "keyset" and not fake.keyset_jobs:
+                    return self._reply(
+                        405,
+                        {
+                            "error": "Keyset pagination is not yet available for this type "
+                            "of request"
+                        },
+                    )
                 jobs = sorted(
                     ((p, j) for p in pipelines for j in p.jobs),
                     key=lambda pj: pj[1].id,

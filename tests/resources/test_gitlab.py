@@ -206,3 +206,13 @@ def test_newest_pipelines_cost_one_request_per_project(fake: FakeGitLab) -> None
         "platform/auth-gateway": (1253, "success"),
     }
     assert len(fake.requests) - before == 2
+
+
+def test_servers_without_keyset_for_jobs_get_offset_pages(fake: FakeGitLab) -> None:
+    fake.keyset_jobs = False
+    source = source_for(fake, ["commerce/checkout-web"])
+    executions = list(source.executions(NOV, DEC))
+    assert len(executions) == 250 and all(len(e.stages) == 4 for e in executions)
+    job_queries = [parse_qs(q) for _, p, q in fake.requests if p.endswith("/jobs")]
+    assert job_queries[0]["pagination"] == ["keyset"]  # tried once, then offset pages
+    assert all("pagination" not in q for q in job_queries[1:]) and len(job_queries) == 11

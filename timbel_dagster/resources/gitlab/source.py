@@ -44,6 +44,7 @@ class GitLabSource:
 
     def __init__(self, http: GitLabHTTP, projects: list[str]) -> None:
         self.http, self.projects = http, projects
+        self._offset_only: set[str] = set()  # projects whose server lacks keyset for jobs
 
     @property
     def requests_made(self) -> int:
@@ -125,9 +126,7 @@ class GitLabSource:
                 continue
             oldest = min(wanted)
             jobs = defaultdict(list)
-            for item in self.http.pages(
-                f"/projects/{ref}/jobs", project, pagination="keyset", order_by="id", sort="desc"
-            ):
+            for item in self._project_jobs(ref, project):
                 pipeline_id, job = parse_job(project, item)
                 if pipeline_id in wanted:
                     jobs[pipeline_id].append(job)
@@ -135,6 +134,24 @@ class GitLabSource:
                     break  # jobs are newest first: the rest belong to older pipelines
             for pipeline_id, data in sorted(wanted.items()):
                 yield parse_pipeline(project, data, jobs[pipeline_id])
+
+    def _project_jobs(self, ref: str, project: str) -> Iterator[dict]:
+        """The project's jobs, newest first: keyset pages where the server offers them, else
+        offset pages (GitLab before keyset support for jobs answers 405 and says so)."""
+        from timbel_dagster.resources.errors import SourceError
+
+        path = f"/projects/{ref}/jobs"
+        if ref not in self._offset_only:
+            try:
+                yield from self.http.pages(
+                    path, project, pagination="keyset", order_by="id", sort="desc"
+                )
+                return
+            except SourceError as error:
+                if "keyset pagination is not yet available" not in str(error).lower():
+                    raise
+                self._offset_only.add(ref)
+        yield from self.http.pages(path, project)  # offset pages, newest first by default
 
     def pipeline(self, project: str) -> PipelineRecord:
         from timbel_dagster.resources.gitlab.client import project_ref
