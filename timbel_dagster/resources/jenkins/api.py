@@ -114,6 +114,17 @@ class JenkinsAPI:
                 return found  # a short page, the mark reached, or build #1: nothing older
             start += page_size
 
+    def build(self, job: str, number: int) -> ExecutionRecord:
+        """One build (one request, whatever the job's history)."""
+        obj = f"{job} #{number}"
+        try:
+            data = self.http.get_json(
+                f"{job_path(job)}/{number}/api/json", obj, params={"tree": BUILD_FIELDS}
+            )
+        except SourceNotFoundError:
+            raise SourceNotFoundError(SYSTEM, obj, "no such build") from None
+        return parse_build(job, Fields(SYSTEM, obj, data))
+
     def recent_stages(self, job: str) -> dict[int, tuple[StageRecord, ...]]:
         """Stages of the newest runs of a Pipeline job in one request (up to 11 runs)."""
         try:

@@ -118,17 +118,9 @@ class JenkinsSource:
 
     def execution(self, job: str, number: int, read_stages: bool = True) -> ExecutionRecord:
         """One build, with its stages once it has any."""
-        from timbel_dagster.resources.errors import SourceNotFoundError
-
-        found = [
-            b
-            for b in self.api.builds(job, newer_than=number - 1, page_size=50)
-            if b.sequence == number
-        ]
-        if not found:
-            raise SourceNotFoundError("jenkins", f"{job} #{number}", "no such build")
+        build = self.api.build(job, number)
         stages = self.api.stages(job, number) if read_stages else ()
-        return with_stages(found[0], stages)
+        return with_stages(build, stages)
 
 
 class JenkinsResource(dg.ConfigurableResource):
