@@ -30,6 +30,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     mode: str | None = None  # sample | live
     sample_seed: int | None = None
     sample_end_date: str | None = None  # ISO date; default TIMBEL_SAMPLE_END_DATE or today
+    clusters_file: str | None = None  # default TIMBEL_CLUSTERS_FILE
     history_days: int = 400  # live mode: how far back deployments are derived again
     systems: list[str] | None = None  # in live mode, only these CI systems (default: all)
     jenkins: JenkinsResource = Field(default_factory=JenkinsResource)
@@ -96,12 +97,20 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             for name, resource in (("jenkins", self.jenkins), ("gitlab", self.gitlab))
             if resource.configured()
         ]
-        if not systems:
+        found: list[DeliveryHistorySource] = []
+        clusters_file = self.clusters_file or settings.timbel_clusters_file
+        if clusters_file:
+            from pathlib import Path
+
+            from timbel_dagster.resources.clusters_file import ClustersFileSource
+
+            found.append(ClustersFileSource(Path(clusters_file)))
+        if not systems and not found:
             raise SourceNotConfiguredError(
                 "no deployment history is configured: deployments are read from the CI servers "
                 f"(set JENKINS_URL or GITLAB_URL), {_SAMPLE_HINT}"
             )
-        return [
+        return found + [
             CIDerivedHistory(
                 database_url,
                 system,
