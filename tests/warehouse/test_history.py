@@ -77,3 +77,26 @@ def test_stage_timeline_shows_parallel_stages_overlapping() -> None:
     assert bars[0].startswith("##########") and bars[1].startswith(" " * 10 + "####")
     assert bars[1].index("#") == bars[2].index("#")  # both branches start together
     assert [s["offset_seconds"] for s in execution["stages"]] == [0.0, 100.0, 100.0]
+
+
+def test_log_tail_reads_the_end_of_the_last_stream(warehouse_url: str, sample_source) -> None:
+    from timbel_dagster.warehouse.engine import get_engine
+    from timbel_dagster.warehouse.ingest import ingest_ci
+    from timbel_dagster.warehouse.loaders import execution_id
+    from timbel_dagster.warehouse.logs import LogWriter, log_tail, read_log
+
+    since, until = sample_source.window
+    engine = get_engine(warehouse_url)
+    with engine.begin() as connection:
+        ingest_ci(connection, sample_source, since, until)
+    first = sample_source.history.executions[0]
+    ident = execution_id("sample", first.pipeline, first.external_id)
+    for stream, lines in (("100", 300), ("200", 500)):
+        writer = LogWriter(engine, ident, stream, chunk_bytes=1000)
+        for n in range(lines):
+            writer.write(f"{stream} line {n}\n".encode())
+        writer.flush(final=True)
+    with engine.connect() as connection:
+        whole = "".join(read_log(connection, ident))
+        assert log_tail(connection, ident, 5000) == whole[-5000:]
+        assert log_tail(connection, ident, 10**9) == whole

@@ -97,7 +97,16 @@ def follow_jenkins_log(
     return FollowReport(writer.stored, writer.lines, retry.total, 1)
 
 
-_GITLAB_DONE = {"success", "failed", "canceled", "skipped", "manual"}
+def _gitlab_done() -> frozenset[str]:
+    """GitLab job statuses after which a trace no longer grows (parse.py maps them)."""
+    from timbel_dagster.resources.gitlab.parse import JOB_STATUSES
+
+    return frozenset(
+        s for s, ours in JOB_STATUSES.items() if ours in ("success", "failed", "aborted", "skipped")
+    )
+
+
+_GITLAB_DONE = _gitlab_done()
 
 
 def follow_gitlab_logs(

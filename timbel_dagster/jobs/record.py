@@ -56,13 +56,11 @@ def _store_tail(engine: Engine, execution_id: Any) -> None:
     log stays in `execution_log_chunks`."""
     from sqlalchemy import update
 
-    from timbel_dagster.warehouse.logs import read_log
+    from timbel_dagster.warehouse.logs import log_tail
     from timbel_dagster.warehouse.models import PipelineExecution
 
-    tail = ""
     with engine.begin() as connection:
-        for text in read_log(connection, execution_id):
-            tail = (tail + text)[-LOG_TAIL_CHARS:]
+        tail = log_tail(connection, execution_id, LOG_TAIL_CHARS)
         connection.execute(
             update(PipelineExecution).where(PipelineExecution.id == execution_id).values(logs=tail)
         )

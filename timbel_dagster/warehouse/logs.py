@@ -131,6 +131,26 @@ def read_log(
     yield from connection.execute(query.order_by(table.c.stream, table.c.start_offset)).scalars()
 
 
+def log_tail(connection: Connection, execution_id: uuid.UUID, chars: int) -> str:
+    """The last `chars` characters of `read_log`, reading only the newest chunks."""
+    from sqlalchemy import select
+
+    table = ExecutionLogChunk.__table__
+    newest_first = connection.execute(
+        select(table.c.content)
+        .where(table.c.execution_id == execution_id)
+        .order_by(table.c.stream.desc(), table.c.start_offset.desc())
+    ).scalars()
+    pieces: list[str] = []
+    size = 0
+    for content in newest_first:
+        pieces.append(content)
+        size += len(content)
+        if size >= chars:
+            break
+    return "".join(reversed(pieces))[-chars:]
+
+
 @dataclass(frozen=True)
 class LogMatch:
     execution_id: str

@@ -104,9 +104,10 @@ class JenkinsSource:
 
     def pipeline(self, job: str) -> PipelineRecord:
         """One job as a pipeline (one request)."""
-        [found] = list(self.api.jobs_under(job)) or [None]
-        if found is None or found.is_folder:
-            raise ValueError(f"jenkins {job}: not a job that builds")
+        jobs = list(self.api.jobs_under(job))
+        if len(jobs) != 1 or jobs[0].full_name != job:
+            raise ValueError(f"jenkins {job}: a folder, not a job that builds")
+        found = jobs[0]
         return PipelineRecord(
             ci_system="jenkins",
             name=found.full_name,
