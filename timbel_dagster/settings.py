@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     timbel_clusters_file: Path | None = Field(
         None, description="YAML list of clusters: name, group, kubeconfig context or URL + token."
     )
+    timbel_metrics_step_seconds: int = Field(
+        60, ge=15, le=900, description="Resolution of the hourly cluster-metrics range queries."
+    )
+    # OpenCost's default prices (configs/default.json), USD per unit-hour.
+    timbel_price_cpu_core_hour: float = Field(0.031611, ge=0)
+    timbel_price_memory_gib_hour: float = Field(0.004237, ge=0)
+    timbel_price_storage_gib_hour: float = Field(0.00005479452, ge=0)
 
     # --- Registry and scanning ---------------------------------------------------------
     harbor_registry: AnyHttpUrl | None = Field(
@@ -105,6 +112,20 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_from: str | None = None
+    smtp_timeout_seconds: float = Field(20.0, gt=0)
+    timbel_alert_rules_file: Path | None = Field(
+        None, description="YAML alert rules, evaluated beside the rules stored in the warehouse."
+    )
+    timbel_templates_dir: Path | None = Field(
+        None, description="Directory whose Jinja2 templates override the notification templates."
+    )
+    timbel_public_url: AnyHttpUrl | None = Field(
+        None, description="Where users reach Timbel (unsubscribe links, buttons in messages)."
+    )
+    timbel_secret_key: SecretStr | None = Field(
+        None, description="Signs unsubscribe links; required for e-mail unsubscribe links."
+    )
+    timbel_notify_max_attempts: int = Field(5, ge=1, le=20)
 
     _split_lists = field_validator("jenkins_jobs", "gitlab_projects", mode="before")(_comma_list)
 

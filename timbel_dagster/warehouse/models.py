@@ -320,3 +320,7 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# The other table modules share Base; importing them here puts every table on its metadata.
+from timbel_dagster.warehouse import models_cluster, models_notify  # noqa: E402, F401
