@@ -12,9 +12,11 @@ import graphlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from timbel_dagster.partitions import range_tags
+from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters
+from timbel_dagster.partitions import CLUSTER_HOURLY, range_tags
 from timbel_dagster.runs import QUIET, open_instance, rows_written
 from timbel_dagster.settings import Settings
 
@@ -26,6 +28,8 @@ class DemoReport:
     runs: list[dict[str, Any]] = field(default_factory=list)
     executions: dict[str, Any] = field(default_factory=dict)
     dora: dict[str, Any] | None = None
+    cluster_cost: list[dict[str, Any]] = field(default_factory=list)
+    alerts: dict[str, int] = field(default_factory=dict)
 
 
 def asset_nodes_in_order(assets: list[Any]) -> list[Any]:
@@ -87,6 +91,57 @@ def _dora_last_weeks(connection: Any, weeks: int = 4) -> dict[str, Any] | None:
     return summary
 
 
+DEMO_METRIC_HOURS = 24
+
+
+def _cluster_hours(
+    instance: Any, sources: Any
+) -> tuple[list[str], tuple[dt.datetime, dt.datetime]]:
+    """The sample clusters (registered as partitions) and the 24 hours that end with the
+    sample's last day, or with the last completed hour if that day is today."""
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    day_after = dt.datetime.combine(sources.sample().end_date, dt.time(), dt.UTC)
+    end = min(now, day_after + dt.timedelta(days=1))
+    clusters = register_clusters(instance, sources.metrics_source().cluster_names())
+    return clusters, (end - dt.timedelta(hours=DEMO_METRIC_HOURS), end)
+
+
+SAMPLE_RULES = Path(__file__).parent / "notify" / "sample_rules.yaml"
+
+
+def _node_config(node: Any, settings: Settings) -> dict[str, Any]:
+    """The demo evaluates the sample's alert rules unless TIMBEL_ALERT_RULES_FILE says."""
+    if "alerts/alert_events" not in {k.to_user_string() for k in node.keys}:
+        return {}
+    rules = settings.timbel_alert_rules_file or SAMPLE_RULES
+    return {"ops": {"alerts__alert_events": {"config": {"rules_file": str(rules)}}}}
+
+
+def _cluster_cost(connection: Any, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+    from sqlalchemy import func, select
+
+    from timbel_dagster.warehouse.models_cluster import ClusterCost as C
+
+    rows = connection.execute(
+        select(C.cluster, func.sum(C.allocated_cost), func.sum(C.idle_cost))
+        .where(C.hour >= start, C.hour < end)
+        .group_by(C.cluster)
+        .order_by(C.cluster)
+    )
+    return [
+        {"cluster": c, "allocated_usd": round(a or 0, 2), "idle_usd": round(i or 0, 2)}
+        for c, a, i in rows
+    ]
+
+
+def _alerts(connection: Any) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from timbel_dagster.warehouse.models_notify import Alert
+
+    return dict(connection.execute(select(Alert.state, func.count()).group_by(Alert.state)).all())
+
+
 def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     """Set up, materialize every asset on the sample organisation and report."""
     import dagster as dg
@@ -119,10 +174,17 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     assets = list(defs.assets or [])
     nodes = asset_nodes_in_order(assets)
     days = _sample_days(resources["sources"])
+    clusters, hours = _cluster_hours(instance, resources["sources"])
     for position, node in enumerate(nodes, start=1):
         keys = sorted(key.to_user_string() for key in node.keys)
         tags = {"timbel/launched_by": "demo"}
-        if node.partitions_def is not None:  # the sample's days, as one run
+        if node.partitions_def == CLUSTER_HOURLY:  # every cluster, the last hours, one run
+            tags |= cluster_range_tags(clusters, *hours)
+            keys_text = (
+                f"{', '.join(keys)} ({len(clusters)} clusters, {hours[0]:%Y-%m-%d %H:00} to "
+                f"{hours[1]:%H:00} UTC)"
+            )
+        elif node.partitions_def is not None:  # the sample's days, as one run
             tags |= range_tags(*days)
             keys_text = f"{', '.join(keys)} (days {days[0]} to {days[1]})"
         else:
@@ -135,7 +197,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
             resources=resources,
             selection=list(node.keys),
             tags=tags,
-            run_config=QUIET,
+            run_config=QUIET | _node_config(node, settings),
         )
         seconds = round(time.perf_counter() - started, 2)
         written = rows_written(result)
@@ -149,6 +211,8 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     with get_engine(url).connect() as connection:
         report.executions = _execution_summary(connection)
         report.dora = _dora_last_weeks(connection)
+        report.cluster_cost = _cluster_cost(connection, *hours)
+        report.alerts = _alerts(connection)
     instance.dispose()
     return report
 
@@ -177,6 +241,15 @@ def format_report(report: DemoReport) -> str:
             f"    time to restore       {hours(d['time_to_restore_hours_median'])} (median)",
             f"    rework rate           {(d['rework_rate'] or 0):.1%}",
         ]
+    if report.cluster_cost:
+        lines.append("  cluster cost, last 24 hours (OpenCost default prices):")
+        lines += [
+            f"    {c['cluster']:<16} allocated {c['allocated_usd']:>8.2f} USD   "
+            f"idle {c['idle_usd']:>8.2f} USD"
+            for c in report.cluster_cost
+        ]
+    if report.alerts:
+        lines.append(f"  alerts                {report.alerts}")
     lines.append("  what ran:")
     lines += [
         f"    run {r['run_id'][:8]}  {', '.join(r['assets'])}  ({r['seconds']}s)"

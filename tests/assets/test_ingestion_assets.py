@@ -35,7 +35,13 @@ SAMPLE_DAYS = range_tags("2026-08-02", "2026-11-02")  # the sample's days ending
 
 
 def _materialize(url: str, mode: str = "sample", **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize(ASSETS, resources=_resources(url, mode), tags=SAMPLE_DAYS, **kwargs)
+    return dg.materialize(
+        ASSETS,
+        resources=_resources(url, mode),
+        tags=SAMPLE_DAYS,
+        selection=dg.AssetSelection.groups("org", "cicd", "deploy"),
+        **kwargs,
+    )
 
 
 def _count(url: str, model: type) -> int:

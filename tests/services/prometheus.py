@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,14 +42,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_prometheus(workdir: Path) -> Iterator[str]:
-    """Load the history into a TSDB, start Prometheus on it, yield its URL."""
+def running_prometheus(
+    workdir: Path, write: Callable[[Path], None] = write_openmetrics
+) -> Iterator[str]:
+    """Load the history `write` produces into a TSDB, start Prometheus on it, yield its URL."""
     for binary in ("prometheus", "promtool"):
         if shutil.which(binary) is None:
             raise FileNotFoundError(f"{binary} is not installed (Debian package `prometheus`)")
     data = workdir / "tsdb"
     metrics = workdir / "history.om"
-    write_openmetrics(metrics)
+    write(metrics)
     subprocess.run(
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(metrics), str(data)],
         check=True,

@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import dagster as dg
 
+from timbel_dagster.assets.alerts.events import alert_events
 from timbel_dagster.assets.cicd.dora_metrics import dora_metrics
 from timbel_dagster.assets.cicd.executions import ci_executions, pipelines
 from timbel_dagster.assets.cicd.logs import execution_logs
+from timbel_dagster.assets.cluster.cost_allocation import cost_allocation
+from timbel_dagster.assets.cluster.usage import (
+    namespace_usage,
+    node_metrics,
+    pod_metrics,
+    workload_status,
+)
 from timbel_dagster.assets.deploy.history import delivery_history
 from timbel_dagster.assets.org.directory import directory
 
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[directory, pipelines, ci_executions, execution_logs, delivery_history, dora_metrics]
+        assets=[
+            directory,
+            pipelines,
+            ci_executions,
+            execution_logs,
+            delivery_history,
+            dora_metrics,
+            node_metrics,
+            pod_metrics,
+            namespace_usage,
+            workload_status,
+            cost_allocation,
+            alert_events,
+        ]
     )

@@ -6,15 +6,20 @@ code 2; state-changing commands append an audit event in the same transaction as
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
-from timbel_dagster.cli import ci, db, executions, logs, organisation
+from timbel_dagster.cli import alerts, ci, db, executions, logs, metrics, notify, organisation
 
 
 @click.group()
 @click.version_option(package_name="timbel-dagster")
 def main() -> None:
     """Timbel: delivery operations on Dagster."""
+    # Dagster flags beta parameters (backfill policies, owners) at definition time; that is
+    # for the code's authors, not for people running a command.
+    warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
 
 
 main.add_command(db.db)
@@ -24,6 +29,9 @@ main.add_command(ci.ingest)
 main.add_command(executions.executions)
 main.add_command(logs.logs)
 main.add_command(logs.build)
+main.add_command(metrics.metrics)
+main.add_command(alerts.alerts)
+main.add_command(notify.notify)
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,21 @@ ci_ingestion_job = dg.define_asset_job(
 )
 
 
+cluster_metrics_job = dg.define_asset_job(
+    "cluster_metrics",
+    selection=dg.AssetSelection.groups("cluster"),
+    description="Read node and pod usage of clusters and hours, summarise it per namespace and "
+    "workload, and allocate its cost.",
+)
+
+
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        jobs=[delivery_ingestion_job, ci_ingestion_job, follow_build, trigger_build]
+        jobs=[
+            delivery_ingestion_job,
+            ci_ingestion_job,
+            cluster_metrics_job,
+            follow_build,
+            trigger_build,
+        ]
     )

@@ -25,7 +25,6 @@ from timbel_dagster.resources.delivery import (
     IncidentRecord,
     UserRecord,
 )
-from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS
 
 
 class ClustersFileError(ValueError):
@@ -46,6 +45,8 @@ class ClusterConfig:
 
 
 def _entry(path: Path, index: int, raw: Any) -> ClusterConfig:
+    from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS
+
     where = f"{path}: clusters[{index}]"
     if not isinstance(raw, dict):
         raise ClustersFileError(f"{where}: expected a mapping, got {type(raw).__name__}")

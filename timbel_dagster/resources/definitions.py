@@ -10,6 +10,9 @@ import dagster as dg
 
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
+from timbel_dagster.resources.kubernetes import KubernetesResource
+from timbel_dagster.resources.notifier import NotifierResource
+from timbel_dagster.resources.prometheus import PrometheusResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
@@ -21,5 +24,8 @@ def defs() -> dg.Definitions:
             "sources": DeliverySourcesResource(),
             "jenkins": JenkinsResource(),
             "gitlab": GitLabResource(),
+            "kubernetes": KubernetesResource(),
+            "prometheus": PrometheusResource(),
+            "notifier": NotifierResource(),
         }
     )

@@ -64,14 +64,21 @@ class PrometheusClient:
     def _call(
         self, query: str, start: dt.datetime, end: dt.datetime, step: dt.timedelta
     ) -> list[dict[str, Any]]:
+        return self._guarded(
+            query,
+            lambda: self._api.custom_query_range(
+                query, start_time=start, end_time=end, step=f"{step.total_seconds():g}s"
+            ),
+        )
+
+    def _guarded(self, query: str, call: Any) -> list[dict[str, Any]]:
+        """Run one API call, turning its failures into typed errors that name the query."""
         import requests
         from prometheus_api_client import PrometheusApiClientException
 
         self.requests_made += 1
         try:
-            return self._api.custom_query_range(
-                query, start_time=start, end_time=end, step=f"{step.total_seconds():g}s"
-            )
+            return call()
         except requests.RequestException as error:
             raise TransientSourceError(
                 SYSTEM,
@@ -86,6 +93,24 @@ class PrometheusClient:
             raise SourceError(SYSTEM, query, f"query refused: {detail[:300]}") from None
         except (ValueError, KeyError) as error:  # not JSON, or no data.result
             raise SourceDataError(SYSTEM, query, f"unexpected answer: {error}") from None
+
+    def instant_query(self, query: str, at: dt.datetime) -> list[tuple[dict[str, str], float]]:
+        """The instant vector of `query` at `at`: each series' labels and value. A scalar
+        answer is one series without labels."""
+        result = self._guarded(
+            query, lambda: self._api.custom_query(query, params={"time": at.timestamp()})
+        )
+        if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+            return [({}, float(result[1]))]  # resultType scalar: [time, "value"]
+        vector = []
+        for index, item in enumerate(result):
+            value = item.get("value") if isinstance(item, dict) else None
+            if not isinstance(value, list) or len(value) != 2:
+                raise SourceDataError(
+                    SYSTEM, query, "series without a value", field=f"result[{index}].value"
+                )
+            vector.append((dict(item.get("metric") or {}), float(value[1])))
+        return vector
 
     def range_query(
         self, query: str, start: dt.datetime, end: dt.datetime, step: dt.timedelta

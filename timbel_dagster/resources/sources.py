@@ -11,8 +11,10 @@ from pydantic import Field
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
+from timbel_dagster.resources.prometheus import PrometheusResource
 
 if TYPE_CHECKING:
+    from timbel_dagster.resources.cluster_metrics import ClusterMetricsSource
     from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
     from timbel_dagster.resources.sample.source import SampleSource
 
@@ -35,6 +37,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     systems: list[str] | None = None  # in live mode, only these CI systems (default: all)
     jenkins: JenkinsResource = Field(default_factory=JenkinsResource)
     gitlab: GitLabResource = Field(default_factory=GitLabResource)
+    prometheus: PrometheusResource = Field(default_factory=PrometheusResource)
 
     def _mode(self) -> str:
         if self.mode:
@@ -119,3 +122,38 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             )
             for system in systems
         ]
+
+    def metrics_source(self) -> ClusterMetricsSource:
+        """Where cluster usage comes from: the sample organisation, or in live mode the
+        kube-prometheus series of PROMETHEUS_URL (clusters from TIMBEL_CLUSTERS_FILE when
+        set, else every value of the cluster label Prometheus knows)."""
+        from timbel_dagster.settings import get_settings
+
+        settings = get_settings()
+        if self._mode() == "sample":
+            from timbel_dagster.resources.sample.metrics import SampleMetricsSource
+
+            seed = self.sample_seed if self.sample_seed is not None else settings.timbel_sample_seed
+            return SampleMetricsSource(seed)
+        from timbel_dagster.resources.kube_prometheus import KubePrometheusSource
+
+        clusters = None
+        clusters_file = self.clusters_file or settings.timbel_clusters_file
+        if clusters_file:
+            from pathlib import Path
+
+            from timbel_dagster.resources.clusters_file import load_clusters
+
+            clusters = [c.name for c in load_clusters(Path(clusters_file))]
+        try:
+            client = self.prometheus.client()
+        except SourceNotConfiguredError:
+            raise SourceNotConfiguredError(
+                f"cluster metrics need Prometheus: set PROMETHEUS_URL, {_SAMPLE_HINT}"
+            ) from None
+        return KubePrometheusSource(
+            client,
+            cluster_label=settings.prometheus_cluster_label,
+            step=dt.timedelta(seconds=settings.timbel_metrics_step_seconds),
+            clusters=clusters,
+        )

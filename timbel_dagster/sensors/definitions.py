@@ -6,6 +6,12 @@ import dagster as dg
 
 from timbel_dagster.jobs.definitions import delivery_ingestion_job
 from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_sensor
+from timbel_dagster.sensors.clusters import cluster_discovery_sensor, cluster_metrics_schedule
+from timbel_dagster.sensors.notifications import (
+    alert_rule_sensor,
+    delivery_notification_sensor,
+    run_failure_notifier,
+)
 
 
 # Off until an operator turns it on: in live mode it needs the CI servers configured. It is the
@@ -28,6 +34,13 @@ def delivery_ingestion_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        schedules=[delivery_ingestion_schedule],
-        sensors=[jenkins_build_sensor, gitlab_pipeline_sensor],
+        schedules=[delivery_ingestion_schedule, cluster_metrics_schedule],
+        sensors=[
+            jenkins_build_sensor,
+            gitlab_pipeline_sensor,
+            cluster_discovery_sensor,
+            alert_rule_sensor,
+            delivery_notification_sensor,
+            run_failure_notifier,
+        ],
     )

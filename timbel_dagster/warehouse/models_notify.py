@@ -51,7 +51,11 @@ class Alert(Base):
     active_since: Mapped[dt.datetime]  # when the condition started to hold (pending)
     firing_since: Mapped[dt.datetime | None]
     last_notified_at: Mapped[dt.datetime | None]
+    clear_since: Mapped[dt.datetime | None]  # firing, but the condition stopped holding
     resolved_at: Mapped[dt.datetime | None]
+    # A resolution notice held back by the re-notify interval; it goes out when the interval
+    # has passed unless the alert fires again first (a flapping alert stays quiet).
+    notice_pending: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(default=_now)
 
 
@@ -75,6 +79,7 @@ class AlertEvent(Base):
     labels: Mapped[dict[str, Any]]
     summary: Mapped[str | None] = mapped_column(Text)
     silenced: Mapped[bool] = mapped_column(default=False)
+    notified: Mapped[bool] = mapped_column(default=False)  # false: silenced or debounced
 
 
 class Silence(Base):

@@ -105,3 +105,48 @@ def rightsizing(
         cpu_cut * prices.cpu_core_hour + memory_cut * prices.memory_gib_hour
     )
     return summary.reset_index().sort_values("saving_per_hour", ascending=False, ignore_index=True)
+
+
+GIB = 1024**3
+
+
+def workload_usage(pod_rows: list[dict]) -> pd.DataFrame:
+    """Pod rows of the warehouse summed per workload and hour, in `USAGE_COLUMNS` units."""
+    import pandas as pd
+
+    if not pod_rows:
+        return pd.DataFrame(columns=[*USAGE_COLUMNS, "tenant"])
+    pods = pd.DataFrame(pod_rows)
+    pods["memory_gib_used"] = pods["memory_used_bytes"] / GIB
+    pods["memory_gib_requested"] = pods["memory_requested_bytes"] / GIB
+    pods["storage_gib"] = pods["storage_bytes"] / GIB
+    pods = pods.rename(
+        columns={"cpu_used_cores": "cpu_used", "cpu_requested_cores": "cpu_requested"}
+    )
+    measures = [
+        "cpu_used",
+        "cpu_requested",
+        "memory_gib_used",
+        "memory_gib_requested",
+        "storage_gib",
+    ]
+    return pods.groupby(["cluster", "namespace", "workload", "hour"], as_index=False)[
+        measures
+    ].sum()
+
+
+def node_capacity(node_rows: list[dict]) -> pd.DataFrame:
+    """Node rows summed per cluster and hour, in `CAPACITY_COLUMNS` units."""
+    import pandas as pd
+
+    if not node_rows:
+        return pd.DataFrame(columns=list(CAPACITY_COLUMNS))
+    nodes = pd.DataFrame(node_rows).fillna(
+        {"cpu_capacity_cores": 0.0, "memory_capacity_bytes": 0.0, "disk_capacity_bytes": 0.0}
+    )
+    nodes["cpu_cores"] = nodes["cpu_capacity_cores"]
+    nodes["memory_gib"] = nodes["memory_capacity_bytes"] / GIB
+    nodes["storage_gib"] = nodes["disk_capacity_bytes"] / GIB
+    return nodes.groupby(["cluster", "hour"], as_index=False)[
+        ["cpu_cores", "memory_gib", "storage_gib"]
+    ].sum()

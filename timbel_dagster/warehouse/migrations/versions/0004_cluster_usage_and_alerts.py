@@ -37,6 +37,7 @@ def upgrade() -> None:
         ),
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("silenced", sa.Boolean(), nullable=False),
+        sa.Column("notified", sa.Boolean(), nullable=False),
         sa.CheckConstraint(
             "kind IN ('fired', 'renotified', 'resolved')", name=op.f("ck_alert_events_kind")
         ),
@@ -124,8 +125,14 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column(
+            "clear_since",
+            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            nullable=True,
+        ),
+        sa.Column(
             "resolved_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
         ),
+        sa.Column("notice_pending", sa.Boolean(), nullable=False),
         sa.Column(
             "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
         ),

@@ -1,0 +1,99 @@
+"""`timbel metrics collect`: the cluster assets and the cost allocation for the last N
+hours, as one in-process Dagster run in the instance the UI shows, and what they stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+from timbel_dagster.partitions import CLUSTERS, hour_key, range_tags
+from timbel_dagster.runs import QUIET, open_instance, rows_written
+from timbel_dagster.settings import Settings
+
+MAX_HOURS = 24 * 31
+
+
+def register_clusters(instance: Any, clusters: list[str]) -> list[str]:
+    """Add the clusters missing from the `clusters` partitions; return `clusters` in the
+    partitions' order (the order a range over the cluster dimension follows)."""
+    known = list(instance.get_dynamic_partitions(CLUSTERS.name))
+    instance.add_dynamic_partitions(CLUSTERS.name, [c for c in clusters if c not in known])
+    return [c for c in instance.get_dynamic_partitions(CLUSTERS.name) if c in clusters]
+
+
+def cluster_range_tags(order: list[str], start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    """Tags for one run over the clusters `order[0]..order[-1]` and the hours [start, end).
+    A range covers every cluster between its ends, so `order` must be the partitions' order."""
+    return range_tags(
+        f"{order[0]}|{hour_key(start)}", f"{order[-1]}|{hour_key(end - dt.timedelta(hours=1))}"
+    )
+
+
+def collect_metrics(
+    settings: Settings,
+    hours: int,
+    echo: Callable[[str], None],
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Materialize `cluster/*` for the `hours` completed hours before `now` on every
+    cluster, and report usage and cost per cluster and namespace."""
+    import dagster as dg
+
+    from timbel_dagster.definitions import defs
+    from timbel_dagster.resources.sources import DeliverySourcesResource
+    from timbel_dagster.resources.warehouse import WarehouseResource
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.cluster_usage import usage_report
+    from timbel_dagster.warehouse.engine import get_engine
+
+    if not 1 <= hours <= MAX_HOURS:
+        raise ValueError(f"--hours must be between 1 and {MAX_HOURS}, not {hours}")
+    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
+    sources = DeliverySourcesResource()
+    source = sources.metrics_source()
+    clusters = source.cluster_names()
+    if not clusters:
+        raise LookupError(f"{source.name}: no clusters found to collect metrics from")
+    end = (now or dt.datetime.now(dt.UTC)).replace(minute=0, second=0, microsecond=0)
+    start = end - dt.timedelta(hours=hours)
+    instance = open_instance(settings.dagster_home)
+    started = time.perf_counter()
+    try:
+        order = register_clusters(instance, clusters)
+        first, last = hour_key(start), hour_key(end - dt.timedelta(hours=1))
+        echo(
+            f"Collecting {hours} h ({first} to {last} UTC) of {len(order)} cluster(s) "
+            f"from {source.name} ..."
+        )
+        result = dg.materialize(
+            list(defs.assets or []),
+            instance=instance,
+            resources={
+                "warehouse": WarehouseResource(database_url=settings.database_url),
+                "sources": sources,
+            },
+            selection=dg.AssetSelection.groups("cluster"),
+            run_config=QUIET,
+            tags=cluster_range_tags(order, start, end)
+            | {
+                "timbel/launched_by": "timbel metrics collect",
+                "timbel/actor": settings.timbel_user,
+            },
+        )
+    finally:
+        instance.dispose()
+    with get_engine(settings.database_url, read_only=True).connect() as connection:
+        usage = usage_report(connection, source.name, order, start, end)
+    return {
+        "source": source.name,
+        "clusters": order,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "hours": hours,
+        "run_id": result.run_id,
+        "seconds": round(time.perf_counter() - started, 2),
+        "rows_written": rows_written(result),
+        "namespaces": usage,
+    }

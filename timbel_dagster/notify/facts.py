@@ -1,0 +1,134 @@
+"""Warehouse facts alert rules can watch: named queries that return labelled values.
+
+Each fact takes the rule's `params` and the evaluation time and returns one observation per
+label set; the rule's threshold decides which are active.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from timbel_dagster.notify.rules import parse_duration
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+Observation = tuple[dict[str, str], float]
+Fact = Callable[["Connection", dict[str, Any], dt.datetime], list[Observation]]
+
+
+class FactUnavailableError(RuntimeError):
+    """The warehouse lacks what a fact reads (for example a table of a later feature)."""
+
+
+def _table(connection: Connection, name: str) -> Any:
+    from sqlalchemy import inspect
+
+    from timbel_dagster.warehouse.models import Base
+
+    if name not in Base.metadata.tables or not inspect(connection).has_table(name):
+        raise FactUnavailableError(f"the warehouse has no {name} table yet")
+    return Base.metadata.tables[name]
+
+
+def pipeline_failure_rate(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """Per pipeline: failed and aborted over finished executions that completed in the last
+    `window` (default 1h), where at least `min_executions` (default 5) finished."""
+    from sqlalchemy import case, func, select
+
+    from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+
+    window = parse_duration(params.get("window", "1h"))
+    minimum = int(params.get("min_executions", 5))
+    failed = func.sum(case((PipelineExecution.status.in_(("failed", "aborted")), 1), else_=0))
+    rows = connection.execute(
+        select(Pipeline.name, Pipeline.ci_system, func.count(), failed)
+        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+        .where(PipelineExecution.status.in_(("success", "failed", "aborted")))
+        .where(PipelineExecution.completed_at >= now - window)
+        .where(PipelineExecution.completed_at < now)
+        .group_by(Pipeline.name, Pipeline.ci_system)
+    )
+    return [
+        ({"pipeline": name, "ci_system": system}, (bad or 0) / total)
+        for name, system, total, bad in rows
+        if total >= minimum
+    ]
+
+
+def _recent_hours(connection: Connection, table: Any, params: dict[str, Any], now: dt.datetime):
+    """The condition selecting the stored hours a fact looks at: the latest hour at or
+    before `now` and the hours of `window` (default 1h: that hour alone) that lead to it.
+    None when nothing is stored yet."""
+    from sqlalchemy import func, select
+
+    latest = connection.execute(select(func.max(table.c.hour)).where(table.c.hour <= now)).scalar()
+    if latest is None:
+        return None
+    window = parse_duration(params.get("window", "1h"))
+    return (table.c.hour > latest - window) & (table.c.hour <= latest)
+
+
+def namespace_cpu_quota_ratio(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """Per cluster and namespace with a CPU quota: the highest hourly peak of CPU used over
+    the quota, in the latest stored hours (`window`)."""
+    from sqlalchemy import func, select
+
+    usage = _table(connection, "namespace_usage")
+    recent = _recent_hours(connection, usage, params, now)
+    if recent is None:
+        return []
+    ratio = func.max(usage.c.cpu_used_cores_max / usage.c.cpu_quota_cores)
+    rows = connection.execute(
+        select(usage.c.cluster, usage.c.namespace, ratio)
+        .where(recent, usage.c.cpu_quota_cores > 0)
+        .group_by(usage.c.cluster, usage.c.namespace)
+    )
+    return [({"cluster": c, "namespace": n}, float(value)) for c, n, value in rows]
+
+
+def crash_looping_workloads(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """Per workload: its most crash-looping pods in one hour of the latest stored hours."""
+    from sqlalchemy import func, select
+
+    status = _table(connection, "workload_status")
+    recent = _recent_hours(connection, status, params, now)
+    if recent is None:
+        return []
+    rows = connection.execute(
+        select(
+            status.c.cluster,
+            status.c.namespace,
+            status.c.workload,
+            func.max(status.c.crash_looping_pods),
+        )
+        .where(recent, status.c.crash_looping_pods > 0)
+        .group_by(status.c.cluster, status.c.namespace, status.c.workload)
+    )
+    return [
+        ({"cluster": c, "namespace": n, "workload": w}, float(count)) for c, n, w, count in rows
+    ]
+
+
+def critical_vulnerabilities_in_prod(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """Per image running in prod: CRITICAL findings first seen in the last `window`."""
+    _table(connection, "vulnerability_findings")  # security scanning stores this table
+    raise FactUnavailableError("vulnerability findings are not linked to deployments yet")
+
+
+FACTS: dict[str, Fact] = {
+    "pipeline_failure_rate": pipeline_failure_rate,
+    "namespace_cpu_quota_ratio": namespace_cpu_quota_ratio,
+    "crash_looping_workloads": crash_looping_workloads,
+    "critical_vulnerabilities_in_prod": critical_vulnerabilities_in_prod,
+}

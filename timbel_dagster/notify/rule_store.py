@@ -1,0 +1,98 @@
+"""Alert rules kept in the warehouse (`alert_rules`), beside those of the YAML file."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from timbel_dagster.notify.rules import Rule, RuleError, build_rule, parse_rules
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+ORIGIN = "warehouse"
+
+
+def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Rule], list[str]]:
+    """The enabled warehouse rules, and one error per rule that no longer validates (a rule
+    stored by an older version, say): a bad rule is reported, not fatal to the others."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models_notify import AlertRule
+
+    rules, errors = [], []
+    with engine.connect() as connection:
+        for name, definition in connection.execute(
+            select(AlertRule.name, AlertRule.definition).where(AlertRule.enabled)
+        ):
+            try:
+                rules.append(build_rule(definition, f"{ORIGIN}:{name}", facts))
+            except RuleError as error:
+                errors.append(str(error))
+    return rules, errors
+
+
+def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
+    """Validate every rule of a YAML text and store them all (insert or replace by name) in
+    one transaction with its audit event; nothing is stored if any rule is invalid."""
+    import yaml
+
+    from timbel_dagster.notify.facts import FACTS
+    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.models_notify import AlertRule
+    from timbel_dagster.warehouse.upsert import bulk_upsert
+
+    rules = parse_rules(text, source, set(FACTS))
+    raw: list[dict[str, Any]] = yaml.safe_load(text)["rules"]
+    rows = [
+        {
+            "id": stable_id("alert_rules", rule.name),
+            "name": rule.name,
+            "definition": definition,
+            "severity": rule.severity,
+            "enabled": rule.enabled,
+            "created_by": actor,
+        }
+        for rule, definition in zip(rules, raw, strict=True)
+    ]
+    with engine.begin() as connection:
+        bulk_upsert(connection, AlertRule.__table__, rows, ("name",))
+        append_event(
+            connection,
+            actor=actor,
+            action="alert_rules.save",
+            target=",".join(r.name for r in rules),
+            details={"source": source, "rules": len(rules)},
+        )
+    return [r.name for r in rules]
+
+
+def delete_rule(engine: Engine, name: str, actor: str) -> None:
+    from sqlalchemy import delete
+
+    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.models_notify import AlertRule
+
+    with engine.begin() as connection:
+        if not connection.execute(delete(AlertRule).where(AlertRule.name == name)).rowcount:
+            raise LookupError(f"no alert rule named {name!r} in the warehouse")
+        append_event(connection, actor=actor, action="alert_rules.delete", target=name, details={})
+
+
+def all_rules(engine: Engine, rules_file: Any = None) -> tuple[list[Rule], list[str]]:
+    """The YAML file's rules and the warehouse's; a warehouse rule with a name the file
+    already uses is skipped and reported (the file, under review in git, wins)."""
+    from pathlib import Path
+
+    from timbel_dagster.notify.facts import FACTS
+    from timbel_dagster.notify.rules import load_rules_file
+
+    from_file = load_rules_file(Path(rules_file), set(FACTS)) if rules_file else []
+    stored, errors = stored_rules(engine, set(FACTS))
+    names = {r.name: r.origin for r in from_file}
+    for rule in stored:
+        if rule.name in names:
+            errors.append(
+                f"{rule.origin}: rule {rule.name!r} is skipped: {names[rule.name]} defines it too"
+            )
+    return from_file + [r for r in stored if r.name not in names], errors

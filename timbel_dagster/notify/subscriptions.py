@@ -1,0 +1,205 @@
+"""Who wants which notifications on which channel.
+
+A subscription row names a user, a channel, an event (one event such as `alert_fired`, a
+family such as `alert`, or `*`), an alert rule (or `*`) and the least severity wanted. An
+unsubscribe keeps its row with `active` false: it overrides every matching active row of the
+same user and channel that is not strictly more specific, so unsubscribing from `alert_fired`
+wins over a subscription to `*`, while a subscription to `alert_fired` for rule `disk_full`
+wins over an unsubscribe from `alert_fired` for every rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from timbel_dagster.notify.messages import (
+    SUBSCRIBABLE_EVENTS,
+    Message,
+    Recipient,
+    event_family,
+    severity_rank,
+)
+from timbel_dagster.warehouse.models_notify import CHANNELS, SEVERITIES
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+_KEY = ("user_name", "channel", "event", "rule")
+
+
+def _check(channel: str, event: str, rule: str, min_severity: str = "info") -> None:
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}; valid: {', '.join(CHANNELS)}")
+    if event not in SUBSCRIBABLE_EVENTS:
+        raise ValueError(f"unknown event {event!r}; valid: {', '.join(SUBSCRIBABLE_EVENTS)}")
+    if min_severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {min_severity!r}; valid: {', '.join(SEVERITIES)}")
+    if not rule:
+        raise ValueError("rule is empty; use '*' for every rule")
+
+
+def _require_user(connection: Connection, user: str) -> None:
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models import User
+
+    users = User.__table__
+    if connection.execute(select(users.c.name).where(users.c.name == user)).first() is None:
+        raise LookupError(f"unknown user {user!r}: there is no such name in the users table")
+
+
+def _write(
+    engine: Engine, user: str, channel: str, event: str, rule: str, **values: object
+) -> bool:
+    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.models_notify import Subscription
+    from timbel_dagster.warehouse.upsert import bulk_upsert
+
+    now = dt.datetime.now(dt.UTC)
+    row = {
+        "id": stable_id("notification_subscriptions", user, channel, event, rule),
+        "user_name": user,
+        "channel": channel,
+        "event": event,
+        "rule": rule,
+        **values,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with engine.begin() as connection:
+        _require_user(connection, user)
+        result = bulk_upsert(connection, Subscription.__table__, [row], _KEY)
+    return result.written > 0
+
+
+def subscribe(
+    engine: Engine,
+    user: str,
+    channel: str,
+    event: str = "*",
+    rule: str = "*",
+    min_severity: str = "info",
+) -> bool:
+    """Subscribe `user` to `event` notifications (alerts of `rule`) at `min_severity` or worse.
+
+    Returns:
+        Whether anything changed (False when the same subscription was already active).
+
+    Raises:
+        LookupError: `user` is not in the users table.
+        ValueError: an unknown channel, event or severity; the message lists the valid ones.
+    """
+    _check(channel, event, rule, min_severity)
+    return _write(engine, user, channel, event, rule, min_severity=min_severity, active=True)
+
+
+def unsubscribe(engine: Engine, user: str, channel: str, event: str = "*", rule: str = "*") -> bool:
+    """Stop `event` notifications (of `rule`) to `user` on `channel`.
+
+    The row stays, inactive, so that it also overrides broader subscriptions and defaults.
+
+    Returns:
+        Whether anything changed.
+
+    Raises:
+        LookupError: `user` is not in the users table.
+        ValueError: an unknown channel or event.
+    """
+    _check(channel, event, rule)
+    return _write(engine, user, channel, event, rule, active=False)
+
+
+def _specificity(row_event: str, row_rule: str) -> tuple[int, int]:
+    """How narrowly a matching row names the message: (event, rule), larger is narrower."""
+    event_level = 0 if row_event == "*" else 2 if "_" in row_event else 1
+    return event_level, 0 if row_rule == "*" else 1
+
+
+def _narrower(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """`a` is strictly more specific than `b` in the partial order of the two dimensions."""
+    return a != b and a[0] >= b[0] and a[1] >= b[1]
+
+
+def _wanted(rows: list[tuple[tuple[int, int], bool, str]], severity: str) -> bool:
+    """An active row lets the message through when it is strictly narrower than every
+    matching inactive row; when the two are not comparable, the unsubscribe wins."""
+    inactive = [spec for spec, active, _ in rows if not active]
+    return any(
+        active
+        and severity_rank(severity) <= severity_rank(min_severity)
+        and all(_narrower(spec, off) for off in inactive)
+        for spec, active, min_severity in rows
+    )
+
+
+def recipients(
+    engine: Engine, message: Message, rule: str | None = None
+) -> dict[str, list[Recipient]]:
+    """The users subscribed to `message`, by channel, sorted by name.
+
+    Args:
+        engine: the warehouse.
+        message: the event to notify about; its event and severity are matched.
+        rule: the alert rule the message is about, if any; without one only
+            subscriptions to every rule (`*`) match.
+
+    Returns:
+        Channel -> recipients; channels nobody is subscribed on are left out.
+    """
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models import User
+    from timbel_dagster.warehouse.models_notify import Subscription
+
+    subs, users = Subscription.__table__, User.__table__
+    rules = ["*"] if rule is None else ["*", rule]
+    events = ["*", event_family(message.event), message.event]
+    query = (
+        select(
+            subs.c.user_name,
+            subs.c.channel,
+            subs.c.event,
+            subs.c.rule,
+            subs.c.active,
+            subs.c.min_severity,
+            users.c.display_name,
+            users.c.email,
+            users.c.slack_id,
+        )
+        .join(users, users.c.name == subs.c.user_name)
+        .where(subs.c.event.in_(events), subs.c.rule.in_(rules))
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    grouped: dict[tuple[str, str], list[tuple[tuple[int, int], bool, str]]] = {}
+    people: dict[str, Recipient] = {}
+    for row in rows:
+        spec = _specificity(row.event, row.rule)
+        grouped.setdefault((row.channel, row.user_name), []).append(
+            (spec, bool(row.active), row.min_severity)
+        )
+        people[row.user_name] = Recipient(row.user_name, row.display_name, row.email, row.slack_id)
+    found: dict[str, list[Recipient]] = {}
+    for (channel, name), matches in sorted(grouped.items()):
+        if _wanted(matches, message.severity):
+            found.setdefault(channel, []).append(people[name])
+    return found
+
+
+def users_by_name(engine: Engine, names: Iterable[str]) -> dict[str, Recipient]:
+    """The users among `names` that exist, by name (for mentions of people, not subscribers)."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models import User
+
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    users = User.__table__
+    query = select(users.c.name, users.c.display_name, users.c.email, users.c.slack_id).where(
+        users.c.name.in_(wanted)
+    )
+    with engine.connect() as connection:
+        return {row.name: Recipient(*row) for row in connection.execute(query)}

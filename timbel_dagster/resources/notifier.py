@@ -1,0 +1,63 @@
+"""Alerting and notifications as a Dagster resource: the rules, the evaluator, the sender."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    from timbel_dagster.notify.alerting import AlertEvaluator
+    from timbel_dagster.notify.dispatch import Dispatcher
+    from timbel_dagster.notify.rules import Rule
+
+
+class NotifierResource(dg.ConfigurableResource):
+    """Unset fields come from TIMBEL_DATABASE_URL, TIMBEL_ALERT_RULES_FILE and PROMETHEUS_URL.
+    Channels come from SLACK_WEBHOOK_URL and SMTP_*; a channel that is not configured is left
+    out with one warning, never an error (the code location must load without them)."""
+
+    database_url: str | None = None
+    rules_file: str | None = None
+    prometheus_url: str | None = None
+    max_series_per_rule: int = 1000
+
+    def _settings(self) -> Any:
+        from timbel_dagster.settings import get_settings
+
+        return get_settings()
+
+    def engine(self) -> Any:
+        from timbel_dagster.warehouse.engine import check_connection, get_engine
+        from timbel_dagster.warehouse.urls import normalise_database_url
+
+        url = (
+            normalise_database_url(self.database_url)
+            if self.database_url
+            else self._settings().database_url
+        )
+        check_connection(url)
+        return get_engine(url)
+
+    def dispatcher(self, log: Any = None) -> Dispatcher:
+        from timbel_dagster.notify.dispatch import Dispatcher
+
+        return Dispatcher.from_settings(self._settings(), engine=self.engine(), log=log)
+
+    def rules(self) -> tuple[list[Rule], list[str]]:
+        from timbel_dagster.notify.rule_store import all_rules
+
+        return all_rules(self.engine(), self.rules_file or self._settings().timbel_alert_rules_file)
+
+    def evaluator(self, log: Any = None) -> AlertEvaluator:
+        from timbel_dagster.notify.alerting import AlertEvaluator
+        from timbel_dagster.resources.prometheus import PrometheusClient
+
+        settings = self._settings()
+        url = self.prometheus_url or (
+            str(settings.prometheus_url) if settings.prometheus_url else None
+        )
+        prometheus = PrometheusClient(url, settings.prometheus_timeout_seconds) if url else None
+        return AlertEvaluator(
+            self.engine(), prometheus, self.dispatcher(log), max_series=self.max_series_per_rule
+        )

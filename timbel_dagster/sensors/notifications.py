@@ -1,0 +1,97 @@
+"""Alerting and notification automation: rule evaluation every minute, notices about
+finished builds and deployments, retries of failed sends, and failed Dagster runs."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import datetime as dt
+import json
+
+import dagster as dg
+
+from timbel_dagster.resources.notifier import NotifierResource
+
+
+def _report_text(report) -> str:
+    text = (
+        f"{report.rules} rules, {report.series} active series, {len(report.transitions)} "
+        f"transitions, {report.notifications} notices sent in {report.seconds}s"
+    )
+    if report.errors:
+        text += "; errors: " + "; ".join(f"{k}: {v}" for k, v in sorted(report.errors.items()))
+    return text
+
+
+@dg.sensor(
+    name="alert_rule_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluate every alert rule (YAML file and warehouse), store fired and resolved "
+    "alerts, send their notices, and retry notices that failed.",
+)
+def alert_rule_sensor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
+    rules, errors = notifier.rules()
+    for error in errors:
+        context.log.warning(error)
+    evaluator = notifier.evaluator(context.log)
+    retried = evaluator.dispatcher.retry_due() if evaluator.dispatcher else []
+    if not rules:
+        return dg.SkipReason(
+            f"no alert rules: set TIMBEL_ALERT_RULES_FILE or `timbel alerts rules add`; "
+            f"{len(retried)} notices retried"
+        )
+    report = evaluator.tick(rules)
+    for name, error in sorted(report.errors.items()):
+        context.log.warning(f"rule {name}: {error}")
+    return dg.SkipReason(_report_text(report) + f"; {len(retried)} notices retried")
+
+
+@dg.sensor(
+    name="delivery_notification_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Notify subscribers of builds that finished and deployments that completed "
+    "since the last tick (the first tick starts from now, it does not replay history).",
+)
+def delivery_notification_sensor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
+    from timbel_dagster.notify.activity import finished_since
+
+    now = dt.datetime.now(dt.UTC)
+    if not context.cursor:
+        context.update_cursor(json.dumps({"at": now.isoformat()}))
+        return dg.SkipReason("first tick: notices start from now")
+    since = dt.datetime.fromisoformat(json.loads(context.cursor)["at"])
+    engine = notifier.engine()
+    with engine.connect() as connection:
+        messages, until = finished_since(connection, since, now)
+    dispatcher = notifier.dispatcher(context.log)
+    sent = 0
+    for message in messages:
+        results = dispatcher.send(message)
+        sent += sum(1 for r in results if r.status == "sent")
+    # The cursor moves only after every message was handed to the dispatcher, which records
+    # each one: a crash before this line re-sends nothing (the dedupe keys are stored).
+    context.update_cursor(json.dumps({"at": until.isoformat()}))
+    return dg.SkipReason(f"{len(messages)} finished builds and deployments, {sent} notices sent")
+
+
+@dg.run_failure_sensor(
+    name="run_failure_notifier",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Notify subscribers of `run_failed` when a Dagster run fails.",
+)
+def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: NotifierResource):
+    from timbel_dagster.notify.messages import Message
+
+    run = context.dagster_run
+    error = context.failure_event.message or "the run failed"
+    dispatcher = notifier.dispatcher(context.log)
+    url = f"{dispatcher.public_url}/runs/{run.run_id}" if dispatcher.public_url else None
+    dispatcher.send(
+        Message(
+            event="run_failed",
+            key=f"run:{run.run_id}:failed",
+            title=f"Dagster run of {run.job_name} failed",
+            severity="high",
+            context={"job": run.job_name, "run_id": run.run_id, "error": error[:500]},
+            url=url,
+        )
+    )
