@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     timbel_price_cpu_core_hour: float = Field(0.031611, ge=0)
     timbel_price_memory_gib_hour: float = Field(0.004237, ge=0)
     timbel_price_storage_gib_hour: float = Field(0.00005479452, ge=0)
+    timbel_grafana_dir: Path | None = Field(
+        None, description="Where grafana_dashboards writes (default TIMBEL_HOME/grafana)."
+    )
 
     # --- Registry and scanning ---------------------------------------------------------
     harbor_registry: AnyHttpUrl | None = Field(

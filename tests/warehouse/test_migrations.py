@@ -33,6 +33,8 @@ TABLES = {
     "alert_silences",
     "notification_subscriptions",
     "notifications",
+    "metric_series",
+    "metric_samples",
     "audit_events",
 }
 

@@ -15,6 +15,7 @@ from timbel_dagster.assets.cluster.usage import (
     pod_metrics,
     workload_status,
 )
+from timbel_dagster.assets.dashboards.assets import grafana_dashboards
 from timbel_dagster.assets.deploy.history import delivery_history
 from timbel_dagster.assets.org.directory import directory
 
@@ -34,5 +35,6 @@ def defs() -> dg.Definitions:
             workload_status,
             cost_allocation,
             alert_events,
+            grafana_dashboards,
         ]
     )

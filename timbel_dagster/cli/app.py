@@ -10,7 +10,17 @@ import warnings
 
 import click
 
-from timbel_dagster.cli import alerts, ci, db, executions, logs, metrics, notify, organisation
+from timbel_dagster.cli import (
+    alerts,
+    ci,
+    clusters,
+    db,
+    executions,
+    logs,
+    metrics,
+    notify,
+    organisation,
+)
 
 
 @click.group()
@@ -30,6 +40,7 @@ main.add_command(executions.executions)
 main.add_command(logs.logs)
 main.add_command(logs.build)
 main.add_command(metrics.metrics)
+main.add_command(clusters.clusters)
 main.add_command(alerts.alerts)
 main.add_command(notify.notify)
 

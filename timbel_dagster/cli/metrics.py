@@ -43,3 +43,50 @@ def collect(hours: int, as_json: bool) -> None:
         f"{len(report['clusters'])} cluster(s), {report['hours']} h from {report['source']}: "
         f"{total:.4f} USD allocated; run {report['run_id'][:8]} in {report['seconds']}s"
     )
+
+
+@metrics.command()
+@click.argument("query")
+@click.option("--since", default="1d", show_default=True, help="7d, 12h, or an ISO date/time.")
+@click.option("--until", default=None, help="ISO date/time (default: now).")
+@click.option("--step", default="60s", show_default=True, help="Resolution: 15s, 1m, 5m ...")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def export(query: str, since: str, until: str | None, step: str, as_json: bool) -> None:
+    """Copy the samples of a PromQL QUERY from Prometheus into the warehouse."""
+    import datetime as dt
+
+    from timbel_dagster.cli.common import parse_since
+    from timbel_dagster.metrics_export import export_range
+    from timbel_dagster.notify.rules import parse_duration
+    from timbel_dagster.resources.prometheus import PrometheusResource
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.engine import check_connection, get_engine
+
+    settings = settings_or_exit()
+    start = parse_since(since)
+    end = parse_since(until) if until else dt.datetime.now(dt.UTC)
+    assert start is not None and end is not None
+    resolution = parse_duration(step)
+    if resolution <= dt.timedelta(0):
+        raise ValueError(f"--step must be positive, not {step!r}")
+    check_connection(settings.database_url)
+    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
+    client = PrometheusResource().client()
+    report = export_range(
+        client,
+        get_engine(settings.database_url),
+        query,
+        start.replace(microsecond=0),
+        end.replace(microsecond=0),
+        resolution,
+        echo=echo_for(as_json),
+    )
+    if as_json:
+        print_json(report)
+        return
+    click.echo(
+        f"{report['series']} series, {report['samples']:,} samples in {report['queries']} "
+        f"queries ({report['rejected_queries']} rejected), {report['seconds']}s, "
+        f"{report['samples_per_second']:,} samples/s"
+    )

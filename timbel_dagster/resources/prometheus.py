@@ -61,9 +61,10 @@ class PrometheusClient:
         self._api = PrometheusConnect(url=self.url, timeout=timeout_seconds)
         self.requests_made = 0
 
-    def _call(
+    def query_window(
         self, query: str, start: dt.datetime, end: dt.datetime, step: dt.timedelta
     ) -> list[dict[str, Any]]:
+        """One range query as sent (it must fit the point limit): the raw result list."""
         return self._guarded(
             query,
             lambda: self._api.custom_query_range(
@@ -118,7 +119,7 @@ class PrometheusClient:
         """All series of `query` over [start, end] at `step`, however long the range."""
         joined: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
         for window_start, window_end in windows(start, end, step):
-            for index, item in enumerate(self._call(query, window_start, window_end, step)):
+            for index, item in enumerate(self.query_window(query, window_start, window_end, step)):
                 if not isinstance(item, dict) or not isinstance(item.get("values"), list):
                     raise SourceDataError(
                         SYSTEM, query, "series without values", field=f"result[{index}].values"

@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Float, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from timbel_dagster.warehouse.models import Base, Timestamps
@@ -174,3 +174,24 @@ class RightsizingSuggestion(Timestamps, Base):
     memory_gib_p95: Mapped[float] = mapped_column(Float)
     memory_gib_recommended: Mapped[float] = mapped_column(Float)
     saving_per_hour: Mapped[float] = mapped_column(Float)
+
+
+class MetricSeries(Base):
+    """One Prometheus series exported into the warehouse (`timbel metrics export`)."""
+
+    __tablename__ = "metric_series"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # from name and labels
+    name: Mapped[str] = mapped_column(String(256), index=True)
+    labels: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+
+
+class MetricSample(Base):
+    __tablename__ = "metric_samples"
+
+    series_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
