@@ -17,6 +17,11 @@ BENCHMARKS = (
     ("Jenkins backfill, 100 jobs x 1,000 builds, from the fake Jenkins", "jenkins_backfill"),
     ("jenkins_build_sensor tick cost", "sensor_tick"),
     ("following a 200 MB log that grows while read, 3 forced disconnects", "log_follow"),
+    (
+        "alert rules: 500 rules x 10,000 series in a real Prometheus; notification noise",
+        "alert_rules",
+    ),
+    ("export of 30 days at a 15 s step for 200 series from a real Prometheus", "metrics_export"),
 )
 
 

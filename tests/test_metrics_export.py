@@ -89,3 +89,23 @@ def test_export_cli(prometheus: str, tmp_path: Path) -> None:
     zero = run([*args, START.isoformat(), "--step", "0s"], tmp_path, PROMETHEUS_URL=prometheus)
     assert zero.returncode == 2
     assert "timbel: error: --step must be positive, not '0s'" in zero.stderr
+
+
+def test_special_values_are_stored(warehouse_url: str) -> None:
+    import math
+
+    from timbel_dagster.metrics_export import _store_samples, _window_rows
+
+    engine = get_engine(warehouse_url)
+    result = [{"metric": {"__name__": "x"}, "values": [[1, "+Inf"], [2, "-Inf"], [3, "NaN"]]}]
+    series, samples = _window_rows(result, "x")
+    with engine.begin() as connection:
+        connection.execute(
+            MetricSeries.__table__.insert(), [s | {"created_at": START} for s in series]
+        )
+        assert _store_samples(connection, samples) == 3
+    with engine.connect() as connection:
+        values = connection.execute(select(MetricSample.value).order_by(MetricSample.at)).scalars()
+        stored = list(values)
+    assert stored[:2] == [math.inf, -math.inf]
+    assert stored[2] is None or math.isnan(stored[2])  # SQLite keeps NaN as NULL

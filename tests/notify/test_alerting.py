@@ -119,15 +119,15 @@ def test_a_silence_mutes_the_notice_but_keeps_the_event(
     assert _posted(httpserver) == []
 
 
-def _seed_executions(engine: Any, statuses: list[str], at: dt.datetime) -> None:
+def _seed_executions(
+    engine: Any, statuses: list[str], at: dt.datetime, name: str = "shop/main"
+) -> None:
     from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
 
     pipeline = uuid.uuid4()
     with engine.begin() as connection:
         connection.execute(
-            insert(Pipeline).values(
-                id=pipeline, source="test", ci_system="jenkins", name="shop/main"
-            )
+            insert(Pipeline).values(id=pipeline, source="test", ci_system="jenkins", name=name)
         )
         connection.execute(
             insert(PipelineExecution),
@@ -178,3 +178,23 @@ def test_promql_rules_without_prometheus_are_reported(engine: Any) -> None:
     report = AlertEvaluator(engine).tick(parse_rules(QUOTA_RULE, "r.yaml"), T)
     assert set(report.errors) == {"namespace-cpu-near-quota", "broken"}
     assert "PROMETHEUS_URL" in report.errors["broken"]
+
+
+def test_a_storm_of_alerts_is_one_message_per_rule(
+    engine: Any, httpserver: HTTPServer, clock: Any
+) -> None:
+    from timbel_dagster.notify.alerting import GROUP_ABOVE
+
+    for n in range(GROUP_ABOVE + 2):
+        _seed_executions(engine, ["failed"] * 5, T, name=f"svc-{n}/main")
+    subscribe(engine, "ann", "slack")
+    evaluator = _evaluator(engine, None, httpserver, clock)
+    rules = parse_rules(
+        "rules:\n  - name: failures\n    fact: pipeline_failure_rate\n    threshold: '> 0.2'\n",
+        "r.yaml",
+        set(FACTS),
+    )
+    report = evaluator.tick(rules, T)
+    assert len(report.transitions) == GROUP_ABOVE + 2
+    (posted,) = _posted(httpserver)
+    assert f"failures: {GROUP_ABOVE + 2} alerts fired" in posted

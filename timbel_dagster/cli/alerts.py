@@ -199,7 +199,10 @@ def silence(matchers: tuple[str, ...], duration: str, comment: str) -> None:
         raise ValueError("--comment must say why")
     settings, engine = writable_engine()
     now = dt.datetime.now(dt.UTC)
-    ends = now + parse_duration(duration)
+    length = parse_duration(duration)
+    if length <= dt.timedelta(0):
+        raise ValueError(f"--for must be longer than 0s, not {duration!r}")
+    ends = now + length
     silence_id = uuid.uuid4()
     with engine.begin() as connection:
         connection.execute(

@@ -1,10 +1,12 @@
-"""Notices about delivery activity: executions that finished and deployments that finished,
-read from the warehouse after a cursor time."""
+"""Notices about delivery activity: executions and deployments that finished, read from the
+warehouse after a keyset mark on the time each row was written."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+import uuid
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.messages import Message
 
@@ -12,44 +14,69 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 FINISHED = ("success", "failed", "aborted")
+DEPLOYMENT_FINISHED = ("success", "failed", "rolled_back")
+Mark = tuple[dt.datetime, str]  # (updated_at, id) of the last row taken
+
+
+def start_marks(now: dt.datetime) -> dict[str, Mark]:
+    """Where a first tick starts: now, so history is not replayed."""
+    return {"executions": (now, ""), "deployments": (now, "")}
+
+
+def _page(connection: Connection, table: Any, statuses: tuple[str, ...], mark: Mark, limit: int):
+    """Finished rows written (ingested or changed) after `mark`, in (updated_at, id) order.
+
+    The mark is the warehouse's write time, not the completion time: a build ingested an
+    hour after it finished is still noticed, and rows tied on the time are split by id."""
+    from sqlalchemy import and_, or_, select
+
+    at, last_id = mark
+    after = table.c.updated_at > at
+    if last_id:
+        tie = and_(table.c.updated_at == at, table.c.id > uuid.UUID(last_id))
+        after = or_(after, tie)
+    rows = connection.execute(
+        select(table)
+        .where(table.c.status.in_(statuses), after)
+        .order_by(table.c.updated_at, table.c.id)
+        .limit(limit)
+    ).mappings()
+    return [SimpleNamespace(**row) for row in rows]
 
 
 def finished_since(
-    connection: Connection, since: dt.datetime, until: dt.datetime, limit: int = 200
-) -> tuple[list[Message], dt.datetime]:
-    """Messages for executions and deployments that completed in (since, until], oldest
-    first, at most `limit` of each; and the time the next call should start from (the last
-    one taken when the limit cut the list short, else `until`)."""
+    connection: Connection, marks: dict[str, Mark], limit: int = 200
+) -> tuple[list[Message], dict[str, Mark]]:
+    """Messages for executions and deployments that finished since `marks`, at most `limit`
+    of each per call, and the marks to start from next time."""
     from sqlalchemy import select
 
     from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution
 
-    executions = connection.execute(
-        select(PipelineExecution, Pipeline.name, Pipeline.service)
-        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
-        .where(PipelineExecution.status.in_(FINISHED))
-        .where(PipelineExecution.completed_at > since, PipelineExecution.completed_at <= until)
-        .order_by(PipelineExecution.completed_at)
-        .limit(limit)
-    ).all()
-    deployments = (
-        connection.execute(
-            select(Deployment)
-            .where(Deployment.status.in_(("success", "failed", "rolled_back")))
-            .where(Deployment.completed_at > since, Deployment.completed_at <= until)
-            .order_by(Deployment.completed_at)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
+    executions = _page(
+        connection, PipelineExecution.__table__, FINISHED, marks["executions"], limit
     )
-    messages = [_execution_message(e, name, service) for e, name, service in executions]
+    deployments = _page(
+        connection, Deployment.__table__, DEPLOYMENT_FINISHED, marks["deployments"], limit
+    )
+    pipelines = {
+        row.id: (row.name, row.service)
+        for row in connection.execute(
+            select(Pipeline.id, Pipeline.name, Pipeline.service).where(
+                Pipeline.id.in_({e.pipeline_id for e in executions})
+            )
+        )
+    }
+    messages = [
+        _execution_message(e, *pipelines.get(e.pipeline_id, ("?", None))) for e in executions
+    ]
     messages += [_deployment_message(d) for d in deployments]
-    cut = [rows[-1] for rows in (executions, deployments) if len(rows) == limit]
-    if cut:
-        ends = [getattr(row, "completed_at", None) or row[0].completed_at for row in cut]
-        return messages, min(ends)
-    return messages, until
+    next_marks = dict(marks)
+    if executions:
+        next_marks["executions"] = (executions[-1].updated_at, str(executions[-1].id))
+    if deployments:
+        next_marks["deployments"] = (deployments[-1].updated_at, str(deployments[-1].id))
+    return messages, next_marks
 
 
 def _execution_message(execution, pipeline: str, service: str | None) -> Message:

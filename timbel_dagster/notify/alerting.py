@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +42,21 @@ class TickReport:
     seconds: float = 0.0
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(AlertState))
+GROUP_ABOVE = 5  # more notices than this for one rule in one tick go out as one message
+
+
 def _state_row(state: AlertState, now: dt.datetime) -> dict[str, Any]:
-    return dataclasses.asdict(state) | {"updated_at": now}
+    # Not dataclasses.asdict: it deep-copies every label dict, which shows at 10,000 alerts.
+    return {name: getattr(state, name) for name in _FIELDS} | {"updated_at": now}
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> Any:
+    """A rule's summary template, compiled once (compiling costs more than rendering)."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment().from_string(text)
 
 
 def _summary(rule: Rule, labels: dict[str, str], value: float | None) -> str:
@@ -50,12 +64,18 @@ def _summary(rule: Rule, labels: dict[str, str], value: float | None) -> str:
     if not rule.summary:
         where = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
         return f"{rule.name}: {where or 'value'} = {shown}"
-    from jinja2.sandbox import SandboxedEnvironment
-
     try:
-        return SandboxedEnvironment().from_string(rule.summary).render(labels=labels, value=value)
+        return _template(rule.summary).render(labels=labels, value=value)
     except Exception as error:  # a rule's template must never stop the tick
         return f"{rule.name}: {shown} (summary template failed: {error})"
+
+
+def _worth_writing(before: AlertState | None, after: AlertState | None) -> bool:
+    """A changed state is written; a new value alone is not (the stored value is the one of
+    the alert's last transition), so a steady tick over 10,000 alerts writes nothing."""
+    if after is None or after == before:
+        return False
+    return before is None or dataclasses.replace(after, value=before.value) != before
 
 
 class AlertEvaluator:
@@ -137,46 +157,87 @@ class AlertEvaluator:
         with self.engine.connect() as connection:
             states = _load_states(connection, [r.name for r in rules], now, rules)
             silences = _active_silences(connection, now)
+        by_rule: dict[str, set[str]] = {}
+        for fp, state in states.items():
+            by_rule.setdefault(state.rule, set()).add(fp)
         changed: list[AlertState] = []
         for rule in rules:
             if rule.name not in observed:
                 continue  # failed this tick: its alerts stay as they were
             alerts = observed[rule.name]
-            mine = {fp for fp, s in states.items() if s.rule == rule.name}
-            for fp in sorted(mine | set(alerts)):
+            for fp in sorted(by_rule.get(rule.name, set()) | set(alerts)):
                 labels, value = alerts.get(fp, (states[fp].labels if fp in states else {}, None))
                 before = states.get(fp)
-                silenced = any(_matches(m, rule.name, labels) for m in silences)
+                silenced = bool(silences) and any(_matches(m, rule.name, labels) for m in silences)
                 after, transition = step(before, rule, labels, value, now, silenced)
-                if after is not None and after != before:
+                if _worth_writing(before, after):
                     changed.append(after)
                 if transition:
                     report.transitions.append(transition)
-            report.firing += sum(
-                1 for fp in alerts if (states.get(fp) and states[fp].state == "firing")
-            )
-        _store(self.engine, changed, report.transitions, {r.name: r for r in rules}, now)
-        report.notifications = self._notify(report.transitions, {r.name: r for r in rules})
+                if after is not None and after.state == "firing":
+                    report.firing += 1
+        rules_by_name = {r.name: r for r in rules}
+        summaries = {
+            id(t): _summary(rules_by_name[t.state.rule], t.state.labels, t.state.value)
+            for t in report.transitions
+        }
+        _store(self.engine, changed, report.transitions, summaries, now)
+        report.notifications = self._notify(report.transitions, rules_by_name, summaries)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _notify(self, transitions: list[Transition], rules: dict[str, Rule]) -> int:
+    def _notify(
+        self, transitions: list[Transition], rules: dict[str, Rule], summaries: dict[int, str]
+    ) -> int:
+        """Send the notices due: one message per alert, or one per rule and kind when a rule
+        has more than GROUP_ABOVE notices in this tick (a storm is one message, not a
+        thousand webhook posts)."""
         from timbel_dagster.notify.messages import Message
 
-        due = [t for t in transitions if t.notify]
-        if not due or self.dispatcher is None:
+        if self.dispatcher is None:
             return 0
-        sent = 0
-        for t in due:
-            rule, state = rules[t.state.rule], t.state
-            event = "alert_resolved" if t.kind == "resolved" else "alert_fired"
-            message = Message(
-                event=event,
-                key=f"alert:{state.fingerprint}:{t.kind}:{t.at.isoformat()}",
-                title=_summary(rule, state.labels, state.value),
-                severity=rule.severity,
-                context={"rule": rule.name, "value": state.value, **state.labels},
+        groups: dict[tuple[str, str], list[Transition]] = {}
+        for t in transitions:
+            if t.notify:
+                groups.setdefault((t.state.rule, t.kind), []).append(t)
+        messages = []
+        for (name, kind), members in sorted(groups.items()):
+            rule = rules[name]
+            event = "alert_resolved" if kind == "resolved" else "alert_fired"
+            if len(members) <= GROUP_ABOVE:
+                messages += [
+                    (
+                        rule,
+                        Message(
+                            event=event,
+                            key=f"alert:{t.state.fingerprint}:{kind}:{t.at.isoformat()}",
+                            title=summaries[id(t)],
+                            severity=rule.severity,
+                            context={"rule": name, "value": t.state.value, **t.state.labels},
+                        ),
+                    )
+                    for t in members
+                ]
+                continue
+            shown = "; ".join(summaries[id(t)] for t in members[:10])
+            messages.append(
+                (
+                    rule,
+                    Message(
+                        event=event,
+                        key=f"alert-group:{name}:{kind}:{members[0].at.isoformat()}",
+                        title=f"{name}: {len(members)} alerts {kind}",
+                        severity=rule.severity,
+                        context={
+                            "rule": name,
+                            "alerts": len(members),
+                            "first": shown + ("; ..." if len(members) > 10 else ""),
+                        },
+                    ),
+                )
             )
+        sent = 0
+        for rule, message in messages:
             try:
                 results = self.dispatcher.send(message, rule=rule.name)
             except Exception as error:  # the alert state is stored; notices are best effort
@@ -235,7 +296,7 @@ def _store(
     engine: Engine,
     states: list[AlertState],
     transitions: list[Transition],
-    rules: dict[str, Rule],
+    summaries: dict[int, str],
     now: dt.datetime,
 ) -> None:
     """The changed alerts and this tick's events, in one transaction."""
@@ -261,7 +322,7 @@ def _store(
                         "at": t.at,
                         "value": t.state.value,
                         "labels": t.state.labels,
-                        "summary": _summary(rules[t.state.rule], t.state.labels, t.state.value),
+                        "summary": summaries[id(t)],
                         "silenced": t.silenced,
                         "notified": t.notify,
                     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.rules import Rule, RuleError, build_rule, parse_rules
@@ -43,7 +44,10 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
     from timbel_dagster.warehouse.upsert import bulk_upsert
 
     rules = parse_rules(text, source, set(FACTS))
-    raw: list[dict[str, Any]] = yaml.safe_load(text)["rules"]
+    if not rules:
+        raise RuleError(f"{source}: no rules to store")
+    # Stored as JSON: YAML scalars JSON lacks (dates, say) are kept as their text.
+    raw: list[dict[str, Any]] = json.loads(json.dumps(yaml.safe_load(text)["rules"], default=str))
     rows = [
         {
             "id": stable_id("alert_rules", rule.name),
@@ -87,7 +91,10 @@ def all_rules(engine: Engine, rules_file: Any = None) -> tuple[list[Rule], list[
     from timbel_dagster.notify.facts import FACTS
     from timbel_dagster.notify.rules import load_rules_file
 
-    from_file = load_rules_file(Path(rules_file), set(FACTS)) if rules_file else []
+    try:
+        from_file = load_rules_file(Path(rules_file), set(FACTS)) if rules_file else []
+    except RuleError as error:
+        raise RuleError(f"TIMBEL_ALERT_RULES_FILE: {error}") from None
     stored, errors = stored_rules(engine, set(FACTS))
     names = {r.name: r.origin for r in from_file}
     for rule in stored:

@@ -213,5 +213,5 @@ def load_rules_file(path: Path, facts: set[str] | None = None) -> list[Rule]:
     try:
         text = path.read_text()
     except OSError as error:
-        raise RuleError(f"TIMBEL_ALERT_RULES_FILE: cannot read {path}: {error.strerror}") from None
+        raise RuleError(f"cannot read {path}: {error.strerror}") from None
     return parse_rules(text, str(path), facts)

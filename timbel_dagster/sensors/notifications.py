@@ -52,25 +52,31 @@ def alert_rule_sensor(context: dg.SensorEvaluationContext, notifier: NotifierRes
     "since the last tick (the first tick starts from now, it does not replay history).",
 )
 def delivery_notification_sensor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
-    from timbel_dagster.notify.activity import finished_since
+    from timbel_dagster.notify.activity import finished_since, start_marks
 
-    now = dt.datetime.now(dt.UTC)
     if not context.cursor:
-        context.update_cursor(json.dumps({"at": now.isoformat()}))
+        marks = start_marks(dt.datetime.now(dt.UTC))
+        context.update_cursor(_dump_marks(marks))
         return dg.SkipReason("first tick: notices start from now")
-    since = dt.datetime.fromisoformat(json.loads(context.cursor)["at"])
-    engine = notifier.engine()
-    with engine.connect() as connection:
-        messages, until = finished_since(connection, since, now)
+    marks = {
+        name: (dt.datetime.fromisoformat(at), last_id)
+        for name, (at, last_id) in json.loads(context.cursor).items()
+    }
+    with notifier.engine().connect() as connection:
+        messages, marks = finished_since(connection, marks)
     dispatcher = notifier.dispatcher(context.log)
     sent = 0
     for message in messages:
         results = dispatcher.send(message)
         sent += sum(1 for r in results if r.status == "sent")
-    # The cursor moves only after every message was handed to the dispatcher, which records
+    # The marks move only after every message was handed to the dispatcher, which records
     # each one: a crash before this line re-sends nothing (the dedupe keys are stored).
-    context.update_cursor(json.dumps({"at": until.isoformat()}))
+    context.update_cursor(_dump_marks(marks))
     return dg.SkipReason(f"{len(messages)} finished builds and deployments, {sent} notices sent")
+
+
+def _dump_marks(marks) -> str:
+    return json.dumps({name: [at.isoformat(), last_id] for name, (at, last_id) in marks.items()})
 
 
 @dg.run_failure_sensor(

@@ -194,4 +194,4 @@ class MetricSample(Base):
         ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
     )
     at: Mapped[dt.datetime] = mapped_column(primary_key=True)
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # NaN is NULL on SQLite

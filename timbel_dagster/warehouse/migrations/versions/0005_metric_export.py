@@ -42,7 +42,7 @@ def upgrade() -> None:
         "metric_samples",
         sa.Column("series_id", sa.Uuid(), nullable=False),
         sa.Column("at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("value", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(
             ["series_id"],
             ["metric_series.id"],
