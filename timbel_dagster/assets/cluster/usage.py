@@ -60,6 +60,19 @@ def markdown_table(rows: list[dict], columns: list[str], limit: int = 12) -> dg.
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def _read_and_store(context, warehouse, sources, table, key, method, to_rows):
+    """Read every cluster's hours of the run from the metrics source (`method`: nodes or
+    pods), then store them all in one transaction."""
+    source = sources.metrics_source()
+    spans = cluster_hours(context.partition_keys)
+    rows = []
+    for cluster, hours in spans.items():
+        rows += to_rows(source.name, getattr(source, method)(cluster, hours))
+    result = store_rows(warehouse, table, rows, key)
+    context.log.info(f"{len(rows)} {method[:-1]}-hours from {source.name}: {_span_text(spans)}")
+    return source, rows, result
+
+
 @dg.asset(
     key=["cluster", "node_metrics"],
     kinds={"prometheus", "kubernetes", "sql"},
@@ -74,13 +87,9 @@ def node_metrics(
 ):
     from timbel_dagster.warehouse.cluster_usage import NODE_KEY, node_rows
 
-    source = sources.metrics_source()
-    spans = cluster_hours(context.partition_keys)
-    rows = []
-    for cluster, hours in spans.items():
-        rows += node_rows(source.name, source.nodes(cluster, hours))
-    result = store_rows(warehouse, "node_metrics", rows, NODE_KEY)
-    context.log.info(f"{len(rows)} node-hours from {source.name}: {_span_text(spans)}")
+    source, rows, result = _read_and_store(
+        context, warehouse, sources, "node_metrics", NODE_KEY, "nodes", node_rows
+    )
     per_cluster = _cluster_totals(rows, ("cpu_used_cores", "cpu_capacity_cores"))
     return dg.MaterializeResult(
         metadata=upsert_metadata(result, source.name)
@@ -123,13 +132,9 @@ def pod_metrics(
 ):
     from timbel_dagster.warehouse.cluster_usage import POD_KEY, pod_rows
 
-    source = sources.metrics_source()
-    spans = cluster_hours(context.partition_keys)
-    rows = []
-    for cluster, hours in spans.items():
-        rows += pod_rows(source.name, source.pods(cluster, hours))
-    result = store_rows(warehouse, "pod_metrics", rows, POD_KEY)
-    context.log.info(f"{len(rows)} pod-hours from {source.name}: {_span_text(spans)}")
+    source, rows, result = _read_and_store(
+        context, warehouse, sources, "pod_metrics", POD_KEY, "pods", pod_rows
+    )
     return dg.MaterializeResult(
         metadata=upsert_metadata(result, source.name)
         | {
