@@ -91,10 +91,11 @@ def all_rules(engine: Engine, rules_file: Any = None) -> tuple[list[Rule], list[
     from timbel_dagster.notify.facts import FACTS
     from timbel_dagster.notify.rules import load_rules_file
 
-    try:
-        from_file = load_rules_file(Path(rules_file), set(FACTS)) if rules_file else []
-    except RuleError as error:
-        raise RuleError(f"TIMBEL_ALERT_RULES_FILE: {error}") from None
+    from_file = (
+        load_rules_file(Path(rules_file), set(FACTS), setting="TIMBEL_ALERT_RULES_FILE")
+        if rules_file
+        else []
+    )
     stored, errors = stored_rules(engine, set(FACTS))
     names = {r.name: r.origin for r in from_file}
     for rule in stored:

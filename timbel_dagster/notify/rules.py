@@ -209,9 +209,14 @@ def _rule_lines(document: Any) -> list[int]:
     return []
 
 
-def load_rules_file(path: Path, facts: set[str] | None = None) -> list[Rule]:
+def load_rules_file(
+    path: Path, facts: set[str] | None = None, setting: str | None = None
+) -> list[Rule]:
+    """Rules of a YAML file; `setting` names where the path came from, for a file that
+    cannot be read."""
     try:
         text = path.read_text()
     except OSError as error:
-        raise RuleError(f"cannot read {path}: {error.strerror}") from None
+        where = f"{setting}: " if setting else ""
+        raise RuleError(f"{where}cannot read {path}: {error.strerror}") from None
     return parse_rules(text, str(path), facts)

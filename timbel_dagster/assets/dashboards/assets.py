@@ -15,11 +15,15 @@ class GrafanaConfig(dg.Config):
     directory: str | None = None  # default TIMBEL_GRAFANA_DIR, else TIMBEL_HOME/grafana
 
 
-def _write(path: Path, text: str) -> None:
-    """Replace `path` whole: Grafana polls the folder and must never read half a file."""
+def _write(path: Path, text: str) -> bool:
+    """Replace `path` whole (Grafana polls the folder and must never read half a file), and
+    only when its content changes; True when it did."""
+    if path.exists() and path.read_text() == text:
+        return False
     partial = path.with_suffix(path.suffix + ".partial")
     partial.write_text(text)
     partial.replace(path)
+    return True
 
 
 def _daily_cost(connection) -> list[dict]:
@@ -86,13 +90,13 @@ def grafana_dashboards(
         config.directory or settings.timbel_grafana_dir or settings.timbel_home / "grafana"
     )
     directory.mkdir(parents=True, exist_ok=True)
-    panels = 0
+    panels = changed = 0
     for name, build in DASHBOARDS.items():
         dashboard = build()
         panels += len(dashboard["panels"])
-        _write(directory / name, json.dumps(dashboard, indent=2) + "\n")
-    _write(directory / "datasource.yaml", DATASOURCE_PROVISIONING)
-    _write(
+        changed += _write(directory / name, json.dumps(dashboard, indent=2) + "\n")
+    changed += _write(directory / "datasource.yaml", DATASOURCE_PROVISIONING)
+    changed += _write(
         directory / "dashboards.yaml",
         DASHBOARD_PROVISIONING.format(path=directory.resolve()),
     )
@@ -104,6 +108,7 @@ def grafana_dashboards(
         "directory": dg.MetadataValue.path(str(directory.resolve())),
         "dashboards": dg.MetadataValue.int(len(DASHBOARDS)),
         "panels": dg.MetadataValue.int(panels),
+        "rows_written": dg.MetadataValue.int(changed),  # files whose content changed
         "daily_cost_last_7_days": markdown_table(daily, ["day", "cost_usd"], limit=7),
     }
     if daily:
