@@ -130,6 +130,20 @@ class Settings(BaseSettings):
     )
     timbel_notify_max_attempts: int = Field(5, ge=1, le=20)
 
+    # --- Deployments, tenants and the audit log ----------------------------------------
+    timbel_approval_chains_file: Path | None = Field(
+        None, description="YAML approval chains per environment group (default: built in)."
+    )
+    timbel_request_ttl_hours: float = Field(
+        72.0, gt=0, description="A deployment request expires this long after it was made."
+    )
+    timbel_audit_retention_days: int = Field(
+        365, ge=1, description="Audit events older than this are archived, then deleted."
+    )
+    timbel_audit_archive_dir: Path | None = Field(
+        None, description="Where archived audit events go (default TIMBEL_HOME/audit-archive)."
+    )
+
     _split_lists = field_validator("jenkins_jobs", "gitlab_projects", mode="before")(_comma_list)
 
     @field_validator("timbel_deploy_stage_pattern", "timbel_production_pattern")

@@ -35,6 +35,10 @@ TABLES = {
     "notifications",
     "metric_series",
     "metric_samples",
+    "deployment_requests",
+    "approval_steps",
+    "tenants",
+    "audit_checkpoints",
     "audit_events",
 }
 

@@ -323,4 +323,8 @@ class AuditEvent(Base):
 
 
 # The other table modules share Base; importing them here puts every table on its metadata.
-from timbel_dagster.warehouse import models_cluster, models_notify  # noqa: E402, F401
+from timbel_dagster.warehouse import (  # noqa: E402, F401
+    models_cluster,
+    models_deploy,
+    models_notify,
+)

@@ -1,0 +1,118 @@
+"""Warehouse tables of deployment requests and their approvals, tenants, and the audit
+log's archive checkpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS, Base, Timestamps, _in, _now
+from timbel_dagster.warehouse.types import JSONType
+
+REQUEST_STATUSES = (
+    "pending",  # waiting for approvals
+    "approved",  # every step approved (or fast-tracked): ready to roll out
+    "rejected",
+    "expired",
+    "deploying",
+    "deployed",
+    "failed",
+    "rolled_back",
+)
+DECISIONS = ("pending", "approved", "rejected", "skipped")
+TENANT_STATUSES = ("provisioned", "deleted")
+
+
+class DeploymentRequest(Timestamps, Base):
+    """A request to roll an image of a service out to an environment group."""
+
+    __tablename__ = "deployment_requests"
+    __table_args__ = (
+        CheckConstraint(_in("status", REQUEST_STATUSES), name="status"),
+        CheckConstraint(_in("environment_group", ENVIRONMENT_GROUPS), name="group"),
+        Index(None, "status", "expires_at"),
+        Index(None, "service", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)  # what people type: #42
+    service: Mapped[str] = mapped_column(String(128))
+    image: Mapped[str] = mapped_column(String(512))
+    environment_group: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[dt.datetime]
+    decided_at: Mapped[dt.datetime | None]
+    fast_track: Mapped[bool] = mapped_column(default=False)
+    incident_ref: Mapped[str | None] = mapped_column(String(256))
+    # A fast-tracked request must be reviewed after the fact; these record who did it.
+    post_review_by: Mapped[str | None] = mapped_column(String(128))
+    post_review_at: Mapped[dt.datetime | None]
+    post_review_note: Mapped[str | None] = mapped_column(Text)
+    risk: Mapped[dict[str, Any] | None]  # the approval advisor's assessment, when there is one
+
+
+class ApprovalStep(Base):
+    """One step of a request's approval chain: a role, and who decided what."""
+
+    __tablename__ = "approval_steps"
+    __table_args__ = (CheckConstraint(_in("decision", DECISIONS), name="decision"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deployment_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime | None]
+
+
+class Tenant(Timestamps, Base):
+    """A team's slice of the clusters: a namespace with quota, limits, policy and access."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (
+        UniqueConstraint("name"),
+        CheckConstraint(_in("status", TENANT_STATUSES), name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))  # a DNS label: it names the namespace
+    cpu_cores: Mapped[float] = mapped_column(Float)
+    memory_bytes: Mapped[float] = mapped_column(Float)
+    users: Mapped[list[str]] = mapped_column(JSONType)
+    clusters: Mapped[list[str]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="provisioned")
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class AuditCheckpoint(Base):
+    """Where the archived part of the audit chain ended: verification of the rows still in
+    the table starts from `last_hash` after event `last_id`."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    last_id: Mapped[int] = mapped_column(Integer, unique=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    events: Mapped[int] = mapped_column(Integer)
+    archive: Mapped[str] = mapped_column(String(1024))  # the JSON Lines file they went to
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
