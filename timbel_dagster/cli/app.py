@@ -15,6 +15,7 @@ from timbel_dagster.cli import (
     ci,
     clusters,
     db,
+    deploy,
     executions,
     logs,
     metrics,
@@ -41,6 +42,7 @@ main.add_command(logs.logs)
 main.add_command(logs.build)
 main.add_command(metrics.metrics)
 main.add_command(clusters.clusters)
+main.add_command(deploy.deploy)
 main.add_command(alerts.alerts)
 main.add_command(notify.notify)
 

@@ -1,0 +1,213 @@
+"""Deployment requests: approval chains by role, separation of duties, expiry, fast-track
+with its review, and every refused attempt audited with nothing changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from timbel_dagster.deploy.chains import ChainsError, load_chains
+from timbel_dagster.deploy.requests import RequestError, Requests
+from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.ids import stable_id
+from timbel_dagster.warehouse.models import AuditEvent, User
+from timbel_dagster.warehouse.models_deploy import DeploymentRequest
+from timbel_dagster.warehouse.upsert import bulk_upsert
+
+T0 = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
+PEOPLE = [
+    ("dev", "developer", "shop"),
+    ("dev2", "developer", "shop"),
+    ("lead", "team_lead", "shop"),
+    ("lead2", "team_lead", "shop"),
+    ("ops", "operations", "platform"),
+    ("viewer", "viewer", "shop"),
+]
+IMAGE = "registry.example.com/shop/api:1.4.2"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def announced() -> list[tuple[str, list[str]]]:
+    return []
+
+
+@pytest.fixture
+def requests(warehouse_url: str, clock: Clock, announced: list) -> Requests:
+    engine = get_engine(warehouse_url)
+    rows = [
+        {
+            "id": stable_id("users", name),
+            "source": "test",
+            "name": name,
+            "display_name": name,
+            "email": f"{name}@example.com",
+            "role": role,
+            "team": team,
+            "slack_id": None,
+        }
+        for name, role, team in PEOPLE
+    ]
+    with engine.begin() as connection:
+        bulk_upsert(connection, User.__table__, rows, ["name"])
+    return Requests(
+        engine,
+        load_chains(None),
+        dt.timedelta(hours=72),
+        clock=clock,
+        notify=lambda request, event, people: announced.append((event, people)),
+    )
+
+
+def _audit(requests: Requests) -> list[tuple[str, str]]:
+    with requests.engine.connect() as connection:
+        return connection.execute(
+            select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+        ).all()
+
+
+def test_prod_needs_a_team_lead_then_operations(requests: Requests, announced: list) -> None:
+    made = requests.request("dev", "shop-api", IMAGE, "prod", "new checkout flow")
+    assert made["status"] == "pending" and made["number"] == 1
+    assert announced == [("approval_requested", ["lead", "lead2"])]  # same team, not the asker
+    requests.decide("lead", "1", approve=True, reason="reviewed the diff")
+    assert requests.status("#1")["status"] == "pending"
+    assert announced[-1] == ("approval_requested", ["ops"])
+    requests.decide("ops", "1", approve=True, reason="capacity is fine")
+    status = requests.status("1")
+    assert status["status"] == "approved"
+    assert [(s["role"], s["decision"], s["decided_by"]) for s in status["steps"]] == [
+        ("team_lead", "approved", "lead"),
+        ("operations", "approved", "ops"),
+    ]
+    assert [a for _, a in _audit(requests)] == [
+        "deploy.request",
+        "deploy.approve",
+        "deploy.approve",
+    ]
+
+
+def test_dev_needs_nobody(requests: Requests) -> None:
+    assert requests.request("dev", "shop-api", IMAGE, "dev", "")["status"] == "approved"
+
+
+def test_a_rejection_ends_the_request(requests: Requests) -> None:
+    requests.request("dev", "shop-api", IMAGE, "staging", "try it")
+    requests.decide("lead", "1", approve=False, reason="tests are red")
+    assert requests.status("1")["status"] == "rejected"
+    with pytest.raises(RequestError, match="request #1 is rejected, not pending"):
+        requests.decide("lead2", "1", approve=True, reason="overrule")
+
+
+@pytest.mark.parametrize(
+    ("who", "reason", "message"),
+    [
+        ("dev", "ok", "dev made request #1 and cannot approve or reject it"),
+        ("dev2", "ok", "step 1 of request #1 needs a team_lead; dev2 is a developer"),
+        ("viewer", "ok", "needs a team_lead; viewer is a viewer"),
+        ("lead", "  ", "approving needs a --reason"),
+        ("nobody", "ok", "user 'nobody' is not in the users table"),
+    ],
+)
+def test_refused_decisions_change_nothing_and_are_audited(
+    requests: Requests, who: str, reason: str, message: str
+) -> None:
+    requests.request("dev", "shop-api", IMAGE, "prod", "x")
+    with pytest.raises(RequestError, match=message):
+        requests.decide(who, "1", approve=True, reason=reason)
+    status = requests.status("1")
+    assert status["status"] == "pending" and status["steps"][0]["decision"] == "pending"
+    assert _audit(requests)[-1] == (who, "deploy.approve.refused")
+    with requests.engine.connect() as connection:
+        assert verify_chain(connection).intact
+
+
+def test_one_person_cannot_fill_two_steps(requests: Requests) -> None:
+    requests.request("dev", "shop-api", IMAGE, "prod", "x")
+    with requests.engine.begin() as connection:  # make `lead` an admin for this test
+        connection.execute(User.__table__.update().where(User.name == "lead").values(role="admin"))
+    requests.decide("lead", "1", approve=True, reason="ok")
+    with pytest.raises(RequestError, match="lead already decided a step of request #1"):
+        requests.decide("lead", "1", approve=True, reason="me again")
+
+
+@pytest.mark.parametrize(
+    ("service", "image", "group", "message"),
+    [
+        ("shop-api", IMAGE, "qa", "unknown environment group 'qa'; groups are dev, staging, prod"),
+        ("shop-api", "not an image!", "prod", "'not an image!' is not an image reference"),
+        ("  ", IMAGE, "prod", "the service name is empty"),
+    ],
+)
+def test_bad_requests(requests: Requests, service: str, image: str, group: str, message: str):
+    with pytest.raises(RequestError, match=message):
+        requests.request("dev", service, image, group, "x")
+    with requests.engine.connect() as connection:
+        assert connection.execute(select(DeploymentRequest.id)).all() == []
+    assert _audit(requests) == [("dev", "deploy.request.refused")]
+
+
+def test_requests_expire(requests: Requests, clock: Clock) -> None:
+    requests.request("dev", "shop-api", IMAGE, "prod", "x")
+    clock.now = T0 + dt.timedelta(hours=73)
+    with pytest.raises(RequestError, match="request #1 expired at 2026-11-05 09:00 UTC"):
+        requests.decide("lead", "1", approve=True, reason="late")
+    assert requests.status("1")["status"] == "expired"
+    assert [a for _, a in _audit(requests)][-2:] == ["deploy.expire", "deploy.approve.refused"]
+
+
+def test_fast_track_skips_the_chain_tells_everyone_and_needs_a_review(
+    requests: Requests, announced: list
+) -> None:
+    requests.request("dev", "shop-api", IMAGE, "prod", "hotfix")
+    with pytest.raises(RequestError, match="needs an --incident reference"):
+        requests.fast_track("lead", "1", "checkout is down", "")
+    with pytest.raises(RequestError, match="a fast-track needs a team_lead, operations or admin"):
+        requests.fast_track("dev2", "1", "checkout is down", "INC-7")
+    done = requests.fast_track("lead", "1", "checkout is down", "INC-7")
+    assert done["status"] == "approved" and done["fast_track"]
+    assert announced[-1] == ("approval_requested", ["lead", "lead2"])  # every approver
+    status = requests.status("1")
+    assert {s["decision"] for s in status["steps"]} == {"skipped"}
+    assert status["post_review_at"] is None  # the review is still due
+    with pytest.raises(RequestError, match="other than the requester"):
+        requests.review("dev", "1", "fine")
+    requests.review("ops", "1", "the hotfix was right; add a test for it")
+    with pytest.raises(RequestError, match="was reviewed by ops already"):
+        requests.review("lead2", "1", "again")
+
+
+def test_unknown_requests(requests: Requests) -> None:
+    with pytest.raises(RequestError, match="no deployment request '7'"):
+        requests.status("7")
+    with pytest.raises(RequestError, match="'ab' is not a request number or an id prefix"):
+        requests.status("ab")
+
+
+def test_chains_file(tmp_path: Path) -> None:
+    good = tmp_path / "chains.yaml"
+    good.write_text("chains:\n  dev: []\n  staging: []\n  prod: [operations]\n")
+    assert load_chains(good)["prod"] == ("operations",)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("chains:\n  dev: []\n  staging: []\n  prod: [boss]\n")
+    with pytest.raises(ChainsError, match=r"chains\.prod must be a list of roles"):
+        load_chains(bad)
+    bad.write_text("chains:\n  prod: []\n")
+    with pytest.raises(ChainsError, match="no chain for dev, staging"):
+        load_chains(bad)

@@ -1,0 +1,156 @@
+"""`timbel deploy`: deployment requests and their approvals."""
+
+from __future__ import annotations
+
+import click
+
+from timbel_dagster.cli.alerts import writable_engine
+from timbel_dagster.cli.common import friendly_errors, print_json
+
+AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
+
+
+def _requests():
+    import datetime as dt
+    import logging
+
+    from timbel_dagster.deploy.chains import load_chains
+    from timbel_dagster.deploy.notices import approval_notifier
+    from timbel_dagster.deploy.requests import Requests
+    from timbel_dagster.notify.dispatch import Dispatcher
+
+    settings, engine = writable_engine()
+    # Which channels are off is the operators' business (the sensors log it), not noise on
+    # every command a developer types.
+    quiet = logging.getLogger("timbel_dagster.cli.deploy.channels")
+    quiet.setLevel(logging.ERROR)
+    dispatcher = Dispatcher.from_settings(settings, engine=engine, log=quiet)
+    requests = Requests(
+        engine,
+        load_chains(settings.timbel_approval_chains_file),
+        dt.timedelta(hours=settings.timbel_request_ttl_hours),
+        notify=approval_notifier(dispatcher),
+    )
+    return settings, requests
+
+
+def _show(request: dict, as_json: bool) -> None:
+    if as_json:
+        print_json(request)
+        return
+    click.echo(
+        f"#{request['number']} {request['service']} {request['image']} -> "
+        f"{request['environment_group']}: {request['status']}"
+        + (" (fast-tracked)" if request.get("fast_track") else "")
+    )
+    for step in request.get("steps", []):
+        who = f" by {step['decided_by']}: {step['reason']}" if step["decided_by"] else ""
+        click.echo(f"  {step['position']}. {step['role']:<11} {step['decision']}{who}")
+    if request.get("fast_track") and not request.get("post_review_at"):
+        click.echo("  post-hoc review: DUE (timbel deploy review ID --note ...)")
+
+
+@click.group()
+def deploy() -> None:
+    """Deployment requests: request, approve, reject, fast-track, review."""
+
+
+@deploy.command()
+@click.argument("service")
+@click.argument("image")
+@click.option("--group", required=True, help="dev, staging or prod.")
+@click.option("--reason", default="", help="Why this deployment.")
+@click.option("--as", "as_user", default=None, help=AS_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def request(service: str, image: str, group: str, reason: str, as_user: str | None, as_json: bool):
+    """Ask to roll IMAGE of SERVICE out to an environment group."""
+    settings, requests = _requests()
+    made = requests.request(as_user or settings.timbel_user, service, image, group, reason)
+    with requests.engine.connect() as connection:
+        made["steps"] = requests.steps(connection, made["id"])
+    _show(made, as_json)
+
+
+def _decision(approve: bool):
+    @click.argument("request_ref", metavar="ID")
+    @click.option("--reason", required=True, help="Why (required).")
+    @click.option("--as", "as_user", default=None, help=AS_HELP)
+    @click.option("--json", "as_json", is_flag=True)
+    @friendly_errors
+    def command(request_ref: str, reason: str, as_user: str | None, as_json: bool) -> None:
+        settings, requests = _requests()
+        requests.decide(as_user or settings.timbel_user, request_ref, approve, reason)
+        _show(requests.status(request_ref), as_json)
+
+    command.__doc__ = f"{'Approve' if approve else 'Reject'} the current step of request ID."
+    return command
+
+
+deploy.command("approve")(_decision(True))
+deploy.command("reject")(_decision(False))
+
+
+@deploy.command("fast-track")
+@click.argument("request_ref", metavar="ID")
+@click.option("--reason", required=True)
+@click.option("--incident", required=True, help="The incident this deployment answers.")
+@click.option("--as", "as_user", default=None, help=AS_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def fast_track(request_ref: str, reason: str, incident: str, as_user: str | None, as_json: bool):
+    """Approve in an emergency, skipping the chain (every approver is told; a review is due)."""
+    settings, requests = _requests()
+    requests.fast_track(as_user or settings.timbel_user, request_ref, reason, incident)
+    _show(requests.status(request_ref), as_json)
+
+
+@deploy.command()
+@click.argument("request_ref", metavar="ID")
+@click.option("--note", required=True)
+@click.option("--as", "as_user", default=None, help=AS_HELP)
+@friendly_errors
+def review(request_ref: str, note: str, as_user: str | None) -> None:
+    """Record the mandatory review of a fast-tracked request."""
+    settings, requests = _requests()
+    requests.review(as_user or settings.timbel_user, request_ref, note)
+    click.echo(f"request {request_ref} reviewed")
+
+
+@deploy.command()
+@click.argument("request_ref", metavar="ID")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def status(request_ref: str, as_json: bool) -> None:
+    """A request and its approval steps."""
+    _, requests = _requests()
+    requests.expire()
+    _show(requests.status(request_ref), as_json)
+
+
+@deploy.command("list")
+@click.option("--status", "state", default=None, help="pending, approved, rejected, expired ...")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def list_requests(state: str | None, limit: int, as_json: bool) -> None:
+    """The newest requests."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
+
+    _, requests = _requests()
+    requests.expire()
+    query = select(R.__table__).order_by(R.number.desc()).limit(limit)
+    if state:
+        query = query.where(R.status == state)
+    with requests.engine.connect() as connection:
+        rows = [dict(r) for r in connection.execute(query).mappings()]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        click.echo(
+            f"#{r['number']:<5} {r['status']:<9} {r['environment_group']:<8} {r['service']:<20} "
+            f"{r['image']}  by {r['requested_by']}"
+        )

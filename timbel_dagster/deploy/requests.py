@@ -1,0 +1,377 @@
+"""Deployment requests and their approval: request, approve, reject, fast-track, review.
+
+Every call either changes the request and appends its audit event in one transaction, or
+changes nothing, appends a `.refused` audit event naming why, and raises `RequestError`
+(a ValueError: the CLI prints it as one line).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from timbel_dagster.deploy import lookup
+from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["IMAGE", "ExpiredError", "RequestError", "Requests"]
+
+# registry/repository[:tag][@sha256:digest], as `docker pull` accepts them.
+IMAGE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+OPEN = ("pending",)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Requests:
+    """Deployment requests over the warehouse, acting as whoever the caller says."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        chains: dict[str, tuple[str, ...]],
+        ttl: dt.timedelta,
+        clock: Callable[[], dt.datetime] = _now,
+        notify: Callable[[dict[str, Any], str, list[str]], None] | None = None,
+    ) -> None:
+        self.engine, self.chains, self.ttl, self.clock = engine, chains, ttl, clock
+        self.notify = notify  # (request, event, user names to mention) -> None
+
+    # --- reading -------------------------------------------------------------------------
+    def actor(self, connection: Connection, name: str) -> Actor:
+        return lookup.actor(connection, name)
+
+    def find(self, connection: Connection, ref: str) -> dict[str, Any]:
+        return lookup.find(connection, ref)
+
+    def steps(self, connection: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]:
+        return lookup.steps(connection, request_id)
+
+    def status(self, ref: str) -> dict[str, Any]:
+        with self.engine.connect() as connection:
+            request = self.find(connection, ref)
+            return request | {"steps": self.steps(connection, request["id"])}
+
+    # --- changing ------------------------------------------------------------------------
+    def _refuse(self, actor: str, action: str, target: str | None, error: Exception) -> None:
+        from timbel_dagster.warehouse.audit import append_event
+
+        with self.engine.begin() as connection:
+            append_event(
+                connection,
+                actor=actor,
+                action=f"{action}.refused",
+                target=target,
+                details={"error": str(error)},
+            )
+
+    def _guarded(self, actor: str, action: str, target: str | None, change: Callable[[], Any]):
+        """Run `change`; on a RequestError audit the refusal (after the change's transaction
+        rolled back) and raise it again."""
+        try:
+            return change()
+        except RequestError as error:
+            if isinstance(error, ExpiredError):
+                self.expire()
+            self._refuse(actor, action, target, error)
+            raise
+
+    def request(
+        self, actor_name: str, service: str, image: str, group: str, reason: str
+    ) -> dict[str, Any]:
+        def change() -> dict[str, Any]:
+            from sqlalchemy import func, insert, select
+
+            from timbel_dagster.warehouse.audit import append_event
+            from timbel_dagster.warehouse.models_deploy import ApprovalStep, DeploymentRequest
+
+            if group not in self.chains:
+                raise RequestError(
+                    f"unknown environment group {group!r}; groups are {', '.join(self.chains)}"
+                )
+            if not IMAGE.match(image):
+                raise RequestError(f"{image!r} is not an image reference like registry/app:1.2.3")
+            if not service.strip():
+                raise RequestError("the service name is empty")
+            now = self.clock()
+            with self.engine.begin() as connection:
+                actor = self.actor(connection, actor_name)
+                table = DeploymentRequest.__table__
+                number = (connection.execute(select(func.max(table.c.number))).scalar() or 0) + 1
+                chain = self.chains[group]
+                values = {
+                    "id": uuid.uuid4(),
+                    "number": number,
+                    "service": service,
+                    "image": image,
+                    "environment_group": group,
+                    "reason": reason or "",
+                    "requested_by": actor.name,
+                    "status": "pending" if chain else "approved",
+                    "expires_at": now + self.ttl,
+                    "decided_at": None if chain else now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                connection.execute(insert(table).values(**values))
+                if chain:
+                    connection.execute(
+                        insert(ApprovalStep),
+                        [
+                            {"request_id": values["id"], "position": i, "role": role}
+                            for i, role in enumerate(chain, start=1)
+                        ],
+                    )
+                append_event(
+                    connection,
+                    actor=actor.name,
+                    action="deploy.request",
+                    target=f"request #{number}",
+                    details={"service": service, "image": image, "group": group, "chain": chain},
+                )
+            if chain:
+                self._announce(values, "approval_requested", chain[0])
+            return values
+
+        return self._guarded(actor_name, "deploy.request", f"{service} -> {group}", change)
+
+    def decide(self, actor_name: str, ref: str, approve: bool, reason: str) -> dict[str, Any]:
+        """Approve or reject the request's current step."""
+        action = "deploy.approve" if approve else "deploy.reject"
+
+        def change() -> dict[str, Any]:
+            from sqlalchemy import update
+
+            from timbel_dagster.warehouse.audit import append_event
+            from timbel_dagster.warehouse.models_deploy import ApprovalStep, DeploymentRequest
+
+            if not reason or not reason.strip():
+                raise RequestError(f"{'approving' if approve else 'rejecting'} needs a --reason")
+            now = self.clock()
+            with self.engine.begin() as connection:
+                actor = self.actor(connection, actor_name)
+                request = self._open(connection, ref, now)
+                steps = self.steps(connection, request["id"])
+                step = next(s for s in steps if s["decision"] == "pending")
+                if actor.name == request["requested_by"]:
+                    raise RequestError(f"{actor.name} made request #{request['number']} and "
+                                       "cannot approve or reject it")  # fmt: skip
+                if any(s["decided_by"] == actor.name for s in steps):
+                    raise RequestError(
+                        f"{actor.name} already decided a step of request #{request['number']}; "
+                        "each step needs a different person"
+                    )
+                if actor.role not in (step["role"], "admin"):
+                    raise RequestError(
+                        f"step {step['position']} of request #{request['number']} needs a "
+                        f"{step['role']}; {actor.name} is a {actor.role}"
+                    )
+                connection.execute(
+                    update(ApprovalStep)
+                    .where(ApprovalStep.request_id == request["id"])
+                    .where(ApprovalStep.position == step["position"])
+                    .values(
+                        decision="approved" if approve else "rejected",
+                        decided_by=actor.name,
+                        reason=reason,
+                        decided_at=now,
+                    )
+                )
+                last = step["position"] == len(steps)
+                status = (
+                    "pending" if approve and not last else ("approved" if approve else "rejected")
+                )
+                if status != "pending":
+                    connection.execute(
+                        update(DeploymentRequest)
+                        .where(DeploymentRequest.id == request["id"])
+                        .values(status=status, decided_at=now, updated_at=now)
+                    )
+                append_event(
+                    connection,
+                    actor=actor.name,
+                    action=action,
+                    target=f"request #{request['number']}",
+                    details={"step": step["position"], "role": step["role"], "reason": reason,
+                             "status": status},
+                )  # fmt: skip
+            request |= {"status": status}
+            if status == "pending":
+                self._announce(request, "approval_requested", steps[step["position"]]["role"])
+            return request
+
+        return self._guarded(actor_name, action, f"request {ref}", change)
+
+    def fast_track(self, actor_name: str, ref: str, reason: str, incident: str) -> dict[str, Any]:
+        """Skip the chain in an emergency; every approver is told and a review is due."""
+
+        def change() -> dict[str, Any]:
+            from sqlalchemy import update
+
+            from timbel_dagster.warehouse.audit import append_event
+            from timbel_dagster.warehouse.models_deploy import ApprovalStep, DeploymentRequest
+
+            if not reason or not reason.strip():
+                raise RequestError("a fast-track needs a --reason")
+            if not incident or not incident.strip():
+                raise RequestError("a fast-track needs an --incident reference")
+            now = self.clock()
+            with self.engine.begin() as connection:
+                actor = self.actor(connection, actor_name)
+                request = self._open(connection, ref, now)
+                if actor.role not in ("team_lead", "operations", "admin"):
+                    raise RequestError(
+                        f"a fast-track needs a team_lead, operations or admin; {actor.name} is a "
+                        f"{actor.role}"
+                    )
+                connection.execute(
+                    update(ApprovalStep)
+                    .where(ApprovalStep.request_id == request["id"])
+                    .where(ApprovalStep.decision == "pending")
+                    .values(decision="skipped", decided_by=actor.name, reason=reason,
+                            decided_at=now)
+                )  # fmt: skip
+                connection.execute(
+                    update(DeploymentRequest)
+                    .where(DeploymentRequest.id == request["id"])
+                    .values(status="approved", fast_track=True, incident_ref=incident,
+                            decided_at=now, updated_at=now)
+                )  # fmt: skip
+                append_event(
+                    connection,
+                    actor=actor.name,
+                    action="deploy.fast_track",
+                    target=f"request #{request['number']}",
+                    details={"reason": reason, "incident": incident},
+                )
+            request |= {"status": "approved", "fast_track": True, "incident_ref": incident}
+            roles = self.chains[request["environment_group"]]
+            self._announce(request, "approval_requested", *roles, fast_track=True)
+            return request
+
+        return self._guarded(actor_name, "deploy.fast_track", f"request {ref}", change)
+
+    def review(self, actor_name: str, ref: str, note: str) -> dict[str, Any]:
+        """The mandatory after-the-fact review of a fast-tracked request."""
+
+        def change() -> dict[str, Any]:
+            from sqlalchemy import update
+
+            from timbel_dagster.warehouse.audit import append_event
+            from timbel_dagster.warehouse.models_deploy import DeploymentRequest
+
+            if not note or not note.strip():
+                raise RequestError("a review needs a --note")
+            now = self.clock()
+            with self.engine.begin() as connection:
+                actor = self.actor(connection, actor_name)
+                request = self.find(connection, ref)
+                if not request["fast_track"]:
+                    raise RequestError(f"request #{request['number']} was not fast-tracked")
+                if request["post_review_at"] is not None:
+                    raise RequestError(
+                        f"request #{request['number']} was reviewed by "
+                        f"{request['post_review_by']} already"
+                    )
+                if actor.name == request["requested_by"] or actor.role not in (
+                    "team_lead",
+                    "operations",
+                    "admin",
+                ):
+                    raise RequestError(
+                        "the review must be by a team_lead, operations or admin other than the "
+                        "requester"
+                    )
+                connection.execute(
+                    update(DeploymentRequest)
+                    .where(DeploymentRequest.id == request["id"])
+                    .values(post_review_by=actor.name, post_review_at=now,
+                            post_review_note=note, updated_at=now)
+                )  # fmt: skip
+                append_event(
+                    connection,
+                    actor=actor.name,
+                    action="deploy.review",
+                    target=f"request #{request['number']}",
+                    details={"note": note},
+                )
+            return request | {"post_review_by": actor.name, "post_review_at": now}
+
+        return self._guarded(actor_name, "deploy.review", f"request {ref}", change)
+
+    def _open(self, connection: Connection, ref: str, now: dt.datetime) -> dict[str, Any]:
+        """The request, if it can still be decided."""
+        request = self.find(connection, ref)
+        if request["status"] not in OPEN:
+            raise RequestError(
+                f"request #{request['number']} is {request['status']}, not pending: it cannot "
+                "be decided again"
+            )
+        if request["expires_at"] <= now:
+            raise ExpiredError(
+                f"request #{request['number']} expired at {request['expires_at']:%Y-%m-%d %H:%M} "
+                "UTC; make a new request"
+            )
+        return request
+
+    def expire(self, now: dt.datetime | None = None) -> int:
+        """Mark pending requests past their expiry as expired (audited); how many."""
+        from sqlalchemy import select, update
+
+        from timbel_dagster.warehouse.audit import append_event
+        from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
+
+        now = now or self.clock()
+        with self.engine.begin() as connection:
+            numbers = (
+                connection.execute(
+                    select(R.number).where(R.status == "pending", R.expires_at <= now)
+                )
+                .scalars()
+                .all()
+            )
+            if numbers:
+                connection.execute(
+                    update(R)
+                    .where(R.number.in_(numbers))
+                    .values(status="expired", decided_at=now, updated_at=now)
+                )
+                append_event(
+                    connection,
+                    actor="timbel",
+                    action="deploy.expire",
+                    target=",".join(f"request #{n}" for n in numbers),
+                    details={"requests": list(numbers)},
+                )
+        return len(numbers)
+
+    def _announce(self, request: dict[str, Any], event: str, *roles: str, **extra: Any) -> None:
+        """Tell the people of `roles` (same team as the requester first) that they are up."""
+        if self.notify is None:
+            return
+        from sqlalchemy import select
+
+        from timbel_dagster.warehouse.models import User
+
+        with self.engine.connect() as connection:
+            team = connection.execute(
+                select(User.team).where(User.name == request["requested_by"])
+            ).scalar()
+            people = connection.execute(
+                select(User.name, User.team).where(User.role.in_(roles))
+            ).all()
+        same_team = [name for name, t in people if t == team]
+        names = same_team or [name for name, _ in people]
+        self.notify(
+            request | extra, event, sorted(n for n in names if n != request["requested_by"])
+        )
