@@ -39,6 +39,8 @@ TABLES = {
     "approval_steps",
     "tenants",
     "audit_checkpoints",
+    "rollout_targets",
+    "rollbacks",
     "audit_events",
 }
 

@@ -116,3 +116,52 @@ class AuditCheckpoint(Base):
     archive: Mapped[str] = mapped_column(String(1024))  # the JSON Lines file they went to
     archive_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+TARGET_STATUSES = ("pending", "rolling", "succeeded", "failed", "rolled_back", "halted")
+ROLLBACK_STATUSES = ("planned", "done", "failed", "dry_run")
+
+
+class RolloutTarget(Base):
+    """One cluster of a request's rollout: kept current while the deploy job runs."""
+
+    __tablename__ = "rollout_targets"
+    __table_args__ = (CheckConstraint(_in("status", TARGET_STATUSES), name="status"),)
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deployment_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    cluster: Mapped[str] = mapped_column(String(128), primary_key=True)
+    namespace: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    previous_image: Mapped[str | None] = mapped_column(String(512))
+    previous_revision: Mapped[str | None] = mapped_column(String(32))
+    revision: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class Rollback(Base):
+    """A rollback of one service in one cluster. `idempotency_key` (deployment and revision)
+    is unique: two triggers racing for the same bad revision make one rollback."""
+
+    __tablename__ = "rollbacks"
+    __table_args__ = (CheckConstraint(_in("status", ROLLBACK_STATUSES), name="status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(256), unique=True)
+    service: Mapped[str] = mapped_column(String(128), index=True)
+    cluster: Mapped[str] = mapped_column(String(128))
+    namespace: Mapped[str] = mapped_column(String(128))
+    from_revision: Mapped[str] = mapped_column(String(32))
+    to_revision: Mapped[str | None] = mapped_column(String(32))
+    to_image: Mapped[str | None] = mapped_column(String(512))
+    trigger: Mapped[str] = mapped_column(String(64))  # health sensor, rollout strategy, person
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    finished_at: Mapped[dt.datetime | None]
