@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import socket
+import threading
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -71,11 +72,19 @@ class FakeKubernetes(Store, LoopbackServer):
     """The store plus its HTTP face. `requests` records (method, path, query) of every call."""
 
     def __init__(
-        self, token: str | None = None, git_version: str = "v1.29.4", auto_rollout: bool = False
+        self,
+        token: str | None = None,
+        git_version: str = "v1.29.4",
+        auto_rollout: bool = False,
+        rollout_seconds: float = 0.0,
+        failing_images: tuple[str, ...] = (),
     ) -> None:
         Store.__init__(self)
         LoopbackServer.__init__(self)
         self.token, self.git_version, self.auto_rollout = token, git_version, auto_rollout
+        # With auto_rollout: a write completes the rollout after this long (as a controller
+        # would), or fails it when the new template uses one of `failing_images`.
+        self.rollout_seconds, self.failing_images = rollout_seconds, failing_images
         self.faults: deque[Fault] = deque()
         self.requests: list[tuple[str, str, str]] = []
 
@@ -88,8 +97,24 @@ class FakeKubernetes(Store, LoopbackServer):
 
     # -- rollouts ------------------------------------------------------------------------------
     def after_write(self, kind: Kind, key: tuple) -> None:
-        if self.auto_rollout and kind.kind == "Deployment":
-            self._roll(self.objects[key], failed=False)
+        if not (self.auto_rollout and kind.kind == "Deployment"):
+            return
+        deployment = self.objects[key]
+        images = {c.get("image") for c in deployment["spec"]["template"]["spec"]["containers"]}
+        failed = bool(images & set(self.failing_images))
+        if self.rollout_seconds <= 0:
+            self._roll(
+                deployment, failed=failed, reason="ProgressDeadlineExceeded" if failed else ""
+            )
+            return
+        namespace, name = key[2], key[3]
+        timer = threading.Timer(
+            self.rollout_seconds,
+            (self.fail_rollout if failed else self.complete_rollout),
+            args=(namespace, name),
+        )
+        timer.daemon = True
+        timer.start()
 
     def _roll(self, deployment: dict[str, Any], failed: bool, reason: str = "") -> None:
         replicas = deployment.get("spec", {}).get("replicas", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from timbel_dagster.jobs.builds import follow_build, trigger_build
+from timbel_dagster.jobs.deploy import deploy
 
 delivery_ingestion_job = dg.define_asset_job(
     "delivery_ingestion",
@@ -40,5 +41,6 @@ def defs() -> dg.Definitions:
             cluster_metrics_job,
             follow_build,
             trigger_build,
+            deploy,
         ]
     )

@@ -155,9 +155,10 @@ class Rollback(Base):
     service: Mapped[str] = mapped_column(String(128), index=True)
     cluster: Mapped[str] = mapped_column(String(128))
     namespace: Mapped[str] = mapped_column(String(128))
-    from_revision: Mapped[str] = mapped_column(String(32))
-    to_revision: Mapped[str | None] = mapped_column(String(32))
+    from_image: Mapped[str] = mapped_column(String(512))
+    from_revision: Mapped[str | None] = mapped_column(String(32))
     to_image: Mapped[str | None] = mapped_column(String(512))
+    to_revision: Mapped[str | None] = mapped_column(String(32))
     trigger: Mapped[str] = mapped_column(String(64))  # health sensor, rollout strategy, person
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))

@@ -1,0 +1,215 @@
+"""`timbel audit`: verify, search and archive the hash-chained audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from timbel_dagster.cli.common import (
+    connect,
+    fail,
+    friendly_errors,
+    parse_since,
+    print_json,
+    settings_or_exit,
+)
+
+
+def _writable_engine() -> tuple[Any, Any]:
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.engine import check_connection, get_engine
+
+    settings = settings_or_exit()
+    check_connection(settings.database_url)
+    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
+    return settings, get_engine(settings.database_url)
+
+
+def _moment(option: str, value: str | None) -> dt.datetime | None:
+    try:
+        return parse_since(value)
+    except click.BadParameter as error:
+        fail(f"{option}: {error.message}")
+        raise  # unreachable: fail exits
+
+
+def _anchor(value: str | None) -> tuple[int, str] | None:
+    if not value:
+        return None
+    event_id, sep, digest = value.partition(":")
+    if not sep or not event_id.isdigit() or len(digest) != 64:
+        raise ValueError(f"--anchor {value!r} is not ID:HASH (an event id and its 64-hex hash)")
+    return int(event_id), digest.lower()
+
+
+@click.group()
+def audit() -> None:
+    """The audit log: every action, hash-chained."""
+
+
+@audit.command()
+@click.option("--anchor", help="ID:HASH of an event recorded earlier (an audit report's head).")
+@click.option("--archives", is_flag=True, help="Also check every archive file.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
+    """Check the chain; exit 1 naming the first edited, deleted or reordered event."""
+    from timbel_dagster.warehouse.audit import verify_chain
+
+    pinned = _anchor(anchor)
+    with connect() as connection:
+        report = verify_chain(connection, anchor=pinned)
+        files = []
+        if archives:
+            from timbel_dagster.warehouse.audit_archive import verify_archives
+
+            files = [
+                {
+                    "archive": checkpoint["archive"],
+                    "last_id": checkpoint["last_id"],
+                    "events": found.events,
+                    "intact": found.intact,
+                    "first_broken_id": found.first_broken_id,
+                    "reason": found.reason,
+                }
+                for checkpoint, found in verify_archives(connection)
+            ]
+    intact = report.intact and all(f["intact"] for f in files)
+    if as_json:
+        print_json(
+            {
+                "intact": intact,
+                "events": report.events,
+                "first_broken_id": report.first_broken_id,
+                "reason": report.reason,
+                "head_id": report.head_id,
+                "head_hash": report.head_hash,
+                "anchor": report.anchor,
+                "checkpoint_id": report.checkpoint_id,
+                "archives": files,
+            }
+        )
+    else:
+        for f in files:
+            state = "intact" if f["intact"] else f"BROKEN: {f['reason']}"
+            where = f" at event {f['first_broken_id']}" if f["first_broken_id"] else ""
+            click.echo(f"archive {f['archive']} ({f['events']} events): {state}{where}")
+        after = f" after archive checkpoint #{report.checkpoint_id}" if report.checkpoint_id else ""
+        if report.intact:
+            head = f"; head anchor {report.anchor}" if report.head_id else ""
+            click.echo(f"audit log intact: {report.events} events{after}{head}")
+        else:
+            where = f"event {report.first_broken_id}" if report.first_broken_id else "the head"
+            click.echo(f"audit log BROKEN at {where}: {report.reason}")
+    if not intact:
+        sys.exit(1)
+
+
+@audit.command()
+@click.option("--actor", help="Exactly this actor.")
+@click.option("--action", help="An action, or a prefix ending in `.` (alerts.).")
+@click.option("--target", help="A substring of the target (case-insensitive).")
+@click.option("--since", help="7d, 12h, 30m or an ISO date/time.")
+@click.option("--until", help="7d, 12h, 30m or an ISO date/time (exclusive).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def search(
+    actor: str | None,
+    action: str | None,
+    target: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Events still in the warehouse that match every filter, newest first."""
+    from timbel_dagster.warehouse.audit import search_events
+
+    start, end = _moment("--since", since), _moment("--until", until)
+    with connect() as connection:
+        events = search_events(connection, actor, action, target, start, end, limit)
+    if as_json:
+        print_json(events)
+        return
+    for e in events:
+        at = dt.datetime.fromisoformat(e["at"])
+        click.echo(
+            f"{e['id']:>7}  {at:%Y-%m-%d %H:%M:%S}  {e['actor']:<20} {e['action']:<24} "
+            f"{e['target'] or ''}"
+        )
+    click.echo(f"{len(events)} event(s)")
+
+
+@audit.command()
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Days. Default: TIMBEL_AUDIT_RETENTION_DAYS.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Default: TIMBEL_AUDIT_ARCHIVE_DIR (TIMBEL_HOME/audit-archive).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def archive(days: int | None, directory: Path | None, yes: bool, as_json: bool) -> None:
+    """Move events older than the retention to a gzip JSON Lines file, then delete them.
+
+    The chain stays verifiable: a checkpoint records where the archive ended.
+    """
+    from timbel_dagster.warehouse.audit_archive import archive_before, plan_archive
+
+    settings, engine = _writable_engine()
+    days = settings.timbel_audit_retention_days if days is None else days
+    directory = (
+        directory or settings.timbel_audit_archive_dir or settings.timbel_home / ("audit-archive")
+    )
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    if not yes:
+        with engine.connect() as connection:
+            plan = plan_archive(connection, cutoff)
+        if not plan.events:
+            click.echo(f"nothing to archive: no event before {cutoff:%Y-%m-%d %H:%M} UTC")
+            return
+        click.confirm(
+            f"Archive {plan.events} events (#{plan.first_id}..#{plan.last_id}) older than "
+            f"{cutoff:%Y-%m-%d %H:%M} UTC to {directory} and delete them from the warehouse?",
+            abort=True,
+        )
+    result = archive_before(engine, cutoff, directory, settings.timbel_user)
+    if as_json:
+        print_json(
+            {
+                "cutoff": cutoff.isoformat(),
+                "archived": result.events,
+                "first_id": result.first_id,
+                "last_id": result.last_id,
+                "last_hash": result.last_hash,
+                "archive": str(result.path) if result.path else None,
+                "sha256": result.sha256,
+                "remaining": result.remaining,
+            }
+        )
+    elif not result.events:
+        click.echo(f"nothing to archive: no event before {cutoff:%Y-%m-%d %H:%M} UTC")
+    else:
+        click.echo(
+            f"archived {result.events} events (#{result.first_id}..#{result.last_id}) to "
+            f"{result.path.resolve()}"
+        )
+        click.echo(f"  sha256 {result.sha256}; {result.remaining} events remain in the warehouse")
+
+
+if __name__ == "__main__":  # until `timbel audit` is registered: python -m timbel_dagster.cli.audit
+    audit(prog_name="timbel audit")

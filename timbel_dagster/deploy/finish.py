@@ -1,0 +1,129 @@
+"""Settling a rollout: the request's final status, the strategy for clusters that failed,
+and the rollbacks it makes. Plain functions the deploy job calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from timbel_dagster.deploy import rollout
+
+
+def settle(
+    engine: Any, kubernetes: Any, config: Any, results: list[dict], log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Apply the strategy and record the outcome (audited) in one transaction at the end."""
+    from sqlalchemy import insert, update
+
+    from timbel_dagster.deploy.lookup import find
+    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback
+
+    with engine.connect() as connection:
+        request = find(connection, str(config.request))
+    failed = [r["cluster"] for r in results if not r["ok"]]
+    undo: list[dict] = []
+    if failed and config.strategy == "rollback_all":
+        undo = [r for r in results if r["previous_image"]]
+    elif failed and config.strategy == "rollback_failed":
+        undo = [r for r in results if not r["ok"] and r["previous_image"]]
+    rollbacks = []
+    for result in undo:
+        rollbacks.append(_roll_back(kubernetes, engine, request, config, result, log))
+    for result in results:
+        if not result["ok"] and config.strategy == "halt":
+            rollout.mark_target(engine, request["id"], result["cluster"], status="halted")
+    status = (
+        "deployed" if not failed else ("failed" if config.strategy == "halt" else "rolled_back")
+    )
+    if failed and not any(r["status"] == "done" for r in rollbacks) and config.strategy != "halt":
+        status = "failed"
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            update(DeploymentRequest)
+            .where(DeploymentRequest.id == request["id"])
+            .values(status=status, updated_at=now)
+        )
+        if rollbacks:
+            connection.execute(insert(Rollback), rollbacks)
+        append_event(
+            connection,
+            actor=config.actor,
+            action="deploy.finish",
+            target=f"request #{request['number']}",
+            details={
+                "status": status,
+                "failed": failed,
+                "strategy": config.strategy,
+                "rolled_back": [r["cluster"] for r in rollbacks],
+            },
+        )
+    return {
+        "request": request["number"],
+        "service": request["service"],
+        "image": request["image"],
+        "group": request["environment_group"],
+        "status": status,
+        "clusters": [r["cluster"] for r in results],
+        "failed": failed,
+        "rolled_back": [r["cluster"] for r in rollbacks if r["status"] == "done"],
+    }
+
+
+def _roll_back(kubernetes, engine, request, config, result, log) -> dict[str, Any]:
+    """Put the image the cluster had before back, and wait for it."""
+    cluster, namespace = result["cluster"], result["namespace"]
+    row = {
+        "id": uuid.uuid4(),
+        "idempotency_key": f"rollout:{request['id']}:{cluster}",
+        "service": request["service"],
+        "cluster": cluster,
+        "namespace": namespace,
+        "from_image": request["image"],
+        "from_revision": None,
+        "to_image": result["previous_image"],
+        "to_revision": None,
+        "trigger": f"deploy strategy {config.strategy}",
+        "reason": result.get("error") or "another cluster failed",
+        "dry_run": False,
+        "details": {"request": request["number"]},
+        "created_at": dt.datetime.now(dt.UTC),
+    }
+    try:
+        with kubernetes.client(cluster) as client:
+            deployment = rollout.find_deployment(client, request["service"])
+            rollout.set_image(client, deployment, result["previous_image"], config.container)
+            rollout.wait_rolled_out(
+                client, namespace, request["service"], config.timeout_seconds,
+                config.poll_seconds, log,
+            )  # fmt: skip
+        rollout.mark_target(engine, request["id"], cluster, status="rolled_back")
+        log(f"cluster {cluster}: rolled back to {result['previous_image']}")
+        return row | {"status": "done", "finished_at": dt.datetime.now(dt.UTC)}
+    except Exception as error:
+        log(f"cluster {cluster}: rollback failed: {error}")
+        return row | {"status": "failed", "finished_at": dt.datetime.now(dt.UTC),
+                      "details": {"request": request["number"], "error": str(error)}}  # fmt: skip
+
+
+def announce(dispatcher: Any, outcome: dict[str, Any]) -> None:
+    from timbel_dagster.notify.messages import Message
+
+    ok = outcome["status"] == "deployed"
+    dispatcher.send(
+        Message(
+            event="deployment_done",
+            key=f"deploy:{outcome['request']}:{outcome['status']}",
+            title=f"#{outcome['request']} {outcome['service']} {outcome['image']} to "
+            f"{outcome['group']}: {outcome['status']}",
+            severity="info" if ok else "high",
+            context={
+                "clusters": ", ".join(outcome["clusters"]),
+                "failed": ", ".join(outcome["failed"]) or "-",
+                "rolled back": ", ".join(outcome["rolled_back"]) or "-",
+            },
+        )
+    )

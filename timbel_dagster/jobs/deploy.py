@@ -1,0 +1,203 @@
+"""The `deploy` job: an approved request rolled out to every cluster of its group at once.
+
+plan_rollout fans out one `rollout_cluster` step per cluster (Dagster dynamic outputs; the
+executor's `max_concurrent` bounds how many run at a time), each keeps its cluster's status
+row current and waits for the rollout as `kubectl rollout status` does; finish_rollout then
+applies the strategy when some clusters failed: roll back all, only the failed ones, or halt.
+"""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import datetime as dt
+import re
+
+import dagster as dg
+
+from timbel_dagster.resources.kubernetes import KubernetesResource
+from timbel_dagster.resources.notifier import NotifierResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+
+class DeployConfig(dg.Config):
+    request: int  # the request's number
+    strategy: str = "rollback_failed"  # rollback_all | rollback_failed | halt
+    container: str | None = None  # default: the container named like the service
+    timeout_seconds: float = 600.0
+    poll_seconds: float = 2.0
+    actor: str = "dagster"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dg.op(out=dg.DynamicOut(dict))
+def plan_rollout(
+    context: dg.OpExecutionContext,
+    config: DeployConfig,
+    warehouse: WarehouseResource,
+    kubernetes: KubernetesResource,
+):
+    """Check the request is approved, pick the group's clusters, record them as pending."""
+    from sqlalchemy import insert, update
+
+    from timbel_dagster.deploy.lookup import find
+    from timbel_dagster.deploy.rollout import STRATEGIES
+    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.models_deploy import DeploymentRequest, RolloutTarget
+
+    if config.strategy not in STRATEGIES:
+        raise ValueError(
+            f"strategy must be one of {', '.join(STRATEGIES)}, not {config.strategy!r}"
+        )
+    with warehouse.begin() as connection:
+        request = find(connection, str(config.request))
+        if request["status"] != "approved":
+            raise ValueError(
+                f"request #{request['number']} is {request['status']}: only an approved "
+                "request is rolled out"
+            )
+        clusters = [
+            c.name for c in kubernetes.clusters() if c.group == request["environment_group"]
+        ]
+        if not clusters:
+            raise ValueError(
+                f"no cluster of group {request['environment_group']} in the clusters file"
+            )
+        connection.execute(
+            update(DeploymentRequest)
+            .where(DeploymentRequest.id == request["id"])
+            .values(status="deploying", updated_at=_now())
+        )
+        connection.execute(
+            insert(RolloutTarget),
+            [{"request_id": request["id"], "cluster": c, "status": "pending"} for c in clusters],
+        )
+        append_event(
+            connection,
+            actor=config.actor,
+            action="deploy.start",
+            target=f"request #{request['number']}",
+            details={"clusters": clusters, "image": request["image"], "run": context.run_id},
+        )
+    context.log.info(
+        f"rolling {request['service']} {request['image']} out to {len(clusters)} clusters: "
+        f"{', '.join(clusters)}"
+    )
+    # The run's config travels with each cluster: the later steps need no config of their own.
+    settings = config.model_dump()
+    for cluster in clusters:
+        yield dg.DynamicOutput(
+            {"cluster": cluster, "config": settings},
+            mapping_key=re.sub(r"[^A-Za-z0-9_]", "_", cluster),
+        )
+
+
+@dg.op
+def rollout_cluster(
+    context: dg.OpExecutionContext,
+    target: dict,
+    warehouse: WarehouseResource,
+    kubernetes: KubernetesResource,
+) -> dict:
+    """Set the new image on one cluster and wait for the rollout; never raises for a failed
+    rollout (the strategy decides what happens), only reports it."""
+    config, cluster = DeployConfig(**target["config"]), target["cluster"]
+    from timbel_dagster.deploy import rollout
+    from timbel_dagster.deploy.lookup import find
+    from timbel_dagster.resources.errors import SourceError
+
+    engine = warehouse.engine()
+    with engine.connect() as connection:
+        request = find(connection, str(config.request))
+    result = {
+        "cluster": cluster,
+        "ok": False,
+        "namespace": None,
+        "previous_image": None,
+        "config": target["config"],
+    }
+    try:
+        with kubernetes.client(cluster) as client:
+            deployment = rollout.find_deployment(client, request["service"])
+            namespace = deployment["metadata"]["namespace"]
+            result["namespace"] = namespace
+            _, previous = rollout.container_image(deployment, config.container)
+            rollout.mark_target(
+                engine,
+                request["id"],
+                cluster,
+                status="rolling",
+                namespace=namespace,
+                previous_image=previous,
+                previous_revision=rollout.revision_of(deployment),
+                started_at=_now(),
+            )
+            result["previous_image"] = rollout.set_image(
+                client, deployment, request["image"], config.container
+            )
+            _, raw = rollout.wait_rolled_out(
+                client,
+                namespace,
+                request["service"],
+                config.timeout_seconds,
+                config.poll_seconds,
+                context.log.info,
+            )
+        result["ok"] = True
+        rollout.mark_target(
+            engine,
+            request["id"],
+            cluster,
+            status="succeeded",
+            revision=rollout.revision_of(raw),
+            message="rolled out",
+            finished_at=_now(),
+        )
+    except (rollout.RolloutError, SourceError) as error:
+        result["error"] = str(error)
+        context.log.error(str(error))
+        rollout.mark_target(
+            engine, request["id"], cluster, status="failed", message=str(error)[:2000],
+            finished_at=_now(),
+        )  # fmt: skip
+    return result
+
+
+@dg.op
+def finish_rollout(
+    context: dg.OpExecutionContext,
+    results: list,
+    warehouse: WarehouseResource,
+    kubernetes: KubernetesResource,
+    notifier: NotifierResource,
+) -> dict:
+    """Settle the request: deployed, or apply the strategy to the clusters that failed."""
+    from timbel_dagster.deploy.finish import settle
+
+    config = DeployConfig(**results[0]["config"])
+    outcome = settle(
+        warehouse.engine(), kubernetes, config, sorted(results, key=lambda r: r["cluster"]),
+        context.log.info,
+    )  # fmt: skip
+    try:
+        from timbel_dagster.deploy.finish import announce
+
+        announce(notifier.dispatcher(context.log), outcome)
+    except Exception as error:  # the rollout is settled; a notice must not undo that
+        context.log.warning(f"deployment notice not sent: {error}")
+    if outcome["status"] != "deployed":
+        raise dg.Failure(
+            description=f"request #{config.request}: {outcome['status']} "
+            f"({', '.join(outcome['failed'])} failed; strategy {config.strategy})",
+            metadata={"outcome": dg.MetadataValue.json(outcome)},
+        )
+    return outcome
+
+
+@dg.job(
+    description="Roll an approved deployment request out to every cluster of its group in "
+    "parallel, then settle it (strategy on failure: rollback_all, rollback_failed or halt).",
+    tags={"timbel/kind": "deploy"},
+)
+def deploy():
+    finish_rollout(plan_rollout().map(rollout_cluster).collect())
