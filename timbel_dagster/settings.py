@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     timbel_request_ttl_hours: float = Field(
         72.0, gt=0, description="A deployment request expires this long after it was made."
     )
+    timbel_health_file: Path | None = Field(
+        None, description="YAML health checks per service that trigger automatic rollback."
+    )
     timbel_audit_retention_days: int = Field(
         365, ge=1, description="Audit events older than this are archived, then deleted."
     )

@@ -4,7 +4,6 @@ rollout, status rows, and each strategy when a cluster fails."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from tests.deploy.conftest import CLUSTERS, OLD, TOKEN_ENV
 from tests.deploy.test_requests import IMAGE, PEOPLE
 from tests.fakes.kubernetes_server import FakeKubernetes
 from timbel_dagster.deploy.requests import Requests
@@ -24,24 +24,6 @@ from timbel_dagster.warehouse.ids import stable_id
 from timbel_dagster.warehouse.models import User
 from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback, RolloutTarget
 from timbel_dagster.warehouse.upsert import bulk_upsert
-
-OLD = "registry.example.com/shop/api:1.4.1"
-CLUSTERS = ("prod-a", "prod-b", "prod-c")
-TOKEN_ENV = "DEPLOY_TEST_TOKEN"
-
-
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FakeKubernetes]]:
-    monkeypatch.setenv(TOKEN_ENV, "t")
-    servers = {}
-    for name in CLUSTERS:
-        fake = FakeKubernetes(token="t", auto_rollout=True, failing_images=())
-        fake.start()
-        fake.put_deployment("shop", "shop-api", replicas=2, image=OLD)
-        servers[name] = fake
-    yield servers
-    for fake in servers.values():
-        fake.stop()
 
 
 def _resources(url: str, fakes: dict, tmp_path: Path) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import dagster as dg
 
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
+from timbel_dagster.jobs.rollback import rollback
 
 delivery_ingestion_job = dg.define_asset_job(
     "delivery_ingestion",
@@ -42,5 +43,6 @@ def defs() -> dg.Definitions:
             follow_build,
             trigger_build,
             deploy,
+            rollback,
         ]
     )

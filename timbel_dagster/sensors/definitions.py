@@ -7,6 +7,7 @@ import dagster as dg
 from timbel_dagster.jobs.definitions import delivery_ingestion_job
 from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_sensor
 from timbel_dagster.sensors.clusters import cluster_discovery_sensor, cluster_metrics_schedule
+from timbel_dagster.sensors.health import deployment_health_sensor
 from timbel_dagster.sensors.notifications import (
     alert_rule_sensor,
     delivery_notification_sensor,
@@ -42,5 +43,6 @@ def defs() -> dg.Definitions:
             alert_rule_sensor,
             delivery_notification_sensor,
             run_failure_notifier,
+            deployment_health_sensor,
         ],
     )

@@ -1,0 +1,118 @@
+"""`deployment_health_sensor`: watch fresh deployments and launch `rollback` when a breach
+lasts `threshold` checks in a row (so at least threshold x interval)."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import datetime as dt
+import json
+
+import dagster as dg
+
+from timbel_dagster.jobs.rollback import rollback
+from timbel_dagster.resources.kubernetes import KubernetesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+
+def watched(connection, policies: dict, now: dt.datetime) -> list[dict]:
+    """(request, cluster) pairs to check: deployed requests of services with a policy whose
+    rollout finished within the policy's watch window."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
+    from timbel_dagster.warehouse.models_deploy import RolloutTarget as T
+
+    if not policies:
+        return []
+    longest = max(p.watch for p in policies.values())
+    rows = connection.execute(
+        select(R.__table__, T.cluster, T.finished_at)
+        .join(T, T.request_id == R.id)
+        .where(R.status == "deployed", R.service.in_(list(policies)))
+        .where(T.status == "succeeded", T.finished_at >= now - longest)
+    ).mappings()
+    return [dict(r) for r in rows if r["finished_at"] >= now - policies[r["service"]].watch]
+
+
+def check_all(targets, policies, kubernetes, prometheus, counts, now, log) -> list:
+    """Check each target once; the run requests for breaches that lasted long enough."""
+    from timbel_dagster.deploy.health import advance, breaches
+    from timbel_dagster.deploy.rollback import idempotency_key
+
+    requests = []
+    for target in targets:
+        policy, cluster = policies[target["service"]], target["cluster"]
+        key = idempotency_key(target["id"], cluster, target["image"])
+        try:
+            with kubernetes.client(cluster) as client:
+                deployment = next(
+                    (d for d in client.deployments() if d.name == target["service"]), None
+                )
+                pods = [p for p in client.pods() if p.owner_name == target["service"]]
+            found = breaches(policy, cluster, deployment, pods, prometheus, now)
+        except Exception as error:  # a check that cannot run is not a breach
+            log(f"{target['service']} in {cluster}: check failed: {error}")
+            continue
+        count = advance(counts, key, bool(found))
+        if found:
+            log(
+                f"{target['service']} in {cluster}: {'; '.join(found)} ({count}/{policy.threshold})"
+            )
+        if count >= policy.threshold:
+            requests.append(
+                dg.RunRequest(
+                    run_key=key,
+                    run_config={
+                        "ops": {
+                            "roll_back_deployment": {
+                                "config": {
+                                    "request": target["number"],
+                                    "cluster": cluster,
+                                    "reason": "; ".join(found),
+                                    "trigger": "deployment_health_sensor",
+                                    "dry_run": policy.dry_run,
+                                }
+                            }
+                        }
+                    },
+                    tags={"timbel/service": target["service"], "timbel/cluster": cluster},
+                )
+            )
+    return requests
+
+
+@dg.sensor(
+    name="deployment_health_sensor",
+    job=rollback,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Check services deployed within their watch window (rollout, crash loops, "
+    "error rate and latency PromQL from TIMBEL_HEALTH_FILE) and launch `rollback` when a "
+    "breach lasts `threshold` checks in a row.",
+)
+def deployment_health_sensor(
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    kubernetes: KubernetesResource,
+):
+    from timbel_dagster.deploy.health import load_policies
+    from timbel_dagster.resources.prometheus import PrometheusClient
+    from timbel_dagster.settings import get_settings
+
+    settings = get_settings()
+    if not settings.timbel_health_file:
+        return dg.SkipReason("no health checks: set TIMBEL_HEALTH_FILE to watch deployments")
+    policies = load_policies(settings.timbel_health_file)
+    now = dt.datetime.now(dt.UTC)
+    with warehouse.engine().connect() as connection:
+        targets = watched(connection, policies, now)
+    prometheus = (
+        PrometheusClient(str(settings.prometheus_url), settings.prometheus_timeout_seconds)
+        if settings.prometheus_url
+        else None
+    )
+    counts = json.loads(context.cursor) if context.cursor else {}
+    requests = check_all(targets, policies, kubernetes, prometheus, counts, now, context.log.info)
+    live = {k: v for k, v in counts.items() if v}  # healthy keys drop out of the cursor
+    context.update_cursor(json.dumps(live))
+    if not requests:
+        return dg.SkipReason(f"{len(targets)} deployments checked, none to roll back")
+    return requests
