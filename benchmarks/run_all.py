@@ -22,6 +22,10 @@ BENCHMARKS = (
         "alert_rules",
     ),
     ("export of 30 days at a 15 s step for 200 series from a real Prometheus", "metrics_export"),
+    (
+        "deploy: automatic rollback (health checks, racing triggers); rollout to 3 clusters",
+        "deploy_rollout",
+    ),
 )
 
 

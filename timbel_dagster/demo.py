@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters
-from timbel_dagster.partitions import CLUSTER_HOURLY, range_tags
+from timbel_dagster.partitions import CLUSTER_HOURLY, DAILY, range_tags
 from timbel_dagster.runs import QUIET, open_instance, rows_written
 from timbel_dagster.settings import Settings
 
@@ -184,9 +184,13 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
                 f"{', '.join(keys)} ({len(clusters)} clusters, {hours[0]:%Y-%m-%d %H:00} to "
                 f"{hours[1]:%H:00} UTC)"
             )
-        elif node.partitions_def is not None:  # the sample's days, as one run
+        elif node.partitions_def == DAILY:  # the sample's days, as one run
             tags |= range_tags(*days)
             keys_text = f"{', '.join(keys)} (days {days[0]} to {days[1]})"
+        elif node.partitions_def is not None:  # weekly reports: the last complete period
+            last = node.partitions_def.get_last_partition_key()
+            tags |= range_tags(last, last)
+            keys_text = f"{', '.join(keys)} ({last})"
         else:
             keys_text = ", ".join(keys)
         echo(f"[{position}/{len(nodes)}] materializing {keys_text} ...")

@@ -41,6 +41,7 @@ TABLES = {
     "audit_checkpoints",
     "rollout_targets",
     "rollbacks",
+    "scaling_history",
     "audit_events",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from timbel_dagster.assets.alerts.events import alert_events
+from timbel_dagster.assets.audit.report import audit_report
 from timbel_dagster.assets.cicd.dora_metrics import dora_metrics
 from timbel_dagster.assets.cicd.executions import ci_executions, pipelines
 from timbel_dagster.assets.cicd.logs import execution_logs
@@ -17,6 +18,7 @@ from timbel_dagster.assets.cluster.usage import (
 )
 from timbel_dagster.assets.dashboards.assets import grafana_dashboards
 from timbel_dagster.assets.deploy.history import delivery_history
+from timbel_dagster.assets.deploy.scaling import scaling_history
 from timbel_dagster.assets.org.directory import directory
 
 
@@ -36,5 +38,7 @@ def defs() -> dg.Definitions:
             cost_allocation,
             alert_events,
             grafana_dashboards,
+            audit_report,
+            scaling_history,
         ]
     )

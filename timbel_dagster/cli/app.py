@@ -12,6 +12,8 @@ import click
 
 from timbel_dagster.cli import (
     alerts,
+    audit,
+    autoscale,
     ci,
     clusters,
     db,
@@ -21,6 +23,7 @@ from timbel_dagster.cli import (
     metrics,
     notify,
     organisation,
+    tenants,
 )
 
 
@@ -43,6 +46,9 @@ main.add_command(logs.build)
 main.add_command(metrics.metrics)
 main.add_command(clusters.clusters)
 main.add_command(deploy.deploy)
+main.add_command(tenants.tenant)
+main.add_command(audit.audit)
+main.add_command(autoscale.autoscale)
 main.add_command(alerts.alerts)
 main.add_command(notify.notify)
 

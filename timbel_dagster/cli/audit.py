@@ -37,6 +37,10 @@ def _moment(option: str, value: str | None) -> dt.datetime | None:
         raise  # unreachable: fail exits
 
 
+def _count(n: int) -> str:
+    return f"{n} event" if n == 1 else f"{n} events"
+
+
 def _anchor(value: str | None) -> tuple[int, str] | None:
     if not value:
         return None
@@ -97,11 +101,11 @@ def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
         for f in files:
             state = "intact" if f["intact"] else f"BROKEN: {f['reason']}"
             where = f" at event {f['first_broken_id']}" if f["first_broken_id"] else ""
-            click.echo(f"archive {f['archive']} ({f['events']} events): {state}{where}")
+            click.echo(f"archive {f['archive']} ({_count(f['events'])}): {state}{where}")
         after = f" after archive checkpoint #{report.checkpoint_id}" if report.checkpoint_id else ""
         if report.intact:
             head = f"; head anchor {report.anchor}" if report.head_id else ""
-            click.echo(f"audit log intact: {report.events} events{after}{head}")
+            click.echo(f"audit log intact: {_count(report.events)}{after}{head}")
         else:
             where = f"event {report.first_broken_id}" if report.first_broken_id else "the head"
             click.echo(f"audit log BROKEN at {where}: {report.reason}")
@@ -115,7 +119,7 @@ def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
 @click.option("--target", help="A substring of the target (case-insensitive).")
 @click.option("--since", help="7d, 12h, 30m or an ISO date/time.")
 @click.option("--until", help="7d, 12h, 30m or an ISO date/time (exclusive).")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def search(
@@ -130,6 +134,8 @@ def search(
     """Events still in the warehouse that match every filter, newest first."""
     from timbel_dagster.warehouse.audit import search_events
 
+    if limit < 1:
+        raise ValueError(f"--limit must be 1 or more, not {limit}")
     start, end = _moment("--since", since), _moment("--until", until)
     with connect() as connection:
         events = search_events(connection, actor, action, target, start, end, limit)
@@ -149,7 +155,7 @@ def search(
 @click.option(
     "--older-than",
     "days",
-    type=click.IntRange(min=0),
+    type=int,
     default=None,
     help="Days. Default: TIMBEL_AUDIT_RETENTION_DAYS.",
 )
@@ -170,11 +176,12 @@ def archive(days: int | None, directory: Path | None, yes: bool, as_json: bool) 
     """
     from timbel_dagster.warehouse.audit_archive import archive_before, plan_archive
 
+    if days is not None and days < 0:
+        raise ValueError(f"--older-than must be 0 days or more, not {days}")
     settings, engine = _writable_engine()
     days = settings.timbel_audit_retention_days if days is None else days
-    directory = (
-        directory or settings.timbel_audit_archive_dir or settings.timbel_home / ("audit-archive")
-    )
+    default = settings.timbel_audit_archive_dir or settings.timbel_home / "audit-archive"
+    directory = directory or default
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     if not yes:
         with engine.connect() as connection:
@@ -183,7 +190,7 @@ def archive(days: int | None, directory: Path | None, yes: bool, as_json: bool) 
             click.echo(f"nothing to archive: no event before {cutoff:%Y-%m-%d %H:%M} UTC")
             return
         click.confirm(
-            f"Archive {plan.events} events (#{plan.first_id}..#{plan.last_id}) older than "
+            f"Archive {_count(plan.events)} (#{plan.first_id}..#{plan.last_id}) older than "
             f"{cutoff:%Y-%m-%d %H:%M} UTC to {directory} and delete them from the warehouse?",
             abort=True,
         )
@@ -205,10 +212,10 @@ def archive(days: int | None, directory: Path | None, yes: bool, as_json: bool) 
         click.echo(f"nothing to archive: no event before {cutoff:%Y-%m-%d %H:%M} UTC")
     else:
         click.echo(
-            f"archived {result.events} events (#{result.first_id}..#{result.last_id}) to "
+            f"archived {_count(result.events)} (#{result.first_id}..#{result.last_id}) to "
             f"{result.path.resolve()}"
         )
-        click.echo(f"  sha256 {result.sha256}; {result.remaining} events remain in the warehouse")
+        click.echo(f"  sha256 {result.sha256}; {_count(result.remaining)} left in the warehouse")
 
 
 if __name__ == "__main__":  # until `timbel audit` is registered: python -m timbel_dagster.cli.audit

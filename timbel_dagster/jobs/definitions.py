@@ -7,10 +7,13 @@ import dagster as dg
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.jobs.rollback import rollback
+from timbel_dagster.jobs.tenants import provision_tenant
 
 delivery_ingestion_job = dg.define_asset_job(
     "delivery_ingestion",
-    selection=dg.AssetSelection.groups("org", "cicd", "deploy"),
+    # Scaling history reads the clusters, not the delivery sources: it runs on its own.
+    selection=dg.AssetSelection.groups("org", "cicd", "deploy")
+    - dg.AssetSelection.assets(["deploy", "scaling_history"]),
     description="Ingest people, clusters, pipelines, executions, deployments and incidents, "
     "then recompute the DORA metrics.",
 )
@@ -44,5 +47,6 @@ def defs() -> dg.Definitions:
             trigger_build,
             deploy,
             rollback,
+            provision_tenant,
         ]
     )

@@ -194,10 +194,23 @@ def finish_rollout(
     return outcome
 
 
+# Its own executor: the code location's (max_concurrent 2, for CPU-bound steps) would make a
+# third cluster wait for the first; rollout steps mostly wait on the API server.
+ROLLOUT_EXECUTOR = dg.multiprocess_executor.configured(
+    {
+        "max_concurrent": 8,
+        "start_method": {"forkserver": {"preload_modules": ["timbel_dagster.definitions"]}},
+    },
+    name="rollout_executor",
+)
+
+
 @dg.job(
     description="Roll an approved deployment request out to every cluster of its group in "
-    "parallel, then settle it (strategy on failure: rollback_all, rollback_failed or halt).",
+    "parallel (at most 8 at a time), then settle it (strategy on failure: rollback_all, "
+    "rollback_failed or halt).",
     tags={"timbel/kind": "deploy"},
+    executor_def=ROLLOUT_EXECUTOR,
 )
 def deploy():
     finish_rollout(plan_rollout().map(rollout_cluster).collect())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
@@ -157,3 +157,15 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             step=dt.timedelta(seconds=settings.timbel_metrics_step_seconds),
             clusters=clusters,
         )
+
+    def scaling_source(self) -> Any:
+        """Autoscaling history: the sample's, or every configured cluster's."""
+        if self._mode() == "sample":
+            from timbel_dagster.resources.scaling import SampleScaling
+
+            # The sample's last day, as the demo's cluster metrics: the same rows each run.
+            return SampleScaling(self.sample().end_date)
+        from timbel_dagster.resources.kubernetes import KubernetesResource
+        from timbel_dagster.resources.scaling import KubernetesScaling
+
+        return KubernetesScaling(KubernetesResource(clusters_file=self.clusters_file))

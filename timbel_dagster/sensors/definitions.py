@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from timbel_dagster.assets.audit.report import audit_report_schedule
 from timbel_dagster.jobs.definitions import delivery_ingestion_job
 from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_sensor
 from timbel_dagster.sensors.clusters import cluster_discovery_sensor, cluster_metrics_schedule
@@ -35,7 +36,7 @@ def delivery_ingestion_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        schedules=[delivery_ingestion_schedule, cluster_metrics_schedule],
+        schedules=[delivery_ingestion_schedule, cluster_metrics_schedule, audit_report_schedule],
         sensors=[
             jenkins_build_sensor,
             gitlab_pipeline_sensor,

@@ -32,8 +32,10 @@ def watched(connection, policies: dict, now: dt.datetime) -> list[dict]:
     return [dict(r) for r in rows if r["finished_at"] >= now - policies[r["service"]].watch]
 
 
-def check_all(targets, policies, kubernetes, prometheus, counts, now, log) -> list:
-    """Check each target once; the run requests for breaches that lasted long enough."""
+def check_all(targets, policies, kubernetes, prometheus, counts, now, log, checked=None) -> list:
+    """Check each target whose policy interval has passed since its last check (`checked`:
+    key -> ISO time, updated here); the run requests for breaches that lasted `threshold`
+    checks, so at least threshold x interval."""
     from timbel_dagster.deploy.health import advance, breaches
     from timbel_dagster.deploy.rollback import idempotency_key
 
@@ -41,6 +43,11 @@ def check_all(targets, policies, kubernetes, prometheus, counts, now, log) -> li
     for target in targets:
         policy, cluster = policies[target["service"]], target["cluster"]
         key = idempotency_key(target["id"], cluster, target["image"])
+        if checked is not None:
+            last = checked.get(key)
+            if last and now - dt.datetime.fromisoformat(last) < policy.interval:
+                continue  # the sensor ticks more often than this service is checked
+            checked[key] = now.isoformat()
         try:
             with kubernetes.client(cluster) as client:
                 deployment = next(
@@ -94,6 +101,7 @@ def deployment_health_sensor(
     kubernetes: KubernetesResource,
 ):
     from timbel_dagster.deploy.health import load_policies
+    from timbel_dagster.deploy.rollback import idempotency_key
     from timbel_dagster.resources.prometheus import PrometheusClient
     from timbel_dagster.settings import get_settings
 
@@ -109,10 +117,20 @@ def deployment_health_sensor(
         if settings.prometheus_url
         else None
     )
-    counts = json.loads(context.cursor) if context.cursor else {}
-    requests = check_all(targets, policies, kubernetes, prometheus, counts, now, context.log.info)
-    live = {k: v for k, v in counts.items() if v}  # healthy keys drop out of the cursor
-    context.update_cursor(json.dumps(live))
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    counts, checked = cursor.get("counts", {}), cursor.get("checked", {})
+    requests = check_all(
+        targets, policies, kubernetes, prometheus, counts, now, context.log.info, checked
+    )
+    watching = {idempotency_key(t["id"], t["cluster"], t["image"]) for t in targets}
+    context.update_cursor(
+        json.dumps(
+            {  # healthy and no longer watched deployments drop out of the cursor
+                "counts": {k: v for k, v in counts.items() if v and k in watching},
+                "checked": {k: v for k, v in checked.items() if k in watching},
+            }
+        )
+    )
     if not requests:
         return dg.SkipReason(f"{len(targets)} deployments checked, none to roll back")
     return requests

@@ -36,6 +36,17 @@ RESOURCES = {
         "rolebindings",
         True,
     ),
+    # Autoscaling of workloads (deploy/autoscaling.py) is applied the same way.
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): (
+        "/apis/autoscaling/v2",
+        "horizontalpodautoscalers",
+        True,
+    ),
+    ("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"): (
+        "/apis/autoscaling.k8s.io/v1",
+        "verticalpodautoscalers",
+        True,
+    ),
 }
 PRUNED_KINDS = (("rbac.authorization.k8s.io/v1", "RoleBinding"),)
 # Fields the server changes on every write, whether or not anything else changed.
@@ -56,7 +67,7 @@ class Outcome:
 def collection_path(api_version: str, kind: str, namespace: str | None) -> str:
     """`/api/v1/namespaces/shop/resourcequotas`, `/api/v1/namespaces`."""
     if (api_version, kind) not in RESOURCES:
-        raise ValueError(f"{kind} {api_version} is not a kind tenants are made of")
+        raise ValueError(f"{kind} {api_version} is not a kind Timbel applies")
     prefix, plural, namespaced = RESOURCES[(api_version, kind)]
     if namespaced and not namespace:
         raise ValueError(f"{kind} needs a namespace")
@@ -101,8 +112,9 @@ def read(client: KubernetesClient, what: str, path: str) -> dict[str, Any] | Non
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    # `status` is the controllers' (a quota's usage moves on its own), never ours to apply.
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in VOLATILE}
-    return {**obj, "metadata": meta}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
 def _apply(client: KubernetesClient, manifest: dict[str, Any], dry_run: bool) -> dict[str, Any]:
@@ -163,6 +175,7 @@ def apply_manifests(
     dry_run: bool = False,
     prune_selector: str | None = None,
     log: Callable[[str], None] = lambda _line: None,
+    outcomes: list[Outcome] | None = None,
 ) -> list[Outcome]:
     """Apply manifests in order (a Namespace before what goes in it), then prune.
 
@@ -173,11 +186,13 @@ def apply_manifests(
         prune_selector: a label selector; RoleBindings in the manifests' namespaces that
             match it and are not among the manifests are deleted.
         log: called with one line per object.
+        outcomes: a list to append each outcome to as it happens (and return), so that a
+            caller still knows what was applied when a later call fails.
 
     Raises:
         SourceError: a call failed; the objects before it stay applied (re-running is safe).
     """
-    outcomes = []
+    outcomes = [] if outcomes is None else outcomes
     for manifest in manifests:
         action = apply_one(client, manifest, dry_run)
         meta = manifest["metadata"]

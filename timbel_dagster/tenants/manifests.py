@@ -12,9 +12,9 @@ RoleBinding per user to a ClusterRole (`edit` by default). Every object carries 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from timbel_dagster.resources.kubernetes_records import parse_quantity
@@ -35,6 +35,8 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 ROLE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.:]*[a-z0-9])?")
 RESERVED = ("default", "kube-system", "kube-public", "kube-node-lease")
 BINARY = (("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
+# The API's quantity grammar: a signed decimal number, then a suffix or a decimal exponent.
+QUANTITY = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
 DECIMAL = (("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
 
 
@@ -71,39 +73,47 @@ def render_cpu(cores: float) -> str:
 
 
 def render_memory(size: int) -> str:
-    """Bytes in the largest binary (then decimal) unit that holds them exactly: `16Gi`, `8G`."""
-    for suffix, factor in (*BINARY, *DECIMAL):
-        if size % factor == 0:
-            return f"{size // factor}{suffix}"
-    return str(size)
+    """Bytes in the unit that holds them exactly in the fewest digits: `16Gi`, `8G`, `1001`
+    (binary units win a tie)."""
+    candidates = [str(size)]
+    candidates += [f"{size // f}{suffix}" for suffix, f in (*BINARY, *DECIMAL) if size % f == 0]
+    return min(candidates, key=len)
+
+
+def _quantity(what: str, value: object, example: str) -> Decimal:
+    """The exact value of a quantity, refusing what the API would refuse (`16 Gi`)."""
+    from kubernetes.utils import parse_quantity as exact
+
+    text = str(value)
+    try:
+        if not QUANTITY.fullmatch(text):
+            raise ValueError(text)
+        parse_quantity(text)  # our checks: no NaN, padding, "1_000"
+        return Decimal(exact(text))
+    except (ValueError, ArithmeticError):
+        raise TenantSpecError(
+            f"{what} {value!r} is not a Kubernetes quantity ({example})"
+        ) from None
 
 
 def _cpu(value: object) -> str:
     example = "for example 8, 1.5 or 500m"
-    try:
-        cores = parse_quantity(str(value))
-    except ValueError:
-        raise TenantSpecError(f"cpu {value!r} is not a Kubernetes quantity ({example})") from None
-    if not math.isfinite(cores) or cores <= 0:
+    cores = _quantity("cpu", value, example)
+    if cores <= 0:
         raise TenantSpecError(f"cpu {value!r} must be more than 0 ({example})")
-    if abs(cores * 1000 - round(cores * 1000)) > 1e-6:
+    if cores * 1000 != (cores * 1000).to_integral_value():
         raise TenantSpecError(f"cpu {value!r} is finer than 1m, a thousandth of a core")
-    return render_cpu(cores)
+    return render_cpu(float(cores))
 
 
 def _memory(value: object) -> str:
     example = "for example 16Gi, 512Mi or 8G"
-    try:
-        size = parse_quantity(str(value))
-    except ValueError:
-        raise TenantSpecError(
-            f"memory {value!r} is not a Kubernetes quantity ({example})"
-        ) from None
-    if not math.isfinite(size) or size < 1:
+    size = _quantity("memory", value, example)
+    if size < 1:
         raise TenantSpecError(f"memory {value!r} must be at least one byte ({example})")
-    if abs(size - round(size)) > 1e-6 * size:
+    if size != size.to_integral_value():
         raise TenantSpecError(f"memory {value!r} is not a whole number of bytes ({example})")
-    return render_memory(round(size))
+    return render_memory(int(size))
 
 
 def _dns_label(what: str, value: str) -> str:

@@ -105,9 +105,16 @@ def select_clusters(
     return [c for c in known if c.name in names or c.group in groups]
 
 
-def _plan_cluster(kubernetes: KubernetesResource, config: ClusterConfig, spec: TenantSpec, log: Log) -> ClusterPlan:
+def _plan_cluster(
+    kubernetes: KubernetesResource, config: ClusterConfig, spec: TenantSpec, log: Log
+) -> ClusterPlan:
     with kubernetes.client(config.name) as client:
-        version = client.version() or config.kubernetes_version or ""
+        version = client.version() or config.kubernetes_version
+    if not version:
+        raise LookupError(
+            f"cluster {config.name}: the API server reports no version and the clusters file "
+            "gives no kubernetes_version to validate the manifests against"
+        )
     manifests = build_manifests(spec)
     schema = validate_manifests(manifests, version)
     log(f"{config.name}: Kubernetes {version}, {len(manifests)} manifests valid (schema {schema})")
@@ -175,8 +182,13 @@ def provision_tenant(
     try:
         for plan in plans:
             with kubernetes.client(plan.cluster) as client:
-                outcomes[plan.cluster] = apply_manifests(
-                    client, plan.manifests, dry_run=dry_run, prune_selector=selector, log=log
+                apply_manifests(
+                    client,
+                    plan.manifests,
+                    dry_run=dry_run,
+                    prune_selector=selector,
+                    log=log,
+                    outcomes=outcomes.setdefault(plan.cluster, []),
                 )
     except REFUSALS as error:
         if not dry_run:
@@ -272,7 +284,9 @@ def delete_tenant(
                 results[cluster] = "absent"
             log(f"{cluster}: Namespace {name} {results[cluster]}")
     except REFUSALS as error:
-        store.record_attempt(engine, "tenant.delete.failed", name, actor, error, {"namespaces": results})
+        store.record_attempt(
+            engine, "tenant.delete.failed", name, actor, error, {"namespaces": results}
+        )
         raise
     store.record_deleted(engine, name, actor, {"namespaces": results})
     log(f"tenant {name}: tenant.delete recorded")

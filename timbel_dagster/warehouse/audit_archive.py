@@ -273,18 +273,17 @@ def verify_archives(connection: Connection) -> list[tuple[Mapping[str, Any], Arc
     results, start = [], GENESIS_HASH
     for checkpoint in checkpoints:
         found = verify_archive(Path(checkpoint["archive"]), checkpoint["archive_sha256"], start)
-        if found.intact and (found.last_id, found.last_hash) != (
-            checkpoint["last_id"],
-            checkpoint["last_hash"],
-        ):
+        recorded = (checkpoint["last_id"], checkpoint["last_hash"], checkpoint["events"])
+        if found.intact and (found.last_id, found.last_hash, found.events) != recorded:
             found = ArchiveReport(
                 found.events,
                 found.first_id,
                 found.last_id,
                 found.last_hash,
                 None,
-                f"the file ends at event {found.last_id}, the checkpoint at "
-                f"{checkpoint['last_id']} with another hash",
+                f"the file holds {found.events} events ending at event {found.last_id}; "
+                f"the checkpoint recorded {checkpoint['events']} ending at "
+                f"{checkpoint['last_id']} with hash {checkpoint['last_hash'][:12]}",
             )
         results.append((checkpoint, found))
         start = checkpoint["last_hash"]

@@ -166,3 +166,27 @@ class Rollback(Base):
     details: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime] = mapped_column(default=_now)
     finished_at: Mapped[dt.datetime | None]
+
+
+class ScalingRecord(Base):
+    """An autoscaler's state or a scaling event of one workload at one moment."""
+
+    __tablename__ = "scaling_history"
+    __table_args__ = (
+        UniqueConstraint("source", "cluster", "namespace", "workload", "at", "reason"),
+        Index(None, "cluster", "workload", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    cluster: Mapped[str] = mapped_column(String(128))
+    namespace: Mapped[str] = mapped_column(String(128))
+    workload: Mapped[str] = mapped_column(String(256))
+    at: Mapped[dt.datetime]
+    reason: Mapped[str] = mapped_column(String(64))  # status | SuccessfulRescale | ...
+    current_replicas: Mapped[int | None] = mapped_column(Integer)
+    desired_replicas: Mapped[int | None] = mapped_column(Integer)
+    min_replicas: Mapped[int | None] = mapped_column(Integer)
+    max_replicas: Mapped[int | None] = mapped_column(Integer)
+    cpu_utilization: Mapped[int | None] = mapped_column(Integer)  # percent of requests
+    message: Mapped[str | None] = mapped_column(Text)

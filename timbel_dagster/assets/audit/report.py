@@ -133,6 +133,7 @@ def audit_report(
             ),
             "complete": dg.MetadataValue.bool(complete),
             "chain_intact": dg.MetadataValue.bool(chain.intact),
+            "rows_written": dg.MetadataValue.int(0),  # a report: it reads, it stores nothing
             "chain_events": dg.MetadataValue.int(chain.events),
             "chain_problem": dg.MetadataValue.text(problem or "none"),
             "head_anchor": dg.MetadataValue.text(chain.anchor or "none"),

@@ -1,0 +1,93 @@
+"""`deploy/scaling_history` from the sample and from a cluster's HPA status and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+from sqlalchemy import select
+
+from tests.deploy.conftest import TOKEN_ENV
+from timbel_dagster.definitions import defs
+from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.models_deploy import ScalingRecord
+
+KEY = dg.AssetKey(["deploy", "scaling_history"])
+
+
+def _materialize(url: str, sources: DeliverySourcesResource) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        list(defs.assets or []),
+        selection=[KEY],
+        resources={"warehouse": WarehouseResource(database_url=url), "sources": sources},
+    )
+
+
+def _rows(url: str) -> list:
+    with get_engine(url).connect() as connection:
+        return connection.execute(
+            select(ScalingRecord.workload, ScalingRecord.reason, ScalingRecord.desired_replicas)
+        ).all()
+
+
+def test_sample_scaling_history(warehouse_url: str) -> None:
+    assert _materialize(warehouse_url, DeliverySourcesResource(mode="sample")).success
+    rows = _rows(warehouse_url)
+    assert {r.reason for r in rows} == {"status", "SuccessfulRescale"}
+    assert all(2 <= r.desired_replicas <= 10 for r in rows if r.reason == "status")
+
+
+def test_cluster_hpa_status_and_events(warehouse_url: str, fakes: dict, tmp_path: Path) -> None:
+    fake = fakes["prod-a"]
+    fake.put(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "shop-api", "namespace": "shop"},
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": "shop-api",
+                },
+                "minReplicas": 2,
+                "maxReplicas": 10,
+            },
+            "status": {
+                "currentReplicas": 4,
+                "desiredReplicas": 5,
+                "currentMetrics": [
+                    {"type": "Resource",
+                     "resource": {"name": "cpu", "current": {"averageUtilization": 91}}}
+                ],
+            },
+        }
+    )  # fmt: skip
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fake.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "shop-api.1", "namespace": "shop"},
+            "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": "shop-api"},
+            "type": "Normal",
+            "reason": "SuccessfulRescale",
+            "message": "New size: 5; reason: cpu resource utilization above target",
+            "count": 1,
+            "lastTimestamp": at,
+        }
+    )
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text(
+        f"clusters:\n  - {{name: prod-a, group: prod, api_url: '{fake.url}', "
+        f"token_env: {TOKEN_ENV}}}\n"
+    )
+    sources = DeliverySourcesResource(mode="live", clusters_file=str(clusters))
+    assert _materialize(warehouse_url, sources).success
+    assert sorted(_rows(warehouse_url)) == [
+        ("shop-api", "SuccessfulRescale", None),
+        ("shop-api", "status", 5),
+    ]

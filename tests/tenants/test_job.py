@@ -1,0 +1,82 @@
+"""The `provision_tenant` op job, executed in process."""
+
+from __future__ import annotations
+
+import dagster as dg
+from sqlalchemy import select
+
+from tests.fakes.kubernetes_server import FakeKubernetes
+from tests.tenants.conftest import ACTOR
+from timbel_dagster.jobs.tenants import provision_tenant
+from timbel_dagster.resources.kubernetes import KubernetesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.tenants import store
+from timbel_dagster.warehouse.models import AuditEvent
+
+
+def run_config(**changes: object) -> dict:
+    config = {"name": "shop", "cpu": "8", "memory": "16Gi",
+              "users": ["jaehyun.park", "soyeon.lee"], "groups": ["dev", "staging"]}  # fmt: skip
+    return {"ops": {"provision": {"config": config | changes}}}
+
+
+def execute(
+    warehouse_url: str,
+    kubernetes: KubernetesResource,
+    tags: dict,
+    instance: dg.DagsterInstance | None = None,
+    **changes: object,
+):
+    return provision_tenant.execute_in_process(
+        instance=instance,
+        run_config=run_config(**changes),
+        resources={"warehouse": WarehouseResource(database_url=warehouse_url),
+                   "kubernetes": kubernetes},
+        tags=tags,
+        raise_on_error=False,
+    )  # fmt: skip
+
+
+def test_the_job_provisions_and_records_the_tenant(
+    engine, warehouse_url: str, kubernetes: KubernetesResource, staging: FakeKubernetes
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    result = execute(warehouse_url, kubernetes, {"timbel/actor": ACTOR}, instance)
+    assert result.success
+    output = result.output_for_node("provision")
+    assert output["action"] == "tenant.create"
+    assert [c["cluster"] for c in output["clusters"]] == ["seoul-dev-01", "seoul-stg-01"]
+    assert staging.get("NetworkPolicy", "default-deny", "shop") is not None
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert "seoul-stg-01: Kubernetes v1.31.2, 6 manifests valid (schema 1.31)" in logged
+    assert "seoul-dev-01: RoleBinding shop/timbel-edit-soyeon.lee created" in logged
+    [materialization] = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = materialization.event_specific_data.metadata
+    assert metadata["objects_created"].value == 12 and metadata["clusters"].value == 2
+    with engine.connect() as connection:
+        row = store.get_tenant(connection, "shop")
+        actions = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+    assert row is not None and row.created_by == ACTOR
+    assert actions == [(ACTOR, "tenant.create")]
+
+
+def test_a_refused_run_fails_changes_nothing_and_is_audited(
+    engine,
+    warehouse_url: str,
+    kubernetes: KubernetesResource,
+    dev: FakeKubernetes,
+    staging: FakeKubernetes,
+) -> None:
+    result = execute(warehouse_url, kubernetes, {"timbel/actor": ACTOR}, cpu="8 cores")
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_failure_data.user_failure_data.description == (
+        "TenantSpecError: cpu '8 cores' is not a Kubernetes quantity (for example 8, 1.5 or 500m)"
+    )
+    # Without an actor tag the run acts as `dagster`, who is not a user of the warehouse.
+    assert not execute(warehouse_url, kubernetes, {}).success
+    assert [r for f in (dev, staging) for r in f.requests if r[0] != "GET"] == []
+    with engine.connect() as connection:
+        assert store.get_tenant(connection, "shop") is None
+        events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+    assert events == [(ACTOR, "tenant.create.refused"), ("dagster", "tenant.create.refused")]

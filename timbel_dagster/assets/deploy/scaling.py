@@ -1,0 +1,54 @@
+"""`deploy/scaling_history`: what the autoscalers did, from their status and events."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import dataclasses
+import datetime as dt
+
+import dagster as dg
+
+from timbel_dagster.assets.ingestion import OWNERS, upsert_metadata
+from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+KEY = ("source", "cluster", "namespace", "workload", "at", "reason")
+
+
+@dg.asset(
+    key=["deploy", "scaling_history"],
+    group_name="deploy",
+    kinds={"kubernetes", "sql"},
+    owners=OWNERS,
+    description="One row per autoscaler state read (replicas current and desired, CPU "
+    "utilisation) and per scaling event (SuccessfulRescale, failures) of a workload.",
+)
+def scaling_history(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    sources: DeliverySourcesResource,
+):
+    from timbel_dagster.assets.cluster.usage import markdown_table
+    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.models_deploy import ScalingRecord
+    from timbel_dagster.warehouse.upsert import bulk_upsert
+
+    source = sources.scaling_source()
+    found = source.rows(dt.datetime.now(dt.UTC))
+    rows = [
+        {"id": stable_id("scaling_history", source.name, *(getattr(r, k) for k in KEY[1:])),
+         "source": source.name, **dataclasses.asdict(r)}
+        for r in found
+    ]  # fmt: skip
+    with warehouse.begin() as connection:
+        result = bulk_upsert(connection, ScalingRecord.__table__, rows, KEY)
+    rescales = [r for r in found if r.reason == "SuccessfulRescale"]
+    context.log.info(f"{len(found)} scaling rows from {source.name}, {len(rescales)} rescales")
+    return dg.MaterializeResult(
+        metadata=upsert_metadata(result, source.name)
+        | {
+            "rescales": dg.MetadataValue.int(len(rescales)),
+            "latest_rescales": markdown_table(
+                [dataclasses.asdict(r) for r in sorted(rescales, key=lambda r: r.at)[-10:]],
+                ["cluster", "workload", "at", "message"],
+            ),
+        }
+    )
