@@ -210,3 +210,12 @@ def load_settings(**overrides: object) -> Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once on first use (never at import time)."""
     return load_settings()
+
+
+def secret_from_environment(variable: str) -> str | None:
+    """A secret a configuration file names by its variable (a cluster's `token_env`), so
+    the file itself never holds it; None when unset or empty."""
+    import os
+
+    value = os.environ.get(variable, "").strip()
+    return value or None

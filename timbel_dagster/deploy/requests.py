@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.deploy import lookup
+from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Requests:
+class Requests(Emergency):
     """Deployment requests over the warehouse, acting as whoever the caller says."""
 
     def __init__(
@@ -211,103 +212,6 @@ class Requests:
             return request
 
         return self._guarded(actor_name, action, f"request {ref}", change)
-
-    def fast_track(self, actor_name: str, ref: str, reason: str, incident: str) -> dict[str, Any]:
-        """Skip the chain in an emergency; every approver is told and a review is due."""
-
-        def change() -> dict[str, Any]:
-            from sqlalchemy import update
-
-            from timbel_dagster.warehouse.audit import append_event
-            from timbel_dagster.warehouse.models_deploy import ApprovalStep, DeploymentRequest
-
-            if not reason or not reason.strip():
-                raise RequestError("a fast-track needs a --reason")
-            if not incident or not incident.strip():
-                raise RequestError("a fast-track needs an --incident reference")
-            now = self.clock()
-            with self.engine.begin() as connection:
-                actor = self.actor(connection, actor_name)
-                request = self._open(connection, ref, now)
-                if actor.role not in ("team_lead", "operations", "admin"):
-                    raise RequestError(
-                        f"a fast-track needs a team_lead, operations or admin; {actor.name} is a "
-                        f"{actor.role}"
-                    )
-                connection.execute(
-                    update(ApprovalStep)
-                    .where(ApprovalStep.request_id == request["id"])
-                    .where(ApprovalStep.decision == "pending")
-                    .values(decision="skipped", decided_by=actor.name, reason=reason,
-                            decided_at=now)
-                )  # fmt: skip
-                connection.execute(
-                    update(DeploymentRequest)
-                    .where(DeploymentRequest.id == request["id"])
-                    .values(status="approved", fast_track=True, incident_ref=incident,
-                            decided_at=now, updated_at=now)
-                )  # fmt: skip
-                append_event(
-                    connection,
-                    actor=actor.name,
-                    action="deploy.fast_track",
-                    target=f"request #{request['number']}",
-                    details={"reason": reason, "incident": incident},
-                )
-            request |= {"status": "approved", "fast_track": True, "incident_ref": incident}
-            roles = self.chains[request["environment_group"]]
-            self._announce(request, "approval_requested", *roles, fast_track=True)
-            return request
-
-        return self._guarded(actor_name, "deploy.fast_track", f"request {ref}", change)
-
-    def review(self, actor_name: str, ref: str, note: str) -> dict[str, Any]:
-        """The mandatory after-the-fact review of a fast-tracked request."""
-
-        def change() -> dict[str, Any]:
-            from sqlalchemy import update
-
-            from timbel_dagster.warehouse.audit import append_event
-            from timbel_dagster.warehouse.models_deploy import DeploymentRequest
-
-            if not note or not note.strip():
-                raise RequestError("a review needs a --note")
-            now = self.clock()
-            with self.engine.begin() as connection:
-                actor = self.actor(connection, actor_name)
-                request = self.find(connection, ref)
-                if not request["fast_track"]:
-                    raise RequestError(f"request #{request['number']} was not fast-tracked")
-                if request["post_review_at"] is not None:
-                    raise RequestError(
-                        f"request #{request['number']} was reviewed by "
-                        f"{request['post_review_by']} already"
-                    )
-                if actor.name == request["requested_by"] or actor.role not in (
-                    "team_lead",
-                    "operations",
-                    "admin",
-                ):
-                    raise RequestError(
-                        "the review must be by a team_lead, operations or admin other than the "
-                        "requester"
-                    )
-                connection.execute(
-                    update(DeploymentRequest)
-                    .where(DeploymentRequest.id == request["id"])
-                    .values(post_review_by=actor.name, post_review_at=now,
-                            post_review_note=note, updated_at=now)
-                )  # fmt: skip
-                append_event(
-                    connection,
-                    actor=actor.name,
-                    action="deploy.review",
-                    target=f"request #{request['number']}",
-                    details={"note": note},
-                )
-            return request | {"post_review_by": actor.name, "post_review_at": now}
-
-        return self._guarded(actor_name, "deploy.review", f"request {ref}", change)
 
     def _open(self, connection: Connection, ref: str, now: dt.datetime) -> dict[str, Any]:
         """The request, if it can still be decided."""

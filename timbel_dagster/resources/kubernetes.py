@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,7 +78,9 @@ def _api_client(cluster: ClusterConfig, kubeconfig: str | None) -> Any:
     configuration.host = str(cluster.api_url).rstrip("/")
     if cluster.token_env:
         # The clusters file names the variable so the token itself never sits in the file.
-        token = os.environ.get(cluster.token_env, "").strip()
+        from timbel_dagster.settings import secret_from_environment
+
+        token = secret_from_environment(cluster.token_env) or ""
         if not token:
             raise SourceNotConfiguredError(
                 f"cluster {cluster.name}: the token variable {cluster.token_env} "
