@@ -76,3 +76,12 @@ def table_metadata(totals: dict[str, UpsertResult], table: str, names: str) -> d
     from timbel_dagster.warehouse.upsert import UpsertResult
 
     return upsert_metadata(totals.get(table, UpsertResult(table, 0, 0)), names or "none")
+
+
+def markdown_table(rows: list[dict], columns: list[str], limit: int = 12) -> dg.MetadataValue:
+    """A small table for the Dagster UI: the first `limit` rows, floats to 3 places."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows[:limit]:
+        cells = [f"{row[c]:,.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -9,17 +9,7 @@ from pathlib import Path
 
 import click
 
-from timbel_dagster.cli.common import fail, friendly_errors, print_json, settings_or_exit
-
-
-def writable_engine():
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import check_connection, get_engine
-
-    settings = settings_or_exit()
-    check_connection(settings.database_url)
-    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
-    return settings, get_engine(settings.database_url)
+from timbel_dagster.cli.common import fail, friendly_errors, print_json, writable_engine
 
 
 @click.group()

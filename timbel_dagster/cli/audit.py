@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -15,18 +14,8 @@ from timbel_dagster.cli.common import (
     friendly_errors,
     parse_since,
     print_json,
-    settings_or_exit,
+    writable_engine,
 )
-
-
-def _writable_engine() -> tuple[Any, Any]:
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import check_connection, get_engine
-
-    settings = settings_or_exit()
-    check_connection(settings.database_url)
-    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
-    return settings, get_engine(settings.database_url)
 
 
 def _moment(option: str, value: str | None) -> dt.datetime | None:
@@ -178,7 +167,7 @@ def archive(days: int | None, directory: Path | None, yes: bool, as_json: bool) 
 
     if days is not None and days < 0:
         raise ValueError(f"--older-than must be 0 days or more, not {days}")
-    settings, engine = _writable_engine()
+    settings, engine = writable_engine()
     days = settings.timbel_audit_retention_days if days is None else days
     default = settings.timbel_audit_archive_dir or settings.timbel_home / "audit-archive"
     directory = directory or default

@@ -93,3 +93,15 @@ def connect() -> Any:
 def echo_for(as_json: bool) -> Callable[[str], None]:
     """Progress goes to stderr when stdout carries JSON."""
     return (lambda line: click.echo(line, err=True)) if as_json else click.echo
+
+
+def writable_engine() -> tuple[Settings, Any]:
+    """The settings and a writable warehouse engine, migrated to the newest schema (commands
+    that change state upgrade as they go, auditing the upgrade)."""
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.engine import check_connection, get_engine
+
+    settings = settings_or_exit()
+    check_connection(settings.database_url)
+    migrate.upgrade(settings.database_url, actor=settings.timbel_user)
+    return settings, get_engine(settings.database_url)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from timbel_dagster.cli.alerts import writable_engine
-from timbel_dagster.cli.common import friendly_errors, print_json
+from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 
 
 @click.group()

@@ -59,7 +59,7 @@ def create(
     Everything is checked on every cluster before anything is applied; a refused attempt
     changes nothing and is audited.
     """
-    from timbel_dagster.cli.alerts import writable_engine
+    from timbel_dagster.cli.common import writable_engine
     from timbel_dagster.resources.kubernetes import KubernetesResource
     from timbel_dagster.tenants.provision import TenantRequest, provision_tenant
 
@@ -98,7 +98,7 @@ def create(
 @friendly_errors
 def delete(name: str, yes: bool, as_json: bool) -> None:
     """Delete tenant NAME: its namespace, and everything in it, on each of its clusters."""
-    from timbel_dagster.cli.alerts import writable_engine
+    from timbel_dagster.cli.common import writable_engine
     from timbel_dagster.resources.kubernetes import KubernetesResource
     from timbel_dagster.tenants import store
     from timbel_dagster.tenants.provision import delete_tenant

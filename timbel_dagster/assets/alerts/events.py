@@ -33,7 +33,7 @@ def alert_events(
 ):
     from sqlalchemy import func, select
 
-    from timbel_dagster.assets.cluster.usage import markdown_table
+    from timbel_dagster.assets.ingestion import markdown_table
     from timbel_dagster.warehouse.models_notify import Alert, AlertEvent
 
     # The same notifier the sensors use, on this run's warehouse.

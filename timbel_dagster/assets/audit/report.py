@@ -10,8 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from timbel_dagster.assets.cluster.usage import markdown_table
-from timbel_dagster.assets.ingestion import OWNERS
+from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.resources.warehouse import WarehouseResource
 
 # ISO weeks, Monday 00:00 UTC to the next Monday (2024-01-01 is a Monday).

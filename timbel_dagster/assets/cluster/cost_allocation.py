@@ -8,13 +8,12 @@ import dagster as dg
 
 from timbel_dagster.assets.cluster.usage import (
     CLUSTER_ASSET,
-    markdown_table,
     namespace_usage,
     node_metrics,
     pod_metrics,
     stored_for,
 )
-from timbel_dagster.assets.ingestion import upsert_metadata
+from timbel_dagster.assets.ingestion import markdown_table, upsert_metadata
 from timbel_dagster.partitions import cluster_hours
 from timbel_dagster.resources.cluster_metrics import HOUR
 from timbel_dagster.resources.sources import DeliverySourcesResource

@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, upsert_metadata
+from timbel_dagster.assets.ingestion import OWNERS, markdown_table, upsert_metadata
 from timbel_dagster.partitions import CLUSTER_HOURLY, SINGLE_RUN, cluster_hours
 from timbel_dagster.resources.cluster_metrics import HOUR
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -50,14 +50,6 @@ def _span_text(spans: dict) -> str:
         f"{cluster} {hours[0]:%Y-%m-%d %H:00}..{hours[-1]:%H:00} ({len(hours)} h)"
         for cluster, hours in spans.items()
     )
-
-
-def markdown_table(rows: list[dict], columns: list[str], limit: int = 12) -> dg.MetadataValue:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows[:limit]:
-        cells = [f"{row[c]:,.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 def _read_and_store(context, warehouse, sources, table, key, method, to_rows):

@@ -77,12 +77,12 @@ def _utilisation(connection) -> float | None:
 def grafana_dashboards(
     context: dg.AssetExecutionContext, config: GrafanaConfig, warehouse: WarehouseResource
 ):
-    from timbel_dagster.assets.cluster.usage import markdown_table
     from timbel_dagster.assets.dashboards.grafana import (
         DASHBOARD_PROVISIONING,
         DASHBOARDS,
         DATASOURCE_PROVISIONING,
     )
+    from timbel_dagster.assets.ingestion import markdown_table
     from timbel_dagster.settings import get_settings
 
     settings = get_settings()

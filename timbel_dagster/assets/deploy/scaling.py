@@ -26,7 +26,7 @@ def scaling_history(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.assets.cluster.usage import markdown_table
+    from timbel_dagster.assets.ingestion import markdown_table
     from timbel_dagster.warehouse.ids import stable_id
     from timbel_dagster.warehouse.models_deploy import ScalingRecord
     from timbel_dagster.warehouse.upsert import bulk_upsert
