@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.resources.cluster_metrics import HOUR, NamespaceInfo, NodeHour, PodHour
 
@@ -218,8 +218,7 @@ class KubePrometheusSource:
         )
         phase = self._labels(f"kube_pod_status_phase{sel} == 1", hours, pod_key, "phase")
         node = self._labels(f"kube_pod_info{sel}", hours, pod_key, "node")
-        owner_kind = self._labels(f"kube_pod_owner{sel}", hours, pod_key, "owner_kind")
-        owner_name = self._labels(f"kube_pod_owner{sel}", hours, pod_key, "owner_name")
+        owners = self._labels(f"kube_pod_owner{sel}", hours, pod_key, "owner_kind", "owner_name")
         deployment_of = {
             (key[0], key[1]): value
             for (key, _), value in self._labels(
@@ -233,7 +232,7 @@ class KubePrometheusSource:
         rows = []
         for key, hour in sorted(found):
             at = (key, hour)
-            kind, owner = owner_kind.get(at), owner_name.get(at)
+            kind, owner = owners.get(at, (None, None))
             if kind == "ReplicaSet" and (key[0], owner) in deployment_of:
                 kind, owner = "Deployment", deployment_of[key[0], owner]
             rows.append(
@@ -305,15 +304,17 @@ class KubePrometheusSource:
         ]
 
     def _labels(
-        self, query: str, hours: list[dt.datetime], keys: tuple[str, ...], label: str
-    ) -> dict[tuple[Key, dt.datetime], str]:
-        """Per key and hour, the value of `label` on the series seen last in that hour."""
-        latest: dict[tuple[Key, dt.datetime], tuple[dt.datetime, str]] = {}
+        self, query: str, hours: list[dt.datetime], keys: tuple[str, ...], *labels: str
+    ) -> dict[tuple[Key, dt.datetime], Any]:
+        """Per key and hour, the value of `labels` on the series seen last in that hour: one
+        label's value, or a tuple of several labels' values read from the same query."""
+        latest: dict[tuple[Key, dt.datetime], tuple[dt.datetime, Any]] = {}
         wanted = set(hours)
         for one in self._query(query, hours):
-            value = one.label(label)
-            if not value:
+            values = tuple(one.label(label) for label in labels)
+            if not all(values):
                 continue
+            value = values[0] if len(values) == 1 else values
             key = tuple(one.label(k) or "" for k in keys)
             for moment, _ in one.samples:
                 hour = hour_of(moment)
