@@ -21,8 +21,11 @@ from timbel_dagster.cli import (
     executions,
     logs,
     metrics,
+    ml,
     notify,
     organisation,
+    security,
+    templates,
     tenants,
 )
 
@@ -51,6 +54,10 @@ main.add_command(audit.audit)
 main.add_command(autoscale.autoscale)
 main.add_command(alerts.alerts)
 main.add_command(notify.notify)
+main.add_command(ml.ml)
+main.add_command(ml.risk)
+main.add_command(security.scan)
+main.add_command(templates.template)
 
 if __name__ == "__main__":
     main()

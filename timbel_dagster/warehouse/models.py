@@ -326,5 +326,8 @@ class AuditEvent(Base):
 from timbel_dagster.warehouse import (  # noqa: E402, F401
     models_cluster,
     models_deploy,
+    models_ml,
     models_notify,
+    models_security,
+    models_templates,
 )

@@ -1,0 +1,5 @@
+"""Warehouse tables of the ml features."""
+
+from __future__ import annotations
+
+from timbel_dagster.warehouse.models import Base  # noqa: F401

@@ -1,0 +1,5 @@
+"""Warehouse tables of the security features."""
+
+from __future__ import annotations
+
+from timbel_dagster.warehouse.models import Base  # noqa: F401
