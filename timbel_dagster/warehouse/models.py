@@ -328,6 +328,7 @@ from timbel_dagster.warehouse import (  # noqa: E402, F401
     models_deploy,
     models_ml,
     models_notify,
+    models_registry,
     models_security,
     models_templates,
 )
