@@ -7,6 +7,7 @@ frames by hand.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -131,7 +132,10 @@ def load_delivery_frames(connection: Connection) -> DeliveryFrames:
     incidents = _frame(
         connection,
         select(
-            Incident.service, Incident.environment, Incident.opened_at, Incident.caused_by_deployment_id
+            Incident.service,
+            Incident.environment,
+            Incident.opened_at,
+            Incident.caused_by_deployment_id,
         ),
         ["service", "environment", "opened_at", "caused_by_deployment_id"],
     )
@@ -140,4 +144,122 @@ def load_delivery_frames(connection: Connection) -> DeliveryFrames:
         shipped=_utc(shipped, "committed_at"),
         executions=_utc(executions, "started_at"),
         incidents=_utc(incidents, "opened_at"),
+    )
+
+
+def _image_commit(connection: Connection, service: str, image: str) -> str:
+    """The commit an image was built from: a deployment of the same image knows it, else the
+    build that produced it (its artifacts name the image, or its tag is the commit's prefix)."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution
+
+    known = connection.execute(
+        select(Deployment.commit_to)
+        .where(Deployment.image == image, Deployment.commit_to.is_not(None))
+        .limit(1)
+    ).scalar()
+    if known:
+        return known
+    tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+    builds = connection.execute(
+        select(PipelineExecution.commit_sha, PipelineExecution.artifacts)
+        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+        .where(Pipeline.service == service, PipelineExecution.commit_sha.is_not(None))
+        .order_by(PipelineExecution.started_at.desc())
+    ).all()
+    for sha, artifacts in builds:
+        built = (artifacts or {}).get("image")
+        if (built and image.endswith(built)) or (len(tag) >= 7 and sha.startswith(tag)):
+            return sha
+    raise LookupError(
+        f"cannot tell which commit image {image} holds: no deployment or build of "
+        f"{service} names it (its tag is not a commit of the service either)"
+    )
+
+
+def candidate_frames(
+    connection: Connection,
+    frames: DeliveryFrames,
+    *,
+    subject_id: str,
+    service: str,
+    environment: str,
+    image: str,
+    at: dt.datetime,
+) -> DeliveryFrames:
+    """`frames` plus one pending deployment of `image` to `environment` starting at `at`,
+    shipping the service's commits since its last successful deployment there — so that the
+    feature code treats a request exactly like the past deployments it learnt from."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models import Commit, Deployment, Pipeline, PipelineExecution
+
+    sha = _image_commit(connection, service, image)
+    repositories = connection.execute(
+        select(Pipeline.repository).where(Pipeline.service == service).distinct()
+    ).scalars()
+    repositories = [r for r in repositories if r]
+    head = connection.execute(
+        select(Commit.committed_at).where(Commit.sha == sha, Commit.repository.in_(repositories))
+    ).scalar()
+    if head is None:
+        raise LookupError(f"commit {sha[:12]} of image {image} is not in the warehouse")
+    last = connection.execute(
+        select(Deployment.commit_to)
+        .where(
+            Deployment.service == service,
+            Deployment.environment == environment,
+            Deployment.status == "success",
+            Deployment.started_at < at,
+        )
+        .order_by(Deployment.started_at.desc())
+        .limit(1)
+    ).scalar()
+    since = (
+        connection.execute(select(Commit.committed_at).where(Commit.sha == last)).scalar()
+        if last
+        else None
+    )
+    query = select(
+        Commit.committed_at, Commit.author, *(getattr(Commit, c) for c in CHANGE_COLUMNS)
+    )
+    query = query.where(Commit.repository.in_(repositories), Commit.committed_at <= head)
+    if since is not None:
+        query = query.where(Commit.committed_at > since)
+    shipped = _frame(connection, query, ["committed_at", "author", *CHANGE_COLUMNS])
+    shipped.insert(0, "deployment_id", subject_id)
+    build = connection.execute(
+        select(PipelineExecution.id)
+        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+        .where(Pipeline.service == service, PipelineExecution.commit_sha == sha)
+        .order_by(PipelineExecution.started_at.desc())
+        .limit(1)
+    ).scalar()
+    pending = pd.DataFrame(
+        [
+            {
+                "id": subject_id,
+                "service": service,
+                "environment": environment,
+                "kind": "release",
+                "status": "pending",
+                "started_at": pd.Timestamp(at),
+                "completed_at": pd.NaT,
+                "execution_id": build,
+                "image": image,
+                "commit_to": sha,
+            }
+        ]
+    )
+    return DeliveryFrames(
+        deployments=_utc(
+            pd.concat([frames.deployments, pending], ignore_index=True),
+            "started_at",
+            "completed_at",
+        ),
+        shipped=_utc(pd.concat([frames.shipped, shipped], ignore_index=True), "committed_at"),
+        executions=frames.executions,
+        incidents=frames.incidents,
     )
