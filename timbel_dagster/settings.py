@@ -13,7 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -96,6 +103,20 @@ class Settings(BaseSettings):
         None, description="Where grafana_dashboards writes (default TIMBEL_HOME/grafana)."
     )
 
+    # --- ML: deployment-risk advisor ---------------------------------------------------
+    timbel_risk_approve_below: float = Field(
+        0.2, gt=0, lt=1, description="Failure probability under which the advisor says approve."
+    )
+    timbel_risk_reject_from: float = Field(
+        0.6, gt=0, lt=1, description="Failure probability from which the advisor says reject."
+    )
+    timbel_risk_drift_auc_drop: float = Field(
+        0.05, gt=0, lt=1, description="Retrain when AUC on recent deployments falls this much."
+    )
+    timbel_risk_drift_window_days: int = Field(
+        30, ge=1, description="Deployments of the last N days make the drift check's AUC."
+    )
+
     # --- Registry and scanning ---------------------------------------------------------
     harbor_registry: AnyHttpUrl | None = Field(
         None, description="Base URL of the OCI registry (Harbor, Nexus or any distribution v2)."
@@ -158,6 +179,14 @@ class Settings(BaseSettings):
             re.compile(value)
         except re.error as error:
             raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+    @field_validator("timbel_risk_reject_from")
+    @classmethod
+    def _check_risk_thresholds(cls, value: float, info: ValidationInfo) -> float:
+        approve = info.data.get("timbel_risk_approve_below")
+        if approve is not None and value <= approve:
+            raise ValueError(f"must be above TIMBEL_RISK_APPROVE_BELOW ({approve})")
         return value
 
     @field_validator("timbel_database_url")
