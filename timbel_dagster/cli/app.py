@@ -56,6 +56,7 @@ main.add_command(alerts.alerts)
 main.add_command(notify.notify)
 main.add_command(ml.ml)
 main.add_command(ml.risk)
+main.add_command(ml.analyze_changes)
 main.add_command(security.scan)
 main.add_command(templates.template)
 

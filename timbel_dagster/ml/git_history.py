@@ -1,0 +1,233 @@
+"""Read a git repository's history through the `git` command: one streaming `git log` pass.
+
+Only the `git` executable is used (no GitPython/pydriller). The history is read with
+
+    git log -z --raw --numstat -M --root --no-merges --date-order --reverse HEAD
+
+so each non-merge commit reachable from HEAD arrives once, parents before children (oldest
+first, otherwise in committer-time order), with every changed file's status (added, deleted,
+modified, renamed) and its added/deleted line counts. Rename detection (`-M`, git's default 50%
+similarity) is on, forced with `-c diff.renames=true` whatever the user's configuration says,
+so that a moved file keeps its history and its churn is the real edit rather than "all lines
+deleted here, all added there". Binary files (`-` in numstat) are changed files with 0 lines.
+Paths are not quoted (`-z`); text is decoded as UTF-8 with invalid bytes replaced.
+"""
+
+from __future__ import annotations
+
+import codecs
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# Record separator before each commit, unit separator between header fields; the message (%B)
+# comes last and ends with a unit separator that -z follows with a NUL.
+_FORMAT = "%x1e%H%x1f%aN%x1f%at%x1f%ct%x1f%B%x1f"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One file a commit changed: its path after the change (`old_path` differs for renames),
+    git's status letter (A, D, M, R, T, C) and the lines added and deleted (0 for binaries)."""
+
+    path: str
+    old_path: str
+    status: str
+    added: int
+    deleted: int
+    binary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RawCommit:
+    """A non-merge commit as `git log` reports it; times are Unix seconds."""
+
+    sha: str
+    author: str
+    authored_at: int
+    committed_at: int
+    message: str
+    changes: tuple[FileChange, ...]
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run one git command in `repo` and return its standard output.
+
+    Raises:
+        ValueError: git failed; the message carries git's own first error line.
+    """
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no error message"])[-1]
+        raise ValueError(f"git {args[0]} failed in {repo}: {reason}")
+    return result.stdout
+
+
+def require_repository(repo: Path) -> Path:
+    """`repo` as given, after checking that it exists and is a git repository (work tree,
+    subdirectory of one, or bare).
+
+    Raises:
+        ValueError: naming the path.
+    """
+    if not repo.exists():
+        raise ValueError(f"{repo} does not exist, so it is not a git repository")
+    probe = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--git-dir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise ValueError(f"{repo} is not a git repository")
+    return repo
+
+
+def has_commits(repo: Path) -> bool:
+    """Whether HEAD points at a commit (a freshly initialised repository has none)."""
+    probe = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def resolve_commit(repo: Path, ref: str) -> str:
+    """The full sha of the commit `ref` (a sha, abbreviation, tag or branch) names.
+
+    Raises:
+        ValueError: `ref` names no commit in `repo`.
+    """
+    probe = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "--end-of-options",
+         f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if probe.returncode != 0 or not ref:
+        raise ValueError(f"deployment {ref!r} is not a commit in {repo}")
+    return probe.stdout.strip()
+
+
+def rev_list(repo: Path, tip: str, exclude: str | None = None) -> list[str]:
+    """Shas of the non-merge commits reachable from `tip` but not from `exclude`."""
+    args = ["rev-list", "--no-merges", tip]
+    if exclude:
+        args.append(f"^{exclude}")
+    return git(repo, *args).split()
+
+
+def tags(repo: Path, pattern: str) -> list[tuple[str, str, int]]:
+    """(tag, commit sha, commit time) of the tags matching the glob `pattern` that point at a
+    commit (annotated tags are peeled), oldest commit first, ties by tag name."""
+    fields = "%(refname:strip=2)%09%(objecttype)%09%(objectname)%09%(committerdate:unix)"
+    peeled = "%(*objecttype)%09%(*objectname)%09%(*committerdate:unix)"
+    found = []
+    for line in git(repo, "tag", "--list", f"--format={fields}%09{peeled}", pattern).splitlines():
+        name, kind, sha, time, peeled_kind, peeled_sha, peeled_time = line.split("\t")
+        if peeled_kind:
+            kind, sha, time = peeled_kind, peeled_sha, peeled_time
+        if kind == "commit":
+            found.append((name, sha, int(time)))
+    return sorted(found, key=lambda tag: (tag[2], tag[0]))
+
+
+def _changes(body: str) -> tuple[FileChange, ...]:
+    """Pair the --raw entries (status per path) with the --numstat entries (line counts)."""
+    tokens = body.lstrip("\n").split("\x00")
+    statuses: dict[str, tuple[str, str]] = {}
+    changes = []
+    i, end = 0, len(tokens)
+    while i < end:
+        token = tokens[i]
+        if not token:
+            i += 1
+        elif token[0] == ":":
+            # ":old_mode new_mode old_sha new_sha STATUS" then the path(s).
+            status = token.rsplit(" ", 1)[1][:1]
+            if status in "RC":
+                statuses[tokens[i + 2]] = (status, tokens[i + 1])
+                i += 3
+            else:
+                statuses[tokens[i + 1]] = (status, tokens[i + 1])
+                i += 2
+        else:
+            added, deleted, path = token.split("\t", 2)
+            if path:
+                i += 1
+            else:  # a rename: "added\tdeleted\t" then the old and the new path
+                path = tokens[i + 2]
+                i += 3
+            status, old_path = statuses.get(path, ("M", path))
+            binary = added == "-"
+            changes.append(
+                FileChange(
+                    path,
+                    old_path,
+                    status,
+                    0 if binary else int(added),
+                    0 if binary else int(deleted),
+                    binary,
+                )
+            )
+    return tuple(changes)
+
+
+def _parse(record: str) -> RawCommit:
+    header, _, body = record.partition("\x1f\x00")
+    sha, author, authored, committed, message = header.split("\x1f", 4)
+    return RawCommit(sha, author, int(authored), int(committed), message, _changes(body))
+
+
+def _records(stream: Iterator[bytes]) -> Iterator[str]:
+    """Split the byte stream on the record separator without re-scanning a long record."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    partial: list[str] = []
+    for chunk in stream:
+        parts = decoder.decode(chunk).split("\x1e")
+        if len(parts) == 1:
+            partial.append(parts[0])
+            continue
+        partial.append(parts[0])
+        yield "".join(partial)
+        yield from parts[1:-1]
+        partial = [parts[-1]]
+    partial.append(decoder.decode(b"", final=True))
+    yield "".join(partial)
+
+
+def iter_commits(repo: Path) -> Iterator[RawCommit]:
+    """Every non-merge commit reachable from HEAD, oldest first, from one `git log` process.
+
+    Raises:
+        ValueError: git failed (the message carries git's last error line).
+    """
+    command = [
+        "git", "-C", str(repo), "-c", "diff.renames=true", "-c", "log.showSignature=false",
+        "-c", "core.quotepath=off", "log", "-z", "--raw", "--numstat", "-M", "--root",
+        "--no-merges", "--date-order", "--reverse", "--no-color", "--no-ext-diff",
+        "--no-textconv", f"--format={_FORMAT}", "HEAD", "--",
+    ]  # fmt: skip
+    # stderr goes to a file: warnings (e.g. rename limits) must not fill a pipe nobody reads.
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        try:
+            chunks = iter(lambda: process.stdout.read(_CHUNK), b"")  # type: ignore[union-attr]
+            for record in _records(chunks):
+                if record:
+                    yield _parse(record)
+        finally:
+            process.stdout.close()
+            returncode = process.wait()
+        if returncode != 0:
+            errors.seek(0)
+            lines = errors.read().decode(errors="replace").strip().splitlines()
+            raise ValueError(f"git log failed in {repo}: {(lines or ['no message'])[-1]}")
