@@ -33,6 +33,7 @@ TABLES = {
     "bottleneck_findings",
     "cost_forecasts",
     "cost_suggestions",
+    "registry_images",
     "alert_rules",
     "alerts",
     "alert_events",

@@ -1,0 +1,126 @@
+"""`registry_image_sensor`: one `scan_images` run per image digest that is new in the registry
+or that a tag moved to.
+
+A tick lists the registry cheaply (catalog, tag lists, one HEAD per tag). The cursor is a
+JSON object `{"repository:tag": digest}` of what has been asked to be scanned; a tag whose
+digest differs from it is new or changed. At most `MAX_DIGESTS_PER_TICK` digests are
+requested a tick and the cursor moves only for the tags those requests cover: the rest stay
+changed and are requested on later ticks.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the sensor's resource annotations.
+import json
+from collections.abc import Iterable
+
+import dagster as dg
+
+from timbel_dagster.resources.registry import RegistryResource
+from timbel_dagster.resources.registry_records import Image
+
+SCAN_JOB = "scan_images"  # defined with the scanner; referenced by name only
+MAX_DIGESTS_PER_TICK = 25
+
+
+def cursor_key(image: Image) -> str:
+    return f"{image.repository}:{image.tag}"  # neither part may contain a colon
+
+
+def load_cursor(text: str | None) -> dict[str, str]:
+    """The cursor's `{repository:tag: digest}`; an unreadable cursor starts afresh."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def dump_cursor(cursor: dict[str, str]) -> str:
+    return json.dumps(cursor, sort_keys=True, separators=(",", ":"))
+
+
+def new_or_changed_images(
+    previous: dict[str, str],
+    images: Iterable[Image],
+    max_digests: int | None = MAX_DIGESTS_PER_TICK,
+) -> tuple[list[Image], dict[str, str]]:
+    """The tags to scan now, and the cursor once they have been requested.
+
+    Args:
+        previous: the cursor, `{repository:tag: digest}` already requested.
+        images: every tag the registry lists now.
+        max_digests: how many distinct digests to take this tick (None: all); every tag
+            of a digest taken is taken with it.
+
+    Returns:
+        The tags taken, in `repository:tag` order, and the new cursor: the listing's tags
+        with their current digest where unchanged or taken, their previous digest where
+        changed but not taken (so they stay changed), absent where new and not taken.
+        Tags no longer listed drop out.
+    """
+    current = {cursor_key(image): image for image in images}
+    changed = [current[k] for k in sorted(current) if previous.get(k) != current[k].digest]
+    digests = list(dict.fromkeys(image.digest for image in changed))
+    if max_digests is not None:
+        digests = digests[:max_digests]
+    wanted = set(digests)
+    taken = [image for image in changed if image.digest in wanted]
+    cursor = {k: previous[k] for k in current if k in previous}
+    cursor |= {k: image.digest for k, image in current.items() if previous.get(k) == image.digest}
+    cursor |= {cursor_key(image): image.digest for image in taken}
+    return taken, dict(sorted(cursor.items()))
+
+
+def scan_requests(images: list[Image]) -> list[dg.RunRequest]:
+    """One `scan_images` run per digest, naming every repository that holds it. The run key
+    is the digest's, so the same bytes are scanned once, whatever tags them later."""
+    by_digest: dict[str, list[Image]] = {}
+    for image in images:
+        by_digest.setdefault(image.digest, []).append(image)
+    return [
+        dg.RunRequest(
+            run_key=f"scan:{digest}",
+            job_name=SCAN_JOB,
+            run_config={
+                "ops": {
+                    SCAN_JOB: {
+                        "config": {"images": sorted({i.reference for i in same})},
+                    }
+                }
+            },
+            tags={
+                "timbel/registry": same[0].registry,
+                "timbel/image_digest": digest,
+                "timbel/image_tags": ",".join(cursor_key(i) for i in same)[:200],
+            },
+        )
+        for digest, same in by_digest.items()
+    ]
+
+
+@dg.sensor(
+    name="registry_image_sensor",
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Scan each image digest that is new in the OCI registry or that a tag moved "
+    "to: one scan_images run per digest.",
+)
+def registry_image_sensor(
+    context: dg.SensorEvaluationContext, registry: RegistryResource
+) -> dg.SensorResult:
+    if not registry.configured():
+        return dg.SensorResult(skip_reason="the OCI registry is not configured (HARBOR_REGISTRY)")
+    previous = load_cursor(context.cursor)
+    listed = list(registry.images(details=False))
+    taken, cursor = new_or_changed_images(previous, listed)
+    requests = scan_requests(taken)
+    if requests:
+        context.log.info(
+            f"{len(taken)} new or changed tags of {len(listed)}: {len(requests)} scans requested"
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=dump_cursor(cursor),
+        skip_reason=None if requests else f"no new or changed digests in {len(listed)} tags",
+    )
