@@ -1,0 +1,228 @@
+"""Rolling-origin evaluation of the forecaster against its baselines, on a series or a CSV.
+
+MASE divides the forecast's mean absolute error by the in-sample mean absolute error of the
+seasonal-naive forecast with a one-day season (m = 24 at hourly steps, the seasonal period
+M4 uses for hourly series), computed on the history before each origin; the same scale for
+every method. Steps with no actual value are left out of every figure.
+
+The horizon total error is |sum(forecast) - sum(actual)| / sum(actual) in percent; with the
+default one-week horizon it is the weekly total error.
+
+A CSV's samples are resampled to `freq`. Usage columns are levels (CPU MHz in use, bytes of
+memory: each sample is the state over its interval), so a coarser step takes their MEAN: the
+average level over the hour. Counters of amounts per interval (requests served, dollars spent
+per 5 minutes) take the SUM instead (`agg="sum"`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+MIN_HISTORY = dt.timedelta(days=14)  # the weekly profile and a week-long seasonal naive
+MASE_SEASON = dt.timedelta(days=1)
+LEVELS = (0.8, 0.95)
+
+
+def mase_scale(history: np.ndarray, season: int) -> float:
+    """Mean |y[t] - y[t - season]| over the history (pairs with a missing value skipped)."""
+    import numpy as np
+
+    season = max(1, season)
+    if len(history) <= season:
+        return float("nan")
+    diffs = np.abs(history[season:] - history[:-season])
+    return float(np.nanmean(diffs)) if not np.isnan(diffs).all() else float("nan")
+
+
+def mase(actual: np.ndarray, forecast: np.ndarray, scale: float) -> float:
+    """Mean absolute error over `scale` (NaN when the scale is 0 or unknown)."""
+    import numpy as np
+
+    if not scale > 0:
+        return float("nan")
+    return float(np.mean(np.abs(np.asarray(forecast) - np.asarray(actual))) / scale)
+
+
+def total_error_pct(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """|sum(forecast) - sum(actual)| / sum(actual) x 100 (NaN when nothing was used)."""
+    import numpy as np
+
+    spent = float(np.sum(actual))
+    if spent == 0:
+        return float("nan")
+    return abs(float(np.sum(forecast)) - spent) / abs(spent) * 100
+
+
+def _mean(values: list[float]) -> float | None:
+    import numpy as np
+
+    finite = [v for v in values if np.isfinite(v)]
+    return round(float(np.mean(finite)), 4) if finite else None
+
+
+def evaluate_series(series: pd.Series, horizon: int = 168, origins: int = 4) -> dict[str, Any]:
+    """Forecast from `origins` origins one horizon apart, ending at the series' end, and
+    score the forecaster and both baselines on the same steps.
+
+    Returns:
+        Means over origins: `mase`, `weekly_total_error_pct` (the horizon's total),
+        `baseline_mean7d_mase`, `baseline_seasonal_naive_mase` and the baselines' total
+        errors, `coverage80`/`coverage95` (share of actual steps inside the intervals),
+        `n_origins`, and `per_origin` details.
+
+    Raises:
+        ValueError: a bad series, or fewer steps than horizon x origins + 14 days.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from timbel_dagster.ml.forecast import forecast, mean_last_7d, regular_series, seasonal_naive
+
+    if horizon < 1 or origins < 1:
+        raise ValueError(f"horizon ({horizon}) and origins ({origins}) must be at least 1")
+    raw, times, step = regular_series(series)
+    needed = horizon * origins + MIN_HISTORY // step
+    if len(raw) < needed:
+        raise ValueError(
+            f"the series has {len(raw)} steps of {step}; horizon {horizon} x {origins} "
+            f"origins + {MIN_HISTORY // step} steps of history = {needed} needed"
+        )
+    regular = pd.Series(raw, index=times)
+    season = MASE_SEASON // step
+    rows = []
+    for k in range(origins, 0, -1):
+        origin = len(raw) - k * horizon
+        history, actual = regular.iloc[:origin], raw[origin : origin + horizon]
+        ok = ~np.isnan(actual)
+        if not ok.any():
+            continue
+        result = forecast(history, horizon, LEVELS).hourly
+        candidates = {
+            "forecast": result["yhat"].to_numpy(),
+            "mean7d": mean_last_7d(history, horizon).to_numpy(),
+            "seasonal_naive": seasonal_naive(history, horizon, 7 * (dt.timedelta(days=1) // step))
+            .to_numpy(),
+        }  # fmt: skip
+        scale = mase_scale(raw[:origin], season)
+        row: dict[str, Any] = {"origin": times[origin].isoformat(), "scale": scale}
+        for name, values in candidates.items():
+            row[f"{name}_mase"] = mase(actual[ok], values[ok], scale)
+            row[f"{name}_total_error_pct"] = total_error_pct(actual[ok], values[ok])
+        for level in LEVELS:
+            name = round(level * 100)
+            lo, hi = result[f"lo{name}"].to_numpy()[ok], result[f"hi{name}"].to_numpy()[ok]
+            row[f"coverage{name}"] = float(np.mean((actual[ok] >= lo) & (actual[ok] <= hi)))
+        rows.append(row)
+
+    def mean_of(key: str) -> float | None:
+        return _mean([r[key] for r in rows])
+
+    return {
+        "mase": mean_of("forecast_mase"),
+        "weekly_total_error_pct": mean_of("forecast_total_error_pct"),
+        "baseline_mean7d_mase": mean_of("mean7d_mase"),
+        "baseline_seasonal_naive_mase": mean_of("seasonal_naive_mase"),
+        "n_origins": len(rows),
+        "baseline_mean7d_weekly_total_error_pct": mean_of("mean7d_total_error_pct"),
+        "baseline_seasonal_naive_weekly_total_error_pct": mean_of("seasonal_naive_total_error_pct"),
+        "coverage80": mean_of("coverage80"),
+        "coverage95": mean_of("coverage95"),
+        "horizon": horizon,
+        "step": str(step),
+        "mase_season_steps": season,
+        "n_steps": len(raw),
+        "per_origin": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows
+        ],
+    }
+
+
+def _line(position: int) -> int:
+    return position + 2  # a header line, and lines count from 1
+
+
+def read_series(
+    path: str | Path, time_col: str, value_col: str, freq: str = "1h", agg: str = "mean"
+) -> pd.Series:
+    """One column of a CSV as a series resampled to `freq` (UTC; steps without samples NaN).
+
+    A numeric time column is read as Unix seconds, any other as date-times (UTC unless
+    they say otherwise). `agg` is `mean` for levels or `sum` for amounts per interval.
+
+    Raises:
+        ValueError: naming the file and what is wrong: missing file or column, an
+            unparsable time or value (with its line), times out of order or duplicated.
+    """
+    import numpy as np
+    import pandas as pd
+
+    path = Path(path)
+    if agg not in ("mean", "sum"):
+        raise ValueError(f"agg must be mean or sum, not {agg!r}")
+    try:
+        step = pd.Timedelta(freq)
+    except ValueError:
+        raise ValueError(f"freq {freq!r} is not a duration such as 1h or 15min") from None
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    frame = pd.read_csv(path)
+    missing = [c for c in (time_col, value_col) if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: no column(s) {', '.join(missing)}; it has {', '.join(map(str, frame))}"
+        )
+    if frame.empty:
+        raise ValueError(f"{path}: no rows")
+    column = frame[time_col]
+    if pd.api.types.is_numeric_dtype(column):
+        times = pd.to_datetime(column, unit="s", utc=True, errors="coerce")
+    else:
+        times = pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+    bad = np.flatnonzero(times.isna().to_numpy())
+    if len(bad):
+        at = bad[0]
+        raise ValueError(f"{path}: line {_line(at)}: {time_col} {column.iloc[at]!r} is not a time")
+    values = pd.to_numeric(frame[value_col], errors="coerce")
+    bad = np.flatnonzero((values.isna() & frame[value_col].notna()).to_numpy())
+    if len(bad):
+        at = bad[0]
+        raise ValueError(
+            f"{path}: line {_line(at)}: {value_col} {frame[value_col].iloc[at]!r} is not a number"
+        )
+    gaps = times.diff().to_numpy()[1:]
+    for problem, mask in (("goes back in time", gaps < np.timedelta64(0)),
+                          ("repeats the previous time", gaps == np.timedelta64(0))):  # fmt: skip
+        if mask.any():
+            at = int(np.flatnonzero(mask)[0]) + 1
+            raise ValueError(f"{path}: line {_line(at)}: {time_col} {problem} ({times.iloc[at]})")
+    series = pd.Series(values.to_numpy(dtype=float), index=pd.DatetimeIndex(times), name=value_col)
+    resampled = series.resample(step)
+    return resampled.mean() if agg == "mean" else resampled.sum(min_count=1)
+
+
+def evaluate_csv(
+    path: str | Path,
+    time_col: str,
+    value_col: str,
+    freq: str = "1h",
+    horizon: int = 168,
+    origins: int = 4,
+    agg: str = "mean",
+) -> dict[str, Any]:
+    """`read_series` then `evaluate_series`; the result also names the file and column.
+
+    Raises:
+        ValueError: see `read_series` and `evaluate_series`.
+    """
+    series = read_series(path, time_col, value_col, freq, agg)
+    try:
+        result = evaluate_series(series, horizon, origins)
+    except ValueError as error:
+        raise ValueError(f"{path}: {value_col} at {freq}: {error}") from None
+    return result | {"csv": str(path), "value_col": value_col, "freq": freq, "agg": agg}

@@ -1,0 +1,151 @@
+"""Trained models and the risk training table in the warehouse.
+
+A model is stored with joblib as bytes beside its evaluation, so that every reader (assets,
+the CLI, the approval flow, notebooks) loads exactly the estimator the asset trained, whatever
+process or pod it runs in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    name: str
+    version: int
+    code_version: str
+    trained_at: dt.datetime
+    trained_until: dt.datetime | None
+    features: list[str]
+    evaluation: dict[str, Any]
+    estimator: Any
+
+
+class NoModelError(LookupError):
+    """No version of the model has been trained yet."""
+
+
+def save_model(
+    connection: Connection,
+    name: str,
+    estimator: Any,
+    *,
+    code_version: str,
+    features: list[str],
+    evaluation: dict[str, Any],
+    n_train: int,
+    n_test: int,
+    trained_until: dt.datetime | None,
+    reason: str,
+) -> int:
+    """Store a new version of `name` and return its number."""
+    import joblib
+    from sqlalchemy import func, insert, select
+
+    from timbel_dagster.warehouse.models_ml import MlModel
+
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    version = (
+        connection.execute(select(func.max(MlModel.version)).where(MlModel.name == name)).scalar()
+        or 0
+    ) + 1
+    connection.execute(
+        insert(MlModel).values(
+            name=name,
+            version=version,
+            code_version=code_version,
+            trained_until=trained_until,
+            n_train=n_train,
+            n_test=n_test,
+            features=features,
+            evaluation=evaluation,
+            reason=reason,
+            artifact=buffer.getvalue(),
+        )
+    )
+    return version
+
+
+def load_model(connection: Connection, name: str, version: int | None = None) -> StoredModel:
+    """The newest (or the given) version of `name`; NoModelError when there is none."""
+    import joblib
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models_ml import MlModel
+
+    query = select(MlModel).where(MlModel.name == name)
+    query = query.where(MlModel.version == version) if version else query
+    row = connection.execute(query.order_by(MlModel.version.desc()).limit(1)).scalars().first()
+    if row is None:
+        raise NoModelError(
+            f"no {name} has been trained yet: materialize ml/{name} "
+            f"(timbel demo, or the ml_retrain job) first"
+        )
+    return StoredModel(
+        name=row.name,
+        version=row.version,
+        code_version=row.code_version,
+        trained_at=row.trained_at,
+        trained_until=row.trained_until,
+        features=list(row.features),
+        evaluation=dict(row.evaluation),
+        estimator=joblib.load(io.BytesIO(row.artifact)),
+    )
+
+
+def replace_training_rows(connection: Connection, table: pd.DataFrame) -> int:
+    """Swap the whole training table for `table` (one row per deployment) in the caller's
+    transaction: it is a derived snapshot, rebuilt from the warehouse every time."""
+    from sqlalchemy import delete, insert
+
+    from timbel_dagster.warehouse.models_ml import RiskTrainingRow
+
+    features = [c for c in table.columns if c not in ("label", "service", "environment_name")]
+    features.remove("started_at")
+    rows = [
+        {
+            "deployment_id": deployment_id,
+            "service": row["service"],
+            "environment": row["environment_name"],
+            "started_at": row["started_at"].to_pydatetime(),
+            "label": int(row["label"]),
+            "features": {name: float(row[name]) for name in features},
+        }
+        for deployment_id, row in table.iterrows()
+    ]
+    connection.execute(delete(RiskTrainingRow))
+    if rows:
+        connection.execute(insert(RiskTrainingRow), rows)
+    return len(rows)
+
+
+def load_training_rows(connection: Connection) -> pd.DataFrame:
+    """The training table as `deployment_features` produced it, oldest first."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models_ml import RiskTrainingRow as R
+
+    rows = connection.execute(
+        select(
+            R.deployment_id, R.service, R.environment, R.started_at, R.label, R.features
+        ).order_by(R.started_at, R.deployment_id)
+    ).all()
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame([r.features for r in rows], index=[r.deployment_id for r in rows])
+    table["label"] = [r.label for r in rows]
+    table["service"] = [r.service for r in rows]
+    table["environment_name"] = [r.environment for r in rows]
+    table["started_at"] = pd.to_datetime([r.started_at for r in rows], utc=True)
+    table.index.name = "deployment_id"
+    return table
