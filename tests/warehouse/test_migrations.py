@@ -34,6 +34,10 @@ TABLES = {
     "cost_forecasts",
     "cost_suggestions",
     "registry_images",
+    "scan_results",
+    "vulnerability_findings",
+    "misconfiguration_findings",
+    "secret_findings",
     "alert_rules",
     "alerts",
     "alert_events",
@@ -50,6 +54,8 @@ TABLES = {
     "rollbacks",
     "scaling_history",
     "audit_events",
+    "security_issue_links",
+    "quality_gates",
 }
 
 

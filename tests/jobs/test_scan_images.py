@@ -1,0 +1,72 @@
+"""The `scan_images` op job, executed in process against the Trivy stand-in."""
+
+from __future__ import annotations
+
+import dagster as dg
+from sqlalchemy import select
+
+from tests.services.trivy import (
+    TrivyService,
+    trivy_standin_fixture,  # noqa: F401
+)
+from timbel_dagster.jobs.security import scan_images
+from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.models_security import ScanResult
+
+API = "registry.example/shop/api@sha256:" + "a1" * 32
+WEB = "registry.example/shop/web@sha256:" + "b2" * 32
+BROKEN = "registry.example/shop/broken@sha256:" + "c3" * 32
+
+
+def execute(
+    warehouse_url: str, trivy: TrivyService, images: list[str]
+) -> dg.ExecuteInProcessResult:
+    return scan_images.execute_in_process(
+        run_config={"ops": {"scan_images": {"config": {"images": images}}}},
+        resources={
+            "trivy": trivy.resource(),
+            "warehouse": WarehouseResource(database_url=warehouse_url),
+        },
+        tags={"timbel/actor": "minji.kim"},
+        raise_on_error=False,
+    )
+
+
+def scans(warehouse_url: str) -> dict[str, str]:
+    with get_engine(warehouse_url).connect() as connection:
+        return dict(connection.execute(select(ScanResult.artifact_name, ScanResult.status)).all())
+
+
+def test_every_image_is_scanned_and_stored(warehouse_url: str, trivy_standin: TrivyService) -> None:
+    trivy_standin.replay(API, "alpine-39-high-critical.json")
+    trivy_standin.replay(WEB, "alpine-39-skip.json")
+    result = execute(warehouse_url, trivy_standin, [API, WEB])
+    assert result.success
+    stored = result.output_for_node("scan_images")
+    assert [(s["artifact"], s["status"]) for s in stored] == [(API, "findings"), (WEB, "clean")]
+    assert scans(warehouse_url) == {API: "findings", WEB: "clean"}
+    [output] = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = output.event_specific_data.metadata
+    assert (metadata["images"].value, metadata["critical"].value) == (2, 2)
+    with get_engine(warehouse_url).connect() as connection:
+        events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+    assert events.count(("minji.kim", "scan.image")) == 2
+
+
+def test_one_failure_does_not_stop_the_others_but_fails_the_op(
+    warehouse_url: str, trivy_standin: TrivyService
+) -> None:
+    trivy_standin.replay(API, "alpine-39-high-critical.json")
+    trivy_standin.crash(BROKEN, "unable to initialize the image source: 404 Not Found")
+    trivy_standin.replay(WEB, "alpine-310-registry.json")
+    result = execute(warehouse_url, trivy_standin, [API, BROKEN, WEB])
+    assert not result.success
+    assert scans(warehouse_url) == {API: "findings", BROKEN: "failed", WEB: "findings"}
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    data = failure.step_failure_data.user_failure_data
+    assert data.description == f"1 of 3 image scans failed: {BROKEN}"
+    [failed] = data.metadata["failed"].value
+    assert failed["image"] == BROKEN and "404 Not Found" in failed["error"]
+    assert [call[-1] for call in trivy_standin.calls()] == [API, BROKEN, WEB]
