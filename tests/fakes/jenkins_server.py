@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
 import json
 import socket
 import threading
+import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -28,6 +30,12 @@ DESCRIBE_TEMPLATE = json.loads((FIXTURES / "wfapi_describe.json").read_text())
 FOLDER = "com.cloudbees.hudson.plugins.folder.Folder"
 PIPELINE = "org.jenkinsci.plugins.workflow.job.WorkflowJob"
 STAGES = ("Checkout", "Build", "Tests", "unit-tests", "integration-tests", "Publish")
+# Jenkins.checkGoodName: characters an item name may not contain.
+JENKINS_UNSAFE = set("?*/\\%!@#$^&|<>[]:;")
+QUOTED = "\u2018{}\u2019"  # Jenkins quotes names in messages with typographic quotes
+DEFAULT_CONFIG = (
+    "<?xml version='1.1' encoding='UTF-8'?>\n<flow-definition plugin=\"workflow-job\"/>\n"
+)
 
 
 @dataclass
@@ -65,6 +73,7 @@ class FakeJenkins(LoopbackServer):
         self.cut_log_after: deque[int] = deque()  # drop the connection after N log bytes
         self.start_queued_builds = False
         self.requests: list[tuple[str, str, str]] = []
+        self.configs: dict[str, str] = {}  # job full name -> its config.xml
         self.lock = threading.Lock()
         super().__init__()
 
@@ -257,6 +266,9 @@ def _handler(fake: FakeJenkins) -> type[BaseHTTPRequestHandler]:
                 return self._post(job, rest, query)
             if rest == ["api", "json"]:
                 return self._json(fake.job_json(job), query)
+            if rest == ["config.xml"] and job in fake.jobs:
+                body = fake.configs.get(job, DEFAULT_CONFIG)
+                return self._reply(200, body.encode(), "application/xml")
             if rest == ["crumbIssuer", "api", "json"]:
                 return self._reply(
                     200,
@@ -327,6 +339,10 @@ def _handler(fake: FakeJenkins) -> type[BaseHTTPRequestHandler]:
         def _post(self, job: str, rest: list[str], query: dict) -> None:
             if fake.require_crumb and self.headers.get("Jenkins-Crumb") != "c0ffee":
                 return self._reply(403, b"No valid crumb was included in the request", "text/html")
+            if rest == ["createItem"]:
+                return self._create_item(job, query)
+            if rest == ["config.xml"] and job in fake.jobs:
+                return self._update_config(job)
             if rest not in (["build"], ["buildWithParameters"]):
                 return self._reply(405)
             with fake.lock:
@@ -338,6 +354,62 @@ def _handler(fake: FakeJenkins) -> type[BaseHTTPRequestHandler]:
                     parameters["_number"] = str(build.number)
                 fake.queue[item] = (job, parameters)
             return self._reply(201, b"", headers={"Location": f"{fake.url}queue/item/{item}/"})
+
+        def _xml_body(self) -> tuple[str | None, str]:
+            """The posted config.xml, or None and why Jenkins would refuse it."""
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            content_type = self.headers.get("Content-Type") or ""
+            if not content_type:
+                return None, "No Content-Type header set"
+            if not content_type.startswith(("application/xml", "text/xml")):
+                return None, "No mode given"
+            return body.decode("utf-8"), ""
+
+        def _failure(self, status: int, message: str) -> None:
+            page = f"<html><body><h1>Error</h1><p>{html.escape(message)}</p></body></html>"
+            self._reply(status, page.encode(), "text/html;charset=utf-8")
+
+        def _create_item(self, folder: str, query: dict) -> None:
+            """POST createItem?name=: a new job from config.xml (Jenkins' rules: 400 when the
+            name is missing, unsafe or taken; only folders hold items)."""
+            if folder and folder not in fake.folders:
+                return self._reply(404, b"<html><title>Not Found</title></html>", "text/html")
+            name = query.get("name", [""])[0].strip()
+            config, refused = self._xml_body()
+            if not name:
+                return self._failure(400, "Query parameter 'name' is required")
+            unsafe = next((c for c in name if c in JENKINS_UNSAFE), None)
+            if unsafe:
+                return self._failure(400, f"{QUOTED.format(unsafe)} is an unsafe character")
+            full_name = f"{folder}/{name}" if folder else name
+            with fake.lock:
+                if full_name in fake.jobs or full_name in fake.folders:
+                    return self._failure(
+                        400, f"A job already exists with the name {QUOTED.format(name)}"
+                    )
+            if config is None:
+                return self._failure(400, refused)
+            try:
+                ET.fromstring(config.encode("utf-8"))
+            except ET.ParseError as error:
+                return self._failure(500, f"Failed to load the job configuration: {error}")
+            with fake.lock:
+                fake.jobs[full_name] = []
+                fake.configs[full_name] = config
+            return self._reply(200, b"", "text/html")
+
+        def _update_config(self, job: str) -> None:
+            """POST job/<name>/config.xml: replace the job's configuration."""
+            config, refused = self._xml_body()
+            if config is None:
+                return self._failure(400, refused)
+            try:
+                ET.fromstring(config.encode("utf-8"))
+            except ET.ParseError as error:
+                return self._failure(500, f"Failed to load the job configuration: {error}")
+            with fake.lock:
+                fake.configs[job] = config
+            return self._reply(200, b"", "text/html")
 
         def do_GET(self) -> None:
             self._handle("GET")

@@ -199,10 +199,10 @@ def test_rightsizing_and_idle_suggestions_with_exact_savings() -> None:
     ]
     api, old = suggestions
     assert (api["cpu_requested"], api["cpu_p95"]) == (4.0, 1.0)
-    assert api["cpu_suggested"] == pytest.approx(1.2)
-    assert api["memory_gib_suggested"] == 2.0  # 2 x 1.2 is no cut
-    # 23 hours save 4 - 1.2 cores; the spike hour is charged 3 after the cut, so saves 1.
-    assert api["monthly_saving_usd"] == pytest.approx((23 * 2.8 + 1.0) / 24 * CPU * 730)
+    assert api["cpu_suggested"] == pytest.approx(1.15)
+    assert api["memory_gib_suggested"] == 2.0  # 2 x 1.15 is no cut
+    # 23 hours save 4 - 1.15 cores; the spike hour is charged 3 after the cut, so saves 1.
+    assert api["monthly_saving_usd"] == pytest.approx((23 * 2.85 + 1.0) / 24 * CPU * 730)
     assert pd.isna(api["workload"]) and api["hours"] == 24
     assert old["monthly_saving_usd"] == pytest.approx((0.5 * CPU + MEMORY + 10 * STORAGE) * 730)
     assert "0.001 cores" in old["reason"]

@@ -25,9 +25,13 @@ from timbel_dagster.cli import (
     notify,
     organisation,
     security,
+    template_store,
     templates,
     tenants,
 )
+
+for command in template_store.COMMANDS:
+    templates.template.add_command(command)
 
 
 @click.group()
@@ -58,6 +62,7 @@ main.add_command(ml.ml)
 main.add_command(ml.risk)
 main.add_command(ml.analyze_changes)
 main.add_command(security.scan)
+main.add_command(security.analyze_repo)
 main.add_command(templates.template)
 
 if __name__ == "__main__":

@@ -121,3 +121,171 @@ def _print_deployment_table(deployments: list[DeploymentChangeMetrics]) -> None:
 
 def _maybe(value: float | None, width: int, digits: int) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+@ml.command("evaluate-forecast")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--time-col", required=True, help="Unix seconds or date-times (UTC by default).")
+@click.option("--value-col", required=True, help="The series to forecast.")
+@click.option("--freq", default="1h", show_default=True, help="Step to resample to.")
+@click.option("--horizon", default=168, show_default=True, type=click.IntRange(min=1))
+@click.option("--origins", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--agg",
+    type=click.Choice(["mean", "sum"]),
+    default="mean",
+    show_default=True,
+    help="mean for levels (usage), sum for amounts per interval (cost spent, requests).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def evaluate_forecast(
+    csv_path: Path,
+    time_col: str,
+    value_col: str,
+    freq: str,
+    horizon: int,
+    origins: int,
+    agg: str,
+    as_json: bool,
+) -> None:
+    """Score the cost forecaster on one column of a CSV: forecasts from ORIGINS origins one
+    horizon apart at the end of the series, against the mean of the last 7 days and the
+    seasonal-naive baselines (MASE with a one-day season, and the horizon total's error)."""
+    from timbel_dagster.ml.forecast_eval import evaluate_csv
+
+    result = evaluate_csv(csv_path, time_col, value_col, freq, horizon, origins, agg)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        f"{value_col} at {freq} ({agg}), horizon {horizon} steps, {result['n_origins']} origins"
+    )
+    click.echo(f"{'METHOD':<16} {'MASE':>7} {'TOTAL ERR %':>12}")
+    for name, mase_key, total_key in (
+        ("forecaster", "mase", "weekly_total_error_pct"),
+        ("mean last 7d", "baseline_mean7d_mase", "baseline_mean7d_weekly_total_error_pct"),
+        (
+            "seasonal naive",
+            "baseline_seasonal_naive_mase",
+            "baseline_seasonal_naive_weekly_total_error_pct",
+        ),
+    ):
+        click.echo(
+            f"{name:<16} {_figure(result[mase_key], 7, 3)} {_figure(result[total_key], 12, 1)}"
+        )
+    click.echo(
+        f"interval coverage: 80% -> {_figure(result['coverage80'], 0, 2)}, "
+        f"95% -> {_figure(result['coverage95'], 0, 2)}"
+    )
+
+
+def _figure(value: float | None, width: int, digits: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
+
+@ml.command("evaluate-changepoints")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def evaluate_changepoints(directory: Path, as_json: bool) -> None:
+    """Score the change-point detector on a TCPD directory (annotations.json plus one folder
+    per series) with TCPDBench's F1 and cover, next to TCPDBench's default binary
+    segmentation run in the same process."""
+    from timbel_dagster.ml.tcpd import evaluate_directory
+
+    result = evaluate_directory(directory)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"{'SERIES':<24} {'F1':>6} {'COVER':>6} {'BINSEG F1':>10} {'BINSEG COVER':>13}")
+    for row in result["series"]:
+        click.echo(
+            f"{row['name'][:24]:<24} {row['f1']:>6.3f} {row['cover']:>6.3f} "
+            f"{row['baseline_binseg_f1']:>10.3f} {row['baseline_binseg_cover']:>13.3f}"
+        )
+    click.echo(
+        f"{result['n_series']} series: F1 {result['f1']:.4f} (binseg "
+        f"{result['baseline_binseg_f1']:.4f}), cover {result['cover']:.4f} (binseg "
+        f"{result['baseline_binseg_cover']:.4f})"
+    )
+
+
+@ml.command("evaluate-risk")
+@click.option("--train", "train", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--test", "test", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="One file, split in time order: oldest 80 % to train (instead of --train/--test).",
+)
+@click.option("--label", default=None, help="Outcome column (default: bug, buggy, failed...).")
+@click.option("--time", "time_col", default=None, help="Time column (default: commitdate...).")
+@click.option(
+    "--columns-map",
+    default=None,
+    metavar="NEW=OLD,...",
+    help="Map metric names (ns nd nf entropy la ld lt fix ndev age nuc exp rexp sexp) to the "
+    "file's columns, over the detected profile's defaults.",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(["auto", "kamei2013", "apachejit", "canonical"]),
+    default="auto",
+    show_default=True,
+    help="Dataset naming and scaling (kamei2013 undoes Kamei's normalisation).",
+)
+@click.option(
+    "--group",
+    default="auto",
+    show_default=True,
+    help="Repository/project column the model may use ('none' to use the metrics only).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def evaluate_risk(
+    train: Path | None,
+    test: Path | None,
+    data: Path | None,
+    label: str | None,
+    time_col: str | None,
+    columns_map: str | None,
+    profile: str,
+    group: str,
+    as_json: bool,
+) -> None:
+    """Score the change-risk model on change metrics with defect labels, next to the
+    baselines in the same run: ranking by lines added, reviewing the smallest changes first,
+    and a default random forest."""
+    from timbel_dagster.ml.risk_files import evaluate_csv
+
+    result = evaluate_csv(
+        train=train,
+        test=test,
+        data=data,
+        label=label,
+        time=time_col,
+        columns_map=columns_map,
+        profile=profile,
+        group=group,
+    )
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        f"{result['split']} (profile {result['profile']}): {result['n_train']:,} training and "
+        f"{result['n_test']:,} test changes, {result['test_defect_rate']:.1%} defective"
+    )
+    click.echo(f"{'FIGURE':<26} {'MODEL':>7}  BASELINES")
+    click.echo(
+        f"{'AUC':<26} {result['auc']:>7.3f}  random forest {result['baseline_rf_auc']:.3f}, "
+        f"lines added {result['baseline_la_auc']:.3f}"
+    )
+    click.echo(
+        f"{'PR-AUC':<26} {result['pr_auc']:>7.3f}  random forest {result['baseline_rf_pr_auc']:.3f}"
+    )
+    click.echo(f"{'Brier':<26} {result['brier']:>7.3f}")
+    click.echo(
+        f"{'recall at 20% effort':<26} {result['recall_at_20pct_effort']:>7.3f}  smallest "
+        f"first {result['baseline_smallest_first_recall_at_20pct_effort']:.3f}"
+    )

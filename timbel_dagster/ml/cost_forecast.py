@@ -174,7 +174,9 @@ def forecast_costs(
     return CostForecast(hourly, totals)
 
 
-HEADROOM = 1.2  # suggested request = p95 x 1.2: room for peaks inside the hour and growth
+# The same headroom as the rightsizing of cluster/cost_allocation (assets/cluster/cost.py),
+# so that both say the same thing about a workload.
+HEADROOM = 1.15
 PERCENTILE = 0.95
 HOURS_PER_MONTH = 730  # 8760 / 12
 MIN_HOURS = 24  # fewer hours say too little about a workload's peaks

@@ -31,7 +31,7 @@ class CostConfig(dg.Config):
     headroom: float = 0.15
 
 
-def _prices(config: CostConfig):
+def prices_for(config: CostConfig):
     from timbel_dagster.assets.cluster.cost import PriceTable
     from timbel_dagster.settings import get_settings
 
@@ -72,7 +72,7 @@ def cost_allocation(
         raise ValueError(
             "cost config: percentile must be in (0, 1], headroom >= 0, rightsizing_days >= 1"
         )
-    prices = _prices(config)
+    prices = prices_for(config)
     name = sources.metrics_source().name
     spans = cluster_hours(context.partition_keys)
     tenants = {
