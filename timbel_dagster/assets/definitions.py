@@ -19,6 +19,9 @@ from timbel_dagster.assets.cluster.usage import (
 from timbel_dagster.assets.dashboards.assets import grafana_dashboards
 from timbel_dagster.assets.deploy.history import delivery_history
 from timbel_dagster.assets.deploy.scaling import scaling_history
+from timbel_dagster.assets.ml.bottlenecks import pipeline_bottlenecks
+from timbel_dagster.assets.ml.cost_forecast import cost_forecast
+from timbel_dagster.assets.ml.risk import risk_model, risk_scores, risk_training_set
 from timbel_dagster.assets.org.directory import directory
 
 
@@ -40,5 +43,10 @@ def defs() -> dg.Definitions:
             grafana_dashboards,
             audit_report,
             scaling_history,
+            risk_training_set,
+            risk_model,
+            risk_scores,
+            pipeline_bottlenecks,
+            cost_forecast,
         ]
     )

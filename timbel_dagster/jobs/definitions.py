@@ -37,12 +37,21 @@ cluster_metrics_job = dg.define_asset_job(
 )
 
 
+ml_retrain_job = dg.define_asset_job(
+    "ml_retrain",
+    selection=dg.AssetSelection.groups("ml"),
+    description="Rebuild the risk training set and retrain the risk model, then re-score, "
+    "re-run bottleneck analysis and the cost forecast (weekly, and on drift).",
+)
+
+
 def defs() -> dg.Definitions:
     return dg.Definitions(
         jobs=[
             delivery_ingestion_job,
             ci_ingestion_job,
             cluster_metrics_job,
+            ml_retrain_job,
             follow_build,
             trigger_build,
             deploy,

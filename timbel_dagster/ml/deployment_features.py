@@ -125,7 +125,7 @@ def _history_features(
                 "hours_since_incident": float((starts[i] - before[-1]) / np.timedelta64(1, "h"))
                 if before.size
                 else NO_INCIDENT_HOURS,
-                "deploys_last_7d": float(((starts[:i] >= week_ago)).sum()),
+                "deploys_last_7d": float((starts[:i] >= week_ago).sum()),
                 "hours_since_previous": float((starts[i] - starts[i - 1]) / np.timedelta64(1, "h"))
                 if i
                 else NO_INCIDENT_HOURS,

@@ -82,9 +82,9 @@ def load_model(connection: Connection, name: str, version: int | None = None) ->
 
     from timbel_dagster.warehouse.models_ml import MlModel
 
-    query = select(MlModel).where(MlModel.name == name)
+    query = select(MlModel.__table__).where(MlModel.name == name)
     query = query.where(MlModel.version == version) if version else query
-    row = connection.execute(query.order_by(MlModel.version.desc()).limit(1)).scalars().first()
+    row = connection.execute(query.order_by(MlModel.version.desc()).limit(1)).first()
     if row is None:
         raise NoModelError(
             f"no {name} has been trained yet: materialize ml/{name} "

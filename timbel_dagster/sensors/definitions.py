@@ -9,6 +9,7 @@ from timbel_dagster.jobs.definitions import delivery_ingestion_job
 from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_sensor
 from timbel_dagster.sensors.clusters import cluster_discovery_sensor, cluster_metrics_schedule
 from timbel_dagster.sensors.health import deployment_health_sensor
+from timbel_dagster.sensors.ml import ml_retrain_schedule, risk_drift_sensor
 from timbel_dagster.sensors.notifications import (
     alert_rule_sensor,
     delivery_notification_sensor,
@@ -36,7 +37,12 @@ def delivery_ingestion_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        schedules=[delivery_ingestion_schedule, cluster_metrics_schedule, audit_report_schedule],
+        schedules=[
+            delivery_ingestion_schedule,
+            cluster_metrics_schedule,
+            audit_report_schedule,
+            ml_retrain_schedule,
+        ],
         sensors=[
             jenkins_build_sensor,
             gitlab_pipeline_sensor,
@@ -45,5 +51,6 @@ def defs() -> dg.Definitions:
             delivery_notification_sensor,
             run_failure_notifier,
             deployment_health_sensor,
+            risk_drift_sensor,
         ],
     )

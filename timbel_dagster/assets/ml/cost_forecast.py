@@ -1,0 +1,141 @@
+"""`ml/cost_forecast`: usage and cost for the next 7 and 30 days per namespace, cluster,
+tenant and in total, with prediction intervals and the two baselines; plus cost-saving
+suggestions (rightsizing, idle namespaces)."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import dagster as dg
+
+from timbel_dagster.assets.cluster.cost_allocation import CostConfig, cost_allocation, prices_for
+from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+# Bumped whenever the forecaster's method changes (ml/forecast.py, ml/cost_forecast.py).
+FORECAST_CODE_VERSION = "forecast-1"
+
+
+def _store(connection, hourly, suggestions) -> tuple[int, int]:
+    """Replace the stored forecast and suggestions with this run's, in the caller's
+    transaction: they are one snapshot, computed from the whole history each time."""
+    import datetime as dt
+
+    from sqlalchemy import delete, insert
+
+    from timbel_dagster.warehouse.models_ml import CostForecast, CostSuggestion
+
+    now = dt.datetime.now(dt.UTC)
+    keyed = hourly.assign(
+        key=hourly[["cluster", "namespace", "tenant"]].fillna("").agg("/".join, axis=1)
+    )
+    wide = keyed.pivot_table(
+        index=["scope", "key", "hour"], columns="metric", values="yhat", aggfunc="first"
+    )
+    cost = keyed[keyed["metric"] == "cost_usd"].set_index(["scope", "key", "hour"])
+    rows = [
+        {
+            "generated_at": now,
+            "scope": scope,
+            "key": key.strip("/"),
+            "hour": hour.to_pydatetime(),
+            "cost_usd": float(row["yhat"]),
+            "cost_lo80": float(row["lo80"]),
+            "cost_hi80": float(row["hi80"]),
+            "cost_lo95": float(row["lo95"]),
+            "cost_hi95": float(row["hi95"]),
+            "cpu_cores": float(wide.at[(scope, key, hour), "cpu_cores"])
+            if "cpu_cores" in wide
+            else None,
+            "memory_gib": float(wide.at[(scope, key, hour), "memory_gib"])
+            if "memory_gib" in wide
+            else None,
+        }
+        for (scope, key, hour), row in cost.iterrows()
+    ]
+    advice = [
+        {
+            "generated_at": now,
+            "kind": s["kind"],
+            "cluster": s["cluster"],
+            "namespace": s["namespace"],
+            "workload": s.get("workload"),
+            "monthly_saving_usd": float(s["monthly_saving_usd"]),
+            "summary": s["reason"],
+            "details": {k: v for k, v in s.items() if k != "reason"},
+        }
+        for s in suggestions
+    ]
+    connection.execute(delete(CostForecast))
+    connection.execute(delete(CostSuggestion))
+    if rows:
+        connection.execute(insert(CostForecast), rows)
+    if advice:
+        connection.execute(insert(CostSuggestion), advice)
+    return len(rows), len(advice)
+
+
+@dg.asset(
+    key=["ml", "cost_forecast"],
+    group_name="ml",
+    kinds={"pandas", "sql"},
+    owners=OWNERS,
+    deps=[cost_allocation],
+    code_version=FORECAST_CODE_VERSION,
+    description="One row per scope (total, cluster, namespace, tenant) and future hour: "
+    "forecast cost with 80 % and 95 % intervals for the next 30 days, and cost-saving "
+    "suggestions.",
+)
+def cost_forecast(
+    context: dg.AssetExecutionContext,
+    config: CostConfig,
+    warehouse: WarehouseResource,
+    sources: DeliverySourcesResource,
+):
+    import json
+
+    from timbel_dagster.ml.cost_data import load_usage_frame
+    from timbel_dagster.ml.cost_forecast import cost_saving_suggestions, forecast_costs
+
+    prices = prices_for(config)
+    source = sources.metrics_source().name
+    with warehouse.engine().connect() as connection:
+        usage = load_usage_frame(connection, source=source)
+        workloads = load_usage_frame(connection, source=source, by_workload=True)
+    if usage.empty:
+        context.log.warning(f"no cluster usage of source {source!r} yet: nothing to forecast")
+    result = forecast_costs(usage, prices)
+    suggestions = cost_saving_suggestions(workloads, prices, headroom=1 + config.headroom)
+    records = json.loads(suggestions.to_json(orient="records", date_format="iso"))
+    with warehouse.engine().begin() as connection:
+        stored, advised = _store(connection, result.hourly, records)
+    totals = result.totals[result.totals["metric"] == "cost_usd"]
+    total = totals[totals["scope"] == "total"]
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(stored),
+        "suggestions": dg.MetadataValue.int(advised),
+        "source": dg.MetadataValue.text(source),
+        "totals": markdown_table(
+            json.loads(totals.to_json(orient="records")),
+            [
+                "scope",
+                "cluster",
+                "namespace",
+                "horizon_hours",
+                "yhat",
+                "lo95",
+                "hi95",
+                "baseline_mean7d",
+                "method",
+            ],
+            limit=20,
+        ),
+    }
+    for _, row in total.iterrows():
+        days = int(row["horizon_hours"]) // 24
+        metadata[f"cost_next_{days}d_usd"] = dg.MetadataValue.float(float(row["yhat"]))
+        metadata[f"cost_next_{days}d_lo95_usd"] = dg.MetadataValue.float(float(row["lo95"]))
+        metadata[f"cost_next_{days}d_hi95_usd"] = dg.MetadataValue.float(float(row["hi95"]))
+    if advised:
+        metadata["monthly_saving_usd"] = dg.MetadataValue.float(
+            float(suggestions["monthly_saving_usd"].sum())
+        )
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,146 @@
+"""The deployment-risk advisor's assets: `ml/risk_training_set` (one row per past deployment),
+`ml/risk_model` (the calibrated model with its time-ordered evaluation) and `ml/risk_scores`
+(assessments of recent deployments and of pending deployment requests)."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+import dagster as dg
+
+from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.ml.risk_advisor import RISK_CODE_VERSION
+from timbel_dagster.resources.warehouse import WarehouseResource
+
+EVALUATION_KEYS = (
+    "auc",
+    "pr_auc",
+    "brier",
+    "recall_at_20pct_effort",
+    "baseline_la_auc",
+    "baseline_rf_auc",
+    "baseline_smallest_first_recall_at_20pct_effort",
+    "n_train",
+    "n_test",
+)
+
+
+@dg.asset(
+    key=["ml", "risk_training_set"],
+    group_name="ml",
+    kinds={"pandas", "sql"},
+    owners=OWNERS,
+    deps=[
+        ["deploy", "deployments"],
+        ["deploy", "incidents"],
+        ["cicd", "commits"],
+        ["cicd", "stage_executions"],
+    ],
+    code_version=RISK_CODE_VERSION,
+    description="One row per past release or hotfix: what it shipped (Kamei's change "
+    "metrics), how its build went, the service's recent history, its timing and outcome.",
+)
+def risk_training_set(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    from timbel_dagster.ml.deployment_data import load_delivery_frames
+    from timbel_dagster.ml.deployment_features import deployment_features
+    from timbel_dagster.ml.model_store import replace_training_rows
+
+    with warehouse.engine().connect() as connection:
+        table = deployment_features(load_delivery_frames(connection))
+    with warehouse.engine().begin() as connection:
+        stored = replace_training_rows(connection, table)
+    failed = int(table["label"].sum()) if stored else 0
+    context.log.info(f"{stored} deployments, {failed} failed or caused an incident")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(stored),
+            "failed_deployments": dg.MetadataValue.int(failed),
+            "failure_rate": dg.MetadataValue.float(failed / stored if stored else 0.0),
+        }
+    )
+
+
+class RiskModelConfig(dg.Config):
+    reason: str = "schedule"  # why this version was trained: schedule, drift, manual
+
+
+@dg.asset(
+    key=["ml", "risk_model"],
+    group_name="ml",
+    kinds={"scikitlearn", "sql"},
+    owners=OWNERS,
+    deps=[risk_training_set],
+    code_version=RISK_CODE_VERSION,
+    description="The calibrated deployment-risk classifier, validated in time order (older "
+    "deployments train, newer test) against ranking by lines added and smallest-first.",
+)
+def risk_model(
+    context: dg.AssetExecutionContext, config: RiskModelConfig, warehouse: WarehouseResource
+):
+    from timbel_dagster.ml.model_store import load_training_rows, save_model
+    from timbel_dagster.ml.risk_advisor import MODEL_NAME, RISK_FEATURES, train
+
+    with warehouse.engine().connect() as connection:
+        table = load_training_rows(connection)
+    model, evaluation = train(table)
+    with warehouse.engine().begin() as connection:
+        version = save_model(
+            connection,
+            MODEL_NAME,
+            model,
+            code_version=RISK_CODE_VERSION,
+            features=list(RISK_FEATURES),
+            evaluation=evaluation,
+            n_train=len(table),
+            n_test=int(evaluation["n_test"]),
+            trained_until=table["started_at"].iloc[-1].to_pydatetime(),
+            reason=config.reason,
+        )
+    context.log.info(
+        f"{MODEL_NAME} v{version}: AUC {evaluation['auc']:.3f} (lines added "
+        f"{evaluation['baseline_la_auc']:.3f}, random forest {evaluation['baseline_rf_auc']:.3f})"
+    )
+    metadata = {key: dg.MetadataValue.float(float(evaluation[key])) for key in EVALUATION_KEYS}
+    metadata["model_version"] = dg.MetadataValue.int(version)
+    metadata["reason"] = dg.MetadataValue.text(config.reason)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class RiskScoresConfig(dg.Config):
+    days: int = 7  # deployments of the last N days are (re)assessed
+    environments: list[str] = ["staging", "prod"]
+
+
+@dg.asset(
+    key=["ml", "risk_scores"],
+    group_name="ml",
+    kinds={"pandas", "sql"},
+    owners=OWNERS,
+    deps=[risk_model],
+    code_version=RISK_CODE_VERSION,
+    description="One row per assessed deployment or pending deployment request: failure "
+    "probability, recommendation, confidence, top reasons and the most similar past "
+    "deployments. Pending requests also carry it as their `risk`.",
+)
+def risk_scores(
+    context: dg.AssetExecutionContext, config: RiskScoresConfig, warehouse: WarehouseResource
+):
+    from timbel_dagster.ml.risk_scoring import score_recent_and_pending
+    from timbel_dagster.settings import get_settings
+
+    summary = score_recent_and_pending(
+        warehouse.engine(),
+        get_settings(),
+        days=config.days,
+        environments=config.environments,
+        log=context.log,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(summary["scored"]),
+            "deployments": dg.MetadataValue.int(summary["deployments"]),
+            "pending_requests": dg.MetadataValue.int(summary["requests"]),
+            "model_version": dg.MetadataValue.int(summary["model_version"]),
+            "riskiest": markdown_table(
+                summary["riskiest"],
+                ["subject_kind", "service", "environment", "probability", "recommendation"],
+            ),
+        }
+    )

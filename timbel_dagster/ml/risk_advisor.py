@@ -1,0 +1,202 @@
+"""The deployment-risk advisor: train the risk model on past deployments, assess a pending
+request, and tell when the model has drifted.
+
+The model is `risk_model.fit_risk_model` (the one `timbel ml evaluate-risk` measures on the
+public JIT datasets) on the per-deployment features of `deployment_features`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Connection
+
+    from timbel_dagster.ml.model_store import StoredModel
+
+MODEL_NAME = "risk_model"
+# Bumped whenever the features or the model change (deployment_features.py, risk_*.py).
+RISK_CODE_VERSION = "risk-1"
+# The features the deployment model uses. At most 15: a reviewer's "top reasons" are exact
+# Shapley values, which cost 2**features model evaluations per assessed deployment.
+RISK_FEATURES = (
+    "n_commits",
+    "la",
+    "ld",
+    "nf",
+    "entropy",
+    "exp",
+    "build_failed_stages",
+    "build_duration_drift",
+    "flaky_rate",
+    "recent_failure_rate",
+    "hours_since_incident",
+    "friday_or_weekend",
+    "environment",
+)
+TRAIN_FRACTION = 0.8
+
+
+def time_split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Oldest 80 % to train, newest 20 % to test (the table is oldest first)."""
+    cut = int(len(table) * TRAIN_FRACTION)
+    return table.iloc[:cut], table.iloc[cut:]
+
+
+def train(table: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
+    """Evaluate the model in time order against its baselines, then fit the model that is
+    stored on every row. Raises ValueError when the history cannot train a model (too few
+    deployments, or no failure in the training or test part)."""
+    from timbel_dagster.ml.risk_eval import evaluate
+    from timbel_dagster.ml.risk_model import fit_risk_model
+
+    if table.empty:
+        raise ValueError("no deployments in the warehouse yet: nothing to learn from")
+    older, newer = time_split(table)
+    evaluation = evaluate(older, newer, features=RISK_FEATURES, label="label", group=None)
+    evaluation["trained_from"] = str(table["started_at"].iloc[0])
+    evaluation["tested_from"] = str(newer["started_at"].iloc[0])
+    model = fit_risk_model(table, features=RISK_FEATURES, label="label", group=None)
+    return model, evaluation
+
+
+def _similar_details(
+    similar: list[dict[str, Any]], history: pd.DataFrame | None
+) -> list[dict[str, Any]]:
+    """Name the similar past deployments: service, environment and when."""
+    if history is None:
+        return similar
+    out = []
+    for item in similar:
+        key = next((i for i in history.index if str(i) == item["id"]), None)
+        row = history.loc[key] if key is not None else None
+        out.append(
+            item
+            | (
+                {}
+                if row is None
+                else {
+                    "service": row["service"],
+                    "environment": row["environment_name"],
+                    "started_at": str(row["started_at"]),
+                    "outcome": "failed" if item["outcome"] else "succeeded",
+                }
+            )
+        )
+    return out
+
+
+def assess_rows(
+    stored: StoredModel,
+    rows: pd.DataFrame,
+    thresholds: Any,
+    history: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    """The advisor's assessment of each row of a feature table."""
+    assessments = stored.estimator.assess(rows, thresholds)
+    for assessment in assessments:
+        assessment["similar"] = _similar_details(assessment["similar"], history)
+        assessment["model_version"] = stored.version
+    return assessments
+
+
+def assess_request(
+    connection: Connection,
+    stored: StoredModel,
+    request: dict[str, Any],
+    thresholds: Any,
+    *,
+    at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Assess a deployment request (`service`, `image`, `environment_group`, `id`) as if it
+    were deployed now: what it would ship, its build, the service's recent history."""
+    from timbel_dagster.ml.deployment_data import candidate_frames, load_delivery_frames
+    from timbel_dagster.ml.deployment_features import deployment_features
+    from timbel_dagster.ml.model_store import load_training_rows
+
+    subject = str(request["id"])
+    frames = candidate_frames(
+        connection,
+        load_delivery_frames(connection),
+        subject_id=subject,
+        service=request["service"],
+        environment=request["environment_group"],
+        image=request["image"],
+        at=at or dt.datetime.now(dt.UTC),
+    )
+    table = deployment_features(frames)
+    row = table.loc[[subject]]
+    [assessment] = assess_rows(stored, row, thresholds, load_training_rows(connection))
+    assessment["ships"] = {
+        "commits": int(row["n_commits"].iloc[0]),
+        "lines_added": float(row["la"].iloc[0]),
+        "lines_deleted": float(row["ld"].iloc[0]),
+    }
+    return assessment
+
+
+def drift(
+    stored: StoredModel, table: pd.DataFrame, *, window_days: int, max_drop: float, now=None
+) -> dict[str, Any]:
+    """Compare the model's AUC on the deployments of the last `window_days` with the AUC it
+    was accepted with; `retrain` is True when it fell by more than `max_drop`."""
+    import pandas as pd
+
+    from timbel_dagster.ml.risk_eval import roc_auc
+
+    now = now or dt.datetime.now(dt.UTC)
+    recent = table[table["started_at"] >= pd.Timestamp(now - dt.timedelta(days=window_days))]
+    reference = float(stored.evaluation["auc"])
+    result: dict[str, Any] = {
+        "model_version": stored.version,
+        "reference_auc": reference,
+        "window_days": window_days,
+        "n_recent": len(recent),
+        "recent_auc": None,
+        "drop": None,
+        "retrain": False,
+    }
+    if recent.empty or recent["label"].nunique() < 2:
+        result["reason"] = "the window holds no failure and no success to compare: no verdict"
+        return result
+    recent_auc = roc_auc(recent["label"], stored.estimator.risk(recent))
+    drop = reference - recent_auc
+    result |= {"recent_auc": recent_auc, "drop": drop, "retrain": drop > max_drop}
+    result["reason"] = (
+        f"AUC fell by {drop:.3f} (> {max_drop}): retrain"
+        if drop > max_drop
+        else f"AUC moved by {-drop:+.3f}: within {max_drop}"
+    )
+    return result
+
+
+def store_scores(connection: Connection, assessments: list[dict[str, Any]], **fields) -> int:
+    """Upsert assessments into `risk_scores` (one per subject and model version)."""
+    from timbel_dagster.warehouse.models_ml import RiskScore
+    from timbel_dagster.warehouse.upsert import bulk_upsert
+
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {
+            "subject_kind": a["subject_kind"],
+            "subject_id": a["id"],
+            "service": a["service"],
+            "environment": a["environment"],
+            "model_version": a["model_version"],
+            "scored_at": now,
+            "probability": a["probability"],
+            "recommendation": a["recommendation"],
+            "confidence": a["confidence"],
+            "reasons": a["reasons"],
+            "similar": a["similar"],
+            "outcome": a.get("outcome"),
+        }
+        for a in assessments
+    ]
+    if not rows:
+        return 0
+    return bulk_upsert(
+        connection, RiskScore.__table__, rows, ["subject_kind", "subject_id", "model_version"]
+    ).written
