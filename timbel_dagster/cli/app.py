@@ -24,6 +24,7 @@ from timbel_dagster.cli import (
     ml,
     notify,
     organisation,
+    risk,
     security,
     template_store,
     templates,
@@ -59,7 +60,7 @@ main.add_command(autoscale.autoscale)
 main.add_command(alerts.alerts)
 main.add_command(notify.notify)
 main.add_command(ml.ml)
-main.add_command(ml.risk)
+main.add_command(risk.risk)
 main.add_command(ml.analyze_changes)
 main.add_command(security.scan)
 main.add_command(security.analyze_repo)

@@ -1,4 +1,4 @@
-"""`timbel ml`, `timbel risk` and `timbel analyze-changes`: the ML models' entry points.
+"""`timbel ml` and `timbel analyze-changes`: the ML models' entry points.
 
 The evaluation commands run the same model code the assets use, on any CSV, so that the
 numbers in the README can be reproduced on public data."""
@@ -21,11 +21,6 @@ if TYPE_CHECKING:
 @click.group()
 def ml() -> None:
     """Evaluate the risk model, change-point detector and cost forecaster on your data."""
-
-
-@click.group()
-def risk() -> None:
-    """Deployment-risk advisor."""
 
 
 @click.command("analyze-changes")

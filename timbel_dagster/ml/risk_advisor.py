@@ -174,12 +174,15 @@ def drift(
 
 def store_scores(connection: Connection, assessments: list[dict[str, Any]], **fields) -> int:
     """Upsert assessments into `risk_scores` (one per subject and model version)."""
+    from timbel_dagster.warehouse.ids import stable_id
     from timbel_dagster.warehouse.models_ml import RiskScore
     from timbel_dagster.warehouse.upsert import bulk_upsert
 
     now = dt.datetime.now(dt.UTC)
     rows = [
         {
+            # The natural key decides the id, so a batch never collides with itself.
+            "id": stable_id("risk_score", a["subject_kind"], a["id"], a["model_version"]),
             "subject_kind": a["subject_kind"],
             "subject_id": a["id"],
             "service": a["service"],

@@ -1,0 +1,157 @@
+"""The ML assets end to end on the sample organisation, on each backend: training set, risk
+model, risk scores (with a pending request), bottlenecks; then the advisor's CLI, the drift
+check and the retraining triggers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from timbel_dagster.cli.app import main
+from timbel_dagster.definitions import defs
+from timbel_dagster.resources.sample.load import load_sample
+from timbel_dagster.resources.sample.source import SampleSource
+from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.models_deploy import DeploymentRequest
+from timbel_dagster.warehouse.models_ml import BottleneckFinding, MlModel, RiskScore
+
+ASSETS = list(defs.assets or [])
+END = dt.date(2026, 11, 1)
+ML = [["ml", "risk_training_set"], ["ml", "risk_model"], ["ml", "risk_scores"]]
+
+
+def _resources(url: str) -> dict:
+    return {
+        "warehouse": WarehouseResource(database_url=url),
+        "sources": DeliverySourcesResource(mode="sample", sample_seed=7, sample_end_date=str(END)),
+    }
+
+
+def _materialize(url: str, keys: list, **kwargs) -> dg.ExecuteInProcessResult:
+    selection = [dg.AssetKey(k) for k in keys]
+    return dg.materialize(ASSETS, resources=_resources(url), selection=selection, **kwargs)
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key
+    ]
+    return {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+
+
+def _newest_green_image(url: str, service: str) -> str:
+    from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+
+    with get_engine(url).connect() as connection:
+        artifacts = connection.execute(
+            select(PipelineExecution.artifacts)
+            .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+            .where(Pipeline.service == service, PipelineExecution.status == "success")
+            .order_by(PipelineExecution.started_at.desc())
+            .limit(1)
+        ).scalar_one()
+    return f"registry.sample.invalid/{artifacts['image']}"
+
+
+@pytest.fixture
+def sample_warehouse(warehouse_url: str) -> str:
+    load_sample(get_engine(warehouse_url), SampleSource(end_date=END, seed=7), actor="test")
+    return warehouse_url
+
+
+def test_risk_advisor_end_to_end(sample_warehouse: str, monkeypatch) -> None:
+    url = sample_warehouse
+    monkeypatch.setenv("TIMBEL_DATABASE_URL", url)
+    monkeypatch.setenv("TIMBEL_USER", "soyeon.lee")
+    runner = CliRunner()
+    image = _newest_green_image(url, "payments-api")
+    created = runner.invoke(
+        main,
+        ["deploy", "request", "payments-api", image, "--group", "prod", "--as", "minji.kim"],
+    )
+    assert created.exit_code == 0, created.output
+
+    # The sample ends on END: assess the deployments of its last days.
+    days = (dt.date.today() - END).days + 5
+    result = _materialize(
+        url, ML, run_config={"ops": {"ml__risk_scores": {"config": {"days": days}}}}
+    )
+    training = _metadata(result, "ml/risk_training_set")
+    assert training["dagster/row_count"] > 1000 and 0 < training["failure_rate"] < 0.2
+    evaluation = _metadata(result, "ml/risk_model")
+    # The model must beat both baselines measured in the same run on the same split.
+    assert evaluation["auc"] > evaluation["baseline_la_auc"]
+    assert evaluation["auc"] > evaluation["baseline_rf_auc"] - 0.02
+    assert (
+        evaluation["recall_at_20pct_effort"]
+        > evaluation["baseline_smallest_first_recall_at_20pct_effort"]
+    )
+    scores = _metadata(result, "ml/risk_scores")
+    assert scores["pending_requests"] == 1 and scores["deployments"] > 0
+
+    with get_engine(url).connect() as connection:
+        risk = connection.execute(select(DeploymentRequest.risk)).scalar_one()
+        model_row = connection.execute(select(MlModel.version, MlModel.code_version)).one()
+        by_kind = dict(
+            connection.execute(
+                select(RiskScore.subject_kind, func.count()).group_by(RiskScore.subject_kind)
+            ).all()
+        )
+    assert model_row == (1, "risk-1")
+    assert by_kind["request"] == 1 and by_kind["deployment"] == scores["deployments"]
+    assert 0 <= risk["probability"] <= 1 and 0 <= risk["confidence"] <= 1
+    assert risk["recommendation"] in ("approve", "review", "reject")
+    assert len(risk["reasons"]) == 3 and len(risk["similar"]) == 5
+    assert {"service", "environment", "started_at", "outcome"} <= set(risk["similar"][0])
+
+    scored = runner.invoke(main, ["risk", "score", "1", "--json"])
+    assert scored.exit_code == 0, scored.output
+    assessment = json.loads(scored.output)
+    assert assessment["probability"] == pytest.approx(risk["probability"])
+    assert assessment["ships"]["commits"] >= 1
+
+    # Thresholds come from the settings: everything at or above 0.001 is a reject.
+    monkeypatch.setenv("TIMBEL_RISK_APPROVE_BELOW", "0.0005")
+    monkeypatch.setenv("TIMBEL_RISK_REJECT_FROM", "0.001")
+    from timbel_dagster.settings import get_settings
+
+    get_settings.cache_clear()
+    strict = json.loads(runner.invoke(main, ["risk", "score", "#1", "--json"]).output)
+    assert strict["recommendation"] == "reject"
+    get_settings.cache_clear()
+
+    unknown = runner.invoke(main, ["risk", "score", "99"])
+    assert unknown.exit_code == 2 and "no deployment request '99'" in unknown.output
+
+    shown = runner.invoke(main, ["risk", "model", "--json"])
+    assert json.loads(shown.output)["evaluation"]["auc"] == pytest.approx(evaluation["auc"])
+
+
+def test_no_model_yet_is_a_clear_error(warehouse_url: str, monkeypatch) -> None:
+    monkeypatch.setenv("TIMBEL_DATABASE_URL", warehouse_url)
+    result = CliRunner().invoke(main, ["risk", "model"])
+    assert result.exit_code == 2
+    assert "no risk_model has been trained yet: materialize ml/risk_model" in result.output
+
+
+def test_bottlenecks_find_the_sample_regression_and_flaky_stage(sample_warehouse: str) -> None:
+    result = _materialize(sample_warehouse, [["ml", "pipeline_bottlenecks"]])
+    meta = _metadata(result, "ml/pipeline_bottlenecks")
+    assert meta["regressions"] >= 1 and meta["flaky_stages"] >= 1
+    with get_engine(sample_warehouse).connect() as connection:
+        rows = connection.execute(
+            select(BottleneckFinding.pipeline, BottleneckFinding.kind, BottleneckFinding.stage)
+        ).all()
+    # The sample organisation's injected problems: payments-api's integration tests got
+    # slower, web-frontend's e2e tests are flaky.
+    assert ("payments-api/main", "regression", "integration-tests") in rows
+    assert any(kind == "flaky" and stage == "e2e-tests" for _, kind, stage in rows)
+    again = _materialize(sample_warehouse, [["ml", "pipeline_bottlenecks"]])
+    assert _metadata(again, "ml/pipeline_bottlenecks")["dagster/row_count"] == len(rows)

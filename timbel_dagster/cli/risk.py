@@ -1,0 +1,114 @@
+"""`timbel risk`: the deployment-risk advisor on pending requests, and its model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from timbel_dagster.cli.common import friendly_errors, print_json
+
+
+@click.group()
+def risk() -> None:
+    """Deployment-risk advisor: assess a request, show the model, check it for drift."""
+
+
+def _print_assessment(a: dict[str, Any]) -> None:
+    click.echo(
+        f"request #{a['request']}  {a['service']} -> {a['environment']}  ({a['image']})\n"
+        f"  probability of failure {a['probability']:.1%}   recommendation "
+        f"{a['recommendation'].upper()}   confidence {a['confidence']:.2f}   "
+        f"(model v{a['model_version']})"
+    )
+    ships = a.get("ships", {})
+    click.echo(
+        f"  ships {ships.get('commits', 0)} commit(s), +{ships.get('lines_added', 0):.0f} "
+        f"-{ships.get('lines_deleted', 0):.0f} lines"
+    )
+    click.echo("  top reasons:")
+    for reason in a["reasons"]:
+        click.echo(
+            f"    {reason['feature']:<22} = {reason['value']!s:<12} {reason['direction']} the "
+            f"risk ({reason['contribution']:+.2f} log-odds)"
+        )
+    click.echo("  most similar past deployments:")
+    for item in a["similar"]:
+        click.echo(
+            f"    {item.get('service', '?'):<18} {item.get('environment', '?'):<8} "
+            f"{str(item.get('started_at', ''))[:16]:<17} {item.get('outcome', item['outcome'])}"
+        )
+
+
+@risk.command()
+@click.argument("request")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def score(request: str, as_json: bool) -> None:
+    """Assess deployment REQUEST (number or id prefix) with the newest risk model: failure
+    probability, approve/review/reject, top reasons, similar past deployments, confidence.
+    The assessment is stored on the request, where approvers see it."""
+    from timbel_dagster.cli.common import writable_engine
+    from timbel_dagster.ml.risk_scoring import score_request
+
+    settings, engine = writable_engine()
+    assessment = score_request(engine, settings, request)
+    if as_json:
+        print_json(assessment)
+        return
+    _print_assessment(assessment)
+
+
+@risk.command()
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def model(as_json: bool) -> None:
+    """The newest risk model: when and why it was trained, and its time-ordered evaluation
+    beside the baselines."""
+    from timbel_dagster.cli.common import connect
+    from timbel_dagster.ml.model_store import load_model
+    from timbel_dagster.ml.risk_advisor import MODEL_NAME
+
+    with connect() as connection:
+        stored = load_model(connection, MODEL_NAME)
+    info = {
+        "name": stored.name,
+        "version": stored.version,
+        "code_version": stored.code_version,
+        "trained_at": stored.trained_at,
+        "trained_until": stored.trained_until,
+        "features": stored.features,
+        "evaluation": stored.evaluation,
+    }
+    if as_json:
+        print_json(info)
+        return
+    e = stored.evaluation
+    click.echo(
+        f"{stored.name} v{stored.version} ({stored.code_version}), trained "
+        f"{stored.trained_at:%Y-%m-%d %H:%M} on {e['n_train'] + e['n_test']} deployments\n"
+        f"  AUC {e['auc']:.3f}  (random forest {e['baseline_rf_auc']:.3f}, lines added "
+        f"{e['baseline_la_auc']:.3f})\n"
+        f"  PR-AUC {e['pr_auc']:.3f}  Brier {e['brier']:.4f}\n"
+        f"  recall at 20% effort {e['recall_at_20pct_effort']:.3f}  (smallest first "
+        f"{e['baseline_smallest_first_recall_at_20pct_effort']:.3f})"
+    )
+
+
+@risk.command()
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def drift(as_json: bool) -> None:
+    """Compare the model's AUC on the last TIMBEL_RISK_DRIFT_WINDOW_DAYS of deployments with
+    the AUC it was accepted with (exit code 1 when it should be retrained)."""
+    from timbel_dagster.cli.common import settings_or_exit
+    from timbel_dagster.sensors.ml import drift_verdict
+
+    settings = settings_or_exit()
+    verdict = drift_verdict(settings.database_url, settings)
+    if as_json:
+        print_json(verdict)
+    else:
+        click.echo(verdict["reason"])
+    if verdict["retrain"]:
+        raise SystemExit(1)
