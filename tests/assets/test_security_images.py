@@ -15,6 +15,7 @@ from tests.services.oci_registry import Registry
 from timbel_dagster.assets.security.images import images, store_images
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import Image
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import Base
@@ -38,8 +39,11 @@ def _materialize(
         raise_on_error=False,
         resources={
             "warehouse": WarehouseResource(database_url=url),
-            "registry": RegistryResource(
-                url=registry.url, page_size=2, repositories=repositories or ["team/*"]
+            "sources": DeliverySourcesResource(
+                mode="live",
+                registry=RegistryResource(
+                    url=registry.url, page_size=2, repositories=repositories or ["team/*"]
+                ),
             ),
         },
     )

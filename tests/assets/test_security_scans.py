@@ -13,6 +13,7 @@ from tests.services.trivy import (
     trivy_standin_fixture,  # noqa: F401
 )
 from timbel_dagster.assets.security.scans import scan_results, vulnerability_findings
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.security.findings_summary import vulnerability_summary
 from timbel_dagster.warehouse.engine import get_engine
@@ -28,7 +29,9 @@ def materialize(
     return dg.materialize(
         [scan_results, vulnerability_findings],
         resources={
-            "trivy": trivy.resource(timeout_seconds=timeout),
+            "sources": DeliverySourcesResource(
+                mode="live", trivy=trivy.resource(timeout_seconds=timeout)
+            ),
             "warehouse": WarehouseResource(database_url=warehouse_url),
         },
         run_config={"ops": {"security__scan_results": {"config": {"images": images}}}},

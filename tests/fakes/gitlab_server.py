@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from tests.fakes.gitlab_issues import IssueTracker
 from tests.fakes.loopback import LoopbackServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gitlab"
@@ -73,6 +74,7 @@ class FakeGitLab(LoopbackServer):
         self.lock = threading.Lock()
         super().__init__()
         self._next_pipeline, self._next_job = 1000, 50_000
+        self.issues = IssueTracker(self)  # project issues and notes (gitlab_issues.py)
 
     # -- state ------------------------------------------------------------------------------
     def add_project(
@@ -279,6 +281,8 @@ def _handler(fake: FakeGitLab) -> type[BaseHTTPRequestHandler]:
             pipelines = fake.pipelines[project_id]
             if not rest:
                 return self._reply(200, fake.project_json(project_id))
+            if rest[0] == "issues":
+                return fake.issues.route(self, method, project_id, rest, query, path)
             if method == "POST" and rest == ["pipeline"]:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 created = fake.add_pipeline(
@@ -341,5 +345,8 @@ def _handler(fake: FakeGitLab) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             self._handle("POST")
+
+        def do_PUT(self) -> None:
+            self._handle("PUT")
 
     return Handler

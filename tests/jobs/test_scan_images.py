@@ -10,6 +10,7 @@ from tests.services.trivy import (
     trivy_standin_fixture,  # noqa: F401
 )
 from timbel_dagster.jobs.security import scan_images
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent
@@ -26,7 +27,7 @@ def execute(
     return scan_images.execute_in_process(
         run_config={"ops": {"scan_images": {"config": {"images": images}}}},
         resources={
-            "trivy": trivy.resource(),
+            "sources": DeliverySourcesResource(mode="live", trivy=trivy.resource()),
             "warehouse": WarehouseResource(database_url=warehouse_url),
         },
         tags={"timbel/actor": "minji.kim"},
@@ -70,3 +71,24 @@ def test_one_failure_does_not_stop_the_others_but_fails_the_op(
     [failed] = data.metadata["failed"].value
     assert failed["image"] == BROKEN and "404 Not Found" in failed["error"]
     assert [call[-1] for call in trivy_standin.calls()] == [API, BROKEN, WEB]
+
+
+def test_sample_mode_scans_with_the_sample_scanner(warehouse_url: str) -> None:
+    sources = DeliverySourcesResource(
+        mode="sample", sample_end_date="2026-11-01", sample_tags_per_repository=1
+    )
+    [image, *_] = list(sources.image_source().images())
+    result = scan_images.execute_in_process(
+        run_config={"ops": {"scan_images": {"config": {"images": [image.reference, API]}}}},
+        resources={"sources": sources, "warehouse": WarehouseResource(database_url=warehouse_url)},
+        raise_on_error=False,
+    )
+    assert not result.success  # no sample build pushed API: a loud failure, never made up
+    with get_engine(warehouse_url).connect() as connection:
+        rows = connection.execute(
+            select(ScanResult.artifact_name, ScanResult.source, ScanResult.status)
+        ).all()
+    assert sorted((name, source, status == "failed") for name, source, status in rows) == [
+        (API, "sample", True),
+        (image.reference, "sample", False),
+    ]

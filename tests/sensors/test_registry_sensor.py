@@ -14,7 +14,9 @@ from tests.services.oci_push import OCI_MANIFEST
 from tests.services.oci_registry import Registry
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import Image
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.sensors.registry import (
+    MAX_DIGESTS_PER_TICK,
     SCAN_JOB,
     dump_cursor,
     load_cursor,
@@ -99,10 +101,11 @@ def test_unreadable_cursors_start_afresh(text: str | None) -> None:
 
 
 def _tick(resource: RegistryResource, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
-        cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources={"registry": resource}
-    )
-    result = registry_image_sensor(context)
+    sources = DeliverySourcesResource(mode="live", registry=resource)
+    with dg.build_sensor_context(
+        cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources={"sources": sources}
+    ) as context:  # nested resources: the context must be entered
+        result = registry_image_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
@@ -155,3 +158,17 @@ def test_unconfigured_registry_skips(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         get_settings.cache_clear()
     assert not result.run_requests and result.cursor is None  # the cursor stays
     assert "not configured" in str(result.skip_reason)
+
+
+def test_sample_mode_requests_scans_of_the_sample_images() -> None:
+    sources = DeliverySourcesResource(mode="sample", sample_end_date="2026-11-01")
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources={"sources": sources}
+    ) as context:
+        result = registry_image_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    requests = result.run_requests or []
+    assert len(requests) == MAX_DIGESTS_PER_TICK < 5 * 12  # the rest on later ticks
+    refs = [r.run_config["ops"][SCAN_JOB]["config"]["images"] for r in requests]
+    assert all(ref.startswith("registry.sample.invalid/") for same in refs for ref in same)
+    assert len(load_cursor(result.cursor)) == MAX_DIGESTS_PER_TICK

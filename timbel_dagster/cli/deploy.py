@@ -17,6 +17,7 @@ def _requests():
     from timbel_dagster.deploy.notices import approval_notifier
     from timbel_dagster.deploy.requests import Requests
     from timbel_dagster.notify.dispatch import Dispatcher
+    from timbel_dagster.security.policy_file import load_policy
 
     settings, engine = writable_engine()
     # Which channels are off is the operators' business (the sensors log it), not noise on
@@ -29,6 +30,8 @@ def _requests():
         load_chains(settings.timbel_approval_chains_file),
         dt.timedelta(hours=settings.timbel_request_ttl_hours),
         notify=approval_notifier(dispatcher),
+        # TIMBEL_SECURITY_POLICY_FILE once settings.py has it; the built-in policy until then.
+        policy=load_policy(getattr(settings, "timbel_security_policy_file", None)),
     )
     return settings, requests
 

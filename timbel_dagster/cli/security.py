@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json
+from timbel_dagster.cli.scan_followup import FOLLOW_UP
 
 
 @click.group()
@@ -105,3 +106,8 @@ def analyze_repo(source: str, as_json: bool, sbom_file: Path | None) -> None:
             click.echo(line)
     if written:
         click.echo(written, err=as_json)
+
+
+# `scan gate`, `scan history`, `scan issues sync`, `scan sonar import` (cli/scan_followup.py).
+for _command in FOLLOW_UP:
+    scan.add_command(_command)

@@ -34,6 +34,7 @@ class Emergency:
                         f"a fast-track needs a team_lead, operations or admin; {actor.name} is a "
                         f"{actor.role}"
                     )
+                self._security_check(connection, request, f"request #{request['number']}")
                 connection.execute(
                     update(ApprovalStep)
                     .where(ApprovalStep.request_id == request["id"])

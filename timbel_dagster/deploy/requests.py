@@ -20,6 +20,8 @@ from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from timbel_dagster.security.policy_file import Policy
+
 __all__ = ["IMAGE", "ExpiredError", "RequestError", "Requests"]
 
 # registry/repository[:tag][@sha256:digest], as `docker pull` accepts them.
@@ -44,9 +46,14 @@ class Requests(Emergency):
         ttl: dt.timedelta,
         clock: Callable[[], dt.datetime] = _now,
         notify: Callable[[dict[str, Any], str, list[str]], None] | None = None,
+        policy: Policy | None = None,
     ) -> None:
+        from timbel_dagster.security.policy_file import default_policy
+
         self.engine, self.chains, self.ttl, self.clock = engine, chains, ttl, clock
         self.notify = notify  # (request, event, user names to mention) -> None
+        # The security gate approvals must pass (TIMBEL_SECURITY_POLICY_FILE).
+        self.policy = policy or default_policy()
 
     # --- reading -------------------------------------------------------------------------
     def actor(self, connection: Connection, name: str) -> Actor:
@@ -64,6 +71,15 @@ class Requests(Emergency):
             return request | {"steps": self.steps(connection, request["id"])}
 
     # --- changing ------------------------------------------------------------------------
+    def _security_check(self, connection: Connection, request: dict[str, Any], what: str) -> None:
+        """Refuse to approve (`what`) a request whose image the group's security policy
+        blocks; the RequestError names the blocking findings."""
+        from timbel_dagster.security.policy import security_gate
+
+        result = security_gate(connection, request, self.policy, now=self.clock())
+        if not result.allowed:
+            raise RequestError(f"{what}: {result.refusal()}")
+
     def _refuse(self, actor: str, action: str, target: str | None, error: Exception) -> None:
         from timbel_dagster.warehouse.audit import append_event
 
@@ -110,6 +126,12 @@ class Requests(Emergency):
                 table = DeploymentRequest.__table__
                 number = (connection.execute(select(func.max(table.c.number))).scalar() or 0) + 1
                 chain = self.chains[group]
+                if not chain:  # approved at once: the security gate applies now
+                    self._security_check(
+                        connection,
+                        {"image": image, "environment_group": group},
+                        f"cannot approve {service} for {group} without an approval chain",
+                    )
                 values = {
                     "id": uuid.uuid4(),
                     "number": number,
@@ -177,6 +199,8 @@ class Requests(Emergency):
                         f"step {step['position']} of request #{request['number']} needs a "
                         f"{step['role']}; {actor.name} is a {actor.role}"
                     )
+                if approve and step["position"] == len(steps):  # the approving decision
+                    self._security_check(connection, request, f"request #{request['number']}")
                 connection.execute(
                     update(ApprovalStep)
                     .where(ApprovalStep.request_id == request["id"])

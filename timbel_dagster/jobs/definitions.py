@@ -7,6 +7,7 @@ import dagster as dg
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.jobs.rollback import rollback
+from timbel_dagster.jobs.security import scan_images
 from timbel_dagster.jobs.tenants import provision_tenant
 
 delivery_ingestion_job = dg.define_asset_job(
@@ -57,5 +58,6 @@ def defs() -> dg.Definitions:
             deploy,
             rollback,
             provision_tenant,
+            scan_images,
         ]
     )

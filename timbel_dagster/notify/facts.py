@@ -121,9 +121,22 @@ def crash_looping_workloads(
 def critical_vulnerabilities_in_prod(
     connection: Connection, params: dict[str, Any], now: dt.datetime
 ) -> list[Observation]:
-    """Per image running in prod: CRITICAL findings first seen in the last `window`."""
+    """Per service: the open CRITICAL findings of the image of its latest successful prod
+    deployment (as of the newest scan of that image; images never scanned are left out).
+    With `window`, only findings first seen in that window count; `environment` (default
+    prod) and `severity` (default CRITICAL) choose others."""
+    from timbel_dagster.security.history import open_by_deployed_image
+
     _table(connection, "vulnerability_findings")  # security scanning stores this table
-    raise FactUnavailableError("vulnerability findings are not linked to deployments yet")
+    window = params.get("window")
+    found = open_by_deployed_image(
+        connection,
+        environment=str(params.get("environment", "prod")),
+        severity=str(params.get("severity", "CRITICAL")).upper(),
+        first_seen_after=now - parse_duration(window) if window else None,
+        at=now,
+    )
+    return [({"service": s, "image": image}, float(count)) for s, image, count in found]
 
 
 FACTS: dict[str, Fact] = {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 from pydantic import Field
@@ -12,13 +13,42 @@ from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.prometheus import PrometheusResource
+from timbel_dagster.resources.registry import RegistryResource
+from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
+from timbel_dagster.resources.trivy import TrivyResource
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.cluster_metrics import ClusterMetricsSource
     from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
+    from timbel_dagster.resources.registry_records import Image
+    from timbel_dagster.resources.sample.registry import SampleRegistry
     from timbel_dagster.resources.sample.source import SampleSource
+    from timbel_dagster.security.trivy_types import ScanReport
 
 _SAMPLE_HINT = "or set TIMBEL_SAMPLE_DATA=true to use the sample organisation"
+TRIVY_SOURCE = "trivy"  # what rows of real scans say in `source` (scan_run.SOURCE)
+
+
+class ImageSource(Protocol):
+    """Where container images are listed: `RegistryResource` or the sample's registry."""
+
+    @property
+    def name(self) -> str:
+        """What the rows of its images say in their `source` column."""
+        ...
+
+    @property
+    def host(self) -> str: ...
+
+    def images(self, details: bool = True) -> Iterator[Image]:
+        """Every tag listed; `details=False` may leave `created` and `size` out (cheaper)."""
+        ...
+
+
+class ImageScanner(Protocol):
+    """What scans an image: `TrivyResource` or the sample's scanner."""
+
+    def scan_image(self, ref: str) -> ScanReport: ...
 
 
 class DeliverySourcesResource(dg.ConfigurableResource):
@@ -38,6 +68,9 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     jenkins: JenkinsResource = Field(default_factory=JenkinsResource)
     gitlab: GitLabResource = Field(default_factory=GitLabResource)
     prometheus: PrometheusResource = Field(default_factory=PrometheusResource)
+    registry: RegistryResource = Field(default_factory=RegistryResource)
+    trivy: TrivyResource = Field(default_factory=TrivyResource)
+    sample_tags_per_repository: int = 5  # sample mode: the newest tags listed per repository
 
     def _mode(self) -> str:
         if self.mode:
@@ -169,3 +202,33 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         from timbel_dagster.resources.scaling import KubernetesScaling
 
         return KubernetesScaling(KubernetesResource(clusters_file=self.clusters_file))
+
+    def _sample_registry(self) -> SampleRegistry:
+        from timbel_dagster.resources.sample.registry import SampleRegistry
+
+        return SampleRegistry(self.sample(), self.sample_tags_per_repository)
+
+    def image_source(self) -> ImageSource:
+        """Where container images come from: the images the sample's builds pushed, or in
+        live mode the OCI registry of HARBOR_REGISTRY."""
+        if self._mode() == "sample":
+            return self._sample_registry()
+        if not self.registry.configured():
+            raise SourceNotConfiguredError(
+                "the OCI registry is not configured: set HARBOR_REGISTRY (and "
+                f"REGISTRY_USERNAME, REGISTRY_PASSWORD if it needs credentials), {_SAMPLE_HINT}"
+            )
+        return self.registry
+
+    def scanner(self) -> ImageScanner:
+        """What scans images: the sample's scanner (reports of the sample's images only), or
+        in live mode Trivy."""
+        if self._mode() == "sample":
+            from timbel_dagster.resources.sample.scanner import SampleScanner
+
+            return SampleScanner(self._sample_registry())
+        return self.trivy
+
+    def scanner_name(self) -> str:
+        """What rows stored from `scanner()`'s reports say in their `source` column."""
+        return SAMPLE_SOURCE if self._mode() == "sample" else TRIVY_SOURCE

@@ -15,6 +15,7 @@ from timbel_dagster.sensors.notifications import (
     delivery_notification_sensor,
     run_failure_notifier,
 )
+from timbel_dagster.sensors.registry import registry_image_sensor
 
 
 # Off until an operator turns it on: in live mode it needs the CI servers configured. It is the
@@ -52,5 +53,6 @@ def defs() -> dg.Definitions:
             run_failure_notifier,
             deployment_health_sensor,
             risk_drift_sensor,
+            registry_image_sensor,
         ],
     )

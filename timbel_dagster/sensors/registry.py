@@ -6,6 +6,9 @@ JSON object `{"repository:tag": digest}` of what has been asked to be scanned; a
 digest differs from it is new or changed. At most `MAX_DIGESTS_PER_TICK` digests are
 requested a tick and the cursor moves only for the tags those requests cover: the rest stay
 changed and are requested on later ticks.
+
+The images are listed by `sources.image_source()`: the OCI registry of HARBOR_REGISTRY (an
+unconfigured one skips the tick), or in sample mode the sample organisation's images.
 """
 
 # No `from __future__ import annotations`: Dagster reads the sensor's resource annotations.
@@ -14,8 +17,9 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from timbel_dagster.resources.registry import RegistryResource
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.registry_records import Image
+from timbel_dagster.resources.sources import DeliverySourcesResource
 
 SCAN_JOB = "scan_images"  # defined with the scanner; referenced by name only
 MAX_DIGESTS_PER_TICK = 25
@@ -107,10 +111,12 @@ def scan_requests(images: list[Image]) -> list[dg.RunRequest]:
     "to: one scan_images run per digest.",
 )
 def registry_image_sensor(
-    context: dg.SensorEvaluationContext, registry: RegistryResource
+    context: dg.SensorEvaluationContext, sources: DeliverySourcesResource
 ) -> dg.SensorResult:
-    if not registry.configured():
-        return dg.SensorResult(skip_reason="the OCI registry is not configured (HARBOR_REGISTRY)")
+    try:
+        registry = sources.image_source()
+    except SourceNotConfiguredError as error:
+        return dg.SensorResult(skip_reason=str(error))
     previous = load_cursor(context.cursor)
     listed = list(registry.images(details=False))
     taken, cursor = new_or_changed_images(previous, listed)

@@ -330,5 +330,6 @@ from timbel_dagster.warehouse import (  # noqa: E402, F401
     models_notify,
     models_registry,
     models_security,
+    models_security_issues,
     models_templates,
 )

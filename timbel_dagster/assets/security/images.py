@@ -1,5 +1,7 @@
 """`security/images`: every tag of the OCI registry and the image it points at.
 
+The images come from `sources.image_source()`: the OCI registry of HARBOR_REGISTRY, or in
+sample mode the images the sample organisation's builds pushed (rows `source='sample'`).
 The registry is read completely before anything is written, and everything is written in one
 transaction, so a registry that fails half-way leaves the table as it was.
 """
@@ -12,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
-from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import Image
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
 if TYPE_CHECKING:
@@ -147,8 +149,9 @@ def images_metadata(counts: dict[str, int], found: list[Image], source: str) -> 
 def images(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    registry: RegistryResource,
+    sources: DeliverySourcesResource,
 ) -> dg.MaterializeResult:
+    registry = sources.image_source()
     found = list(registry.images())
     with warehouse.begin() as connection:
         counts = store_images(connection, found, source=registry.name)

@@ -1,0 +1,212 @@
+"""`timbel scan gate|history|issues|sonar`: the security policy and the follow-up of findings.
+
+Registered on the `scan` group by `cli/security.py` (FOLLOW_UP).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from timbel_dagster.cli.common import friendly_errors, print_json, settings_or_exit
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame as JSON-ready rows (ISO times, null for missing)."""
+    import json
+
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _setting(settings: Any, name: str) -> Any:
+    """A setting settings.py may not declare yet (TIMBEL_SECURITY_POLICY_FILE, SONARQUBE_*)."""
+    value = getattr(settings, name, None)
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else value
+
+
+@click.command("gate")
+@click.argument("image")
+@click.option("--group", required=True, help="dev, staging or prod.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Security policy YAML (default TIMBEL_SECURITY_POLICY_FILE, else the built-in one).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> None:
+    """Would the security policy let IMAGE be deployed to --group? Exit code 1 when it blocks."""
+    from timbel_dagster.cli.common import connect
+    from timbel_dagster.security.policy import evaluate_gate, image_findings, load_policy
+
+    settings = settings_or_exit()
+    policy = load_policy(policy_file or _setting(settings, "timbel_security_policy_file"))
+    with connect() as connection:
+        result = evaluate_gate(image_findings(connection, image), group, policy, image=image)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        click.echo(result.summary)
+        for kind, findings in (("BLOCKS", result.blocking), ("warns", result.warnings),
+                               ("ignored", result.ignored)):  # fmt: skip
+            for f in findings:
+                click.echo(
+                    f"  {kind:<7} {f['vulnerability_id']:<20} {f['pkg_name']} "
+                    f"{f['installed_version']}: {f['reason']}"
+                )
+        for note in result.notes:
+            if note != result.summary:
+                click.echo(f"  note: {note}")
+    if not result.allowed:
+        sys.exit(1)
+
+
+@click.command("history")
+@click.option("--image", default=None, help="One image: its scans, oldest first.")
+@click.option("--service", default=None, help="One service: its images and deployments.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def history(image: str | None, service: str | None, as_json: bool) -> None:
+    """Vulnerability history: per image, per service and deployment, and time to fix."""
+    from timbel_dagster.cli.common import connect
+    from timbel_dagster.security import history as h
+
+    if image and service:
+        raise click.UsageError("give --image or --service, not both")
+    with connect() as connection:
+        if image:
+            tables = {"scans": h.image_history(connection, image)}
+        elif service:
+            tables = {
+                "images": h.service_history(connection, service),
+                "deployments": h.deployment_exposure(connection, service),
+            }
+        else:
+            tables = {
+                "services": h.service_history(connection),
+                "time_to_fix": h.time_to_fix(connection),
+            }
+    if as_json:
+        head = {"image": image} if image else ({"service": service} if service else {})
+        print_json(head | {name: _records(frame) for name, frame in tables.items()})
+        return
+    for name, frame in tables.items():
+        click.echo(f"{name}:")
+        click.echo(frame.to_string(index=False) if not frame.empty else "  (none)")
+
+
+@click.group("issues")
+def issues() -> None:
+    """GitLab issues for CRITICAL and HIGH vulnerability findings."""
+
+
+@issues.command("sync")
+@click.option("--project", required=True, help="GitLab project id or path (group/project).")
+@click.option(
+    "--severity",
+    "severities",
+    multiple=True,
+    default=("CRITICAL", "HIGH"),
+    show_default=True,
+    help="Severities that get an issue (repeat the option).",
+)
+@click.option("--image", default=None, help="Only open issues for this image's findings.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Open at most N issues.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def sync(
+    project: str, severities: tuple[str, ...], image: str | None, limit: int | None, as_json: bool
+) -> None:
+    """Open an issue per new finding, close the issues of fixed findings (uses GITLAB_URL,
+    GITLAB_TOKEN); subscribers of `issue_created` are told about each new issue."""
+    import logging
+
+    from timbel_dagster.cli.common import writable_engine
+    from timbel_dagster.notify.dispatch import Dispatcher
+    from timbel_dagster.resources.delivery import SourceNotConfiguredError
+    from timbel_dagster.resources.gitlab.client import GitLabHTTP
+    from timbel_dagster.security.gitlab_issues import announce, sync_issues
+    from timbel_dagster.warehouse.audit import append_event
+
+    settings, engine = writable_engine()
+    if not settings.gitlab_url:
+        raise SourceNotConfiguredError("GitLab is not configured: set GITLAB_URL and GITLAB_TOKEN")
+    token = settings.gitlab_token.get_secret_value() if settings.gitlab_token else None
+    gitlab = GitLabHTTP(
+        str(settings.gitlab_url),
+        token,
+        max_requests_per_second=settings.gitlab_max_requests_per_second,
+    )
+    with engine.begin() as connection:
+        result = sync_issues(
+            connection, gitlab, project, severities=severities, artifact=image, limit=limit
+        )
+        counts = {k: v for k, v in result.items() if k != "issues"}
+        append_event(
+            connection,
+            actor=settings.timbel_user,
+            action="scan.issues.sync",
+            target=project,
+            details=counts | {"issues": [i["iid"] for i in result["issues"]]},
+        )
+    if result["issues"]:  # after the commit: the dispatcher writes through its own connections
+        quiet = logging.getLogger("timbel_dagster.cli.scan.channels")
+        quiet.setLevel(logging.ERROR)
+        announce(Dispatcher.from_settings(settings, engine=engine, log=quiet), result["issues"])
+    if as_json:
+        print_json(result)
+        return
+    click.echo(", ".join(f"{n} {k}" for k, n in counts.items()))
+    for issue in result["issues"]:
+        click.echo(f"  #{issue['iid']} {issue['title']}")
+
+
+@click.group("sonar")
+def sonar() -> None:
+    """SonarQube quality gates."""
+
+
+@sonar.command("import")
+@click.argument("project_key")
+@click.option("--url", default=None, help="SonarQube server (default SONARQUBE_URL).")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def sonar_import(project_key: str, url: str | None, as_json: bool) -> None:
+    """Store the quality gate and measures of PROJECT_KEY's latest analysis (token from
+    SONARQUBE_TOKEN)."""
+    from timbel_dagster.cli.common import writable_engine
+    from timbel_dagster.resources.delivery import SourceNotConfiguredError
+    from timbel_dagster.security.sonarqube import SonarQubeClient, import_quality_gate
+    from timbel_dagster.warehouse.audit import append_event
+
+    settings, engine = writable_engine()
+    url = url or _setting(settings, "sonarqube_url")
+    if not url:
+        raise SourceNotConfiguredError("SonarQube is not configured: set SONARQUBE_URL")
+    client = SonarQubeClient(str(url), _setting(settings, "sonarqube_token"))
+    with engine.begin() as connection:
+        result = import_quality_gate(connection, client, project_key)
+        append_event(
+            connection,
+            actor=settings.timbel_user,
+            action="scan.sonar.import",
+            target=project_key,
+            details={k: result[k] for k in ("analysed_at", "status", "written")},
+        )
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        f"{project_key}: {result['status']} (analysed {result['analysed_at'] or 'never'}), "
+        + ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in result["measures"].items()
+        )
+    )
+
+
+FOLLOW_UP = (gate, history, issues, sonar)
