@@ -127,6 +127,31 @@ class Settings(BaseSettings):
     trivy_cache_dir: Path | None = None
     trivy_timeout_seconds: float = Field(600.0, gt=0)
     trivy_offline: bool = False
+    timbel_security_policy_file: Path | None = Field(
+        None,
+        description="Security policy YAML: which vulnerability findings block a deployment per "
+        "environment group (the built-in policy when unset).",
+    )
+    sonarqube_url: AnyHttpUrl | None = Field(
+        None, description="SonarQube server whose quality gates `timbel scan sonar import` reads."
+    )
+    sonarqube_token: SecretStr | None = Field(
+        None, description="SonarQube user token, sent as the basic-auth user."
+    )
+    # Comma-separated in the environment (NoDecode: not JSON).
+    timbel_analyze_repositories: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Repositories (paths or git URLs, comma-separated) that security/components "
+        "analyses.",
+    )
+    timbel_analyze_max_file_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Files larger than this are never read by the repository analysis.",
+    )
+    timbel_analyze_clone_timeout_seconds: float = Field(
+        600.0, gt=0, description="The longest a git clone for the repository analysis may take."
+    )
 
     # --- Notifications -----------------------------------------------------------------
     slack_webhook_url: SecretStr | None = None
@@ -168,7 +193,9 @@ class Settings(BaseSettings):
         None, description="Where archived audit events go (default TIMBEL_HOME/audit-archive)."
     )
 
-    _split_lists = field_validator("jenkins_jobs", "gitlab_projects", mode="before")(_comma_list)
+    _split_lists = field_validator(
+        "jenkins_jobs", "gitlab_projects", "timbel_analyze_repositories", mode="before"
+    )(_comma_list)
 
     @field_validator("timbel_deploy_stage_pattern", "timbel_production_pattern")
     @classmethod

@@ -166,12 +166,16 @@ def test_pipeline_failure_rate_fact(engine: Any, statuses: list[str], fires: boo
     assert [t.kind for t in report.transitions] == (["fired"] if fires else [])
 
 
-def test_a_fact_over_a_missing_table_is_a_rule_error(engine: Any) -> None:
+def test_the_vulnerability_fact_on_a_warehouse_without_findings_fires_nothing(
+    engine: Any,
+) -> None:
     rules = parse_rules(
-        "rules:\n  - name: vulns\n    fact: critical_vulnerabilities_in_prod\n", "r.yaml"
+        "rules:\n  - name: vulns\n    fact: critical_vulnerabilities_in_prod\n"
+        "    threshold: '> 0'\n",
+        "r.yaml",
     )
     report = AlertEvaluator(engine).tick(rules, T)
-    assert "no vulnerability_findings table" in report.errors["vulns"]
+    assert "vulns" not in report.errors and not report.transitions
 
 
 def test_promql_rules_without_prometheus_are_reported(engine: Any) -> None:

@@ -263,3 +263,18 @@ def test_a_failed_scan_is_recorded_without_touching_findings(warehouse_url: str)
     assert (row["artifact_key"], row["error"], row["n_critical"]) == ("sha256:" + "7" * 64,
                                                                      "timed out", 0)  # fmt: skip
     assert {r["fixed_at"] for r in findings(warehouse_url).values()} == {None}
+
+
+def test_a_late_import_between_found_and_fixed_keeps_it_fixed(warehouse_url: str) -> None:
+    """Seen at T1, fixed by the scan at T3, then the T2 scan (still vulnerable) arrives: the
+    finding was last seen at T2 and is still fixed at T3."""
+    store(warehouse_url, report("alpine-310-registry.json"), T1)
+    clean = without_vulnerabilities("libssl1.1")
+    store(warehouse_url, report("alpine-310-registry.json", clean), T3)
+    late = store(warehouse_url, report("alpine-310-registry.json"), T2)
+    assert late["changes"]["vulnerabilities"]["reopened"] == 0
+    for key, row in findings(warehouse_url).items():
+        if key[0] == "libssl1.1":
+            assert (row["last_seen"], row["fixed_at"]) == (T2, T3)
+        else:
+            assert (row["last_seen"], row["fixed_at"]) == (T3, None)

@@ -31,7 +31,7 @@ def _requests():
         dt.timedelta(hours=settings.timbel_request_ttl_hours),
         notify=approval_notifier(dispatcher),
         # TIMBEL_SECURITY_POLICY_FILE once settings.py has it; the built-in policy until then.
-        policy=load_policy(getattr(settings, "timbel_security_policy_file", None)),
+        policy=load_policy(settings.timbel_security_policy_file),
     )
     return settings, requests
 

@@ -21,12 +21,6 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
-def _setting(settings: Any, name: str) -> Any:
-    """A setting settings.py may not declare yet (TIMBEL_SECURITY_POLICY_FILE, SONARQUBE_*)."""
-    value = getattr(settings, name, None)
-    return value.get_secret_value() if hasattr(value, "get_secret_value") else value
-
-
 @click.command("gate")
 @click.argument("image")
 @click.option("--group", required=True, help="dev, staging or prod.")
@@ -44,7 +38,7 @@ def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> Non
     from timbel_dagster.security.policy import evaluate_gate, image_findings, load_policy
 
     settings = settings_or_exit()
-    policy = load_policy(policy_file or _setting(settings, "timbel_security_policy_file"))
+    policy = load_policy(policy_file or settings.timbel_security_policy_file)
     with connect() as connection:
         result = evaluate_gate(image_findings(connection, image), group, policy, image=image)
     if as_json:
@@ -184,10 +178,13 @@ def sonar_import(project_key: str, url: str | None, as_json: bool) -> None:
     from timbel_dagster.warehouse.audit import append_event
 
     settings, engine = writable_engine()
-    url = url or _setting(settings, "sonarqube_url")
+    url = url or settings.sonarqube_url
     if not url:
         raise SourceNotConfiguredError("SonarQube is not configured: set SONARQUBE_URL")
-    client = SonarQubeClient(str(url), _setting(settings, "sonarqube_token"))
+    client = SonarQubeClient(
+        str(url),
+        settings.sonarqube_token.get_secret_value() if settings.sonarqube_token else None,
+    )
     with engine.begin() as connection:
         result = import_quality_gate(connection, client, project_key)
         append_event(

@@ -92,9 +92,14 @@ def _plan(
                 row | {"id": stable_id(table, *natural), "first_seen": moment} | seen
             )
         elif moment >= old["last_seen"]:
-            plan.reopened += old["fixed_at"] is not None
-            if any(old[column] != value for column, value in row.items()):
-                plan.upsert.append(row | {"id": old["id"], "first_seen": old["first_seen"]} | seen)
+            # A scan older than the one that found it fixed (imported late) leaves it fixed.
+            still_fixed = old["fixed_at"] is not None and old["fixed_at"] > moment
+            plan.reopened += old["fixed_at"] is not None and not still_fixed
+            if still_fixed or any(old[column] != value for column, value in row.items()):
+                keep = {"fixed_at": old["fixed_at"]} if still_fixed else {}
+                plan.upsert.append(
+                    row | {"id": old["id"], "first_seen": old["first_seen"]} | seen | keep
+                )
             elif any(old[column] != value for column, value in seen.items()):
                 plan.seen_again.append(old["id"])
         elif moment < old["first_seen"]:
