@@ -77,6 +77,7 @@ def test_risk_advisor_end_to_end(sample_warehouse: str, monkeypatch) -> None:
         ["deploy", "request", "payments-api", image, "--group", "prod", "--as", "minji.kim"],
     )
     assert created.exit_code == 0, created.output
+    assert "risk: not assessed (no risk_model has been trained yet" in created.output
 
     # The sample ends on END: assess the deployments of its last days.
     days = (dt.date.today() - END).days + 5
@@ -126,6 +127,16 @@ def test_risk_advisor_end_to_end(sample_warehouse: str, monkeypatch) -> None:
     strict = json.loads(runner.invoke(main, ["risk", "score", "#1", "--json"]).output)
     assert strict["recommendation"] == "reject"
     get_settings.cache_clear()
+
+    # Once a model exists, a new request is assessed as it is made.
+    second = runner.invoke(
+        main,
+        ["deploy", "request", "payments-api", image, "--group", "prod", "--as", "minji.kim"]
+        + ["--json"],
+    )
+    assert second.exit_code == 0, second.output
+    made = json.loads(second.output[second.output.index("{") :])
+    assert made["risk"]["probability"] == pytest.approx(assessment["probability"], abs=0.05)
 
     unknown = runner.invoke(main, ["risk", "score", "99"])
     assert unknown.exit_code == 2 and "no deployment request '99'" in unknown.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
@@ -48,6 +50,14 @@ def _show(request: dict, as_json: bool) -> None:
     for step in request.get("steps", []):
         who = f" by {step['decided_by']}: {step['reason']}" if step["decided_by"] else ""
         click.echo(f"  {step['position']}. {step['role']:<11} {step['decision']}{who}")
+    risk = request.get("risk")
+    if risk:
+        top = ", ".join(f"{r['feature']} {r['direction']}" for r in risk["reasons"])
+        click.echo(
+            f"  risk: {risk['probability']:.1%} chance of failure -> "
+            f"{risk['recommendation'].upper()} (confidence {risk['confidence']:.2f}, model "
+            f"v{risk['model_version']}; {top})"
+        )
     if request.get("fast_track") and not request.get("post_review_at"):
         click.echo("  post-hoc review: DUE (timbel deploy review ID --note ...)")
 
@@ -69,9 +79,23 @@ def request(service: str, image: str, group: str, reason: str, as_user: str | No
     """Ask to roll IMAGE of SERVICE out to an environment group."""
     settings, requests = _requests()
     made = requests.request(as_user or settings.timbel_user, service, image, group, reason)
+    if made["status"] == "pending":
+        made["risk"] = _assess(requests.engine, settings, made["number"], as_json)
     with requests.engine.connect() as connection:
         made["steps"] = requests.steps(connection, made["id"])
     _show(made, as_json)
+
+
+def _assess(engine: Any, settings: Any, number: int, as_json: bool) -> dict | None:
+    """The risk advisor's assessment, attached to the new request for its approvers; a
+    request is never refused because there is no model yet or its image is unknown."""
+    from timbel_dagster.ml.risk_scoring import score_request
+
+    try:
+        return score_request(engine, settings, str(number))
+    except LookupError as error:  # no model trained yet, or the image's commit is unknown
+        click.echo(f"risk: not assessed ({error})", err=True)
+        return None
 
 
 def _decision(approve: bool):
