@@ -26,6 +26,9 @@ BENCHMARKS = (
         "deploy: automatic rollback (health checks, racing triggers); rollout to 3 clusters",
         "deploy_rollout",
     ),
+    ("risk model on the public JIT datasets, time-ordered 80/20, beside its baselines", "ml_risk"),
+    ("Trivy report import: 5,000 vulnerabilities", "scan_import"),
+    ("analyze-repo on a generated 10,000-file repository", "analyze_repo"),
 )
 
 

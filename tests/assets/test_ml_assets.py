@@ -129,11 +129,8 @@ def test_risk_advisor_end_to_end(sample_warehouse: str, monkeypatch) -> None:
     get_settings.cache_clear()
 
     # Once a model exists, a new request is assessed as it is made.
-    second = runner.invoke(
-        main,
-        ["deploy", "request", "payments-api", image, "--group", "prod", "--as", "minji.kim"]
-        + ["--json"],
-    )
+    request = ["deploy", "request", "payments-api", image, "--group", "prod"]
+    second = runner.invoke(main, [*request, "--as", "minji.kim", "--json"])
     assert second.exit_code == 0, second.output
     made = json.loads(second.output[second.output.index("{") :])
     assert made["risk"]["probability"] == pytest.approx(assessment["probability"], abs=0.05)

@@ -62,6 +62,8 @@ TABLES = {
     "audit_events",
     "security_issue_links",
     "quality_gates",
+    "repository_analyses",
+    "repository_dependencies",
 }
 
 

@@ -23,6 +23,7 @@ from timbel_dagster.assets.ml.bottlenecks import pipeline_bottlenecks
 from timbel_dagster.assets.ml.cost_forecast import cost_forecast
 from timbel_dagster.assets.ml.risk import risk_model, risk_scores, risk_training_set
 from timbel_dagster.assets.org.directory import directory
+from timbel_dagster.assets.security.components import components
 from timbel_dagster.assets.security.images import images
 from timbel_dagster.assets.security.scans import scan_results, vulnerability_findings
 
@@ -53,5 +54,6 @@ def defs() -> dg.Definitions:
             images,
             scan_results,
             vulnerability_findings,
+            components,
         ]
     )

@@ -325,6 +325,7 @@ class AuditEvent(Base):
 # The other table modules share Base; importing them here puts every table on its metadata.
 from timbel_dagster.warehouse import (  # noqa: E402, F401
     models_cluster,
+    models_components,
     models_deploy,
     models_ml,
     models_notify,
