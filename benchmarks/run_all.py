@@ -27,6 +27,10 @@ BENCHMARKS = (
         "deploy_rollout",
     ),
     ("risk model on the public JIT datasets, time-ordered 80/20, beside its baselines", "ml_risk"),
+    (
+        "cost forecast (Bitbrains) and change points (TCPD), beside their baselines",
+        "ml_forecast_changepoints",
+    ),
     ("Trivy report import: 5,000 vulnerabilities", "scan_import"),
     ("analyze-repo on a generated 10,000-file repository", "analyze_repo"),
 )
