@@ -9,8 +9,11 @@ where they fail.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +93,25 @@ def sample_source():
     from timbel_dagster.resources.sample.source import SampleSource
 
     return SampleSource(end_date=dt.date(2026, 11, 1), seed=7)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One `timbel demo --json` in a fresh directory: what it printed and where it wrote."""
+
+    directory: Path
+    completed: subprocess.CompletedProcess
+
+    @property
+    def warehouse_url(self) -> str:
+        return f"sqlite:///{self.directory / '.timbel' / 'warehouse.db'}"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`timbel demo` on the sample organisation, run once per session (about a minute) and
+    shared by the tests that check its report and the ones that read its warehouse."""
+    from tests.test_cli import run
+
+    directory = tmp_path_factory.mktemp("demo")
+    return DemoRun(directory, run(["demo", "--json"], directory))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 
+from tests.conftest import DemoRun
 from tests.test_cli import run
 
 
-def test_demo_materializes_everything_and_reports(tmp_path: Path) -> None:
-    completed = run(["demo", "--json"], tmp_path)
+def test_demo_materializes_everything_and_reports(demo_run: DemoRun) -> None:
+    completed, directory = demo_run.completed, demo_run.directory
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
     nodes = len(report["runs"])
@@ -30,11 +30,14 @@ def test_demo_materializes_everything_and_reports(tmp_path: Path) -> None:
     assert dora["lead_time_hours_median"] > 0 and dora["time_to_restore_hours_median"] > 0
 
     # The runs are in the embedded instance that `make dev` opens.
-    instance = dg.DagsterInstance.from_config(str(tmp_path / ".timbel" / "dagster"))
+    instance = dg.DagsterInstance.from_config(str(directory / ".timbel" / "dagster"))
     runs = instance.get_run_records()
     assert len(runs) == nodes and all(r.dagster_run.is_success for r in runs)
-    assert (tmp_path / ".timbel" / "warehouse.db").exists()
+    assert (directory / ".timbel" / "warehouse.db").exists()
 
     # A second demo finds everything stored already.
-    again = json.loads(run(["demo", "--json"], tmp_path).stdout)
-    assert all(set(r["rows_written"].values()) == {0} for r in again["runs"])
+    again = json.loads(run(["demo", "--json"], directory).stdout)
+    # (Snapshot assets - the ML assets, scans - report no rows_written; the model is not
+    # retrained on an unchanged history.)
+    assert all(set(r["rows_written"].values()) <= {0} for r in again["runs"])
+    assert any(r["rows_written"] for r in again["runs"])

@@ -30,6 +30,7 @@ class DemoReport:
     dora: dict[str, Any] | None = None
     cluster_cost: list[dict[str, Any]] = field(default_factory=list)
     alerts: dict[str, int] = field(default_factory=dict)
+    insights: dict[str, Any] = field(default_factory=dict)
 
 
 def asset_nodes_in_order(assets: list[Any]) -> list[Any]:
@@ -110,11 +111,15 @@ SAMPLE_RULES = Path(__file__).parent / "notify" / "sample_rules.yaml"
 
 
 def _node_config(node: Any, settings: Settings) -> dict[str, Any]:
-    """The demo evaluates the sample's alert rules unless TIMBEL_ALERT_RULES_FILE says."""
-    if "alerts/alert_events" not in {k.to_user_string() for k in node.keys}:
-        return {}
-    rules = settings.timbel_alert_rules_file or SAMPLE_RULES
-    return {"ops": {"alerts__alert_events": {"config": {"rules_file": str(rules)}}}}
+    """The demo evaluates the sample's alert rules unless TIMBEL_ALERT_RULES_FILE says, and
+    scans every sample image in one run (so that a second demo has nothing left to do)."""
+    keys = {k.to_user_string() for k in node.keys}
+    if "alerts/alert_events" in keys:
+        rules = settings.timbel_alert_rules_file or SAMPLE_RULES
+        return {"ops": {"alerts__alert_events": {"config": {"rules_file": str(rules)}}}}
+    if "security/scan_results" in keys:
+        return {"ops": {"security__scan_results": {"config": {"max_images": 1000}}}}
+    return {}
 
 
 def _cluster_cost(connection: Any, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
@@ -140,6 +145,48 @@ def _alerts(connection: Any) -> dict[str, int]:
     from timbel_dagster.warehouse.models_notify import Alert
 
     return dict(connection.execute(select(Alert.state, func.count()).group_by(Alert.state)).all())
+
+
+def _insights(connection: Any) -> dict[str, Any]:
+    """What the ML and security assets found: the risk model against its baselines, the
+    biggest pipeline saving, next month's cost, open vulnerabilities by severity."""
+    from sqlalchemy import func, select
+
+    from timbel_dagster.warehouse.models_ml import BottleneckFinding, CostForecast, MlModel
+    from timbel_dagster.warehouse.models_security import VulnerabilityFinding as V
+
+    found: dict[str, Any] = {}
+    model = connection.execute(
+        select(MlModel.version, MlModel.evaluation).order_by(MlModel.version.desc()).limit(1)
+    ).first()
+    if model:
+        e = model.evaluation
+        found["risk_model"] = {"version": model.version} | {
+            k: round(e[k], 3) for k in ("auc", "baseline_la_auc", "baseline_rf_auc")
+        }
+    saving = connection.execute(
+        select(BottleneckFinding.summary, BottleneckFinding.seconds_saved_per_run)
+        .where(BottleneckFinding.kind.like("suggest_%"))
+        .order_by(BottleneckFinding.seconds_saved_per_run.desc())
+        .limit(1)
+    ).first()
+    if saving:
+        found["top_suggestion"] = {"summary": saving[0], "seconds_saved_per_run": saving[1]}
+    total = connection.execute(
+        select(
+            func.sum(CostForecast.cost_usd),
+            func.sum(CostForecast.cost_lo95),
+            func.sum(CostForecast.cost_hi95),
+        ).where(CostForecast.scope == "total")
+    ).first()
+    if total and total[0] is not None:
+        found["cost_next_30d_usd"] = [round(v, 2) for v in total]
+    found["open_vulnerabilities"] = dict(
+        connection.execute(
+            select(V.severity, func.count()).where(V.fixed_at.is_(None)).group_by(V.severity)
+        ).all()
+    )
+    return found
 
 
 def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
@@ -217,6 +264,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
         report.dora = _dora_last_weeks(connection)
         report.cluster_cost = _cluster_cost(connection, *hours)
         report.alerts = _alerts(connection)
+        report.insights = _insights(connection)
     instance.dispose()
     return report
 
@@ -252,6 +300,26 @@ def format_report(report: DemoReport) -> str:
             f"idle {c['idle_usd']:>8.2f} USD"
             for c in report.cluster_cost
         ]
+    i = report.insights
+    if i.get("risk_model"):
+        m = i["risk_model"]
+        lines.append(
+            f"  risk model v{m['version']}       AUC {m['auc']:.3f} on the newest 20 % of "
+            f"deployments (lines added {m['baseline_la_auc']:.3f}, random forest "
+            f"{m['baseline_rf_auc']:.3f})"
+        )
+    if i.get("top_suggestion"):
+        t = i["top_suggestion"]
+        lines.append(
+            f"  biggest pipeline saving {t['seconds_saved_per_run']:.0f} s per run: {t['summary']}"
+        )
+    if i.get("cost_next_30d_usd"):
+        cost, low, high = i["cost_next_30d_usd"]
+        lines.append(
+            f"  cost, next 30 days    {cost:,.2f} USD (95 % interval {low:,.2f} - {high:,.2f})"
+        )
+    if i.get("open_vulnerabilities"):
+        lines.append(f"  open vulnerabilities  {i['open_vulnerabilities']}")
     if report.alerts:
         lines.append(f"  alerts                {report.alerts}")
     lines.append("  what ran:")

@@ -94,6 +94,10 @@ def test_risk_advisor_end_to_end(sample_warehouse: str, monkeypatch) -> None:
         evaluation["recall_at_20pct_effort"]
         > evaluation["baseline_smallest_first_recall_at_20pct_effort"]
     )
+    assert evaluation["rows_written"] == 1 and evaluation["model_version"] == 1
+    # The same history again: no new version (a drift or manual retrain would make one).
+    again = _metadata(_materialize(url, [ML[1]]), "ml/risk_model")
+    assert (again["rows_written"], again["model_version"], again["reason"]) == (0, 1, "unchanged")
     scores = _metadata(result, "ml/risk_scores")
     assert scores["pending_requests"] == 1 and scores["deployments"] > 0
 

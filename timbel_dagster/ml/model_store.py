@@ -102,6 +102,19 @@ def load_model(connection: Connection, name: str, version: int | None = None) ->
     )
 
 
+def training_fingerprint(table: pd.DataFrame) -> str:
+    """A digest of the training table's content: the same history gives the same digest."""
+    import hashlib
+
+    import pandas as pd
+
+    if table.empty:
+        return "empty"
+    ordered = table.reindex(sorted(table.columns), axis=1)
+    hashed = pd.util.hash_pandas_object(ordered, index=True).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:32]
+
+
 def replace_training_rows(connection: Connection, table: pd.DataFrame) -> int:
     """Swap the whole training table for `table` (one row per deployment) in the caller's
     transaction: it is a derived snapshot, rebuilt from the warehouse every time."""

@@ -58,7 +58,9 @@ def risk_training_set(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 class RiskModelConfig(dg.Config):
-    reason: str = "schedule"  # why this version was trained: schedule, drift, manual
+    # Why this version is trained: schedule (skipped when the history has not changed since
+    # the newest version), drift or manual (always trained).
+    reason: str = "schedule"
 
 
 @dg.asset(
@@ -74,12 +76,35 @@ class RiskModelConfig(dg.Config):
 def risk_model(
     context: dg.AssetExecutionContext, config: RiskModelConfig, warehouse: WarehouseResource
 ):
-    from timbel_dagster.ml.model_store import load_training_rows, save_model
+    from timbel_dagster.ml.model_store import (
+        NoModelError,
+        load_model,
+        load_training_rows,
+        save_model,
+        training_fingerprint,
+    )
     from timbel_dagster.ml.risk_advisor import MODEL_NAME, RISK_FEATURES, train
 
     with warehouse.engine().connect() as connection:
         table = load_training_rows(connection)
+        try:
+            latest = load_model(connection, MODEL_NAME)
+        except NoModelError:
+            latest = None
+    fingerprint = training_fingerprint(table)
+    if (
+        latest is not None
+        and config.reason == "schedule"
+        and latest.code_version == RISK_CODE_VERSION
+        and latest.evaluation.get("training_fingerprint") == fingerprint
+    ):
+        # Nothing new to learn from: the same code on the same history gives the same model.
+        context.log.info(f"{MODEL_NAME} v{latest.version} was trained on this history already")
+        metadata = _evaluation_metadata(latest.evaluation, latest.version, "unchanged")
+        metadata["rows_written"] = dg.MetadataValue.int(0)
+        return dg.MaterializeResult(metadata=metadata)
     model, evaluation = train(table)
+    evaluation["training_fingerprint"] = fingerprint
     with warehouse.engine().begin() as connection:
         version = save_model(
             connection,
@@ -97,10 +122,16 @@ def risk_model(
         f"{MODEL_NAME} v{version}: AUC {evaluation['auc']:.3f} (lines added "
         f"{evaluation['baseline_la_auc']:.3f}, random forest {evaluation['baseline_rf_auc']:.3f})"
     )
+    metadata = _evaluation_metadata(evaluation, version, config.reason)
+    metadata["rows_written"] = dg.MetadataValue.int(1)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _evaluation_metadata(evaluation: dict, version: int, reason: str) -> dict:
     metadata = {key: dg.MetadataValue.float(float(evaluation[key])) for key in EVALUATION_KEYS}
     metadata["model_version"] = dg.MetadataValue.int(version)
-    metadata["reason"] = dg.MetadataValue.text(config.reason)
-    return dg.MaterializeResult(metadata=metadata)
+    metadata["reason"] = dg.MetadataValue.text(reason)
+    return metadata
 
 
 class RiskScoresConfig(dg.Config):
