@@ -11,26 +11,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from timbel_dagster.ml.risk_data import FEATURES
+
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection
 
-CHANGE_COLUMNS = (
-    "ns",
-    "nd",
-    "nf",
-    "entropy",
-    "la",
-    "ld",
-    "lt",
-    "fix",
-    "ndev",
-    "age",
-    "nuc",
-    "exp",
-    "rexp",
-    "sexp",
-)
+# Kamei's 14 change metrics, as the commits table and the risk model name them.
+CHANGE_COLUMNS = FEATURES
 
 
 @dataclass(frozen=True)
