@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection
 
+    from timbel_dagster.ml.deployment_data import DeliveryFrames
     from timbel_dagster.ml.model_store import StoredModel
 
 MODEL_NAME = "risk_model"
@@ -109,26 +110,31 @@ def assess_request(
     thresholds: Any,
     *,
     at: dt.datetime | None = None,
+    frames: DeliveryFrames | None = None,
+    history: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Assess a deployment request (`service`, `image`, `environment_group`, `id`) as if it
-    were deployed now: what it would ship, its build, the service's recent history."""
+    were deployed now: what it would ship, its build, the service's recent history.
+    `frames` and `history` (the training rows) are read here unless the caller, assessing
+    several requests, has read them once already."""
     from timbel_dagster.ml.deployment_data import candidate_frames, load_delivery_frames
     from timbel_dagster.ml.deployment_features import deployment_features
     from timbel_dagster.ml.model_store import load_training_rows
 
     subject = str(request["id"])
-    frames = candidate_frames(
+    candidate = candidate_frames(
         connection,
-        load_delivery_frames(connection),
+        frames if frames is not None else load_delivery_frames(connection),
         subject_id=subject,
         service=request["service"],
         environment=request["environment_group"],
         image=request["image"],
         at=at or dt.datetime.now(dt.UTC),
     )
-    table = deployment_features(frames)
-    row = table.loc[[subject]]
-    [assessment] = assess_rows(stored, row, thresholds, load_training_rows(connection))
+    row = deployment_features(candidate).loc[[subject]]
+    if history is None:
+        history = load_training_rows(connection)
+    [assessment] = assess_rows(stored, row, thresholds, history)
     assessment["ships"] = {
         "commits": int(row["n_commits"].iloc[0]),
         "lines_added": float(row["la"].iloc[0]),

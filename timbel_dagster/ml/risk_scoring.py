@@ -85,6 +85,7 @@ def score_recent_and_pending(
     import pandas as pd
     from sqlalchemy import select
 
+    from timbel_dagster.ml.deployment_data import load_delivery_frames
     from timbel_dagster.ml.model_store import load_model, load_training_rows
     from timbel_dagster.ml.risk_advisor import MODEL_NAME, assess_request, assess_rows, store_scores
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest
@@ -110,11 +111,13 @@ def score_recent_and_pending(
             select(DeploymentRequest.__table__).where(DeploymentRequest.status == "pending")
         ).mappings()
         requests = []
+        frames = load_delivery_frames(connection)  # once for every pending request
         for request in map(dict, pending):
             try:
-                requests.append(
-                    (request, assess_request(connection, stored, request, thresholds, at=now))
+                assessment = assess_request(
+                    connection, stored, request, thresholds, at=now, frames=frames, history=table
                 )
+                requests.append((request, assessment))
             except LookupError as error:
                 log.warning(f"request #{request['number']} not assessed: {error}")
     with engine.begin() as connection:
