@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     timbel_production_pattern: str = Field(
         r"(?i)prod", description="Regex: deploy stages that deploy to production."
     )
+    # Comma-separated in the environment (NoDecode: not JSON).
+    timbel_git_repositories: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Live mode: git repositories (local paths or clone URLs, comma-separated) "
+        "whose commits cicd/commits reads; URLs are mirrored into TIMBEL_HOME/git.",
+    )
 
     # --- Metrics and clusters ----------------------------------------------------------
     prometheus_url: AnyHttpUrl | None = None
@@ -194,7 +200,11 @@ class Settings(BaseSettings):
     )
 
     _split_lists = field_validator(
-        "jenkins_jobs", "gitlab_projects", "timbel_analyze_repositories", mode="before"
+        "jenkins_jobs",
+        "gitlab_projects",
+        "timbel_analyze_repositories",
+        "timbel_git_repositories",
+        mode="before",
     )(_comma_list)
 
     @field_validator("timbel_deploy_stage_pattern", "timbel_production_pattern")
