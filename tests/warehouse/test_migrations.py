@@ -64,6 +64,7 @@ TABLES = {
     "quality_gates",
     "repository_analyses",
     "repository_dependencies",
+    "ingestion_rejects",
 }
 
 

@@ -31,7 +31,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from timbel_dagster.warehouse.types import JSONType, UTCDateTime
 
-EXECUTION_STATUSES = ("pending", "running", "success", "failed", "aborted")
+# `unknown`: the source sent a status we have no mapping for (or none); the raw value is kept
+# in the row's `error_message`.
+EXECUTION_STATUSES = ("pending", "running", "success", "failed", "aborted", "unknown")
 STAGE_STATUSES = (*EXECUTION_STATUSES, "skipped")
 DEPLOYMENT_STATUSES = ("pending", "running", "success", "failed", "rolled_back")
 DEPLOYMENT_KINDS = ("release", "hotfix", "rollback")
@@ -157,6 +159,7 @@ class StageExecution(Timestamps, Base):
     duration: Mapped[float | None] = mapped_column(Float)
     queue_seconds: Mapped[float | None] = mapped_column(Float)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    error_message: Mapped[str | None] = mapped_column(Text)  # why it failed, or its raw status
 
 
 class ExecutionLog(Base):
@@ -327,6 +330,7 @@ from timbel_dagster.warehouse import (  # noqa: E402, F401
     models_cluster,
     models_components,
     models_deploy,
+    models_ingestion,
     models_ml,
     models_notify,
     models_registry,
