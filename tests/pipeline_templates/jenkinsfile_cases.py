@@ -1,5 +1,11 @@
 """Jenkinsfiles with known problems: syntax errors the Groovy compiler reports at an exact
-position, and valid Groovy that breaks a declarative rule."""
+position, and valid Groovy that breaks a declarative rule; and valid declarative shapes that
+must pass.
+
+Each structure case names the Jenkins rule it mirrors by its message key in
+pipeline-model-definition's Messages.properties (`jenkinsfile_rules.RULES` says where Jenkins
+checks it: ModelParser or ModelValidatorImpl); the test asserts the message is that rule's.
+"""
 
 from __future__ import annotations
 
@@ -40,92 +46,272 @@ def _pipeline(stages: str, top: str = "    agent any\n") -> str:
     return f"pipeline {{\n{top}    stages {{\n{stages}    }}\n}}\n"
 
 
-_BUILD = (
-    "        stage('Build') {\n            steps {\n                sh 'make'\n"
-    "            }\n        }\n"
-)
+def _stage(name: str, body: str, indent: str = "        ") -> str:
+    inner = "".join(f"{indent}    {line}\n" for line in body.splitlines())
+    return f"{indent}stage('{name}') {{\n{inner}{indent}}}\n"
 
-# name -> (source, [(line, column, message fragment)])
+
+_STEPS = "steps {\n    sh 'make'\n}"
+_BUILD = _stage("Build", _STEPS)
+_AXES = "axes {\n    axis {\n        name 'OS'\n        values 'linux'\n    }\n}"
+
+# name -> (source, [(line, column, Jenkins message key)]); the key cites the rule.
 STRUCTURE_ERRORS: dict[str, tuple[str, list[tuple[int, int, str]]]] = {
-    "no-agent": (_pipeline(_BUILD, top=""), [(1, 1, "pipeline has no 'agent' section")]),
+    # Utils.groovy: "Only one pipeline { ... } block can be executed in a single run."
+    "two-pipelines": (
+        _pipeline(_BUILD) + _pipeline(_BUILD), [(11, 1, "Utils.OnlyOnePipeline")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTPipelineDef): RequiredSection "agent"
+    "no-agent": (_pipeline(_BUILD, top=""), [(1, 1, "ModelValidatorImpl.RequiredSection")]),
+    # ModelParser.parsePipelineStep: Parser.MultipleOfSection
     "two-agents": (
         _pipeline(_BUILD, top="    agent any\n    agent none\n"),
-        [(3, 5, "section 'agent' appears twice in pipeline (first at line 2)")],
+        [(3, 5, "Parser.MultipleOfSection")],
     ),
+    # ModelParser.parseStage: Parser.MultipleOfSection (a stage's sections are unique too)
+    "two-steps-blocks": (
+        _pipeline(_stage("Build", f"{_STEPS}\n{_STEPS}")), [(8, 13, "Parser.MultipleOfSection")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTPipelineDef): RequiredSection "stages"
     "no-stages": (
         "pipeline {\n    agent any\n    post {\n        always {\n            echo 'x'\n"
         "        }\n    }\n}\n",
-        [(1, 1, "pipeline has no 'stages' section")],
+        [(1, 1, "ModelValidatorImpl.RequiredSection")],
     ),
-    "empty-stages": (_pipeline(""), [(3, 5, "stages of pipeline has no stage")]),
+    # ModelValidatorImpl.validateElement(ModelASTStages): NoStages
+    "empty-stages": (_pipeline(""), [(3, 5, "ModelValidatorImpl.NoStages")]),
+    # ModelValidatorImpl.validateElement(ModelASTParallel) = ModelASTStages: NoStages
+    "empty-parallel": (
+        _pipeline(_stage("Checks", "parallel {\n}")), [(5, 13, "ModelValidatorImpl.NoStages")],
+    ),
+    # ModelParser.parseStage: a stage with no name (Jenkins takes the closure as the name and
+    # reports it as not a string literal, then "Stage does not have a block")
     "stage-without-name": (
         _pipeline("        stage {\n            steps {\n                sh 'make'\n"
                   "            }\n        }\n"),
-        [(4, 9, "stage needs a name")],
+        [(4, 9, "ModelParser.ExpectedStageName")],
     ),
+    # ModelParser.parseStage -> parseStringLiteral: ExpectedStringLiteral (no GString names)
+    "interpolated-stage-name": (
+        _pipeline(_BUILD.replace("stage('Build')", 'stage("Build ${env.JDK}")')),
+        [(4, 9, "ModelParser.ExpectedStringLiteral")],
+    ),
+    # ModelParser.parseStage: StageWithoutBlock
+    "stage-without-block": (
+        _pipeline("        stage('Build')\n"), [(4, 9, "ModelParser.StageWithoutBlock")],
+    ),
+    # ModelParser.parseStages: ExpectedStage
+    "steps-in-stages": (
+        _pipeline("        steps {\n            sh 'make'\n        }\n"),
+        [(4, 9, "ModelParser.ExpectedStage")],
+    ),
+    # ModelParser.parseParallel parses every child as a stage: `failFast` belongs beside
+    # `parallel`, in the stage, not inside it (ExpectedStage)
+    "failfast-inside-parallel": (
+        _pipeline(_stage("Checks", "parallel {\n    failFast true\n"
+                                   + _stage("A", _STEPS, "    ") + "}")),
+        [(6, 17, "ModelParser.ExpectedStage")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTStage): TwoOfStepsStagesParallel
     "steps-and-parallel": (
-        _pipeline(
-            "        stage('Checks') {\n            steps {\n                sh 'lint'\n"
-            "            }\n            parallel {\n                stage('A') {\n"
-            "                    steps {\n                        sh 'a'\n                    }\n"
-            "                }\n            }\n        }\n"
-        ),
-        [(4, 9, "stage 'Checks' must have exactly one of steps, stages, parallel or matrix "
-                "(found steps, parallel)")],
+        _pipeline(_stage("Checks", f"{_STEPS}\nparallel {{\n" + _stage("A", _STEPS, "    ")
+                  + "}")),
+        [(4, 9, "ModelValidatorImpl.TwoOfStepsStagesParallel")],
     ),
+    # ModelValidatorImpl.validateElement(ModelASTStage): NothingForStage
     "stage-without-steps": (
-        _pipeline("        stage('Build') {\n            agent any\n        }\n"),
-        [(4, 9, "stage 'Build' must have exactly one of steps, stages, parallel or matrix "
-                "(found none of them)")],
+        _pipeline(_stage("Build", "agent any")), [(4, 9, "ModelValidatorImpl.NothingForStage")],
     ),
+    # ModelParser.parsePipelineStep: Parser.UndefinedSection (+ RequiredSection "stages")
     "matrix-at-pipeline-level": (
         "pipeline {\n    agent any\n    matrix {\n        axes {\n            axis {\n"
         "                name 'OS'\n                values 'linux'\n            }\n"
         "        }\n    }\n}\n",
-        [(1, 1, "pipeline has no 'stages' section"), (3, 5, "unknown section 'matrix'")],
+        [(1, 1, "ModelValidatorImpl.RequiredSection"), (3, 5, "Parser.UndefinedSection")],
     ),
+    # ModelParser.parseStage: UnknownStageSection (+ NothingForStage)
     "steps-outside-steps": (
-        _pipeline("        stage('Build') {\n            sh 'make'\n        }\n"),
-        [(4, 9, "found none of them"), (5, 13, "unknown section 'sh' in stage 'Build'")],
+        _pipeline(_stage("Build", "sh 'make'")),
+        [(4, 9, "ModelValidatorImpl.NothingForStage"),
+         (5, 13, "ModelParser.UnknownStageSection")],
     ),
+    # ModelParser.parseStage -> parseTools: ExpectedBlockFor
+    "tools-without-block": (
+        _pipeline(_stage("Build", f"tools 'maven'\n{_STEPS}")),
+        [(5, 13, "ModelParser.ExpectedBlockFor")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTBuildCondition): InvalidBuildCondition
     "unknown-post-condition": (
         _pipeline(_BUILD).replace("}\n}\n", "}\n    post {\n        sucess {\n"
                                    "            echo 'ok'\n        }\n    }\n}\n"),
-        [(11, 9, "unknown post condition 'sucess'")],
+        [(11, 9, "ModelValidatorImpl.InvalidBuildCondition")],
     ),
-    "duplicate-stage-names": (
-        _pipeline(_BUILD + _BUILD), [(9, 9, "duplicate stage name 'Build' (first at line 4)")],
+    # ModelParser.parseBuildCondition: InvalidBuildCondition (a condition needs a block)
+    "post-condition-without-block": (
+        _pipeline(_stage("Build", f"{_STEPS}\npost {{\n    failure {{\n        echo 'x'\n"
+                                  "    }\n    always echo('done')\n}")),
+        [(12, 17, "ModelParser.InvalidBuildCondition")],
     ),
+    # ModelValidatorImpl.validateElement(ModelASTBuildConditionsContainer): DuplicateBuildCondition
+    "duplicate-post-condition": (
+        _pipeline(_stage("Build", f"{_STEPS}\npost {{\n    always {{\n        echo 'a'\n"
+                                  "    }\n    always {\n        echo 'b'\n    }\n}")),
+        [(12, 17, "ModelValidatorImpl.DuplicateBuildCondition")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTPostBuild...): EmptySection "post"
+    "empty-post": (
+        _pipeline(_BUILD).replace("}\n}\n", "}\n    post {\n    }\n}\n"),
+        [(10, 5, "ModelValidatorImpl.EmptySection")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTOptions): EmptySection "options"
+    "empty-options": (
+        _pipeline(_BUILD, top="    agent any\n    options {\n    }\n"),
+        [(3, 5, "ModelValidatorImpl.EmptySection")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTEnvironment): NoEnvVars
+    "empty-environment": (
+        _pipeline(_stage("Build", f"environment {{\n}}\n{_STEPS}")),
+        [(5, 13, "ModelValidatorImpl.NoEnvVars")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTTools): NoTools
+    "empty-tools": (
+        _pipeline(_BUILD, top="    agent any\n    tools {\n    }\n"),
+        [(3, 5, "ModelValidatorImpl.NoTools")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTWhen): EmptyWhen (beforeAgent is no condition)
+    "when-without-condition": (
+        _pipeline(_stage("Deploy", f"when {{\n    beforeAgent true\n}}\n{_STEPS}")),
+        [(5, 13, "ModelValidatorImpl.EmptyWhen")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTWhenCondition): UnknownWhenConditional
     "unknown-when-condition": (
-        _pipeline("        stage('Deploy') {\n            when {\n"
-                  "                branchName 'main'\n"
-                  "            }\n            steps {\n                sh 'deploy'\n            }\n"
-                  "        }\n"),
-        [(6, 17, "unknown when condition 'branchName'")],
+        _pipeline(_stage("Deploy", f"when {{\n    branchName 'main'\n}}\n{_STEPS}")),
+        [(6, 17, "ModelValidatorImpl.UnknownWhenConditional")],
     ),
+    # ModelValidatorImpl.validateElement(ModelASTStageInput): MissingInputMessage
+    "input-without-message": (
+        _pipeline(_stage("Deploy", f"input {{\n    ok 'Deploy'\n}}\n{_STEPS}")),
+        [(5, 13, "ModelValidatorImpl.MissingInputMessage")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTStages): DuplicateStageName, siblings of
+    # the pipeline's stages block
+    "duplicate-stage-names": (
+        _pipeline(_BUILD + _BUILD), [(9, 9, "ModelValidatorImpl.DuplicateStageName")],
+    ),
+    # ... siblings of one parallel block (ModelASTParallel is validated as ModelASTStages)
+    "duplicate-parallel-branches": (
+        _pipeline(_stage("Checks", "parallel {\n" + _stage("Lint", _STEPS, "    ")
+                                   + _stage("Lint", _STEPS, "    ") + "}")),
+        [(11, 17, "ModelValidatorImpl.DuplicateStageName")],
+    ),
+    # ... siblings of a matrix's stages block (ModelASTMatrix validates its ModelASTStages)
+    "duplicate-matrix-stages": (
+        _pipeline(_stage("Cells", "matrix {\n" + _AXES + "\nstages {\n"
+                                  + _stage("Cell", _STEPS, "    ") + _stage("Cell", _STEPS, "    ")
+                                  + "}\n}")),
+        [(18, 17, "ModelValidatorImpl.DuplicateStageName")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTStage, isWithinParallel):
+    # NoNestedWithinNestedStages, for parallel in parallel ...
     "nested-parallel": (
-        _pipeline(
-            "        stage('Outer') {\n            parallel {\n                stage('Inner') {\n"
-            "                    parallel {\n                        stage('Leaf') {\n"
-            "                            steps {\n                                sh 'x'\n"
-            "                            }\n                        }\n                    }\n"
-            "                }\n            }\n        }\n"
-        ),
-        [(7, 21, "parallel cannot be nested in parallel/matrix")],
+        _pipeline(_stage("Outer", "parallel {\n" + _stage("Inner", "parallel {\n"
+                  + _stage("Leaf", _STEPS, "    ") + "}", "    ") + "}")),
+        [(7, 21, "ModelValidatorImpl.NoNestedWithinNestedStages")],
     ),
+    # ... for parallel inside the sequential stages of a parallel branch (isWithinParallel is
+    # passed down through nested stages) ...
+    "parallel-in-stages-in-parallel": (
+        _pipeline(_stage("Outer", "parallel {\n" + _stage("Branch", "stages {\n"
+                  + _stage("Inner", "parallel {\n" + _stage("Leaf", _STEPS, "    ") + "}",
+                           "    ") + "}", "    ") + "}")),
+        [(9, 29, "ModelValidatorImpl.NoNestedWithinNestedStages")],
+    ),
+    # ... and for parallel in a matrix cell.
+    "parallel-in-matrix": (
+        _pipeline(_stage("Cells", "matrix {\n" + _AXES + "\nstages {\n"
+                  + _stage("Cell", "parallel {\n" + _stage("Leaf", _STEPS, "    ") + "}", "    ")
+                  + "}\n}")),
+        [(14, 21, "ModelValidatorImpl.NoNestedWithinNestedStages")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTStage): AgentInNestedStages, ToolsInNestedStages
+    "agent-and-tools-beside-parallel": (
+        _pipeline(_stage("Checks", "agent any\ntools {\n    jdk 'jdk-21'\n}\nparallel {\n"
+                                   + _stage("A", _STEPS, "    ") + "}")),
+        [(5, 13, "ModelValidatorImpl.AgentInNestedStages"),
+         (6, 13, "ModelValidatorImpl.ToolsInNestedStages")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTMatrix): RequiredSection "axes"
     "matrix-without-axes": (
-        _pipeline(
-            "        stage('Cells') {\n            matrix {\n                stages {\n"
-            "                    stage('Cell') {\n                        steps {\n"
-            "                            sh 'x'\n                        }\n"
-            "                    }\n                }\n            }\n        }\n"
-        ),
-        [(5, 13, "matrix of stage 'Cells' has no 'axes'")],
+        _pipeline(_stage("Cells", "matrix {\nstages {\n" + _stage("Cell", _STEPS, "    ")
+                                  + "}\n}")),
+        [(5, 13, "ModelValidatorImpl.RequiredSection")],
     ),
-    "agent-word": (_pipeline(_BUILD, top="    agent anything\n"),
-                   [(2, 5, "agent of pipeline must be 'any', 'none' or a { } block")]),
+    # ModelValidatorImpl.validateElement(ModelASTAxisContainer): NoAxes
+    "matrix-empty-axes": (
+        _pipeline(_stage("Cells", "matrix {\naxes {\n}\nstages {\n"
+                                  + _stage("Cell", _STEPS, "    ") + "}\n}")),
+        [(6, 13, "ModelValidatorImpl.NoAxes")],
+    ),
+    # ModelParser.parseAxis: ExpectedBlockFor "axis"
+    "axis-without-block": (
+        _pipeline(_stage("Cells", "matrix {\naxes {\n    axis 'OS'\n}\nstages {\n"
+                                  + _stage("Cell", _STEPS, "    ") + "}\n}")),
+        [(7, 17, "ModelParser.ExpectedBlockFor")],
+    ),
+    # ModelParser.parseAgent: InvalidAgent
+    "agent-word": (
+        _pipeline(_BUILD, top="    agent anything\n"), [(2, 5, "ModelParser.InvalidAgent")],
+    ),
+    # ModelParser.parseAgent: ExpectedAgent (an empty agent block)
+    "agent-empty-block": (
+        _pipeline(_BUILD, top="    agent {\n    }\n"), [(2, 5, "ModelParser.ExpectedAgent")],
+    ),
+    # ModelParser.parseAgent: OneAgentMax
+    "agent-two-types": (
+        _pipeline(_BUILD, top="    agent {\n        label 'linux'\n        docker 'maven:3'\n"
+                              "    }\n"),
+        [(4, 9, "ModelParser.OneAgentMax")],
+    ),
+    # ModelValidatorImpl.validateElement(ModelASTBranch): NoSteps
     "empty-steps": (
-        _pipeline("        stage('Build') {\n            steps {\n            }\n        }\n"),
-        [(5, 13, "stage 'Build': steps block is empty")],
+        _pipeline(_stage("Build", "steps {\n}")), [(5, 13, "ModelValidatorImpl.NoSteps")],
+    ),
+}  # fmt: skip
+
+# Valid declarative shapes Jenkins runs: no structure error may be reported for them.
+VALID_SHAPES: dict[str, str] = {
+    # Same inner names in two sequential nested stages blocks (issue 12's real file).
+    "same-names-in-nested-stages": _pipeline(
+        _stage("JDK 21", "stages {\n" + _stage("Build", _STEPS, "    ") + "}")
+        + _stage("JDK 17", "stages {\n" + _stage("Build", _STEPS, "    ") + "}")
+    ),
+    # An outer stage and the stages of its parallel branches share names.
+    "same-names-in-parallel-branches": _pipeline(
+        _stage("Build", "failFast true\nparallel {\n"
+               + _stage("JDK 21", "stages {\n" + _stage("Build", _STEPS, "    ") + "}", "    ")
+               + _stage("JDK 17", "stages {\n" + _stage("Build", _STEPS, "    ") + "}", "    ")
+               + "}")
+    ),
+    # A matrix's cell stages share a name with a pipeline stage.
+    "same-names-in-matrix": _pipeline(
+        _BUILD + _stage("Cells", "matrix {\n" + _AXES + "\nstages {\n"
+                        + _stage("Build", _STEPS, "    ") + "}\n}")
+    ),
+    # A bare identifier is a stage name to Jenkins' parser (matchStringLiteral).
+    "identifier-stage-name": _pipeline(_BUILD.replace("stage('Build')", "stage(Build)")),
+    # `agent none` at the top, an agent per stage, a stage-level input.
+    "agent-none-with-stage-agents": _pipeline(
+        _stage("Build", "agent {\n    docker { image 'node:20' }\n}\n" + _STEPS)
+        + _stage("Deploy", "agent {\n    label 'deploy'\n}\ninput {\n    message 'Go?'\n}\n"
+                 + _STEPS),
+        top="    agent none\n",
+    ),
+    # `failFast` beside parallel, post at stage level, when with nested conditions.
+    "failfast-post-when": _pipeline(
+        _stage("Checks", "when {\n    beforeAgent true\n    allOf {\n        branch 'main'\n"
+               "        not { changeRequest() }\n    }\n}\nfailFast true\nparallel {\n"
+               + _stage("A", _STEPS, "    ") + _stage("B", _STEPS, "    ") + "}\n"
+               "post {\n    always {\n        echo 'x'\n    }\n    cleanup {\n        deleteDir()\n"
+               "    }\n}")
     ),
 }  # fmt: skip

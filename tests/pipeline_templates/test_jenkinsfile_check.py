@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.pipeline_templates.conftest import FIXTURES
-from tests.pipeline_templates.jenkinsfile_cases import STRUCTURE_ERRORS, SYNTAX_ERRORS
+from tests.pipeline_templates.jenkinsfile_cases import STRUCTURE_ERRORS, SYNTAX_ERRORS, VALID_SHAPES
 from timbel_dagster.pipeline_templates import jenkinsfile_check
 from timbel_dagster.pipeline_templates.groovy_lexer import balance_issues, tokenize
 from timbel_dagster.pipeline_templates.jenkinsfile_check import (
@@ -21,6 +21,7 @@ from timbel_dagster.pipeline_templates.jenkinsfile_check import (
     check_jenkinsfiles,
     jvm_launches,
 )
+from timbel_dagster.pipeline_templates.jenkinsfile_rules import RULES, rule_for
 from timbel_dagster.pipeline_templates.jenkinsfile_structure import declarative_issues
 
 REAL = sorted(FIXTURES.glob("*.Jenkinsfile"))
@@ -44,9 +45,12 @@ def compiled(groovy: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     folder = tmp_path_factory.mktemp("jenkinsfiles") / "ünïcode"
     folder.mkdir()
     paths = list(REAL)
-    for name, case in {**SYNTAX_ERRORS, **STRUCTURE_ERRORS, **UNICODE}.items():
+    sources = {
+        name: case[0] for name, case in {**SYNTAX_ERRORS, **STRUCTURE_ERRORS, **UNICODE}.items()
+    }
+    for name, source in {**sources, **VALID_SHAPES}.items():
         path = folder / f"{name}.Jenkinsfile"
-        path.write_text(case[0], encoding="utf-8")
+        path.write_text(source, encoding="utf-8")
         paths.append(path)
     before = jvm_launches()
     with pytest.MonkeyPatch.context() as patch:
@@ -61,7 +65,7 @@ def compiled(groovy: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 
 def test_one_jvm_checks_the_whole_batch(compiled: dict[str, Any]) -> None:
-    cases = len(SYNTAX_ERRORS) + len(STRUCTURE_ERRORS) + len(UNICODE)
+    cases = len(SYNTAX_ERRORS) + len(STRUCTURE_ERRORS) + len(UNICODE) + len(VALID_SHAPES)
     assert compiled["count"] == len(REAL) + cases >= 30
     assert compiled["launches"] == 1
 
@@ -108,14 +112,54 @@ def test_structure_errors_are_valid_groovy(compiled: dict[str, Any], name: str) 
 
 @pytest.mark.parametrize("name", STRUCTURE_ERRORS)
 def test_declarative_structure(name: str) -> None:
+    """Each case breaks the Jenkins rule its key names (see the comment above the case in
+    jenkinsfile_cases.py for the ModelParser / ModelValidatorImpl method), at that place."""
     source, expected = STRUCTURE_ERRORS[name]
     declarative, problems = declarative_issues(tokenize(source)[0])
     assert declarative
-    assert len(problems) == len(expected)
     ordered = sorted(problems, key=lambda p: (p["line"], p["column"]))
-    for (line, column, fragment), problem in zip(expected, ordered, strict=True):
+    assert len(ordered) == len(expected), ordered
+    for (line, column, key), problem in zip(expected, ordered, strict=True):
         assert (problem["line"], problem["column"]) == (line, column)
-        assert fragment in problem["message"]
+        assert RULES[key].matches(problem["message"]), (key, problem["message"])
+
+
+def test_every_rule_has_a_case() -> None:
+    """A test per rule: every rule Timbel reports is exercised by a case citing it."""
+    cited = {key for _, expected in STRUCTURE_ERRORS.values() for *_, key in expected}
+    assert cited == set(RULES)
+
+
+def test_every_rule_is_a_jenkins_message_key() -> None:
+    """Rules are keyed by pipeline-model-definition's Messages.properties keys (or, for the
+    one run-time check, Utils.groovy) and name the parser or validator method."""
+    for key, rule in RULES.items():
+        assert key.split(".")[0] in ("ModelParser", "ModelValidatorImpl", "Parser", "Utils")
+        assert rule.checked_in.split(".")[0] in ("ModelParser", "ModelValidatorImpl", "Utils")
+
+
+@pytest.mark.parametrize(
+    ("message", "key"),
+    [
+        ('Duplicate stage name: "Build" in stages of pipeline (first at line 4)',
+         "ModelValidatorImpl.DuplicateStageName"),
+        ('Missing required section "stages" in pipeline', "ModelValidatorImpl.RequiredSection"),
+        ("No stages specified in parallel of stage \"Checks\"", "ModelValidatorImpl.NoStages"),
+        ("something else entirely", None),
+    ],
+)  # fmt: skip
+def test_messages_keep_jenkins_wording(message: str, key: str | None) -> None:
+    found = rule_for(message)
+    assert (found.key if found else None) == key
+
+
+@pytest.mark.parametrize("name", VALID_SHAPES)
+def test_valid_declarative_shapes_pass(compiled: dict[str, Any], name: str) -> None:
+    """Shapes Jenkins runs (same stage names in different stages/parallel/matrix blocks,
+    failFast beside parallel, nested when conditions, stage agents) are not reported."""
+    assert declarative_issues(tokenize(VALID_SHAPES[name])[0]) == (True, [])
+    checked = compiled["by_name"][name]
+    assert (checked["valid"], checked["kind"], checked["errors"]) == (True, "jenkinsfile", [])
 
 
 def test_errors_are_sorted_and_one_based(compiled: dict[str, Any]) -> None:

@@ -187,4 +187,4 @@ def test_preview_invalid_result_exits_1(tmp_path: Path, no_groovy: None) -> None
     result = invoke("template", "preview", template, "--param", "agent=any")
     assert result.exit_code == 1
     assert result.stdout == "pipeline {\n  agent any\n}\n"
-    assert "pipeline has no 'stages' section" in result.stderr
+    assert 'Missing required section "stages" in pipeline' in result.stderr
