@@ -96,7 +96,13 @@ def test_tenant_commands_end_to_end(
         assert refused.returncode == 2 and refused.stderr.startswith(message), refused.stderr
         assert "Traceback" not in refused.stderr
     stranger = tenant(*create, "--group", "dev", TIMBEL_USER="mallory")
-    assert "unknown acting user (TIMBEL_USER): mallory" in stranger.stderr
+    assert "unknown acting user (--as or TIMBEL_USER): mallory" in stranger.stderr
+    impostor = tenant(*create, "--group", "dev", "--as", "eve")
+    assert impostor.returncode == 2
+    assert impostor.stderr == (
+        "timbel: error: unknown acting user (--as or TIMBEL_USER): eve (not in the users "
+        "table; load the directory with `timbel ingest` or `timbel sample`)\n"
+    )
     assert [r for f in (dev, staging) for r in f.requests if r[0] != "GET"] == []
     refused_events = [(ACTOR, "tenant.create.refused")] * len(refusals)
     assert audit(env) == [
@@ -104,14 +110,16 @@ def test_tenant_commands_end_to_end(
         (ACTOR, "sample.load"),
         *refused_events,
         ("mallory", "tenant.create.refused"),
+        ("eve", "tenant.create.refused"),
     ]
 
     dry = tenant(*create, "--group", "dev", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["dry_run"] is True and dev.get("Namespace", "shop") is None
 
-    made = tenant(*create, "--cluster", "seoul-dev-01", "--group", "staging")
+    made = tenant(*create, "--cluster", "seoul-dev-01", "--group", "staging", "--as", "admin")
     assert made.returncode == 0, made.stderr
+    assert audit(env)[-1] == ("admin", "tenant.create")  # audited as the --as user
     assert "seoul-dev-01: Namespace shop created" in made.stdout
     assert "seoul-stg-01: 6 created" in made.stdout
     assert "tenant shop applied (tenant.create): cpu 8, memory 16Gi" in made.stdout
@@ -139,7 +147,7 @@ def test_tenant_commands_end_to_end(
         assert "seoul-dev-01, seoul-stg-01?" in kept.stdout
     assert dev.get("Namespace", "shop") is not None
     assert audit(env)[-1] == (ACTOR, "tenant.update")
-    deleted = tenant("delete", "shop", stdin="y\n")
+    deleted = tenant("delete", "shop", "--as", "soyeon.lee", stdin="y\n")
     assert deleted.returncode == 0, deleted.stderr
     assert "tenant shop deleted" in deleted.stdout
     assert dev.get("Namespace", "shop") is None and staging.get("Namespace", "shop") is None
@@ -147,6 +155,7 @@ def test_tenant_commands_end_to_end(
 
     gone = tenant("delete", "shop", "--yes")
     assert gone.returncode == 2 and "no provisioned tenant 'shop'" in gone.stderr
-    assert [a for _, a in audit(env)][-4:] == [
-        "tenant.create", "tenant.update", "tenant.delete", "tenant.delete.refused"
+    assert audit(env)[-4:] == [
+        ("admin", "tenant.create"), (ACTOR, "tenant.update"), ("soyeon.lee", "tenant.delete"),
+        (ACTOR, "tenant.delete.refused"),
     ]  # fmt: skip

@@ -133,7 +133,7 @@ def _broken_manifests(spec):
         ({"clusters": ()}, ACTOR, "name the clusters: give --cluster NAME or --group"),
         ({"users": ("soyeon.lee", "nobody", "ghost")}, ACTOR,
          "unknown user(s): ghost, nobody (not in the users table"),
-        ({}, "mallory", "unknown acting user (TIMBEL_USER): mallory"),
+        ({}, "mallory", "unknown acting user (--as or TIMBEL_USER): mallory"),
         # The dev cluster answers, production cannot be reached: nothing is applied to dev.
         ({"clusters": ("seoul-dev-01", "seoul-prod-01")}, ACTOR,
          "cluster seoul-prod-01: kubeconfig context 'prod-admin'"),

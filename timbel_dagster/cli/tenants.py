@@ -1,7 +1,8 @@
 """`timbel tenant`: create, delete and list tenants, and report their monthly usage and cost.
 
 `create` and `delete` call the same functions as the `provision_tenant` job, directly (no
-Dagster run), acting as TIMBEL_USER, who must be a user of the warehouse. Clusters are named
+Dagster run), acting as `--as` (default TIMBEL_USER), who must be a user of the warehouse and
+is the actor of their audit events, as with `timbel deploy`. Clusters are named
 explicitly, by `--cluster` or `--group`: there is no default, so a tenant never lands on
 production by accident.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from timbel_dagster.cli.common import connect, echo_for, friendly_errors, print_json
+from timbel_dagster.cli.deploy import AS_HELP
 from timbel_dagster.tenants.manifests import DEFAULT_INGRESS_NAMESPACE, DEFAULT_PODS, DEFAULT_ROLE
 
 
@@ -39,6 +41,7 @@ def tenant() -> None:
     help="Namespace of the ingress controller allowed in.",
 )
 @click.option("--dry-run", is_flag=True, help="Check everything and show what would change.")
+@click.option("--as", "as_user", default=None, help=AS_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def create(
@@ -52,6 +55,7 @@ def create(
     role: str,
     ingress_namespace: str,
     dry_run: bool,
+    as_user: str | None,
     as_json: bool,
 ) -> None:
     """Create (or update) tenant NAME on each cluster named; applying again is safe.
@@ -71,7 +75,7 @@ def create(
         engine,
         KubernetesResource(),
         request,
-        settings.timbel_user,
+        as_user or settings.timbel_user,
         dry_run=dry_run,
         log=echo_for(as_json),
     )
@@ -94,9 +98,10 @@ def create(
 @tenant.command()
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--as", "as_user", default=None, help=AS_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def delete(name: str, yes: bool, as_json: bool) -> None:
+def delete(name: str, yes: bool, as_user: str | None, as_json: bool) -> None:
     """Delete tenant NAME: its namespace, and everything in it, on each of its clusters."""
     from timbel_dagster.cli.common import writable_engine
     from timbel_dagster.resources.kubernetes import KubernetesResource
@@ -114,7 +119,7 @@ def delete(name: str, yes: bool, as_json: bool) -> None:
             abort=True,
         )
     result = delete_tenant(
-        engine, KubernetesResource(), name, settings.timbel_user, log=echo_for(as_json)
+        engine, KubernetesResource(), name, as_user or settings.timbel_user, log=echo_for(as_json)
     )
     if as_json:
         print_json(result)
