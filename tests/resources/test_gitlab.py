@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.fakes.gitlab_server import FakeGitLab
+from timbel_dagster.resources.delivery import ExecutionRecord, RejectRecord
 from timbel_dagster.resources.errors import (
     SourceAuthError,
     SourceDataError,
@@ -178,23 +179,36 @@ def test_bad_payloads_raise_errors_naming_the_field(
         source_for(fake).pipelines()
 
 
-def test_job_with_a_wrong_type_names_the_job_and_field(fake: FakeGitLab) -> None:
+def test_a_job_with_a_wrong_type_is_rejected_naming_the_job_and_field(fake: FakeGitLab) -> None:
     source = source_for(fake, ["platform/auth-gateway"])
     source.pipelines()
     original = fake.job_json
 
     def broken(pipeline, job):
         data = original(pipeline, job)
-        data["duration"] = "four minutes"
+        if job.name == "compile":
+            data["duration"] = "four minutes"
         return data
 
     fake.job_json = broken  # type: ignore[method-assign]
-    with pytest.raises(
-        SourceDataError,
-        match=r"gitlab platform/auth-gateway job \d+: field "
-        r"'duration': expected int or float",
-    ):
-        list(source.executions(NOV, DEC))
+    read = list(source.executions(NOV, DEC))
+    rejects = [r for r in read if isinstance(r, RejectRecord)]
+    executions = [r for r in read if isinstance(r, ExecutionRecord)]
+    assert len(rejects) == 3 and len(executions) == 3
+    for reject in rejects:
+        assert reject.kind == "job" and reject.pipeline == "platform/auth-gateway"
+        assert reject.sequence is None and reject.payload["duration"] == "four minutes"
+        assert re.fullmatch(
+            rf"gitlab platform/auth-gateway job {reject.key}: field "
+            r"'duration': expected int or float, got str 'four minutes'",
+            reject.reason,
+        )
+    for execution in executions:  # stored with the jobs that parsed
+        assert [s.name for s in execution.stages] == [
+            "unit-tests",
+            "integration-tests",
+            "deploy-review",
+        ]
 
 
 def test_newest_pipelines_cost_one_request_per_project(fake: FakeGitLab) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from urllib.parse import unquote
@@ -10,6 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.fakes.jenkins_server import FakeJenkins
+from timbel_dagster.resources.delivery import ExecutionRecord, RejectRecord
 from timbel_dagster.resources.errors import (
     SourceAuthError,
     SourceDataError,
@@ -118,8 +120,8 @@ def test_stages_with_parallel_branches(fake: FakeJenkins) -> None:
 
 def test_recent_stages_come_eleven_runs_per_request(fake: FakeJenkins) -> None:
     api = api_for(fake)
-    recent = api.recent_stages("payments/payments-api/main")
-    assert sorted(recent) == list(range(240, 251))
+    recent, unplaced = api.recent_stages("payments/payments-api/main")
+    assert sorted(recent) == list(range(240, 251)) and unplaced == []
     assert api.http.requests_made == 1
 
 
@@ -183,20 +185,8 @@ def test_missing_job_is_named(fake: FakeJenkins) -> None:
             "malformed JSON",
         ),
         (
-            {
-                "status": 200,
-                "body": b'{"allBuilds": [{"building": false}]}',
-                "content_type": "application/json",
-            },
-            "field 'allBuilds[0].number': missing",
-        ),
-        (
-            {
-                "status": 200,
-                "body": b'{"allBuilds": [{"number": "7", "timestamp": 1}]}',
-                "content_type": "application/json",
-            },
-            "field 'allBuilds[0].number': expected int",
+            {"status": 200, "body": b'{"allBuilds": {}}', "content_type": "application/json"},
+            "field 'allBuilds': expected list, got dict",
         ),
     ],
 )
@@ -208,6 +198,40 @@ def test_bad_payloads_raise_errors_naming_the_field(
     with pytest.raises(SourceDataError, match=re.escape(message)):
         api.builds("solo")
     assert api.http.requests_made == 1  # not transient: not retried
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "sequence", "reason"),
+    [
+        ({"building": False}, "sha1:", None, "field 'allBuilds[0].number': missing"),
+        (
+            {"number": "7", "timestamp": 1},
+            "7",
+            7,
+            "field 'allBuilds[0].number': expected int, got str '7'",
+        ),
+        (
+            {"number": 8, "timestamp": "yesterday"},
+            "8",
+            8,
+            "field 'allBuilds[0].timestamp': expected int, got str 'yesterday'",
+        ),
+        (None, "sha1:", None, "field 'allBuilds[0]': expected an object, got NoneType"),
+    ],
+)
+def test_an_unparsable_build_is_rejected_and_the_others_kept(
+    fake: FakeJenkins, entry: object, key: str, sequence: int | None, reason: str
+) -> None:
+    """A record-level fault rejects that build alone (a response-level one still raises)."""
+    good = fake.build_json("solo", fake.jobs["solo"][0])
+    body = json.dumps({"allBuilds": [entry, good]}).encode()
+    fake.fail_next(1, status=200, body=body, content_type="application/json")
+    [rejected, build] = api_for(fake).builds("solo")
+    assert isinstance(rejected, RejectRecord) and isinstance(build, ExecutionRecord)
+    assert (rejected.kind, rejected.pipeline, rejected.sequence) == ("build", "solo", sequence)
+    assert rejected.key.startswith(key) and rejected.payload == entry
+    assert rejected.reason == f"jenkins solo: {reason}"
+    assert build.sequence == 1 and build.status == "success"
 
 
 def _read(api: JenkinsAPI, number: int, start: int) -> tuple[bytes, int, bool]:

@@ -55,6 +55,7 @@ class StageRecord:
     parent_name: str | None = None
     queue_seconds: float | None = None
     attempt: int = 1
+    error_message: str | None = None  # the source's error text, or the raw unknown status
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,22 @@ class ExecutionRecord:
     logs: str | None = None
     artifacts: dict[str, Any] | None = None
     stages: tuple[StageRecord, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RejectRecord:
+    """A record a source sent that could not be parsed at all, kept with its payload.
+
+    Sources yield these among their executions instead of failing the whole batch; storage
+    keeps each one once in `ingestion_rejects` (see `warehouse.models_ingestion`).
+    """
+
+    kind: str  # build | stages | pipeline | job
+    pipeline: str  # the pipeline it belongs to ('' when it names none)
+    key: str  # its id within the pipeline, or `sha1:` and a digest of its payload
+    reason: str  # the parse error: system, object, field and what was wrong
+    payload: Any  # the JSON value as received
+    sequence: int | None = None  # the execution it stands for, when known
 
 
 @dataclass(frozen=True)
@@ -134,11 +151,12 @@ class CISource(Protocol):
         since: dt.datetime,
         until: dt.datetime,
         final: frozenset[tuple[str, str]] = frozenset(),
-    ) -> Iterator[ExecutionRecord]:
+    ) -> Iterator[ExecutionRecord | RejectRecord]:
         """Executions that started in [since, until), stages included.
 
         `final` names (pipeline, external_id) pairs already stored as finished: a source may
-        skip reading their details again.
+        skip reading their details again. A record that cannot be parsed comes as a
+        `RejectRecord` in the same stream, so nothing read is dropped unseen.
         """
         ...
 

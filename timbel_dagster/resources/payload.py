@@ -7,9 +7,11 @@ wrong type raises `SourceDataError` naming the system, the object and the field.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any, TypeVar
 
+from timbel_dagster.resources.delivery import RejectRecord
 from timbel_dagster.resources.errors import SourceDataError
 
 T = TypeVar("T")
@@ -30,6 +32,36 @@ def parse_json(system: str, obj: str | None, body: str | bytes, content_type: st
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise SourceDataError(system, obj, f"malformed JSON: {error.msg} at {error.pos}") from None
+
+
+def payload_key(payload: Any) -> str:
+    """A stable key for a record whose own id cannot be read: a digest of its JSON."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return "sha1:" + hashlib.sha1(text.encode()).hexdigest()
+
+
+def record_id(payload: Any, field: str = "id") -> int | None:
+    """The record's integer id when it has a readable one (for rejects), else None."""
+    value = payload.get(field) if isinstance(payload, dict) else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def reject(
+    kind: str, pipeline: str, payload: Any, error: SourceDataError, id_field: str = "id"
+) -> RejectRecord:
+    """A record that could not be parsed, keyed by its number when that much is readable
+    (else by a digest of its payload), with the parse error as the reason."""
+    number = record_id(payload, id_field)
+    return RejectRecord(
+        kind=kind,
+        pipeline=pipeline,
+        key=str(number) if number is not None else payload_key(payload),
+        reason=str(error),
+        payload=payload,
+        sequence=number,
+    )
 
 
 class Fields:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from timbel_dagster.resources.delivery import RejectRecord
 from timbel_dagster.warehouse import loaders
+from timbel_dagster.warehouse.rejects import store_rejects
 from timbel_dagster.warehouse.upsert import UpsertResult
 
 if TYPE_CHECKING:
@@ -37,7 +39,8 @@ def ingest_pipelines(connection: Connection, source: CISource) -> Results:
 def ingest_executions(
     connection: Connection, source: CISource, since: dt.datetime, until: dt.datetime
 ) -> Results:
-    """Executions (with stages) that started in the window.
+    """Executions (with stages) that started in the window, and in the same transaction
+    the records the source could not parse (`ingestion_rejects`).
 
     Executions already stored as finished are final: the source is told so that it need not
     read their stages again; their rows are still compared, so a build re-run in place is
@@ -46,10 +49,18 @@ def ingest_executions(
     from timbel_dagster.warehouse.queries import finished_executions
 
     final = finished_executions(connection, source.name, since, until)
+    read = list(source.executions(since, until, final))
     executions, stages = loaders.store_executions(
-        connection, source.name, source.executions(since, until, final)
+        connection, source.name, [r for r in read if not isinstance(r, RejectRecord)]
     )
-    return {"pipeline_executions": executions, "stage_executions": stages}
+    rejected = store_rejects(
+        connection, source.name, [r for r in read if isinstance(r, RejectRecord)]
+    )
+    return {
+        "pipeline_executions": executions,
+        "stage_executions": stages,
+        "ingestion_rejects": rejected,
+    }
 
 
 def ingest_ci(

@@ -169,6 +169,7 @@ def store_executions(
                 "duration": s.duration,
                 "queue_seconds": s.queue_seconds,
                 "attempt": s.attempt,
+                "error_message": s.error_message,
             }
             for s in e.stages
         ]

@@ -134,17 +134,36 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
 FINAL_STATUSES = ("success", "failed", "aborted")
 
 
+def _finished(status: str, completed_at: dt.datetime | None) -> bool:
+    """Finished: a final status, or `unknown` (a status the source added) with an end time."""
+    return status in FINAL_STATUSES or (status == "unknown" and completed_at is not None)
+
+
+def _is_finished() -> Any:
+    from sqlalchemy import and_, or_
+
+    return or_(
+        PipelineExecution.status.in_(FINAL_STATUSES),
+        and_(PipelineExecution.status == "unknown", PipelineExecution.completed_at.is_not(None)),
+    )
+
+
 def stored_marks(
     connection: Connection, source: str, above: dict[str, int]
 ) -> dict[str, StoredMark]:
-    """For each pipeline, the highest build stored finished above its old mark, below any
-    stored build that is still unfinished. Reads only rows above the old marks (through the
-    `(pipeline_id, sequence)` index), so the cost follows what is new, not the history.
+    """For each pipeline, the highest build stored finished (or rejected as unparsable) above
+    its old mark, below any stored build that is still unfinished. Reads only rows above the
+    old marks (through the `(pipeline_id, sequence)` index), so the cost follows what is new,
+    not the history.
+
+    A build in `ingestion_rejects` counts as handled: it was read and kept, and reading it
+    again gives the same reject, so a mark must be able to pass it.
     """
     from sqlalchemy import and_, or_, select
 
     from timbel_dagster.sensors.marks import StoredMark
     from timbel_dagster.warehouse.loaders import pipeline_id
+    from timbel_dagster.warehouse.models_ingestion import IngestionReject
 
     if not above:
         return {}
@@ -154,6 +173,7 @@ def stored_marks(
         PipelineExecution.sequence,
         PipelineExecution.status,
         PipelineExecution.started_at,
+        PipelineExecution.completed_at,
     ).where(
         # no `source` filter: the pipeline ids imply it, and a filter on it would steer
         # PostgreSQL to the unique index that starts with `source` instead of the
@@ -167,21 +187,34 @@ def stored_marks(
             )
         ),
     )
-    rows: dict[str, list[tuple[int, str, dt.datetime | None]]] = {}
-    for ident, sequence, status, started in connection.execute(query):
-        rows.setdefault(names[ident], []).append((sequence, status, started))
+    rows: dict[str, list[tuple[int, bool, dt.datetime | None]]] = {}
+    for ident, sequence, status, started, completed in connection.execute(query):
+        rows.setdefault(names[ident], []).append((sequence, _finished(status, completed), started))
+    rejected = select(IngestionReject.pipeline, IngestionReject.sequence).where(
+        IngestionReject.source == source,
+        IngestionReject.kind.in_(("build", "pipeline")),
+        or_(
+            *(
+                and_(IngestionReject.pipeline == name, IngestionReject.sequence > mark)
+                for name, mark in above.items()
+            )
+        ),
+    )
+    for name, sequence in connection.execute(rejected):
+        rows.setdefault(name, []).append((sequence, True, None))
     marks = {}
     for name, builds in rows.items():
-        unfinished = [s for s, status, _ in builds if status not in FINAL_STATUSES]
+        unfinished = [s for s, finished, _ in builds if not finished]
         ceiling = min(unfinished) if unfinished else None
         done = [
-            (s, t)
-            for s, status, t in builds
-            if status in FINAL_STATUSES and (ceiling is None or s < ceiling)
+            (s, t) for s, finished, t in builds if finished and (ceiling is None or s < ceiling)
         ]
         if done:
-            sequence, started = max(done, key=lambda b: b[0])
-            marks[name] = StoredMark(sequence, started.date().isoformat() if started else None)
+            sequence, _ = max(done, key=lambda b: b[0])
+            # where the next batch starts reading: the newest stored build's day (a reject
+            # may have no time)
+            days = [t for s, t in sorted(done, reverse=True) if t is not None]
+            marks[name] = StoredMark(sequence, days[0].date().isoformat() if days else None)
     return marks
 
 
@@ -198,7 +231,7 @@ def finished_executions(
             PipelineExecution.source == source,
             PipelineExecution.started_at >= since,
             PipelineExecution.started_at < until,
-            PipelineExecution.status.in_(FINAL_STATUSES),
+            _is_finished(),
         )
     )
     return frozenset((name, external) for name, external in connection.execute(query))

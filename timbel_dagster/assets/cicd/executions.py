@@ -87,7 +87,12 @@ def ci_executions(
         lambda connection, source: ingest_executions(connection, source, since, until),
     )
     requests = sum(getattr(source, "requests_made", 0) for source in chosen)
+    rejected = totals["ingestion_rejects"].offered if "ingestion_rejects" in totals else 0
+    if rejected:
+        context.log.warning(f"{rejected} records could not be parsed: see ingestion_rejects")
     for table in ("pipeline_executions", "stage_executions"):
         metadata = table_metadata(totals, table, names)
         metadata["source_requests"] = dg.MetadataValue.int(requests)
+        # records of the batch kept in `ingestion_rejects` instead (builds, stage lists, ...)
+        metadata["rows_rejected"] = dg.MetadataValue.int(rejected)
         yield dg.MaterializeResult(asset_key=["cicd", table], metadata=metadata)

@@ -128,8 +128,12 @@ class GitLabHTTP:
             raise self._error(error, obj) from None
         return self._expect(value, dict, obj)
 
-    def pages(self, path: str, obj: str, **query: Any) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, page after page (offset or keyset alike)."""
+    def pages(self, path: str, obj: str, objects_only: bool = True, **query: Any) -> Iterator[Any]:
+        """Every item of a list endpoint, page after page (offset or keyset alike).
+
+        `objects_only`: refuse an item that is not a JSON object; otherwise it is handed on as
+        it came, for the caller to keep as a reject.
+        """
         import gitlab
 
         query.setdefault("per_page", PER_PAGE)
@@ -137,7 +141,7 @@ class GitLabHTTP:
             for item in self.gl.http_list(
                 path, query_data=query, iterator=True, max_retries=self.max_retries
             ):
-                yield self._expect(item, dict, obj)
+                yield self._expect(item, dict, obj) if objects_only else item
         except (gitlab.exceptions.GitlabError, requests.RequestException) as error:
             raise self._error(error, obj) from None
 

@@ -6,12 +6,12 @@ so one keyset-paginated read of the project's jobs replaces a request per pipeli
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from typing import Any
 
 from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord, StageRecord
-from timbel_dagster.resources.errors import SourceDataError
 from timbel_dagster.resources.gitlab.client import SYSTEM
 from timbel_dagster.resources.payload import Fields
 
@@ -34,11 +34,13 @@ JOB_STATUSES = {**PIPELINE_STATUSES, "skipped": "skipped", "manual": "skipped"}
 FINISHED = ("success", "failed", "aborted")
 
 
-def _status(fields: Fields, table: dict[str, str]) -> str:
-    raw = fields.get("status", str)
-    if raw not in table:
-        raise SourceDataError(SYSTEM, fields.obj, f"unknown value {raw!r}", field="status")
-    return table[raw]
+def _status(fields: Fields, table: dict[str, str]) -> tuple[str, str | None]:
+    """The mapped status and, when GitLab sent one outside its documented list (or none),
+    `unknown` with the raw value as a note."""
+    raw = fields.get("status", str, default=None)
+    if raw in table:
+        return table[raw], None
+    return "unknown", f"unknown status {raw!r}" if raw is not None else "no status"
 
 
 def parse_project(data: dict[str, Any]) -> PipelineRecord:
@@ -54,10 +56,59 @@ def parse_project(data: dict[str, Any]) -> PipelineRecord:
     )
 
 
-def parse_job(project: str, data: dict[str, Any]) -> tuple[int, Fields]:
-    fields = Fields(SYSTEM, f"{project} job {data.get('id', '?')}", data)
+def parse_job(project: str, data: Any) -> tuple[int, Fields]:
+    """A job of the project's job list: its pipeline's id and its fields, every field a
+    pipeline reads from it checked (raises `SourceDataError` naming the job and field)."""
+    fields = Fields(SYSTEM, f"{project} job {_id_of(data)}", data)
     pipeline = fields.child("pipeline")
+    _job_stage(fields)
+    if fields.data.get("user"):
+        fields.child("user").get("username", str)
+    _job_artifacts(fields)
     return pipeline.get("id", int), fields
+
+
+def _id_of(data: Any) -> Any:
+    return data.get("id", "?") if isinstance(data, dict) else "?"
+
+
+def _job_stage(job: Fields) -> StageRecord:
+    """A job as a stage row; `position` and `attempt` are set by `_stages`."""
+    status, note = _status(job, JOB_STATUSES)
+    reason = job.get("failure_reason", str, default=None)
+    return StageRecord(
+        external_id=str(job.get("id", int)),
+        name=job.get("name", str),
+        parent_name=job.get("stage", str),
+        position=0,
+        status=status,
+        started_at=job.iso("started_at", default=None),
+        duration=job.get("duration", (int, float), default=None),
+        queue_seconds=job.get("queued_duration", (int, float), default=None),
+        error_message="; ".join(n for n in (note, reason) if n) or None,
+    )
+
+
+def _job_artifacts(job: Fields) -> list[dict[str, Any]]:
+    """A job's artifacts metadata (`artifacts`, `artifacts_expire_at`) with download links."""
+    expire = job.iso("artifacts_expire_at", default=None)
+    web_url = job.get("web_url", str, default=None)
+    files = []
+    for artifact in job.children("artifacts", skip_nulls=True):
+        file_type = artifact.get("file_type", str)
+        files.append(
+            {
+                "job": job.get("name", str),
+                "job_id": job.get("id", int),
+                "file_type": file_type,
+                "filename": artifact.get("filename", str, default=None),
+                "size": artifact.get("size", int, default=None),
+                "file_format": artifact.get("file_format", str, default=None),
+                "expire_at": expire.isoformat() if expire else None,
+                "url": f"{web_url}/artifacts/download?file_type={file_type}" if web_url else None,
+            }
+        )
+    return files
 
 
 def _stages(jobs: list[Fields]) -> tuple[StageRecord, ...]:
@@ -67,40 +118,40 @@ def _stages(jobs: list[Fields]) -> tuple[StageRecord, ...]:
     attempts: dict[str, int] = defaultdict(int)
     records = []
     for job in ordered:
-        stage = job.get("stage", str)
+        record = _job_stage(job)
+        stage = record.parent_name or ""
         stage_order.setdefault(stage, len(stage_order))
-        name = job.get("name", str)
-        attempts[name] += 1
+        attempts[record.name] += 1
         records.append(
-            StageRecord(
-                external_id=str(job.get("id", int)),
-                name=name,
-                parent_name=stage,
-                position=stage_order[stage],
-                status=_status(job, JOB_STATUSES),
-                started_at=job.iso("started_at", default=None),
-                duration=job.get("duration", (int, float), default=None),
-                queue_seconds=job.get("queued_duration", (int, float), default=None),
-                attempt=attempts[name],
-            )
+            dataclasses.replace(record, position=stage_order[stage], attempt=attempts[record.name])
         )
     return tuple(records)
 
 
-def parse_pipeline(project: str, data: dict[str, Any], jobs: list[Fields]) -> ExecutionRecord:
-    """One pipeline from the list endpoint, timed and staged by its jobs."""
-    fields = Fields(SYSTEM, f"{project} pipeline {data.get('id', '?')}", data)
+def parse_pipeline(project: str, data: Any, jobs: list[Fields]) -> ExecutionRecord:
+    """One pipeline from the list endpoint, timed and staged by its jobs.
+
+    A status outside GitLab's list is `unknown` (the raw value in `error_message`); such a
+    pipeline counts as finished once every one of its jobs has finished.
+    """
+    fields = Fields(SYSTEM, f"{project} pipeline {_id_of(data)}", data)
     pipeline_id = fields.get("id", int)
-    status = _status(fields, PIPELINE_STATUSES)
+    status, note = _status(fields, PIPELINE_STATUSES)
     starts = [t for j in jobs if (t := j.iso("started_at", default=None))]
     ends = [t for j in jobs if (t := j.iso("finished_at", default=None))]
     started = min(starts) if starts else None
-    completed = max(ends) if ends and status in FINISHED else None
+    finished = status in FINISHED or (status == "unknown" and jobs and len(ends) == len(jobs))
+    completed = max(ends) if ends and finished else None
     users = [j.child("user").get("username", str) for j in jobs if j.data.get("user")]
     queued = [
         q for j in jobs if (q := j.get("queued_duration", (int, float), default=None)) is not None
     ]
     failed = [j.get("name", str) for j in jobs if j.data.get("status") == "failed"]
+    artifacts = [a for j in sorted(jobs, key=lambda j: j.get("id", int)) for a in _job_artifacts(j)]
+    if status == "failed" and failed:
+        error = f"job(s) failed: {', '.join(sorted(set(failed)))}"
+    else:
+        error = note
     return ExecutionRecord(
         pipeline=project,
         external_id=str(pipeline_id),
@@ -114,12 +165,13 @@ def parse_pipeline(project: str, data: dict[str, Any], jobs: list[Fields]) -> Ex
         branch=fields.get("ref", str, default=None),
         url=fields.get("web_url", str, default=None),
         queue_seconds=min(queued) if queued else None,
-        error_message=f"job(s) failed: {', '.join(sorted(set(failed)))}"
-        if status == "failed" and failed
-        else None,
+        error_message=error,
+        artifacts={"files": artifacts} if artifacts else None,
         stages=_stages(jobs),
     )
 
 
-def created_at(data: dict[str, Any], project: str) -> dt.datetime:
-    return Fields(SYSTEM, f"{project} pipeline {data.get('id', '?')}", data).iso("created_at")
+def listed_pipeline(data: Any, project: str) -> tuple[int, dt.datetime]:
+    """An entry of the pipelines list: its id and creation time (raises `SourceDataError`)."""
+    fields = Fields(SYSTEM, f"{project} pipeline {_id_of(data)}", data)
+    return fields.get("id", int), fields.iso("created_at")

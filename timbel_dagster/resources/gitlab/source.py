@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from timbel_dagster.resources.delivery import (
     ExecutionRecord,
     PipelineRecord,
+    RejectRecord,
     SourceNotConfiguredError,
 )
 
@@ -92,33 +94,40 @@ class GitLabSource:
         since: dt.datetime,
         until: dt.datetime,
         final: frozenset[tuple[str, str]] = frozenset(),
-    ) -> Iterator[ExecutionRecord]:
+    ) -> Iterator[ExecutionRecord | RejectRecord]:
+        from timbel_dagster.resources.errors import SourceDataError
         from timbel_dagster.resources.gitlab.parse import (
             FINISHED,
             PIPELINE_STATUSES,
-            created_at,
+            listed_pipeline,
             parse_job,
             parse_pipeline,
         )
+        from timbel_dagster.resources.payload import record_id, reject
 
         for ref, record in self._projects:
             project = record.name
-            listed = [
-                p
-                for p in self.http.pages(
-                    f"/projects/{ref}/pipelines",
-                    project,
-                    updated_after=since.isoformat(),
-                    order_by="id",
-                    sort="desc",
-                )
-                if since <= created_at(p, project) < until
-            ]
+            listed: dict[int, dict] = {}
+            for item in self.http.pages(
+                f"/projects/{ref}/pipelines",
+                project,
+                objects_only=False,
+                updated_after=since.isoformat(),
+                order_by="id",
+                sort="desc",
+            ):
+                try:
+                    pipeline_id, created = listed_pipeline(item, project)
+                except SourceDataError as error:
+                    yield reject("pipeline", project, item, error)
+                    continue
+                if since <= created < until:
+                    listed[pipeline_id] = item
             wanted = {
-                int(p["id"]): p
-                for p in listed
+                pipeline_id: p
+                for pipeline_id, p in listed.items()
                 if not (
-                    (project, str(p["id"])) in final
+                    (project, str(pipeline_id)) in final
                     and PIPELINE_STATUSES.get(p.get("status", "")) in FINISHED
                 )
             }
@@ -127,15 +136,32 @@ class GitLabSource:
             oldest = min(wanted)
             jobs = defaultdict(list)
             for item in self._project_jobs(ref, project):
-                pipeline_id, job = parse_job(project, item)
+                try:
+                    pipeline_id, job = parse_job(project, item)
+                    job_created = job.iso("created_at", default=None)
+                except SourceDataError as error:
+                    owner = item.get("pipeline") if isinstance(item, dict) else None
+                    if record_id(owner) is None or record_id(owner) in wanted:
+                        # a job is no execution: no sequence for the marks
+                        yield dataclasses.replace(
+                            reject("job", project, item, error), sequence=None
+                        )
+                    continue  # a job of a pipeline not wanted now is read with that pipeline
                 if pipeline_id in wanted:
                     jobs[pipeline_id].append(job)
-                elif pipeline_id < oldest and (job.iso("created_at") or since) < since:
+                elif pipeline_id < oldest and (job_created or since) < since:
                     break  # jobs are newest first: the rest belong to older pipelines
             for pipeline_id, data in sorted(wanted.items()):
-                yield parse_pipeline(project, data, jobs[pipeline_id])
+                try:
+                    yield parse_pipeline(project, data, jobs[pipeline_id])
+                except SourceDataError as error:
+                    raw = {"pipeline": data, "jobs": [j.data for j in jobs[pipeline_id]]}
+                    yield dataclasses.replace(
+                        reject("pipeline", project, data, error),
+                        payload=raw,
+                    )
 
-    def _project_jobs(self, ref: str, project: str) -> Iterator[dict]:
+    def _project_jobs(self, ref: str, project: str) -> Iterator[Any]:
         """The project's jobs, newest first: keyset pages where the server offers them, else
         offset pages (GitLab before keyset support for jobs answers 405 and says so)."""
         from timbel_dagster.resources.errors import SourceError
@@ -144,14 +170,20 @@ class GitLabSource:
         if ref not in self._offset_only:
             try:
                 yield from self.http.pages(
-                    path, project, pagination="keyset", order_by="id", sort="desc"
+                    path,
+                    project,
+                    objects_only=False,
+                    pagination="keyset",
+                    order_by="id",
+                    sort="desc",
                 )
                 return
             except SourceError as error:
                 if "keyset pagination is not yet available" not in str(error).lower():
                     raise
                 self._offset_only.add(ref)
-        yield from self.http.pages(path, project)  # offset pages, newest first by default
+        # offset pages, newest first by default
+        yield from self.http.pages(path, project, objects_only=False)
 
     def pipeline(self, project: str) -> PipelineRecord:
         from timbel_dagster.resources.gitlab.client import project_ref

@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from timbel_dagster.resources.delivery import ExecutionRecord, StageRecord
+from timbel_dagster.resources.delivery import ExecutionRecord, RejectRecord, StageRecord
 from timbel_dagster.resources.errors import SourceDataError, SourceError, SourceNotFoundError
 from timbel_dagster.resources.jenkins.client import SYSTEM, JenkinsHTTP, job_path
 from timbel_dagster.resources.jenkins.parse import (
@@ -25,16 +26,35 @@ from timbel_dagster.resources.jenkins.parse import (
     parse_job,
     parse_stages,
 )
-from timbel_dagster.resources.payload import Fields
+from timbel_dagster.resources.payload import Fields, record_id, reject
 
 _JOB_FIELDS = "name,fullName,url,_class,lastBuild[number,building]"
 _JOB_TREE = f"jobs[{_JOB_FIELDS},jobs[{_JOB_FIELDS},jobs[{_JOB_FIELDS}]]]"
 BUILD_FIELDS = (
     "number,result,building,timestamp,duration,url,"
     "actions[queuingDurationMillis,causes[userId,shortDescription],"
-    "lastBuiltRevision[SHA1,branch[name]]]"
+    "lastBuiltRevision[SHA1,branch[name]]],"
+    "artifacts[fileName,relativePath]"
 )
 WFAPI_RUNS_CAP = 11  # JobExt.MAX_RUNS_PER_JOB (10) + 1 in the Pipeline REST API
+Stages = tuple[StageRecord, ...]
+
+
+def build_or_reject(job: str, raw: object, path: str) -> ExecutionRecord | RejectRecord:
+    """One `allBuilds` entry as an execution, or as a reject when it cannot be parsed."""
+    try:
+        return parse_build(job, Fields(SYSTEM, job, raw, path))
+    except SourceDataError as error:
+        return reject("build", job, raw, error, id_field="number")
+
+
+def stages_or_reject(job: str, obj: str, run: object, path: str = "") -> Stages | RejectRecord:
+    """The stages of one wfapi run, or a reject (kind `stages`) naming the run's build."""
+    try:
+        fields = Fields(SYSTEM, obj, run, path)
+        return parse_stages(job, 0, fields.children("stages"))
+    except SourceDataError as error:
+        return reject("stages", job, run, error)
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,16 @@ class LogStream:
     blocks: Iterator[bytes]  # the log's bytes from the requested start, a block at a time
     next_start: int  # X-Text-Size: where the next request starts once all blocks are read
     more: bool  # X-More-Data: the build is still writing
+
+
+def _wanted(
+    build: ExecutionRecord | RejectRecord, newer_than: int, started_after: dt.datetime | None
+) -> bool:
+    if isinstance(build, RejectRecord):  # when a reject's number is unreadable, keep it
+        return build.sequence is None or build.sequence > newer_than
+    return (build.sequence or 0) > newer_than and (
+        started_after is None or bool(build.started_at and build.started_at >= started_after)
+    )
 
 
 class JenkinsAPI:
@@ -91,25 +121,23 @@ class JenkinsAPI:
         newer_than: int = 0,
         started_after: dt.datetime | None = None,
         page_size: int = 500,
-    ) -> list[ExecutionRecord]:
+    ) -> list[ExecutionRecord | RejectRecord]:
         """Builds numbered above `newer_than` (and started after `started_after`), newest
-        first, read in `{M,N}` pages only as far back as needed."""
-        found: list[ExecutionRecord] = []
+        first, read in `{M,N}` pages only as far back as needed. An entry that cannot be
+        parsed comes back as a `RejectRecord` in its place."""
+        found: list[ExecutionRecord | RejectRecord] = []
         start = 0
         while True:
             tree = f"allBuilds[{BUILD_FIELDS}]{{{start},{start + page_size}}}"
             data = job_fields(
                 job, self.http.get_json(f"{job_path(job)}/api/json", job, params={"tree": tree})
             )
-            page = [parse_build(job, item) for item in data.children("allBuilds")]
-            keep = [
-                b
-                for b in page
-                if (b.sequence or 0) > newer_than
-                and (started_after is None or (b.started_at and b.started_at >= started_after))
-            ]
+            items = data.get("allBuilds", list, default=[])
+            page = [build_or_reject(job, item, f"allBuilds[{i}]") for i, item in enumerate(items)]
+            keep = [b for b in page if _wanted(b, newer_than, started_after)]
             found += keep
-            oldest = page[-1].sequence if page else None
+            numbers = [b.sequence for b in page if b.sequence is not None]
+            oldest = numbers[-1] if numbers else None
             if len(page) < page_size or len(keep) < len(page) or oldest == 1:
                 return found  # a short page, the mark reached, or build #1: nothing older
             start += page_size
@@ -125,20 +153,33 @@ class JenkinsAPI:
             raise SourceNotFoundError(SYSTEM, obj, "no such build") from None
         return parse_build(job, Fields(SYSTEM, obj, data))
 
-    def recent_stages(self, job: str) -> dict[int, tuple[StageRecord, ...]]:
-        """Stages of the newest runs of a Pipeline job in one request (up to 11 runs)."""
+    def recent_stages(
+        self, job: str
+    ) -> tuple[dict[int, Stages | RejectRecord], list[RejectRecord]]:
+        """Stages of the newest runs of a Pipeline job in one request (up to 11 runs), by
+        build number; a run whose stages cannot be parsed maps to its reject, and a run whose
+        number cannot be read is returned apart, as a reject of its own."""
         try:
             runs = self.http.get_json(f"{job_path(job)}/wfapi/runs", job)
         except SourceNotFoundError:
-            return {}  # not a Pipeline job (freestyle): no stages to read
+            return {}, []  # not a Pipeline job (freestyle): no stages to read
         if not isinstance(runs, list):
             job_fields(job, runs).get("runs", list)  # raises a typed error naming the field
-        stages: dict[int, tuple[StageRecord, ...]] = {}
+        stages: dict[int, Stages | RejectRecord] = {}
+        unplaced: list[RejectRecord] = []
         for index, run in enumerate(runs):
-            fields = Fields(SYSTEM, job, run, f"[{index}]")
-            number = int(fields.get("id", str))
-            stages[number] = parse_stages(job, number, fields.children("stages"))
-        return stages
+            parsed = stages_or_reject(job, job, run, f"[{index}]")
+            number = record_id(run)
+            if number is None:
+                error = SourceDataError(SYSTEM, job, "missing or not a build number", "id")
+                unplaced.append(
+                    parsed
+                    if isinstance(parsed, RejectRecord)
+                    else reject("stages", job, run, error)
+                )
+            else:
+                stages[number] = parsed
+        return stages, unplaced
 
     def stages(self, job: str, number: int) -> tuple[StageRecord, ...]:
         """Stages of one build (`wfapi/describe`)."""
@@ -148,6 +189,18 @@ class JenkinsAPI:
         except SourceNotFoundError:
             return ()
         return parse_stages(job, number, Fields(SYSTEM, obj, data).children("stages"))
+
+    def stages_or_reject(self, job: str, number: int) -> Stages | RejectRecord:
+        """`stages`, or a reject (kind `stages`) when the answer cannot be parsed."""
+        obj = f"{job} #{number}"
+        try:
+            data = self.http.get_json(f"{job_path(job)}/{number}/wfapi/describe", obj)
+        except SourceNotFoundError:
+            return ()
+        parsed = stages_or_reject(job, obj, data)
+        if isinstance(parsed, RejectRecord) and parsed.sequence != number:
+            parsed = dataclasses.replace(parsed, key=str(number), sequence=number)
+        return parsed
 
     # -- logs and triggering ----------------------------------------------------------------
     @contextmanager

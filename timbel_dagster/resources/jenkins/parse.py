@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from timbel_dagster.resources.delivery import ExecutionRecord, StageRecord
 from timbel_dagster.resources.jenkins.client import SYSTEM
@@ -109,8 +110,28 @@ def short_branch(ref: str | None) -> str | None:
     return ref
 
 
+def _artifacts(item: Fields, build_url: str | None) -> dict[str, Any] | None:
+    """A build's archived artifacts with their download links (`<build>/artifact/<path>`)."""
+    files = []
+    for artifact in item.children("artifacts", skip_nulls=True):
+        path = artifact.get("relativePath", str)
+        files.append(
+            {
+                "name": artifact.get("fileName", str, default=None) or path.rsplit("/", 1)[-1],
+                "path": path,
+                "url": f"{build_url.rstrip('/')}/artifact/{quote(path)}" if build_url else None,
+            }
+        )
+    return {"files": files} if files else None
+
+
 def parse_build(job: str, item: Fields) -> ExecutionRecord:
-    """One entry of `allBuilds[...]` as an execution (stages are attached separately)."""
+    """One entry of `allBuilds[...]` as an execution (stages are attached separately).
+
+    A result outside the documented five (plugins add their own) is stored as `unknown` with
+    the raw value in `error_message`; a build that is no longer building has finished either
+    way.
+    """
     number = item.get("number", int)
     building = item.get("building", bool, default=False)
     result = item.get("result", str, default=None)
@@ -120,12 +141,17 @@ def parse_build(job: str, item: Fields) -> ExecutionRecord:
         status = "running"
     elif result is None:
         status = "pending"
-    elif result in _RESULTS:
-        status = _RESULTS[result]
     else:
-        raise_unknown(item, "result", result)
+        status = _RESULTS.get(result, "unknown")
     finished = not building and result is not None
     actions = _action_values(item.children("actions", skip_nulls=True))
+    url = item.get("url", str, default=None)
+    if status == "failed":
+        error = f"build result {result}"
+    elif status == "unknown":
+        error = f"unknown build result {result!r}"
+    else:
+        error = None
     return ExecutionRecord(
         pipeline=job,
         external_id=str(number),
@@ -139,16 +165,33 @@ def parse_build(job: str, item: Fields) -> ExecutionRecord:
         duration=duration_ms / 1000 if finished else None,
         commit_sha=actions.get("commit_sha"),
         branch=actions.get("branch"),
-        url=item.get("url", str, default=None),
+        url=url,
         queue_seconds=actions.get("queue_seconds"),
-        error_message=f"build result {result}" if status == "failed" else None,
+        error_message=error,
+        artifacts=_artifacts(item, url),
     )
 
 
-def raise_unknown(item: Fields, field: str, value: object) -> None:
-    from timbel_dagster.resources.errors import SourceDataError
+def _stage_status(stage: Fields) -> tuple[str, str | None]:
+    """A wfapi stage's status and error text.
 
-    raise SourceDataError(item.system, item.obj, f"unknown value {value!r}", field=field)
+    A stage interrupted by `FlowInterruptedException` comes with `"status": null` and an
+    `error` object (`message`, `type`) instead: it is `unknown`, and the error's message (or
+    its type when the message is empty) is its error text. A status outside the Pipeline REST
+    API's list is `unknown` too, with the raw value kept in the text.
+    """
+    raw = stage.get("status", str, default=None)
+    error = stage.child("error") if stage.data.get("error") is not None else None
+    message = None
+    if error is not None:
+        message = error.get("message", str, default=None) or error.get("type", str, default=None)
+    status = _STAGE_STATUSES.get(raw, "unknown") if raw is not None else "unknown"
+    notes = []
+    if status == "unknown":
+        notes.append(f"unknown stage status {raw!r}" if raw is not None else "no stage status")
+    if message:
+        notes.append(message)
+    return status, "; ".join(notes) or None
 
 
 def parse_stages(job: str, number: int, stages: list[Fields]) -> tuple[StageRecord, ...]:
@@ -161,9 +204,7 @@ def parse_stages(job: str, number: int, stages: list[Fields]) -> tuple[StageReco
     records: list[StageRecord] = []
     open_spans: list[tuple[str, int, int]] = []  # (name, start, end) of possible parents
     for position, stage in enumerate(stages):
-        raw_status = stage.get("status", str)
-        if raw_status not in _STAGE_STATUSES:
-            raise_unknown(stage, "status", raw_status)
+        status, error = _stage_status(stage)
         start = stage.get("startTimeMillis", int, default=0)
         duration = stage.get("durationMillis", int, default=0)
         end = start + duration
@@ -178,11 +219,12 @@ def parse_stages(job: str, number: int, stages: list[Fields]) -> tuple[StageReco
                 external_id=str(stage.get("id", (str, int))),
                 name=stage.get("name", str),
                 position=position,
-                status=_STAGE_STATUSES[raw_status],
+                status=status,
                 started_at=stage.millis("startTimeMillis") if start else None,
                 duration=duration / 1000,
                 parent_name=parent,
                 queue_seconds=stage.get("pauseDurationMillis", int, default=0) / 1000,
+                error_message=error,
             )
         )
     return tuple(records)

@@ -11,6 +11,7 @@ import dagster as dg
 from timbel_dagster.resources.delivery import (
     ExecutionRecord,
     PipelineRecord,
+    RejectRecord,
     SourceNotConfiguredError,
 )
 from timbel_dagster.resources.jenkins.api import JenkinsAPI
@@ -74,7 +75,7 @@ class JenkinsSource:
         since: dt.datetime,
         until: dt.datetime,
         final: frozenset[tuple[str, str]] = frozenset(),
-    ) -> Iterator[ExecutionRecord]:
+    ) -> Iterator[ExecutionRecord | RejectRecord]:
         recent_cutoff = dt.datetime.now(dt.UTC) - self.stage_lookback
         for job in self.jobs:
             if job.last_build is None:
@@ -82,15 +83,23 @@ class JenkinsSource:
             builds = [
                 b
                 for b in self.api.builds(job.full_name, started_after=since)
-                if b.started_at and b.started_at < until
+                if isinstance(b, RejectRecord) or (b.started_at and b.started_at < until)
             ]
-            wanting = [b for b in builds if (job.full_name, b.external_id) not in final]
-            recent = (
+            wanting = [
+                b
+                for b in builds
+                if isinstance(b, ExecutionRecord) and (job.full_name, b.external_id) not in final
+            ]
+            recent, unplaced = (
                 self.api.recent_stages(job.full_name)
                 if (wanting and self.stage_mode != "none")
-                else {}
+                else ({}, [])
             )
+            yield from unplaced
             for build in builds:
+                if isinstance(build, RejectRecord):
+                    yield build
+                    continue
                 if (job.full_name, build.external_id) in final or self.stage_mode == "none":
                     yield build
                     continue
@@ -99,7 +108,10 @@ class JenkinsSource:
                     self.stage_mode == "all"
                     or (build.started_at and build.started_at >= recent_cutoff)
                 ):
-                    stages = self.api.stages(job.full_name, build.sequence or 0)
+                    stages = self.api.stages_or_reject(job.full_name, build.sequence or 0)
+                if isinstance(stages, RejectRecord):
+                    yield stages  # the build is stored without them
+                    stages = ()
                 yield with_stages(build, stages or ())
 
     def pipeline(self, job: str) -> PipelineRecord:
