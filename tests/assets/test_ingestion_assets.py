@@ -80,7 +80,7 @@ def test_every_asset_materializes_and_a_rerun_writes_nothing(
     with get_engine(warehouse_url).connect() as connection:
         assert verify_chain(connection).intact
         actions = connection.execute(select(AuditEvent.action)).scalars().all()
-    assert actions == ["ingest"] * 8  # 4 ingesting steps, 2 runs
+    assert actions == ["ingest"] * 10  # 5 ingesting steps (commits on their own), 2 runs
 
 
 def test_dora_rows_for_the_organisation_and_every_service(warehouse_url: str) -> None:

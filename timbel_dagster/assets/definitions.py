@@ -6,6 +6,7 @@ import dagster as dg
 
 from timbel_dagster.assets.alerts.events import alert_events
 from timbel_dagster.assets.audit.report import audit_report
+from timbel_dagster.assets.cicd.commits import commits
 from timbel_dagster.assets.cicd.dora_metrics import dora_metrics
 from timbel_dagster.assets.cicd.executions import ci_executions, pipelines
 from timbel_dagster.assets.cicd.logs import execution_logs
@@ -35,6 +36,7 @@ def defs() -> dg.Definitions:
             pipelines,
             ci_executions,
             execution_logs,
+            commits,
             delivery_history,
             dora_metrics,
             node_metrics,

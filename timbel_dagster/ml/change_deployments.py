@@ -146,3 +146,51 @@ def deployment_tags(repo: Path, pattern: str) -> list[tuple[str, str, dt.datetim
     if not found:
         raise LookupError(f"no tag of a commit in {repo} matches {pattern!r}")
     return found
+
+
+@dataclass(frozen=True)
+class DeploymentCommitRef:
+    """A stored deployment, as far as linking it to its commits needs."""
+
+    id: Any
+    service: str
+    environment: str
+    status: str
+    started_at: dt.datetime
+    commit_to: str
+
+
+def shipped_commits(
+    repo: Path,
+    deployments: Sequence[DeploymentCommitRef],
+    wanted: set[Any],
+    known: set[str],
+) -> dict[Any, list[str]]:
+    """The commits each wanted deployment shipped (or tried to ship), as in
+    `aggregate_per_deployment`: reachable from its commit and not from the commit the last
+    earlier successful deployment of the same service and environment deployed (everything
+    reachable for the first one).
+
+    Args:
+        repo: the repository the deployments' commits are in.
+        deployments: every deployment of the repository (the chains' earlier members decide
+            what a later one shipped); any order.
+        wanted: ids of the deployments to link (one `git rev-list` each).
+        known: shas that may be linked (the repository's stored commits).
+
+    Returns:
+        deployment id -> shas, for the wanted deployments whose commit is in `known`.
+    """
+    chains: dict[tuple[str, str], list[DeploymentCommitRef]] = {}
+    for deployment in deployments:
+        chains.setdefault((deployment.service, deployment.environment), []).append(deployment)
+    found: dict[Any, list[str]] = {}
+    for chain in chains.values():
+        previous: str | None = None
+        for deployment in sorted(chain, key=lambda d: (d.started_at, str(d.id))):
+            if deployment.id in wanted and deployment.commit_to in known:
+                shas = git_history.rev_list(repo, deployment.commit_to, previous)
+                found[deployment.id] = [sha for sha in shas if sha in known]
+            if deployment.status == "success" and deployment.commit_to in known:
+                previous = deployment.commit_to
+    return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.warehouse import models as m
 from timbel_dagster.warehouse.loaders import KAMEI_METRICS, commit_id
@@ -12,6 +12,7 @@ from timbel_dagster.warehouse.upsert import bulk_upsert
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from timbel_dagster.ml.change_deployments import DeploymentCommitRef
     from timbel_dagster.ml.change_metrics import CommitMetrics
 
 _AUTHOR_LENGTH = 256
@@ -61,3 +62,54 @@ def store_commit_metrics(
         for c in metrics
     ]
     return bulk_upsert(connection, m.Commit.__table__, rows, ["repository", "sha"]).written
+
+
+def stored_shas(connection: Connection, repository: str) -> set[str]:
+    """The shas of `repository`'s commits already in the warehouse."""
+    from sqlalchemy import select
+
+    query = select(m.Commit.sha).where(m.Commit.repository == repository)
+    return set(connection.execute(query).scalars())
+
+
+def linkable_deployments(
+    connection: Connection, shas: set[str]
+) -> tuple[list[DeploymentCommitRef], set[Any]]:
+    """Deployments (not rollbacks: they ship nothing new) whose commit is one of `shas`, and
+    the ids of those still to link: no commit linked yet, or only one (CI-derived rows link
+    just the commit they built; Timbel's own rows none).
+
+    Returns:
+        (every such deployment, the ids to link).
+    """
+    from sqlalchemy import func, select
+
+    from timbel_dagster.ml.change_deployments import DeploymentCommitRef
+
+    D = m.Deployment
+    query = select(D.id, D.service, D.environment, D.status, D.started_at, D.commit_to).where(
+        D.kind != "rollback", D.commit_to.is_not(None)
+    )
+    found = [DeploymentCommitRef(*row) for row in connection.execute(query) if row[5] in shas]
+    counts = dict(
+        connection.execute(
+            select(m.DeploymentCommit.deployment_id, func.count()).group_by(
+                m.DeploymentCommit.deployment_id
+            )
+        ).all()
+    )
+    return found, {d.id for d in found if counts.get(d.id, 0) <= 1}
+
+
+def store_deployment_links(
+    connection: Connection, repository: str, links: dict[Any, list[str]]
+) -> int:
+    """Upsert `deployment_commits` rows (the commits must be stored); returns rows added."""
+    rows = [
+        {"deployment_id": deployment, "commit_id": commit_id(repository, sha)}
+        for deployment, shas in links.items()
+        for sha in shas
+    ]
+    return bulk_upsert(
+        connection, m.DeploymentCommit.__table__, rows, ["deployment_id", "commit_id"]
+    ).written

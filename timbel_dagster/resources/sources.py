@@ -18,6 +18,8 @@ from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.trivy import TrivyResource
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from timbel_dagster.resources.cluster_metrics import ClusterMetricsSource
     from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
     from timbel_dagster.resources.registry_records import Image
@@ -71,6 +73,8 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     registry: RegistryResource = Field(default_factory=RegistryResource)
     trivy: TrivyResource = Field(default_factory=TrivyResource)
     sample_tags_per_repository: int = 5  # sample mode: the newest tags listed per repository
+    git_repositories: list[str] | None = None  # live mode: default TIMBEL_GIT_REPOSITORIES
+    git_home: str | None = None  # where clones of URLs go (`<git_home>/git/`): TIMBEL_HOME
 
     def _mode(self) -> str:
         if self.mode:
@@ -80,6 +84,25 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         from timbel_dagster.settings import get_settings
 
         return "sample" if get_settings().timbel_sample_data else "live"
+
+    def is_sample(self) -> bool:
+        """Whether runs read the sample organisation (else the configured servers)."""
+        return self._mode() == "sample"
+
+    def git_sources(self) -> tuple[list[str], Path]:
+        """Live mode: the repositories (paths or clone URLs) whose commits are read, and the
+        directory clones go under (TIMBEL_GIT_REPOSITORIES and TIMBEL_HOME unless set here)."""
+        from pathlib import Path
+
+        from timbel_dagster.settings import get_settings
+
+        settings = get_settings()
+        entries = (
+            self.git_repositories
+            if self.git_repositories is not None
+            else settings.timbel_git_repositories
+        )
+        return list(entries), Path(self.git_home) if self.git_home else settings.timbel_home
 
     def sample(self) -> SampleSource:
         from timbel_dagster.resources.sample.source import SampleSource
@@ -159,7 +182,8 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     def metrics_source(self) -> ClusterMetricsSource:
         """Where cluster usage comes from: the sample organisation, or in live mode the
         kube-prometheus series of PROMETHEUS_URL (clusters from TIMBEL_CLUSTERS_FILE when
-        set, else every value of the cluster label Prometheus knows)."""
+        set, else every value of the cluster label Prometheus knows; series without that label
+        are one cluster, named by PROMETHEUS_CLUSTER_NAME or the clusters file)."""
         from timbel_dagster.settings import get_settings
 
         settings = get_settings()
@@ -189,6 +213,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             cluster_label=settings.prometheus_cluster_label,
             step=dt.timedelta(seconds=settings.timbel_metrics_step_seconds),
             clusters=clusters,
+            cluster_name=settings.prometheus_cluster_name,
         )
 
     def scaling_source(self) -> Any:

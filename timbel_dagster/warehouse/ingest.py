@@ -72,18 +72,28 @@ def ingest_ci(
     )
 
 
-def ingest_delivery_history(
+def ingest_commits(
     connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
 ) -> Results:
-    """Commits, deployments (with the commits they shipped) and incidents in the window."""
-    commits = loaders.store_commits(connection, source.name, source.commits(since, until))
+    """The source's commits in the window, with their change metrics."""
+    return {"commits": loaders.store_commits(connection, source.name, source.commits(since, until))}
+
+
+def ingest_deployments(
+    connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Deployments (linked to the stored commits they shipped) and incidents in the window."""
     deployments, links = loaders.store_deployments(
         connection, source.name, source.deployments(since, until)
     )
     incidents = loaders.store_incidents(connection, source.name, source.incidents(since, until))
-    return {
-        "commits": commits,
-        "deployments": deployments,
-        "deployment_commits": links,
-        "incidents": incidents,
-    }
+    return {"deployments": deployments, "deployment_commits": links, "incidents": incidents}
+
+
+def ingest_delivery_history(
+    connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Commits, deployments (with the commits they shipped) and incidents in the window."""
+    return ingest_commits(connection, source, since, until) | ingest_deployments(
+        connection, source, since, until
+    )

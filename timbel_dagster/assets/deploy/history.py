@@ -1,4 +1,5 @@
-"""What shipped and what broke: `cicd/commits`, `deploy/deployments`, `deploy/incidents`."""
+"""What shipped and what broke: `deploy/deployments`, `deploy/incidents` (commits are
+`cicd/commits`, stored first so that deployments link to them)."""
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
@@ -10,13 +11,6 @@ from timbel_dagster.resources.warehouse import WarehouseResource
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            ["cicd", "commits"],
-            group_name="cicd",
-            kinds={"git", "sql"},
-            owners=OWNERS,
-            description="One row per commit, with Kamei's change metrics.",
-        ),
         dg.AssetSpec(
             ["deploy", "deployments"],
             group_name="deploy",
@@ -42,18 +36,15 @@ def delivery_history(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    """Ingest commits, deployments and incidents of the window, one transaction per source."""
-    from timbel_dagster.warehouse.ingest import ingest_delivery_history
+    """Ingest deployments and incidents of the window, one transaction per source."""
+    from timbel_dagster.warehouse.ingest import ingest_deployments
 
     since, until = sources.window()
     totals, names = ingest_each(
         context,
         warehouse,
         sources.history_sources(warehouse.url()),
-        lambda connection, source: ingest_delivery_history(connection, source, since, until),
-    )
-    yield dg.MaterializeResult(
-        asset_key=["cicd", "commits"], metadata=table_metadata(totals, "commits", names)
+        lambda connection, source: ingest_deployments(connection, source, since, until),
     )
     deployments = table_metadata(totals, "deployments", names)
     deployments["commit_links_written"] = dg.MetadataValue.int(
