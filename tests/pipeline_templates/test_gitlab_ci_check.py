@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from tests.pipeline_templates.gitlab_ci_cases import GITLAB_RULES, GITLAB_VALID
 from timbel_dagster.pipeline_templates import gitlab_yaml
 from timbel_dagster.pipeline_templates.gitlab_ci_check import check_gitlab_ci_text
+from timbel_dagster.pipeline_templates.gitlab_ci_jobs import Report
+from timbel_dagster.pipeline_templates.gitlab_ci_semantics import expand_extends
 
 
 def check(text: str) -> dict[str, Any]:
@@ -133,9 +136,7 @@ def test_references_are_resolved_nested_and_after_extends() -> None:
     assert isinstance(loaded.data["build"]["script"], gitlab_yaml.Reference)
     checked = check(text)
     assert checked["valid"], checked["errors"]
-    from timbel_dagster.pipeline_templates.gitlab_ci_semantics import _Report, expand_extends
-
-    expanded = expand_extends(loaded.data, _Report(loaded, lenient=False))
+    expanded = expand_extends(loaded.data, Report(loaded, lenient=False))
     resolved, problems = gitlab_yaml.resolve_references(loaded.data, expanded)
     assert problems == []
     # .setup's script exists only through `extends: .base`, as GitLab resolves it
@@ -201,58 +202,20 @@ def test_error_in_merged_content_points_at_the_anchor() -> None:
     assert (line, column) == (2, 10) and message.startswith("job.retry: 'often' is not valid")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            "stages: [build, test]\nlint:\n  stage: lint\n  script: ruff .\n",
-            [(3, 10, "job 'lint': stage 'lint' is not declared in stages (.pre, build, test, "
-                     ".post)")],
-        ),
-        (  # without `stages`, GitLab's defaults apply
-            "ship:\n  stage: deploy\n  script: x\nlint:\n  stage: lint\n  script: x\n",
-            [(5, 10, "job 'lint': stage 'lint' is not declared in stages (.pre, build, test, "
-                     "deploy, .post)")],
-        ),
-        (
-            "build:\n  stage: build\n  script: x\ntest:\n  needs: [build, compile]\n  script: x\n",
-            [(5, 18, "job 'test' needs 'compile', which is not a job")],
-        ),
-        (  # optional needs may be absent
-            "test:\n  needs: [{job: compile, optional: true}]\n  script: x\n",
-            [],
-        ),
-        (
-            "build:\n  stage: build\n  needs: [deploy]\n  script: x\n"
-            "deploy:\n  stage: deploy\n  script: x\n",
-            [(3, 11, "job 'build' needs 'deploy', which runs in a later stage ('deploy')")],
-        ),
-        (
-            "a:\n  needs: [c]\n  script: x\nb:\n  needs: [a]\n  script: x\n"
-            "c:\n  needs: [b]\n  script: x\n",
-            [(2, 10, "needs form a cycle: a -> c -> b -> a")],
-        ),
-        (
-            "build:\n  extends: .template\n  script: x\n",
-            [(2, 12, "'build' extends unknown '.template'")],
-        ),
-        (
-            ".a:\n  extends: .b\n.b:\n  extends: .a\nbuild:\n  extends: .a\n  script: x\n",
-            [(4, 12, "circular extends: .a -> .b -> .a")],
-        ),
-        (
-            ".hidden:\n  script: x\n",
-            [(1, 1, "no visible job: every job is hidden (name starts with '.') or absent")],
-        ),
-        ("build:\n  stage: build\n", [(2, 3, "job 'build' has no script, run or trigger")]),
-        (
-            "build:\n  script: x\ntest:\n  dependencies: [biuld]\n  script: x\n",
-            [(4, 18, "job 'test' depends on 'biuld', which is not a job")],
-        ),
-    ],
-)  # fmt: skip
-def test_gitlab_rules(text: str, expected: list[tuple[int, int, str]]) -> None:
+@pytest.mark.parametrize("name", GITLAB_RULES)
+def test_gitlab_rules(name: str) -> None:
+    """Each case breaks the GitLab rule it cites (see gitlab_ci_cases.py), reported where."""
+    _rule, text, expected = GITLAB_RULES[name]
     assert positions(check(text)) == expected
+
+
+@pytest.mark.parametrize("name", GITLAB_VALID)
+def test_files_gitlab_accepts_pass(name: str) -> None:
+    """No false positive: same-stage needs, needs: [], optional needs, .pre/.post, parallel
+    instance names, 11 levels of extends, on_stop pairs, global keywords."""
+    _rule, text = GITLAB_VALID[name]
+    checked = check(text)
+    assert (checked["errors"], checked["warnings"]) == ([], [])
 
 
 def test_included_jobs_turn_unknown_references_into_warnings() -> None:

@@ -1,26 +1,51 @@
 """The rules GitLab checks beyond the JSON schema: `extends`, stages, `needs`, visible jobs.
 
-They mirror what GitLab's pipeline editor reports for a single file: `extends` targets exist
-and form no cycle, every job's stage is declared, `needs` and `dependencies` name existing jobs
-(`optional: true` excused) in the same or an earlier stage, `needs` form no cycle, at least one
-visible job. Jobs and templates from `include:` files are not fetched, so when a file includes
-others, references to jobs it does not define are warnings instead of errors.
+Each rule is one GitLab applies to a single file, with the same scope (GitLab source:
+`lib/gitlab/ci/yaml_processor.rb` `run_logical_validations!`, `config/extendable/entry.rb`,
+`config/entry/jobs.rb`, `config/normalizer.rb`; docs: https://docs.gitlab.com/ci/yaml/):
+
+- `extends` targets exist, form no cycle, and nest at most 11 levels (docs: "extends";
+  Extendable::Entry raises when an entry with `extends` has more than 10 ancestors);
+- every job's stage is declared (`validate_job_stage!`); without `stages:` the defaults
+  build, test, deploy apply; `.pre` and `.post` always exist; a job's default stage is test;
+- `needs` (also under `rules:`) and `dependencies` name jobs of the file, in the same or an
+  earlier stage (`validate_job_dependency!`: "is not defined in current or prior stages";
+  the same stage is allowed since GitLab 14.2); an `optional: true` need may be absent;
+  `needs: []` is valid; a parallel job is also named by its instances (`build 1/3`,
+  `build: [aws, app1]`, as `Config::Normalizer` expands them); a need listed twice is an
+  error (`validate_needs_specification!`); `needs` form no cycle (`Dag`);
+- `environment:on_stop` names a job with the same environment and `action: stop`
+  (`validate_on_stop_job!`);
+- at least one visible job (hidden jobs start with `.`), each with `script`, `run` or
+  `trigger` (`Entry::Jobs`, `Entry::Job`).
+
+Jobs and templates from `include:` files are not fetched, so when a file includes others,
+references to jobs it does not define are warnings instead of errors.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from timbel_dagster.pipeline_templates.gitlab_ci_jobs import (
+    INPUT,
+    Known,
+    Report,
+    check_needs,
+    check_on_stop,
+    cycles,
+    names,
+)
 from timbel_dagster.pipeline_templates.gitlab_yaml import LoadedYaml, resolve_references
-from timbel_dagster.pipeline_templates.results import Issue, issue
+from timbel_dagster.pipeline_templates.results import Issue
 
 GLOBAL_KEYWORDS = frozenset(
     {"image", "services", "stages", "types", "before_script", "after_script", "variables",
      "cache", "include", "workflow", "default", "spec"}
 )  # fmt: skip
 DEFAULT_STAGES = ("build", "test", "deploy")
+# Levels of inheritance GitLab accepts: A extends B1 extends ... B11 is the deepest chain.
 MAX_EXTENDS_DEPTH = 11
-_INPUT = "$[["  # CI/CD inputs interpolation, resolved by GitLab before these checks
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -34,32 +59,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-class _Report:
-    def __init__(self, loaded: LoadedYaml, lenient: bool) -> None:
-        self.loaded, self.lenient = loaded, lenient
-        self.errors: list[Issue] = []
-        self.warnings: list[str] = []
-
-    def error(self, path: tuple[str | int, ...], message: str) -> None:
-        self.errors.append(issue(*self.loaded.position(path), message))
-
-    def unknown(self, path: tuple[str | int, ...], message: str) -> None:
-        """A problem an included file could explain (a job, stage or script defined there):
-        a warning when the file has `include:`, else an error."""
-        if self.lenient:
-            line, _ = self.loaded.position(path)
-            self.warnings.append(f"line {line}: {message} (it may be defined in an include)")
-        else:
-            self.error(path, message)
-
-
-def _names(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def expand_extends(config: dict[str, Any], report: _Report) -> dict[str, Any]:
+def expand_extends(config: dict[str, Any], report: Report) -> dict[str, Any]:
     """Every entry with its `extends` parents merged in (parents in order, the job last)."""
     done: dict[str, dict[str, Any]] = {}
     cycles: set[frozenset[str]] = set()
@@ -69,7 +69,7 @@ def expand_extends(config: dict[str, Any], report: _Report) -> dict[str, Any]:
             return done[name]
         job = config[name]
         base: dict[str, Any] = {}
-        for parent in _names(job.get("extends")):
+        for parent in names(job.get("extends")):
             if parent in chain or parent == name:
                 cycle = (*chain[chain.index(parent) :], parent) if parent in chain else (name,)
                 if frozenset(cycle) not in cycles:
@@ -77,9 +77,6 @@ def expand_extends(config: dict[str, Any], report: _Report) -> dict[str, Any]:
                     report.error((name, "extends"), f"circular extends: {' -> '.join(cycle)}")
             elif not isinstance(config.get(parent), dict):
                 report.unknown((name, "extends"), f"'{name}' extends unknown '{parent}'")
-            elif len(chain) >= MAX_EXTENDS_DEPTH:
-                too_deep = f"'{name}': extends nested more than {MAX_EXTENDS_DEPTH} levels"
-                report.error((name, "extends"), too_deep)
             else:
                 base = deep_merge(base, expand(parent, (*chain, parent)))
         own = {k: v for k, v in job.items() if k != "extends"}
@@ -90,58 +87,39 @@ def expand_extends(config: dict[str, Any], report: _Report) -> dict[str, Any]:
     for name, value in config.items():
         if isinstance(value, dict) and name not in GLOBAL_KEYWORDS:
             expanded[name] = expand(name, (name,))
+    _check_depth(config, report)
     return expanded
 
 
+def _check_depth(config: dict[str, Any], report: Report) -> None:
+    """GitLab counts `extends` levels from every entry (Extendable::Entry: an entry with
+    `extends` and more than 10 ancestors fails); report the top of each too-deep chain."""
+    entries = {n: v for n, v in config.items() if isinstance(v, dict) and n not in GLOBAL_KEYWORDS}
+    heights: dict[str, int] = {}
+
+    def height(name: str, path: frozenset[str]) -> int:
+        if name not in heights:
+            parents = [p for p in names(entries[name].get("extends")) if p in entries]
+            heights[name] = max(
+                (1 + height(p, path | {name}) for p in parents if p not in path), default=0
+            )
+        return heights[name]
+
+    extended = {p for entry in entries.values() for p in names(entry.get("extends"))}
+    for name in entries:
+        if height(name, frozenset()) > MAX_EXTENDS_DEPTH and name not in extended:
+            too_deep = f"'{name}': extends nested more than {MAX_EXTENDS_DEPTH} levels"
+            report.error((name, "extends"), too_deep)
+
+
 def _stages(config: dict[str, Any]) -> list[str]:
-    declared = config.get("stages")
+    declared = config.get("stages", config.get("types"))  # `types`: the old name of `stages`
     if not isinstance(declared, list):
         declared = list(DEFAULT_STAGES)
     flat: list[str] = []
     for entry in declared:  # GitLab flattens one level of nested lists
-        flat.extend(_names(entry))
+        flat.extend(names(entry))
     return [*([] if ".pre" in flat else [".pre"]), *flat, *([] if ".post" in flat else [".post"])]
-
-
-def _needs(job: dict[str, Any]) -> list[tuple[int, str, bool]]:
-    """(index, job name, optional) of the needs that point into this pipeline."""
-    needs = job.get("needs")
-    found: list[tuple[int, str, bool]] = []
-    for index, need in enumerate(needs if isinstance(needs, list) else []):
-        if isinstance(need, str):
-            found.append((index, need, False))
-        elif (
-            isinstance(need, dict)
-            and isinstance(need.get("job"), str)
-            and "project" not in need
-            and "pipeline" not in need
-        ):
-            found.append((index, need["job"], need.get("optional") is True))
-    return found
-
-
-def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
-    """Each distinct cycle of the needs graph once, as a path a -> b -> a."""
-    found: list[list[str]] = []
-    seen: set[frozenset[str]] = set()
-    state: dict[str, int] = {}  # 1 on the current path, 2 finished
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for target in graph.get(node, []):
-            if state.get(target) == 1:
-                cycle = [*path[path.index(target) :], target]
-                if frozenset(cycle) not in seen:
-                    seen.add(frozenset(cycle))
-                    found.append(cycle)
-            elif target not in state:
-                visit(target, [*path, target])
-        state[node] = 2
-
-    for node in graph:
-        if node not in state:
-            visit(node, [node])
-    return found
 
 
 def semantic_issues(
@@ -152,7 +130,7 @@ def semantic_issues(
     The checks see references resolved; unresolvable ones are reported by the caller, which
     resolves the file as written against the returned configuration.
     """
-    report = _Report(loaded, lenient)
+    report = Report(loaded, lenient)
     expanded = expand_extends(config, report)
     resolved, _ = resolve_references(expanded, expanded)
     jobs = {
@@ -163,33 +141,30 @@ def semantic_issues(
     if not jobs:
         report.unknown((), "no visible job: every job is hidden (name starts with '.') or absent")
     stages = _stages(resolved)
-    stage_of: dict[str, int] = {}
     for name, job in jobs.items():
         stage = job.get("stage", "test")
-        if isinstance(stage, str) and stage not in stages and _INPUT not in stage:
+        if isinstance(stage, str) and stage not in stages and INPUT not in stage:
             declared = ", ".join(stages)
             message = f"job '{name}': stage '{stage}' is not declared in stages ({declared})"
-            report.unknown((name, "stage"), message)
-        stage_of[name] = stages.index(stage) if stage in stages else -1
+            report.unknown((name, "stage") if "stage" in job else (name,), message)
         if not any(k in job for k in ("script", "run", "trigger")):
             report.unknown((name,), f"job '{name}' has no script, run or trigger")
+    known = Known(jobs, stages)
     graph: dict[str, list[str]] = {}
     for name, job in jobs.items():
-        for index, needed, optional in _needs(job):
-            path = (name, "needs", index)
-            if needed not in jobs:
-                if not optional and _INPUT not in needed:
-                    report.unknown(path, f"job '{name}' needs '{needed}', which is not a job")
-                continue
-            graph.setdefault(name, []).append(needed)
-            if stage_of[needed] > stage_of[name] >= 0:
-                later = jobs[needed].get("stage", "test")
-                message = f"job '{name}' needs '{needed}', which runs in a later stage ('{later}')"
-                report.error(path, message)
-        for index, dependency in enumerate(_names(job.get("dependencies"))):
-            if dependency not in jobs:
-                message = f"job '{name}' depends on '{dependency}', which is not a job"
-                report.unknown((name, "dependencies", index), message)
-    for cycle in _cycles(graph):
+        graph[name] = check_needs(report, name, ("needs",), job.get("needs"), known)
+        rules = job.get("rules")
+        for index, rule in enumerate(rules if isinstance(rules, list) else []):
+            if isinstance(rule, dict):
+                check_needs(report, name, ("rules", index, "needs"), rule.get("needs"), known)
+        for index, dependency in enumerate(names(job.get("dependencies"))):
+            path = (name, "dependencies", index)
+            target = known.job_of(dependency)
+            if target is not None:
+                known.check_stage(report, path, name, target, "depends on")
+            elif not known.interpolated(name, dependency):
+                report.unknown(path, f"job '{name}' depends on '{dependency}', which is not a job")
+        check_on_stop(report, name, job, known)
+    for cycle in cycles(graph):
         report.error((cycle[0], "needs"), f"needs form a cycle: {' -> '.join(cycle)}")
     return expanded, report.errors, report.warnings
