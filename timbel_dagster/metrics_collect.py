@@ -53,7 +53,9 @@ def collect_metrics(
     migrate.upgrade(settings.database_url, actor=settings.timbel_user)
     sources = DeliverySourcesResource()
     source = sources.metrics_source()
-    clusters = source.cluster_names()
+    clusters = source.cluster_names(now)
+    for notice in source.notices:
+        echo(f"warning: {notice}")
     if not clusters:
         raise LookupError(f"{source.name}: no clusters found to collect metrics from")
     end = (now or dt.datetime.now(dt.UTC)).replace(minute=0, second=0, microsecond=0)

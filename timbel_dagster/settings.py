@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     # --- Metrics and clusters ----------------------------------------------------------
     prometheus_url: AnyHttpUrl | None = None
     prometheus_cluster_label: str = "cluster"
+    prometheus_cluster_name: str | None = Field(
+        None,
+        min_length=1,
+        description="The cluster of a Prometheus whose series carry no PROMETHEUS_CLUSTER_LABEL "
+        "(kube-prometheus-stack's default: one Prometheus per cluster). Unset: the one cluster "
+        "TIMBEL_CLUSTERS_FILE lists, else 'default-cluster'. Where labelled and unlabelled "
+        "series share a Prometheus, the unlabelled ones are collected under this name.",
+    )
     prometheus_timeout_seconds: float = Field(30.0, gt=0)
     timbel_clusters_file: Path | None = Field(
         None, description="YAML list of clusters: name, group, kubeconfig context or URL + token."

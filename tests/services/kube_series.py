@@ -3,6 +3,10 @@ have exposed for two small clusters over four hours, written as OpenMetrics for 
 
 The figures are simple on purpose, so tests can state exactly what the hourly summary must
 be: constant CPU rates and memory, one restart and a crash loop in a known hour.
+
+`clusters` chooses which clusters are written and how their series name them: by default
+both, each in the `cluster` label (a multi-cluster Prometheus); `{"east": None}` is east
+alone without the label (kube-prometheus-stack's default: one Prometheus per cluster).
 """
 
 from __future__ import annotations
@@ -59,12 +63,38 @@ def _in_crash_hour(t: int) -> bool:
     return HOURS[1].timestamp() <= t < HOURS[2].timestamp()
 
 
-def write_kube_history(path: Path) -> None:
+LABELLED = {"east": "east", "west": "west"}
+UNLABELLED_EAST = {"east": None}
+
+
+def _shape(labels: dict, clusters: dict[str, str | None]) -> dict | None:
+    """`labels` as `clusters` says: None for a cluster not written, else its `cluster` label
+    renamed, or removed where the cluster is written without one."""
+    if labels["cluster"] not in clusters:
+        return None
+    value = clusters[labels["cluster"]]
+    rest = {k: v for k, v in labels.items() if k != "cluster"}
+    return rest if value is None else {"cluster": value} | rest
+
+
+def write_kube_history(path: Path, clusters: dict[str, str | None] = LABELLED) -> None:
     crash_restart = HOURS[1].timestamp() + 1800
     with path.open("w") as out:
+
+        def family(name: str, kind: str, series: list) -> None:
+            shaped = [(_shape(labels, clusters), value) for labels, value in series]
+            _family(out, name, kind, [(lb, v) for lb, v in shaped if lb is not None])
+
         nodes = [(c, n, spec) for c, ns in NODES.items() for n, spec in ns.items()]
-        _family(
-            out,
+        family(
+            "kube_node_info",
+            "gauge",
+            [
+                ({"cluster": c, "node": n, "kernel_version": "6.1.0"}, _const(1))
+                for c, n, _ in nodes
+            ],
+        )
+        family(
             "kube_node_status_capacity",
             "gauge",
             [({"cluster": c, "node": n, "resource": "cpu"}, _const(s[0])) for c, n, s in nodes]
@@ -73,8 +103,7 @@ def write_kube_history(path: Path) -> None:
                 for c, n, s in nodes
             ],
         )
-        _family(
-            out,
+        family(
             "kube_node_status_condition",
             "gauge",
             [
@@ -88,14 +117,12 @@ def write_kube_history(path: Path) -> None:
         pods = [
             ({"cluster": p[0], "namespace": p[1], "pod": p[2], "container": "app"}, p) for p in PODS
         ]
-        _family(
-            out,
+        family(
             "container_cpu_usage_seconds",
             "counter",
             root + [(labels, _counter(p[6])) for labels, p in pods],
         )
-        _family(
-            out,
+        family(
             "container_memory_working_set_bytes",
             "gauge",
             [({"cluster": c, "node": n, "id": "/"}, _const(6 * GIB)) for c, n, _ in nodes]
@@ -105,8 +132,7 @@ def write_kube_history(path: Path) -> None:
             ("kube_pod_container_resource_requests", 8),
             ("kube_pod_container_resource_limits", 8),
         ):
-            _family(
-                out,
+            family(
                 metric,
                 "gauge",
                 [(labels | {"resource": "cpu"}, _const(p[index])) for labels, p in pods]
@@ -116,21 +142,18 @@ def write_kube_history(path: Path) -> None:
                 ],
             )
         pod_labels = [({"cluster": p[0], "namespace": p[1], "pod": p[2]}, p) for p in PODS]
-        _family(
-            out,
+        family(
             "kube_pod_status_phase",
             "gauge",
             [(labels | {"phase": "Running"}, _const(1)) for labels, _ in pod_labels]
             + [(labels | {"phase": "Pending"}, _const(0)) for labels, _ in pod_labels],
         )
-        _family(
-            out,
+        family(
             "kube_pod_info",
             "gauge",
             [(labels | {"node": p[5]}, _const(1)) for labels, p in pod_labels],
         )
-        _family(
-            out,
+        family(
             "kube_pod_owner",
             "gauge",
             [
@@ -146,8 +169,7 @@ def write_kube_history(path: Path) -> None:
                 for labels, p in pod_labels
             ],
         )
-        _family(
-            out,
+        family(
             "kube_replicaset_owner",
             "gauge",
             [
@@ -165,8 +187,7 @@ def write_kube_history(path: Path) -> None:
                 if p[3] and p[2] != "web-7d9f-fghij"  # one series per ReplicaSet
             ],
         )
-        _family(
-            out,
+        family(
             "kube_pod_container_status_restarts",
             "counter",
             [
@@ -179,8 +200,7 @@ def write_kube_history(path: Path) -> None:
                 for labels, _ in pod_labels
             ],
         )
-        _family(
-            out,
+        family(
             "kube_pod_container_status_waiting_reason",
             "gauge",
             [
@@ -192,8 +212,7 @@ def write_kube_history(path: Path) -> None:
             ],
         )
         namespaces = sorted({(p[0], p[1]) for p in PODS})
-        _family(
-            out,
+        family(
             "kube_resourcequota",
             "gauge",
             [
@@ -204,8 +223,7 @@ def write_kube_history(path: Path) -> None:
                 for (c, n), q in QUOTA.items()
             ],
         )
-        _family(
-            out,
+        family(
             "kube_namespace_labels",
             "gauge",
             [
@@ -213,8 +231,7 @@ def write_kube_history(path: Path) -> None:
                 for (c, n), t in TENANT.items()
             ],
         )
-        _family(
-            out,
+        family(
             "kube_namespace_status_phase",
             "gauge",
             [({"cluster": c, "namespace": n, "phase": "Active"}, _const(1)) for c, n in namespaces],

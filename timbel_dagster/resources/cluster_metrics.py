@@ -75,8 +75,11 @@ class ClusterMetricsSource(Protocol):
     """Usage of the clusters, hour by hour. `hours` are hour starts in UTC, ascending."""
 
     name: str  # the `source` column value
+    notices: list[str]  # what the operator should know about the clusters read (mismatches)
 
-    def cluster_names(self) -> list[str]: ...
+    def cluster_names(self, at: dt.datetime | None = None) -> list[str]:
+        """The clusters with metrics shortly before `at` (default now)."""
+        ...
 
     def nodes(self, cluster: str, hours: list[dt.datetime]) -> list[NodeHour]: ...
 

@@ -5,17 +5,20 @@ Each figure is one PromQL range query per cluster over all the hours asked for (
 client under Prometheus' point limit), at `step` resolution, then summarised per hour here:
 mean and peak for gauges and rates, the last value for states, the sum of increases for
 counters. The cluster is the value of a configurable label (`cluster` by default), which is
-how multi-cluster setups (Thanos, Mimir, federation) tell clusters apart.
+how multi-cluster setups (Thanos, Mimir, federation) tell clusters apart; a Prometheus whose
+series carry no such label holds one cluster, queried without a cluster matcher
+(`prometheus_clusters` decides which case a window is).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.resources.cluster_metrics import HOUR, NamespaceInfo, NodeHour, PodHour
+from timbel_dagster.resources.prometheus_clusters import ClusterLayout, resolve, scan
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.prometheus import PrometheusClient, Series
@@ -26,6 +29,11 @@ Buckets = dict[tuple[Key, dt.datetime], list[float]]
 CONTAINERS = 'container!="", container!="POD"'  # per-container series, not pod/root cgroups
 ROOT = 'id="/"'  # cAdvisor's root cgroup: the whole node
 TENANT_LABEL = "label_timbel_io_tenant"  # kube_namespace_labels for `timbel.io/tenant`
+DISCOVERY_WINDOW = dt.timedelta(minutes=10)  # clusters "now": series seen this recently
+LOOKBACK = dt.timedelta(minutes=5)  # Prometheus' default lookback delta
+SCAN_STEP = dt.timedelta(
+    minutes=15
+)  # every 15 min, each seeing 5 min back: every series of an hour
 
 
 def hour_of(moment: dt.datetime) -> dt.datetime:
@@ -85,43 +93,80 @@ class KubePrometheusSource:
         cluster_label: str = "cluster",
         step: dt.timedelta = dt.timedelta(minutes=1),
         clusters: list[str] | None = None,
+        cluster_name: str | None = None,
     ) -> None:
+        """`clusters` are the clusters file's names (None without one); `cluster_name` names
+        the cluster of series without the cluster label (PROMETHEUS_CLUSTER_NAME)."""
         self.client, self.cluster_label, self.step = client, cluster_label, step
-        self._clusters = clusters
+        self._clusters, self.cluster_name = clusters, cluster_name
+        self.notices: list[str] = []  # what the operator should know, each once
+        self._layouts: dict[tuple[dt.datetime, dt.datetime, dt.timedelta], ClusterLayout] = {}
+
+    def _notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
 
     def _query(self, query: str, hours: list[dt.datetime], lead: bool = False) -> list[Series]:
         start = hours[0] - self.step if lead else hours[0]
         return self.client.range_query(query, start, hours[-1] + HOUR - self.step, self.step)
 
-    def _sel(self, cluster: str, *matchers: str) -> str:
-        escaped = cluster.replace("\\", "\\\\").replace('"', '\\"')
-        return "{" + ", ".join((f'{self.cluster_label}="{escaped}"', *matchers)) + "}"
+    def _layout(self, start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> ClusterLayout:
+        """Which clusters the series between `start` and `end` hold (one query, kept)."""
+        at = (start, end, step)
+        if at not in self._layouts:
+            found = scan(self.client, self.cluster_label, start, end, step)
+            layout = resolve(found, self.cluster_label, self._clusters, self.cluster_name)
+            if not found.labelled and not found.unlabelled:
+                self._notice(
+                    "no kube-state-metrics or cAdvisor series in Prometheus from "
+                    f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+                )
+            for text in layout.notices:
+                self._notice(text)
+            self._layouts[at] = layout
+        return self._layouts[at]
 
-    def cluster_names(self) -> list[str]:
-        """The configured clusters, else every value of the cluster label on kube_node_info
-        in the last ten minutes."""
-        if self._clusters is not None:
-            return list(self._clusters)
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        series = self.client.range_query(
-            f"count by ({self.cluster_label}) (kube_node_info)",
-            now - dt.timedelta(minutes=10),
-            now,
-            self.step,
-        )
-        return sorted({s.label(self.cluster_label) or "" for s in series} - {""})
+    def _selector(self, cluster: str, hours: list[dt.datetime]) -> Callable[..., str]:
+        """A function of extra matchers that gives the selector of `cluster`'s series in
+        `hours`: `{<label>="<cluster>", ...}`, or for the cluster of unlabelled series no
+        cluster matcher (`<label>=""` where labelled clusters share the Prometheus)."""
+        first, last = hours[0], hours[-1] + HOUR
+        layout = self._layout(first + LOOKBACK, last - SCAN_STEP + LOOKBACK, SCAN_STEP)
+        label = self.cluster_label
+        if cluster == layout.unlabelled:
+            own = (f'{label}=""',) if layout.labelled else ()
+        else:
+            escaped = cluster.replace("\\", "\\\\").replace('"', '\\"')
+            own = (f'{label}="{escaped}"',)
+            if cluster not in layout.labelled and (layout.labelled or layout.unlabelled):
+                where = (
+                    f"they are collected as '{layout.unlabelled}'"
+                    if layout.unlabelled and not layout.labelled
+                    else f"it has: {', '.join(sorted(layout.labelled))}"
+                )
+                self._notice(
+                    f"cluster '{cluster}': no series with {label}=\"{escaped}\" in Prometheus "
+                    f"from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({where})"
+                )
+        return lambda *matchers: "{" + ", ".join((*own, *matchers)) + "}"
+
+    def cluster_names(self, at: dt.datetime | None = None) -> list[str]:
+        """The clusters whose kube-state-metrics or cAdvisor series Prometheus has in the ten
+        minutes before `at` (default now): the clusters file's, checked against them, else
+        every value of the cluster label, or the one cluster of series without it."""
+        end = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        return list(self._layout(end - DISCOVERY_WINDOW, end, self.step).clusters)
 
     def nodes(self, cluster: str, hours: list[dt.datetime]) -> list[NodeHour]:
         wanted = set(hours)
-        root = self._sel(cluster, ROOT)
+        select = self._selector(cluster, hours)
+        root = select(ROOT)
 
         def per_node(query: str) -> Buckets:
             return bucket(self._query(query, hours), ("node",), wanted)
 
-        cpu_capacity = per_node("kube_node_status_capacity" + self._sel(cluster, 'resource="cpu"'))
-        memory_capacity = per_node(
-            "kube_node_status_capacity" + self._sel(cluster, 'resource="memory"')
-        )
+        cpu_capacity = per_node("kube_node_status_capacity" + select('resource="cpu"'))
+        memory_capacity = per_node("kube_node_status_capacity" + select('resource="memory"'))
         cpu = per_node(f"sum by (node) (rate(container_cpu_usage_seconds_total{root}[5m]))")
         memory = per_node(f"sum by (node) (container_memory_working_set_bytes{root})")
         disk_used = per_node(f"sum by (node) (container_fs_usage_bytes{root})")
@@ -131,7 +176,7 @@ class KubePrometheusSource:
             f"sum by (node) (rate(container_network_transmit_bytes_total{root}[5m]))"
         )
         conditions: dict[tuple[str, dt.datetime], dict[str, bool]] = defaultdict(dict)
-        condition_query = "kube_node_status_condition" + self._sel(cluster, 'status="true"')
+        condition_query = "kube_node_status_condition" + select('status="true"')
         for ((name, condition), hour), values in sorted(
             bucket(self._query(condition_query, hours), ("node", "condition"), wanted).items()
         ):
@@ -163,14 +208,15 @@ class KubePrometheusSource:
     def pods(self, cluster: str, hours: list[dt.datetime]) -> list[PodHour]:
         wanted = set(hours)
         pod_key = ("namespace", "pod")
-        sel = self._sel(cluster)
-        containers = self._sel(cluster, CONTAINERS)
+        select = self._selector(cluster, hours)
+        sel = select()
+        containers = select(CONTAINERS)
 
         def per_pod(query: str) -> Buckets:
             return bucket(self._query(query, hours), pod_key, wanted)
 
         def per_resource(metric: str) -> dict[str, Buckets]:
-            matcher = self._sel(cluster, 'resource=~"cpu|memory"')
+            matcher = select('resource=~"cpu|memory"')
             query = f"sum by (namespace, pod, resource) ({metric}{matcher})"
             series = self._query(query, hours)
             return {
@@ -204,7 +250,7 @@ class KubePrometheusSource:
         )
         crash = per_pod(
             "max by (namespace, pod) (kube_pod_container_status_waiting_reason"
-            + self._sel(cluster, 'reason="CrashLoopBackOff"')
+            + select('reason="CrashLoopBackOff"')
             + ")"
         )
         restarts = counter_increase(
@@ -222,7 +268,7 @@ class KubePrometheusSource:
         deployment_of = {
             (key[0], key[1]): value
             for (key, _), value in self._labels(
-                "kube_replicaset_owner" + self._sel(cluster, 'owner_kind="Deployment"'),
+                "kube_replicaset_owner" + select('owner_kind="Deployment"'),
                 hours,
                 ("namespace", "replicaset"),
                 "owner_name",
@@ -265,7 +311,8 @@ class KubePrometheusSource:
     def namespaces(self, cluster: str, hours: list[dt.datetime]) -> list[NamespaceInfo]:
         wanted = set(hours)
         key = ("namespace",)
-        quota = self._sel(cluster, 'type="hard"')
+        select = self._selector(cluster, hours)
+        quota = select('type="hard"')
         cpu_quota = bucket(
             self._query(
                 f"max by (namespace) (kube_resourcequota{quota[:-1]}, "
@@ -284,12 +331,8 @@ class KubePrometheusSource:
             key,
             wanted,
         )
-        tenant = self._labels(
-            f"kube_namespace_labels{self._sel(cluster)}", hours, key, TENANT_LABEL
-        )
-        seen = self._labels(
-            f"kube_namespace_status_phase{self._sel(cluster)} == 1", hours, key, "phase"
-        )
+        tenant = self._labels(f"kube_namespace_labels{select()}", hours, key, TENANT_LABEL)
+        seen = self._labels(f"kube_namespace_status_phase{select()} == 1", hours, key, "phase")
         found = set(seen) | set(cpu_quota) | set(tenant)
         return [
             NamespaceInfo(

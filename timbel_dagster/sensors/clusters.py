@@ -32,9 +32,12 @@ def cluster_discovery_sensor(
     from timbel_dagster.resources.delivery import SourceNotConfiguredError
 
     try:
-        wanted = sources.metrics_source().cluster_names()
+        source = sources.metrics_source()
+        wanted = source.cluster_names()
     except SourceNotConfiguredError as error:
         return dg.SensorResult(skip_reason=str(error))
+    for notice in source.notices:
+        context.log.warning(notice)
     add, delete = plan_clusters(
         wanted, list(context.instance.get_dynamic_partitions(CLUSTERS.name))
     )

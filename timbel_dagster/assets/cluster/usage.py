@@ -60,6 +60,8 @@ def _read_and_store(context, warehouse, sources, table, key, method, to_rows):
     rows = []
     for cluster, hours in spans.items():
         rows += to_rows(source.name, getattr(source, method)(cluster, hours))
+    for notice in source.notices:
+        context.log.warning(notice)
     result = store_rows(warehouse, table, rows, key)
     context.log.info(f"{len(rows)} {method[:-1]}-hours from {source.name}: {_span_text(spans)}")
     return source, rows, result
@@ -157,6 +159,8 @@ def namespace_usage(
     source = sources.metrics_source()
     spans = cluster_hours(context.partition_keys)
     infos = [info for c, hours in spans.items() for info in source.namespaces(c, hours)]
+    for notice in source.notices:
+        context.log.warning(notice)
     rows = namespace_rows(
         source.name, stored_for(warehouse, "pod_metrics", source.name, spans), infos
     )

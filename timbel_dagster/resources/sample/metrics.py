@@ -50,8 +50,9 @@ class SampleMetricsSource:
     def __init__(self, seed: int = 7) -> None:
         self.seed = seed
         self._groups = {c.name: c.environment_group for c in CLUSTERS}
+        self.notices: list[str] = []
 
-    def cluster_names(self) -> list[str]:
+    def cluster_names(self, at: dt.datetime | None = None) -> list[str]:
         return [c.name for c in CLUSTERS]
 
     def _group(self, cluster: str) -> str:
