@@ -101,7 +101,8 @@ def test_notebook_runs_on_the_demo_warehouse(
     assert re.search(r"risk_training_rows\s+[1-9]\d*", _text(cells["setup"]))
     for cell_id in PLOTTING_CELLS:
         assert _images(cells[cell_id]) == 1, cell_id
-    assert "environment prod: 13 weeks" in _text(cells["dora"])
+    # 90 days of sample history as of today: 13 or 14 calendar weeks, by the weekday.
+    assert re.search(r"environment prod: 1[34] weeks", _text(cells["dora"]))
     auc = re.search(
         r"risk_model v\d+ \(\w+\), trained .*: AUC (0\.\d+)", _text(cells["risk-evaluation"])
     )
