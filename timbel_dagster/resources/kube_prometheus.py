@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.resources.cluster_metrics import HOUR, NamespaceInfo, NodeHour, PodHour
-from timbel_dagster.resources.prometheus_clusters import ClusterLayout, resolve, scan
+from timbel_dagster.resources.prometheus_clusters import PrometheusClusters
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.prometheus import PrometheusClient, Series
@@ -98,68 +98,22 @@ class KubePrometheusSource:
         """`clusters` are the clusters file's names (None without one); `cluster_name` names
         the cluster of series without the cluster label (PROMETHEUS_CLUSTER_NAME)."""
         self.client, self.cluster_label, self.step = client, cluster_label, step
-        self._clusters, self.cluster_name = clusters, cluster_name
-        self.notices: list[str] = []  # what the operator should know, each once
-        self._layouts: dict[tuple[dt.datetime, dt.datetime, dt.timedelta], ClusterLayout] = {}
-
-    def _notice(self, text: str) -> None:
-        if text not in self.notices:
-            self.notices.append(text)
+        self.clusters = PrometheusClusters(client, cluster_label, step, clusters, cluster_name)
+        self.notices = self.clusters.notices  # what the operator should know, each once
 
     def _query(self, query: str, hours: list[dt.datetime], lead: bool = False) -> list[Series]:
         start = hours[0] - self.step if lead else hours[0]
         return self.client.range_query(query, start, hours[-1] + HOUR - self.step, self.step)
 
-    def _layout(self, start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> ClusterLayout:
-        """Which clusters the series between `start` and `end` hold (one query, kept)."""
-        at = (start, end, step)
-        if at not in self._layouts:
-            found = scan(self.client, self.cluster_label, start, end, step)
-            layout = resolve(found, self.cluster_label, self._clusters, self.cluster_name)
-            if not found.labelled and not found.unlabelled:
-                self._notice(
-                    "no kube-state-metrics or cAdvisor series in Prometheus from "
-                    f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-                )
-            for text in layout.notices:
-                self._notice(text)
-            self._layouts[at] = layout
-        return self._layouts[at]
-
-    def _selector(self, cluster: str, hours: list[dt.datetime]) -> Callable[..., str]:
-        """A function of extra matchers that gives the selector of `cluster`'s series in
-        `hours`: `{<label>="<cluster>", ...}`, or for the cluster of unlabelled series no
-        cluster matcher (`<label>=""` where labelled clusters share the Prometheus)."""
-        first, last = hours[0], hours[-1] + HOUR
-        layout = self._layout(first + LOOKBACK, last - SCAN_STEP + LOOKBACK, SCAN_STEP)
-        label = self.cluster_label
-        if cluster == layout.unlabelled:
-            own = (f'{label}=""',) if layout.labelled else ()
-        else:
-            escaped = cluster.replace("\\", "\\\\").replace('"', '\\"')
-            own = (f'{label}="{escaped}"',)
-            if cluster not in layout.labelled and (layout.labelled or layout.unlabelled):
-                where = (
-                    f"they are collected as '{layout.unlabelled}'"
-                    if layout.unlabelled and not layout.labelled
-                    else f"it has: {', '.join(sorted(layout.labelled))}"
-                )
-                self._notice(
-                    f"cluster '{cluster}': no series with {label}=\"{escaped}\" in Prometheus "
-                    f"from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({where})"
-                )
-        return lambda *matchers: "{" + ", ".join((*own, *matchers)) + "}"
-
     def cluster_names(self, at: dt.datetime | None = None) -> list[str]:
         """The clusters whose kube-state-metrics or cAdvisor series Prometheus has in the ten
         minutes before `at` (default now): the clusters file's, checked against them, else
         every value of the cluster label, or the one cluster of series without it."""
-        end = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-        return list(self._layout(end - DISCOVERY_WINDOW, end, self.step).clusters)
+        return self.clusters.names(at)
 
     def nodes(self, cluster: str, hours: list[dt.datetime]) -> list[NodeHour]:
         wanted = set(hours)
-        select = self._selector(cluster, hours)
+        select = self.clusters.selector(cluster, hours)
         root = select(ROOT)
 
         def per_node(query: str) -> Buckets:
@@ -208,7 +162,7 @@ class KubePrometheusSource:
     def pods(self, cluster: str, hours: list[dt.datetime]) -> list[PodHour]:
         wanted = set(hours)
         pod_key = ("namespace", "pod")
-        select = self._selector(cluster, hours)
+        select = self.clusters.selector(cluster, hours)
         sel = select()
         containers = select(CONTAINERS)
 
@@ -311,7 +265,7 @@ class KubePrometheusSource:
     def namespaces(self, cluster: str, hours: list[dt.datetime]) -> list[NamespaceInfo]:
         wanted = set(hours)
         key = ("namespace",)
-        select = self._selector(cluster, hours)
+        select = self.clusters.selector(cluster, hours)
         quota = select('type="hard"')
         cpu_quota = bucket(
             self._query(

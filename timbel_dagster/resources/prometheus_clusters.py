@@ -18,9 +18,11 @@ cluster never silently yields no data.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from timbel_dagster.resources.cluster_metrics import HOUR
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.prometheus import PrometheusClient
@@ -35,6 +37,9 @@ DISCOVERY_METRICS = (
     "container_memory_working_set_bytes",
 )
 DEFAULT_CLUSTER_NAME = "default-cluster"
+DISCOVERY_WINDOW = dt.timedelta(minutes=10)  # clusters "now": series seen this recently
+LOOKBACK = dt.timedelta(minutes=5)  # Prometheus' default lookback delta
+SCAN_STEP = dt.timedelta(minutes=15)  # every 15 min, each seeing 5 min back: a whole hour
 NAME_SETTING = "PROMETHEUS_CLUSTER_NAME"
 FILE_SETTING = "TIMBEL_CLUSTERS_FILE"
 
@@ -195,3 +200,70 @@ def resolve(
     else:
         clusters = sorted(labelled | ({unlabelled} if unlabelled else set()))
     return ClusterLayout(tuple(clusters), labelled, unlabelled, tuple(notices))
+
+
+class PrometheusClusters:
+    """The clusters of one Prometheus, decided per window from its series, and the selector
+    of each cluster's series there. What the operator should know collects in `notices`."""
+
+    def __init__(
+        self,
+        client: PrometheusClient,
+        label: str,
+        step: dt.timedelta,
+        configured: list[str] | None,
+        name: str | None,
+    ) -> None:
+        self.client, self.label, self.step = client, label, step
+        self.configured, self.name = configured, name
+        self.notices: list[str] = []
+        self._layouts: dict[tuple[dt.datetime, dt.datetime, dt.timedelta], ClusterLayout] = {}
+
+    def _notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+
+    def layout(self, start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> ClusterLayout:
+        """Which clusters the series between `start` and `end` hold (one query, kept)."""
+        at = (start, end, step)
+        if at not in self._layouts:
+            found = scan(self.client, self.label, start, end, step)
+            layout = resolve(found, self.label, self.configured, self.name)
+            if not found.labelled and not found.unlabelled:
+                self._notice(
+                    "no kube-state-metrics or cAdvisor series in Prometheus from "
+                    f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+                )
+            for text in layout.notices:
+                self._notice(text)
+            self._layouts[at] = layout
+        return self._layouts[at]
+
+    def names(self, at: dt.datetime | None = None) -> list[str]:
+        """The clusters with series in the ten minutes before `at` (default now)."""
+        end = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        return list(self.layout(end - DISCOVERY_WINDOW, end, self.step).clusters)
+
+    def selector(self, cluster: str, hours: list[dt.datetime]) -> Callable[..., str]:
+        """A function of extra matchers that gives the selector of `cluster`'s series in
+        `hours`: `{<label>="<cluster>", ...}`, or for the cluster of unlabelled series no
+        cluster matcher (`<label>=""` where labelled clusters share the Prometheus)."""
+        first, last = hours[0], hours[-1] + HOUR
+        layout = self.layout(first + LOOKBACK, last - SCAN_STEP + LOOKBACK, SCAN_STEP)
+        label = self.label
+        if cluster == layout.unlabelled:
+            own: tuple[str, ...] = (f'{label}=""',) if layout.labelled else ()
+        else:
+            escaped = cluster.replace("\\", "\\\\").replace('"', '\\"')
+            own = (f'{label}="{escaped}"',)
+            if cluster not in layout.labelled and (layout.labelled or layout.unlabelled):
+                where = (
+                    f"they are collected as '{layout.unlabelled}'"
+                    if layout.unlabelled and not layout.labelled
+                    else f"it has: {_names(layout.labelled)}"
+                )
+                self._notice(
+                    f"cluster '{cluster}': no series with {label}=\"{escaped}\" in Prometheus "
+                    f"from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({where})"
+                )
+        return lambda *matchers: "{" + ", ".join((*own, *matchers)) + "}"
