@@ -47,6 +47,9 @@ class FakeJob:
     created: dt.datetime
     duration: float
     trace: bytearray = field(default_factory=bytearray)
+    artifacts: list[dict[str, Any]] | None = None  # None: the fixture's (the job log)
+    artifacts_expire_at: dt.datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)  # fields to overwrite in its JSON
 
 
 @dataclass
@@ -59,6 +62,7 @@ class FakePipeline:
     sha: str = "a91957a858320c0e17f3a0eca7cfacbff50ea29a"
     user: str = "hana.jung"
     jobs: list[FakeJob] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)  # fields to overwrite in its JSON
 
 
 class FakeGitLab(LoopbackServer):
@@ -172,6 +176,7 @@ class FakeGitLab(LoopbackServer):
             updated_at=iso(updated),
             web_url=f"{self.url}/{path}/-/pipelines/{p.id}",
         )
+        data.update(copy.deepcopy(p.raw))
         return data
 
     def job_json(self, p: FakePipeline, job: FakeJob) -> dict[str, Any]:
@@ -196,6 +201,11 @@ class FakeGitLab(LoopbackServer):
             **data["pipeline"],
             **{k: v for k, v in self.pipeline_json(p).items() if k in data["pipeline"]},
         }
+        if job.artifacts is not None:
+            data["artifacts"] = copy.deepcopy(job.artifacts)
+        if job.artifacts_expire_at is not None:
+            data["artifacts_expire_at"] = iso(job.artifacts_expire_at)
+        data.update(copy.deepcopy(job.raw))
         return data
 
 

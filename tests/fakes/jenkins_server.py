@@ -27,6 +27,8 @@ from tests.fakes.tree import apply_tree, parse_tree
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jenkins"
 BUILD_TEMPLATE = json.loads((FIXTURES / "build.json").read_text())
 DESCRIBE_TEMPLATE = json.loads((FIXTURES / "wfapi_describe.json").read_text())
+# a run aborted in `Build`: that stage answers `"status": null` and an `error` object
+INTERRUPTED_TEMPLATE = json.loads((FIXTURES / "wfapi_describe_interrupted.json").read_text())
 FOLDER = "com.cloudbees.hudson.plugins.folder.Folder"
 PIPELINE = "org.jenkinsci.plugins.workflow.job.WorkflowJob"
 STAGES = ("Checkout", "Build", "Tests", "unit-tests", "integration-tests", "Publish")
@@ -49,6 +51,9 @@ class FakeBuild:
     sha: str = "9f3b2c1d4e5f60718293a4b5c6d7e8f901234567"
     log: bytearray = field(default_factory=bytearray)
     finish_after_reads: int | None = None  # stop building after this many log reads
+    interrupted: bool = False  # aborted mid-run: wfapi from `wfapi_describe_interrupted.json`
+    artifacts: list[dict[str, Any]] | None = None  # None: the fixture's
+    raw: dict[str, Any] = field(default_factory=dict)  # fields to overwrite in its JSON
 
 
 @dataclass
@@ -133,11 +138,15 @@ class FakeJenkins(LoopbackServer):
         data["actions"][0]["causes"][0]["userId"] = b.user
         revision = data["actions"][2]["lastBuiltRevision"]
         revision["SHA1"] = revision["branch"][0]["SHA1"] = b.sha
+        if b.artifacts is not None:
+            data["artifacts"] = copy.deepcopy(b.artifacts)
+        data.update(copy.deepcopy(b.raw))
         return data
 
     def describe_json(self, job: str, b: FakeBuild) -> dict[str, Any]:
-        data = copy.deepcopy(DESCRIBE_TEMPLATE)
+        data = copy.deepcopy(INTERRUPTED_TEMPLATE if b.interrupted else DESCRIBE_TEMPLATE)
         status = "IN_PROGRESS" if b.building else ("FAILED" if b.result == "FAILURE" else "SUCCESS")
+        status = "ABORTED" if b.interrupted else status
         offset = b.timestamp - 1_761_900_000_000
         data.update(
             id=str(b.number),

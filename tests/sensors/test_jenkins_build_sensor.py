@@ -179,3 +179,52 @@ def test_a_build_that_starts_gets_a_follow_run(jenkins: FakeJenkins, warehouse_u
     # the same build on the next tick asks again under the same key: Dagster runs it once
     again = [r for r in harness.tick().run_requests if r.job_name == "follow_build"]
     assert [r.run_key for r in again] == [follow.run_key]
+
+
+def test_rejected_and_unknown_builds_are_passed_only_once_stored_or_rejected(
+    jenkins: FakeJenkins, warehouse_url: str
+) -> None:
+    """Marks pass a build the batch stored (an unknown result included) or rejected, and
+    nothing else: the newest build being unparsable does not make the sensor ask forever."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.engine import get_engine
+    from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.models_ingestion import IngestionReject
+
+    jenkins.add_build("shop/web/main", raw={"timestamp": "not a time"})  # 6: rejected
+    jenkins.add_build("shop/web/main", result="CUSTOM_RESULT")  # 7: stored as unknown
+    jenkins.add_build("shop/web/main")  # 8
+    jenkins.add_build("shop/web/main", raw={"duration": "long"})  # 9, the newest: rejected
+    harness = Harness(jenkins, warehouse_url)
+    assert harness.execute(_request(harness.tick()))
+    quiet = harness.tick()
+    assert isinstance(quiet, dg.SensorResult) and not quiet.run_requests
+    assert harness.marks == {"shop/api/main": 12, "shop/web/main": 9}
+    with get_engine(warehouse_url).connect() as connection:
+        stored = connection.execute(
+            select(PipelineExecution.sequence, PipelineExecution.status)
+            .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+            .where(Pipeline.name == "shop/web/main")
+            .order_by(PipelineExecution.sequence)
+        ).all()
+        rejected = connection.execute(
+            select(IngestionReject.kind, IngestionReject.key, IngestionReject.times_seen)
+            .where(IngestionReject.pipeline == "shop/web/main")
+            .order_by(IngestionReject.sequence)
+        ).all()
+    assert [s for s, _ in stored] == [1, 2, 3, 4, 5, 7, 8]
+    assert dict(stored)[7] == "unknown"
+    assert rejected == [("build", "6", 1), ("build", "9", 1)]
+
+
+def test_a_build_without_a_result_holds_the_mark(jenkins: FakeJenkins, warehouse_url: str) -> None:
+    """Null `result` and `building` (a build Jenkins has not finished writing) is stored as
+    pending, not finished: the mark stays below it and the build is asked for again."""
+    jenkins.add_build("shop/web/main", raw={"result": None, "building": None})  # 6: pending
+    jenkins.add_build("shop/web/main")  # 7
+    harness = Harness(jenkins, warehouse_url)
+    assert harness.execute(_request(harness.tick()))
+    again = harness.tick()
+    assert harness.marks["shop/web/main"] == 5
+    assert _request(again).run_key.startswith("jenkins-builds-2-")
