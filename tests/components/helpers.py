@@ -35,6 +35,11 @@ def manifest(analysis: RepositoryAnalysis, path: str) -> dict[str, Any]:
     return found[0]
 
 
+def tool_paths(analysis: RepositoryAnalysis) -> list[dict[str, Any]]:
+    """{name, paths} of each build tool (without its evidence and use)."""
+    return [{"name": t["name"], "paths": t["paths"]} for t in analysis.build_tools]
+
+
 def frameworks(analysis: RepositoryAnalysis) -> set[tuple[str, str | None]]:
     """(name, version) of every framework found."""
     return {(f["name"], f["version"]) for f in analysis.frameworks}

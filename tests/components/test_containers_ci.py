@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.components.helpers import manifest
+from tests.components.helpers import manifest, tool_paths
 from timbel_dagster.components.ci_files import ci_system
 from timbel_dagster.components.dockerfiles import is_dockerfile, parse_dockerfile
 
@@ -228,7 +228,7 @@ def test_helm_chart_and_kubernetes_manifests(analyse) -> None:
     paths = {m["path"] for m in analysis.manifests}
     assert "charts/shop/templates/deployment.yaml" not in paths  # a Go template, not YAML
     assert "config/settings.yml" not in paths
-    assert {"name": "helm", "paths": ["charts/shop/Chart.yaml"]} in analysis.build_tools
+    assert {"name": "helm", "paths": ["charts/shop/Chart.yaml"]} in tool_paths(analysis)
 
 
 def test_compose_file(analyse) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.components.helpers import deps, frameworks, manifest
+from tests.components.helpers import deps, frameworks, manifest, tool_paths
 
 GO_MOD = """
     module github.com/acme/api
@@ -49,7 +49,7 @@ def test_go_mod_requires_indirect_and_replace(analyse) -> None:
         "github.com/old/lib": "github.com/new/lib v1.2.0",
     }
     assert frameworks(analysis) == {("Gin", "v1.9.1"), ("Echo", "v4.11.3")}
-    assert analysis.build_tools == [{"name": "go", "paths": ["go.mod"]}]
+    assert tool_paths(analysis) == [{"name": "go", "paths": ["go.mod"]}]
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_dotnet_projects_central_versions_and_test_projects(analyse) -> None:
     assert manifest(analysis, tests)["target_frameworks"] == ["net8.0", "net6.0"]
     assert manifest(analysis, api)["sdk"] == "Microsoft.NET.Sdk.Web"
     assert frameworks(analysis) == {("ASP.NET Core", "8.0")}
-    assert analysis.build_tools == [{"name": "dotnet", "paths": ["Shop.sln", api, tests]}]
+    assert tool_paths(analysis) == [{"name": "dotnet", "paths": ["Shop.sln", api, tests]}]
 
 
 def test_dotnet_packages_lock_and_packages_config(analyse) -> None:

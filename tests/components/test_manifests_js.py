@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.components.helpers import deps, manifest
+from tests.components.helpers import deps, manifest, tool_paths
 
 PACKAGE = json.dumps(
     {
@@ -209,7 +209,7 @@ def test_npm_lockfiles_resolve_versions_and_list_indirect_packages(
     analysis = analyse({"package.json": PACKAGE, lockfile: text})
 
     assert deps(analysis, "npm") == expected
-    assert analysis.build_tools == [{"name": "npm", "paths": [lockfile]}]
+    assert tool_paths(analysis) == [{"name": "npm", "paths": [lockfile]}]
     assert manifest(analysis, "package.json")["lockfile"] == lockfile
     assert manifest(analysis, lockfile)["packages"] == packages
 
@@ -288,7 +288,7 @@ def test_without_a_lockfile_the_declared_range_and_package_manager_count(analyse
     )
 
     assert deps(analysis) == {"vue": ("^3.3.0", "runtime", "package.json", True)}
-    assert analysis.build_tools == [{"name": "yarn", "paths": ["package.json"]}]
+    assert tool_paths(analysis) == [{"name": "yarn", "paths": ["package.json"]}]
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.components.helpers import deps, frameworks, manifest
+from tests.components.helpers import deps, frameworks, manifest, tool_paths
 
 ROOT_POM = """
     <?xml version="1.0" encoding="UTF-8"?>
@@ -144,7 +144,7 @@ def test_maven_parent_properties_and_dependency_management(analyse) -> None:
     api = manifest(analysis, "api/pom.xml")
     assert (api["group_id"], api["artifact_id"], api["version"]) == ("com.example", "api", "1.4.0")
     assert frameworks(analysis) == {("Spring Boot", "3.2.0")}
-    assert analysis.build_tools == [{"name": "maven", "paths": ["api/pom.xml", "pom.xml"]}]
+    assert tool_paths(analysis) == [{"name": "maven", "paths": ["api/pom.xml", "pom.xml"]}]
 
 
 def test_maven_quarkus_bom_import(analyse) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.components.helpers import deps, frameworks, manifest
+from tests.components.helpers import deps, frameworks, manifest, tool_paths
 from timbel_dagster.components.requirements_txt import parse_requirement
 
 
@@ -171,7 +171,7 @@ def test_pep_621_with_uv_lock(analyse) -> None:
         "hatchling.build",
         "uv.lock",
     )
-    assert analysis.build_tools == [{"name": "uv", "paths": ["pyproject.toml"]}]
+    assert tool_paths(analysis) == [{"name": "uv", "paths": ["pyproject.toml"]}]
     assert frameworks(analysis) == {("FastAPI", "0.104.1")}
 
 
@@ -187,7 +187,7 @@ def test_poetry_with_poetry_lock(analyse) -> None:
         "werkzeug": ("3.0.1", "runtime", "poetry.lock", False),
         "iniconfig": ("2.0.0", "dev", "poetry.lock", False),
     }
-    assert analysis.build_tools == [{"name": "poetry", "paths": ["pyproject.toml"]}]
+    assert tool_paths(analysis) == [{"name": "poetry", "paths": ["pyproject.toml"]}]
     assert manifest(analysis, "poetry.lock")["lockfile_version"] == "2.1"
     assert frameworks(analysis) == {("Flask", "3.0.0")}
 

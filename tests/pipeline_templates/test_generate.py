@@ -160,6 +160,26 @@ def test_parameters_override_the_plan() -> None:
     ("analysis", "only", "expected"),
     [
         ({"build_tools": ["pip", "poetry", "npm", "yarn"]}, None, ["yarn", "poetry"]),
+        (  # both lockfiles: the tool the scripts use wins over the priority order
+            {
+                "build_tools": [
+                    {"name": "npm", "paths": ["package-lock.json"], "used": True},
+                    {"name": "yarn", "paths": ["yarn.lock"], "used": False},
+                ]
+            },
+            None,
+            ["npm"],
+        ),
+        (
+            {
+                "build_tools": [
+                    {"name": "npm", "paths": ["package-lock.json"], "used": False},
+                    {"name": "yarn", "paths": ["yarn.lock"], "used": False},
+                ]
+            },
+            None,
+            ["yarn"],
+        ),
         ({"languages": {"Go": 1, "TypeScript": 2, "Java": 3}}, None, ["npm", "go"]),
         ({"build_tools": ["maven"]}, "gradle", ["gradle"]),
         ({}, None, []),

@@ -23,6 +23,7 @@ from timbel_dagster.components import (
     manifests_maven,
     manifests_python,
     requirements_txt,
+    tool_usage,
 )
 from timbel_dagster.components.frameworks import detect
 from timbel_dagster.components.languages import language_bytes
@@ -92,6 +93,7 @@ def analyze_repository(
     tree = walk(path, max_file_bytes)
     findings = Findings()
     ci_files.collect(tree, findings)
+    dockerfiles.collect(tree, findings)  # before package.json: its RUN lines break lockfile ties
     manifests_js.collect(tree, findings)
     manifests_maven.collect(tree, findings)
     manifests_gradle.collect(tree, findings)
@@ -99,7 +101,6 @@ def analyze_repository(
     manifests_python.collect(tree, findings)
     manifests_go_rust.collect(tree, findings)
     manifests_dotnet.collect(tree, findings)
-    dockerfiles.collect(tree, findings)
     not_kubernetes = {f["path"] for f in findings.ci_files} | {
         p for p in tree.files if p.rpartition("/")[2] in LOCKFILE_TOOLS
     }
@@ -109,10 +110,7 @@ def analyze_repository(
         files_scanned=len(tree.files),
         languages=language_bytes(tree.files),
         frameworks=detect(findings.dependencies, findings.framework_hints),
-        build_tools=[
-            {"name": tool, "paths": sorted(paths)}
-            for tool, paths in sorted(findings.build_tools.items())
-        ],
+        build_tools=tool_usage.report(findings),
         manifests=sorted(findings.manifests, key=lambda m: (m["path"], m["kind"])),
         dependencies=sorted(
             set(findings.dependencies),

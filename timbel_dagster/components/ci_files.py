@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from timbel_dagster.components.model import Findings
+from timbel_dagster.components.tool_usage import scan_ci_file
 from timbel_dagster.components.walk import Tree
 
 _YAML = r"\.ya?ml"
@@ -63,3 +64,8 @@ def collect(tree: Tree, findings: Findings) -> None:
         system = ci_system(path)
         if system is not None:
             findings.ci_files.append({"path": path, "system": system})
+            try:
+                text = tree.read_text(path)
+            except (OSError, ValueError):  # too large or not text: listed, not scanned
+                continue
+            scan_ci_file(findings, path, text)

@@ -14,6 +14,8 @@ import re
 from typing import Any
 
 from timbel_dagster.components.model import Findings
+from timbel_dagster.components.tool_usage import short as _short
+from timbel_dagster.components.tool_usage import tools_run
 from timbel_dagster.components.walk import Tree
 
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>\w+)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|(?P<bare>\w+))")
@@ -118,7 +120,8 @@ def collect(tree: Tree, findings: Findings) -> None:
         if not is_dockerfile(path.rpartition("/")[2]):
             continue
         with findings.guarded(path, "Dockerfile"):
-            stages = parse_dockerfile(tree.read_text(path))
+            text = tree.read_text(path)
+            stages = parse_dockerfile(text)
             images = [s["base"] for s in stages if not s["from_stage"] and s["base"] != "scratch"]
             base_images = list(dict.fromkeys(images))
             findings.dockerfiles.append(
@@ -128,3 +131,7 @@ def collect(tree: Tree, findings: Findings) -> None:
                 {"path": path, "kind": "Dockerfile", "stages": len(stages), "images": base_images}
             )
             findings.tool("docker", path)
+            for number, instruction in _instructions(text):
+                if instruction[:4].upper() == "RUN ":
+                    for tool in tools_run(instruction[4:]):
+                        findings.ran(tool, path, "Dockerfile RUN", _short(instruction), number)

@@ -50,13 +50,31 @@ class Findings:
     manifests: list[dict[str, Any]] = field(default_factory=list)
     dependencies: list[Dependency] = field(default_factory=list)
     build_tools: dict[str, set[str]] = field(default_factory=dict)
+    # tool -> [{path, kind, detail, line}]: the files that show it
+    tool_evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # (tool, {path, kind, detail, line}): scripts that run it (see tool_usage.report)
+    runs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     framework_hints: list[FrameworkHint] = field(default_factory=list)
     dockerfiles: list[dict[str, Any]] = field(default_factory=list)
     ci_files: list[dict[str, Any]] = field(default_factory=list)
 
-    def tool(self, name: str, path: str) -> None:
-        """Record that build tool `name` is in use, as `path` shows."""
+    def tool(
+        self,
+        name: str,
+        path: str,
+        kind: str = "manifest",
+        detail: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        """Record that build tool `name` is present, as `path` shows (`kind`: manifest,
+        lockfile, ...; `detail`: what in it, by default its file name)."""
         self.build_tools.setdefault(name, set()).add(path)
+        evidence = {"path": path, "kind": kind, "detail": detail or path.rpartition("/")[2]}
+        self.tool_evidence.setdefault(name, []).append({**evidence, "line": line})
+
+    def ran(self, name: str, path: str, kind: str, detail: str, line: int | None = None) -> None:
+        """Record that a script in `path` runs (or, `packageManager`, declares) tool `name`."""
+        self.runs.append((name, {"path": path, "kind": kind, "detail": detail, "line": line}))
 
     def depend(
         self,

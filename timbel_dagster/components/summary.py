@@ -26,7 +26,10 @@ def summary_lines(analysis: RepositoryAnalysis) -> list[str]:
         for f in analysis.frameworks
     ]
     lines.append(f"frameworks: {', '.join(frameworks) or 'none recognised'}")
-    tools = [f"{t['name']} ({len(t['paths'])})" for t in analysis.build_tools]
+    tools = [
+        f"{t['name']} ({len(t['paths'])}{', used by scripts' if t.get('used') else ''})"
+        for t in analysis.build_tools
+    ]
     lines.append(f"build tools: {', '.join(tools) or 'none recognised'}")
     broken = [m for m in analysis.manifests if "error" in m]
     lines.append(f"manifests: {len(analysis.manifests)} ({len(broken)} with problems)")

@@ -2,9 +2,9 @@
 setup/build/test commands, cache directories), the container image, the deployment.
 
 The analysis is `timbel analyze-repo`'s JSON: `languages` (name -> bytes), `frameworks`,
-`build_tools` (names such as maven, gradle, npm, yarn, pnpm, pip, poetry, uv, go, cargo,
-dotnet), `manifests`, `dependencies`, `dockerfiles` ([{path, stages, base_images}]),
-`ci_files`. Missing keys mean "none found".
+`build_tools` (entries {name, paths, used, evidence}, or bare names, such as maven, gradle,
+npm, yarn, pnpm, pip, poetry, uv, go, cargo, dotnet), `manifests`, `dependencies`,
+`dockerfiles` ([{path, stages, base_images}]), `ci_files`. Missing keys mean "none found".
 """
 
 from __future__ import annotations
@@ -138,17 +138,19 @@ def choose_tools(analysis: Mapping[str, Any], only: str | None = None) -> list[s
         if only not in known:
             raise ValueError(f"build_tool {only!r} is not one of {', '.join(sorted(known))}")
         return [only]
-    # `timbel analyze-repo` lists {name, paths} entries; bare names are accepted too.
-    found = {
-        str(t.get("name") if isinstance(t, Mapping) else t).lower()
-        for t in analysis.get("build_tools") or []
-    }
+    # `timbel analyze-repo` lists {name, paths, used, evidence} entries; bare names are
+    # accepted too. Within an ecosystem, a tool the scripts use wins over one only present
+    # (the yarn.lock the Dockerfile installs from, not a stale package-lock.json).
+    entries = analysis.get("build_tools") or []
+    found = {str(t.get("name") if isinstance(t, Mapping) else t).lower() for t in entries}
+    used = {str(t.get("name")).lower() for t in entries if isinstance(t, Mapping) and t.get("used")}
     if not found & known:
         languages = analysis.get("languages") or {}
         found = {LANGUAGE_TOOLS[k.lower()] for k in languages if k.lower() in LANGUAGE_TOOLS}
     chosen = []
     for tools in ECOSYSTEMS.values():
-        first = next((t for t in tools if t in found), None)
+        first = next((t for t in tools if t in found & used), None)
+        first = first or next((t for t in tools if t in found), None)
         if first:
             chosen.append(first)
     return chosen
