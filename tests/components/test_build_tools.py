@@ -182,5 +182,10 @@ def test_tools_run(command: str, expected: list[str]) -> None:
 
 
 def test_ci_prose_lines_are_not_commands() -> None:
-    text = "# runs npm ci\nbuild:\n  name: yarn build\n  script:\n    - pnpm install\n"
-    assert list(command_lines(text)) == [(5, "- pnpm install", ["pnpm"])]
+    text = (
+        "# runs npm ci\nbuild:\n  name: yarn build\n  script:\n    - echo 'npm is not used'\n"
+        "    - pnpm install\n"
+    )
+    assert list(command_lines(text)) == [(6, "- pnpm install", ["pnpm"])]
+    jenkinsfile = "stage('yarn build') {\n    steps {\n        sh 'npm ci'\n    }\n}\n"
+    assert list(command_lines(jenkinsfile)) == [(3, "sh 'npm ci'", ["npm"])]

@@ -37,8 +37,11 @@ _COMMANDS = {
     "helm": r"helm\s+(?:upgrade|install|package|template|lint|push)",
 }
 _PATTERNS = {tool: re.compile(_START + command + _END) for tool, command in _COMMANDS.items()}
-# Lines that describe rather than run: comments, and YAML names and descriptions.
-_PROSE = re.compile(r"^\s*(?:#|//|\*|-?\s*(?:name|description|title|summary)\s*:)")
+# Lines that describe rather than run: comments, YAML names and descriptions, `echo`, and
+# Jenkinsfile stage names (`stage('yarn build')`).
+_PROSE = re.compile(
+    r"^\s*(?:#|//|\*|-?\s*(?:name|description|title|summary)\s*:|-?\s*echo\s|stage\s*\()"
+)
 
 
 def tools_run(command: str) -> list[str]:
