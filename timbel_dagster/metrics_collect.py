@@ -31,6 +31,21 @@ def cluster_range_tags(order: list[str], start: dt.datetime, end: dt.datetime) -
     )
 
 
+def once_each(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """`echo` that prints each warning line once: discovery and every cluster asset of the
+    run report the same notice (a default cluster name, a cluster without series)."""
+    said: set[str] = set()
+
+    def say(line: str) -> None:
+        if line.startswith("warning:"):
+            if line in said:
+                return
+            said.add(line)
+        echo(line)
+
+    return say
+
+
 def collect_metrics(
     settings: Settings,
     hours: int,
@@ -54,6 +69,7 @@ def collect_metrics(
     sources = DeliverySourcesResource()
     source = sources.metrics_source()
     clusters = source.cluster_names(now)
+    echo = once_each(echo)
     for notice in source.notices:
         echo(f"warning: {notice}")
     if not clusters:

@@ -57,13 +57,18 @@ def single_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 def _write_recent(path: Path) -> None:
-    """Half an hour up to now of an unlabelled kube-state-metrics series: what discovery
-    (the ten minutes before now) sees on a live single-cluster Prometheus."""
+    """Two hours up to now of one pod's unlabelled kube-state-metrics series (no node
+    capacity, no cAdvisor): what discovery (the ten minutes before now) and the last
+    completed hour see on a live single-cluster Prometheus."""
     now = int(time.time())
     with path.open("w") as out:
-        out.write("# TYPE kube_pod_info gauge\n")
-        for t in range(now - 1800, now - 30, 15):
-            out.write(f'kube_pod_info{{namespace="shop",pod="web-1",node="n1"}} 1.0 {t}\n')
+        for name, extra in (
+            ("kube_pod_info", ',node="n1"'),
+            ("kube_pod_status_phase", ',phase="Running"'),
+        ):
+            out.write(f"# TYPE {name} gauge\n")
+            for t in range(now - 7200, now - 30, 15):
+                out.write(f'{name}{{namespace="shop",pod="web-1"{extra}}} 1.0 {t}\n')
         out.write("# EOF\n")
 
 
@@ -189,3 +194,19 @@ def test_discovery_sensor_adds_the_single_cluster(
             ]
             assert [list(r.partition_keys) for r in add] == [[expected]]
             assert add[0].partitions_def_name == CLUSTERS.name
+
+
+def test_collect_of_the_last_hour_with_pods_but_no_node_capacity(
+    warehouse_url: str, recent_prometheus: str, live_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    values = {
+        "PROMETHEUS_URL": recent_prometheus,
+        "TIMBEL_DATABASE_URL": warehouse_url,
+        "PROMETHEUS_CLUSTER_NAME": "seoul-dev-01",
+    }
+    report = collect_metrics(_settings(live_env, tmp_path, values), 1, print)
+    assert report["clusters"] == ["seoul-dev-01"]
+    assert report["rows_written"]["cluster/pod_metrics"] == 1
+    assert [(r["cluster"], r["namespace"], r["cost_usd"]) for r in report["namespaces"]] == [
+        ("seoul-dev-01", "shop", 0.0)
+    ]

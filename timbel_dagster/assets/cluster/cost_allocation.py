@@ -138,8 +138,9 @@ def cost_allocation(
         for r in idle.to_dict("records")
     ]
     results = _store_all(warehouse, allocation_rows, cluster_rows, suggestions)
-    total = sum(r["total_cost"] for r in allocation_rows)
-    idle_total = sum(r["idle_cost"] for r in cluster_rows)
+    # float start: with no rows (no pods, or no node capacity) the metadata is still a float
+    total = sum((r["total_cost"] for r in allocation_rows), 0.0)
+    idle_total = sum((r["idle_cost"] for r in cluster_rows), 0.0)
     context.log.info(f"allocated {total:.4f} USD, idle {idle_total:.4f} USD")
     by_namespace = _by(allocation_rows, ("cluster", "namespace"))
     return dg.MaterializeResult(
