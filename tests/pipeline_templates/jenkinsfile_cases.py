@@ -188,6 +188,36 @@ STRUCTURE_ERRORS: dict[str, tuple[str, list[tuple[int, int, str]]]] = {
         _pipeline(_stage("Deploy", f"when {{\n    branchName 'main'\n}}\n{_STEPS}")),
         [(6, 17, "ModelValidatorImpl.UnknownWhenConditional")],
     ),
+    # ModelValidatorImpl.validateElement(ModelASTWhenCondition): UnknownWhenConditional for a
+    # nested condition too
+    "unknown-nested-when-condition": (
+        _pipeline(_stage("Deploy", f"when {{\n    anyOf {{\n        branchName 'main'\n    }}\n}}\n"
+                                   f"{_STEPS}")),
+        [(7, 21, "ModelValidatorImpl.UnknownWhenConditional")],
+    ),
+    # ... NestedWhenNoArgs: allOf/anyOf/not take conditions, not arguments
+    "nested-when-with-arguments": (
+        _pipeline(_stage("Deploy", "when {\n    allOf('main') {\n        branch 'main'\n"
+                                   f"    }}\n}}\n{_STEPS}")),
+        [(6, 17, "ModelValidatorImpl.NestedWhenNoArgs")],
+    ),
+    # ... NestedWhenWithoutChildren (anyOf: one or more)
+    "nested-when-without-children": (
+        _pipeline(_stage("Deploy", f"when {{\n    anyOf {{\n    }}\n}}\n{_STEPS}")),
+        [(6, 17, "ModelValidatorImpl.NestedWhenWithoutChildren")],
+    ),
+    # ... NestedWhenWrongChildrenCount (not: exactly one)
+    "not-with-two-conditions": (
+        _pipeline(_stage("Deploy", f"when {{\n    not {{\n        branch 'a'\n        branch 'b'\n"
+                                   f"    }}\n}}\n{_STEPS}")),
+        [(6, 17, "ModelValidatorImpl.NestedWhenWrongChildrenCount")],
+    ),
+    # ... NoNestedWhenAllowed (only allOf, anyOf and not nest conditions)
+    "branch-with-nested-condition": (
+        _pipeline(_stage("Deploy", f"when {{\n    branch {{\n        tag 'v*'\n    }}\n}}\n"
+                                   f"{_STEPS}")),
+        [(6, 17, "ModelValidatorImpl.NoNestedWhenAllowed")],
+    ),
     # ModelValidatorImpl.validateElement(ModelASTStageInput): MissingInputMessage
     "input-without-message": (
         _pipeline(_stage("Deploy", f"input {{\n    ok 'Deploy'\n}}\n{_STEPS}")),

@@ -127,6 +127,23 @@ RULES: dict[str, Rule] = {
         _rule("ModelValidatorImpl.UnknownWhenConditional",
               f"{_VALIDATOR}.validateElement(ModelASTWhenCondition)",
               "Unknown conditional {condition} in {owner}. Valid conditionals are: {known}"),
+        # Nested when conditions (allOf, anyOf: one or more; not: exactly one).
+        _rule("ModelValidatorImpl.NestedWhenNoArgs",
+              f"{_VALIDATOR}.validateElement(ModelASTWhenCondition)",
+              'No additional arguments are allowed for children when condition "{condition}" '
+              "(in {owner}): it takes a block of conditions"),
+        _rule("ModelValidatorImpl.NestedWhenWithoutChildren",
+              f"{_VALIDATOR}.validateElement(ModelASTWhenCondition)",
+              'Nested when condition "{condition}" requires at least one child condition '
+              "(in {owner})"),
+        _rule("ModelValidatorImpl.NestedWhenWrongChildrenCount",
+              f"{_VALIDATOR}.validateElement(ModelASTWhenCondition)",
+              'Nested when condition "{condition}" requires exactly {count} child condition(s) '
+              "(in {owner})"),
+        _rule("ModelValidatorImpl.NoNestedWhenAllowed",
+              f"{_VALIDATOR}.validateElement(ModelASTWhenCondition)",
+              'No children when conditions are allowed for when condition "{condition}" '
+              "(in {owner})"),
         _rule("ModelValidatorImpl.MissingInputMessage",
               f"{_VALIDATOR}.validateElement(ModelASTStageInput)",
               "No message specified for input ({owner})"),

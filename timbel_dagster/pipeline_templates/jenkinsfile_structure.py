@@ -21,9 +21,8 @@ from timbel_dagster.pipeline_templates.jenkinsfile_rules import (
     RULES,
     STAGE_BODIES,
     STAGE_SECTIONS,
-    WHEN_CONDITIONS,
-    WHEN_OPTIONS,
 )
+from timbel_dagster.pipeline_templates.jenkinsfile_when import when_problems
 from timbel_dagster.pipeline_templates.results import Issue, issue
 
 
@@ -125,18 +124,8 @@ class _Checker:
             seen.add(name)
 
     def when(self, section: Statement, owner: str) -> None:
-        conditions = [c for c in section.body or [] if c.name not in WHEN_OPTIONS]
-        if not conditions:
-            self.report(section.token, "ModelValidatorImpl.EmptyWhen", owner=owner)
-        for condition in conditions:
-            if condition.name not in WHEN_CONDITIONS:
-                self.report(
-                    condition.token,
-                    "ModelValidatorImpl.UnknownWhenConditional",
-                    condition=condition.name,
-                    owner=owner,
-                    known=", ".join(WHEN_CONDITIONS),
-                )
+        for token, key, values in when_problems(section, owner):
+            self.report(token, key, **values)
 
     def directives(self, present: dict[str, Statement], owner: str) -> None:
         """The directives a pipeline, stage or matrix shares: agent, post, when, input and
