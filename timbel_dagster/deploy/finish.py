@@ -17,6 +17,11 @@ def settle(
     """Apply the strategy and record the outcome (audited) in one transaction at the end."""
     from sqlalchemy import insert, update
 
+    from timbel_dagster.deploy.deployment_rows import (
+        record_release,
+        record_rollback,
+        release_external_id,
+    )
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.warehouse.audit import append_event
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback
@@ -24,6 +29,7 @@ def settle(
     with engine.connect() as connection:
         request = find(connection, str(config.request))
     failed = [r["cluster"] for r in results if not r["ok"]]
+    failed_at = dt.datetime.now(dt.UTC)  # every cluster has reported: the failure is known
     undo: list[dict] = []
     if failed and config.strategy == "rollback_all":
         undo = [r for r in results if r["previous_image"]]
@@ -49,6 +55,22 @@ def settle(
         )
         if rollbacks:
             connection.execute(insert(Rollback), rollbacks)
+        # `deployments` rows (source timbel): the release, and the strategy's rollbacks as one.
+        who = None if config.actor == "dagster" else config.actor
+        clusters = [r["cluster"] for r in results]
+        record_release(connection, request, status, clusters, now, who, failed_at=failed_at)
+        if rollbacks:
+            record_rollback(
+                connection,
+                request,
+                f"{release_external_id(request)}-rollback",
+                [r["cluster"] for r in rollbacks],
+                _single({r["to_image"] for r in rollbacks}),
+                done=all(r["status"] == "done" for r in rollbacks),
+                started_at=min(r["created_at"] for r in rollbacks),
+                completed_at=max(r["finished_at"] for r in rollbacks),
+                triggered_by=f"deploy strategy {config.strategy}",
+            )
         append_event(
             connection,
             actor=config.actor,
@@ -71,6 +93,10 @@ def settle(
         "failed": failed,
         "rolled_back": [r["cluster"] for r in rollbacks if r["status"] == "done"],
     }
+
+
+def _single(values: set[Any]) -> Any:
+    return next(iter(values)) if len(values) == 1 else None
 
 
 def _roll_back(kubernetes, engine, request, config, result, log) -> dict[str, Any]:

@@ -117,6 +117,7 @@ def roll_back(
     """Roll back once; None when this deployment and image were rolled back already."""
     from sqlalchemy import update
 
+    from timbel_dagster.deploy.deployment_rows import record_rollback
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback
 
     row = claim(engine, request, cluster, trigger, reason, dry_run)
@@ -155,4 +156,10 @@ def roll_back(
                 .where(DeploymentRequest.id == request["id"])
                 .values(status="rolled_back", updated_at=now)
             )
+        # Its `deployments` row (source timbel); done, the release becomes rolled_back.
+        record_rollback(
+            connection, request, f"rollback-{row['id']}", [cluster], row["to_image"],
+            done=status == "done", started_at=row["created_at"], completed_at=now,
+            triggered_by=trigger,
+        )  # fmt: skip
     return row | {"status": status, "error": error}

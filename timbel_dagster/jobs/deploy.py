@@ -30,6 +30,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _who(actor: str) -> str | None:
+    """The person behind a run, for `deployments.triggered_by` (None: the requester)."""
+    return None if actor == "dagster" else actor
+
+
 @dg.op(out=dg.DynamicOut(dict))
 def plan_rollout(
     context: dg.OpExecutionContext,
@@ -40,6 +45,7 @@ def plan_rollout(
     """Check the request is approved, pick the group's clusters, record them as pending."""
     from sqlalchemy import insert, update
 
+    from timbel_dagster.deploy.deployment_rows import record_release
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.deploy.rollout import STRATEGIES
     from timbel_dagster.warehouse.audit import append_event
@@ -63,11 +69,14 @@ def plan_rollout(
             raise ValueError(
                 f"no cluster of group {request['environment_group']} in the clusters file"
             )
+        now = _now()
         connection.execute(
             update(DeploymentRequest)
             .where(DeploymentRequest.id == request["id"])
-            .values(status="deploying", updated_at=_now())
+            .values(status="deploying", updated_at=now)
         )
+        # The release's `deployments` row (source timbel), in the same transaction.
+        record_release(connection, request, "deploying", clusters, now, _who(config.actor))
         connection.execute(
             insert(RolloutTarget),
             [{"request_id": request["id"], "cluster": c, "status": "pending"} for c in clusters],

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from timbel_dagster.ml.risk_data import FEATURES
+from timbel_dagster.warehouse.frames import counted_incident, duplicate_deployment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,9 +71,12 @@ def load_delivery_frames(connection: Connection) -> DeliveryFrames:
         "image",
         "commit_to",
     ]
+    # Counted once: a CI-derived row repeating one of Timbel's own is left out (frames.py).
     deployments = _frame(
         connection,
-        select(*(getattr(Deployment, c) for c in deployment_columns)),
+        select(*(getattr(Deployment, c) for c in deployment_columns)).where(
+            ~duplicate_deployment()
+        ),
         deployment_columns,
     )
     shipped = _frame(
@@ -124,7 +128,7 @@ def load_delivery_frames(connection: Connection) -> DeliveryFrames:
             Incident.environment,
             Incident.opened_at,
             Incident.caused_by_deployment_id,
-        ),
+        ).where(counted_incident()),
         ["service", "environment", "opened_at", "caused_by_deployment_id"],
     )
     return DeliveryFrames(
@@ -164,6 +168,15 @@ def _image_commit(connection: Connection, service: str, image: str) -> str:
         f"cannot tell which commit image {image} holds: no deployment or build of "
         f"{service} names it (its tag is not a commit of the service either)"
     )
+
+
+def image_commit(connection: Connection, service: str, image: str) -> str | None:
+    """The commit `image` was built from (as `candidate_frames` finds it), or None when no
+    deployment or build of `service` names it."""
+    try:
+        return _image_commit(connection, service, image)
+    except LookupError:
+        return None
 
 
 def candidate_frames(

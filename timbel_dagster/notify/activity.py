@@ -70,7 +70,9 @@ def finished_since(
     messages = [
         _execution_message(e, *pipelines.get(e.pipeline_id, ("?", None))) for e in executions
     ]
-    messages += [_deployment_message(d) for d in deployments]
+    # Timbel's own deploys and rollbacks (source `timbel`) are announced by their jobs; the
+    # mark still moves past them.
+    messages += [_deployment_message(d) for d in deployments if d.source != "timbel"]
     next_marks = dict(marks)
     if executions:
         next_marks["executions"] = (executions[-1].updated_at, str(executions[-1].id))
