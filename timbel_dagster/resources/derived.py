@@ -1,11 +1,14 @@
 """Deployments and incidents derived from CI executions already in the warehouse.
 
-Until Timbel's own deploy job records deployments, live mode reads them where teams run them:
-in CI. A deployment is a finished stage (Jenkins stage, GitLab job) whose name matches the
-deploy pattern; its environment is `prod` when the stage name matches the production pattern,
-`staging` when it names staging, `dev` otherwise. As in DORA's Four Keys, a failed production
-deployment opens an incident, and the next successful production deployment of the same
-service restores it. Commits are linked when the warehouse knows them (`cicd/commits`).
+Besides the deployments Timbel's own deploy and rollback jobs record (source `timbel`), live
+mode reads them where teams run them: in CI. A deployment is a finished stage (Jenkins stage,
+GitLab job) whose name matches the deploy pattern; its environment is `prod` when the stage
+name matches the production pattern, `staging` when it names staging, `dev` otherwise. As in
+DORA's Four Keys, a failed production deployment opens an incident, and the next successful
+production deployment of the same service restores it. Commits are linked when the warehouse
+knows them (`cicd/commits`, which later links every commit a deployment shipped). A row
+repeating one of Timbel's own (same service, environment and commit) is stored but counted
+once: see `warehouse/frames.py`.
 """
 
 from __future__ import annotations
