@@ -1,19 +1,35 @@
-"""`timbel deploy` end to end on the sample organisation's people."""
+"""`timbel deploy` end to end on the sample organisation's people and images."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from tests.test_cli import run
+from sqlalchemy import select
 
-IMAGE = "registry.example.com/payments/api:2.0.1"
+from tests.security.findings import CLEAN, store
+from tests.test_cli import run
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.models import Deployment
+
+
+def _sample(tmp_path: Path) -> str:
+    """Load the sample organisation; the image payments-api runs in prod now."""
+    assert run(["sample"], tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path / '.timbel' / 'warehouse.db'}"
+    with get_engine(url).connect() as connection:
+        return connection.execute(
+            select(Deployment.image)
+            .where(Deployment.service == "payments-api", Deployment.environment == "prod")
+            .order_by(Deployment.started_at.desc())
+            .limit(1)
+        ).scalar_one()
 
 
 def test_request_approve_and_refusals(tmp_path: Path) -> None:
-    assert run(["sample"], tmp_path).returncode == 0
+    image = _sample(tmp_path)
     made = run(
-        ["deploy", "request", "payments-api", IMAGE, "--group", "prod", "--reason", "x", "--json"],
+        ["deploy", "request", "payments-api", image, "--group", "prod", "--reason", "x", "--json"],
         tmp_path,
     )
     assert made.returncode == 0, made.stderr
@@ -26,6 +42,13 @@ def test_request_approve_and_refusals(tmp_path: Path) -> None:
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
     lead = run(["deploy", "approve", "1", "--reason", "ok", "--as", "soyeon.lee"], tmp_path)
     assert lead.returncode == 0, lead.stderr
+    unscanned = run(["deploy", "approve", "1", "--reason", "ok", "--as", "sungmin.oh"], tmp_path)
+    assert unscanned.returncode == 2
+    assert unscanned.stderr == (
+        f"timbel: error: request #1: the prod security policy blocks image {image}: prod: "
+        f"blocked: image {image} was never scanned, and prod requires a scan\n"
+    )
+    store(f"sqlite:///{tmp_path / '.timbel' / 'warehouse.db'}", CLEAN, image)
     ops = run(
         ["deploy", "approve", "1", "--reason", "ok", "--as", "sungmin.oh", "--json"], tmp_path
     )
@@ -34,15 +57,40 @@ def test_request_approve_and_refusals(tmp_path: Path) -> None:
     assert "request #1 is approved, not pending" in again.stderr
     listed = json.loads(run(["deploy", "list", "--json"], tmp_path).stdout)
     assert [(r["number"], r["status"]) for r in listed] == [(1, "approved")]
-    bad = run(["deploy", "request", "payments-api", IMAGE, "--group", "qa"], tmp_path)
+    bad = run(["deploy", "request", "payments-api", image, "--group", "qa"], tmp_path)
     assert bad.returncode == 2 and "unknown environment group 'qa'" in bad.stderr
+    # Checked against what Timbel knows: one line, exit code 2, no request written.
+    nobody = run(["deploy", "request", "no-such-service", "img:1", "--group", "dev"], tmp_path)
+    assert nobody.returncode == 2 and nobody.stdout == ""
+    assert nobody.stderr.startswith(
+        "timbel: error: unknown service 'no-such-service': no pipeline or deployment names it; "
+        "known services: "
+    )
+    assert nobody.stderr.count("\n") == 1
+    typo = run(["deploy", "request", "payments-apii", image, "--group", "dev"], tmp_path)
+    assert typo.stderr == (
+        "timbel: error: unknown service 'payments-apii': no pipeline or deployment names it; "
+        "did you mean payments-api?\n"
+    )
+    repository, _, _ = image.rpartition(":")
+    unknown = run(["deploy", "request", "payments-api", f"{repository}:nope", "--group", "dev"],
+                  tmp_path)  # fmt: skip
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(
+        f"timbel: error: unknown image '{repository}:nope': not in registry_images or any "
+        "deployment, and no registry is configured to ask (HARBOR_REGISTRY)"
+    )
+    listed = json.loads(run(["deploy", "list", "--json"], tmp_path).stdout)
+    assert [r["number"] for r in listed] == [1]
     stranger = run(["deploy", "status", "1", "--as", "x"], tmp_path)
     assert stranger.returncode == 2  # status takes no --as: click refuses the option
 
 
 def test_fast_track_and_review(tmp_path: Path) -> None:
-    assert run(["sample"], tmp_path).returncode == 0
-    run(["deploy", "request", "payments-api", IMAGE, "--group", "prod"], tmp_path)
+    image = _sample(tmp_path)
+    store(f"sqlite:///{tmp_path / '.timbel' / 'warehouse.db'}", CLEAN, image)
+    made = run(["deploy", "request", "payments-api", image, "--group", "prod"], tmp_path)
+    assert made.returncode == 0, made.stderr
     fast = run(
         ["deploy", "fast-track", "1", "--reason", "outage", "--incident", "INC-9", "--as",
          "soyeon.lee"],

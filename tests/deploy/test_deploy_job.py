@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.deploy.conftest import CLUSTERS, OLD, TOKEN_ENV
+from tests.deploy.known import know
 from tests.deploy.test_requests import IMAGE, PEOPLE
 from tests.fakes.kubernetes_server import FakeKubernetes
+from tests.security.findings import ALPINE_DIGEST, CLEAN, store
 from timbel_dagster.deploy.requests import Requests
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.resources.kubernetes import KubernetesResource
@@ -57,6 +59,8 @@ def _approved(url: str) -> int:
             ],
             ["name"],
         )  # fmt: skip
+    know(url, "shop-api", {IMAGE: ALPINE_DIGEST})
+    store(url, CLEAN, IMAGE)  # scanned clean: prod lets it through without an approval chain
     chains = {"dev": (), "staging": (), "prod": ()}
     made = Requests(engine, chains, dt.timedelta(hours=1)).request(
         "dev", "shop-api", IMAGE, "prod", "x"

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.deploy.known import know
+from tests.security.findings import ALPINE_DIGEST, CLEAN, store
 from timbel_dagster.deploy.chains import ChainsError, load_chains
 from timbel_dagster.deploy.requests import RequestError, Requests
 from timbel_dagster.warehouse.audit import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import AuditEvent, User
+from timbel_dagster.warehouse.models import AuditEvent, Deployment, User
 from timbel_dagster.warehouse.models_deploy import DeploymentRequest
 from timbel_dagster.warehouse.upsert import bulk_upsert
 
@@ -66,6 +68,8 @@ def requests(warehouse_url: str, clock: Clock, announced: list) -> Requests:
     ]
     with engine.begin() as connection:
         bulk_upsert(connection, User.__table__, rows, ["name"])
+    know(warehouse_url, "shop-api", {IMAGE: ALPINE_DIGEST})
+    store(warehouse_url, CLEAN, IMAGE)  # scanned clean: the prod security gate lets it pass
     return Requests(
         engine,
         load_chains(None),
@@ -153,14 +157,74 @@ def test_one_person_cannot_fill_two_steps(requests: Requests) -> None:
         ("shop-api", IMAGE, "qa", "unknown environment group 'qa'; groups are dev, staging, prod"),
         ("shop-api", "not an image!", "prod", "'not an image!' is not an image reference"),
         ("  ", IMAGE, "prod", "the service name is empty"),
+        ("no-such-service", IMAGE, "dev",
+         "unknown service 'no-such-service': no pipeline or deployment names it; known "
+         "services: shop-api"),
+        ("shop-apii", IMAGE, "dev",
+         "unknown service 'shop-apii': no pipeline or deployment names it; did you mean "
+         "shop-api?"),
+        ("shop-api", "registry.example.com/shop/api:9.9.9", "dev",
+         "unknown image 'registry.example.com/shop/api:9.9.9': not in registry_images or any "
+         "deployment, and no registry is configured to ask (HARBOR_REGISTRY); known images "
+         "of shop/api: registry.example.com/shop/api:1.4.2"),
+        ("shop-api", "registry.example.com/shop/apx:1.4.2", "dev",
+         "unknown image 'registry.example.com/shop/apx:1.4.2': not in registry_images or any "
+         "deployment, and no registry is configured to ask (HARBOR_REGISTRY); close matches: "
+         "registry.example.com/shop/api:1.4.2"),
+        ("shop-api", "shop/api:1.4.2", "dev",  # Docker Hub's shop/api, not our registry's
+         "unknown image 'shop/api:1.4.2': not in registry_images or any deployment, and no "
+         "registry is configured to ask (HARBOR_REGISTRY); known images of shop/api: "
+         "registry.example.com/shop/api:1.4.2"),
+        ("shop-api", f"registry.example.com/shop/api@sha256:{'0' * 64}", "dev",
+         "unknown image 'registry.example.com/shop/api@sha256:000"),
     ],
-)
+)  # fmt: skip
 def test_bad_requests(requests: Requests, service: str, image: str, group: str, message: str):
-    with pytest.raises(RequestError, match=message):
+    with pytest.raises(RequestError) as refused:
         requests.request("dev", service, image, group, "x")
+    assert str(refused.value).startswith(message)
     with requests.engine.connect() as connection:
         assert connection.execute(select(DeploymentRequest.id)).all() == []
     assert _audit(requests) == [("dev", "deploy.request.refused")]
+
+
+def test_what_timbel_knows_is_accepted(requests: Requests, warehouse_url: str) -> None:
+    """By tag, by digest, by tag and digest; a service known from its deployments only; an
+    image only the registry has (asked once, only when the warehouse does not know it)."""
+    by_digest = f"registry.example.com/shop/api@{ALPINE_DIGEST}"
+    for image in (IMAGE, by_digest, f"{IMAGE}@{ALPINE_DIGEST}"):
+        assert requests.request("dev", "shop-api", image, "dev", "")["status"] == "approved"
+    with get_engine(warehouse_url).begin() as connection:
+        bulk_upsert(connection, Deployment.__table__, [
+            {"id": stable_id("deployments", "argo", "1"), "source": "argo", "external_id": "1",
+             "service": "cart", "environment": "dev", "cluster": None,
+             "image": "registry.example.com/shop/cart:7", "version": None, "commit_from": None,
+             "commit_to": None, "kind": "release", "status": "success", "started_at": T0,
+             "completed_at": T0, "triggered_by": None, "execution_id": None},
+        ], ["source", "external_id"])  # fmt: skip
+    made = requests.request("dev", "cart", "registry.example.com/shop/cart:7", "staging", "")
+    assert made["status"] == "pending"
+    asked: list[tuple[str, str, str]] = []
+
+    def registry(host: str, repository: str, reference: str) -> str | None:
+        asked.append((host, repository, reference))
+        return "sha256:" + "7" * 64 if reference == "2.0.0" else None
+
+    requests.lookup = registry
+    pushed = "registry.example.com/shop/api:2.0.0"  # pushed, not ingested yet
+    assert requests.request("dev", "shop-api", pushed, "staging", "")["status"] == "pending"
+    requests.request("dev", "shop-api", IMAGE, "staging", "")  # registry_images knows it
+    with pytest.raises(RequestError) as refused:
+        requests.request("dev", "shop-api", "registry.example.com/shop/api:2.0.1", "dev", "")
+    assert str(refused.value) == (
+        "unknown image 'registry.example.com/shop/api:2.0.1': not in registry_images or any "
+        "deployment, nor does the registry have it; known images of shop/api: "
+        "registry.example.com/shop/api:1.4.2"
+    )
+    assert asked == [
+        ("registry.example.com", "shop/api", "2.0.0"),
+        ("registry.example.com", "shop/api", "2.0.1"),
+    ]
 
 
 def test_requests_expire(requests: Requests, clock: Clock) -> None:

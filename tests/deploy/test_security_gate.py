@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.security.findings import CLEAN, T1, VULNERABLE, store
+from tests.deploy.known import know
+from tests.security.findings import ALPINE_DIGEST, CLEAN, T1, VULNERABLE, store
 from timbel_dagster.deploy.chains import load_chains
 from timbel_dagster.deploy.requests import RequestError, Requests
 from timbel_dagster.security.policy import parse_policy
@@ -41,6 +42,7 @@ def requests_for(url: str, policy: Any = None, chains: dict | None = None) -> Re
     ]  # fmt: skip
     with engine.begin() as connection:
         bulk_upsert(connection, User.__table__, rows, ["name"])
+    know(url, "shop-api", {IMAGE: ALPINE_DIGEST})  # the tag of the scanned image
     return Requests(
         engine, chains or load_chains(None), dt.timedelta(hours=72), clock=lambda: NOW,
         policy=policy,
@@ -116,14 +118,20 @@ def test_what_the_policy_allows_is_approved(vulnerable: str, group: str, groups:
 
 
 def test_fast_track_of_an_unscanned_image_when_prod_requires_a_scan(warehouse_url: str) -> None:
-    policy = parse_policy({"groups": {"prod": {"require_scan": True}}})
-    requests = requests_for(warehouse_url, policy)
+    requests = requests_for(warehouse_url)  # the built-in policy: prod requires a scan
     requests.request("dev", "shop-api", IMAGE, "prod", "hotfix")
-    with pytest.raises(RequestError, match=f"request #1: .* {IMAGE} was never scanned, and prod"):
+    with pytest.raises(RequestError) as refused:
         requests.fast_track("lead", "1", reason="outage", incident="INC-7")
+    assert str(refused.value) == (
+        f"request #1: the prod security policy blocks image {IMAGE}: prod: blocked: image "
+        f"{IMAGE} was never scanned, and prod requires a scan"
+    )
     assert requests.status("1")["status"] == "pending"
-    # The built-in policy does not require a scan: the same fast-track passes.
-    assert requests_for(warehouse_url).fast_track("lead", "1", "outage", "INC-7")["fast_track"]
+    # A policy that does not require a scan in prod lets the same fast-track pass.
+    lenient = parse_policy({"groups": {"prod": {"require_scan": False}}})
+    assert requests_for(warehouse_url, lenient).fast_track("lead", "1", "outage", "INC-7")[
+        "fast_track"
+    ]
 
 
 def test_a_request_without_a_chain_is_gated_at_once(vulnerable: str) -> None:

@@ -157,7 +157,19 @@ def test_an_image_never_scanned(require_scan: bool, allowed: bool) -> None:
     result = evaluate_gate(None, "prod", policy, image=IMAGE)
     assert (result.allowed, result.scanned) == (allowed, False)
     assert f"image {IMAGE} was never scanned" in result.summary
-    assert default_policy().group("prod").require_scan is False  # see policy_file's doc
+
+
+def test_require_scan_is_built_in_for_prod_only() -> None:
+    policy = default_policy()
+    assert [policy.group(g).require_scan for g in ("dev", "staging", "prod")] == [
+        False, False, True,
+    ]  # fmt: skip
+    assert evaluate_gate(None, "prod", policy, image=IMAGE).summary == (
+        f"prod: blocked: image {IMAGE} was never scanned, and prod requires a scan"
+    )
+    assert evaluate_gate(None, "staging", policy, image=IMAGE).summary == (
+        f"staging: allowed: image {IMAGE} was never scanned (not required for staging)"
+    )
 
 
 # --- the findings of an image ---------------------------------------------------------------

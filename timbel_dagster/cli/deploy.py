@@ -15,6 +15,7 @@ def _requests():
     import datetime as dt
     import logging
 
+    from timbel_dagster.cli.images import registry_lookup
     from timbel_dagster.deploy.chains import load_chains
     from timbel_dagster.deploy.notices import approval_notifier
     from timbel_dagster.deploy.requests import Requests
@@ -34,6 +35,8 @@ def _requests():
         notify=approval_notifier(dispatcher),
         # TIMBEL_SECURITY_POLICY_FILE once settings.py has it; the built-in policy until then.
         policy=load_policy(settings.timbel_security_policy_file),
+        # Images the warehouse does not know are looked up in HARBOR_REGISTRY, if set.
+        lookup=registry_lookup(settings),
     )
     return settings, requests
 

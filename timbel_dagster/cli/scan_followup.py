@@ -33,14 +33,18 @@ def _records(frame: Any) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> None:
-    """Would the security policy let IMAGE be deployed to --group? Exit code 1 when it blocks."""
+    """Would the security policy let IMAGE be deployed to --group? Exit code 1 when it blocks.
+
+    IMAGE is judged by digest whatever its form: a tag is resolved through the warehouse's
+    registry_images, then the configured registry (HARBOR_REGISTRY)."""
     from timbel_dagster.cli.common import connect
-    from timbel_dagster.security.policy import evaluate_gate, image_findings, load_policy
+    from timbel_dagster.cli.images import registry_lookup
+    from timbel_dagster.security.policy import check_image, load_policy
 
     settings = settings_or_exit()
     policy = load_policy(policy_file or settings.timbel_security_policy_file)
     with connect() as connection:
-        result = evaluate_gate(image_findings(connection, image), group, policy, image=image)
+        result = check_image(connection, image, group, policy, lookup=registry_lookup(settings))
     if as_json:
         print_json(result.to_dict())
     else:
@@ -65,23 +69,28 @@ def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def history(image: str | None, service: str | None, as_json: bool) -> None:
-    """Vulnerability history: per image, per service and deployment, and time to fix."""
+    """Vulnerability history: per image, per service and deployment, and time to fix.
+
+    Images are matched to their scans by digest: a tag through registry_images, then the
+    configured registry (HARBOR_REGISTRY)."""
     from timbel_dagster.cli.common import connect
+    from timbel_dagster.cli.images import registry_lookup
     from timbel_dagster.security import history as h
 
     if image and service:
         raise click.UsageError("give --image or --service, not both")
+    lookup = registry_lookup(settings_or_exit())
     with connect() as connection:
         if image:
-            tables = {"scans": h.image_history(connection, image)}
+            tables = {"scans": h.image_history(connection, image, lookup)}
         elif service:
             tables = {
-                "images": h.service_history(connection, service),
-                "deployments": h.deployment_exposure(connection, service),
+                "images": h.service_history(connection, service, lookup),
+                "deployments": h.deployment_exposure(connection, service, lookup=lookup),
             }
         else:
             tables = {
-                "services": h.service_history(connection),
+                "services": h.service_history(connection, lookup=lookup),
                 "time_to_fix": h.time_to_fix(connection),
             }
     if as_json:

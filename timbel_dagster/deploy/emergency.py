@@ -25,6 +25,7 @@ class Emergency:
                 raise RequestError("a fast-track needs a --reason")
             if not incident or not incident.strip():
                 raise RequestError("a fast-track needs an --incident reference")
+            self._resolve_request_first(ref)  # the registry is asked before the transaction
             now = self.clock()
             with self.engine.begin() as connection:
                 actor = self.actor(connection, actor_name)

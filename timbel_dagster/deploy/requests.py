@@ -3,6 +3,10 @@
 Every call either changes the request and appends its audit event in one transaction, or
 changes nothing, appends a `.refused` audit event naming why, and raises `RequestError`
 (a ValueError: the CLI prints it as one line).
+
+A request names a service and an image Timbel knows (`deploy.known`). The security gate
+judges the image by digest: a tag resolves through `registry_images`, then the registry
+(`lookup`), which is asked before any transaction opens, never inside one.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.deploy import lookup
 from timbel_dagster.deploy.emergency import Emergency
+from timbel_dagster.deploy.known import KnownChecks
 from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from timbel_dagster.security.image_ref import DigestLookup
     from timbel_dagster.security.policy_file import Policy
 
 __all__ = ["IMAGE", "ExpiredError", "RequestError", "Requests"]
@@ -36,7 +42,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Requests(Emergency):
+class Requests(Emergency, KnownChecks):
     """Deployment requests over the warehouse, acting as whoever the caller says."""
 
     def __init__(
@@ -47,6 +53,7 @@ class Requests(Emergency):
         clock: Callable[[], dt.datetime] = _now,
         notify: Callable[[dict[str, Any], str, list[str]], None] | None = None,
         policy: Policy | None = None,
+        lookup: DigestLookup | None = None,
     ) -> None:
         from timbel_dagster.security.policy_file import default_policy
 
@@ -54,6 +61,10 @@ class Requests(Emergency):
         self.notify = notify  # (request, event, user names to mention) -> None
         # The security gate approvals must pass (TIMBEL_SECURITY_POLICY_FILE).
         self.policy = policy or default_policy()
+        # The registry's manifest HEAD for tags registry_images does not know; its answers
+        # are kept for the call in progress (`_answers`), read inside transactions.
+        self.lookup = lookup
+        self._answers: dict[tuple[str, str, str], str | None] = {}
 
     # --- reading -------------------------------------------------------------------------
     def actor(self, connection: Connection, name: str) -> Actor:
@@ -76,7 +87,9 @@ class Requests(Emergency):
         blocks; the RequestError names the blocking findings."""
         from timbel_dagster.security.policy import security_gate
 
-        result = security_gate(connection, request, self.policy, now=self.clock())
+        result = security_gate(
+            connection, request, self.policy, now=self.clock(), lookup=self._answered
+        )
         if not result.allowed:
             raise RequestError(f"{what}: {result.refusal()}")
 
@@ -95,6 +108,7 @@ class Requests(Emergency):
     def _guarded(self, actor: str, action: str, target: str | None, change: Callable[[], Any]):
         """Run `change`; on a RequestError audit the refusal (after the change's transaction
         rolled back) and raise it again."""
+        self._answers = {}  # a tag may have moved since the last call
         try:
             return change()
         except RequestError as error:
@@ -120,6 +134,9 @@ class Requests(Emergency):
                 raise RequestError(f"{image!r} is not an image reference like registry/app:1.2.3")
             if not service.strip():
                 raise RequestError("the service name is empty")
+            self._check_known(actor_name, service, image)
+            if not self.chains[group]:  # gated at once, below: resolve the tag first
+                self._resolve_first(image)
             now = self.clock()
             with self.engine.begin() as connection:
                 actor = self.actor(connection, actor_name)
@@ -180,6 +197,8 @@ class Requests(Emergency):
 
             if not reason or not reason.strip():
                 raise RequestError(f"{'approving' if approve else 'rejecting'} needs a --reason")
+            if approve:
+                self._resolve_request_first(ref)
             now = self.clock()
             with self.engine.begin() as connection:
                 actor = self.actor(connection, actor_name)

@@ -14,9 +14,18 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.resources.errors import SourceNotFoundError
 from timbel_dagster.resources.registry_client import RegistryClient
 from timbel_dagster.resources.registry_http import SYSTEM, RegistryHTTP
 from timbel_dagster.resources.registry_records import Image, Manifest
+
+
+def _plain_host(host: str) -> str:
+    """`host[:port]` without a default port, lower case: how two names of a registry compare."""
+    host = host.lower()
+    for port in (":443", ":80"):
+        host = host.removesuffix(port)
+    return host
 
 
 class RegistryResource(dg.ConfigurableResource):
@@ -97,6 +106,17 @@ class RegistryResource(dg.ConfigurableResource):
 
     def digest(self, repository: str, tag: str) -> str:
         return self.client().digest(repository, tag)
+
+    def find_digest(self, registry: str, repository: str, reference: str) -> str | None:
+        """The digest `registry/repository:reference` points at now (one manifest HEAD), or
+        None when this is not that registry (or none is configured) or it has no such tag.
+        Any other failure raises: a registry that cannot answer is not an unknown image."""
+        if not self.configured() or _plain_host(registry) != _plain_host(self.host):
+            return None
+        try:
+            return self.client().digest(repository, reference)
+        except SourceNotFoundError:
+            return None
 
     def created(self, repository: str, reference: str) -> dt.datetime | None:
         return self.client().created(repository, reference)

@@ -2,7 +2,9 @@
 per deployment (what was open in the image when it went out), and time to fix.
 
 An image reference is matched to its scans as the security gate does (`policy.image_scan`):
-by digest when it has one, else by the artifact name the scanner recorded. A deployment is
+by digest whatever the reference (a tag is resolved through `registry_images`, then the
+registry when the caller passes a `lookup`), and only a tag nothing resolves by the artifact
+name the scanner recorded. A deployment is
 judged by the newest scan of its image at or before the deployment: findings first seen by
 then and not fixed by then were open; a deployment with no earlier scan is `scanned=False`.
 """
@@ -12,9 +14,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.security.trivy_report import SEVERITIES, reference_digest
+from timbel_dagster.security.image_ref import (
+    DigestLookup,
+    parse_image,
+    resolve_digest,
+    resolve_many,
+)
+from timbel_dagster.security.trivy_report import SEVERITIES
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
     from sqlalchemy.engine import Connection
 
@@ -37,9 +47,23 @@ def _naive(times: pd.Series) -> Any:
     return times.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
 
-def _match_key(image: str) -> str:
-    digest = reference_digest(image)
-    return f"d:{digest}" if digest else f"n:{image}"
+def _name(image: str) -> str:
+    """`n:` and the reference's `registry/repository:tag` (as given when it does not parse)."""
+    try:
+        ref = parse_image(image)
+    except ValueError:
+        return f"n:{image}"
+    return f"n:{ref.tagged or ref}"
+
+
+def _match_keys(
+    connection: Connection, images: Iterable[str], lookup: DigestLookup | None
+) -> dict[str, str]:
+    """Per image reference, how its scans are found: `d:digest` once resolved, else `n:name`."""
+    return {
+        image: f"d:{found.digest}" if found and found.digest else _name(image)
+        for image, found in resolve_many(connection, images, lookup).items()
+    }
 
 
 def _scans(connection: Connection) -> pd.DataFrame:
@@ -57,13 +81,14 @@ def _scans(connection: Connection) -> pd.DataFrame:
         ),
     )
     ways = [
-        scans.assign(match="n:" + scans["artifact_name"]),
+        scans.assign(match=scans["artifact_name"].map(_name)),
         scans.dropna(subset=["artifact_digest"]).assign(
             match=lambda f: "d:" + f["artifact_digest"]
         ),
         scans.assign(match="d:" + scans["artifact_key"]),
     ]
     both = pd.concat(ways, ignore_index=True).drop_duplicates(["match", "scanned_at"])
+    both["match"] = both["match"].astype(object)  # as the deployments' keys (merge_asof)
     return both.sort_values("scanned_at", kind="stable").reset_index(drop=True)
 
 
@@ -96,12 +121,20 @@ def _open_at(findings: pd.DataFrame, keys: pd.Series, times: pd.Series) -> pd.Da
     return counts
 
 
-def image_history(connection: Connection, image_ref: str) -> pd.DataFrame:
+def image_history(
+    connection: Connection, image_ref: str, lookup: DigestLookup | None = None
+) -> pd.DataFrame:
     """One row per successful scan of the image, oldest first: `scanned_at`, `artifact_key`,
     the findings open after it per severity (`critical` ... `unknown`), and how many it
-    reported first (`new`) and no longer reported (`fixed`)."""
+    reported first (`new`) and no longer reported (`fixed`).
+
+    Raises:
+        ValueError: `image_ref` is not an image reference.
+    """
+    found = resolve_digest(connection, image_ref, lookup)
+    key = f"d:{found.digest}" if found.digest else _name(image_ref)
     scans = _scans(connection)
-    scans = scans[scans["match"] == _match_key(image_ref)].drop(columns="match")
+    scans = scans[scans["match"] == key].drop(columns="match")
     scans = scans.drop_duplicates(["artifact_key", "scanned_at"]).reset_index(drop=True)
     findings = _findings(connection, sorted(set(scans["artifact_key"])))
     opened = _open_at(findings, scans["artifact_key"], scans["scanned_at"])
@@ -118,10 +151,12 @@ def deployment_exposure(
     service: str | None = None,
     environment: str | None = None,
     since: dt.datetime | None = None,
+    lookup: DigestLookup | None = None,
 ) -> pd.DataFrame:
     """One row per deployment with an image, oldest first: `service`, `environment`,
     `started_at`, `image`, `status`, `scanned` (a scan existed by then) and the findings
-    open in the image at that moment per severity."""
+    open in the image at that moment per severity. A tag is judged by the digest it points
+    at now (`registry_images`, then `lookup`)."""
     import pandas as pd
     from sqlalchemy import select
 
@@ -135,7 +170,8 @@ def deployment_exposure(
     if since is not None:
         query = query.where(D.started_at >= since)
     deployments = _frame(connection, query.order_by(D.started_at, D.external_id))
-    deployments["match"] = deployments["image"].map(_match_key)
+    keys = _match_keys(connection, deployments["image"], lookup)
+    deployments["match"] = deployments["image"].map(keys).astype(object)
     deployments = pd.merge_asof(
         deployments.sort_values("started_at", kind="stable"),
         _scans(connection)[["match", "artifact_key", "scanned_at"]],
@@ -151,7 +187,9 @@ def deployment_exposure(
     return deployments.drop(columns=["match", "scanned_at"]).join(opened)
 
 
-def service_history(connection: Connection, service: str | None = None) -> pd.DataFrame:
+def service_history(
+    connection: Connection, service: str | None = None, lookup: DigestLookup | None = None
+) -> pd.DataFrame:
     """Per service and image it deployed: `deployments`, `environments`, `first_deployed`,
     `last_deployed`, the findings open at its latest deployment per severity, and
     `open_now_critical` / `open_now_high` from the image's newest scan (None: never scanned)."""
@@ -159,7 +197,7 @@ def service_history(connection: Connection, service: str | None = None) -> pd.Da
 
     from timbel_dagster.security.policy import image_findings
 
-    exposure = deployment_exposure(connection, service)
+    exposure = deployment_exposure(connection, service, lookup=lookup)
     if exposure.empty:
         return exposure
     grouped = exposure.groupby(["service", "image"], sort=False)
@@ -172,8 +210,10 @@ def service_history(connection: Connection, service: str | None = None) -> pd.Da
     latest = grouped[_LEVELS].last()
     summary = summary.join(latest).reset_index().sort_values(["service", "last_deployed"])
     now: dict[str, list[Any]] = {"open_now_critical": [], "open_now_high": []}
+    resolved = resolve_many(connection, summary["image"], lookup)
     for image in summary["image"]:
-        findings = image_findings(connection, image)
+        found = resolved[image]
+        findings = image_findings(connection, found) if found else None
         for level, column in (("CRITICAL", "open_now_critical"), ("HIGH", "open_now_high")):
             now[column].append(
                 None if findings is None else sum(f["severity"] == level for f in findings)
@@ -250,8 +290,11 @@ def open_by_deployed_image(
     from timbel_dagster.security.policy import image_findings
 
     found = []
-    for service, image in current_images(connection, environment, at):
-        findings = image_findings(connection, image)
+    images = current_images(connection, environment, at)
+    resolved = resolve_many(connection, [image for _, image in images])
+    for service, image in images:
+        ref = resolved[image]
+        findings = image_findings(connection, ref) if ref else None
         if findings is None:
             continue
         count = sum(

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.security.image_ref import DigestLookup, Resolved, resolve_digest
 from timbel_dagster.security.policy_file import (
     GroupPolicy,
     Policy,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GateResult",
     "Policy",
+    "check_image",
     "default_policy",
     "evaluate_gate",
     "image_findings",
@@ -62,7 +64,9 @@ class GateResult:
         image: the image reference, when known.
         scanned: False when no successful scan of the image is stored.
         ignored: findings set aside by an `ignore` entry, each with `reason`.
-        notes: other remarks (an unscanned image, an expired ignore entry).
+        notes: other remarks (an unscanned image, an expired ignore entry, the digest a tag
+            resolved to).
+        digest: the digest judged (a tag's, once resolved); None when nothing knows it.
     """
 
     allowed: bool
@@ -74,6 +78,7 @@ class GateResult:
     scanned: bool = True
     ignored: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ISO 8601 text."""
@@ -102,22 +107,28 @@ class GateResult:
         )
 
 
-def image_scan(connection: Connection, image_ref: str) -> dict[str, Any] | None:
-    """The newest successful scan of an image: matched by digest when `image_ref` has one
-    (`host/repo@sha256:...`), else by the artifact name the scanner recorded. None when the
-    image was never scanned (or every scan of it failed)."""
+def image_scan(
+    connection: Connection, image_ref: str | Resolved, lookup: DigestLookup | None = None
+) -> dict[str, Any] | None:
+    """The newest successful scan of an image, matched by digest whatever the reference: a
+    tag is resolved first (`image_ref.resolve_digest`: `registry_images`, then `lookup`, the
+    registry). Only a tag that nothing resolves is matched by the artifact name the scanner
+    recorded. None when the image was never scanned (or every scan of it failed)."""
     from sqlalchemy import or_, select
 
-    from timbel_dagster.security.trivy_report import reference_digest
     from timbel_dagster.warehouse.models_security import ScanResult
 
+    resolved = (
+        image_ref if isinstance(image_ref, Resolved) else resolve_digest(connection, image_ref,
+                                                                         lookup)
+    )  # fmt: skip
     table = ScanResult.__table__
-    digest = reference_digest(image_ref)
-    match = (
-        or_(table.c.artifact_digest == digest, table.c.artifact_key == digest)
-        if digest
-        else table.c.artifact_name == image_ref
-    )
+    digest = resolved.digest
+    if digest:
+        match = or_(table.c.artifact_digest == digest, table.c.artifact_key == digest)
+    else:
+        names = {str(resolved.ref), resolved.ref.tagged or str(resolved.ref), resolved.raw}
+        match = table.c.artifact_name.in_(sorted(names))
     row = (
         connection.execute(
             select(table.c.id, table.c.artifact_key, table.c.artifact_name, table.c.scanned_at)
@@ -131,9 +142,12 @@ def image_scan(connection: Connection, image_ref: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def image_findings(connection: Connection, image_ref: str) -> list[dict[str, Any]] | None:
+def image_findings(
+    connection: Connection, image_ref: str | Resolved, lookup: DigestLookup | None = None
+) -> list[dict[str, Any]] | None:
     """The open vulnerability findings (`fixed_at` unset) of the image's newest scan, worst
-    first; None when the image was never scanned (see `image_scan`).
+    first; None when the image was never scanned (see `image_scan`; `lookup` asks the
+    registry for a tag `registry_images` does not know).
 
     Only findings that scan reported count (`last_seen` at or after it): an older report
     imported late must not bring back what the newest scan no longer shows.
@@ -142,7 +156,7 @@ def image_findings(connection: Connection, image_ref: str) -> list[dict[str, Any
 
     from timbel_dagster.warehouse.models_security import VulnerabilityFinding
 
-    scan = image_scan(connection, image_ref)
+    scan = image_scan(connection, image_ref, lookup)
     if scan is None:
         return None
     table = VulnerabilityFinding.__table__
@@ -252,19 +266,46 @@ def evaluate_gate(
     )  # fmt: skip
 
 
+def check_image(
+    connection: Connection,
+    image: str,
+    group: str,
+    policy: Policy | None = None,
+    *,
+    now: dt.datetime | None = None,
+    lookup: DigestLookup | None = None,
+) -> GateResult:
+    """The gate for `image` in `group`, judged by digest whatever the reference: a tag is
+    resolved through `registry_images`, then `lookup` (the registry's manifest HEAD); the
+    result's notes say what it resolved to.
+
+    Raises:
+        ValueError: `image` is not an image reference, or an unknown group.
+    """
+    resolved = resolve_digest(connection, image, lookup)
+    result = evaluate_gate(
+        image_findings(connection, resolved), group, policy, now=now, image=image
+    )
+    note = resolved.note()
+    return replace(
+        result, digest=resolved.digest, notes=[*result.notes, note] if note else result.notes
+    )
+
+
 def security_gate(
     connection: Connection,
     request: Mapping[str, Any],
     policy: Policy | None = None,
     now: dt.datetime | None = None,
+    lookup: DigestLookup | None = None,
 ) -> GateResult:
     """The gate for a deployment request (`image`, `environment_group`): the hook the final
     approval and fast-track of `deploy.requests.Requests` call before approving."""
-    image = request["image"]
-    return evaluate_gate(
-        image_findings(connection, image),
+    return check_image(
+        connection,
+        request["image"],
         request["environment_group"],
         policy,
         now=now,
-        image=image,
+        lookup=lookup,
     )

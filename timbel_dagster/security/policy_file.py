@@ -16,14 +16,17 @@ groups:
         expires: 2027-01-31       # optional: from the next day the finding counts again
 ```
 
-Built in: prod blocks CRITICAL findings that have a fix and warns on HIGH; staging warns on
-CRITICAL; dev allows everything. A group the file names keeps the built-in value of every
-key it leaves out (a severity it moves to `block` leaves the built-in `warn`, and the other
-way round); groups it does not name keep the built-in policy.
+Built in: prod blocks CRITICAL findings that have a fix, warns on HIGH and blocks an image
+never scanned; staging warns on CRITICAL; dev allows everything. A group the file names keeps
+the built-in value of every key it leaves out (a severity it moves to `block` leaves the
+built-in `warn`, and the other way round); groups it does not name keep the built-in policy.
 
-`require_scan` is false in every built-in group: an image never scanned is reported, not
-blocked, so that turning the gate on does not stop the deployment of images the scanner has
-not reached yet. Set it for prod once every image is scanned.
+`require_scan` is true for prod and false elsewhere: an image never scanned cannot reach prod
+(otherwise naming an image the scanner never saw would be a way round the gate), while dev and
+staging only report it. The image is looked up by digest whatever the reference: a tag is
+resolved through `registry_images`, then the registry (`security/image_ref.py`), so a tag no
+one can resolve counts as never scanned. Set `require_scan: false` for prod to only report
+unscanned images while the scanner catches up.
 """
 
 from __future__ import annotations
@@ -79,7 +82,9 @@ class Policy:
 DEFAULT_GROUPS: dict[str, GroupPolicy] = {
     "dev": GroupPolicy(),
     "staging": GroupPolicy(warn=("CRITICAL",)),
-    "prod": GroupPolicy(block=("CRITICAL",), warn=("HIGH",), require_fix_available=True),
+    "prod": GroupPolicy(
+        block=("CRITICAL",), warn=("HIGH",), require_fix_available=True, require_scan=True
+    ),
 }
 
 

@@ -1,0 +1,106 @@
+"""Image references as `docker pull` reads them, and the digest a tag resolves to: the
+warehouse's `registry_images` first, then the registry (a lookup the caller passes in)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy.known import know
+from timbel_dagster.security.image_ref import ImageRef, parse_image, resolve_digest, resolve_many
+from timbel_dagster.warehouse.engine import get_engine
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("reg.example.com/payments/payments-api:1.4.2",
+         ImageRef("reg.example.com", "payments/payments-api", "1.4.2", None)),
+        ("reg.example.com:5000/payments/payments-api:1.4.2",
+         ImageRef("reg.example.com:5000", "payments/payments-api", "1.4.2", None)),
+        ("127.0.0.1:5000/a/b/c:x", ImageRef("127.0.0.1:5000", "a/b/c", "x", None)),
+        ("localhost/app", ImageRef("localhost", "app", "latest", None)),  # no tag: latest
+        ("reg.example.com/payments/api",
+         ImageRef("reg.example.com", "payments/api", "latest", None)),
+        (f"reg.example.com/payments/api@{D1}",
+         ImageRef("reg.example.com", "payments/api", None, D1)),
+        (f"reg.example.com/payments/api:1.0@{D1}",
+         ImageRef("reg.example.com", "payments/api", "1.0", D1)),  # the digest decides
+        ("Reg.Example.COM/payments/api:1", ImageRef("reg.example.com", "payments/api", "1", None)),
+        # Docker Hub: short names, `library/`, and its other host names.
+        ("nginx", ImageRef("docker.io", "library/nginx", "latest", None)),
+        ("nginx:1.27", ImageRef("docker.io", "library/nginx", "1.27", None)),
+        ("payments/api:2", ImageRef("docker.io", "payments/api", "2", None)),
+        ("docker.io/nginx:1", ImageRef("docker.io", "library/nginx", "1", None)),
+        ("index.docker.io/library/nginx:1", ImageRef("docker.io", "library/nginx", "1", None)),
+        ("registry-1.docker.io/bitnami/redis:7",
+         ImageRef("docker.io", "bitnami/redis", "7", None)),
+    ],
+)  # fmt: skip
+def test_references(reference: str, expected: ImageRef) -> None:
+    assert parse_image(reference) == expected
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("not an image!", "'not an image!' is not an image reference ('not an image!' is not a "
+                          "repository name (lower-case path like team/app))"),
+        ("app:", "'app:' is not an image reference ('' is not a tag)"),
+        ("app@sha256:xyz", "'app@sha256:xyz' is not an image reference ('sha256:xyz' is not a "
+                           "sha256: or sha512: digest)"),
+        ("reg.example.com/App:1", "('App' is not a repository name"),
+        ("reg_example.com/app:1", "('reg_example.com' is not a registry host)"),
+    ],
+)  # fmt: skip
+def test_bad_references(reference: str, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_image(reference)
+    assert message in str(error.value)
+
+
+def test_a_tag_resolves_through_the_warehouse_first(warehouse_url: str) -> None:
+    know(warehouse_url, "payments-api", {"reg.example.com/payments/api:1.0": D1})
+    asked: list[tuple[str, str, str]] = []
+
+    def registry(host: str, repository: str, reference: str) -> str | None:
+        asked.append((host, repository, reference))
+        return D2 if reference == "2.0" else None
+
+    with get_engine(warehouse_url).connect() as connection:
+        known = resolve_digest(connection, "reg.example.com/payments/api:1.0", registry)
+        pushed = resolve_digest(connection, "reg.example.com/payments/api:2.0", registry)
+        unknown = resolve_digest(connection, "reg.example.com/payments/api:3.0", registry)
+        pinned = resolve_digest(connection, f"reg.example.com/payments/api:9@{D2}", registry)
+        offline = resolve_digest(connection, "reg.example.com/payments/api:2.0")
+        many = resolve_many(
+            connection,
+            ["reg.example.com/payments/api:1.0", "reg.example.com/payments/api:2.0", "bad ref"],
+            registry,
+        )
+    assert (known.digest, known.via) == (D1, "registry_images")
+    assert known.note() == (
+        f"reg.example.com/payments/api:1.0 is reg.example.com/payments/api@{D1} "
+        "(from registry_images)"
+    )
+    assert (pushed.digest, pushed.via) == (D2, "registry")
+    assert (unknown.digest, unknown.via) == (None, None)
+    assert unknown.note() == (
+        "reg.example.com/payments/api:3.0 is in neither registry_images nor the registry: "
+        "matched by the name its scans recorded"
+    )
+    assert (pinned.digest, pinned.via, pinned.note()) == (D2, "reference", None)
+    assert offline.digest is None
+    assert {k: v.digest if v else v for k, v in many.items()} == {
+        "reg.example.com/payments/api:1.0": D1,
+        "reg.example.com/payments/api:2.0": D2,
+        "bad ref": None,
+    }
+    # The registry is asked only about tags the warehouse does not know.
+    assert asked == [
+        ("reg.example.com", "payments/api", "2.0"),
+        ("reg.example.com", "payments/api", "3.0"),
+        ("reg.example.com", "payments/api", "2.0"),
+    ]
