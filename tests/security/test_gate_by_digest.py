@@ -189,3 +189,26 @@ def test_scan_history_of_a_service_by_tag_and_by_digest(
         (False, 0),
         (True, 2),
     ]
+
+
+def test_the_sample_organisation_by_tag_and_by_digest(warehouse_url: str) -> None:
+    """The issue's case: the sample scanner names images by digest, `timbel scan gate` was
+    given the tag. Every listed tag now gets its digest's verdict, and some are blocked."""
+    from sqlalchemy import select
+
+    from tests.assets.test_security_sample import _materialize
+    from timbel_dagster.security.policy import check_image
+    from timbel_dagster.warehouse.models_registry import RegistryImage as R
+
+    _materialize(warehouse_url, tags=2, max_images=100)
+    blocked = 0
+    with get_engine(warehouse_url).connect() as connection:
+        listed = connection.execute(select(R.registry, R.repository, R.tag, R.digest)).all()
+        for registry, repository, tag, digest in listed:
+            by_tag = check_image(connection, f"{registry}/{repository}:{tag}", "prod", now=NOW)
+            by_digest = check_image(connection, f"{registry}/{repository}@{digest}", "prod",
+                                    now=NOW)  # fmt: skip
+            assert by_tag.scanned and by_tag.digest == digest
+            assert (by_tag.allowed, by_tag.blocking) == (by_digest.allowed, by_digest.blocking)
+            blocked += not by_tag.allowed
+    assert len(listed) == 24 and blocked > 0
