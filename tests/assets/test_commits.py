@@ -95,6 +95,7 @@ def test_a_clone_url_is_cloned_once_then_fetched(warehouse_url: str, tmp_path: P
     [clone] = (home / "git").glob("origin-*.git")
     assert _value(first, "rows_written") == 3 and _value(first, "repository_names") == url
     assert _git(clone, "rev-parse", "--is-bare-repository").strip() == "true"
+    assert _git(clone, "config", "--get", "remote.origin.url").strip() == url
 
     _write(origin, "README.md", "new\n")
     _commit(origin, "Document", "dave", 5)
@@ -188,3 +189,23 @@ def test_a_bad_path_or_url_fails_naming_it_after_storing_the_others(
     assert description.startswith("1 of 2 repositories could not be read: ")
     assert message.format(tmp=tmp_path / "plain") in description
     assert len(_stored(warehouse_url)) == 3  # the good repository is stored all the same
+
+
+@pytest.mark.parametrize(
+    ("url", "public", "key"),
+    [
+        ("https://u:secret@gitlab.example.com/shop/api.git", "https://gitlab.example.com/shop/api.git",
+         "gitlab.example.com/shop/api"),
+        ("git@GitLab.example.com:shop/api.git", "git@GitLab.example.com:shop/api.git",
+         "gitlab.example.com/shop/api"),
+        ("ssh://git@gitlab.example.com/shop/api/", "ssh://git@gitlab.example.com/shop/api/",
+         "gitlab.example.com/shop/api"),
+        ("https://gitlab.example.com/shop/api", "https://gitlab.example.com/shop/api",
+         "gitlab.example.com/shop/api"),
+    ],
+)  # fmt: skip
+def test_names_carry_no_credentials_and_spellings_match(url: str, public: str, key: str) -> None:
+    from timbel_dagster.resources.git_repositories import public_url, repository_key
+
+    assert public_url(url) == (public if "secret" in url else url)
+    assert repository_key(url) == key

@@ -5,7 +5,8 @@ A clone URL is cloned bare into `<home>/git/<name>-<hash>.git` on first use and 
 later runs (`git fetch --prune --tags`: only new objects cross the network); the clone is
 made in a scratch directory and renamed into place, so a failed first clone leaves nothing
 behind. Branches are fetched onto themselves (`+refs/heads/*:refs/heads/*`), so HEAD, the
-remote's default branch at clone time, moves with the remote.
+remote's default branch at clone time, moves with the remote. The clone's `origin` holds
+the URL without credentials; fetches pass the configured URL on the command line.
 
 Names: the warehouse knows a repository by its clone URL without credentials (a local path
 by its `origin` URL when it has one, else its absolute path), which is how GitLab pipelines
@@ -61,9 +62,12 @@ def is_git_url(entry: str) -> bool:
 
 
 def public_url(url: str) -> str:
-    """`url` without the user name and password it may carry."""
+    """`url` without the credentials it may carry: the user info of an http(s) URL (a token
+    may be the user name), the password of any other (`ssh://git@host` keeps `git`)."""
     parts = urlsplit(url)
     if "://" not in url or "@" not in parts.netloc:
+        return url
+    if not parts.scheme.startswith("http") and parts.password is None:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
@@ -150,13 +154,15 @@ def local_copy(entry: str, home: Path, timeout: float = 600.0) -> GitRepository:
     shown = public_url(entry)
     target = _mirror_path(home, entry)
     if target.exists():
-        _git(["-C", str(target), "remote", "set-url", "origin", entry], shown, timeout)
-        _git(["-C", str(target), "fetch", "--prune", "--tags", "--quiet", "origin"], shown, timeout)
+        # The URL is given on the command line: credentials never reach the clone's config.
+        fetch = ["fetch", "--prune", "--tags", "--quiet", "--", entry, _BRANCHES]
+        _git(["-C", str(target), *fetch], shown, timeout)
         return GitRepository(name=shown, path=target, url=shown, action="fetched")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".clone-", dir=target.parent) as scratch:
         staging = Path(scratch) / "repository.git"
         _git(["clone", "--bare", "--quiet", "--", entry, str(staging)], shown, timeout)
+        _git(["-C", str(staging), "remote", "set-url", "origin", shown], shown, timeout)
         _git(["-C", str(staging), "config", "remote.origin.fetch", _BRANCHES], shown, timeout)
         shutil.move(str(staging), target)
     return GitRepository(name=shown, path=target, url=shown, action="cloned")

@@ -85,7 +85,9 @@ def _read(context, warehouse, entry: str, home) -> dict:
             else 0
         )
         if reachable == len(stored) and (
-            not reachable or git_history.rev_list(repository.path, "HEAD")[0] in stored
+            not reachable
+            or git_history.git(repository.path, "rev-list", "--no-merges", "-n1", "HEAD").strip()
+            in stored
         ):
             walked, new = [], []
             known = stored
