@@ -190,7 +190,8 @@ def test_bad_requests(requests: Requests, service: str, image: str, group: str, 
 
 def test_what_timbel_knows_is_accepted(requests: Requests, warehouse_url: str) -> None:
     """By tag, by digest, by tag and digest; a service known from its deployments only; an
-    image only the registry has (asked once, only when the warehouse does not know it)."""
+    image a scan saw; an image only the registry has (asked once, only when the warehouse
+    does not know it)."""
     by_digest = f"registry.example.com/shop/api@{ALPINE_DIGEST}"
     for image in (IMAGE, by_digest, f"{IMAGE}@{ALPINE_DIGEST}"):
         assert requests.request("dev", "shop-api", image, "dev", "")["status"] == "approved"
@@ -204,6 +205,8 @@ def test_what_timbel_knows_is_accepted(requests: Requests, warehouse_url: str) -
         ], ["source", "external_id"])  # fmt: skip
     made = requests.request("dev", "cart", "registry.example.com/shop/cart:7", "staging", "")
     assert made["status"] == "pending"
+    store(warehouse_url, CLEAN, "registry.example.com/shop/api:1.5.0")  # a scan saw it
+    requests.request("dev", "shop-api", "registry.example.com/shop/api:1.5.0", "staging", "")
     asked: list[tuple[str, str, str]] = []
 
     def registry(host: str, repository: str, reference: str) -> str | None:

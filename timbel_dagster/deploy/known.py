@@ -1,10 +1,10 @@
 """What a deployment request may name: a service and an image Timbel knows.
 
 A service is known when a pipeline or a deployment names it. An image is known when
-`registry_images` lists its tag (or digest), a deployment ran it, or a recent build of the
-service published it (the `image` of its artifacts); otherwise the registry is asked
-(`Requests` does that, outside any transaction), so an image pushed but not ingested yet is
-accepted. A refusal names what is unknown and what is known near it.
+`registry_images` lists its tag (or digest), a deployment ran it, a scan saw it, or a recent
+build of the service published it (the `image` of its artifacts); otherwise the registry is
+asked (`Requests` does that, outside any transaction), so an image pushed but not ingested
+yet is accepted. A refusal names what is unknown and what is known near it.
 """
 
 from __future__ import annotations
@@ -90,11 +90,12 @@ def _built(connection: Connection, service: str, ref: ImageRef) -> bool:
 
 def known_locally(connection: Connection, service: str, ref: ImageRef, image: str) -> bool:
     """Whether `registry_images` lists the reference's tag or digest, a deployment ran it,
-    or a recent build of `service` published it."""
+    a scan saw it, or a recent build of `service` published it."""
     from sqlalchemy import select
 
     from timbel_dagster.warehouse.models import Deployment
     from timbel_dagster.warehouse.models_registry import RegistryImage as R
+    from timbel_dagster.warehouse.models_security import ScanResult as S
 
     if ref.digest:
         listed = connection.execute(
@@ -104,8 +105,15 @@ def known_locally(connection: Connection, service: str, ref: ImageRef, image: st
             return True
     elif known_digest(connection, ref):
         return True
-    ran = select(Deployment.id).where(Deployment.image.in_(_forms(ref, image))).limit(1)
-    return connection.execute(ran).first() is not None or _built(connection, service, ref)
+    forms = _forms(ref, image)
+    ran = select(Deployment.id).where(Deployment.image.in_(forms)).limit(1)
+    if connection.execute(ran).first() is not None:
+        return True
+    if ref.digest:  # scanned by digest: Timbel has seen the image itself
+        scanned = select(S.id).where(S.artifact_digest == ref.digest).limit(1)
+    else:
+        scanned = select(S.id).where(S.artifact_name.in_(forms)).limit(1)
+    return connection.execute(scanned).first() is not None or _built(connection, service, ref)
 
 
 def image_hint(connection: Connection, ref: ImageRef, image: str) -> str:
