@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 
 from tests.ml.test_change_metrics import _commit, _git, _write
 from timbel_dagster.assets.cicd.commits import commits
+from timbel_dagster.ml.deployment_data import load_delivery_frames
+from timbel_dagster.ml.deployment_features import deployment_features
 from timbel_dagster.resources.delivery import DeploymentRecord
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -144,6 +146,12 @@ def test_deployments_are_linked_to_the_commits_they_shipped(
         wanted = deployment_id("timbel", f"request-{number}")
         shipped[number] = {ids[c] for d, c in links if d == wanted}
     assert shipped == {1: {0, 1}, 2: {2}, 3: {2, 3}, 4: set()}
+    # ... which is what the risk model's change features of those deployments are made of
+    with get_engine(warehouse_url).connect() as connection:
+        table = deployment_features(load_delivery_frames(connection))
+    assert table["n_commits"].to_dict() == {
+        deployment_id("timbel", f"request-{n}"): float(len(shipped[n])) for n in (1, 2, 3)
+    }
     again = _run(warehouse_url, tmp_path / "home", str(repo))
     assert _value(again, "commit_links_written") == 0
 
