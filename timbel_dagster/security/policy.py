@@ -118,10 +118,9 @@ def image_scan(
 
     from timbel_dagster.warehouse.models_security import ScanResult
 
-    resolved = (
-        image_ref if isinstance(image_ref, Resolved) else resolve_digest(connection, image_ref,
-                                                                         lookup)
-    )  # fmt: skip
+    resolved = image_ref
+    if not isinstance(resolved, Resolved):
+        resolved = resolve_digest(connection, resolved, lookup)
     table = ScanResult.__table__
     digest = resolved.digest
     if digest:
@@ -282,6 +281,7 @@ def check_image(
     Raises:
         ValueError: `image` is not an image reference, or an unknown group.
     """
+    (policy or default_policy()).group(group)  # an unknown group fails before any lookup
     resolved = resolve_digest(connection, image, lookup)
     result = evaluate_gate(
         image_findings(connection, resolved), group, policy, now=now, image=image
