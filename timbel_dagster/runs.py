@@ -16,8 +16,11 @@ telemetry:
   enabled: false
 """
 
-# The run's full event log is in the Dagster UI; on the terminal, only warnings and errors.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's full event log is in the Dagster UI. On the terminal Dagster's console logger
+# stays silent: a failed step would print Dagster's own lines and a long stack trace before
+# the one line that matters. The command prints that line itself (cli.common.friendly_errors)
+# and the warnings Timbel's code logged in the run (`run_warnings`).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def open_instance(home: Path) -> Any:
@@ -50,3 +53,15 @@ def rows_written(result: Any) -> dict[str, int]:
         if value is not None:
             counts[materialization.asset_key.to_user_string()] = int(value.value)
     return counts
+
+
+def run_warnings(instance: Any, run_id: str) -> list[str]:
+    """The warnings and errors Timbel's own code logged in a run (`context.log.warning`),
+    without Dagster's framework events, oldest first."""
+    import logging
+
+    return [
+        entry.user_message
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is None and entry.level >= logging.WARNING
+    ]

@@ -30,6 +30,7 @@ from timbel_dagster.cli import (
     templates,
     tenants,
 )
+from timbel_dagster.cli.common import DEBUG_KEY
 
 for command in template_store.COMMANDS:
     templates.template.add_command(command)
@@ -37,8 +38,13 @@ for command in template_store.COMMANDS:
 
 @click.group()
 @click.version_option(package_name="timbel-dagster")
-def main() -> None:
+@click.option(
+    "--debug", is_flag=True, help="Print the traceback of an error, not only its one line."
+)
+@click.pass_context
+def main(context: click.Context, debug: bool) -> None:
     """Timbel: delivery operations on Dagster."""
+    context.meta[DEBUG_KEY] = debug
     # Dagster flags beta parameters (backfill policies, owners) at definition time; that is
     # for the code's authors, not for people running a command.
     warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -14,14 +15,37 @@ import click
 
 from timbel_dagster.settings import Settings, SettingsError, load_settings
 
+DEBUG_KEY = "timbel.debug"  # click context meta: `timbel --debug` prints tracebacks
 
-def fail(message: str) -> None:
+
+def fail(message: str, code: int = 2) -> None:
     click.echo(f"timbel: error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(code)
+
+
+def debugging() -> bool:
+    """Whether `timbel --debug` asked for tracebacks."""
+    context = click.get_current_context(silent=True)
+    return bool(context and context.meta.get(DEBUG_KEY))
+
+
+def raised_by_user_code(error: BaseException) -> BaseException:
+    """The exception Timbel's own code raised inside a Dagster run: Dagster wraps it (a step
+    failure carries it as `user_exception`), and its wrapper's message is Dagster's, not
+    ours. Any other exception is returned as it is."""
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "user_exception", None)
+        if not isinstance(inner, BaseException):
+            return error
+        error = inner
+    return error
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the errors a user can fix into one line instead of a traceback."""
+    """Turn the errors a user can fix into one line instead of a traceback, also when they
+    were raised inside a Dagster run; `timbel --debug` prints the traceback first."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -29,17 +53,32 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         from timbel_dagster.resources.errors import SourceError
         from timbel_dagster.warehouse.engine import WarehouseUnavailableError
 
-        try:
-            return command(*args, **kwargs)
-        except (
+        fixable = (
             SettingsError,
             WarehouseUnavailableError,
             SourceNotConfiguredError,
             SourceError,
             LookupError,
             ValueError,
-        ) as error:
-            fail(str(error))
+        )
+        try:
+            return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            cause = raised_by_user_code(error)
+            if debugging():
+                traceback.print_exception(error)
+            if isinstance(cause, fixable):
+                fail(str(cause))
+            if cause is not error:
+                # A defect inside a run: one line here, the whole story in the run's log.
+                fail(
+                    f"{type(cause).__name__}: {cause} (the run's log in the Dagster UI has "
+                    "the details; `timbel --debug ...` prints the traceback)",
+                    code=1,
+                )
+            raise
 
     return wrapper
 

@@ -128,12 +128,20 @@ class _MessageOnly(logging.Formatter):
         return str(meta.get("orig_message") or record.getMessage())
 
 
+def own_messages_only(record: logging.LogRecord) -> bool:
+    """Keep what the op logged; drop Dagster's framework events ("Execution of step ...
+    failed."): a failure reaches the terminal once, as the command's one-line error."""
+    meta = getattr(record, "dagster_meta", None) or {}
+    return meta.get("dagster_event") is None
+
+
 @dg.logger(description="Prints each message alone, so a followed log reads like a log.")
 def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     logger = logging.getLogger("timbel.terminal")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(_MessageOnly())
+        handler.addFilter(own_messages_only)
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -1,0 +1,120 @@
+"""Commands that launch Dagster check their configuration first and fail in one line (exit
+code 2, no Dagster trace); `timbel --debug` adds the traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+
+from tests.test_cli import run
+from timbel_dagster.cli.app import main
+from timbel_dagster.cli.common import friendly_errors, raised_by_user_code
+
+_SAMPLE_HINT = "or set TIMBEL_SAMPLE_DATA=true to use the sample organisation"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["ingest", "jenkins", "--since", "1d"],
+            f"no CI/CD server is configured: set JENKINS_URL, {_SAMPLE_HINT}",
+        ),
+        (
+            ["ingest", "gitlab", "--since", "1d"],
+            f"no CI/CD server is configured: set GITLAB_URL, {_SAMPLE_HINT}",
+        ),
+        (
+            ["logs", "follow", "jenkins", "shop/api/main", "3"],
+            "Jenkins is not configured: set JENKINS_URL, JENKINS_USER and JENKINS_TOKEN",
+        ),
+        (
+            ["build", "trigger", "gitlab", "shop/api"],
+            "GitLab is not configured: set GITLAB_URL, GITLAB_TOKEN and GITLAB_PROJECTS",
+        ),
+        (
+            ["metrics", "collect", "--hours", "1"],
+            f"cluster metrics need Prometheus: set PROMETHEUS_URL, {_SAMPLE_HINT}",
+        ),
+    ],
+)
+def test_unconfigured_servers_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    completed = run(args, tmp_path)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.splitlines() == [f"timbel: error: {message}"]
+    assert "Stack Trace" not in completed.stdout + completed.stderr
+    # Checked before any run: nothing was launched in the Dagster instance.
+    runs_db = tmp_path / ".timbel" / "dagster" / "history" / "runs.db"
+    if runs_db.exists():
+        instance = dg.DagsterInstance.from_config(str(tmp_path / ".timbel" / "dagster"))
+        assert instance.get_runs() == []
+
+
+def test_debug_prints_the_traceback_then_the_line(tmp_path: Path) -> None:
+    completed = run(["--debug", "ingest", "jenkins", "--since", "1d"], tmp_path)
+    assert completed.returncode == 2
+    lines = completed.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert (
+        lines[-1]
+        == f"timbel: error: no CI/CD server is configured: set JENKINS_URL, {_SAMPLE_HINT}"
+    )
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+def _run_failing_asset(error: Exception) -> None:
+    @dg.asset(name="fails")
+    def fails() -> None:
+        raise error
+
+    dg.materialize(
+        [fails],
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+    )
+
+
+def test_errors_raised_inside_a_run_are_unwrapped() -> None:
+    with pytest.raises(Exception) as raised:
+        _run_failing_asset(LookupError("jenkins shop/api #9: no such build"))
+    assert type(raised.value) is not LookupError  # Dagster wraps it ...
+    cause = raised_by_user_code(raised.value)
+    assert isinstance(cause, LookupError)  # ... and the wrapper carries ours
+    assert str(cause) == "jenkins shop/api #9: no such build"
+    plain = ValueError("not in a run")
+    assert raised_by_user_code(plain) is plain
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (LookupError("no such build"), 2, "timbel: error: no such build"),
+        (
+            _Boom("disk on fire"),
+            1,
+            "timbel: error: _Boom: disk on fire (the run's log in the Dagster UI has the "
+            "details; `timbel --debug ...` prints the traceback)",
+        ),
+    ],
+)
+def test_a_failed_run_is_one_line(error: Exception, code: int, line: str) -> None:
+    @click.command()
+    @friendly_errors
+    def command() -> None:
+        _run_failing_asset(error)
+
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == code
+    assert result.output.splitlines() == [line]
+
+
+def test_debug_is_a_main_option() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert "--debug" in result.output and "traceback" in result.output
