@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.jenkins_server import FakeJenkins
-from timbel_dagster.definitions import defs
+from timbel_dagster import definitions as code_location
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
@@ -42,10 +42,17 @@ def jenkins() -> Iterator[FakeJenkins]:
     server.stop()
 
 
+def code_location_assets() -> list:
+    # the code location as a value (`defs`), or built by a function where its partitions'
+    # start is a setting (`build_definitions`, issue 12 item 2)
+    build = getattr(code_location, "build_definitions", None)
+    return list((build() if build else code_location.defs).assets or [])
+
+
 def materialize(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     today = dt.datetime.now(dt.UTC).date()
     return dg.materialize(
-        list(defs.assets or []),
+        code_location_assets(),
         instance=instance,
         resources=resources,
         selection=[

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from timbel_dagster.warehouse.models import Base
-from timbel_dagster.warehouse.types import JSONType
 
 
 class IngestionReject(Base):
@@ -20,7 +18,8 @@ class IngestionReject(Base):
     `key` is the record's own id within its pipeline (a build number, a pipeline or job id) or,
     when even that cannot be read, a digest of its payload (`sha1:...`). `sequence` is the
     execution the record stands for when it is known, so that the build sensors' marks count
-    it as handled. `payload` is the JSON as received (a string when it was not JSON).
+    it as handled. `payload` is the record's JSON as text, not JSONB: PostgreSQL would
+    normalise its numbers and key order, and a reject keeps what the server sent.
     """
 
     __tablename__ = "ingestion_rejects"
@@ -36,7 +35,7 @@ class IngestionReject(Base):
     key: Mapped[str] = mapped_column(String(128))
     sequence: Mapped[int | None] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
-    payload: Mapped[Any] = mapped_column(JSONType)
+    payload: Mapped[str] = mapped_column(Text)
     first_seen: Mapped[dt.datetime]
     last_seen: Mapped[dt.datetime]
     times_seen: Mapped[int] = mapped_column(Integer, default=1)

@@ -24,13 +24,9 @@ TABLE = "ingestion_rejects"
 _KEY = ("source", "kind", "pipeline", "key")
 
 
-def _storable(payload: Any) -> Any:
-    """The payload as JSON the column takes (anything else as its text)."""
-    try:
-        json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError):
-        return repr(payload)
-    return payload
+def payload_text(payload: Any) -> str:
+    """The payload as JSON text (what cannot be JSON, as its repr inside a JSON string)."""
+    return json.dumps(payload, ensure_ascii=False, default=repr)
 
 
 def store_rejects(
@@ -72,7 +68,7 @@ def store_rejects(
                 "key": r.key,
                 "sequence": r.sequence,
                 "reason": r.reason,
-                "payload": _storable(r.payload),
+                "payload": payload_text(r.payload),
                 "first_seen": first,
                 "last_seen": seen,
                 "times_seen": times + 1,

@@ -52,6 +52,7 @@ def stages_or_reject(job: str, obj: str, run: object, path: str = "") -> Stages 
     """The stages of one wfapi run, or a reject (kind `stages`) naming the run's build."""
     try:
         fields = Fields(SYSTEM, obj, run, path)
+        fields.get("stages", list)  # every run has the list (empty before any stage): required
         return parse_stages(job, 0, fields.children("stages"))
     except SourceDataError as error:
         return reject("stages", job, run, error)

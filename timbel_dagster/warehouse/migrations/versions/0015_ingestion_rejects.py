@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 import timbel_dagster.warehouse.types
 
@@ -18,7 +17,6 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 _OLD = ("pending", "running", "success", "failed", "aborted")
 _NEW = (*_OLD, "unknown")
 
@@ -50,7 +48,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=128), nullable=False),
         sa.Column("sequence", sa.BigInteger(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("payload", JSON, nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
         _at("first_seen"),
         _at("last_seen"),
         sa.Column("times_seen", sa.Integer(), nullable=False),
