@@ -20,8 +20,10 @@ from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.history import stage_timeline
 from timbel_dagster.warehouse.models import Pipeline, PipelineExecution, StageExecution
 from timbel_dagster.warehouse.models_ingestion import IngestionReject
+from timbel_dagster.warehouse.queries import get_execution
 
 HOUR_MS = 3_600_000
 FLOW_INTERRUPTED = "org.jenkinsci.plugins.workflow.steps.FlowInterruptedException"
@@ -159,6 +161,20 @@ def test_jenkins_odd_builds_are_stored_or_rejected_once(
         "jenkins shop/web/main: field 'allBuilds[0].timestamp': expected int, got str 'yesterday'",
         1,
     )
+
+    with get_engine(warehouse_url).connect() as connection:  # what `executions show` prints
+        execution_id = connection.execute(
+            select(PipelineExecution.id).where(PipelineExecution.external_id == "5")
+        ).scalar_one()
+        shown = get_execution(connection, str(execution_id))
+    assert shown is not None
+    [build_line] = [line for line in stage_timeline(shown) if "Build" in line]
+    assert [line.split("|")[0].strip() for line in stage_timeline(shown)] == [
+        "Checkout",
+        "Build",
+        "Publish",
+    ]
+    assert build_line.endswith("unknown    165.4s  no stage status; Aborted by Minji Kim")
 
     second = materialize(resources, instance)  # re-run: no second row for either reject
     assert second.success and rejected_counts(second) == BOTH_TWO

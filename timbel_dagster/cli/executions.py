@@ -151,6 +151,12 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
     click.echo("stages (timeline from the start of the execution):")
     for line in timeline:
         click.echo(line)
+    files = (execution.get("artifacts") or {}).get("files") or []
+    if files:
+        click.echo("artifacts:")
+        for item in files:
+            name = item.get("name") or item.get("filename") or item.get("file_type")
+            click.echo(f"  {name}  {item.get('url') or ''}".rstrip())
     if show_log:
         import uuid
 

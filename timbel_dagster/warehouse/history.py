@@ -78,5 +78,8 @@ def stage_timeline(execution: dict[str, Any], width: int = 40) -> list[str]:
             f"{stage['parent_name']} / {stage['name']}" if stage["parent_name"] else stage["name"]
         )
         retry = f" (attempt {stage['attempt']})" if stage["attempt"] > 1 else ""
-        lines.append(f"  {name[:32]:<32} |{bar}| {stage['status']:<8} {duration:>7.1f}s{retry}")
+        error = f"  {stage['error_message']}" if stage.get("error_message") else ""
+        lines.append(
+            f"  {name[:32]:<32} |{bar}| {stage['status']:<8} {duration:>7.1f}s{retry}{error}"
+        )
     return lines

@@ -123,6 +123,7 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
             StageExecution.duration,
             StageExecution.queue_seconds,
             StageExecution.attempt,
+            StageExecution.error_message,
         )
         .where(StageExecution.execution_id == uuid.UUID(execution["id"]))
         .order_by(StageExecution.position, StageExecution.attempt)
