@@ -79,6 +79,7 @@ class ClusterLayout:
 
 
 def scan_query(label: str) -> str:
+    """One series per discovery metric and value of `label` (no value: series without it)."""
     names = "|".join(DISCOVERY_METRICS)
     return f'count by (__name__, {label}) ({{__name__=~"{names}"}})'
 
