@@ -14,15 +14,15 @@ PARALLEL = 3  # one step per cluster of the benchmark's group
 
 def code_location_deploy() -> dg.JobDefinition:
     """`deploy` exactly as the code location defines it: its resources and its executor."""
-    from timbel_dagster.definitions import defs
+    from timbel_dagster.definitions import build_definitions
 
-    return defs.get_job_def("deploy")
+    return build_definitions().get_job_def("deploy")
 
 
 def deploy_three_at_once() -> dg.JobDefinition:
     """The same job, resources and process start method, with `max_concurrent` 3: the code
     location's executor is configured with a fixed dict, so run config cannot raise it."""
-    from timbel_dagster.definitions import defs
+    from timbel_dagster.definitions import build_definitions
     from timbel_dagster.jobs.deploy import deploy
 
     executor = dg.multiprocess_executor.configured(
@@ -32,7 +32,7 @@ def deploy_three_at_once() -> dg.JobDefinition:
         },
         name="multiprocess_three",
     )
-    resources = dict(defs.get_job_def("deploy").resource_defs)
+    resources = dict(build_definitions().get_job_def("deploy").resource_defs)
     return dg.Definitions(jobs=[deploy], resources=resources, executor=executor).get_job_def(
         "deploy"
     )

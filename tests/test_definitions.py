@@ -10,7 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from timbel_dagster.definitions import defs
+from timbel_dagster.definitions import build_definitions
+
+defs = build_definitions()  # the code location, partitions from the default start
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = Path(__file__).with_name("snapshots") / "definitions.json"
@@ -99,3 +101,27 @@ def test_the_daemon_executor_is_multiprocess_with_forkserver() -> None:
     job = defs.resolve_job_def("delivery_ingestion")
     assert job.executor_def.name == "multiprocess"
     assert isinstance(defs.executor, dg.ExecutorDefinition)
+
+
+def test_loading_the_location_starts_the_partitions_on_the_history_start_setting() -> None:
+    """Dagster calls `defs` when it loads the location (not at import): TIMBEL_HISTORY_START
+    is the first day of the daily partitions and the first hour of the cluster-hourly ones."""
+    code = (
+        "import dagster as dg\n"
+        "from timbel_dagster.definitions import defs\n"
+        "graph = defs().resolve_asset_graph()\n"
+        "daily = graph.get(dg.AssetKey(['cicd', 'pipeline_executions'])).partitions_def\n"
+        "hourly = graph.get(dg.AssetKey(['cluster', 'node_metrics'])).partitions_def\n"
+        "print(daily.get_first_partition_key(), hourly.get_partitions_def_for_dimension('hour')"
+        ".get_first_partition_key())"
+    )
+    env = {**os.environ, "TIMBEL_HISTORY_START": "2015-03-01"}
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    assert out == "2015-03-01 2015-03-01-00:00"

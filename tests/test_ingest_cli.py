@@ -132,3 +132,79 @@ def test_ingest_gitlab(tmp_path: Path) -> None:
         assert again["pipeline_executions"]["written"] == 0
     finally:
         server.stop()
+
+
+def test_history_before_the_start_setting_is_one_line(tmp_path: Path) -> None:
+    failed = run(
+        ["ingest", "gitlab", "--since", "2022-01-01"],
+        tmp_path,
+        GITLAB_URL="http://127.0.0.1:1/",
+        GITLAB_TOKEN="unused",
+        GITLAB_PROJECTS="a/b",
+        TIMBEL_HISTORY_START="2024-01-01",
+    )
+    assert failed.returncode == 2
+    assert failed.stderr.splitlines() == [
+        "timbel: error: 2022-01-01 is before TIMBEL_HISTORY_START (2024-01-01): set "
+        "TIMBEL_HISTORY_START to that day or earlier to ingest older history"
+    ]
+
+
+def test_years_of_history_in_one_run_materialize_only_the_days_with_data(
+    tmp_path: Path,
+) -> None:
+    """`--since 2018-06-01` (before 2024, the old partitions' start) ingests every pipeline,
+    in one `ci_history` run that records a materialization for each day holding executions
+    and none for the thousands of empty days."""
+    import datetime as dt
+
+    import dagster as dg
+
+    from tests.fakes.gitlab_server import FakeGitLab
+
+    server = FakeGitLab()
+    project = server.add_project("commerce/checkout-web")
+    recent = dt.datetime.now(dt.UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    moments = [
+        dt.datetime(2018, 6, 1, 9, tzinfo=dt.UTC),
+        dt.datetime(2018, 6, 1, 15, tzinfo=dt.UTC),
+        dt.datetime(2021, 2, 28, 23, 30, tzinfo=dt.UTC),
+        recent - dt.timedelta(days=2),
+    ]
+    for moment in moments:
+        server.add_pipeline(project, created=moment)
+    server.start()
+    try:
+        env = {
+            "GITLAB_URL": server.url,
+            "GITLAB_TOKEN": server.token,
+            "GITLAB_PROJECTS": "commerce/checkout-web",
+        }
+        done = run(["ingest", "gitlab", "--since", "2018-06-01", "--json"], tmp_path, **env)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["since"] == "2018-06-01"
+    assert report["pipeline_executions"] == {"offered": 4, "written": 4}
+    assert report["stage_executions"]["written"] == 4 * 4
+    assert report["days_with_executions"] == 3
+
+    days = {m.date().isoformat() for m in moments}
+    instance = dg.DagsterInstance.from_config(str(tmp_path / ".timbel" / "dagster"))
+    try:
+        run_record = instance.get_run_record_by_id(report["run_id"])
+        assert run_record is not None and run_record.dagster_run.job_name == "ci_history"
+        for table in ("pipeline_executions", "stage_executions"):
+            key = dg.AssetKey(["cicd", table])
+            assert instance.get_materialized_partitions(key) == days
+        materializations = instance.get_records_for_run(
+            report["run_id"], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        assert len(materializations) == 1 + 2 * len(days)  # pipelines, then two per day
+        planned = instance.get_records_for_run(
+            report["run_id"], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+        assert planned == []
+    finally:
+        instance.dispose()

@@ -1,8 +1,9 @@
 """`timbel ingest`: one ingestion of a CI server, through Dagster in process.
 
-Materializes `cicd/pipelines` and the daily `cicd/pipeline_executions` / `stage_executions`
-partitions from `since` to today as one run (a backfill is one run), against the configured
-server only, in the instance the UI shows.
+Runs the `ci_history` job: `cicd/pipelines` and the executions started from `since` to today,
+as one run whose cost follows the data (the days that hold executions are recorded as
+materialized partitions of `cicd/pipeline_executions` / `stage_executions`), against the
+configured server only, in the instance the UI shows.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from timbel_dagster.partitions import range_tags
-from timbel_dagster.runs import QUIET, materialization_metadata, open_instance
+from timbel_dagster.jobs.history import TABLES
+from timbel_dagster.partitions import check_history_start
+from timbel_dagster.runs import QUIET, open_instance
 from timbel_dagster.settings import Settings
 
 SYSTEMS = ("jenkins", "gitlab")
@@ -27,9 +29,8 @@ def run_ingest(
     stages: str = "recent",
 ) -> dict[str, Any]:
     """Ingest `system` from `since` to now and report what was stored."""
-    import dagster as dg
-
-    from timbel_dagster.definitions import defs
+    from timbel_dagster.definitions import build_definitions
+    from timbel_dagster.jobs.history import OP
     from timbel_dagster.resources.gitlab.source import GitLabResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
     from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -38,9 +39,11 @@ def run_ingest(
 
     if system not in SYSTEMS:
         raise ValueError(f"system must be one of {', '.join(SYSTEMS)}, not {system!r}")
+    first = since.astimezone(dt.UTC).date()
+    # Before any work, so that the answer is one line naming the setting.
+    check_history_start(first, settings.timbel_history_start)
+    last = dt.datetime.now(dt.UTC).date()
     migrate.upgrade(settings.database_url, actor=settings.timbel_user)
-    first = since.date().isoformat()
-    last = dt.datetime.now(dt.UTC).date().isoformat()
     resources = {
         "warehouse": WarehouseResource(database_url=settings.database_url),
         "sources": DeliverySourcesResource(
@@ -50,42 +53,41 @@ def run_ingest(
             gitlab=GitLabResource(),
         ),
     }
-    selection = [
-        dg.AssetKey(["cicd", "pipelines"]),
-        dg.AssetKey(["cicd", "pipeline_executions"]),
-        dg.AssetKey(["cicd", "stage_executions"]),
-    ]
+    job = build_definitions(settings.timbel_history_start).resolve_job_def("ci_history")
     instance = open_instance(settings.dagster_home)
     echo(f"Ingesting {system} executions started since {first} (days {first} to {last}) ...")
     started = time.perf_counter()
     try:
-        result = dg.materialize(
-            list(defs.assets or []),
+        result = job.execute_in_process(
+            run_config=QUIET
+            | {
+                "ops": {
+                    OP: {
+                        "config": {
+                            "first_day": first.isoformat(),
+                            "last_day": last.isoformat(),
+                            "systems": [system],
+                        }
+                    }
+                }
+            },
             instance=instance,
             resources=resources,
-            selection=selection,
-            run_config=QUIET | {"ops": {"ci_executions": {"config": {"lookback_days": 0}}}},
-            tags=range_tags(first, last)
-            | {
+            tags={
                 "timbel/launched_by": f"timbel ingest {system}",
                 "timbel/actor": settings.timbel_user,
             },
         )
     finally:
         instance.dispose()
-    report: dict[str, Any] = {
+    stored = result.output_for_node(OP)
+    return {
         "system": system,
-        "since": first,
-        "until": last,
+        "since": first.isoformat(),
+        "until": last.isoformat(),
         "run_id": result.run_id,
         "seconds": round(time.perf_counter() - started, 2),
+        **{table: stored[table] for table in TABLES},
+        "requests": stored["requests"],
+        "days_with_executions": stored["days_with_executions"],
     }
-    for table in ("pipelines", "pipeline_executions", "stage_executions"):
-        metadata = materialization_metadata(result, f"cicd/{table}")
-        report[table] = {
-            "offered": metadata.get("dagster/row_count", 0),
-            "written": metadata.get("rows_written", 0),
-        }
-        if "source_requests" in metadata:
-            report["requests"] = metadata["source_requests"]
-    return report

@@ -1,17 +1,22 @@
 """The code location: every sub-package's definitions, merged.
 
-Loading this module builds definitions only: no settings are read, no connection is opened,
-and heavy libraries (pandas, scikit-learn, SQLAlchemy, the clients) load inside the runs.
+Importing this module builds nothing; loading the code location (`defs`) reads one setting,
+TIMBEL_HISTORY_START, and builds the definitions: no connection is opened, and heavy libraries
+(pandas, scikit-learn, SQLAlchemy, the clients) load inside the runs.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import dagster as dg
 
 from timbel_dagster.assets import definitions as assets
 from timbel_dagster.jobs import definitions as jobs
+from timbel_dagster.partitions import DEFAULT_HISTORY_START
 from timbel_dagster.resources import definitions as resources
 from timbel_dagster.sensors import definitions as sensors
+from timbel_dagster.settings import get_settings
 
 # Daemon-launched runs: one process per step, forked from a server that has already imported
 # the code location, so a step does not pay Dagster's multi-second import again (DESIGN §5).
@@ -22,10 +27,26 @@ executor = dg.multiprocess_executor.configured(
     }
 )
 
-defs = dg.Definitions.merge(
-    assets.defs(),
-    jobs.defs(),
-    sensors.defs(),
-    resources.defs(),
-    dg.Definitions(executor=executor),
-)
+
+def build_definitions(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
+    """The code location, its daily and hourly partitions starting on `history_start`.
+
+    Commands that already hold the settings build it with theirs; tests build it with the
+    default start.
+    """
+    return dg.Definitions.merge(
+        assets.defs(history_start),
+        jobs.defs(history_start),
+        sensors.defs(),
+        resources.defs(),
+        dg.Definitions(executor=executor),
+    )
+
+
+# Where history starts (the partitions' first day) is a setting, and nothing reads settings at
+# import time. So Dagster's entry point is a function that Dagster calls when it loads the code
+# location (`@dg.definitions`: the webserver, the daemon and each run worker call it; importing
+# this module, as the forkserver preload does, builds nothing and reads nothing).
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(get_settings().timbel_history_start)

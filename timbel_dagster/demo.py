@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters
-from timbel_dagster.partitions import CLUSTER_HOURLY, DAILY, range_tags
+from timbel_dagster.partitions import cluster_hourly, daily, range_tags
 from timbel_dagster.runs import QUIET, open_instance, rows_written
 from timbel_dagster.settings import Settings
 
@@ -193,7 +193,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     """Set up, materialize every asset on the sample organisation and report."""
     import dagster as dg
 
-    from timbel_dagster.definitions import defs
+    from timbel_dagster.definitions import build_definitions
     from timbel_dagster.resources.sources import DeliverySourcesResource
     from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
@@ -218,20 +218,21 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
             ).isoformat(),
         ),
     }
-    assets = list(defs.assets or [])
+    assets = list(build_definitions(settings.timbel_history_start).assets or [])
     nodes = asset_nodes_in_order(assets)
+    start = settings.timbel_history_start
     days = _sample_days(resources["sources"])
     clusters, hours = _cluster_hours(instance, resources["sources"])
     for position, node in enumerate(nodes, start=1):
         keys = sorted(key.to_user_string() for key in node.keys)
         tags = {"timbel/launched_by": "demo"}
-        if node.partitions_def == CLUSTER_HOURLY:  # every cluster, the last hours, one run
+        if node.partitions_def == cluster_hourly(start):  # every cluster, the last hours, one run
             tags |= cluster_range_tags(clusters, *hours)
             keys_text = (
                 f"{', '.join(keys)} ({len(clusters)} clusters, {hours[0]:%Y-%m-%d %H:00} to "
                 f"{hours[1]:%H:00} UTC)"
             )
-        elif node.partitions_def == DAILY:  # the sample's days, as one run
+        elif node.partitions_def == daily(start):  # the sample's days, as one run
             tags |= range_tags(*days)
             keys_text = f"{', '.join(keys)} (days {days[0]} to {days[1]})"
         elif node.partitions_def is not None:  # weekly reports: the last complete period

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from timbel_dagster.partitions import CLUSTERS, hour_key, range_tags
+from timbel_dagster.partitions import CLUSTERS, check_history_start, hour_key, range_tags
 from timbel_dagster.runs import QUIET, open_instance, rows_written
 from timbel_dagster.settings import Settings
 
@@ -56,7 +56,7 @@ def collect_metrics(
     cluster, and report usage and cost per cluster and namespace."""
     import dagster as dg
 
-    from timbel_dagster.definitions import defs
+    from timbel_dagster.definitions import build_definitions
     from timbel_dagster.resources.sources import DeliverySourcesResource
     from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
@@ -76,6 +76,7 @@ def collect_metrics(
         raise LookupError(f"{source.name}: no clusters found to collect metrics from")
     end = (now or dt.datetime.now(dt.UTC)).replace(minute=0, second=0, microsecond=0)
     start = end - dt.timedelta(hours=hours)
+    check_history_start(start.date(), settings.timbel_history_start)
     instance = open_instance(settings.dagster_home)
     started = time.perf_counter()
     try:
@@ -86,7 +87,7 @@ def collect_metrics(
             f"from {source.name} ..."
         )
         result = dg.materialize(
-            list(defs.assets or []),
+            list(build_definitions(settings.timbel_history_start).assets or []),
             instance=instance,
             resources={
                 "warehouse": WarehouseResource(database_url=settings.database_url),

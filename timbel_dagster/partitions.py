@@ -3,12 +3,72 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
-# One partition per UTC day. `end_offset=1` includes today, whose builds are still arriving;
-# history before the start date is out of scope for time-partitioned ingestion.
-DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+CLUSTERS = dg.DynamicPartitionsDefinition(name="clusters")
+
+# The day history starts when TIMBEL_HISTORY_START is unset: early enough for any real server.
+DEFAULT_HISTORY_START = dt.date(2010, 1, 1)
+
+
+def daily(start: dt.date) -> dg.DailyPartitionsDefinition:
+    """One partition per UTC day from `start`; `end_offset=1` includes today, whose builds
+    are still arriving."""
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), end_offset=1)
+
+
+def hourly(start: dt.date) -> dg.HourlyPartitionsDefinition:
+    """One partition per completed UTC hour from `start`."""
+    return dg.HourlyPartitionsDefinition(start_date=f"{start.isoformat()}-00:00")
+
+
+def cluster_hourly(start: dt.date) -> dg.MultiPartitionsDefinition:
+    """One partition per cluster and completed UTC hour from `start`. Clusters are dynamic
+    partitions that the discovery sensor keeps equal to the configured clusters."""
+    return dg.MultiPartitionsDefinition({"cluster": CLUSTERS, "hour": hourly(start)})
+
+
+# What the asset modules declare: "by day" and "by cluster and hour", from the default start.
+# Where history starts is a setting, and nothing reads settings at import time, so the code
+# location rebinds these to TIMBEL_HISTORY_START when it loads (`with_history_start`, called
+# from the `@dg.definitions` function in definitions.py); with the default they are unchanged.
+DAILY = daily(DEFAULT_HISTORY_START)
+HOURLY = hourly(DEFAULT_HISTORY_START)
+CLUSTER_HOURLY = cluster_hourly(DEFAULT_HISTORY_START)
+
+
+def with_history_start(
+    assets: Sequence[dg.AssetsDefinition], start: dt.date
+) -> list[dg.AssetsDefinition]:
+    """`assets`, their daily and cluster-hourly partitions starting on `start`."""
+    if start == DEFAULT_HISTORY_START:
+        return list(assets)
+    rebound = {DAILY: daily(start), CLUSTER_HOURLY: cluster_hourly(start)}
+
+    def rebind(spec: dg.AssetSpec) -> dg.AssetSpec:
+        if spec.partitions_def in rebound:
+            return spec.replace_attributes(partitions_def=rebound[spec.partitions_def])
+        return spec
+
+    return [
+        asset.map_asset_specs(rebind) if asset.partitions_def in rebound else asset
+        for asset in assets
+    ]
+
+
+class HistoryStartError(ValueError):
+    """Data before TIMBEL_HISTORY_START was asked for; the message is one line."""
+
+
+def check_history_start(first: dt.date, start: dt.date) -> None:
+    """Refuse a range that begins before the partitions do, naming the setting."""
+    if first < start:
+        raise HistoryStartError(
+            f"{first.isoformat()} is before TIMBEL_HISTORY_START ({start.isoformat()}): "
+            "set TIMBEL_HISTORY_START to that day or earlier to ingest older history"
+        )
 
 # Time-partitioned ingestion reads a whole partition range in one run (a backfill of 90 days
 # is one run, not 90).
@@ -23,11 +83,6 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     return {RANGE_START_TAG: first, RANGE_END_TAG: last}
 
 
-# Cluster metrics: one partition per cluster and completed UTC hour. Clusters are dynamic
-# partitions that the discovery sensor keeps equal to the configured clusters.
-HOURLY = dg.HourlyPartitionsDefinition(start_date="2024-01-01-00:00")
-CLUSTERS = dg.DynamicPartitionsDefinition(name="clusters")
-CLUSTER_HOURLY = dg.MultiPartitionsDefinition({"cluster": CLUSTERS, "hour": HOURLY})
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 
 

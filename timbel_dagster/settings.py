@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     timbel_sample_end_date: dt.date | None = Field(
         None, description="Last day of the sample organisation's 90 days (default: today, UTC)."
     )
+    timbel_history_start: dt.date = Field(
+        dt.date(2010, 1, 1),
+        description="First day of the daily and hourly partitions: the oldest history Timbel "
+        "ingests (default early enough for any real server).",
+    )
     timbel_user: str = Field(
         default_factory=getpass.getuser, description="Acting user recorded in the audit log."
     )
@@ -232,6 +237,13 @@ class Settings(BaseSettings):
         approve = info.data.get("timbel_risk_approve_below")
         if approve is not None and value <= approve:
             raise ValueError(f"must be above TIMBEL_RISK_APPROVE_BELOW ({approve})")
+        return value
+
+    @field_validator("timbel_history_start")
+    @classmethod
+    def _check_history_start(cls, value: dt.date) -> dt.date:
+        if value > dt.datetime.now(dt.UTC).date():
+            raise ValueError("must not be in the future")
         return value
 
     @field_validator("timbel_database_url")

@@ -16,7 +16,7 @@ from tests.services.kube_series import HOURS, write_kube_history
 from tests.services.prometheus import running_prometheus
 from tests.test_cli import run
 from timbel_dagster.assets.cluster.cost import PriceTable
-from timbel_dagster.definitions import defs
+from timbel_dagster.definitions import build_definitions
 from timbel_dagster.partitions import CLUSTERS, hour_key, range_tags
 from timbel_dagster.resources.prometheus import PrometheusResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -28,6 +28,8 @@ from timbel_dagster.sensors.clusters import (
 )
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import Base
+
+defs = build_definitions()  # the code location, partitions from the default start
 
 ASSETS = list(defs.assets or [])
 CLUSTER_GROUP = dg.AssetSelection.groups("cluster")

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import func, select
 
-from timbel_dagster.definitions import defs
+from timbel_dagster.definitions import build_definitions
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -20,6 +20,8 @@ from timbel_dagster.warehouse.models import (
     PipelineExecution,
     StageExecution,
 )
+
+defs = build_definitions()  # the code location, partitions from the default start
 
 ASSETS = list(defs.assets or [])
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from timbel_dagster.cli.app import main
-from timbel_dagster.definitions import defs
+from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.sample.load import load_sample
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -21,6 +21,8 @@ from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_deploy import DeploymentRequest
 from timbel_dagster.warehouse.models_ml import BottleneckFinding, MlModel, RiskScore
+
+defs = build_definitions()  # the code location, partitions from the default start
 
 ASSETS = list(defs.assets or [])
 END = dt.date(2026, 11, 1)

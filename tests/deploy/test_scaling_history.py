@@ -9,11 +9,13 @@ import dagster as dg
 from sqlalchemy import select
 
 from tests.deploy.conftest import TOKEN_ENV
-from timbel_dagster.definitions import defs
+from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_deploy import ScalingRecord
+
+defs = build_definitions()  # the code location, partitions from the default start
 
 KEY = dg.AssetKey(["deploy", "scaling_history"])
 

@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 from sqlalchemy import select
 
-from timbel_dagster.definitions import defs
+from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord, StageRecord
 from timbel_dagster.resources.derived import CIDerivedHistory
 from timbel_dagster.resources.jenkins.source import JenkinsResource
@@ -16,6 +16,8 @@ from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.loaders import store_executions, store_pipelines
 from timbel_dagster.warehouse.models import Deployment, DoraMetric, Incident
+
+defs = build_definitions()  # the code location, partitions from the default start
 
 MONDAY = dt.datetime(2026, 10, 5, 9, tzinfo=dt.UTC)
 DEPLOY = r"(?i)deploy|release|rollout"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from timbel_dagster.assets.alerts.events import alert_events
@@ -27,35 +29,40 @@ from timbel_dagster.assets.org.directory import directory
 from timbel_dagster.assets.security.components import components
 from timbel_dagster.assets.security.images import images
 from timbel_dagster.assets.security.scans import scan_results, vulnerability_findings
+from timbel_dagster.partitions import DEFAULT_HISTORY_START, with_history_start
 
 
-def defs() -> dg.Definitions:
+def defs(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
+    """Every asset, the daily and hourly partitions starting on `history_start`."""
     return dg.Definitions(
-        assets=[
-            directory,
-            pipelines,
-            ci_executions,
-            execution_logs,
-            commits,
-            delivery_history,
-            dora_metrics,
-            node_metrics,
-            pod_metrics,
-            namespace_usage,
-            workload_status,
-            cost_allocation,
-            alert_events,
-            grafana_dashboards,
-            audit_report,
-            scaling_history,
-            risk_training_set,
-            risk_model,
-            risk_scores,
-            pipeline_bottlenecks,
-            cost_forecast,
-            images,
-            scan_results,
-            vulnerability_findings,
-            components,
-        ]
+        assets=with_history_start(
+            [
+                directory,
+                pipelines,
+                ci_executions,
+                execution_logs,
+                commits,
+                delivery_history,
+                dora_metrics,
+                node_metrics,
+                pod_metrics,
+                namespace_usage,
+                workload_status,
+                cost_allocation,
+                alert_events,
+                grafana_dashboards,
+                audit_report,
+                scaling_history,
+                risk_training_set,
+                risk_model,
+                risk_scores,
+                pipeline_bottlenecks,
+                cost_forecast,
+                images,
+                scan_results,
+                vulnerability_findings,
+                components,
+            ],
+            history_start,
+        )
     )

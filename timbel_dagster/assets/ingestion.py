@@ -38,7 +38,9 @@ def record_ingestion(
         connection,
         actor="dagster",
         action="ingest",
-        target=",".join(key.to_user_string() for key in context.selected_asset_keys),
+        # An op job (the long-range `ci_history`) selects no asset: it names the job instead.
+        target=",".join(key.to_user_string() for key in context.selected_asset_keys)
+        or context.job_name,
         details={
             "run_id": context.run.run_id,
             "source": source,

@@ -20,7 +20,7 @@ SYSTEMS = click.Choice(["jenkins", "gitlab"])
 
 def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Run an op job in process in the UI's instance, the log printed as it arrives."""
-    from timbel_dagster.definitions import defs
+    from timbel_dagster.definitions import build_definitions
     from timbel_dagster.jobs.builds import ACTOR_TAG
     from timbel_dagster.resources.gitlab.source import GitLabResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
@@ -30,7 +30,7 @@ def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[
 
     settings = settings_or_exit()
     migrate.upgrade(settings.database_url, actor=settings.timbel_user)
-    job = defs.resolve_job_def(job_name)
+    job = build_definitions(settings.timbel_history_start).resolve_job_def(job_name)
     instance = open_instance(settings.dagster_home)
     loggers = {} if as_json else {"terminal": {}}
     try:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
+from timbel_dagster.jobs.history import build_ci_history_job
 from timbel_dagster.jobs.rollback import rollback
 from timbel_dagster.jobs.security import scan_images
 from timbel_dagster.jobs.tenants import provision_tenant
+from timbel_dagster.partitions import DEFAULT_HISTORY_START
 
 delivery_ingestion_job = dg.define_asset_job(
     "delivery_ingestion",
@@ -46,9 +50,11 @@ ml_retrain_job = dg.define_asset_job(
 )
 
 
-def defs() -> dg.Definitions:
+def defs(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
+    """Every job; `ci_history` refuses days before `history_start`."""
     return dg.Definitions(
         jobs=[
+            build_ci_history_job(history_start),
             delivery_ingestion_job,
             ci_ingestion_job,
             cluster_metrics_job,
