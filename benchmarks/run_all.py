@@ -16,6 +16,10 @@ BENCHMARKS = (
     ("bulk upsert into PostgreSQL (100,000 executions + 500,000 stages)", "upsert"),
     ("Jenkins backfill, 100 jobs x 1,000 builds, from the fake Jenkins", "jenkins_backfill"),
     ("jenkins_build_sensor tick cost", "sensor_tick"),
+    (
+        "timbel ingest over 10 years of a GitLab with builds on 30 days, beside its HTTP time",
+        "history_range",
+    ),
     ("following a 200 MB log that grows while read, 3 forced disconnects", "log_follow"),
     (
         "alert rules: 500 rules x 10,000 series in a real Prometheus; notification noise",
