@@ -113,6 +113,10 @@ def test_scan_gate_by_tag_and_by_digest(pushed: Pushed, monkeypatch: pytest.Monk
     assert offline[0] == 1 and offline[1]["summary"] == (
         f"prod: blocked: image {pushed.tag} was never scanned, and prod requires a scan"
     )
+    assert offline[1]["notes"][1:] == [
+        f"{pushed.tag} is not in registry_images and no registry is configured to ask "
+        "(HARBOR_REGISTRY): matched by the name its scans recorded"
+    ]
     # Once registry_images knows the tag, the registry is not needed (it is not even up).
     know(pushed.url, "payments-api", {pushed.tag: pushed.digest})
     monkeypatch.setenv("HARBOR_REGISTRY", "http://127.0.0.1:9")

@@ -93,6 +93,10 @@ def test_a_tag_resolves_through_the_warehouse_first(warehouse_url: str) -> None:
     )
     assert (pinned.digest, pinned.via, pinned.note()) == (D2, "reference", None)
     assert offline.digest is None
+    assert offline.note() == (
+        "reg.example.com/payments/api:2.0 is not in registry_images and no registry is "
+        "configured to ask (HARBOR_REGISTRY): matched by the name its scans recorded"
+    )
     assert {k: v.digest if v else v for k, v in many.items()} == {
         "reg.example.com/payments/api:1.0": D1,
         "reg.example.com/payments/api:2.0": D2,

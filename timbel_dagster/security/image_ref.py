@@ -137,16 +137,19 @@ class Resolved:
     digest: str | None
     via: str | None
     raw: str = ""
+    asked: bool = False  # whether a registry lookup was asked about it
 
     def note(self) -> str | None:
         """One line for people, when a tag was resolved or could not be."""
         if self.via in (None, "reference"):
-            return (
-                None
-                if self.via
-                else f"{self.ref.tagged} is in neither registry_images nor the registry: "
-                "matched by the name its scans recorded"
+            if self.via:
+                return None
+            where = (
+                "in neither registry_images nor the registry"
+                if self.asked
+                else "not in registry_images and no registry is configured to ask (HARBOR_REGISTRY)"
             )
+            return f"{self.ref.tagged} is {where}: matched by the name its scans recorded"
         return f"{self.ref.tagged} is {self.ref.name}@{self.digest} (from {self.via})"
 
 
@@ -169,8 +172,8 @@ def resolve_digest(
     if lookup is not None and ref.tag:
         digest = lookup(ref.registry, ref.repository, ref.tag)
         if digest:
-            return Resolved(ref, digest, "registry", raw)
-    return Resolved(ref, None, None, raw)
+            return Resolved(ref, digest, "registry", raw, asked=True)
+    return Resolved(ref, None, None, raw, asked=lookup is not None)
 
 
 def resolve_many(
@@ -214,5 +217,7 @@ def resolve_many(
             if lookup is not None and key not in asked:
                 asked[key] = lookup(*key)
             digest = asked.get(key)
-            found[reference] = Resolved(ref, digest, "registry" if digest else None, reference)
+            found[reference] = Resolved(
+                ref, digest, "registry" if digest else None, reference, lookup is not None
+            )
     return found
