@@ -77,7 +77,7 @@ def rejected_counts(result: dg.ExecuteInProcessResult) -> dict[str, set[int]]:
     return counts
 
 
-BOTH_TWO = {"cicd/pipeline_executions": {2}, "cicd/stage_executions": {2}}
+BOTH_TWO = {"cicd/pipelines": {0}, "cicd/pipeline_executions": {2}, "cicd/stage_executions": {2}}
 
 
 def test_jenkins_odd_builds_are_stored_or_rejected_once(

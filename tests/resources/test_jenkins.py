@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.fakes.jenkins_server import FakeJenkins
-from timbel_dagster.resources.delivery import ExecutionRecord, RejectRecord
+from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord, RejectRecord
 from timbel_dagster.resources.errors import (
     SourceAuthError,
     SourceDataError,
@@ -75,6 +75,39 @@ def test_configured_roots_may_be_folders_or_jobs(fake: FakeJenkins) -> None:
         "payments/payments-api/main",
         "solo",
     ]
+
+
+def test_an_unparsable_job_entry_is_rejected_and_the_other_jobs_kept(fake: FakeJenkins) -> None:
+    original = fake.job_json
+
+    def odd(full_name: str):
+        data = original(full_name)
+        if full_name == "payments/payments-api/feature-x":
+            data["lastBuild"] = {"number": "three"}
+        if full_name == "solo":
+            data["url"] = None
+        return data
+
+    fake.job_json = odd  # type: ignore[method-assign]
+    source = JenkinsSource(api_for(fake), [])
+    records = source.pipelines()
+    assert [r.name for r in records if isinstance(r, PipelineRecord)] == [
+        "a/b/c/d/deep-job",
+        "payments/payments-api/main",
+    ]
+    assert [
+        (r.kind, r.pipeline, r.key, r.reason) for r in records if isinstance(r, RejectRecord)
+    ] == [
+        (
+            "pipeline",
+            "payments/payments-api/feature-x",
+            "payments/payments-api/feature-x",
+            "jenkins payments/payments-api/feature-x: field 'lastBuild.number': expected int, "
+            "got str 'three'",
+        ),
+        ("pipeline", "solo", "solo", "jenkins job list: field 'jobs[2].url': missing"),
+    ]
+    assert [j.full_name for j in source.jobs] == ["a/b/c/d/deep-job", "payments/payments-api/main"]
 
 
 def test_builds_page_past_the_100_build_default(fake: FakeJenkins) -> None:

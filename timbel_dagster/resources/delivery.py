@@ -144,7 +144,9 @@ class CISource(Protocol):
 
     name: str  # the `source` column value: 'sample', 'jenkins', 'gitlab'
 
-    def pipelines(self) -> list[PipelineRecord]: ...
+    def pipelines(self) -> list[PipelineRecord | RejectRecord]:
+        """The pipelines, and any entry of the source's list that could not be parsed."""
+        ...
 
     def executions(
         self,

@@ -32,8 +32,15 @@ def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> R
 
 
 def ingest_pipelines(connection: Connection, source: CISource) -> Results:
-    """The source's pipelines (Jenkins jobs, GitLab projects)."""
-    return {"pipelines": loaders.store_pipelines(connection, source.name, source.pipelines())}
+    """The source's pipelines (Jenkins jobs, GitLab projects), and the entries of its job
+    list it could not parse (`ingestion_rejects`)."""
+    read = source.pipelines()
+    pipelines = [p for p in read if not isinstance(p, RejectRecord)]
+    rejects = [p for p in read if isinstance(p, RejectRecord)]
+    return {
+        "pipelines": loaders.store_pipelines(connection, source.name, pipelines),
+        "ingestion_rejects": store_rejects(connection, source.name, rejects),
+    }
 
 
 def ingest_executions(
@@ -67,9 +74,10 @@ def ingest_ci(
     connection: Connection, source: CISource, since: dt.datetime, until: dt.datetime
 ) -> Results:
     """Pipelines, and the executions (with stages) that started in the window."""
-    return ingest_pipelines(connection, source) | ingest_executions(
-        connection, source, since, until
-    )
+    pipelines = ingest_pipelines(connection, source)
+    executions = ingest_executions(connection, source, since, until)
+    rejected = pipelines["ingestion_rejects"] + executions["ingestion_rejects"]
+    return pipelines | executions | {"ingestion_rejects": rejected}
 
 
 def ingest_commits(

@@ -8,6 +8,7 @@ read it; `first_seen` keeps the first.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 
 TABLE = "ingestion_rejects"
 _KEY = ("source", "kind", "pipeline", "key")
+
+
+def _fitting(key: str) -> str:
+    """A key longer than the column (a long job name) is kept as its digest."""
+    return key if len(key) <= 128 else "sha1:" + hashlib.sha1(key.encode()).hexdigest()
 
 
 def payload_text(payload: Any) -> str:
@@ -46,7 +52,7 @@ def store_rejects(
     if not rejects:
         return UpsertResult(TABLE, 0, 0)
     seen = now or dt.datetime.now(dt.UTC)
-    unique = {(source, r.kind, r.pipeline, r.key): r for r in rejects}
+    unique = {(source, r.kind, r.pipeline, _fitting(r.key)): r for r in rejects}
     table = IngestionReject.__table__
     stored: dict[tuple, tuple[dt.datetime, int]] = {}
     keys = list(unique)
@@ -65,7 +71,7 @@ def store_rejects(
                 "source": source,
                 "kind": r.kind,
                 "pipeline": r.pipeline,
-                "key": r.key,
+                "key": key[3],
                 "sequence": r.sequence,
                 "reason": r.reason,
                 "payload": payload_text(r.payload),

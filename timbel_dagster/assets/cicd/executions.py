@@ -19,6 +19,14 @@ _CI_KINDS = {"jenkins", "gitlab", "sql"}
 CI_SYSTEMS_TAG = "timbel/ci_systems"
 
 
+def _rejected(context: dg.AssetExecutionContext, totals: dict) -> int:
+    """How many records of the run went to `ingestion_rejects` (warned about when any)."""
+    rejected = totals["ingestion_rejects"].offered if "ingestion_rejects" in totals else 0
+    if rejected:
+        context.log.warning(f"{rejected} records could not be parsed: see ingestion_rejects")
+    return rejected
+
+
 class ExecutionWindowConfig(dg.Config):
     lookback_days: int = 1  # days before the partition range re-read for in-flight builds
 
@@ -39,7 +47,10 @@ def pipelines(
     from timbel_dagster.warehouse.ingest import ingest_pipelines
 
     totals, names = ingest_each(context, warehouse, sources.ci_sources(), ingest_pipelines)
-    return dg.MaterializeResult(metadata=table_metadata(totals, "pipelines", names))
+    metadata = table_metadata(totals, "pipelines", names)
+    # entries of the job list kept in `ingestion_rejects` instead
+    metadata["rows_rejected"] = dg.MetadataValue.int(_rejected(context, totals))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.multi_asset(
@@ -87,9 +98,7 @@ def ci_executions(
         lambda connection, source: ingest_executions(connection, source, since, until),
     )
     requests = sum(getattr(source, "requests_made", 0) for source in chosen)
-    rejected = totals["ingestion_rejects"].offered if "ingestion_rejects" in totals else 0
-    if rejected:
-        context.log.warning(f"{rejected} records could not be parsed: see ingestion_rejects")
+    rejected = _rejected(context, totals)
     for table in ("pipeline_executions", "stage_executions"):
         metadata = table_metadata(totals, table, names)
         metadata["source_requests"] = dg.MetadataValue.int(requests)

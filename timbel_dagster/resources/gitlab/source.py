@@ -76,6 +76,7 @@ class GitLabSource:
         learn the project's path, which is its pipeline name.
         """
         from timbel_dagster.resources.gitlab.client import project_ref
+        from timbel_dagster.resources.payload import record_id
 
         if all(not p.isdigit() for p in self.projects):
             named = [(project_ref(p), p) for p in self.projects]
@@ -84,8 +85,13 @@ class GitLabSource:
         latest = {}
         for ref, name in named:
             # pipelines come newest first; reading one item costs one request
-            for item in self.http.pages(f"/projects/{ref}/pipelines", name, per_page=1):
-                latest[name] = (int(item["id"]), str(item.get("status", "")))
+            for item in self.http.pages(
+                f"/projects/{ref}/pipelines", name, objects_only=False, per_page=1
+            ):
+                # an unparsable newest pipeline is left to the ingestion run (which keeps it
+                # as a reject): the tick just sees no new pipeline for the project yet
+                if (number := record_id(item)) is not None:
+                    latest[name] = (number, str(item.get("status", "")))
                 break
         return latest
 

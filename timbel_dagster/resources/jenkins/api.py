@@ -40,6 +40,15 @@ WFAPI_RUNS_CAP = 11  # JobExt.MAX_RUNS_PER_JOB (10) + 1 in the Pipeline REST API
 Stages = tuple[StageRecord, ...]
 
 
+def job_reject(raw: object, error: SourceDataError) -> RejectRecord:
+    """An entry of the job tree that cannot be parsed, keyed by its name when readable."""
+    name = None
+    if isinstance(raw, dict):
+        name = next((v for k in ("fullName", "name") if isinstance(v := raw.get(k), str)), None)
+    base = reject("pipeline", name or "", raw, error)
+    return dataclasses.replace(base, key=name or base.key, sequence=None)
+
+
 def build_or_reject(job: str, raw: object, path: str) -> ExecutionRecord | RejectRecord:
     """One `allBuilds` entry as an execution, or as a reject when it cannot be parsed."""
     try:
@@ -81,19 +90,26 @@ class JenkinsAPI:
 
     # -- jobs -------------------------------------------------------------------------------
     def _walk(
-        self, items: list[Fields], depth: int, parent_kind: str | None = None
-    ) -> Iterator[JenkinsJob]:
-        for item in items:
-            job = parse_job(item, parent_kind)
+        self, items: list[object], path: str, depth: int, parent_kind: str | None = None
+    ) -> Iterator[JenkinsJob | RejectRecord]:
+        for index, raw in enumerate(items):
+            try:
+                item = Fields(SYSTEM, "job list", raw, f"{path}[{index}]")
+                job = parse_job(item, parent_kind)
+                children = item.get("jobs", list, default=None)
+            except SourceDataError as error:
+                yield job_reject(raw, error)
+                continue
             if not job.is_folder:
                 yield job
-            elif depth < 3 and "jobs" in item.data:
-                yield from self._walk(item.children("jobs"), depth + 1, job.kind)
+            elif depth < 3 and children is not None:
+                yield from self._walk(children, f"{path}[{index}].jobs", depth + 1, job.kind)
             else:  # deeper than the tree query reached: ask the folder itself
                 yield from self.jobs_under(job.full_name)
 
-    def jobs_under(self, full_name: str | None = None) -> Iterator[JenkinsJob]:
-        """Every buildable job under a folder (or the whole server), folders walked."""
+    def jobs_under(self, full_name: str | None = None) -> Iterator[JenkinsJob | RejectRecord]:
+        """Every buildable job under a folder (or the whole server), folders walked; an entry
+        of the tree that cannot be parsed comes as a reject (kind `pipeline`)."""
         path = f"{job_path(full_name)}/api/json" if full_name else "api/json"
         data = job_fields(
             full_name or "/",
@@ -105,15 +121,25 @@ class JenkinsAPI:
         if full_name and not root.is_folder:
             yield root
             return
-        yield from self._walk(data.children("jobs"), 1, root.kind if full_name else None)
+        items = data.get("jobs", list, default=[])
+        yield from self._walk(items, "jobs", 1, root.kind if full_name else None)
+
+    def job_tree(self, roots: list[str]) -> tuple[list[JenkinsJob], list[RejectRecord]]:
+        """The configured jobs (`JENKINS_JOBS` entries, jobs or folders, or every job), and
+        the entries of the tree that could not be parsed."""
+        found: dict[str, JenkinsJob] = {}
+        rejects: list[RejectRecord] = []
+        for root in roots or [None]:  # type: ignore[list-item]
+            for job in self.jobs_under(root):
+                if isinstance(job, RejectRecord):
+                    rejects.append(job)
+                else:
+                    found[job.full_name] = job
+        return sorted(found.values(), key=lambda j: j.full_name), rejects
 
     def jobs(self, roots: list[str]) -> list[JenkinsJob]:
         """The configured jobs: `JENKINS_JOBS` entries (jobs or folders), or every job."""
-        found: dict[str, JenkinsJob] = {}
-        for root in roots or [None]:  # type: ignore[list-item]
-            for job in self.jobs_under(root):
-                found[job.full_name] = job
-        return sorted(found.values(), key=lambda j: j.full_name)
+        return self.job_tree(roots)[0]
 
     # -- builds -----------------------------------------------------------------------------
     def builds(

@@ -14,6 +14,7 @@ from timbel_dagster.resources.delivery import (
     RejectRecord,
     SourceNotConfiguredError,
 )
+from timbel_dagster.resources.errors import SourceDataError
 from timbel_dagster.resources.jenkins.api import JenkinsAPI
 from timbel_dagster.resources.jenkins.client import JenkinsHTTP
 from timbel_dagster.resources.jenkins.parse import JenkinsJob, with_stages
@@ -54,10 +55,15 @@ class JenkinsSource:
         return self.api.http.requests_made
 
     @cached_property
-    def jobs(self) -> list[JenkinsJob]:
-        return self.api.jobs(self.roots)
+    def _tree(self) -> tuple[list[JenkinsJob], list[RejectRecord]]:
+        return self.api.job_tree(self.roots)
 
-    def pipelines(self) -> list[PipelineRecord]:
+    @property
+    def jobs(self) -> list[JenkinsJob]:
+        return self._tree[0]
+
+    def pipelines(self) -> list[PipelineRecord | RejectRecord]:
+        """The jobs as pipelines, and the entries of the job tree that could not be parsed."""
         return [
             PipelineRecord(
                 ci_system="jenkins",
@@ -68,7 +74,7 @@ class JenkinsSource:
                 url=job.url,
             )
             for job in self.jobs
-        ]
+        ] + self._tree[1]
 
     def executions(
         self,
@@ -117,7 +123,9 @@ class JenkinsSource:
     def pipeline(self, job: str) -> PipelineRecord:
         """One job as a pipeline (one request)."""
         jobs = list(self.api.jobs_under(job))
-        if len(jobs) != 1 or jobs[0].full_name != job:
+        if len(jobs) == 1 and isinstance(jobs[0], RejectRecord):
+            raise SourceDataError("jenkins", job, jobs[0].reason)
+        if len(jobs) != 1 or isinstance(jobs[0], RejectRecord) or jobs[0].full_name != job:
             raise ValueError(f"jenkins {job}: a folder, not a job that builds")
         found = jobs[0]
         return PipelineRecord(
