@@ -50,6 +50,8 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
         ("SMTP_PORT", "99999", "SMTP_PORT:"),
         ("TIMBEL_SAMPLE_DATA", "maybe", "TIMBEL_SAMPLE_DATA:"),
         ("SMTP_SECURITY", "tls-please", "SMTP_SECURITY:"),
+        ("TIMBEL_HISTORY_START", "2010-13-01", "TIMBEL_HISTORY_START:"),
+        ("TIMBEL_HISTORY_START", "2999-01-01", "TIMBEL_HISTORY_START: must not be in the future"),
     ],
 )
 def test_invalid_value_is_one_line_naming_the_variable(

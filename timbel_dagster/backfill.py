@@ -43,6 +43,8 @@ def run_ingest(
     # Before any work, so that the answer is one line naming the setting.
     check_history_start(first, settings.timbel_history_start)
     last = dt.datetime.now(dt.UTC).date()
+    if first > last:
+        raise ValueError(f"--since {first} is in the future (today is {last} UTC)")
     migrate.upgrade(settings.database_url, actor=settings.timbel_user)
     resources = {
         "warehouse": WarehouseResource(database_url=settings.database_url),
