@@ -140,7 +140,7 @@ def parse_pipeline(project: str, data: Any, jobs: list[Fields]) -> ExecutionReco
     starts = [t for j in jobs if (t := j.iso("started_at", default=None))]
     ends = [t for j in jobs if (t := j.iso("finished_at", default=None))]
     started = min(starts) if starts else None
-    finished = status in FINISHED or (status == "unknown" and jobs and len(ends) == len(jobs))
+    finished = status in FINISHED or (status == "unknown" and bool(jobs) and len(ends) == len(jobs))
     completed = max(ends) if ends and finished else None
     users = [j.child("user").get("username", str) for j in jobs if j.data.get("user")]
     queued = [
