@@ -92,4 +92,5 @@ def run_ingest(
         **{table: stored[table] for table in TABLES},
         "requests": stored["requests"],
         "days_with_executions": stored["days_with_executions"],
+        "rejected": stored.get("rejected", 0),  # records kept in `ingestion_rejects`
     }

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.jenkins_server import FakeJenkins
-from timbel_dagster import definitions as code_location
+from timbel_dagster.definitions import build_definitions
+from timbel_dagster.jobs.history import OP
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
@@ -45,10 +46,7 @@ def jenkins() -> Iterator[FakeJenkins]:
 
 
 def code_location_assets() -> list:
-    # the code location as a value (`defs`), or built by a function where its partitions'
-    # start is a setting (`build_definitions`, issue 12 item 2)
-    build = getattr(code_location, "build_definitions", None)
-    return list((build() if build else code_location.defs).assets or [])
+    return list(build_definitions().assets or [])
 
 
 def materialize(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -226,3 +224,38 @@ def test_gitlab_odd_pipelines_and_jobs_are_stored_or_rejected_once(warehouse_url
     assert [f["job"] for f in artifacts["files"]] == [j.name for j in odd.jobs[1:]]
     assert artifacts["files"][0]["expire_at"] is not None
     assert rejects == [("job", str(odd.jobs[0].id), 2), ("pipeline", str(broken.id), 2)]
+
+
+def test_a_history_run_counts_its_rejects(jenkins: FakeJenkins, warehouse_url: str) -> None:
+    """`timbel ingest` runs `ci_history`: its report and metadata count the rejects too."""
+    today = dt.datetime.now(dt.UTC).date()
+    jenkins_resource = JenkinsResource(
+        url=jenkins.url, user=jenkins.user, token=jenkins.token, jobs=[]
+    )
+    result = (
+        build_definitions()
+        .resolve_job_def("ci_history")
+        .execute_in_process(
+            run_config={
+                "ops": {
+                    OP: {
+                        "config": {
+                            "first_day": (today - dt.timedelta(days=2)).isoformat(),
+                            "last_day": today.isoformat(),
+                            "systems": ["jenkins"],
+                        }
+                    }
+                }
+            },
+            instance=dg.DagsterInstance.ephemeral(),
+            resources={
+                "warehouse": WarehouseResource(database_url=warehouse_url),
+                "sources": DeliverySourcesResource(
+                    mode="live", systems=["jenkins"], jenkins=jenkins_resource
+                ),
+            },
+        )
+    )
+    report = result.output_for_node(OP)
+    assert report["rejected"] == 2
+    assert report["pipeline_executions"]["offered"] == 9

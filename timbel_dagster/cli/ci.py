@@ -46,6 +46,8 @@ def ingest(system: str, since: str, stages: str, as_json: bool) -> None:
     for table in ("pipelines", "pipeline_executions", "stage_executions"):
         counts = report[table]
         click.echo(f"  {table:<20} {counts['offered']:>7} rows, {counts['written']:>7} written")
+    if report.get("rejected"):
+        click.echo(f"  {report['rejected']} records could not be parsed: kept in ingestion_rejects")
     click.echo(
         f"  {report.get('requests', '-')} requests to {system} in {report['seconds']}s, "
         f"run {report['run_id'][:8]}"

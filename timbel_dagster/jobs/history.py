@@ -101,7 +101,15 @@ def build_ci_history_job(history_start: dt.date) -> dg.JobDefinition:
         )
         for event in _day_events(days, names):
             context.log_event(event)
-        report: dict[str, Any] = {"requests": requests, "days_with_executions": len(days)}
+        rejects = totals.get("ingestion_rejects")
+        rejected = rejects.offered if rejects is not None else 0
+        if rejected:
+            context.log.warning(f"{rejected} records could not be parsed: see ingestion_rejects")
+        report: dict[str, Any] = {
+            "requests": requests,
+            "days_with_executions": len(days),
+            "rejected": rejected,  # records kept in `ingestion_rejects` instead
+        }
         for table in TABLES:
             metadata = table_metadata(totals, table, names)
             report[table] = {
@@ -113,6 +121,7 @@ def build_ci_history_job(history_start: dt.date) -> dg.JobDefinition:
                 "source_requests": dg.MetadataValue.int(requests),
                 "days_with_executions": dg.MetadataValue.int(len(days)),
                 "days_in_range": dg.MetadataValue.int((until - since).days),
+                "rows_rejected": dg.MetadataValue.int(rejected),
             }
             | {
                 f"{table}_written": dg.MetadataValue.int(report[table]["written"])
