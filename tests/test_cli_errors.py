@@ -81,38 +81,61 @@ def _run_failing_asset(error: Exception) -> None:
     )
 
 
-def test_errors_raised_inside_a_run_are_unwrapped() -> None:
-    with pytest.raises(Exception) as raised:
-        _run_failing_asset(LookupError("jenkins shop/api #9: no such build"))
-    assert type(raised.value) is not LookupError  # Dagster wraps it ...
-    cause = raised_by_user_code(raised.value)
-    assert isinstance(cause, LookupError)  # ... and the wrapper carries ours
-    assert str(cause) == "jenkins shop/api #9: no such build"
+class _StepFailure(Exception):
+    """What a wrapping Dagster error looks like: it carries our exception."""
+
+    def __init__(self, user_exception: BaseException) -> None:
+        super().__init__(f'Error occurred while executing op "fails": {user_exception}')
+        self.user_exception = user_exception
+
+
+def test_the_exception_our_code_raised_is_found_inside_wrappers() -> None:
+    ours = LookupError("jenkins shop/api #9: no such build")
+    assert raised_by_user_code(_StepFailure(_StepFailure(ours))) is ours
     plain = ValueError("not in a run")
     assert raised_by_user_code(plain) is plain
 
 
 @pytest.mark.parametrize(
-    ("error", "code", "line"),
+    "error",
     [
-        (LookupError("no such build"), 2, "timbel: error: no such build"),
-        (
-            _Boom("disk on fire"),
-            1,
-            "timbel: error: _Boom: disk on fire (the run's log in the Dagster UI has the "
-            "details; `timbel --debug ...` prints the traceback)",
-        ),
+        LookupError("jenkins shop/api #9: no such build"),
+        _StepFailure(LookupError("jenkins shop/api #9: no such build")),
     ],
 )
-def test_a_failed_run_is_one_line(error: Exception, code: int, line: str) -> None:
+def test_a_failed_run_is_one_line(error: Exception) -> None:
     @click.command()
     @friendly_errors
     def command() -> None:
         _run_failing_asset(error)
 
     result = CliRunner().invoke(command, [])
-    assert result.exit_code == code
-    assert result.output.splitlines() == [line]
+    assert result.exit_code == 2
+    assert result.output.splitlines() == ["timbel: error: jenkins shop/api #9: no such build"]
+
+
+def test_a_defect_wrapped_by_dagster_is_one_line_pointing_at_the_run() -> None:
+    @click.command()
+    @friendly_errors
+    def command() -> None:
+        _run_failing_asset(_StepFailure(_Boom("disk on fire")))
+
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "timbel: error: _Boom: disk on fire (the run's log in the Dagster UI has the details; "
+        "`timbel --debug ...` prints the traceback)"
+    ]
+
+
+def test_a_defect_of_our_own_keeps_its_traceback() -> None:
+    @click.command()
+    @friendly_errors
+    def command() -> None:
+        _run_failing_asset(_Boom("disk on fire"))
+
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 1 and isinstance(result.exception, _Boom)
 
 
 def test_debug_is_a_main_option() -> None:

@@ -20,11 +20,15 @@ def test_demo_materializes_everything_and_reports(demo_run: DemoRun) -> None:
     assert f"[{nodes}/{nodes}] materializing" in completed.stderr
     materialized = {key for run_ in report["runs"] for key in run_["assets"]}
     assert {"cicd/dora_metrics", "deploy/deployments", "cluster/cost_allocation"} <= materialized
-    # The demo's cluster metrics cover the sample's last day, which is today (UTC).
-    shown = re.search(r"3 clusters, (\d{4}-\d\d-\d\d) 00:00 to", completed.stderr)
+    # The demo's cluster metrics are the 24 hours up to the last completed hour of today (the
+    # sample's last day).
+    shown = re.search(
+        r"3 clusters, (\d{4}-\d\d-\d\d \d\d:00) to (\d{4}-\d\d-\d\d )?\d\d:00", completed.stderr
+    )
     assert shown, completed.stderr
-    day = dt.date.fromisoformat(shown[1])
-    assert day in {dt.datetime.now(dt.UTC).date(), dt.datetime.now(dt.UTC).date() - dt.timedelta(1)}
+    first = dt.datetime.strptime(shown[1], "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
+    assert dt.timedelta(hours=23) < dt.datetime.now(dt.UTC) - first < dt.timedelta(hours=26)
+    day = (first + dt.timedelta(hours=24)).date()
     assert len(report["cluster_cost"]) == 3
     assert all(c["allocated_usd"] > 0 and c["idle_usd"] >= 0 for c in report["cluster_cost"])
     # The sample's commerce namespaces reach their CPU quota; auth-gateway crash-loops in dev.

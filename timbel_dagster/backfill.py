@@ -45,15 +45,18 @@ def run_ingest(
     last = dt.datetime.now(dt.UTC).date()
     if first > last:
         raise ValueError(f"--since {first} is in the future (today is {last} UTC)")
+    sources = DeliverySourcesResource(
+        mode="live",
+        systems=[system],
+        jenkins=JenkinsResource(stages=stages),
+        gitlab=GitLabResource(),
+    )
+    # Configuration first: an unconfigured server is one line, before any run is launched.
+    sources.ci_sources()
     migrate.upgrade(settings.database_url, actor=settings.timbel_user)
     resources = {
         "warehouse": WarehouseResource(database_url=settings.database_url),
-        "sources": DeliverySourcesResource(
-            mode="live",
-            systems=[system],
-            jenkins=JenkinsResource(stages=stages),
-            gitlab=GitLabResource(),
-        ),
+        "sources": sources,
     }
     job = build_definitions(settings.timbel_history_start).resolve_job_def("ci_history")
     instance = open_instance(settings.dagster_home)

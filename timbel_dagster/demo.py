@@ -17,7 +17,7 @@ from typing import Any
 
 from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters
 from timbel_dagster.partitions import cluster_hourly, daily, range_tags
-from timbel_dagster.runs import QUIET, open_instance, rows_written
+from timbel_dagster.runs import QUIET, open_instance, rows_written, run_warnings
 from timbel_dagster.settings import Settings
 
 
@@ -252,6 +252,8 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
             run_config=QUIET | _node_config(node, settings),
         )
         seconds = round(time.perf_counter() - started, 2)
+        for warning in run_warnings(instance, result.run_id):
+            echo(f"      warning: {warning}")
         written = rows_written(result)
         echo(
             f"      done in {seconds}s, run {result.run_id[:8]}; rows written: "

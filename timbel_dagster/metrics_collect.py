@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from timbel_dagster.partitions import CLUSTERS, check_history_start, hour_key, range_tags
-from timbel_dagster.runs import QUIET, open_instance, rows_written
+from timbel_dagster.runs import QUIET, open_instance, rows_written, run_warnings
 from timbel_dagster.settings import Settings
 
 MAX_HOURS = 24 * 31
@@ -101,6 +101,8 @@ def collect_metrics(
                 "timbel/actor": settings.timbel_user,
             },
         )
+        for warning in run_warnings(instance, result.run_id):
+            echo(f"warning: {warning}")
     finally:
         instance.dispose()
     with get_engine(settings.database_url, read_only=True).connect() as connection:

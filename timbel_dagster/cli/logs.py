@@ -29,6 +29,9 @@ def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[
     from timbel_dagster.warehouse import migrate
 
     settings = settings_or_exit()
+    servers = {"jenkins": JenkinsResource(), "gitlab": GitLabResource()}
+    # Configuration first: an unconfigured server is one line, before any run is launched.
+    servers[config["system"]].source()
     migrate.upgrade(settings.database_url, actor=settings.timbel_user)
     job = build_definitions(settings.timbel_history_start).resolve_job_def(job_name)
     instance = open_instance(settings.dagster_home)
@@ -38,8 +41,7 @@ def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[
             run_config={"ops": {op: {"config": config}}, "loggers": loggers},
             resources={
                 "warehouse": WarehouseResource(database_url=settings.database_url),
-                "jenkins": JenkinsResource(),
-                "gitlab": GitLabResource(),
+                **servers,
             },
             instance=instance,
             tags={ACTOR_TAG: settings.timbel_user},

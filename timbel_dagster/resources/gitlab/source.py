@@ -280,12 +280,13 @@ class GitLabResource(dg.ConfigurableResource):
     def source(self) -> GitLabSource:
         from timbel_dagster.settings import get_settings
 
+        http = self.http()  # first: without GITLAB_URL, say that GitLab is not configured
         projects = self.projects if self.projects is not None else get_settings().gitlab_projects
         if not projects:
             raise SourceNotConfiguredError(
                 "GITLAB_PROJECTS is empty: name the project ids or paths to read (comma-separated)"
             )
-        return GitLabSource(self.http(), projects)
+        return GitLabSource(http, projects)
 
     def configured(self) -> bool:
         from timbel_dagster.settings import get_settings
