@@ -32,7 +32,7 @@ dev: setup
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: setup
-	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
+	$(BIN)/pytest -n auto --dist loadgroup --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
 
 lint: setup
 	$(BIN)/ruff check .
