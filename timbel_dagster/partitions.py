@@ -70,6 +70,7 @@ def check_history_start(first: dt.date, start: dt.date) -> None:
             "set TIMBEL_HISTORY_START to that day or earlier to ingest older history"
         )
 
+
 # Time-partitioned ingestion reads a whole partition range in one run (a backfill of 90 days
 # is one run, not 90).
 SINGLE_RUN = dg.BackfillPolicy.single_run()
