@@ -219,3 +219,45 @@ def test_rows_are_idempotent(warehouse_url: str, times: int) -> None:
     assert stable_id("incidents", "timbel", "request-7") not in {
         i["id"] for i in _incidents(warehouse_url)
     }
+
+
+def test_a_rollback_to_a_commit_ci_deployed_before_leaves_that_release_counted(
+    warehouse_url: str,
+) -> None:
+    """A rollback row names the commit it restored: the CI release that first shipped that
+    commit is another deployment, not a repeat of the rollback."""
+    _known_builds(warehouse_url)
+    now = dt.datetime.now(dt.UTC)
+    earlier = now - dt.timedelta(days=3)
+    request = {
+        "number": 5, "service": "shop-api", "image": f"{REGISTRY}:1.4.3",
+        "environment_group": "prod", "fast_track": False, "requested_by": "dev",
+    }  # fmt: skip
+    with get_engine(warehouse_url).begin() as connection:
+        store_deployments(
+            connection,
+            "jenkins",
+            [
+                DeploymentRecord(
+                    external_id="shop/api#1/9", service="shop-api", environment="prod",
+                    cluster=None, image=None, version=None, commit_from=None,
+                    commit_to=SHAS["1.4.2"], kind="release", status="success",
+                    started_at=earlier, completed_at=earlier, triggered_by="dev",
+                )
+            ],
+        )  # fmt: skip
+        record_release(connection, request, "deploying", ["prod-a"], now, None)
+        record_release(connection, request, "deployed", ["prod-a"], now, None)
+        record_rollback(connection, request, "rollback-y", ["prod-a"], f"{REGISTRY}:1.4.2",
+                        True, now, now, "sensor")  # fmt: skip
+    assert _rows(warehouse_url)["rollback-y"]["commit_to"] == SHAS["1.4.2"]
+    with get_engine(warehouse_url).connect() as connection:
+        counted = set(frames.deployments_frame(connection)["id"])
+        delivery = set(load_delivery_frames(connection).deployments["id"])
+    expected = {
+        deployment_id("jenkins", "shop/api#1/9"),
+        deployment_id("timbel", "request-5"),
+        deployment_id("timbel", "rollback-y"),
+    }
+    assert counted == expected
+    assert delivery >= {deployment_id("jenkins", "shop/api#1/9")}

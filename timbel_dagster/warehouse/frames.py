@@ -5,8 +5,9 @@ from a CI deploy stage (source `jenkins`/`gitlab`) and written by Timbel's own d
 (source `timbel`), for example when a pipeline's deploy stage hands over to Timbel. Timbel's
 row is the one kept (it knows the clusters, the outcome and the rollbacks): a row of another
 source is left out when a `timbel` row deployed the same commit of the same service to the
-same environment, and so are the incidents that row opened. A row without a commit is
-never taken for a duplicate.
+same environment (a Timbel rollback, which names the commit it restored, repeats none),
+and so are the incidents that row opened. A row without a commit is never taken for a
+duplicate.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def duplicate_deployment() -> Any:
     timbel = aliased(D)
     return (D.source != TIMBEL_SOURCE) & exists().where(
         timbel.source == TIMBEL_SOURCE,
+        # a rollback names the commit it restored: the release that first shipped that
+        # commit is another deployment, not a repeat of the rollback
+        timbel.kind != "rollback",
         timbel.service == D.service,
         timbel.environment == D.environment,
         timbel.commit_to == D.commit_to,
