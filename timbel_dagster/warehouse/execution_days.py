@@ -33,19 +33,17 @@ def executions_by_day(
     """The UTC days of [since, until) on which the sources' stored executions started, with
     their execution and stage rows; days without executions are absent. One indexed query
     whose cost grows with the executions of the window."""
-    stages = (
-        select(StageExecution.execution_id, func.count().label("stages"))
-        .group_by(StageExecution.execution_id)
-        .subquery()
-    )
+    # Stages are counted through the join (the `(execution_id, external_id)` unique index),
+    # not in a subquery grouping the whole stage table, which would cost the whole history.
     query = (
-        select(PipelineExecution.started_at, func.coalesce(stages.c.stages, 0))
-        .outerjoin(stages, stages.c.execution_id == PipelineExecution.id)
+        select(PipelineExecution.started_at, func.count(StageExecution.id))
+        .outerjoin(StageExecution, StageExecution.execution_id == PipelineExecution.id)
         .where(
             PipelineExecution.source.in_(sources),
             PipelineExecution.started_at >= since,
             PipelineExecution.started_at < until,
         )
+        .group_by(PipelineExecution.id, PipelineExecution.started_at)
     )
     executions: Counter[dt.date] = Counter()
     stage_rows: Counter[dt.date] = Counter()
