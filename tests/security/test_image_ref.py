@@ -37,6 +37,15 @@ D2 = "sha256:" + "2" * 64
         ("index.docker.io/library/nginx:1", ImageRef("docker.io", "library/nginx", "1", None)),
         ("registry-1.docker.io/bitnami/redis:7",
          ImageRef("docker.io", "bitnami/redis", "7", None)),
+        # normalize.go splitDockerDomain: the first component is a host only with a '.' or
+        # a ':', as 'localhost', or with an upper-case letter; otherwise it is a Hub path.
+        ("foo_bar/baz:1", ImageRef("docker.io", "foo_bar/baz", "1", None)),
+        ("myregistry:5000/app", ImageRef("myregistry:5000", "app", "latest", None)),
+        ("Myregistry/app:1", ImageRef("myregistry", "app", "1", None)),
+        ("[::1]:5000/app:1", ImageRef("[::1]:5000", "app", "1", None)),
+        # go-digest's registered algorithms: sha256, sha384, sha512.
+        (f"reg.example.com/app@sha384:{'3' * 96}",
+         ImageRef("reg.example.com", "app", None, f"sha384:{'3' * 96}")),
     ],
 )  # fmt: skip
 def test_references(reference: str, expected: ImageRef) -> None:
@@ -50,7 +59,15 @@ def test_references(reference: str, expected: ImageRef) -> None:
                           "repository name (lower-case path like team/app))"),
         ("app:", "'app:' is not an image reference ('' is not a tag)"),
         ("app@sha256:xyz", "'app@sha256:xyz' is not an image reference ('sha256:xyz' is not a "
-                           "sha256: or sha512: digest)"),
+                           "sha256:, sha384: or sha512: digest)"),
+        # go-digest: the hex is lower case and exactly as long as the algorithm's sum.
+        (f"app@sha256:{'A' * 64}", "is not a sha256:, sha384: or sha512: digest"),
+        (f"app@sha256:{'a' * 63}", "is not a sha256:, sha384: or sha512: digest"),
+        # regexp.go domainComponent: a host name label never starts or ends with '-'.
+        ("-reg.example.com/app:1", "('-reg.example.com' is not a registry host)"),
+        ("reg-.example.com/app:1", "('reg-.example.com' is not a registry host)"),
+        # normalize.go ParseNormalizedNamed: a bare 64-hex string is an image ID.
+        ("a" * 64, "(a 64-hex string is an image ID, not a repository name)"),
         ("reg.example.com/App:1", "('App' is not a repository name"),
         ("reg_example.com/app:1", "('reg_example.com' is not a registry host)"),
     ],

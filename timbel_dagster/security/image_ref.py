@@ -26,9 +26,17 @@ DOCKER_HUB = "docker.io"
 _HUB_ALIASES = (DOCKER_HUB, "index.docker.io", "registry-1.docker.io")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_HOST = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
+# distribution/reference regexp.go: domainComponent never starts or ends with '-'; an IPv6
+# address is bracketed; then an optional port.
+_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+)
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+# go-digest's registered algorithms (lower-case hex of their exact length).
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}")
+# normalize.go: a bare 64-hex string is an image ID, not a repository name.
+_IMAGE_ID = re.compile(r"[a-f0-9]{64}")
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,11 @@ def parse_image(reference: str) -> ImageRef:
     def bad(why: str) -> ValueError:
         return ValueError(f"{reference!r} is not an image reference ({why})")
 
+    if _IMAGE_ID.fullmatch(text):
+        raise bad("a 64-hex string is an image ID, not a repository name")
     rest, at, digest = text.partition("@")
     if at and not _DIGEST.fullmatch(digest):
-        raise bad(f"{digest!r} is not a sha256: or sha512: digest")
+        raise bad(f"{digest!r} is not a sha256:, sha384: or sha512: digest")
     slash = rest.rfind("/")
     colon = rest.rfind(":")
     tag = None
