@@ -89,6 +89,26 @@ def test_a_local_repository_is_stored_then_read_incrementally(
     assert len(_stored(warehouse_url)) == 5
 
 
+def test_no_warehouse_connection_is_held_while_git_walks_the_history(
+    warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A history walk can take minutes: on SQLite a transaction of the write engine holds
+    the write lock, so the walk runs with no connection checked out."""
+    from timbel_dagster.ml import change_metrics
+
+    repo = _repository(tmp_path / "service")
+    walk = change_metrics.commit_metrics
+    held: list[int] = []
+
+    def watched(path: Path) -> list:
+        held.append(get_engine(warehouse_url).pool.checkedout())
+        return walk(path)
+
+    monkeypatch.setattr(change_metrics, "commit_metrics", watched)
+    assert _value(_run(warehouse_url, tmp_path / "home", str(repo)), "rows_written") == 3
+    assert held == [0]
+
+
 def test_a_clone_url_is_cloned_once_then_fetched(warehouse_url: str, tmp_path: Path) -> None:
     origin = _repository(tmp_path / "origin")
     url = f"file://{origin}"

@@ -76,25 +76,28 @@ def _read(context, warehouse, entry: str, home) -> dict:
     from timbel_dagster.resources.git_repositories import local_copy
 
     repository = local_copy(entry, home)
+    # Short reads around the git work: no connection is held while git walks the history
+    # (on SQLite every transaction of the write engine holds the write lock).
     with warehouse.engine().connect() as connection:
         name = _pipeline_spelling(connection, repository.name)
         stored = stored_shas(connection, name)
-        reachable = (
-            int(git_history.git(repository.path, "rev-list", "--no-merges", "--count", "HEAD"))
-            if git_history.has_commits(repository.path)
-            else 0
-        )
-        if reachable == len(stored) and (
-            not reachable
-            or git_history.git(repository.path, "rev-list", "--no-merges", "-n1", "HEAD").strip()
-            in stored
-        ):
-            walked, new = [], []
-            known = stored
-        else:
-            walked = commit_metrics(repository.path)
-            new = [c for c in walked if c.sha not in stored]
-            known = stored | {c.sha for c in walked}
+    reachable = (
+        int(git_history.git(repository.path, "rev-list", "--no-merges", "--count", "HEAD"))
+        if git_history.has_commits(repository.path)
+        else 0
+    )
+    if reachable == len(stored) and (
+        not reachable
+        or git_history.git(repository.path, "rev-list", "--no-merges", "-n1", "HEAD").strip()
+        in stored
+    ):
+        walked, new = [], []
+        known = stored
+    else:
+        walked = commit_metrics(repository.path)
+        new = [c for c in walked if c.sha not in stored]
+        known = stored | {c.sha for c in walked}
+    with warehouse.engine().connect() as connection:
         deployments, wanted = linkable_deployments(connection, known)
     links = shipped_commits(repository.path, deployments, wanted, known)
     context.log.info(
