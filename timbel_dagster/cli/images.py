@@ -6,6 +6,8 @@ import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from timbel_dagster.security.image_ref import DigestLookup
     from timbel_dagster.settings import Settings
 
@@ -25,3 +27,19 @@ def registry_lookup(settings: Settings) -> DigestLookup | None:
         password=secret.get_secret_value() if secret else None,
     )
     return functools.cache(registry.find_digest)
+
+
+def between_reads(connection: Connection, lookup: DigestLookup | None) -> DigestLookup | None:
+    """`lookup` for a command's read-only warehouse `connection`: the read transaction its
+    queries opened is ended before the registry is asked, so no HTTP call runs inside an
+    open transaction (DESIGN 1b); the next query starts a new one. Read-only connections
+    only: ending the transaction discards nothing there."""
+    if lookup is None:
+        return None
+
+    def ask(registry: str, repository: str, reference: str) -> str | None:
+        if connection.in_transaction():
+            connection.rollback()
+        return lookup(registry, repository, reference)
+
+    return ask

@@ -38,13 +38,14 @@ def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> Non
     IMAGE is judged by digest whatever its form: a tag is resolved through the warehouse's
     registry_images, then the configured registry (HARBOR_REGISTRY)."""
     from timbel_dagster.cli.common import connect
-    from timbel_dagster.cli.images import registry_lookup
+    from timbel_dagster.cli.images import between_reads, registry_lookup
     from timbel_dagster.security.policy import check_image, load_policy
 
     settings = settings_or_exit()
     policy = load_policy(policy_file or settings.timbel_security_policy_file)
     with connect() as connection:
-        result = check_image(connection, image, group, policy, lookup=registry_lookup(settings))
+        lookup = between_reads(connection, registry_lookup(settings))
+        result = check_image(connection, image, group, policy, lookup=lookup)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -74,13 +75,14 @@ def history(image: str | None, service: str | None, as_json: bool) -> None:
     Images are matched to their scans by digest: a tag through registry_images, then the
     configured registry (HARBOR_REGISTRY)."""
     from timbel_dagster.cli.common import connect
-    from timbel_dagster.cli.images import registry_lookup
+    from timbel_dagster.cli.images import between_reads, registry_lookup
     from timbel_dagster.security import history as h
 
     if image and service:
         raise click.UsageError("give --image or --service, not both")
-    lookup = registry_lookup(settings_or_exit())
+    registry = registry_lookup(settings_or_exit())
     with connect() as connection:
+        lookup = between_reads(connection, registry)
         if image:
             tables = {"scans": h.image_history(connection, image, lookup)}
         elif service:
