@@ -271,6 +271,56 @@ def test_gitlab_pipeline_logs_per_job(warehouse_url: str) -> None:
         gitlab.stop()
 
 
+def test_gitlab_jobs_ending_in_a_status_gitlab_added_end_the_follow(warehouse_url: str) -> None:
+    """A job status outside GitLab's documented list (a newer GitLab, or none at all) is not
+    waited on forever: the job has ended once GitLab gives it a `finished_at`."""
+    import uuid
+
+    gitlab = FakeGitLab()
+    project_id = gitlab.add_project("commerce/checkout-web")
+    pipeline = gitlab.add_pipeline(project_id, dt.datetime.now(dt.UTC), status="running")
+    gitlab.start()
+    polls = []
+    try:
+
+        def finish(_seconds: float) -> None:
+            polls.append(1)
+            assert len(polls) < 20, "still following a pipeline whose jobs have all finished"
+            for job in pipeline.jobs:
+                job.trace += b"Job ended\n"
+                job.status = "some_future_status"
+            pipeline.status = "some_future_status"
+
+        source = GitLabResource(
+            url=gitlab.url,
+            token=gitlab.token,
+            projects=["commerce/checkout-web"],
+            max_requests_per_second=1000,
+        ).source()
+        record = source.pipeline("commerce/checkout-web")
+        current = source.execution("commerce/checkout-web", pipeline.id)
+        engine = get_engine(warehouse_url)
+        execution_id = uuid.UUID(
+            store_build(engine, "gitlab", record, current, "tester", "build.follow")
+        )
+        report = follow_gitlab_logs(
+            source,
+            engine,
+            execution_id,
+            "commerce/checkout-web",
+            pipeline.id,
+            lambda _t: None,
+            sleep=finish,
+        )
+        assert report.streams == len(pipeline.jobs)
+        with engine.connect() as connection:
+            for job in pipeline.jobs:
+                text = "".join(read_log(connection, execution_id, str(job.id)))
+                assert text.encode() == bytes(job.trace)
+    finally:
+        gitlab.stop()
+
+
 def test_trigger_build_job_queues_with_parameters_then_follows(
     jenkins: FakeJenkins, warehouse_url: str
 ) -> None:

@@ -109,6 +109,12 @@ def _gitlab_done() -> frozenset[str]:
 _GITLAB_DONE = _gitlab_done()
 
 
+def _gitlab_job_done(job: JobState) -> bool:
+    """A known final status, or any status (one GitLab added, or none) once GitLab gives the
+    job a `finished_at`: following never waits forever on a status it does not know."""
+    return job.status in _GITLAB_DONE or job.ended
+
+
 def follow_gitlab_logs(
     source: GitLabSource,
     engine: Engine,
@@ -139,7 +145,7 @@ def follow_gitlab_logs(
         retry.ok()
         if (
             jobs
-            and all(j.status in _GITLAB_DONE for j in jobs)
+            and all(_gitlab_job_done(j) for j in jobs)
             and all(w.complete for w in writers.values())
         ):
             break
@@ -175,7 +181,7 @@ def _gitlab_job(
             if text := writer.write(block[skip:]):
                 emit(text)
             skip = 0
-    finished = job.status in _GITLAB_DONE
+    finished = _gitlab_job_done(job)
     if text := writer.flush(final=finished):
         emit(text)
     return writer.next_offset > before or finished

@@ -31,6 +31,7 @@ class JobState:
     id: int
     name: str
     status: str  # GitLab's own job status
+    ended: bool = False  # GitLab says when it finished (`finished_at`), whatever its status
 
 
 class GitLabSource:
@@ -233,7 +234,12 @@ class GitLabSource:
         for raw in self._raw_jobs(project, pipeline_id):
             _pipeline, job = parse_job(project, raw)
             states.append(
-                JobState(job.get("id", int), job.get("name", str), job.get("status", str))
+                JobState(
+                    job.get("id", int),
+                    job.get("name", str),
+                    job.get("status", str, default=None) or "",
+                    ended=job.get("finished_at", str, default=None) is not None,
+                )
             )
         return states
 
