@@ -141,3 +141,18 @@ def test_a_defect_of_our_own_keeps_its_traceback() -> None:
 def test_debug_is_a_main_option() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert "--debug" in result.output and "traceback" in result.output
+
+
+def test_an_unreachable_server_is_one_line_without_urllib3_retry_warnings(tmp_path: Path) -> None:
+    # prometheus-api-client retries through urllib3, which logs a WARNING per retry; the
+    # command's own line already says the server cannot be reached.
+    completed = run(
+        ["metrics", "collect", "--hours", "1"], tmp_path, PROMETHEUS_URL="http://127.0.0.1:1"
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.splitlines() == [
+        'timbel: error: prometheus count by (__name__, cluster) ({__name__=~"kube_node_info|'
+        "kube_node_status_capacity|kube_pod_info|kube_pod_status_phase|"
+        'container_cpu_usage_seconds_total|container_memory_working_set_bytes"}): cannot reach '
+        "http://127.0.0.1:1 (ConnectionError); is Prometheus up and PROMETHEUS_URL right?"
+    ]

@@ -91,6 +91,9 @@ def settings_or_exit(**overrides: Any) -> Settings:
         raise  # unreachable: _fail exits
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("timbel_dagster").setLevel(settings.timbel_log_level)
+    # urllib3 logs a WARNING per retry of a client library (prometheus-api-client): noise
+    # before the command's own line, which names the server and what failed.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     return settings
 
 
