@@ -29,11 +29,6 @@ Buckets = dict[tuple[Key, dt.datetime], list[float]]
 CONTAINERS = 'container!="", container!="POD"'  # per-container series, not pod/root cgroups
 ROOT = 'id="/"'  # cAdvisor's root cgroup: the whole node
 TENANT_LABEL = "label_timbel_io_tenant"  # kube_namespace_labels for `timbel.io/tenant`
-DISCOVERY_WINDOW = dt.timedelta(minutes=10)  # clusters "now": series seen this recently
-LOOKBACK = dt.timedelta(minutes=5)  # Prometheus' default lookback delta
-SCAN_STEP = dt.timedelta(
-    minutes=15
-)  # every 15 min, each seeing 5 min back: every series of an hour
 
 
 def hour_of(moment: dt.datetime) -> dt.datetime:
