@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.jenkins_server import FakeJenkins
+from tests.test_cli import run
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.jobs.history import OP
 from timbel_dagster.partitions import range_tags
@@ -259,3 +261,27 @@ def test_a_history_run_counts_its_rejects(jenkins: FakeJenkins, warehouse_url: s
     report = result.output_for_node(OP)
     assert report["rejected"] == 2
     assert report["pipeline_executions"]["offered"] == 9
+
+
+def test_timbel_ingest_says_what_it_kept_aside(jenkins: FakeJenkins, tmp_path: Path) -> None:
+    """The issue's case on the command line: a FlowInterruptedException stage (status null)
+    and an unknown result are stored, the unparsable builds are counted, exit code 0."""
+    env = {
+        "JENKINS_URL": jenkins.url,
+        "JENKINS_USER": jenkins.user,
+        "JENKINS_TOKEN": jenkins.token,
+        "TIMBEL_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+    }
+    done = run(["ingest", "jenkins", "--since", "3d"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert "  2 records could not be parsed: kept in ingestion_rejects" in done.stdout.splitlines()
+    assert done.stderr == ""  # no Dagster lines
+    with get_engine(env["TIMBEL_DATABASE_URL"]).connect() as connection:
+        statuses = dict(
+            connection.execute(
+                select(PipelineExecution.external_id, PipelineExecution.status)
+                .join(Pipeline)
+                .where(Pipeline.name == "shop/api/main")
+            ).all()
+        )
+    assert statuses["5"] == "aborted" and statuses["6"] == "unknown"

@@ -47,7 +47,11 @@ def ingest(system: str, since: str, stages: str, as_json: bool) -> None:
         counts = report[table]
         click.echo(f"  {table:<20} {counts['offered']:>7} rows, {counts['written']:>7} written")
     if report.get("rejected"):
-        click.echo(f"  {report['rejected']} records could not be parsed: kept in ingestion_rejects")
+        rejected = report["rejected"]
+        click.echo(
+            f"  {rejected} record{'' if rejected == 1 else 's'} could not be parsed: "
+            "kept in ingestion_rejects"
+        )
     click.echo(
         f"  {report.get('requests', '-')} requests to {system} in {report['seconds']}s, "
         f"run {report['run_id'][:8]}"
