@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.known import know
+from tests.deploy.known import SEEN, know
+from timbel_dagster.assets.security.images import store_images
+from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
 from timbel_dagster.security.image_ref import ImageRef, parse_image, resolve_digest, resolve_many
 from timbel_dagster.warehouse.engine import get_engine
 
@@ -125,3 +127,28 @@ def test_a_tag_resolves_through_the_warehouse_first(warehouse_url: str) -> None:
         ("reg.example.com", "payments/api", "3.0"),
         ("reg.example.com", "payments/api", "2.0"),
     ]
+
+
+@pytest.mark.parametrize("listed_as", ["Reg.Example.com", "reg.example.com:443"])
+def test_registry_images_match_whatever_way_harbor_registry_names_the_host(
+    warehouse_url: str, listed_as: str
+) -> None:
+    # registry_images keeps the host as HARBOR_REGISTRY spells it (case, a default port);
+    # host names compare without case and https's port is the default (as the registry
+    # lookup itself compares them), so the warehouse answers and the registry is not asked.
+    with get_engine(warehouse_url).begin() as connection:  # as ingestion stores them
+        store_images(
+            connection, [Image(listed_as, "payments/api", "1.0", D1, OCI_MANIFEST)], "test", SEEN
+        )
+    asked: list[tuple[str, str, str]] = []
+
+    def registry(host: str, repository: str, reference: str) -> str | None:
+        asked.append((host, repository, reference))
+        return None
+
+    with get_engine(warehouse_url).connect() as connection:
+        one = resolve_digest(connection, "reg.example.com/payments/api:1.0", registry)
+        many = resolve_many(connection, ["reg.example.com/payments/api:1.0"], registry)
+    assert (one.digest, one.via) == (D1, "registry_images")
+    assert many["reg.example.com/payments/api:1.0"].digest == D1
+    assert asked == []

@@ -117,13 +117,25 @@ def parse_image(reference: str) -> ImageRef:
     return ImageRef(registry, path, tag or (None if at else "latest"), digest or None)
 
 
+def _same_registry(host: str) -> str:
+    """How two names of one registry compare: without case, without https's or http's
+    default port, Docker Hub's host names as docker.io (`RegistryResource.find_digest`
+    compares the configured registry's host the same way)."""
+    host = host.lower()
+    for port in (":443", ":80"):
+        host = host.removesuffix(port)
+    return DOCKER_HUB if host in _HUB_ALIASES else host
+
+
 def _registry_hosts(registry: str) -> tuple[str, ...]:
-    return _HUB_ALIASES if registry == DOCKER_HUB else (registry,)
+    """The lower-cased ways `registry_images` may spell `registry`'s host."""
+    plain = _same_registry(registry)
+    return _HUB_ALIASES if plain == DOCKER_HUB else (plain, f"{plain}:443", f"{plain}:80")
 
 
 def known_digest(connection: Connection, ref: ImageRef) -> str | None:
     """The digest `registry_images` last saw `ref`'s tag point at, or None."""
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from timbel_dagster.warehouse.models_registry import RegistryImage as R
 
@@ -131,7 +143,7 @@ def known_digest(connection: Connection, ref: ImageRef) -> str | None:
         return ref.digest
     return connection.execute(
         select(R.digest)
-        .where(R.registry.in_(_registry_hosts(ref.registry)))
+        .where(func.lower(R.registry).in_(_registry_hosts(ref.registry)))
         .where(R.repository == ref.repository, R.tag == ref.tag)
         .order_by(R.last_seen.desc())
         .limit(1)
@@ -212,8 +224,7 @@ def resolve_many(
             .order_by(R.last_seen)
         )
         for registry, repository, tag, digest in rows:
-            host = DOCKER_HUB if registry in _HUB_ALIASES else registry
-            known[(host, repository, tag)] = digest  # the newest listing wins
+            known[(_same_registry(registry), repository, tag)] = digest  # newest listing wins
     found: dict[str, Resolved | None] = {}
     asked: dict[tuple[str, str, str], str | None] = {}
     for reference, ref in parsed.items():
@@ -221,9 +232,10 @@ def resolve_many(
             found[reference] = None
         elif ref.digest:
             found[reference] = Resolved(ref, ref.digest, "reference", reference)
-        elif (key := (ref.registry, ref.repository, ref.tag or "")) in known:
-            found[reference] = Resolved(ref, known[key], "registry_images", reference)
+        elif (held := (_same_registry(ref.registry), ref.repository, ref.tag or "")) in known:
+            found[reference] = Resolved(ref, known[held], "registry_images", reference)
         else:
+            key = (ref.registry, ref.repository, ref.tag or "")
             if lookup is not None and key not in asked:
                 asked[key] = lookup(*key)
             digest = asked.get(key)
