@@ -156,3 +156,14 @@ def test_an_unreachable_server_is_one_line_without_urllib3_retry_warnings(tmp_pa
         'container_cpu_usage_seconds_total|container_memory_working_set_bytes"}): cannot reach '
         "http://127.0.0.1:1 (ConnectionError); is Prometheus up and PROMETHEUS_URL right?"
     ]
+
+
+def test_a_key_error_is_a_defect_not_a_user_error() -> None:
+    # KeyError is a LookupError, but Timbel never raises it on purpose.
+    @click.command()
+    @friendly_errors
+    def command() -> None:
+        _run_failing_asset(KeyError("stages"))
+
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 1 and isinstance(result.exception, KeyError)

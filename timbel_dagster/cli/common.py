@@ -69,7 +69,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             cause = raised_by_user_code(error)
             if debugging():
                 traceback.print_exception(error)
-            if isinstance(cause, fixable):
+            # KeyError and IndexError are LookupErrors too, but Timbel never raises them on
+            # purpose: they are defects, not something the user can fix.
+            if isinstance(cause, fixable) and not isinstance(cause, KeyError | IndexError):
                 fail(str(cause))
             if cause is not error:
                 # A defect inside a run: one line here, the whole story in the run's log.
