@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
+from timbel_dagster.warehouse.engine import get_engine
+
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, Engine
 
     from timbel_dagster.warehouse.upsert import UpsertResult
 
@@ -64,13 +66,50 @@ def ingest_each(
         with warehouse.begin() as connection:
             results = ingest(connection, source)
             record_ingestion(connection, context, source.name, results)
-        for table, result in results.items():
-            totals[table] = totals[table] + result if table in totals else result
-        context.log.info(
-            f"{source.name}: "
-            + ", ".join(f"{t} {r.written}/{r.offered} written" for t, r in results.items())
-        )
+        _add_up(context, totals, source.name, results)
     return totals, ",".join(s.name for s in sources)
+
+
+Read = TypeVar("Read")
+
+
+def read_then_write_each(
+    context: dg.AssetExecutionContext,
+    warehouse: Any,
+    sources: list[Any],
+    read: Callable[[Engine, Any], Read],
+    write: Callable[[Connection, str, Read], dict[str, UpsertResult]],
+) -> tuple[dict[str, UpsertResult], str]:
+    """`ingest_each` for sources that call a server: for each source, `read(engine, source)`
+    first with no transaction open (every HTTP call happens there; the warehouse is read on
+    short connections of `engine`, read-only, which on SQLite never take the write lock),
+    then `write(connection, source name, what was read)` with the audit event in one
+    transaction of the source's own (DESIGN 1b). Same totals and names as `ingest_each`."""
+    warehouse.engine()  # an unreachable warehouse fails here, naming TIMBEL_DATABASE_URL
+    reads = get_engine(warehouse.url(), read_only=True)
+    totals: dict[str, UpsertResult] = {}
+    for source in sources:
+        collected = read(reads, source)
+        with warehouse.begin() as connection:
+            results = write(connection, source.name, collected)
+            record_ingestion(connection, context, source.name, results)
+        _add_up(context, totals, source.name, results)
+    return totals, ",".join(s.name for s in sources)
+
+
+def _add_up(
+    context: dg.AssetExecutionContext,
+    totals: dict[str, UpsertResult],
+    source: str,
+    results: dict[str, UpsertResult],
+) -> None:
+    """Add one source's results to the per-table `totals`, and log them."""
+    for table, result in results.items():
+        totals[table] = totals[table] + result if table in totals else result
+    context.log.info(
+        f"{source}: "
+        + ", ".join(f"{t} {r.written}/{r.offered} written" for t, r in results.items())
+    )
 
 
 def table_metadata(totals: dict[str, UpsertResult], table: str, names: str) -> dict[str, Any]:

@@ -4,9 +4,10 @@ follows the data, not the number of days.
 Materializing the daily `cicd/pipeline_executions` partitions of a range makes Dagster write
 a planned event and a materialization per asset and day before and after the work: measured,
 14,600 event-log writes and 154 s for ten years that hold 90 builds. This job reads and stores
-the range the way the asset does (the same `ingest_ci`, one transaction per source, with its
-audit event), then records a materialization only for the days that hold executions, so those
-partitions show as materialized in the UI and an empty day costs nothing.
+the range the way the asset does (each source read first with `read_ci`, then written in one
+transaction with its audit event), then records a materialization only for the days that
+hold executions, so those partitions show as materialized in the UI and an empty day costs
+nothing.
 `timbel ingest` runs it; the build sensors keep launching `ci_ingestion` for their few days.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import ingest_each, table_metadata
+from timbel_dagster.assets.ingestion import read_then_write_each, table_metadata
 from timbel_dagster.partitions import check_history_start
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -79,16 +80,17 @@ def build_ci_history_job(history_start: dt.date) -> dg.JobDefinition:
         sources: DeliverySourcesResource,
     ) -> dict[str, Any]:
         from timbel_dagster.warehouse.execution_days import executions_by_day
-        from timbel_dagster.warehouse.ingest import ingest_ci
+        from timbel_dagster.warehouse.ingest import read_ci, store_ci
 
         since, until = _window(config, history_start)
         context.log.info(f"Reading executions started in [{since:%Y-%m-%d}, {until:%Y-%m-%d}) UTC")
         chosen = sources.ci_sources(config.systems or None)
-        totals, names = ingest_each(
+        totals, names = read_then_write_each(
             context,  # type: ignore[arg-type]
             warehouse,
             chosen,
-            lambda connection, source: ingest_ci(connection, source, since, until),
+            lambda engine, source: read_ci(engine, source, since, until),
+            store_ci,
         )
         requests = sum(getattr(source, "requests_made", 0) for source in chosen)
         with warehouse.engine().connect() as connection:

@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, ingest_each, table_metadata
+from timbel_dagster.assets.ingestion import OWNERS, read_then_write_each, table_metadata
 from timbel_dagster.partitions import DAILY, SINGLE_RUN
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -43,10 +43,16 @@ def pipelines(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    """Store the pipelines of every bound CI source."""
-    from timbel_dagster.warehouse.ingest import ingest_pipelines
+    """Store the pipelines of every bound CI source (each read before its transaction)."""
+    from timbel_dagster.warehouse.ingest import read_pipelines, store_ci
 
-    totals, names = ingest_each(context, warehouse, sources.ci_sources(), ingest_pipelines)
+    totals, names = read_then_write_each(
+        context,
+        warehouse,
+        sources.ci_sources(),
+        lambda _engine, source: read_pipelines(source),
+        store_ci,
+    )
     metadata = table_metadata(totals, "pipelines", names)
     # entries of the job list kept in `ingestion_rejects` instead
     metadata["rows_rejected"] = dg.MetadataValue.int(_rejected(context, totals))
@@ -81,8 +87,9 @@ def ci_executions(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    """Ingest the executions that started in the partition range, from each CI source."""
-    from timbel_dagster.warehouse.ingest import ingest_executions
+    """Ingest the executions that started in the partition range, from each CI source: all
+    of a source's range is read, then written in one transaction."""
+    from timbel_dagster.warehouse.ingest import read_executions, store_ci
 
     window = context.partition_time_window
     since = window.start - dt.timedelta(days=config.lookback_days)
@@ -91,11 +98,12 @@ def ci_executions(
     # A build sensor names the one system whose new builds the run is for.
     only = context.run.tags.get(CI_SYSTEMS_TAG)
     chosen = sources.ci_sources(only.split(",") if only else None)
-    totals, names = ingest_each(
+    totals, names = read_then_write_each(
         context,
         warehouse,
         chosen,
-        lambda connection, source: ingest_executions(connection, source, since, until),
+        lambda engine, source: read_executions(engine, source, since, until),
+        store_ci,
     )
     requests = sum(getattr(source, "requests_made", 0) for source in chosen)
     rejected = _rejected(context, totals)
