@@ -140,3 +140,27 @@ def test_store_images_directly(warehouse_url: str) -> None:
         (now, now),
         (now, later),
     ]
+
+
+def test_the_revision_label_is_stored_and_follows_a_rebuilt_tag(
+    warehouse_url: str, oci_registry: Registry
+) -> None:
+    revision = "org.opencontainers.image.revision"
+    oci_registry.push("team/api", "1.4.2", labels={revision: "a" * 40})
+    oci_registry.push("team/api", "1.4.3", labels={"org.label-schema.vcs-ref": "b" * 40})
+    oci_registry.push("team/api", "plain")  # no labels
+    first = _metadata(_materialize(warehouse_url, oci_registry))
+    assert (first["rows_new"], first["with_revision"]) == (3, 2)
+    assert [(r["tag"], r["revision"]) for r in _rows(warehouse_url)] == [
+        ("1.4.2", "a" * 40),
+        ("1.4.3", "b" * 40),
+        ("plain", None),
+    ]
+
+    # The same tag rebuilt from another commit: the row follows it, once.
+    oci_registry.push("team/api", "1.4.2", content="rebuilt", labels={revision: "c" * 40})
+    again = _metadata(_materialize(warehouse_url, oci_registry))
+    assert (again["rows_changed"], again["rows_unchanged"]) == (1, 2)
+    rows = {r["tag"]: r for r in _rows(warehouse_url)}
+    assert rows["1.4.2"]["revision"] == "c" * 40
+    assert rows["1.4.2"]["digest"] == oci_registry.pushed["team/api:1.4.2"]

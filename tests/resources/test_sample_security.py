@@ -195,3 +195,18 @@ def test_live_mode_binds_the_real_clients(monkeypatch: pytest.MonkeyPatch, tmp_p
             DeliverySourcesResource(mode="live").image_source()
     finally:
         get_settings.cache_clear()
+
+
+def test_images_carry_the_commit_of_their_build_as_revision(registry: SampleRegistry) -> None:
+    # As a real build labels its image (org.opencontainers.image.revision), so that deploy
+    # rows find the commit the same way in sample and live mode.
+    built = {
+        (*execution.artifacts["image"].rpartition(":")[::2], execution.completed_at): (
+            execution.commit_sha
+        )
+        for execution in registry.source.history.executions
+        if execution.artifacts and execution.completed_at
+    }
+    images = list(registry.images())
+    assert all(i.revision for i in images)
+    assert all(i.revision == built[(i.repository, i.tag, i.created)] for i in images)

@@ -58,16 +58,19 @@ def push_image(
     auth: Any = None,
     content: str | None = None,
     platform: tuple[str, str] = ("linux", "amd64"),
+    labels: dict[str, Any] | None = None,
 ) -> str:
     """Push a one-layer OCI image (config + layer blob + manifest) and return its digest.
 
     The layer holds `content` (default `repository:tag`), so the same content and `created`
     give the same digest. `tag=None` pushes the manifest by digest only (index members).
+    `labels` go where `docker build --label` and buildx put them: the config's
+    `config.Labels`.
     """
     config = {
         "architecture": platform[1],
         "os": platform[0],
-        "config": {},
+        "config": {"Labels": labels} if labels is not None else {},
         "rootfs": {"type": "layers", "diff_ids": []},
     }
     if created is not None:
@@ -104,13 +107,20 @@ def push_index(
     platforms: tuple[tuple[str, str], ...] = (("linux", "arm64"), ("linux", "amd64")),
     created: dt.datetime | None = CREATED,
     auth: Any = None,
+    labels: dict[str, Any] | None = None,
 ) -> str:
     """Push one image per platform (by digest) and an OCI image index naming them under
-    `tag`; return the index's digest."""
+    `tag`; return the index's digest. `labels` go in every platform image's config."""
     entries = []
     for os_name, architecture in platforms:
         digest = push_image(
-            base_url, repository, None, created, auth, platform=(os_name, architecture)
+            base_url,
+            repository,
+            None,
+            created,
+            auth,
+            platform=(os_name, architecture),
+            labels=labels,
         )
         size = len(
             requests.get(

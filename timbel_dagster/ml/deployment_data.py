@@ -8,10 +8,12 @@ frames by hand.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from timbel_dagster.ml.risk_data import FEATURES
+from timbel_dagster.security.image_ref import known_digest, parse_image
 from timbel_dagster.warehouse.frames import counted_incident, duplicate_deployment
 
 if TYPE_CHECKING:
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 # Kamei's 14 change metrics, as the commits table and the risk model name them.
 CHANGE_COLUMNS = FEATURES
+# A git commit id, full (SHA-1 or SHA-256) or abbreviated as `git rev-parse --short` does.
+_COMMIT = re.compile(r"[0-9a-f]{7,64}")
 
 
 @dataclass(frozen=True)
@@ -139,13 +143,70 @@ def load_delivery_frames(connection: Connection) -> DeliveryFrames:
     )
 
 
+def stored_revision(connection: Connection, image: str) -> str | None:
+    """The source revision `registry_images` stores for `image` (its config's
+    `org.opencontainers.image.revision` label, or a fallback), found by the digest it names
+    or its tag resolves to there; None when not stored or not an image reference. Only the
+    warehouse is read: callers inside a transaction never wait on the registry."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models_registry import RegistryImage as R
+
+    try:
+        digest = known_digest(connection, parse_image(image))
+    except ValueError:
+        return None
+    if not digest:
+        return None
+    # One digest is one image config, so every row of it carries the same labels.
+    return connection.execute(
+        select(R.revision)
+        .where(R.digest == digest, R.revision.is_not(None))
+        .order_by(R.last_seen.desc())
+        .limit(1)
+    ).scalar()
+
+
+def _labelled_commit(connection: Connection, service: str, image: str) -> str | None:
+    """The commit the image's own labels name, as `registry_images` stores them; an
+    abbreviated one is expanded to the one build or stored commit of `service` it
+    abbreviates (kept as it is when none or several do)."""
+    from sqlalchemy import select
+
+    from timbel_dagster.warehouse.models import Commit, Pipeline, PipelineExecution
+
+    revision = (stored_revision(connection, image) or "").lower()
+    if not _COMMIT.fullmatch(revision):
+        return None  # no label, or a revision that is not a git commit id
+    if len(revision) in (40, 64):
+        return revision
+    repositories = select(Pipeline.repository).where(Pipeline.service == service)
+    for query in (
+        select(PipelineExecution.commit_sha)
+        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
+        .where(Pipeline.service == service),
+        select(Commit.sha).where(Commit.repository.in_(repositories)),
+    ):
+        column = query.selected_columns[0]
+        matches = connection.execute(
+            query.where(column.startswith(revision, autoescape=True)).distinct().limit(2)
+        ).scalars().all()  # fmt: skip
+        if len(matches) == 1:
+            return matches[0]
+    return revision
+
+
 def _image_commit(connection: Connection, service: str, image: str) -> str:
-    """The commit an image was built from: a deployment of the same image knows it, else the
-    build that produced it (its artifacts name the image, or its tag is the commit's prefix)."""
+    """The commit an image was built from: its labels say so (`registry_images.revision`),
+    else a deployment of the same image knows it, else the build that produced it (its
+    artifacts name the image, or its tag is the commit's prefix)."""
     from sqlalchemy import select
 
     from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution
 
+    labelled = _labelled_commit(connection, service, image)
+    if labelled:
+        return labelled
     known = connection.execute(
         select(Deployment.commit_to)
         .where(Deployment.image == image, Deployment.commit_to.is_not(None))
@@ -165,14 +226,15 @@ def _image_commit(connection: Connection, service: str, image: str) -> str:
         if (built and image.endswith(built)) or (len(tag) >= 7 and sha.startswith(tag)):
             return sha
     raise LookupError(
-        f"cannot tell which commit image {image} holds: no deployment or build of "
-        f"{service} names it (its tag is not a commit of the service either)"
+        f"cannot tell which commit image {image} holds: registry_images has no revision "
+        f"label for it and no deployment or build of {service} names it (its tag is not a "
+        "commit of the service either)"
     )
 
 
 def image_commit(connection: Connection, service: str, image: str) -> str | None:
-    """The commit `image` was built from (as `candidate_frames` finds it), or None when no
-    deployment or build of `service` names it."""
+    """The commit `image` was built from (as `candidate_frames` finds it), or None when
+    neither its stored revision label nor a deployment or build of `service` names it."""
     try:
         return _image_commit(connection, service, image)
     except LookupError:

@@ -6,8 +6,8 @@ What is read, and how many requests it costs:
   refuses it to non-admins);
 - tags: `/v2/<name>/tags/list?n=`, paged the same way;
 - per tag, its manifest (one GET, sent with an Accept for OCI and Docker manifests and
-  indexes) and the image config's `created` (one blob GET, cached per config digest); an
-  index costs one more manifest, its linux/amd64 image's;
+  indexes) and the image config's `created` and revision label (one blob GET, cached per
+  config digest); an index costs one more manifest, its linux/amd64 image's;
 - the sensor's cheap listing (`details=False`) is one HEAD per tag.
 """
 
@@ -27,12 +27,15 @@ from timbel_dagster.resources.registry_parse import (
     check_repository,
     parse_created,
     parse_manifest,
+    parse_revision,
     pick_platform,
     sha256_digest,
 )
 from timbel_dagster.resources.registry_records import MANIFEST_ACCEPT, Image, Manifest
 
 log = logging.getLogger(__name__)
+
+_Details = tuple[dt.datetime | None, int | None, str | None]  # created, size, revision
 
 
 class RegistryClient:
@@ -44,8 +47,10 @@ class RegistryClient:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         self.http, self.page_size, self.patterns = http, page_size, tuple(repositories)
-        self._created: dict[str, dt.datetime | None] = {}  # config digest -> created
-        self._resolved: dict[str, tuple[dt.datetime | None, int | None]] = {}  # manifest digest
+        # config digest -> (created, revision)
+        self._configs: dict[str, tuple[dt.datetime | None, str | None]] = {}
+        # manifest digest -> (created, size, revision)
+        self._resolved: dict[str, _Details] = {}
 
     @property
     def host(self) -> str:
@@ -145,8 +150,9 @@ class RegistryClient:
         """The digest a tag points at now (one HEAD)."""
         return self.head(repository, tag)[0]
 
-    def _config_created(self, repository: str, config_digest: str) -> dt.datetime | None:
-        if config_digest not in self._created:
+    def _config(self, repository: str, config_digest: str) -> tuple[dt.datetime | None, str | None]:
+        """The image config's `created` and revision label (`parse_revision`)."""
+        if config_digest not in self._configs:
             obj = self._obj(repository, config_digest)
             response = self.http.request(
                 "GET",
@@ -163,23 +169,26 @@ class RegistryClient:
                 SYSTEM, obj, response.content, response.headers.get("Content-Type", "")
             )
             created = data.get("created") if isinstance(data, dict) else None
-            self._created[config_digest] = parse_created(created, obj)
-        return self._created[config_digest]
+            self._configs[config_digest] = (parse_created(created, obj), parse_revision(data))
+        return self._configs[config_digest]
 
-    def _resolve(self, manifest: Manifest, depth: int = 0) -> tuple[dt.datetime | None, int | None]:
-        """Created time and size of a manifest; an index's from its representative image."""
+    def _resolve(self, manifest: Manifest, depth: int = 0) -> _Details:
+        """Created time, size and revision of a manifest; an index's from its representative
+        image."""
         if manifest.digest not in self._resolved:
             if manifest.is_index:
                 entry = pick_platform(manifest.manifests)
                 if entry is None or depth > 1:
-                    self._resolved[manifest.digest] = (None, None)
+                    self._resolved[manifest.digest] = (None, None, None)
                 else:
                     child = self.manifest(manifest.repository, entry.digest)
                     self._resolved[manifest.digest] = self._resolve(child, depth + 1)
             else:
                 config = manifest.config_digest
-                created = self._config_created(manifest.repository, config) if config else None
-                self._resolved[manifest.digest] = (created, manifest.size)
+                created, revision = (
+                    self._config(manifest.repository, config) if config else (None, None)
+                )
+                self._resolved[manifest.digest] = (created, manifest.size, revision)
         return self._resolved[manifest.digest]
 
     def created(self, repository: str, reference: str) -> dt.datetime | None:
@@ -190,8 +199,9 @@ class RegistryClient:
         """Every tag of every configured repository, in name order.
 
         Args:
-            details: read manifests and configs for `created` and `size`; without, one HEAD
-                per tag gives the digest and media type only (what the sensor needs).
+            details: read manifests and configs for `created`, `size` and `revision`;
+                without, one HEAD per tag gives the digest and media type only (what the
+                sensor needs).
         """
         for repository in self.repositories():
             for tag in sorted(self.tags(repository)):
@@ -201,10 +211,17 @@ class RegistryClient:
                         yield Image(self.host, repository, tag, digest, media_type)
                         continue
                     manifest = self.manifest(repository, tag)
-                    created, size = self._resolve(manifest)
+                    created, size, revision = self._resolve(manifest)
                 except SourceNotFoundError as error:  # deleted between listing and reading
                     log.warning("skipping %s:%s, gone while listing: %s", repository, tag, error)
                     continue
                 yield Image(
-                    self.host, repository, tag, manifest.digest, manifest.media_type, created, size
+                    self.host,
+                    repository,
+                    tag,
+                    manifest.digest,
+                    manifest.media_type,
+                    created,
+                    size,
+                    revision,
                 )

@@ -1,4 +1,4 @@
-"""Parsing what an OCI registry answers: names, manifests, indexes and config times.
+"""Parsing what an OCI registry answers: names, manifests, indexes, config times and labels.
 
 Plain functions: tests call them on recorded or hand-written payloads.
 """
@@ -83,6 +83,31 @@ def parse_created(value: object, obj: str) -> dt.datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return None if moment.year <= 1 else moment.astimezone(dt.UTC)
+
+
+# Where images say which commit they were built from, most specific first: the OCI
+# image-spec annotation as a label (docker/metadata-action sets it; `docker build --label`,
+# Jib's `container.labels` and Paketo's `BP_OCI_REVISION` when asked), then
+# label-schema.org's, then the bare name older Dockerfiles use.
+REVISION_LABELS = ("org.opencontainers.image.revision", "org.label-schema.vcs-ref", "vcs-ref")
+_REVISION_MAX = 128  # registry_images.revision
+
+
+def parse_revision(config: object) -> str | None:
+    """The source revision an image config's labels name (`config.Labels`), or None.
+
+    Liberal: a config without labels, labels that are not an object, and values that are
+    not a non-empty string of at most 128 characters are simply no revision.
+    """
+    inner = config.get("config") if isinstance(config, dict) else None
+    labels = inner.get("Labels") if isinstance(inner, dict) else None
+    if not isinstance(labels, dict):
+        return None
+    for name in REVISION_LABELS:
+        value = labels.get(name)
+        if isinstance(value, str) and 0 < len(value.strip()) <= _REVISION_MAX:
+            return value.strip()
+    return None
 
 
 def parse_manifest(

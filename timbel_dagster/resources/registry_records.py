@@ -77,8 +77,10 @@ class Manifest:
 class Image:
     """One tag of one repository and what it points at.
 
-    For an index, `created` and `size` are those of its linux/amd64 image (else its first
-    real platform): the index itself has neither.
+    For an index, `created`, `size` and `revision` are those of its linux/amd64 image (else
+    its first real platform): the index itself has none of them. `revision` is the source
+    revision the image config's labels name (`org.opencontainers.image.revision`, else
+    label-schema's `org.label-schema.vcs-ref`, else `vcs-ref`): the commit it was built from.
     """
 
     registry: str  # host[:port], as image references name it
@@ -88,6 +90,7 @@ class Image:
     media_type: str
     created: dt.datetime | None = None
     size: int | None = None
+    revision: str | None = None
 
     @property
     def reference(self) -> str:

@@ -33,5 +33,7 @@ class RegistryImage(Base):
     media_type: Mapped[str] = mapped_column(String(128))
     created: Mapped[dt.datetime | None]  # the image config's build time
     size: Mapped[int | None] = mapped_column(BigInteger)  # config + compressed layers, bytes
+    # The commit it was built from, as its config's labels say (org.opencontainers.image.revision)
+    revision: Mapped[str | None] = mapped_column(String(128))
     first_seen: Mapped[dt.datetime]
     last_seen: Mapped[dt.datetime]

@@ -42,6 +42,7 @@ def image_rows(images: Iterable[Image], source: str) -> dict[tuple[str, str, str
             "media_type": i.media_type,
             "created": i.created,
             "size": i.size,
+            "revision": i.revision,
         }
         for i in images
     }
@@ -56,8 +57,8 @@ def store_images(
     """Upsert image tags into `registry_images` inside the caller's transaction.
 
     New tags are inserted with `first_seen` = `last_seen` = `now`; stored tags keep their
-    `first_seen`, get their digest, media type, created time and size updated only where
-    they differ, and their `last_seen` moved to `now`. Set-based statements only: one
+    `first_seen`, get their digest, media type, created time, size and revision updated only
+    where they differ, and their `last_seen` moved to `now`. Set-based statements only: one
     SELECT of the registries' stored keys, one bulk upsert (which rewrites only rows whose
     image changed), a `last_seen` UPDATE per 3,000 keys, one COUNT. A re-run with the same
     listing changes nothing but `last_seen`.
@@ -128,6 +129,8 @@ def images_metadata(counts: dict[str, int], found: list[Image], source: str) -> 
         "source": dg.MetadataValue.text(source),
         "repositories": dg.MetadataValue.int(len({i.repository for i in found})),
         "digests": dg.MetadataValue.int(len({i.digest for i in found})),
+        # Tags whose config labels name the commit they were built from (deploy rows use it).
+        "with_revision": dg.MetadataValue.int(sum(1 for i in found if i.revision)),
         "newest": markdown_table(
             [
                 {"image": f"{i.repository}:{i.tag}", "created": i.created, "size": i.size}
@@ -144,7 +147,8 @@ def images_metadata(counts: dict[str, int], found: list[Image], source: str) -> 
     kinds={"docker", "sql"},
     owners=OWNERS,
     description="One row per image tag in the OCI registry: the digest it points at, its "
-    "media type, build time and size, and when the tag was first and last seen.",
+    "media type, build time, size and source revision, and when the tag was first and last "
+    "seen.",
 )
 def images(
     context: dg.AssetExecutionContext,

@@ -85,7 +85,17 @@ class SampleRegistry:
             repository, _, tag = str(reference).rpartition(":")
             digest = sample_digest(f"{HOST}/{repository}:{tag}")
             size = (40 + int(digest[7:15], 16) % 120) * _MIB + int(digest[15:19], 16)
-            image = Image(HOST, repository, tag, digest, OCI_MANIFEST, execution.completed_at, size)
+            # As a real build labels it (org.opencontainers.image.revision): its commit.
+            image = Image(
+                HOST,
+                repository,
+                tag,
+                digest,
+                OCI_MANIFEST,
+                execution.completed_at,
+                size,
+                execution.commit_sha,
+            )
             pushed.setdefault(repository, []).append(image)
         found: dict[str, SampleImage] = {}
         for repository, images in sorted(pushed.items()):
