@@ -291,6 +291,9 @@ def test_gitlab_job_artifacts_metadata() -> None:
         ({"artifacts": [{"size": 3}]}, "field 'artifacts[0].file_type': missing"),
         ({"artifacts_expire_at": "soon"}, "field 'artifacts_expire_at': not an ISO-8601 time"),
         ({"user": {"id": 1}}, "field 'user.username': missing"),
+        # Found by the property tests: read only when the pipeline was timed, this made the
+        # whole pipeline a reject instead of the one job.
+        ({"finished_at": False}, "field 'finished_at': expected str, got bool False"),
     ],
 )
 def test_an_unparsable_gitlab_job_is_refused_naming_the_field(

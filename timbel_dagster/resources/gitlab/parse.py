@@ -62,6 +62,9 @@ def parse_job(project: str, data: Any) -> tuple[int, Fields]:
     fields = Fields(SYSTEM, f"{project} job {_id_of(data)}", data)
     pipeline = fields.child("pipeline")
     _job_stage(fields)
+    # parse_pipeline times the pipeline by its jobs' ends: a bad one is this job's reject,
+    # not its pipeline's.
+    fields.iso("finished_at", default=None)
     if fields.data.get("user"):
         fields.child("user").get("username", str)
     _job_artifacts(fields)
