@@ -117,4 +117,6 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     directory = tmp_path_factory.mktemp("demo")
     # As a new user runs it: the sample organisation ends today, not on a pinned date, so the
     # demo and the notebook meet today's data (a pinned date hid a failure of the notebook).
-    return DemoRun(directory, run(["demo", "--json"], directory, TIMBEL_SAMPLE_END_DATE=""))
+    return DemoRun(
+        directory, run(["demo", "--json"], directory, timeout=1200, TIMBEL_SAMPLE_END_DATE="")
+    )

@@ -18,7 +18,9 @@ from timbel_dagster.warehouse.models import AuditEvent
 TIMBEL = str(Path(sys.executable).with_name("timbel"))
 
 
-def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], cwd: Path, *, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess:
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -26,7 +28,7 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     }
     environment |= {"TIMBEL_USER": "minji.kim", "TIMBEL_SAMPLE_END_DATE": "2026-11-01", **env}
     return subprocess.run(
-        [TIMBEL, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+        [TIMBEL, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
     )
 
 

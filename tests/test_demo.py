@@ -58,9 +58,9 @@ def test_demo_materializes_everything_and_reports(demo_run: DemoRun) -> None:
         return found[1]
 
     same_day = {"TIMBEL_SAMPLE_END_DATE": day.isoformat()}
-    before, again = completed, run(["demo", "--json"], directory, **same_day)
+    before, again = completed, run(["demo", "--json"], directory, timeout=1200, **same_day)
     if window(again) != window(before):
-        before, again = again, run(["demo", "--json"], directory, **same_day)
+        before, again = again, run(["demo", "--json"], directory, timeout=1200, **same_day)
     assert window(again) == window(before)
     report_again = json.loads(again.stdout)
     # (Snapshot assets - the ML assets, scans - report no rows_written; the model is not
