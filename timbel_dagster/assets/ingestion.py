@@ -126,3 +126,12 @@ def markdown_table(rows: list[dict], columns: list[str], limit: int = 12) -> dg.
         cells = [f"{row[c]:,.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def count_rejected(context: dg.OpExecutionContext, totals: dict[str, UpsertResult]) -> int:
+    """How many records of the run went to `ingestion_rejects` (warned about when any)."""
+    rejected = totals["ingestion_rejects"].offered if "ingestion_rejects" in totals else 0
+    if rejected:
+        noun = "record" if rejected == 1 else "records"
+        context.log.warning(f"{rejected} {noun} could not be parsed: see ingestion_rejects")
+    return rejected

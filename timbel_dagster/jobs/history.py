@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import read_then_write_each, table_metadata
+from timbel_dagster.assets.ingestion import count_rejected, read_then_write_each, table_metadata
 from timbel_dagster.partitions import check_history_start
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -103,10 +103,7 @@ def build_ci_history_job(history_start: dt.date) -> dg.JobDefinition:
         )
         for event in _day_events(days, names):
             context.log_event(event)
-        rejects = totals.get("ingestion_rejects")
-        rejected = rejects.offered if rejects is not None else 0
-        if rejected:
-            context.log.warning(f"{rejected} records could not be parsed: see ingestion_rejects")
+        rejected = count_rejected(context, totals)
         report: dict[str, Any] = {
             "requests": requests,
             "days_with_executions": len(days),

@@ -10,21 +10,18 @@ import datetime as dt
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, read_then_write_each, table_metadata
+from timbel_dagster.assets.ingestion import (
+    OWNERS,
+    count_rejected,
+    read_then_write_each,
+    table_metadata,
+)
 from timbel_dagster.partitions import DAILY, SINGLE_RUN
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
 _CI_KINDS = {"jenkins", "gitlab", "sql"}
 CI_SYSTEMS_TAG = "timbel/ci_systems"
-
-
-def _rejected(context: dg.AssetExecutionContext, totals: dict) -> int:
-    """How many records of the run went to `ingestion_rejects` (warned about when any)."""
-    rejected = totals["ingestion_rejects"].offered if "ingestion_rejects" in totals else 0
-    if rejected:
-        context.log.warning(f"{rejected} records could not be parsed: see ingestion_rejects")
-    return rejected
 
 
 class ExecutionWindowConfig(dg.Config):
@@ -55,7 +52,7 @@ def pipelines(
     )
     metadata = table_metadata(totals, "pipelines", names)
     # entries of the job list kept in `ingestion_rejects` instead
-    metadata["rows_rejected"] = dg.MetadataValue.int(_rejected(context, totals))
+    metadata["rows_rejected"] = dg.MetadataValue.int(count_rejected(context, totals))
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -106,7 +103,7 @@ def ci_executions(
         store_ci,
     )
     requests = sum(getattr(source, "requests_made", 0) for source in chosen)
-    rejected = _rejected(context, totals)
+    rejected = count_rejected(context, totals)
     for table in ("pipeline_executions", "stage_executions"):
         metadata = table_metadata(totals, table, names)
         metadata["source_requests"] = dg.MetadataValue.int(requests)
