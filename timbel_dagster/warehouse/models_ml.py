@@ -20,7 +20,9 @@ from timbel_dagster.warehouse.types import JSONType
 
 class MlModel(Base):
     """One trained version of a model: the fitted estimator (joblib), the code version that
-    trained it and its time-ordered evaluation."""
+    trained it and its time-ordered evaluation. `artifact_signature` is the HMAC-SHA256 that
+    `ml/model_signing.py` checks before the artifact is unpickled (NULL: stored before models
+    were signed, never loaded)."""
 
     __tablename__ = "ml_models"
     __table_args__ = (UniqueConstraint("name", "version"),)
@@ -37,6 +39,7 @@ class MlModel(Base):
     evaluation: Mapped[dict[str, Any]]
     reason: Mapped[str] = mapped_column(String(256))  # schedule, drift, manual
     artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    artifact_signature: Mapped[str | None] = mapped_column(String(80))
 
 
 class RiskTrainingRow(Base):
