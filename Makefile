@@ -37,6 +37,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit --quiet --recursive timbel_dagster --severity-level medium
 
 format: setup
 	$(BIN)/ruff format .

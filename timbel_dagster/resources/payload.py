@@ -37,7 +37,7 @@ def parse_json(system: str, obj: str | None, body: str | bytes, content_type: st
 def payload_key(payload: Any) -> str:
     """A stable key for a record whose own id cannot be read: a digest of its JSON."""
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
-    return "sha1:" + hashlib.sha1(text.encode()).hexdigest()
+    return "sha1:" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def record_id(payload: Any, field: str = "id") -> int | None:

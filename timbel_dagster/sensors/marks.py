@@ -102,7 +102,9 @@ def plan(
     )
     days = (max(first_day, floor), today.isoformat())
     cursor.batches += 1
-    digest = hashlib.sha1(json.dumps(new, sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha1(
+        json.dumps(new, sort_keys=True).encode(), usedforsecurity=False
+    ).hexdigest()[:12]
     run_key = f"{system}-builds-{cursor.batches}-{digest}"
     cursor.pending = Pending(run_key, new, now.isoformat())
     count = sum(n - cursor.marks.get(p, 0) for p, n in new.items())

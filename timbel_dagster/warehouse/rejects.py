@@ -27,7 +27,11 @@ _KEY = ("source", "kind", "pipeline", "key")
 
 def _fitting(key: str) -> str:
     """A key longer than the column (a long job name) is kept as its digest."""
-    return key if len(key) <= 128 else "sha1:" + hashlib.sha1(key.encode()).hexdigest()
+    return (
+        key
+        if len(key) <= 128
+        else "sha1:" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
+    )
 
 
 def payload_text(payload: Any) -> str:

@@ -128,13 +128,13 @@ def _upsert_copy(
     staging = f"_timbel_upsert_{table.name}"
     quoted = ", ".join(f'"{c}"' for c in columns)
     processors = [table.c[c].type.bind_processor(connection.dialect) for c in columns]
-    connection.execute(text(f'DROP TABLE IF EXISTS "{staging}"'))
-    connection.execute(
-        text(
-            f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
-            f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
-        )
+    # Table and column names come from our own SQLAlchemy metadata, never from input.
+    create = (
+        f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
+        f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'  # nosec B608
     )
+    connection.execute(text(f'DROP TABLE IF EXISTS "{staging}"'))
+    connection.execute(text(create))
     source = table_clause(staging, *(column(c) for c in columns))
     statement = _conflict_statement(
         connection,

@@ -19,7 +19,11 @@ def _panel(
     kind: str = "timeseries",
     unit: str | None = None,
     fmt: str = "time_series",
+    where: str = "",
 ) -> dict[str, Any]:
+    # The query is text for Grafana (never executed here); its `{where}` is one of this
+    # module's constant filters, filled in here rather than by f-strings at every panel.
+    sql = sql.replace("{where}", where)
     panel: dict[str, Any] = {
         "type": kind,
         "title": title,
@@ -86,29 +90,33 @@ def resources_dashboard() -> dict[str, Any]:
         [
             _panel(
                 "CPU cores used and requested",
-                f"""SELECT hour AS time, cluster || ' used' AS metric, SUM(cpu_used_cores) AS value
+                """SELECT hour AS time, cluster || ' used' AS metric, SUM(cpu_used_cores) AS value
                 FROM namespace_usage WHERE {where} GROUP BY 1, 2
                 UNION ALL SELECT hour, cluster || ' requested', SUM(cpu_requested_cores)
                 FROM namespace_usage WHERE {where} GROUP BY 1, 2 ORDER BY 1""",
+                where=where,
             ),
             _panel(
                 "Memory used (GiB)",
-                f"""SELECT hour AS time, cluster AS metric,
+                """SELECT hour AS time, cluster AS metric,
                 SUM(memory_used_bytes) / 1073741824.0 AS value
                 FROM namespace_usage WHERE {where} GROUP BY 1, 2 ORDER BY 1""",
+                where=where,
             ),
             _panel(
                 "Namespaces nearest their CPU quota (peak / quota)",
-                f"""SELECT cluster, namespace, MAX(cpu_used_cores_max / cpu_quota_cores) AS ratio
+                """SELECT cluster, namespace, MAX(cpu_used_cores_max / cpu_quota_cores) AS ratio
                 FROM namespace_usage WHERE {where} AND cpu_quota_cores > 0
                 GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20""",
+                where=where,
                 kind="table",
                 fmt="table",
             ),
             _panel(
                 "Unhealthy workload hours",
-                f"""SELECT hour AS time, cluster AS metric, COUNT(*) AS value
+                """SELECT hour AS time, cluster AS metric, COUNT(*) AS value
                 FROM workload_status WHERE {where} AND NOT healthy GROUP BY 1, 2 ORDER BY 1""",
+                where=where,
             ),
         ],
         clusters=True,
@@ -123,32 +131,36 @@ def cost_dashboard() -> dict[str, Any]:
         [
             _panel(
                 "Cost per namespace (USD per hour)",
-                f"""SELECT hour AS time, namespace AS metric, SUM(total_cost) AS value
+                """SELECT hour AS time, namespace AS metric, SUM(total_cost) AS value
                 FROM cost_allocations WHERE {where} GROUP BY 1, 2 ORDER BY 1""",
+                where=where,
                 unit="currencyUSD",
             ),
             _panel(
                 "Allocated and idle cost per cluster (USD per hour)",
-                f"""SELECT hour AS time, cluster || ' allocated' AS metric,
+                """SELECT hour AS time, cluster || ' allocated' AS metric,
                 SUM(allocated_cost) AS value FROM cluster_costs WHERE {where} GROUP BY 1, 2
                 UNION ALL SELECT hour, cluster || ' idle', SUM(idle_cost)
                 FROM cluster_costs WHERE {where} GROUP BY 1, 2 ORDER BY 1""",
+                where=where,
                 unit="currencyUSD",
             ),
             _panel(
                 "Cost per tenant in the period (USD)",
-                f"""SELECT tenant, SUM(total_cost) AS cost FROM cost_allocations
+                """SELECT tenant, SUM(total_cost) AS cost FROM cost_allocations
                 WHERE {where} GROUP BY 1 ORDER BY 2 DESC""",
+                where=where,
                 kind="table",
                 fmt="table",
                 unit="currencyUSD",
             ),
             _panel(
                 "Rightsizing: saving per hour if requests followed p95 usage",
-                f"""SELECT cluster, namespace, workload, cpu_requested, cpu_p95, cpu_recommended,
+                """SELECT cluster, namespace, workload, cpu_requested, cpu_p95, cpu_recommended,
                 memory_gib_requested, memory_gib_p95, saving_per_hour
-                FROM rightsizing_suggestions WHERE {CLUSTER_FILTER}
+                FROM rightsizing_suggestions WHERE {where}
                 ORDER BY saving_per_hour DESC LIMIT 25""",
+                where=CLUSTER_FILTER,
                 kind="table",
                 fmt="table",
             ),
@@ -165,25 +177,29 @@ def dora_dashboard() -> dict[str, Any]:
         [
             _panel(
                 "Deployment frequency (per day)",
-                f"""SELECT week_start AS time, deployments_per_day AS value
+                """SELECT week_start AS time, deployments_per_day AS value
                 FROM dora_metrics WHERE {where} ORDER BY 1""",
+                where=where,
             ),
             _panel(
                 "Lead time for changes (median hours)",
-                f"""SELECT week_start AS time, lead_time_hours_median AS value
+                """SELECT week_start AS time, lead_time_hours_median AS value
                 FROM dora_metrics WHERE {where} ORDER BY 1""",
+                where=where,
                 unit="h",
             ),
             _panel(
                 "Change failure rate",
-                f"""SELECT week_start AS time, change_failure_rate AS value
+                """SELECT week_start AS time, change_failure_rate AS value
                 FROM dora_metrics WHERE {where} ORDER BY 1""",
+                where=where,
                 unit="percentunit",
             ),
             _panel(
                 "Time to restore (median hours)",
-                f"""SELECT week_start AS time, time_to_restore_hours_median AS value
+                """SELECT week_start AS time, time_to_restore_hours_median AS value
                 FROM dora_metrics WHERE {where} ORDER BY 1""",
+                where=where,
                 unit="h",
             ),
         ],

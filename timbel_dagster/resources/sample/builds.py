@@ -86,7 +86,7 @@ class SampleBuilder:
             "rexp": round(rng.uniform(0.5, 6.0), 2),
             "sexp": float(int((40 + experience) * rng.uniform(0.2, 0.7))),
         }
-        sha = hashlib.sha1(f"{self.service.name}:{n}".encode()).hexdigest()
+        sha = hashlib.sha1(f"{self.service.name}:{n}".encode(), usedforsecurity=False).hexdigest()
         verb = "fix" if is_fix else rng.choice(["feat", "refactor", "chore", "perf"])
         self.history.commits.append(
             CommitRecord(
