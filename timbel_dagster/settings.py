@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     )
     registry_username: str | None = None
     registry_password: SecretStr | None = None
+    # Comma-separated in the environment (NoDecode: not JSON).
+    timbel_registry_token_realms: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Token services (hosts, meaning https, or URL prefixes) other than https "
+        "on the registry's own host that may receive REGISTRY_USERNAME/REGISTRY_PASSWORD.",
+    )
     trivy_binary: str = "trivy"
     trivy_cache_dir: Path | None = None
     trivy_timeout_seconds: float = Field(600.0, gt=0)
@@ -217,6 +223,7 @@ class Settings(BaseSettings):
         "gitlab_projects",
         "timbel_analyze_repositories",
         "timbel_git_repositories",
+        "timbel_registry_token_realms",
         mode="before",
     )(_comma_list)
 
@@ -229,6 +236,14 @@ class Settings(BaseSettings):
             re.compile(value)
         except re.error as error:
             raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+    @field_validator("timbel_registry_token_realms")
+    @classmethod
+    def _check_token_realms(cls, value: list[str]) -> list[str]:
+        from timbel_dagster.resources.registry_realm import parse_realm_rules
+
+        parse_realm_rules(value)
         return value
 
     @field_validator("timbel_risk_reject_from")

@@ -1,0 +1,119 @@
+"""Which token services may receive the registry's credentials.
+
+A registry that wants tokens names its token service in `WWW-Authenticate: Bearer realm=`.
+That header comes from the registry (or from whoever answers in its place), so following it
+blindly would send `REGISTRY_USERNAME`/`REGISTRY_PASSWORD` to any host, over plain HTTP. The
+credentials go to a realm only when it is:
+- the registry itself (same scheme, host and port: it already receives them);
+- https on the registry's host, any port (Harbor, GHCR: `ghcr.io/token`);
+- allowed by TIMBEL_REGISTRY_TOKEN_REALMS: a host (`auth.docker.io`, `host:port`), meaning
+  https on that host, or a URL prefix (`https://gitlab.example/jwt/auth`), compared by scheme,
+  host, port and whole path segments; plain http only when a prefix says `http://`.
+An anonymous token request sends no secret and may go to any http(s) realm; a realm with
+another scheme (`file:`, `ftp:`) is never followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+SETTING = "TIMBEL_REGISTRY_TOKEN_REALMS"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class RealmRule:
+    """One allowed token service: `scheme://host[:port]` and a path prefix."""
+
+    scheme: str
+    host: str  # lower case
+    port: int | None  # None: any port (a bare host entry)
+    path: str  # '' or '/jwt/auth' (no trailing slash)
+
+    def allows(self, realm: SplitResult) -> bool:
+        if realm.scheme != self.scheme or (realm.hostname or "") != self.host:
+            return False
+        if self.port is not None and _port(realm) != self.port:
+            return False
+        path = realm.path.rstrip("/")
+        return not self.path or path == self.path or path.startswith(self.path + "/")
+
+
+def _port(url: SplitResult) -> int | None:
+    try:
+        return url.port or _DEFAULT_PORTS.get(url.scheme)
+    except ValueError:  # a port that is not a number
+        return None
+
+
+def parse_realm_rules(entries: Iterable[str]) -> tuple[RealmRule, ...]:
+    """The rules of TIMBEL_REGISTRY_TOKEN_REALMS entries.
+
+    Raises:
+        ValueError: an entry is neither a host nor an http(s) URL; the message names it.
+    """
+    rules = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        url = urlsplit(entry if "://" in entry else f"https://{entry}")
+        bare = "://" not in entry
+        port = _port(url)
+        if (
+            url.scheme not in _DEFAULT_PORTS
+            or not url.hostname
+            or url.username is not None
+            or url.query
+            or url.fragment
+            or port is None
+            or (bare and url.path)
+        ):
+            raise ValueError(
+                f"{entry!r} is neither a host (auth.example[:port]) nor an http(s) "
+                "URL prefix (https://auth.example/token)"
+            )
+        explicit_port = url.port is not None or not bare
+        rules.append(
+            RealmRule(
+                url.scheme, url.hostname, port if explicit_port else None, url.path.rstrip("/")
+            )
+        )
+    return tuple(rules)
+
+
+def realm_refusal(
+    realm: str, registry_url: str, rules: Iterable[RealmRule], with_credentials: bool
+) -> str | None:
+    """Why the token request to `realm` must not be sent, or None when it may be.
+
+    Args:
+        realm: the `realm` of the registry's Bearer challenge.
+        registry_url: the registry's base URL.
+        rules: TIMBEL_REGISTRY_TOKEN_REALMS, parsed.
+        with_credentials: the request would carry the registry's basic credentials.
+    """
+    url = urlsplit(realm)
+    if url.scheme not in _DEFAULT_PORTS or not url.hostname:
+        return f"token realm {realm!r} is not an http(s) URL; not following it"
+    if not with_credentials:
+        return None
+    registry = urlsplit(registry_url)
+    same_host = url.hostname == registry.hostname
+    if same_host and url.scheme == registry.scheme and _port(url) == _port(registry):
+        return None  # the registry itself, which already receives the credentials
+    if same_host and url.scheme == "https":
+        return None
+    if any(rule.allows(url) for rule in rules):
+        return None
+    # Here the realm is plain http, or on another host, or both.
+    why = [] if url.scheme == "https" else ["plain http"]
+    if not same_host:
+        why.append(f"host {url.hostname} is not the registry's")
+    where = url.netloc.rpartition("@")[2]
+    entry = f"{url.scheme}://{where}{url.path}" if url.scheme == "http" else where
+    return (
+        f"refusing to send the registry credentials to token realm {realm} "
+        f"({', '.join(why)}); if it is this registry's token service, add {entry} to {SETTING}"
+    )
