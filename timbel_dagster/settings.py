@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     gitlab_token: SecretStr | None = None
     gitlab_projects: Annotated[list[str], NoDecode] = Field(default_factory=list)
     gitlab_max_requests_per_second: float = Field(10.0, gt=0)
+    timbel_log_max_bytes_per_execution: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of build log stored per execution (all of its streams); past "
+        "it one 'truncated' line naming the CI server's URL is stored and reading stops.",
+    )
 
     # --- Deployments read from CI (live mode, until Timbel's deploy job records them) ----
     timbel_deploy_stage_pattern: str = Field(
