@@ -10,7 +10,11 @@ storage under the test's tmp_path, deletes enabled, readiness polled on `/v2/`. 
 - `oci_registry_token`: the registry's real token auth (it verifies the JWTs' signatures,
   issuer, audience, expiry and granted scopes itself) with a loopback *token server*
   (pytest-httpserver) standing in for the authorization service only: it checks basic
-  credentials and signs a JWT granting the scopes asked for, per the Docker token spec.
+  credentials and signs a JWT granting the scopes asked for, per the Docker token spec. The
+  token server is on HTTPS (self-signed, trusted through REQUESTS_CA_BUNDLE) on the
+  registry's host, so the client may send it the credentials;
+- `oci_registry_token_plain`: the same with the token server on plain HTTP, which the client
+  must not send credentials to unless TIMBEL_REGISTRY_TOKEN_REALMS allows it.
 
 Under CI=true a missing `docker-registry` fails the tests (`missing_service`).
 """
@@ -26,7 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -130,6 +134,7 @@ class Registry:
     username: str | None = None
     password: str | None = None
     issuer: TokenIssuer | None = None
+    realm: str | None = None  # the token server's URL, with token auth
     pushed: dict[str, str] = field(default_factory=dict)  # repository:tag -> digest
     blob_requests: list[dict[str, str]] = field(default_factory=list)  # redirect targets hit
 
@@ -236,18 +241,61 @@ def oci_registry_redirecting(tmp_path: Path) -> Iterator[Registry]:
         yield Registry(url, USER, PASSWORD, blob_requests=received)
 
 
-@pytest.fixture
-def oci_registry_token(tmp_path: Path, httpserver: Any) -> Iterator[Registry]:
-    """An empty registry with token auth; its token server is `registry.issuer`."""
-    issuer = TokenIssuer(tmp_path, {USER: PASSWORD})
-    httpserver.expect_request("/token").respond_with_handler(issuer.handle)
-    auth = {
-        "token": {
-            "realm": httpserver.url_for("/token"),
-            "service": issuer.service,
-            "issuer": issuer.issuer,
-            "rootcertbundle": str(issuer.cert_path),
+@contextmanager
+def token_server(issuer: TokenIssuer, tls_dir: Path | None = None) -> Iterator[str]:
+    """The issuer's token endpoint on 127.0.0.1, on HTTPS with a self-signed certificate
+    written to `tls_dir/tls.crt` when `tls_dir` is given; yields the realm URL."""
+    from pytest_httpserver import HTTPServer
+
+    context = None
+    if tls_dir is not None:
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        files = write_tls(tls_dir)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(files["certificate"], files["key"])
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.expect_request("/token").respond_with_handler(issuer.handle)
+    server.start()
+    try:
+        yield server.url_for("/token")
+    finally:
+        server.clear()
+        server.stop()
+
+
+@contextmanager
+def token_registry(
+    workdir: Path, tls: bool = True, realm: Callable[[str], str] | None = None
+) -> Iterator[Registry]:
+    """A registry with token auth and its token server (`registry.issuer`), on HTTPS unless
+    `tls` is false. `realm` turns the token server's URL into the realm the registry names
+    (another spelling of its host, say)."""
+    issuer = TokenIssuer(workdir, {USER: PASSWORD})
+    with token_server(issuer, workdir / "token-tls" if tls else None) as served:
+        named = realm(served) if realm else served
+        auth = {
+            "token": {
+                "realm": named,
+                "service": issuer.service,
+                "issuer": issuer.issuer,
+                "rootcertbundle": str(issuer.cert_path),
+            }
         }
-    }
-    with _registry_or_skip(tmp_path, auth) as url:
-        yield Registry(url, USER, PASSWORD, issuer)
+        with _registry_or_skip(workdir, auth) as url:
+            yield Registry(url, USER, PASSWORD, issuer, named)
+
+
+@pytest.fixture
+def oci_registry_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    """An empty registry with token auth; its token server (`registry.issuer`) is on HTTPS on
+    the registry's host, its certificate trusted through REQUESTS_CA_BUNDLE."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "token-tls" / "tls.crt"))
+    with token_registry(tmp_path) as registry:
+        yield registry
+
+
+@pytest.fixture
+def oci_registry_token_plain(tmp_path: Path) -> Iterator[Registry]:
+    """An empty registry with token auth whose token server is on plain HTTP."""
+    with token_registry(tmp_path, tls=False) as registry:
+        yield registry

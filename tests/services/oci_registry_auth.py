@@ -85,7 +85,8 @@ def self_signed(common_name: str) -> tuple[Any, Any]:
 
 
 def write_tls(workdir: Path) -> dict[str, str]:
-    """A self-signed certificate and key for the registry's `http.tls`."""
+    """A self-signed certificate and key (`workdir/tls.crt`, `tls.key`) for 127.0.0.1: the
+    registry's `http.tls`, or the token server's."""
     from cryptography.hazmat.primitives import serialization
 
     key, cert = self_signed("127.0.0.1")
@@ -115,7 +116,8 @@ class TokenIssuer:
         self.cert_path = workdir / "token-issuer.pem"
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         self._x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
-        self.requests: list[dict[str, Any]] = []  # each token request: user and scopes
+        # each token request: user, scopes and its Authorization header (None without one)
+        self.requests: list[dict[str, Any]] = []
 
     def token(self, scopes: list[str], subject: str = USER) -> str:
         from cryptography.hazmat.primitives import hashes
@@ -149,7 +151,8 @@ class TokenIssuer:
         auth = request.authorization
         user = auth.username if auth else None
         scopes = request.args.getlist("scope")
-        self.requests.append({"user": user, "scopes": scopes})
+        header = request.headers.get("Authorization")
+        self.requests.append({"user": user, "scopes": scopes, "authorization": header})
         if user is None or self.users.get(user) != (auth.password if auth else None):
             return Response(json.dumps({"details": "incorrect username or password"}), 401)
         if request.args.get("service") != self.service:

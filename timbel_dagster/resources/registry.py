@@ -33,7 +33,9 @@ class RegistryResource(dg.ConfigurableResource):
     REGISTRY_USERNAME and REGISTRY_PASSWORD when a run first uses it.
 
     `repositories` holds names or globs (`team/*`); empty reads the whole catalog. Bind
-    `password` and `token` with `dg.EnvVar`: they are secrets.
+    `password` and `token` with `dg.EnvVar`: they are secrets. `token_realms` (unset:
+    TIMBEL_REGISTRY_TOKEN_REALMS) names the token services on other hosts, or on plain http,
+    that may receive the credentials (`registry_realm`).
     """
 
     url: str | None = None
@@ -45,6 +47,7 @@ class RegistryResource(dg.ConfigurableResource):
     page_size: int = 100
     repositories: list[str] | None = None
     retry_backoff_seconds: float = 0.5  # first retry's wait; doubles each time
+    token_realms: list[str] | None = None
 
     _client: RegistryClient | None = PrivateAttr(default=None)
 
@@ -79,6 +82,9 @@ class RegistryResource(dg.ConfigurableResource):
             username = self.username or settings.registry_username
             secret = settings.registry_password
             password = self.password or (secret.get_secret_value() if secret else None)
+            realms = self.token_realms
+            if realms is None:
+                realms = settings.timbel_registry_token_realms
             http = RegistryHTTP(
                 url,
                 username,
@@ -87,6 +93,7 @@ class RegistryResource(dg.ConfigurableResource):
                 verify_tls=self.verify_tls,
                 timeout=self.timeout,
                 backoff_seconds=self.retry_backoff_seconds,
+                token_realms=realms,
             )
             self._client = RegistryClient(http, self.page_size, self.repositories or ())
         return self._client

@@ -10,7 +10,8 @@ Authentication follows what registries ask for:
   request, saving a refused round trip per repository.
 - A fixed bearer `token`, for registries that hand out long-lived tokens.
 Credentials are never sent to another host: redirects (blobs on object storage) are
-followed without them.
+followed without them, and a token realm gets them only when `registry_realm` allows it
+(https on the registry's host, or TIMBEL_REGISTRY_TOKEN_REALMS).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -33,6 +34,7 @@ from timbel_dagster.resources.errors import (
     TransientSourceError,
 )
 from timbel_dagster.resources.payload import parse_json
+from timbel_dagster.resources.registry_realm import SETTING, parse_realm_rules, realm_refusal
 
 SYSTEM = "registry"
 _PARAM = re.compile(r'(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
@@ -78,6 +80,7 @@ class RegistryHTTP:
         password: str | None = None,
         token: str | None = None,
         verify_tls: bool = True,
+        token_realms: Sequence[str] = (),
         timeout: float = 30.0,
         retries: int = 3,
         backoff_seconds: float = 0.5,
@@ -87,6 +90,10 @@ class RegistryHTTP:
         self.url = url.rstrip("/")
         self.host = urlsplit(self.url).netloc
         self.username, self._password, self._static_token = username, password, token
+        try:
+            self.realm_rules = parse_realm_rules(token_realms)
+        except ValueError as error:
+            raise ValueError(f"token realms ({SETTING}): {error}") from None
         self.timeout, self.retries, self.backoff_seconds = timeout, retries, backoff_seconds
         self._sleep, self._clock = sleep, clock
         self.session = requests.Session()
@@ -231,6 +238,9 @@ class RegistryHTTP:
             params["service"] = challenge.params["service"]
         obj = f"{realm} (token for {params['scope']})"
         auth = (self.username, self._password or "") if self.username is not None else None
+        refusal = realm_refusal(realm, self.url, self.realm_rules, auth is not None)
+        if refusal:  # checked before anything is sent: the realm comes from the server
+            raise SourceError(SYSTEM, self.url, refusal)
         response = self._retrying(lambda: self._send_token(realm, params, auth), obj)
         if response.status_code in (401, 403):
             who = f"user {self.username}" if self.username else "anonymous access"
@@ -259,6 +269,7 @@ class RegistryHTTP:
     ) -> requests.Response:
         self.requests_made += 1
         try:
+            # A redirect to another host, port or scheme loses `auth` (requests strips it).
             return self.session.get(realm, params=params, auth=auth, timeout=self.timeout)
         except requests.exceptions.SSLError as error:
             raise SourceError(SYSTEM, realm, f"TLS verification failed ({error})") from None
