@@ -2,7 +2,9 @@
 
 A model is stored with joblib as bytes beside its evaluation, so that every reader (assets,
 the CLI, the approval flow, notebooks) loads exactly the estimator the asset trained, whatever
-process or pod it runs in.
+process or pod it runs in. Unpickling runs code, so each artifact is stored with a signature
+(`ml/model_signing.py`) that is checked before the bytes are loaded: a row Timbel did not
+sign is refused, never unpickled.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from timbel_dagster.ml.model_signing import ModelKey, ModelSignatureError, model_key, sign, verify
+from timbel_dagster.settings import get_settings
+
+__all__ = ["ModelSignatureError", "NoModelError", "StoredModel", "load_model", "save_model"]
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +40,10 @@ class NoModelError(LookupError):
     """No version of the model has been trained yet."""
 
 
+def _key(key: ModelKey | None) -> ModelKey:
+    return key if key is not None else model_key(get_settings())
+
+
 def save_model(
     connection: Connection,
     name: str,
@@ -45,8 +56,10 @@ def save_model(
     n_test: int,
     trained_until: dt.datetime | None,
     reason: str,
+    key: ModelKey | None = None,
 ) -> int:
-    """Store a new version of `name` and return its number."""
+    """Store a new version of `name`, signed with `key` (the installation's key from the
+    settings by default), and return its number."""
     import joblib
     from sqlalchemy import func, insert, select
 
@@ -54,6 +67,7 @@ def save_model(
 
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
+    artifact = buffer.getvalue()
     version = (
         connection.execute(select(func.max(MlModel.version)).where(MlModel.name == name)).scalar()
         or 0
@@ -69,14 +83,30 @@ def save_model(
             features=features,
             evaluation=evaluation,
             reason=reason,
-            artifact=buffer.getvalue(),
+            artifact=artifact,
+            artifact_signature=sign(
+                _key(key),
+                name=name,
+                version=version,
+                code_version=code_version,
+                features=features,
+                artifact=artifact,
+            ),
         )
     )
     return version
 
 
-def load_model(connection: Connection, name: str, version: int | None = None) -> StoredModel:
-    """The newest (or the given) version of `name`; NoModelError when there is none."""
+def load_model(
+    connection: Connection, name: str, version: int | None = None, key: ModelKey | None = None
+) -> StoredModel:
+    """The newest (or the given) version of `name`.
+
+    Raises:
+        NoModelError: there is no such version.
+        ModelSignatureError: the row is unsigned or does not match its signature under `key`
+            (the installation's key from the settings by default); it was not unpickled.
+    """
     import joblib
     from sqlalchemy import select
 
@@ -90,6 +120,15 @@ def load_model(connection: Connection, name: str, version: int | None = None) ->
             f"no {name} has been trained yet: materialize ml/{name} "
             f"(timbel demo, or the ml_retrain job) first"
         )
+    verify(
+        _key(key),
+        row.artifact_signature,
+        name=row.name,
+        version=row.version,
+        code_version=row.code_version,
+        features=row.features,
+        artifact=row.artifact,
+    )
     return StoredModel(
         name=row.name,
         version=row.version,
@@ -98,6 +137,7 @@ def load_model(connection: Connection, name: str, version: int | None = None) ->
         trained_until=row.trained_until,
         features=list(row.features),
         evaluation=dict(row.evaluation),
+        # Safe only because `verify` passed: Timbel itself signed exactly these bytes.
         estimator=joblib.load(io.BytesIO(row.artifact)),
     )
 

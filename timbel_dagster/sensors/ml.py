@@ -61,12 +61,12 @@ def drift_verdict(warehouse_url: str, settings) -> dict:
     "fell by more than TIMBEL_RISK_DRIFT_AUC_DROP from the AUC it was accepted with.",
 )
 def risk_drift_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    from timbel_dagster.ml.model_store import NoModelError
+    from timbel_dagster.ml.model_store import ModelSignatureError, NoModelError
     from timbel_dagster.settings import get_settings
 
     try:
         verdict = drift_verdict(warehouse.url(), get_settings())
-    except NoModelError as error:
+    except (NoModelError, ModelSignatureError) as error:  # a refused model is never unpickled
         return dg.SkipReason(str(error))
     context.log.info(verdict["reason"])
     if not verdict["retrain"]:

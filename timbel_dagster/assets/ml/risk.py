@@ -77,6 +77,7 @@ def risk_model(
     context: dg.AssetExecutionContext, config: RiskModelConfig, warehouse: WarehouseResource
 ):
     from timbel_dagster.ml.model_store import (
+        ModelSignatureError,
         NoModelError,
         load_model,
         load_training_rows,
@@ -90,6 +91,10 @@ def risk_model(
         try:
             latest = load_model(connection, MODEL_NAME)
         except NoModelError:
+            latest = None
+        except ModelSignatureError as error:
+            # Never unpickled; training a new, signed version is exactly the way out.
+            context.log.warning(f"{error}; training a new version")
             latest = None
     fingerprint = training_fingerprint(table)
     if (
