@@ -4,6 +4,12 @@ The compiler is Debian's `groovy` (2.4, the Groovy line Jenkins itself runs) on 
 compiles a whole batch of files to the CONVERSION phase via `groovy/check.groovy`, since each
 JVM start costs about a second. Without `groovy` the result says so in a warning and in its
 `checker` field, and a much lighter tokeniser check (strings, comments, brackets) stands in.
+
+The files are untrusted, and compiling one must not run its author's code: check.groovy runs
+no global AST transformation (no @Grab download) and refuses the annotations that fetch or run
+code (@Grab, @GrabResolver, @ASTTest, ...), and the JVM gets a minimal environment (no
+tokens, no database URL), an empty HOME and working directory (no ~/.groovy jars, grapes or
+startup script, nothing from the caller's directory on the classpath) and Grape switched off.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from timbel_dagster.pipeline_templates.groovy_lexer import fallback_check, tokenize
 from timbel_dagster.pipeline_templates.jenkinsfile_structure import declarative_issues
@@ -37,6 +46,14 @@ _DECLARATIVE_HINT = re.compile(r"^\s*pipeline\s*\{", re.MULTILINE)
 
 class GroovyError(RuntimeError):
     """The installed groovy could not run (no JVM, a crash): not a verdict on the files."""
+
+
+class Compiled(NamedTuple):
+    """What the compiler said about one source: syntax errors, and the refused annotations
+    (code the compiler would fetch or run) it found in a file that parsed."""
+
+    syntax: list[Issue]
+    refused: list[Issue]
 
 
 class _Launches:
@@ -67,39 +84,74 @@ def find_java_home(jvm_root: Path = JVM_ROOT) -> Path | None:
     return None
 
 
+def child_environment(java_home: Path | None, home: Path) -> dict[str, str]:
+    """The whole environment of the groovy JVM: what the launcher and the JVM need, nothing
+    of the caller's (tokens, database URLs, JAVA_TOOL_OPTIONS, CLASSPATH, GROOVY_*).
+
+    Args:
+        java_home: the JDK (None keeps the caller's JAVA_HOME, if any, for the launcher).
+        home: an empty directory for HOME and the JVM's user.home, so that no ~/.groovy
+            startup script, lib jar or grape cache is used.
+    """
+    environment = {
+        # Only the launcher's own lookups (sh, dirname, uname): not a secret, and a fixed
+        # path would break a groovy installed elsewhere.
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        # startGroovy passes JAVA_OPTS through `eval`, hence the quoting.
+        "JAVA_OPTS": shlex.join(
+            [
+                "-Dgroovy.grape.enable=false",
+                "-Dgroovy.grape.autoDownload=false",
+                f"-Duser.home={home}",
+                f"-Djava.io.tmpdir={home}",
+            ]
+        ),
+    }
+    java = str(java_home) if java_home is not None else os.environ.get("JAVA_HOME")
+    if java:
+        environment["JAVA_HOME"] = java
+    return environment
+
+
 def compile_sources(
     sources: Sequence[str], groovy: str, java_home: Path | None = None, timeout: float = 600
-) -> list[list[Issue]]:
-    """Compile every source text in ONE groovy JVM; the errors of each, in order.
+) -> list[Compiled]:
+    """Compile every source text in ONE groovy JVM; what it found in each, in order.
+
+    The JVM runs in an empty temporary directory (also its HOME) with `child_environment`.
 
     Raises:
         GroovyError: groovy did not run or did not report on every source.
     """
     request = json.dumps([{"id": i, "text": text} for i, text in enumerate(sources)])
-    environment = dict(os.environ)  # passed through to the child; JAVA_HOME pinned below
-    if java_home is not None:
-        environment["JAVA_HOME"] = str(java_home)
     script = importlib.resources.files("timbel_dagster.pipeline_templates") / "groovy"
-    with importlib.resources.as_file(script / "check.groovy") as script_path:
+    with (
+        importlib.resources.as_file(script / "check.groovy") as script_path,
+        tempfile.TemporaryDirectory(prefix="timbel-groovy-") as scratch,
+    ):
         _Launches.count += 1
         try:
             done = subprocess.run(
                 [groovy, str(script_path)],
                 input=request.encode("utf-8"),
                 capture_output=True,
-                env=environment,
+                env=child_environment(java_home, Path(scratch)),
+                cwd=scratch,
                 timeout=timeout,
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise GroovyError(f"could not run {groovy}: {error}") from error
-    reports: dict[int, list[Issue]] = {}
+    reports: dict[int, Compiled] = {}
     for line in done.stdout.decode("utf-8", errors="replace").splitlines():
         if line.startswith("{"):
             report = json.loads(line)
-            reports[report["id"]] = [
-                issue(e["line"], e["column"], e["message"]) for e in report["errors"]
-            ]
+            reports[report["id"]] = Compiled(
+                [issue(e["line"], e["column"], e["message"]) for e in report["errors"]],
+                [issue(e["line"], e["column"], e["message"]) for e in report["refused"]],
+            )
     missing = len(sources) - len(reports)
     if done.returncode != 0 or missing:
         stderr = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
@@ -180,6 +232,14 @@ def check_jenkinsfiles(
     home = java_home or find_java_home()
     compiled = compile_sources(list(sources.values()), executable, home) if sources else []
     return [
-        _structure(p, s, errors, COMPILER)
-        for (p, s), errors in zip(sources.items(), compiled, strict=True)
+        _refuse(_structure(p, s, found.syntax, COMPILER), found.refused)
+        for (p, s), found in zip(sources.items(), compiled, strict=True)
     ]
+
+
+def _refuse(checked: ValidationResult, refused: list[Issue]) -> ValidationResult:
+    """Refused annotations are errors beside the structure's (the file parsed)."""
+    if not refused:
+        return checked
+    errors = [*checked["errors"], *refused]
+    return result(checked["path"], checked["kind"], checked["checker"], errors, checked["warnings"])

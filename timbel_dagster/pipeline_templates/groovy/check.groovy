@@ -1,17 +1,51 @@
 // Compile Groovy sources to the CONVERSION phase (parse and build the AST, no class
 // resolution, so shared-library imports and @Library annotations need nothing on the
 // classpath) and print one JSON line per source: {"id": ..., "errors": [{"line", "column",
-// "message"}]}. Reads a JSON list of {"id", "text"} on stdin so that one JVM checks many
-// files; the texts travel in UTF-8 JSON, so no file name has to survive the JVM's locale.
+// "message"}], "refused": [...]}. Reads a JSON list of {"id", "text"} on stdin so that one
+// JVM checks many files; the texts travel in UTF-8 JSON, so no file name has to survive the
+// JVM's locale.
+//
+// The sources are untrusted (anyone who can push a Jenkinsfile writes them), and compiling is
+// not a safe act by itself: @Grab/@GrabResolver make the global Grab transformation download a
+// jar at CONVERSION and load it (its own global transformations then run in this JVM), and
+// @ASTTest runs its closure inside the compiler. So no global AST transformation runs here
+// (every one on the classpath is disabled; none is needed to build the AST), and the
+// annotations Jenkins' script-security refuses in sandboxed pipelines are reported in
+// "refused" with their line, which makes the file invalid.
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
+import org.codehaus.groovy.ast.AnnotatedNode
+import org.codehaus.groovy.ast.AnnotationNode
+import org.codehaus.groovy.ast.ClassCodeVisitorSupport
+import org.codehaus.groovy.ast.ImportNode
+import org.codehaus.groovy.ast.ModuleNode
+import org.codehaus.groovy.ast.expr.AnnotationConstantExpression
+import org.codehaus.groovy.ast.expr.ClosureExpression
+import org.codehaus.groovy.ast.expr.Expression
+import org.codehaus.groovy.ast.expr.ListExpression
 import org.codehaus.groovy.control.CompilationUnit
 import org.codehaus.groovy.control.CompilerConfiguration
 import org.codehaus.groovy.control.MultipleCompilationErrorsException
 import org.codehaus.groovy.control.Phases
+import org.codehaus.groovy.control.SourceUnit
 import org.codehaus.groovy.control.messages.ExceptionMessage
 import org.codehaus.groovy.control.messages.SimpleMessage
 import org.codehaus.groovy.control.messages.SyntaxErrorMessage
+
+// RejectASTTransformsCustomizer's list (script-security), with why each is refused here.
+FETCHES = 'it makes the Groovy compiler download and load code (Grape)'
+REFUSED = [
+    'groovy.lang.Grab'                                       : FETCHES,
+    'groovy.lang.GrabConfig'                                 : FETCHES,
+    'groovy.lang.GrabExclude'                                : FETCHES,
+    'groovy.lang.GrabResolver'                               : FETCHES,
+    'groovy.lang.Grapes'                                     : FETCHES,
+    'groovy.transform.ASTTest'                               : 'it runs its closure inside the Groovy compiler',
+    'groovy.transform.AnnotationCollector'                   : 'it can bundle annotations that run code in the Groovy compiler',
+    'org.codehaus.groovy.transform.GroovyASTTransformationClass': 'it names a class for the Groovy compiler to run',
+]
+SANDBOX = 'Jenkins refuses it in sandboxed pipelines'
+GLOBAL_TRANSFORMS = 'META-INF/services/org.codehaus.groovy.transform.ASTTransformation'
 
 def describe(message) {
     if (message instanceof SyntaxErrorMessage) {
@@ -27,20 +61,121 @@ def describe(message) {
     return [line: null, column: null, message: message.toString()]
 }
 
+// Every global transformation the classpath declares (Groovy's own Grab and AstBuilder, and
+// whatever else a jar brings), so that none of them runs on these sources.
+Set<String> globalTransforms() {
+    def names = ['groovy.grape.GrabAnnotationTransformation'] as Set<String>
+    getClass().classLoader.getResources(GLOBAL_TRANSFORMS).each { url ->
+        url.getText('UTF-8').eachLine { line ->
+            def name = line.replaceFirst(/#.*/, '').trim()
+            if (name) names << name
+        }
+    }
+    return names
+}
+
+// Finds the refused annotations (on imports, classes, fields, methods, parameters, local
+// variables, closure parameters and inside other annotations) and the `extensions` member
+// (@CompileStatic/@TypeChecked load and run a script with it).
+class Refusals extends ClassCodeVisitorSupport {
+    SourceUnit sourceUnit
+    ModuleNode module
+    Map<String, String> refused
+    String sandbox
+    List found = []
+
+    String resolve(String written) {
+        def imported = module.getImport(written)
+        if (imported != null) return imported.type.name
+        return written
+    }
+
+    String refusedName(String written) {
+        def name = resolve(written)
+        if (refused.containsKey(name)) return name
+        if (!name.contains('.')) return refused.keySet().find { it.endsWith(".$name") }
+        return null
+    }
+
+    void refuse(node, String message) {
+        found << [line: node.lineNumber > 0 ? node.lineNumber : null,
+                  column: node.columnNumber > 0 ? node.columnNumber : null,
+                  message: "$message; $sandbox".toString()]
+    }
+
+    void checkAnnotation(AnnotationNode annotation) {
+        def written = annotation.classNode.name
+        def name = refusedName(written)
+        if (name != null) {
+            def alias = name.tokenize('.').last() == written.tokenize('.').last() ? '' : " (an alias of $name)"
+            refuse(annotation, "@$written$alias is not allowed in a Jenkinsfile: ${refused[name]}")
+        } else if (annotation.getMember('extensions') != null) {
+            refuse(annotation, "@$written(extensions=...) is not allowed in a Jenkinsfile: " +
+                    'it makes the Groovy compiler run a type-checking script')
+        }
+        annotation.members.values().each { checkNested(it) }
+    }
+
+    void checkNested(Expression value) {
+        if (value instanceof AnnotationConstantExpression) {
+            checkAnnotation((AnnotationNode) value.value)
+        } else if (value instanceof ListExpression) {
+            value.expressions.each { checkNested(it) }
+        }
+    }
+
+    void checkImport(ImportNode node) {
+        def name = node.type?.name
+        if (name != null && refused.containsKey(name)) {
+            refuse(node, "import of $name is not allowed in a Jenkinsfile: ${refused[name]}")
+        }
+    }
+
+    void visitModule() {
+        module.imports.each { checkImport(it) }
+        module.staticImports.values().each { checkImport(it) }
+        visitImports(module)
+        if (module.package != null) visitAnnotations(module.package)
+        module.classes.each { visitClass(it) }
+    }
+
+    @Override
+    void visitAnnotations(AnnotatedNode node) {
+        node.annotations.each { checkAnnotation(it) }
+        super.visitAnnotations(node)
+    }
+
+    @Override
+    void visitClosureExpression(ClosureExpression closure) {
+        closure.parameters?.each { visitAnnotations(it) }
+        super.visitClosureExpression(closure)
+    }
+
+    @Override
+    protected SourceUnit getSourceUnit() { sourceUnit }
+}
+
 def out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, 'UTF-8')
 def sources = new JsonSlurper().parse(new InputStreamReader(System.in, 'UTF-8'))
+def disabled = globalTransforms()
 sources.each { source ->
     def errors = []
+    def refused = []
     def config = new CompilerConfiguration()
     config.tolerance = 10
+    config.disabledGlobalASTTransformations = disabled
     def unit = new CompilationUnit(config)
     try {
-        unit.addSource("Jenkinsfile${source.id}.groovy", source.text as String)
+        def sourceUnit = unit.addSource("Jenkinsfile${source.id}.groovy", source.text as String)
         unit.compile(Phases.CONVERSION)
+        def visitor = new Refusals(sourceUnit: sourceUnit, module: sourceUnit.AST,
+                refused: REFUSED, sandbox: SANDBOX)
+        visitor.visitModule()
+        refused = visitor.found
     } catch (MultipleCompilationErrorsException e) {
         errors.addAll(e.errorCollector.errors.collect { describe(it) })
     } catch (Exception e) {
         errors << [line: null, column: null, message: e.toString()]
     }
-    out.println(JsonOutput.toJson([id: source.id, errors: errors]))
+    out.println(JsonOutput.toJson([id: source.id, errors: errors, refused: refused]))
 }

