@@ -50,7 +50,12 @@ def db_upgrade(revision: str, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
 def db_downgrade(revision: str, yes: bool) -> None:
-    """Migrate the warehouse down to REVISION (`base` drops every table)."""
+    """Migrate the warehouse down to REVISION (`base` drops every table).
+
+    The audit log is never dropped with events no archive holds: archive them first
+    (`timbel audit archive --older-than 0`); the few events archiving leaves behind, and this
+    downgrade's own event, go to a final archive file in the audit archive directory.
+    """
     from timbel_dagster.warehouse import migrate
 
     settings = settings_or_exit()
@@ -58,7 +63,10 @@ def db_downgrade(revision: str, yes: bool) -> None:
         click.confirm(
             f"Downgrade the warehouse to {revision}? Data in dropped tables is lost", abort=True
         )
-    before, after = migrate.downgrade(settings.database_url, revision, actor=settings.timbel_user)
+    archive_dir = settings.timbel_audit_archive_dir or settings.timbel_home / "audit-archive"
+    before, after = migrate.downgrade(
+        settings.database_url, revision, actor=settings.timbel_user, archive_dir=archive_dir
+    )
     click.echo(f"Migrated {before} -> {after or 'empty'}.")
 
 

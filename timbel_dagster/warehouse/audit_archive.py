@@ -288,3 +288,95 @@ def verify_archives(connection: Connection) -> list[tuple[Mapping[str, Any], Arc
         results.append((checkpoint, found))
         start = checkpoint["last_hash"]
     return results
+
+
+# --- Dropping the audit log (`timbel db downgrade base`) -----------------------------------
+class AuditLogInUseError(AuditArchiveError):
+    """A schema downgrade would drop audit events that are in no archive; nothing changed."""
+
+
+@dataclass(frozen=True)
+class DropPlan:
+    """What dropping the audit tables would lose, read before the downgrade runs."""
+
+    unarchived: int  # events an archive can still move (the command refuses while > 0)
+    checkpoints: int  # archive checkpoints the chain is verified from
+    residue: list[dict[str, Any]]  # the events after the newest checkpoint, as archived
+    start_hash: str  # what the first of them chains onto
+    broken: str | None  # why the chain is broken, if it is
+
+
+def plan_drop(connection: Connection) -> DropPlan:
+    """The events a downgrade that drops `audit_events` would lose.
+
+    Archiving never moves the newest event, and appends an `audit.archive` event of its own,
+    so after `timbel audit archive --older-than 0` the table still holds those two. They are
+    not counted as unarchived: `seal_dropped` writes them, and the downgrade's own event, to
+    a final archive file instead.
+    """
+    from sqlalchemy import func, inspect, select
+
+    from timbel_dagster.warehouse.audit import latest_checkpoint
+    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.models_deploy import AuditCheckpoint
+
+    lock_chain(connection)
+    table = AuditEvent.__table__
+    has_checkpoints = inspect(connection).has_table(AuditCheckpoint.__tablename__)
+    checkpoint = latest_checkpoint(connection) if has_checkpoints else None
+    last_id = checkpoint["last_id"] if checkpoint else 0
+    after = table.c.id > last_id
+    movable = connection.execute(
+        select(func.count()).where(after, table.c.action != "audit.archive")
+    ).scalar_one()
+    checkpoints = 0
+    if has_checkpoints:
+        checkpoints = connection.execute(
+            select(func.count()).select_from(AuditCheckpoint.__table__)
+        ).scalar_one()
+    unarchived = max(movable - 1, 0)
+    residue: list[dict[str, Any]] = []
+    broken = None
+    if not unarchived:  # only then are the few events left read (and the chain checked)
+        query = select(table).where(after).order_by(table.c.id)
+        residue = [event_record(r) for r in connection.execute(query).mappings()]
+        report = verify_chain(connection) if has_checkpoints else None
+        if report is not None and not report.intact:
+            broken = f"the audit log is broken at event {report.first_broken_id}: {report.reason}"
+    start = checkpoint["last_hash"] if checkpoint else GENESIS_HASH
+    return DropPlan(unarchived, checkpoints, residue, start, broken)
+
+
+def seal_dropped(plan: DropPlan, directory: Path, actor: str, details: Mapping[str, Any]) -> Path:
+    """Write the events `plan` found after the last archive, then a `db.downgrade` event
+    chained onto them, to a final archive file in `directory`; its chain verifies with
+    `verify_archive(path, None, plan.start_hash)`.
+
+    Raises:
+        AuditArchiveError: the chain is broken (nothing tampered is sealed) or the file
+            cannot be written.
+    """
+    from timbel_dagster.warehouse.audit import event_hash
+
+    if plan.broken:
+        raise AuditArchiveError(f"refusing to drop the audit log: {plan.broken}")
+    prev_hash = plan.residue[-1]["hash"] if plan.residue else plan.start_hash
+    last_id = plan.residue[-1]["id"] if plan.residue else 0
+    at = dt.datetime.now(dt.UTC)
+    payload = json.loads(json.dumps(dict(details), default=str))
+    final = {
+        "id": last_id + 1,
+        "at": at.isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": "db.downgrade",
+        "target": "warehouse schema",
+        "details": payload,
+        "prev_hash": prev_hash,
+        "hash": event_hash(prev_hash, at, actor, "db.downgrade", "warehouse schema", payload),
+    }
+    records = [*plan.residue, final]
+    path = Path(directory) / (
+        f"audit-{records[0]['id']:012d}-{final['id']:012d}-dropped-{at:%Y%m%dT%H%M%SZ}.jsonl.gz"
+    )
+    _write_atomically(path, iter(records))
+    return path
