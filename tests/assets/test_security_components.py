@@ -5,6 +5,7 @@ with the Trivy stand-in, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import func, select
 
+from tests.fakes.git_http_server import BACKEND, GitHttpServer, record_git_calls
 from tests.services.trivy import (
     FIXTURES,
     TrivyService,
@@ -302,3 +304,84 @@ def test_sbom_findings_are_imported_under_the_repository(
     assert scans == [(artifact, "cyclonedx", "trivy", "findings")]
     assert sorted(findings) == [("CVE-2019-15542", "ammonia"), ("CVE-2021-38193", "ammonia")]
     assert f"| {web} |" in meta["repositories"] and "| 2 |" in meta["repositories"]
+
+
+def test_a_clone_url_with_credentials_leaves_them_nowhere(
+    warehouse_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    trivy_standin: TrivyService,
+) -> None:
+    """Issue #13, finding 4: `https://oauth2:TOKEN@host/repo.git` in
+    TIMBEL_ANALYZE_REPOSITORIES. One such repository is cloned through the real
+    `git http-backend` behind basic auth, one fails (nothing listens on the port): the token
+    is in no warehouse row, SBOM, error, Dagster event, log record or git argument list."""
+    from timbel_dagster.warehouse.models import AuditEvent
+
+    if not BACKEND.exists():
+        pytest.skip("git-http-backend is not installed")
+    secret = "glpat-Xy7SECRETtoken"
+    api, commit = api_repository(tmp_path)
+    (tmp_path / "served").mkdir()
+    git("clone", "--quiet", "--bare", str(api), str(tmp_path / "served" / "shop-api.git"), cwd=api)
+    server = GitHttpServer(root=tmp_path / "served", user="oauth2", password=secret)
+    server.start()
+    try:
+        public = f"{server.url}/shop-api.git"
+        unreachable = "http://127.0.0.1:9/shop/web.git"  # the discard port: nothing listens
+        configure(
+            monkeypatch,
+            public.replace("http://", f"http://oauth2:{secret}@"),
+            unreachable.replace("http://", f"http://oauth2:{secret}@"),
+        )
+        calls = record_git_calls(monkeypatch)
+        caplog.set_level(logging.DEBUG)
+        trivy = trivy_standin.resource(
+            executable=sbom_replaying_trivy(trivy_standin, "test-repo.json")
+        )
+        instance = dg.DagsterInstance.ephemeral()
+        result = dg.materialize(
+            [components],
+            resources={
+                "warehouse": WarehouseResource(database_url=warehouse_url),
+                "sources": DeliverySourcesResource(mode="live", trivy=trivy),
+            },
+            instance=instance,
+        )
+    finally:
+        server.stop()
+    assert result.success
+    meta = metadata(result)
+    [failed] = meta["failed"]
+    assert failed["repository"] == unreachable
+    assert failed["error"].startswith(
+        f"git clone of {unreachable} failed: unable to access '{unreachable}/': "
+    )
+    stored = analyses(warehouse_url)
+    assert set(stored) == {public} and stored[public].commit == commit
+    assert {d[1] for d in dependencies(warehouse_url, public)} == {
+        "com.google.guava:guava",
+        "junit:junit",
+    }
+    with get_engine(warehouse_url).connect() as connection:
+        rows = [
+            connection.execute(select(model.__table__)).all()
+            for model in (RepositoryAnalysis, RepositoryDependency, AuditEvent, ScanResult)
+        ]
+        targets = connection.execute(select(AuditEvent.target)).scalars().all()
+    assert f"repo:{public}" in targets
+    scanned = (trivy_standin.workdir / "scanned.cdx.json").read_text()
+    events = [repr(entry) for entry in instance.all_logs(result.run_id)]
+    clones = [call for call in calls if "clone" in call["argv"]]
+    assert len(clones) == 2 and all(c["env"]["TIMBEL_GIT_PASSWORD"] == secret for c in clones)
+    argv = [arg for call in calls for arg in call["argv"]]
+    for where, text in {
+        "warehouse": repr(rows),
+        "sbom": scanned,
+        "metadata": repr(meta),
+        "dagster events": "\n".join(events),
+        "log records": caplog.text,
+        "git argv": "\n".join(argv),
+    }.items():
+        assert secret not in text, where

@@ -4,7 +4,6 @@ dependencies, Dockerfiles and CI files, from one walk of its tree."""
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import tempfile
 import time
@@ -30,10 +29,10 @@ from timbel_dagster.components.languages import language_bytes
 from timbel_dagster.components.lockfiles_js import LOCKFILE_TOOLS
 from timbel_dagster.components.model import Dependency, Findings
 from timbel_dagster.components.walk import DEFAULT_MAX_FILE_BYTES, walk
+from timbel_dagster.resources.git_repositories import failure, is_git_url, public_url, run_git
 
 log = logging.getLogger(__name__)
 
-_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 CLONE_TIMEOUT_SECONDS = 600.0
 
 
@@ -131,11 +130,6 @@ def analyze_repository(
     return analysis
 
 
-def is_git_url(source: str) -> bool:
-    """Whether `source` is a URL (`https://`, `ssh://`, `file://`, `git@host:path`)."""
-    return bool(_URL.match(source))
-
-
 def analyze_source(
     path_or_git_url: str,
     workdir: Path | None = None,
@@ -151,55 +145,31 @@ def analyze_source(
         timeout_seconds: The longest the clone may take.
 
     Returns:
-        The analysis; for a URL, `repository` is the URL and the clone is removed afterwards.
+        The analysis; for a URL, `repository` is the URL without its credentials
+        (`public_url`) and the clone is removed afterwards.
 
     Raises:
-        ValueError: The path does not exist, or the clone failed (the message names the URL
-            and git's reason).
+        ValueError: The path does not exist, or the clone failed (the message names the URL,
+            without its credentials, and git's reason).
     """
     if not is_git_url(path_or_git_url):
         return analyze_repository(Path(path_or_git_url), max_file_bytes)
     with tempfile.TemporaryDirectory(prefix="timbel-repo-", dir=workdir) as scratch:
         checkout = Path(scratch) / "repository"
         _clone(path_or_git_url, checkout, timeout_seconds)
-        return analyze_repository(checkout, max_file_bytes, name=path_or_git_url)
+        return analyze_repository(checkout, max_file_bytes, name=public_url(path_or_git_url))
 
 
 def _clone(url: str, checkout: Path, timeout_seconds: float) -> None:
-    # `--` keeps a URL from being read as an option; `ext::` could run commands; no prompt
-    # for credentials may hang a command or a Dagster run.
-    command = [
-        "git",
-        "-c",
-        "protocol.ext.allow=never",
-        "-c",
-        "core.askPass=true",
-        "-c",
-        "core.sshCommand=ssh -o BatchMode=yes",
-        "clone",
-        "--depth",
-        "1",
-        "--quiet",
-        "--no-tags",
-        "--",
-        url,
-        str(checkout),
-    ]
+    # `--` keeps a URL from being read as an option; `run_git` refuses `ext::` and prompts,
+    # and gives git the URL's credentials through its environment, never its arguments.
+    shown = public_url(url)
+    command = ["clone", "--depth", "1", "--quiet", "--no-tags", "--", shown, str(checkout)]
     try:
-        completed = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout_seconds,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        completed = run_git(command, timeout=timeout_seconds, url=url)
     except FileNotFoundError:
-        raise ValueError(f"cannot clone {url}: git is not installed") from None
+        raise ValueError(f"cannot clone {shown}: git is not installed") from None
     except subprocess.TimeoutExpired:
-        raise ValueError(f"cloning {url} took longer than {timeout_seconds:.0f}s") from None
+        raise ValueError(f"cloning {shown} took longer than {timeout_seconds:.0f}s") from None
     if completed.returncode != 0:
-        lines = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
-        fatal = [line.removeprefix("fatal: ") for line in lines if line.startswith("fatal:")]
-        reason = "; ".join(fatal or lines[-1:]) or f"exit code {completed.returncode}"
-        raise ValueError(f"git clone of {url} failed: {reason}")
+        raise ValueError(f"git clone of {shown} failed: {failure(completed)}")

@@ -21,6 +21,7 @@ from timbel_dagster.components.analysis import (
     is_git_url,
 )
 from timbel_dagster.components.walk import DEFAULT_MAX_FILE_BYTES
+from timbel_dagster.resources.git_repositories import public_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -72,8 +73,8 @@ def analyse(
         workdir: Where the temporary clone goes (default: the system's temporary directory).
 
     Returns:
-        The analysis (its `repository` is the resolved path or the URL) and the HEAD commit,
-        or None when the directory is not the top of a git work tree.
+        The analysis (its `repository` is the resolved path or the URL without credentials)
+        and the HEAD commit, or None when the directory is not the top of a git work tree.
 
     Raises:
         ValueError: The path does not exist or is not a directory, or the clone failed.
@@ -86,7 +87,8 @@ def analyse(
         checkout = Path(scratch) / "repository"
         _clone(path_or_git_url, checkout, clone_timeout_seconds)
         commit = head_commit(checkout)
-        return analyze_repository(checkout, max_file_bytes, name=path_or_git_url), commit
+        name = public_url(path_or_git_url)
+        return analyze_repository(checkout, max_file_bytes, name=name), commit
 
 
 def dependency_rows(analysis: RepositoryAnalysis, source: str) -> list[dict[str, Any]]:

@@ -125,6 +125,7 @@ def components(
     from timbel_dagster.components.analysis import is_git_url
     from timbel_dagster.components.cyclonedx import to_cyclonedx
     from timbel_dagster.components.store import analyse, store_analysis
+    from timbel_dagster.resources.git_repositories import public_url, scrub
     from timbel_dagster.settings import get_settings
 
     settings = get_settings()
@@ -154,8 +155,10 @@ def components(
                     connection, analysis, source=source, commit=commit, sbom=sbom
                 )
         except (ValueError, OSError) as error:
-            message = str(error) if target in str(error) else f"{target}: {error}"
-            failed.append({"repository": target, "error": message})
+            # Named without the credentials a clone URL may carry (DESIGN 3.9).
+            shown, text = public_url(target), scrub(str(error), target)
+            message = text if shown in text else f"{shown}: {text}"
+            failed.append({"repository": shown, "error": message})
             context.log.warning(f"analysis failed: {message}")
             continue
         context.log.info(
