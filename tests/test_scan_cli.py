@@ -118,3 +118,18 @@ def test_a_failed_scan_is_one_line_recorded_and_audited(
         status, error = connection.execute(select(ScanResult.status, ScanResult.error)).one()
     assert status == "failed" and "401 Unauthorized" in error
     assert audit(env) == [(USER, "scan.image", IMAGE)]
+
+
+@pytest.mark.timeout(30)
+def test_an_option_as_image_is_refused_before_trivy_and_writes_nothing(
+    env: str, trivy_standin: TrivyService
+) -> None:
+    """Issue #13, finding 8: after `--`, click passes `--server=...` on as the reference."""
+    result = timbel("scan", "image", "--", "--server=http://127.0.0.1:9")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "timbel: error: '--server=http://127.0.0.1:9' is not an image reference "
+        "(it starts with '-')\n"
+    )
+    assert trivy_standin.calls() == []
+    assert count(env, ScanResult) == 0 and audit(env) == []

@@ -12,7 +12,9 @@ Trivy does:
   log line on errors (unknown flag, unknown target);
 - logs go to stderr, and `--quiet` silences them all, the FATAL line included, as in Trivy
   (its logger writes to io.Discard then);
-- `--skip-check-update` is refused by `sbom`, which has no misconfiguration flags.
+- `--skip-check-update` is refused by `sbom`, which has no misconfiguration flags;
+- `--` ends the options, as cobra's flag parsing does: what follows is the target even when
+  it starts with '-'; before it, `--server=URL` (client mode) and `--config FILE` are options.
 
 The target mapping is a JSON file named by TRIVY_STANDIN_MAP: `{target: spec}` where spec is
 `{"report": path}` (relative to the mapping file), `{"crash": message}` (exit 1, FATAL on
@@ -34,7 +36,8 @@ SUBCOMMANDS = {"image": "container_image", "fs": "filesystem", "filesystem": "fi
                "sbom": None}  # fmt: skip
 VALUE_FLAGS = {"--format": "format", "-f": "format", "--output": "output", "-o": "output",
                "--exit-code": "exit_code", "--timeout": "timeout", "--cache-dir": "cache_dir",
-               "--severity": "severity", "-s": "severity", "--scanners": "scanners"}  # fmt: skip
+               "--severity": "severity", "-s": "severity", "--scanners": "scanners",
+               "--server": "server", "--config": "config", "-c": "config"}  # fmt: skip
 BOOL_FLAGS = {"--quiet": "quiet", "-q": "quiet", "--no-progress": "no_progress",
               "--offline-scan": "offline_scan", "--skip-db-update": "skip_db_update",
               "--skip-java-db-update": "skip_java_db_update", "--debug": "debug", "-d": "debug",
@@ -76,6 +79,9 @@ def parse(argv: list[str]) -> tuple[str, str, dict[str, Any]]:
     while index < len(rest):
         argument = rest[index]
         name, equals, inline = argument.partition("=")
+        if argument == "--":  # cobra (pflag): everything after it is an argument
+            targets += rest[index + 1 :]
+            break
         if name in VALUE_FLAGS:
             if not equals:
                 index += 1

@@ -73,6 +73,25 @@ def test_one_failure_does_not_stop_the_others_but_fails_the_op(
     assert [call[-1] for call in trivy_standin.calls()] == [API, BROKEN, WEB]
 
 
+def test_an_option_as_image_is_refused_and_the_others_still_scan(
+    warehouse_url: str, trivy_standin: TrivyService
+) -> None:
+    """Issue #13, finding 8: an image reference in the run config that Trivy would read as
+    an option is refused before Trivy runs, and stored nowhere."""
+    trivy_standin.replay(API, "alpine-39-high-critical.json")
+    bad = "--server=http://127.0.0.1:9"
+    result = execute(warehouse_url, trivy_standin, [bad, API])
+    assert not result.success
+    assert scans(warehouse_url) == {API: "findings"}
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    [failed] = failure.step_failure_data.user_failure_data.metadata["failed"].value
+    assert failed == {
+        "image": bad,
+        "error": f"{bad!r} is not an image reference (it starts with '-')",
+    }
+    assert [call[-2:] for call in trivy_standin.calls()] == [["--", API]]
+
+
 def test_sample_mode_scans_with_the_sample_scanner(warehouse_url: str) -> None:
     sources = DeliverySourcesResource(
         mode="sample", sample_end_date="2026-11-01", sample_tags_per_repository=1

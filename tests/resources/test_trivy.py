@@ -58,7 +58,7 @@ def test_findings_are_exit_code_13_and_a_report(
     assert report.artifact_name == IMAGE and report.artifact_digest == "sha256:" + "5e" * 32
     assert [v.pkg_name for v in report.vulnerabilities] == ["musl", "musl-utils"]
     [argv] = trivy_standin.calls()
-    assert argv[:3] == ["image", "--format", "json"] and argv[-1] == IMAGE
+    assert argv[:3] == ["image", "--format", "json"] and argv[-2:] == ["--", IMAGE]
     assert argv[argv.index("--exit-code") + 1] == "13"
     assert argv[argv.index("--cache-dir") + 1] == str(trivy_standin.workdir / "cache")
     assert "--quiet" not in argv  # it would hide Trivy's error messages
@@ -95,7 +95,7 @@ def test_offline_flags(
     assert report.vulnerabilities
     [argv] = trivy_standin.calls()
     assert [a for a in argv if a.startswith("--skip") or a == "--offline-scan"] == flags
-    assert argv[-3:] == ["--scanners", "vuln", target]
+    assert argv[-4:] == ["--scanners", "vuln", "--", target]
 
 
 def test_a_flag_trivy_refuses_is_a_scanner_error(
@@ -183,6 +183,38 @@ def test_bad_configuration_is_refused(trivy_standin: TrivyService) -> None:
     with pytest.raises(ValueError, match=r"subcommand must be one of"):
         trivy_standin.resource().command("k8s", "cluster", Path("out.json"))
     assert trivy_standin.calls() == []
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("ref", "why"),
+    [
+        ("--server=http://127.0.0.1:9", "it starts with '-'"),  # client mode: images leave
+        ("--config=/etc/passwd", "it starts with '-'"),
+        ("-q", "it starts with '-'"),
+        (" alpine:3.10", "blank at either end"),
+        ("alpine:3.10 --server=x", "'3.10 --server=x' is not a tag"),
+    ],
+)
+def test_an_option_as_image_reference_is_refused_before_trivy_runs(
+    trivy_standin: TrivyService, ref: str, why: str
+) -> None:
+    """Issue #13, finding 8: the reference used to be the last argument with no `--` before
+    it, so Trivy read `--server=URL` as an option."""
+    trivy_standin.replay(ref, "alpine-310-registry.json")
+    with pytest.raises(ValueError) as raised:
+        trivy_standin.resource().scan_image(ref)
+    assert str(raised.value) == f"{ref!r} is not an image reference ({why})"
+    assert trivy_standin.calls() == []  # nothing started
+
+
+def test_double_dash_keeps_a_path_that_looks_like_an_option_a_path(
+    trivy_standin: TrivyService,
+) -> None:
+    with pytest.raises(ScannerError, match=r"lstat --config=/etc/passwd: no such file"):
+        trivy_standin.resource().scan_fs("--config=/etc/passwd")
+    [argv] = trivy_standin.calls()
+    assert argv[-2:] == ["--", "--config=/etc/passwd"]
 
 
 def test_settings_configure_the_resource(tmp_path: Path) -> None:

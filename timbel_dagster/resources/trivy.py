@@ -1,6 +1,10 @@
 """Trivy, run as a subprocess that writes a JSON report (schema version 2) to a temporary file.
 
-Every scan runs `trivy image|fs|sbom --format json --output FILE --exit-code 13 ... TARGET`.
+Every scan runs `trivy image|fs|sbom --format json --output FILE --exit-code 13 ... -- TARGET`.
+The target comes from outside (an image reference in a job's config, a path): `--` ends
+Trivy's options (cobra stops parsing flags there), so a target such as
+`--server=http://attacker` can never be read as one, and an image reference is checked with
+`parse_image` before anything runs.
 Trivy exits with 1 on every kind of error, and with `--exit-code` only when it found
 something, so a distinctive code tells the cases apart: 0 = no findings, 13 = findings (a
 successful scan), anything else = the scanner failed. `--quiet` is never passed: it silences
@@ -75,6 +79,23 @@ def _tail(stderr: bytes) -> str:
     return " | ".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
+def check_image_reference(ref: str) -> str:
+    """`ref` when it is an image reference Trivy may be given.
+
+    Raises:
+        ValueError: not an image reference (one starting with '-' included); the message
+            names it.
+    """
+    from timbel_dagster.security.image_ref import parse_image
+
+    if ref.startswith("-"):  # checked first: the reason is what matters here
+        raise ValueError(f"{ref!r} is not an image reference (it starts with '-')")
+    if ref != ref.strip():
+        raise ValueError(f"{ref!r} is not an image reference (blank at either end)")
+    parse_image(ref)
+    return ref
+
+
 def _kill(process: subprocess.Popen[bytes]) -> None:
     """Kill the scanner and anything it started (it leads its own process group)."""
     with contextlib.suppress(ProcessLookupError):  # already gone
@@ -92,7 +113,7 @@ class TrivyResource(dg.ConfigurableResource):
         cache_dir: Trivy's cache (databases, layers); Trivy's default when unset.
         offline: scan with what is in the cache, without network (see the module doc).
         severities: report only these (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN); all when empty.
-        extra_args: more Trivy flags, put before the target.
+        extra_args: more Trivy flags, put before `--` and the target.
     """
 
     executable: str | None = None
@@ -133,6 +154,8 @@ class TrivyResource(dg.ConfigurableResource):
 
         if subcommand not in SUBCOMMANDS:
             raise ValueError(f"Trivy subcommand must be one of {SUBCOMMANDS}, not {subcommand!r}")
+        if subcommand == "image":
+            check_image_reference(target)
         unknown = [s for s in self.severities if s.upper() not in SEVERITIES]
         if unknown:
             raise ValueError(
@@ -150,7 +173,7 @@ class TrivyResource(dg.ConfigurableResource):
             command += ["--severity", ",".join(s.upper() for s in self.severities)]
         if resolved.offline:
             command += [*_OFFLINE_FLAGS, *(["--skip-check-update"] if subcommand != "sbom" else [])]
-        return [*command, *self.extra_args, target]
+        return [*command, *self.extra_args, "--", target]
 
     def scan_image(self, ref: str) -> ScanReport:
         """Scan a container image (`host/repo:tag`, `host/repo@sha256:...`)."""

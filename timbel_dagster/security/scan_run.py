@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.resources.trivy import ScannerError
+from timbel_dagster.resources.trivy import ScannerError, check_image_reference
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -74,8 +74,10 @@ def scan_image(
 
     Raises:
         ScannerError: Trivy failed; the failed scan is stored and audited first.
-        ValueError: the report cannot be stored; likewise recorded first.
+        ValueError: `ref` is not an image reference (refused before anything runs or is
+            stored), or the report cannot be stored (recorded first, as a failure is).
     """
+    check_image_reference(ref)
     try:
         report = trivy.scan_image(ref)
         return store_report(engine, report, actor=actor, action="scan.image", source=source)
