@@ -22,8 +22,10 @@ from click.testing import CliRunner
 
 from tests.fakes.loopback import LoopbackServer
 from timbel_dagster.cli.app import main
+from timbel_dagster.pipeline_templates import jenkinsfile_check
 from timbel_dagster.pipeline_templates.jenkinsfile_check import (
     COMPILER,
+    FALLBACK,
     check_jenkinsfiles,
     jvm_launches,
 )
@@ -121,11 +123,15 @@ def cases(repository: str, marker: Path) -> dict[str, tuple[str, list[tuple[int,
                     "Jenkinsfile: it makes the Groovy compiler run a type-checking script")],
         ),
         "mentions-are-not-annotations": (
-            "@Library('shared@main') _\n// @Grab('evil:evil:5')\n"
+            "@Library('shared@main') _\n// @Grab('evil:evil:5')\nimport foo.Grab\n"
+            "@interface Marker {}\ndef b = this.@binding\n@Grab('mine') def x = 1\n"
             "node { echo '@Grab(\"evil:evil:6\")' }\n",
             [],
         ),
     }  # fmt: skip
+
+
+CASE_NAMES = list(cases("http://127.0.0.1:1/", Path("/m")))
 
 
 @pytest.fixture(scope="module")
@@ -166,16 +172,33 @@ def test_compile_time_code_does_not_run(attacked: dict[str, Any]) -> None:
     assert not attacked["marker"].exists()
 
 
-@pytest.mark.parametrize("name", list(cases("http://127.0.0.1:1/", Path("/m"))))
+def expected_errors(expected: list[tuple[int, int, str]]) -> list[dict[str, Any]]:
+    return [
+        {"line": line, "column": col, "message": text + SANDBOX} for line, col, text in expected
+    ]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
 def test_refused_annotations_make_the_file_invalid(attacked: dict[str, Any], name: str) -> None:
     checked = attacked["by_name"][name]
     expected = attacked["table"][name][1]
     assert checked["checker"] == COMPILER
-    assert [(e["line"], e["column"], e["message"]) for e in checked["errors"]] == [
-        (line, column, message + SANDBOX if message else message)
-        for line, column, message in expected
-    ]
+    assert checked["errors"] == expected_errors(expected)
     assert checked["valid"] is (not expected)
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_the_fallback_without_groovy_refuses_the_same(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No compiler, no code run; the light tokeniser finds the same uses at the same places."""
+    monkeypatch.setattr(jenkinsfile_check, "find_groovy", lambda: None)
+    source, expected = cases("http://127.0.0.1:1/", tmp_path / "pwned")[name]
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(source, encoding="utf-8")
+    (checked,) = check_jenkinsfiles([path])
+    assert checked["checker"] == FALLBACK
+    assert checked["errors"] == expected_errors(expected)
 
 
 @pytest.mark.timeout(60)

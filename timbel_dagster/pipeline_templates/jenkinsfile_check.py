@@ -6,8 +6,9 @@ JVM start costs about a second. Without `groovy` the result says so in a warning
 `checker` field, and a much lighter tokeniser check (strings, comments, brackets) stands in.
 
 The files are untrusted, and compiling one must not run its author's code: check.groovy runs
-no global AST transformation (no @Grab download) and refuses the annotations that fetch or run
-code (@Grab, @GrabResolver, @ASTTest, ...), and the JVM gets a minimal environment (no
+no global AST transformation (no @Grab download) and lists the uses of the annotations that
+fetch or run code (`groovy_refused`: @Grab, @GrabResolver, @ASTTest, ...; the fallback finds
+them in the tokens), each an error; the JVM gets a minimal environment (no
 tokens, no database URL), an empty HOME and working directory (no ~/.groovy jars, grapes or
 startup script, nothing from the caller's directory on the classpath) and Grape switched off.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from timbel_dagster.pipeline_templates.groovy_lexer import fallback_check, tokenize
+from timbel_dagster.pipeline_templates.groovy_refused import REFUSED, refusal, refused_in_tokens
 from timbel_dagster.pipeline_templates.jenkinsfile_structure import declarative_issues
 from timbel_dagster.pipeline_templates.results import Issue, ValidationResult, issue, result
 
@@ -125,7 +127,12 @@ def compile_sources(
     Raises:
         GroovyError: groovy did not run or did not report on every source.
     """
-    request = json.dumps([{"id": i, "text": text} for i, text in enumerate(sources)])
+    request = json.dumps(
+        {
+            "refused": sorted(REFUSED),
+            "sources": [{"id": i, "text": text} for i, text in enumerate(sources)],
+        }
+    )
     script = importlib.resources.files("timbel_dagster.pipeline_templates") / "groovy"
     with (
         importlib.resources.as_file(script / "check.groovy") as script_path,
@@ -150,7 +157,7 @@ def compile_sources(
             report = json.loads(line)
             reports[report["id"]] = Compiled(
                 [issue(e["line"], e["column"], e["message"]) for e in report["errors"]],
-                [issue(e["line"], e["column"], e["message"]) for e in report["refused"]],
+                [refusal(found) for found in report["refused"]],
             )
     missing = len(sources) - len(reports)
     if done.returncode != 0 or missing:
@@ -228,7 +235,12 @@ def check_jenkinsfiles(
     executable = groovy or find_groovy()
     if executable is None:
         log.warning("groovy not found: Jenkinsfiles get the lighter fallback check only")
-        return [_structure(p, s, fallback_check(s), FALLBACK) for p, s in sources.items()]
+        return [
+            _refuse(
+                _structure(p, s, fallback_check(s), FALLBACK), refused_in_tokens(tokenize(s)[0])
+            )
+            for p, s in sources.items()
+        ]
     home = java_home or find_java_home()
     compiled = compile_sources(list(sources.values()), executable, home) if sources else []
     return [

@@ -1,17 +1,15 @@
 // Compile Groovy sources to the CONVERSION phase (parse and build the AST, no class
 // resolution, so shared-library imports and @Library annotations need nothing on the
 // classpath) and print one JSON line per source: {"id": ..., "errors": [{"line", "column",
-// "message"}], "refused": [...]}. Reads a JSON list of {"id", "text"} on stdin so that one
-// JVM checks many files; the texts travel in UTF-8 JSON, so no file name has to survive the
-// JVM's locale.
+// "message"}], "refused": [{"line", "column", "what", "written", "name"}]}. Reads
+// {"refused": [annotation class names], "sources": [{"id", "text"}]} as JSON on stdin so that
+// one JVM checks many files; the texts travel in UTF-8 JSON, so no file name has to survive
+// the JVM's locale.
 //
-// The sources are untrusted (anyone who can push a Jenkinsfile writes them), and compiling is
-// not a safe act by itself: @Grab/@GrabResolver make the global Grab transformation download a
-// jar at CONVERSION and load it (its own global transformations then run in this JVM), and
-// @ASTTest runs its closure inside the compiler. So no global AST transformation runs here
-// (every one on the classpath is disabled; none is needed to build the AST), and the
-// annotations Jenkins' script-security refuses in sandboxed pipelines are reported in
-// "refused" with their line, which makes the file invalid.
+// The sources are untrusted, and compiling is not a safe act by itself (see groovy_refused.py):
+// no global AST transformation runs here (every one on the classpath is disabled, Grab's among
+// them; none is needed to build the AST), and the uses of the refused annotations are listed
+// for Python to report.
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
 import org.codehaus.groovy.ast.AnnotatedNode
@@ -32,19 +30,6 @@ import org.codehaus.groovy.control.messages.ExceptionMessage
 import org.codehaus.groovy.control.messages.SimpleMessage
 import org.codehaus.groovy.control.messages.SyntaxErrorMessage
 
-// RejectASTTransformsCustomizer's list (script-security), with why each is refused here.
-FETCHES = 'it makes the Groovy compiler download and load code (Grape)'
-REFUSED = [
-    'groovy.lang.Grab'                                       : FETCHES,
-    'groovy.lang.GrabConfig'                                 : FETCHES,
-    'groovy.lang.GrabExclude'                                : FETCHES,
-    'groovy.lang.GrabResolver'                               : FETCHES,
-    'groovy.lang.Grapes'                                     : FETCHES,
-    'groovy.transform.ASTTest'                               : 'it runs its closure inside the Groovy compiler',
-    'groovy.transform.AnnotationCollector'                   : 'it can bundle annotations that run code in the Groovy compiler',
-    'org.codehaus.groovy.transform.GroovyASTTransformationClass': 'it names a class for the Groovy compiler to run',
-]
-SANDBOX = 'Jenkins refuses it in sandboxed pipelines'
 GLOBAL_TRANSFORMS = 'META-INF/services/org.codehaus.groovy.transform.ASTTransformation'
 
 def describe(message) {
@@ -75,43 +60,35 @@ Set<String> globalTransforms() {
 }
 
 // Finds the refused annotations (on imports, classes, fields, methods, parameters, local
-// variables, closure parameters and inside other annotations) and the `extensions` member
-// (@CompileStatic/@TypeChecked load and run a script with it).
+// variables, closure parameters and inside other annotations), the imports of them, and the
+// `extensions` member (@CompileStatic/@TypeChecked load and run a script with it).
 class Refusals extends ClassCodeVisitorSupport {
     SourceUnit sourceUnit
     ModuleNode module
-    Map<String, String> refused
-    String sandbox
+    Set<String> refused
     List found = []
 
-    String resolve(String written) {
-        def imported = module.getImport(written)
-        if (imported != null) return imported.type.name
-        return written
-    }
-
+    // The same rule as groovy_refused.refused_name: a full name, an imported name or alias,
+    // or a simple name.
     String refusedName(String written) {
-        def name = resolve(written)
-        if (refused.containsKey(name)) return name
-        if (!name.contains('.')) return refused.keySet().find { it.endsWith(".$name") }
+        def name = module.getImport(written)?.type?.name ?: written
+        if (refused.contains(name)) return name
+        if (!name.contains('.')) return refused.find { it.endsWith(".$name") }
         return null
     }
 
-    void refuse(node, String message) {
+    void add(node, Map what) {
         found << [line: node.lineNumber > 0 ? node.lineNumber : null,
-                  column: node.columnNumber > 0 ? node.columnNumber : null,
-                  message: "$message; $sandbox".toString()]
+                  column: node.columnNumber > 0 ? node.columnNumber : null] + what
     }
 
     void checkAnnotation(AnnotationNode annotation) {
         def written = annotation.classNode.name
         def name = refusedName(written)
         if (name != null) {
-            def alias = name.tokenize('.').last() == written.tokenize('.').last() ? '' : " (an alias of $name)"
-            refuse(annotation, "@$written$alias is not allowed in a Jenkinsfile: ${refused[name]}")
+            add(annotation, [what: 'annotation', written: written, name: name])
         } else if (annotation.getMember('extensions') != null) {
-            refuse(annotation, "@$written(extensions=...) is not allowed in a Jenkinsfile: " +
-                    'it makes the Groovy compiler run a type-checking script')
+            add(annotation, [what: 'extensions', written: written])
         }
         annotation.members.values().each { checkNested(it) }
     }
@@ -126,8 +103,8 @@ class Refusals extends ClassCodeVisitorSupport {
 
     void checkImport(ImportNode node) {
         def name = node.type?.name
-        if (name != null && refused.containsKey(name)) {
-            refuse(node, "import of $name is not allowed in a Jenkinsfile: ${refused[name]}")
+        if (name != null && refused.contains(name)) {
+            add(node, [what: 'import', written: name, name: name])
         }
     }
 
@@ -156,9 +133,10 @@ class Refusals extends ClassCodeVisitorSupport {
 }
 
 def out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, 'UTF-8')
-def sources = new JsonSlurper().parse(new InputStreamReader(System.in, 'UTF-8'))
+def request = new JsonSlurper().parse(new InputStreamReader(System.in, 'UTF-8'))
+def refusedNames = request.refused as Set<String>
 def disabled = globalTransforms()
-sources.each { source ->
+request.sources.each { source ->
     def errors = []
     def refused = []
     def config = new CompilerConfiguration()
@@ -169,7 +147,7 @@ sources.each { source ->
         def sourceUnit = unit.addSource("Jenkinsfile${source.id}.groovy", source.text as String)
         unit.compile(Phases.CONVERSION)
         def visitor = new Refusals(sourceUnit: sourceUnit, module: sourceUnit.AST,
-                refused: REFUSED, sandbox: SANDBOX)
+                refused: refusedNames)
         visitor.visitModule()
         refused = visitor.found
     } catch (MultipleCompilationErrorsException e) {
