@@ -68,10 +68,18 @@ def sample_warehouse(warehouse_url: str) -> str:
     return warehouse_url
 
 
-def test_risk_advisor_end_to_end(sample_warehouse: str, monkeypatch) -> None:
+def test_risk_advisor_end_to_end(
+    sample_warehouse: str, monkeypatch, tmp_path, request: pytest.FixtureRequest
+) -> None:
+    from timbel_dagster.settings import get_settings
+
     url = sample_warehouse
     monkeypatch.setenv("TIMBEL_DATABASE_URL", url)
     monkeypatch.setenv("TIMBEL_USER", "soyeon.lee")
+    # The model-signing key lives in TIMBEL_HOME: one for the whole test, whatever ran before.
+    monkeypatch.setenv("TIMBEL_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
     runner = CliRunner()
     image = _newest_green_image(url, "payments-api")
     created = runner.invoke(
@@ -127,8 +135,6 @@ def test_risk_advisor_end_to_end(sample_warehouse: str, monkeypatch) -> None:
     # Thresholds come from the settings: everything at or above 0.001 is a reject.
     monkeypatch.setenv("TIMBEL_RISK_APPROVE_BELOW", "0.0005")
     monkeypatch.setenv("TIMBEL_RISK_REJECT_FROM", "0.001")
-    from timbel_dagster.settings import get_settings
-
     get_settings.cache_clear()
     strict = json.loads(runner.invoke(main, ["risk", "score", "#1", "--json"]).output)
     assert strict["recommendation"] == "reject"
@@ -153,6 +159,42 @@ def test_no_model_yet_is_a_clear_error(warehouse_url: str, monkeypatch) -> None:
     result = CliRunner().invoke(main, ["risk", "model"])
     assert result.exit_code == 2
     assert "no risk_model has been trained yet: materialize ml/risk_model" in result.output
+
+
+def test_a_refused_model_is_never_unpickled_and_retraining_replaces_it(
+    sample_warehouse: str, tmp_path, monkeypatch, request: pytest.FixtureRequest
+) -> None:
+    """A crafted, unsigned risk_model row (issue #13): a deployment request is still made,
+    not assessed; the ml_retrain job's risk_model trains a signed version over it."""
+    from tests.ml.test_model_store import _insert, _payload
+    from timbel_dagster.ml.model_store import load_model
+    from timbel_dagster.settings import get_settings
+
+    url = sample_warehouse
+    monkeypatch.setenv("TIMBEL_DATABASE_URL", url)
+    monkeypatch.setenv("TIMBEL_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+    marker = tmp_path / "marker"
+    _insert(url, _payload(marker), None, code_version="risk-1")
+
+    image = _newest_green_image(url, "payments-api")
+    created = CliRunner().invoke(
+        main,
+        ["deploy", "request", "payments-api", image, "--group", "prod", "--as", "minji.kim"],
+    )
+    assert created.exit_code == 0, created.output
+    assert (
+        "risk: not assessed (model risk_model v1 was stored without a signature (before "
+        "signing existed, or written outside Timbel), so it is not loaded: retrain it"
+    ) in created.output
+
+    result = _materialize(url, ML[:2])
+    evaluation = _metadata(result, "ml/risk_model")
+    assert (evaluation["model_version"], evaluation["rows_written"]) == (2, 1)
+    with get_engine(url).connect() as connection:
+        assert load_model(connection, "risk_model").version == 2
+    assert not marker.exists()
 
 
 def test_bottlenecks_find_the_sample_regression_and_flaky_stage(sample_warehouse: str) -> None:

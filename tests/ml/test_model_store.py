@@ -126,19 +126,19 @@ def test_a_crafted_pickle_is_refused_before_it_runs(
     message = str(refused.value)
     assert "\n" not in message
     if signature:
-        assert message.startswith(
+        assert message == (
             "model risk_model v1 does not match its signature, so it is not loaded: its "
             "artifact, name, version, code version or features were changed after it was "
-            "signed, or TIMBEL_SECRET_KEY changed since it was signed; retrain it: run the "
-            "ml_retrain job (Dagster UI, or `dagster job execute -m timbel_dagster.definitions "
-            "-j ml_retrain`)"
+            "signed, or TIMBEL_SECRET_KEY changed since it was signed; retrain it with the "
+            "ml_retrain job or `dagster asset materialize -m timbel_dagster.definitions "
+            "--select ml/risk_model`"
         )
     else:
         assert message == (
             "model risk_model v1 was stored without a signature (before signing existed, or "
-            "written outside Timbel), so it is not loaded: retrain it: run the ml_retrain job "
-            "(Dagster UI, or `dagster job execute -m timbel_dagster.definitions -j "
-            "ml_retrain`)"
+            "written outside Timbel), so it is not loaded: retrain it with the ml_retrain job "
+            "or `dagster asset materialize -m timbel_dagster.definitions --select "
+            "ml/risk_model`"
         )
     # The payload is live: unpickled as the old code did, it runs.
     joblib.load(io.BytesIO(artifact))
@@ -208,9 +208,9 @@ def test_the_cli_and_a_deployment_request_refuse_an_unsigned_model(
     assert shown.exit_code == 2
     assert shown.output.strip() == (
         "timbel: error: model risk_model v1 was stored without a signature (before signing "
-        "existed, or written outside Timbel), so it is not loaded: retrain it: run the "
-        "ml_retrain job (Dagster UI, or `dagster job execute -m timbel_dagster.definitions -j "
-        "ml_retrain`)"
+        "existed, or written outside Timbel), so it is not loaded: retrain it with the "
+        "ml_retrain job or `dagster asset materialize -m timbel_dagster.definitions --select "
+        "ml/risk_model`"
     )
     drift = CliRunner().invoke(main, ["risk", "drift"])
     assert drift.exit_code == 2 and "was stored without a signature" in drift.output

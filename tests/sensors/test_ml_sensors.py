@@ -111,3 +111,22 @@ def test_drift_sensor_requests_one_retrain_per_model_version(
     assert request.run_key == "risk-drift-v3" and request.job_name == "ml_retrain"
     assert request.tags["timbel/retrain_reason"] == "drift"
     assert isinstance(_tick(warehouse_url), dg.SkipReason)
+
+
+def test_drift_sensor_skips_a_refused_model_without_unpickling_it(
+    warehouse_url: str, tmp_path, monkeypatch
+) -> None:
+    from tests.ml.test_model_store import _insert, _payload
+    from timbel_dagster.settings import get_settings
+
+    monkeypatch.setenv("TIMBEL_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    marker = tmp_path / "marker"
+    _insert(warehouse_url, _payload(marker), "hmac-sha256:" + "0" * 64)
+    try:
+        result = _tick(warehouse_url)
+    finally:
+        get_settings.cache_clear()
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message.startswith("model risk_model v1 does not match its signature")
+    assert not marker.exists()

@@ -33,11 +33,14 @@ if TYPE_CHECKING:
 SCHEME = "hmac-sha256"
 PURPOSE = b"timbel/ml-model-signing/v1"
 KEY_FILE = Path("keys") / "model-signing.key"
-RETRAIN = (
-    "retrain it: run the ml_retrain job (Dagster UI, or `dagster job execute -m "
-    "timbel_dagster.definitions -j ml_retrain`)"
-)
 _KEY_BYTES = 32
+
+
+def _retrain(name: str) -> str:
+    return (
+        "retrain it with the ml_retrain job or `dagster asset materialize -m "
+        f"timbel_dagster.definitions --select ml/{name}`"
+    )
 
 
 class ModelKeyError(ValueError):
@@ -183,7 +186,7 @@ def verify(
     if not signature:
         raise ModelSignatureError(
             f"model {name} v{version} was stored without a signature (before signing "
-            f"existed, or written outside Timbel), so it is not loaded: {RETRAIN}"
+            f"existed, or written outside Timbel), so it is not loaded: {_retrain(name)}"
         )
     expected = _mac(
         key,
@@ -207,5 +210,5 @@ def verify(
     raise ModelSignatureError(
         f"model {name} v{version} does not match its signature, so it is not loaded: its "
         f"artifact, name, version, code version or features were changed after it was "
-        f"signed, or {hint}; {RETRAIN}"
+        f"signed, or {hint}; {_retrain(name)}"
     )
