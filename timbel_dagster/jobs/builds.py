@@ -7,9 +7,11 @@ Launched by the build sensors when a build starts, from the Launchpad, or by
 # No `from __future__ import annotations`: Dagster reads the ops' annotations.
 import logging
 import sys
+from collections.abc import Sequence
 
 import dagster as dg
 
+from timbel_dagster.redaction import mask, redact_parameters, secret_values
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -34,8 +36,11 @@ class TriggerConfig(dg.Config):
     poll_seconds: float = 2.0
 
 
-def _emitter(context: dg.OpExecutionContext):
+def _emitter(context: dg.OpExecutionContext, hidden: Sequence[str] = ()):
+    """What prints `text` to the run log, each of the `hidden` values shown as `***`."""
+
     def emit(text: str) -> None:
+        text = mask(text, hidden)
         if len(text) > EVENT_TEXT_LIMIT:
             more = len(text) - EVENT_TEXT_LIMIT
             text = f"{text[:EVENT_TEXT_LIMIT]}\n[timbel] ... {more} more characters stored"
@@ -88,7 +93,9 @@ def trigger_and_follow(
     from timbel_dagster.warehouse.audit import append_event
 
     source = _source(config.system, jenkins, gitlab)
-    emit = _emitter(context)
+    # The server gets the real values; the audit log and the run log see `***` for every
+    # parameter whose name looks secret (`redaction.looks_secret`), wherever it is echoed.
+    emit = _emitter(context, hidden=secret_values(config.parameters))
     actor = context.run.tags.get(ACTOR_TAG, "dagster")
     build = trigger_build(
         config.system, source, config.pipeline, dict(config.parameters), config.ref, emit
@@ -101,7 +108,7 @@ def trigger_and_follow(
             action="build.trigger",
             target=f"{config.system} {config.pipeline} #{build}",
             details={
-                "parameters": dict(config.parameters),
+                "parameters": redact_parameters(config.parameters),
                 "ref": config.ref,
                 "run_id": context.run_id,
             },

@@ -25,6 +25,7 @@ from timbel_dagster.resources.payload import parse_json
 
 SYSTEM = "jenkins"
 _STATUS_IN_MESSAGE = re.compile(r"\[(\d{3})")
+_QUERY = re.compile(r"(https?://[^\s?#]+)\?\S*")
 
 
 def job_path(full_name: str) -> str:
@@ -93,7 +94,10 @@ class JenkinsHTTP:
             )
         if status is not None and (status >= 500 or status == 429):
             return TransientSourceError(SYSTEM, obj, f"server error {status}")
-        return SourceError(SYSTEM, obj, f"request failed: {str(error).splitlines()[0]}")
+        # requests names the URL, whose query carries buildWithParameters' values: some
+        # may be secrets (DB_PASSWORD=...), so the message keeps the URL without its query.
+        reason = _QUERY.sub(r"\1", str(error).splitlines()[0])
+        return SourceError(SYSTEM, obj, f"request failed: {reason}")
 
     def request(
         self,
