@@ -203,7 +203,10 @@ class Settings(BaseSettings):
         None, description="Where users reach Timbel (unsubscribe links, buttons in messages)."
     )
     timbel_secret_key: SecretStr | None = Field(
-        None, description="Signs unsubscribe links; required for e-mail unsubscribe links."
+        None,
+        description="Signs unsubscribe links, and stored ML models through a key derived from "
+        "it (unset: a key file in TIMBEL_HOME/keys); required for e-mail unsubscribe links and "
+        "wherever the Dagster run worker, webserver and CLI run on different hosts.",
     )
     timbel_notify_max_attempts: int = Field(5, ge=1, le=20)
 
