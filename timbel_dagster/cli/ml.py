@@ -41,10 +41,16 @@ def analyze_changes(repo: Path, since: str | None, deploy_tags: str | None, as_j
     import time
 
     from timbel_dagster.cli.common import parse_since
-    from timbel_dagster.ml.change_deployments import aggregate_per_deployment, deployment_tags
+    from timbel_dagster.ml.change_deployments import (
+        aggregate_per_deployment,
+        check_tag_pattern,
+        deployment_tags,
+    )
     from timbel_dagster.ml.change_metrics import commit_metrics
 
     start = parse_since(since)
+    if deploy_tags:
+        check_tag_pattern(deploy_tags)  # before the history walk, which can take minutes
     began = time.perf_counter()
     progress = None if as_json else _changes_progress
     commits = commit_metrics(repo, progress=progress)

@@ -130,14 +130,27 @@ def aggregate_per_deployment(
     return found
 
 
+def check_tag_pattern(pattern: str) -> None:
+    """Refuse a tag pattern that starts with `-`: no tag name can (git refuses one), and git
+    would read it as an option.
+
+    Raises:
+        ValueError: naming the pattern.
+    """
+    if pattern.startswith("-"):
+        raise ValueError(f"tag pattern {pattern!r} starts with '-', which no tag name can")
+
+
 def deployment_tags(repo: Path, pattern: str) -> list[tuple[str, str, dt.datetime]]:
     """The tags matching the glob `pattern`, as deployments: (tag, commit sha, commit time),
     ordered by the tagged commit's committer time (ties by tag name).
 
     Raises:
-        ValueError: `repo` is not a git repository.
+        ValueError: `repo` is not a git repository, or `pattern` starts with `-` (no tag
+            name can: git refuses one).
         LookupError: no tag matches `pattern`.
     """
+    check_tag_pattern(pattern)
     git_history.require_repository(repo)
     found = [
         (name, sha, dt.datetime.fromtimestamp(time, dt.UTC))

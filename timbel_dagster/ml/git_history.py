@@ -118,7 +118,8 @@ def resolve_commit(repo: Path, ref: str) -> str:
 
 def rev_list(repo: Path, tip: str, exclude: str | None = None) -> list[str]:
     """Shas of the non-merge commits reachable from `tip` but not from `exclude`."""
-    args = ["rev-list", "--no-merges", tip]
+    # `--end-of-options`: a stored commit that starts with `-` is a revision, never an option.
+    args = ["rev-list", "--no-merges", "--end-of-options", tip]
     if exclude:
         args.append(f"^{exclude}")
     return git(repo, *args).split()
@@ -130,7 +131,9 @@ def tags(repo: Path, pattern: str) -> list[tuple[str, str, int]]:
     fields = "%(refname:strip=2)%09%(objecttype)%09%(objectname)%09%(committerdate:unix)"
     peeled = "%(*objecttype)%09%(*objectname)%09%(*committerdate:unix)"
     found = []
-    for line in git(repo, "tag", "--list", f"--format={fields}%09{peeled}", pattern).splitlines():
+    # `--end-of-options`: a pattern such as `--points-at=HEAD` is a pattern, never an option.
+    listed = git(repo, "tag", "--list", f"--format={fields}%09{peeled}", "--end-of-options", pattern)
+    for line in listed.splitlines():
         name, kind, sha, time, peeled_kind, peeled_sha, peeled_time = line.split("\t")
         if peeled_kind:
             kind, sha, time = peeled_kind, peeled_sha, peeled_time
