@@ -132,7 +132,9 @@ def tags(repo: Path, pattern: str) -> list[tuple[str, str, int]]:
     peeled = "%(*objecttype)%09%(*objectname)%09%(*committerdate:unix)"
     found = []
     # `--end-of-options`: a pattern such as `--points-at=HEAD` is a pattern, never an option.
-    listed = git(repo, "tag", "--list", f"--format={fields}%09{peeled}", "--end-of-options", pattern)
+    listed = git(
+        repo, "tag", "--list", f"--format={fields}%09{peeled}", "--end-of-options", pattern
+    )
     for line in listed.splitlines():
         name, kind, sha, time, peeled_kind, peeled_sha, peeled_time = line.split("\t")
         if peeled_kind:
