@@ -1,10 +1,16 @@
-"""`timbel notify`: subscriptions and the record of what was sent."""
+"""`timbel notify`: subscriptions and the record of what was sent.
+
+Subscription changes act as `--as` (default TIMBEL_USER), who must be a user of the
+warehouse: their own subscriptions, or anyone's for an admin; a signed unsubscribe link acts
+as the user it names. Every change, and every refused attempt, is audited.
+"""
 
 from __future__ import annotations
 
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
+from timbel_dagster.cli.deploy import AS_HELP
 
 
 @click.group()
@@ -18,13 +24,17 @@ def notify() -> None:
 @click.option("--event", default="*", show_default=True, help="alert, pipeline_failed, ... or *")
 @click.option("--rule", default="*", show_default=True, help="An alert rule name, or *.")
 @click.option("--min-severity", default="info", show_default=True)
+@click.option("--as", "as_user", default=None, help=AS_HELP)
 @friendly_errors
-def subscribe(user: str, channel: str, event: str, rule: str, min_severity: str) -> None:
+def subscribe(
+    user: str, channel: str, event: str, rule: str, min_severity: str, as_user: str | None
+) -> None:
     """Send USER's notices of EVENT on CHANNEL."""
     from timbel_dagster.notify.subscriptions import subscribe as add
 
-    _, engine = writable_engine()
-    changed = add(engine, user, channel, event, rule, min_severity)
+    settings, engine = writable_engine()
+    actor = as_user or settings.timbel_user
+    changed = add(engine, user, channel, event, rule, min_severity, actor=actor)
     click.echo(
         f"{user} {'subscribed' if changed else 'was already subscribed'} to {event} on {channel}"
     )
@@ -36,24 +46,32 @@ def subscribe(user: str, channel: str, event: str, rule: str, min_severity: str)
 @click.option("--event", default="*", show_default=True)
 @click.option("--rule", default="*", show_default=True)
 @click.option("--token", help="The token of a signed unsubscribe link instead of the options.")
+@click.option("--as", "as_user", default=None, help=AS_HELP)
 @friendly_errors
 def unsubscribe(
-    user: str | None, channel: str | None, event: str, rule: str, token: str | None
+    user: str | None,
+    channel: str | None,
+    event: str,
+    rule: str,
+    token: str | None,
+    as_user: str | None,
 ) -> None:
     """Stop USER's notices of EVENT on CHANNEL (or what a signed link names)."""
     from timbel_dagster.notify.email import read_unsubscribe_token
     from timbel_dagster.notify.subscriptions import unsubscribe as remove
 
     settings, engine = writable_engine()
+    actor, via = as_user or settings.timbel_user, None
     if token:
         if not settings.timbel_secret_key:
             raise ValueError("TIMBEL_SECRET_KEY is not set: unsubscribe links cannot be checked")
         user, channel, event = read_unsubscribe_token(
             token, settings.timbel_secret_key.get_secret_value()
         )
+        actor, via = user, "signed link"  # the link is its user's own consent
     if not user or not channel:
         raise ValueError("give --user and --channel, or --token")
-    remove(engine, user, channel, event, rule)
+    remove(engine, user, channel, event, rule, actor=actor, via=via)
     click.echo(f"{user} unsubscribed from {event} on {channel}")
 
 

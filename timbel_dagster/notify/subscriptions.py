@@ -6,6 +6,10 @@ unsubscribe keeps its row with `active` false: it overrides every matching activ
 same user and channel that is not strictly more specific, so unsubscribing from `alert_fired`
 wins over a subscription to `*`, while a subscription to `alert_fired` for rule `disk_full`
 wins over an unsubscribe from `alert_fired` for every rule.
+
+Every change is audited (`notify.subscribe` / `notify.unsubscribe`, the acting user as actor,
+the subscriber as target) in the same transaction. Users change their own subscriptions;
+changing another user's takes an admin, and a refused attempt is audited as `.refused`.
 """
 
 from __future__ import annotations
@@ -50,13 +54,42 @@ def _require_user(connection: Connection, user: str) -> None:
         raise LookupError(f"unknown user {user!r}: there is no such name in the users table")
 
 
+class SubscriptionAccessError(ValueError):
+    """The acting user may not change this subscription; nothing changed (it is audited)."""
+
+
+def _authorize(connection: Connection, actor: str, user: str, via: str | None) -> None:
+    """The actor must be a known user; another user's subscription takes an admin. A signed
+    link (`via`) is the subscriber's own consent, so it acts as them."""
+    from timbel_dagster.pipeline_templates.access import viewer
+
+    if via is not None and actor == user:
+        return
+    acting = viewer(connection, actor, known=True)
+    if actor != user and not acting.is_admin:
+        raise SubscriptionAccessError(
+            f"{actor} may not change {user}'s subscriptions: only {user} or an admin may "
+            f"({actor} is a {acting.role})"
+        )
+
+
 def _write(
-    engine: Engine, user: str, channel: str, event: str, rule: str, **values: object
+    engine: Engine,
+    action: str,
+    actor: str | None,
+    via: str | None,
+    user: str,
+    channel: str,
+    event: str,
+    rule: str,
+    **values: object,
 ) -> bool:
+    from timbel_dagster.warehouse.audit import append_event
     from timbel_dagster.warehouse.ids import stable_id
     from timbel_dagster.warehouse.models_notify import Subscription
     from timbel_dagster.warehouse.upsert import bulk_upsert
 
+    actor = user if actor is None else actor
     now = dt.datetime.now(dt.UTC)
     row = {
         "id": stable_id("notification_subscriptions", user, channel, event, rule),
@@ -68,10 +101,33 @@ def _write(
         "created_at": now,
         "updated_at": now,
     }
-    with engine.begin() as connection:
-        _require_user(connection, user)
-        result = bulk_upsert(connection, Subscription.__table__, [row], _KEY)
-    return result.written > 0
+    details = {"channel": channel, "event": event, "rule": rule, **values}
+    if via is not None:
+        details["via"] = via
+    try:
+        with engine.begin() as connection:
+            _require_user(connection, user)
+            _authorize(connection, actor, user, via)
+            result = bulk_upsert(connection, Subscription.__table__, [row], _KEY)
+            changed = result.written > 0
+            append_event(
+                connection,
+                actor=actor,
+                action=action,
+                target=user,
+                details=details | {"changed": changed},
+            )
+    except (LookupError, ValueError) as error:
+        with engine.begin() as connection:
+            append_event(
+                connection,
+                actor=actor[:256],
+                action=f"{action}.refused",
+                target=user,
+                details=details | {"error": str(error)},
+            )
+        raise
+    return changed
 
 
 def subscribe(
@@ -81,34 +137,60 @@ def subscribe(
     event: str = "*",
     rule: str = "*",
     min_severity: str = "info",
+    *,
+    actor: str | None = None,
 ) -> bool:
     """Subscribe `user` to `event` notifications (alerts of `rule`) at `min_severity` or worse.
+
+    Args:
+        actor: who asks (None: `user` themself); another user's subscription takes an admin.
 
     Returns:
         Whether anything changed (False when the same subscription was already active).
 
     Raises:
-        LookupError: `user` is not in the users table.
+        LookupError: `user` or `actor` is not in the users table.
+        SubscriptionAccessError: `actor` is neither `user` nor an admin (audited).
         ValueError: an unknown channel, event or severity; the message lists the valid ones.
     """
     _check(channel, event, rule, min_severity)
-    return _write(engine, user, channel, event, rule, min_severity=min_severity, active=True)
+    return _write(
+        engine, "notify.subscribe", actor, None, user, channel, event, rule,
+        min_severity=min_severity, active=True,
+    )  # fmt: skip
 
 
-def unsubscribe(engine: Engine, user: str, channel: str, event: str = "*", rule: str = "*") -> bool:
+def unsubscribe(
+    engine: Engine,
+    user: str,
+    channel: str,
+    event: str = "*",
+    rule: str = "*",
+    *,
+    actor: str | None = None,
+    via: str | None = None,
+) -> bool:
     """Stop `event` notifications (of `rule`) to `user` on `channel`.
 
     The row stays, inactive, so that it also overrides broader subscriptions and defaults.
+
+    Args:
+        actor: who asks (None: `user` themself); another user's subscription takes an admin.
+        via: how `user` consented without being the caller (`signed link`: a checked
+            unsubscribe token); the audit event records it.
 
     Returns:
         Whether anything changed.
 
     Raises:
-        LookupError: `user` is not in the users table.
+        LookupError: `user` or `actor` is not in the users table.
+        SubscriptionAccessError: `actor` is neither `user` nor an admin (audited).
         ValueError: an unknown channel or event.
     """
     _check(channel, event, rule)
-    return _write(engine, user, channel, event, rule, active=False)
+    return _write(
+        engine, "notify.unsubscribe", actor, via, user, channel, event, rule, active=False
+    )
 
 
 def _specificity(row_event: str, row_rule: str) -> tuple[int, int]:
