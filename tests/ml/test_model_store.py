@@ -129,9 +129,9 @@ def test_a_crafted_pickle_is_refused_before_it_runs(
         assert message == (
             "model risk_model v1 does not match its signature, so it is not loaded: its "
             "artifact, name, version, code version or features were changed after it was "
-            "signed, or TIMBEL_SECRET_KEY changed since it was signed; retrain it with the "
-            "ml_retrain job or `dagster asset materialize -m timbel_dagster.definitions "
-            "--select ml/risk_model`"
+            "signed, or TIMBEL_SECRET_KEY was set or changed since it was signed; retrain it "
+            "with the ml_retrain job or `dagster asset materialize -m "
+            "timbel_dagster.definitions --select ml/risk_model`"
         )
     else:
         assert message == (

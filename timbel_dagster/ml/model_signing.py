@@ -199,7 +199,7 @@ def verify(
     if hmac.compare_digest(signature.encode("utf-8"), expected.encode("utf-8")):
         return
     hint = (
-        "TIMBEL_SECRET_KEY changed since it was signed"
+        "TIMBEL_SECRET_KEY was set or changed since it was signed"
         if key.from_secret_key
         else (
             f"it was signed on another host: this one signs with {key.source} because "
