@@ -2,6 +2,13 @@
 
 Answers are built from `tests/fixtures/gitlab/` (see the fixtures README). Each pipeline has
 jobs in three stages (build, test with parallel jobs, deploy); traces can grow while read.
+
+Job traces and `Range`: GitLab's API answers `GET /projects/:id/jobs/:job_id/trace` with
+`body build.trace.raw` (lib/api/ci/jobs.rb), the whole trace with 200 whatever `Range` asks
+(gitlab-org/gitlab#30391 asks for ranged reads), so that is what `trace_ranges = "never"`
+does. `"archived"` answers like a server that serves a finished job's trace as a file (a
+proxy, Workhorse or object storage in front): `Range: bytes=N-` gets 206 with
+`Content-Range`, or 416 past the end; a running job's trace is still sent whole.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -75,6 +83,8 @@ class FakeGitLab(LoopbackServer):
         self.keyset_jobs = True  # False: answer like a GitLab without keyset for jobs
         self.faults: deque[tuple[int, bytes, str]] = deque()
         self.requests: list[tuple[str, str, str]] = []
+        self.trace_ranges = "never"  # or "archived" (see the module docstring)
+        self.trace_requests: list[tuple[int, str | None, int]] = []  # job, Range, status
         self.lock = threading.Lock()
         super().__init__()
         self._next_pipeline, self._next_job = 1000, 50_000
@@ -207,6 +217,9 @@ class FakeGitLab(LoopbackServer):
             data["artifacts_expire_at"] = iso(job.artifacts_expire_at)
         data.update(copy.deepcopy(job.raw))
         return data
+
+
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 
 
 def _handler(fake: FakeGitLab) -> type[BaseHTTPRequestHandler]:
@@ -345,10 +358,27 @@ def _handler(fake: FakeGitLab) -> type[BaseHTTPRequestHandler]:
                 job = next((j for p in pipelines for j in p.jobs if j.id == int(rest[1])), None)
                 if job is None:
                     return self._reply(404, {"message": "404 Not found"})
+                asked = self.headers.get("Range")
                 with fake.lock:
                     trace = bytes(job.trace)
-                return self._reply(200, trace, content_type="text/plain")
+                return self._trace(job, trace, asked)
             return self._reply(404, {"message": "404 Not Found"})
+
+        def _trace(self, job: FakeJob, trace: bytes, asked: str | None) -> None:
+            archived = job.status not in ("running", "pending", "created")
+            wanted = _RANGE.fullmatch(asked or "")
+            status, headers, body = 200, {}, trace
+            if fake.trace_ranges == "archived" and archived and wanted:
+                first = int(wanted.group(1))
+                last = min(int(wanted.group(2) or len(trace) - 1), len(trace) - 1)
+                if first >= len(trace):
+                    status, headers, body = 416, {"Content-Range": f"bytes */{len(trace)}"}, b""
+                else:
+                    status, body = 206, trace[first : last + 1]
+                    headers = {"Content-Range": f"bytes {first}-{last}/{len(trace)}"}
+            with fake.lock:
+                fake.trace_requests.append((job.id, asked, status))
+            return self._reply(status, body, headers, "text/plain")
 
         def do_GET(self) -> None:
             self._handle("GET")

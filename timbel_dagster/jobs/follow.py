@@ -2,7 +2,9 @@
 
 Plain functions, driven by the `follow_build` op, `timbel logs follow` and the tests. Each
 reconnects after a dropped connection or a transient server error and resumes exactly where
-the received bytes end, so the stored log is the source log byte for byte.
+the received bytes end, so the stored log is the source log byte for byte, up to the
+execution's cap (`TIMBEL_LOG_MAX_BYTES_PER_EXECUTION`): past it a marker line names the CI
+server's page for the rest, and following stops reading that execution's logs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.resources.errors import TransientSourceError
-from timbel_dagster.warehouse.logs import LogWriter
+from timbel_dagster.warehouse.logs import LogCap, LogWriter
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -37,6 +39,15 @@ def _dropped() -> tuple[type[BaseException], ...]:
     import requests
 
     return (TransientSourceError, requests.RequestException)
+
+
+def _cap(engine: Engine, execution_id: uuid.UUID, max_bytes: int | None) -> LogCap:
+    """The execution's log budget: `max_bytes`, else TIMBEL_LOG_MAX_BYTES_PER_EXECUTION."""
+    if max_bytes is None:
+        from timbel_dagster.settings import get_settings
+
+        max_bytes = get_settings().timbel_log_max_bytes_per_execution
+    return LogCap(engine, execution_id, max_bytes)
 
 
 class _Retry:
@@ -68,14 +79,18 @@ def follow_jenkins_log(
     poll_seconds: float = 2.0,
     max_failures: int = 8,
     chunk_bytes: int | None = None,
+    max_bytes: int | None = None,
 ) -> FollowReport:
-    """Stream a Jenkins console log (`progressiveText`) until the build ends."""
+    """Stream a Jenkins console log (`progressiveText`) until the build ends or the log
+    passes the execution's cap (`max_bytes`, default from settings)."""
     writer = LogWriter(
         engine,
         execution_id,
         "",
         name="console",
         **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}),
+        cap=_cap(engine, execution_id, max_bytes),
+        url=api.build_url(job, number) + "console",
     )
     retry = _Retry(sleep, max_failures)
     while not writer.complete:
@@ -85,6 +100,8 @@ def follow_jenkins_log(
                 for block in stream.blocks:
                     if text := writer.write(block):
                         emit(text)
+                    if writer.complete:  # truncated: read no further
+                        break
                 more = stream.more
         except _dropped() as error:
             retry.failed(error, emit)
@@ -125,24 +142,37 @@ def follow_gitlab_logs(
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = 2.0,
     max_failures: int = 8,
+    max_bytes: int | None = None,
 ) -> FollowReport:
-    """Stream the traces of a GitLab pipeline's jobs (one stream per job) until it ends.
+    """Stream the traces of a GitLab pipeline's jobs (one stream per job) until it ends or
+    its logs pass the execution's cap (`max_bytes`, default from settings).
 
-    GitLab serves a trace whole, so each poll skips the bytes already received; a job's
-    stream is complete once the job has finished and its whole trace is stored.
+    Each poll asks for a trace from the first byte not received yet (GitLab may still send
+    it whole; the client then skips what was received); a job's stream is complete once the
+    job has finished and its whole trace is stored.
     """
     writers: dict[int, LogWriter] = {}
+    cap = _cap(engine, execution_id, max_bytes)
     retry = _Retry(sleep, max_failures)
     while True:
         try:
             jobs = source.pipeline_jobs(project, pipeline_id)
             progressed = False
             for job in jobs:
-                progressed |= _gitlab_job(source, engine, execution_id, project, job, writers, emit)
+                progressed |= _gitlab_job(
+                    source, engine, execution_id, project, job, writers, emit, cap
+                )
+                if cap.exceeded:
+                    break
         except _dropped() as error:
             retry.failed(error, emit)
             continue
         retry.ok()
+        if cap.exceeded:  # every open stream ends with the marker; nothing more is read
+            for writer in writers.values():
+                if text := writer.truncate():
+                    emit(text)
+            break
         if (
             jobs
             and all(_gitlab_job_done(j) for j in jobs)
@@ -163,24 +193,25 @@ def _gitlab_job(
     job: JobState,
     writers: dict[int, LogWriter],
     emit: Emit,
+    cap: LogCap,
 ) -> bool:
     job_id = job.id
     if job.status in ("created", "pending", "waiting_for_resource", "preparing"):
         return False
     writer = writers.get(job_id)
     if writer is None:
-        writer = writers[job_id] = LogWriter(engine, execution_id, str(job_id), name=job.name)
+        writer = writers[job_id] = LogWriter(
+            engine, execution_id, str(job_id), name=job.name, cap=cap, url=job.web_url
+        )
     if writer.complete:
         return False
-    before, skip = writer.next_offset, writer.next_offset
-    with source.trace(project, job_id) as blocks:
+    before = writer.next_offset
+    with source.trace(project, job_id, start=before) as blocks:
         for block in blocks:
-            if skip >= len(block):
-                skip -= len(block)
-                continue
-            if text := writer.write(block[skip:]):
+            if text := writer.write(block):
                 emit(text)
-            skip = 0
+            if writer.complete:  # truncated: read no further
+                return True
     finished = _gitlab_job_done(job)
     if text := writer.flush(final=finished):
         emit(text)
@@ -188,18 +219,38 @@ def _gitlab_job(
 
 
 def store_finished_log(
-    source: Any, engine: Engine, execution_id: uuid.UUID, pipeline: str, build: str
+    source: Any,
+    engine: Engine,
+    execution_id: uuid.UUID,
+    pipeline: str,
+    build: str,
+    max_bytes: int | None = None,
 ) -> FollowReport:
-    """Store the whole log of a build that has ended (the `execution_logs` asset)."""
+    """Store the whole log of a build that has ended (the `execution_logs` asset), up to the
+    execution's cap (`max_bytes`, default from settings)."""
     if source.name == "jenkins":
         return follow_jenkins_log(
-            source.api, engine, execution_id, pipeline, int(build), emit=lambda _text: None
+            source.api,
+            engine,
+            execution_id,
+            pipeline,
+            int(build),
+            emit=lambda _text: None,
+            max_bytes=max_bytes,
         )
     if source.name == "gitlab":
         return follow_gitlab_logs(
-            source, engine, execution_id, pipeline, int(build), emit=lambda _text: None
+            source,
+            engine,
+            execution_id,
+            pipeline,
+            int(build),
+            emit=lambda _text: None,
+            max_bytes=max_bytes,
         )
-    writer = LogWriter(engine, execution_id, "", name="console")  # the sample organisation
+    writer = LogWriter(  # the sample organisation
+        engine, execution_id, "", name="console", cap=_cap(engine, execution_id, max_bytes)
+    )
     if not writer.complete:
         writer.write(source.log(pipeline, build).encode())
         writer.flush(final=True)

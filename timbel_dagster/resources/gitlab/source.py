@@ -32,6 +32,7 @@ class JobState:
     name: str
     status: str  # GitLab's own job status
     ended: bool = False  # GitLab says when it finished (`finished_at`), whatever its status
+    web_url: str | None = None  # the job's page, where its whole trace can be read
 
 
 class GitLabSource:
@@ -239,17 +240,20 @@ class GitLabSource:
                     job.get("name", str),
                     job.get("status", str, default=None) or "",
                     ended=job.get("finished_at", str, default=None) is not None,
+                    web_url=job.get("web_url", str, default=None),
                 )
             )
         return states
 
     @contextmanager
-    def trace(self, project: str, job_id: int) -> Iterator[Iterator[bytes]]:
-        """A job's trace as blocks. GitLab serves it whole, from its first byte."""
+    def trace(self, project: str, job_id: int, start: int = 0) -> Iterator[Iterator[bytes]]:
+        """A job's trace from byte `start` on, as blocks (a ranged read where GitLab allows)."""
         from timbel_dagster.resources.gitlab.client import project_ref
 
         with self.http.stream(
-            f"/projects/{project_ref(project)}/jobs/{job_id}/trace", f"{project} job {job_id}"
+            f"/projects/{project_ref(project)}/jobs/{job_id}/trace",
+            f"{project} job {job_id}",
+            start=start,
         ) as blocks:
             yield blocks
 

@@ -230,6 +230,10 @@ class JenkinsAPI:
         return parsed
 
     # -- logs and triggering ----------------------------------------------------------------
+    def build_url(self, job: str, number: int) -> str:
+        """The build's page on the server (`.../job/<name>/<number>/`)."""
+        return f"{self.http.base}{job_path(job)}/{number}/"
+
     @contextmanager
     def log_stream(
         self, job: str, number: int, start: int, block_size: int = 1 << 20
