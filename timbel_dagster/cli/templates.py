@@ -133,7 +133,8 @@ def generate(
 
     analysis = _analysis(repo, analysis_file)
     custom = template_file.read_text(encoding="utf-8") if template_file else None
-    text = generate_text(analysis, kind, parse_params(params), custom)
+    name = template_file.name if template_file else None
+    text = generate_text(analysis, kind, parse_params(params), custom, name)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -165,7 +166,10 @@ def preview(template_file: Path, params: tuple[str, ...], kind: str | None, as_j
             kind = None  # tell from the rendered content
     try:
         text, checked = preview_text(
-            template_file.read_text(encoding="utf-8"), parse_params(params), kind
+            template_file.read_text(encoding="utf-8"),
+            parse_params(params),
+            kind,
+            template_file.name,
         )
     except GroovyError as error:
         fail(str(error))

@@ -42,6 +42,9 @@ def render_version(
     values = params.resolve(row["parameters"], parameters, what)
     try:
         return template, row, params.render(row["content"], values)
+    except params.TemplateRefusedError as error:  # still a SecurityError for the caller
+        where = f"line {error.line}: " if error.line else ""
+        raise params.TemplateRefusedError(f"{what}: {where}{error}", error.line) from None
     except params.TemplateRenderError as error:
         where = f"line {error.line}: " if error.line else ""
         raise ValueError(f"{what}: {where}{error}") from None

@@ -5,6 +5,10 @@ Templates see the parameters, plus for `generate` the plan from `stacks.plan`. A
 uses a parameter nobody gave fails with a ValueError naming it (StrictUndefined), never with a
 silently empty value. Filters: `groovy` (a single-quoted Groovy string literal), `yaml` (a
 double-quoted YAML scalar), `sh` (a shell word), `with_cache(dir)` (fills `{cache}`).
+
+A template given with `--template FILE` (or to `template preview`) is someone else's text, so
+every template renders in the bounded sandbox (`security.template_sandbox`): no Python
+internals, and limits on work, size and time (`TemplateRefused`, one line).
 """
 
 from __future__ import annotations
@@ -37,40 +41,51 @@ def yaml_string(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def _with_cache(value: str, directory: str) -> str:
-    return value.replace("{cache}", directory)
+def _with_cache(value: Any, directory: str) -> str:
+    return str(value).replace("{cache}", directory)
 
 
 @functools.cache
-def _environment() -> Any:
+def environment() -> Any:
+    """The sandbox every pipeline template renders in (built-in, `--template FILE`, stored)."""
     import jinja2
 
-    environment = jinja2.Environment(
+    from timbel_dagster.security.template_sandbox import BoundedSandbox
+
+    sandbox = BoundedSandbox(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # pipeline files, not HTML
     )
-    environment.filters.update(
+    sandbox.filters.update(
         groovy=groovy_string, yaml=yaml_string, sh=shlex.quote, with_cache=_with_cache
     )
-    return environment
+    return sandbox
 
 
-def render(template_text: str, parameters: Mapping[str, Any]) -> str:
-    """Render a Jinja2 template with the parameters.
+def render(template_text: str, parameters: Mapping[str, Any], name: str | None = None) -> str:
+    """Render a Jinja2 template with the parameters, in the bounded sandbox.
+
+    Args:
+        template_text: the template.
+        parameters: its values.
+        name: names the template in a refusal (its file name).
 
     Raises:
         ValueError: the template is not valid Jinja2 (naming the line), or uses a parameter
             that was not given (naming it).
+        TemplateRefused: (a ValueError too) it reaches for Python internals or crosses a
+            limit of work, size or time.
     """
     import jinja2
 
     try:
-        template = _environment().from_string(template_text)
+        template = environment().from_string(template_text)
     except jinja2.TemplateSyntaxError as error:
         raise ValueError(f"template syntax error at line {error.lineno}: {error.message}") from None
+    template.name = name
     try:
         return template.render(**parameters)
     except jinja2.UndefinedError as error:
@@ -98,6 +113,7 @@ def generate(
     kind: str,
     parameters: Mapping[str, Any] | None = None,
     template_text: str | None = None,
+    template_name: str | None = None,
 ) -> str:
     """A Jenkinsfile (`kind="jenkinsfile"`) or `.gitlab-ci.yml` (`kind="gitlab-ci"`) fitted
     to the analysed repository: build, test, Trivy scan, image (with a Dockerfile), deploy
@@ -110,18 +126,24 @@ def generate(
             trivy_severity, java_version, node_version, python_version, go_version,
             helm_chart, k8s_manifests, deploy=false, ...).
         template_text: a custom template instead of the built-in one.
+        template_name: its name in messages (the file name).
 
     Raises:
-        ValueError: unknown kind, nothing to build, or a template problem.
+        ValueError: unknown kind, nothing to build, or a template problem (TemplateRefused:
+            it reaches for Python internals or crosses a limit).
     """
     from timbel_dagster.pipeline_templates.stacks import plan
 
-    text = template_text if template_text is not None else builtin_template(kind)
-    return render(text, plan(analysis, parameters or {}))
+    if template_text is None:
+        template_text, template_name = builtin_template(kind), KINDS[kind]
+    return render(template_text, plan(analysis, parameters or {}), template_name)
 
 
 def preview(
-    template_text: str, parameters: Mapping[str, Any], kind: str | None = None
+    template_text: str,
+    parameters: Mapping[str, Any],
+    kind: str | None = None,
+    name: str | None = None,
 ) -> tuple[str, ValidationResult]:
     """Render a template and validate the result as the pipeline file it produces.
 
@@ -129,13 +151,14 @@ def preview(
         template_text: Jinja2 template text.
         parameters: its parameters.
         kind: jenkinsfile or gitlab-ci; None tells from the rendered content.
+        name: the template's name in messages (its file name).
 
     Returns:
         The rendered text and its validation result.
     """
     from timbel_dagster.pipeline_templates.validate import detect_kind, validate_file
 
-    text = render(template_text, parameters)
+    text = render(template_text, parameters, name)
     kind = kind or detect_kind(Path("rendered"), text)
     if kind not in FILE_NAMES:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(FILE_NAMES)}")

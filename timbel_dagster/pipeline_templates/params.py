@@ -3,18 +3,18 @@
 A version's schema maps each parameter name to `{"default", "description", "required"}`.
 Required parameters take no default; an optional one without a default renders as the
 empty string. Stored templates are written by other people and rendered on the machine of
-whoever applies them, so they render in Jinja2's sandbox (no attribute walks to Python
-internals), with the same options and filters as `generate.render`.
+whoever applies them, so they render in the bounded sandbox (no attribute walks to Python
+internals; limits on work, size and time), the same environment as `generate.render`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import shlex
 from collections.abc import Mapping
 from typing import Any
+
+from jinja2.sandbox import SecurityError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KEYS = ("default", "description", "required")
@@ -28,6 +28,11 @@ class TemplateRenderError(ValueError):
     def __init__(self, message: str, line: int | None = None) -> None:
         self.line = line
         super().__init__(message)
+
+
+class TemplateRefusedError(TemplateRenderError, SecurityError):
+    """The sandbox refused the template: Python internals, or a limit of work, size or time
+    crossed (`template_sandbox.TemplateRefused`)."""
 
 
 def normalise_schema(schema: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -118,41 +123,20 @@ def sample_values(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _sandbox() -> Any:
-    import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
-
-    from timbel_dagster.pipeline_templates.generate import groovy_string, yaml_string
-
-    environment = SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # pipeline files, not HTML
-    )
-    environment.filters.update(
-        groovy=groovy_string,
-        yaml=yaml_string,
-        sh=shlex.quote,
-        with_cache=lambda value, directory: str(value).replace("{cache}", directory),
-    )
-    return environment
-
-
 def render(template_text: str, values: Mapping[str, Any]) -> str:
     """Render a stored template in the sandbox.
 
     Raises:
         TemplateRenderError: Jinja2 syntax (with its line), a parameter the schema does not
-            declare, or an operation the sandbox forbids.
+            declare; TemplateRefusedError: an operation the sandbox forbids or a limit.
     """
     import jinja2
-    from jinja2.sandbox import SecurityError
+
+    from timbel_dagster.pipeline_templates.generate import environment
+    from timbel_dagster.security.template_sandbox import TemplateRefused
 
     try:
-        template = _sandbox().from_string(template_text)
+        template = environment().from_string(template_text)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateRenderError(
             f"Jinja2 template syntax error: {error.message}", error.lineno
@@ -165,8 +149,8 @@ def render(template_text: str, values: Mapping[str, Any]) -> str:
         raise TemplateRenderError(
             f"the template uses {name!r}, which is not one of its parameters"
         ) from None
-    except SecurityError as error:
-        raise TemplateRenderError(f"the template does something not allowed: {error}") from None
+    except TemplateRefused as error:
+        raise TemplateRefusedError(error.detail, error.line) from None
     except Exception as error:  # user-written logic: 1/0, "a" + 1, a missing key
         raise TemplateRenderError(
             f"the template failed to render: {type(error).__name__}: {error}"
