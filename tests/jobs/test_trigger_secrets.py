@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -102,3 +103,37 @@ def test_a_refused_trigger_names_no_parameter_value(
 def test_which_names_look_secret(name: str, secret: bool) -> None:
     assert looks_secret(name) is secret
     assert redact_parameters({name: "v"}) == {name: "***" if secret else "v"}
+
+
+def test_the_cli_keeps_a_secret_parameter_out_of_dagster_and_the_audit_log(
+    jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    """`timbel build trigger ... --param DB_PASSWORD=hunter2`: Dagster keeps a run's config
+    for good (its run storage, the UI's run page), so the secret is only referenced there."""
+    from tests.test_cli import run
+
+    jenkins.start_queued_builds = True
+    home = tmp_path / "dagster"
+    database = f"sqlite:///{tmp_path / 'w.db'}"
+    env = {
+        "JENKINS_URL": jenkins.url,
+        "JENKINS_USER": jenkins.user,
+        "JENKINS_TOKEN": jenkins.token,
+        "TIMBEL_DATABASE_URL": database,
+        "DAGSTER_HOME": str(home),
+    }
+    args = ["build", "trigger", "jenkins", JOB, "--param", "DB_PASSWORD=hunter2",
+            "--param", "VERSION=1.2", "--poll", "0"]  # fmt: skip
+    triggered = run(args, tmp_path, **env)
+    assert triggered.returncode == 0, triggered.stderr
+    [(_job, received)] = jenkins.queue.values()
+    assert (received["DB_PASSWORD"], received["VERSION"]) == ("hunter2", "1.2")
+    assert "hunter2" not in triggered.stdout + triggered.stderr
+    assert "Started with {'DB_PASSWORD': '***', 'VERSION': '1.2'}" in triggered.stdout
+    stored = [p for p in home.rglob("*") if p.is_file()]
+    assert stored and not [p for p in stored if b"hunter2" in p.read_bytes()]
+    with get_engine(database).connect() as connection:
+        [details] = connection.execute(
+            select(AuditEvent.details).where(AuditEvent.action == "build.trigger")
+        ).scalars()
+    assert details["parameters"] == {"DB_PASSWORD": "***", "VERSION": "1.2"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -14,6 +17,7 @@ from timbel_dagster.cli.common import (
     print_json,
     settings_or_exit,
 )
+from timbel_dagster.redaction import looks_secret
 
 SYSTEMS = click.Choice(["jenkins", "gitlab"])
 
@@ -21,7 +25,7 @@ SYSTEMS = click.Choice(["jenkins", "gitlab"])
 def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Run an op job in process in the UI's instance, the log printed as it arrives."""
     from timbel_dagster.definitions import build_definitions
-    from timbel_dagster.jobs.builds import ACTOR_TAG
+    from timbel_dagster.jobs.run_actor import ACTOR_TAG, acting_as
     from timbel_dagster.resources.gitlab.source import GitLabResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
     from timbel_dagster.resources.warehouse import WarehouseResource
@@ -37,15 +41,17 @@ def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[
     instance = open_instance(settings.dagster_home)
     loggers = {} if as_json else {"terminal": {}}
     try:
-        result = job.execute_in_process(
-            run_config={"ops": {op: {"config": config}}, "loggers": loggers},
-            resources={
-                "warehouse": WarehouseResource(database_url=settings.database_url),
-                **servers,
-            },
-            instance=instance,
-            tags={ACTOR_TAG: settings.timbel_user},
-        )
+        # The run acts as TIMBEL_USER (the tag only shows it in the UI: run_actor).
+        with acting_as(settings.timbel_user):
+            result = job.execute_in_process(
+                run_config={"ops": {op: {"config": config}}, "loggers": loggers},
+                resources={
+                    "warehouse": WarehouseResource(database_url=settings.database_url),
+                    **servers,
+                },
+                instance=instance,
+                tags={ACTOR_TAG: settings.timbel_user},
+            )
     finally:
         instance.dispose()
     return result.output_for_node(op) | {"run_id": result.run_id}
@@ -109,6 +115,29 @@ def build() -> None:
     """Start builds on the CI servers."""
 
 
+@contextmanager
+def _secrets_by_reference(parameters: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """The run config's `parameters`: a secret-looking one (`redaction.looks_secret`) as
+    `{"env": VARIABLE}`, its value put in this process's environment for the in-process run
+    and removed after it. Dagster keeps a run's config for good (run storage, the UI's run
+    page); this way it keeps the variable's name, never the value."""
+    config: dict[str, Any] = {}
+    variables = []
+    for index, (key, value) in enumerate(parameters.items()):
+        if not looks_secret(key):
+            config[key] = value
+            continue
+        variable = f"TIMBEL_BUILD_PARAMETER_{os.getpid()}_{index}"
+        os.environ[variable] = value
+        variables.append(variable)
+        config[key] = {"env": variable}
+    try:
+        yield config
+    finally:
+        for variable in variables:
+            os.environ.pop(variable, None)
+
+
 def _parameters(pairs: tuple[str, ...]) -> dict[str, str]:
     parameters = {}
     for pair in pairs:
@@ -135,18 +164,21 @@ def build_trigger(
     poll_seconds: float,
     as_json: bool,
 ) -> None:
-    """Trigger a build (Jenkins buildWithParameters, GitLab pipeline), then follow it."""
-    report = _run(
-        "trigger_build",
-        "trigger_and_follow",
-        {
-            "system": system,
-            "pipeline": pipeline,
-            "parameters": _parameters(params),
-            "ref": ref,
-            "poll_seconds": poll_seconds,
-        },
-        as_json,
-    )
+    """Trigger a build (Jenkins buildWithParameters, GitLab pipeline), then follow it.
+    Parameters whose names look secret (password, token, key, ...) are sent as given, and
+    shown as *** in the audit log and the run log."""
+    with _secrets_by_reference(_parameters(params)) as parameters:
+        report = _run(
+            "trigger_build",
+            "trigger_and_follow",
+            {
+                "system": system,
+                "pipeline": pipeline,
+                "parameters": parameters,
+                "ref": ref,
+                "poll_seconds": poll_seconds,
+            },
+            as_json,
+        )
     if as_json:
         print_json(report)
