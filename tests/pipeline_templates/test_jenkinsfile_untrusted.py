@@ -23,9 +23,11 @@ from click.testing import CliRunner
 from tests.fakes.loopback import LoopbackServer
 from timbel_dagster.cli.app import main
 from timbel_dagster.pipeline_templates import jenkinsfile_check
+from timbel_dagster.pipeline_templates.groovy_lexer import MAX_NESTING, nesting_issue, tokenize
 from timbel_dagster.pipeline_templates.jenkinsfile_check import (
     COMPILER,
     FALLBACK,
+    MAX_FILE_BYTES,
     check_jenkinsfiles,
     jvm_launches,
 )
@@ -257,3 +259,70 @@ def test_template_validate_reports_the_grab(groovy: str, tmp_path: Path) -> None
     assert f"{path}:1:1: error: @GrabResolver{FETCHES}{SANDBOX}" in done.output
     assert f"{path}:2:1: error: @Grab{FETCHES}{SANDBOX}" in done.output
     assert f"{path}: 2 error(s) (jenkinsfile, checked by {COMPILER})" in done.output
+
+
+@pytest.mark.timeout(60)
+def test_the_batch_goes_on_past_a_file_too_deep_or_too_large(groovy: str, tmp_path: Path) -> None:
+    """3,000 nested brackets (6 KB) overflow the Groovy parser's stack: before, the JVM died
+    and no file of the batch was checked (GroovyError). A file over the size limit is not
+    even read whole, nor sent to the compiler."""
+    deep, large, fine = (tmp_path / f"{n}.Jenkinsfile" for n in ("deep", "large", "fine"))
+    deep.write_text("x = " + "(" * 3000 + "1" + ")" * 3000 + "\n", encoding="utf-8")
+    large.write_text("// " + "x" * (MAX_FILE_BYTES - 3) + "\n", encoding="utf-8")
+    fine.write_text(PIPELINE, encoding="utf-8")
+    before = jvm_launches()
+    too_deep, too_large, checked = check_jenkinsfiles([deep, large, fine], groovy)
+    assert jvm_launches() - before == 1
+    assert too_large["errors"] == [
+        {"line": None, "column": None, "message": "the file is over the limit of 131,072 bytes"}
+    ]
+    assert (too_large["valid"], too_large["checker"]) == (False, COMPILER)
+    assert too_deep["errors"] == [
+        {"line": None, "column": None, "message": "nested too deeply for the Groovy compiler "
+                                                  "(its parser ran out of stack)"}
+    ]  # fmt: skip
+    assert (checked["valid"], checked["checker"]) == (True, COMPILER)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("x = " + "(" * 50_000 + "1" + ")" * 50_000 + "\n",
+         (1, 5 + MAX_NESTING, f"brackets nested more than {MAX_NESTING} levels deep")),
+        ("node { " * 10_000 + "}" * 10_000 + "\n",
+         (1, 7 * MAX_NESTING + 6, f"brackets nested more than {MAX_NESTING} levels deep")),
+        ('x = "' + "${ '' + \"" * 5_000 + '"' + "}" * 5_000 + '"\n',
+         (1, 6 + 9 * MAX_NESTING, f"${{...}} nested more than {MAX_NESTING} levels deep")),
+    ],
+    ids=["parentheses", "blocks", "strings-in-strings"],
+)  # fmt: skip
+def test_deep_nesting_is_refused_without_recursing(
+    source: str, expected: tuple[int, int, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The block grouping and ${...} recurse per level: before, a few KB of brackets raised
+    RecursionError out of the (fallback) check; now the limit fires at its place."""
+    monkeypatch.setattr(jenkinsfile_check, "find_groovy", lambda: None)
+    path = tmp_path / "Jenkinsfile"
+    path.write_text(source, encoding="utf-8")
+    (checked,) = check_jenkinsfiles([path])
+    line, column, message = expected
+    assert checked["errors"] == [{"line": line, "column": column, "message": message}]
+
+
+@pytest.mark.parametrize(("extra", "valid"), [(0, True), (1, False)])
+def test_the_size_limit_without_groovy(
+    extra: int, valid: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(jenkinsfile_check, "find_groovy", lambda: None)
+    path = tmp_path / "Jenkinsfile"
+    path.write_text("node { }\n// " + "x" * (MAX_FILE_BYTES - 13 + extra) + "\n", encoding="utf-8")
+    assert path.stat().st_size == MAX_FILE_BYTES + extra
+    (checked,) = check_jenkinsfiles([path])
+    assert (checked["valid"], checked["checker"]) == (valid, FALLBACK)
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(MAX_NESTING, False), (MAX_NESTING + 1, True)])
+def test_the_nesting_limit(depth: int, refused: bool) -> None:
+    tokens = tokenize("node { " * depth + "}" * depth)[0]
+    assert (nesting_issue(tokens) is not None) is refused

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from timbel_dagster.pipeline_templates.results import Issue, issue
 
 CLOSERS = {")": "(", "]": "[", "}": "{"}
+# Deeper nesting is refused: the block grouping and `${...}` in strings recurse per level (a
+# few KB of brackets would exhaust Python's stack), and no real Jenkinsfile comes near it.
+MAX_NESTING = 200
 # After these tokens a `/` divides; elsewhere it opens a slashy string.
 _OPERAND_OPS = {")", "]", "}"}
 _KEYWORDS_BEFORE_EXPR = {"return", "case", "assert", "in", "else", "throw", "instanceof"}
@@ -23,6 +26,7 @@ _MULTI_OPS = sorted(
      "++", "--", "+=", "-=", "*=", "/=", "<<", ">>", "**", "::", ".."],
     key=len, reverse=True,
 )  # fmt: skip
+_MULTI_OPS_BY_FIRST = {c: [o for o in _MULTI_OPS if o[0] == c] for c in {o[0] for o in _MULTI_OPS}}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class _Lexer:
         self.pos = 0
         self.tokens: list[Token] = []
         self.line_starts = [0] + [i + 1 for i, ch in enumerate(source) if ch == "\n"]
+        self.interpolations = 0  # `${...}` open around the current position
 
     def where(self, offset: int) -> tuple[int, int]:
         line = bisect.bisect_right(self.line_starts, offset)
@@ -109,7 +114,8 @@ class _Lexer:
                     self.pos += 1
                     return
                 depth += {"{": 1, "}": -1}.get(ch, 0)
-                op = next((o for o in _MULTI_OPS if src.startswith(o, self.pos)), ch)
+                candidates = _MULTI_OPS_BY_FIRST.get(ch, ())
+                op = next((o for o in candidates if src.startswith(o, self.pos)), ch)
                 self.pos += len(op)
                 self.emit("op", start)
         if embedded:
@@ -118,9 +124,12 @@ class _Lexer:
     def interpolation(self) -> None:
         """Skip a `${...}` inside a GString, nested strings and closures included."""
         start = self.pos
+        if self.interpolations >= MAX_NESTING:
+            raise _Unterminated(start, f"${{...}} nested more than {MAX_NESTING} levels deep")
         self.pos += 2
         saved = self.tokens
         self.tokens = []
+        self.interpolations += 1
         try:
             self.run(embedded=True)
         except _Unterminated as error:
@@ -129,6 +138,7 @@ class _Lexer:
             raise _Unterminated(start, "${ in a string is not closed") from None
         finally:
             self.tokens = saved
+            self.interpolations -= 1
 
     def string(self, quote: str) -> None:
         src, start = self.src, self.pos
@@ -228,8 +238,25 @@ def balance_issues(tokens: list[Token]) -> list[Issue]:
     return problems
 
 
-def fallback_check(source: str) -> list[Issue]:
+def nesting_issue(tokens: list[Token]) -> Issue | None:
+    """The first bracket opened deeper than MAX_NESTING levels, if any."""
+    depth = 0
+    for token in tokens:
+        if token.kind != "op":
+            continue
+        if token.text in ("(", "[", "{"):
+            depth += 1
+            if depth > MAX_NESTING:
+                message = f"brackets nested more than {MAX_NESTING} levels deep"
+                return issue(token.line, token.column, message)
+        elif token.text in CLOSERS:
+            depth -= 1
+    return None
+
+
+def fallback_check(lexed: tuple[list[Token], list[Issue]]) -> list[Issue]:
     """The lighter check used when no Groovy compiler is installed: strings, comments and
-    brackets balance. It catches far fewer errors than the compiler."""
-    tokens, problems = tokenize(source)
+    brackets balance (given what `tokenize` returned). It catches far fewer errors than the
+    compiler."""
+    tokens, problems = lexed
     return problems or balance_issues(tokens)

@@ -74,29 +74,32 @@ def _dotted(tokens: list[Token], start: int) -> tuple[str, int]:
     return ".".join(parts), i
 
 
-def _has_extensions_member(tokens: list[Token], i: int) -> bool:
-    """Whether the annotation arguments opening at tokens[i] (a `(`) set `extensions`."""
-    if i >= len(tokens) or tokens[i].text != "(":
-        return False
-    depth = 0
-    for j in range(i, len(tokens)):
-        depth += {"(": 1, ")": -1}.get(tokens[j].text, 0) if tokens[j].kind == "op" else 0
-        if depth == 0:
-            return False
-        if (
-            depth == 1
-            and tokens[j].text == "extensions"
-            and j + 1 < len(tokens)
+def _setting_extensions(tokens: list[Token]) -> set[int]:
+    """Indexes of the `(` tokens whose own argument list sets `extensions = ...` (one pass)."""
+    opened: list[int] = []
+    owners: set[int] = set()
+    for j, token in enumerate(tokens):
+        if token.kind == "op" and token.text in ("(", "[", "{"):
+            opened.append(j)
+        elif token.kind == "op" and token.text in (")", "]", "}"):
+            if opened:
+                opened.pop()
+        elif (
+            token.text == "extensions"
+            and opened
+            and tokens[opened[-1]].text == "("
+            and tokens[j + 1 : j + 2] != []
             and tokens[j + 1].text == "="
         ):
-            return True
-    return False
+            owners.add(opened[-1])
+    return owners
 
 
 def refused_in_tokens(tokens: list[Token]) -> list[Issue]:
     """The refused imports and annotations in a token stream (the fallback without groovy)."""
     aliases: dict[str, str] = {}
     found: list[dict[str, Any]] = []
+    extensions = _setting_extensions(tokens)
     for i, token in enumerate(tokens):
         if token.kind == "ident" and token.text == "import" and i + 1 < len(tokens):
             start = i + 2 if tokens[i + 1].text == "static" else i + 1
@@ -119,6 +122,6 @@ def refused_in_tokens(tokens: list[Token]) -> list[Issue]:
         where = {"line": token.line, "column": token.column, "written": written}
         if name is not None:
             found.append({**where, "what": "annotation", "name": name})
-        elif _has_extensions_member(tokens, after):
+        elif after in extensions:
             found.append({**where, "what": "extensions"})
     return [refusal(f) for f in found]

@@ -28,7 +28,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from timbel_dagster.pipeline_templates.groovy_lexer import fallback_check, tokenize
+from timbel_dagster.pipeline_templates.groovy_lexer import (
+    Token,
+    fallback_check,
+    nesting_issue,
+    tokenize,
+)
 from timbel_dagster.pipeline_templates.groovy_refused import REFUSED, refusal, refused_in_tokens
 from timbel_dagster.pipeline_templates.jenkinsfile_structure import declarative_issues
 from timbel_dagster.pipeline_templates.results import Issue, ValidationResult, issue, result
@@ -43,6 +48,11 @@ GROOVY_MISSING = (
     "the lighter fallback check ran (strings, comments and brackets balance, declarative "
     "structure). Install Debian's `groovy` package for the real compiler check."
 )
+# Real Jenkinsfiles are a few KB (Jenkins cannot run a script whose body compiles to more
+# than 64 KB of bytecode); the cap bounds the light tokeniser's linear but pure-Python work.
+MAX_FILE_BYTES = 128 * 1024
+TOO_LARGE = issue(None, None, f"the file is over the limit of {MAX_FILE_BYTES:,} bytes")
+Lexed = tuple[list[Token], list[Issue]]
 _DECLARATIVE_HINT = re.compile(r"^\s*pipeline\s*\{", re.MULTILINE)
 
 
@@ -170,19 +180,24 @@ def compile_sources(
     return [reports[i] for i in range(len(sources))]
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> str | None:
+    """The file's text (newlines as read_text gives them), or None when it is over
+    MAX_FILE_BYTES: never more than that is read."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            return None
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise LookupError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: cannot be read as UTF-8 text: {error}") from error
 
 
-def _explain_end_of_file(source: str, syntax: list[Issue]) -> list[Issue]:
+def _explain_end_of_file(syntax: list[Issue], opened: list[Issue]) -> list[Issue]:
     """Groovy reports a string or comment left open as `unexpected char: 0xFFFF` at the end
-    of the file; say where it was opened instead."""
-    opened = tokenize(source)[1]
+    of the file; say where it was opened (`opened`: the tokeniser's unterminated) instead."""
     if not opened or not any("0xFFFF" in i["message"] for i in syntax):
         return syntax
     first = opened[0]
@@ -193,17 +208,23 @@ def _explain_end_of_file(source: str, syntax: list[Issue]) -> list[Issue]:
     ]
 
 
-def _structure(path: Path, source: str, syntax: list[Issue], checker: str) -> ValidationResult:
+def _structure(
+    path: Path, source: str, lexed: Lexed, syntax: list[Issue], checker: str
+) -> ValidationResult:
+    """The result for one file: its syntax errors, else its declarative structure's."""
     warnings = [] if checker == COMPILER else [GROOVY_MISSING]
     if not source.strip():
         empty = [issue(1, 1, "the file is empty")]
         return result(str(path), "jenkinsfile", checker, empty, warnings)
     if syntax:
-        syntax = _explain_end_of_file(source, syntax)
+        syntax = _explain_end_of_file(syntax, lexed[1])
         kind = "jenkinsfile" if _DECLARATIVE_HINT.search(source) else "jenkinsfile-scripted"
         warnings.append("declarative structure not checked: fix the syntax errors first")
         return result(str(path), kind, checker, syntax, warnings)
-    tokens, unreadable = tokenize(source)
+    tokens, unreadable = lexed
+    too_deep = nesting_issue(tokens)
+    if too_deep is not None:  # the compiler may accept it; the structure check would recurse
+        return result(str(path), "jenkinsfile", checker, [too_deep], warnings)
     if unreadable:  # the compiler accepted what the light tokeniser cannot follow
         warnings.append(f"declarative structure not checked: {unreadable[0]['message']}")
         return result(str(path), "jenkinsfile", checker, [], warnings)
@@ -218,7 +239,8 @@ def check_jenkinsfiles(
     paths: Sequence[Path], groovy: str | None = None, java_home: Path | None = None
 ) -> list[ValidationResult]:
     """Validate Jenkinsfiles, all compiled by one groovy JVM; one result per distinct path,
-    in the input order.
+    in the input order. A file over MAX_FILE_BYTES is invalid, neither read further nor
+    compiled.
 
     Args:
         paths: the files.
@@ -231,22 +253,27 @@ def check_jenkinsfiles(
         ValueError: a file is not UTF-8 text.
         GroovyError: groovy is installed but could not run.
     """
-    sources = {Path(p): _read(Path(p)) for p in paths}
+    read = {Path(p): _read(Path(p)) for p in paths}
+    sources = {p: text for p, text in read.items() if text is not None}
     executable = groovy or find_groovy()
+    checker, warnings = (COMPILER, []) if executable else (FALLBACK, [GROOVY_MISSING])
+    checked: dict[Path, ValidationResult] = {
+        p: result(str(p), "jenkinsfile", checker, [TOO_LARGE], warnings)
+        for p, text in read.items()
+        if text is None
+    }
     if executable is None:
         log.warning("groovy not found: Jenkinsfiles get the lighter fallback check only")
-        return [
-            _refuse(
-                _structure(p, s, fallback_check(s), FALLBACK), refused_in_tokens(tokenize(s)[0])
-            )
-            for p, s in sources.items()
-        ]
+        for p, s in sources.items():
+            lexed = tokenize(s)
+            found = _structure(p, s, lexed, fallback_check(lexed), FALLBACK)
+            checked[p] = _refuse(found, refused_in_tokens(lexed[0]))
+        return [checked[p] for p in read]
     home = java_home or find_java_home()
     compiled = compile_sources(list(sources.values()), executable, home) if sources else []
-    return [
-        _refuse(_structure(p, s, found.syntax, COMPILER), found.refused)
-        for (p, s), found in zip(sources.items(), compiled, strict=True)
-    ]
+    for (p, s), found in zip(sources.items(), compiled, strict=True):
+        checked[p] = _refuse(_structure(p, s, tokenize(s), found.syntax, COMPILER), found.refused)
+    return [checked[p] for p in read]
 
 
 def _refuse(checked: ValidationResult, refused: list[Issue]) -> ValidationResult:

@@ -31,6 +31,7 @@ import org.codehaus.groovy.control.messages.SimpleMessage
 import org.codehaus.groovy.control.messages.SyntaxErrorMessage
 
 GLOBAL_TRANSFORMS = 'META-INF/services/org.codehaus.groovy.transform.ASTTransformation'
+NESTED_TOO_DEEP = 'nested too deeply for the Groovy compiler (its parser ran out of stack)'
 
 def describe(message) {
     if (message instanceof SyntaxErrorMessage) {
@@ -154,6 +155,10 @@ request.sources.each { source ->
         errors.addAll(e.errorCollector.errors.collect { describe(it) })
     } catch (Exception e) {
         errors << [line: null, column: null, message: e.toString()]
+    } catch (StackOverflowError ignored) {
+        // Groovy's parser recurses per nesting level: a few KB of brackets exhaust the stack.
+        // That file is invalid; the batch goes on (the stack has unwound).
+        errors << [line: null, column: null, message: NESTED_TOO_DEEP]
     }
     out.println(JsonOutput.toJson([id: source.id, errors: errors, refused: refused]))
 }
