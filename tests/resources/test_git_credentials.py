@@ -144,3 +144,57 @@ def test_a_query_token_reaches_git_only_through_its_environment(
     assert "http://127.0.0.1:9/api.git?private_token=***" in clone["argv"]
     assert not any("S3CRET" in arg for arg in clone["argv"])
     assert clone["env"]["GIT_CONFIG_KEY_0"] == f"url.{url}.insteadOf"
+
+
+def test_analyze_repo_clones_with_credentials_and_names_the_public_url(
+    served: GitHttpServer, git_calls: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from timbel_dagster.components.analysis import analyze_source
+
+    url = f"{served.url}/api.git"
+    analysis = analyze_source(_with_credentials(url), workdir=tmp_path)
+    assert analysis.repository == url and analysis.languages == {"Python": 12}
+    [clone] = git_calls
+    assert url in clone["argv"] and not any(SECRET in arg for arg in clone["argv"])
+
+
+def test_cicd_commits_with_a_token_url_stores_and_logs_only_the_public_url(
+    served: GitHttpServer, warehouse_url: str, tmp_path: Path
+) -> None:
+    import dagster as dg
+    from sqlalchemy import select
+
+    from timbel_dagster.assets.cicd.commits import commits
+    from timbel_dagster.resources.sources import DeliverySourcesResource
+    from timbel_dagster.resources.warehouse import WarehouseResource
+    from timbel_dagster.warehouse.engine import get_engine
+    from timbel_dagster.warehouse.models import AuditEvent, Commit
+
+    url = f"{served.url}/api.git"
+    unreachable = "http://127.0.0.1:9/shop/web.git"
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [commits],
+        resources={
+            "warehouse": WarehouseResource(database_url=warehouse_url),
+            "sources": DeliverySourcesResource(
+                mode="live",
+                git_repositories=[_with_credentials(url), _with_credentials(unreachable)],
+                git_home=str(tmp_path / "home"),
+            ),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith(
+        f"1 of 2 repositories could not be read: git {unreachable}: git clone failed: "
+        f"unable to access '{unreachable}/': "
+    )
+    with get_engine(warehouse_url).connect() as connection:
+        repositories = set(connection.execute(select(Commit.repository)).scalars())
+        audit = connection.execute(select(AuditEvent.__table__)).all()
+    assert repositories == {url}
+    events = "\n".join(repr(entry) for entry in instance.all_logs(result.run_id))
+    assert SECRET not in events and SECRET not in repr(audit)
