@@ -8,9 +8,10 @@ JVM start costs about a second. Without `groovy` the result says so in a warning
 The files are untrusted, and compiling one must not run its author's code: check.groovy runs
 no global AST transformation (no @Grab download) and lists the uses of the annotations that
 fetch or run code (`groovy_refused`: @Grab, @GrabResolver, @ASTTest, ...; the fallback finds
-them in the tokens), each an error; the JVM gets a minimal environment (no
-tokens, no database URL), an empty HOME and working directory (no ~/.groovy jars, grapes or
-startup script, nothing from the caller's directory on the classpath) and Grape switched off.
+them in the tokens), each an error. The JVM gets a minimal environment (no tokens, no
+database URL), an empty HOME and working directory (no ~/.groovy jars, grapes or startup
+script, nothing from the caller's directory on the classpath) and Grape switched off. A file
+over MAX_FILE_BYTES, or nested deeper than the parsers' stacks allow, is an error, not a crash.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ GROOVY_MISSING = (
     "structure). Install Debian's `groovy` package for the real compiler check."
 )
 # Real Jenkinsfiles are a few KB (Jenkins cannot run a script whose body compiles to more
-# than 64 KB of bytecode); the cap bounds the light tokeniser's linear but pure-Python work.
+# than 64 KB of bytecode); the cap bounds the compiler's and the tokeniser's (linear) work.
 MAX_FILE_BYTES = 128 * 1024
 TOO_LARGE = issue(None, None, f"the file is over the limit of {MAX_FILE_BYTES:,} bytes")
 Lexed = tuple[list[Token], list[Issue]]
