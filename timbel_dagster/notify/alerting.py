@@ -51,23 +51,46 @@ def _state_row(state: AlertState, now: dt.datetime) -> dict[str, Any]:
     return {name: getattr(state, name) for name in _FIELDS} | {"updated_at": now}
 
 
-@functools.lru_cache(maxsize=1024)
-def _template(text: str) -> Any:
-    """A rule's summary template, compiled once (compiling costs more than rendering)."""
-    from jinja2.sandbox import SandboxedEnvironment
+@dataclass
+class _SummaryTemplate:
+    template: Any
+    refused: str | None = None  # why the sandbox refused it once: not rendered again
 
-    return SandboxedEnvironment().from_string(text)
+
+@functools.cache
+def _summary_sandbox() -> Any:
+    """Summaries come from rules anyone with write access to the warehouse or the rules file
+    wrote: the bounded sandbox, with limits that fit one line (a tick renders many)."""
+    from timbel_dagster.security.template_sandbox import BoundedSandbox, Limits
+
+    return BoundedSandbox(limits=Limits(steps=100_000, output=10_000, seconds=1.0))
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> _SummaryTemplate:
+    """A rule's summary template, compiled once (compiling costs more than rendering)."""
+    template = _summary_sandbox().from_string(text)
+    template.name = "summary"
+    return _SummaryTemplate(template)
 
 
 def _summary(rule: Rule, labels: dict[str, str], value: float | None) -> str:
+    from timbel_dagster.security.template_sandbox import TemplateRefused
+
     shown = f"{value:g}" if value is not None else "-"
     if not rule.summary:
         where = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
         return f"{rule.name}: {where or 'value'} = {shown}"
     try:
-        return _template(rule.summary).render(labels=labels, value=value)
-    except Exception as error:  # a rule's template must never stop the tick
-        return f"{rule.name}: {shown} (summary template failed: {error})"
+        compiled = _template(rule.summary)
+        if compiled.refused is None:
+            return compiled.template.render(labels=labels, value=value)
+        error: Exception | str = compiled.refused
+    except TemplateRefused as refused:  # a limit: the next alert of this rule would hit it too
+        compiled.refused = error = str(refused)
+    except Exception as failed:  # a rule's template must never stop the tick
+        error = failed
+    return f"{rule.name}: {shown} (summary template failed: {error})"
 
 
 def _worth_writing(before: AlertState | None, after: AlertState | None) -> bool:

@@ -8,6 +8,8 @@ schedules the second for another attempt.
 
 from __future__ import annotations
 
+from jinja2.sandbox import SecurityError
+
 
 class SendError(RuntimeError):
     """Sending a notification failed.
@@ -50,3 +52,8 @@ class TemplateRenderError(ValueError):
         where = filename or template
         at = f", line {line}" if line is not None else ""
         super().__init__(f"notification template {where}{at}: {detail}")
+
+
+class TemplateRefusedError(TemplateRenderError, SecurityError):
+    """The sandbox refused a notification template (an override in TIMBEL_TEMPLATES_DIR is
+    someone's text): Python internals, or a limit of work, size or time crossed."""

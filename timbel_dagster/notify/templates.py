@@ -9,7 +9,9 @@ shared `_slack.json` / `_email.html` / `_email.txt`) by dropping a file of the s
 - `<event>.subject.txt`, `<event>.html` (autoescaped) and `<event>.txt`: the e-mail.
 
 Undefined names are errors (StrictUndefined), so a typo in a template fails with the template's
-file and line instead of sending a message with a hole in it.
+file and line instead of sending a message with a hole in it. Overrides are written by whoever
+can write to that directory, so all templates render in the bounded sandbox
+(`security.template_sandbox`): no Python internals, limits on work, size and time.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.notify.errors import TemplateRenderError
+from timbel_dagster.notify.errors import TemplateRefusedError, TemplateRenderError
 from timbel_dagster.notify.messages import Message, Recipient
 
 if TYPE_CHECKING:
@@ -110,6 +112,8 @@ class Templates:
     def __init__(self, directory: Path | None = None) -> None:
         import jinja2
 
+        from timbel_dagster.security.template_sandbox import BoundedSandbox
+
         loaders: list[jinja2.BaseLoader] = []
         if directory is not None:
             if not Path(directory).is_dir():
@@ -117,7 +121,7 @@ class Templates:
             loaders.append(jinja2.FileSystemLoader(str(directory)))
         loaders.append(jinja2.PackageLoader(PACKAGE, "templates"))
         self.directory = directory
-        self._env = jinja2.Environment(
+        self._env = BoundedSandbox(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(
@@ -149,12 +153,19 @@ class Templates:
         Raises:
             TemplateRenderError: it does not exist, does not parse, or fails to render
                 (an undefined name, an error in an expression); names the file and line.
+            TemplateRefusedError: the sandbox refused it (Python internals, a limit).
         """
         import jinja2
+
+        from timbel_dagster.security.template_sandbox import TemplateRefused
 
         template = self._load(name)
         try:
             return template.render(**values), template.filename
+        except TemplateRefused as error:
+            raise TemplateRefusedError(
+                name, error.detail, error.filename or template.filename, error.line
+            ) from None
         except jinja2.TemplateSyntaxError as error:  # an imported or extended template
             raise TemplateRenderError(
                 error.name or name, error.message or "syntax error", error.filename, error.lineno

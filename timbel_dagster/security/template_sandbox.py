@@ -169,8 +169,6 @@ def weight(value: Any, limit: int) -> int:
         elif isinstance(item, list | tuple | set | frozenset):
             total += len(item) + 1
             stack.extend(item)
-        elif isinstance(item, range):  # its items are made one at a time
-            total += len(item) + 1
         elif isinstance(item, Namespace):
             stack.append(object.__getattribute__(item, "_Namespace__attrs"))
         elif isinstance(item, int) and not isinstance(item, bool):
