@@ -117,7 +117,7 @@ def test_a_never_ending_jenkins_log_stops_at_the_configured_cap(
     )
     url = f"{jenkins.url.rstrip('/')}/job/shop/job/api/job/main/{build.number}/console"
     marker = f"[timbel] truncated: log exceeded 50000 bytes; the rest is on the CI server at {url}"
-    assert report.bytes_stored == 50_000
+    assert report.bytes_stored == 50_000 and report.truncated
     assert _streams(warehouse_url, execution_id) == {"": (50_000, True)}
     with get_engine(warehouse_url).connect() as connection:
         stored = "".join(read_log(connection, execution_id))
@@ -140,7 +140,7 @@ def test_a_never_ending_jenkins_log_stops_at_the_configured_cap(
         emitted.append,
         sleep=endless.sleep,
     )
-    assert again.bytes_stored == 50_000
+    assert again.bytes_stored == 50_000 and not again.truncated  # nothing read this time
     assert [q for _m, p, q in jenkins.requests if p.endswith("progressiveText")] == reads
 
 
@@ -203,7 +203,7 @@ def test_gitlab_traces_are_asked_for_from_the_first_byte_not_received(
         report = _follow(source, warehouse_url, execution_id, pipeline, finish)
     finally:
         gitlab.stop()
-    assert report.streams == len(pipeline.jobs)
+    assert report.streams == len(pipeline.jobs) and not report.truncated
     with get_engine(warehouse_url).connect() as connection:
         for job in pipeline.jobs:
             assert "".join(read_log(connection, execution_id, str(job.id))).encode() == job.trace
@@ -244,6 +244,7 @@ def test_a_gitlab_pipeline_stops_at_the_execution_cap(warehouse_url: str) -> Non
         gitlab.stop()
     streams = _streams(warehouse_url, execution_id)
     assert report.bytes_stored == sum(size for size, _complete in streams.values()) == 30_000
+    assert report.truncated
     assert set(streams) == {str(job.id) for job in pipeline.jobs}
     assert all(complete for _size, complete in streams.values())
     markers = _markers(warehouse_url, execution_id)

@@ -33,6 +33,7 @@ class FollowReport:
     lines: int = 0
     reconnects: int = 0
     streams: int = 0
+    truncated: bool = False  # the log passed the execution's cap while this follower read it
 
 
 def _dropped() -> tuple[type[BaseException], ...]:
@@ -83,13 +84,14 @@ def follow_jenkins_log(
 ) -> FollowReport:
     """Stream a Jenkins console log (`progressiveText`) until the build ends or the log
     passes the execution's cap (`max_bytes`, default from settings)."""
+    cap = _cap(engine, execution_id, max_bytes)
     writer = LogWriter(
         engine,
         execution_id,
         "",
         name="console",
         **({"chunk_bytes": chunk_bytes} if chunk_bytes else {}),
-        cap=_cap(engine, execution_id, max_bytes),
+        cap=cap,
         url=api.build_url(job, number) + "console",
     )
     retry = _Retry(sleep, max_failures)
@@ -111,7 +113,7 @@ def follow_jenkins_log(
             emit(text)
         if more and writer.next_offset == start:
             sleep(poll_seconds)  # nothing new yet: the build is still running
-    return FollowReport(writer.stored, writer.lines, retry.total, 1)
+    return FollowReport(writer.stored, writer.lines, retry.total, 1, cap.exceeded)
 
 
 def _gitlab_done() -> frozenset[str]:
@@ -182,7 +184,8 @@ def follow_gitlab_logs(
         if not progressed:
             sleep(poll_seconds)
     stored = sum(w.stored for w in writers.values())
-    return FollowReport(stored, sum(w.lines for w in writers.values()), retry.total, len(writers))
+    lines = sum(w.lines for w in writers.values())
+    return FollowReport(stored, lines, retry.total, len(writers), cap.exceeded)
 
 
 def _gitlab_job(
@@ -248,10 +251,9 @@ def store_finished_log(
             emit=lambda _text: None,
             max_bytes=max_bytes,
         )
-    writer = LogWriter(  # the sample organisation
-        engine, execution_id, "", name="console", cap=_cap(engine, execution_id, max_bytes)
-    )
+    cap = _cap(engine, execution_id, max_bytes)
+    writer = LogWriter(engine, execution_id, "", name="console", cap=cap)  # the sample source
     if not writer.complete:
         writer.write(source.log(pipeline, build).encode())
         writer.flush(final=True)
-    return FollowReport(writer.stored, writer.lines, 0, 1)
+    return FollowReport(writer.stored, writer.lines, 0, 1, cap.exceeded)
