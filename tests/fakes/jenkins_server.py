@@ -354,9 +354,16 @@ def _handler(fake: FakeJenkins) -> type[BaseHTTPRequestHandler]:
                 return self._update_config(job)
             if rest not in (["build"], ["buildWithParameters"]):
                 return self._reply(405)
+            # Jenkins reads parameters from the query and from a form body (`curl --data`).
+            length = int(self.headers.get("Content-Length") or 0)
+            form = self.rfile.read(length).decode() if length else ""
+            if not (self.headers.get("Content-Type") or "").startswith(
+                "application/x-www-form-urlencoded"
+            ):
+                form = ""
             with fake.lock:
                 item = 1000 + len(fake.queue)
-                parameters = {k: v[0] for k, v in query.items()}
+                parameters = {k: v[0] for k, v in {**query, **parse_qs(form)}.items()}
                 if fake.start_queued_builds:  # an executor is free: the build starts at once
                     build = fake.add_build(job, building=True, result=None, finish_after_reads=2)
                     build.log += f"Started with {parameters}\n".encode()

@@ -258,9 +258,13 @@ class JenkinsAPI:
             response.close()
 
     def trigger(self, job: str, parameters: dict[str, str]) -> int:
-        """Queue a build; returns the queue item id from the `Location` header."""
+        """Queue a build; returns the queue item id from the `Location` header.
+
+        The parameters go in a form body (as Jenkins' remote API documents: `curl --data`),
+        not the URL's query, which proxies, Jenkins' access log and error messages record.
+        """
         action = "buildWithParameters" if parameters else "build"
-        response = self.http.post(f"{job_path(job)}/{action}", job, params=parameters or None)
+        response = self.http.post(f"{job_path(job)}/{action}", job, data=parameters or None)
         location = response.headers.get("Location", "").rstrip("/")
         item = location.rsplit("/", 1)[-1]
         if not item.isdigit():

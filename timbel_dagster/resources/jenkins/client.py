@@ -61,12 +61,13 @@ class JenkinsHTTP:
         params: dict[str, Any] | None,
         headers: dict[str, str],
         stream: bool,
+        data: dict[str, str] | None = None,
     ) -> Any:
         import requests
 
         self.requests_made += 1
         request = requests.Request(
-            method, self.base + path.lstrip("/"), params=params, headers=headers
+            method, self.base + path.lstrip("/"), params=params, headers=headers, data=data
         )
         return self._server.jenkins_request(request, add_crumb=False, stream=stream)
 
@@ -107,15 +108,17 @@ class JenkinsHTTP:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         stream: bool = False,
+        data: dict[str, str] | None = None,
     ) -> Any:
-        """Send one request, retrying transient failures with exponential backoff."""
+        """Send one request, retrying transient failures with exponential backoff; `data`
+        is sent as a form body."""
         import jenkins
         import requests
 
         attempt = 0
         while True:
             try:
-                return self._send(method, path, params, dict(headers or {}), stream)
+                return self._send(method, path, params, dict(headers or {}), stream, data)
             except (jenkins.JenkinsException, requests.RequestException) as raw:
                 error = self._classify(raw, obj)
                 if not isinstance(error, TransientSourceError) or attempt >= self.retries:
@@ -127,14 +130,21 @@ class JenkinsHTTP:
         response = self.request("GET", path, obj, params=params)
         return parse_json(SYSTEM, obj, response.content, response.headers.get("Content-Type", ""))
 
-    def post(self, path: str, obj: str, params: dict[str, Any] | None = None) -> Any:
-        """POST, adding a CSRF crumb only if Jenkins refuses the request without one."""
+    def post(
+        self,
+        path: str,
+        obj: str,
+        params: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> Any:
+        """POST (`data` as a form body), adding a CSRF crumb only if Jenkins refuses the
+        request without one."""
         headers = dict(self._crumb or {})
         try:
-            return self.request("POST", path, obj, params=params, headers=headers)
+            return self.request("POST", path, obj, params=params, headers=headers, data=data)
         except SourceAuthError:
             if self._crumb is not None:
                 raise
             crumb = self.get_json("crumbIssuer/api/json", "crumb issuer")
             self._crumb = {crumb["crumbRequestField"]: crumb["crumb"]}
-            return self.request("POST", path, obj, params=params, headers=self._crumb)
+            return self.request("POST", path, obj, params=params, headers=self._crumb, data=data)
