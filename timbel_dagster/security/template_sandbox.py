@@ -115,7 +115,7 @@ class _Budget:
         self.steps += 1
         if self.steps > self.limits.steps or self.refused is not None:
             self.refuse(f"rendering stopped after {self.limits.steps:,} steps (limit)")
-        if not self.steps & 63 and time.monotonic() > self.deadline:
+        if time.monotonic() > self.deadline:
             self.refuse(f"rendering stopped after {self.limits.seconds:g} s (limit)")
 
     def produce(self, size: int) -> None:
