@@ -19,7 +19,8 @@ Trivy does:
 The target mapping is a JSON file named by TRIVY_STANDIN_MAP: `{target: spec}` where spec is
 `{"report": path}` (relative to the mapping file), `{"crash": message}` (exit 1, FATAL on
 stderr), `{"hang": true}` (block until killed) or `{"output": text}` (write `text`, exit 0).
-With TRIVY_STANDIN_LOG set, each invocation appends `{"argv": [...], "pid": n}` there.
+With TRIVY_STANDIN_LOG set, each invocation appends `{"argv": [...], "pid": n, "env": [names]}`
+there.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def main(argv: list[str]) -> int:
     Quiet.enabled = bool(options.get("quiet"))
     if os.environ.get("TRIVY_STANDIN_LOG"):
         with Path(os.environ["TRIVY_STANDIN_LOG"]).open("a") as calls:
-            calls.write(json.dumps({"argv": argv, "pid": os.getpid()}) + "\n")
+            calls.write(json.dumps({"argv": argv, "pid": os.getpid(), "env": sorted(os.environ)}))
+            calls.write("\n")
     if options["format"] != "json":
         fatal(f"the stand-in writes --format json only, not {options['format']!r}")
     severities = {s.strip().upper() for s in options["severity"].split(",") if s.strip()}

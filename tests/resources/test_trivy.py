@@ -217,6 +217,24 @@ def test_double_dash_keeps_a_path_that_looks_like_an_option_a_path(
     assert argv[-2:] == ["--", "--config=/etc/passwd"]
 
 
+def test_trivy_sees_none_of_timbels_secrets(
+    trivy_standin: TrivyService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scanner gets its own TRIVY_* options and what reaching a registry needs, never the
+    CI tokens or the database URL of the process that runs it."""
+    for name in ("JENKINS_TOKEN", "GITLAB_TOKEN", "TIMBEL_DATABASE_URL", "TIMBEL_SECRET_KEY"):
+        monkeypatch.setenv(
+            name, "postgresql://u:secret@db.example/w" if "URL" in name else "s3cret"
+        )
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    trivy_standin.replay(IMAGE, "alpine-39-high-critical.json")
+    TrivyResource(executable=trivy_standin.executable, timeout_seconds=30).scan_image(IMAGE)
+    (call,) = [json.loads(line) for line in trivy_standin.log_file.read_text().splitlines()]
+    seen = set(call["env"])
+    assert not seen & {"JENKINS_TOKEN", "GITLAB_TOKEN", "TIMBEL_DATABASE_URL", "TIMBEL_SECRET_KEY"}
+    assert {"PATH", "HTTPS_PROXY", "TRIVY_STANDIN_MAP", "TRIVY_STANDIN_LOG"} <= seen
+
+
 def test_settings_configure_the_resource(tmp_path: Path) -> None:
     settings = load_settings(
         trivy_binary="/opt/trivy/bin/trivy",

@@ -28,6 +28,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,36 @@ SUBCOMMANDS = ("image", "fs", "sbom")
 STDERR_TAIL_CHARS = 1500
 _OFFLINE_FLAGS = ("--skip-db-update", "--skip-java-db-update", "--offline-scan")
 _log = logging.getLogger(__name__)
+# What Trivy may see of Timbel's environment: its own TRIVY_* options and what a Go program
+# needs to reach registries (proxies, CA certificates, Docker's credential file). Nothing
+# else: the scanner has no business with Jenkins or GitLab tokens or the database URL.
+_PASSED_VARIABLES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LANG",
+        "LC_ALL",
+        "XDG_CACHE_HOME",
+        "DOCKER_CONFIG",
+        "DOCKER_HOST",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "NO", "ALL")),
+        *(f"{name}_proxy" for name in ("http", "https", "no", "all")),
+    }
+)
+
+
+def scanner_environment(environment: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment Trivy runs with: `_PASSED_VARIABLES` and TRIVY_* of `environment`
+    (default: this process's)."""
+    source = os.environ if environment is None else environment
+    return {
+        name: value
+        for name, value in source.items()
+        if name in _PASSED_VARIABLES or name.startswith("TRIVY_")
+    }
 
 
 class ScannerError(SourceError):
@@ -234,6 +265,7 @@ class TrivyResource(dg.ConfigurableResource):
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                env=scanner_environment(),
                 start_new_session=True,  # its own process group, so a timeout kills it all
             )
         except FileNotFoundError:
