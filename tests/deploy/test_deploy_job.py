@@ -147,3 +147,29 @@ def test_only_approved_requests_roll_out(warehouse_url: str, fakes: dict, tmp_pa
         failure.event_specific_data.error
     )
     assert _targets(warehouse_url) == {}
+
+
+def test_a_ui_launch_is_audited_as_dagster_ui_with_the_claim(
+    warehouse_url: str, fakes: dict, tmp_path: Path
+) -> None:
+    """Issue #13, finding 7: the `actor` a Launchpad config (or a `timbel/actor` tag) names is
+    only a claim: the rollout is recorded as launched from the UI."""
+    from timbel_dagster.warehouse.models import AuditEvent, Deployment
+
+    number = _approved(warehouse_url)
+    resources = _resources(warehouse_url, fakes, tmp_path)
+    assert _run(warehouse_url, resources, number, actor="soyeon.lee").success
+    with get_engine(warehouse_url).connect() as connection:
+        events = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action, AuditEvent.details)
+            .where(AuditEvent.action.in_(["deploy.start", "deploy.finish"]))
+            .order_by(AuditEvent.id)
+        ).all()
+        triggered_by = connection.execute(select(Deployment.triggered_by)).scalars().all()
+    assert [(e.actor, e.action) for e in events] == [
+        ("dagster-ui", "deploy.start"),
+        ("dagster-ui", "deploy.finish"),
+    ]
+    assert events[0].details["unverified_claim"] == "soyeon.lee"
+    assert events[0].details["launched_from"] == "dagster-ui"
+    assert set(triggered_by) == {"dagster-ui"}

@@ -16,6 +16,7 @@ from tests.fakes.jenkins_server import FakeBuild, FakeJenkins
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.follow import follow_gitlab_logs, follow_jenkins_log
 from timbel_dagster.jobs.record import store_build
+from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.resources.errors import TransientSourceError
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
@@ -326,23 +327,24 @@ def test_trigger_build_job_queues_with_parameters_then_follows(
 ) -> None:
     jenkins.start_queued_builds = True
     instance = dg.DagsterInstance.ephemeral()
-    result = trigger_build.execute_in_process(
-        run_config={
-            "ops": {
-                "trigger_and_follow": {
-                    "config": {
-                        "system": "jenkins",
-                        "pipeline": JOB,
-                        "parameters": {"VERSION": "1.4.2"},
-                        "poll_seconds": 0,
+    with acting_as("minji.kim"):  # as `timbel build trigger` runs it
+        result = trigger_build.execute_in_process(
+            run_config={
+                "ops": {
+                    "trigger_and_follow": {
+                        "config": {
+                            "system": "jenkins",
+                            "pipeline": JOB,
+                            "parameters": {"VERSION": "1.4.2"},
+                            "poll_seconds": 0,
+                        }
                     }
                 }
-            }
-        },
-        resources=_resources(warehouse_url, jenkins),
-        instance=instance,
-        tags={"timbel/actor": "minji.kim"},
-    )
+            },
+            resources=_resources(warehouse_url, jenkins),
+            instance=instance,
+            tags={"timbel/actor": "minji.kim"},
+        )
     assert result.success
     [(job, parameters)] = jenkins.queue.values()
     assert job == JOB and parameters["VERSION"] == "1.4.2"

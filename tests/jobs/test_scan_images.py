@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import dagster as dg
 from sqlalchemy import select
 
@@ -9,6 +11,7 @@ from tests.services.trivy import (
     TrivyService,
     trivy_standin_fixture,  # noqa: F401
 )
+from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.jobs.security import scan_images
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -22,17 +25,25 @@ BROKEN = "registry.example/shop/broken@sha256:" + "c3" * 32
 
 
 def execute(
-    warehouse_url: str, trivy: TrivyService, images: list[str]
+    warehouse_url: str,
+    trivy: TrivyService,
+    images: list[str],
+    actor: str | None = "minji.kim",
+    instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
-    return scan_images.execute_in_process(
-        run_config={"ops": {"scan_images": {"config": {"images": images}}}},
-        resources={
-            "sources": DeliverySourcesResource(mode="live", trivy=trivy.resource()),
-            "warehouse": WarehouseResource(database_url=warehouse_url),
-        },
-        tags={"timbel/actor": "minji.kim"},
-        raise_on_error=False,
-    )
+    """Run the job as the `timbel` command does (acting as `actor`), or, with None, as a
+    launch from the Dagster UI does: the same `timbel/actor` tag, but only as a claim."""
+    with acting_as(actor) if actor else nullcontext():
+        return scan_images.execute_in_process(
+            run_config={"ops": {"scan_images": {"config": {"images": images}}}},
+            resources={
+                "sources": DeliverySourcesResource(mode="live", trivy=trivy.resource()),
+                "warehouse": WarehouseResource(database_url=warehouse_url),
+            },
+            tags={"timbel/actor": "minji.kim"},
+            instance=instance,
+            raise_on_error=False,
+        )
 
 
 def scans(warehouse_url: str) -> dict[str, str]:
@@ -54,6 +65,25 @@ def test_every_image_is_scanned_and_stored(warehouse_url: str, trivy_standin: Tr
     with get_engine(warehouse_url).connect() as connection:
         events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
     assert events.count(("minji.kim", "scan.image")) == 2
+
+
+def test_a_ui_launch_is_audited_as_dagster_ui_with_the_tag_as_a_claim(
+    warehouse_url: str, trivy_standin: TrivyService
+) -> None:
+    """Issue #13, finding 7: a run tagged `timbel/actor=minji.kim` from the UI used to be
+    audited as minji.kim."""
+    trivy_standin.replay(API, "alpine-39-high-critical.json")
+    instance = dg.DagsterInstance.ephemeral()
+    result = execute(warehouse_url, trivy_standin, [API], actor=None, instance=instance)
+    assert result.success
+    with get_engine(warehouse_url).connect() as connection:
+        events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+    assert events == [("dagster-ui", "scan.image")]
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert (
+        "timbel/actor='minji.kim' is an unverified claim (the run was not launched by the "
+        "timbel command): the audit log records dagster-ui"
+    ) in logged
 
 
 def test_one_failure_does_not_stop_the_others_but_fails_the_op(

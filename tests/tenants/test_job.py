@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import dagster as dg
 from sqlalchemy import select
 
 from tests.fakes.kubernetes_server import FakeKubernetes
 from tests.tenants.conftest import ACTOR
+from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.jobs.tenants import provision_tenant
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -25,16 +28,20 @@ def execute(
     kubernetes: KubernetesResource,
     tags: dict,
     instance: dg.DagsterInstance | None = None,
+    acting: str | None = ACTOR,
     **changes: object,
 ):
-    return provision_tenant.execute_in_process(
-        instance=instance,
-        run_config=run_config(**changes),
-        resources={"warehouse": WarehouseResource(database_url=warehouse_url),
-                   "kubernetes": kubernetes},
-        tags=tags,
-        raise_on_error=False,
-    )  # fmt: skip
+    """Run the job as a caller that checked its user does (`acting_as`), or, with `acting`
+    None, as a launch from the Dagster UI does: its tags are only claims."""
+    with acting_as(acting) if acting else nullcontext():
+        return provision_tenant.execute_in_process(
+            instance=instance,
+            run_config=run_config(**changes),
+            resources={"warehouse": WarehouseResource(database_url=warehouse_url),
+                       "kubernetes": kubernetes},
+            tags=tags,
+            raise_on_error=False,
+        )  # fmt: skip
 
 
 def test_the_job_provisions_and_records_the_tenant(
@@ -73,10 +80,34 @@ def test_a_refused_run_fails_changes_nothing_and_is_audited(
     assert failure.step_failure_data.user_failure_data.description == (
         "TenantSpecError: cpu '8 cores' is not a Kubernetes quantity (for example 8, 1.5 or 500m)"
     )
-    # Without an actor tag the run acts as `dagster`, who is not a user of the warehouse.
-    assert not execute(warehouse_url, kubernetes, {}).success
+    # Acting as `dagster`, who is not a user of the warehouse, is refused too.
+    assert not execute(warehouse_url, kubernetes, {}, acting="dagster").success
     assert [r for f in (dev, staging) for r in f.requests if r[0] != "GET"] == []
     with engine.connect() as connection:
         assert store.get_tenant(connection, "shop") is None
         events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
     assert events == [(ACTOR, "tenant.create.refused"), ("dagster", "tenant.create.refused")]
+
+
+def test_a_launch_from_the_ui_is_refused_whatever_its_tag_claims(
+    engine, warehouse_url: str, kubernetes: KubernetesResource, dev: FakeKubernetes
+) -> None:
+    """Issue #13, finding 7: `timbel/actor=<anyone>` on a UI launch used to provision as
+    that person. Now the run is refused and audited as `dagster-ui`, the tag a claim."""
+    result = execute(warehouse_url, kubernetes, {"timbel/actor": "admin"}, acting=None)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_failure_data.user_failure_data.description == (
+        "PermissionError: provision_tenant needs a verified acting user: this run was not "
+        "launched by the timbel command and its timbel/actor tag 'admin' is only a claim; "
+        "use `timbel tenant create shop --as USER`"
+    )
+    assert [r for r in dev.requests if r[0] != "GET"] == []
+    with engine.connect() as connection:
+        assert store.get_tenant(connection, "shop") is None
+        [event] = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action, AuditEvent.details)
+        ).all()
+    assert event.actor == "dagster-ui" and event.action == "tenant.create.refused"
+    assert event.details["launched_from"] == "dagster-ui"
+    assert event.details["unverified_claim"] == "admin"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from timbel_dagster.deploy import rollout
@@ -56,9 +56,16 @@ def known_good_image(connection: Any, request: dict[str, Any], cluster: str) -> 
 
 
 def claim(
-    engine: Any, request: dict[str, Any], cluster: str, trigger: str, reason: str, dry_run: bool
+    engine: Any,
+    request: dict[str, Any],
+    cluster: str,
+    trigger: str,
+    reason: str,
+    dry_run: bool,
+    audit_details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Record the rollback decision, or None when another trigger has made it already."""
+    """Record the rollback decision, or None when another trigger has made it already
+    (`audit_details` added to the audit event's: how an unverified run was launched)."""
     from sqlalchemy import select, text
 
     from timbel_dagster.warehouse.audit import append_event
@@ -97,7 +104,12 @@ def claim(
             actor=trigger,
             action="deploy.rollback.dry_run" if dry_run else "deploy.rollback",
             target=f"request #{request['number']} {cluster}",
-            details={"from": request["image"], "to": target, "reason": reason},
+            details={
+                "from": request["image"],
+                "to": target,
+                "reason": reason,
+                **(audit_details or {}),
+            },
         )
     return row
 
@@ -113,6 +125,7 @@ def roll_back(
     timeout: float = 600.0,
     poll: float = 2.0,
     log: Callable[[str], None] = lambda line: None,
+    audit_details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Roll back once; None when this deployment and image were rolled back already."""
     from sqlalchemy import update
@@ -120,7 +133,7 @@ def roll_back(
     from timbel_dagster.deploy.deployment_rows import record_rollback
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback
 
-    row = claim(engine, request, cluster, trigger, reason, dry_run)
+    row = claim(engine, request, cluster, trigger, reason, dry_run, audit_details)
     if row is None:
         log(f"cluster {cluster}: {request['service']} {request['image']} was rolled back already")
         return None

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.redaction import mask, redact_parameters, secret_values
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
@@ -18,7 +19,6 @@ from timbel_dagster.resources.warehouse import WarehouseResource
 
 # One run-log event carries at most this much log text; all of it is stored regardless.
 EVENT_TEXT_LIMIT = 64 * 1024
-ACTOR_TAG = "timbel/actor"
 
 
 class FollowConfig(dg.Config):
@@ -67,6 +67,8 @@ def follow(
 ) -> dict:
     from timbel_dagster.jobs.record import follow_build
 
+    actor = run_actor(context.run.tags)
+    note_unverified(context.log, actor)
     report = follow_build(
         config.system,
         _source(config.system, jenkins, gitlab),
@@ -74,8 +76,9 @@ def follow(
         config.pipeline,
         config.build,
         _emitter(context),
-        actor=context.run.tags.get(ACTOR_TAG, "dagster"),
+        actor=actor.name,
         poll_seconds=config.poll_seconds,
+        audit_details=actor.details,
     )
     context.add_output_metadata({k: v for k, v in report.items() if isinstance(v, int | str)})
     return report
@@ -96,7 +99,8 @@ def trigger_and_follow(
     # The server gets the real values; the audit log and the run log see `***` for every
     # parameter whose name looks secret (`redaction.looks_secret`), wherever it is echoed.
     emit = _emitter(context, hidden=secret_values(config.parameters))
-    actor = context.run.tags.get(ACTOR_TAG, "dagster")
+    actor = run_actor(context.run.tags)
+    note_unverified(context.log, actor)
     build = trigger_build(
         config.system, source, config.pipeline, dict(config.parameters), config.ref, emit
     )
@@ -104,13 +108,14 @@ def trigger_and_follow(
     with engine.begin() as connection:
         append_event(
             connection,
-            actor=actor,
+            actor=actor.name,
             action="build.trigger",
             target=f"{config.system} {config.pipeline} #{build}",
             details={
                 "parameters": redact_parameters(config.parameters),
                 "ref": config.ref,
                 "run_id": context.run_id,
+                **actor.details,
             },
         )
     report = follow_build(
@@ -120,8 +125,9 @@ def trigger_and_follow(
         config.pipeline,
         build,
         emit,
-        actor=actor,
+        actor=actor.name,
         poll_seconds=config.poll_seconds,
+        audit_details=actor.details,
     )
     context.add_output_metadata({k: v for k, v in report.items() if isinstance(v, int | str)})
     return report

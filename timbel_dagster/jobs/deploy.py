@@ -12,6 +12,7 @@ import re
 
 import dagster as dg
 
+from timbel_dagster.jobs.run_actor import UI_ACTOR, RunActor, note_unverified, run_actor
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.resources.notifier import NotifierResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -23,6 +24,8 @@ class DeployConfig(dg.Config):
     container: str | None = None  # default: the container named like the service
     timeout_seconds: float = 600.0
     poll_seconds: float = 2.0
+    # Only a claim when the run was launched from the UI (kept in the audit details as
+    # `unverified_claim`); plan_rollout replaces it with the run's actor for the later steps.
     actor: str = "dagster"
 
 
@@ -51,6 +54,12 @@ def plan_rollout(
     from timbel_dagster.warehouse.audit import append_event
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest, RolloutTarget
 
+    launched = run_actor(context.run.tags)
+    claim = config.actor if config.actor != "dagster" else launched.claim
+    if not launched.verified and claim is not None:
+        launched = RunActor(UI_ACTOR, verified=False, claim=claim[:256])
+    note_unverified(context.log, launched)
+    config = config.model_copy(update={"actor": launched.name})
     if config.strategy not in STRATEGIES:
         raise ValueError(
             f"strategy must be one of {', '.join(STRATEGIES)}, not {config.strategy!r}"
@@ -86,7 +95,12 @@ def plan_rollout(
             actor=config.actor,
             action="deploy.start",
             target=f"request #{request['number']}",
-            details={"clusters": clusters, "image": request["image"], "run": context.run_id},
+            details={
+                "clusters": clusters,
+                "image": request["image"],
+                "run": context.run_id,
+                **launched.details,
+            },
         )
     context.log.info(
         f"rolling {request['service']} {request['image']} out to {len(clusters)} clusters: "

@@ -8,7 +8,7 @@ each server expects and hands it to `follow_build`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +30,10 @@ def store_build(
     execution: ExecutionRecord,
     actor: str,
     action: str,
+    audit_details: Mapping[str, Any] | None = None,
 ) -> str:
-    """Store one pipeline and one execution (with stages) and the audit event, together."""
+    """Store one pipeline and one execution (with stages) and the audit event, together
+    (`audit_details` added to the event's: how an unverified run was launched)."""
     from timbel_dagster.warehouse import loaders
     from timbel_dagster.warehouse.audit import append_event
 
@@ -43,7 +45,7 @@ def store_build(
             actor=actor,
             action=action,
             target=f"{source} {pipeline.name} #{execution.external_id}",
-            details={"status": execution.status},
+            details={"status": execution.status, **(audit_details or {})},
         )
     return str(loaders.execution_id(source, execution.pipeline, execution.external_id))
 
@@ -76,6 +78,7 @@ def follow_build(
     actor: str,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = 2.0,
+    audit_details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Follow a Jenkins build or GitLab pipeline to its end; returns what was stored."""
     import uuid
@@ -87,7 +90,9 @@ def follow_build(
         current = source.execution(record.name, build, read_stages=False)
     else:
         current = source.execution(pipeline, build)
-    execution_id = uuid.UUID(store_build(engine, system, record, current, actor, "build.follow"))
+    execution_id = uuid.UUID(
+        store_build(engine, system, record, current, actor, "build.follow", audit_details)
+    )
     emit(f"[timbel] following {system} {record.name} #{build} ({current.status})")
     if system == "jenkins":
         report = follow_jenkins_log(
@@ -113,7 +118,7 @@ def follow_build(
             poll_seconds=poll_seconds,
         )
         final = source.execution(pipeline, build)
-    store_build(engine, system, record, final, actor, "build.recorded")
+    store_build(engine, system, record, final, actor, "build.recorded", audit_details)
     _store_tail(engine, execution_id)
     emit(
         f"[timbel] {system} {record.name} #{build} ended {final.status}: "

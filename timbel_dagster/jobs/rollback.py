@@ -4,6 +4,13 @@ exactly once per deployment and image however many triggers fire."""
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
+from timbel_dagster.jobs.run_actor import (
+    SYSTEM_ACTOR,
+    UI_ACTOR,
+    RunActor,
+    note_unverified,
+    run_actor,
+)
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.resources.notifier import NotifierResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -13,6 +20,9 @@ class RollbackConfig(dg.Config):
     request: int  # the deployment request whose image is rolled back
     cluster: str
     reason: str
+    # Who or what asked; the audit log's actor. Taken as given only from a sensor's run (the
+    # health sensor's name); a run launched from the UI acts as `dagster-ui`, and a trigger
+    # other than `manual` is kept as its unverified claim.
     trigger: str = "manual"
     dry_run: bool = False
     timeout_seconds: float = 600.0
@@ -33,12 +43,23 @@ def roll_back_deployment(
 
     if not config.reason.strip():
         raise ValueError("a rollback needs a reason")
+    launched = run_actor(context.run.tags)
+    if launched.name == SYSTEM_ACTOR:
+        trigger = config.trigger  # a sensor's run: the sensor names itself
+    elif launched.verified:
+        trigger = launched.name
+    else:
+        claim = config.trigger if config.trigger != "manual" else launched.claim
+        launched = RunActor(UI_ACTOR, verified=False, claim=claim and claim[:256])
+        trigger = UI_ACTOR
+    note_unverified(context.log, launched)
     engine = warehouse.engine()
     with engine.connect() as connection:
         request = find(connection, str(config.request))
     row = roll_back(
-        engine, kubernetes, request, config.cluster, config.trigger, config.reason,
+        engine, kubernetes, request, config.cluster, trigger, config.reason,
         config.dry_run, config.timeout_seconds, config.poll_seconds, context.log.info,
+        audit_details=launched.details,
     )  # fmt: skip
     if row is None:
         return {"status": "already rolled back"}
@@ -50,7 +71,7 @@ def roll_back_deployment(
                 title=f"{'[dry run] ' if config.dry_run else ''}{request['service']} rolled back "
                 f"in {config.cluster}: {row['from_image']} -> {row['to_image']}",
                 severity="high",
-                context={"reason": config.reason, "trigger": config.trigger,
+                context={"reason": config.reason, "trigger": trigger,
                          "status": row["status"]},
             )
         )  # fmt: skip

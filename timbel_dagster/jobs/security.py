@@ -12,10 +12,9 @@ the next image still runs; the op fails at the end if any scan failed.
 # No `from __future__ import annotations`: Dagster reads the op's annotations.
 import dagster as dg
 
+from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
-
-ACTOR_TAG = "timbel/actor"
 
 
 class ScanImagesConfig(dg.Config):
@@ -35,11 +34,13 @@ def scan_images_op(
 ) -> list:
     from timbel_dagster.security.scan_run import scan_images
 
+    actor = run_actor(context.run.tags)
+    note_unverified(context.log, actor)
     stored, failed = scan_images(
         sources.scanner(),  # any ImageScanner: scan_run only calls scan_image
         warehouse.engine(),
         list(config.images),
-        actor=context.run.tags.get(ACTOR_TAG, "dagster"),
+        actor=actor.name,
         log=context.log.info,
         source=sources.scanner_name(),
     )

@@ -1,15 +1,16 @@
 """Op job `provision_tenant`: a team's namespace with quota, limits, network policy and
 access on each cluster named, checked in full before anything is applied.
 
-Launched from the Launchpad (or `timbel tenant create`, which calls the same function
-directly). The acting user is the run's `timbel/actor` tag, else `dagster`; either must be a
-user of the warehouse. Quantities are strings: `cpu: "8"`, `memory: "16Gi"`.
+Run in process by a caller that checked its acting user (`jobs.run_actor.acting_as`); a
+launch from the Dagster UI is refused, and audited, since its `timbel/actor` tag is only a
+claim (`timbel tenant create --as USER` calls the same function directly). The acting user
+must be a user of the warehouse. Quantities are strings: `cpu: "8"`, `memory: "16Gi"`.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's annotations.
 import dagster as dg
 
-from timbel_dagster.jobs.builds import ACTOR_TAG
+from timbel_dagster.jobs.run_actor import run_actor
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.tenants.manifests import (
@@ -39,7 +40,22 @@ def provision(
     warehouse: WarehouseResource,
     kubernetes: KubernetesResource,
 ) -> dict:
+    from timbel_dagster.tenants import store
     from timbel_dagster.tenants.provision import REFUSALS, TenantRequest, provision_tenant
+
+    actor = run_actor(context.run.tags)
+    if not actor.verified:
+        claim = f"its timbel/actor tag {actor.claim!r} is only a claim" if actor.claim else ""
+        error = PermissionError(
+            "provision_tenant needs a verified acting user: this run was not launched by the "
+            f"timbel command{' and ' + claim if claim else ''}; use `timbel tenant create "
+            f"{config.name} --as USER`"
+        )
+        store.record_attempt(
+            warehouse.engine(), "tenant.create.refused", config.name, actor.name, error,
+            actor.details,
+        )  # fmt: skip
+        raise dg.Failure(description=f"{type(error).__name__}: {error}")
 
     request = TenantRequest(
         name=config.name,
@@ -57,7 +73,7 @@ def provision(
             warehouse.engine(),
             kubernetes,
             request,
-            context.run.tags.get(ACTOR_TAG, "dagster"),
+            actor.name,
             dry_run=config.dry_run,
             log=context.log.info,
         )
