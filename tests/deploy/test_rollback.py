@@ -141,3 +141,37 @@ def test_health_file(tmp_path: Path) -> None:
 
     with pytest.raises(HealthFileError, match="service 'shop-api': latency: invalid PromQL"):
         load_policies(path)
+
+
+def _rollback_job(url: str, resources: dict, request: dict, tags: dict, trigger: str):
+    from timbel_dagster.jobs.rollback import rollback
+
+    config = {"request": request["number"], "cluster": "prod-a", "reason": "errors",
+              "trigger": trigger, "dry_run": True}  # fmt: skip
+    return rollback.execute_in_process(
+        run_config={"ops": {"roll_back_deployment": {"config": config}}},
+        resources=resources,
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
+def test_the_rollback_jobs_actor_is_the_trigger_only_in_a_sensors_run(
+    warehouse_url: str, fakes: dict, tmp_path: Path
+) -> None:
+    """Issue #13, finding 7: `trigger` is run config, which anyone launching from the UI
+    sets; it names the actor only in a sensor's run."""
+    from timbel_dagster.warehouse.models import AuditEvent
+
+    resources, request = _deployed(warehouse_url, fakes, tmp_path)
+    ui = _rollback_job(warehouse_url, resources, request, {}, trigger="soyeon.lee")
+    assert ui.success
+    with get_engine(warehouse_url).connect() as connection:
+        event = connection.execute(
+            select(AuditEvent.actor, AuditEvent.details).where(
+                AuditEvent.action == "deploy.rollback.dry_run"
+            )
+        ).one()
+        trigger = connection.execute(select(Rollback.trigger)).scalar_one()
+    assert event.actor == trigger == "dagster-ui"
+    assert event.details["unverified_claim"] == "soyeon.lee"
