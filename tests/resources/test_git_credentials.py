@@ -198,3 +198,13 @@ def test_cicd_commits_with_a_token_url_stores_and_logs_only_the_public_url(
     assert repositories == {url}
     events = "\n".join(repr(entry) for entry in instance.all_logs(result.run_id))
     assert SECRET not in events and SECRET not in repr(audit)
+
+
+@pytest.mark.timeout(10)
+def test_scrubbing_is_linear_in_what_git_relays_from_the_server() -> None:
+    """git relays the server's `remote:` lines to stderr, which is scrubbed: 200 KB of
+    letters took 277 s with a scheme pattern that could start anywhere; 1 MB now takes
+    about 0.01 s."""
+    text = "remote: " + "a" * 1_000_000 + " https://oauth2:S3CRET@h.example.com/r.git"
+    scrubbed = scrub(text, None)
+    assert scrubbed.endswith(" https://h.example.com/r.git") and "S3CRET" not in scrubbed

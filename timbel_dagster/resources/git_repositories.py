@@ -38,7 +38,9 @@ _SAFE = (
     "-c", "core.sshCommand=ssh -o BatchMode=yes", "-c", "credential.interactive=never",
 )  # fmt: skip
 _BRANCHES = "+refs/heads/*:refs/heads/*"
-_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"]+", re.IGNORECASE)
+# Linear on any text (git relays what the server sends): a scheme starts where no scheme
+# character precedes it and is at most 32 characters long.
+_URL_IN_TEXT = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,31}://[^\s'\"]+", re.IGNORECASE)
 # A URL's credentials reach git in these variables of git's own environment, read by this
 # credential helper (git runs `!...` helpers through sh with the action as $1); the empty
 # helper before it drops the user's helpers, which would otherwise store the secret.
