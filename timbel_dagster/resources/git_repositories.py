@@ -6,12 +6,14 @@ later runs (`git fetch --prune --tags`: only new objects cross the network); the
 made in a scratch directory and renamed into place, so a failed first clone leaves nothing
 behind. Branches are fetched onto themselves (`+refs/heads/*:refs/heads/*`), so HEAD, the
 remote's default branch at clone time, moves with the remote. The clone's `origin` holds
-the URL without credentials; fetches pass the configured URL on the command line.
+the URL without credentials; fetches name that URL and get the credentials again.
 
-Names: the warehouse knows a repository by its clone URL without credentials (a local path
-by its `origin` URL when it has one, else its absolute path), which is how GitLab pipelines
-name their repository (`http_url_to_repo`), so that commits, pipelines and deployments meet.
-Credentials in a URL are used to clone and fetch but never stored, logged or shown.
+Names: the warehouse knows a repository by its clone URL without credentials (`public_url`;
+a local path by its `origin` URL when it has one, else its absolute path), which is how
+GitLab pipelines name their repository (`http_url_to_repo`), so that commits, pipelines and
+deployments meet. Credentials in a URL are used to clone and fetch but never stored, logged
+or shown, nor put on git's command line (`ps` shows it to every user): `run_git` hands them
+to git through git's own environment.
 """
 
 from __future__ import annotations
