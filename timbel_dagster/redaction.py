@@ -3,9 +3,10 @@
 Neither Jenkins nor GitLab can tell Timbel which build parameter is a secret (Jenkins masks
 a `PasswordParameterValue` by its type, GitLab a variable by its `masked` flag), so Timbel
 goes by the name, as log-masking tools do: a name is secret when it contains `password`,
-`passwd`, `passphrase`, `secret`, `token`, `credential`, `apikey`, `private`, `oauth` or
-`authorization`, or has a word `key`, `pass`, `pwd`, `auth`, `pat`, `cookie` or `session`
-(words split on `_`, `-`, `.`, spaces and camelCase: `API_KEY`, `apiKey`, `DB_PASS`,
+`passwd`, `passphrase`, `secret`, `token`, `credential`, `apikey`, `private`, `oauth`,
+`authorization` or `signature`, or has a word `key`, `pass`, `pwd`, `auth`, `pat`, `sig`
+(an Azure SAS URL's `sig=`), `cookie` or `session` (words split on `_`, `-`, `.`, spaces
+and camelCase: `API_KEY`, `apiKey`, `DB_PASS`,
 `BASIC_AUTH` are secret; `MONKEY`, `AUTHOR`, `BYPASS` are not). Case does not matter.
 """
 
@@ -17,9 +18,9 @@ from collections.abc import Iterable, Mapping
 MASK = "***"
 _CONTAINS = (
     "password", "passwd", "passphrase", "secret", "token", "credential", "apikey", "private",
-    "oauth", "authorization",
+    "oauth", "authorization", "signature",
 )  # fmt: skip
-_WORDS = frozenset({"key", "pass", "pwd", "auth", "pat", "cookie", "session"})
+_WORDS = frozenset({"key", "pass", "pwd", "auth", "pat", "sig", "cookie", "session"})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 
 
