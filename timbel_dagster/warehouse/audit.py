@@ -34,7 +34,9 @@ GENESIS_HASH = "0" * 64
 # Any constant works; it only has to be the same for every writer of the audit log.
 _APPEND_LOCK_KEY = 71_530_017
 # Actors that act on their own (runs, sensors); every other actor is a person.
-SYSTEM_ACTORS = ("dagster", "timbel")
+# Actors that are not people: scheduled and sensor runs, the CLI itself, and runs launched
+# from the Dagster UI (whose `timbel/actor` tag is only a claim; jobs/run_actor.py).
+SYSTEM_ACTORS = ("dagster", "timbel", "dagster-ui")
 
 
 def event_hash(
