@@ -40,7 +40,7 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
     db = {"TIMBEL_DATABASE_URL": postgres_server_url}
 
     first = run(["db", "upgrade"], tmp_path, **db)
-    assert first.returncode == 0 and "Migrated empty -> 0017" in first.stdout
+    assert first.returncode == 0 and "Migrated empty -> 0018" in first.stdout
     again = run(["db", "upgrade", "--json"], tmp_path, **db)
     assert json.loads(again.stdout)["changed"] is False
 
@@ -118,9 +118,9 @@ def test_bad_input_names_what_was_wrong(tmp_path: Path) -> None:
 def test_db_current_and_downgrade(tmp_path: Path) -> None:
     assert "current: empty" in run(["db", "current"], tmp_path).stdout
     run(["db", "upgrade"], tmp_path)
-    assert "current: 0017  head: 0017" in run(["db", "current"], tmp_path).stdout
+    assert "current: 0018  head: 0018" in run(["db", "current"], tmp_path).stdout
     down = run(["db", "downgrade", "base", "--yes"], tmp_path)
-    assert down.returncode == 0 and "0017 -> empty" in down.stdout
+    assert down.returncode == 0 and "0018 -> empty" in down.stdout
     refused = run(["db", "downgrade", "base"], tmp_path)  # no terminal to confirm: aborts
     assert refused.returncode != 0
 

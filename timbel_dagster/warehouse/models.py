@@ -80,6 +80,9 @@ class User(Timestamps, Base):
     role: Mapped[str] = mapped_column(String(32))
     team: Mapped[str | None] = mapped_column(String(128))
     slack_id: Mapped[str | None] = mapped_column(String(64))
+    # Set by `timbel users disable`: the person stays (the audit log names them) but may
+    # no longer act. NULL while enabled.
+    disabled_at: Mapped[dt.datetime | None]
 
 
 class Cluster(Timestamps, Base):
