@@ -83,6 +83,43 @@ def test_validate_without_groovy_says_so(no_groovy: None) -> None:
     assert "groovy is not installed" in printed["warnings"][0]
 
 
+def test_validate_groups_a_warning_several_files_got(no_groovy: None, tmp_path: Path) -> None:
+    """Without groovy every Jenkinsfile gets the same warning: it is printed once, with the
+    number of files and their list; a file's own warnings stay beside it."""
+    names = ("matrix", "maven-docker", "post-in-stage")
+    files = [FIXTURES / f"{name}.Jenkinsfile" for name in names]
+    broken = tmp_path / "Jenkinsfile"
+    broken.write_text("pipeline {\n  agent any\n  stages {\n")
+    result = invoke("template", "validate", *files, broken)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    shared = [i for i, line in enumerate(lines) if "groovy is not installed" in line]
+    assert len(shared) == 1
+    assert lines[shared[0]].startswith("4 files: warning: groovy is not installed")
+    assert lines[shared[0] + 1 :] == [f"  {f}" for f in [*files, broken]]
+    for file in files:
+        assert f"{file}: valid (jenkinsfile, checked by fallback-tokeniser)" in lines
+    # The broken file's own warning is not shared: it stays on the file's line.
+    assert f"{broken}: warning: declarative structure not checked: fix the syntax errors first" in (
+        lines
+    )
+    # --json keeps each file's own list, unchanged.
+    printed = json.loads(invoke("template", "validate", *files, "--json").stdout)
+    assert all("groovy is not installed" in r["warnings"][0] for r in printed)
+
+
+def test_shared_warnings_need_two_files() -> None:
+    from timbel_dagster.pipeline_templates.results import result, shared_warnings
+
+    checked = [
+        result("a", "gitlab-ci", "yaml+schema", [], ["w1", "w2"]),
+        result("b", "gitlab-ci", "yaml+schema", [], ["w2", "w3"]),
+        result("b", "gitlab-ci", "yaml+schema", [], ["w3"]),  # the same file twice
+        result("c", "gitlab-ci", "yaml+schema", [], ["w2"]),
+    ]
+    assert shared_warnings(checked) == {"w2": ["a", "b", "c"]}
+
+
 def test_validate_missing_file_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["template", "validate", str(tmp_path / "Jenkinsfile")])
     assert result.exit_code == 2

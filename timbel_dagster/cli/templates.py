@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import click
 
 from timbel_dagster.cli.common import fail, friendly_errors, print_json
+from timbel_dagster.pipeline_templates.results import shared_warnings
 
 KIND_CHOICE = click.Choice(["jenkinsfile", "gitlab-ci"])
 
@@ -29,16 +31,26 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-def _echo_result(checked: dict[str, Any]) -> None:
-    """One line per problem, `path:line:column: message`, to stderr when stdout is busy."""
+def _echo_result(checked: dict[str, Any], shared: Collection[str] = ()) -> None:
+    """One line per problem, `path:line:column: message`, to stderr when stdout is busy;
+    the `shared` warnings are left to `_echo_shared`."""
     path = checked["path"]
     for error in checked["errors"]:
         where = f"{error['line']}:{error['column']}:" if error["line"] else ""
         click.echo(f"{path}:{where} error: {error['message']}", err=True)
     for warning in checked["warnings"]:
-        click.echo(f"{path}: warning: {warning}", err=True)
+        if warning not in shared:
+            click.echo(f"{path}: warning: {warning}", err=True)
     verdict = "valid" if checked["valid"] else f"{len(checked['errors'])} error(s)"
     click.echo(f"{path}: {verdict} ({checked['kind']}, checked by {checked['checker']})", err=True)
+
+
+def _echo_shared(shared: dict[str, list[str]]) -> None:
+    """A warning several files got, once: `3 files: warning: ...`, then the files."""
+    for warning, paths in shared.items():
+        click.echo(f"{len(paths)} files: warning: {warning}", err=True)
+        for path in paths:
+            click.echo(f"  {path}", err=True)
 
 
 def _validate(paths: list[Path]) -> list[Any]:
@@ -63,8 +75,10 @@ def validate_command(files: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         print_json(results[0] if len(results) == 1 else results)
     else:
+        shared = shared_warnings(results)
         for checked in results:
-            _echo_result(dict(checked))
+            _echo_result(dict(checked), shared)
+        _echo_shared(shared)
     if not all(r["valid"] for r in results):
         sys.exit(1)
 

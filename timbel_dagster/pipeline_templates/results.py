@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypedDict
 
 
@@ -50,3 +51,15 @@ def result(
         "errors": ordered,
         "warnings": list(warnings or []),
     }
+
+
+def shared_warnings(results: Sequence[ValidationResult]) -> dict[str, list[str]]:
+    """Warnings that two or more of the files got word for word (`groovy is not installed`
+    once per Jenkinsfile), each with the paths that got it, in order of first appearance."""
+    paths: dict[str, list[str]] = {}
+    for checked in results:
+        for warning in checked["warnings"]:
+            found = paths.setdefault(warning, [])
+            if checked["path"] not in found:
+                found.append(checked["path"])
+    return {warning: found for warning, found in paths.items() if len(found) > 1}
