@@ -25,11 +25,21 @@ demo: setup
 
 # The Dagster UI and daemon on the demo's instance. Sample data unless the environment says
 # otherwise (TIMBEL_SAMPLE_DATA=false binds the configured servers instead).
+# Where the UI listens: `make dev PORT=3001 HOST=0.0.0.0`. Only the make command line sets
+# them (plain `=`, not `?=`): a PORT or HOST a shell or platform exported for something else
+# must not move or expose the UI.
+HOST = 127.0.0.1
+PORT = 3000
+_digits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst \
+	7,,$(subst 8,,$(subst 9,,$(1)))))))))))
 dev: setup
+	$(if $(strip $(PORT)),,$(error make dev: PORT is empty; give a port number, e.g. PORT=3001))
+	$(if $(call _digits,$(PORT)),$(error make dev: PORT must be a port number, not '$(PORT)'))
+	$(if $(filter 1,$(words $(HOST))),,$(error make dev: HOST must be one address, not '$(HOST)'))
 	@mkdir -p $(TIMBEL_HOME)/dagster && test -f $(TIMBEL_HOME)/dagster/dagster.yaml || \
 		printf 'telemetry:\n  enabled: false\n' > $(TIMBEL_HOME)/dagster/dagster.yaml
 	DAGSTER_HOME=$(abspath $(TIMBEL_HOME))/dagster TIMBEL_SAMPLE_DATA=$${TIMBEL_SAMPLE_DATA:-true} \
-		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+		$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 test: setup
 	$(BIN)/pytest -n auto --dist loadgroup --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
