@@ -131,6 +131,16 @@ def test_risk_advisor_end_to_end(
     assessment = json.loads(scored.output)
     assert assessment["probability"] == pytest.approx(risk["probability"])
     assert assessment["ships"]["commits"] >= 1
+    # Beside the codes and numbers, the words a reviewer reads.
+    assert assessment["confidence_text"].startswith("confidence ")
+    assert all(
+        f": {r['direction']} risk " in r["text"] or r["text"].endswith(": barely changes risk")
+        for r in assessment["reasons"]
+    )
+    printed = runner.invoke(main, ["risk", "score", "1"])
+    assert printed.exit_code == 0, printed.output
+    assert assessment["reasons"][0]["text"].split(": ")[0] in printed.output
+    assert "  confidence " in printed.output and "log-odds" not in printed.output
 
     # Thresholds come from the settings: everything at or above 0.001 is a reject.
     monkeypatch.setenv("TIMBEL_RISK_APPROVE_BELOW", "0.0005")

@@ -162,6 +162,8 @@ def test_contributions_add_up_and_rank_the_driving_metric_first(fitted) -> None:
     first = reasons[0]
     assert first[0]["feature"] == "la" and first[0]["direction"] == "raises"
     assert first[0]["value"] == 20_000
+    # Each reason also says itself in words, for the reviewer.
+    assert first[0]["text"].startswith("adds 20,000 lines: raises risk strongly (failure odds x")
     sizes = [abs(r["contribution"]) for r in first]
     assert sizes == sorted(sizes, reverse=True)
 

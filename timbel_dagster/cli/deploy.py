@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
+from timbel_dagster.cli.risk import advice_lines
 
 AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
 
@@ -55,12 +56,11 @@ def _show(request: dict, as_json: bool) -> None:
         click.echo(f"  {step['position']}. {step['role']:<11} {step['decision']}{who}")
     risk = request.get("risk")
     if risk:
-        top = ", ".join(f"{r['feature']} {r['direction']}" for r in risk["reasons"])
         click.echo(
             f"  risk: {risk['probability']:.1%} chance of failure -> "
-            f"{risk['recommendation'].upper()} (confidence {risk['confidence']:.2f}, model "
-            f"v{risk['model_version']}; {top})"
+            f"{risk['recommendation'].upper()} (model v{risk['model_version']})"
         )
+        click.echo("\n".join(advice_lines(risk, "    ")))
     if request.get("fast_track") and not request.get("post_review_at"):
         click.echo("  post-hoc review: DUE (timbel deploy review ID --note ...)")
 

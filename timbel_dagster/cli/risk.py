@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Any
 
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json
+from timbel_dagster.ml.risk_words import CONFIDENCE_BASIS, confidence_text, reason_text
+
+WIDTH = 100
+NBSP = "\N{NO-BREAK SPACE}"  # textwrap breaks only at ASCII whitespace
 
 
 @click.group()
@@ -14,30 +20,48 @@ def risk() -> None:
     """Deployment-risk advisor: assess a request, show the model, check it for drift."""
 
 
+def _wrapped(text: str, indent: str) -> list[str]:
+    """`text` wrapped to WIDTH columns; a short parenthesis, `(failure odds x2.3)`, is kept
+    on one line."""
+    glued = re.sub(r"\([^()]{1,24}\)", lambda m: m[0].replace(" ", NBSP), text)
+    lines = textwrap.wrap(
+        glued, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_long_words=False
+    )
+    return [line.replace(NBSP, " ") for line in lines]
+
+
+def _reason_lines(assessment: dict[str, Any], indent: str) -> list[str]:
+    return [line for r in assessment["reasons"] for line in _wrapped(reason_text(r), indent)]
+
+
+def advice_lines(assessment: dict[str, Any], indent: str = "  ") -> list[str]:
+    """The advisor's confidence and top reasons in words, wrapped to 100 columns: what
+    `timbel deploy` prints under a request's risk."""
+    confidence = _wrapped(confidence_text(assessment["confidence"]), indent)
+    return confidence + _reason_lines(assessment, indent)
+
+
 def _print_assessment(a: dict[str, Any]) -> None:
-    click.echo(
-        f"request #{a['request']}  {a['service']} -> {a['environment']}  ({a['image']})\n"
-        f"  probability of failure {a['probability']:.1%}   recommendation "
-        f"{a['recommendation'].upper()}   confidence {a['confidence']:.2f}   "
-        f"(model v{a['model_version']})"
-    )
     ships = a.get("ships", {})
-    click.echo(
-        f"  ships {ships.get('commits', 0)} commit(s), +{ships.get('lines_added', 0):.0f} "
-        f"-{ships.get('lines_deleted', 0):.0f} lines"
-    )
-    click.echo("  top reasons:")
-    for reason in a["reasons"]:
-        click.echo(
-            f"    {reason['feature']:<22} = {reason['value']!s:<12} {reason['direction']} the "
-            f"risk ({reason['contribution']:+.2f} log-odds)"
-        )
-    click.echo("  most similar past deployments:")
-    for item in a["similar"]:
-        click.echo(
-            f"    {item.get('service', '?'):<18} {item.get('environment', '?'):<8} "
-            f"{str(item.get('started_at', ''))[:16]:<17} {item.get('outcome', item['outcome'])}"
-        )
+    commits = ships.get("commits", 0)
+    lines = [
+        f"request #{a['request']}  {a['service']} -> {a['environment']}  ({a['image']})",
+        f"  probability of failure {a['probability']:.1%}   recommendation "
+        f"{a['recommendation'].upper()}   (model v{a['model_version']})",
+        *_wrapped(confidence_text(a["confidence"]), "  "),
+        f"  ships {commits} commit{'' if commits == 1 else 's'}, "
+        f"+{ships.get('lines_added', 0):.0f} -{ships.get('lines_deleted', 0):.0f} lines",
+        "  top reasons:",
+        *_reason_lines(a, "    "),
+        "  most similar past deployments:",
+    ]
+    lines += [
+        f"    {item.get('service', '?'):<18} {item.get('environment', '?'):<8} "
+        f"{str(item.get('started_at', ''))[:16]:<17} {item.get('outcome', item['outcome'])}"
+        for item in a["similar"]
+    ]
+    lines += _wrapped(f"({CONFIDENCE_BASIS}.)", "  ")
+    click.echo("\n".join(lines))
 
 
 @risk.command()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.risk_words import confidence_text
+
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection
@@ -95,11 +97,13 @@ def assess_rows(
     thresholds: Any,
     history: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
-    """The advisor's assessment of each row of a feature table."""
+    """The advisor's assessment of each row of a feature table; beside the numbers,
+    `confidence_text` (and each reason's `text`) say in words how to take them."""
     assessments = stored.estimator.assess(rows, thresholds)
     for assessment in assessments:
         assessment["similar"] = _similar_details(assessment["similar"], history)
         assessment["model_version"] = stored.version
+        assessment["confidence_text"] = confidence_text(assessment["confidence"])
     return assessments
 
 

@@ -1,5 +1,5 @@
 """Explanations for the risk model: per-metric contributions, similar past changes and a
-confidence for each prediction."""
+confidence for each prediction (`risk_words` puts them in words)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.ml.risk_features import raw_metrics
+from timbel_dagster.ml.risk_words import reason_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,13 +159,12 @@ def top_reasons(model: RiskModel, frame: pd.DataFrame, top: int) -> list[list[di
                 else float(values[name].iloc[r])
             )
             push = float(pushes.iloc[i])
-            row.append(
-                {
-                    "feature": name,
-                    "value": value,
-                    "contribution": push,
-                    "direction": "raises" if push > 0 else "lowers",
-                }
-            )
+            reason = {
+                "feature": name,
+                "value": value,
+                "contribution": push,
+                "direction": "raises" if push > 0 else "lowers",
+            }
+            row.append(reason | {"text": reason_text(reason)})
         reasons.append(row)
     return reasons
