@@ -71,7 +71,8 @@ def test_an_unknown_actor_is_refused(engine: Any) -> None:
     with pytest.raises(LookupError) as refused:
         subscribe(engine, "bob", "slack", actor="mallory")
     assert str(refused.value) == (
-        "user 'mallory' is not in the users table: set --as or TIMBEL_USER to a known user"
+        "user 'mallory' is not in the users table: add them with `timbel users add mallory "
+        "--role ROLE`, or act as a known user with --as or TIMBEL_USER (`timbel users list`)"
     )
     assert _active(engine, "bob") == []
 

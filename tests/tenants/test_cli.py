@@ -88,7 +88,7 @@ def test_tenant_commands_end_to_end(
         (["--cpu", "8 cores"], "timbel: error: cpu '8 cores' is not a Kubernetes quantity"),
         (["--cluster", "busan-dev-09"], "timbel: error: unknown cluster(s) busan-dev-09"),
         (["--group", "qa"], "timbel: error: unknown group 'qa'"),
-        (["--group", "dev", "--users", "nobody"], "timbel: error: unknown user(s): nobody"),
+        (["--group", "dev", "--users", "nobody"], "timbel: error: user 'nobody' is not in the"),
         ([], "timbel: error: name the clusters: give --cluster NAME or --group"),
     ]
     for extra, message in refusals:
@@ -96,12 +96,12 @@ def test_tenant_commands_end_to_end(
         assert refused.returncode == 2 and refused.stderr.startswith(message), refused.stderr
         assert "Traceback" not in refused.stderr
     stranger = tenant(*create, "--group", "dev", TIMBEL_USER="mallory")
-    assert "unknown acting user (--as or TIMBEL_USER): mallory" in stranger.stderr
+    assert "user 'mallory' is not in the users table" in stranger.stderr
     impostor = tenant(*create, "--group", "dev", "--as", "eve")
     assert impostor.returncode == 2
     assert impostor.stderr == (
-        "timbel: error: unknown acting user (--as or TIMBEL_USER): eve (not in the users "
-        "table; load the directory with `timbel ingest` or `timbel sample`)\n"
+        "timbel: error: user 'eve' is not in the users table: add them with `timbel users add "
+        "eve --role ROLE`, or act as a known user with --as or TIMBEL_USER (`timbel users list`)\n"
     )
     assert [r for f in (dev, staging) for r in f.requests if r[0] != "GET"] == []
     refused_events = [(ACTOR, "tenant.create.refused")] * len(refusals)

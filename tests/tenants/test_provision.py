@@ -132,8 +132,8 @@ def _broken_manifests(spec):
          "unknown group 'qa'; groups are dev, staging, prod"),
         ({"clusters": ()}, ACTOR, "name the clusters: give --cluster NAME or --group"),
         ({"users": ("soyeon.lee", "nobody", "ghost")}, ACTOR,
-         "unknown user(s): ghost, nobody (not in the users table"),
-        ({}, "mallory", "unknown acting user (--as or TIMBEL_USER): mallory"),
+         "users 'ghost', 'nobody' are not in the users table: add them with `timbel users add"),
+        ({}, "mallory", "user 'mallory' is not in the users table: add them with `timbel users"),
         # The dev cluster answers, production cannot be reached: nothing is applied to dev.
         ({"clusters": ("seoul-dev-01", "seoul-prod-01")}, ACTOR,
          "cluster seoul-prod-01: kubeconfig context 'prod-admin'"),

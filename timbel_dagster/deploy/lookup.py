@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.users import UserRefusedError, require_user
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -26,18 +28,16 @@ class Actor:
 
 
 def actor(connection: Connection, name: str) -> Actor:
-    from sqlalchemy import select
+    """The acting user, known and enabled (`warehouse.users.require_user`).
 
-    from timbel_dagster.warehouse.models import User
-
-    row = connection.execute(
-        select(User.name, User.role, User.team).where(User.name == name)
-    ).one_or_none()
-    if row is None:
-        raise RequestError(
-            f"user {name!r} is not in the users table: set --as or TIMBEL_USER to a known user"
-        )
-    return Actor(*row)
+    Raises:
+        RequestError: `name` is not in the users table or is disabled.
+    """
+    try:
+        person = require_user(connection, name, acting=True)
+    except UserRefusedError as error:
+        raise RequestError(str(error)) from None
+    return Actor(person.name, person.role, person.team)
 
 
 def find(connection: Connection, ref: str) -> dict[str, Any]:

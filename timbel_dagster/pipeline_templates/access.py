@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from timbel_dagster.warehouse.models_templates import VISIBILITIES
+from timbel_dagster.warehouse.users import find_user, require_user
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -42,28 +43,23 @@ class Viewer:
 
 
 def viewer(connection: Connection, name: str, *, known: bool = False) -> Viewer:
-    """The user `name` from the users table.
+    """The user `name` from the users table (`warehouse.users`).
 
     Args:
-        known: the user must exist (everyone who changes something must).
+        known: the user must exist and be enabled (everyone who changes something must).
+            Otherwise an unknown or disabled user is a viewer with no role and no team.
 
     Raises:
-        LookupError: `known` and the user is not in the users table.
+        UserRefusedError (a LookupError): `known` and the user is unknown or disabled.
     """
-    from sqlalchemy import select
-
-    from timbel_dagster.warehouse.models import User
-
-    row = connection.execute(
-        select(User.name, User.role, User.team).where(User.name == name)
-    ).one_or_none()
-    if row is None:
-        if known:
-            raise LookupError(
-                f"user {name!r} is not in the users table: set --as or TIMBEL_USER to a known user"
-            )
-        return Viewer(name)
-    return Viewer(*row)
+    if known:
+        person = require_user(connection, name, acting=True)
+    else:
+        found = find_user(connection, name)
+        if found is None or not found.enabled:
+            return Viewer(name)
+        person = found
+    return Viewer(person.name, person.role, person.team)
 
 
 def can_see(user: Viewer, template: Mapping[str, Any]) -> bool:

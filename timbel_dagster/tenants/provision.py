@@ -136,8 +136,8 @@ def plan_tenant(
     )
     clusters = select_clusters(kubernetes.clusters(), request.clusters, request.groups)
     with engine.connect() as connection:
-        store.check_users(connection, [actor], "acting user (--as or TIMBEL_USER)")
-        store.check_users(connection, spec.users, "user(s)")
+        store.check_users(connection, [actor], acting=True)
+        store.check_users(connection, spec.users)
     return spec, [_plan_cluster(kubernetes, c, spec, log) for c in clusters]
 
 
@@ -266,7 +266,7 @@ def delete_tenant(
     """
     try:
         with engine.connect() as connection:
-            store.check_users(connection, [actor], "acting user (--as or TIMBEL_USER)")
+            store.check_users(connection, [actor], acting=True)
             row = store.get_tenant(connection, name)
         if row is None or row.status != "provisioned":
             raise store.TenantNotFoundError(f"no provisioned tenant {name!r}")

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.tenants.manifests import TenantSpec
+from timbel_dagster.warehouse.users import UserRefusedError, require_users
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -46,27 +47,15 @@ def _table() -> Any:
     return Tenant.__table__
 
 
-def missing_users(connection: Connection, names: list[str] | tuple[str, ...]) -> list[str]:
-    """The names among `names` that no row of `users` has, sorted."""
-    from sqlalchemy import select
-
-    from timbel_dagster.warehouse.models import User
-
-    wanted = set(names)
-    if not wanted:
-        return []
-    found = set(connection.execute(select(User.name).where(User.name.in_(wanted))).scalars())
-    return sorted(wanted - found)
-
-
-def check_users(connection: Connection, names: list[str] | tuple[str, ...], what: str) -> None:
-    """Raise `UnknownUsersError` naming the `what` (tenant users, acting user) not known."""
-    unknown = missing_users(connection, names)
-    if unknown:
-        raise UnknownUsersError(
-            f"unknown {what}: {', '.join(unknown)} (not in the users table; load the "
-            "directory with `timbel ingest` or `timbel sample`)"
-        )
+def check_users(
+    connection: Connection, names: list[str] | tuple[str, ...], *, acting: bool = False
+) -> None:
+    """Raise `UnknownUsersError` when a user named (`acting`: the acting user) is not in the
+    users table or is disabled (`warehouse.users.require_users`)."""
+    try:
+        require_users(connection, names, acting=acting)
+    except UserRefusedError as error:
+        raise UnknownUsersError(str(error)) from None
 
 
 def _row(mapping: Mapping[str, Any]) -> TenantRow:

@@ -1,0 +1,457 @@
+"""The people Timbel knows (`users`): who may act, and managing them without SQL.
+
+`require_users` is the one check every action makes of the people it names (the acting user
+of a deployment request, a template change, a tenant, ...): unknown and disabled users are
+refused with one message. The writes (`add_user`, `set_role`, `set_disabled`,
+`import_users`) are for admins, except that anyone may add the first user of an empty table
+so a fresh install can bootstrap; each change appends its audit event in the same
+transaction, and a refused attempt is audited as `<action>.refused`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import func, insert, select, update
+
+from timbel_dagster.warehouse.audit import append_event, lock_chain
+from timbel_dagster.warehouse.ids import stable_id
+from timbel_dagster.warehouse.models import USER_ROLES, User
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+T = TypeVar("T")
+ADMIN = "admin"
+SOURCE = "timbel"  # rows added by `timbel users`, not ingested from a directory source
+# The optional fields of a user and their column widths.
+OPTIONAL = {"display_name": 256, "email": 320, "team": 128, "slack_id": 64}
+NAME_LENGTH = 128
+
+
+class UserRefusedError(LookupError):
+    """A user named for an action is not in the users table, or is disabled."""
+
+
+class UnknownUserError(UserRefusedError):
+    """No row of `users` has that name."""
+
+
+class DisabledUserError(UserRefusedError):
+    """The user exists but was disabled."""
+
+
+class UserAdminError(ValueError):
+    """A change to the users table was refused; nothing changed (the attempt is audited)."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """One row of `users`."""
+
+    name: str
+    role: str
+    team: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    slack_id: str | None = None
+    source: str = SOURCE
+    disabled_at: dt.datetime | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "enabled": self.enabled}
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    """A user to add or update: `values` holds the optional fields given (None clears one);
+    a field not given is left as it is."""
+
+    name: str
+    role: str
+    values: Mapping[str, str | None] = field(default_factory=dict)
+
+
+_COLUMNS = (
+    User.name,
+    User.role,
+    User.team,
+    User.display_name,
+    User.email,
+    User.slack_id,
+    User.source,
+    User.disabled_at,
+)
+
+
+def _unknown(names: Sequence[str], acting: bool) -> str:
+    if len(names) == 1:
+        message = (
+            f"user {names[0]!r} is not in the users table: add them with "
+            f"`timbel users add {names[0]} --role ROLE`"
+        )
+    else:
+        quoted = ", ".join(repr(n) for n in names)
+        message = (
+            f"users {quoted} are not in the users table: add them with "
+            "`timbel users add NAME --role ROLE`"
+        )
+    if acting:
+        message += ", or act as a known user with --as or TIMBEL_USER (`timbel users list`)"
+    return message
+
+
+def _disabled(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return (
+            f"user {names[0]!r} is disabled: an admin can enable them with "
+            f"`timbel users enable {names[0]}`"
+        )
+    quoted = ", ".join(repr(n) for n in names)
+    return f"users {quoted} are disabled: an admin can enable them with `timbel users enable`"
+
+
+def find_user(connection: Connection, name: str) -> Person | None:
+    """The user `name`, enabled or not, or None."""
+    row = connection.execute(select(*_COLUMNS).where(User.name == name)).one_or_none()
+    return Person(*row) if row is not None else None
+
+
+def require_users(
+    connection: Connection, names: Iterable[str], *, acting: bool = False
+) -> list[Person]:
+    """The users `names`, each known and enabled, in the order given.
+
+    Args:
+        acting: the names are of who acts (`--as`/TIMBEL_USER): the message says how to act
+            as someone else.
+
+    Raises:
+        UnknownUserError: some are not in the users table (all of them are named).
+        DisabledUserError: all are known, some are disabled.
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return []
+    rows = connection.execute(select(*_COLUMNS).where(User.name.in_(wanted))).all()
+    found = {row.name: Person(*row) for row in rows}
+    unknown = [n for n in wanted if n not in found]
+    if unknown:
+        raise UnknownUserError(_unknown(sorted(unknown), acting))
+    disabled = sorted(n for n in wanted if not found[n].enabled)
+    if disabled:
+        raise DisabledUserError(_disabled(disabled))
+    return [found[n] for n in wanted]
+
+
+def require_user(connection: Connection, name: str, *, acting: bool = False) -> Person:
+    """The user `name`, known and enabled (see `require_users`)."""
+    return require_users(connection, [name], acting=acting)[0]
+
+
+def list_users(
+    connection: Connection,
+    role: str | None = None,
+    team: str | None = None,
+    include_disabled: bool = False,
+) -> list[Person]:
+    """Users by name, enabled only unless `include_disabled`, filtered by role and team."""
+    if role is not None:
+        check_role(role)
+    query = select(*_COLUMNS).order_by(User.name)
+    if role is not None:
+        query = query.where(User.role == role)
+    if team is not None:
+        query = query.where(User.team == team)
+    if not include_disabled:
+        query = query.where(User.disabled_at.is_(None))
+    return [Person(*row) for row in connection.execute(query)]
+
+
+def count_users(connection: Connection) -> int:
+    return connection.execute(select(func.count()).select_from(User)).scalar_one()
+
+
+# --- checking input ---------------------------------------------------------------------------
+def check_role(role: str) -> str:
+    if role not in USER_ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(USER_ROLES)}")
+    return role
+
+
+def entry_problems(name: Any, role: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What is wrong with a user's fields, as (field, problem) pairs; [] when nothing is."""
+    problems: list[tuple[str, str]] = []
+    if name is None or (isinstance(name, str) and not name.strip()):
+        problems.append(("name", "is required"))
+    elif not isinstance(name, str):
+        problems.append(("name", f"must be text, not {type(name).__name__}"))
+    elif name != name.strip() or any(c.isspace() for c in name):
+        problems.append(("name", f"must have no white space, not {name!r}"))
+    elif len(name) > NAME_LENGTH:
+        problems.append(("name", f"is longer than {NAME_LENGTH} characters"))
+    if role is None:
+        problems.append(("role", f"is required: one of {', '.join(USER_ROLES)}"))
+    elif role not in USER_ROLES:
+        problems.append(("role", f"must be one of {', '.join(USER_ROLES)}, not {role!r}"))
+    for key, value in values.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems.append((key, f"must be text, not {type(value).__name__}"))
+        elif len(value) > OPTIONAL[key]:
+            problems.append((key, f"is longer than {OPTIONAL[key]} characters"))
+        elif key == "email" and ("@" not in value or any(c.isspace() for c in value)):
+            problems.append((key, f"must be an e-mail address, not {value!r}"))
+    return problems
+
+
+def entry(
+    name: str,
+    role: str,
+    *,
+    team: str | None = None,
+    email: str | None = None,
+    display_name: str | None = None,
+    slack_id: str | None = None,
+) -> UserEntry:
+    """A checked entry from command-line values (the fields not given are left out).
+
+    Raises:
+        ValueError: naming the first field that is wrong.
+    """
+    given = {"team": team, "email": email, "display_name": display_name, "slack_id": slack_id}
+    values = {k: v for k, v in given.items() if v is not None}
+    problems = entry_problems(name, role, values)
+    if problems:
+        key, problem = problems[0]
+        raise ValueError(f"{'--' + key.replace('_', '-') if key in values else key} {problem}")
+    return UserEntry(name, role, values)
+
+
+# --- changing -----------------------------------------------------------------------------------
+def _enabled_admins(connection: Connection) -> int:
+    query = select(func.count()).where(User.role == ADMIN, User.disabled_at.is_(None))
+    return connection.execute(query).scalar_one()
+
+
+def _authorize(connection: Connection, actor: str, adding: bool) -> bool:
+    """Check that `actor` may manage users; returns whether this is the bootstrap (the
+    table is empty and the change adds the first users, which anyone may do)."""
+    lock_chain(connection)  # one user change at a time (PostgreSQL; SQLite: BEGIN IMMEDIATE)
+    if adding and count_users(connection) == 0:
+        return True
+    person = require_user(connection, actor, acting=True)
+    if person.role != ADMIN:
+        raise UserAdminError(
+            f"{actor} may not manage users: only an admin may (their role is {person.role})"
+        )
+    return False
+
+
+def _keep_an_admin(connection: Connection, bootstrap: bool) -> None:
+    if _enabled_admins(connection) == 0:
+        if bootstrap:
+            raise UserAdminError(
+                "the users table is empty: the first user must be an admin (--role admin), "
+                "so that someone may add the others"
+            )
+        raise UserAdminError(
+            "that would leave no enabled admin, and only an admin may manage users: make "
+            "another user admin first (`timbel users set-role NAME admin`)"
+        )
+
+
+def _guarded(engine: Engine, actor: str, action: str, target: str, change: Callable[[], T]) -> T:
+    """Run `change`; when it is refused, audit the refusal (after its transaction rolled
+    back) and raise it again."""
+    try:
+        return change()
+    except (UserAdminError, UserRefusedError, ValueError) as error:
+        with engine.begin() as connection:
+            append_event(
+                connection,
+                actor=actor[:256],
+                action=f"{action}.refused",
+                target=target[:512],
+                details={"error": str(error), "error_type": type(error).__name__},
+            )
+        raise
+
+
+def _insert(connection: Connection, item: UserEntry, now: dt.datetime) -> None:
+    values = dict.fromkeys(OPTIONAL) | dict(item.values)
+    connection.execute(
+        insert(User).values(
+            id=stable_id("users", item.name),
+            source=SOURCE,
+            name=item.name,
+            role=item.role,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+    )
+
+
+def _changes(old: Person, item: UserEntry) -> dict[str, Any]:
+    wanted = {"role": item.role, **item.values}
+    return {k: v for k, v in wanted.items() if getattr(old, k) != v}
+
+
+def _update(connection: Connection, name: str, values: Mapping[str, Any]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    connection.execute(update(User).where(User.name == name).values(**values, updated_at=now))
+
+
+def _audit(connection: Connection, actor: str, action: str, name: str, details: dict) -> None:
+    append_event(connection, actor=actor, action=action, target=f"user {name}", details=details)
+
+
+def add_user(engine: Engine, actor: str, item: UserEntry) -> dict[str, Any]:
+    """Add a user (audited as `user.add`). Returns {"user": {...}, "bootstrap": bool}.
+
+    Raises:
+        UserAdminError: `actor` is not an admin (unless the table is empty), or the user
+            exists.
+    """
+
+    def change() -> dict[str, Any]:
+        with engine.begin() as connection:
+            bootstrap = _authorize(connection, actor, adding=True)
+            if find_user(connection, item.name) is not None:
+                raise UserAdminError(
+                    f"user {item.name!r} already exists: see `timbel users list --all`; "
+                    f"change their role with `timbel users set-role {item.name} ROLE`"
+                )
+            _insert(connection, item, dt.datetime.now(dt.UTC))
+            _keep_an_admin(connection, bootstrap)
+            details = {"role": item.role, **item.values, "bootstrap": bootstrap}
+            _audit(connection, actor, "user.add", item.name, details)
+            person = find_user(connection, item.name)
+        return {"user": person.as_dict() if person else None, "bootstrap": bootstrap}
+
+    return _guarded(engine, actor, "user.add", f"user {item.name}", change)
+
+
+def _existing(connection: Connection, name: str) -> Person:
+    person = find_user(connection, name)
+    if person is None:
+        raise UserAdminError(f"no user {name!r}: see `timbel users list --all`")
+    return person
+
+
+def set_role(engine: Engine, actor: str, name: str, role: str) -> dict[str, Any]:
+    """Give `name` the role `role` (audited as `user.set_role`).
+
+    Returns:
+        {"user": {...}, "from": old role, "unchanged": bool}
+    """
+
+    def change() -> dict[str, Any]:
+        check_role(role)
+        with engine.begin() as connection:
+            _authorize(connection, actor, adding=False)
+            old = _existing(connection, name)
+            if old.role != role:
+                _update(connection, name, {"role": role})
+                _keep_an_admin(connection, False)
+                _audit(connection, actor, "user.set_role", name, {"from": old.role, "to": role})
+            person = _existing(connection, name)
+        return {"user": person.as_dict(), "from": old.role, "unchanged": old.role == role}
+
+    return _guarded(engine, actor, "user.set_role", f"user {name}", change)
+
+
+def set_disabled(engine: Engine, actor: str, name: str, disabled: bool) -> dict[str, Any]:
+    """Disable (or enable again) `name`, audited as `user.disable` / `user.enable`; a
+    disabled user stays in the table but may not act.
+
+    Returns:
+        {"user": {...}, "unchanged": bool}
+    """
+    action = "user.disable" if disabled else "user.enable"
+
+    def change() -> dict[str, Any]:
+        with engine.begin() as connection:
+            _authorize(connection, actor, adding=False)
+            old = _existing(connection, name)
+            unchanged = old.enabled != disabled
+            if not unchanged:
+                when = dt.datetime.now(dt.UTC) if disabled else None
+                _update(connection, name, {"disabled_at": when})
+                _keep_an_admin(connection, False)
+                _audit(connection, actor, action, name, {"role": old.role})
+            person = _existing(connection, name)
+        return {"user": person.as_dict(), "unchanged": unchanged}
+
+    return _guarded(engine, actor, action, f"user {name}", change)
+
+
+class _DryRun(Exception):
+    """Rolls a dry run's transaction back, carrying what it would have done."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
+def import_users(
+    engine: Engine, actor: str, entries: Sequence[UserEntry], origin: str, dry_run: bool = False
+) -> dict[str, Any]:
+    """Add or update every entry in one transaction (audited per user as `user.add` or
+    `user.update`, with the file); a dry run checks and reports, then rolls back.
+
+    Returns:
+        {"file", "dry_run", "bootstrap", "added": [names], "updated": {name: [fields]},
+        "unchanged": [names]}
+    """
+
+    def apply(connection: Connection) -> dict[str, Any]:
+        bootstrap = _authorize(connection, actor, adding=True)
+        added: list[str] = []
+        updated: dict[str, list[str]] = {}
+        unchanged: list[str] = []
+        now = dt.datetime.now(dt.UTC)
+        for item in entries:
+            old = find_user(connection, item.name)
+            via = {"file": origin, "bootstrap": bootstrap}
+            if old is None:
+                _insert(connection, item, now)
+                details = via | {"role": item.role, **item.values}
+                _audit(connection, actor, "user.add", item.name, details)
+                added.append(item.name)
+            elif changes := _changes(old, item):
+                _update(connection, item.name, changes)
+                _audit(connection, actor, "user.update", item.name, via | {"changes": changes})
+                updated[item.name] = sorted(changes)
+            else:
+                unchanged.append(item.name)
+        _keep_an_admin(connection, bootstrap)
+        return {
+            "file": origin,
+            "dry_run": dry_run,
+            "bootstrap": bootstrap,
+            "added": added,
+            "updated": updated,
+            "unchanged": unchanged,
+        }
+
+    def change() -> dict[str, Any]:
+        try:
+            with engine.begin() as connection:
+                result = apply(connection)
+                if dry_run:
+                    raise _DryRun(result)
+        except _DryRun as rolled_back:
+            return rolled_back.result
+        return result
+
+    return _guarded(engine, actor, "user.import", f"users file {origin}", change)
