@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -48,6 +49,9 @@ def test_demo_materializes_everything_and_reports(demo_run: DemoRun) -> None:
     runs = instance.get_run_records()
     assert len(runs) == nodes and all(r.dagster_run.is_success for r in runs)
     assert (directory / ".timbel" / "warehouse.db").exists()
+    # The demo's TIMBEL_HOME stays in sample mode for the CLI and `make dev`.
+    assert report["sample_mode"]["marker"] == ".timbel/sample-mode"
+    assert (directory / ".timbel" / "sample-mode").is_file()
 
     # A second demo finds everything stored already. Its cluster metrics are the 24 hours up
     # to the last completed hour, so a demo that starts in a later hour than the one before it
@@ -67,3 +71,50 @@ def test_demo_materializes_everything_and_reports(demo_run: DemoRun) -> None:
     # retrained on an unchanged history.)
     assert all(set(r["rows_written"].values()) <= {0} for r in report_again["runs"])
     assert any(r["rows_written"] for r in report_again["runs"])
+
+
+@pytest.mark.parametrize("sample_data", [None, "false"])
+def test_demo_leaves_sample_mode_and_says_how_to_leave_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_data: str | None
+) -> None:
+    """The demo (its runs stubbed out here) leaves TIMBEL_HOME/sample-mode, and its report
+    says once how to leave sample mode; a TIMBEL_SAMPLE_DATA=false that is set still wins."""
+    from click.testing import CliRunner
+
+    from timbel_dagster import demo
+    from timbel_dagster.cli.app import main
+    from timbel_dagster.settings import get_settings, load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TIMBEL_HOME", str(tmp_path / "home"))
+    if sample_data is None:
+        monkeypatch.delenv("TIMBEL_SAMPLE_DATA", raising=False)
+    else:
+        monkeypatch.setenv("TIMBEL_SAMPLE_DATA", sample_data)
+    monkeypatch.setattr(demo, "run_demo", lambda settings, echo: demo.DemoReport("db", "home"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["demo"])
+        as_json = json.loads(CliRunner().invoke(main, ["demo", "--json"]).output)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    marker = tmp_path / "home" / "sample-mode"
+    assert marker.is_file() and "TIMBEL_SAMPLE_DATA=false" in marker.read_text()
+    lines = result.output.splitlines()
+    if sample_data is None:
+        assert lines[-3:] == [
+            "Sample mode: `timbel` commands here now use the sample organisation (remembered in",
+            f"  {marker}). To use your own servers: delete that file, or set",
+            "  TIMBEL_SAMPLE_DATA=false.",
+        ]
+        assert load_settings().timbel_sample_data is True
+    else:
+        assert lines[-2].startswith(f"Sample mode is remembered in {marker}, but TIMBEL_SAMPLE")
+        assert load_settings().timbel_sample_data is False
+    assert result.output.count("TIMBEL_SAMPLE_DATA=false") == 1
+
+    assert as_json["sample_mode"] == {
+        "marker": str(marker),
+        "overridden_by_setting": sample_data is not None,
+    }

@@ -93,3 +93,30 @@ def test_env_example_lists_every_setting_and_loads_as_is(tmp_path) -> None:
     }
     (tmp_path / ".env").write_text(example)
     assert load_settings().database_url.endswith("/.timbel/warehouse.db")
+
+
+def test_timbel_demo_leaves_this_home_in_sample_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """Where `timbel demo` ran (TIMBEL_HOME/sample-mode exists) TIMBEL_SAMPLE_DATA defaults
+    to true; a value in the environment or `.env` always wins, an empty one does not count."""
+    assert load_settings().timbel_sample_data is False
+    marker = tmp_path / ".timbel" / "sample-mode"
+    marker.parent.mkdir()
+    marker.write_text("written by timbel demo\n")
+    settings = load_settings()
+    assert (
+        settings.timbel_sample_data is True
+        and settings.sample_mode_marker == marker.relative_to(tmp_path)
+    )
+    monkeypatch.setenv("TIMBEL_SAMPLE_DATA", "")
+    assert load_settings().timbel_sample_data is True
+    monkeypatch.setenv("TIMBEL_SAMPLE_DATA", "false")
+    assert load_settings().timbel_sample_data is False
+    monkeypatch.delenv("TIMBEL_SAMPLE_DATA")
+    (tmp_path / ".env").write_text("TIMBEL_SAMPLE_DATA=false\n")
+    assert load_settings().timbel_sample_data is False
+    (tmp_path / ".env").unlink()
+    # Another TIMBEL_HOME is not in sample mode.
+    monkeypatch.setenv("TIMBEL_HOME", str(tmp_path / "elsewhere"))
+    assert load_settings().timbel_sample_data is False

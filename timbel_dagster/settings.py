@@ -20,9 +20,15 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
+
+# `timbel demo` leaves this file in TIMBEL_HOME: there TIMBEL_SAMPLE_DATA defaults to true, so
+# the CLI and `make dev` keep to the sample organisation the demo loaded. A value of
+# TIMBEL_SAMPLE_DATA in the environment or `.env` always wins; deleting the file ends it.
+SAMPLE_MODE_MARKER = "sample-mode"
 
 
 class SettingsError(ValueError):
@@ -52,7 +58,9 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the warehouse; SQLite in TIMBEL_HOME when unset."
     )
     timbel_sample_data: bool = Field(
-        False, description="Bind the sample organisation instead of the real sources."
+        False,
+        description="Bind the sample organisation instead of the real sources (default true "
+        "where `timbel demo` has run: TIMBEL_HOME/sample-mode exists).",
     )
     timbel_sample_seed: int = Field(7, description="Seed of the sample organisation.")
     timbel_sample_end_date: dt.date | None = Field(
@@ -278,6 +286,17 @@ class Settings(BaseSettings):
         from timbel_dagster.warehouse.urls import normalise_database_url
 
         return normalise_database_url(value)
+
+    @model_validator(mode="after")
+    def _remembered_sample_mode(self) -> Settings:
+        if "timbel_sample_data" not in self.model_fields_set and self.sample_mode_marker.is_file():
+            self.timbel_sample_data = True
+        return self
+
+    @property
+    def sample_mode_marker(self) -> Path:
+        """The file `timbel demo` leaves so that TIMBEL_SAMPLE_DATA defaults to true here."""
+        return self.timbel_home / SAMPLE_MODE_MARKER
 
     @property
     def database_url(self) -> str:
