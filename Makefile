@@ -42,7 +42,7 @@ dev: setup
 		$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 test: setup
-	$(BIN)/pytest -n auto --dist loadgroup --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
+	$(BIN)/pytest -n auto --dist loadgroup --durations=20 --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,21 +1,29 @@
 """Shared fixtures: a fresh warehouse on SQLite and on a real PostgreSQL for every test run.
 
 PostgreSQL comes from TIMBEL_TEST_DATABASE_URL (default: the local server's `test`
-database). Each test session creates its own database there and drops it afterwards, so runs
-never collide. When the server is missing, tests skip with the reason, except under CI=true,
-where they fail.
+database). Each test session creates its own databases there and drops them afterwards, so
+runs never collide. When the server is missing, tests skip with the reason, except under
+CI=true, where they fail.
+
+`warehouse_url` (migrated, empty) is migrated once per session and emptied per test;
+`database_url` (no schema at all) is for the migration tests and any test that needs to run
+the migrations itself.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.migrated_postgres import MigratedPostgres
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -65,9 +73,19 @@ def _reset(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """An empty database (no schema) on each backend in turn."""
-    if request.param == "sqlite":
+def warehouse_backend(request: pytest.FixtureRequest) -> str:
+    """Which database a warehouse test runs on: every one runs on both (ids `[sqlite]`,
+    `[postgresql]`)."""
+    return request.param
+
+
+@pytest.fixture
+def database_url(
+    warehouse_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """An empty database (no schema) on each backend in turn: for tests of the migrations
+    themselves, and any test that changes the schema."""
+    if warehouse_backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'warehouse.db'}"
         return
     url = request.getfixturevalue("postgres_server_url")
@@ -76,13 +94,52 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     _reset(url)
 
 
-@pytest.fixture
-def warehouse_url(database_url: str) -> str:
-    """A database migrated to the newest schema."""
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite warehouse migrated to the newest schema once per session (per xdist worker);
+    `warehouse_url` copies it for each test."""
     from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.engine import get_engine
 
-    migrate.upgrade(database_url)
-    return database_url
+    path = tmp_path_factory.mktemp("warehouse_template") / "warehouse.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    get_engine(url).dispose()
+    # WAL mode: fold the log into the file, so the file alone is the whole database.
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_head() -> Iterator[MigratedPostgres]:
+    """A PostgreSQL warehouse migrated to the newest schema once per session (per xdist
+    worker); `warehouse_url` empties it before each test."""
+    with scratch_postgres_database("head") as url:
+        database = MigratedPostgres(url)
+        database.migrate()
+        try:
+            yield database
+        finally:
+            database.engine.dispose()
+
+
+@pytest.fixture
+def warehouse_url(warehouse_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database migrated to the newest schema and holding no rows.
+
+    Migrated once per session and emptied per test (a copy of a template file on SQLite;
+    DELETE from every table and sequences restarted on PostgreSQL): a full Alembic upgrade
+    per test took most of the suite's time. A test may still downgrade or alter the schema:
+    the next test finds it changed and gets it rebuilt.
+    """
+    if warehouse_backend == "sqlite":
+        path = tmp_path / "warehouse.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    database: MigratedPostgres = request.getfixturevalue("_postgres_head")
+    database.empty()
+    return database.url
 
 
 @pytest.fixture(scope="session")

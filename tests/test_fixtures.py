@@ -1,0 +1,104 @@
+"""The shared warehouse fixtures: migrated once per session, empty and at head in every test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from tests.conftest import scratch_postgres_database
+from tests.migrated_postgres import MigratedPostgres
+from timbel_dagster.resources.sample.load import load_sample
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.audit import append_event
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.models import AuditEvent, PipelineExecution
+
+NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def migrated() -> MigratedPostgres:
+    with scratch_postgres_database("fixtures") as url:
+        database = MigratedPostgres(url)
+        database.migrate()
+        yield database
+        database.engine.dispose()
+
+
+def _count(database: MigratedPostgres, table: type) -> int:
+    with database.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_empty_deletes_every_row_and_restarts_the_sequences(
+    migrated: MigratedPostgres, sample_source
+) -> None:
+    with migrated.engine.begin() as connection:
+        append_event(connection, actor="a", action="x", target=None, details={})
+    # The sample organisation fills tables that reference each other.
+    load_sample(migrated.engine, sample_source, actor="minji.kim")
+    assert _count(migrated, PipelineExecution) > 1000
+
+    migrated.empty()
+
+    assert _count(migrated, PipelineExecution) == _count(migrated, AuditEvent) == 0
+    with migrated.engine.begin() as connection:
+        first = connection.execute(
+            insert(AuditEvent).returning(AuditEvent.id),
+            [{"at": NOW, "actor": "a", "action": "x", "details": {}, "prev_hash": "", "hash": "h"}],
+        ).scalar_one()
+    assert first == 1  # as in a freshly migrated database
+    assert migrated.rebuilds == 0
+
+
+def test_a_schema_a_test_changed_is_rebuilt(migrated: MigratedPostgres) -> None:
+    damages = {
+        "downgrade": None,
+        "drop version": "DROP TABLE alembic_version",
+        "add column": "ALTER TABLE audit_events ADD COLUMN extra integer",
+    }
+    for rebuilds, (damage, statement) in enumerate(damages.items(), start=1):
+        if statement is None:
+            migrate.downgrade(migrated.url, "0005")
+        else:
+            with migrated.engine.begin() as connection:
+                connection.exec_driver_sql(statement)
+        get_engine(migrated.url).dispose()
+
+        migrated.empty()
+
+        assert migrated.rebuilds == rebuilds, damage
+        assert migrate.current_revision(migrated.url) == migrate.head_revision()
+        with migrated.engine.connect() as connection:
+            columns = connection.exec_driver_sql(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'audit_events'"
+            ).scalars()
+            assert "extra" not in set(columns)
+        get_engine(migrated.url).dispose()
+
+
+def test_warehouse_url_is_at_head_and_empty(warehouse_url: str, tmp_path: Path) -> None:
+    assert migrate.current_revision(warehouse_url) == migrate.head_revision()
+    with get_engine(warehouse_url).connect() as connection:
+        assert connection.execute(select(func.count()).select_from(AuditEvent)).scalar() == 0
+    if warehouse_url.startswith("sqlite"):
+        # A copy of the session's template in the test's own directory, never the template.
+        assert warehouse_url == f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+def test_a_test_that_downgrades_its_warehouse_does_not_affect_the_next(warehouse_url: str) -> None:
+    with get_engine(warehouse_url).begin() as connection:
+        append_event(connection, actor="a", action="x", target=None, details={})
+    migrate.downgrade(warehouse_url, "base")
+    assert migrate.current_revision(warehouse_url) is None
+
+
+def test_the_next_test_finds_its_warehouse_at_head_and_empty(warehouse_url: str) -> None:
+    # Run after the test above (or before it: either order passes), in the same session.
+    assert migrate.current_revision(warehouse_url) == migrate.head_revision()
+    with get_engine(warehouse_url).connect() as connection:
+        assert connection.execute(select(func.count()).select_from(AuditEvent)).scalar() == 0
