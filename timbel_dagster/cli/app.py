@@ -29,6 +29,7 @@ from timbel_dagster.cli import (
     template_store,
     templates,
     tenants,
+    users,
 )
 from timbel_dagster.cli.common import DEBUG_KEY
 
@@ -71,6 +72,7 @@ main.add_command(ml.analyze_changes)
 main.add_command(security.scan)
 main.add_command(security.analyze_repo)
 main.add_command(templates.template)
+main.add_command(users.users)
 
 if __name__ == "__main__":
     main()

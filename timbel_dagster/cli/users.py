@@ -1,0 +1,233 @@
+"""`timbel users`: the people Timbel knows, managed without SQL.
+
+Changes act as `--as` (default TIMBEL_USER), who must be an enabled admin, and are audited
+in the same transaction. On an empty users table anyone may add the first user (an admin),
+so that a fresh install can bootstrap; that is audited too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from timbel_dagster.cli.common import connect, friendly_errors, print_json, writable_engine
+from timbel_dagster.cli.deploy import AS_HELP
+from timbel_dagster.warehouse import users as people
+from timbel_dagster.warehouse.models import USER_ROLES
+
+WIDTH = 100  # the table fits a terminal of 100 columns
+COLUMNS = (
+    ("NAME", "name"),
+    ("ROLE", "role"),
+    ("TEAM", "team"),
+    ("DISPLAY NAME", "display_name"),
+    ("EMAIL", "email"),
+    ("STATUS", "status"),
+)
+TITLES = {key: title for title, key in COLUMNS}
+# Columns that give up width, in this order, when the table is wider than WIDTH.
+SHRINK = ("email", "display_name", "team", "name")
+AS_ADMIN_HELP = AS_HELP + " Only an admin may manage users."
+ROLES = ", ".join(USER_ROLES)
+EMPTY = "no users yet: add one with `timbel users add NAME --role ROLE`"
+
+
+def _status(person: dict[str, Any]) -> str:
+    disabled = person["disabled_at"]
+    return "enabled" if disabled is None else f"disabled {disabled:%Y-%m-%d}"
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """The users as lines of a table with a header, at most WIDTH characters wide."""
+    cells = [{key: row[key] for _, key in COLUMNS} for row in rows]
+    widths = {
+        key: max([len(title)] + [len(_cell(c[key], 10_000)) for c in cells])
+        for title, key in COLUMNS
+    }
+    over = sum(widths.values()) + 2 * (len(COLUMNS) - 1) - WIDTH
+    for key in SHRINK:
+        if over <= 0:
+            break
+        floor = max(len(TITLES[key]), 8)
+        give = min(over, widths[key] - floor)
+        if give > 0:
+            widths[key] -= give
+            over -= give
+    lines = ["  ".join(f"{title:<{widths[key]}}" for title, key in COLUMNS).rstrip()]
+    for c in cells:
+        lines.append("  ".join(f"{_cell(c[k], widths[k]):<{widths[k]}}" for _, k in COLUMNS))
+        lines[-1] = lines[-1].rstrip()
+    return lines
+
+
+def _describe(user: dict[str, Any]) -> str:
+    extra = f", team {user['team']}" if user.get("team") else ""
+    return f"{user['name']} (role {user['role']}{extra})"
+
+
+@click.group()
+def users() -> None:
+    """People: who may act in Timbel, with their role and team."""
+
+
+@users.command("list")
+@click.option("--role", help=f"Only users with this role ({ROLES}).")
+@click.option("--team", help="Only the members of this team.")
+@click.option("--all", "include_disabled", is_flag=True, help="Include disabled users.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def list_users(role: str | None, team: str | None, include_disabled: bool, as_json: bool) -> None:
+    """Users with their role, team and whether they are enabled (by name)."""
+    with connect() as connection:
+        found = people.list_users(connection, role, team, include_disabled)
+        total = people.count_users(connection) if not found else len(found)
+    rows = [p.as_dict() | {"status": _status(p.as_dict())} for p in found]
+    if as_json:
+        print_json([{k: v for k, v in row.items() if k != "status"} for row in rows])
+        return
+    if not rows:
+        if total == 0:
+            click.echo(EMPTY)
+        else:
+            shown = "no enabled user" if not include_disabled else "no user"
+            wanted = " and ".join(
+                f"{what} {value}" for what, value in (("role", role), ("team", team)) if value
+            )
+            hint = "" if include_disabled else " (`--all` includes disabled users)"
+            click.echo(f"{shown}{' with ' + wanted if wanted else ''}{hint}")
+        return
+    for line in table(rows):
+        click.echo(line)
+    click.echo(f"{len(rows)} user{'' if len(rows) == 1 else 's'}")
+
+
+@users.command()
+@click.argument("name")
+@click.option("--role", required=True, help=f"What they may do: {ROLES}.")
+@click.option("--team", help="Their team (approvals go to the same team's lead first).")
+@click.option("--email", help="E-mail address for notifications.")
+@click.option("--display-name", help="Full name, as shown in notifications.")
+@click.option("--slack-id", help="Slack member id (U...), for mentions.")
+@click.option("--as", "as_user", default=None, help=AS_ADMIN_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def add(
+    name: str,
+    role: str,
+    team: str | None,
+    email: str | None,
+    display_name: str | None,
+    slack_id: str | None,
+    as_user: str | None,
+    as_json: bool,
+) -> None:
+    """Add user NAME with a role. On an empty users table anyone may add the first user,
+    who must be an admin; after that only an admin may."""
+    item = people.entry(
+        name, role, team=team, email=email, display_name=display_name, slack_id=slack_id
+    )
+    settings, engine = writable_engine()
+    actor = as_user or settings.timbel_user
+    result = people.add_user(engine, actor, item)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"added user {_describe(result['user'])}")
+    if result["bootstrap"]:
+        click.echo(
+            f"the users table was empty, so anyone may add the first user (audited as {actor}); "
+            "from now on only an admin may manage users"
+        )
+
+
+@users.command("set-role")
+@click.argument("name")
+@click.argument("role")
+@click.option("--as", "as_user", default=None, help=AS_ADMIN_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def set_role(name: str, role: str, as_user: str | None, as_json: bool) -> None:
+    """Give user NAME the role ROLE (developer, team_lead, operations, admin, viewer)."""
+    settings, engine = writable_engine()
+    result = people.set_role(engine, as_user or settings.timbel_user, name, role)
+    if as_json:
+        print_json(result)
+    elif result["unchanged"]:
+        click.echo(f"{name} already has role {role}: nothing changed")
+    else:
+        click.echo(f"{name}: role {result['from']} -> {role}")
+
+
+def _switch(name: str, disabled: bool, as_user: str | None, as_json: bool) -> None:
+    settings, engine = writable_engine()
+    result = people.set_disabled(engine, as_user or settings.timbel_user, name, disabled)
+    state = "disabled" if disabled else "enabled"
+    if as_json:
+        print_json(result)
+    elif result["unchanged"]:
+        click.echo(f"{name} is already {state}: nothing changed")
+    elif disabled:
+        click.echo(f"{name} disabled: they may no longer act (`timbel users enable {name}`)")
+    else:
+        click.echo(f"{name} enabled")
+
+
+@users.command()
+@click.argument("name")
+@click.option("--as", "as_user", default=None, help=AS_ADMIN_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def disable(name: str, as_user: str | None, as_json: bool) -> None:
+    """Disable user NAME: they stay in the table (and the audit log) but may not act."""
+    _switch(name, True, as_user, as_json)
+
+
+@users.command()
+@click.argument("name")
+@click.option("--as", "as_user", default=None, help=AS_ADMIN_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def enable(name: str, as_user: str | None, as_json: bool) -> None:
+    """Enable user NAME again."""
+    _switch(name, False, as_user, as_json)
+
+
+@users.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check the file and show what would change.")
+@click.option("--as", "as_user", default=None, help=AS_ADMIN_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def import_file(file: Path, dry_run: bool, as_user: str | None, as_json: bool) -> None:
+    """Add or update the users of a YAML FILE (a `users:` list of name, role, team,
+    email, display_name, slack_id), all in one transaction. The whole file is checked
+    before anything is written; importing it again changes nothing."""
+    from timbel_dagster.warehouse.users_file import load_users_file
+
+    entries = load_users_file(file)
+    settings, engine = writable_engine()
+    result = people.import_users(
+        engine, as_user or settings.timbel_user, entries, str(file), dry_run
+    )
+    if as_json:
+        print_json(result)
+        return
+    for name in result["added"]:
+        click.echo(f"  add     {name}")
+    for name, fields in result["updated"].items():
+        click.echo(f"  update  {name}: {', '.join(fields)}")
+    counts = (
+        f"{len(result['added'])} added, {len(result['updated'])} updated, "
+        f"{len(result['unchanged'])} unchanged"
+    )
+    suffix = " (dry run: nothing was written)" if dry_run else ""
+    click.echo(f"{file}: {counts}{suffix}")
+    if result["bootstrap"] and not dry_run:
+        click.echo("the users table was empty, so anyone may import the first users (audited)")
