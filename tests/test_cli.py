@@ -1,35 +1,107 @@
-"""The `timbel` command end to end: the installed entry point, in a subprocess."""
+"""The `timbel` command end to end.
+
+`run` starts the installed entry point in a subprocess: for what only a real process shows
+(`--help` as installed, exit codes and tracebacks as a user sees them, the environment a
+command inherits). `invoke` runs the same command in this process through click's CliRunner,
+with the same environment, working directory and result, and without a new Python process
+(a second or more of imports each): for tests that only check what a command prints, returns
+and writes.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from timbel_dagster.cli.app import main
+from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse.audit import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent
 
 TIMBEL = str(Path(sys.executable).with_name("timbel"))
+# Variables of the test process a command must not see: each test says what it configures.
+DROPPED = ("TIMBEL_", "JENKINS", "GITLAB", "DAGSTER_HOME")
+DEFAULTS = {"TIMBEL_USER": "minji.kim", "TIMBEL_SAMPLE_END_DATE": "2026-11-01"}
+# Loggers a command configures (cli.common.settings_or_exit), put back after `invoke`.
+LOGGERS = ("", "timbel_dagster", "urllib3")
 
 
 def run(
     args: list[str], cwd: Path, *, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess:
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TIMBEL_", "JENKINS", "GITLAB", "DAGSTER_HOME"))
-    }
-    environment |= {"TIMBEL_USER": "minji.kim", "TIMBEL_SAMPLE_END_DATE": "2026-11-01", **env}
+    """`timbel ARGS` in a subprocess in `cwd`."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED)}
+    environment |= {**DEFAULTS, **env}
     return subprocess.run(
         [TIMBEL, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
     )
+
+
+@contextmanager
+def _as_a_new_process(cwd: Path, env: dict[str, str]) -> Iterator[None]:
+    """The state a new `timbel` process would start from, restored afterwards: environment,
+    working directory, settings cache, and logging without pytest's handlers (so a
+    command's own log lines reach its stderr, as in a process)."""
+    saved_env = os.environ.copy()
+    saved_cwd = Path.cwd()
+    root = logging.getLogger()
+    saved_handlers = root.handlers[:]
+    saved_levels = {name: logging.getLogger(name).level for name in LOGGERS}
+    for name in [k for k in os.environ if k.startswith(DROPPED)]:
+        del os.environ[name]
+    os.environ.update({**DEFAULTS, **env})
+    os.chdir(cwd)
+    root.handlers.clear()
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        # Close the pooled connections the command left to its warehouse, as its exit would
+        # (a SQLite warehouse in WAL mode is then checkpointed, and can be copied as a file).
+        try:
+            url = get_settings().database_url
+        except ValueError:  # settings a test made invalid on purpose
+            url = None
+        if url:
+            for read_only in (False, True):
+                get_engine(url, read_only).dispose()
+        get_settings.cache_clear()
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                handler.close()
+        root.handlers[:] = saved_handlers
+        for name, level in saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def invoke(
+    args: list[str], cwd: Path, *, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess:
+    """`timbel ARGS` in this process, as `run` would in a subprocess: the same environment and
+    working directory, the same result (an exception that escapes the command is printed as
+    a traceback on stderr with exit code 1, as Python does). `timeout` is not enforced."""
+    del timeout  # kept so a call can move between run and invoke unchanged
+    with _as_a_new_process(cwd, env):
+        result = CliRunner().invoke(main, args, prog_name="timbel")
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["timbel", *args], result.exit_code, result.stdout, stderr)
 
 
 def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> None:
@@ -99,42 +171,42 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
 def test_bad_database_url_is_one_line(
     tmp_path: Path, url: str, expected: str, command: list[str]
 ) -> None:
-    completed = run(command, tmp_path, TIMBEL_DATABASE_URL=url)
+    completed = invoke(command, tmp_path, TIMBEL_DATABASE_URL=url)
     assert completed.returncode == 2
     assert completed.stderr.startswith(expected)
     assert completed.stderr.count("\n") == 1
 
 
 def test_bad_input_names_what_was_wrong(tmp_path: Path) -> None:
-    run(["db", "upgrade"], tmp_path)
-    status = run(["executions", "list", "--status", "exploded"], tmp_path)
+    invoke(["db", "upgrade"], tmp_path)
+    status = invoke(["executions", "list", "--status", "exploded"], tmp_path)
     assert status.returncode == 2 and "status must be one of" in status.stderr
-    since = run(["executions", "list", "--since", "last tuesday"], tmp_path)
+    since = invoke(["executions", "list", "--since", "last tuesday"], tmp_path)
     assert since.returncode == 2 and "not a duration" in since.stderr
-    missing = run(["executions", "show", "00000000-0000-0000-0000-000000000000"], tmp_path)
+    missing = invoke(["executions", "show", "00000000-0000-0000-0000-000000000000"], tmp_path)
     assert missing.returncode == 2 and "no execution with id" in missing.stderr
 
 
 def test_db_current_and_downgrade(tmp_path: Path) -> None:
-    assert "current: empty" in run(["db", "current"], tmp_path).stdout
-    run(["db", "upgrade"], tmp_path)
-    assert "current: 0018  head: 0018" in run(["db", "current"], tmp_path).stdout
-    down = run(["db", "downgrade", "base", "--yes"], tmp_path)
+    assert "current: empty" in invoke(["db", "current"], tmp_path).stdout
+    invoke(["db", "upgrade"], tmp_path)
+    assert "current: 0018  head: 0018" in invoke(["db", "current"], tmp_path).stdout
+    down = invoke(["db", "downgrade", "base", "--yes"], tmp_path)
     assert down.returncode == 0 and "0018 -> empty" in down.stdout
-    refused = run(["db", "downgrade", "base"], tmp_path)  # no terminal to confirm: aborts
+    refused = invoke(["db", "downgrade", "base"], tmp_path)  # no terminal to confirm: aborts
     assert refused.returncode != 0
 
 
 def test_history_stats_and_timeline(tmp_path: Path) -> None:
-    assert run(["sample"], tmp_path).returncode == 0
-    stats = json.loads(run(["executions", "stats", "--json"], tmp_path).stdout)
+    assert invoke(["sample"], tmp_path).returncode == 0
+    stats = json.loads(invoke(["executions", "stats", "--json"], tmp_path).stdout)
     assert len(stats) == 12
     assert all(s["p50_seconds"] <= s["p90_seconds"] <= s["p99_seconds"] for s in stats)
-    table = run(["executions", "stats", "--pipeline", "payments"], tmp_path).stdout
+    table = invoke(["executions", "stats", "--pipeline", "payments"], tmp_path).stdout
     assert "payments-api/main" in table and "p99" in table
 
     [latest] = json.loads(
-        run(
+        invoke(
             [
                 "executions",
                 "list",
@@ -149,20 +221,83 @@ def test_history_stats_and_timeline(tmp_path: Path) -> None:
             tmp_path,
         ).stdout
     )
-    listed = run(
+    listed = invoke(
         ["executions", "list", "--pipeline", "web-frontend", "--limit", "3"], tmp_path
     ).stdout
     assert "duration percentiles of these pipelines:" in listed
-    shown = run(["executions", "show", latest["id"]], tmp_path).stdout
+    shown = invoke(["executions", "show", latest["id"]], tmp_path).stdout
     assert "stages (timeline from the start of the execution):" in shown
     assert "test / e2e-tests" in shown and "|" in shown and "typical" in shown
-    detail = json.loads(run(["executions", "show", latest["id"], "--json"], tmp_path).stdout)
+    detail = json.loads(invoke(["executions", "show", latest["id"], "--json"], tmp_path).stdout)
     assert detail["stages"][0]["offset_seconds"] is not None
     assert detail["pipeline_percentiles"]["pipeline"] == "commerce/web-frontend"
 
 
 def test_reading_an_outdated_warehouse_says_to_upgrade(tmp_path: Path) -> None:
-    run(["db", "upgrade", "--revision", "0001"], tmp_path)
-    old = run(["executions", "list"], tmp_path)
+    invoke(["db", "upgrade", "--revision", "0001"], tmp_path)
+    old = invoke(["executions", "list"], tmp_path)
     assert old.returncode == 2
     assert "run `timbel db upgrade`" in old.stderr and "at 0001" in old.stderr
+
+
+def test_help_as_installed(tmp_path: Path) -> None:
+    """The installed entry point, as a user first runs it."""
+    completed = run(["--help"], tmp_path)
+    assert completed.returncode == 0 and completed.stderr == ""
+    assert "Usage: timbel [OPTIONS] COMMAND" in completed.stdout
+    assert all(f"  {name} " in completed.stdout for name in ("db", "demo", "deploy", "sample"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["db", "current"],
+        ["executions", "list", "--status", "exploded"],
+        ["executions", "list", "--json"],
+        ["no-such-command"],
+    ],
+)
+def test_invoke_prints_and_exits_as_the_installed_command(args: list[str], tmp_path: Path) -> None:
+    for name in ("process", "in-process"):
+        (tmp_path / name).mkdir()
+    ran = run(args, tmp_path / "process", TIMBEL_HOME=str(tmp_path / "process"))
+    invoked = invoke(args, tmp_path / "in-process", TIMBEL_HOME=str(tmp_path / "in-process"))
+    assert (invoked.returncode, invoked.stdout) == (ran.returncode, ran.stdout)
+    assert invoked.stderr.replace("in-process", "process") == ran.stderr
+
+
+def test_invoke_starts_like_a_new_process_and_leaves_no_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("TIMBEL_DATABASE_URL", f"sqlite:///{elsewhere}")
+    monkeypatch.setenv("TIMBEL_LOG_LEVEL", "DEBUG")
+    get_settings.cache_clear()
+    assert get_settings().timbel_log_level == "DEBUG"  # cached in this process
+    environment, directory = dict(os.environ), Path.cwd()
+    handlers = logging.getLogger().handlers[:]
+
+    shown = invoke(["db", "current"], tmp_path, TIMBEL_USER="someone")
+
+    assert shown.returncode == 0, shown.stderr  # the test's variables did not reach it
+    assert "current: empty" in shown.stdout
+    assert (tmp_path / ".timbel" / "warehouse.db").exists()  # in its working directory
+    assert not elsewhere.exists()
+    assert dict(os.environ) == environment and Path.cwd() == directory
+    assert logging.getLogger().handlers == handlers
+    assert get_settings().timbel_log_level == "DEBUG"  # read again, from the test's variables
+
+
+def test_invoke_prints_an_escaped_exception_as_python_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from timbel_dagster.warehouse import migrate
+
+    def broken(url: str) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(migrate, "current_revision", broken)
+    failed = invoke(["db", "current"], tmp_path)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("Traceback (most recent call last):")
+    assert failed.stderr.endswith("KeyError: 'boom'\n")
