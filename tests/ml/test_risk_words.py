@@ -63,6 +63,20 @@ def _reason(feature: str, value: float | str, contribution: float) -> dict:
             "(failure odds x2)",
         ),
         (
+            "hours_since_previous",
+            2160.0,
+            0.2,
+            "is the service's first deployment here in 90 days: raises risk moderately "
+            "(failure odds x1.2)",
+        ),
+        (
+            "hours_since_previous",
+            30.4,
+            -0.2,
+            "comes 30 hours after the service's previous deployment: lowers risk moderately "
+            "(failure odds x0.82)",
+        ),
+        (
             "friday_or_weekend",
             1.0,
             0.2,

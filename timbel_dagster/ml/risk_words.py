@@ -75,7 +75,7 @@ _FEATURE_WORDS: dict[str, Callable[[float], str]] = {
         "goes out on a Friday or at the weekend" if v >= 0.5 else "goes out Monday to Thursday"
     ),
     "hours_since_previous": lambda v: (
-        "is the service's first deployment in this environment"
+        f"is the service's first deployment here in {_hours(NO_INCIDENT_HOURS)}"
         if v >= NO_INCIDENT_HOURS
         else f"comes {_hours(v)} after the service's previous deployment"
     ),
