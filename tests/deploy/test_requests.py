@@ -278,3 +278,18 @@ def test_chains_file(tmp_path: Path) -> None:
     bad.write_text("chains:\n  prod: []\n")
     with pytest.raises(ChainsError, match="no chain for dev, staging"):
         load_chains(bad)
+
+
+def test_a_disabled_approver_is_not_asked_and_cannot_decide(
+    requests: Requests, announced: list
+) -> None:
+    from sqlalchemy import update
+
+    with requests.engine.begin() as connection:
+        connection.execute(update(User).where(User.name == "lead2").values(disabled_at=T0))
+    requests.request("dev", "shop-api", IMAGE, "prod", "new checkout flow")
+    assert announced == [("approval_requested", ["lead"])]
+    with pytest.raises(RequestError, match=r"^user 'lead2' is disabled"):
+        requests.decide("lead2", "1", approve=True, reason="looks fine")
+    assert requests.status("1")["steps"][0]["decision"] == "pending"
+    assert _audit(requests)[-1] == ("lead2", "deploy.approve.refused")

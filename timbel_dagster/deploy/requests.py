@@ -315,7 +315,8 @@ class Requests(Emergency, KnownChecks):
                 select(User.team).where(User.name == request["requested_by"])
             ).scalar()
             people = connection.execute(
-                select(User.name, User.team).where(User.role.in_(roles))
+                # Disabled users may not decide, so they are not asked to.
+                select(User.name, User.team).where(User.role.in_(roles), User.disabled_at.is_(None))
             ).all()
         same_team = [name for name, t in people if t == team]
         names = same_team or [name for name, _ in people]
