@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.cli.users import EMPTY, WIDTH, table
 from timbel_dagster.warehouse.audit import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
@@ -26,7 +26,9 @@ def _audit(url: str) -> list[tuple[str, str, str | None]]:
 
 def test_people_are_managed_without_sql(warehouse_url: str, tmp_path: Path) -> None:
     def timbel(*args: str, user: str = "root"):
-        return run(["users", *args], tmp_path, TIMBEL_DATABASE_URL=warehouse_url, TIMBEL_USER=user)
+        return invoke(
+            ["users", *args], tmp_path, TIMBEL_DATABASE_URL=warehouse_url, TIMBEL_USER=user
+        )
 
     def error(completed) -> str:
         assert completed.returncode == 2 and completed.stdout == "", completed.stdout
@@ -70,7 +72,7 @@ def test_people_are_managed_without_sql(warehouse_url: str, tmp_path: Path) -> N
     # A disabled user cannot act, and is listed only with --all.
     assert timbel("disable", "bob").stdout.startswith("bob disabled: they may no longer act")
     assert timbel("disable", "bob").stdout == "bob is already disabled: nothing changed\n"
-    refused = run(
+    refused = invoke(
         ["deploy", "request", "shop-api", "registry.example.com/shop/api:1.0", "--group", "dev"],
         tmp_path,
         TIMBEL_DATABASE_URL=warehouse_url,
@@ -139,7 +141,7 @@ def test_the_sample_organisation_is_listed_with_roles_and_teams(tmp_path: Path) 
     migrate.upgrade(url)
     with get_engine(url).begin() as connection:
         store_users(connection, "sample", USERS)
-    listed = run(["users", "list", "--team", "payments"], tmp_path, TIMBEL_DATABASE_URL=url)
+    listed = invoke(["users", "list", "--team", "payments"], tmp_path, TIMBEL_DATABASE_URL=url)
     assert listed.returncode == 0, listed.stderr
     rows = [line.split()[:3] for line in listed.stdout.splitlines()[1:-1]]
     assert rows == [
