@@ -1,4 +1,4 @@
-"""`timbel alerts` and `timbel notify` end to end: the installed entry point in a subprocess,
+"""`timbel alerts` and `timbel notify` end to end: the command run in process (`invoke`),
 each test in its own directory (so TIMBEL_HOME is `.timbel` there, with a SQLite warehouse).
 Tests that need the sample organisation copy a directory prepared once per module with
 `timbel sample` and `timbel metrics collect --hours 24` (TIMBEL_SAMPLE_DATA=true)."""
@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.warehouse.audit import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent
@@ -27,7 +27,7 @@ EXAMPLE_RULES = REPO / "deploy" / "alert-rules.example.yaml"
 SAMPLE_RULES = REPO / "timbel_dagster" / "notify" / "sample_rules.yaml"
 SAMPLE = {"TIMBEL_SAMPLE_DATA": "true"}
 HOOK = "/services/T0TEAM/B0HOOK/cliHookToken"
-# Variables of the test process that must not reach the commands (run() drops TIMBEL_*).
+# Variables of the test process that must not reach the commands (invoke() drops TIMBEL_*).
 CHANNEL_VARIABLES = ("SLACK_WEBHOOK_URL", "SMTP_HOST", "SMTP_FROM", "PROMETHEUS_URL")
 
 
@@ -41,9 +41,9 @@ def no_channels(monkeypatch: pytest.MonkeyPatch) -> None:
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory whose warehouse holds the sample organisation and 24 h of its metrics."""
     directory = tmp_path_factory.mktemp("sample-org")
-    loaded = run(["sample"], directory)
+    loaded = invoke(["sample"], directory)
     assert loaded.returncode == 0, loaded.stderr
-    collected = run(["metrics", "collect", "--hours", "24", "--json"], directory, **SAMPLE)
+    collected = invoke(["metrics", "collect", "--hours", "24", "--json"], directory, **SAMPLE)
     assert collected.returncode == 0, collected.stderr
     return directory
 
@@ -74,7 +74,7 @@ def _audit(cwd: Path) -> list[Any]:
 
 
 def _json(args: list[str], cwd: Path, **env: str) -> Any:
-    completed = run(args, cwd, **env)
+    completed = invoke(args, cwd, **env)
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout)
 
@@ -110,7 +110,7 @@ def test_validate_accepts_the_shipped_rules(tmp_path: Path, path: Path, names: l
         "errors": [],
     }
     if path == EXAMPLE_RULES:
-        plain = run(["alerts", "validate", str(path)], tmp_path)
+        plain = invoke(["alerts", "validate", str(path)], tmp_path)
         assert plain.returncode == 0 and plain.stdout == f"{path}: 3 rules, all valid\n"
 
 
@@ -161,7 +161,7 @@ def test_validate_names_the_line_and_rule_that_is_wrong(
 ) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n" + GOOD_RULE + bad_rule)
-    completed = run(["alerts", "validate", "rules.yaml", "--json"], tmp_path)
+    completed = invoke(["alerts", "validate", "rules.yaml", "--json"], tmp_path)
     assert completed.returncode == 2
     result = json.loads(completed.stdout)
     assert result["valid"] is False and result["rules"] == []
@@ -174,7 +174,7 @@ def test_validate_without_json_prints_one_line_to_stderr(tmp_path: Path) -> None
         "rules:\n" + GOOD_RULE + "  - name: broken\n    fact: pipeline_failure_rate\n"
         "    severity: urgent\n"
     )
-    plain = run(["alerts", "validate", "rules.yaml"], tmp_path)
+    plain = invoke(["alerts", "validate", "rules.yaml"], tmp_path)
     assert _one_line_error(plain) == (
         "timbel: error: rules.yaml:5: rule 'broken': severity must be one of critical, high, "
         "warning, info, not 'urgent'"
@@ -193,7 +193,7 @@ def test_validate_refuses_a_file_that_is_not_a_rules_list(
     tmp_path: Path, text: str, expected: str
 ) -> None:
     (tmp_path / "rules.yaml").write_text(text)
-    error = _one_line_error(run(["alerts", "validate", "rules.yaml"], tmp_path))
+    error = _one_line_error(invoke(["alerts", "validate", "rules.yaml"], tmp_path))
     assert error.startswith(f"timbel: error: {expected}")
 
 
@@ -201,7 +201,7 @@ def test_validate_refuses_a_file_that_is_not_a_rules_list(
 
 
 def test_rules_add_list_and_delete(tmp_path: Path) -> None:
-    added = run(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path)
+    added = invoke(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path)
     assert added.returncode == 0, added.stderr
     assert added.stdout == (
         "stored 3 rule(s): namespace-cpu-near-quota, workload-crash-looping, "
@@ -229,7 +229,7 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     }
 
     # Adding the same file again replaces the rules by name: still three.
-    assert run(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path).returncode == 0
+    assert invoke(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path).returncode == 0
     assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 3
 
     # The rules file wins over a warehouse rule of the same name, which is reported.
@@ -245,12 +245,12 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     assert len(both["errors"]) == 2
     assert all("is skipped" in e and "defines it too" in e for e in both["errors"])
 
-    deleted = run(["alerts", "rules", "delete", "workload-crash-looping"], tmp_path)
+    deleted = invoke(["alerts", "rules", "delete", "workload-crash-looping"], tmp_path)
     assert deleted.returncode == 0 and deleted.stdout == "deleted rule workload-crash-looping\n"
     names = [r["name"] for r in _json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]]
     assert sorted(names) == ["namespace-cpu-near-quota", "pipeline-failure-rate"]
 
-    unknown = run(["alerts", "rules", "delete", "no-such-rule"], tmp_path)
+    unknown = invoke(["alerts", "rules", "delete", "no-such-rule"], tmp_path)
     assert _one_line_error(unknown) == (
         "timbel: error: no alert rule named 'no-such-rule' in the warehouse"
     )
@@ -273,7 +273,7 @@ def test_rules_add_of_an_invalid_file_stores_nothing(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(
         "rules:\n" + GOOD_RULE + "  - name: broken\n    fact: nothing_like_it\n"
     )
-    completed = run(["alerts", "rules", "add", "rules.yaml"], tmp_path)
+    completed = invoke(["alerts", "rules", "add", "rules.yaml"], tmp_path)
     error = _one_line_error(completed)
     assert error.startswith("timbel: error: rules.yaml:5: rule 'broken': unknown fact")
     assert _json(["alerts", "rules", "list", "--json"], tmp_path) == {"rules": [], "errors": []}
@@ -281,7 +281,7 @@ def test_rules_add_of_an_invalid_file_stores_nothing(tmp_path: Path) -> None:
         assert connection.execute(select(AlertRule.name)).all() == []
     assert _audit(tmp_path) == []
 
-    missing = run(["alerts", "rules", "add", "nowhere.yaml"], tmp_path)
+    missing = invoke(["alerts", "rules", "add", "nowhere.yaml"], tmp_path)
     assert _one_line_error(missing).startswith("timbel: error: cannot read nowhere.yaml")
 
 
@@ -290,15 +290,15 @@ def test_rules_add_of_a_rule_with_a_date_label(tmp_path: Path) -> None:
         "rules:\n  - name: since-release\n    fact: pipeline_failure_rate\n"
         "    labels: {since: 2026-01-01}\n"
     )
-    assert run(["alerts", "validate", "rules.yaml"], tmp_path).returncode == 0
-    added = run(["alerts", "rules", "add", "rules.yaml"], tmp_path)
+    assert invoke(["alerts", "validate", "rules.yaml"], tmp_path).returncode == 0
+    added = invoke(["alerts", "rules", "add", "rules.yaml"], tmp_path)
     assert "Traceback" not in added.stderr
     assert added.returncode == 0
-    listed = json.loads(run(["alerts", "rules", "list", "--json"], tmp_path).stdout)
+    listed = json.loads(invoke(["alerts", "rules", "list", "--json"], tmp_path).stdout)
     assert listed["rules"][0]["name"] == "since-release"
     empty = tmp_path / "empty.yaml"
     empty.write_text("rules: []\n")
-    nothing = run(["alerts", "rules", "add", "empty.yaml"], tmp_path)
+    nothing = invoke(["alerts", "rules", "add", "empty.yaml"], tmp_path)
     assert nothing.returncode == 2 and "empty.yaml: no rules to store" in nothing.stderr
 
 
@@ -315,12 +315,12 @@ def test_rules_add_of_a_rule_with_a_date_label(tmp_path: Path) -> None:
     ],
 )
 def test_silence_refuses_bad_input(tmp_path: Path, options: list[str], expected: str) -> None:
-    error = _one_line_error(run(["alerts", "silence", *options], tmp_path))
+    error = _one_line_error(invoke(["alerts", "silence", *options], tmp_path))
     assert expected in error
 
 
 def test_silence_is_stored_and_audited(tmp_path: Path) -> None:
-    completed = run(
+    completed = invoke(
         [
             "alerts",
             "silence",
@@ -356,12 +356,12 @@ def test_silence_is_stored_and_audited(tmp_path: Path) -> None:
 
 def test_subscribe_and_unsubscribe_a_sample_user(sample_dir: Path) -> None:
     args = ["--user", "minji.kim", "--channel", "email", "--event", "alert"]
-    first = run(["notify", "subscribe", *args], sample_dir)
+    first = invoke(["notify", "subscribe", *args], sample_dir)
     assert first.returncode == 0, first.stderr
     assert first.stdout == "minji.kim subscribed to alert on email\n"
-    again = run(["notify", "subscribe", *args], sample_dir)
+    again = invoke(["notify", "subscribe", *args], sample_dir)
     assert again.stdout == "minji.kim was already subscribed to alert on email\n"
-    off = run(["notify", "unsubscribe", *args], sample_dir)
+    off = invoke(["notify", "unsubscribe", *args], sample_dir)
     assert off.returncode == 0 and off.stdout == "minji.kim unsubscribed from alert on email\n"
     with _warehouse(sample_dir).connect() as connection:
         rows = connection.execute(
@@ -375,15 +375,15 @@ def test_subscribe_and_unsubscribe_a_sample_user(sample_dir: Path) -> None:
         ).all()
     assert rows == [("minji.kim", "email", "alert", "*", False)]
 
-    unknown = run(
+    unknown = invoke(
         ["notify", "subscribe", "--user", "nobody.here", "--channel", "email"], sample_dir
     )
     assert _one_line_error(unknown) == (
         "timbel: error: unknown user 'nobody.here': there is no such name in the users table"
     )
-    bad_event = run(["notify", "subscribe", *args[:4], "--event", "weather"], sample_dir)
+    bad_event = invoke(["notify", "subscribe", *args[:4], "--event", "weather"], sample_dir)
     assert "unknown event 'weather'; valid: *, pipeline" in _one_line_error(bad_event)
-    neither = run(["notify", "unsubscribe", "--event", "alert"], sample_dir)
+    neither = invoke(["notify", "unsubscribe", "--event", "alert"], sample_dir)
     assert _one_line_error(neither) == "timbel: error: give --user and --channel, or --token"
 
 
@@ -396,7 +396,7 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
         "SLACK_WEBHOOK_URL": httpserver.url_for(HOOK),
     }
     assert _json(["notify", "history", "--json"], sample_dir) == []
-    subscribed = run(
+    subscribed = invoke(
         ["notify", "subscribe", "--user", "minji.kim", "--channel", "slack", "--event", "alert"],
         sample_dir,
     )
@@ -440,6 +440,6 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     again = _json(["alerts", "evaluate", "--json"], sample_dir, **env)
     assert again["transitions"] == [] and again["notifications_sent"] == 0
     assert len(httpserver.log) == len(transitions)
-    plain = run(["alerts", "evaluate"], sample_dir, **env)
+    plain = invoke(["alerts", "evaluate"], sample_dir, **env)
     assert plain.returncode == 0
     assert plain.stdout.startswith(f"3 rules, {len(transitions)} active series, 0 transitions")
