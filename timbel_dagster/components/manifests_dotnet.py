@@ -21,7 +21,7 @@ from timbel_dagster.components.model import Findings, FrameworkHint
 from timbel_dagster.components.walk import Tree, parent_of
 
 PROJECT_SUFFIXES = (".csproj", ".fsproj", ".vbproj")
-_PROPERTY = re.compile(r"\$\(([^)]+)\)")
+_PROPERTY = re.compile(r"\$\(([^()]+)\)")  # no `(` inside: `$($($(...` stays linear
 _FRAMEWORK_VERSION = re.compile(r"^net(?:coreapp)?(\d+\.\d+)")
 
 

@@ -43,13 +43,21 @@ _PLUGIN = re.compile(
 )
 _PLUGIN_ALIAS = re.compile(r"\balias\s*\(\s*libs\.plugins\.(?P<alias>[A-Za-z0-9_.]+)")
 _APPLY = re.compile(r"\bapply\s+plugin\s*:\s*['\"](?P<id>[\w.-]+)['\"]")
-_ASSIGN = re.compile(r"(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<q>['\"])(?P<value>[^'\"$\n]*)(?P=q)")
+_ASSIGN = re.compile(r"\b(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<q>['\"])(?P<value>[^'\"$\n]*)(?P=q)")
 _EXTRA = re.compile(
     r"\b(?:extra\[|set\()\s*\"(?P<name>\w+)\"\s*(?:\]\s*=|,)\s*\"(?P<value>[^\"$\n]*)\""
 )
 _VARIABLE = re.compile(r"\$\{?(?P<name>[A-Za-z_][\w.]*)\}?")
 _INCLUDE = re.compile(r"\binclude\s*\(?(?P<args>[^)\n]+)\)?")
-_CODE = re.compile(r"(\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*')|//[^\n]*|/\*.*?\*/", re.DOTALL)
+# A string or comment left open runs to the end of its line (string) or of the file
+# (comment), as the compiler reads it, so that once started a match always succeeds and is
+# never retried from inside: retrying made `"\"\"\"...\` or `/*/*/*...` quadratic.
+_CODE = re.compile(
+    r"(\"(?:\\.|[^\"\\\n])*(?:\"|(?=\n)|\\?\Z)|'(?:\\.|[^'\\\n])*(?:'|(?=\n)|\\?\Z))|//[^\n]*"
+    r"|/\*.*?(?:\*/|\Z)",
+    re.DOTALL,
+)
+_BRACE = re.compile(r"[{}]")
 # platform groupId prefix -> the Gradle plugin that applies the platform
 PLATFORM_PLUGINS = {
     "org.springframework.boot": "org.springframework.boot",
@@ -62,19 +70,34 @@ def strip_comments(text: str) -> str:
     return _CODE.sub(lambda m: m.group(1) or "", text)
 
 
+def _closing_braces(text: str) -> dict[int, int]:
+    """The offset of each `{` that is closed -> the offset of its `}`, in one pass."""
+    closing: dict[int, int] = {}
+    opened: list[int] = []
+    for brace in _BRACE.finditer(text):
+        if brace.group() == "{":
+            opened.append(brace.start())
+        elif opened:
+            closing[opened.pop()] = brace.start()
+    return closing
+
+
 def blocks(text: str, name: str) -> str:
-    """The bodies of every `name { ... }` block in `text` (nested ones included), joined."""
+    """The bodies of every closed `name { ... }` block in `text` (nested in other blocks
+    too), joined; one inside another `name` block is part of that block's body already.
+
+    Braces are paired once for the whole text, so many unclosed blocks cost one pass, not
+    one pass each.
+    """
+    closing = _closing_braces(text)
     bodies: list[str] = []
+    taken_until = -1
     for match in re.finditer(rf"\b{name}\s*\{{", text):
-        depth, start = 1, match.end()
-        for index in range(start, len(text)):
-            if text[index] == "{":
-                depth += 1
-            elif text[index] == "}":
-                depth -= 1
-                if depth == 0:
-                    bodies.append(text[start:index])
-                    break
+        close = closing.get(match.end() - 1)
+        if close is None or match.start() < taken_until:
+            continue
+        bodies.append(text[match.end() : close])
+        taken_until = close
     return "\n".join(bodies)
 
 

@@ -18,7 +18,7 @@ from timbel_dagster.components.formats import child_text, parse_xml
 from timbel_dagster.components.model import Findings, FrameworkHint
 from timbel_dagster.components.walk import Tree, join, parent_of
 
-_PROPERTY = re.compile(r"\$\{([^}]+)\}")
+_PROPERTY = re.compile(r"\$\{([^{}]+)\}")  # no `{` inside: `${${${...` stays linear
 # groupId prefix of a platform's artifacts -> (framework, parents, BOMs and plugins naming it)
 PLATFORMS = {
     "org.springframework.boot": (

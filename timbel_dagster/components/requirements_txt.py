@@ -14,12 +14,16 @@ import re
 from timbel_dagster.components.model import Findings, pinned
 from timbel_dagster.components.walk import Tree, join, parent_of
 
+# Every regex here matches in time linear in the line: no two quantifiers can share
+# characters (a lazy `rest` before `\s*`, or `\s*,?\s*` inside a repeated group, backtracked
+# exponentially: 60 bytes of `<1 <1 ...` took 0.2 s, each 3 more bytes doubling it).
 _REQUIREMENT = re.compile(
-    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*"
-    r"(?P<rest>[^;]*?)\s*(?:;(?P<marker>.*))?$"
+    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\]\s*)?"
+    r"(?P<rest>[^;]*)(?:;(?P<marker>.*))?$"
 )
-_SPECIFIER = re.compile(
-    r"^\(?\s*(?:(?:~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9][A-Za-z0-9.*+!_-]*\s*,?\s*)+\)?$"
+# One clause of a specifier (`>=1.2,`); a `!` is a version's epoch mark unless `!=` follows.
+_CLAUSE = re.compile(
+    r"(?:~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9](?:[A-Za-z0-9.*+_-]|!(?!=))*\s*,?\s*"
 )
 _INCLUDE = re.compile(r"^(?:-r|--requirement)(?:\s+|=)?(?P<path>\S+)")
 _EGG = re.compile(r"#egg=(?P<name>[A-Za-z0-9._-]+)")
@@ -48,6 +52,19 @@ def scope_for(label: str) -> str:
     return "runtime"
 
 
+def is_specifier(text: str) -> bool:
+    """Whether `text` is a version specification (`>=1.2, <2`, `(==1.0)`), clause by clause
+    with no backtracking between clauses."""
+    text = text.removeprefix("(").removesuffix(")").lstrip()
+    position = 0
+    while position < len(text):
+        clause = _CLAUSE.match(text, position)
+        if clause is None:
+            return False
+        position = clause.end()
+    return position > 0
+
+
 def parse_requirement(line: str) -> tuple[str, str | None] | None:
     """(normalised name, version or specification) of one PEP 508 requirement, None for
     a line that is not one."""
@@ -61,7 +78,7 @@ def parse_requirement(line: str) -> tuple[str, str | None] | None:
     rest = match.group("rest").strip()
     if rest.startswith("@"):
         return normalise(match.group("name")), None
-    if rest and not _SPECIFIER.match(rest):
+    if rest and not is_specifier(rest):
         return None
     spec = re.sub(r"\s+", "", rest.strip("() ")) or None
     return normalise(match.group("name")), pinned(spec)

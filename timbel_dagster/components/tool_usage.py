@@ -40,7 +40,7 @@ _PATTERNS = {tool: re.compile(_START + command + _END) for tool, command in _COM
 # Lines that describe rather than run: comments, YAML names and descriptions, `echo`, and
 # Jenkinsfile stage names (`stage('yarn build')`).
 _PROSE = re.compile(
-    r"^\s*(?:#|//|\*|-?\s*(?:name|description|title|summary)\s*:|-?\s*echo\s|stage\s*\()"
+    r"^\s*(?:#|//|\*|(?:-\s*)?(?:name|description|title|summary)\s*:|(?:-\s*)?echo\s|stage\s*\()"
 )
 
 
