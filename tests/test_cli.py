@@ -34,8 +34,6 @@ TIMBEL = str(Path(sys.executable).with_name("timbel"))
 # Variables of the test process a command must not see: each test says what it configures.
 DROPPED = ("TIMBEL_", "JENKINS", "GITLAB", "DAGSTER_HOME")
 DEFAULTS = {"TIMBEL_USER": "minji.kim", "TIMBEL_SAMPLE_END_DATE": "2026-11-01"}
-# Loggers a command configures (cli.common.settings_or_exit), put back after `invoke`.
-LOGGERS = ("", "timbel_dagster", "urllib3")
 
 
 def run(
@@ -49,24 +47,50 @@ def run(
     )
 
 
+def _loggers() -> dict[str, logging.Logger]:
+    manager = logging.Logger.manager
+    found = {k: v for k, v in manager.loggerDict.items() if isinstance(v, logging.Logger)}
+    return found | {"": logging.getLogger()}
+
+
+@contextmanager
+def _logging_as_in_a_new_process() -> Iterator[None]:
+    """Logging without pytest's handlers on the root logger (so a command's own log lines
+    reach its stderr, as in a process); afterwards every logger as it was. A handler a
+    command adds binds the stream of that invocation (a process has one: `timbel.terminal`
+    binds sys.stdout once), so handlers added inside are closed and removed."""
+    saved = {
+        name: (logger.handlers[:], logger.level, logger.propagate)
+        for name, logger in _loggers().items()
+    }
+    logging.getLogger().handlers.clear()
+    try:
+        yield
+    finally:
+        for name, logger in _loggers().items():
+            handlers, level, propagate = saved.get(name, ([], logging.NOTSET, True))
+            for handler in logger.handlers:
+                if handler not in handlers:
+                    handler.close()
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
 @contextmanager
 def _as_a_new_process(cwd: Path, env: dict[str, str]) -> Iterator[None]:
     """The state a new `timbel` process would start from, restored afterwards: environment,
-    working directory, settings cache, and logging without pytest's handlers (so a
-    command's own log lines reach its stderr, as in a process)."""
+    working directory, settings cache, logging."""
     saved_env = os.environ.copy()
     saved_cwd = Path.cwd()
-    root = logging.getLogger()
-    saved_handlers = root.handlers[:]
-    saved_levels = {name: logging.getLogger(name).level for name in LOGGERS}
     for name in [k for k in os.environ if k.startswith(DROPPED)]:
         del os.environ[name]
     os.environ.update({**DEFAULTS, **env})
     os.chdir(cwd)
-    root.handlers.clear()
     get_settings.cache_clear()
     try:
-        yield
+        with _logging_as_in_a_new_process():
+            yield
     finally:
         # Close the pooled connections the command left to its warehouse, as its exit would
         # (a SQLite warehouse in WAL mode is then checkpointed, and can be copied as a file).
@@ -78,12 +102,6 @@ def _as_a_new_process(cwd: Path, env: dict[str, str]) -> Iterator[None]:
             for read_only in (False, True):
                 get_engine(url, read_only).dispose()
         get_settings.cache_clear()
-        for handler in root.handlers:
-            if handler not in saved_handlers:
-                handler.close()
-        root.handlers[:] = saved_handlers
-        for name, level in saved_levels.items():
-            logging.getLogger(name).setLevel(level)
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
@@ -275,7 +293,7 @@ def test_invoke_starts_like_a_new_process_and_leaves_no_trace(
     get_settings.cache_clear()
     assert get_settings().timbel_log_level == "DEBUG"  # cached in this process
     environment, directory = dict(os.environ), Path.cwd()
-    handlers = logging.getLogger().handlers[:]
+    handlers = {name: logger.handlers[:] for name, logger in _loggers().items()}
 
     shown = invoke(["db", "current"], tmp_path, TIMBEL_USER="someone")
 
@@ -284,7 +302,7 @@ def test_invoke_starts_like_a_new_process_and_leaves_no_trace(
     assert (tmp_path / ".timbel" / "warehouse.db").exists()  # in its working directory
     assert not elsewhere.exists()
     assert dict(os.environ) == environment and Path.cwd() == directory
-    assert logging.getLogger().handlers == handlers
+    assert {name: _loggers()[name].handlers for name in handlers} == handlers
     assert get_settings().timbel_log_level == "DEBUG"  # read again, from the test's variables
 
 
@@ -301,3 +319,16 @@ def test_invoke_prints_an_escaped_exception_as_python_would(
     assert failed.returncode == 1
     assert failed.stderr.startswith("Traceback (most recent call last):")
     assert failed.stderr.endswith("KeyError: 'boom'\n")
+
+
+def test_a_handler_a_command_adds_does_not_outlive_its_invocation() -> None:
+    """A command's handler binds that invocation's output (`timbel.terminal` binds
+    sys.stdout once per process): the next invocation must get its own."""
+    existing = logging.getLogger("timbel_dagster")
+    before = existing.handlers[:]
+    with _logging_as_in_a_new_process():
+        assert logging.getLogger().handlers == []  # a command's basicConfig takes effect
+        existing.addHandler(logging.StreamHandler(sys.stdout))
+        logging.getLogger("timbel.tests.new").addHandler(logging.StreamHandler(sys.stdout))
+    assert existing.handlers == before
+    assert logging.getLogger("timbel.tests.new").handlers == []

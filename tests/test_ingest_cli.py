@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.jenkins_server import FakeJenkins
-from tests.test_cli import run
+from tests.test_cli import invoke
 
 HOUR_MS = 3_600_000
 
@@ -40,7 +40,7 @@ def _env(server: FakeJenkins, **extra: str) -> dict[str, str]:
 
 
 def test_ingest_then_reingest(jenkins: FakeJenkins, tmp_path: Path) -> None:
-    first = run(["ingest", "jenkins", "--since", "3d", "--json"], tmp_path, **_env(jenkins))
+    first = invoke(["ingest", "jenkins", "--since", "3d", "--json"], tmp_path, **_env(jenkins))
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["pipelines"] == {"offered": 2, "written": 2}
@@ -51,14 +51,14 @@ def test_ingest_then_reingest(jenkins: FakeJenkins, tmp_path: Path) -> None:
     assert report["requests"] == 1 + 2 + 2 + (50 - 22)
 
     again = json.loads(
-        run(["ingest", "jenkins", "--since", "3d", "--json"], tmp_path, **_env(jenkins)).stdout
+        invoke(["ingest", "jenkins", "--since", "3d", "--json"], tmp_path, **_env(jenkins)).stdout
     )
     assert again["pipeline_executions"]["written"] == 0
     assert again["stage_executions"] == {"offered": 0, "written": 0}  # final: not read again
     assert again["requests"] == 1 + 2  # job list, then one builds page per job
 
     listed = json.loads(
-        run(
+        invoke(
             ["executions", "list", "--pipeline", "checkout", "--limit", "100", "--json"], tmp_path
         ).stdout
     )
@@ -67,7 +67,7 @@ def test_ingest_then_reingest(jenkins: FakeJenkins, tmp_path: Path) -> None:
 
 def test_stages_none_reads_builds_only(jenkins: FakeJenkins, tmp_path: Path) -> None:
     report = json.loads(
-        run(
+        invoke(
             ["ingest", "jenkins", "--since", "3d", "--stages", "none", "--json"],
             tmp_path,
             **_env(jenkins),
@@ -90,15 +90,15 @@ def test_stages_none_reads_builds_only(jenkins: FakeJenkins, tmp_path: Path) -> 
 def test_failures_are_one_line_and_store_nothing(
     jenkins: FakeJenkins, tmp_path: Path, env: dict, expected: str
 ) -> None:
-    failed = run(["ingest", "jenkins", "--json"], tmp_path, **_env(jenkins, **env))
+    failed = invoke(["ingest", "jenkins", "--json"], tmp_path, **_env(jenkins, **env))
     assert failed.returncode == 2
     assert failed.stderr.splitlines()[-1].startswith(expected)
-    listed = json.loads(run(["executions", "list", "--json"], tmp_path).stdout)
+    listed = json.loads(invoke(["executions", "list", "--json"], tmp_path).stdout)
     assert listed == []
 
 
 def test_not_configured_says_what_to_set(tmp_path: Path) -> None:
-    failed = run(["ingest", "jenkins"], tmp_path)
+    failed = invoke(["ingest", "jenkins"], tmp_path)
     assert failed.returncode == 2
     assert "set JENKINS_URL" in failed.stderr.splitlines()[-1]
 
@@ -121,13 +121,13 @@ def test_ingest_gitlab(tmp_path: Path) -> None:
             "GITLAB_PROJECTS": "commerce/checkout-web,11",
         }
         report = json.loads(
-            run(["ingest", "gitlab", "--since", "2d", "--json"], tmp_path, **env).stdout
+            invoke(["ingest", "gitlab", "--since", "2d", "--json"], tmp_path, **env).stdout
         )
         assert report["pipelines"]["written"] == 2
         assert report["pipeline_executions"] == {"offered": 30, "written": 30}
         assert report["stage_executions"]["written"] == 4 * 30
         again = json.loads(
-            run(["ingest", "gitlab", "--since", "2d", "--json"], tmp_path, **env).stdout
+            invoke(["ingest", "gitlab", "--since", "2d", "--json"], tmp_path, **env).stdout
         )
         assert again["pipeline_executions"]["written"] == 0
     finally:
@@ -135,7 +135,7 @@ def test_ingest_gitlab(tmp_path: Path) -> None:
 
 
 def test_history_before_the_start_setting_is_one_line(tmp_path: Path) -> None:
-    failed = run(
+    failed = invoke(
         ["ingest", "gitlab", "--since", "2022-01-01"],
         tmp_path,
         GITLAB_URL="http://127.0.0.1:1/",
@@ -180,7 +180,7 @@ def test_years_of_history_in_one_run_materialize_only_the_days_with_data(
             "GITLAB_TOKEN": server.token,
             "GITLAB_PROJECTS": "commerce/checkout-web",
         }
-        done = run(["ingest", "gitlab", "--since", "2018-06-01", "--json"], tmp_path, **env)
+        done = invoke(["ingest", "gitlab", "--since", "2018-06-01", "--json"], tmp_path, **env)
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.jenkins_server import FakeJenkins
-from tests.test_cli import run
+from tests.test_cli import invoke
 
 JOB = "shop/api/main"
 
@@ -42,7 +42,7 @@ def test_follow_prints_the_log_then_search_finds_it(
         b"java.lang.OutOfMemoryError: Java heap space\n\tat com.shop.Cart.add\n"
     )
     env = _env(jenkins, database_url)
-    followed = run(
+    followed = invoke(
         ["logs", "follow", "jenkins", JOB, str(build.number), "--poll", "0"], tmp_path, **env
     )
     assert followed.returncode == 0, followed.stderr
@@ -50,30 +50,30 @@ def test_follow_prints_the_log_then_search_finds_it(
     assert f"#{build.number} ended success" in followed.stdout
 
     for pattern in ("OutOfMemoryError", "heap space", "Cart.add"):
-        found = json.loads(run(["logs", "search", pattern, "--json"], tmp_path, **env).stdout)
+        found = json.loads(invoke(["logs", "search", pattern, "--json"], tmp_path, **env).stdout)
         assert [(m["external_id"], m["line_number"]) for m in found] != [], pattern
         assert all(pattern.lower() in m["line"].lower() for m in found)
     [match] = json.loads(
-        run(
+        invoke(
             ["logs", "search", "heap space", "--pipeline", "shop", "--json"], tmp_path, **env
         ).stdout
     )
     assert (match["external_id"], match["line_number"]) == (str(build.number), 3)
-    nothing = run(["logs", "search", "segfault"], tmp_path, **env)
+    nothing = invoke(["logs", "search", "segfault"], tmp_path, **env)
     assert "No stored log line matches." in nothing.stdout
 
     listed = json.loads(
-        run(["executions", "list", "--search", "heap space", "--json"], tmp_path, **env).stdout
+        invoke(["executions", "list", "--search", "heap space", "--json"], tmp_path, **env).stdout
     )
     assert [r["external_id"] for r in listed] == [str(build.number)]
-    shown = run(["executions", "show", listed[0]["id"], "--log"], tmp_path, **env)
+    shown = invoke(["executions", "show", listed[0]["id"], "--log"], tmp_path, **env)
     assert "\tat com.shop.Cart.add" in shown.stdout and "integration-tests" in shown.stdout
 
 
 def test_trigger_with_parameters(jenkins: FakeJenkins, tmp_path: Path) -> None:
     jenkins.start_queued_builds = True
     env = _env(jenkins, f"sqlite:///{tmp_path / 'w.db'}")
-    triggered = run(
+    triggered = invoke(
         [
             "build",
             "trigger",
@@ -101,9 +101,9 @@ def test_bad_parameters_and_unknown_builds_are_one_line(
     jenkins: FakeJenkins, tmp_path: Path
 ) -> None:
     env = _env(jenkins, f"sqlite:///{tmp_path / 'w.db'}")
-    bad = run(["build", "trigger", "jenkins", JOB, "--param", "oops"], tmp_path, **env)
+    bad = invoke(["build", "trigger", "jenkins", JOB, "--param", "oops"], tmp_path, **env)
     assert bad.returncode == 2 and "--param must look like KEY=VALUE" in bad.stderr
-    missing = run(["logs", "follow", "jenkins", JOB, "999"], tmp_path, **env)
+    missing = invoke(["logs", "follow", "jenkins", JOB, "999"], tmp_path, **env)
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1] == (
         f"timbel: error: jenkins {JOB} #999: no such build"

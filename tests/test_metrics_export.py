@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import missing_service
 from tests.services.prometheus import SAMPLES, START, STEP_SECONDS, running_prometheus, sample_value
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.metrics_export import export_range, series_id
 from timbel_dagster.resources.errors import TransientSourceError
 from timbel_dagster.resources.prometheus import PrometheusClient
@@ -75,7 +75,7 @@ def test_prometheus_down_stores_nothing(warehouse_url: str) -> None:
 
 def test_export_cli(prometheus: str, tmp_path: Path) -> None:
     args = ["metrics", "export", "node_load1", "--since", START.isoformat(), "--until"]
-    done = run(
+    done = invoke(
         [*args, (START + dt.timedelta(hours=6)).isoformat(), "--step", "15s", "--json"],
         tmp_path,
         PROMETHEUS_URL=prometheus,
@@ -84,9 +84,9 @@ def test_export_cli(prometheus: str, tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["samples"] == 2 * (6 * 3600 // STEP_SECONDS + 1)
     assert "[1/1]" in done.stderr
-    bad = run([*args, "x"], tmp_path, PROMETHEUS_URL=prometheus)
+    bad = invoke([*args, "x"], tmp_path, PROMETHEUS_URL=prometheus)
     assert bad.returncode == 2 and "'x' is not a duration (7d, 12h) or an ISO date" in bad.stderr
-    zero = run([*args, START.isoformat(), "--step", "0s"], tmp_path, PROMETHEUS_URL=prometheus)
+    zero = invoke([*args, START.isoformat(), "--step", "0s"], tmp_path, PROMETHEUS_URL=prometheus)
     assert zero.returncode == 2
     assert "timbel: error: --step must be positive, not '0s'" in zero.stderr
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.jenkins_server import FakeJenkins
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.jobs.history import OP
 from timbel_dagster.partitions import range_tags
@@ -272,7 +272,7 @@ def test_timbel_ingest_says_what_it_kept_aside(jenkins: FakeJenkins, tmp_path: P
         "JENKINS_TOKEN": jenkins.token,
         "TIMBEL_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
     }
-    done = run(["ingest", "jenkins", "--since", "3d"], tmp_path, **env)
+    done = invoke(["ingest", "jenkins", "--since", "3d"], tmp_path, **env)
     assert done.returncode == 0, done.stderr
     assert "  2 records could not be parsed: kept in ingestion_rejects" in done.stdout.splitlines()
     assert done.stderr == ""  # no Dagster lines

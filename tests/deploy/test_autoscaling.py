@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import TOKEN_ENV
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.deploy.autoscaling import AutoscalingError, manifests, policy, validate
 from timbel_dagster.tenants.validate import ManifestInvalidError
 
@@ -58,11 +58,11 @@ def test_cli_applies_once(fakes: dict, tmp_path: Path) -> None:
     )
     env = {"TIMBEL_CLUSTERS_FILE": str(clusters), TOKEN_ENV: "t"}
     args = ["autoscale", "apply", "shop-api", "--template", "web", "--cluster", "prod-a"]
-    first = run([*args, "--min", "3", "--json"], tmp_path, **env)
+    first = invoke([*args, "--min", "3", "--json"], tmp_path, **env)
     assert first.returncode == 0, first.stderr
     assert [o["action"] for o in json.loads(first.stdout)["prod-a"]] == ["created", "created"]
     assert fake.get("HorizontalPodAutoscaler", "shop-api", "shop")["spec"]["minReplicas"] == 3
-    again = run([*args, "--min", "3", "--json"], tmp_path, **env)
+    again = invoke([*args, "--min", "3", "--json"], tmp_path, **env)
     assert [o["action"] for o in json.loads(again.stdout)["prod-a"]] == ["unchanged", "unchanged"]
-    bad = run([*args, "--min", "0"], tmp_path, **env)
+    bad = invoke([*args, "--min", "0"], tmp_path, **env)
     assert bad.returncode == 2 and "1 <= min (0) <= max (10)" in bad.stderr

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.notify.email import unsubscribe_token
 from timbel_dagster.notify.subscriptions import (
     SubscriptionAccessError,
@@ -114,7 +114,7 @@ def test_the_command_checks_the_actor_and_audits_every_change(tmp_path: Path) ->
         )  # fmt: skip
     subscribe(engine, "bob", "email")
 
-    refused = run(["notify", "unsubscribe", "--user", "bob", "--channel", "email"], tmp_path)
+    refused = invoke(["notify", "unsubscribe", "--user", "bob", "--channel", "email"], tmp_path)
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
         "timbel: error: minji.kim may not change bob's subscriptions: only bob or an admin "
@@ -122,7 +122,7 @@ def test_the_command_checks_the_actor_and_audits_every_change(tmp_path: Path) ->
     )
     assert _active(engine, "bob") == [True]
 
-    allowed = run(
+    allowed = invoke(
         ["notify", "unsubscribe", "--user", "bob", "--channel", "email", "--as", "admin"],
         tmp_path,
     )
@@ -131,7 +131,7 @@ def test_the_command_checks_the_actor_and_audits_every_change(tmp_path: Path) ->
 
     key = "k" * 32
     token = unsubscribe_token("bob", "email", "pipeline_failed", key)
-    linked = run(["notify", "unsubscribe", "--token", token], tmp_path, TIMBEL_SECRET_KEY=key)
+    linked = invoke(["notify", "unsubscribe", "--token", token], tmp_path, TIMBEL_SECRET_KEY=key)
     assert linked.returncode == 0, linked.stderr
     events = [(a, act, t, d.get("via")) for a, act, t, d in _audit(engine)]
     assert events == [

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select
 
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.audit import append_event
 from timbel_dagster.warehouse.audit_archive import (
@@ -104,15 +104,15 @@ def test_dropping_the_checkpoints_is_refused_while_archives_exist(
 
 
 def test_the_command_refuses_to_drop_unarchived_events(tmp_path: Path) -> None:
-    assert run(["db", "upgrade"], tmp_path).returncode == 0  # audited: db.upgrade
+    assert invoke(["db", "upgrade"], tmp_path).returncode == 0  # audited: db.upgrade
     url = f"sqlite:///{tmp_path / '.timbel' / 'warehouse.db'}"
     _events(url, 3)
-    down = run(["db", "downgrade", "base", "--yes"], tmp_path)
+    down = invoke(["db", "downgrade", "base", "--yes"], tmp_path)
     assert down.returncode == 2
     assert down.stderr.strip() == f"timbel: error: {REFUSAL}"
     assert _count(url) == 4
-    archived = run(["audit", "archive", "--older-than", "0", "--yes"], tmp_path)
+    archived = invoke(["audit", "archive", "--older-than", "0", "--yes"], tmp_path)
     assert archived.returncode == 0, archived.stderr
-    down = run(["db", "downgrade", "base", "--yes"], tmp_path)
+    down = invoke(["db", "downgrade", "base", "--yes"], tmp_path)
     assert down.returncode == 0, down.stderr
     assert len(list((tmp_path / ".timbel" / "audit-archive").glob("*-dropped-*"))) == 1
