@@ -1,61 +1,35 @@
-"""`timbel audit` end to end in a subprocess, each test in its own directory (TIMBEL_HOME is
-`.timbel` there, with a SQLite warehouse). Events come from real commands: `timbel sample`
-(db.upgrade, sample.load) and `timbel alerts silence`."""
+"""`timbel audit` end to end, in process (`tests.test_cli.invoke`), each test in its own
+directory (TIMBEL_HOME is `.timbel` there, with a SQLite warehouse). Events come from real
+commands: `timbel sample` (db.upgrade, sample.load) and `timbel alerts silence`."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent
 
-TIMBEL = str(Path(sys.executable).with_name("timbel"))
-
-
-def _command() -> list[str]:
-    """`timbel audit`, or the module itself until the group is registered in `cli/app.py`."""
-    from timbel_dagster.cli.app import main
-
-    if "audit" in main.commands:
-        return [TIMBEL, "audit"]
-    return [sys.executable, "-m", "timbel_dagster.cli.audit"]
-
 
 def audit(args: list[str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess:
-    """Run with the environment `tests.test_cli.run` gives the `timbel` command."""
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TIMBEL_", "JENKINS", "GITLAB", "DAGSTER_HOME"))
-    } | {"TIMBEL_USER": "minji.kim"}
-    return subprocess.run(
-        [*_command(), *args],
-        cwd=cwd,
-        env=environment,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """`timbel audit ARGS`, in process (`tests.test_cli.invoke`)."""
+    return invoke(["audit", *args], cwd, stdin=stdin)
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("audited")
-    loaded = run(["sample"], directory)
+    loaded = invoke(["sample"], directory)
     assert loaded.returncode == 0, loaded.stderr
-    silenced = run(
+    silenced = invoke(
         ["alerts", "silence", "--match", "alertname=DiskFull", "--comment", "disk swap"],
         directory,
     )

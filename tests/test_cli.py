@@ -37,13 +37,19 @@ DEFAULTS = {"TIMBEL_USER": "minji.kim", "TIMBEL_SAMPLE_END_DATE": "2026-11-01"}
 
 
 def run(
-    args: list[str], cwd: Path, *, timeout: float = 300, **env: str
+    args: list[str], cwd: Path, *, timeout: float = 300, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess:
-    """`timbel ARGS` in a subprocess in `cwd`."""
+    """`timbel ARGS` in a subprocess in `cwd` (`stdin`: its input, else this process's)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED)}
     environment |= {**DEFAULTS, **env}
     return subprocess.run(
-        [TIMBEL, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+        [TIMBEL, *args],
+        cwd=cwd,
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -108,14 +114,15 @@ def _as_a_new_process(cwd: Path, env: dict[str, str]) -> Iterator[None]:
 
 
 def invoke(
-    args: list[str], cwd: Path, *, timeout: float = 300, **env: str
+    args: list[str], cwd: Path, *, timeout: float = 300, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess:
     """`timbel ARGS` in this process, as `run` would in a subprocess: the same environment and
     working directory, the same result (an exception that escapes the command is printed as
-    a traceback on stderr with exit code 1, as Python does). `timeout` is not enforced."""
+    a traceback on stderr with exit code 1, as Python does); `stdin` is its input (none: a
+    prompt aborts, as without a terminal). `timeout` is not enforced."""
     del timeout  # kept so a call can move between run and invoke unchanged
     with _as_a_new_process(cwd, env):
-        result = CliRunner().invoke(main, args, prog_name="timbel")
+        result = CliRunner().invoke(main, args, input=stdin, prog_name="timbel")
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))

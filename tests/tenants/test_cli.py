@@ -1,5 +1,6 @@
-"""`timbel tenant` end to end in a subprocess: a clusters file pointing at two fake API
-servers (the token in a variable), a SQLite warehouse with the sample organisation loaded.
+"""`timbel tenant` end to end, in process (`tests.test_cli.invoke`): a clusters file
+pointing at two fake API servers (the token in a variable), a SQLite warehouse with the
+sample organisation loaded.
 
 The commands run through their click group (`timbel_dagster.cli.tenants.tenant`), which
 `timbel` registers as `timbel tenant`.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from tests.fakes.kubernetes_server import FakeKubernetes
 from tests.tenants.conftest import ACTOR, TOKEN, TOKEN_ENV
+from tests.test_cli import invoke
 from timbel_dagster.warehouse.audit import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent
 
-TIMBEL = str(Path(sys.executable).with_name("timbel"))  # the installed entry point
 TENANT = ["tenant"]
 SAMPLE = ["sample"]
 
@@ -53,16 +53,9 @@ def run(
     cwd: Path,
     stdin: str = "",
     **extra: str,
-):
-    return subprocess.run(
-        [TIMBEL, *command, *args],
-        cwd=cwd,
-        env=env | extra,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+) -> subprocess.CompletedProcess:
+    """The command in process (`tests.test_cli.invoke`) with exactly `env`'s variables."""
+    return invoke([*command, *args], cwd, stdin=stdin, **(env | extra))
 
 
 def audit(env: dict[str, str]) -> list[tuple[str, str]]:
