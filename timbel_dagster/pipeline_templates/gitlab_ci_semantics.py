@@ -36,7 +36,12 @@ from timbel_dagster.pipeline_templates.gitlab_ci_jobs import (
     cycles,
     names,
 )
-from timbel_dagster.pipeline_templates.gitlab_yaml import LoadedYaml, resolve_references
+from timbel_dagster.pipeline_templates.gitlab_yaml import (
+    MAX_NODES,
+    LoadedYaml,
+    YamlTooLargeError,
+    resolve_references,
+)
 from timbel_dagster.pipeline_templates.results import Issue
 
 GLOBAL_KEYWORDS = frozenset(
@@ -48,12 +53,24 @@ DEFAULT_STAGES = ("build", "test", "deploy")
 MAX_EXTENDS_DEPTH = 11
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """GitLab's `extends` merge: mappings merge key by key, anything else is replaced."""
+def deep_merge(
+    base: dict[str, Any], override: dict[str, Any], budget: list[int] | None = None
+) -> dict[str, Any]:
+    """GitLab's `extends` merge: mappings merge key by key, anything else is replaced.
+
+    `budget` ([entries left]) is charged for every entry copied; `YamlTooLargeError` when it
+    runs out (a large hidden job extended by many jobs is copied into each).
+    """
+    if budget is not None:
+        budget[0] -= len(base) + len(override)
+        if budget[0] < 0:
+            raise YamlTooLargeError(
+                f"extends expands the configuration past the limit of {MAX_NODES:,} values"
+            )
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value, budget)
         else:
             merged[key] = value
     return merged
@@ -63,6 +80,7 @@ def expand_extends(config: dict[str, Any], report: Report) -> dict[str, Any]:
     """Every entry with its `extends` parents merged in (parents in order, the job last)."""
     done: dict[str, dict[str, Any]] = {}
     cycles: set[frozenset[str]] = set()
+    budget = [MAX_NODES]
 
     def expand(name: str, chain: tuple[str, ...]) -> dict[str, Any]:
         if name in done:
@@ -78,9 +96,9 @@ def expand_extends(config: dict[str, Any], report: Report) -> dict[str, Any]:
             elif not isinstance(config.get(parent), dict):
                 report.unknown((name, "extends"), f"'{name}' extends unknown '{parent}'")
             else:
-                base = deep_merge(base, expand(parent, (*chain, parent)))
+                base = deep_merge(base, expand(parent, (*chain, parent)), budget)
         own = {k: v for k, v in job.items() if k != "extends"}
-        done[name] = deep_merge(base, own)
+        done[name] = deep_merge(base, own, budget)
         return done[name]
 
     expanded = dict(config)

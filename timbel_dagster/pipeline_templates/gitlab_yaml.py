@@ -6,6 +6,11 @@ key, ...]` tags become `Reference` placeholders that `resolve_references` replac
 loading, as GitLab does (after `extends`; references inside referenced values are followed,
 up to GitLab's ten levels). Positions come from `yaml.compose`, so a problem found in the
 converted data can be reported at its place in the file.
+
+Conversion expands every alias, so the composed file is measured first and refused when its
+aliases expand too far or it nests too deep (`formats.check_yaml_size`, go-yaml's rule and
+GitLab's depth): a few hundred bytes of nested anchors would otherwise stand for billions of
+nodes.
 """
 
 from __future__ import annotations
@@ -16,10 +21,16 @@ from typing import Any
 
 import yaml
 
+from timbel_dagster.components.formats import MAX_YAML_DEPTH, YamlTooLargeError, check_yaml_size
 from timbel_dagster.pipeline_templates.results import Issue, issue
 
 Path_ = tuple[str | int, ...]
 MAX_REFERENCE_DEPTH = 10
+# GitLab refuses a configuration whose parsed form takes over 2 MB of memory (its
+# max_yaml_size_bytes), tens of thousands of values; these caps are above anything it accepts
+# and keep the worst file to a few seconds of checking.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
 _MERGE = "tag:yaml.org,2002:merge"
 _STANDARD = "tag:yaml.org,2002:"
 
@@ -62,10 +73,12 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 class _Converter:
+    """Plain data from a composed document that `check_yaml_size` accepted (so no alias
+    refers to a node that contains it, and the expanded size is bounded)."""
+
     def __init__(self, loaded: LoadedYaml) -> None:
         self.loaded = loaded
         self.constructor = yaml.constructor.SafeConstructor()
-        self.active: set[int] = set()  # nodes being converted: an alias cycle guard
 
     def error(self, node: yaml.Node, message: str) -> None:
         self.loaded.errors.append(issue(*_mark(node), message))
@@ -80,21 +93,14 @@ class _Converter:
 
     def convert(self, node: yaml.Node, path: Path_) -> Any:
         self.loaded.positions[path] = _mark(node)
-        if id(node) in self.active:
-            self.error(node, "an alias refers to the node that contains it")
-            return None
         if isinstance(node, yaml.ScalarNode):
             if node.tag == "!reference":
                 self.error(node, "!reference needs a list: !reference [job, key]")
                 return None
             return self.scalar(node)
-        self.active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return self.sequence(node, path)
-            return self.mapping(node, path)
-        finally:
-            self.active.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            return self.sequence(node, path)
+        return self.mapping(node, path)
 
     def sequence(self, node: yaml.SequenceNode, path: Path_) -> Any:
         if node.tag == "!reference":
@@ -139,10 +145,23 @@ class _Converter:
         return {**merged, **explicit}
 
 
+def size_issue(size: int) -> Issue | None:
+    """The error for a file of `size` bytes when it is over `MAX_FILE_BYTES`."""
+    if size <= MAX_FILE_BYTES:
+        return None
+    return issue(None, None, f"the file is over the limit of {MAX_FILE_BYTES:,} bytes")
+
+
 def load(text: str) -> LoadedYaml:
     """Parse GitLab CI YAML. A syntax error yields no data and one positioned error; a file
-    of several documents is a `spec:` header followed by the configuration."""
+    of several documents is a `spec:` header followed by the configuration. A file over
+    `MAX_FILE_BYTES`, or whose aliases expand past `check_yaml_size`'s limits or
+    `MAX_NODES`, yields one error and no data."""
     loaded = LoadedYaml(data=None)
+    too_large = size_issue(len(text.encode("utf-8", errors="replace")))
+    if too_large:
+        loaded.errors.append(too_large)
+        return loaded
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as error:
@@ -153,6 +172,17 @@ def load(text: str) -> LoadedYaml:
         return loaded
     except yaml.YAMLError as error:
         loaded.errors.append(issue(None, None, f"YAML syntax: {error}"))
+        return loaded
+    except RecursionError:  # the pure-Python composer recurses once per level
+        message = f"YAML nested too deeply to read (the limit is {MAX_YAML_DEPTH} levels)"
+        loaded.errors.append(issue(None, None, message))
+        return loaded
+    try:
+        counted = (0, 0)
+        for node in nodes:
+            counted = check_yaml_size(node, counted, MAX_NODES)
+    except YamlTooLargeError as error:
+        loaded.errors.append(issue(*(error.mark or (None, None)), error.problem))
         return loaded
     if not nodes:
         loaded.errors.append(issue(1, 1, "the file is empty"))
@@ -179,10 +209,22 @@ def _follow(root: Any, reference: Reference) -> tuple[Any, str | None]:
 
 
 def resolve_references(data: Any, root: Any) -> tuple[Any, list[Issue]]:
-    """`data` with every `!reference` replaced by the value it names in `root`."""
+    """`data` with every `!reference` replaced by the value it names in `root`.
+
+    Raises:
+        YamlTooLargeError: the result would hold more than `MAX_NODES` values (references
+            to values full of references multiply like aliases do).
+    """
     problems: list[Issue] = []
+    produced = 0
 
     def resolve(value: Any, depth: int) -> Any:
+        nonlocal produced
+        produced += 1
+        if produced > MAX_NODES:
+            raise YamlTooLargeError(
+                f"!reference tags expand the configuration past the limit of {MAX_NODES:,} values"
+            )
         if isinstance(value, Reference):
             if depth >= MAX_REFERENCE_DEPTH:
                 message = f"{value}: nested more than {MAX_REFERENCE_DEPTH} levels deep"

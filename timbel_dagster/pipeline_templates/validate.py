@@ -11,12 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from timbel_dagster.pipeline_templates.gitlab_ci_check import check_gitlab_ci
+from timbel_dagster.pipeline_templates.gitlab_yaml import MAX_FILE_BYTES
 from timbel_dagster.pipeline_templates.jenkinsfile_check import check_jenkinsfiles
 from timbel_dagster.pipeline_templates.results import ValidationResult
 
 JENKINSFILE = "jenkinsfile"
 GITLAB_CI = "gitlab-ci"
-_GROOVY_START = re.compile(r"^\s*(#!|@Library|import\s|pipeline\s*\{|node\s*[({]|def\s)", re.M)
+# `[ \t]*`, not `\s*`: with re.M a `\s*` crossed lines, so blank lines were rescanned from
+# every line start (quadratic in a file of blank lines)
+_GROOVY_START = re.compile(r"^[ \t]*(#!|@Library|import\s|pipeline\s*\{|node\s*[({]|def\s)", re.M)
 _YAML_JOB = re.compile(r"^(stages|script|include|default|workflow|variables)\s*:", re.M)
 
 
@@ -25,7 +28,7 @@ def _is_yaml_mapping(text: str) -> bool:
 
     try:  # compose, not load: GitLab's !reference tags must not stop it
         return isinstance(yaml.compose(text, Loader=yaml.SafeLoader), yaml.MappingNode)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # nested too deep for the composer: not CI YAML
         return False
 
 
@@ -41,8 +44,9 @@ def detect_kind(path: Path, text: str | None = None) -> str:
     if name.endswith(("gitlab-ci.yml", "gitlab-ci.yaml")):
         return GITLAB_CI
     if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        try:  # the kind shows at the top; the checker refuses a longer file anyway
+            with Path(path).open("rb") as handle:
+                text = handle.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
         except FileNotFoundError:
             raise LookupError(f"{path}: no such file") from None
     if _GROOVY_START.search(text):
