@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from tests.test_cli import run
+from tests.test_cli import invoke, run
 from timbel_dagster.cli.app import main
 from timbel_dagster.cli.common import friendly_errors, raised_by_user_code
 
@@ -43,7 +43,7 @@ _SAMPLE_HINT = "or set TIMBEL_SAMPLE_DATA=true to use the sample organisation"
     ],
 )
 def test_unconfigured_servers_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
-    completed = run(args, tmp_path)
+    completed = invoke(args, tmp_path)
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.splitlines() == [f"timbel: error: {message}"]
     assert "Stack Trace" not in completed.stdout + completed.stderr
