@@ -14,7 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from timbel_dagster.cli.app import main
-from timbel_dagster.pipeline_templates import gitlab_yaml
+from timbel_dagster.pipeline_templates import (
+    gitlab_ci_check,
+    gitlab_yaml,
+    jenkinsfile_check,
+    validate,
+)
 from timbel_dagster.pipeline_templates.gitlab_ci_check import check_gitlab_ci, check_gitlab_ci_text
 from timbel_dagster.pipeline_templates.validate import detect_kind, validate_file
 
@@ -134,3 +139,14 @@ def test_ordinary_templates_with_anchors_still_validate() -> None:
     loaded = gitlab_yaml.load(text)
     assert loaded.data["test7"]["image"] == "python:3.12"
     assert loaded.data["test7"]["script"] == ["pytest -k shard7"]
+
+
+@pytest.mark.timeout(10)
+def test_pipeline_file_regexes_are_linear() -> None:
+    """Patterns that rescanned their input: `^\\s*` under re.M over blank lines (1 MB of them
+    took minutes), and `\\(('[^)]+)` over key names such as `('('(...`."""
+    blank = "\n" * 1_000_000
+    assert jenkinsfile_check._DECLARATIVE_HINT.search(blank + "  pipeline {") is not None
+    assert validate._GROOVY_START.search(blank) is None
+    assert gitlab_ci_check._unexpected_keys("(" + "('" * 500_000) == []
+    assert gitlab_ci_check._unexpected_keys("('a', 'b' were unexpected)") == ["a", "b"]

@@ -54,7 +54,8 @@ GROOVY_MISSING = (
 MAX_FILE_BYTES = 128 * 1024
 TOO_LARGE = issue(None, None, f"the file is over the limit of {MAX_FILE_BYTES:,} bytes")
 Lexed = tuple[list[Token], list[Issue]]
-_DECLARATIVE_HINT = re.compile(r"^\s*pipeline\s*\{", re.MULTILINE)
+# `[ \t]*`: a `\s*` after `^` under re.M crossed lines, rescanning blank lines from each one
+_DECLARATIVE_HINT = re.compile(r"^[ \t]*pipeline\s*\{", re.MULTILINE)
 
 
 class GroovyError(RuntimeError):
