@@ -29,6 +29,15 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reads the demo's output is `slow` (the demo runs once per session and
+    xdist worker, about a minute): `pytest -m "not slow"` is the quick local run; CI runs
+    everything."""
+    for item in items:
+        if "demo_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def missing_service(reason: str) -> None:
     """Skip locally, fail in CI: a test whose service is missing must not pass there."""
     if IN_CI:

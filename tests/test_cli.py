@@ -129,6 +129,7 @@ def invoke(
     return subprocess.CompletedProcess(["timbel", *args], result.exit_code, result.stdout, stderr)
 
 
+@pytest.mark.slow
 def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> None:
     from timbel_dagster.warehouse import migrate
 

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from timbel_dagster.partitions import range_tags
 
@@ -48,6 +49,7 @@ def _graphql(port: int, query: str) -> dict:
         return json.loads(response.read())["data"]
 
 
+@pytest.mark.slow
 def test_webserver_loads_the_location(tmp_path: Path) -> None:
     port = _free_port()
     server = subprocess.Popen(
@@ -88,6 +90,7 @@ def test_webserver_loads_the_location(tmp_path: Path) -> None:
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_job_runs_with_the_multiprocess_forkserver_executor(tmp_path: Path) -> None:
     environment = _environment(tmp_path)
     subprocess.run(

@@ -1,14 +1,17 @@
-"""The shared warehouse fixtures: migrated once per session, empty and at head in every test."""
+"""The test suite's own machinery: the shared warehouse fixtures (migrated once per session,
+empty and at head in every test), the `slow` marker, the slowest tests printed by `make test`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
 
-from tests.conftest import scratch_postgres_database
+from tests.conftest import pytest_collection_modifyitems, scratch_postgres_database
 from tests.migrated_postgres import MigratedPostgres
 from timbel_dagster.resources.sample.load import load_sample
 from timbel_dagster.warehouse import migrate
@@ -17,6 +20,7 @@ from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent, PipelineExecution
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -102,3 +106,26 @@ def test_the_next_test_finds_its_warehouse_at_head_and_empty(warehouse_url: str)
     assert migrate.current_revision(warehouse_url) == migrate.head_revision()
     with get_engine(warehouse_url).connect() as connection:
         assert connection.execute(select(func.count()).select_from(AuditEvent)).scalar() == 0
+
+
+def test_every_test_of_the_demo_is_marked_slow() -> None:
+    class Item:
+        def __init__(self, *fixtures: str) -> None:
+            self.fixturenames = fixtures
+            self.markers: list[pytest.MarkDecorator] = []
+
+        def add_marker(self, marker: pytest.MarkDecorator) -> None:
+            self.markers.append(marker)
+
+    demo, other = Item("demo_run", "tmp_path"), Item("warehouse_url")
+    pytest_collection_modifyitems([demo, other])  # type: ignore[list-item]
+    assert [m.name for m in demo.markers] == ["slow"] and other.markers == []
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_prints_the_slowest_twenty() -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    [pytest_line] = [line for line in dry_run.splitlines() if "/pytest " in line]
+    assert "--durations=20" in pytest_line.split()
