@@ -229,7 +229,7 @@ def test_history_stats_and_timeline(tmp_path: Path) -> None:
     assert len(stats) == 12
     assert all(s["p50_seconds"] <= s["p90_seconds"] <= s["p99_seconds"] for s in stats)
     table = invoke(["executions", "stats", "--pipeline", "payments"], tmp_path).stdout
-    assert "payments-api/main" in table and "p99" in table
+    assert "payments-api/main" in table and "P99" in table and "%" in table
 
     [latest] = json.loads(
         invoke(

@@ -88,3 +88,33 @@ def test_a_healthy_and_a_broken_cluster(fake: FakeKubernetes, tmp_path: Path) ->
 def test_an_unknown_cluster_is_named(fake: FakeKubernetes, tmp_path: Path) -> None:
     with pytest.raises(LookupError, match="no cluster 'nope' in the clusters file; known: dev"):
         check_clusters(_resource(tmp_path, fake.url), "nope", SINCE)
+
+
+def test_the_command_prints_one_headed_row_per_cluster(
+    fake: FakeKubernetes, tmp_path: Path
+) -> None:
+    from tests.test_cli import invoke
+
+    fake.put(_node("node-a", ready=True))
+    fake.put(_node("node-b", ready=False))
+    fake.put_deployment("shop", "web", replicas=2, node="node-a")
+    resource = _resource(tmp_path, fake.url)
+    done = invoke(
+        ["clusters", "check"],
+        tmp_path,
+        TIMBEL_CLUSTERS_FILE=str(resource.clusters_file),
+        COLUMNS="100",
+        **{TOKEN_ENV: TOKEN},
+    )
+    assert done.returncode == 1, done.stderr  # one cluster unreachable, one not ready
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split() == [
+        "CLUSTER", "STATE", "VERSION", "NODES", "PODS", "CRASHING", "NOT", "RUNNING", "STUCK",
+        "WARNINGS",
+    ]  # fmt: skip
+    dev, gone = lines[2].split(), lines[3].split()
+    assert dev[:2] == ["dev", "PROBLEMS"] and dev[3:5] == ["1/2", "ready"] and dev[5] == "2"
+    assert gone[:3] == ["gone", "UNREACHABLE", "-"] and set(gone[3:]) == {"-"}
+    assert lines[4] == "  dev: nodes not ready: node-b"
+    assert lines[5].startswith("  gone: ") and "cannot reach" in lines[5]

@@ -293,7 +293,8 @@ def test_metrics_collect_cli(tmp_path: Path) -> None:
     assert all(r["cost_usd"] > 0 and r["hours"] == 2 for r in report["namespaces"])
     table = run(["metrics", "collect"], tmp_path, TIMBEL_SAMPLE_DATA="true")
     assert table.returncode == 0, table.stderr
-    assert "COST USD" in table.stdout and "seoul-prod-01" in table.stdout
+    assert "COST" in table.stdout and "seoul-prod-01" in table.stdout
+    assert "$" in table.stdout and "allocated; run" in table.stdout
     bad = run(["metrics", "collect", "--hours", "0"], tmp_path, TIMBEL_SAMPLE_DATA="true")
     assert bad.returncode == 2
     assert "--hours must be between 1 and" in bad.stderr

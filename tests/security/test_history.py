@@ -131,7 +131,52 @@ def test_scan_history_cli(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert everything["time_to_fix"][0] == {
         "severity": "CRITICAL", "fixed": 0, "open": 2, "median_days": None, "p90_days": None,
     }  # fmt: skip
+    assert [s["service"] for s in timbel("--limit", "1")["services"]] == ["pay-api"]
     text = CliRunner().invoke(main, ["scan", "history", "--service", "shop-api"])
     assert text.exit_code == 0 and text.stdout.startswith("images:\n")
     both = CliRunner().invoke(main, ["scan", "history", "--image", SHOP, "--service", "x"])
     assert both.exit_code == 2 and "give --image or --service, not both" in both.output
+
+
+def _human(*args: str) -> list[str]:
+    done = CliRunner().invoke(main, ["scan", "history", *args], env={"COLUMNS": "100"})
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert not {"<NA>", "NaN", "None", "NaT"} & set(done.stdout.split())
+    return lines
+
+
+def test_scan_history_for_people(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headed tables within 100 columns; by default each service's latest image, newest rows
+    first, at most --limit rows per table; `-` where an image was never scanned."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TIMBEL_DATABASE_URL", url)
+    lines = _human()
+    assert lines[0] == "services (the image each deployed last; --all: every image):"
+    assert lines[1].split() == [
+        "SERVICE", "TAG", "DEPLOYS", "ENVIRONMENTS", "LAST", "OPEN", "C/H/M/L", "NOW", "C/H",
+    ]  # fmt: skip
+    # shop-api deployed 1.4.3 last (never scanned: `-`); pay-api's image has 4 MEDIUM, 1 LOW.
+    assert lines[3].split() == ["pay-api", "2.0.0", "1", "prod", "2026-11-03", "0/0/4/1", "0/0"]
+    assert lines[4].split() == ["shop-api", "1.4.3", "1", "prod", "2026-11-03", "-", "-"]
+    assert lines[5].startswith("C/H/M/L: critical/high/medium/low findings open")
+    assert lines[lines.index("time to fix:") - 1] == ""
+    every = _human("--all")
+    assert [line.split()[:2] for line in every[3:6]] == [
+        ["pay-api", "2.0.0"], ["shop-api", "1.4.3"], ["shop-api", "1.4.2"],
+    ]  # fmt: skip
+    assert every[5].split()[-2:] == ["2/0/0/0", "2/0"]  # two CRITICAL at deploy and now
+    limited = _human("--limit", "1")
+    assert limited[4] == "1 of 2 services: --limit N or --all for more"
+    scans = _human("--image", SHOP)
+    assert scans[0] == "scans:" and scans[1].split()[:3] == ["SCANNED", "ARTIFACT", "OPEN"]
+    assert scans[3].split()[:2] == ["2026-11-02", "09:00"] and "2/0/0/0/0" in scans[3]
+    deployments = _human("--service", "shop-api")
+    at = deployments.index("deployments:")
+    assert [line.split()[3] for line in deployments[at + 3 : at + 6]] == [
+        "1.4.3", "1.4.2", "1.4.2",
+    ]  # fmt: skip
+    assert deployments[at + 5].split()[-2:] == ["no", "-"]  # d1: before the first scan
+    both = CliRunner().invoke(main, ["scan", "history", "--limit", "2", "--all"])
+    assert both.exit_code == 2 and "give --limit or --all, not both" in both.output

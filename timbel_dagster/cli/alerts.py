@@ -10,6 +10,36 @@ from pathlib import Path
 import click
 
 from timbel_dagster.cli.common import fail, friendly_errors, print_json, writable_engine
+from timbel_dagster.cli.tables import (
+    Column,
+    duration,
+    labels,
+    number,
+    plural,
+    print_table,
+    say,
+    when,
+)
+
+NO_RULES = (
+    "no alert rules: set TIMBEL_ALERT_RULES_FILE to a rules file (deploy/alert-rules.example.yaml "
+    "is one), store one with `timbel alerts rules add FILE`, or set TIMBEL_SAMPLE_DATA=true "
+    "for the sample's rules"
+)
+
+
+def _sources(found: list, rules_file: Path | None) -> str:
+    """`3 rules: 3 from FILE, 0 from the warehouse`."""
+    from timbel_dagster.notify.rule_store import ORIGIN, SAMPLE_RULES_FILE, source
+
+    stored = sum(source(r) == ORIGIN for r in found)
+    where = ""
+    if rules_file:
+        name = "the sample's rules file" if Path(rules_file) == SAMPLE_RULES_FILE else rules_file
+        where = f"{len(found) - stored} from {name}, "
+    off = sum(not r.enabled for r in found)
+    disabled = f" ({off} disabled: not evaluated)" if off else ""
+    return f"{plural(len(found), 'rule')}: {where}{stored} from the warehouse{disabled}"
 
 
 @click.group()
@@ -65,11 +95,13 @@ def rules_add(file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def rules_list(as_json: bool) -> None:
-    """Every rule the sensor evaluates, from the file and the warehouse."""
-    from timbel_dagster.notify.rule_store import all_rules
+    """Every rule the sensor evaluates: TIMBEL_ALERT_RULES_FILE's (in sample mode, unless it is
+    set, the sample's) and the warehouse's, with where each comes from."""
+    from timbel_dagster.notify.rule_store import all_rules, rules_file, source
 
     settings, engine = writable_engine()
-    found, errors = all_rules(engine, settings.timbel_alert_rules_file)
+    path = rules_file(settings)
+    found, errors = all_rules(engine, path)
     rows = [
         {
             "name": r.name,
@@ -85,8 +117,25 @@ def rules_list(as_json: bool) -> None:
     if as_json:
         print_json({"rules": rows, "errors": errors})
         return
-    for row in rows:
-        click.echo(f"{row['name']:<32} {row['severity']:<9} {row['kind']:<9} {row['origin']}")
+    for row, rule in zip(rows, found, strict=True):
+        # KIND: a warehouse fact or a PromQL query (not to be read as SOURCE).
+        kind = "fact" if rule.kind == "warehouse" else rule.kind
+        row |= {"source": source(rule), "kind": kind, "for": rule.for_.total_seconds()}
+        row["on"] = "yes" if rule.enabled else "no"
+    print_table(
+        rows,
+        [
+            Column("NAME", "name"),
+            Column("SEVERITY", "severity"),
+            Column("KIND", "kind"),
+            Column("FOR", "for", duration),
+            Column("SOURCE", "source"),
+            Column("ON", "on"),
+            Column("QUERY", "query"),
+        ],
+        empty=NO_RULES,
+        footer=_sources(found, path),
+    )
     for error in errors:
         click.echo(f"warning: {error}", err=True)
 
@@ -128,14 +177,28 @@ def evaluate(as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
-    for t in result["transitions"]:
-        click.echo(f"{t['kind']:<10} {t['rule']:<32} {t['labels']}")
+    if result["transitions"]:
+        print_table(
+            result["transitions"],
+            [
+                Column("CHANGE", "kind"),
+                Column("RULE", "rule"),
+                Column("LABELS", "labels", labels, wrap=True),
+                Column("NOTIFIED", lambda t: "yes" if t["notified"] else "no"),
+            ],
+            empty="",
+        )
     for error in result["errors"]:
         click.echo(f"warning: {error}", err=True)
+    off = len(found) - report.rules  # disabled rules: listed, not evaluated
     click.echo(
-        f"{report.rules} rules, {report.series} active series, {len(report.transitions)} "
-        f"transitions, {report.notifications} notices sent in {report.seconds}s"
+        f"{plural(len(found), 'rule')}{f' ({off} disabled)' if off else ''}, "
+        f"{report.series} active series, "
+        f"{plural(len(report.transitions), 'transition')}, {report.notifications} notices sent "
+        f"in {report.seconds:.1f}s"
     )
+    if not found:
+        say(NO_RULES)
 
 
 @alerts.command("list")
@@ -148,9 +211,10 @@ def list_alerts(state: str, as_json: bool) -> None:
     """Current alerts (firing by default)."""
     from sqlalchemy import select
 
+    from timbel_dagster.notify.rule_store import all_rules, rules_file
     from timbel_dagster.warehouse.models_notify import Alert
 
-    _, engine = writable_engine()
+    settings, engine = writable_engine()
     query = select(Alert.__table__).order_by(Alert.rule, Alert.active_since)
     if state != "all":
         query = query.where(Alert.state == state)
@@ -159,9 +223,31 @@ def list_alerts(state: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for r in rows:
-        click.echo(f"{r['state']:<9} {r['severity']:<9} {r['rule']:<32} {r['labels']} {r['value']}")
-    click.echo(f"{len(rows)} alert(s)")
+    found, _ = all_rules(engine, rules_file(settings))
+    which = "" if state == "all" else f"{state} "
+    print_table(
+        rows,
+        [
+            Column("STATE", "state"),
+            Column("SEVERITY", "severity"),
+            Column("RULE", "rule"),
+            Column("LABELS", "labels", labels, wrap=True),
+            Column("VALUE", "value", number, justify="right"),
+            Column("SINCE", lambda r: r["firing_since"] or r["active_since"], when),
+        ],
+        empty=f"no {which}alerts" + ("" if state == "all" else ": `--state all` shows every state"),
+        footer=plural(len(rows), f"{which}alert"),
+    )
+    unknown = sorted({r["rule"] for r in rows} - {r.name for r in found})
+    if unknown:
+        say(
+            f"note: no rule named {', '.join(unknown)} is configured now "
+            f"({_sources(found, rules_file(settings))}): it fired under another rules file. "
+            "`timbel demo` evaluates the sample's rules, which TIMBEL_SAMPLE_DATA=true shows; "
+            "TIMBEL_ALERT_RULES_FILE names a file of your own"
+        )
+    elif not found:
+        say(NO_RULES)
 
 
 @alerts.command()

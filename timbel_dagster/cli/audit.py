@@ -16,6 +16,7 @@ from timbel_dagster.cli.common import (
     print_json,
     writable_engine,
 )
+from timbel_dagster.cli.tables import Column, print_table
 
 
 def _moment(option: str, value: str | None) -> dt.datetime | None:
@@ -131,13 +132,21 @@ def search(
     if as_json:
         print_json(events)
         return
-    for e in events:
-        at = dt.datetime.fromisoformat(e["at"])
-        click.echo(
-            f"{e['id']:>7}  {at:%Y-%m-%d %H:%M:%S}  {e['actor']:<20} {e['action']:<24} "
-            f"{e['target'] or ''}"
-        )
-    click.echo(f"{len(events)} event(s)")
+    filtered = any(v is not None for v in (actor, action, target, since, until))
+    print_table(
+        events,
+        [
+            Column("ID", "id", justify="right"),
+            Column("AT", "at", lambda at: f"{dt.datetime.fromisoformat(at):%Y-%m-%d %H:%M:%S}"),
+            Column("ACTOR", "actor"),
+            Column("ACTION", "action"),
+            Column("TARGET", "target"),
+        ],
+        empty="no audit events match these filters"
+        if filtered
+        else "no audit events in the warehouse (archived ones: `timbel audit verify --archives`)",
+        footer=f"{len(events)} event(s)",
+    )
 
 
 @audit.command()

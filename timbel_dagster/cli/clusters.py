@@ -7,6 +7,7 @@ import sys
 import click
 
 from timbel_dagster.cli.common import friendly_errors, parse_since, print_json, settings_or_exit
+from timbel_dagster.cli.tables import Column, count, print_table, right, say
 
 
 @click.group()
@@ -30,19 +31,45 @@ def check(cluster: str | None, events_since: str, as_json: bool) -> None:
     if as_json:
         print_json(reports)
     else:
+        print_table(
+            reports,
+            [
+                Column("CLUSTER", "cluster"),
+                Column(
+                    "STATE",
+                    lambda r: (
+                        "UNREACHABLE" if "error" in r else ("ok" if r["healthy"] else "PROBLEMS")
+                    ),
+                ),
+                Column("VERSION", lambda r: r.get("version")),
+                right("NODES", lambda r: _of(r, "nodes", "nodes_not_ready"), str),
+                right("PODS", lambda r: r.get("pods"), count),
+                right("CRASHING", lambda r: _len(r, "pods_crash_looping"), count),
+                right("NOT RUNNING", lambda r: _len(r, "pods_not_running"), count),
+                right("STUCK", lambda r: _len(r, "rollouts_stuck"), count),
+                right("WARNINGS", lambda r: r.get("warning_events"), count),
+            ],
+            empty="no clusters: list them in TIMBEL_CLUSTERS_FILE (a YAML `clusters:` list)",
+        )
         for r in reports:
             if "error" in r:
-                click.echo(f"{r['cluster']:<20} UNREACHABLE  {r['error']}")
+                say(f"  {r['cluster']}: {r['error']}")
                 continue
-            state = "ok" if r["healthy"] else "PROBLEMS"
-            click.echo(
-                f"{r['cluster']:<20} {state:<9} {r['version']:<10} nodes {r['nodes']} "
-                f"(not ready {len(r['nodes_not_ready'])}), pods {r['pods']} (crash-looping "
-                f"{len(r['pods_crash_looping'])}, not running {len(r['pods_not_running'])}), "
-                f"rollouts stuck {len(r['rollouts_stuck'])}, warnings {r['warning_events']}"
-            )
             for key in ("nodes_not_ready", "pods_crash_looping", "rollouts_stuck"):
                 for item in r[key]:
-                    click.echo(f"    {key.replace('_', ' ')}: {item}")
+                    say(f"  {r['cluster']}: {key.replace('_', ' ')}: {item}")
     if not all(r["healthy"] for r in reports):
         sys.exit(1)
+
+
+def _len(report: dict, key: str) -> int | None:
+    return len(report[key]) if key in report else None
+
+
+def _of(report: dict, total: str, bad: str) -> str:
+    """`5` or `4/5 ready` when some are not."""
+    if total not in report:
+        return "-"
+    if not report[bad]:
+        return str(report[total])
+    return f"{report[total] - len(report[bad])}/{report[total]} ready"

@@ -8,6 +8,7 @@ import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.risk import advice_lines
+from timbel_dagster.cli.tables import Column, plural, print_table, when
 
 AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
 
@@ -159,15 +160,18 @@ def status(request_ref: str, as_json: bool) -> None:
 
 @deploy.command("list")
 @click.option("--status", "state", default=None, help="pending, approved, rejected, expired ...")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def list_requests(state: str | None, limit: int, as_json: bool) -> None:
     """The newest requests."""
     from sqlalchemy import select
 
+    from timbel_dagster.warehouse.models_deploy import REQUEST_STATUSES
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
 
+    if state and state not in REQUEST_STATUSES:
+        raise ValueError(f"--status {state!r} is not one of {', '.join(REQUEST_STATUSES)}")
     _, requests = _requests()
     requests.expire()
     query = select(R.__table__).order_by(R.number.desc()).limit(limit)
@@ -178,8 +182,21 @@ def list_requests(state: str | None, limit: int, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for r in rows:
-        click.echo(
-            f"#{r['number']:<5} {r['status']:<9} {r['environment_group']:<8} {r['service']:<20} "
-            f"{r['image']}  by {r['requested_by']}"
-        )
+    print_table(
+        rows,
+        [
+            Column("#", lambda r: f"#{r['number']}", justify="right"),
+            Column("STATUS", "status"),
+            Column("GROUP", "environment_group"),
+            Column("SERVICE", "service"),
+            Column("IMAGE", "image"),
+            Column("REQUESTED BY", "requested_by"),
+            Column("AT", "created_at", when),
+        ],
+        empty=f"no {state} deployment requests (`timbel deploy list` shows every status)"
+        if state
+        else "no deployment requests yet: ask for one with `timbel deploy request SERVICE "
+        "IMAGE --group dev`",
+        footer=plural(len(rows), "request")
+        + (f" (the newest {limit}; --limit shows more)" if len(rows) == limit else ""),
+    )

@@ -11,6 +11,29 @@ from timbel_dagster.cli.common import (
     parse_since,
     print_json,
 )
+from timbel_dagster.cli.tables import (
+    Column,
+    count,
+    duration,
+    percent,
+    plural,
+    print_table,
+    right,
+    when,
+)
+
+NO_EXECUTIONS = (
+    "no executions yet: load the sample (`timbel sample`) or ingest a CI server "
+    "(`timbel ingest jenkins` / `timbel ingest gitlab`)"
+)
+PERCENTILES = [
+    Column("PIPELINE", "pipeline"),
+    right("RUNS", "executions", count),
+    right("SUCCESS", "success_rate", percent),
+    right("P50", "p50_seconds", duration),
+    right("P90", "p90_seconds", duration),
+    right("P99", "p99_seconds", duration),
+]
 
 
 # --- executions --------------------------------------------------------------------------
@@ -46,34 +69,46 @@ def executions_list(
     if as_json:
         print_json(rows)
         return
+    filtered = any(v is not None for v in (pipeline, status, since, search))
+    print_rows(
+        rows,
+        empty="no executions match these filters (fewer filters, or an older --since, find more)"
+        if filtered
+        else NO_EXECUTIONS,
+        footer=plural(len(rows), "execution")
+        + (f" (the newest {limit}; --limit shows more)" if len(rows) == limit else ""),
+    )
     if not rows:
-        click.echo("No executions match.")
         return
-    print_rows(rows)
     from timbel_dagster.warehouse.history import duration_percentiles
 
     with connect() as connection:
         stats = duration_percentiles(
             connection, sorted({r["pipeline"] for r in rows}), since=parse_since(since)
         )
-    click.echo("\nduration percentiles of these pipelines:")
-    for s in stats:
-        if s["p50_seconds"] is not None:
-            click.echo(
-                f"  {s['pipeline']}: p50 {s['p50_seconds']:.0f}s, p90 "
-                f"{s['p90_seconds']:.0f}s, p99 {s['p99_seconds']:.0f}s "
-                f"({s['executions']} runs)"
-            )
+    print_table(
+        [s for s in stats if s["p50_seconds"] is not None],
+        PERCENTILES,
+        empty="",
+        title="\nduration percentiles of these pipelines:",
+    )
 
 
-def print_rows(rows: list[dict]) -> None:
-    for r in rows:
-        started = r["started_at"].strftime("%Y-%m-%d %H:%M") if r["started_at"] else "-"
-        duration = f"{r['duration']:.0f}s" if r["duration"] is not None else "-"
-        click.echo(
-            f"{r['id'][:8]}  {started}  {r['status']:<8} {duration:>6}  "
-            f"{r['pipeline']} #{r['external_id']}  {r['error_message'] or ''}"
-        )
+def print_rows(rows: list[dict], empty: str = NO_EXECUTIONS, footer: str | None = None) -> None:
+    """Executions as a table: id, start, status, duration, pipeline and build, error."""
+    print_table(
+        rows,
+        [
+            Column("ID", lambda r: r["id"][:8]),
+            Column("STARTED", "started_at", when),
+            Column("STATUS", "status"),
+            right("DURATION", "duration", duration),
+            Column("PIPELINE", lambda r: f"{r['pipeline']} #{r['external_id']}"),
+            Column("ERROR", "error_message"),
+        ],
+        empty=empty,
+        footer=footer,
+    )
 
 
 @executions.command("stats")
@@ -92,16 +127,16 @@ def executions_stats(pipeline: str | None, since: str | None, as_json: bool) -> 
     if as_json:
         print_json(rows)
         return
-    click.echo(f"{'pipeline':<40} {'runs':>6} {'success':>8} {'p50':>8} {'p90':>8} {'p99':>8}")
-    for r in rows:
-        cells = [
-            f"{r[k]:.0f}s" if r[k] is not None else "-"
-            for k in ("p50_seconds", "p90_seconds", "p99_seconds")
-        ]
-        click.echo(
-            f"{r['pipeline'][:40]:<40} {r['executions']:>6} {r['success_rate']:>8.1%} "
-            f"{cells[0]:>8} {cells[1]:>8} {cells[2]:>8}"
-        )
+    print_table(
+        rows,
+        PERCENTILES,
+        empty=(
+            f"no finished executions of a pipeline matching {pipeline!r}"
+            if pipeline
+            else f"no finished executions yet{' in that period' if since else ''}: "
+            + NO_EXECUTIONS.removeprefix("no executions yet: ")
+        ),
+    )
 
 
 @executions.command("show")

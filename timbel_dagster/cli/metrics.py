@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from timbel_dagster.cli.common import echo_for, friendly_errors, print_json, settings_or_exit
+from timbel_dagster.cli.tables import Column, cores, count, duration, gib, print_table, right, usd
 
 
 @click.group()
@@ -26,22 +27,25 @@ def collect(hours: int, as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
-    header = (
-        f"{'CLUSTER':<16} {'NAMESPACE':<14} {'TENANT':<12} {'CPU USED':>9} {'CPU REQ':>8} "
-        f"{'MEM GiB':>8} {'MEM REQ':>8} {'COST USD':>9}"
-    )
-    click.echo(header)
-    for row in report["namespaces"]:
-        click.echo(
-            f"{row['cluster']:<16} {row['namespace']:<14} {row['tenant']:<12} "
-            f"{row['cpu_cores_used']:>9.3f} {row['cpu_cores_requested']:>8.3f} "
-            f"{row['memory_gib_used']:>8.2f} {row['memory_gib_requested']:>8.2f} "
-            f"{row['cost_usd']:>9.4f}"
-        )
     total = sum(r["cost_usd"] for r in report["namespaces"])
+    print_table(
+        report["namespaces"],
+        [
+            Column("CLUSTER", "cluster"),
+            Column("NAMESPACE", "namespace"),
+            Column("TENANT", "tenant"),
+            right("CPU USED", "cpu_cores_used", cores),
+            right("CPU REQ", "cpu_cores_requested", cores),
+            right("MEM GiB", "memory_gib_used", gib),
+            right("MEM REQ", "memory_gib_requested", gib),
+            right("COST", "cost_usd", usd),
+        ],
+        empty=f"no namespace usage in the last {report['hours']} h: check that Prometheus "
+        "scrapes kube-state-metrics and cAdvisor (or set TIMBEL_SAMPLE_DATA=true)",
+    )
     click.echo(
         f"{len(report['clusters'])} cluster(s), {report['hours']} h from {report['source']}: "
-        f"{total:.4f} USD allocated; run {report['run_id'][:8]} in {report['seconds']}s"
+        f"{usd(total)} allocated; run {report['run_id'][:8]} in {duration(report['seconds'])}"
     )
 
 
@@ -86,7 +90,7 @@ def export(query: str, since: str, until: str | None, step: str, as_json: bool) 
         print_json(report)
         return
     click.echo(
-        f"{report['series']} series, {report['samples']:,} samples in {report['queries']} "
-        f"queries ({report['rejected_queries']} rejected), {report['seconds']}s, "
-        f"{report['samples_per_second']:,} samples/s"
+        f"{report['series']:,} series, {report['samples']:,} samples in {report['queries']:,} "
+        f"queries ({report['rejected_queries']:,} rejected), {duration(report['seconds'])}, "
+        f"{count(report['samples_per_second'])} samples/s"
     )

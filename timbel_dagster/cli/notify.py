@@ -11,6 +11,7 @@ import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.deploy import AS_HELP
+from timbel_dagster.cli.tables import Column, count, plural, print_table, right, when
 
 
 @click.group()
@@ -76,7 +77,7 @@ def unsubscribe(
 
 
 @notify.command()
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def history(limit: int, as_json: bool) -> None:
@@ -96,9 +97,20 @@ def history(limit: int, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for r in rows:
-        error = f"  {r['last_error'][:80]}" if r["last_error"] else ""
-        click.echo(
-            f"{r['created_at']:%Y-%m-%d %H:%M} {r['event']:<16} {r['channel']:<6} "
-            f"{r['recipient']:<28} {r['status']:<8} x{r['attempts']}{error}"
-        )
+    print_table(
+        rows,
+        [
+            Column("SENT", "created_at", when),
+            Column("EVENT", "event"),
+            Column("CHANNEL", "channel"),
+            Column("RECIPIENT", "recipient"),
+            Column("STATUS", "status"),
+            right("TRIES", "attempts", count),
+            Column("LAST ERROR", "last_error"),
+        ],
+        empty="no notifications sent yet: subscribe someone (`timbel notify subscribe --user "
+        "NAME --channel slack --event alert`); alerts and failed pipelines are then sent as "
+        "they happen",
+        footer=plural(len(rows), "notification")
+        + (f" (the newest {limit}; --limit shows more)" if len(rows) == limit else ""),
+    )

@@ -6,12 +6,135 @@ Registered on the `scan` group by `cli/security.py` (FOLLOW_UP).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, settings_or_exit
+from timbel_dagster.cli.tables import (
+    Column,
+    count,
+    day,
+    days,
+    missing,
+    print_table,
+    right,
+    say,
+    when,
+)
+
+LIMIT = 20  # rows per table `scan history` prints unless --limit or --all says otherwise
+NO_SCANS = (
+    "no deployments with an image yet: load the sample (`timbel sample`) or ingest deployments, "
+    "then scan images (`timbel scan image REF`, `timbel scan import REPORT.json`)"
+)
+
+
+def _tag(image: Any) -> str:
+    """What tells a service's images apart: the tag (`784ccfd`), or the digest's start."""
+    image = str(image)
+    if "@" in image:
+        return image.rsplit("@", 1)[1][:19]
+    name, _, tag = image.rpartition(":")
+    return tag if name and "/" not in tag else image
+
+
+def _counts(*levels: str) -> Callable[[dict[str, Any]], str]:
+    """`2/5/10/3`: the findings of each level; `-` when there was no scan to count them."""
+
+    def cell(row: dict[str, Any]) -> str:
+        values = [row.get(level) for level in levels]
+        never = row.get("scanned") is False or missing(row.get("open_now_critical", 0))
+        if never or any(missing(v) for v in values):
+            return "-"
+        return "/".join(str(int(v)) for v in values)
+
+    return cell
+
+
+OPEN_AT_DEPLOY = Column(
+    "OPEN C/H/M/L", _counts("critical", "high", "medium", "low"), justify="right"
+)
+OPEN_NOW = Column("NOW C/H", _counts("open_now_critical", "open_now_high"), justify="right")
+NOTES = {
+    "services": "C/H/M/L: critical/high/medium/low findings open in the image when it was last "
+    "deployed; NOW: open in its newest scan; - never scanned",
+    "deployments": "C/H/M/L: critical/high/medium/low findings open in the image when it was "
+    "deployed; - no scan by then",
+}
+
+
+def _history_tables(tables: dict[str, Any], latest_only: bool) -> dict[str, tuple]:
+    """Per table `scan history` prints: its title, rows (newest first), columns, the sentence
+    for no rows, and what its rows are."""
+    shown: dict[str, tuple] = {}
+    for name, frame in tables.items():
+        rows = frame.to_dict("records")
+        if name == "scans":
+            columns = [
+                Column("SCANNED", "scanned_at", when),
+                Column("ARTIFACT", "artifact_key", keep_end=True, max_width=24),
+                Column(
+                    "OPEN C/H/M/L/U",
+                    _counts("critical", "high", "medium", "low", "unknown"),
+                    justify="right",
+                ),
+                right("NEW", "new", count),
+                right("FIXED", "fixed", count),
+            ]
+            shown[name] = (
+                "scans",
+                rows[::-1],
+                columns,
+                "  no successful scan of this image",
+                "scans",
+            )
+        elif name in ("services", "images"):
+            # Per service (by name), its images newest first.
+            rows = sorted(rows, key=lambda r: r["last_deployed"], reverse=True)
+            rows.sort(key=lambda r: r["service"])
+            title, what = "images", "images"
+            if latest_only and name == "services":
+                seen: set[str] = set()
+                rows = [r for r in rows if not (r["service"] in seen or seen.add(r["service"]))]
+                title = "services (the image each deployed last; --all: every image)"
+                what = "services"
+            columns = [
+                Column("SERVICE", "service"),
+                Column("TAG", "image", _tag),
+                right("DEPLOYS", "deployments", count),
+                Column("ENVIRONMENTS", "environments"),
+                Column("LAST", "last_deployed", day),
+                OPEN_AT_DEPLOY,
+                OPEN_NOW,
+            ]
+            if name == "images":
+                columns = columns[1:]
+            empty = NO_SCANS if name == "services" else "  no deployment of it names an image"
+            shown[name] = (title, rows, columns, empty, what)
+        elif name == "deployments":
+            columns = [
+                Column("STARTED", "started_at", when),
+                Column("ENV", "environment"),
+                Column("TAG", "image", _tag),
+                Column("STATUS", "status"),
+                Column("SCANNED", "scanned", lambda v: "yes" if v else "no"),
+                OPEN_AT_DEPLOY,
+            ]
+            empty = "  no deployment of it names an image"
+            shown[name] = ("deployments", rows[::-1], columns, empty, "deployments")
+        else:  # time_to_fix
+            columns = [
+                Column("SEVERITY", "severity"),
+                right("FIXED", "fixed", count),
+                right("OPEN", "open", count),
+                right("MEDIAN DAYS TO FIX", "median_days", days),
+                right("P90", "p90_days", days),
+            ]
+            shown[name] = ("time to fix", rows, columns, "  no findings yet", "severities")
+    return shown
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
@@ -65,12 +188,22 @@ def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> Non
 
 
 @click.command("history")
-@click.option("--image", default=None, help="One image: its scans, oldest first.")
+@click.option("--image", default=None, help="One image: its scans, newest first.")
 @click.option("--service", default=None, help="One service: its images and deployments.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Rows per table (default {LIMIT}; --json prints every row unless this is given).",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every row, and every image of each service.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def history(image: str | None, service: str | None, as_json: bool) -> None:
-    """Vulnerability history: per image, per service and deployment, and time to fix.
+def history(
+    image: str | None, service: str | None, limit: int | None, show_all: bool, as_json: bool
+) -> None:
+    """Vulnerability history: per image, per service and deployment, and time to fix. Without
+    --image or --service: each service's latest image (--all: every image it deployed).
 
     Images are matched to their scans by digest: a tag through registry_images, then the
     configured registry (HARBOR_REGISTRY)."""
@@ -80,6 +213,8 @@ def history(image: str | None, service: str | None, as_json: bool) -> None:
 
     if image and service:
         raise click.UsageError("give --image or --service, not both")
+    if show_all and limit:
+        raise click.UsageError("give --limit or --all, not both")
     registry = registry_lookup(settings_or_exit())
     with connect() as connection:
         lookup = between_reads(connection, registry)
@@ -97,11 +232,30 @@ def history(image: str | None, service: str | None, as_json: bool) -> None:
             }
     if as_json:
         head = {"image": image} if image else ({"service": service} if service else {})
-        print_json(head | {name: _records(frame) for name, frame in tables.items()})
+        print_json(
+            head
+            | {
+                name: _records(frame if limit is None else frame.head(limit))
+                for name, frame in tables.items()
+            }
+        )
         return
-    for name, frame in tables.items():
-        click.echo(f"{name}:")
-        click.echo(frame.to_string(index=False) if not frame.empty else "  (none)")
+    rows_at_most = None if show_all else (limit or LIMIT)
+    shown = _history_tables(tables, latest_only=not (show_all or image or service))
+    for number, (title, rows, columns, empty, what) in enumerate(shown.values()):
+        whole = what == "severities" or not rows_at_most  # time to fix: five rows, always
+        cut = rows if whole else rows[:rows_at_most]
+        print_table(
+            cut,
+            columns,
+            empty=empty,
+            footer=f"{len(cut)} of {len(rows)} {what}: --limit N or --all for more"
+            if len(cut) < len(rows)
+            else None,
+            title=("\n" if number else "") + f"{title}:",
+        )
+        if cut and what in ("services", "images", "deployments"):
+            say(NOTES["deployments" if what == "deployments" else "services"])
 
 
 @click.group("issues")

@@ -13,6 +13,7 @@ import click
 
 from timbel_dagster.cli.common import connect, echo_for, friendly_errors, print_json
 from timbel_dagster.cli.deploy import AS_HELP
+from timbel_dagster.cli.tables import Column, plural, print_table, right, usd
 from timbel_dagster.tenants.manifests import DEFAULT_INGRESS_NAMESPACE, DEFAULT_PODS, DEFAULT_ROLE
 
 
@@ -141,14 +142,23 @@ def list_tenants(include_deleted: bool, as_json: bool) -> None:
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    click.echo(f"{'NAME':<24} {'STATUS':<12} {'CPU':>7} {'MEMORY':>8}  USERS / CLUSTERS")
-    for r in rows:
-        click.echo(
-            f"{r.name:<24} {r.status:<12} {render_cpu(r.cpu_cores):>7} "
-            f"{render_memory(round(r.memory_bytes)):>8}  {','.join(r.users)} / "
-            f"{','.join(r.clusters)}"
-        )
-    click.echo(f"{len(rows)} tenant(s)")
+    print_table(
+        rows,
+        [
+            Column("NAME", "name"),
+            Column("STATUS", "status"),
+            right("CPU", "cpu_cores", render_cpu),
+            right("MEMORY", "memory_bytes", lambda b: render_memory(round(b))),
+            Column("USERS", "users", wrap=True),
+            Column("CLUSTERS", "clusters", wrap=True),
+        ],
+        empty=(
+            "no tenants yet: create one with `timbel tenant create NAME --cpu 4 --memory 8Gi "
+            "--users USER --cluster CLUSTER`"
+            + ("" if include_deleted else " (`--all` also lists deleted ones)")
+        ),
+        footer=plural(len(rows), "tenant"),
+    )
 
 
 @tenant.command()
@@ -165,18 +175,17 @@ def report(month: str | None, source: str | None, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    if not rows:
-        click.echo("no cost allocation stored for that period: materialize cluster/cost_allocation")
-        return
-    click.echo(
-        f"{'MONTH':<8} {'TENANT':<20} {'SOURCE':<10} {'COST USD':>10} {'CPU h':>10} "
-        f"{'MEM GiB h':>11}"
+    print_table(
+        rows,
+        [
+            Column("MONTH", "month"),
+            Column("TENANT", lambda r: r["tenant"] + ("" if r["managed"] else " *")),
+            Column("SOURCE", "source"),
+            right("COST", "cost_usd", usd),
+            right("CPU CORE-H", "cpu_core_hours", lambda v: f"{v:,.1f}"),
+            right("MEM GiB-H", "memory_gib_hours", lambda v: f"{v:,.1f}"),
+        ],
+        empty="no cost allocation stored for that period: materialize cluster/cost_allocation",
     )
-    for r in rows:
-        click.echo(
-            f"{r['month']:<8} {r['tenant'] + ('' if r['managed'] else ' *'):<20} "
-            f"{r['source']:<10} {r['cost_usd']:>10.2f} {r['cpu_core_hours']:>10.1f} "
-            f"{r['memory_gib_hours']:>11.1f}"
-        )
     if not all(r["managed"] for r in rows):
         click.echo("* not a tenant provisioned by Timbel (a namespace label or name)")

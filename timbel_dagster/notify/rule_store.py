@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.rules import Rule, RuleError, build_rule, parse_rules
@@ -11,6 +12,23 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 ORIGIN = "warehouse"
+# The sample organisation's rules: what the demo evaluates, and so what sample mode lists.
+SAMPLE_RULES_FILE = Path(__file__).with_name("sample_rules.yaml")
+
+
+def rules_file(settings: Any) -> Path | None:
+    """The rules file the alert rules come from beside the warehouse's: TIMBEL_ALERT_RULES_FILE,
+    else in sample mode (TIMBEL_SAMPLE_DATA) the sample's rules, which `timbel demo`
+    evaluates; None when neither. The sensor, `timbel alerts evaluate` and `timbel alerts
+    rules list` all ask here, so they count the same rules."""
+    if settings.timbel_alert_rules_file:
+        return Path(settings.timbel_alert_rules_file)
+    return SAMPLE_RULES_FILE if settings.timbel_sample_data else None
+
+
+def source(rule: Rule) -> str:
+    """Where a rule comes from, as a word: `warehouse` or `file`."""
+    return ORIGIN if rule.origin.startswith(f"{ORIGIN}:") else "file"
 
 
 def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Rule], list[str]]:
@@ -86,8 +104,6 @@ def delete_rule(engine: Engine, name: str, actor: str) -> None:
 def all_rules(engine: Engine, rules_file: Any = None) -> tuple[list[Rule], list[str]]:
     """The YAML file's rules and the warehouse's; a warehouse rule with a name the file
     already uses is skipped and reported (the file, under review in git, wins)."""
-    from pathlib import Path
-
     from timbel_dagster.notify.facts import FACTS
     from timbel_dagster.notify.rules import load_rules_file
 

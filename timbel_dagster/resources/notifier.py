@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class NotifierResource(dg.ConfigurableResource):
-    """Unset fields come from TIMBEL_DATABASE_URL, TIMBEL_ALERT_RULES_FILE and PROMETHEUS_URL.
+    """Unset fields come from TIMBEL_DATABASE_URL, TIMBEL_ALERT_RULES_FILE (in sample mode, the
+    sample's rules when it is unset) and PROMETHEUS_URL.
     Channels come from SLACK_WEBHOOK_URL and SMTP_*; a channel that is not configured is left
     out with one warning, never an error (the code location must load without them)."""
 
@@ -45,9 +46,11 @@ class NotifierResource(dg.ConfigurableResource):
         return Dispatcher.from_settings(self._settings(), engine=self.engine(), log=log)
 
     def rules(self) -> tuple[list[Rule], list[str]]:
-        from timbel_dagster.notify.rule_store import all_rules
+        """The rules of `rules_file` (default: `rule_store.rules_file`, which in sample mode
+        is the sample's) and of the warehouse, with one error per rule left out."""
+        from timbel_dagster.notify.rule_store import all_rules, rules_file
 
-        return all_rules(self.engine(), self.rules_file or self._settings().timbel_alert_rules_file)
+        return all_rules(self.engine(), self.rules_file or rules_file(self._settings()))
 
     def evaluator(self, log: Any = None) -> AlertEvaluator:
         from timbel_dagster.notify.alerting import AlertEvaluator
