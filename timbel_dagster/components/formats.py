@@ -70,43 +70,50 @@ def allowed_yaml_nodes(written: int) -> int:
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
+        return node.value
+    return [part for pair in node.value for part in pair]  # a MappingNode
 
 
 def yaml_size(root: yaml.Node) -> tuple[int, int, int, yaml.Node | None]:
     """(nodes once aliases are expanded, distinct nodes, depth, the first node an alias
     inside it refers back to) of a composed document, in time linear in its distinct nodes.
 
-    An alias is the same node object met again, so each node's expanded size is computed
-    once and reused. An alias back into its own ancestor (a cycle) counts as one node; the
-    readers refuse such documents.
+    An alias is the same node object met again, so each collection's expanded size is
+    computed once and reused. An alias back into its own ancestor (a cycle) counts as one
+    node; the readers refuse such documents.
     """
-    sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded nodes, depth)
-    active: set[int] = set()  # the nodes on the path being walked
+    if isinstance(root, yaml.ScalarNode):
+        return 1, 1, 1, None
+    sizes: dict[int, tuple[int, int]] = {}  # collection id -> (expanded nodes, depth)
+    scalars: set[int] = set()  # distinct scalars: each expands to itself
+    active: set[int] = set()  # the collections on the path being walked
     cycle: yaml.Node | None = None
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    stack: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]
     while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            parts = [sizes.get(id(c), (1, 1)) for c in _children(node)]
-            total = 1 + sum(size for size, _ in parts)
-            sizes[id(node)] = (total, 1 + max((depth for _, depth in parts), default=0))
+        node, children = stack.pop()
+        if children is not None:  # every child is sized: size the node
+            total, depth = 1, 1
+            for child in children:
+                size, child_depth = sizes.get(id(child), (1, 1))  # scalar or cycle: 1
+                total += size
+                depth = max(depth, child_depth + 1)
+            sizes[id(node)] = (total, depth)
             active.discard(id(node))
             continue
         if id(node) in sizes:
             continue
+        children = _children(node)
         active.add(id(node))
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in active:
+        stack.append((node, children))
+        for child in children:
+            if isinstance(child, yaml.ScalarNode):
+                scalars.add(id(child))
+            elif id(child) in active:
                 cycle = cycle or child
             elif id(child) not in sizes:
-                stack.append((child, False))
+                stack.append((child, None))
     total, depth = sizes[id(root)]
-    return total, len(sizes), depth, cycle
+    return total, len(sizes) + len(scalars), depth, cycle
 
 
 def check_yaml_size(
