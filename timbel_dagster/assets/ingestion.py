@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
+from timbel_dagster.assets.metadata import cell_text
 from timbel_dagster.warehouse.engine import get_engine
 
 if TYPE_CHECKING:
@@ -120,11 +121,15 @@ def table_metadata(totals: dict[str, UpsertResult], table: str, names: str) -> d
 
 
 def markdown_table(rows: list[dict], columns: list[str], limit: int = 12) -> dg.MetadataValue:
-    """A small table for the Dagster UI: the first `limit` rows, floats to 3 places."""
+    """A small table for the Dagster UI: a header row, the first `limit` rows (numbers to 4
+    significant digits), `(none)` when there are none, and how many were left out."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows[:limit]:
-        cells = [f"{row[c]:,.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cell_text(row[c]) for c in columns) + " |")
+    if not rows:
+        lines.append("| (none) |" + " |" * (len(columns) - 1))
+    elif len(rows) > limit:
+        lines.append(f"\n{len(rows) - limit} more rows not shown.")
     return dg.MetadataValue.md("\n".join(lines))
 
 

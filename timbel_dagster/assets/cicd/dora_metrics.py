@@ -3,7 +3,9 @@
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
+from timbel_dagster.assets import plots
 from timbel_dagster.assets.ingestion import OWNERS
+from timbel_dagster.assets.metadata import cell_text, rounded
 from timbel_dagster.resources.warehouse import WarehouseResource
 
 
@@ -12,12 +14,16 @@ def _trend_markdown(rows: list[dict]) -> str:
         "| week | deploys | lead time h | CFR | restore h | rework |",
         "|---|---|---|---|---|---|",
     ]
+    columns = (
+        "deployments",
+        "lead_time_hours_median",
+        "change_failure_rate",
+        "time_to_restore_hours_median",
+        "rework_rate",
+    )
     for r in rows:
-        lines.append(
-            f"| {r['week_start']} | {r['deployments']} | {r['lead_time_hours_median'] or '-'} | "
-            f"{r['change_failure_rate'] if r['change_failure_rate'] is not None else '-'} | "
-            f"{r['time_to_restore_hours_median'] or '-'} | {r['rework_rate']} |"
-        )
+        cells = [str(r["week_start"])[:10], *(cell_text(r[c]) for c in columns)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -53,15 +59,17 @@ def dora_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     organisation = [r for r in rows if r["service"] == ORGANISATION]
     latest = organisation[-1] if organisation else {}
     context.log.info(f"{len(rows)} weekly rows, {result.written} changed")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(rows)),
-            "rows_written": dg.MetadataValue.int(result.written),
-            "weeks": dg.MetadataValue.int(len(organisation)),
-            "latest_week": dg.MetadataValue.text(str(latest.get("week_start", "-"))),
-            "latest_deployments_per_day": dg.MetadataValue.float(
-                float(latest.get("deployments_per_day") or 0.0)
-            ),
-            "organisation_trend": dg.MetadataValue.md(_trend_markdown(organisation[-12:])),
-        }
-    )
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(len(rows)),
+        "rows_written": dg.MetadataValue.int(result.written),
+        "weeks": dg.MetadataValue.int(len(organisation)),
+        "latest_week": dg.MetadataValue.text(str(latest.get("week_start", "-"))),
+        "latest_deployments_per_day": dg.MetadataValue.float(
+            float(latest.get("deployments_per_day") or 0.0)
+        ),
+        "organisation_trend": dg.MetadataValue.md(_trend_markdown(organisation[-12:])),
+    }
+    trend = plots.dora_trend(organisation[-26:])
+    if trend is not None:
+        metadata["organisation_trend_plot"] = trend
+    return dg.MaterializeResult(metadata=rounded(metadata))

@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
+from timbel_dagster.assets import plots
 from timbel_dagster.assets.cluster.usage import (
     CLUSTER_ASSET,
     namespace_usage,
@@ -14,6 +15,7 @@ from timbel_dagster.assets.cluster.usage import (
     stored_for,
 )
 from timbel_dagster.assets.ingestion import markdown_table, upsert_metadata
+from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.partitions import cluster_hours
 from timbel_dagster.resources.cluster_metrics import HOUR
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -143,24 +145,45 @@ def cost_allocation(
     idle_total = sum((r["idle_cost"] for r in cluster_rows), 0.0)
     context.log.info(f"allocated {total:.4f} USD, idle {idle_total:.4f} USD")
     by_namespace = _by(allocation_rows, ("cluster", "namespace"))
-    return dg.MaterializeResult(
-        metadata=upsert_metadata(results["cost_allocations"], name)
-        | {
-            "allocated_usd": dg.MetadataValue.float(round(total, 6)),
-            "idle_usd": dg.MetadataValue.float(round(idle_total, 6)),
-            "cost_by_namespace": markdown_table(
-                by_namespace, ["cluster", "namespace", "total_cost"]
-            ),
-            "rightsizing": markdown_table(
-                sorted(suggestions, key=lambda s: s["saving_per_hour"], reverse=True),
-                ["cluster", "namespace", "workload", "cpu_requested", "cpu_p95", "saving_per_hour"],
-                limit=8,
-            ),
-            "price_cpu_core_hour": dg.MetadataValue.float(prices.cpu_core_hour),
-            "price_memory_gib_hour": dg.MetadataValue.float(prices.memory_gib_hour),
-            "price_storage_gib_hour": dg.MetadataValue.float(prices.storage_gib_hour),
-        }
-    )
+    metadata = upsert_metadata(results["cost_allocations"], name) | {
+        "allocated_usd": dg.MetadataValue.float(total),
+        "idle_usd": dg.MetadataValue.float(idle_total),
+        "cost_by_namespace": markdown_table(by_namespace, ["cluster", "namespace", "total_cost"]),
+        "rightsizing": markdown_table(
+            sorted(suggestions, key=lambda s: s["saving_per_hour"], reverse=True),
+            ["cluster", "namespace", "workload", "cpu_requested", "cpu_p95", "saving_per_hour"],
+            limit=8,
+        ),
+        "price_cpu_core_hour": dg.MetadataValue.float(prices.cpu_core_hour),
+        "price_memory_gib_hour": dg.MetadataValue.float(prices.memory_gib_hour),
+        "price_storage_gib_hour": dg.MetadataValue.float(prices.storage_gib_hour),
+    }
+    trend = plots.cost_by_namespace(_cost_trend(warehouse, name, spans)) if spans else None
+    if trend is not None:
+        metadata["cost_by_namespace_plot"] = trend
+    return dg.MaterializeResult(metadata=rounded(metadata))
+
+
+# The cost plot shows the week up to the run's last hour, whatever range the run covers.
+TREND_DAYS = 7
+
+
+def _cost_trend(warehouse: WarehouseResource, name: str, spans: dict) -> list[dict]:
+    """Cost per hour and namespace (all clusters) in the `TREND_DAYS` up to the last hour of
+    `spans`, as stored (this run's rows included)."""
+    from sqlalchemy import func, select
+
+    from timbel_dagster.warehouse.models_cluster import CostAllocation as C
+
+    end = max(hours[-1] for hours in spans.values()) + HOUR
+    start = end - dt.timedelta(days=TREND_DAYS)
+    with warehouse.engine().connect() as connection:
+        found = connection.execute(
+            select(C.hour, C.namespace, func.sum(C.total_cost))
+            .where(C.source == name, C.hour >= start, C.hour < end)
+            .group_by(C.hour, C.namespace)
+        ).all()
+    return [{"hour": h, "namespace": n, "total_cost": float(c or 0)} for h, n, c in found]
 
 
 _SUGGESTION_COLUMNS = (

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS
+from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.resources.warehouse import WarehouseResource
 
 
@@ -115,4 +116,4 @@ def grafana_dashboards(
         metadata["cost_last_day_usd"] = dg.MetadataValue.float(daily[-1]["cost_usd"])
     if utilisation is not None:
         metadata["cpu_used_over_requested"] = dg.MetadataValue.float(utilisation)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=rounded(metadata))

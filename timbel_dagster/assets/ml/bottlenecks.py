@@ -6,6 +6,7 @@ time each would save."""
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.resources.warehouse import WarehouseResource
 
 # Bumped whenever the analysis changes (ml/bottleneck*.py, ml/changepoints.py).
@@ -107,17 +108,19 @@ def pipeline_bottlenecks(
         report["suggestions"], key=lambda s: s["seconds_saved_per_run"], reverse=True
     )
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(rows)),
-            "pipelines": dg.MetadataValue.int(len(report["critical_paths"])),
-            "regressions": dg.MetadataValue.int(len(report["regressions"])),
-            "flaky_stages": dg.MetadataValue.int(len(report["flaky"])),
-            "seconds_saved_per_run_top5": dg.MetadataValue.float(
-                float(sum(s["seconds_saved_per_run"] for s in suggestions[:5]))
-            ),
-            "suggestions": markdown_table(
-                [s | {"stages": ", ".join(s["stages"])} for s in suggestions],
-                ["pipeline", "kind", "stages", "seconds_saved_per_run"],
-            ),
-        }
+        metadata=rounded(
+            {
+                "dagster/row_count": dg.MetadataValue.int(len(rows)),
+                "pipelines": dg.MetadataValue.int(len(report["critical_paths"])),
+                "regressions": dg.MetadataValue.int(len(report["regressions"])),
+                "flaky_stages": dg.MetadataValue.int(len(report["flaky"])),
+                "seconds_saved_per_run_top5": dg.MetadataValue.float(
+                    float(sum(s["seconds_saved_per_run"] for s in suggestions[:5]))
+                ),
+                "suggestions": markdown_table(
+                    [s | {"stages": ", ".join(s["stages"])} for s in suggestions],
+                    ["pipeline", "kind", "stages", "seconds_saved_per_run"],
+                ),
+            }
+        )
     )

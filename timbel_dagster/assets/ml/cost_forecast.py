@@ -7,6 +7,7 @@ import dagster as dg
 
 from timbel_dagster.assets.cluster.cost_allocation import CostConfig, cost_allocation, prices_for
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
@@ -138,4 +139,4 @@ def cost_forecast(
         metadata["monthly_saving_usd"] = dg.MetadataValue.float(
             float(suggestions["monthly_saving_usd"].sum())
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=rounded(metadata))

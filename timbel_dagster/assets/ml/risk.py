@@ -5,7 +5,9 @@
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
+from timbel_dagster.assets import plots
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.ml.risk_advisor import RISK_CODE_VERSION
 from timbel_dagster.resources.warehouse import WarehouseResource
 
@@ -49,11 +51,13 @@ def risk_training_set(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     failed = int(table["label"].sum()) if stored else 0
     context.log.info(f"{stored} deployments, {failed} failed or caused an incident")
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(stored),
-            "failed_deployments": dg.MetadataValue.int(failed),
-            "failure_rate": dg.MetadataValue.float(failed / stored if stored else 0.0),
-        }
+        metadata=rounded(
+            {
+                "dagster/row_count": dg.MetadataValue.int(stored),
+                "failed_deployments": dg.MetadataValue.int(failed),
+                "failure_rate": dg.MetadataValue.float(failed / stored if stored else 0.0),
+            }
+        )
     )
 
 
@@ -105,7 +109,7 @@ def risk_model(
     ):
         # Nothing new to learn from: the same code on the same history gives the same model.
         context.log.info(f"{MODEL_NAME} v{latest.version} was trained on this history already")
-        metadata = _evaluation_metadata(latest.evaluation, latest.version, "unchanged")
+        metadata = _evaluation_metadata(latest.evaluation, latest.version, "unchanged", table)
         metadata["rows_written"] = dg.MetadataValue.int(0)
         return dg.MaterializeResult(metadata=metadata)
     model, evaluation = train(table)
@@ -127,16 +131,46 @@ def risk_model(
         f"{MODEL_NAME} v{version}: AUC {evaluation['auc']:.3f} (lines added "
         f"{evaluation['baseline_la_auc']:.3f}, random forest {evaluation['baseline_rf_auc']:.3f})"
     )
-    metadata = _evaluation_metadata(evaluation, version, config.reason)
+    metadata = _evaluation_metadata(evaluation, version, config.reason, table)
     metadata["rows_written"] = dg.MetadataValue.int(1)
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _evaluation_metadata(evaluation: dict, version: int, reason: str) -> dict:
+# Bins of predicted failure probability in the calibration plot: failures are rare, so the
+# low probabilities are binned finely.
+CALIBRATION_EDGES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _evaluation_metadata(evaluation: dict, version: int, reason: str, table) -> dict:
     metadata = {key: dg.MetadataValue.float(float(evaluation[key])) for key in EVALUATION_KEYS}
     metadata["model_version"] = dg.MetadataValue.int(version)
     metadata["reason"] = dg.MetadataValue.text(reason)
-    return metadata
+    if not table.empty:
+        calibration = _held_out_calibration(table, evaluation)
+        metadata["calibration"] = markdown_table(
+            [{"bin": str(b), **row} for b, row in calibration.to_dict("index").items()],
+            ["bin", "deployments", "predicted", "observed", "observed_lo95", "observed_hi95"],
+        )
+        figure = plots.risk_calibration(calibration)
+        if figure is not None:
+            metadata["calibration_plot"] = figure
+    return rounded(metadata)
+
+
+def _held_out_calibration(table, evaluation: dict):
+    """The calibration table of the evaluation's split: the model fitted on the oldest 80 %
+    of `table` (as `train` evaluates it) scoring the newest 20 %."""
+    import pandas as pd
+
+    from timbel_dagster.ml.calibration import calibration_table
+    from timbel_dagster.ml.risk_advisor import RISK_FEATURES, time_split
+    from timbel_dagster.ml.risk_model import fit_risk_model
+
+    older, newer = time_split(table)
+    features = tuple(evaluation.get("features") or RISK_FEATURES)
+    model = fit_risk_model(older, features=features, label="label", group=None, random_state=0)
+    probability = pd.Series(model.risk(newer), index=newer.index)
+    return calibration_table(probability, newer["label"].astype(int), CALIBRATION_EDGES)
 
 
 class RiskScoresConfig(dg.Config):
@@ -169,7 +203,7 @@ def risk_scores(
         log=context.log,
     )
     return dg.MaterializeResult(
-        metadata={
+        metadata={  # markdown and ints only: nothing to round
             "dagster/row_count": dg.MetadataValue.int(summary["scored"]),
             "deployments": dg.MetadataValue.int(summary["deployments"]),
             "pending_requests": dg.MetadataValue.int(summary["requests"]),
