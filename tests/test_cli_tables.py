@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -270,3 +271,35 @@ def test_alerts_list_rounds_values_prints_labels_and_names_rules_it_cannot_see(
     [alert] = _json(timbel("alerts", "list", "--json"))
     assert alert["value"] == 1.0025439999999999
     assert alert["labels"] == {"namespace": "commerce", "cluster": "seoul-prod-01"}
+
+
+def test_the_sample_organisation_read_by_people(
+    timbel: Callable[..., subprocess.CompletedProcess],
+) -> None:
+    """Loads, executions and their statistics as headed tables within 100 columns, with
+    durations and rates rounded (no `907.0`, no `0.8765`)."""
+    end = {"TIMBEL_SAMPLE_END_DATE": "2026-11-01"}
+    loaded = _fits(timbel("sample", **end)).splitlines()
+    assert loaded[1].split() == ["TABLE", "ROWS", "WRITTEN"]
+    executions = next(line.split() for line in loaded if line.startswith("pipeline_executions"))
+    assert executions[1] == "1,606" and executions[2] == "1,606"
+
+    listed = _fits(timbel("executions", "list", "--limit", "3")).splitlines()
+    assert listed[0].split() == ["ID", "STARTED", "STATUS", "DURATION", "PIPELINE", "ERROR"]
+    assert listed[5] == "3 executions (the newest 3; --limit shows more)"
+    assert all(re.search(r" \d+m \d\ds ", line) for line in listed[2:5])
+    assert "duration percentiles of these pipelines:" in listed
+
+    stats = _fits(timbel("executions", "stats")).splitlines()
+    assert stats[0].split() == ["PIPELINE", "RUNS", "SUCCESS", "P50", "P90", "P99"]
+    assert len(stats) == 2 + 12
+    assert all(re.fullmatch(r"\S+ +\d+ +\d+\.\d% +(\d+m \d\ds +){3}", line + " ") for line in
+               stats[2:])  # fmt: skip
+
+    [latest] = _json(timbel("executions", "list", "--limit", "1", "--json"))
+    shown = _fits(timbel("executions", "show", latest["id"])).splitlines()
+    assert re.fullmatch(r"duration +\d+m \d\ds", shown[7])
+    assert re.fullmatch(r"started_at +2026-\d\d-\d\d \d\d:\d\d", shown[5])
+    assert re.fullmatch(r"typical +p50 \d+m \d\ds, p90 .* over [\d,]+ runs of this pipeline",
+                        shown[12])  # fmt: skip
+    assert isinstance(latest["duration"], float)  # --json keeps the seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,17 @@ def test_ingest_then_reingest(jenkins: FakeJenkins, tmp_path: Path) -> None:
     assert again["pipeline_executions"]["written"] == 0
     assert again["stage_executions"] == {"offered": 0, "written": 0}  # final: not read again
     assert again["requests"] == 1 + 2  # job list, then one builds page per job
+    plain = invoke(["ingest", "jenkins", "--since", "3d"], tmp_path, **_env(jenkins)).stdout
+    lines = plain.splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("TABLE")) :]
+    assert set(lines[1]) == {"─"}
+    assert [line.split() for line in [lines[0], *lines[2:5]]] == [
+        ["TABLE", "ROWS", "WRITTEN"],
+        ["pipelines", "2", "0"],
+        ["pipeline_executions", "50", "0"],
+        ["stage_executions", "0", "0"],
+    ]
+    assert re.fullmatch(r"3 requests to jenkins in \d+s, run [0-9a-f]{8}", lines[5])
 
     listed = json.loads(
         invoke(

@@ -61,6 +61,9 @@ def test_follow_prints_the_log_then_search_finds_it(
     assert (match["external_id"], match["line_number"]) == (str(build.number), 3)
     nothing = invoke(["logs", "search", "segfault"], tmp_path, **env)
     assert "No stored log line matches." in nothing.stdout
+    assert "stored as Timbel follows builds: `timbel logs follow" in " ".join(
+        nothing.stdout.split()
+    )
 
     listed = json.loads(
         invoke(["executions", "list", "--search", "heap space", "--json"], tmp_path, **env).stdout

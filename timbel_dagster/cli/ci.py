@@ -11,6 +11,7 @@ from timbel_dagster.cli.common import (
     print_json,
     settings_or_exit,
 )
+from timbel_dagster.cli.tables import duration, print_counts
 
 
 # --- ingest ------------------------------------------------------------------------------
@@ -43,16 +44,14 @@ def ingest(system: str, since: str, stages: str, as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
-    for table in ("pipelines", "pipeline_executions", "stage_executions"):
-        counts = report[table]
-        click.echo(f"  {table:<20} {counts['offered']:>7} rows, {counts['written']:>7} written")
+    print_counts({t: report[t] for t in ("pipelines", "pipeline_executions", "stage_executions")})
     if report.get("rejected"):
         rejected = report["rejected"]
         click.echo(
-            f"  {rejected} record{'' if rejected == 1 else 's'} could not be parsed: "
+            f"{rejected:,} record{'' if rejected == 1 else 's'} could not be parsed: "
             "kept in ingestion_rejects"
         )
     click.echo(
-        f"  {report.get('requests', '-')} requests to {system} in {report['seconds']}s, "
+        f"{report.get('requests', '-')} requests to {system} in {duration(report['seconds'])}, "
         f"run {report['run_id'][:8]}"
     )

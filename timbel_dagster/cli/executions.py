@@ -19,6 +19,7 @@ from timbel_dagster.cli.tables import (
     plural,
     print_table,
     right,
+    text,
     when,
 )
 
@@ -176,12 +177,13 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
         "url",
         "error_message",
     ):
-        click.echo(f"{key:<14} {execution[key] if execution[key] is not None else '-'}")
+        show = {"duration": duration, "started_at": when, "completed_at": when}.get(key, text)
+        click.echo(f"{key:<14} {show(execution[key])}")
     if typical and typical["p50_seconds"] is not None:
         click.echo(
-            f"{'typical':<14} p50 {typical['p50_seconds']:.0f}s, p90 "
-            f"{typical['p90_seconds']:.0f}s, p99 {typical['p99_seconds']:.0f}s over "
-            f"{typical['executions']} runs of this pipeline"
+            f"{'typical':<14} p50 {duration(typical['p50_seconds'])}, p90 "
+            f"{duration(typical['p90_seconds'])}, p99 {duration(typical['p99_seconds'])} over "
+            f"{typical['executions']:,} runs of this pipeline"
         )
     click.echo("stages (timeline from the start of the execution):")
     for line in timeline:
@@ -199,8 +201,8 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
 
         with connect() as connection:
             click.echo("log:")
-            for text in read_log(connection, uuid.UUID(execution["id"])):
-                click.echo(text, nl=False)
+            for chunk in read_log(connection, uuid.UUID(execution["id"])):
+                click.echo(chunk, nl=False)
             click.echo()
     elif execution.get("logs"):
         click.echo("log (tail; --log prints all of it):\n" + execution["logs"])

@@ -17,6 +17,7 @@ from timbel_dagster.cli.common import (
     print_json,
     settings_or_exit,
 )
+from timbel_dagster.cli.tables import say
 from timbel_dagster.redaction import looks_secret
 
 SYSTEMS = click.Choice(["jenkins", "gitlab"])
@@ -105,7 +106,11 @@ def logs_search(
         print_json([asdict(match) for match in found])
         return
     if not found:
-        click.echo("No stored log line matches.")
+        say(
+            "No stored log line matches. Logs are stored as Timbel follows builds: "
+            "`timbel logs follow SYSTEM PIPELINE BUILD`, `timbel build trigger`, and the "
+            "build sensors' follow_build runs."
+        )
     for m in found:
         click.echo(f"{m.execution_id[:8]} {m.pipeline} #{m.external_id}:{m.line_number}: {m.line}")
 

@@ -13,6 +13,7 @@ from timbel_dagster.cli.common import (
     print_json,
     settings_or_exit,
 )
+from timbel_dagster.cli.tables import print_counts
 
 if TYPE_CHECKING:
     from timbel_dagster.settings import Settings
@@ -52,8 +53,7 @@ def sample(seed: int | None, end_date: dt.datetime | None, as_json: bool) -> Non
         )
         return
     click.echo(f"Sample organisation seed={source.seed}, 90 days to {source.end_date}:")
-    for table, counts in summary.items():
-        click.echo(f"  {table:<20} {counts['offered']:>7} rows, {counts['written']:>7} written")
+    print_counts(summary)
 
 
 # --- demo ---------------------------------------------------------------------------------

@@ -281,6 +281,19 @@ def say(sentence: str) -> None:
     )
 
 
+def print_counts(tables: Mapping[str, Mapping[str, int]]) -> None:
+    """What a load did per warehouse table: rows offered and written (changed or new)."""
+    print_table(
+        [{"table": name} | dict(counts) for name, counts in tables.items()],
+        [
+            Column("TABLE", "table"),
+            right("ROWS", "offered", count),
+            right("WRITTEN", "written", count),
+        ],
+        empty="no tables were loaded",
+    )
+
+
 def plural(n: int, singular: str, many: str | None = None) -> str:
     """`1 rule`, `3 rules`, `1,377 images`."""
     return f"{n:,} {singular if n == 1 else (many or singular + 's')}"
