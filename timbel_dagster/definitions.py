@@ -1,7 +1,8 @@
 """The code location: every sub-package's definitions, merged.
 
-Importing this module builds nothing; loading the code location (`defs`) reads one setting,
-TIMBEL_HISTORY_START, and builds the definitions: no connection is opened, and heavy libraries
+Importing this module builds nothing; loading the code location (`defs`) reads the settings
+that place the partitions' first day (TIMBEL_HISTORY_START, and in sample mode the sample's
+window), and builds the definitions: no connection is opened, and heavy libraries
 (pandas, scikit-learn, SQLAlchemy, the clients) load inside the runs.
 """
 
@@ -15,8 +16,9 @@ from timbel_dagster.assets import definitions as assets
 from timbel_dagster.jobs import definitions as jobs
 from timbel_dagster.partitions import DEFAULT_HISTORY_START
 from timbel_dagster.resources import definitions as resources
+from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.sensors import definitions as sensors
-from timbel_dagster.settings import get_settings
+from timbel_dagster.settings import Settings, get_settings
 
 # Daemon-launched runs: one process per step, forked from a server that has already imported
 # the code location, so a step does not pay Dagster's multi-second import again (DESIGN §5).
@@ -43,10 +45,21 @@ def build_definitions(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Defi
     )
 
 
+def history_start(settings: Settings, sample: bool | None = None) -> dt.date:
+    """The partitions' first day: TIMBEL_HISTORY_START; in sample mode (`sample`, by default
+    TIMBEL_SAMPLE_DATA) with that setting unset, the sample's first day, so that the asset
+    pages count the sample's 90 days as partitions rather than every day since 2010."""
+    sample = settings.timbel_sample_data if sample is None else sample
+    if not sample or settings.timbel_history_start != DEFAULT_HISTORY_START:
+        return settings.timbel_history_start
+    end = settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()
+    return SampleSource(end_date=end, seed=settings.timbel_sample_seed).window[0].date()
+
+
 # Where history starts (the partitions' first day) is a setting, and nothing reads settings at
 # import time. So Dagster's entry point is a function that Dagster calls when it loads the code
 # location (`@dg.definitions`: the webserver, the daemon and each run worker call it; importing
 # this module, as the forkserver preload does, builds nothing and reads nothing).
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(get_settings().timbel_history_start)
+    return build_definitions(history_start(get_settings()))
