@@ -2,7 +2,8 @@
 
 Creates the warehouse and a Dagster instance under TIMBEL_HOME, materializes every asset of
 the code location through Dagster (in process, one run per asset node in dependency order, so
-progress shows as it goes and every run is in the Dagster UI afterwards), and reports.
+progress shows as it goes and every run is in the Dagster UI afterwards, named after the job of
+the node's domain: `delivery_ingestion`, `cluster_metrics`, `ml_retrain`, ...), and reports.
 """
 
 from __future__ import annotations
@@ -191,9 +192,8 @@ def _insights(connection: Any) -> dict[str, Any]:
 
 def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     """Set up, materialize every asset on the sample organisation and report."""
-    import dagster as dg
-
-    from timbel_dagster.definitions import build_definitions
+    from timbel_dagster.definitions import build_definitions, history_start
+    from timbel_dagster.jobs.definitions import job_for
     from timbel_dagster.resources.sources import DeliverySourcesResource
     from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
@@ -218,9 +218,11 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
             ).isoformat(),
         ),
     }
-    assets = list(build_definitions(settings.timbel_history_start).assets or [])
+    # The partitions start where the sample does, as in the UI of `make dev` (sample mode).
+    start = history_start(settings, sample=True)
+    definitions = build_definitions(start)
+    assets = list(definitions.assets or [])
     nodes = asset_nodes_in_order(assets)
-    start = settings.timbel_history_start
     days = _sample_days(resources["sources"])
     clusters, hours = _cluster_hours(instance, resources["sources"])
     for position, node in enumerate(nodes, start=1):
@@ -243,11 +245,12 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
             keys_text = ", ".join(keys)
         echo(f"[{position}/{len(nodes)}] materializing {keys_text} ...")
         started = time.perf_counter()
-        result = dg.materialize(
-            assets,
+        # The node's domain job (named on the runs page), only the node's assets selected
+        # (subset first: a subset built with other resources would conflict with the job's).
+        job = job_for(definitions, node.keys).get_subset(asset_selection=set(node.keys))
+        result = job.execute_in_process(
             instance=instance,
             resources=resources,
-            selection=list(node.keys),
             tags=tags,
             run_config=QUIET | _node_config(node, settings),
         )

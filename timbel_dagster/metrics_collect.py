@@ -1,5 +1,6 @@
 """`timbel metrics collect`: the cluster assets and the cost allocation for the last N
-hours, as one in-process Dagster run in the instance the UI shows, and what they stored."""
+hours, as one in-process run of the `cluster_metrics` job in the instance the UI shows, and
+what they stored."""
 
 from __future__ import annotations
 
@@ -54,9 +55,8 @@ def collect_metrics(
 ) -> dict[str, Any]:
     """Materialize `cluster/*` for the `hours` completed hours before `now` on every
     cluster, and report usage and cost per cluster and namespace."""
-    import dagster as dg
-
     from timbel_dagster.definitions import build_definitions
+    from timbel_dagster.jobs.definitions import cluster_metrics_job
     from timbel_dagster.resources.sources import DeliverySourcesResource
     from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
@@ -86,14 +86,16 @@ def collect_metrics(
             f"Collecting {hours} h ({first} to {last} UTC) of {len(order)} cluster(s) "
             f"from {source.name} ..."
         )
-        result = dg.materialize(
-            list(build_definitions(settings.timbel_history_start).assets or []),
+        # The `cluster_metrics` job, as the schedule runs it: the runs page names it.
+        job = build_definitions(settings.timbel_history_start).resolve_job_def(
+            cluster_metrics_job.name
+        )
+        result = job.execute_in_process(
             instance=instance,
             resources={
                 "warehouse": WarehouseResource(database_url=settings.database_url),
                 "sources": sources,
             },
-            selection=dg.AssetSelection.groups("cluster"),
             run_config=QUIET,
             tags=cluster_range_tags(order, start, end)
             | {
