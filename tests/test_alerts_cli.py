@@ -435,6 +435,19 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     firing = _json(["alerts", "list", "--json"], sample_dir)
     assert len(firing) == len(transitions) and {a["state"] for a in firing} == {"firing"}
     assert _json(["alerts", "list", "--state", "resolved", "--json"], sample_dir) == []
+    # For people: headed tables within 100 columns, labels as k=v, values rounded.
+    table = invoke(["alerts", "list"], sample_dir, COLUMNS="100", **env).stdout.splitlines()
+    assert table[0].split() == ["STATE", "SEVERITY", "RULE", "LABELS", "VALUE", "SINCE"]
+    assert table[-1] == f"{len(transitions)} firing alerts" and "{" not in "".join(table)
+    assert max(len(line) for line in table) <= 100
+    assert any(line.split()[:3] == ["firing", "critical", "namespace-cpu-near-quota"]
+               and "cluster=seoul-prod-01," in line for line in table)  # fmt: skip
+    sent = invoke(["notify", "history"], sample_dir, COLUMNS="100").stdout.splitlines()
+    assert sent[0].split() == [
+        "SENT", "EVENT", "CHANNEL", "RECIPIENT", "STATUS", "TRIES", "LAST", "ERROR",
+    ]  # fmt: skip
+    assert sent[2].split()[2:] == ["alert_fired", "slack", "webhook", "sent", "1", "-"]
+    assert sent[-1] == f"{len(transitions)} notifications"
 
     # Evaluated again at once: the alerts are firing and notified; nothing new happens.
     again = _json(["alerts", "evaluate", "--json"], sample_dir, **env)

@@ -57,6 +57,17 @@ def test_request_approve_and_refusals(tmp_path: Path) -> None:
     assert "request #1 is approved, not pending" in again.stderr
     listed = json.loads(invoke(["deploy", "list", "--json"], tmp_path).stdout)
     assert [(r["number"], r["status"]) for r in listed] == [(1, "approved")]
+    table = invoke(["deploy", "list"], tmp_path, COLUMNS="100").stdout.splitlines()
+    assert table[0].split() == ["#", "STATUS", "GROUP", "SERVICE", "IMAGE", "REQUESTED", "BY", "AT"]
+    assert table[2].split()[:4] == ["#1", "approved", "prod", "payments-api"]
+    assert table[3] == "1 request" and max(len(line) for line in table) <= 100
+    none = invoke(["deploy", "list", "--status", "rejected"], tmp_path).stdout
+    assert none.startswith("no rejected deployment requests")
+    typo = invoke(["deploy", "list", "--status", "aproved"], tmp_path)
+    assert typo.returncode == 2 and typo.stderr == (
+        "timbel: error: --status 'aproved' is not one of pending, approved, rejected, expired, "
+        "deploying, deployed, failed, rolled_back\n"
+    )
     bad = invoke(["deploy", "request", "payments-api", image, "--group", "qa"], tmp_path)
     assert bad.returncode == 2 and "unknown environment group 'qa'" in bad.stderr
     # Checked against what Timbel knows: one line, exit code 2, no request written.

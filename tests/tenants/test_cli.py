@@ -128,7 +128,12 @@ def test_tenant_commands_end_to_end(
     assert [(t["name"], t["cpu_cores"], t["users"], t["clusters"]) for t in listed] == [
         ("shop", 8.0, ["jaehyun.park", "soyeon.lee"], ["seoul-dev-01", "seoul-stg-01"])
     ]
-    assert "shop" in tenant("list").stdout
+    table = tenant("list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "CPU", "MEMORY", "USERS", "CLUSTERS"]
+    assert " ".join(table[2].split()) == (
+        "shop provisioned 8 16Gi jaehyun.park, soyeon.lee seoul-dev-01, seoul-stg-01"
+    )
+    assert table[-1] == "1 tenant"
     assert json.loads(tenant("report", "--json").stdout) == []
     bad_month = tenant("report", "--month", "2026-13")
     assert bad_month.returncode == 2 and "month must be YYYY-MM" in bad_month.stderr
