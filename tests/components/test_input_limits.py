@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from tests.components.helpers import deps, manifest, write_files
 from timbel_dagster.cli.app import main
-from timbel_dagster.components import formats
+from timbel_dagster import safe_yaml
 from timbel_dagster.components.analysis import RepositoryAnalysis
 from timbel_dagster.components.manifests_gradle import blocks, strip_comments
 from timbel_dagster.components.requirements_txt import parse_requirement
@@ -102,34 +102,34 @@ def test_ordinary_anchors_in_a_manifest_still_work(
 def test_go_yamls_allowance() -> None:
     """Small documents may alias freely; beyond 1,000 nodes at most 99% may come from
     aliases up to 400,000 nodes, a share falling to 10% at 4,000,000 (go-yaml v3)."""
-    assert [formats.allowed_yaml_nodes(n) for n in (5, 25, 4_000, 10_000, 1_000_000)] == [
+    assert [safe_yaml.allowed_yaml_nodes(n) for n in (5, 25, 4_000, 10_000, 1_000_000)] == [
         1_000, 2_500, 400_000, 449_531, 2_198_998
     ]  # fmt: skip
 
 
 def test_cycles_depth_and_streams() -> None:
-    with pytest.raises(formats.YamlTooLargeError) as cycle:
-        formats.load_yaml("a: &x\n  b: [1, *x]\n")
+    with pytest.raises(safe_yaml.YamlTooLargeError) as cycle:
+        safe_yaml.load_yaml("a: &x\n  b: [1, *x]\n")
     assert str(cycle.value) == "line 1: an alias refers to the node that contains it"
 
-    with pytest.raises(formats.YamlTooLargeError) as deep:
-        formats.load_yaml("a: " + "[" * 160 + "]" * 160)
+    with pytest.raises(safe_yaml.YamlTooLargeError) as deep:
+        safe_yaml.load_yaml("a: " + "[" * 160 + "]" * 160)
     assert str(deep.value).startswith("YAML nested ") and str(deep.value).endswith(
         "levels deep, over the limit of 150"
     )
 
     # the allowance is for the whole file: 20 documents of 1,000-fold expansion each add up
     document = "a: &a [" + ", ".join(["x"] * 30) + "]\nb: [" + ", ".join(["*a"] * 30) + "]\n"
-    assert len(formats.load_yaml_documents(document)) == 1
-    with pytest.raises(formats.YamlTooLargeError, match="excessive aliasing"):
-        formats.load_yaml_documents("---\n".join([document * 1] * 3 + [_merge_bomb(4)]))
+    assert len(safe_yaml.load_yaml_documents(document)) == 1
+    with pytest.raises(safe_yaml.YamlTooLargeError, match="excessive aliasing"):
+        safe_yaml.load_yaml_documents("---\n".join([document * 1] * 3 + [_merge_bomb(4)]))
 
     # still only safe types, still one document for load_yaml
     with pytest.raises(yaml.YAMLError):
-        formats.load_yaml("!!python/object/apply:os.system ['id']")
+        safe_yaml.load_yaml("!!python/object/apply:os.system ['id']")
     with pytest.raises(yaml.YAMLError, match="single document"):
-        formats.load_yaml("a: 1\n---\nb: 2\n")
-    assert formats.load_yaml("") is None
+        safe_yaml.load_yaml("a: 1\n---\nb: 2\n")
+    assert safe_yaml.load_yaml("") is None
 
 
 # Worst cases of the regexes that backtracked (30 kB and 60 kB as reported, then 10x).

@@ -21,6 +21,7 @@ from timbel_dagster.cli.common import (
     settings_or_exit,
     writable_engine,
 )
+from timbel_dagster.safe_yaml import load_yaml
 
 AS_HELP = "Act as this user (default TIMBEL_USER); changes need a user of the users table."
 KINDS = click.Choice(["jenkinsfile", "gitlab-ci"])
@@ -46,7 +47,7 @@ def _schema(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not YAML or JSON: {str(error).splitlines()[0]}") from None
     if loaded is not None and not isinstance(loaded, dict):

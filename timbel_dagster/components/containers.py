@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from timbel_dagster.components.formats import load_yaml, load_yaml_documents
 from timbel_dagster.components.model import Findings
 from timbel_dagster.components.walk import Tree, parent_of
+from timbel_dagster.safe_yaml import load_yaml, load_yaml_documents
 
 _KUBERNETES = re.compile(r"^apiVersion:\s*\S", re.MULTILINE)
 _KIND = re.compile(r"^kind:\s*\S", re.MULTILINE)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from timbel_dagster.components.formats import load_yaml
+from timbel_dagster.safe_yaml import load_yaml
 
 LOCKFILE_TOOLS = {
     "pnpm-lock.yaml": "pnpm",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from timbel_dagster.safe_yaml import load_yaml
+
 APPROVER_ROLES = ("developer", "team_lead", "operations", "admin")
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
     "dev": (),
@@ -37,7 +39,7 @@ def load_chains(path: Path | None) -> dict[str, tuple[str, ...]]:
     from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as error:
         raise ChainsError(
             f"TIMBEL_APPROVAL_CHAINS_FILE: cannot read {path}: {error.strerror}"

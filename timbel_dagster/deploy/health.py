@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from timbel_dagster.notify.rules import parse_duration
+from timbel_dagster.safe_yaml import load_yaml
 
 
 class HealthFileError(ValueError):
@@ -52,7 +53,7 @@ def load_policies(path: Path) -> dict[str, HealthPolicy]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as error:
         raise HealthFileError(f"TIMBEL_HEALTH_FILE: cannot read {path}: {error.strerror}") from None
     except yaml.YAMLError as error:

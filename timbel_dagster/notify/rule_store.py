@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.rules import Rule, RuleError, build_rule, parse_rules
+from timbel_dagster.safe_yaml import load_yaml
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -53,8 +54,6 @@ def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Ru
 def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
     """Validate every rule of a YAML text and store them all (insert or replace by name) in
     one transaction with its audit event; nothing is stored if any rule is invalid."""
-    import yaml
-
     from timbel_dagster.notify.facts import FACTS
     from timbel_dagster.warehouse.audit import append_event
     from timbel_dagster.warehouse.ids import stable_id
@@ -65,7 +64,7 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
     if not rules:
         raise RuleError(f"{source}: no rules to store")
     # Stored as JSON: YAML scalars JSON lacks (dates, say) are kept as their text.
-    raw: list[dict[str, Any]] = json.loads(json.dumps(yaml.safe_load(text)["rules"], default=str))
+    raw: list[dict[str, Any]] = json.loads(json.dumps(load_yaml(text)["rules"], default=str))
     rows = [
         {
             "id": stable_id("alert_rules", rule.name),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timbel_dagster.safe_yaml import load_yaml
 from timbel_dagster.warehouse.models_notify import SEVERITIES
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -177,7 +178,7 @@ def parse_rules(text: str, source: str, facts: set[str] | None = None) -> list[R
 
     try:
         document = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = load_yaml(text)  # aliases bounded: a rules file may come from anyone
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""

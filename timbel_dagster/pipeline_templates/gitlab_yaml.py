@@ -8,7 +8,7 @@ up to GitLab's ten levels). Positions come from `yaml.compose`, so a problem fou
 converted data can be reported at its place in the file.
 
 Conversion expands every alias, so the composed file is measured first and refused when its
-aliases expand too far or it nests too deep (`formats.check_yaml_size`, go-yaml's rule and
+aliases expand too far or it nests too deep (`safe_yaml.check_yaml_size`, go-yaml's rule and
 GitLab's depth): a few hundred bytes of nested anchors would otherwise stand for billions of
 nodes.
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from timbel_dagster.components.formats import MAX_YAML_DEPTH, YamlTooLargeError, check_yaml_size
 from timbel_dagster.pipeline_templates.results import Issue, issue
+from timbel_dagster.safe_yaml import MAX_YAML_DEPTH, YamlTooLargeError, check_yaml_size
 
 Path_ = tuple[str | int, ...]
 MAX_REFERENCE_DEPTH = 10

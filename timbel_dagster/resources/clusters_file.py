@@ -25,6 +25,7 @@ from timbel_dagster.resources.delivery import (
     IncidentRecord,
     UserRecord,
 )
+from timbel_dagster.safe_yaml import load_yaml
 
 
 class ClustersFileError(ValueError):
@@ -81,7 +82,7 @@ def load_clusters(path: Path) -> list[ClusterConfig]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as error:
         raise ClustersFileError(
             f"TIMBEL_CLUSTERS_FILE: cannot read {path}: {error.strerror}"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from timbel_dagster.safe_yaml import load_yaml
 from timbel_dagster.security.trivy_report import SEVERITIES
 
 GROUP_KEYS = ("block", "warn", "require_fix_available", "max_age_days", "require_scan", "ignore")
@@ -224,7 +225,7 @@ def load_policy(source: Path | str | dict[str, Any] | None) -> Policy:
 
     path = Path(source)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as error:
         raise ValueError(
             f"TIMBEL_SECURITY_POLICY_FILE: cannot read {path}: {error.strerror}"

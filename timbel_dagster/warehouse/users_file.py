@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from timbel_dagster.safe_yaml import load_yaml
 from timbel_dagster.warehouse.users import OPTIONAL, UserEntry, entry_problems
 
 FIELDS = ("name", "role", *OPTIONAL)
@@ -49,7 +50,7 @@ def load_users_file(path: Path) -> list[UserEntry]:
         UsersFileError: one line naming the file and every entry and field that is wrong.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise UsersFileError(f"cannot read {path}: {error.strerror}") from None
     except UnicodeDecodeError:
@@ -57,7 +58,10 @@ def load_users_file(path: Path) -> list[UserEntry]:
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
-        raise UsersFileError(f"{path}: not valid YAML{line}") from None
+        problem = getattr(error, "problem", None)
+        raise UsersFileError(
+            f"{path}: not valid YAML{line}" + (f": {problem}" if problem else "")
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("users"), list):
         raise UsersFileError(f"{path}: expected a top-level 'users:' list")
     extra = sorted(map(str, set(data) - {"users"}))
