@@ -64,5 +64,12 @@ def test_cli_applies_once(fakes: dict, tmp_path: Path) -> None:
     assert fake.get("HorizontalPodAutoscaler", "shop-api", "shop")["spec"]["minReplicas"] == 3
     again = invoke([*args, "--min", "3", "--json"], tmp_path, **env)
     assert [o["action"] for o in json.loads(again.stdout)["prod-a"]] == ["unchanged", "unchanged"]
+    plain = invoke([*args, "--min", "3", "--dry-run"], tmp_path, **env).stdout.splitlines()
+    assert [line.split() for line in [plain[0], *plain[2:]]] == [
+        ["CLUSTER", "KIND", "OBJECT", "ACTION"],
+        ["prod-a", "HorizontalPodAutoscaler", "shop/shop-api", "unchanged"],
+        ["prod-a", "VerticalPodAutoscaler", "shop/shop-api", "unchanged"],
+        ["dry", "run:", "nothing", "was", "changed"],
+    ]
     bad = invoke([*args, "--min", "0"], tmp_path, **env)
     assert bad.returncode == 2 and "1 <= min (0) <= max (10)" in bad.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
+from timbel_dagster.cli.tables import Column, print_table
 
 
 @click.group()
@@ -70,6 +71,14 @@ def apply_command(
     if as_json:
         print_json(report)
         return
-    for cluster, outcomes in report.items():
-        for o in outcomes:
-            click.echo(f"{cluster}: {o['kind']} {o['namespace']}/{o['name']} {o['action']}")
+    print_table(
+        [o | {"cluster": cluster} for cluster, outcomes in report.items() for o in outcomes],
+        [
+            Column("CLUSTER", "cluster"),
+            Column("KIND", "kind"),
+            Column("OBJECT", lambda o: f"{o['namespace']}/{o['name']}"),
+            Column("ACTION", "action"),
+        ],
+        empty="nothing to apply",
+        footer="dry run: nothing was changed" if dry_run else None,
+    )
