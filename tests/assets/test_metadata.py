@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from timbel_dagster.assets import plots
+from timbel_dagster.assets.cluster.cost_allocation import plotted
 from timbel_dagster.assets.ingestion import markdown_table
 from timbel_dagster.assets.metadata import number_text, rounded, significant
 
@@ -121,3 +122,21 @@ def test_risk_calibration_is_a_png() -> None:
     table = calibration_table(probability, label, [0, 0.02, 0.05, 0.2, 0.6, 1])
     assert png_of(plots.risk_calibration(table)).startswith(PNG)
     assert plots.risk_calibration(table.iloc[0:0]) is None
+
+
+def _hours(*hours: int) -> list[dt.datetime]:
+    return [dt.datetime(2026, 11, 1, hour, tzinfo=dt.UTC) for hour in hours]
+
+
+@pytest.mark.parametrize(
+    ("spans", "drawn"),
+    [
+        ({"a": _hours(5)}, False),  # the hourly schedule's run of 05:00
+        ({"a": _hours(5), "b": _hours(5)}, False),  # every cluster, still one hour
+        ({"a": _hours(23)}, True),  # the day's last hour: once a day
+        ({"a": _hours(4, 5)}, True),  # a range: a backfill, the demo, metrics collect
+        ({}, False),
+    ],
+)
+def test_the_cost_plot_is_drawn_once_a_day_or_for_a_range(spans: dict, drawn: bool) -> None:
+    assert plotted(spans) is drawn

@@ -158,7 +158,7 @@ def cost_allocation(
         "price_memory_gib_hour": dg.MetadataValue.float(prices.memory_gib_hour),
         "price_storage_gib_hour": dg.MetadataValue.float(prices.storage_gib_hour),
     }
-    trend = plots.cost_by_namespace(_cost_trend(warehouse, name, spans)) if spans else None
+    trend = plots.cost_by_namespace(_cost_trend(warehouse, name, spans)) if plotted(spans) else None
     if trend is not None:
         metadata["cost_by_namespace_plot"] = trend
     return dg.MaterializeResult(metadata=rounded(metadata))
@@ -166,6 +166,14 @@ def cost_allocation(
 
 # The cost plot shows the week up to the run's last hour, whatever range the run covers.
 TREND_DAYS = 7
+
+
+def plotted(spans: dict[str, list[dt.datetime]]) -> bool:
+    """Whether a run draws the cost plot: one that covers several hours (a backfill, the demo,
+    `timbel metrics collect`), or the hourly schedule's run of a day's last hour. A plot is
+    about 40 KB of event log; one per hourly run would be a megabyte a day."""
+    hours = {hour for per_cluster in spans.values() for hour in per_cluster}
+    return len(hours) > 1 or any(hour.hour == 23 for hour in hours)
 
 
 def _cost_trend(warehouse: WarehouseResource, name: str, spans: dict) -> list[dict]:
