@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -456,3 +457,21 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     plain = invoke(["alerts", "evaluate"], sample_dir, **env)
     assert plain.returncode == 0
     assert plain.stdout.startswith(f"3 rules, {len(transitions)} active series, 0 transitions")
+
+
+def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
+    env = SAMPLE | {"TIMBEL_ALERT_RULES_FILE": str(SAMPLE_RULES), "COLUMNS": "100"}
+    plain = invoke(["alerts", "evaluate"], sample_dir, **env)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert lines[0].split() == ["CHANGE", "RULE", "LABELS", "NOTICE", "DUE"]
+    assert max(len(line) for line in lines) <= 100 and "{" not in plain.stdout
+    fired = [line for line in lines if line.startswith("fired ")]
+    assert any("namespace-cpu-near-quota" in line and "cluster=seoul-prod-01," in line
+               for line in fired)  # fmt: skip
+    assert all(line.split()[-1] == "yes" for line in fired)  # due, though no channel is set
+    assert re.fullmatch(
+        rf"3 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
+        r"\d+\.\ds",
+        lines[-1],
+    )

@@ -184,7 +184,8 @@ def evaluate(as_json: bool) -> None:
                 Column("CHANGE", "kind"),
                 Column("RULE", "rule"),
                 Column("LABELS", "labels", labels, wrap=True),
-                Column("NOTIFIED", lambda t: "yes" if t["notified"] else "no"),
+                # Due: not silenced nor held back by the rule's renotify interval.
+                Column("NOTICE DUE", lambda t: "yes" if t["notified"] else "no"),
             ],
             empty="",
         )
