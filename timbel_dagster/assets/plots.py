@@ -76,7 +76,8 @@ def cost_by_namespace(rows: Sequence[dict[str, Any]]) -> Any | None:
 
 def risk_calibration(table: pd.DataFrame) -> Any | None:
     """Predicted failure probability against the observed failure rate of held-out
-    deployments, per bin, with 95 % Wilson intervals (`table`: `ml.calibration`'s)."""
+    deployments, per bin, with 95 % Wilson intervals (`table`: `ml.calibration`'s; the
+    deployments per bin are in the table beside the plot)."""
     if table.empty:
         return None
 
@@ -91,9 +92,6 @@ def risk_calibration(table: pd.DataFrame) -> Any | None:
             capsize=3,
             label="held-out deployments",
         )
-        points = zip(table["predicted"], table["observed"], table["deployments"], strict=True)
-        for x, y, n in points:
-            axes.annotate(f"n={n}", (x, y), textcoords="offset points", xytext=(5, -10))
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 1)
         axes.set_xlabel("mean predicted failure probability")

@@ -19,9 +19,8 @@ EVALUATION_KEYS = (
     "baseline_la_auc",
     "baseline_rf_auc",
     "baseline_smallest_first_recall_at_20pct_effort",
-    "n_train",
-    "n_test",
 )
+COUNT_KEYS = ("n_train", "n_test")
 
 
 @dg.asset(
@@ -143,13 +142,24 @@ CALIBRATION_EDGES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def _evaluation_metadata(evaluation: dict, version: int, reason: str, table) -> dict:
     metadata = {key: dg.MetadataValue.float(float(evaluation[key])) for key in EVALUATION_KEYS}
+    metadata |= {key: dg.MetadataValue.int(int(evaluation[key])) for key in COUNT_KEYS}
     metadata["model_version"] = dg.MetadataValue.int(version)
     metadata["reason"] = dg.MetadataValue.text(reason)
     if not table.empty:
         calibration = _held_out_calibration(table, evaluation)
         metadata["calibration"] = markdown_table(
-            [{"bin": str(b), **row} for b, row in calibration.to_dict("index").items()],
-            ["bin", "deployments", "predicted", "observed", "observed_lo95", "observed_hi95"],
+            [
+                {"predicted in": f"{max(b.left, 0):g} to {b.right:g}", **row}
+                for b, row in calibration.to_dict("index").items()
+            ],
+            [
+                "predicted in",
+                "deployments",
+                "predicted",
+                "observed",
+                "observed_lo95",
+                "observed_hi95",
+            ],
         )
         figure = plots.risk_calibration(calibration)
         if figure is not None:
