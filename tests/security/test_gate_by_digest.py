@@ -95,11 +95,16 @@ def test_scan_gate_by_tag_and_by_digest(pushed: Pushed, monkeypatch: pytest.Monk
     assert gate(pushed.tag, "staging")[0] == gate(pushed.by_digest, "staging")[0] == 0
     text = CliRunner().invoke(main, ["scan", "gate", pushed.tag, "--group", "prod"])
     assert text.exit_code == 1
-    assert text.stdout == (
-        "prod: blocked by 2 CRITICAL findings\n"
-        "  BLOCKS  CVE-2019-14697       musl 1.1.20-r4: CRITICAL, fixed in 1.1.20-r5\n"
-        "  BLOCKS  CVE-2019-14697       musl-utils 1.1.20-r4: CRITICAL, fixed in 1.1.20-r5\n"
-        f"  note: {pushed.tag} is {pushed.by_digest} (from registry)\n"
+    lines = text.stdout.splitlines()
+    assert lines[0] == "prod: blocked by 2 CRITICAL findings"
+    assert [line.split() for line in [lines[1], *lines[3:5]]] == [
+        ["VERDICT", "VULNERABILITY", "PACKAGE", "VERSION", "WHY"],
+        ["BLOCKS", "CVE-2019-14697", "musl", "1.1.20-r4", "CRITICAL,", "fixed", "in", "1.1.20-r5"],
+        ["BLOCKS", "CVE-2019-14697", "musl-utils", "1.1.20-r4", "CRITICAL,", "fixed", "in",
+         "1.1.20-r5"],
+    ]  # fmt: skip
+    assert " ".join(" ".join(lines[5:]).split()) == (
+        f"note: {pushed.tag} is {pushed.by_digest} (from registry)"
     )
     # A tag no one knows is never scanned: blocked in prod, reported elsewhere.
     other = f"{pushed.registry.host}/{REPOSITORY}:9.9.9"

@@ -173,16 +173,23 @@ def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> Non
         print_json(result.to_dict())
     else:
         click.echo(result.summary)
-        for kind, findings in (("BLOCKS", result.blocking), ("warns", result.warnings),
-                               ("ignored", result.ignored)):  # fmt: skip
-            for f in findings:
-                click.echo(
-                    f"  {kind:<7} {f['vulnerability_id']:<20} {f['pkg_name']} "
-                    f"{f['installed_version']}: {f['reason']}"
-                )
+        verdicts = (("BLOCKS", result.blocking), ("warns", result.warnings),
+                    ("ignored", result.ignored))  # fmt: skip
+        if any(findings for _, findings in verdicts):
+            print_table(
+                [f | {"verdict": kind} for kind, findings in verdicts for f in findings],
+                [
+                    Column("VERDICT", "verdict"),
+                    Column("VULNERABILITY", "vulnerability_id"),
+                    Column("PACKAGE", "pkg_name"),
+                    Column("VERSION", "installed_version"),
+                    Column("WHY", "reason", wrap=True),
+                ],
+                empty="",
+            )
         for note in result.notes:
             if note != result.summary:
-                click.echo(f"  note: {note}")
+                say(f"note: {note}")
     if not result.allowed:
         sys.exit(1)
 
