@@ -18,8 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from tests.components.helpers import deps, manifest, write_files
-from timbel_dagster.cli.app import main
 from timbel_dagster import safe_yaml
+from timbel_dagster.cli.app import main
 from timbel_dagster.components.analysis import RepositoryAnalysis
 from timbel_dagster.components.manifests_gradle import blocks, strip_comments
 from timbel_dagster.components.requirements_txt import parse_requirement
