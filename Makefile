@@ -48,6 +48,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit --quiet --recursive timbel_dagster --severity-level medium
+	$(BIN)/lint-imports --no-cache
 
 format: setup
 	$(BIN)/ruff format .

@@ -1,0 +1,120 @@
+"""The layers of DESIGN.md 1b hold: the import-linter contracts in pyproject.toml pass on the
+code as it is, and a new import across a layer breaks them (`make lint` runs `lint-imports`).
+Checked in process on the grimp graph `lint-imports` builds, so no subprocess and no cache."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import grimp
+import pytest
+from importlinter import configuration
+from importlinter.application.use_cases import read_user_options
+from importlinter.contracts.forbidden import ForbiddenContract
+from importlinter.contracts.layers import LayersContract
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT_TYPES = {"layers": LayersContract, "forbidden": ForbiddenContract}
+
+LAYERS = "Layers run one way (DESIGN.md 1b)"
+CLIENTS = "Clients never import storage: resources speak in records"
+STORAGE = "Storage never imports clients, automation, orchestration or faces"
+
+
+@pytest.fixture(scope="module")
+def contracts() -> dict[str, LayersContract | ForbiddenContract]:
+    configuration.configure()  # what `lint-imports` does first: the readers of the config
+    options = read_user_options(str(ROOT / "pyproject.toml"))
+    built = {}
+    for contract_options in options.contracts_options:
+        cls = CONTRACT_TYPES[contract_options["type"]]
+        built[contract_options["name"]] = cls(
+            name=contract_options["name"],
+            session_options=options.session_options,
+            contract_options=contract_options,
+        )
+    return built
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph("timbel_dagster", cache_dir=None)
+
+
+def _broken(contract, graph: grimp.ImportGraph) -> bool:
+    return not contract.check(copy.deepcopy(graph), verbose=False).kept
+
+
+def test_the_three_contracts_are_declared(contracts) -> None:
+    assert set(contracts) == {LAYERS, CLIENTS, STORAGE}
+
+
+def test_every_contract_holds_today(contracts, graph) -> None:
+    broken = [name for name, contract in contracts.items() if _broken(contract, graph)]
+    assert broken == []
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported", "breaks"),
+    [
+        # storage reaching up to automation, clients, orchestration
+        ("timbel_dagster.warehouse.models", "timbel_dagster.sensors.builds", {LAYERS, STORAGE}),
+        (
+            "timbel_dagster.warehouse.upsert",
+            "timbel_dagster.resources.jenkins.client",
+            {LAYERS, STORAGE},
+        ),
+        ("timbel_dagster.warehouse.engine", "timbel_dagster.jobs.deploy", {LAYERS, STORAGE}),
+        # a client reaching down into storage: allowed by the layers, refused by its own rule
+        ("timbel_dagster.resources.jenkins.client", "timbel_dagster.warehouse.models", {CLIENTS}),
+        # the domain reaching up into orchestration, settings into anything of ours
+        ("timbel_dagster.ml.risk_model", "timbel_dagster.assets.definitions", {LAYERS}),
+        ("timbel_dagster.settings", "timbel_dagster.cli.app", {LAYERS}),
+        ("timbel_dagster.safe_yaml", "timbel_dagster.warehouse.engine", {LAYERS}),
+        # Dagster partitions stay above the domain
+        ("timbel_dagster.deploy.rollout", "timbel_dagster.partitions", {LAYERS}),
+    ],
+)
+def test_a_new_crossing_breaks_the_contracts(contracts, graph, importer, imported, breaks) -> None:
+    graph = copy.deepcopy(graph)
+    graph.add_import(importer=importer, imported=imported, line_number=1, line_contents="x")
+    broken = {name for name, contract in contracts.items() if _broken(contract, graph)}
+    assert broken == breaks
+
+
+def test_a_new_top_level_module_must_be_given_a_layer(contracts, graph) -> None:
+    graph = copy.deepcopy(graph)
+    graph.add_module("timbel_dagster.newcomer")
+    assert _broken(contracts[LAYERS], graph)
+
+
+def test_grimp_sees_function_level_imports(tmp_path, monkeypatch) -> None:
+    """Most of our crossings sit inside functions; the contracts see them all the same."""
+    package = tmp_path / "lazy_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "low.py").write_text("def f():\n    from lazy_probe import high\n    return high\n")
+    (package / "high.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    probe = grimp.build_graph("lazy_probe", cache_dir=None)
+    assert probe.direct_import_exists(importer="lazy_probe.low", imported="lazy_probe.high")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_lint_runs_lint_imports() -> None:
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "-n", "lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line.strip() for line in completed.stdout.splitlines()]
+    assert ".venv/bin/lint-imports --no-cache" in lines
+    assert lines.index(".venv/bin/lint-imports --no-cache") > next(
+        i for i, line in enumerate(lines) if "bandit" in line
+    )
