@@ -14,13 +14,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-
-@dataclass(frozen=True)
-class StoredMark:
-    """What the warehouse holds of one pipeline above its old mark."""
-
-    mark: int  # highest build number stored finished, below any stored unfinished one
-    day: str | None  # UTC day that build started, where the next batch must start reading
+from timbel_dagster.records.marks import StoredMark
 
 
 @dataclass

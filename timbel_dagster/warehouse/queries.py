@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.records.marks import StoredMark
 from timbel_dagster.warehouse.models import (
     EXECUTION_STATUSES,
     ExecutionLog,
@@ -18,8 +19,6 @@ from timbel_dagster.warehouse.models import (
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-    from timbel_dagster.sensors.marks import StoredMark
 
 _SUMMARY_COLUMNS = (
     PipelineExecution.id,
@@ -162,7 +161,6 @@ def stored_marks(
     """
     from sqlalchemy import and_, or_, select
 
-    from timbel_dagster.sensors.marks import StoredMark
     from timbel_dagster.warehouse.loaders import pipeline_id
     from timbel_dagster.warehouse.models_ingestion import IngestionReject
 
