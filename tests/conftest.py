@@ -38,6 +38,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def _no_prometheus_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prometheus-api-client retries a failed request 3 times with exponential backoff (about
+    6 s against a closed port); tests of an unreachable Prometheus keep the retries, not the
+    sleeps between them. (Commands run as subprocesses keep the library's default.)"""
+    monkeypatch.setattr(
+        "prometheus_api_client.prometheus_connect.RETRY_BACKOFF_FACTOR", 0, raising=False
+    )
+
+
 def missing_service(reason: str) -> None:
     """Skip locally, fail in CI: a test whose service is missing must not pass there."""
     if IN_CI:

@@ -129,3 +129,11 @@ def test_make_test_prints_the_slowest_twenty() -> None:
     ).stdout
     [pytest_line] = [line for line in dry_run.splitlines() if "/pytest " in line]
     assert "--durations=20" in pytest_line.split()
+
+
+def test_an_unreachable_prometheus_is_retried_without_sleeping() -> None:
+    from prometheus_api_client import PrometheusConnect
+
+    url = "http://127.0.0.1:9"
+    retry = PrometheusConnect(url=url)._session.get_adapter(url).max_retries
+    assert (retry.total, retry.backoff_factor) == (3, 0)  # the library's retries, no sleeps
