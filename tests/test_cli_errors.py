@@ -146,7 +146,9 @@ def test_debug_is_a_main_option() -> None:
 def test_an_unreachable_server_is_one_line_without_urllib3_retry_warnings(tmp_path: Path) -> None:
     # prometheus-api-client retries through urllib3, which logs a WARNING per retry; the
     # command's own line already says the server cannot be reached.
-    completed = run(
+    # In process: the command's logging reaches its stderr as in a process (invoke), and the
+    # retries run without their backoff sleeps (conftest).
+    completed = invoke(
         ["metrics", "collect", "--hours", "1"], tmp_path, PROMETHEUS_URL="http://127.0.0.1:1"
     )
     assert completed.returncode == 2, completed.stderr
