@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from tests.conftest import missing_service
 from tests.services.kube_series import HOURS, write_kube_history
 from tests.services.prometheus import running_prometheus
-from tests.test_cli import run
+from tests.test_cli import invoke
 from timbel_dagster.assets.cluster.cost import PriceTable
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.partitions import CLUSTERS, hour_key, range_tags
@@ -277,7 +277,7 @@ def test_hourly_schedule_reads_the_hour_that_ended(
 
 
 def test_metrics_collect_cli(tmp_path: Path) -> None:
-    done = run(
+    done = invoke(
         ["metrics", "collect", "--hours", "2", "--json"], tmp_path, TIMBEL_SAMPLE_DATA="true"
     )
     assert done.returncode == 0, done.stderr
@@ -291,10 +291,10 @@ def test_metrics_collect_cli(tmp_path: Path) -> None:
         "platform",
     }
     assert all(r["cost_usd"] > 0 and r["hours"] == 2 for r in report["namespaces"])
-    table = run(["metrics", "collect"], tmp_path, TIMBEL_SAMPLE_DATA="true")
+    table = invoke(["metrics", "collect"], tmp_path, TIMBEL_SAMPLE_DATA="true")
     assert table.returncode == 0, table.stderr
     assert "COST" in table.stdout and "seoul-prod-01" in table.stdout
     assert "$" in table.stdout and "allocated; run" in table.stdout
-    bad = run(["metrics", "collect", "--hours", "0"], tmp_path, TIMBEL_SAMPLE_DATA="true")
+    bad = invoke(["metrics", "collect", "--hours", "0"], tmp_path, TIMBEL_SAMPLE_DATA="true")
     assert bad.returncode == 2
     assert "--hours must be between 1 and" in bad.stderr
