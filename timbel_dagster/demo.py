@@ -19,7 +19,7 @@ from typing import Any
 from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters
 from timbel_dagster.partitions import cluster_hourly, daily, range_tags
 from timbel_dagster.runs import QUIET, open_instance, rows_written, run_warnings
-from timbel_dagster.settings import Settings
+from timbel_dagster.settings import Settings, display_url
 
 
 @dataclass
@@ -198,7 +198,6 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.urls import display_url
 
     url = settings.database_url
     home = settings.dagster_home

@@ -283,8 +283,6 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        from timbel_dagster.warehouse.urls import normalise_database_url
-
         return normalise_database_url(value)
 
     @model_validator(mode="after")
@@ -348,3 +346,44 @@ def secret_from_environment(variable: str) -> str | None:
 
     value = os.environ.get(variable, "").strip()
     return value or None
+
+
+# The warehouse URL, parsed and shown (no connection is made here). Here, in the bottom
+# layer, because TIMBEL_DATABASE_URL is validated with it and storage, the resources that
+# hold the warehouse and the CLI all use it: none imports another's layer for it.
+_SUPPORTED = ("sqlite", "postgresql")
+# Drivers a plain `postgresql://` URL is mapped to: psycopg 3 is the one we install.
+_POSTGRES_ALIASES = {"postgres", "postgresql", "postgresql+psycopg"}
+
+
+def normalise_database_url(raw: str) -> str:
+    """Validate a warehouse URL and pin PostgreSQL URLs to the psycopg 3 driver.
+
+    Raises:
+        ValueError: the URL cannot be parsed or names an unsupported database.
+    """
+    # SQLAlchemy is heavy: imported when a URL is read, not with the settings.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(raw.strip())
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "not a database URL; expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        ) from None
+    if url.drivername in _POSTGRES_ALIASES:
+        url = url.set(drivername="postgresql+psycopg")
+    backend = url.get_backend_name()
+    if backend not in _SUPPORTED:
+        raise ValueError(f"unsupported database {backend!r}; use sqlite or postgresql")
+    if backend == "postgresql" and not url.database:
+        raise ValueError("the PostgreSQL URL names no database")
+    return url.render_as_string(hide_password=False)
+
+
+def display_url(raw: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(raw).render_as_string(hide_password=True)

@@ -23,8 +23,8 @@ def db() -> None:
 @friendly_errors
 def db_upgrade(revision: str, as_json: bool) -> None:
     """Migrate the warehouse up (running it twice is a no-op)."""
+    from timbel_dagster.settings import display_url
     from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.urls import display_url
 
     settings = settings_or_exit()
     before, after = migrate.upgrade(settings.database_url, revision, actor=settings.timbel_user)

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from timbel_dagster.settings import get_settings, normalise_database_url
+
 if TYPE_CHECKING:
     from timbel_dagster.notify.alerting import AlertEvaluator
     from timbel_dagster.notify.dispatch import Dispatcher
@@ -24,13 +26,10 @@ class NotifierResource(dg.ConfigurableResource):
     max_series_per_rule: int = 1000
 
     def _settings(self) -> Any:
-        from timbel_dagster.settings import get_settings
-
         return get_settings()
 
     def engine(self) -> Any:
         from timbel_dagster.warehouse.engine import check_connection, get_engine
-        from timbel_dagster.warehouse.urls import normalise_database_url
 
         url = (
             normalise_database_url(self.database_url)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from timbel_dagster.settings import get_settings, normalise_database_url
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
@@ -23,11 +25,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def url(self) -> str:
         if self.database_url:
-            from timbel_dagster.warehouse.urls import normalise_database_url
-
             return normalise_database_url(self.database_url)
-        from timbel_dagster.settings import get_settings
-
         return get_settings().database_url
 
     def engine(self) -> Engine:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timbel_dagster.warehouse.urls import display_url
+from timbel_dagster.settings import display_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -17,8 +17,8 @@ def scratch_database(server_url: str, purpose: str) -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    from timbel_dagster.settings import normalise_database_url
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.urls import normalise_database_url
 
     base = make_url(normalise_database_url(server_url))
     name = f"timbel_{purpose}_{uuid.uuid4().hex[:10]}"
