@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -258,8 +261,6 @@ class Settings(BaseSettings):
     @field_validator("timbel_registry_token_realms")
     @classmethod
     def _check_token_realms(cls, value: list[str]) -> list[str]:
-        from timbel_dagster.resources.registry_realm import parse_realm_rules
-
         parse_realm_rules(value)
         return value
 
@@ -387,3 +388,69 @@ def display_url(raw: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(raw).render_as_string(hide_password=True)
+
+
+# TIMBEL_REGISTRY_TOKEN_REALMS, parsed: here, in the bottom layer, so the setting is checked
+# at start-up without the settings importing the registry client, which applies the rules
+# (resources/registry_realm.py says which token services may receive the credentials).
+HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class RealmRule:
+    """One allowed token service: `scheme://host[:port]` and a path prefix."""
+
+    scheme: str
+    host: str  # lower case
+    port: int | None  # None: any port (a bare host entry)
+    path: str  # '' or '/jwt/auth' (no trailing slash)
+
+    def allows(self, realm: SplitResult) -> bool:
+        if realm.scheme != self.scheme or (realm.hostname or "") != self.host:
+            return False
+        if self.port is not None and url_port(realm) != self.port:
+            return False
+        path = realm.path.rstrip("/")
+        return not self.path or path == self.path or path.startswith(self.path + "/")
+
+
+def url_port(url: SplitResult) -> int | None:
+    try:
+        return url.port or HTTP_DEFAULT_PORTS.get(url.scheme)
+    except ValueError:  # a port that is not a number
+        return None
+
+
+def parse_realm_rules(entries: Iterable[str]) -> tuple[RealmRule, ...]:
+    """The rules of TIMBEL_REGISTRY_TOKEN_REALMS entries.
+
+    Raises:
+        ValueError: an entry is neither a host nor an http(s) URL; the message names it.
+    """
+    rules = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        url = urlsplit(entry if "://" in entry else f"https://{entry}")
+        bare = "://" not in entry
+        port = url_port(url)
+        if (
+            url.scheme not in HTTP_DEFAULT_PORTS
+            or not url.hostname
+            or url.username is not None
+            or url.query
+            or url.fragment
+            or port is None
+            or (bare and url.path)
+        ):
+            raise ValueError(
+                f"{entry!r} is neither a host (auth.example[:port]) nor an http(s) "
+                "URL prefix (https://auth.example/token)"
+            )
+        explicit_port = url.port is not None or not bare
+        rules.append(
+            RealmRule(
+                url.scheme, url.hostname, port if explicit_port else None, url.path.rstrip("/")
+            )
+        )
+    return tuple(rules)

@@ -16,71 +16,20 @@ another scheme (`file:`, `ftp:`) is never followed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
+
+# The setting is parsed into rules with the settings (the bottom layer), which check it at
+# start-up; the rules are applied here, and named here too for the registry client.
+from timbel_dagster.settings import (
+    HTTP_DEFAULT_PORTS,
+    RealmRule,
+    parse_realm_rules,
+    url_port,
+)
+
+__all__ = ["SETTING", "RealmRule", "parse_realm_rules", "realm_refusal"]
 
 SETTING = "TIMBEL_REGISTRY_TOKEN_REALMS"
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass(frozen=True)
-class RealmRule:
-    """One allowed token service: `scheme://host[:port]` and a path prefix."""
-
-    scheme: str
-    host: str  # lower case
-    port: int | None  # None: any port (a bare host entry)
-    path: str  # '' or '/jwt/auth' (no trailing slash)
-
-    def allows(self, realm: SplitResult) -> bool:
-        if realm.scheme != self.scheme or (realm.hostname or "") != self.host:
-            return False
-        if self.port is not None and _port(realm) != self.port:
-            return False
-        path = realm.path.rstrip("/")
-        return not self.path or path == self.path or path.startswith(self.path + "/")
-
-
-def _port(url: SplitResult) -> int | None:
-    try:
-        return url.port or _DEFAULT_PORTS.get(url.scheme)
-    except ValueError:  # a port that is not a number
-        return None
-
-
-def parse_realm_rules(entries: Iterable[str]) -> tuple[RealmRule, ...]:
-    """The rules of TIMBEL_REGISTRY_TOKEN_REALMS entries.
-
-    Raises:
-        ValueError: an entry is neither a host nor an http(s) URL; the message names it.
-    """
-    rules = []
-    for entry in (e.strip() for e in entries):
-        if not entry:
-            continue
-        url = urlsplit(entry if "://" in entry else f"https://{entry}")
-        bare = "://" not in entry
-        port = _port(url)
-        if (
-            url.scheme not in _DEFAULT_PORTS
-            or not url.hostname
-            or url.username is not None
-            or url.query
-            or url.fragment
-            or port is None
-            or (bare and url.path)
-        ):
-            raise ValueError(
-                f"{entry!r} is neither a host (auth.example[:port]) nor an http(s) "
-                "URL prefix (https://auth.example/token)"
-            )
-        explicit_port = url.port is not None or not bare
-        rules.append(
-            RealmRule(
-                url.scheme, url.hostname, port if explicit_port else None, url.path.rstrip("/")
-            )
-        )
-    return tuple(rules)
 
 
 def realm_refusal(
@@ -95,13 +44,13 @@ def realm_refusal(
         with_credentials: the request would carry the registry's basic credentials.
     """
     url = urlsplit(realm)
-    if url.scheme not in _DEFAULT_PORTS or not url.hostname:
+    if url.scheme not in HTTP_DEFAULT_PORTS or not url.hostname:
         return f"token realm {realm!r} is not an http(s) URL; not following it"
     if not with_credentials:
         return None
     registry = urlsplit(registry_url)
     same_host = url.hostname == registry.hostname
-    if same_host and url.scheme == registry.scheme and _port(url) == _port(registry):
+    if same_host and url.scheme == registry.scheme and url_port(url) == url_port(registry):
         return None  # the registry itself, which already receives the credentials
     if same_host and url.scheme == "https":
         return None
