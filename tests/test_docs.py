@@ -156,3 +156,19 @@ def test_readme_links_the_reference() -> None:
     text = README.read_text(encoding="utf-8")
     for name in ("cli", "configuration", "architecture", "benchmarks", "operations", "security"):
         assert f"(docs/{name}.md" in text, f"README.md does not link docs/{name}.md"
+
+
+def test_readme_opens_the_notebook_with_an_extra_that_exists() -> None:
+    """The README's notebook command installs JupyterLab through the `jupyter` extra: pinned,
+    locked at the same version, and kept out of `dev` so CI does not install it."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    assert "pip install -c requirements.lock -e '.[notebook,jupyter]'" in README.read_text(
+        encoding="utf-8"
+    )
+    assert extras["jupyter"] == ["jupyterlab==4.6.6"]
+    assert not any("jupyter]" in r or "jupyterlab" in r for r in extras["dev"])
+    locked = (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
+    assert "jupyterlab==4.6.6" in locked
