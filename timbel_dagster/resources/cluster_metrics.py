@@ -1,74 +1,19 @@
-"""What cluster-metrics sources return: hourly usage of nodes and pods, and namespace facts.
+"""The interface cluster-metrics sources implement, and what they return: hourly usage of
+nodes and pods, and namespace facts (the records of `timbel_dagster.records.cluster_metrics`,
+named here too).
 
 The Prometheus source (kube-prometheus series) and the sample organisation both produce
-these records; the cluster assets only ever see them. A value a cluster does not expose is
-None, never a guess.
+these records; the cluster assets only ever see them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Protocol
 
-HOUR = dt.timedelta(hours=1)
+from timbel_dagster.records.cluster_metrics import HOUR, NamespaceInfo, NodeHour, PodHour
 
-
-@dataclass(frozen=True)
-class NodeHour:
-    cluster: str
-    node: str
-    hour: dt.datetime
-    cpu_capacity_cores: float | None
-    cpu_used_cores: float | None
-    cpu_used_cores_max: float | None
-    memory_capacity_bytes: float | None
-    memory_used_bytes: float | None
-    memory_used_bytes_max: float | None
-    disk_capacity_bytes: float | None = None
-    disk_used_bytes: float | None = None
-    network_receive_bytes: float | None = None
-    network_transmit_bytes: float | None = None
-    conditions: dict[str, bool] = field(default_factory=dict)  # Ready, MemoryPressure, ...
-
-    @property
-    def ready(self) -> bool | None:
-        return self.conditions.get("Ready")
-
-
-@dataclass(frozen=True)
-class PodHour:
-    cluster: str
-    namespace: str
-    pod: str
-    hour: dt.datetime
-    workload: str  # the owning Deployment/StatefulSet/DaemonSet/Job, else the pod itself
-    workload_kind: str | None
-    node: str | None
-    phase: str | None
-    cpu_used_cores: float
-    cpu_used_cores_max: float
-    cpu_requested_cores: float
-    cpu_limit_cores: float | None
-    memory_used_bytes: float
-    memory_used_bytes_max: float
-    memory_requested_bytes: float
-    memory_limit_bytes: float | None
-    storage_bytes: float = 0.0
-    network_receive_bytes: float | None = None
-    network_transmit_bytes: float | None = None
-    restarts: int = 0
-    crash_looping: bool = False
-
-
-@dataclass(frozen=True)
-class NamespaceInfo:
-    cluster: str
-    namespace: str
-    hour: dt.datetime
-    tenant: str  # the namespace's `timbel.io/tenant` label, else its name
-    cpu_quota_cores: float | None
-    memory_quota_bytes: float | None
+__all__ = ["HOUR", "ClusterMetricsSource", "NamespaceInfo", "NodeHour", "PodHour"]
 
 
 class ClusterMetricsSource(Protocol):

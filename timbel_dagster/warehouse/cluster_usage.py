@@ -14,7 +14,7 @@ from timbel_dagster.warehouse.ids import stable_id
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from timbel_dagster.resources.cluster_metrics import NamespaceInfo, NodeHour, PodHour
+    from timbel_dagster.records.cluster_metrics import NamespaceInfo, NodeHour, PodHour
 
 NODE_KEY = ("source", "cluster", "node", "hour")
 POD_KEY = ("source", "cluster", "namespace", "pod", "hour")

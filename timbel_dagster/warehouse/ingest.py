@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from timbel_dagster.resources.delivery import RejectRecord
+from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, RejectRecord
 from timbel_dagster.warehouse import loaders
 from timbel_dagster.warehouse.queries import finished_executions
 from timbel_dagster.warehouse.rejects import store_rejects
@@ -27,12 +27,7 @@ from timbel_dagster.warehouse.upsert import UpsertResult
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from timbel_dagster.resources.delivery import (
-        CISource,
-        DeliveryHistorySource,
-        ExecutionRecord,
-        PipelineRecord,
-    )
+    from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
 
 Results = dict[str, UpsertResult]
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from timbel_dagster.resources.delivery import (
+from timbel_dagster.records.delivery import (
     ClusterRecord,
     CommitRecord,
     DeploymentRecord,

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.resources.delivery import RejectRecord
+from timbel_dagster.records.delivery import RejectRecord
 from timbel_dagster.warehouse.ids import stable_id
 from timbel_dagster.warehouse.models_ingestion import IngestionReject
 from timbel_dagster.warehouse.upsert import UpsertResult, bulk_upsert
