@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from timbel_dagster.records.trivy import SEVERITIES, ScanReport
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
@@ -22,7 +23,6 @@ from timbel_dagster.resources.sample.scanner_catalogue import STACKS
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.trivy import TrivyResource
-from timbel_dagster.security.trivy_types import SEVERITIES, ScanReport
 from timbel_dagster.settings import get_settings
 
 END = dt.date(2026, 11, 1)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from timbel_dagster.records.trivy import ScanReport
 from timbel_dagster.security.scan_import import import_report, record_scan_failure
 from timbel_dagster.security.trivy_report import load_report, parse_report
-from timbel_dagster.security.trivy_types import ScanReport
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_security import (
     MisconfigurationFinding,

@@ -20,12 +20,12 @@ from timbel_dagster.resources.trivy import TrivyResource
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from timbel_dagster.records.trivy import ScanReport
     from timbel_dagster.resources.cluster_metrics import ClusterMetricsSource
     from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
     from timbel_dagster.resources.registry_records import Image
     from timbel_dagster.resources.sample.registry import SampleRegistry
     from timbel_dagster.resources.sample.source import SampleSource
-    from timbel_dagster.security.trivy_types import ScanReport
 
 _SAMPLE_HINT = "or set TIMBEL_SAMPLE_DATA=true to use the sample organisation"
 TRIVY_SOURCE = "trivy"  # what rows of real scans say in `source` (scan_run.SOURCE)

@@ -37,7 +37,7 @@ import dagster as dg
 from timbel_dagster.resources.errors import SourceError
 
 if TYPE_CHECKING:
-    from timbel_dagster.security.trivy_types import ScanReport
+    from timbel_dagster.records.trivy import ScanReport
     from timbel_dagster.settings import Settings
 
 SYSTEM = "trivy"
@@ -181,7 +181,7 @@ class TrivyResource(dg.ConfigurableResource):
 
     def command(self, subcommand: str, target: str, output: Path) -> list[str]:
         """The command line of one scan writing its report to `output`."""
-        from timbel_dagster.security.trivy_types import SEVERITIES
+        from timbel_dagster.records.trivy import SEVERITIES
 
         if subcommand not in SUBCOMMANDS:
             raise ValueError(f"Trivy subcommand must be one of {SUBCOMMANDS}, not {subcommand!r}")

@@ -12,7 +12,7 @@ import hashlib
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.security.trivy_types import SEVERITIES, ScanReport
+from timbel_dagster.records.trivy import SEVERITIES, ScanReport
 
 if TYPE_CHECKING:
     from sqlalchemy import Table

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.security.trivy_types import SEVERITIES
+from timbel_dagster.records.trivy import SEVERITIES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

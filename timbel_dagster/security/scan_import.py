@@ -15,9 +15,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.records.trivy import ScanReport
 from timbel_dagster.security import finding_rows
 from timbel_dagster.security.finding_rows import SCAN_KEY, SCANNER
-from timbel_dagster.security.trivy_types import ScanReport
 
 if TYPE_CHECKING:
     import uuid

@@ -15,8 +15,8 @@ from timbel_dagster.resources.trivy import ScannerError, check_image_reference
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from timbel_dagster.records.trivy import ScanReport
     from timbel_dagster.resources.trivy import TrivyResource
-    from timbel_dagster.security.trivy_types import ScanReport
 
 SOURCE = "trivy"
 _AUDITED = ("results", "vulnerabilities", "by_severity", "distinct_ids", "misconfigurations",

@@ -1,5 +1,5 @@
 """Trivy JSON reports (`--format json`, schema version 2) read into the frozen dataclasses
-of `trivy_types`.
+of `records.trivy`.
 
 Trivy writes every field with `omitempty`: a clean target has no `Vulnerabilities`, a
 skipped artifact no `Results`, an unfixed vulnerability no `FixedVersion`, and so on; all of
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, NoReturn
 
-from timbel_dagster.security.trivy_types import (
+from timbel_dagster.records.trivy import (
     SEVERITIES,
     Misconfiguration,
     Result,

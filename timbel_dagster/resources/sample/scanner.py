@@ -27,8 +27,8 @@ from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.sample.scanner_catalogue import STACKS, Component, Stack
 
 if TYPE_CHECKING:
+    from timbel_dagster.records.trivy import ScanReport
     from timbel_dagster.resources.sample.registry import SampleImage, SampleRegistry
-    from timbel_dagster.security.trivy_types import ScanReport
 
 SCAN_DELAY = dt.timedelta(minutes=3)  # a scan runs when the image is pushed
 # Where a component's upgrade lands: `hash % 9 - 3` builds before the newest, so about 4 in
