@@ -76,8 +76,8 @@ def make_report(vulnerabilities: int, offset: int = 0, when: dt.datetime | None 
 
 
 def timed_import(url: str, text: str) -> tuple[float, dict[str, Any]]:
+    from timbel_dagster.resources.trivy_report import parse_report
     from timbel_dagster.security.scan_import import import_report
-    from timbel_dagster.security.trivy_report import parse_report
     from timbel_dagster.warehouse.engine import get_engine
 
     parsed = parse_report(text, "bench.json")
@@ -91,8 +91,8 @@ def plain_insert(url: str, text: str) -> float:
     """The baseline: the same finding rows INSERTed into an empty table, nothing else."""
     from sqlalchemy import delete, insert
 
+    from timbel_dagster.resources.trivy_report import parse_report
     from timbel_dagster.security import finding_rows
-    from timbel_dagster.security.trivy_report import parse_report
     from timbel_dagster.warehouse.engine import get_engine
     from timbel_dagster.warehouse.ids import stable_id
     from timbel_dagster.warehouse.models_security import VulnerabilityFinding
@@ -118,7 +118,7 @@ def plain_insert(url: str, text: str) -> float:
 
 def run(backend: str, url: str, vulnerabilities: int) -> float:
     """Every figure for one backend; returns the slowest import."""
-    from timbel_dagster.security.trivy_report import parse_report
+    from timbel_dagster.resources.trivy_report import parse_report
     from timbel_dagster.warehouse import migrate
 
     migrate.upgrade(url)

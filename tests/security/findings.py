@@ -7,8 +7,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from timbel_dagster.resources.trivy_report import load_report
 from timbel_dagster.security.scan_import import import_report
-from timbel_dagster.security.trivy_report import load_report
 from timbel_dagster.warehouse.engine import get_engine
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trivy"

@@ -23,8 +23,8 @@ from tests.services.oci_registry import Registry
 from timbel_dagster.cli.app import main
 from timbel_dagster.deploy.requests import RequestError
 from timbel_dagster.resources.registry import RegistryResource
+from timbel_dagster.resources.trivy_report import load_report
 from timbel_dagster.security.scan_import import import_report
-from timbel_dagster.security.trivy_report import load_report
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.ids import stable_id
 from timbel_dagster.warehouse.models import Deployment

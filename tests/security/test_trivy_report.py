@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from timbel_dagster.security.trivy_report import load_report, parse_report
+from timbel_dagster.resources.trivy_report import load_report, parse_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trivy"
 ALPINE_310_DIGEST = "sha256:b1c5a500182b21d0bfa5a584a8526b56d8be316f89e87d951be04abed2446e60"

@@ -39,8 +39,8 @@ def import_report(report_file: Path, artifact: str | None, source: str, as_json:
     """Store REPORT_FILE, a Trivy JSON report (`trivy ... --format json`, schema version 2):
     one scan row, and its findings kept across scans of the same artifact."""
     from timbel_dagster.cli.common import writable_engine
+    from timbel_dagster.resources.trivy_report import load_report
     from timbel_dagster.security.scan_run import store_report
-    from timbel_dagster.security.trivy_report import load_report
 
     report = load_report(report_file)  # a bad file is refused before the warehouse is touched
     if artifact:

@@ -1,4 +1,4 @@
-"""The frozen dataclasses a Trivy JSON report is read into (`security/trivy_report.py`): the
+"""The frozen dataclasses a Trivy JSON report is read into (`resources/trivy_report.py`): the
 Trivy client and the sample scanner return them; the security domain judges and stores them."""
 
 from __future__ import annotations

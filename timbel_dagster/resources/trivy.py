@@ -34,7 +34,10 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from timbel_dagster.records.trivy import SEVERITIES
 from timbel_dagster.resources.errors import SourceError
+from timbel_dagster.resources.trivy_report import parse_report
+from timbel_dagster.settings import get_settings
 
 if TYPE_CHECKING:
     from timbel_dagster.records.trivy import ScanReport
@@ -167,8 +170,6 @@ class TrivyResource(dg.ConfigurableResource):
     def _resolved(self) -> TrivyResource:
         if None not in (self.executable, self.timeout_seconds, self.cache_dir, self.offline):
             return self
-        from timbel_dagster.settings import get_settings
-
         defaults = TrivyResource.from_settings(get_settings())
         return TrivyResource(
             executable=self.executable or defaults.executable,
@@ -181,8 +182,6 @@ class TrivyResource(dg.ConfigurableResource):
 
     def command(self, subcommand: str, target: str, output: Path) -> list[str]:
         """The command line of one scan writing its report to `output`."""
-        from timbel_dagster.records.trivy import SEVERITIES
-
         if subcommand not in SUBCOMMANDS:
             raise ValueError(f"Trivy subcommand must be one of {SUBCOMMANDS}, not {subcommand!r}")
         if subcommand == "image":
@@ -220,8 +219,6 @@ class TrivyResource(dg.ConfigurableResource):
 
     def _scan(self, subcommand: str, target: str) -> ScanReport:
         """Run one scan and return its parsed report, or raise `ScannerError`."""
-        from timbel_dagster.security.trivy_report import parse_report
-
         timeout = self._resolved().timeout_seconds or 0.0
         with tempfile.TemporaryDirectory(prefix="timbel-trivy-") as workdir:
             output = Path(workdir) / "report.json"

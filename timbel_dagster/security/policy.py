@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.records.trivy import SEVERITIES
 from timbel_dagster.security.image_ref import DigestLookup, Resolved, resolve_digest
 from timbel_dagster.security.policy_file import (
     GroupPolicy,
@@ -25,7 +26,6 @@ from timbel_dagster.security.policy_file import (
     load_policy,
     parse_policy,
 )
-from timbel_dagster.security.trivy_report import SEVERITIES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from timbel_dagster.records.trivy import SEVERITIES
 from timbel_dagster.safe_yaml import load_yaml
-from timbel_dagster.security.trivy_report import SEVERITIES
 
 GROUP_KEYS = ("block", "warn", "require_fix_available", "max_age_days", "require_scan", "ignore")
 IGNORE_KEYS = ("id", "reason", "expires")

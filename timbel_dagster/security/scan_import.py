@@ -220,7 +220,7 @@ def record_scan_failure(
 ) -> str:
     """Store a scan that produced no report (status `failed`, with the error); its findings
     stay as they were. Returns the scan's id."""
-    from timbel_dagster.security.trivy_report import reference_digest
+    from timbel_dagster.resources.trivy_report import reference_digest
     from timbel_dagster.warehouse.ids import stable_id
     from timbel_dagster.warehouse.models_security import ScanResult
     from timbel_dagster.warehouse.upsert import bulk_upsert

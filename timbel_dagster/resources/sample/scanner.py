@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.sample.scanner_catalogue import STACKS, Component, Stack
+from timbel_dagster.resources.trivy_report import parse_report
 
 if TYPE_CHECKING:
     from timbel_dagster.records.trivy import ScanReport
@@ -141,8 +142,6 @@ class SampleScanner:
             ValueError: `ref` is not an image of the sample organisation (what Trivy does
                 for an image it cannot pull is fail, and so does this).
         """
-        from timbel_dagster.security.trivy_report import parse_report
-
         try:
             image = self.registry.lookup(ref)
         except LookupError as error:
