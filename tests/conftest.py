@@ -29,13 +29,23 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist gives its workers COLUMNS=80 (the controller's terminal), and the CLI's
+    # tables follow COLUMNS: without this a test would see another width under xdist than
+    # alone. Tests that are about the width set COLUMNS themselves.
+    os.environ.pop("COLUMNS", None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that reads the demo's output is `slow` (the demo runs once per session and
     xdist worker, about a minute): `pytest -m "not slow"` is the quick local run; CI runs
-    everything."""
+    everything. They share one xdist group, so the demo runs on one worker only."""
     for item in items:
         if "demo_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+            if not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group("demo"))
 
 
 @pytest.fixture(autouse=True)

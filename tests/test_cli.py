@@ -147,7 +147,9 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
     assert loaded["tables"]["pipeline_executions"]["written"] > 1000
     assert {t["written"] for t in reloaded["tables"].values()} == {0}
     with get_engine(postgres_server_url).connect() as connection:
-        events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+        events = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+        ).all()
         assert verify_chain(connection).intact
     assert events == [("minji.kim", "db.upgrade")] + [("minji.kim", "sample.load")] * 2
 

@@ -20,7 +20,9 @@ FIRST = "the users table was empty, so anyone may add the first user (audited as
 def _audit(url: str) -> list[tuple[str, str, str | None]]:
     with get_engine(url).connect() as connection:
         assert verify_chain(connection).intact
-        query = select(AuditEvent.actor, AuditEvent.action, AuditEvent.target)
+        query = select(AuditEvent.actor, AuditEvent.action, AuditEvent.target).order_by(
+            AuditEvent.id
+        )
         return [tuple(r) for r in connection.execute(query.order_by(AuditEvent.id))]
 
 

@@ -274,7 +274,7 @@ def test_timbel_ingest_says_what_it_kept_aside(jenkins: FakeJenkins, tmp_path: P
     }
     done = invoke(["ingest", "jenkins", "--since", "3d"], tmp_path, **env)
     assert done.returncode == 0, done.stderr
-    assert "  2 records could not be parsed: kept in ingestion_rejects" in done.stdout.splitlines()
+    assert "2 records could not be parsed: kept in ingestion_rejects" in done.stdout.splitlines()
     assert done.stderr == ""  # no Dagster lines
     with get_engine(env["TIMBEL_DATABASE_URL"]).connect() as connection:
         statuses = dict(

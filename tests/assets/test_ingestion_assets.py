@@ -81,7 +81,9 @@ def test_every_asset_materializes_and_a_rerun_writes_nothing(
     # one audit event per ingesting step and run, and the chain holds
     with get_engine(warehouse_url).connect() as connection:
         assert verify_chain(connection).intact
-        actions = connection.execute(select(AuditEvent.action)).scalars().all()
+        actions = (
+            connection.execute(select(AuditEvent.action).order_by(AuditEvent.id)).scalars().all()
+        )
     assert actions == ["ingest"] * 10  # 5 ingesting steps (commits on their own), 2 runs
 
 

@@ -369,7 +369,9 @@ def test_a_clone_url_with_credentials_leaves_them_nowhere(
             connection.execute(select(model.__table__)).all()
             for model in (RepositoryAnalysis, RepositoryDependency, AuditEvent, ScanResult)
         ]
-        targets = connection.execute(select(AuditEvent.target)).scalars().all()
+        targets = (
+            connection.execute(select(AuditEvent.target).order_by(AuditEvent.id)).scalars().all()
+        )
     assert f"repo:{public}" in targets
     scanned = (trivy_standin.workdir / "scanned.cdx.json").read_text()
     events = [repr(entry) for entry in instance.all_logs(result.run_id)]

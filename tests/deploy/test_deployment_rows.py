@@ -17,6 +17,7 @@ from timbel_dagster.assets.cicd.dora import ORGANISATION, compute_dora
 from timbel_dagster.deploy.deployment_rows import record_release, record_rollback
 from timbel_dagster.deploy.lookup import find
 from timbel_dagster.deploy.rollback import roll_back
+from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.ml.deployment_data import load_delivery_frames
 from timbel_dagster.ml.deployment_features import deployment_features
 from timbel_dagster.resources.delivery import DeploymentRecord, IncidentRecord
@@ -84,7 +85,8 @@ def _incidents(url: str) -> list[dict]:
 def test_a_deploy_writes_one_release_row(warehouse_url: str, fakes: dict, tmp_path: Path) -> None:
     _known_builds(warehouse_url)
     _approved(warehouse_url, 1, "1.4.2", fast_track=True)
-    assert _run(warehouse_url, _resources(warehouse_url, fakes, tmp_path), 1).success
+    with acting_as("dev"):  # as `timbel` runs it: a UI launch would be dagster-ui
+        assert _run(warehouse_url, _resources(warehouse_url, fakes, tmp_path), 1).success
     [row] = _rows(warehouse_url).values()
     assert row["source"] == "timbel" and row["external_id"] == "request-1"
     assert (row["kind"], row["status"], row["environment"]) == ("hotfix", "success", "prod")

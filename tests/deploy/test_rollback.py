@@ -168,9 +168,9 @@ def test_the_rollback_jobs_actor_is_the_trigger_only_in_a_sensors_run(
     assert ui.success
     with get_engine(warehouse_url).connect() as connection:
         event = connection.execute(
-            select(AuditEvent.actor, AuditEvent.details).where(
-                AuditEvent.action == "deploy.rollback.dry_run"
-            )
+            select(AuditEvent.actor, AuditEvent.details)
+            .order_by(AuditEvent.id)
+            .where(AuditEvent.action == "deploy.rollback.dry_run")
         ).one()
         trigger = connection.execute(select(Rollback.trigger)).scalar_one()
     assert event.actor == trigger == "dagster-ui"

@@ -355,7 +355,9 @@ def test_trigger_build_job_queues_with_parameters_then_follows(
     from timbel_dagster.warehouse.models import AuditEvent
 
     with get_engine(warehouse_url).connect() as connection:
-        actions = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+        actions = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+        ).all()
     assert ("minji.kim", "build.trigger") in actions
 
 

@@ -63,7 +63,9 @@ def test_every_image_is_scanned_and_stored(warehouse_url: str, trivy_standin: Tr
     metadata = output.event_specific_data.metadata
     assert (metadata["images"].value, metadata["critical"].value) == (2, 2)
     with get_engine(warehouse_url).connect() as connection:
-        events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+        events = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+        ).all()
     assert events.count(("minji.kim", "scan.image")) == 2
 
 
@@ -77,7 +79,9 @@ def test_a_ui_launch_is_audited_as_dagster_ui_with_the_tag_as_a_claim(
     result = execute(warehouse_url, trivy_standin, [API], actor=None, instance=instance)
     assert result.success
     with get_engine(warehouse_url).connect() as connection:
-        events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+        events = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+        ).all()
     assert events == [("dagster-ui", "scan.image")]
     logged = [e.user_message for e in instance.all_logs(result.run_id)]
     assert (

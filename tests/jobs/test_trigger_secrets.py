@@ -63,7 +63,9 @@ def test_a_secret_parameter_reaches_jenkins_but_is_audited_and_logged_as_stars(
     assert query == ""
     with get_engine(warehouse_url).connect() as connection:
         [details] = connection.execute(
-            select(AuditEvent.details).where(AuditEvent.action == "build.trigger")
+            select(AuditEvent.details)
+            .order_by(AuditEvent.id)
+            .where(AuditEvent.action == "build.trigger")
         ).scalars()
     assert details["parameters"] == {"DB_PASSWORD": "***", "VERSION": "1.2"}
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
@@ -138,6 +140,8 @@ def test_the_cli_keeps_a_secret_parameter_out_of_dagster_and_the_audit_log(
     assert stored and not [p for p in stored if b"hunter2" in p.read_bytes()]
     with get_engine(database).connect() as connection:
         [details] = connection.execute(
-            select(AuditEvent.details).where(AuditEvent.action == "build.trigger")
+            select(AuditEvent.details)
+            .order_by(AuditEvent.id)
+            .where(AuditEvent.action == "build.trigger")
         ).scalars()
     assert details["parameters"] == {"DB_PASSWORD": "***", "VERSION": "1.2"}

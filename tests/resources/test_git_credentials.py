@@ -194,7 +194,7 @@ def test_cicd_commits_with_a_token_url_stores_and_logs_only_the_public_url(
     )
     with get_engine(warehouse_url).connect() as connection:
         repositories = set(connection.execute(select(Commit.repository)).scalars())
-        audit = connection.execute(select(AuditEvent.__table__)).all()
+        audit = connection.execute(select(AuditEvent.__table__).order_by(AuditEvent.id)).all()
     assert repositories == {url}
     events = "\n".join(repr(entry) for entry in instance.all_logs(result.run_id))
     assert SECRET not in events and SECRET not in repr(audit)

@@ -62,7 +62,9 @@ def test_the_job_provisions_and_records_the_tenant(
     assert metadata["objects_created"].value == 12 and metadata["clusters"].value == 2
     with engine.connect() as connection:
         row = store.get_tenant(connection, "shop")
-        actions = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+        actions = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+        ).all()
     assert row is not None and row.created_by == ACTOR
     assert actions == [(ACTOR, "tenant.create")]
 
@@ -85,7 +87,9 @@ def test_a_refused_run_fails_changes_nothing_and_is_audited(
     assert [r for f in (dev, staging) for r in f.requests if r[0] != "GET"] == []
     with engine.connect() as connection:
         assert store.get_tenant(connection, "shop") is None
-        events = connection.execute(select(AuditEvent.actor, AuditEvent.action)).all()
+        events = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
+        ).all()
     assert events == [(ACTOR, "tenant.create.refused"), ("dagster", "tenant.create.refused")]
 
 
@@ -106,7 +110,7 @@ def test_a_launch_from_the_ui_is_refused_whatever_its_tag_claims(
     with engine.connect() as connection:
         assert store.get_tenant(connection, "shop") is None
         [event] = connection.execute(
-            select(AuditEvent.actor, AuditEvent.action, AuditEvent.details)
+            select(AuditEvent.actor, AuditEvent.action, AuditEvent.details).order_by(AuditEvent.id)
         ).all()
     assert event.actor == "dagster-ui" and event.action == "tenant.create.refused"
     assert event.details["launched_from"] == "dagster-ui"

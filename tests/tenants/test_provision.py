@@ -29,7 +29,9 @@ def request(**changes: object) -> TenantRequest:
 def audit(engine) -> list[dict]:
     with engine.connect() as connection:
         assert verify_chain(connection).intact
-        query = select(AuditEvent.actor, AuditEvent.action, AuditEvent.target, AuditEvent.details)
+        query = select(
+            AuditEvent.actor, AuditEvent.action, AuditEvent.target, AuditEvent.details
+        ).order_by(AuditEvent.id)
         return [dict(r) for r in connection.execute(query.order_by(AuditEvent.id)).mappings()]
 
 

@@ -38,7 +38,9 @@ DISABLED = "user 'bob' is disabled: an admin can enable them with `timbel users 
 def events(url: str) -> list[tuple[str, str, str | None, dict]]:
     with get_engine(url).connect() as connection:
         assert verify_chain(connection).intact
-        query = select(AuditEvent.actor, AuditEvent.action, AuditEvent.target, AuditEvent.details)
+        query = select(
+            AuditEvent.actor, AuditEvent.action, AuditEvent.target, AuditEvent.details
+        ).order_by(AuditEvent.id)
         return [tuple(r) for r in connection.execute(query.order_by(AuditEvent.id))]
 
 
