@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.records.trivy import SEVERITIES
 from timbel_dagster.resources.errors import SourceError
 from timbel_dagster.resources.trivy_report import parse_report
@@ -120,8 +121,6 @@ def check_image_reference(ref: str) -> str:
         ValueError: not an image reference (one starting with '-' included); the message
             names it.
     """
-    from timbel_dagster.security.image_ref import parse_image
-
     if ref.startswith("-"):  # checked first: the reason is what matters here
         raise ValueError(f"{ref!r} is not an image reference (it starts with '-')")
     if ref != ref.strip():
