@@ -60,7 +60,9 @@ bench: setup
 ci: lint
 	CI=true $(MAKE) test
 
+# The jupyter extra is not in dev (CI does not need JupyterLab) but its pins belong in the lock.
 lock: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,jupyter]'
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^timbel' | \
 		sed '1i # Locked versions for CI and users: make setup installs with -c requirements.lock.\n# Regenerate: make lock (after changing pyproject.toml).' > requirements.lock
 
