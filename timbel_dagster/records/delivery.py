@@ -11,6 +11,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+# The environment groups a cluster belongs to: the clusters file checks them (a client) and
+# the warehouse constrains its columns to them (storage), so both read them from here.
+ENVIRONMENT_GROUPS = ("dev", "staging", "prod")
+
 
 @dataclass(frozen=True)
 class UserRecord:

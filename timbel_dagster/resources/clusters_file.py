@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from timbel_dagster.records.delivery import ENVIRONMENT_GROUPS
 from timbel_dagster.resources.delivery import (
     ClusterRecord,
     CommitRecord,
@@ -46,8 +47,6 @@ class ClusterConfig:
 
 
 def _entry(path: Path, index: int, raw: Any) -> ClusterConfig:
-    from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS
-
     where = f"{path}: clusters[{index}]"
     if not isinstance(raw, dict):
         raise ClustersFileError(f"{where}: expected a mapping, got {type(raw).__name__}")

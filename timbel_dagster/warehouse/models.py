@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from timbel_dagster.records.delivery import ENVIRONMENT_GROUPS
 from timbel_dagster.warehouse.types import JSONType, UTCDateTime
 
 # `unknown`: the source sent a status we have no mapping for (or none); the raw value is kept
@@ -37,7 +38,6 @@ EXECUTION_STATUSES = ("pending", "running", "success", "failed", "aborted", "unk
 STAGE_STATUSES = (*EXECUTION_STATUSES, "skipped")
 DEPLOYMENT_STATUSES = ("pending", "running", "success", "failed", "rolled_back")
 DEPLOYMENT_KINDS = ("release", "hotfix", "rollback")
-ENVIRONMENT_GROUPS = ("dev", "staging", "prod")
 USER_ROLES = ("developer", "team_lead", "operations", "admin", "viewer")
 
 # Deterministic constraint names so that Alembic migrations are the same on every backend.
