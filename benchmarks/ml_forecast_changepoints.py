@@ -22,7 +22,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 def forecast(data: Path) -> None:
     from tests.ml.bitbrains import bitbrains_cost_series
-    from timbel_dagster.ml.forecast_eval import evaluate_series
+    from timbel_dagster.ml.forecast.eval import evaluate_series
 
     path = data / "usage-bitbrains" / "rnd_all500vms_5min_sum_jul_aug.csv"
     if not path.is_file():
@@ -45,7 +45,7 @@ def forecast(data: Path) -> None:
 
 
 def changepoints(data: Path) -> None:
-    from timbel_dagster.ml.tcpd import evaluate_directory
+    from timbel_dagster.ml.changepoints.tcpd import evaluate_directory
 
     path = data / "changepoints-tcpd"
     if not path.is_dir():

@@ -1,7 +1,7 @@
 """The change-risk model against its baselines on the shared public JIT datasets.
 
 Each dataset is split in time order (oldest 80 % to train, newest 20 % to test) and scored
-by `timbel_dagster.ml.risk_files.evaluate_csv`, which fits the model and computes the
+by `timbel_dagster.ml.risk.files.evaluate_csv`, which fits the model and computes the
 baselines in the same run: a default random forest on the same metrics, ranking by lines
 added (LApredict), and reviewing the smallest changes first.
 Targets (issue 6): on each Kamei project, AUC above the forest and above lines added, and
@@ -28,7 +28,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
 def bench(name: str, path: Path, group: str) -> None:
-    from timbel_dagster.ml.risk_files import evaluate_csv
+    from timbel_dagster.ml.risk.files import evaluate_csv
 
     started = time.perf_counter()
     r = evaluate_csv(data=path, group=group)

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from tests.ml.test_change_metrics import _commit, _git, _write
 from timbel_dagster.assets.cicd.commits import commits
-from timbel_dagster.ml.deployment_data import load_delivery_frames
-from timbel_dagster.ml.deployment_features import deployment_features
+from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
+from timbel_dagster.ml.risk.deployment_features import deployment_features
 from timbel_dagster.resources.delivery import DeploymentRecord
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
@@ -94,7 +94,7 @@ def test_no_warehouse_connection_is_held_while_git_walks_the_history(
 ) -> None:
     """A history walk can take minutes: on SQLite a transaction of the write engine holds
     the write lock, so the walk runs with no connection checked out."""
-    from timbel_dagster.ml import change_metrics
+    from timbel_dagster.ml.changes import metrics as change_metrics
 
     repo = _repository(tmp_path / "service")
     walk = change_metrics.commit_metrics

@@ -115,7 +115,7 @@ def test_cost_by_namespace_is_a_png_with_the_small_namespaces_summed() -> None:
 
 
 def test_risk_calibration_is_a_png() -> None:
-    from timbel_dagster.ml.calibration import calibration_table
+    from timbel_dagster.ml.risk.calibration import calibration_table
 
     probability = pd.Series([0.01, 0.03, 0.04, 0.15, 0.3, 0.5, 0.7, 0.9] * 5)
     label = pd.Series([0, 0, 0, 0, 1, 0, 1, 1] * 5)

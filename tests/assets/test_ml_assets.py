@@ -179,7 +179,7 @@ def test_a_refused_model_is_never_unpickled_and_retraining_replaces_it(
     """A crafted, unsigned risk_model row (issue #13): a deployment request is still made,
     not assessed; the ml_retrain job's risk_model trains a signed version over it."""
     from tests.ml.test_model_store import _insert, _payload
-    from timbel_dagster.ml.model_store import load_model
+    from timbel_dagster.ml.models.store import load_model
     from timbel_dagster.settings import get_settings
 
     url = sample_warehouse

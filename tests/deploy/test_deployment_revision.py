@@ -21,7 +21,7 @@ from tests.services import oci_registry as service
 from tests.services.oci_registry import Registry
 from timbel_dagster.assets.security.images import images, store_images
 from timbel_dagster.deploy.deployment_rows import record_release
-from timbel_dagster.ml.deployment_data import image_commit
+from timbel_dagster.ml.risk.deployment_data import image_commit
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
 from timbel_dagster.resources.sources import DeliverySourcesResource

@@ -18,8 +18,8 @@ from timbel_dagster.deploy.deployment_rows import record_release, record_rollbac
 from timbel_dagster.deploy.lookup import find
 from timbel_dagster.deploy.rollback import roll_back
 from timbel_dagster.jobs.run_actor import acting_as
-from timbel_dagster.ml.deployment_data import load_delivery_frames
-from timbel_dagster.ml.deployment_features import deployment_features
+from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
+from timbel_dagster.ml.risk.deployment_features import deployment_features
 from timbel_dagster.resources.delivery import DeploymentRecord, IncidentRecord
 from timbel_dagster.warehouse import frames
 from timbel_dagster.warehouse.engine import get_engine

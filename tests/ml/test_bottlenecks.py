@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import missing_service
-from timbel_dagster.ml.bottleneck_data import EXECUTION_COLUMNS, STAGE_COLUMNS, load_frames
-from timbel_dagster.ml.bottleneck_flaky import flake_rate
-from timbel_dagster.ml.bottleneck_paths import build_layout
-from timbel_dagster.ml.bottlenecks import analyse_pipelines
+from timbel_dagster.ml.bottlenecks.analysis import analyse_pipelines
+from timbel_dagster.ml.bottlenecks.data import EXECUTION_COLUMNS, STAGE_COLUMNS, load_frames
+from timbel_dagster.ml.bottlenecks.flaky import flake_rate
+from timbel_dagster.ml.bottlenecks.paths import build_layout
 
 IDOFT = (
     Path(__file__).resolve().parents[2]

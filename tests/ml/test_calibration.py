@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from timbel_dagster.ml.calibration import calibration_table, wilson_interval
+from timbel_dagster.ml.risk.calibration import calibration_table, wilson_interval
 
 
 @pytest.mark.parametrize(

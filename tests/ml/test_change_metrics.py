@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing_service
-from timbel_dagster.ml.change_deployments import aggregate_per_deployment, deployment_tags
-from timbel_dagster.ml.change_metrics import (
+from timbel_dagster.ml.changes.deployments import aggregate_per_deployment, deployment_tags
+from timbel_dagster.ml.changes.metrics import (
     FIX_PATTERN,
     METRIC_NAMES,
     CommitMetrics,
@@ -294,7 +294,7 @@ def test_this_projects_history() -> None:
 def test_store_is_idempotent(warehouse_url: str, metrics: list[CommitMetrics]) -> None:
     from sqlalchemy import select
 
-    from timbel_dagster.ml.change_store import store_commit_metrics
+    from timbel_dagster.ml.changes.store import store_commit_metrics
     from timbel_dagster.warehouse.engine import get_engine
     from timbel_dagster.warehouse.models import Commit
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from tests.conftest import missing_service
 from timbel_dagster.cli.app import main
-from timbel_dagster.ml.changepoints import detect_changepoints
-from timbel_dagster.ml.tcpd import binseg_default, evaluate_directory, load_directory
-from timbel_dagster.ml.tcpd_metrics import (
+from timbel_dagster.ml.changepoints.detect import detect_changepoints
+from timbel_dagster.ml.changepoints.tcpd import binseg_default, evaluate_directory, load_directory
+from timbel_dagster.ml.changepoints.tcpd_metrics import (
     clean_locations,
     cover_single,
     covering,

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import insert
 
 from timbel_dagster.assets.cluster.cost import PriceTable
-from timbel_dagster.ml.cost_data import load_usage_frame, namespace_hours
-from timbel_dagster.ml.cost_forecast import (
+from timbel_dagster.ml.forecast.cost_data import load_usage_frame, namespace_hours
+from timbel_dagster.ml.forecast.costs import (
     CostForecast,
     cost_saving_suggestions,
     forecast_costs,

@@ -13,13 +13,18 @@ from click.testing import CliRunner
 from tests.conftest import missing_service
 from tests.ml.bitbrains import BITBRAINS, bitbrains_cost_series
 from timbel_dagster.cli.app import main
-from timbel_dagster.ml.forecast import forecast, forecast_series, mean_last_7d, seasonal_naive
-from timbel_dagster.ml.forecast_eval import (
+from timbel_dagster.ml.forecast.eval import (
     evaluate_csv,
     evaluate_series,
     mase,
     mase_scale,
     total_error_pct,
+)
+from timbel_dagster.ml.forecast.series import (
+    forecast,
+    forecast_series,
+    mean_last_7d,
+    seasonal_naive,
 )
 
 START = pd.Timestamp("2026-01-05", tz="UTC")  # a Monday

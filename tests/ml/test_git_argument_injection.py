@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from tests.ml.test_change_metrics import _commit, _git, _write
 from timbel_dagster.cli.app import main
-from timbel_dagster.ml import git_history
-from timbel_dagster.ml.change_deployments import deployment_tags
+from timbel_dagster.ml.changes import git_history
+from timbel_dagster.ml.changes.deployments import deployment_tags
 
 REFUSED = "tag pattern '--points-at=HEAD' starts with '-', which no tag name can"
 

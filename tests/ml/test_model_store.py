@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from sqlalchemy import insert, select, update
 
 from timbel_dagster.cli.app import main
-from timbel_dagster.ml import model_signing
-from timbel_dagster.ml.model_signing import ModelKey, ModelKeyError, derive_key, model_key, sign
-from timbel_dagster.ml.model_store import ModelSignatureError, load_model, save_model
+from timbel_dagster.ml.models import signing as model_signing
+from timbel_dagster.ml.models.signing import ModelKey, ModelKeyError, derive_key, model_key, sign
+from timbel_dagster.ml.models.store import ModelSignatureError, load_model, save_model
 from timbel_dagster.notify.email import read_unsubscribe_token, unsubscribe_token
 from timbel_dagster.settings import get_settings, load_settings
 from timbel_dagster.warehouse.engine import get_engine

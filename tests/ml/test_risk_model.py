@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from tests.conftest import missing_service
 from timbel_dagster.cli.app import main
-from timbel_dagster.ml.risk_data import FEATURES, parse_columns_map, to_risk_frame
-from timbel_dagster.ml.risk_eval import (
+from timbel_dagster.ml.risk.data import FEATURES, parse_columns_map, to_risk_frame
+from timbel_dagster.ml.risk.eval import (
     RESULT_KEYS,
     brier,
     pr_auc,
@@ -23,8 +23,8 @@ from timbel_dagster.ml.risk_eval import (
     risk_density,
     roc_auc,
 )
-from timbel_dagster.ml.risk_files import evaluate_csv, time_split
-from timbel_dagster.ml.risk_model import RiskThresholds, fit_risk_model, recommend
+from timbel_dagster.ml.risk.files import evaluate_csv, time_split
+from timbel_dagster.ml.risk.model import RiskThresholds, fit_risk_model, recommend
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 KAMEI = ("bugzilla", "columba", "jdt", "postgres")

@@ -10,9 +10,9 @@ import pytest
 
 from timbel_dagster.cli.deploy import _show
 from timbel_dagster.cli.risk import _print_assessment, advice_lines
-from timbel_dagster.ml.deployment_features import FEATURES as DEPLOYMENT_FEATURES
-from timbel_dagster.ml.risk_data import FEATURES as CHANGE_FEATURES
-from timbel_dagster.ml.risk_words import CONFIDENCE_BASIS, confidence_text, reason_text
+from timbel_dagster.ml.risk.data import FEATURES as CHANGE_FEATURES
+from timbel_dagster.ml.risk.deployment_features import FEATURES as DEPLOYMENT_FEATURES
+from timbel_dagster.ml.risk.words import CONFIDENCE_BASIS, confidence_text, reason_text
 
 
 def _reason(feature: str, value: float | str, contribution: float) -> dict:

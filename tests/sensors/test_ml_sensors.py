@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from timbel_dagster.ml.model_store import StoredModel
-from timbel_dagster.ml.risk_advisor import drift
+from timbel_dagster.ml.models.store import StoredModel
+from timbel_dagster.ml.risk.advisor import drift
 from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.sensors import ml as ml_sensors
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, insert, inspect, select
 
 from tests.ml.test_model_store import KEY, _payload
-from timbel_dagster.ml.model_store import ModelSignatureError, load_model
+from timbel_dagster.ml.models.store import ModelSignatureError, load_model
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_ml import MlModel

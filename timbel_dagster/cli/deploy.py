@@ -93,7 +93,7 @@ def request(service: str, image: str, group: str, reason: str, as_user: str | No
 def _assess(engine: Any, settings: Any, number: int, as_json: bool) -> dict | None:
     """The risk advisor's assessment, attached to the new request for its approvers; a
     request is never refused because there is no model yet or its image is unknown."""
-    from timbel_dagster.ml.risk_scoring import score_request
+    from timbel_dagster.ml.risk.scoring import score_request
 
     try:
         return score_request(engine, settings, str(number))

@@ -14,8 +14,8 @@ import click
 from timbel_dagster.cli.common import friendly_errors, print_json
 
 if TYPE_CHECKING:
-    from timbel_dagster.ml.change_deployments import DeploymentChangeMetrics
-    from timbel_dagster.ml.change_metrics import CommitMetrics
+    from timbel_dagster.ml.changes.deployments import DeploymentChangeMetrics
+    from timbel_dagster.ml.changes.metrics import CommitMetrics
 
 
 @click.group()
@@ -41,12 +41,12 @@ def analyze_changes(repo: Path, since: str | None, deploy_tags: str | None, as_j
     import time
 
     from timbel_dagster.cli.common import parse_since
-    from timbel_dagster.ml.change_deployments import (
+    from timbel_dagster.ml.changes.deployments import (
         aggregate_per_deployment,
         check_tag_pattern,
         deployment_tags,
     )
-    from timbel_dagster.ml.change_metrics import commit_metrics
+    from timbel_dagster.ml.changes.metrics import commit_metrics
 
     start = parse_since(since)
     if deploy_tags:
@@ -153,7 +153,7 @@ def evaluate_forecast(
     """Score the cost forecaster on one column of a CSV: forecasts from ORIGINS origins one
     horizon apart at the end of the series, against the mean of the last 7 days and the
     seasonal-naive baselines (MASE with a one-day season, and the horizon total's error)."""
-    from timbel_dagster.ml.forecast_eval import evaluate_csv
+    from timbel_dagster.ml.forecast.eval import evaluate_csv
 
     result = evaluate_csv(csv_path, time_col, value_col, freq, horizon, origins, agg)
     if as_json:
@@ -193,7 +193,7 @@ def evaluate_changepoints(directory: Path, as_json: bool) -> None:
     """Score the change-point detector on a TCPD directory (annotations.json plus one folder
     per series) with TCPDBench's F1 and cover, next to TCPDBench's default binary
     segmentation run in the same process."""
-    from timbel_dagster.ml.tcpd import evaluate_directory
+    from timbel_dagster.ml.changepoints.tcpd import evaluate_directory
 
     result = evaluate_directory(directory)
     if as_json:
@@ -258,7 +258,7 @@ def evaluate_risk(
     """Score the change-risk model on change metrics with defect labels, next to the
     baselines in the same run: ranking by lines added, reviewing the smallest changes first,
     and a default random forest."""
-    from timbel_dagster.ml.risk_files import evaluate_csv
+    from timbel_dagster.ml.risk.files import evaluate_csv
 
     result = evaluate_csv(
         train=train,

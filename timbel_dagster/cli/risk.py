@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json
-from timbel_dagster.ml.risk_words import CONFIDENCE_BASIS, confidence_text, reason_text
+from timbel_dagster.ml.risk.words import CONFIDENCE_BASIS, confidence_text, reason_text
 
 WIDTH = 100
 NBSP = "\N{NO-BREAK SPACE}"  # textwrap breaks only at ASCII whitespace
@@ -73,7 +73,7 @@ def score(request: str, as_json: bool) -> None:
     probability, approve/review/reject, top reasons, similar past deployments, confidence.
     The assessment is stored on the request, where approvers see it."""
     from timbel_dagster.cli.common import writable_engine
-    from timbel_dagster.ml.risk_scoring import score_request
+    from timbel_dagster.ml.risk.scoring import score_request
 
     settings, engine = writable_engine()
     assessment = score_request(engine, settings, request)
@@ -90,8 +90,8 @@ def model(as_json: bool) -> None:
     """The newest risk model: when and why it was trained, and its time-ordered evaluation
     beside the baselines."""
     from timbel_dagster.cli.common import connect
-    from timbel_dagster.ml.model_store import load_model
-    from timbel_dagster.ml.risk_advisor import MODEL_NAME
+    from timbel_dagster.ml.models.store import load_model
+    from timbel_dagster.ml.risk.advisor import MODEL_NAME
 
     with connect() as connection:
         stored = load_model(connection, MODEL_NAME)

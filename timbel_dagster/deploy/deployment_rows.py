@@ -27,7 +27,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.deployment_data import image_commit
+from timbel_dagster.ml.risk.deployment_data import image_commit
 from timbel_dagster.warehouse import models as m
 from timbel_dagster.warehouse.ids import stable_id
 from timbel_dagster.warehouse.loaders import deployment_id

@@ -21,7 +21,7 @@ from timbel_dagster.warehouse.types import JSONType
 class MlModel(Base):
     """One trained version of a model: the fitted estimator (joblib), the code version that
     trained it and its time-ordered evaluation. `artifact_signature` is the HMAC-SHA256 that
-    `ml/model_signing.py` checks before the artifact is unpickled (NULL: stored before models
+    `ml/models/signing.py` checks before the artifact is unpickled (NULL: stored before models
     were signed, never loaded)."""
 
     __tablename__ = "ml_models"

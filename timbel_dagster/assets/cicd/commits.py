@@ -69,10 +69,10 @@ def _pipeline_spelling(connection, name: str) -> str:
 
 def _read(context, warehouse, entry: str, home) -> dict:
     """Everything one repository contributes, computed before any write."""
-    from timbel_dagster.ml import git_history
-    from timbel_dagster.ml.change_deployments import shipped_commits
-    from timbel_dagster.ml.change_metrics import commit_metrics
-    from timbel_dagster.ml.change_store import linkable_deployments, stored_shas
+    from timbel_dagster.ml.changes import git_history
+    from timbel_dagster.ml.changes.deployments import shipped_commits
+    from timbel_dagster.ml.changes.metrics import commit_metrics
+    from timbel_dagster.ml.changes.store import linkable_deployments, stored_shas
     from timbel_dagster.resources.git_repositories import local_copy
 
     repository = local_copy(entry, home)
@@ -121,7 +121,7 @@ def commits(
     sources: DeliverySourcesResource,
 ):
     """Store the change metrics of the commits not yet stored, one transaction per repository."""
-    from timbel_dagster.ml.change_store import store_commit_metrics, store_deployment_links
+    from timbel_dagster.ml.changes.store import store_commit_metrics, store_deployment_links
     from timbel_dagster.resources.errors import SourceError
     from timbel_dagster.warehouse.upsert import UpsertResult
 

@@ -9,7 +9,7 @@ from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.resources.warehouse import WarehouseResource
 
-# Bumped whenever the analysis changes (ml/bottleneck*.py, ml/changepoints.py).
+# Bumped whenever the analysis changes (ml/bottleneck*.py, ml/changepoints/detect.py).
 BOTTLENECK_CODE_VERSION = "bottlenecks-1"
 
 
@@ -89,8 +89,8 @@ def pipeline_bottlenecks(
 
     from sqlalchemy import delete, insert
 
-    from timbel_dagster.ml.bottleneck_data import load_frames
-    from timbel_dagster.ml.bottlenecks import analyse_pipelines
+    from timbel_dagster.ml.bottlenecks.analysis import analyse_pipelines
+    from timbel_dagster.ml.bottlenecks.data import load_frames
     from timbel_dagster.warehouse.models_ml import BottleneckFinding
 
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=config.days)

@@ -11,7 +11,7 @@ from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.warehouse import WarehouseResource
 
-# Bumped whenever the forecaster's method changes (ml/forecast.py, ml/cost_forecast.py).
+# Bumped whenever the forecaster's method changes (ml/forecast/series.py, ml/forecast/costs.py).
 FORECAST_CODE_VERSION = "forecast-1"
 
 
@@ -93,8 +93,8 @@ def cost_forecast(
 ):
     import json
 
-    from timbel_dagster.ml.cost_data import load_usage_frame
-    from timbel_dagster.ml.cost_forecast import cost_saving_suggestions, forecast_costs
+    from timbel_dagster.ml.forecast.cost_data import load_usage_frame
+    from timbel_dagster.ml.forecast.costs import cost_saving_suggestions, forecast_costs
 
     prices = prices_for(config)
     source = sources.metrics_source().name

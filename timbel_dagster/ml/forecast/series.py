@@ -116,7 +116,7 @@ def _backtests(
     when fewer than `MIN_BACKTESTS` fit."""
     import numpy as np
 
-    from timbel_dagster.ml.forecast_profile import FLAT_BELOW_DAYS, point_forecast
+    from timbel_dagster.ml.forecast.profile import FLAT_BELOW_DAYS, point_forecast
 
     per_day = DAY // step
     spacing = SPACING * per_day
@@ -165,7 +165,7 @@ def forecast(
     import numpy as np
     import pandas as pd
 
-    from timbel_dagster.ml.forecast_profile import fill_gaps, point_forecast
+    from timbel_dagster.ml.forecast.profile import fill_gaps, point_forecast
 
     if not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"horizon must be a positive number of steps, not {horizon!r}")
@@ -266,7 +266,7 @@ def seasonal_naive(history: pd.Series, horizon: int, season: int = 168) -> pd.Se
     import numpy as np
     import pandas as pd
 
-    from timbel_dagster.ml.forecast_profile import fill_gaps
+    from timbel_dagster.ml.forecast.profile import fill_gaps
 
     raw, times, step = regular_series(history)
     if len(raw) < season:

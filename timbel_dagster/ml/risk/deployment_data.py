@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from timbel_dagster.ml.risk_data import FEATURES
+from timbel_dagster.ml.risk.data import FEATURES
 from timbel_dagster.security.image_ref import known_digest, parse_image
 from timbel_dagster.warehouse.frames import counted_incident, duplicate_deployment
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.risk_features import encode_groups, group_rates
+from timbel_dagster.ml.risk.features import encode_groups, group_rates
 
 if TYPE_CHECKING:
     import numpy as np

@@ -26,10 +26,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.bottleneck_flaky import OUTCOMES, flaky_stages
-from timbel_dagster.ml.bottleneck_paths import StageKey, build_layout
-from timbel_dagster.ml.bottleneck_regressions import median, regressions
-from timbel_dagster.ml.bottleneck_rules import suggest
+from timbel_dagster.ml.bottlenecks.flaky import OUTCOMES, flaky_stages
+from timbel_dagster.ml.bottlenecks.paths import StageKey, build_layout
+from timbel_dagster.ml.bottlenecks.regressions import median, regressions
+from timbel_dagster.ml.bottlenecks.rules import suggest
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -7,14 +7,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.risk_features import raw_metrics
-from timbel_dagster.ml.risk_words import reason_text
+from timbel_dagster.ml.risk.features import raw_metrics
+from timbel_dagster.ml.risk.words import reason_text
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from timbel_dagster.ml.risk_model import RiskModel
+    from timbel_dagster.ml.risk.model import RiskModel
 
 REFERENCE_SAMPLE = 2000  # training rows whose neighbour distances define "familiar"
 MAX_SHAPLEY_FEATURES = 16  # 2**16 evaluations per row is still well under a second

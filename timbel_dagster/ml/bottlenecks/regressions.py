@@ -30,7 +30,7 @@ def regressions(pipeline: str, stage: str | None, series: pd.DataFrame) -> list[
         `MIN_REGRESSION` above the median of the segment before it: pipeline, stage, index
         (in the series sorted by start), at, execution_id, before/after medians, pct_change.
     """
-    from timbel_dagster.ml.changepoints import detect_changepoints
+    from timbel_dagster.ml.changepoints.detect import detect_changepoints
 
     series = series.dropna(subset=["seconds"]).sort_values("started_at", kind="stable")
     values = series["seconds"].to_numpy(dtype=float)

@@ -26,8 +26,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.risk_data import GROUP, LABEL
-from timbel_dagster.ml.risk_features import change_effort
+from timbel_dagster.ml.risk.data import GROUP, LABEL
+from timbel_dagster.ml.risk.features import change_effort
 
 if TYPE_CHECKING:
     import numpy as np
@@ -143,8 +143,8 @@ def evaluate(
     """
     from sklearn.ensemble import RandomForestClassifier
 
-    from timbel_dagster.ml.risk_data import FEATURES
-    from timbel_dagster.ml.risk_model import fit_risk_model
+    from timbel_dagster.ml.risk.data import FEATURES
+    from timbel_dagster.ml.risk.model import fit_risk_model
 
     chosen = features or tuple(f for f in FEATURES if f in train.columns)
     y_test = test[label].astype(int).to_numpy()

@@ -26,8 +26,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from timbel_dagster.ml import git_history
-from timbel_dagster.ml.change_metrics import CommitMetrics, directory, subsystem
+from timbel_dagster.ml.changes import git_history
+from timbel_dagster.ml.changes.metrics import CommitMetrics, directory, subsystem
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from timbel_dagster.ml.bottleneck_paths import Layout, Node, StageKey
+    from timbel_dagster.ml.bottlenecks.paths import Layout, Node, StageKey
 
 CHECK_PATTERN = re.compile(
     r"test|spec|lint|check|scan|audit|sonar|quality|analy[sz]|style|format|coverage|verify|"

@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from timbel_dagster.ml.risk_data import GROUP, LABEL
-from timbel_dagster.ml.risk_features import engineer, raw_metrics, require_features
-from timbel_dagster.ml.risk_rankers import Rankers, fit_rankers
+from timbel_dagster.ml.risk.data import GROUP, LABEL
+from timbel_dagster.ml.risk.features import engineer, raw_metrics, require_features
+from timbel_dagster.ml.risk.rankers import Rankers, fit_rankers
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,14 +119,14 @@ class RiskModel:
         repository, so a row's values plus `baseline_log_odds` add up to its `log_odds`.
         Costs 2**players model evaluations per row (~0.1-0.3 s): meant for the handful of
         changes a reviewer looks at."""
-        from timbel_dagster.ml.risk_explain import shapley_contributions
+        from timbel_dagster.ml.risk.explain import shapley_contributions
 
         return shapley_contributions(self, frame)
 
     def reasons(self, frame: pd.DataFrame, top: int = 3) -> list[list[dict[str, Any]]]:
         """Per row, the `top` largest contributions, largest magnitude first:
         `{"feature", "value", "contribution", "direction": "raises" | "lowers"}`."""
-        from timbel_dagster.ml.risk_explain import top_reasons
+        from timbel_dagster.ml.risk.explain import top_reasons
 
         return top_reasons(self, frame, top)
 
@@ -197,8 +197,8 @@ def fit_risk_model(
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from timbel_dagster.ml.risk_data import FEATURES, MIN_TRAIN_ROWS
-    from timbel_dagster.ml.risk_explain import Neighbourhood
+    from timbel_dagster.ml.risk.data import FEATURES, MIN_TRAIN_ROWS
+    from timbel_dagster.ml.risk.explain import Neighbourhood
 
     chosen = tuple(features or (f for f in FEATURES if f in train.columns))
     require_features(train, (*chosen, label), "training frame")

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbel_dagster.ml import git_history
+from timbel_dagster.ml.changes import git_history
 
 FIX_PATTERN = re.compile(
     r"\b(?:bugs?|bugfix(?:es)?|fix(?:es|ed|ing)?|hotfix(?:es)?|defects?|patch(?:es|ed)?)\b",

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from timbel_dagster.ml.model_store import StoredModel
+    from timbel_dagster.ml.models.store import StoredModel
     from timbel_dagster.settings import Settings
 
 
 def thresholds_from(settings: Settings) -> Any:
-    from timbel_dagster.ml.risk_model import RiskThresholds
+    from timbel_dagster.ml.risk.model import RiskThresholds
 
     return RiskThresholds(
         approve_below=settings.timbel_risk_approve_below,
@@ -28,7 +28,7 @@ def thresholds_from(settings: Settings) -> Any:
 def _attach(connection: Connection, request: dict[str, Any], assessment: dict[str, Any]) -> None:
     from sqlalchemy import update
 
-    from timbel_dagster.ml.risk_advisor import store_scores
+    from timbel_dagster.ml.risk.advisor import store_scores
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest
 
     store_scores(
@@ -53,8 +53,8 @@ def score_request(engine: Engine, settings: Settings, ref: str) -> dict[str, Any
     """Assess one request (by number or id prefix) with the newest model, store the
     assessment on it and in `risk_scores`, and return it."""
     from timbel_dagster.deploy.lookup import find
-    from timbel_dagster.ml.model_store import load_model
-    from timbel_dagster.ml.risk_advisor import MODEL_NAME, assess_request
+    from timbel_dagster.ml.models.store import load_model
+    from timbel_dagster.ml.risk.advisor import MODEL_NAME, assess_request
 
     with engine.connect() as connection:
         request = find(connection, ref)
@@ -85,9 +85,9 @@ def score_recent_and_pending(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.ml.deployment_data import load_delivery_frames
-    from timbel_dagster.ml.model_store import load_model, load_training_rows
-    from timbel_dagster.ml.risk_advisor import MODEL_NAME, assess_request, assess_rows, store_scores
+    from timbel_dagster.ml.models.store import load_model, load_training_rows
+    from timbel_dagster.ml.risk.advisor import MODEL_NAME, assess_request, assess_rows, store_scores
+    from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
     from timbel_dagster.warehouse.models_deploy import DeploymentRequest
 
     now = now or dt.datetime.now(dt.UTC)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from timbel_dagster.ml.cost_data import Prices
+    from timbel_dagster.ml.forecast.cost_data import Prices
 
 HORIZONS = (168, 720)  # 7 and 30 days
 SCOPES = ("namespace", "cluster", "tenant", "total")
@@ -125,8 +125,8 @@ def forecast_costs(
     """
     import pandas as pd
 
-    from timbel_dagster.ml.cost_data import METRICS, namespace_hours
-    from timbel_dagster.ml.forecast import forecast, mean_last_7d, seasonal_naive
+    from timbel_dagster.ml.forecast.cost_data import METRICS, namespace_hours
+    from timbel_dagster.ml.forecast.series import forecast, mean_last_7d, seasonal_naive
 
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not horizons:
@@ -236,7 +236,7 @@ def cost_saving_suggestions(
     """
     import pandas as pd
 
-    from timbel_dagster.ml.cost_data import namespace_hours
+    from timbel_dagster.ml.forecast.cost_data import namespace_hours
 
     if headroom < 1 or not 0 < percentile <= 1:
         raise ValueError(

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.risk_data import (
+from timbel_dagster.ml.risk.data import (
     GROUP,
     LABEL,
     MIN_TEST_ROWS,
@@ -96,7 +96,7 @@ def evaluate_csv(
         ValueError: both or neither of `data` and `train`/`test`, one of `train`/`test`
             alone, and every loading or validation error (naming the file).
     """
-    from timbel_dagster.ml.risk_eval import evaluate
+    from timbel_dagster.ml.risk.eval import evaluate
 
     if data is not None and (train is not None or test is not None):
         raise ValueError("--data and --train/--test are mutually exclusive: give one or the other")

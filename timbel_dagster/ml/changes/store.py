@@ -12,8 +12,8 @@ from timbel_dagster.warehouse.upsert import bulk_upsert
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from timbel_dagster.ml.change_deployments import DeploymentCommitRef
-    from timbel_dagster.ml.change_metrics import CommitMetrics
+    from timbel_dagster.ml.changes.deployments import DeploymentCommitRef
+    from timbel_dagster.ml.changes.metrics import CommitMetrics
 
 _AUTHOR_LENGTH = 256
 _REPOSITORY_LENGTH = 512
@@ -84,7 +84,7 @@ def linkable_deployments(
     """
     from sqlalchemy import func, select
 
-    from timbel_dagster.ml.change_deployments import DeploymentCommitRef
+    from timbel_dagster.ml.changes.deployments import DeploymentCommitRef
 
     D = m.Deployment
     query = select(D.id, D.service, D.environment, D.status, D.started_at, D.commit_to).where(

@@ -3,7 +3,7 @@
 A model is stored with joblib as bytes beside its evaluation, so that every reader (assets,
 the CLI, the approval flow, notebooks) loads exactly the estimator the asset trained, whatever
 process or pod it runs in. Unpickling runs code, so each artifact is stored with a signature
-(`ml/model_signing.py`) that is checked before the bytes are loaded: a row Timbel did not
+(`ml/models/signing.py`) that is checked before the bytes are loaded: a row Timbel did not
 sign is refused, never unpickled.
 """
 
@@ -14,7 +14,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.model_signing import ModelKey, ModelSignatureError, model_key, sign, verify
+from timbel_dagster.ml.models.signing import ModelKey, ModelSignatureError, model_key, sign, verify
 from timbel_dagster.settings import get_settings
 
 __all__ = ["ModelSignatureError", "NoModelError", "StoredModel", "load_model", "save_model"]

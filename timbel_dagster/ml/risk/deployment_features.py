@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from timbel_dagster.ml.deployment_data import DeliveryFrames
+    from timbel_dagster.ml.risk.deployment_data import DeliveryFrames
 
 FAILED_STATUSES = ("failed", "rolled_back")
 ENVIRONMENT_RANK = {"dev": 0, "staging": 1, "prod": 2}

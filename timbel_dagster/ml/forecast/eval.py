@@ -82,7 +82,12 @@ def evaluate_series(series: pd.Series, horizon: int = 168, origins: int = 4) -> 
     import numpy as np
     import pandas as pd
 
-    from timbel_dagster.ml.forecast import forecast, mean_last_7d, regular_series, seasonal_naive
+    from timbel_dagster.ml.forecast.series import (
+        forecast,
+        mean_last_7d,
+        regular_series,
+        seasonal_naive,
+    )
 
     if horizon < 1 or origins < 1:
         raise ValueError(f"horizon ({horizon}) and origins ({origins}) must be at least 1")

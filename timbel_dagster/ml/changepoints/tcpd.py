@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.changepoints import detect_changepoints
-from timbel_dagster.ml.tcpd_metrics import clean_locations, covering, f_measure
+from timbel_dagster.ml.changepoints.detect import detect_changepoints
+from timbel_dagster.ml.changepoints.tcpd_metrics import clean_locations, covering, f_measure
 
 if TYPE_CHECKING:
     import numpy as np
