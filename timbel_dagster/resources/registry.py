@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.errors import SourceNotFoundError
-from timbel_dagster.resources.registry_client import RegistryClient
-from timbel_dagster.resources.registry_http import SYSTEM, RegistryHTTP
 from timbel_dagster.resources.registry_records import Image, Manifest
+
+if TYPE_CHECKING:
+    from timbel_dagster.resources.registry_client import RegistryClient
 
 
 def _plain_host(host: str) -> str:
@@ -54,6 +56,8 @@ class RegistryResource(dg.ConfigurableResource):
     @property
     def name(self) -> str:
         """What warehouse rows from this registry say in their `source` column."""
+        from timbel_dagster.resources.registry_http import SYSTEM  # requests: import-time budget
+
         return SYSTEM
 
     def _url(self) -> str | None:
@@ -70,6 +74,10 @@ class RegistryResource(dg.ConfigurableResource):
     def client(self) -> RegistryClient:
         """The client, made on first use and kept, so bearer tokens are reused."""
         if self._client is None:
+            # The client and its HTTP layer (requests) load on first use: the code location's
+            # import-time budget (DESIGN.md: function-level imports for heavy libraries).
+            from timbel_dagster.resources.registry_client import RegistryClient
+            from timbel_dagster.resources.registry_http import RegistryHTTP
             from timbel_dagster.settings import get_settings
 
             url = self._url()
