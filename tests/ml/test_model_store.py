@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import stat
+import sys
 import threading
 from pathlib import Path
 
@@ -110,6 +111,42 @@ def test_a_signed_model_round_trips(warehouse_url: str) -> None:
     with get_engine(warehouse_url).connect() as connection:
         signature = connection.execute(select(MlModel.artifact_signature)).scalar_one()
     assert signature.startswith("hmac-sha256:") and len(signature) == len("hmac-sha256:") + 64
+
+
+def test_a_model_pickled_before_ml_moved_into_sub_packages_still_loads(
+    warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models stored before #14 name `timbel_dagster.ml.risk_model` (and its neighbours) in
+    their pickle; the store maps those paths onto `timbel_dagster.ml.risk.*`."""
+    from timbel_dagster.ml.risk import model as risk_model
+
+    old = "timbel_dagster.ml.risk_model"
+    with monkeypatch.context() as before_the_move:
+        before_the_move.setitem(sys.modules, old, risk_model)
+        before_the_move.setattr(risk_model.RiskThresholds, "__module__", old)
+        with get_engine(warehouse_url).begin() as connection:
+            save_model(
+                connection,
+                "risk_model",
+                risk_model.RiskThresholds(0.1, 0.7),
+                code_version="risk-1",
+                features=FEATURES,
+                evaluation={"auc": 0.9},
+                n_train=3,
+                n_test=1,
+                trained_until=None,
+                reason="manual",
+                key=KEY,
+            )
+    monkeypatch.setitem(sys.modules, old, risk_model)  # so that the alias goes at teardown
+    monkeypatch.delitem(sys.modules, old)
+    with get_engine(warehouse_url).connect() as connection:
+        artifact = connection.execute(select(MlModel.artifact)).scalar_one()
+    assert old.encode() in artifact
+
+    stored = _load(warehouse_url)
+    assert stored.estimator == risk_model.RiskThresholds(0.1, 0.7)
+    assert type(stored.estimator) is risk_model.RiskThresholds
 
 
 @pytest.mark.parametrize("signature", [None, "", "hmac-sha256:" + "0" * 64, "forged"])

@@ -1,14 +1,14 @@
 """Where pipelines lose time: critical path, time shares, regressions, flaky stages, and what
 to change, with the seconds each change would save per run.
 
-Input frames (see `bottleneck_data.load_frames`):
+Input frames (see `data.load_frames`):
 - executions: id, pipeline, status, started_at, duration, queue_seconds, commit_sha;
 - stages (one row per attempt): execution_id, name, parent_name, position, status, duration,
   queue_seconds, attempt (`pipeline` is taken from the executions when missing).
 
 A stage's run in one execution takes the sum of its attempts' durations; its typical duration
 is the median over the executions in which it ran (status success or failed). The critical
-path and every saving are computed on those typical durations with `bottleneck_paths`, so a
+path and every saving are computed on those typical durations with `paths`, so a
 saving is the drop in the typical wall time of one run.
 
 Per stage: `wall_share` = typical duration / median duration of the pipeline's successful

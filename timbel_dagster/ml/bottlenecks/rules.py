@@ -14,7 +14,7 @@ the changed stage), except for quarantine, which saves the time lost to flaky fa
   skips; assumed to save `CACHE_SAVED_FRACTION` of its time.
 - split: a leaf stage taking at least `SPLIT_MIN_SHARE` of the critical path, split into
   `SPLIT_WAYS` parallel shards of equal length.
-- quarantine: a flaky stage (see `bottleneck_flaky`) whose failures cost time; saving = that
+- quarantine: a flaky stage (see `flaky`) whose failures cost time; saving = that
   expected retry time per run.
 """
 
@@ -117,7 +117,7 @@ def suggest(
         typical: typical seconds of each leaf stage.
         ran: its stage runs that finished (execution_id, parent_name, name, status, seconds).
         executions: its executions (id, commit_sha).
-        flaky: its flaky stages as `bottleneck_flaky.flaky_stages` returns them.
+        flaky: its flaky stages as `flaky.flaky_stages` returns them.
 
     Returns:
         Suggestion fields (kind, pipeline, stages, seconds_saved_per_run, reason).

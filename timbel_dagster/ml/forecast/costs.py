@@ -9,7 +9,7 @@ without it counts as 0, an hour its cluster did not report is a gap (filled by t
 forecaster). Clusters, tenants and the total are their namespaces' sums, forecast as series
 of their own (intervals do not add up), with a namespace counting 0 before its first row.
 
-Every series is forecast hourly for the longest horizon with `forecast.forecast`, and
+Every series is forecast hourly for the longest horizon with `series.forecast`, and
 totalled over each horizon with intervals (CPU in core-hours, memory in GiB-hours, cost in
 USD), beside the totals of the two baselines (the mean
 of the last 7 days, and the last week repeated: None under a week of history). Short

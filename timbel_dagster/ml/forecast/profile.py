@@ -1,4 +1,4 @@
-"""The point forecaster behind `forecast.py`: a level times a seasonal profile.
+"""The point forecaster behind `series.py`: a level times a seasonal profile.
 
 Works on a regular series given as a numpy array and its timestamps (UTC), for any step that
 divides a day (5 min, 1 h, 1 day). "Hour of day" below means the step's slot within the day.

@@ -2,7 +2,7 @@
 
 The point forecast is a level (mean of the last 7 days) times a seasonal profile (hour of
 day and day of week, shrunk toward hour of day), plus a decaying correction from the last
-6 hours; see `forecast_profile.py`. Its parameters (shrinkage k = 4, decay 0.9 per hour)
+6 hours; see `profile.py`. Its parameters (shrinkage k = 4, decay 0.9 per hour)
 were chosen by rolling-origin evaluation, origins every day, over the Bitbrains trace,
 weighing MASE against the weekly total's error; that range overlaps the 4 weeks the README
 scores. On the first 34 days alone, a shape by hour of day only (decay 0.95) would have won.

@@ -10,7 +10,9 @@ sign is refused, never unpickled.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import io
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,36 @@ class StoredModel:
 
 class NoModelError(LookupError):
     """No version of the model has been trained yet."""
+
+
+# The modules a stored risk model's pickle can name, before ml/ moved into sub-packages by
+# concern (#14): models trained before the move still load, the old paths naming the new modules.
+MOVED_MODULES = {
+    f"timbel_dagster.ml.{old}": f"timbel_dagster.ml.risk.{new}"
+    for old, new in {
+        "risk_advisor": "advisor",
+        "risk_data": "data",
+        "risk_eval": "eval",
+        "risk_explain": "explain",
+        "risk_features": "features",
+        "risk_files": "files",
+        "risk_model": "model",
+        "risk_rankers": "rankers",
+        "risk_scoring": "scoring",
+        "risk_words": "words",
+        "calibration": "calibration",
+        "deployment_data": "deployment_data",
+        "deployment_features": "deployment_features",
+    }.items()
+}
+
+
+def _alias_moved_modules(artifact: bytes) -> None:
+    """Let an artifact pickled before the move find its classes: each old module path it names
+    becomes an alias of the module that now holds the same code."""
+    for old, new in MOVED_MODULES.items():
+        if old not in sys.modules and old.encode() in artifact:
+            sys.modules[old] = importlib.import_module(new)
 
 
 def _key(key: ModelKey | None) -> ModelKey:
@@ -129,6 +161,7 @@ def load_model(
         features=row.features,
         artifact=row.artifact,
     )
+    _alias_moved_modules(row.artifact)
     return StoredModel(
         name=row.name,
         version=row.version,

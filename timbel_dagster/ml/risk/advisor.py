@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from timbel_dagster.ml.risk.deployment_data import DeliveryFrames
 
 MODEL_NAME = "risk_model"
-# Bumped whenever the features or the model change (deployment_features.py, risk_*.py).
+# Bumped whenever the features or the model change (ml/risk/*.py).
 RISK_CODE_VERSION = "risk-1"
 # The features the deployment model uses. At most 15: a reviewer's "top reasons" are exact
 # Shapley values, which cost 2**features model evaluations per assessed deployment.

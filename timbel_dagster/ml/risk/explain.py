@@ -1,5 +1,5 @@
 """Explanations for the risk model: per-metric contributions, similar past changes and a
-confidence for each prediction (`risk_words` puts them in words)."""
+confidence for each prediction (`words` puts them in words)."""
 
 from __future__ import annotations
 

@@ -83,13 +83,13 @@ def evaluate_csv(
     group: str | None = "auto",
 ) -> dict[str, Any]:
     """Evaluate the risk model on `train` + `test` files, or on one `data` file split in time
-    order (oldest 80 % to train). Options as `risk_data.to_risk_frame`; `columns_map` may be
+    order (oldest 80 % to train). Options as `data.to_risk_frame`; `columns_map` may be
     the CLI's `new=old,...` text. Training rows are sorted by time when both files have a
     time column (then the test period must not start before training ends); otherwise they
     are taken in file order, oldest first.
 
     Returns:
-        `risk_eval.evaluate`'s dict (`group` naming the file's repository column, if
+        `eval.evaluate`'s dict (`group` naming the file's repository column, if
         used) plus `profile`, `split` and `time_order_checked`.
 
     Raises:

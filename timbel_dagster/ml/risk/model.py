@@ -3,9 +3,9 @@
 Model (hyper-parameters fixed, the same for every dataset; chosen on train-internal,
 time-ordered validation of the shared JIT datasets, never on a test split):
 
-- features: `risk_features.engineer` (log1p of the metrics and of ratios such as relative
+- features: `features.engineer` (log1p of the metrics and of ratios such as relative
   churn);
-- two rankers on them, averaged in log-odds (`risk_rankers`): an L2 logistic regression
+- two rankers on them, averaged in log-odds (`rankers`): an L2 logistic regression
   and a shallow `HistGradientBoostingClassifier`, both weighting training rows by recency;
   with a repository/project column, its shrunk defect rate is one more feature;
 - time-aware calibration: the same two rankers are fitted on the oldest 80 % of the training
@@ -83,7 +83,7 @@ class RiskModel:
     medians: dict[str, float]
     rankers: Rankers
     platt: tuple[float, float]  # calibrated log-odds = slope * ranker log-odds + intercept
-    neighbourhood: Any  # risk_explain.Neighbourhood over the training rows
+    neighbourhood: Any  # explain.Neighbourhood over the training rows
     n_train: int
     train_defect_rate: float
     group: str | None = None  # the repository/project column the model uses, if any
@@ -185,7 +185,7 @@ def fit_risk_model(
     Args:
         train: metric columns (warehouse names, raw units) and the 0/1 `label` column, oldest
             row first (recency weights and the calibration slice depend on the order).
-        features: the metrics to use; default every one of `risk_data.FEATURES` present.
+        features: the metrics to use; default every one of `data.FEATURES` present.
         label: the outcome column.
         group: the repository/project column; used when `train` has it, None to ignore it.
         random_state: seeds the boosting model and the confidence's reference sample.
