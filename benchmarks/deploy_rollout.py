@@ -189,11 +189,11 @@ def targets_of(url: str, number: int) -> dict[str, str]:
 
 def deploy_in_process(url: str, clusters: str, image: str) -> dict[str, Any]:
     """Deploy a new request with the in-process executor; returns the request."""
+    from timbel_dagster.bindings.notifier import NotifierResource
+    from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.jobs.deploy import deploy
     from timbel_dagster.resources.kubernetes import KubernetesResource
-    from timbel_dagster.resources.notifier import NotifierResource
-    from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse.engine import get_engine
 
     number = approved(url, image)

@@ -33,8 +33,8 @@ def _fake(builds_per_job: int):
 def _tick(fake, url: str, cursor: str | None, instance) -> tuple[float, object]:
     import dagster as dg
 
+    from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
-    from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.sensors.builds import jenkins_build_sensor
 
     context = dg.build_sensor_context(

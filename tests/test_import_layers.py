@@ -132,3 +132,29 @@ CLIENTS_FREE_OF_STORAGE = [
 def test_the_client_imports_no_storage(graph, client) -> None:
     imported = graph.find_modules_directly_imported_by(client)
     assert sorted(m for m in imported if m.startswith("timbel_dagster.warehouse")) == []
+
+
+def test_no_client_holds_storage_or_runs_the_domain(graph) -> None:
+    """The Dagster resources over the warehouse engine and the alert rules are bindings
+    (timbel_dagster.bindings), not clients: no module of resources imports the engine or
+    the notify domain."""
+    found = set()
+    for client in graph.find_descendants("timbel_dagster.resources") | {"timbel_dagster.resources"}:
+        for imported in graph.find_modules_directly_imported_by(client):
+            if imported == "timbel_dagster.warehouse.engine" or imported.startswith(
+                "timbel_dagster.notify"
+            ):
+                found.add((client, imported))
+    assert sorted(found) == [
+        ("timbel_dagster.resources.derived", "timbel_dagster.warehouse.engine"),
+    ]
+
+
+def test_the_bindings_hold_the_warehouse_and_notifier_resources() -> None:
+    from timbel_dagster.bindings.definitions import defs
+    from timbel_dagster.bindings.notifier import NotifierResource
+    from timbel_dagster.bindings.warehouse import WarehouseResource
+
+    resources = defs().resources
+    assert isinstance(resources["warehouse"], WarehouseResource)
+    assert isinstance(resources["notifier"], NotifierResource)

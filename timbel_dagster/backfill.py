@@ -29,12 +29,12 @@ def run_ingest(
     stages: str = "recent",
 ) -> dict[str, Any]:
     """Ingest `system` from `since` to now and report what was stored."""
+    from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.definitions import build_definitions
     from timbel_dagster.jobs.history import OP
     from timbel_dagster.resources.gitlab.source import GitLabResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
     from timbel_dagster.resources.sources import DeliverySourcesResource
-    from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
 
     if system not in SYSTEMS:

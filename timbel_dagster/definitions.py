@@ -13,9 +13,9 @@ import datetime as dt
 import dagster as dg
 
 from timbel_dagster.assets import definitions as assets
+from timbel_dagster.bindings import definitions as resources
 from timbel_dagster.jobs import definitions as jobs
 from timbel_dagster.partitions import DEFAULT_HISTORY_START
-from timbel_dagster.resources import definitions as resources
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.sensors import definitions as sensors
 from timbel_dagster.settings import Settings, get_settings

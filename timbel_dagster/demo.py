@@ -192,10 +192,10 @@ def _insights(connection: Any) -> dict[str, Any]:
 
 def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     """Set up, materialize every asset on the sample organisation and report."""
+    from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.definitions import build_definitions, history_start
     from timbel_dagster.jobs.definitions import job_for
     from timbel_dagster.resources.sources import DeliverySourcesResource
-    from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import get_engine
 

@@ -55,10 +55,10 @@ def collect_metrics(
 ) -> dict[str, Any]:
     """Materialize `cluster/*` for the `hours` completed hours before `now` on every
     cluster, and report usage and cost per cluster and namespace."""
+    from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.definitions import build_definitions
     from timbel_dagster.jobs.definitions import cluster_metrics_job
     from timbel_dagster.resources.sources import DeliverySourcesResource
-    from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.cluster_usage import usage_report
     from timbel_dagster.warehouse.engine import get_engine

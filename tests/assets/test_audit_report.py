@@ -15,7 +15,7 @@ from timbel_dagster.assets.audit.report import (
     audit_report_schedule,
     summarise,
 )
-from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.warehouse.audit import GENESIS_HASH, event_hash, verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent

@@ -17,13 +17,13 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import Connection, make_url
 
 from tests.fakes.jenkins_server import FakeJenkins
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.jobs.history import OP
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.jenkins.client import JenkinsHTTP
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import PipelineExecution
 from timbel_dagster.warehouse.models_ingestion import IngestionReject

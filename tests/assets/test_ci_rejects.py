@@ -15,13 +15,13 @@ from sqlalchemy import select
 from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.jenkins_server import FakeJenkins
 from tests.test_cli import invoke
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.jobs.history import OP
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.history import stage_timeline
 from timbel_dagster.warehouse.models import Pipeline, PipelineExecution, StageExecution

@@ -16,11 +16,11 @@ from tests.services.kube_series import HOURS, write_kube_history
 from tests.services.prometheus import running_prometheus
 from tests.test_cli import invoke
 from timbel_dagster.assets.cluster.cost import PriceTable
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.partitions import CLUSTERS, hour_key, range_tags
 from timbel_dagster.resources.prometheus import PrometheusResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.sensors.clusters import (
     cluster_discovery_sensor,
     cluster_metrics_schedule,

@@ -14,9 +14,9 @@ from sqlalchemy import text
 
 from tests.assets.test_cluster_assets import ASSETS, SAMPLE_CLUSTERS
 from timbel_dagster.assets.dashboards.grafana import DASHBOARDS, DATASOURCE
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import CLUSTERS, range_tags
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
 

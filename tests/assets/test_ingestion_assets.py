@@ -6,11 +6,11 @@ import dagster as dg
 import pytest
 from sqlalchemy import func, select
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.audit import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import (

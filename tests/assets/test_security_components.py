@@ -25,9 +25,9 @@ from tests.services.trivy import (
     trivy_standin_fixture,  # noqa: F401
 )
 from timbel_dagster.assets.security.components import components
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.trivy import TrivyResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_components import RepositoryAnalysis, RepositoryDependency

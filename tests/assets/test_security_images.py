@@ -13,10 +13,10 @@ from tests.services import oci_registry as service
 from tests.services.oci_push import CREATED, OCI_INDEX, OCI_MANIFEST
 from tests.services.oci_registry import Registry
 from timbel_dagster.assets.security.images import images, store_images
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import Base
 

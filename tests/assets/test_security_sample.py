@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from timbel_dagster.assets.security.images import images
 from timbel_dagster.assets.security.scans import scan_results, vulnerability_findings
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent
 from timbel_dagster.warehouse.models_registry import RegistryImage

@@ -13,8 +13,8 @@ from tests.services.trivy import (
     trivy_standin_fixture,  # noqa: F401
 )
 from timbel_dagster.assets.security.scans import scan_results, vulnerability_findings
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.security.findings_summary import vulnerability_summary
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_security import VulnerabilityFinding

@@ -16,11 +16,11 @@ from tests.deploy.known import know
 from tests.deploy.test_requests import IMAGE, PEOPLE
 from tests.fakes.kubernetes_server import FakeKubernetes
 from tests.security.findings import ALPINE_DIGEST, CLEAN, store
+from timbel_dagster.bindings.notifier import NotifierResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy.requests import Requests
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.resources.kubernetes import KubernetesResource
-from timbel_dagster.resources.notifier import NotifierResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.ids import stable_id
 from timbel_dagster.warehouse.models import User

@@ -20,12 +20,12 @@ from tests.deploy.test_deploy_job import _resources, _run
 from tests.services import oci_registry as service
 from tests.services.oci_registry import Registry
 from timbel_dagster.assets.security.images import images, store_images
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy.deployment_rows import record_release
 from timbel_dagster.ml.risk.deployment_data import image_commit
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.loaders import execution_id, pipeline_id
 from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution

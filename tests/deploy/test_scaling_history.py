@@ -9,9 +9,9 @@ import dagster as dg
 from sqlalchemy import select
 
 from tests.deploy.conftest import TOKEN_ENV
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_deploy import ScalingRecord
 

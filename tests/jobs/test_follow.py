@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.jenkins_server import FakeBuild, FakeJenkins
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.follow import follow_gitlab_logs, follow_jenkins_log
 from timbel_dagster.jobs.record import store_build
@@ -20,7 +21,6 @@ from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.resources.errors import TransientSourceError
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.logs import LogWriter, read_log
 from timbel_dagster.warehouse.models import ExecutionLog, PipelineExecution, StageExecution

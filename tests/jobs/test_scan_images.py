@@ -11,10 +11,10 @@ from tests.services.trivy import (
     TrivyService,
     trivy_standin_fixture,  # noqa: F401
 )
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.jobs.security import scan_images
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import AuditEvent
 from timbel_dagster.warehouse.models_security import ScanResult

@@ -7,10 +7,10 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.clusters_file import ClustersFileError, load_clusters
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models import Cluster
 

@@ -7,12 +7,12 @@ import datetime as dt
 import dagster as dg
 from sqlalchemy import select
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord, StageRecord
 from timbel_dagster.resources.derived import CIDerivedHistory
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.loaders import store_executions, store_pipelines
 from timbel_dagster.warehouse.models import Deployment, DoraMetric, Incident

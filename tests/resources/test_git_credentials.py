@@ -165,8 +165,8 @@ def test_cicd_commits_with_a_token_url_stores_and_logs_only_the_public_url(
     from sqlalchemy import select
 
     from timbel_dagster.assets.cicd.commits import commits
+    from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.resources.sources import DeliverySourcesResource
-    from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.warehouse.engine import get_engine
     from timbel_dagster.warehouse.models import AuditEvent, Commit
 

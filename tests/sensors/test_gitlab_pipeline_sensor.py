@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 
 from tests.fakes.gitlab_server import FakeGitLab
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.sensors.builds import gitlab_pipeline_sensor
 from timbel_dagster.sensors.marks import BuildCursor
 

@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 
 from tests.fakes.jenkins_server import FakeJenkins
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.sensors.builds import jenkins_build_sensor
 from timbel_dagster.sensors.marks import BuildCursor
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.ml.models.store import StoredModel
 from timbel_dagster.ml.risk.advisor import drift
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.sensors import ml as ml_sensors
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)

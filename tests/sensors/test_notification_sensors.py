@@ -17,9 +17,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import insert, select, update
 
+from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.notify.activity import finished_since, start_marks
 from timbel_dagster.notify.subscriptions import subscribe
-from timbel_dagster.resources.notifier import NotifierResource
 from timbel_dagster.sensors.notifications import (
     alert_rule_sensor,
     delivery_notification_sensor,

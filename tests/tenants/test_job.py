@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from tests.fakes.kubernetes_server import FakeKubernetes
 from tests.tenants.conftest import ACTOR
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.jobs.tenants import provision_tenant
 from timbel_dagster.resources.kubernetes import KubernetesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.tenants import store
 from timbel_dagster.warehouse.models import AuditEvent
 

@@ -156,7 +156,7 @@ def rules_delete(name: str) -> None:
 @friendly_errors
 def evaluate(as_json: bool) -> None:
     """Evaluate every rule once now, store what changed and send what is due."""
-    from timbel_dagster.resources.notifier import NotifierResource
+    from timbel_dagster.bindings.notifier import NotifierResource
 
     writable_engine()
     notifier = NotifierResource()

@@ -25,11 +25,11 @@ SYSTEMS = click.Choice(["jenkins", "gitlab"])
 
 def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Run an op job in process in the UI's instance, the log printed as it arrives."""
+    from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.definitions import build_definitions
     from timbel_dagster.jobs.run_actor import ACTOR_TAG, acting_as
     from timbel_dagster.resources.gitlab.source import GitLabResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
-    from timbel_dagster.resources.warehouse import WarehouseResource
     from timbel_dagster.runs import open_instance
     from timbel_dagster.warehouse import migrate
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.redaction import mask, redact_parameters, secret_values
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 # One run-log event carries at most this much log text; all of it is stored regardless.
 EVENT_TEXT_LIMIT = 64 * 1024

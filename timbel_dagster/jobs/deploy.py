@@ -12,10 +12,10 @@ import re
 
 import dagster as dg
 
+from timbel_dagster.bindings.notifier import NotifierResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import UI_ACTOR, RunActor, note_unverified, run_actor
 from timbel_dagster.resources.kubernetes import KubernetesResource
-from timbel_dagster.resources.notifier import NotifierResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 
 class DeployConfig(dg.Config):

@@ -18,9 +18,9 @@ from typing import Any
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import count_rejected, read_then_write_each, table_metadata
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import check_history_start
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 OP = "ingest_ci_history"
 TABLES = ("pipelines", "pipeline_executions", "stage_executions")

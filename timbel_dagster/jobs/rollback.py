@@ -4,6 +4,8 @@ exactly once per deployment and image however many triggers fire."""
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
+from timbel_dagster.bindings.notifier import NotifierResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import (
     SYSTEM_ACTOR,
     UI_ACTOR,
@@ -12,8 +14,6 @@ from timbel_dagster.jobs.run_actor import (
     run_actor,
 )
 from timbel_dagster.resources.kubernetes import KubernetesResource
-from timbel_dagster.resources.notifier import NotifierResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 
 class RollbackConfig(dg.Config):

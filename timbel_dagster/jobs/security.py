@@ -12,9 +12,9 @@ the next image still runs; the op fails at the end if any scan failed.
 # No `from __future__ import annotations`: Dagster reads the op's annotations.
 import dagster as dg
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 
 class ScanImagesConfig(dg.Config):

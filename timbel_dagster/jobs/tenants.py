@@ -10,9 +10,9 @@ must be a user of the warehouse. Quantities are strings: `cpu: "8"`, `memory: "1
 # No `from __future__ import annotations`: Dagster reads the op's annotations.
 import dagster as dg
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import run_actor
 from timbel_dagster.resources.kubernetes import KubernetesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.tenants.manifests import (
     DEFAULT_INGRESS_NAMESPACE,
     DEFAULT_PODS,

@@ -13,12 +13,12 @@ from typing import Any
 import dagster as dg
 
 from timbel_dagster.assets.cicd.executions import CI_SYSTEMS_TAG
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.builds import follow_build
 from timbel_dagster.jobs.definitions import ci_ingestion_job
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 from timbel_dagster.sensors.marks import BuildCursor, Decision, confirm, plan
 
 _ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}

@@ -7,9 +7,9 @@ import json
 
 import dagster as dg
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.rollback import rollback
 from timbel_dagster.resources.kubernetes import KubernetesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 
 def watched(connection, policies: dict, now: dt.datetime) -> list[dict]:

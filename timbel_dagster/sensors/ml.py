@@ -4,7 +4,7 @@ deployments has fallen by more than TIMBEL_RISK_DRIFT_AUC_DROP."""
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
-from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 
 ML_RETRAIN_JOB = "ml_retrain"
 

@@ -7,7 +7,7 @@ import json
 
 import dagster as dg
 
-from timbel_dagster.resources.notifier import NotifierResource
+from timbel_dagster.bindings.notifier import NotifierResource
 
 
 def _report_text(report) -> str:

@@ -6,8 +6,8 @@ import datetime as dt
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS
-from timbel_dagster.resources.notifier import NotifierResource
-from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.bindings.notifier import NotifierResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 
 
 class AlertEventsConfig(dg.Config):

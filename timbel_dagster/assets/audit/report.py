@@ -11,7 +11,7 @@ import datetime as dt
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
-from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 
 # ISO weeks, Monday 00:00 UTC to the next Monday (2024-01-01 is a Monday).
 AUDIT_WEEKLY = dg.WeeklyPartitionsDefinition(start_date="2024-01-01", day_offset=1)

@@ -23,8 +23,8 @@ from timbel_dagster.assets.ingestion import (
     record_ingestion,
     table_metadata,
 )
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 GIT_SOURCE = "git"  # what rows read from repositories say in `source`
 

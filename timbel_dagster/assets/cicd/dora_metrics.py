@@ -6,7 +6,7 @@ import dagster as dg
 from timbel_dagster.assets import plots
 from timbel_dagster.assets.ingestion import OWNERS
 from timbel_dagster.assets.metadata import cell_text, rounded
-from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 
 
 def _trend_markdown(rows: list[dict]) -> str:

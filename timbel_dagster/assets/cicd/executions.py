@@ -16,9 +16,9 @@ from timbel_dagster.assets.ingestion import (
     read_then_write_each,
     table_metadata,
 )
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import DAILY, SINGLE_RUN
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 _CI_KINDS = {"jenkins", "gitlab", "sql"}
 CI_SYSTEMS_TAG = "timbel/ci_systems"

@@ -10,9 +10,9 @@ import datetime as dt
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import DAILY, SINGLE_RUN
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 _WHICH = {"failed": ("failed", "aborted"), "all": ("success", "failed", "aborted")}
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS
 from timbel_dagster.assets.metadata import rounded
-from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 
 
 class GrafanaConfig(dg.Config):

@@ -5,8 +5,8 @@
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, ingest_each, table_metadata
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 
 @dg.multi_asset(

@@ -7,8 +7,8 @@ import datetime as dt
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, upsert_metadata
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 KEY = ("source", "cluster", "namespace", "workload", "at", "reason")
 

@@ -7,7 +7,7 @@ import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
-from timbel_dagster.resources.warehouse import WarehouseResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 
 # Bumped whenever the analysis changes (ml/bottlenecks/*.py, ml/changepoints/detect.py).
 BOTTLENECK_CODE_VERSION = "bottlenecks-1"

@@ -8,8 +8,8 @@ import dagster as dg
 from timbel_dagster.assets.cluster.cost_allocation import CostConfig, cost_allocation, prices_for
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 # Bumped whenever the forecaster's method changes (ml/forecast/series.py, ml/forecast/costs.py).
 FORECAST_CODE_VERSION = "forecast-1"

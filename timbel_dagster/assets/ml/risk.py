@@ -8,8 +8,8 @@ import dagster as dg
 from timbel_dagster.assets import plots
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.ml.risk.advisor import RISK_CODE_VERSION
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 EVALUATION_KEYS = (
     "auc",

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.sources import TRIVY_SOURCE, DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.registry_records import Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

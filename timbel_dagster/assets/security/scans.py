@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -1,4 +1,4 @@
-"""Resource bindings for the code location.
+"""Resource bindings for the code location: every resource key and the resource bound to it.
 
 Values are resolved from the settings when a run first uses a resource, never when the code
 location is loaded, so loading it reads no environment and opens no connection.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from timbel_dagster.bindings.notifier import NotifierResource
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.kubernetes import KubernetesResource
-from timbel_dagster.resources.notifier import NotifierResource
 from timbel_dagster.resources.prometheus import PrometheusResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.resources.warehouse import WarehouseResource
 
 
 def defs() -> dg.Definitions:
