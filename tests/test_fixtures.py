@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select
 
 from tests.conftest import pytest_collection_modifyitems, scratch_postgres_database
 from tests.migrated_postgres import MigratedPostgres
-from timbel_dagster.resources.sample.load import load_sample
+from timbel_dagster.sample_load import load_sample
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.audit import append_event
 from timbel_dagster.warehouse.engine import get_engine

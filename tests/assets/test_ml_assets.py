@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.cli.app import main
 from timbel_dagster.definitions import build_definitions
-from timbel_dagster.resources.sample.load import load_sample
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.sample_load import load_sample
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.models_deploy import DeploymentRequest
 from timbel_dagster.warehouse.models_ml import BottleneckFinding, MlModel, RiskScore

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 @friendly_errors
 def sample(seed: int | None, end_date: dt.datetime | None, as_json: bool) -> None:
     """Write the sample organisation (source='sample') into the warehouse."""
-    from timbel_dagster.resources.sample.load import load_sample
     from timbel_dagster.resources.sample.source import SampleSource
+    from timbel_dagster.sample_load import load_sample
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import get_engine
 

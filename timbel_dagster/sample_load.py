@@ -1,4 +1,8 @@
-"""`timbel sample`: write the whole sample organisation through the ingestion path."""
+"""`timbel sample`: write the whole sample organisation through the ingestion path.
+
+One of the commands the CLI runs in process (the layer below `cli`): it writes to storage, so
+it does not live with the sample's clients in `resources/sample/` (clients never import
+storage)."""
 
 from __future__ import annotations
 
