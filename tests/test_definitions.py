@@ -38,6 +38,7 @@ HEAVY = (
     "rich",
     "jinja2",
     "cryptography",
+    "pydantic_settings",  # the Settings model (settings/model.py) builds on first use
 )
 
 

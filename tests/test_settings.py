@@ -120,3 +120,15 @@ def test_timbel_demo_leaves_this_home_in_sample_mode(
     # Another TIMBEL_HOME is not in sample mode.
     monkeypatch.setenv("TIMBEL_HOME", str(tmp_path / "elsewhere"))
     assert load_settings().timbel_sample_data is False
+
+
+def test_the_package_names_the_model_it_builds_on_first_use() -> None:
+    """`Settings` lives in settings/model.py (pydantic-settings loads only with it) and the
+    package still names it; any other unknown name is an AttributeError naming it."""
+    import timbel_dagster.settings as settings
+    from timbel_dagster.settings.model import Settings
+
+    assert settings.Settings is Settings
+    assert isinstance(load_settings(), Settings)
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_setting'"):
+        _ = settings.no_such_setting

@@ -9,6 +9,7 @@ window), and builds the definitions: no connection is opened, and heavy librarie
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -18,7 +19,10 @@ from timbel_dagster.jobs import definitions as jobs
 from timbel_dagster.partitions import DEFAULT_HISTORY_START
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.sensors import definitions as sensors
-from timbel_dagster.settings import Settings, get_settings
+from timbel_dagster.settings import get_settings
+
+if TYPE_CHECKING:  # the model loads pydantic-settings, which loading needs only in defs()
+    from timbel_dagster.settings import Settings
 
 # Daemon-launched runs: one process per step, forked from a server that has already imported
 # the code location, so a step does not pay Dagster's multi-second import again (DESIGN §5).
