@@ -72,7 +72,9 @@ def _store(url: str) -> None:
 
 def test_deployments_and_incidents_from_deploy_stages(warehouse_url: str) -> None:
     _store(warehouse_url)
-    history = CIDerivedHistory(warehouse_url, "jenkins", DEPLOY, PROD)
+    history = CIDerivedHistory(
+        WarehouseResource(database_url=warehouse_url).stored_stages, "jenkins", DEPLOY, PROD
+    )
     window = (MONDAY - dt.timedelta(days=1), MONDAY + dt.timedelta(days=7))
     deployments = history.deployments(*window)
     assert [(d.environment, d.status) for d in deployments if d.environment == "prod"] == [

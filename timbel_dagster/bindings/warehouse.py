@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ from timbel_dagster.settings import get_settings, normalise_database_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from timbel_dagster.records.delivery import StoredStage
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -34,6 +37,18 @@ class WarehouseResource(dg.ConfigurableResource):
         url = self.url()
         check_connection(url)
         return get_engine(url)
+
+    def stored_stages(
+        self, source: str, since: dt.datetime, until: dt.datetime
+    ) -> list[StoredStage]:
+        """The finished stages of `source`'s stored executions in [since, until), read on a
+        read-only connection of their own (an ingestion may hold the write transaction):
+        what live mode derives deployments from (`CIDerivedHistory`)."""
+        from timbel_dagster.warehouse.engine import get_engine
+        from timbel_dagster.warehouse.queries import finished_stages
+
+        with get_engine(self.url(), read_only=True).connect() as connection:
+            return finished_stages(connection, source, since, until)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -137,3 +137,21 @@ class IncidentRecord:
     resolved_at: dt.datetime | None
     caused_by_deployment: str | None = None  # DeploymentRecord.external_id
     restored_by_deployment: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredStage:
+    """A finished stage of a CI execution already in the warehouse, with its pipeline: what
+    live mode derives deployments from (storage reads it, resources/derived.py decides)."""
+
+    pipeline: str
+    service: str | None
+    repository: str | None
+    build: str  # the execution's external id
+    commit_sha: str | None
+    triggered_by: str | None
+    stage_id: str  # the stage's external id
+    stage: str
+    status: str  # success | failed | aborted
+    started_at: dt.datetime
+    duration: float | None

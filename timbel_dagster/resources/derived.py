@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 
+from timbel_dagster.records.delivery import StoredStage
 from timbel_dagster.resources.delivery import (
     ClusterRecord,
     CommitRecord,
@@ -26,14 +28,19 @@ from timbel_dagster.resources.delivery import (
 
 _STAGING = re.compile(r"(?i)stag")
 
+# The finished stages of a CI source's stored executions in [since, until): the warehouse's
+# answer, handed in by the caller (WarehouseResource.stored_stages), so this client reads
+# records and never imports storage.
+StoredStages = Callable[[str, dt.datetime, dt.datetime], list[StoredStage]]
+
 
 class CIDerivedHistory:
     """A delivery-history source over the warehouse's own CI executions."""
 
     def __init__(
-        self, database_url: str, source: str, deploy_pattern: str, production_pattern: str
+        self, stages: StoredStages, source: str, deploy_pattern: str, production_pattern: str
     ) -> None:
-        self.database_url, self.name = database_url, source
+        self.stages, self.name = stages, source
         self.deploy, self.production = re.compile(deploy_pattern), re.compile(production_pattern)
 
     def users(self) -> list[UserRecord]:
@@ -51,73 +58,33 @@ class CIDerivedHistory:
         return "staging" if _STAGING.search(stage) else "dev"
 
     def deployments(self, since: dt.datetime, until: dt.datetime) -> list[DeploymentRecord]:
-        from sqlalchemy import select
-
-        from timbel_dagster.warehouse.models import Pipeline, PipelineExecution, StageExecution
-
-        query = (
-            select(
-                Pipeline.name,
-                Pipeline.service,
-                Pipeline.repository,
-                PipelineExecution.external_id,
-                PipelineExecution.commit_sha,
-                PipelineExecution.triggered_by,
-                StageExecution.external_id,
-                StageExecution.name,
-                StageExecution.status,
-                StageExecution.started_at,
-                StageExecution.duration,
-            )
-            .join(PipelineExecution, PipelineExecution.pipeline_id == Pipeline.id)
-            .join(StageExecution, StageExecution.execution_id == PipelineExecution.id)
-            .where(
-                PipelineExecution.source == self.name,
-                StageExecution.started_at >= since,
-                StageExecution.started_at < until,
-                StageExecution.status.in_(("success", "failed", "aborted")),
-            )
-            .order_by(StageExecution.started_at)
-        )
         found = []
-        from timbel_dagster.warehouse.engine import get_engine
-
-        # its own read-only connection: the ingestion holds the write transaction meanwhile
-        with get_engine(self.database_url, read_only=True).connect() as connection:
-            for (
-                pipeline,
-                service,
-                repository,
-                build,
-                sha,
-                who,
-                stage_id,
-                stage,
-                status,
-                started,
-                duration,
-            ) in connection.execute(query):
-                if not self.deploy.search(stage):
-                    continue
-                found.append(
-                    DeploymentRecord(
-                        external_id=f"{pipeline}#{build}/{stage_id}",
-                        service=service or pipeline,
-                        environment=self._environment(stage),
-                        cluster=None,
-                        image=None,
-                        version=sha[:12] if sha else None,
-                        commit_from=None,
-                        commit_to=sha,
-                        kind="release",
-                        status="success" if status == "success" else "failed",
-                        started_at=started,
-                        completed_at=started + dt.timedelta(seconds=duration or 0),
-                        triggered_by=who,
-                        execution=(pipeline, build),
-                        commits=((repository, sha),) if repository and sha else (),
-                    )
+        for row in self.stages(self.name, since, until):
+            if not self.deploy.search(row.stage):
+                continue
+            found.append(
+                DeploymentRecord(
+                    external_id=f"{row.pipeline}#{row.build}/{row.stage_id}",
+                    service=row.service or row.pipeline,
+                    environment=self._environment(row.stage),
+                    cluster=None,
+                    image=None,
+                    version=row.commit_sha[:12] if row.commit_sha else None,
+                    commit_from=None,
+                    commit_to=row.commit_sha,
+                    kind="release",
+                    status="success" if row.status == "success" else "failed",
+                    started_at=row.started_at,
+                    completed_at=row.started_at + dt.timedelta(seconds=row.duration or 0),
+                    triggered_by=row.triggered_by,
+                    execution=(row.pipeline, row.build),
+                    commits=(
+                        ((row.repository, row.commit_sha),)
+                        if row.repository and row.commit_sha
+                        else ()
+                    ),
                 )
+            )
         return found
 
     def incidents(self, since: dt.datetime, until: dt.datetime) -> list[IncidentRecord]:

@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.resources.derived import CIDerivedHistory, StoredStages
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.prometheus import PrometheusResource
@@ -142,12 +143,12 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             )
         return found
 
-    def history_sources(self, database_url: str) -> list[DeliveryHistorySource]:
+    def history_sources(self, stored_stages: StoredStages) -> list[DeliveryHistorySource]:
         """Where people, clusters, deployments and incidents come from: the sample, or in live
-        mode the deployments found in each configured CI server's stored executions."""
+        mode the deployments found in each configured CI server's stored executions (read
+        with `stored_stages`: WarehouseResource.stored_stages)."""
         if self._mode() == "sample":
             return [self.sample()]
-        from timbel_dagster.resources.derived import CIDerivedHistory
         from timbel_dagster.settings import get_settings
 
         settings = get_settings()
@@ -171,7 +172,7 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             )
         return found + [
             CIDerivedHistory(
-                database_url,
+                stored_stages,
                 system,
                 settings.timbel_deploy_stage_pattern,
                 settings.timbel_production_pattern,

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.records.delivery import StoredStage
 from timbel_dagster.records.marks import StoredMark
 from timbel_dagster.warehouse.models import (
     EXECUTION_STATUSES,
@@ -282,3 +283,37 @@ def _dashed(hex_prefix: str) -> str:
         out.append(part)
         start += size
     return "-".join(out)
+
+
+def finished_stages(
+    connection: Connection, source: str, since: dt.datetime, until: dt.datetime
+) -> list[StoredStage]:
+    """The finished stages (success, failed, aborted) of `source`'s stored executions that
+    started in [since, until), oldest first, with their pipeline."""
+    from sqlalchemy import select
+
+    query = (
+        select(
+            Pipeline.name,
+            Pipeline.service,
+            Pipeline.repository,
+            PipelineExecution.external_id,
+            PipelineExecution.commit_sha,
+            PipelineExecution.triggered_by,
+            StageExecution.external_id,
+            StageExecution.name,
+            StageExecution.status,
+            StageExecution.started_at,
+            StageExecution.duration,
+        )
+        .join(PipelineExecution, PipelineExecution.pipeline_id == Pipeline.id)
+        .join(StageExecution, StageExecution.execution_id == PipelineExecution.id)
+        .where(
+            PipelineExecution.source == source,
+            StageExecution.started_at >= since,
+            StageExecution.started_at < until,
+            StageExecution.status.in_(("success", "failed", "aborted")),
+        )
+        .order_by(StageExecution.started_at)
+    )
+    return [StoredStage(*row) for row in connection.execute(query)]

@@ -36,7 +36,7 @@ def _sample(context: dg.AssetExecutionContext, warehouse, sources) -> dg.Materia
     totals, names = ingest_each(
         context,
         warehouse,
-        sources.history_sources(warehouse.url()),
+        sources.history_sources(warehouse.stored_stages),
         lambda connection, source: ingest_commits(connection, source, since, until),
     )
     metadata = table_metadata(totals, "commits", names)

@@ -43,7 +43,7 @@ def delivery_history(
     totals, names = ingest_each(
         context,
         warehouse,
-        sources.history_sources(warehouse.url()),
+        sources.history_sources(warehouse.stored_stages),
         lambda connection, source: ingest_deployments(connection, source, since, until),
     )
     deployments = table_metadata(totals, "deployments", names)

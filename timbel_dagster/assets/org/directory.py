@@ -35,7 +35,7 @@ def directory(
     from timbel_dagster.warehouse.ingest import ingest_directory
 
     totals, names = ingest_each(
-        context, warehouse, sources.history_sources(warehouse.url()), ingest_directory
+        context, warehouse, sources.history_sources(warehouse.stored_stages), ingest_directory
     )
     for table in ("users", "clusters"):
         yield dg.MaterializeResult(
