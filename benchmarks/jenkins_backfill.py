@@ -18,12 +18,13 @@ JOBS, BUILDS = 100, 1000
 
 def main(jobs: int = JOBS, builds: int = BUILDS) -> None:
     from tests.fakes.jenkins_server import FakeJenkins
+    from timbel_dagster.assets.ingestion import read_ci
     from timbel_dagster.resources.jenkins.api import JenkinsAPI
     from timbel_dagster.resources.jenkins.client import JenkinsHTTP
     from timbel_dagster.resources.jenkins.source import JenkinsSource
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ingest import read_ci, store_ci
+    from timbel_dagster.warehouse.ingest import store_ci
 
     fake = FakeJenkins()
     first = int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp() * 1000)

@@ -165,3 +165,20 @@ def test_the_bindings_hold_the_warehouse_and_notifier_resources() -> None:
     resources = defs().resources
     assert isinstance(resources["warehouse"], WarehouseResource)
     assert isinstance(resources["notifier"], NotifierResource)
+
+
+def test_no_contract_ignores_a_crossing(contracts) -> None:
+    """Every listed crossing is gone (issue 14 part 4): no `ignore_imports` to hide one."""
+    ignored = {
+        name: contract.contract_options.get("ignore_imports")
+        for name, contract in contracts.items()
+        if contract.contract_options.get("ignore_imports")
+    }
+    assert ignored == {}
+
+
+def test_storage_ingest_takes_records_not_clients(graph) -> None:
+    """warehouse/ingest.py stores what the caller read (assets/ingestion.py reads the
+    source): it imports no client, not even the source Protocols for its type hints."""
+    imported = graph.find_modules_directly_imported_by("timbel_dagster.warehouse.ingest")
+    assert sorted(m for m in imported if m.startswith("timbel_dagster.resources")) == []

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from timbel_dagster.warehouse.ingest import (
-    Results,
-    ingest_ci,
-    ingest_delivery_history,
-    ingest_directory,
-)
+from timbel_dagster.assets.ingestion import ingest_ci, ingest_delivery_history, ingest_directory
+from timbel_dagster.warehouse.ingest import Results
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from timbel_dagster.assets.ingestion import ingest_executions, ingest_pipelines
 from timbel_dagster.resources.errors import SourceNotFoundError
 from timbel_dagster.resources.gitlab.source import GitLabSource
 from timbel_dagster.resources.jenkins.api import JenkinsAPI
 from timbel_dagster.resources.jenkins.source import JenkinsSource
 from timbel_dagster.resources.payload import record_id
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ingest import ingest_executions, ingest_pipelines
 from timbel_dagster.warehouse.models import PipelineExecution, StageExecution
 from timbel_dagster.warehouse.models_ingestion import IngestionReject
 

@@ -67,8 +67,8 @@ def kubernetes(clusters_file: Path, tmp_path: Path) -> KubernetesResource:
 @pytest.fixture
 def engine(warehouse_url: str, sample_source):
     """The warehouse (SQLite, then PostgreSQL) with the sample organisation's users."""
+    from timbel_dagster.assets.ingestion import ingest_directory
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ingest import ingest_directory
 
     engine = get_engine(warehouse_url)
     with engine.begin() as connection:

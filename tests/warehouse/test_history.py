@@ -28,8 +28,8 @@ def test_percentile_of_nothing_is_an_error() -> None:
 
 
 def test_duration_percentiles_per_pipeline(warehouse_url: str, sample_source) -> None:
+    from timbel_dagster.assets.ingestion import ingest_ci
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ingest import ingest_ci
 
     since, until = sample_source.window
     with get_engine(warehouse_url).begin() as connection:
@@ -80,8 +80,8 @@ def test_stage_timeline_shows_parallel_stages_overlapping() -> None:
 
 
 def test_log_tail_reads_the_end_of_the_last_stream(warehouse_url: str, sample_source) -> None:
+    from timbel_dagster.assets.ingestion import ingest_ci
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ingest import ingest_ci
     from timbel_dagster.warehouse.loaders import execution_id
     from timbel_dagster.warehouse.logs import LogWriter, log_tail, read_log
 

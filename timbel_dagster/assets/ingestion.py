@@ -1,19 +1,36 @@
-"""Helpers shared by the ingestion assets: result metadata and the run's audit event."""
+"""Helpers shared by the ingestion assets: reading a source and handing what it returned to
+storage (read first, then write: DESIGN 1b), result metadata and the run's audit event.
+
+The `read_*` and `ingest_*` functions are the caller's side of `warehouse/ingest.py`: storage
+takes records and never a client. A CI server is asked over HTTP, and no HTTP call runs
+inside an open transaction: the assets read it first with `read_pipelines`/`read_executions`
+/`read_ci` (the warehouse only through a short read connection, closed before the server is
+asked), then write what was read with `store_ci` in one transaction. `ingest_pipelines`/
+`ingest_executions`/`ingest_ci` do both on the caller's connection, for sources that answer
+from memory (the sample, `timbel sample`); `ingest_directory`/`ingest_commits`/
+`ingest_deployments`/`ingest_delivery_history` hand a history source's records to the
+loaders on the caller's connection. Storage is imported inside them: SQLAlchemy loads in the
+runs, not with the code location."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
 from timbel_dagster.assets.metadata import cell_text
+from timbel_dagster.records.delivery import CIRead
 from timbel_dagster.warehouse.engine import get_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
     from timbel_dagster.warehouse.upsert import UpsertResult
+
+    Results = dict[str, UpsertResult]
 
 OWNERS = ["team:platform"]
 
@@ -140,3 +157,113 @@ def count_rejected(context: dg.OpExecutionContext, totals: dict[str, UpsertResul
         noun = "record" if rejected == 1 else "records"
         context.log.warning(f"{rejected} {noun} could not be parsed: see ingestion_rejects")
     return rejected
+
+
+def read_pipelines(source: CISource) -> CIRead:
+    """The source's pipelines and the entries of its job list it could not parse."""
+    return CIRead(pipelines=list(source.pipelines()))
+
+
+def _executions(
+    source: CISource, since: dt.datetime, until: dt.datetime, final: frozenset[tuple[str, str]]
+) -> CIRead:
+    # Memory: the source's whole range (records with their stages, and rejects) is collected
+    # into a list before anything is written. That is fine: the batch is written as one
+    # transaction anyway and the loaders take it whole; a `ci_history` run over years holds
+    # that range's executions at once.
+    return CIRead(executions=list(source.executions(since, until, final)))
+
+
+def read_executions(
+    warehouse: Engine, source: CISource, since: dt.datetime, until: dt.datetime
+) -> CIRead:
+    """Executions (with stages) that started in the window, and the records the source
+    could not parse.
+
+    Executions already stored as finished are final: the source is told so (read on a short
+    connection of `warehouse`, closed before the source is asked) that it need not read
+    their stages again; their rows are still compared, so a build re-run in place is updated.
+    """
+    from timbel_dagster.warehouse.queries import finished_executions
+
+    with warehouse.connect() as connection:
+        final = finished_executions(connection, source.name, since, until)
+    return _executions(source, since, until, final)
+
+
+def read_ci(warehouse: Engine, source: CISource, since: dt.datetime, until: dt.datetime) -> CIRead:
+    """`read_pipelines` then `read_executions` (the order they are stored in)."""
+    pipelines = read_pipelines(source).pipelines
+    return CIRead(pipelines, read_executions(warehouse, source, since, until).executions)
+
+
+def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> Results:
+    """Users and clusters."""
+    from timbel_dagster.warehouse import loaders
+
+    return {
+        "users": loaders.store_users(connection, source.name, source.users()),
+        "clusters": loaders.store_clusters(connection, source.name, source.clusters()),
+    }
+
+
+def ingest_pipelines(connection: Connection, source: CISource) -> Results:
+    """`read_pipelines` and `store_ci` on the caller's connection: for a source that answers
+    from memory (a server is read with `read_pipelines` before the transaction opens)."""
+    from timbel_dagster.warehouse.ingest import store_ci
+
+    return store_ci(connection, source.name, read_pipelines(source))
+
+
+def ingest_executions(
+    connection: Connection, source: CISource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """`read_executions` and `store_ci` on the caller's connection (a source answering from
+    memory), the stored finished executions read on that connection."""
+    from timbel_dagster.warehouse.ingest import store_ci
+    from timbel_dagster.warehouse.queries import finished_executions
+
+    final = finished_executions(connection, source.name, since, until)
+    return store_ci(connection, source.name, _executions(source, since, until, final))
+
+
+def ingest_ci(
+    connection: Connection, source: CISource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Pipelines, and the executions (with stages) that started in the window, on the
+    caller's connection (a source answering from memory: the sample)."""
+    pipelines = ingest_pipelines(connection, source)
+    executions = ingest_executions(connection, source, since, until)
+    rejected = pipelines["ingestion_rejects"] + executions["ingestion_rejects"]
+    return pipelines | executions | {"ingestion_rejects": rejected}
+
+
+def ingest_commits(
+    connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """The source's commits in the window, with their change metrics."""
+    from timbel_dagster.warehouse import loaders
+
+    return {"commits": loaders.store_commits(connection, source.name, source.commits(since, until))}
+
+
+def ingest_deployments(
+    connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Deployments (linked to the stored commits they shipped) and incidents in the window."""
+    from timbel_dagster.warehouse import loaders
+
+    deployments, links = loaders.store_deployments(
+        connection, source.name, source.deployments(since, until)
+    )
+    incidents = loaders.store_incidents(connection, source.name, source.incidents(since, until))
+    return {"deployments": deployments, "deployment_commits": links, "incidents": incidents}
+
+
+def ingest_delivery_history(
+    connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
+) -> Results:
+    """Commits, deployments (with the commits they shipped) and incidents in the window."""
+    return ingest_commits(connection, source, since, until) | ingest_deployments(
+        connection, source, since, until
+    )

@@ -155,3 +155,12 @@ class StoredStage:
     status: str  # success | failed | aborted
     started_at: dt.datetime
     duration: float | None
+
+
+@dataclass(frozen=True)
+class CIRead:
+    """What one CI source returned for a run, rejects included, read before the transaction
+    that `store_ci` (warehouse/ingest.py) writes it in. `None`: that part was not read."""
+
+    pipelines: list[PipelineRecord | RejectRecord] | None = None
+    executions: list[ExecutionRecord | RejectRecord] | None = None

@@ -30,7 +30,7 @@ GIT_SOURCE = "git"  # what rows read from repositories say in `source`
 
 
 def _sample(context: dg.AssetExecutionContext, warehouse, sources) -> dg.MaterializeResult:
-    from timbel_dagster.warehouse.ingest import ingest_commits
+    from timbel_dagster.assets.ingestion import ingest_commits
 
     since, until = sources.window()
     totals, names = ingest_each(

@@ -37,7 +37,7 @@ def delivery_history(
     sources: DeliverySourcesResource,
 ):
     """Ingest deployments and incidents of the window, one transaction per source."""
-    from timbel_dagster.warehouse.ingest import ingest_deployments
+    from timbel_dagster.assets.ingestion import ingest_deployments
 
     since, until = sources.window()
     totals, names = ingest_each(

@@ -32,7 +32,7 @@ def directory(
     sources: DeliverySourcesResource,
 ):
     """Store the people and clusters of the bound delivery-history sources."""
-    from timbel_dagster.warehouse.ingest import ingest_directory
+    from timbel_dagster.assets.ingestion import ingest_directory
 
     totals, names = ingest_each(
         context, warehouse, sources.history_sources(warehouse.stored_stages), ingest_directory
