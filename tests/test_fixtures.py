@@ -117,9 +117,13 @@ def test_every_test_of_the_demo_is_marked_slow() -> None:
         def add_marker(self, marker: pytest.MarkDecorator) -> None:
             self.markers.append(marker)
 
+        def get_closest_marker(self, name: str) -> pytest.MarkDecorator | None:
+            return next((m for m in self.markers if m.name == name), None)
+
     demo, other = Item("demo_run", "tmp_path"), Item("warehouse_url")
     pytest_collection_modifyitems([demo, other])  # type: ignore[list-item]
-    assert [m.name for m in demo.markers] == ["slow"] and other.markers == []
+    assert [m.name for m in demo.markers] == ["slow", "xdist_group"] and other.markers == []
+    assert demo.markers[1].args == ("demo",)  # the demo runs on one worker only
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

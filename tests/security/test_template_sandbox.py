@@ -174,7 +174,9 @@ def test_a_refusal_names_the_line_and_returns_nothing() -> None:
 
 
 def test_generate_and_stream_are_bounded_too() -> None:
-    template = BoundedSandbox().from_string(NESTED_LOOPS)
+    # A long deadline: on a loaded machine 1,000,000 steps can outlast the 5 s default, and
+    # this test is about the step budget reaching generate() and stream().
+    template = BoundedSandbox(limits=Limits(seconds=300)).from_string(NESTED_LOOPS)
     with pytest.raises(TemplateRefused, match="steps"):
         list(template.generate())
     with pytest.raises(TemplateRefused, match="steps"):
