@@ -123,7 +123,7 @@ def test_every_test_of_the_demo_is_marked_slow() -> None:
     demo, other = Item("demo_run", "tmp_path"), Item("warehouse_url")
     pytest_collection_modifyitems([demo, other])  # type: ignore[list-item]
     assert [m.name for m in demo.markers] == ["slow", "xdist_group"] and other.markers == []
-    assert demo.markers[1].args == ("demo",)  # the demo runs on one worker only
+    assert demo.markers[1].args == ("demo",)  # meant to run the demo on one worker
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
