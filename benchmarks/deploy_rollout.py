@@ -126,8 +126,8 @@ def approved(url: str, image: str) -> int:
     policy does not require a scan (the built-in one does for prod)."""
     from timbel_dagster.assets.security.images import store_images
     from timbel_dagster.deploy.requests import Requests
+    from timbel_dagster.records.image_ref import parse_image
     from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
-    from timbel_dagster.security.image_ref import parse_image
     from timbel_dagster.security.policy_file import parse_policy
     from timbel_dagster.warehouse.engine import get_engine
     from timbel_dagster.warehouse.ids import stable_id

@@ -52,7 +52,7 @@ def _tick(fake, url: str, cursor: str | None, instance) -> tuple[float, object]:
 
 def _store(url: str, per_job: int) -> None:
     """`per_job` finished builds of every job, as the ingestion would have stored them."""
-    from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord
+    from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord
     from timbel_dagster.warehouse.engine import get_engine
     from timbel_dagster.warehouse.loaders import store_executions, store_pipelines
 

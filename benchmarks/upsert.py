@@ -19,7 +19,7 @@ STAGES = ("checkout", "build", "unit-tests", "integration-tests", "publish-image
 
 
 def make_executions(count: int, pipelines: int = 100) -> list:
-    from timbel_dagster.resources.delivery import ExecutionRecord, StageRecord
+    from timbel_dagster.records.delivery import ExecutionRecord, StageRecord
 
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     executions = []
@@ -59,7 +59,7 @@ def make_executions(count: int, pipelines: int = 100) -> list:
 
 
 def store_pipelines(url: str, pipelines: int = 100) -> None:
-    from timbel_dagster.resources.delivery import PipelineRecord
+    from timbel_dagster.records.delivery import PipelineRecord
     from timbel_dagster.warehouse.engine import get_engine
     from timbel_dagster.warehouse.loaders import store_pipelines as store
 

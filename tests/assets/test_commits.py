@@ -15,7 +15,7 @@ from timbel_dagster.assets.cicd.commits import commits
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
 from timbel_dagster.ml.risk.deployment_features import deployment_features
-from timbel_dagster.resources.delivery import DeploymentRecord
+from timbel_dagster.records.delivery import DeploymentRecord
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.loaders import commit_id, deployment_id, store_deployments

@@ -18,7 +18,7 @@ from tests.services.kube_series import HOURS, UNLABELLED_EAST, write_kube_histor
 from tests.services.prometheus import running_prometheus
 from timbel_dagster.metrics_collect import collect_metrics
 from timbel_dagster.partitions import CLUSTERS
-from timbel_dagster.resources.cluster_metrics import HOUR
+from timbel_dagster.records.cluster_metrics import HOUR
 from timbel_dagster.resources.prometheus import PrometheusResource
 from timbel_dagster.resources.prometheus_clusters import ClusterLabelError
 from timbel_dagster.resources.sources import DeliverySourcesResource

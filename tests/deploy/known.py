@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 from timbel_dagster.assets.security.images import store_images
+from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
-from timbel_dagster.security.image_ref import parse_image
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.ids import stable_id
 from timbel_dagster.warehouse.models import Pipeline

@@ -20,7 +20,7 @@ from timbel_dagster.deploy.rollback import roll_back
 from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
 from timbel_dagster.ml.risk.deployment_features import deployment_features
-from timbel_dagster.resources.delivery import DeploymentRecord, IncidentRecord
+from timbel_dagster.records.delivery import DeploymentRecord, IncidentRecord
 from timbel_dagster.warehouse import frames
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.ids import stable_id

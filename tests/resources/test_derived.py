@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
-from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord, StageRecord
+from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, StageRecord
 from timbel_dagster.resources.derived import CIDerivedHistory
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.fakes.gitlab_server import FakeGitLab
-from timbel_dagster.resources.delivery import ExecutionRecord, RejectRecord
+from timbel_dagster.records.delivery import ExecutionRecord, RejectRecord
 from timbel_dagster.resources.errors import (
     SourceAuthError,
     SourceDataError,

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.fakes.jenkins_server import FakeJenkins
-from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord, RejectRecord
+from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, RejectRecord
 from timbel_dagster.resources.errors import (
     SourceAuthError,
     SourceDataError,

@@ -20,7 +20,7 @@ from tests.services.kube_series import (
     write_kube_history,
 )
 from tests.services.prometheus import running_prometheus
-from timbel_dagster.resources.cluster_metrics import HOUR
+from timbel_dagster.records.cluster_metrics import HOUR
 from timbel_dagster.resources.errors import TransientSourceError
 from timbel_dagster.resources.kube_prometheus import KubePrometheusSource, counter_increase
 from timbel_dagster.resources.prometheus import PrometheusClient, Series

@@ -7,8 +7,9 @@ import pytest
 
 from tests.deploy.known import SEEN, know
 from timbel_dagster.assets.security.images import store_images
+from timbel_dagster.records.image_ref import ImageRef, parse_image
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
-from timbel_dagster.security.image_ref import ImageRef, parse_image, resolve_digest, resolve_many
+from timbel_dagster.security.image_ref import resolve_digest, resolve_many
 from timbel_dagster.warehouse.engine import get_engine
 
 D1 = "sha256:" + "1" * 64

@@ -13,12 +13,14 @@ import difflib
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.deploy.lookup import RequestError
-from timbel_dagster.security.image_ref import known_digest, parse_image
+from timbel_dagster.records.image_ref import parse_image
+from timbel_dagster.security.image_ref import known_digest
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from timbel_dagster.security.image_ref import DigestLookup, ImageRef
+    from timbel_dagster.records.image_ref import ImageRef
+    from timbel_dagster.security.image_ref import DigestLookup
 
 _SHOWN = 5  # names listed in a refusal
 _CLOSE = 0.75  # difflib ratio of a close match (`no-such-service` is not `cart-service`)

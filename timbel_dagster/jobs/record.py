@@ -18,7 +18,7 @@ from timbel_dagster.resources.errors import SourceError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord
+    from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord
 
 SYSTEMS = ("jenkins", "gitlab")
 

@@ -1,6 +1,5 @@
-"""The interface cluster-metrics sources implement, and what they return: hourly usage of
-nodes and pods, and namespace facts (the records of `timbel_dagster.records.cluster_metrics`,
-named here too).
+"""The interface cluster-metrics sources implement. What they return, hourly usage of nodes
+and pods and namespace facts, are the records of `timbel_dagster.records.cluster_metrics`.
 
 The Prometheus source (kube-prometheus series) and the sample organisation both produce
 these records; the cluster assets only ever see them.
@@ -11,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-from timbel_dagster.records.cluster_metrics import HOUR, NamespaceInfo, NodeHour, PodHour
+from timbel_dagster.records.cluster_metrics import NamespaceInfo, NodeHour, PodHour
 
-__all__ = ["HOUR", "ClusterMetricsSource", "NamespaceInfo", "NodeHour", "PodHour"]
+__all__ = ["ClusterMetricsSource"]
 
 
 class ClusterMetricsSource(Protocol):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timbel_dagster.records.delivery import ENVIRONMENT_GROUPS
-from timbel_dagster.resources.delivery import (
+from timbel_dagster.records.delivery import (
+    ENVIRONMENT_GROUPS,
     ClusterRecord,
     CommitRecord,
     DeploymentRecord,

@@ -1,8 +1,9 @@
 """The interfaces delivery sources implement, and the records they return.
 
 Real clients (Jenkins, GitLab, the deploy job, incident tools) and the sample organisation
-both produce the frozen dataclasses of `timbel_dagster.records.delivery` (named here too);
-ingestion only ever sees them, never raw JSON.
+both produce the frozen dataclasses of `timbel_dagster.records.delivery`; ingestion only ever
+sees them, never raw JSON. Import the records from there: this module holds only the
+interfaces and the error a missing source raises.
 """
 
 from __future__ import annotations
@@ -19,24 +20,10 @@ from timbel_dagster.records.delivery import (
     IncidentRecord,
     PipelineRecord,
     RejectRecord,
-    StageRecord,
     UserRecord,
 )
 
-__all__ = [
-    "CISource",
-    "ClusterRecord",
-    "CommitRecord",
-    "DeliveryHistorySource",
-    "DeploymentRecord",
-    "ExecutionRecord",
-    "IncidentRecord",
-    "PipelineRecord",
-    "RejectRecord",
-    "SourceNotConfiguredError",
-    "StageRecord",
-    "UserRecord",
-]
+__all__ = ["CISource", "DeliveryHistorySource", "SourceNotConfiguredError"]
 
 
 class SourceNotConfiguredError(RuntimeError):

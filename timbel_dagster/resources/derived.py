@@ -17,12 +17,12 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from timbel_dagster.records.delivery import StoredStage
-from timbel_dagster.resources.delivery import (
+from timbel_dagster.records.delivery import (
     ClusterRecord,
     CommitRecord,
     DeploymentRecord,
     IncidentRecord,
+    StoredStage,
     UserRecord,
 )
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.resources.cluster_metrics import HOUR, NamespaceInfo, NodeHour, PodHour
+from timbel_dagster.records.cluster_metrics import HOUR, NamespaceInfo, NodeHour, PodHour
 from timbel_dagster.resources.prometheus_clusters import PrometheusClusters
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, TypeVar
 
-from timbel_dagster.resources.delivery import RejectRecord
+from timbel_dagster.records.delivery import RejectRecord
 from timbel_dagster.resources.errors import SourceDataError
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from timbel_dagster.resources.cluster_metrics import HOUR
+from timbel_dagster.records.cluster_metrics import HOUR
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.prometheus import PrometheusClient

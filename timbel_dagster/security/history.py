@@ -14,13 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.records.trivy import SEVERITIES
-from timbel_dagster.security.image_ref import (
-    DigestLookup,
-    parse_image,
-    resolve_digest,
-    resolve_many,
-)
+from timbel_dagster.security.image_ref import DigestLookup, resolve_digest, resolve_many
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -17,16 +17,7 @@ from timbel_dagster.records.image_ref import DOCKER_HUB, HUB_ALIASES, ImageRef, 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-__all__ = [
-    "DOCKER_HUB",
-    "DigestLookup",
-    "ImageRef",
-    "Resolved",
-    "known_digest",
-    "parse_image",
-    "resolve_digest",
-    "resolve_many",
-]
+__all__ = ["DigestLookup", "Resolved", "known_digest", "resolve_digest", "resolve_many"]
 
 # (registry host[:port], repository, tag or digest) -> the digest it points at now, or None
 # when that registry does not know it (or is not the registry the lookup can ask).

@@ -18,7 +18,7 @@ from timbel_dagster.assets.ingestion import markdown_table, upsert_metadata
 from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import cluster_hours
-from timbel_dagster.resources.cluster_metrics import HOUR
+from timbel_dagster.records.cluster_metrics import HOUR
 from timbel_dagster.resources.sources import DeliverySourcesResource
 
 

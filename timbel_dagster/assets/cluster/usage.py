@@ -13,7 +13,7 @@ import dagster as dg
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table, upsert_metadata
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import CLUSTER_HOURLY, SINGLE_RUN, cluster_hours
-from timbel_dagster.resources.cluster_metrics import HOUR
+from timbel_dagster.records.cluster_metrics import HOUR
 from timbel_dagster.resources.sources import DeliverySourcesResource
 
 GROUP = "cluster"

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from timbel_dagster.ml.risk.data import FEATURES
-from timbel_dagster.security.image_ref import known_digest, parse_image
+from timbel_dagster.records.image_ref import parse_image
+from timbel_dagster.security.image_ref import known_digest
 from timbel_dagster.warehouse.frames import counted_incident, duplicate_deployment
 
 if TYPE_CHECKING:

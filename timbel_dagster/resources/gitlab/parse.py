@@ -11,7 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
-from timbel_dagster.resources.delivery import ExecutionRecord, PipelineRecord, StageRecord
+from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, StageRecord
 from timbel_dagster.resources.gitlab.client import SYSTEM
 from timbel_dagster.resources.payload import Fields
 

@@ -13,12 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from timbel_dagster.resources.delivery import (
-    ExecutionRecord,
-    PipelineRecord,
-    RejectRecord,
-    SourceNotConfiguredError,
-)
+from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, RejectRecord
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.gitlab.client import GitLabHTTP

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from timbel_dagster.resources.delivery import ExecutionRecord, RejectRecord, StageRecord
+from timbel_dagster.records.delivery import ExecutionRecord, RejectRecord, StageRecord
 from timbel_dagster.resources.errors import SourceDataError, SourceError, SourceNotFoundError
 from timbel_dagster.resources.jenkins.client import SYSTEM, JenkinsHTTP, job_path
 from timbel_dagster.resources.jenkins.parse import (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from timbel_dagster.resources.delivery import ExecutionRecord, StageRecord
+from timbel_dagster.records.delivery import ExecutionRecord, StageRecord
 from timbel_dagster.resources.jenkins.client import SYSTEM
 from timbel_dagster.resources.payload import Fields
 

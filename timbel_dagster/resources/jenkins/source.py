@@ -8,12 +8,8 @@ from functools import cached_property
 
 import dagster as dg
 
-from timbel_dagster.resources.delivery import (
-    ExecutionRecord,
-    PipelineRecord,
-    RejectRecord,
-    SourceNotConfiguredError,
-)
+from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, RejectRecord
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.errors import SourceDataError
 from timbel_dagster.resources.jenkins.api import JenkinsAPI
 from timbel_dagster.resources.jenkins.client import JenkinsHTTP

@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from timbel_dagster.resources.delivery import CommitRecord, ExecutionRecord, StageRecord
+from timbel_dagster.records.delivery import CommitRecord, ExecutionRecord, StageRecord
 from timbel_dagster.resources.sample.organisation import (
     FLAKY,
     FLAKY_FAILURE_RATE,

@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from timbel_dagster.resources.delivery import (
+from timbel_dagster.records.delivery import (
     CommitRecord,
     DeploymentRecord,
     ExecutionRecord,

@@ -6,7 +6,7 @@ gets the same text.
 
 from __future__ import annotations
 
-from timbel_dagster.resources.delivery import ExecutionRecord
+from timbel_dagster.records.delivery import ExecutionRecord
 
 
 def sample_log(execution: ExecutionRecord) -> str:

@@ -14,7 +14,7 @@ import hashlib
 import math
 import random
 
-from timbel_dagster.resources.cluster_metrics import NamespaceInfo, NodeHour, PodHour
+from timbel_dagster.records.cluster_metrics import NamespaceInfo, NodeHour, PodHour
 from timbel_dagster.resources.sample.organisation import CLUSTERS, SAMPLE_SOURCE, SERVICES
 
 GIB = 1024**3

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from timbel_dagster.resources.delivery import ClusterRecord, UserRecord
+from timbel_dagster.records.delivery import ClusterRecord, UserRecord
 
 SAMPLE_SOURCE = "sample"
 SAMPLE_DOMAIN = "sample.invalid"

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from functools import cached_property
 
-from timbel_dagster.resources.delivery import (
+from timbel_dagster.records.delivery import (
     ClusterRecord,
     CommitRecord,
     DeploymentRecord,
