@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import subprocess
 import threading
@@ -294,11 +295,30 @@ def test_the_jvm_gets_none_of_the_callers_secrets(
     assert set(seen["env"]) - {"PWD", "SHLVL", "_"} <= {
         "PATH", "HOME", "LANG", "JAVA_HOME", "JAVA_OPTS"
     }  # fmt: skip
+    assert (seen["env"]["PATH"], seen["env"]["LANG"]) == (os.environ["PATH"], "C.UTF-8")
+    assert seen["env"]["JAVA_HOME"] == str(find_java_home())
     home = seen["env"]["HOME"]
     assert Path(home).name.startswith("timbel-groovy-") and not Path(home).exists()
     assert seen["props"] == {
         "user.home": home, "java.io.tmpdir": home, "groovy.grape.enable": "false", "user.dir": home
     }  # fmt: skip
+
+
+def test_without_a_debian_jdk_the_callers_java_home_and_path_pass_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("JAVA_HOME", "/opt/jdk")
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-javaagent:/tmp/agent.jar")
+    monkeypatch.setenv("PATH", "/opt/jdk/bin:/usr/bin:/bin")
+    environment = child_environment(None, tmp_path)
+    assert set(environment) == {"PATH", "HOME", "LANG", "JAVA_HOME", "JAVA_OPTS"}
+    assert (environment["PATH"], environment["JAVA_HOME"]) == (
+        "/opt/jdk/bin:/usr/bin:/bin",
+        "/opt/jdk",
+    )
+    assert environment["HOME"] == str(tmp_path)
 
 
 @pytest.mark.timeout(60)

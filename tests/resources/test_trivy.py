@@ -226,13 +226,23 @@ def test_trivy_sees_none_of_timbels_secrets(
         monkeypatch.setenv(
             name, "postgresql://u:secret@db.example/w" if "URL" in name else "s3cret"
         )
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    allowed = {
+        "HTTPS_PROXY": "http://proxy.example:3128",
+        "no_proxy": "localhost",
+        "SSL_CERT_FILE": "/etc/ssl/in-house.pem",
+        "DOCKER_CONFIG": "/etc/docker-credentials",
+        "TRIVY_INSECURE": "false",  # Trivy's own options pass by their prefix
+    }
+    for name, value in allowed.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GIT_DIR", "/elsewhere/.git")  # not a secret, but not Trivy's either
     trivy_standin.replay(IMAGE, "alpine-39-high-critical.json")
     TrivyResource(executable=trivy_standin.executable, timeout_seconds=30).scan_image(IMAGE)
     (call,) = [json.loads(line) for line in trivy_standin.log_file.read_text().splitlines()]
     seen = set(call["env"])
     assert not seen & {"JENKINS_TOKEN", "GITLAB_TOKEN", "TIMBEL_DATABASE_URL", "TIMBEL_SECRET_KEY"}
-    assert {"PATH", "HTTPS_PROXY", "TRIVY_STANDIN_MAP", "TRIVY_STANDIN_LOG"} <= seen
+    assert "GIT_DIR" not in seen
+    assert {"PATH", *allowed, "TRIVY_STANDIN_MAP", "TRIVY_STANDIN_LOG"} <= seen
 
 
 def test_settings_configure_the_resource(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from timbel_dagster import child_env
 from timbel_dagster.pipeline_templates.groovy_lexer import (
     Token,
     fallback_check,
@@ -107,10 +108,7 @@ def child_environment(java_home: Path | None, home: Path) -> dict[str, str]:
         home: an empty directory for HOME and the JVM's user.home, so that no ~/.groovy
             startup script, lib jar or grape cache is used.
     """
-    environment = {
-        # Only the launcher's own lookups (sh, dirname, uname): not a secret, and a fixed
-        # path would break a groovy installed elsewhere.
-        "PATH": os.environ.get("PATH", os.defpath),
+    fixed = {
         "HOME": str(home),
         "LANG": "C.UTF-8",
         # startGroovy passes JAVA_OPTS through `eval`, hence the quoting.
@@ -123,9 +121,12 @@ def child_environment(java_home: Path | None, home: Path) -> dict[str, str]:
             ]
         ),
     }
-    java = str(java_home) if java_home is not None else os.environ.get("JAVA_HOME")
-    if java:
-        environment["JAVA_HOME"] = java
+    if java_home is not None:
+        fixed["JAVA_HOME"] = str(java_home)
+    # PATH serves only the launcher's own lookups (sh, dirname, uname): not a secret, and a
+    # fixed path would break a groovy installed elsewhere.
+    environment = child_env.child_environment({"PATH", "JAVA_HOME"}, extra=fixed)
+    environment.setdefault("PATH", os.defpath)
     return environment
 
 

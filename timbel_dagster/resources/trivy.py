@@ -28,12 +28,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from timbel_dagster.child_env import CA_CERTIFICATES, PROXIES, child_environment
 from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.records.trivy import SEVERITIES
 from timbel_dagster.resources.errors import SourceError
@@ -63,23 +63,15 @@ _PASSED_VARIABLES = frozenset(
         "XDG_CACHE_HOME",
         "DOCKER_CONFIG",
         "DOCKER_HOST",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "NO", "ALL")),
-        *(f"{name}_proxy" for name in ("http", "https", "no", "all")),
+        *CA_CERTIFICATES,
+        *PROXIES,
     }
 )
 
 
-def scanner_environment(environment: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment Trivy runs with: `_PASSED_VARIABLES` and TRIVY_* of `environment`
-    (default: this process's)."""
-    source = os.environ if environment is None else environment
-    return {
-        name: value
-        for name, value in source.items()
-        if name in _PASSED_VARIABLES or name.startswith("TRIVY_")
-    }
+def scanner_environment() -> dict[str, str]:
+    """The environment Trivy runs with: this process's `_PASSED_VARIABLES` and TRIVY_*."""
+    return child_environment(_PASSED_VARIABLES, prefixes=("TRIVY_",))
 
 
 class ScannerError(SourceError):
