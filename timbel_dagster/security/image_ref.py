@@ -1,7 +1,7 @@
 """The digest an image reference names, whatever form the reference takes.
 
-References are parsed into `ImageRef` by `parse_image` (records/image_ref.py, named here
-too). `resolve_digest` turns a tag into the digest it points at: the warehouse's
+References are parsed into `ImageRef` by `parse_image` (records/image_ref.py; import them
+from there). `resolve_digest` turns a tag into the digest it points at: the warehouse's
 `registry_images` first, then the registry itself through a `DigestLookup` the caller passes
 in (the CLI and jobs bind the configured `RegistryResource`; this module never talks HTTP).
 """
