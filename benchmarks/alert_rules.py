@@ -99,7 +99,7 @@ def sequential_queries(url: str, exprs: list[str], at: dt.datetime) -> tuple[flo
 def _events(engine: Any) -> int:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_notify import AlertEvent
+    from timbel_dagster.warehouse.schema.notify import AlertEvent
 
     with engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(AlertEvent)).scalar_one()
@@ -222,9 +222,9 @@ def _seed_warehouse(engine: Any) -> None:
     from sqlalchemy import insert
 
     from timbel_dagster.notify.subscriptions import subscribe
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models import User
-    from timbel_dagster.warehouse.models_cluster import NamespaceUsage
+    from timbel_dagster.warehouse.schema.cluster import NamespaceUsage
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.models import User
 
     with engine.begin() as connection:
         connection.execute(
@@ -268,7 +268,7 @@ def _seed_warehouse(engine: Any) -> None:
 def _set_ratios(engine: Any, ratios: dict[str, float]) -> None:
     from sqlalchemy import bindparam, update
 
-    from timbel_dagster.warehouse.models_cluster import NamespaceUsage
+    from timbel_dagster.warehouse.schema.cluster import NamespaceUsage
 
     usage = NamespaceUsage.__table__
     with engine.begin() as connection:
@@ -333,7 +333,7 @@ def evaluator_windows(url: str, receiver: Receiver) -> dict[str, Any]:
 def _sent_rows(engine: Any) -> int:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_notify import Notification
+    from timbel_dagster.warehouse.schema.notify import Notification
 
     with engine.connect() as connection:
         return connection.execute(

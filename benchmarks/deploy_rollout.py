@@ -103,9 +103,9 @@ def clusters_file(path: Path, fakes: dict[str, Any]) -> str:
 
 def add_requester(url: str) -> None:
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models import User
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.models import User
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     with get_engine(url).begin() as connection:
         bulk_upsert(
@@ -130,9 +130,9 @@ def approved(url: str, image: str) -> int:
     from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
     from timbel_dagster.security.policy_file import parse_policy
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models import Pipeline
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.models import Pipeline
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     engine, ref = get_engine(url), parse_image(image)
     pipeline = {"id": stable_id("pipelines", "bench", SERVICE), "source": "bench",
@@ -177,8 +177,8 @@ def targets_of(url: str, number: int) -> dict[str, str]:
     from sqlalchemy import select
 
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
-    from timbel_dagster.warehouse.models_deploy import RolloutTarget as T
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
+    from timbel_dagster.warehouse.schema.deploy import RolloutTarget as T
 
     with get_engine(url).connect() as connection:
         rows = connection.execute(
@@ -374,7 +374,7 @@ def rollback_races(url: str, fake: Any, clusters: str, images: Images) -> dict[s
     from timbel_dagster.deploy.rollback import roll_back
     from timbel_dagster.resources.kubernetes import KubernetesResource
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.models_deploy import Rollback
+    from timbel_dagster.warehouse.schema.deploy import Rollback
 
     engine = get_engine(url)
     kubernetes = KubernetesResource(clusters_file=clusters, timeout_seconds=10)

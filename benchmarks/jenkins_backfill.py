@@ -24,7 +24,7 @@ def main(jobs: int = JOBS, builds: int = BUILDS) -> None:
     from timbel_dagster.resources.jenkins.source import JenkinsSource
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ingest import store_ci
+    from timbel_dagster.warehouse.store.ingest import store_ci
 
     fake = FakeJenkins()
     first = int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp() * 1000)

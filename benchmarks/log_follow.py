@@ -85,7 +85,7 @@ def main(total_mb: int = TOTAL_MB) -> None:
     from timbel_dagster.resources.jenkins.source import JenkinsResource
     from timbel_dagster.warehouse import migrate
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.logs import read_log
+    from timbel_dagster.warehouse.store.logs import read_log
 
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.log_follow", "--serve", "--megabytes", str(total_mb)],

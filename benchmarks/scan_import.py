@@ -94,8 +94,8 @@ def plain_insert(url: str, text: str) -> float:
     from timbel_dagster.resources.trivy_report import parse_report
     from timbel_dagster.security import finding_rows
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
 
     table = VulnerabilityFinding.__table__
     now = dt.datetime.now(dt.UTC)

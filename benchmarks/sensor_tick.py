@@ -54,7 +54,7 @@ def _store(url: str, per_job: int) -> None:
     """`per_job` finished builds of every job, as the ingestion would have stored them."""
     from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.loaders import store_executions, store_pipelines
+    from timbel_dagster.warehouse.store.loaders import store_executions, store_pipelines
 
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     with get_engine(url).begin() as connection:

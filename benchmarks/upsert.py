@@ -61,7 +61,7 @@ def make_executions(count: int, pipelines: int = 100) -> list:
 def store_pipelines(url: str, pipelines: int = 100) -> None:
     from timbel_dagster.records.delivery import PipelineRecord
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.loaders import store_pipelines as store
+    from timbel_dagster.warehouse.store.loaders import store_pipelines as store
 
     with get_engine(url).begin() as connection:
         store(
@@ -76,7 +76,7 @@ def store_pipelines(url: str, pipelines: int = 100) -> None:
 
 def bulk(url: str, executions: list) -> tuple[float, int]:
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.loaders import store_executions
+    from timbel_dagster.warehouse.store.loaders import store_executions
 
     started = time.perf_counter()
     with get_engine(url).begin() as connection:
@@ -89,8 +89,8 @@ def naive(url: str, executions: list) -> float:
     from sqlalchemy.orm import Session
 
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.loaders import execution_id, pipeline_id
-    from timbel_dagster.warehouse.models import PipelineExecution, StageExecution
+    from timbel_dagster.warehouse.schema.models import PipelineExecution, StageExecution
+    from timbel_dagster.warehouse.store.loaders import execution_id, pipeline_id
 
     started = time.perf_counter()
     with Session(get_engine(url)) as session:

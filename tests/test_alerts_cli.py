@@ -18,10 +18,10 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
 from tests.test_cli import invoke
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
-from timbel_dagster.warehouse.models_notify import AlertRule, Notification, Silence, Subscription
+from timbel_dagster.warehouse.schema.models import AuditEvent
+from timbel_dagster.warehouse.schema.notify import AlertRule, Notification, Silence, Subscription
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_RULES = REPO / "deploy" / "alert-rules.example.yaml"

@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from tests.test_cli import invoke
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 
 def audit(args: list[str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess:

@@ -26,9 +26,9 @@ from sqlalchemy import select
 
 from timbel_dagster.cli.app import main
 from timbel_dagster.settings import get_settings
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 TIMBEL = str(Path(sys.executable).with_name("timbel"))
 # Variables of the test process a command must not see: each test says what it configures.

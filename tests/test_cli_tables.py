@@ -234,7 +234,7 @@ def test_alerts_list_rounds_values_prints_labels_and_names_rules_it_cannot_see(
     from sqlalchemy import insert
 
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.models_notify import Alert
+    from timbel_dagster.warehouse.schema.notify import Alert
 
     assert timbel("db", "upgrade").returncode == 0
     since = dt.datetime(2026, 11, 1, 9, 30, tzinfo=dt.UTC)

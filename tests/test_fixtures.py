@@ -15,9 +15,9 @@ from tests.conftest import pytest_collection_modifyitems, scratch_postgres_datab
 from tests.migrated_postgres import MigratedPostgres
 from timbel_dagster.sample_load import load_sample
 from timbel_dagster.warehouse import migrate
-from timbel_dagster.warehouse.audit import append_event
+from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent, PipelineExecution
+from timbel_dagster.warehouse.schema.models import AuditEvent, PipelineExecution
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 REPO = Path(__file__).resolve().parent.parent

@@ -22,6 +22,7 @@ CONTRACT_TYPES = {"layers": LayersContract, "forbidden": ForbiddenContract}
 LAYERS = "Layers run one way (DESIGN.md 1b)"
 CLIENTS = "Clients never import storage: resources speak in records"
 STORAGE = "Storage never imports clients, automation, orchestration or faces"
+WAREHOUSE = "Storage's sub-packages run one way: the schema at the bottom"
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,8 @@ def _broken(contract, graph: grimp.ImportGraph) -> bool:
     return not contract.check(copy.deepcopy(graph), verbose=False).kept
 
 
-def test_the_three_contracts_are_declared(contracts) -> None:
-    assert set(contracts) == {LAYERS, CLIENTS, STORAGE}
+def test_the_four_contracts_are_declared(contracts) -> None:
+    assert set(contracts) == {LAYERS, CLIENTS, STORAGE, WAREHOUSE}
 
 
 def test_every_contract_holds_today(contracts, graph) -> None:
@@ -60,23 +61,53 @@ def test_every_contract_holds_today(contracts, graph) -> None:
 @pytest.mark.parametrize(
     ("importer", "imported", "breaks"),
     [
-        # storage reaching up to automation, clients, orchestration
-        ("timbel_dagster.warehouse.models", "timbel_dagster.sensors.builds", {LAYERS, STORAGE}),
+        # storage reaching up to automation, clients, orchestration (which import the upper
+        # sub-packages of storage, so its own layers break too where the chain comes back)
         (
-            "timbel_dagster.warehouse.upsert",
+            "timbel_dagster.warehouse.schema.models",
+            "timbel_dagster.sensors.builds",
+            {LAYERS, STORAGE, WAREHOUSE},
+        ),
+        (
+            "timbel_dagster.warehouse.store.upsert",
             "timbel_dagster.resources.jenkins.client",
             {LAYERS, STORAGE},
         ),
-        ("timbel_dagster.warehouse.engine", "timbel_dagster.jobs.deploy", {LAYERS, STORAGE}),
+        (
+            "timbel_dagster.warehouse.engine",
+            "timbel_dagster.jobs.deploy",
+            {LAYERS, STORAGE, WAREHOUSE},
+        ),
         # a client reaching down into storage: allowed by the layers, refused by its own rule
-        ("timbel_dagster.resources.jenkins.client", "timbel_dagster.warehouse.models", {CLIENTS}),
+        (
+            "timbel_dagster.resources.jenkins.client",
+            "timbel_dagster.warehouse.schema.models",
+            {CLIENTS},
+        ),
         # the domain reaching up into orchestration, settings into anything of ours
         ("timbel_dagster.ml.risk.model", "timbel_dagster.assets.definitions", {LAYERS}),
         # (storage reads settings, so settings reaching the CLI takes storage there too)
-        ("timbel_dagster.settings", "timbel_dagster.cli.app", {LAYERS, STORAGE}),
+        ("timbel_dagster.settings", "timbel_dagster.cli.app", {LAYERS, STORAGE, WAREHOUSE}),
         ("timbel_dagster.safe_yaml", "timbel_dagster.warehouse.engine", {LAYERS}),
         # Dagster partitions stay above the domain
         ("timbel_dagster.deploy.rollout", "timbel_dagster.partitions", {LAYERS}),
+        # inside storage: the schema imports neither side, the write side not the read side,
+        # the audit log no users
+        (
+            "timbel_dagster.warehouse.schema.models",
+            "timbel_dagster.warehouse.store.upsert",
+            {WAREHOUSE},
+        ),
+        (
+            "timbel_dagster.warehouse.store.loaders",
+            "timbel_dagster.warehouse.read.queries",
+            {WAREHOUSE},
+        ),
+        (
+            "timbel_dagster.warehouse.audit.chain",
+            "timbel_dagster.warehouse.people.users",
+            {WAREHOUSE},
+        ),
     ],
 )
 def test_a_new_crossing_breaks_the_contracts(contracts, graph, importer, imported, breaks) -> None:
@@ -90,6 +121,12 @@ def test_a_new_top_level_module_must_be_given_a_layer(contracts, graph) -> None:
     graph = copy.deepcopy(graph)
     graph.add_module("timbel_dagster.newcomer")
     assert _broken(contracts[LAYERS], graph)
+
+
+def test_a_new_storage_sub_package_must_be_given_a_layer(contracts, graph) -> None:
+    graph = copy.deepcopy(graph)
+    graph.add_module("timbel_dagster.warehouse.newcomer")
+    assert _broken(contracts[WAREHOUSE], graph)
 
 
 def test_grimp_sees_function_level_imports(tmp_path, monkeypatch) -> None:
@@ -178,7 +215,7 @@ def test_no_contract_ignores_a_crossing(contracts) -> None:
 
 
 def test_storage_ingest_takes_records_not_clients(graph) -> None:
-    """warehouse/ingest.py stores what the caller read (assets/ingestion.py reads the
+    """warehouse/store/ingest.py stores what the caller read (assets/ingestion.py reads the
     source): it imports no client, not even the source Protocols for its type hints."""
-    imported = graph.find_modules_directly_imported_by("timbel_dagster.warehouse.ingest")
+    imported = graph.find_modules_directly_imported_by("timbel_dagster.warehouse.store.ingest")
     assert sorted(m for m in imported if m.startswith("timbel_dagster.resources")) == []

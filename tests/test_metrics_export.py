@@ -18,7 +18,7 @@ from timbel_dagster.metrics_export import export_range, series_id
 from timbel_dagster.resources.errors import TransientSourceError
 from timbel_dagster.resources.prometheus import PrometheusClient
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_cluster import MetricSample, MetricSeries
+from timbel_dagster.warehouse.schema.cluster import MetricSample, MetricSeries
 
 STEP = dt.timedelta(seconds=STEP_SECONDS)
 END = START + STEP * (SAMPLES - 1)

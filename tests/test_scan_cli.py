@@ -17,8 +17,8 @@ from tests.services.trivy import (
 )
 from timbel_dagster.cli.app import main
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
-from timbel_dagster.warehouse.models_security import ScanResult, VulnerabilityFinding
+from timbel_dagster.warehouse.schema.models import AuditEvent
+from timbel_dagster.warehouse.schema.security import ScanResult, VulnerabilityFinding
 
 USER = "minji.kim"
 IMAGE = "registry.example/shop/api@sha256:" + "c4" * 32

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from tests.test_cli import invoke
 from timbel_dagster.cli.users import EMPTY, WIDTH, table
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 FIRST = "the users table was empty, so anyone may add the first user (audited as root)"
 
@@ -137,7 +137,7 @@ def test_people_are_managed_without_sql(warehouse_url: str, tmp_path: Path) -> N
 def test_the_sample_organisation_is_listed_with_roles_and_teams(tmp_path: Path) -> None:
     from timbel_dagster.resources.sample.organisation import USERS
     from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.loaders import store_users
+    from timbel_dagster.warehouse.store.loaders import store_users
 
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     migrate.upgrade(url)

@@ -54,7 +54,7 @@ def _sample_days(sources: Any) -> tuple[str, str]:
 def _execution_summary(connection: Any) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models import PipelineExecution as E
+    from timbel_dagster.warehouse.schema.models import PipelineExecution as E
 
     by_status = dict(connection.execute(select(E.status, func.count()).group_by(E.status)).all())
     sources = dict(connection.execute(select(E.source, func.count()).group_by(E.source)).all())
@@ -71,7 +71,7 @@ def _dora_last_weeks(connection: Any, weeks: int = 4) -> dict[str, Any] | None:
     import pandas as pd
 
     from timbel_dagster.assets.cicd.dora import summarise_dora
-    from timbel_dagster.warehouse import frames
+    from timbel_dagster.warehouse.read import frames
 
     deployments = frames.deployments_frame(connection)
     if deployments.empty:
@@ -126,7 +126,7 @@ def _node_config(node: Any, settings: Settings) -> dict[str, Any]:
 def _cluster_cost(connection: Any, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_cluster import ClusterCost as C
+    from timbel_dagster.warehouse.schema.cluster import ClusterCost as C
 
     rows = connection.execute(
         select(C.cluster, func.sum(C.allocated_cost), func.sum(C.idle_cost))
@@ -143,7 +143,7 @@ def _cluster_cost(connection: Any, start: dt.datetime, end: dt.datetime) -> list
 def _alerts(connection: Any) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_notify import Alert
+    from timbel_dagster.warehouse.schema.notify import Alert
 
     return dict(connection.execute(select(Alert.state, func.count()).group_by(Alert.state)).all())
 
@@ -153,8 +153,8 @@ def _insights(connection: Any) -> dict[str, Any]:
     biggest pipeline saving, next month's cost, open vulnerabilities by severity."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_ml import BottleneckFinding, CostForecast, MlModel
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding as V
+    from timbel_dagster.warehouse.schema.ml import BottleneckFinding, CostForecast, MlModel
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as V
 
     found: dict[str, Any] = {}
     model = connection.execute(

@@ -60,8 +60,8 @@ def collect_metrics(
     from timbel_dagster.jobs.definitions import cluster_metrics_job
     from timbel_dagster.resources.sources import DeliverySourcesResource
     from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.cluster_usage import usage_report
     from timbel_dagster.warehouse.engine import get_engine
+    from timbel_dagster.warehouse.store.cluster_usage import usage_report
 
     if not 1 <= hours <= MAX_HOURS:
         raise ValueError(f"--hours must be between 1 and {MAX_HOURS}, not {hours}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from timbel_dagster.assets.ingestion import ingest_ci, ingest_delivery_history, ingest_directory
-from timbel_dagster.warehouse.ingest import Results
+from timbel_dagster.warehouse.store.ingest import Results
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def load_sample(engine: Engine, source: SampleSource, actor: str) -> Results:
     """Store the sample organisation in one transaction, with the audit event that says so."""
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     since, until = source.window
     with engine.begin() as connection:

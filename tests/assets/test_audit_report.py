@@ -16,9 +16,9 @@ from timbel_dagster.assets.audit.report import (
     summarise,
 )
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.warehouse.audit import GENESIS_HASH, event_hash, verify_chain
+from timbel_dagster.warehouse.audit.chain import GENESIS_HASH, event_hash, verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 WEEK = "2026-10-05"  # Monday 2026-10-05 to Monday 2026-10-12
 MONDAY = dt.datetime(2026, 10, 5, tzinfo=dt.UTC)
@@ -124,7 +124,7 @@ def test_schedule_is_weekly_and_off() -> None:
 
 
 def test_a_partly_archived_week_says_so(warehouse_url: str, tmp_path) -> None:
-    from timbel_dagster.warehouse.audit_archive import archive_before
+    from timbel_dagster.warehouse.audit.archive import archive_before
 
     _write_chain(warehouse_url)
     cutoff = MONDAY + dt.timedelta(hours=3)

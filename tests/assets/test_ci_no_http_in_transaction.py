@@ -25,8 +25,8 @@ from timbel_dagster.resources.jenkins.client import JenkinsHTTP
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import PipelineExecution
-from timbel_dagster.warehouse.models_ingestion import IngestionReject
+from timbel_dagster.warehouse.schema.ingestion import IngestionReject
+from timbel_dagster.warehouse.schema.models import PipelineExecution
 
 HOUR_MS = 3_600_000
 

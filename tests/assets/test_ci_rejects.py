@@ -23,10 +23,10 @@ from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.history import stage_timeline
-from timbel_dagster.warehouse.models import Pipeline, PipelineExecution, StageExecution
-from timbel_dagster.warehouse.models_ingestion import IngestionReject
-from timbel_dagster.warehouse.queries import get_execution
+from timbel_dagster.warehouse.read.history import stage_timeline
+from timbel_dagster.warehouse.read.queries import get_execution
+from timbel_dagster.warehouse.schema.ingestion import IngestionReject
+from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution, StageExecution
 
 HOUR_MS = 3_600_000
 FLOW_INTERRUPTED = "org.jenkinsci.plugins.workflow.steps.FlowInterruptedException"

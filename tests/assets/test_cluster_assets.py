@@ -27,7 +27,7 @@ from timbel_dagster.sensors.clusters import (
     plan_clusters,
 )
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import Base
+from timbel_dagster.warehouse.schema.models import Base
 
 defs = build_definitions()  # the code location, partitions from the default start
 

@@ -18,8 +18,8 @@ from timbel_dagster.ml.risk.deployment_features import deployment_features
 from timbel_dagster.records.delivery import DeploymentRecord
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.loaders import commit_id, deployment_id, store_deployments
-from timbel_dagster.warehouse.models import AuditEvent, Commit, DeploymentCommit
+from timbel_dagster.warehouse.schema.models import AuditEvent, Commit, DeploymentCommit
+from timbel_dagster.warehouse.store.loaders import commit_id, deployment_id, store_deployments
 
 
 def _repository(path: Path, commits: int = 3) -> Path:

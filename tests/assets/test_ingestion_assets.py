@@ -11,9 +11,9 @@ from timbel_dagster.definitions import build_definitions
 from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import (
+from timbel_dagster.warehouse.schema.models import (
     AuditEvent,
     Deployment,
     DoraMetric,
@@ -121,8 +121,8 @@ def test_unknown_source_mode_is_refused(warehouse_url: str) -> None:
 
 
 def test_execution_logs_are_stored_for_failed_builds(warehouse_url: str) -> None:
-    from timbel_dagster.warehouse.logs import search_logs
-    from timbel_dagster.warehouse.models import ExecutionLog
+    from timbel_dagster.warehouse.schema.models import ExecutionLog
+    from timbel_dagster.warehouse.store.logs import search_logs
 
     _materialize(warehouse_url)
     with get_engine(warehouse_url).connect() as connection:

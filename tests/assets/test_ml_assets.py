@@ -19,8 +19,8 @@ from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.sample_load import load_sample
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_deploy import DeploymentRequest
-from timbel_dagster.warehouse.models_ml import BottleneckFinding, MlModel, RiskScore
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.ml import BottleneckFinding, MlModel, RiskScore
 
 defs = build_definitions()  # the code location, partitions from the default start
 
@@ -49,7 +49,7 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
 
 
 def _newest_green_image(url: str, service: str) -> str:
-    from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
     with get_engine(url).connect() as connection:
         artifacts = connection.execute(

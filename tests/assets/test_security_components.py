@@ -30,8 +30,8 @@ from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.resources.trivy import TrivyResource
 from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_components import RepositoryAnalysis, RepositoryDependency
-from timbel_dagster.warehouse.models_security import ScanResult, VulnerabilityFinding
+from timbel_dagster.warehouse.schema.components import RepositoryAnalysis, RepositoryDependency
+from timbel_dagster.warehouse.schema.security import ScanResult, VulnerabilityFinding
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_JSON = {
@@ -317,7 +317,7 @@ def test_a_clone_url_with_credentials_leaves_them_nowhere(
     TIMBEL_ANALYZE_REPOSITORIES. One such repository is cloned through the real
     `git http-backend` behind basic auth, one fails (nothing listens on the port): the token
     is in no warehouse row, SBOM, error, Dagster event, log record or git argument list."""
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     if not BACKEND.exists():
         pytest.skip("git-http-backend is not installed")

@@ -18,7 +18,7 @@ from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import Base
+from timbel_dagster.warehouse.schema.models import Base
 
 oci_registry = service.oci_registry
 TABLE = Base.metadata.tables["registry_images"]

@@ -13,9 +13,9 @@ from timbel_dagster.assets.security.scans import scan_results, vulnerability_fin
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
-from timbel_dagster.warehouse.models_registry import RegistryImage
-from timbel_dagster.warehouse.models_security import ScanResult, VulnerabilityFinding
+from timbel_dagster.warehouse.schema.models import AuditEvent
+from timbel_dagster.warehouse.schema.registry import RegistryImage
+from timbel_dagster.warehouse.schema.security import ScanResult, VulnerabilityFinding
 
 SERVICES = 12
 

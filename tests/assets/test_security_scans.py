@@ -17,7 +17,7 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.security.findings_summary import vulnerability_summary
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_security import VulnerabilityFinding
+from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
 
 API = "registry.example/shop/api@sha256:" + "a1" * 32
 WEB = "registry.example/shop/web@sha256:" + "b2" * 32

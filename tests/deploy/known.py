@@ -9,9 +9,9 @@ from timbel_dagster.assets.security.images import store_images
 from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import Pipeline
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import Pipeline
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 SEEN = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tests.security.findings import CLEAN, store
 from tests.test_cli import invoke
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import Deployment
+from timbel_dagster.warehouse.schema.models import Deployment
 
 
 def _sample(tmp_path: Path) -> str:

@@ -22,10 +22,10 @@ from timbel_dagster.deploy.requests import Requests
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import User
-from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback, RolloutTarget
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, Rollback, RolloutTarget
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import User
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 
 def _resources(url: str, fakes: dict, tmp_path: Path) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def test_a_ui_launch_is_audited_as_dagster_ui_with_the_claim(
 ) -> None:
     """Issue #13, finding 7: the `actor` a Launchpad config (or a `timbel/actor` tag) names is
     only a claim: the rollout is recorded as launched from the UI."""
-    from timbel_dagster.warehouse.models import AuditEvent, Deployment
+    from timbel_dagster.warehouse.schema.models import AuditEvent, Deployment
 
     number = _approved(warehouse_url)
     resources = _resources(warehouse_url, fakes, tmp_path)

@@ -27,9 +27,9 @@ from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.loaders import execution_id, pipeline_id
-from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution
-from timbel_dagster.warehouse.models_deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.models import Deployment, Pipeline, PipelineExecution
+from timbel_dagster.warehouse.store.loaders import execution_id, pipeline_id
 
 oci_registry = service.oci_registry
 

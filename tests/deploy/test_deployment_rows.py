@@ -21,18 +21,18 @@ from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
 from timbel_dagster.ml.risk.deployment_features import deployment_features
 from timbel_dagster.records.delivery import DeploymentRecord, IncidentRecord
-from timbel_dagster.warehouse import frames
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.loaders import (
+from timbel_dagster.warehouse.read import frames
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import Deployment, Incident, Pipeline, PipelineExecution
+from timbel_dagster.warehouse.store.loaders import (
     deployment_id,
     execution_id,
     pipeline_id,
     store_deployments,
     store_incidents,
 )
-from timbel_dagster.warehouse.models import Deployment, Incident, Pipeline, PipelineExecution
-from timbel_dagster.warehouse.models_deploy import DeploymentRequest
 
 REGISTRY = "registry.example.com/shop/api"
 SHAS = {"1.4.2": "a" * 40, "1.4.3": "b" * 40, "1.4.4": "c" * 40}

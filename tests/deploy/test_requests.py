@@ -13,12 +13,12 @@ from tests.deploy.known import know
 from tests.security.findings import ALPINE_DIGEST, CLEAN, store
 from timbel_dagster.deploy.chains import ChainsError, load_chains
 from timbel_dagster.deploy.requests import RequestError, Requests
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import AuditEvent, Deployment, User
-from timbel_dagster.warehouse.models_deploy import DeploymentRequest
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import AuditEvent, Deployment, User
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 T0 = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
 PEOPLE = [

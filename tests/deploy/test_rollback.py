@@ -20,7 +20,7 @@ from timbel_dagster.deploy.lookup import find
 from timbel_dagster.deploy.rollback import roll_back
 from timbel_dagster.sensors.health import check_all, watched
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_deploy import Rollback
+from timbel_dagster.warehouse.schema.deploy import Rollback
 
 
 def _deployed(url: str, fakes: dict, tmp_path: Path) -> tuple[dict, dict]:
@@ -161,7 +161,7 @@ def test_the_rollback_jobs_actor_is_the_trigger_only_in_a_sensors_run(
 ) -> None:
     """Issue #13, finding 7: `trigger` is run config, which anyone launching from the UI
     sets; it names the actor only in a sensor's run."""
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     resources, request = _deployed(warehouse_url, fakes, tmp_path)
     ui = _rollback_job(warehouse_url, resources, request, {}, trigger="soyeon.lee")

@@ -13,7 +13,7 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_deploy import ScalingRecord
+from timbel_dagster.warehouse.schema.deploy import ScalingRecord
 
 defs = build_definitions()  # the code location, partitions from the default start
 

@@ -16,12 +16,12 @@ from tests.security.findings import ALPINE_DIGEST, CLEAN, T1, VULNERABLE, store
 from timbel_dagster.deploy.chains import load_chains
 from timbel_dagster.deploy.requests import RequestError, Requests
 from timbel_dagster.security.policy import parse_policy
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import AuditEvent, User
-from timbel_dagster.warehouse.models_deploy import DeploymentRequest
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import AuditEvent, User
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 IMAGE = "registry.example.com/shop/api:1.4.2"
 NOW = T1 + dt.timedelta(days=1)

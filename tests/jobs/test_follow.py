@@ -22,8 +22,8 @@ from timbel_dagster.resources.errors import TransientSourceError
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.logs import LogWriter, read_log
-from timbel_dagster.warehouse.models import ExecutionLog, PipelineExecution, StageExecution
+from timbel_dagster.warehouse.schema.models import ExecutionLog, PipelineExecution, StageExecution
+from timbel_dagster.warehouse.store.logs import LogWriter, read_log
 
 JOB = "shop/api/main"
 
@@ -352,7 +352,7 @@ def test_trigger_build_job_queues_with_parameters_then_follows(
     assert report["build"] == int(parameters["_number"]) and report["status"] == "success"
     texts = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any("Started with {'VERSION': '1.4.2'}" in t for t in texts)
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     with get_engine(warehouse_url).connect() as connection:
         actions = connection.execute(

@@ -23,8 +23,8 @@ from timbel_dagster.resources.gitlab.source import GitLabResource, GitLabSource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.logs import read_log
-from timbel_dagster.warehouse.models import ExecutionLog, ExecutionLogChunk
+from timbel_dagster.warehouse.schema.models import ExecutionLog, ExecutionLogChunk
+from timbel_dagster.warehouse.store.logs import read_log
 
 JOB = "shop/api/main"
 PROJECT = "commerce/checkout-web"

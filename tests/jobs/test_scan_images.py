@@ -16,8 +16,8 @@ from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.jobs.security import scan_images
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
-from timbel_dagster.warehouse.models_security import ScanResult
+from timbel_dagster.warehouse.schema.models import AuditEvent
+from timbel_dagster.warehouse.schema.security import ScanResult
 
 API = "registry.example/shop/api@sha256:" + "a1" * 32
 WEB = "registry.example/shop/web@sha256:" + "b2" * 32

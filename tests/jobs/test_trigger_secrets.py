@@ -16,7 +16,7 @@ from tests.jobs.test_follow import JOB, _resources
 from timbel_dagster.jobs.builds import trigger_build
 from timbel_dagster.redaction import looks_secret, redact_parameters
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 
 @pytest.fixture

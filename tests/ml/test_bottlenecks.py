@@ -319,8 +319,8 @@ def test_flake_rate_pools_commits() -> None:
 
 def test_load_frames_reads_executions_and_stages_with_the_pipeline(warehouse_url: str) -> None:
     from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, StageRecord
-    from timbel_dagster.warehouse import loaders
     from timbel_dagster.warehouse.engine import get_engine
+    from timbel_dagster.warehouse.store import loaders
 
     executions, stages = _app_frames()
     records = []

@@ -296,7 +296,7 @@ def test_store_is_idempotent(warehouse_url: str, metrics: list[CommitMetrics]) -
 
     from timbel_dagster.ml.changes.store import store_commit_metrics
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.models import Commit
+    from timbel_dagster.warehouse.schema.models import Commit
 
     engine = get_engine(warehouse_url)
 

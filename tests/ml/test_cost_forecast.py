@@ -17,8 +17,8 @@ from timbel_dagster.ml.forecast.costs import (
     forecast_costs,
     scope_series,
 )
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models_cluster import CostAllocation, NamespaceUsage, PodMetric
+from timbel_dagster.warehouse.schema.cluster import CostAllocation, NamespaceUsage, PodMetric
+from timbel_dagster.warehouse.schema.ids import stable_id
 
 PRICES = PriceTable()  # OpenCost's defaults
 CPU, MEMORY, STORAGE = 0.031611, 0.004237, 0.00005479452

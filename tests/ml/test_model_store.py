@@ -25,7 +25,7 @@ from timbel_dagster.ml.models.store import ModelSignatureError, load_model, save
 from timbel_dagster.notify.email import read_unsubscribe_token, unsubscribe_token
 from timbel_dagster.settings import get_settings, load_settings
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_ml import MlModel
+from timbel_dagster.warehouse.schema.ml import MlModel
 
 KEY = ModelKey(b"k" * 32, "TIMBEL_SECRET_KEY")
 OTHER_KEY = ModelKey(b"o" * 32, "TIMBEL_SECRET_KEY")

@@ -49,9 +49,9 @@ def clock() -> Clock:
 def engine(warehouse_url: str) -> Any:
     """The migrated warehouse with the users above."""
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models import User
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.models import User
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     engine = get_engine(warehouse_url)
     rows = [

@@ -23,7 +23,7 @@ from timbel_dagster.notify.rules import parse_rules
 from timbel_dagster.notify.slack import SlackWebhook
 from timbel_dagster.notify.subscriptions import subscribe
 from timbel_dagster.resources.prometheus import PrometheusClient
-from timbel_dagster.warehouse.models_notify import Alert, AlertEvent, Notification, Silence
+from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent, Notification, Silence
 
 QUOTA_RULE = """\
 rules:
@@ -122,7 +122,7 @@ def test_a_silence_mutes_the_notice_but_keeps_the_event(
 def _seed_executions(
     engine: Any, statuses: list[str], at: dt.datetime, name: str = "shop/main"
 ) -> None:
-    from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
     pipeline = uuid.uuid4()
     with engine.begin() as connection:

@@ -19,7 +19,7 @@ from timbel_dagster.notify.email import SmtpSender, read_unsubscribe_token
 from timbel_dagster.notify.messages import Message
 from timbel_dagster.notify.slack import SlackWebhook
 from timbel_dagster.notify.subscriptions import subscribe
-from timbel_dagster.warehouse.models_notify import Notification
+from timbel_dagster.warehouse.schema.notify import Notification
 
 HOOK = "/services/T0TEAM/B0HOOK/s3cr3tWebhookToken"
 PUBLIC = "https://timbel.example.com/"

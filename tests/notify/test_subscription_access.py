@@ -19,9 +19,9 @@ from timbel_dagster.notify.subscriptions import (
     subscribe,
     unsubscribe,
 )
-from timbel_dagster.warehouse.audit import verify_chain
-from timbel_dagster.warehouse.models import AuditEvent, User
-from timbel_dagster.warehouse.models_notify import Subscription
+from timbel_dagster.warehouse.audit.chain import verify_chain
+from timbel_dagster.warehouse.schema.models import AuditEvent, User
+from timbel_dagster.warehouse.schema.notify import Subscription
 
 
 def _audit(engine: Any) -> list[tuple]:

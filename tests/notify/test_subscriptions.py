@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from timbel_dagster.notify.messages import Message
 from timbel_dagster.notify.subscriptions import recipients, subscribe, unsubscribe, users_by_name
-from timbel_dagster.warehouse.models_notify import Subscription
+from timbel_dagster.warehouse.schema.notify import Subscription
 
 # Each case: ann's rows on e-mail (event, rule, min_severity, active), the message (event,
 # severity, rule) and whether ann gets it.

@@ -22,7 +22,7 @@ from timbel_dagster.notify.facts import FACTS
 from timbel_dagster.notify.rule_store import save_rules, stored_rules
 from timbel_dagster.notify.rules import parse_rules
 from timbel_dagster.notify.templates import Templates
-from timbel_dagster.warehouse.models_notify import AlertEvent
+from timbel_dagster.warehouse.schema.notify import AlertEvent
 
 
 @pytest.mark.parametrize("payload", list(UNSAFE))

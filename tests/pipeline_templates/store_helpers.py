@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from timbel_dagster.warehouse.audit import search_events
+from timbel_dagster.warehouse.audit.chain import search_events
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import User
-from timbel_dagster.warehouse.models_templates import (
+from timbel_dagster.warehouse.schema.models import User
+from timbel_dagster.warehouse.schema.templates import (
     PipelineTemplate,
     PipelineTemplateRating,
     PipelineTemplateShare,

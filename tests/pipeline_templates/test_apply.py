@@ -34,7 +34,7 @@ from timbel_dagster.pipeline_templates.jenkins_job import (
 )
 from timbel_dagster.resources.errors import SourceError
 from timbel_dagster.settings import load_settings
-from timbel_dagster.warehouse.models_templates import PipelineTemplateUsage
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage
 
 RENDERED = CI.replace("{{ image | yaml }}", '"python:3.12"').replace("{{ target }}", "all")
 CI_V2 = CI.replace("build:\n", "build:\n  tags: [docker]\n")

@@ -21,7 +21,7 @@ from tests.pipeline_templates.store_helpers import (
 )
 from timbel_dagster.cli.app import main
 from timbel_dagster.pipeline_templates import access, marketplace, store
-from timbel_dagster.warehouse.models_templates import PipelineTemplate, PipelineTemplateUsage
+from timbel_dagster.warehouse.schema.templates import PipelineTemplate, PipelineTemplateUsage
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 

@@ -21,7 +21,7 @@ from tests.security.test_template_sandbox import NESTED_LOOPS, UNSAFE, escapes
 from timbel_dagster.cli.app import main
 from timbel_dagster.pipeline_templates import generate, params, store
 from timbel_dagster.pipeline_templates.apply import apply_to_repository
-from timbel_dagster.warehouse.models_templates import PipelineTemplateVersion
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateVersion
 
 STEPS = "rendering stopped after 1,000,000 steps (limit)"
 

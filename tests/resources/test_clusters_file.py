@@ -12,7 +12,7 @@ from timbel_dagster.definitions import build_definitions
 from timbel_dagster.resources.clusters_file import ClustersFileError, load_clusters
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import Cluster
+from timbel_dagster.warehouse.schema.models import Cluster
 
 defs = build_definitions()  # the code location, partitions from the default start
 

@@ -14,8 +14,8 @@ from timbel_dagster.resources.derived import CIDerivedHistory
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.loaders import store_executions, store_pipelines
-from timbel_dagster.warehouse.models import Deployment, DoraMetric, Incident
+from timbel_dagster.warehouse.schema.models import Deployment, DoraMetric, Incident
+from timbel_dagster.warehouse.store.loaders import store_executions, store_pipelines
 
 defs = build_definitions()  # the code location, partitions from the default start
 

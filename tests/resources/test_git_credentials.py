@@ -168,7 +168,7 @@ def test_cicd_commits_with_a_token_url_stores_and_logs_only_the_public_url(
     from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.resources.sources import DeliverySourcesResource
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.models import AuditEvent, Commit
+    from timbel_dagster.warehouse.schema.models import AuditEvent, Commit
 
     url = f"{served.url}/api.git"
     unreachable = "http://127.0.0.1:9/shop/web.git"

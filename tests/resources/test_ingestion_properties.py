@@ -28,8 +28,8 @@ from timbel_dagster.resources.jenkins.api import JenkinsAPI
 from timbel_dagster.resources.jenkins.source import JenkinsSource
 from timbel_dagster.resources.payload import record_id
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import PipelineExecution, StageExecution
-from timbel_dagster.warehouse.models_ingestion import IngestionReject
+from timbel_dagster.warehouse.schema.ingestion import IngestionReject
+from timbel_dagster.warehouse.schema.models import PipelineExecution, StageExecution
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BUILD = json.loads((FIXTURES / "jenkins" / "build.json").read_text())

@@ -26,9 +26,9 @@ from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.trivy_report import load_report
 from timbel_dagster.security.scan_import import import_report
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import Deployment
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import Deployment
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 oci_registry = service.oci_registry
 REPOSITORY = "payments/payments-api"
@@ -207,7 +207,7 @@ def test_the_sample_organisation_by_tag_and_by_digest(warehouse_url: str) -> Non
 
     from tests.assets.test_security_sample import _materialize
     from timbel_dagster.security.policy import check_image
-    from timbel_dagster.warehouse.models_registry import RegistryImage as R
+    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     _materialize(warehouse_url, tags=2, max_images=100)
     blocked = 0

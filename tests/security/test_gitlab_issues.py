@@ -26,10 +26,10 @@ from timbel_dagster.resources.errors import SourceNotFoundError
 from timbel_dagster.resources.gitlab.client import GitLabHTTP
 from timbel_dagster.security.gitlab_issues import announce, sync_issues
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import User
-from timbel_dagster.warehouse.models_security_issues import SecurityIssueLink
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import User
+from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 IMAGE = "registry.example.com/shop/api:1.4.2"
 REPO = "https://github.com/knqyf263/trivy-ci-test"  # test-repo.json: one HIGH (ammonia)

@@ -17,9 +17,9 @@ from timbel_dagster.cli.app import main
 from timbel_dagster.notify.facts import FACTS
 from timbel_dagster.security import history
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import Deployment
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import Deployment
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 SHOP = "registry.example.com/shop/api:1.4.2"  # alpine 3.9: two CRITICAL, fixed at T3
 SHOP_NEXT = "registry.example.com/shop/api:1.4.3"  # never scanned

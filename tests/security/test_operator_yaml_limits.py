@@ -17,7 +17,7 @@ from timbel_dagster.deploy.health import load_policies
 from timbel_dagster.notify.rules import parse_rules
 from timbel_dagster.resources.clusters_file import load_clusters
 from timbel_dagster.security.policy_file import load_policy
-from timbel_dagster.warehouse.users_file import load_users_file
+from timbel_dagster.warehouse.people.users_file import load_users_file
 
 
 def billion_laughs(levels: int = 9) -> str:

@@ -17,7 +17,7 @@ from timbel_dagster.records.trivy import ScanReport
 from timbel_dagster.resources.trivy_report import load_report, parse_report
 from timbel_dagster.security.scan_import import import_report, record_scan_failure
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_security import (
+from timbel_dagster.warehouse.schema.security import (
     MisconfigurationFinding,
     ScanResult,
     SecretFinding,

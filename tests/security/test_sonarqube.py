@@ -26,7 +26,7 @@ from timbel_dagster.resources.errors import (
 )
 from timbel_dagster.security.sonarqube import METRICS, SonarQubeClient, import_quality_gate
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_security_issues import QualityGate
+from timbel_dagster.warehouse.schema.security_issues import QualityGate
 
 KEY = "com.example:shop-api"
 TOKEN = "squ_0123456789abcdef"

@@ -191,8 +191,8 @@ def test_rejected_and_unknown_builds_are_passed_only_once_stored_or_rejected(
     from sqlalchemy import select
 
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
-    from timbel_dagster.warehouse.models_ingestion import IngestionReject
+    from timbel_dagster.warehouse.schema.ingestion import IngestionReject
+    from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
     jenkins.add_build("shop/web/main", raw={"timestamp": "not a time"})  # 6: rejected
     jenkins.add_build("shop/web/main", result="CUSTOM_RESULT")  # 7: stored as unknown

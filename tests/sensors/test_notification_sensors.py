@@ -27,10 +27,10 @@ from timbel_dagster.sensors.notifications import (
 )
 from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution, User
-from timbel_dagster.warehouse.models_notify import Alert, AlertEvent, Notification
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import Deployment, Pipeline, PipelineExecution, User
+from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent, Notification
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 HOOK = "/services/T0TEAM/B0HOOK/sensorHookToken"
 MINUTE = dt.timedelta(minutes=1)
@@ -279,7 +279,7 @@ def test_alert_sensor_fires_stores_and_resolves_a_warehouse_fact(
 
 
 def test_alert_sensor_over_namespace_usage(engine: Any, warehouse_url: str, tmp_path: Path) -> None:
-    from timbel_dagster.warehouse.models_cluster import NamespaceUsage
+    from timbel_dagster.warehouse.schema.cluster import NamespaceUsage
 
     hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(
         hours=1

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from tests.fakes.kubernetes_server import FakeKubernetes
 from tests.tenants.conftest import ACTOR, TOKEN, TOKEN_ENV
 from tests.test_cli import invoke
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 TENANT = ["tenant"]
 SAMPLE = ["sample"]

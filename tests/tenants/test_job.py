@@ -14,7 +14,7 @@ from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.jobs.tenants import provision_tenant
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.tenants import store
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 
 def run_config(**changes: object) -> dict:

@@ -14,8 +14,8 @@ from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.tenants import provision as provision_module
 from timbel_dagster.tenants import store
 from timbel_dagster.tenants.provision import TenantRequest, delete_tenant, provision_tenant
-from timbel_dagster.warehouse.audit import verify_chain
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.audit.chain import verify_chain
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 BOTH = ("seoul-dev-01", "seoul-stg-01")
 

@@ -12,8 +12,8 @@ from tests.tenants.conftest import ACTOR
 from timbel_dagster.tenants import store
 from timbel_dagster.tenants.manifests import tenant_spec
 from timbel_dagster.tenants.report import month_range, monthly_report
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models_cluster import CostAllocation, NamespaceUsage
+from timbel_dagster.warehouse.schema.cluster import CostAllocation, NamespaceUsage
+from timbel_dagster.warehouse.schema.ids import stable_id
 
 GIB = 2**30
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from timbel_dagster.warehouse.audit import append_event, verify_chain
+from timbel_dagster.warehouse.audit.chain import append_event, verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 
 def test_chain_verifies_and_names_the_tampered_event(warehouse_url: str) -> None:

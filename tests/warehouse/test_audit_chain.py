@@ -12,24 +12,24 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, insert, select, update
 
-from timbel_dagster.warehouse import audit_archive
-from timbel_dagster.warehouse.audit import (
-    GENESIS_HASH,
-    append_event,
-    event_hash,
-    search_events,
-    verify_chain,
-)
-from timbel_dagster.warehouse.audit_archive import (
+from timbel_dagster.warehouse.audit import archive as audit_archive
+from timbel_dagster.warehouse.audit.archive import (
     AuditArchiveError,
     archive_before,
     plan_archive,
     verify_archive,
     verify_archives,
 )
+from timbel_dagster.warehouse.audit.chain import (
+    GENESIS_HASH,
+    append_event,
+    event_hash,
+    search_events,
+    verify_chain,
+)
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
-from timbel_dagster.warehouse.models_deploy import AuditCheckpoint
+from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 EVENTS = AuditEvent.__table__
 CHECKPOINTS = AuditCheckpoint.__table__

@@ -18,14 +18,14 @@ from sqlalchemy import func, inspect, select
 
 from tests.test_cli import invoke
 from timbel_dagster.warehouse import migrate
-from timbel_dagster.warehouse.audit import append_event
-from timbel_dagster.warehouse.audit_archive import (
+from timbel_dagster.warehouse.audit.archive import (
     AuditLogInUseError,
     archive_before,
     verify_archive,
 )
+from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 REFUSAL = (
     "refusing to downgrade to base: the audit log holds 3 event(s) not archived; archive "

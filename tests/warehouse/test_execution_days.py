@@ -7,7 +7,7 @@ from collections import Counter
 
 from timbel_dagster.assets.ingestion import ingest_ci
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.execution_days import DayCounts, executions_by_day
+from timbel_dagster.warehouse.read.execution_days import DayCounts, executions_by_day
 
 
 def test_days_holding_executions_with_their_rows(warehouse_url: str, sample_source) -> None:

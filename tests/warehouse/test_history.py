@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from timbel_dagster.warehouse.history import duration_percentiles, percentile, stage_timeline
+from timbel_dagster.warehouse.read.history import duration_percentiles, percentile, stage_timeline
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_stage_timeline_shows_parallel_stages_overlapping() -> None:
 def test_log_tail_reads_the_end_of_the_last_stream(warehouse_url: str, sample_source) -> None:
     from timbel_dagster.assets.ingestion import ingest_ci
     from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.loaders import execution_id
-    from timbel_dagster.warehouse.logs import LogWriter, log_tail, read_log
+    from timbel_dagster.warehouse.store.loaders import execution_id
+    from timbel_dagster.warehouse.store.logs import LogWriter, log_tail, read_log
 
     since, until = sample_source.window
     engine = get_engine(warehouse_url)

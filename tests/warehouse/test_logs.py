@@ -15,18 +15,18 @@ import pytest
 from sqlalchemy import select
 
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.logs import (
+from timbel_dagster.warehouse.schema.models import (
+    ExecutionLog,
+    ExecutionLogChunk,
+    Pipeline,
+    PipelineExecution,
+)
+from timbel_dagster.warehouse.store.logs import (
     CHUNK_BYTES,
     LogCap,
     LogWriter,
     read_log,
     search_logs,
-)
-from timbel_dagster.warehouse.models import (
-    ExecutionLog,
-    ExecutionLogChunk,
-    Pipeline,
-    PipelineExecution,
 )
 
 BLOCK = 1 << 20  # what the CI clients hand over at a time (`iter_content(1 MiB)`)

@@ -5,7 +5,7 @@ from sqlalchemy import inspect
 
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import WarehouseUnavailableError, get_engine
-from timbel_dagster.warehouse.models import Base
+from timbel_dagster.warehouse.schema.models import Base
 
 TABLES = {
     "users",

@@ -12,7 +12,7 @@ from tests.ml.test_model_store import KEY, _payload
 from timbel_dagster.ml.models.store import ModelSignatureError, load_model
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models_ml import MlModel
+from timbel_dagster.warehouse.schema.ml import MlModel
 
 
 def _columns(url: str) -> set[str]:

@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import Pipeline, User
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import Pipeline, User
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 USERS = User.__table__
 

@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.users import find_user
+from timbel_dagster.warehouse.people.users import find_user
 
 
 def _columns(url: str) -> set[str]:

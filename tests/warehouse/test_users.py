@@ -1,4 +1,4 @@
-"""`warehouse.users`: one check of who may act, and managing users (admins only, except the
+"""`warehouse.people.users`: one check of who may act, and managing users (admins only, except the
 first user of an empty table), every change and refusal audited."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from timbel_dagster.deploy.lookup import RequestError
 from timbel_dagster.deploy.lookup import actor as deploy_actor
 from timbel_dagster.pipeline_templates.access import Viewer, viewer
 from timbel_dagster.tenants.store import UnknownUsersError, check_users
-from timbel_dagster.warehouse.audit import verify_chain
+from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.models import AuditEvent
-from timbel_dagster.warehouse.users import (
+from timbel_dagster.warehouse.people.users import (
     DisabledUserError,
     UnknownUserError,
     UserAdminError,
@@ -30,6 +29,7 @@ from timbel_dagster.warehouse.users import (
     set_disabled,
     set_role,
 )
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 UNKNOWN = "user 'zed' is not in the users table: add them with `timbel users add zed --role ROLE`"
 DISABLED = "user 'bob' is disabled: an admin can enable them with `timbel users enable bob`"
@@ -237,7 +237,7 @@ def test_bad_fields_are_named(kwargs: dict, message: str) -> None:
 
 
 def test_users_file_is_checked_whole(tmp_path: Path) -> None:
-    from timbel_dagster.warehouse.users_file import UsersFileError, load_users_file
+    from timbel_dagster.warehouse.people.users_file import UsersFileError, load_users_file
 
     path = tmp_path / "people.yaml"
     path.write_text(
@@ -275,7 +275,7 @@ def test_users_file_is_checked_whole(tmp_path: Path) -> None:
 def test_bad_users_files_are_one_line_naming_file_entry_and_field(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    from timbel_dagster.warehouse.users_file import UsersFileError, load_users_file
+    from timbel_dagster.warehouse.people.users_file import UsersFileError, load_users_file
 
     path = tmp_path / "people.yaml"
     path.write_text(text)

@@ -1,7 +1,7 @@
 """Helpers shared by the ingestion assets: reading a source and handing what it returned to
 storage (read first, then write: DESIGN 1b), result metadata and the run's audit event.
 
-The `read_*` and `ingest_*` functions are the caller's side of `warehouse/ingest.py`: storage
+The `read_*` and `ingest_*` functions are the caller's side of `warehouse/store/ingest.py`: storage
 takes records and never a client. A CI server is asked over HTTP, and no HTTP call runs
 inside an open transaction: the assets read it first with `read_pipelines`/`read_executions`
 /`read_ci` (the warehouse only through a short read connection, closed before the server is
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from timbel_dagster.resources.delivery import CISource, DeliveryHistorySource
-    from timbel_dagster.warehouse.upsert import UpsertResult
+    from timbel_dagster.warehouse.store.upsert import UpsertResult
 
     Results = dict[str, UpsertResult]
 
@@ -52,7 +52,7 @@ def record_ingestion(
     results: dict[str, UpsertResult],
 ) -> None:
     """Append the run's audit event in the same transaction as the rows it wrote."""
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     append_event(
         connection,
@@ -132,7 +132,7 @@ def _add_up(
 
 def table_metadata(totals: dict[str, UpsertResult], table: str, names: str) -> dict[str, Any]:
     """`upsert_metadata` for one table of `ingest_each`'s totals (zero when nothing ran)."""
-    from timbel_dagster.warehouse.upsert import UpsertResult
+    from timbel_dagster.warehouse.store.upsert import UpsertResult
 
     return upsert_metadata(totals.get(table, UpsertResult(table, 0, 0)), names or "none")
 
@@ -184,7 +184,7 @@ def read_executions(
     connection of `warehouse`, closed before the source is asked) that it need not read
     their stages again; their rows are still compared, so a build re-run in place is updated.
     """
-    from timbel_dagster.warehouse.queries import finished_executions
+    from timbel_dagster.warehouse.read.queries import finished_executions
 
     with warehouse.connect() as connection:
         final = finished_executions(connection, source.name, since, until)
@@ -199,7 +199,7 @@ def read_ci(warehouse: Engine, source: CISource, since: dt.datetime, until: dt.d
 
 def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> Results:
     """Users and clusters."""
-    from timbel_dagster.warehouse import loaders
+    from timbel_dagster.warehouse.store import loaders
 
     return {
         "users": loaders.store_users(connection, source.name, source.users()),
@@ -210,7 +210,7 @@ def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> R
 def ingest_pipelines(connection: Connection, source: CISource) -> Results:
     """`read_pipelines` and `store_ci` on the caller's connection: for a source that answers
     from memory (a server is read with `read_pipelines` before the transaction opens)."""
-    from timbel_dagster.warehouse.ingest import store_ci
+    from timbel_dagster.warehouse.store.ingest import store_ci
 
     return store_ci(connection, source.name, read_pipelines(source))
 
@@ -220,8 +220,8 @@ def ingest_executions(
 ) -> Results:
     """`read_executions` and `store_ci` on the caller's connection (a source answering from
     memory), the stored finished executions read on that connection."""
-    from timbel_dagster.warehouse.ingest import store_ci
-    from timbel_dagster.warehouse.queries import finished_executions
+    from timbel_dagster.warehouse.read.queries import finished_executions
+    from timbel_dagster.warehouse.store.ingest import store_ci
 
     final = finished_executions(connection, source.name, since, until)
     return store_ci(connection, source.name, _executions(source, since, until, final))
@@ -242,7 +242,7 @@ def ingest_commits(
     connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
 ) -> Results:
     """The source's commits in the window, with their change metrics."""
-    from timbel_dagster.warehouse import loaders
+    from timbel_dagster.warehouse.store import loaders
 
     return {"commits": loaders.store_commits(connection, source.name, source.commits(since, until))}
 
@@ -251,7 +251,7 @@ def ingest_deployments(
     connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
 ) -> Results:
     """Deployments (linked to the stored commits they shipped) and incidents in the window."""
-    from timbel_dagster.warehouse import loaders
+    from timbel_dagster.warehouse.store import loaders
 
     deployments, links = loaders.store_deployments(
         connection, source.name, source.deployments(since, until)

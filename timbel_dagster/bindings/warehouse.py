@@ -45,7 +45,7 @@ class WarehouseResource(dg.ConfigurableResource):
         read-only connection of their own (an ingestion may hold the write transaction):
         what live mode derives deployments from (`CIDerivedHistory`)."""
         from timbel_dagster.warehouse.engine import get_engine
-        from timbel_dagster.warehouse.queries import finished_stages
+        from timbel_dagster.warehouse.read.queries import finished_stages
 
         with get_engine(self.url(), read_only=True).connect() as connection:
             return finished_stages(connection, source, since, until)

@@ -213,7 +213,7 @@ def list_alerts(state: str, as_json: bool) -> None:
     from sqlalchemy import select
 
     from timbel_dagster.notify.rule_store import all_rules, rules_file
-    from timbel_dagster.warehouse.models_notify import Alert
+    from timbel_dagster.warehouse.schema.notify import Alert
 
     settings, engine = writable_engine()
     query = select(Alert.__table__).order_by(Alert.rule, Alert.active_since)
@@ -263,8 +263,8 @@ def silence(matchers: tuple[str, ...], duration: str, comment: str) -> None:
     from sqlalchemy import insert
 
     from timbel_dagster.notify.rules import parse_duration
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.models_notify import Silence
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.notify import Silence
 
     pairs = {}
     for matcher in matchers:

@@ -52,14 +52,14 @@ def audit() -> None:
 @friendly_errors
 def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
     """Check the chain; exit 1 naming the first edited, deleted or reordered event."""
-    from timbel_dagster.warehouse.audit import verify_chain
+    from timbel_dagster.warehouse.audit.chain import verify_chain
 
     pinned = _anchor(anchor)
     with connect() as connection:
         report = verify_chain(connection, anchor=pinned)
         files = []
         if archives:
-            from timbel_dagster.warehouse.audit_archive import verify_archives
+            from timbel_dagster.warehouse.audit.archive import verify_archives
 
             files = [
                 {
@@ -122,7 +122,7 @@ def search(
     as_json: bool,
 ) -> None:
     """Events still in the warehouse that match every filter, newest first."""
-    from timbel_dagster.warehouse.audit import search_events
+    from timbel_dagster.warehouse.audit.chain import search_events
 
     if limit < 1:
         raise ValueError(f"--limit must be 1 or more, not {limit}")
@@ -172,7 +172,7 @@ def archive(days: int | None, directory: Path | None, yes: bool, as_json: bool) 
 
     The chain stays verifiable: a checkpoint records where the archive ended.
     """
-    from timbel_dagster.warehouse.audit_archive import archive_before, plan_archive
+    from timbel_dagster.warehouse.audit.archive import archive_before, plan_archive
 
     if days is not None and days < 0:
         raise ValueError(f"--older-than must be 0 days or more, not {days}")

@@ -40,7 +40,7 @@ def apply_command(
     from timbel_dagster.deploy import autoscaling, rollout
     from timbel_dagster.resources.kubernetes import KubernetesResource
     from timbel_dagster.tenants.apply import apply_manifests
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     settings, engine = writable_engine()
     chosen = autoscaling.policy(

@@ -167,8 +167,8 @@ def list_requests(state: str | None, limit: int, as_json: bool) -> None:
     """The newest requests."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_deploy import REQUEST_STATUSES
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
+    from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
     if state and state not in REQUEST_STATUSES:
         raise ValueError(f"--status {state!r} is not one of {', '.join(REQUEST_STATUSES)}")

@@ -60,7 +60,7 @@ def executions_list(
     as_json: bool,
 ) -> None:
     """List executions, newest first."""
-    from timbel_dagster.warehouse.queries import ExecutionFilter, list_executions
+    from timbel_dagster.warehouse.read.queries import ExecutionFilter, list_executions
 
     where = ExecutionFilter(
         pipeline=pipeline, status=status, since=parse_since(since), search=search, limit=limit
@@ -81,7 +81,7 @@ def executions_list(
     )
     if not rows:
         return
-    from timbel_dagster.warehouse.history import duration_percentiles
+    from timbel_dagster.warehouse.read.history import duration_percentiles
 
     with connect() as connection:
         stats = duration_percentiles(
@@ -119,7 +119,7 @@ def print_rows(rows: list[dict], empty: str = NO_EXECUTIONS, footer: str | None 
 @friendly_errors
 def executions_stats(pipeline: str | None, since: str | None, as_json: bool) -> None:
     """Per pipeline: finished executions, success rate, duration p50/p90/p99."""
-    from timbel_dagster.warehouse.history import duration_percentiles
+    from timbel_dagster.warehouse.read.history import duration_percentiles
 
     with connect() as connection:
         rows = duration_percentiles(connection, since=parse_since(since))
@@ -147,14 +147,14 @@ def executions_stats(pipeline: str | None, since: str | None, as_json: bool) -> 
 @friendly_errors
 def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
     """Show one execution (full id or a prefix of at least 6 characters) with its stages."""
-    from timbel_dagster.warehouse.queries import get_execution
+    from timbel_dagster.warehouse.read.queries import get_execution
 
     with connect() as connection:
         execution = get_execution(connection, execution_id)
     if execution is None:
         fail(f"no execution with id {execution_id!r}")
         return
-    from timbel_dagster.warehouse.history import duration_percentiles, stage_timeline
+    from timbel_dagster.warehouse.read.history import duration_percentiles, stage_timeline
 
     timeline = stage_timeline(execution)  # also adds each stage's offset_seconds
     with connect() as connection:
@@ -197,7 +197,7 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
     if show_log:
         import uuid
 
-        from timbel_dagster.warehouse.logs import read_log
+        from timbel_dagster.warehouse.store.logs import read_log
 
         with connect() as connection:
             click.echo("log:")

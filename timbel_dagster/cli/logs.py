@@ -96,7 +96,7 @@ def logs_search(
     """Find log lines: full-text on PostgreSQL, a substring scan on SQLite."""
     from dataclasses import asdict
 
-    from timbel_dagster.warehouse.logs import search_logs
+    from timbel_dagster.warehouse.store.logs import search_logs
 
     with connect() as connection:
         found = search_logs(

@@ -84,7 +84,7 @@ def history(limit: int, as_json: bool) -> None:
     """The latest notifications with their status, attempts and last error."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_notify import Notification as N
+    from timbel_dagster.warehouse.schema.notify import Notification as N
 
     _, engine = writable_engine()
     query = (

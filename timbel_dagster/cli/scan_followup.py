@@ -296,7 +296,7 @@ def sync(
     from timbel_dagster.resources.delivery import SourceNotConfiguredError
     from timbel_dagster.resources.gitlab.client import GitLabHTTP
     from timbel_dagster.security.gitlab_issues import announce, sync_issues
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     settings, engine = writable_engine()
     if not settings.gitlab_url:
@@ -347,7 +347,7 @@ def sonar_import(project_key: str, url: str | None, as_json: bool) -> None:
     from timbel_dagster.cli.common import writable_engine
     from timbel_dagster.resources.delivery import SourceNotConfiguredError
     from timbel_dagster.security.sonarqube import SonarQubeClient, import_quality_gate
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     settings, engine = writable_engine()
     url = url or settings.sonarqube_url

@@ -14,8 +14,8 @@ import click
 
 from timbel_dagster.cli.common import connect, friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.deploy import AS_HELP
-from timbel_dagster.warehouse import users as people
-from timbel_dagster.warehouse.models import USER_ROLES
+from timbel_dagster.warehouse.people import users as people
+from timbel_dagster.warehouse.schema.models import USER_ROLES
 
 WIDTH = 100  # the table fits a terminal of 100 columns
 COLUMNS = (
@@ -209,7 +209,7 @@ def import_file(file: Path, dry_run: bool, as_user: str | None, as_json: bool) -
     """Add or update the users of a YAML FILE (a `users:` list of name, role, team,
     email, display_name, slack_id), all in one transaction. The whole file is checked
     before anything is written; importing it again changes nothing."""
-    from timbel_dagster.warehouse.users_file import load_users_file
+    from timbel_dagster.warehouse.people.users_file import load_users_file
 
     entries = load_users_file(file)
     settings, engine = writable_engine()

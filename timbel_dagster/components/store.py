@@ -94,7 +94,7 @@ def analyse(
 def dependency_rows(analysis: RepositoryAnalysis, source: str) -> list[dict[str, Any]]:
     """One row per (ecosystem, name, version, manifest) of the analysis: a package a manifest
     names under several scopes keeps the one that ships, and is direct if any entry is."""
-    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.schema.ids import stable_id
 
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for d in analysis.dependencies:
@@ -124,7 +124,7 @@ def analysis_row(
     analysed_at: dt.datetime,
 ) -> dict[str, Any]:
     """The `repository_analyses` row of an analysis."""
-    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.schema.ids import stable_id
 
     return {
         "id": stable_id(ANALYSES, analysis.repository),
@@ -185,8 +185,8 @@ def store_analysis(
     """
     from sqlalchemy import delete
 
-    from timbel_dagster.warehouse.models import Base
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.models import Base
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     analyses = Base.metadata.tables[ANALYSES]
     dependencies = Base.metadata.tables[DEPENDENCIES]

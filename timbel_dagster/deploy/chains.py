@@ -36,7 +36,7 @@ def load_chains(path: Path | None) -> dict[str, tuple[str, ...]]:
         return dict(DEFAULT_CHAINS)
     import yaml
 
-    from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS
+    from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
     try:
         data = load_yaml(path.read_text())

@@ -28,10 +28,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.ml.risk.deployment_data import image_commit
-from timbel_dagster.warehouse import models as m
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.loaders import deployment_id
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.warehouse.schema import models as m
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.loaders import deployment_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

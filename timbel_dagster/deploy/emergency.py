@@ -18,8 +18,8 @@ class Emergency:
         def change() -> dict[str, Any]:
             from sqlalchemy import update
 
-            from timbel_dagster.warehouse.audit import append_event
-            from timbel_dagster.warehouse.models_deploy import ApprovalStep, DeploymentRequest
+            from timbel_dagster.warehouse.audit.chain import append_event
+            from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
             if not reason or not reason.strip():
                 raise RequestError("a fast-track needs a --reason")
@@ -69,8 +69,8 @@ class Emergency:
         def change() -> dict[str, Any]:
             from sqlalchemy import update
 
-            from timbel_dagster.warehouse.audit import append_event
-            from timbel_dagster.warehouse.models_deploy import DeploymentRequest
+            from timbel_dagster.warehouse.audit.chain import append_event
+            from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
 
             if not note or not note.strip():
                 raise RequestError("a review needs a --note")

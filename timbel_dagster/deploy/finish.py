@@ -23,8 +23,8 @@ def settle(
         release_external_id,
     )
     from timbel_dagster.deploy.lookup import find
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, Rollback
 
     with engine.connect() as connection:
         request = find(connection, str(config.request))

@@ -36,7 +36,7 @@ def known_services(connection: Connection) -> list[str]:
     """Every service a pipeline or a deployment names, sorted."""
     from sqlalchemy import select, union
 
-    from timbel_dagster.warehouse.models import Deployment, Pipeline
+    from timbel_dagster.warehouse.schema.models import Deployment, Pipeline
 
     query = union(
         select(Pipeline.service).where(Pipeline.service.is_not(None)),
@@ -72,8 +72,8 @@ def _built(connection: Connection, service: str, ref: ImageRef) -> bool:
     `repository:tag` with or without the registry host)."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Pipeline
-    from timbel_dagster.warehouse.models import PipelineExecution as E
+    from timbel_dagster.warehouse.schema.models import Pipeline
+    from timbel_dagster.warehouse.schema.models import PipelineExecution as E
 
     if not ref.tag:
         return False
@@ -95,9 +95,9 @@ def known_locally(connection: Connection, service: str, ref: ImageRef, image: st
     a scan saw it, or a recent build of `service` published it."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Deployment
-    from timbel_dagster.warehouse.models_registry import RegistryImage as R
-    from timbel_dagster.warehouse.models_security import ScanResult as S
+    from timbel_dagster.warehouse.schema.models import Deployment
+    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
+    from timbel_dagster.warehouse.schema.security import ScanResult as S
 
     if ref.digest:
         listed = connection.execute(
@@ -124,8 +124,8 @@ def image_hint(connection: Connection, ref: ImageRef, image: str) -> str:
     matches among every image known, else ''."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Deployment
-    from timbel_dagster.warehouse.models_registry import RegistryImage as R
+    from timbel_dagster.warehouse.schema.models import Deployment
+    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     tags = connection.execute(
         select(R.registry, R.tag)

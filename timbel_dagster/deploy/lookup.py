@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.warehouse.users import UserRefusedError, require_user
+from timbel_dagster.warehouse.people.users import UserRefusedError, require_user
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -28,7 +28,7 @@ class Actor:
 
 
 def actor(connection: Connection, name: str) -> Actor:
-    """The acting user, known and enabled (`warehouse.users.require_user`).
+    """The acting user, known and enabled (`warehouse.people.users.require_user`).
 
     Raises:
         RequestError: `name` is not in the users table or is disabled.
@@ -44,7 +44,7 @@ def find(connection: Connection, ref: str) -> dict[str, Any]:
     """A request by number (`42`, `#42`) or by id or id prefix (6+ characters)."""
     from sqlalchemy import String, cast, select
 
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
     table = R.__table__
     text = ref.lstrip("#")
@@ -67,7 +67,7 @@ def find(connection: Connection, ref: str) -> dict[str, Any]:
 def steps(connection: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_deploy import ApprovalStep
+    from timbel_dagster.warehouse.schema.deploy import ApprovalStep
 
     table = ApprovalStep.__table__
     query = select(table).where(table.c.request_id == request_id).order_by(table.c.position)

@@ -94,7 +94,7 @@ class Requests(Emergency, KnownChecks):
             raise RequestError(f"{what}: {result.refusal()}")
 
     def _refuse(self, actor: str, action: str, target: str | None, error: Exception) -> None:
-        from timbel_dagster.warehouse.audit import append_event
+        from timbel_dagster.warehouse.audit.chain import append_event
 
         with self.engine.begin() as connection:
             append_event(
@@ -123,8 +123,8 @@ class Requests(Emergency, KnownChecks):
         def change() -> dict[str, Any]:
             from sqlalchemy import func, insert, select
 
-            from timbel_dagster.warehouse.audit import append_event
-            from timbel_dagster.warehouse.models_deploy import ApprovalStep, DeploymentRequest
+            from timbel_dagster.warehouse.audit.chain import append_event
+            from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
             if group not in self.chains:
                 raise RequestError(
@@ -192,8 +192,8 @@ class Requests(Emergency, KnownChecks):
         def change() -> dict[str, Any]:
             from sqlalchemy import update
 
-            from timbel_dagster.warehouse.audit import append_event
-            from timbel_dagster.warehouse.models_deploy import ApprovalStep, DeploymentRequest
+            from timbel_dagster.warehouse.audit.chain import append_event
+            from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
             if not reason or not reason.strip():
                 raise RequestError(f"{'approving' if approve else 'rejecting'} needs a --reason")
@@ -275,8 +275,8 @@ class Requests(Emergency, KnownChecks):
         """Mark pending requests past their expiry as expired (audited); how many."""
         from sqlalchemy import select, update
 
-        from timbel_dagster.warehouse.audit import append_event
-        from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
+        from timbel_dagster.warehouse.audit.chain import append_event
+        from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
         now = now or self.clock()
         with self.engine.begin() as connection:
@@ -308,7 +308,7 @@ class Requests(Emergency, KnownChecks):
             return
         from sqlalchemy import select
 
-        from timbel_dagster.warehouse.models import User
+        from timbel_dagster.warehouse.schema.models import User
 
         with self.engine.connect() as connection:
             team = connection.execute(

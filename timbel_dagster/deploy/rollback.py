@@ -27,9 +27,9 @@ def idempotency_key(request_id: Any, cluster: str, image: str) -> str:
 def known_good_image(connection: Any, request: dict[str, Any], cluster: str) -> str | None:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
-    from timbel_dagster.warehouse.models_deploy import Rollback
-    from timbel_dagster.warehouse.models_deploy import RolloutTarget as T
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
+    from timbel_dagster.warehouse.schema.deploy import Rollback
+    from timbel_dagster.warehouse.schema.deploy import RolloutTarget as T
 
     bad = set(
         connection.execute(
@@ -68,8 +68,8 @@ def claim(
     (`audit_details` added to the audit event's: how an unverified run was launched)."""
     from sqlalchemy import select, text
 
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.models_deploy import Rollback, RolloutTarget
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.deploy import Rollback, RolloutTarget
 
     key = idempotency_key(request["id"], cluster, request["image"])
     with engine.begin() as connection:
@@ -131,7 +131,7 @@ def roll_back(
     from sqlalchemy import update
 
     from timbel_dagster.deploy.deployment_rows import record_rollback
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest, Rollback
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, Rollback
 
     row = claim(engine, request, cluster, trigger, reason, dry_run, audit_details)
     if row is None:

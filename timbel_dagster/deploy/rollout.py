@@ -132,7 +132,7 @@ def mark_target(engine: Engine, request_id: Any, cluster: str, **values: Any) ->
     while the job runs)."""
     from sqlalchemy import update
 
-    from timbel_dagster.warehouse.models_deploy import RolloutTarget
+    from timbel_dagster.warehouse.schema.deploy import RolloutTarget
 
     values["updated_at"] = dt.datetime.now(dt.UTC)
     with engine.begin() as connection:

@@ -93,7 +93,7 @@ def trigger_and_follow(
     gitlab: GitLabResource,
 ) -> dict:
     from timbel_dagster.jobs.record import follow_build, trigger_build
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     source = _source(config.system, jenkins, gitlab)
     # The server gets the real values; the audit log and the run log see `***` for every

@@ -51,8 +51,8 @@ def plan_rollout(
     from timbel_dagster.deploy.deployment_rows import record_release
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.deploy.rollout import STRATEGIES
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest, RolloutTarget
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, RolloutTarget
 
     launched = run_actor(context.run.tags)
     claim = config.actor if config.actor != "dagster" else launched.claim

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.resources.errors import TransientSourceError
-from timbel_dagster.warehouse.logs import LogCap, LogWriter
+from timbel_dagster.warehouse.store.logs import LogCap, LogWriter
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

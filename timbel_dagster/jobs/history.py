@@ -80,8 +80,8 @@ def build_ci_history_job(history_start: dt.date) -> dg.JobDefinition:
         sources: DeliverySourcesResource,
     ) -> dict[str, Any]:
         from timbel_dagster.assets.ingestion import read_ci
-        from timbel_dagster.warehouse.execution_days import executions_by_day
-        from timbel_dagster.warehouse.ingest import store_ci
+        from timbel_dagster.warehouse.read.execution_days import executions_by_day
+        from timbel_dagster.warehouse.store.ingest import store_ci
 
         since, until = _window(config, history_start)
         context.log.info(f"Reading executions started in [{since:%Y-%m-%d}, {until:%Y-%m-%d}) UTC")

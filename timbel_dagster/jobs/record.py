@@ -34,8 +34,8 @@ def store_build(
 ) -> str:
     """Store one pipeline and one execution (with stages) and the audit event, together
     (`audit_details` added to the event's: how an unverified run was launched)."""
-    from timbel_dagster.warehouse import loaders
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.store import loaders
 
     with engine.begin() as connection:
         loaders.store_pipelines(connection, source, [pipeline])
@@ -58,8 +58,8 @@ def _store_tail(engine: Engine, execution_id: Any) -> None:
     log stays in `execution_log_chunks`."""
     from sqlalchemy import update
 
-    from timbel_dagster.warehouse.logs import log_tail
-    from timbel_dagster.warehouse.models import PipelineExecution
+    from timbel_dagster.warehouse.schema.models import PipelineExecution
+    from timbel_dagster.warehouse.store.logs import log_tail
 
     with engine.begin() as connection:
         tail = log_tail(connection, execution_id, LOG_TAIL_CHARS)

@@ -51,7 +51,7 @@ def finished_since(
     of each per call, and the marks to start from next time."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.schema.models import Deployment, Pipeline, PipelineExecution
 
     executions = _page(
         connection, PipelineExecution.__table__, FINISHED, marks["executions"], limit

@@ -283,7 +283,7 @@ def _load_states(
     """Alerts of these rules that are open, or resolved recently enough to still debounce."""
     from sqlalchemy import or_, select
 
-    from timbel_dagster.warehouse.models_notify import Alert
+    from timbel_dagster.warehouse.schema.notify import Alert
 
     if not names:
         return {}
@@ -309,7 +309,7 @@ def _load_states(
 def _active_silences(connection: Connection, now: dt.datetime) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_notify import Silence
+    from timbel_dagster.warehouse.schema.notify import Silence
 
     query = select(Silence.matchers).where(Silence.starts_at <= now, Silence.ends_at > now)
     return list(connection.execute(query).scalars())
@@ -325,8 +325,8 @@ def _store(
     """The changed alerts and this tick's events, in one transaction."""
     from sqlalchemy import insert
 
-    from timbel_dagster.warehouse.models_notify import Alert, AlertEvent
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     with engine.begin() as connection:
         if states:

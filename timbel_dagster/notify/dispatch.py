@@ -27,7 +27,7 @@ from timbel_dagster.notify.records import NotificationResult
 from timbel_dagster.notify.slack import SlackWebhook
 from timbel_dagster.notify.subscriptions import recipients, users_by_name
 from timbel_dagster.notify.templates import Templates
-from timbel_dagster.warehouse.models_notify import CHANNELS
+from timbel_dagster.warehouse.schema.notify import CHANNELS
 
 if TYPE_CHECKING:
     import uuid

@@ -26,7 +26,7 @@ class FactUnavailableError(RuntimeError):
 def _table(connection: Connection, name: str) -> Any:
     from sqlalchemy import inspect
 
-    from timbel_dagster.warehouse.models import Base
+    from timbel_dagster.warehouse.schema.models import Base
 
     if name not in Base.metadata.tables or not inspect(connection).has_table(name):
         raise FactUnavailableError(f"the warehouse has no {name} table yet")
@@ -40,7 +40,7 @@ def pipeline_failure_rate(
     `window` (default 1h), where at least `min_executions` (default 5) finished."""
     from sqlalchemy import case, func, select
 
-    from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
     window = parse_duration(params.get("window", "1h"))
     minimum = int(params.get("min_executions", 5))

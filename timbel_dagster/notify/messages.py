@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from timbel_dagster.warehouse.models_notify import SEVERITIES
+from timbel_dagster.warehouse.schema.notify import SEVERITIES
 
 EVENTS = (
     "pipeline_done",

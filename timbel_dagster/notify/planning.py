@@ -60,7 +60,7 @@ class Delivery:
 def _delivery(message: Message, channel: str, recipient: str, who: str) -> Delivery:
     """`who` is what de-duplicates: the webhook, or the user's name (stable across address
     changes)."""
-    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.schema.ids import stable_id
 
     key = dedupe_key(message.key, channel, who)
     return Delivery(stable_id("notifications", key), key, channel, recipient, message.title)

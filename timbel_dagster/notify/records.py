@@ -64,7 +64,7 @@ def dedupe_key(message_key: str, channel: str, recipient: str) -> str:
 
 
 def _table() -> Any:
-    from timbel_dagster.warehouse.models_notify import Notification
+    from timbel_dagster.warehouse.schema.notify import Notification
 
     return Notification.__table__
 

@@ -37,7 +37,7 @@ def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Ru
     stored by an older version, say): a bad rule is reported, not fatal to the others."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_notify import AlertRule
+    from timbel_dagster.warehouse.schema.notify import AlertRule
 
     rules, errors = [], []
     with engine.connect() as connection:
@@ -55,10 +55,10 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
     """Validate every rule of a YAML text and store them all (insert or replace by name) in
     one transaction with its audit event; nothing is stored if any rule is invalid."""
     from timbel_dagster.notify.facts import FACTS
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models_notify import AlertRule
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.notify import AlertRule
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     rules = parse_rules(text, source, set(FACTS))
     if not rules:
@@ -91,8 +91,8 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
 def delete_rule(engine: Engine, name: str, actor: str) -> None:
     from sqlalchemy import delete
 
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.models_notify import AlertRule
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.notify import AlertRule
 
     with engine.begin() as connection:
         if not connection.execute(delete(AlertRule).where(AlertRule.name == name)).rowcount:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from timbel_dagster.safe_yaml import load_yaml
-from timbel_dagster.warehouse.models_notify import SEVERITIES
+from timbel_dagster.warehouse.schema.notify import SEVERITIES
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$")

@@ -25,7 +25,7 @@ from timbel_dagster.notify.messages import (
     event_family,
     severity_rank,
 )
-from timbel_dagster.warehouse.models_notify import CHANNELS, SEVERITIES
+from timbel_dagster.warehouse.schema.notify import CHANNELS, SEVERITIES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -47,7 +47,7 @@ def _check(channel: str, event: str, rule: str, min_severity: str = "info") -> N
 def _require_user(connection: Connection, user: str) -> None:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import User
+    from timbel_dagster.warehouse.schema.models import User
 
     users = User.__table__
     if connection.execute(select(users.c.name).where(users.c.name == user)).first() is None:
@@ -84,10 +84,10 @@ def _write(
     rule: str,
     **values: object,
 ) -> bool:
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models_notify import Subscription
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.notify import Subscription
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     actor = user if actor is None else actor
     now = dt.datetime.now(dt.UTC)
@@ -232,8 +232,8 @@ def recipients(
     """
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import User
-    from timbel_dagster.warehouse.models_notify import Subscription
+    from timbel_dagster.warehouse.schema.models import User
+    from timbel_dagster.warehouse.schema.notify import Subscription
 
     subs, users = Subscription.__table__, User.__table__
     rules = ["*"] if rule is None else ["*", rule]
@@ -274,7 +274,7 @@ def users_by_name(engine: Engine, names: Iterable[str]) -> dict[str, Recipient]:
     """The users among `names` that exist, by name (for mentions of people, not subscribers)."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import User
+    from timbel_dagster.warehouse.schema.models import User
 
     wanted = sorted(set(names))
     if not wanted:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from timbel_dagster.warehouse.models_templates import VISIBILITIES
-from timbel_dagster.warehouse.users import find_user, require_user
+from timbel_dagster.warehouse.people.users import find_user, require_user
+from timbel_dagster.warehouse.schema.templates import VISIBILITIES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -43,7 +43,7 @@ class Viewer:
 
 
 def viewer(connection: Connection, name: str, *, known: bool = False) -> Viewer:
-    """The user `name` from the users table (`warehouse.users`).
+    """The user `name` from the users table (`warehouse.people.users`).
 
     Args:
         known: the user must exist and be enabled (everyone who changes something must).
@@ -86,7 +86,7 @@ def may_manage(user: Viewer, template: Mapping[str, Any]) -> bool:
 def _with_grantees(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> list[dict]:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateShare as S
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateShare as S
 
     found = [dict(r) for r in rows]
     ids = [r["id"] for r in found]
@@ -104,7 +104,7 @@ def all_templates(connection: Connection) -> list[dict[str, Any]]:
     """Every template row with its grantees, by name."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplate
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
 
     table = PipelineTemplate.__table__
     rows = connection.execute(select(table).order_by(table.c.name)).mappings()
@@ -115,7 +115,7 @@ def find(connection: Connection, name: str, lock: bool = False) -> dict[str, Any
     """The template called `name` with its grantees, or None."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplate
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
 
     table = PipelineTemplate.__table__
     query = select(table).where(table.c.name == name)
@@ -155,7 +155,7 @@ def managed(connection: Connection, user: Viewer, name: str, doing: str) -> dict
 def guarded(engine: Engine, actor: str, action: str, target: str, change: Callable[[], T]) -> T:
     """Run `change`; when it is refused for lack of rights, audit the refusal (after the
     change's transaction rolled back) and raise it again."""
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     try:
         return change()
@@ -179,7 +179,7 @@ def resolve_grantee(connection: Connection, grantee: str) -> tuple[str, str]:
     """
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import User
+    from timbel_dagster.warehouse.schema.models import User
 
     kind, sep, name = grantee.partition(":")
     if not sep:
@@ -212,8 +212,8 @@ def share(engine: Engine, actor: str, name: str, grantee: str) -> dict[str, Any]
     def change() -> dict[str, Any]:
         from sqlalchemy import insert
 
-        from timbel_dagster.warehouse.audit import append_event
-        from timbel_dagster.warehouse.models_templates import PipelineTemplateShare
+        from timbel_dagster.warehouse.audit.chain import append_event
+        from timbel_dagster.warehouse.schema.templates import PipelineTemplateShare
 
         with engine.begin() as connection:
             user = viewer(connection, actor, known=True)
@@ -252,7 +252,7 @@ def set_visibility(
         raise ValueError(f"visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
 
     def change() -> dict[str, Any]:
-        from timbel_dagster.warehouse.audit import append_event
+        from timbel_dagster.warehouse.audit.chain import append_event
 
         with engine.begin() as connection:
             user = viewer(connection, actor, known=True)
@@ -286,7 +286,7 @@ def update_visibility(
     """Set a template row's visibility and team (the caller audits it)."""
     from sqlalchemy import update
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplate
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
 
     connection.execute(
         update(PipelineTemplate)

@@ -61,8 +61,8 @@ def _record_usage(
 ) -> None:
     from sqlalchemy import insert
 
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateUsage
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage
 
     connection.execute(
         insert(PipelineTemplateUsage).values(

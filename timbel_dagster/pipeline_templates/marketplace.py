@@ -54,8 +54,8 @@ def rate(engine: Engine, actor: str, name: str, stars: int, review: str = "") ->
         raise ValueError(f"the review has {len(review)} characters; at most {MAX_REVIEW}")
     from sqlalchemy import insert, select, update
 
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateRating as R
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
 
     with engine.begin() as connection:
         user = access.viewer(connection, actor, known=True)
@@ -93,7 +93,7 @@ def reviews(bind: Engine | Connection, viewer: str, name: str) -> list[dict[str,
     """The ratings of a template the viewer can see, newest first."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateRating as R
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
 
     with records.reading(bind) as connection:
         template = access.visible(connection, access.viewer(connection, viewer), name)
@@ -124,8 +124,8 @@ def ranking(
     """
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateRating as R
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateUsage as U
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage as U
 
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, not {limit}")

@@ -35,7 +35,7 @@ def sha256(content: str) -> str:
 
 
 def versions_table() -> Any:
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateVersion
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateVersion
 
     return PipelineTemplateVersion.__table__
 
@@ -43,7 +43,7 @@ def versions_table() -> Any:
 def tags_of(connection: Connection, template_id: uuid.UUID) -> dict[int, list[str]]:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateTag as T
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 
     tags: dict[int, list[str]] = {}
     query = select(T.tag, T.version).where(T.template_id == template_id).order_by(T.tag)
@@ -93,7 +93,7 @@ def version_row(
     """
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplateTag as T
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 
     if version is not None and tag is not None:
         raise ValueError("give a version or a tag, not both")

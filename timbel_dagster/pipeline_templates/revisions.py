@@ -32,7 +32,7 @@ def rollback(
     """
 
     def change() -> dict[str, Any]:
-        from timbel_dagster.warehouse.audit import append_event
+        from timbel_dagster.warehouse.audit.chain import append_event
 
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)
@@ -80,8 +80,8 @@ def tag(engine: Engine, actor: str, name: str, tag_name: str, version: int) -> d
     def change() -> dict[str, Any]:
         from sqlalchemy import insert, select, update
 
-        from timbel_dagster.warehouse.audit import append_event
-        from timbel_dagster.warehouse.models_templates import PipelineTemplateTag as T
+        from timbel_dagster.warehouse.audit.chain import append_event
+        from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)

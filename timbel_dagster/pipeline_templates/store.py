@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.pipeline_templates import access, params, records
 from timbel_dagster.pipeline_templates.revisions import rollback, tag
-from timbel_dagster.warehouse.models_templates import TEMPLATE_KINDS, VISIBILITIES
+from timbel_dagster.warehouse.schema.templates import TEMPLATE_KINDS, VISIBILITIES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -97,7 +97,7 @@ def _create_template(
 ) -> dict[str, Any]:
     from sqlalchemy import insert
 
-    from timbel_dagster.warehouse.models_templates import PipelineTemplate
+    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
 
     team = team or user.team
     if visibility == "team" and not team:
@@ -137,7 +137,7 @@ def _republish_settings(
     team: str | None,
 ) -> dict[str, Any]:
     """Apply a visibility or team given with a later publication (audited)."""
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     new = (visibility or template["visibility"], team or template["team"])
     if new == (template["visibility"], template["team"]):
@@ -194,7 +194,7 @@ def publish(
     checked = validate_content(name, kind, content, schema)
 
     def change() -> dict[str, Any]:
-        from timbel_dagster.warehouse.audit import append_event
+        from timbel_dagster.warehouse.audit.chain import append_event
 
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)

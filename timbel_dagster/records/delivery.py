@@ -15,6 +15,29 @@ from typing import Any
 # the warehouse constrains its columns to them (storage), so both read them from here.
 ENVIRONMENT_GROUPS = ("dev", "staging", "prod")
 
+# Kamei et al.'s 14 change metrics (TSE 2013) under the warehouse's column names, in the
+# paper's order. The commits table stores them, a CommitRecord carries them and the risk
+# model learns from them, so all of those read the names from here.
+KAMEI_METRICS = (
+    "ns",
+    "nd",
+    "nf",
+    "entropy",
+    "la",
+    "ld",
+    "lt",
+    "fix",
+    "ndev",
+    "age",
+    "nuc",
+    "exp",
+    "rexp",
+    "sexp",
+)
+# The 13 of them that are measures (a number each, `CommitRecord.metrics`); `fix` is a flag
+# with a field of its own.
+KAMEI_MEASURES = tuple(name for name in KAMEI_METRICS if name != "fix")
+
 
 @dataclass(frozen=True)
 class UserRecord:
@@ -83,7 +106,7 @@ class RejectRecord:
     """A record a source sent that could not be parsed at all, kept with its payload.
 
     Sources yield these among their executions instead of failing the whole batch; storage
-    keeps each one once in `ingestion_rejects` (see `warehouse.models_ingestion`).
+    keeps each one once in `ingestion_rejects` (see `warehouse.schema.ingestion`).
     """
 
     kind: str  # build | stages | pipeline | job
@@ -104,7 +127,7 @@ class CommitRecord:
     committed_at: dt.datetime
     message: str
     fix: bool
-    metrics: dict[str, float]  # ns nd nf entropy la ld lt ndev age nuc exp rexp sexp
+    metrics: dict[str, float]  # by name: the KAMEI_MEASURES (every metric but `fix`)
 
 
 @dataclass(frozen=True)
@@ -160,7 +183,7 @@ class StoredStage:
 @dataclass(frozen=True)
 class CIRead:
     """What one CI source returned for a run, rejects included, read before the transaction
-    that `store_ci` (warehouse/ingest.py) writes it in. `None`: that part was not read."""
+    that `store_ci` (warehouse/store/ingest.py) writes it in. `None`: that part was not read."""
 
     pipelines: list[PipelineRecord | RejectRecord] | None = None
     executions: list[ExecutionRecord | RejectRecord] | None = None

@@ -8,7 +8,7 @@ DORA's Four Keys, a failed production deployment opens an incident, and the next
 production deployment of the same service restores it. Commits are linked when the warehouse
 knows them (`cicd/commits`, which later links every commit a deployment shipped). A row
 repeating one of Timbel's own (same service, environment and commit) is stored but counted
-once: see `warehouse/frames.py`.
+once: see `warehouse/read/frames.py`.
 """
 
 from __future__ import annotations

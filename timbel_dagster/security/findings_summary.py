@@ -19,7 +19,7 @@ def vulnerability_summary(
     critical and high findings, and the findings fixed in the last `days` days."""
     from sqlalchemy import case, func, select
 
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding as V
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as V
 
     now = now or dt.datetime.now(dt.UTC)
     open_ = V.fixed_at.is_(None)

@@ -49,7 +49,7 @@ def _put(gitlab: GitLabHTTP, path: str, obj: str, data: dict[str, Any]) -> dict[
 def _findings(connection: Connection, where: Any) -> dict[uuid.UUID, dict[str, Any]]:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
 
     table = VulnerabilityFinding.__table__
     rows = connection.execute(select(table).where(where)).mappings()
@@ -95,7 +95,7 @@ class _Sync:
         from sqlalchemy import select
 
         from timbel_dagster.resources.gitlab.client import project_ref
-        from timbel_dagster.warehouse.models_security_issues import SecurityIssueLink as L
+        from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink as L
 
         self.connection, self.gitlab, self.project, self.now = connection, gitlab, project, now
         self.ref = project_ref(project)
@@ -110,7 +110,7 @@ class _Sync:
     def save(self, finding_id: uuid.UUID, **values: Any) -> None:
         from sqlalchemy import update
 
-        from timbel_dagster.warehouse.models_security_issues import SecurityIssueLink as L
+        from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink as L
 
         self.connection.execute(
             update(L)
@@ -155,7 +155,7 @@ class _Sync:
         """Open the finding's issue (or adopt the one its marker names) and link it."""
         from sqlalchemy import insert
 
-        from timbel_dagster.warehouse.models_security_issues import SecurityIssueLink as L
+        from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink as L
 
         issue = self.remote.get(finding["id"])
         if issue is None:
@@ -222,7 +222,7 @@ def sync_issues(
     """
     from sqlalchemy import and_
 
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding as F
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
 
     wanted = tuple(s.upper() for s in severities)
     sync = _Sync(connection, gitlab, project, now or dt.datetime.now(dt.UTC))

@@ -68,7 +68,7 @@ def _scans(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_security import ScanResult as S
+    from timbel_dagster.warehouse.schema.security import ScanResult as S
 
     scans = _frame(
         connection,
@@ -91,7 +91,7 @@ def _scans(connection: Connection) -> pd.DataFrame:
 def _findings(connection: Connection, keys: list[str]) -> pd.DataFrame:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding as F
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
 
     columns = (F.artifact_key, F.severity, F.first_seen, F.fixed_at)
     return _frame(connection, select(*columns).where(F.artifact_key.in_(keys or [""])))
@@ -156,7 +156,7 @@ def deployment_exposure(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Deployment as D
+    from timbel_dagster.warehouse.schema.models import Deployment as D
 
     query = select(D.external_id, D.service, D.environment, D.started_at, D.image, D.status)
     query = query.where(D.image.is_not(None))
@@ -226,7 +226,7 @@ def time_to_fix(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding as F
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
 
     query = select(F.severity, F.first_seen, F.fixed_at)
     if artifact is not None:
@@ -258,7 +258,7 @@ def current_images(
     (started by `at`, when given)."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models import Deployment as D
+    from timbel_dagster.warehouse.schema.models import Deployment as D
 
     newest_first = (D.started_at.desc(), D.external_id.desc())
     query = select(

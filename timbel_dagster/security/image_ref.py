@@ -44,7 +44,7 @@ def known_digest(connection: Connection, ref: ImageRef) -> str | None:
     """The digest `registry_images` last saw `ref`'s tag point at, or None."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_registry import RegistryImage as R
+    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     if ref.digest or not ref.tag:
         return ref.digest
@@ -113,7 +113,7 @@ def resolve_many(
     an image reference (deployments record whatever their source said)."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_registry import RegistryImage as R
+    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     parsed: dict[str, ImageRef | None] = {}
     for reference in dict.fromkeys(references):

@@ -116,7 +116,7 @@ def image_scan(
     recorded. None when the image was never scanned (or every scan of it failed)."""
     from sqlalchemy import or_, select
 
-    from timbel_dagster.warehouse.models_security import ScanResult
+    from timbel_dagster.warehouse.schema.security import ScanResult
 
     resolved = image_ref
     if not isinstance(resolved, Resolved):
@@ -153,7 +153,7 @@ def image_findings(
     """
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_security import VulnerabilityFinding
+    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
 
     scan = image_scan(connection, image_ref, lookup)
     if scan is None:

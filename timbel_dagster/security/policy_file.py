@@ -203,7 +203,7 @@ def parse_policy(data: Any, name: str = "<policy>") -> Policy:
         ValueError: an unknown key or group, a bad severity or a value of the wrong type;
             the message names `name` and the key.
     """
-    from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS
+    from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
     check = _Checker(name)
     top = check.keys(data if data is not None else {}, "(top level)", ("groups",))

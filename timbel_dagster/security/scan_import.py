@@ -30,7 +30,7 @@ _IDS_PER_UPDATE = 5_000
 
 
 def _tables() -> list[tuple[str, Table, tuple[str, ...], Callable[..., list[dict[str, Any]]]]]:
-    from timbel_dagster.warehouse.models_security import (
+    from timbel_dagster.warehouse.schema.security import (
         MisconfigurationFinding,
         SecretFinding,
         VulnerabilityFinding,
@@ -80,7 +80,7 @@ def _plan(
     scan_id: uuid.UUID,
     table: str,
 ) -> _Plan:
-    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.schema.ids import stable_id
 
     plan = _Plan()
     seen = {"last_seen": moment, "fixed_at": None, "last_scan_id": scan_id}
@@ -119,7 +119,7 @@ def _sync_findings(
 ) -> dict[str, int]:
     from sqlalchemy import select, update
 
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     columns = [c for c in table.c if c.name not in ("created_at", "updated_at")]
     names = [c.name for c in columns]
@@ -176,9 +176,9 @@ def import_report(
         ValueError: the report names no artifact, or a value does not fit the warehouse;
             nothing is written.
     """
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models_security import ScanResult
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.security import ScanResult
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     if not report.artifact_name:
         raise ValueError(
@@ -221,9 +221,9 @@ def record_scan_failure(
     """Store a scan that produced no report (status `failed`, with the error); its findings
     stay as they were. Returns the scan's id."""
     from timbel_dagster.resources.trivy_report import reference_digest
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models_security import ScanResult
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.security import ScanResult
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     moment = (scanned_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     digest = reference_digest(artifact_name) if artifact_type == "container_image" else None

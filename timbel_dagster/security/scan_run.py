@@ -36,7 +36,7 @@ def store_report(
     """Import `report` and append its audit event in one transaction; returns the summary
     of `scan_import.import_report`."""
     from timbel_dagster.security.scan_import import import_report
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     with engine.begin() as connection:
         summary = import_report(connection, report, source=source, scanned_at=scanned_at)
@@ -52,7 +52,7 @@ def store_report(
 
 def _store_failure(engine: Engine, ref: str, error: Exception, actor: str, source: str) -> None:
     from timbel_dagster.security.scan_import import record_scan_failure
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     with engine.begin() as connection:
         scan_id = record_scan_failure(

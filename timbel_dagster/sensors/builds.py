@@ -59,7 +59,7 @@ def build_tick(
                 ),
             )
         from timbel_dagster.warehouse.engine import get_engine
-        from timbel_dagster.warehouse.queries import stored_marks
+        from timbel_dagster.warehouse.read.queries import stored_marks
 
         with get_engine(warehouse.url(), read_only=True).connect() as connection:
             stored = stored_marks(

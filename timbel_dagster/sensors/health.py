@@ -17,8 +17,8 @@ def watched(connection, policies: dict, now: dt.datetime) -> list[dict]:
     rollout finished within the policy's watch window."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest as R
-    from timbel_dagster.warehouse.models_deploy import RolloutTarget as T
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
+    from timbel_dagster.warehouse.schema.deploy import RolloutTarget as T
 
     if not policies:
         return []

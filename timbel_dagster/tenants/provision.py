@@ -84,7 +84,7 @@ def select_clusters(
         LookupError: an unknown cluster or group, a group without clusters, or neither
             clusters nor groups given.
     """
-    from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS
+    from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
     if not names and not groups:
         raise LookupError("name the clusters: give --cluster NAME or --group dev|staging|prod")

@@ -79,7 +79,7 @@ def monthly_report(
     """
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Base
+    from timbel_dagster.warehouse.schema.models import Base
 
     cost = Base.metadata.tables["cost_allocations"]
     usage = Base.metadata.tables["namespace_usage"]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.tenants.manifests import TenantSpec
-from timbel_dagster.warehouse.users import UserRefusedError, require_users
+from timbel_dagster.warehouse.people.users import UserRefusedError, require_users
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -42,7 +42,7 @@ class TenantRow:
 
 
 def _table() -> Any:
-    from timbel_dagster.warehouse.models_deploy import Tenant
+    from timbel_dagster.warehouse.schema.deploy import Tenant
 
     return Tenant.__table__
 
@@ -51,7 +51,7 @@ def check_users(
     connection: Connection, names: list[str] | tuple[str, ...], *, acting: bool = False
 ) -> None:
     """Raise `UnknownUsersError` when a user named (`acting`: the acting user) is not in the
-    users table or is disabled (`warehouse.users.require_users`)."""
+    users table or is disabled (`warehouse.people.users.require_users`)."""
     try:
         require_users(connection, names, acting=acting)
     except UserRefusedError as error:
@@ -94,8 +94,8 @@ def record_provisioned(
     """
     from sqlalchemy import insert, update
 
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.audit.chain import append_event
+    from timbel_dagster.warehouse.schema.ids import stable_id
 
     table, now = _table(), dt.datetime.now(dt.UTC)
     values = {
@@ -139,7 +139,7 @@ def record_deleted(engine: Engine, name: str, actor: str, details: dict[str, Any
     """Mark the tenant deleted and audit it, in one transaction."""
     from sqlalchemy import update
 
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     table = _table()
     with engine.begin() as connection:
@@ -168,7 +168,7 @@ def record_attempt(
 ) -> None:
     """Audit an attempt that failed or was refused (`tenant.create.refused`, ...) with the
     error; nothing else is written."""
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     # What was typed may be anything: the target column holds 512 characters.
     target = f"tenant {name if len(name) <= 200 else name[:200] + '...'}"

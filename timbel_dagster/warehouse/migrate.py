@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
 
-    from timbel_dagster.warehouse.audit_archive import DropPlan
+    from timbel_dagster.warehouse.audit.archive import DropPlan
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -54,8 +54,8 @@ def _migrate(
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import inspect
 
-    from timbel_dagster.warehouse.audit import append_event
-    from timbel_dagster.warehouse.audit_archive import plan_drop
+    from timbel_dagster.warehouse.audit.archive import plan_drop
+    from timbel_dagster.warehouse.audit.chain import append_event
     from timbel_dagster.warehouse.engine import check_connection, get_engine
 
     check_connection(database_url)
@@ -92,7 +92,7 @@ def _migrate(
 def _refuse_checkpoint_drop(connection: Connection, revision: str, checkpoints: int) -> None:
     from sqlalchemy import inspect
 
-    from timbel_dagster.warehouse.audit_archive import AuditLogInUseError
+    from timbel_dagster.warehouse.audit.archive import AuditLogInUseError
 
     if not inspect(connection).has_table("audit_checkpoints"):
         raise AuditLogInUseError(
@@ -111,7 +111,7 @@ def _guard_audit_drop(
 ) -> Path:
     """Refuse to drop events no archive holds; otherwise seal what is left (and this
     downgrade's own event) into a final archive file, and return its path."""
-    from timbel_dagster.warehouse.audit_archive import AuditLogInUseError, seal_dropped
+    from timbel_dagster.warehouse.audit.archive import AuditLogInUseError, seal_dropped
 
     if plan.unarchived:
         raise AuditLogInUseError(

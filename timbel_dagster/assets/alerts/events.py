@@ -34,7 +34,7 @@ def alert_events(
     from sqlalchemy import func, select
 
     from timbel_dagster.assets.ingestion import markdown_table
-    from timbel_dagster.warehouse.models_notify import Alert, AlertEvent
+    from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent
 
     # The same notifier the sensors use, on this run's warehouse.
     notifier = NotifierResource(database_url=warehouse.url(), rules_file=config.rules_file)

@@ -58,8 +58,8 @@ def audit_report(
 ) -> dg.MaterializeResult:
     from sqlalchemy import func, or_, select
 
-    from timbel_dagster.warehouse.audit import SYSTEM_ACTORS, latest_checkpoint, verify_chain
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.audit.chain import SYSTEM_ACTORS, latest_checkpoint, verify_chain
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     window = context.partition_time_window
     start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)

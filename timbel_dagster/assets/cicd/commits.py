@@ -54,7 +54,7 @@ def _pipeline_spelling(connection, name: str) -> str:
     from sqlalchemy import select
 
     from timbel_dagster.resources.git_repositories import is_git_url, repository_key
-    from timbel_dagster.warehouse.models import Pipeline
+    from timbel_dagster.warehouse.schema.models import Pipeline
 
     if not is_git_url(name):
         return name
@@ -123,7 +123,7 @@ def commits(
     """Store the change metrics of the commits not yet stored, one transaction per repository."""
     from timbel_dagster.ml.changes.store import store_commit_metrics, store_deployment_links
     from timbel_dagster.resources.errors import SourceError
-    from timbel_dagster.warehouse.upsert import UpsertResult
+    from timbel_dagster.warehouse.store.upsert import UpsertResult
 
     if sources.is_sample():
         return _sample(context, warehouse, sources)

@@ -38,10 +38,10 @@ def _trend_markdown(rows: list[dict]) -> str:
 def dora_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Recompute the weekly DORA metrics from the stored deployments and incidents."""
     from timbel_dagster.assets.cicd.dora import ORGANISATION, compute_dora
-    from timbel_dagster.warehouse import frames
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models import DoraMetric
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.read import frames
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.models import DoraMetric
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     with warehouse.begin() as connection:
         rows = compute_dora(

@@ -42,7 +42,7 @@ def pipelines(
 ):
     """Store the pipelines of every bound CI source (each read before its transaction)."""
     from timbel_dagster.assets.ingestion import read_pipelines
-    from timbel_dagster.warehouse.ingest import store_ci
+    from timbel_dagster.warehouse.store.ingest import store_ci
 
     totals, names = read_then_write_each(
         context,
@@ -88,7 +88,7 @@ def ci_executions(
     """Ingest the executions that started in the partition range, from each CI source: all
     of a source's range is read, then written in one transaction."""
     from timbel_dagster.assets.ingestion import read_executions
-    from timbel_dagster.warehouse.ingest import store_ci
+    from timbel_dagster.warehouse.store.ingest import store_ci
 
     window = context.partition_time_window
     since = window.start - dt.timedelta(days=config.lookback_days)

@@ -41,7 +41,7 @@ def execution_logs(
 ):
     """Store the logs of finished executions of the partition range that have none yet."""
     from timbel_dagster.jobs.follow import store_finished_log
-    from timbel_dagster.warehouse.queries import executions_missing_logs
+    from timbel_dagster.warehouse.read.queries import executions_missing_logs
 
     if config.which not in _WHICH:
         raise ValueError(f"which must be one of {', '.join(_WHICH)}, not {config.which!r}")

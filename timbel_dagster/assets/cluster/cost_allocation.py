@@ -67,8 +67,8 @@ def cost_allocation(
     sources: DeliverySourcesResource,
 ):
     from timbel_dagster.assets.cluster import cost
-    from timbel_dagster.warehouse.cluster_usage import stored_rows
-    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.store.cluster_usage import stored_rows
 
     if not 0 < config.percentile <= 1 or config.headroom < 0 or config.rightsizing_days < 1:
         raise ValueError(
@@ -181,7 +181,7 @@ def _cost_trend(warehouse: WarehouseResource, name: str, spans: dict) -> list[di
     `spans`, as stored (this run's rows included)."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_cluster import CostAllocation as C
+    from timbel_dagster.warehouse.schema.cluster import CostAllocation as C
 
     end = max(hours[-1] for hours in spans.values()) + HOUR
     start = end - dt.timedelta(days=TREND_DAYS)
@@ -223,8 +223,8 @@ def _by(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
 
 def _store_all(warehouse: WarehouseResource, allocations, clusters, suggestions) -> dict:
     """The three tables in one transaction: a cost run is stored whole or not at all."""
-    from timbel_dagster.warehouse.models import Base
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.models import Base
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     tables = Base.metadata.tables
     with warehouse.begin() as connection:

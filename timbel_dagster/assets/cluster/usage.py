@@ -26,15 +26,15 @@ CLUSTER_ASSET: dict[str, Any] = {
 
 
 def store_rows(warehouse: WarehouseResource, table: str, rows: list, key: tuple) -> Any:
-    from timbel_dagster.warehouse.models import Base
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.models import Base
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     with warehouse.begin() as connection:
         return bulk_upsert(connection, Base.metadata.tables[table], rows, key)
 
 
 def stored_for(warehouse: WarehouseResource, table: str, source: str, spans: dict) -> list[dict]:
-    from timbel_dagster.warehouse.cluster_usage import stored_rows
+    from timbel_dagster.warehouse.store.cluster_usage import stored_rows
 
     rows: list[dict] = []
     with warehouse.engine().connect() as connection:
@@ -79,7 +79,7 @@ def node_metrics(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.cluster_usage import NODE_KEY, node_rows
+    from timbel_dagster.warehouse.store.cluster_usage import NODE_KEY, node_rows
 
     source, rows, result = _read_and_store(
         context, warehouse, sources, "node_metrics", NODE_KEY, "nodes", node_rows
@@ -124,7 +124,7 @@ def pod_metrics(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.cluster_usage import POD_KEY, pod_rows
+    from timbel_dagster.warehouse.store.cluster_usage import POD_KEY, pod_rows
 
     source, rows, result = _read_and_store(
         context, warehouse, sources, "pod_metrics", POD_KEY, "pods", pod_rows
@@ -154,7 +154,7 @@ def namespace_usage(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.cluster_usage import NAMESPACE_KEY, namespace_rows
+    from timbel_dagster.warehouse.store.cluster_usage import NAMESPACE_KEY, namespace_rows
 
     source = sources.metrics_source()
     spans = cluster_hours(context.partition_keys)
@@ -195,7 +195,7 @@ def workload_status(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.cluster_usage import WORKLOAD_KEY, workload_rows
+    from timbel_dagster.warehouse.store.cluster_usage import WORKLOAD_KEY, workload_rows
 
     name = sources.metrics_source().name
     spans = cluster_hours(context.partition_keys)

@@ -30,7 +30,7 @@ def _write(path: Path, text: str) -> bool:
 def _daily_cost(connection) -> list[dict]:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_cluster import CostAllocation as C
+    from timbel_dagster.warehouse.schema.cluster import CostAllocation as C
 
     latest = connection.execute(select(func.max(C.hour))).scalar()
     if latest is None:
@@ -50,7 +50,7 @@ def _daily_cost(connection) -> list[dict]:
 def _utilisation(connection) -> float | None:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models_cluster import NamespaceUsage as N
+    from timbel_dagster.warehouse.schema.cluster import NamespaceUsage as N
 
     latest = connection.execute(select(func.max(N.hour))).scalar()
     if latest is None:

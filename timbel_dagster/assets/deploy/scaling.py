@@ -27,9 +27,9 @@ def scaling_history(
     sources: DeliverySourcesResource,
 ):
     from timbel_dagster.assets.ingestion import markdown_table
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models_deploy import ScalingRecord
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.deploy import ScalingRecord
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     source = sources.scaling_source()
     found = source.rows(dt.datetime.now(dt.UTC))

@@ -91,7 +91,7 @@ def pipeline_bottlenecks(
 
     from timbel_dagster.ml.bottlenecks.analysis import analyse_pipelines
     from timbel_dagster.ml.bottlenecks.data import load_frames
-    from timbel_dagster.warehouse.models_ml import BottleneckFinding
+    from timbel_dagster.warehouse.schema.ml import BottleneckFinding
 
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=config.days)
     with warehouse.engine().connect() as connection:

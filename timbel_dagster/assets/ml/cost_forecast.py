@@ -22,7 +22,7 @@ def _store(connection, hourly, suggestions) -> tuple[int, int]:
 
     from sqlalchemy import delete, insert
 
-    from timbel_dagster.warehouse.models_ml import CostForecast, CostSuggestion
+    from timbel_dagster.warehouse.schema.ml import CostForecast, CostSuggestion
 
     now = dt.datetime.now(dt.UTC)
     keyed = hourly.assign(

@@ -64,7 +64,7 @@ def scan_sbom(
     from timbel_dagster.resources.trivy import ScannerError
     from timbel_dagster.security.scan_import import record_scan_failure
     from timbel_dagster.security.scan_run import store_report
-    from timbel_dagster.warehouse.audit import append_event
+    from timbel_dagster.warehouse.audit.chain import append_event
 
     artifact = f"{ARTIFACT_PREFIX}{repository}"
     try:

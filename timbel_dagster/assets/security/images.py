@@ -29,7 +29,7 @@ _KEYS_PER_UPDATE = 3_000  # 3 bind parameters a key, well under SQLite's 32,766
 def image_rows(images: Iterable[Image], source: str) -> dict[tuple[str, str, str], dict]:
     """Warehouse rows by natural key, without the first/last-seen times (the last of
     duplicate tags wins)."""
-    from timbel_dagster.warehouse.ids import stable_id
+    from timbel_dagster.warehouse.schema.ids import stable_id
 
     return {
         (i.registry, i.repository, i.tag): {
@@ -70,8 +70,8 @@ def store_images(
     """
     from sqlalchemy import func, select, tuple_, update
 
-    from timbel_dagster.warehouse.models import Base
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.models import Base
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     table = Base.metadata.tables[TABLE]
     now = now or dt.datetime.now(dt.UTC)

@@ -46,7 +46,7 @@ def unscanned_images(connection: "Connection", *, sample: bool, limit: int) -> l
     """
     from sqlalchemy import exists, select
 
-    from timbel_dagster.warehouse.models import Base
+    from timbel_dagster.warehouse.schema.models import Base
 
     images = Base.metadata.tables["registry_images"]
     scans = Base.metadata.tables["scan_results"]

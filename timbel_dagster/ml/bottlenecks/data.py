@@ -57,9 +57,9 @@ def load_frames(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Pipeline as P
-    from timbel_dagster.warehouse.models import PipelineExecution as E
-    from timbel_dagster.warehouse.models import StageExecution as S
+    from timbel_dagster.warehouse.schema.models import Pipeline as P
+    from timbel_dagster.warehouse.schema.models import PipelineExecution as E
+    from timbel_dagster.warehouse.schema.models import StageExecution as S
 
     executions = select(
         E.id,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.warehouse import models as m
-from timbel_dagster.warehouse.loaders import KAMEI_METRICS, commit_id
-from timbel_dagster.warehouse.upsert import bulk_upsert
+from timbel_dagster.records.delivery import KAMEI_MEASURES
+from timbel_dagster.warehouse.schema import models as m
+from timbel_dagster.warehouse.store.loaders import commit_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -57,7 +58,7 @@ def store_commit_metrics(
             "committed_at": c.committed_at,
             "message": c.message,
             "fix": c.fix,
-            **{name: float(getattr(c, name)) for name in KAMEI_METRICS},
+            **{name: float(getattr(c, name)) for name in KAMEI_MEASURES},
         }
         for c in metrics
     ]

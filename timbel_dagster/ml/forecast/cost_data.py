@@ -66,7 +66,7 @@ def load_usage_frame(
     import pandas as pd
     from sqlalchemy import and_, func, select
 
-    from timbel_dagster.warehouse.models import Base
+    from timbel_dagster.warehouse.schema.models import Base
 
     tables = Base.metadata.tables
     usage = tables["pod_metrics" if by_workload else "namespace_usage"]

@@ -95,7 +95,7 @@ def save_model(
     import joblib
     from sqlalchemy import func, insert, select
 
-    from timbel_dagster.warehouse.models_ml import MlModel
+    from timbel_dagster.warehouse.schema.ml import MlModel
 
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
@@ -142,7 +142,7 @@ def load_model(
     import joblib
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_ml import MlModel
+    from timbel_dagster.warehouse.schema.ml import MlModel
 
     query = select(MlModel.__table__).where(MlModel.name == name)
     query = query.where(MlModel.version == version) if version else query
@@ -193,7 +193,7 @@ def replace_training_rows(connection: Connection, table: pd.DataFrame) -> int:
     transaction: it is a derived snapshot, rebuilt from the warehouse every time."""
     from sqlalchemy import delete, insert
 
-    from timbel_dagster.warehouse.models_ml import RiskTrainingRow
+    from timbel_dagster.warehouse.schema.ml import RiskTrainingRow
 
     features = [c for c in table.columns if c not in ("label", "service", "environment_name")]
     features.remove("started_at")
@@ -219,7 +219,7 @@ def load_training_rows(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_ml import RiskTrainingRow as R
+    from timbel_dagster.warehouse.schema.ml import RiskTrainingRow as R
 
     rows = connection.execute(
         select(

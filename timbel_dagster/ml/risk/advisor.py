@@ -184,9 +184,9 @@ def drift(
 
 def store_scores(connection: Connection, assessments: list[dict[str, Any]], **fields) -> int:
     """Upsert assessments into `risk_scores` (one per subject and model version)."""
-    from timbel_dagster.warehouse.ids import stable_id
-    from timbel_dagster.warehouse.models_ml import RiskScore
-    from timbel_dagster.warehouse.upsert import bulk_upsert
+    from timbel_dagster.warehouse.schema.ids import stable_id
+    from timbel_dagster.warehouse.schema.ml import RiskScore
+    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     now = dt.datetime.now(dt.UTC)
     rows = [

@@ -28,25 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.records.delivery import KAMEI_METRICS
+
 if TYPE_CHECKING:
     import pandas as pd
 
-FEATURES = (
-    "ns",
-    "nd",
-    "nf",
-    "entropy",
-    "la",
-    "ld",
-    "lt",
-    "fix",
-    "ndev",
-    "age",
-    "nuc",
-    "exp",
-    "rexp",
-    "sexp",
-)
+# The warehouse's names of Kamei's 14 metrics (see the module docstring), in the paper's order.
+FEATURES = KAMEI_METRICS
 LABEL = "label"  # the loaded frame's outcome column: 1 = the change caused a defect/failure
 TIME = "time"  # the loaded frame's timestamp column (UTC)
 GROUP = "group"  # the loaded frame's repository/project column, when the file has one

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from timbel_dagster.ml.risk.data import FEATURES
 from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.security.image_ref import known_digest
-from timbel_dagster.warehouse.frames import counted_incident, duplicate_deployment
+from timbel_dagster.warehouse.read.frames import counted_incident, duplicate_deployment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +55,7 @@ def load_delivery_frames(connection: Connection) -> DeliveryFrames:
     """Read every deployment, the commits each shipped, the builds and the incidents."""
     from sqlalchemy import case, func, select
 
-    from timbel_dagster.warehouse.models import (
+    from timbel_dagster.warehouse.schema.models import (
         Commit,
         Deployment,
         DeploymentCommit,
@@ -151,7 +151,7 @@ def stored_revision(connection: Connection, image: str) -> str | None:
     warehouse is read: callers inside a transaction never wait on the registry."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_registry import RegistryImage as R
+    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     try:
         digest = known_digest(connection, parse_image(image))
@@ -174,7 +174,7 @@ def _labelled_commit(connection: Connection, service: str, image: str) -> str | 
     abbreviates (kept as it is when none or several do)."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Commit, Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.schema.models import Commit, Pipeline, PipelineExecution
 
     revision = (stored_revision(connection, image) or "").lower()
     if not _COMMIT.fullmatch(revision):
@@ -203,7 +203,7 @@ def _image_commit(connection: Connection, service: str, image: str) -> str:
     artifacts name the image, or its tag is the commit's prefix)."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Deployment, Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.schema.models import Deployment, Pipeline, PipelineExecution
 
     labelled = _labelled_commit(connection, service, image)
     if labelled:
@@ -258,7 +258,12 @@ def candidate_frames(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Commit, Deployment, Pipeline, PipelineExecution
+    from timbel_dagster.warehouse.schema.models import (
+        Commit,
+        Deployment,
+        Pipeline,
+        PipelineExecution,
+    )
 
     sha = _image_commit(connection, service, image)
     repositories = connection.execute(

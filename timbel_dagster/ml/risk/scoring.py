@@ -29,7 +29,7 @@ def _attach(connection: Connection, request: dict[str, Any], assessment: dict[st
     from sqlalchemy import update
 
     from timbel_dagster.ml.risk.advisor import store_scores
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
 
     store_scores(
         connection,
@@ -88,7 +88,7 @@ def score_recent_and_pending(
     from timbel_dagster.ml.models.store import load_model, load_training_rows
     from timbel_dagster.ml.risk.advisor import MODEL_NAME, assess_request, assess_rows, store_scores
     from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
-    from timbel_dagster.warehouse.models_deploy import DeploymentRequest
+    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
 
     now = now or dt.datetime.now(dt.UTC)
     thresholds = thresholds_from(settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from timbel_dagster.warehouse.models import Base
+from timbel_dagster.warehouse.schema.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import timbel_dagster.warehouse.types  # noqa: F401  (columns may use its types)
+import timbel_dagster.warehouse.schema.types  # noqa: F401  (columns may use its types)
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=256), nullable=False),
         sa.Column("action", sa.String(length=128), nullable=False),
         sa.Column("target", sa.String(length=512), nullable=True),
@@ -50,12 +50,8 @@ def upgrade() -> None:
         sa.Column("environment_group", sa.String(length=32), nullable=False),
         sa.Column("api_url", sa.String(length=512), nullable=True),
         sa.Column("kubernetes_version", sa.String(length=32), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "environment_group IN ('dev', 'staging', 'prod')", name=op.f("ck_clusters_group")
         ),
@@ -69,12 +65,10 @@ def upgrade() -> None:
         sa.Column("repository", sa.String(length=512), nullable=False),
         sa.Column("sha", sa.String(length=64), nullable=False),
         sa.Column("author", sa.String(length=256), nullable=True),
-        sa.Column(
-            "authored_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("authored_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "committed_at",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=False,
         ),
         sa.Column("message", sa.Text(), nullable=True),
@@ -92,12 +86,8 @@ def upgrade() -> None:
         sa.Column("exp", sa.Float(), nullable=True),
         sa.Column("rexp", sa.Float(), nullable=True),
         sa.Column("sexp", sa.Float(), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_commits")),
         sa.UniqueConstraint("repository", "sha", name=op.f("uq_commits_repository_sha")),
     )
@@ -113,12 +103,8 @@ def upgrade() -> None:
         sa.Column("change_failure_rate", sa.Float(), nullable=True),
         sa.Column("time_to_restore_hours_median", sa.Float(), nullable=True),
         sa.Column("rework_rate", sa.Float(), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dora_metrics")),
         sa.UniqueConstraint(
             "week_start",
@@ -137,12 +123,8 @@ def upgrade() -> None:
         sa.Column("repository", sa.String(length=512), nullable=True),
         sa.Column("default_branch", sa.String(length=256), nullable=True),
         sa.Column("url", sa.String(length=1024), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pipelines")),
         sa.UniqueConstraint("source", "name", name=op.f("uq_pipelines_source_name")),
     )
@@ -159,12 +141,8 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=32), nullable=False),
         sa.Column("team", sa.String(length=128), nullable=True),
         sa.Column("slack_id", sa.String(length=64), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "role IN ('developer', 'team_lead', 'operations', 'admin', 'viewer')",
             name=op.f("ck_users_role"),
@@ -180,12 +158,8 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(length=128), nullable=False),
         sa.Column("triggered_by", sa.String(length=256), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column(
-            "started_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "completed_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("duration", sa.Float(), nullable=True),
         sa.Column("queue_seconds", sa.Float(), nullable=True),
         sa.Column("logs", sa.Text(), nullable=True),
@@ -198,12 +172,8 @@ def upgrade() -> None:
         sa.Column("url", sa.String(length=1024), nullable=True),
         sa.Column("commit_sha", sa.String(length=64), nullable=True),
         sa.Column("branch", sa.String(length=256), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "status IN ('pending', 'running', 'success', 'failed', 'aborted')",
             name=op.f("ck_pipeline_executions_status"),
@@ -249,20 +219,12 @@ def upgrade() -> None:
         sa.Column("commit_to", sa.String(length=64), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column(
-            "started_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "completed_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("triggered_by", sa.String(length=256), nullable=True),
         sa.Column("execution_id", sa.Uuid(), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "kind IN ('release', 'hotfix', 'rollback')", name=op.f("ck_deployments_kind")
         ),
@@ -297,18 +259,12 @@ def upgrade() -> None:
         sa.Column("parent_name", sa.String(length=256), nullable=True),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column(
-            "started_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("duration", sa.Float(), nullable=True),
         sa.Column("queue_seconds", sa.Float(), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "status IN ('pending', 'running', 'success', 'failed', 'aborted', 'skipped')",
             name=op.f("ck_stage_executions_status"),
@@ -351,20 +307,12 @@ def upgrade() -> None:
         sa.Column("environment", sa.String(length=32), nullable=False),
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("title", sa.String(length=512), nullable=False),
-        sa.Column(
-            "opened_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "resolved_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("opened_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("caused_by_deployment_id", sa.Uuid(), nullable=True),
         sa.Column("restored_by_deployment_id", sa.Uuid(), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["caused_by_deployment_id"],
             ["deployments.id"],

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0004"
 down_revision = "0003"
@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=128), nullable=False),
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("value", sa.Float(), nullable=True),
         sa.Column(
             "labels",
@@ -62,12 +62,8 @@ def upgrade() -> None:
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=True),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "severity IN ('critical', 'high', 'warning', 'info')",
             name=op.f("ck_alert_rules_severity"),
@@ -83,17 +79,11 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column(
-            "starts_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "ends_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("starts_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_silences")),
     )
     with op.batch_alter_table("alert_silences", schema=None) as batch_op:
@@ -113,29 +103,23 @@ def upgrade() -> None:
         sa.Column("value", sa.Float(), nullable=True),
         sa.Column(
             "active_since",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=False,
         ),
-        sa.Column(
-            "firing_since", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("firing_since", UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "last_notified_at",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=True,
         ),
         sa.Column(
             "clear_since",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=True,
         ),
-        sa.Column(
-            "resolved_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("resolved_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("notice_pending", sa.Boolean(), nullable=False),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "state IN ('pending', 'firing', 'resolved')", name=op.f("ck_alerts_state")
         ),
@@ -152,15 +136,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("cluster", sa.String(length=128), nullable=False),
-        sa.Column(
-            "hour", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cluster_costs")),
         sa.UniqueConstraint(
             "source", "cluster", "hour", name=op.f("uq_cluster_costs_source_cluster_hour")
@@ -181,15 +159,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("cluster", sa.String(length=128), nullable=False),
-        sa.Column(
-            "hour", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cost_allocations")),
         sa.UniqueConstraint(
             "source",
@@ -228,15 +200,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("cluster", sa.String(length=128), nullable=False),
-        sa.Column(
-            "hour", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_namespace_usage")),
         sa.UniqueConstraint(
             "source",
@@ -273,15 +239,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("cluster", sa.String(length=128), nullable=False),
-        sa.Column(
-            "hour", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_node_metrics")),
         sa.UniqueConstraint(
             "source",
@@ -305,12 +265,8 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=128), nullable=False),
         sa.Column("min_severity", sa.String(length=16), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "channel IN ('slack', 'email')", name=op.f("ck_notification_subscriptions_channel")
         ),
@@ -350,15 +306,11 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column(
             "next_attempt_at",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=True,
         ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "sent_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("channel IN ('slack', 'email')", name=op.f("ck_notifications_channel")),
         sa.CheckConstraint(
             "status IN ('pending', 'retrying', 'sent', 'failed', 'skipped')",
@@ -401,15 +353,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("cluster", sa.String(length=128), nullable=False),
-        sa.Column(
-            "hour", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pod_metrics")),
         sa.UniqueConstraint(
             "source",
@@ -439,12 +385,10 @@ def upgrade() -> None:
         sa.Column("workload", sa.String(length=256), nullable=False),
         sa.Column(
             "window_start",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=False,
         ),
-        sa.Column(
-            "window_end", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("window_end", UTCDateTime(timezone=True), nullable=False),
         sa.Column("hours", sa.Integer(), nullable=False),
         sa.Column("cpu_requested", sa.Float(), nullable=False),
         sa.Column("cpu_p95", sa.Float(), nullable=False),
@@ -453,12 +397,8 @@ def upgrade() -> None:
         sa.Column("memory_gib_p95", sa.Float(), nullable=False),
         sa.Column("memory_gib_recommended", sa.Float(), nullable=False),
         sa.Column("saving_per_hour", sa.Float(), nullable=False),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rightsizing_suggestions")),
         sa.UniqueConstraint(
             "source",
@@ -486,15 +426,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("cluster", sa.String(length=128), nullable=False),
-        sa.Column(
-            "hour", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workload_status")),
         sa.UniqueConstraint(
             "source",

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0005"
 down_revision = "0004"
@@ -30,9 +30,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metric_series")),
     )
     with op.batch_alter_table("metric_series", schema=None) as batch_op:
@@ -41,7 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "metric_samples",
         sa.Column("series_id", sa.Uuid(), nullable=False),
-        sa.Column("at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("value", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(
             ["series_id"],

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0006"
 down_revision = "0005"
@@ -29,9 +29,7 @@ def upgrade() -> None:
         sa.Column("events", sa.Integer(), nullable=False),
         sa.Column("archive", sa.String(length=1024), nullable=False),
         sa.Column("archive_sha256", sa.String(length=64), nullable=False),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_checkpoints")),
         sa.UniqueConstraint("last_id", name=op.f("uq_audit_checkpoints_last_id")),
     )
@@ -45,18 +43,14 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("requested_by", sa.String(length=128), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column(
-            "expires_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "decided_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("expires_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", UTCDateTime(timezone=True), nullable=True),
         sa.Column("fast_track", sa.Boolean(), nullable=False),
         sa.Column("incident_ref", sa.String(length=256), nullable=True),
         sa.Column("post_review_by", sa.String(length=128), nullable=True),
         sa.Column(
             "post_review_at",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=True,
         ),
         sa.Column("post_review_note", sa.Text(), nullable=True),
@@ -65,12 +59,8 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "environment_group IN ('dev', 'staging', 'prod')",
             name=op.f("ck_deployment_requests_group"),
@@ -113,12 +103,8 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("status IN ('provisioned', 'deleted')", name=op.f("ck_tenants_status")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenants")),
         sa.UniqueConstraint("name", name=op.f("uq_tenants_name")),
@@ -131,9 +117,7 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(length=16), nullable=False),
         sa.Column("decided_by", sa.String(length=128), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column(
-            "decided_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("decided_at", UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "decision IN ('pending', 'approved', 'rejected', 'skipped')",
             name=op.f("ck_approval_steps_decision"),

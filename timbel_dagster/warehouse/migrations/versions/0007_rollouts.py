@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0007"
 down_revision = "0006"
@@ -41,12 +41,8 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column(
-            "created_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "finished_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "status IN ('planned', 'done', 'failed', 'dry_run')", name=op.f("ck_rollbacks_status")
         ),
@@ -66,15 +62,9 @@ def upgrade() -> None:
         sa.Column("previous_revision", sa.String(length=32), nullable=True),
         sa.Column("revision", sa.String(length=32), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
-        sa.Column(
-            "started_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "finished_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "updated_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "status IN ('pending', 'rolling', 'succeeded', 'failed', 'rolled_back', 'halted')",
             name=op.f("ck_rollout_targets_status"),

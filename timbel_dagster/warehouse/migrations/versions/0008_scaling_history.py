@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0008"
 down_revision = "0007"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("cluster", sa.String(length=128), nullable=False),
         sa.Column("namespace", sa.String(length=128), nullable=False),
         sa.Column("workload", sa.String(length=256), nullable=False),
-        sa.Column("at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.String(length=64), nullable=False),
         sa.Column("current_replicas", sa.Integer(), nullable=True),
         sa.Column("desired_replicas", sa.Integer(), nullable=True),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0009"
 down_revision = "0008"
@@ -24,9 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "bottleneck_findings",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "analysed_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("analysed_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("pipeline", sa.String(length=512), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("stage", sa.String(length=512), nullable=True),
@@ -50,14 +48,12 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "generated_at",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=False,
         ),
         sa.Column("scope", sa.String(length=16), nullable=False),
         sa.Column("key", sa.String(length=300), nullable=False),
-        sa.Column(
-            "hour", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("hour", UTCDateTime(timezone=True), nullable=False),
         sa.Column("cost_usd", sa.Float(), nullable=False),
         sa.Column("cost_lo80", sa.Float(), nullable=False),
         sa.Column("cost_hi80", sa.Float(), nullable=False),
@@ -73,7 +69,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column(
             "generated_at",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=False,
         ),
         sa.Column("kind", sa.String(length=32), nullable=False),
@@ -95,12 +91,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("code_version", sa.String(length=32), nullable=False),
-        sa.Column(
-            "trained_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("trained_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "trained_until",
-            timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+            UTCDateTime(timezone=True),
             nullable=True,
         ),
         sa.Column("n_train", sa.Integer(), nullable=False),
@@ -128,9 +122,7 @@ def upgrade() -> None:
         sa.Column("service", sa.String(length=128), nullable=False),
         sa.Column("environment", sa.String(length=32), nullable=False),
         sa.Column("model_version", sa.Integer(), nullable=False),
-        sa.Column(
-            "scored_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("scored_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("probability", sa.Float(), nullable=False),
         sa.Column("recommendation", sa.String(length=16), nullable=False),
         sa.Column("confidence", sa.Float(), nullable=False),
@@ -159,18 +151,14 @@ def upgrade() -> None:
         sa.Column("deployment_id", sa.Uuid(), nullable=False),
         sa.Column("service", sa.String(length=128), nullable=False),
         sa.Column("environment", sa.String(length=32), nullable=False),
-        sa.Column(
-            "started_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("started_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("label", sa.Integer(), nullable=False),
         sa.Column(
             "features",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column(
-            "built_at", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("built_at", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("deployment_id", name=op.f("pk_risk_training_rows")),
     )
     op.create_index(

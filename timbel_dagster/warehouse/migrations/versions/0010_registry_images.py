@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0010"
 down_revision = "0009"
@@ -28,16 +28,10 @@ def upgrade() -> None:
         sa.Column("tag", sa.String(length=128), nullable=False),
         sa.Column("digest", sa.String(length=160), nullable=False),
         sa.Column("media_type", sa.String(length=128), nullable=False),
-        sa.Column(
-            "created", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("created", UTCDateTime(timezone=True), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=True),
-        sa.Column(
-            "first_seen", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "last_seen", timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("first_seen", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_registry_images")),
         sa.UniqueConstraint(
             "registry",

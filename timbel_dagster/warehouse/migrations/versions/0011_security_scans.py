@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0011"
 down_revision = "0010"
@@ -21,9 +21,7 @@ SEVERITY_CHECK = "severity IN ('CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN')"
 
 
 def _timestamp(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(
-        name, timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=nullable
-    )
+    return sa.Column(name, UTCDateTime(timezone=True), nullable=nullable)
 
 
 def _finding_table(table: str, own_columns: list[sa.Column], key: list[str]) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0012"
 down_revision = "0011"
@@ -22,9 +22,7 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgres
 
 
 def _at(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(
-        name, timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=nullable
-    )
+    return sa.Column(name, UTCDateTime(timezone=True), nullable=nullable)
 
 
 def _template_fk(table: str) -> sa.ForeignKeyConstraint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0015"
 down_revision = "0014"
@@ -22,9 +22,7 @@ _NEW = (*_OLD, "unknown")
 
 
 def _at(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(
-        name, timbel_dagster.warehouse.types.UTCDateTime(timezone=True), nullable=nullable
-    )
+    return sa.Column(name, UTCDateTime(timezone=True), nullable=nullable)
 
 
 def _in(values: tuple[str, ...]) -> str:

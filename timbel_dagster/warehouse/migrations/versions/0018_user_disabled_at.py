@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import timbel_dagster.warehouse.types
+from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0018"
 down_revision = "0017"
@@ -26,7 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "disabled_at",
-                timbel_dagster.warehouse.types.UTCDateTime(timezone=True),
+                UTCDateTime(timezone=True),
                 nullable=True,
             )
         )

@@ -16,7 +16,7 @@ from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, Strin
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base, Timestamps, _in
+from timbel_dagster.warehouse.schema.models import Base, Timestamps, _in
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 SCAN_STATUSES = (

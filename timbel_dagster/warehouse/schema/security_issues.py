@@ -11,8 +11,8 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base, Timestamps, _in
-from timbel_dagster.warehouse.types import JSONType
+from timbel_dagster.warehouse.schema.models import Base, Timestamps, _in
+from timbel_dagster.warehouse.schema.types import JSONType
 
 ISSUE_STATES = ("opened", "closed")  # GitLab's own words
 CLOSE_REASONS = (

@@ -26,7 +26,7 @@ def duplicate_deployment() -> Any:
     from sqlalchemy import exists
     from sqlalchemy.orm import aliased
 
-    from timbel_dagster.warehouse.models import Deployment as D
+    from timbel_dagster.warehouse.schema.models import Deployment as D
 
     timbel = aliased(D)
     return (D.source != TIMBEL_SOURCE) & exists().where(
@@ -44,8 +44,8 @@ def counted_incident() -> Any:
     """A SQL condition on `Incident`: not opened by a deployment `duplicate_deployment` drops."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Deployment as D
-    from timbel_dagster.warehouse.models import Incident as I
+    from timbel_dagster.warehouse.schema.models import Deployment as D
+    from timbel_dagster.warehouse.schema.models import Incident as I
 
     dropped = select(D.id).where(duplicate_deployment())
     return I.caused_by_deployment_id.is_(None) | I.caused_by_deployment_id.not_in(dropped)
@@ -56,7 +56,7 @@ def deployments_frame(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Deployment as D
+    from timbel_dagster.warehouse.schema.models import Deployment as D
 
     query = select(
         D.id, D.service, D.environment, D.kind, D.status, D.started_at, D.completed_at
@@ -72,7 +72,7 @@ def shipped_commits_frame(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Commit, DeploymentCommit
+    from timbel_dagster.warehouse.schema.models import Commit, DeploymentCommit
 
     query = select(
         DeploymentCommit.deployment_id, DeploymentCommit.commit_id, Commit.committed_at
@@ -86,7 +86,7 @@ def incidents_frame(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Incident as I
+    from timbel_dagster.warehouse.schema.models import Incident as I
 
     query = select(
         I.id,

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Boolean, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base, Timestamps
-from timbel_dagster.warehouse.types import JSONType
+from timbel_dagster.warehouse.schema.models import Base, Timestamps
+from timbel_dagster.warehouse.schema.types import JSONType
 
 
 class RepositoryAnalysis(Timestamps, Base):

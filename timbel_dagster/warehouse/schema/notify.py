@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Float, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base, Timestamps, _in, _now
+from timbel_dagster.warehouse.schema.models import Base, Timestamps, _in, _now
 
 SEVERITIES = ("critical", "high", "warning", "info")  # most to least severe
 CHANNELS = ("slack", "email")

@@ -19,9 +19,9 @@ from timbel_dagster.records.delivery import (
     PipelineRecord,
     RejectRecord,
 )
-from timbel_dagster.warehouse import loaders
-from timbel_dagster.warehouse.rejects import store_rejects
-from timbel_dagster.warehouse.upsert import UpsertResult
+from timbel_dagster.warehouse.store import loaders
+from timbel_dagster.warehouse.store.rejects import store_rejects
+from timbel_dagster.warehouse.store.upsert import UpsertResult
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -20,8 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import ENVIRONMENT_GROUPS, Base, Timestamps, _in, _now
-from timbel_dagster.warehouse.types import JSONType
+from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS, Base, Timestamps, _in, _now
+from timbel_dagster.warehouse.schema.types import JSONType
 
 REQUEST_STATUSES = (
     "pending",  # waiting for approvals

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.records.delivery import RejectRecord
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models_ingestion import IngestionReject
-from timbel_dagster.warehouse.upsert import UpsertResult, bulk_upsert
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.ingestion import IngestionReject
+from timbel_dagster.warehouse.store.upsert import UpsertResult, bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

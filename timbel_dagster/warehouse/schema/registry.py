@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import BigInteger, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base
+from timbel_dagster.warehouse.schema.models import Base
 
 
 class RegistryImage(Base):

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base, Timestamps, _in, _now
+from timbel_dagster.warehouse.schema.models import Base, Timestamps, _in, _now
 
 TEMPLATE_KINDS = ("jenkinsfile", "gitlab-ci")
 VISIBILITIES = ("private", "team", "public")

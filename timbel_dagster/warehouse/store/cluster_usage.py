@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.warehouse.ids import stable_id
+from timbel_dagster.warehouse.schema.ids import stable_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -137,7 +137,7 @@ def stored_rows(
     """Rows of a cluster-hour table for one cluster and source with start <= hour < end."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import Base
+    from timbel_dagster.warehouse.schema.models import Base
 
     model = Base.metadata.tables[table]
     query = (
@@ -160,7 +160,7 @@ def usage_report(
     requested, and the cost allocated to it (USD), most expensive first."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models import Base
+    from timbel_dagster.warehouse.schema.models import Base
 
     usage = Base.metadata.tables["namespace_usage"]
     cost = Base.metadata.tables["cost_allocations"]

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
 
-from timbel_dagster.warehouse.audit import append_event, lock_chain
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.models import USER_ROLES, User
+from timbel_dagster.warehouse.audit.chain import append_event, lock_chain
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import USER_ROLES, User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

@@ -2,7 +2,7 @@
 
 Every table that ingestion writes has a unique natural key (the upsert's conflict target) and
 a `source` column: `sample` for the sample organisation, otherwise the system it came from.
-Ids are UUIDs derived from the natural key (see `warehouse.ids`), so a re-ingested row keeps
+Ids are UUIDs derived from the natural key (see `warehouse.schema.ids`), so a re-ingested row keeps
 its id and child rows can be linked without reading their parents back.
 """
 
@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from timbel_dagster.records.delivery import ENVIRONMENT_GROUPS
-from timbel_dagster.warehouse.types import JSONType, UTCDateTime
+from timbel_dagster.warehouse.schema.types import JSONType, UTCDateTime
 
 # `unknown`: the source sent a status we have no mapping for (or none); the raw value is kept
 # in the row's `error_message`.
@@ -329,15 +329,15 @@ class AuditEvent(Base):
 
 
 # The other table modules share Base; importing them here puts every table on its metadata.
-from timbel_dagster.warehouse import (  # noqa: E402, F401
-    models_cluster,
-    models_components,
-    models_deploy,
-    models_ingestion,
-    models_ml,
-    models_notify,
-    models_registry,
-    models_security,
-    models_security_issues,
-    models_templates,
+from timbel_dagster.warehouse.schema import (  # noqa: E402, F401
+    cluster,
+    components,
+    deploy,
+    ingestion,
+    ml,
+    notify,
+    registry,
+    security,
+    security_issues,
+    templates,
 )

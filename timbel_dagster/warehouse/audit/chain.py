@@ -89,7 +89,7 @@ def append_event(
     """Append one event after the current head of the chain and return its hash."""
     from sqlalchemy import insert, select
 
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     # Serialise appenders so that two transactions never chain onto the same head.
     lock_chain(connection)
@@ -135,7 +135,7 @@ def latest_checkpoint(connection: Connection) -> Mapping[str, Any] | None:
     """The newest archive checkpoint (where the archived part of the chain ended), if any."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_deploy import AuditCheckpoint
+    from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
 
     table = AuditCheckpoint.__table__
     return (
@@ -174,7 +174,7 @@ def _broken_link(connection: Connection, row: Mapping[str, Any], before: str) ->
     """Why `row` does not chain onto the event before it, as precisely as the table shows."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     table = AuditEvent.__table__
     if row["prev_hash"] == GENESIS_HASH:
@@ -209,7 +209,7 @@ def verify_chain(connection: Connection, anchor: tuple[int, str] | None = None) 
     """
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     table = AuditEvent.__table__
     checkpoint = latest_checkpoint(connection)
@@ -268,7 +268,7 @@ def _check_anchor(
 ) -> str | None:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     anchor_id, anchor_hash = anchor
     if checkpoint and anchor_id <= checkpoint["last_id"]:
@@ -307,7 +307,7 @@ def search_events(
     """
     from sqlalchemy import func, or_, select
 
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, not {limit}")

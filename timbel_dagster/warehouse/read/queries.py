@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.records.delivery import StoredStage
 from timbel_dagster.records.marks import StoredMark
-from timbel_dagster.warehouse.models import (
+from timbel_dagster.warehouse.schema.models import (
     EXECUTION_STATUSES,
     ExecutionLog,
     ExecutionLogChunk,
@@ -162,8 +162,8 @@ def stored_marks(
     """
     from sqlalchemy import and_, or_, select
 
-    from timbel_dagster.warehouse.loaders import pipeline_id
-    from timbel_dagster.warehouse.models_ingestion import IngestionReject
+    from timbel_dagster.warehouse.schema.ingestion import IngestionReject
+    from timbel_dagster.warehouse.store.loaders import pipeline_id
 
     if not above:
         return {}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.warehouse.audit import (
+from timbel_dagster.warehouse.audit.chain import (
     GENESIS_HASH,
     append_event,
     event_record,
@@ -83,7 +83,7 @@ def plan_archive(connection: Connection, cutoff: dt.datetime) -> ArchivePlan:
     even if clocks of two writers disagreed a little."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.models import AuditEvent
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     if cutoff.tzinfo is None:
         raise ValueError(f"cutoff {cutoff.isoformat()} has no time zone")
@@ -111,8 +111,8 @@ def archive_before(
     """
     from sqlalchemy import delete, func, insert, select
 
-    from timbel_dagster.warehouse.models import AuditEvent
-    from timbel_dagster.warehouse.models_deploy import AuditCheckpoint
+    from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     table = AuditEvent.__table__
     path: Path | None = None
@@ -266,7 +266,7 @@ def verify_archives(connection: Connection) -> list[tuple[Mapping[str, Any], Arc
     checkpoint's `last_hash` and end exactly at its own checkpoint."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.models_deploy import AuditCheckpoint
+    from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
 
     table = AuditCheckpoint.__table__
     checkpoints = connection.execute(select(table).order_by(table.c.last_id)).mappings().all()
@@ -316,9 +316,9 @@ def plan_drop(connection: Connection) -> DropPlan:
     """
     from sqlalchemy import func, inspect, select
 
-    from timbel_dagster.warehouse.audit import latest_checkpoint
-    from timbel_dagster.warehouse.models import AuditEvent
-    from timbel_dagster.warehouse.models_deploy import AuditCheckpoint
+    from timbel_dagster.warehouse.audit.chain import latest_checkpoint
+    from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
+    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     lock_chain(connection)
     table = AuditEvent.__table__
@@ -356,7 +356,7 @@ def seal_dropped(plan: DropPlan, directory: Path, actor: str, details: Mapping[s
         AuditArchiveError: the chain is broken (nothing tampered is sealed) or the file
             cannot be written.
     """
-    from timbel_dagster.warehouse.audit import event_hash
+    from timbel_dagster.warehouse.audit.chain import event_hash
 
     if plan.broken:
         raise AuditArchiveError(f"refusing to drop the audit log: {plan.broken}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from timbel_dagster.warehouse.models import PipelineExecution, StageExecution
+from timbel_dagster.warehouse.schema.models import PipelineExecution, StageExecution
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

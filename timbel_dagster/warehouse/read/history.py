@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.warehouse.models import Pipeline, PipelineExecution
+from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

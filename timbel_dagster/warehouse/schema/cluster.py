@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base, Timestamps
+from timbel_dagster.warehouse.schema.models import Base, Timestamps
 
 
 class ClusterHour(Timestamps):

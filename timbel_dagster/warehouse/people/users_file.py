@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from timbel_dagster.safe_yaml import load_yaml
-from timbel_dagster.warehouse.users import OPTIONAL, UserEntry, entry_problems
+from timbel_dagster.warehouse.people.users import OPTIONAL, UserEntry, entry_problems
 
 FIELDS = ("name", "role", *OPTIONAL)
 

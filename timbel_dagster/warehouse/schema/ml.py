@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from timbel_dagster.warehouse.models import Base, _now
-from timbel_dagster.warehouse.types import JSONType
+from timbel_dagster.warehouse.schema.models import Base, _now
+from timbel_dagster.warehouse.schema.types import JSONType
 
 
 class MlModel(Base):

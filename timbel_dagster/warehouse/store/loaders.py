@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from timbel_dagster.records.delivery import (
+    KAMEI_MEASURES,
     ClusterRecord,
     CommitRecord,
     DeploymentRecord,
@@ -20,29 +21,13 @@ from timbel_dagster.records.delivery import (
     PipelineRecord,
     UserRecord,
 )
-from timbel_dagster.warehouse import models as m
-from timbel_dagster.warehouse.ids import stable_id
-from timbel_dagster.warehouse.upsert import UpsertResult, bulk_upsert
+from timbel_dagster.warehouse.schema import models as m
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import UpsertResult, bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
-
-KAMEI_METRICS = (
-    "ns",
-    "nd",
-    "nf",
-    "entropy",
-    "la",
-    "ld",
-    "lt",
-    "ndev",
-    "age",
-    "nuc",
-    "exp",
-    "rexp",
-    "sexp",
-)
 
 
 def pipeline_id(source: str, name: str) -> uuid.UUID:
@@ -199,7 +184,7 @@ def store_commits(
             "committed_at": c.committed_at,
             "message": c.message,
             "fix": c.fix,
-            **{metric: c.metrics.get(metric) for metric in KAMEI_METRICS},
+            **{metric: c.metrics.get(metric) for metric in KAMEI_MEASURES},
         }
         for c in commits
     ]

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.warehouse.models import (
+from timbel_dagster.warehouse.schema.models import (
     ExecutionLog,
     ExecutionLogChunk,
     Pipeline,
@@ -194,7 +194,7 @@ class LogWriter:
 
     def _store(self, length: int, text: str, complete: bool) -> None:
         """One chunk covering `length` bytes of the source (0: the truncation marker)."""
-        from timbel_dagster.warehouse.upsert import bulk_upsert
+        from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
         lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         first_line = self.lines + 1
