@@ -180,7 +180,7 @@ def _list_only(root: Path) -> float:
 
 
 def main() -> int:
-    from timbel_dagster.components.analysis import analyze_repository
+    from timbel_dagster.repo_analysis.analysis import analyze_repository
 
     with tempfile.TemporaryDirectory(prefix="timbel-bench-repo-") as scratch:
         root = Path(scratch)

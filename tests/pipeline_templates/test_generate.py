@@ -234,8 +234,8 @@ def test_generate_writes_nothing(tmp_path: Path) -> None:
 
 def test_generates_from_the_repository_analysis(tmp_path: Path) -> None:
     """`timbel analyze-repo`'s own output (build tools as {name, paths}) drives generation."""
-    from timbel_dagster.components.analysis import analyze_repository
     from timbel_dagster.pipeline_templates.generate import generate
+    from timbel_dagster.repo_analysis.analysis import analyze_repository
 
     (tmp_path / "pom.xml").write_text(
         "<project><modelVersion>4.0.0</modelVersion><groupId>g</groupId>"

@@ -160,9 +160,9 @@ def test_generate_uses_the_repository_analysis(
         seen.append(path)
         return ANALYSIS
 
-    module = types.ModuleType("timbel_dagster.components.analysis")
+    module = types.ModuleType("timbel_dagster.repo_analysis.analysis")
     module.analyze_repository = analyze_repository  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "timbel_dagster.components.analysis", module)
+    monkeypatch.setitem(sys.modules, "timbel_dagster.repo_analysis.analysis", module)
     repo = tmp_path / "Payments_Service"
     repo.mkdir()
     result = invoke("template", "generate", "--repo", repo, "--kind", "gitlab-ci")
@@ -181,7 +181,7 @@ def test_generate_uses_the_repository_analysis(
 def test_generate_input_errors(
     args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "timbel_dagster.components.analysis", None)
+    monkeypatch.setitem(sys.modules, "timbel_dagster.repo_analysis.analysis", None)
     result = CliRunner().invoke(main, ["template", "generate", *args])
     assert result.exit_code == 2
     assert message in result.stderr

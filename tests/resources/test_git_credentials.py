@@ -149,7 +149,7 @@ def test_a_query_token_reaches_git_only_through_its_environment(
 def test_analyze_repo_clones_with_credentials_and_names_the_public_url(
     served: GitHttpServer, git_calls: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    from timbel_dagster.components.analysis import analyze_source
+    from timbel_dagster.repo_analysis.analysis import analyze_source
 
     url = f"{served.url}/api.git"
     analysis = analyze_source(_with_credentials(url), workdir=tmp_path)

@@ -89,13 +89,13 @@ def analyze_repo(source: str, as_json: bool, sbom_file: Path | None) -> None:
     """Analyse SOURCE, a directory or a git URL (cloned with --depth 1 into a temporary
     directory): languages, frameworks, build tools, manifests, dependencies, Dockerfiles and
     CI files."""
-    from timbel_dagster.components.analysis import analyze_source
-    from timbel_dagster.components.summary import summary_lines
+    from timbel_dagster.repo_analysis.analysis import analyze_source
+    from timbel_dagster.repo_analysis.summary import summary_lines
 
     analysis = analyze_source(source)
     written = None
     if sbom_file is not None:
-        from timbel_dagster.components.cyclonedx import write_cyclonedx
+        from timbel_dagster.repo_analysis.cyclonedx import write_cyclonedx
 
         bom = write_cyclonedx(analysis, sbom_file)
         written = f"wrote {sbom_file}: {len(bom['components'])} components"

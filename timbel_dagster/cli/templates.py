@@ -100,10 +100,10 @@ def _analysis(repo: Path | None, analysis_file: Path | None) -> dict[str, Any]:
         return loaded
     assert repo is not None
     try:  # written alongside this command; optional until it lands
-        module = importlib.import_module("timbel_dagster.components.analysis")
+        module = importlib.import_module("timbel_dagster.repo_analysis.analysis")
     except ModuleNotFoundError:
         raise ValueError(
-            "repository analysis (timbel_dagster.components.analysis) is not installed: "
+            "repository analysis (timbel_dagster.repo_analysis.analysis) is not installed: "
             "pass --analysis JSON_FILE instead of --repo"
         ) from None
     found = module.analyze_repository(repo)

@@ -122,9 +122,9 @@ def components(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ) -> dg.MaterializeResult:
-    from timbel_dagster.components.analysis import is_git_url
-    from timbel_dagster.components.cyclonedx import to_cyclonedx
-    from timbel_dagster.components.store import analyse, store_analysis
+    from timbel_dagster.repo_analysis.analysis import is_git_url
+    from timbel_dagster.repo_analysis.cyclonedx import to_cyclonedx
+    from timbel_dagster.repo_analysis.store import analyse, store_analysis
     from timbel_dagster.resources.git_repositories import public_url, scrub
     from timbel_dagster.settings import get_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.components.helpers import deps, frameworks, manifest, tool_paths
+from tests.repo_analysis.helpers import deps, frameworks, manifest, tool_paths
 
 GO_MOD = """
     module github.com/acme/api

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from timbel_dagster.components.analysis import RepositoryAnalysis
+    from timbel_dagster.repo_analysis.analysis import RepositoryAnalysis
 
 TOP_LANGUAGES = 8
 

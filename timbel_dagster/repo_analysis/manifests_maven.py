@@ -14,9 +14,9 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from timbel_dagster.components.formats import child_text, parse_xml
-from timbel_dagster.components.model import Findings, FrameworkHint
-from timbel_dagster.components.walk import Tree, join, parent_of
+from timbel_dagster.repo_analysis.formats import child_text, parse_xml
+from timbel_dagster.repo_analysis.model import Findings, FrameworkHint
+from timbel_dagster.repo_analysis.walk import Tree, join, parent_of
 
 _PROPERTY = re.compile(r"\$\{([^{}]+)\}")  # no `{` inside: `${${${...` stays linear
 # groupId prefix of a platform's artifacts -> (framework, parents, BOMs and plugins naming it)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from timbel_dagster.components.model import Findings, pinned
-from timbel_dagster.components.walk import Tree, join, parent_of
+from timbel_dagster.repo_analysis.model import Findings, pinned
+from timbel_dagster.repo_analysis.walk import Tree, join, parent_of
 
 # Every regex here matches in time linear in the line: no two quantifiers can share
 # characters (a lazy `rest` before `\s*`, or `\s*,?\s*` inside a repeated group, backtracked

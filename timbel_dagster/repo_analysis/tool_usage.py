@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from timbel_dagster.components.model import Findings
+from timbel_dagster.repo_analysis.model import Findings
 
 JS_TOOLS = ("pnpm", "yarn", "npm")
 # A tool's command, at a command position: the start, after whitespace, a shell operator,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from timbel_dagster.components.lockfiles_js import LOCKFILE_TOOLS, Lock, parse_lock
-from timbel_dagster.components.model import Findings
-from timbel_dagster.components.tool_usage import JS_TOOLS, tools_run
-from timbel_dagster.components.walk import Tree, parent_of
+from timbel_dagster.repo_analysis.lockfiles_js import LOCKFILE_TOOLS, Lock, parse_lock
+from timbel_dagster.repo_analysis.model import Findings
+from timbel_dagster.repo_analysis.tool_usage import JS_TOOLS, tools_run
+from timbel_dagster.repo_analysis.walk import Tree, parent_of
 
 SECTIONS = (
     ("dependencies", "runtime"),

@@ -16,9 +16,9 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from timbel_dagster.components.formats import child_text, parse_xml
-from timbel_dagster.components.model import Findings, FrameworkHint
-from timbel_dagster.components.walk import Tree, parent_of
+from timbel_dagster.repo_analysis.formats import child_text, parse_xml
+from timbel_dagster.repo_analysis.model import Findings, FrameworkHint
+from timbel_dagster.repo_analysis.walk import Tree, parent_of
 
 PROJECT_SUFFIXES = (".csproj", ".fsproj", ".vbproj")
 _PROPERTY = re.compile(r"\$\(([^()]+)\)")  # no `(` inside: `$($($(...` stays linear

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.components.helpers import deps, frameworks, manifest, tool_paths
+from tests.repo_analysis.helpers import deps, frameworks, manifest, tool_paths
 
 ROOT_POM = """
     <?xml version="1.0" encoding="UTF-8"?>

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from timbel_dagster.components.model import Dependency
+from timbel_dagster.repo_analysis.model import Dependency
 
 if TYPE_CHECKING:
-    from timbel_dagster.components.analysis import RepositoryAnalysis
+    from timbel_dagster.repo_analysis.analysis import RepositoryAnalysis
 
 SPEC_VERSION = "1.5"
 REPOSITORY_REF = "repository"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from timbel_dagster.components.model import Dependency, FrameworkHint
+from timbel_dagster.repo_analysis.model import Dependency, FrameworkHint
 
 # (framework, ecosystem, dependency name, or a prefix ending in `*`)
 RULES: tuple[tuple[str, str, str], ...] = (

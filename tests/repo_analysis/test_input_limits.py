@@ -17,13 +17,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.components.helpers import deps, manifest, write_files
+from tests.repo_analysis.helpers import deps, manifest, write_files
 from timbel_dagster import safe_yaml
 from timbel_dagster.cli.app import main
-from timbel_dagster.components.analysis import RepositoryAnalysis
-from timbel_dagster.components.manifests_gradle import blocks, strip_comments
-from timbel_dagster.components.requirements_txt import parse_requirement
-from timbel_dagster.components.tool_usage import command_lines
+from timbel_dagster.repo_analysis.analysis import RepositoryAnalysis
+from timbel_dagster.repo_analysis.manifests_gradle import blocks, strip_comments
+from timbel_dagster.repo_analysis.requirements_txt import parse_requirement
+from timbel_dagster.repo_analysis.tool_usage import command_lines
 
 # 473 bytes: nine levels of nine aliases, 490 million values once expanded.
 K8S_BOMB = """apiVersion: v1

@@ -15,8 +15,8 @@ import re
 import tomllib
 from typing import Any
 
-from timbel_dagster.components.model import Findings
-from timbel_dagster.components.walk import Tree, parent_of
+from timbel_dagster.repo_analysis.model import Findings
+from timbel_dagster.repo_analysis.walk import Tree, parent_of
 
 _DIRECTIVE = re.compile(r"^(?P<verb>module|go|toolchain|require|replace|exclude|retract)\b\s*")
 

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from timbel_dagster.components.analysis import RepositoryAnalysis
+from timbel_dagster.repo_analysis.analysis import RepositoryAnalysis
 
 
 def write_files(root: Path, files: dict[str, str]) -> Path:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbel_dagster.components import (
+from timbel_dagster.repo_analysis import (
     ci_files,
     containers,
     dockerfiles,
@@ -24,11 +24,11 @@ from timbel_dagster.components import (
     requirements_txt,
     tool_usage,
 )
-from timbel_dagster.components.frameworks import detect
-from timbel_dagster.components.languages import language_bytes
-from timbel_dagster.components.lockfiles_js import LOCKFILE_TOOLS
-from timbel_dagster.components.model import Dependency, Findings
-from timbel_dagster.components.walk import DEFAULT_MAX_FILE_BYTES, walk
+from timbel_dagster.repo_analysis.frameworks import detect
+from timbel_dagster.repo_analysis.languages import language_bytes
+from timbel_dagster.repo_analysis.lockfiles_js import LOCKFILE_TOOLS
+from timbel_dagster.repo_analysis.model import Dependency, Findings
+from timbel_dagster.repo_analysis.walk import DEFAULT_MAX_FILE_BYTES, walk
 from timbel_dagster.resources.git_repositories import failure, is_git_url, public_url, run_git
 
 log = logging.getLogger(__name__)

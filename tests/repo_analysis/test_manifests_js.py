@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.components.helpers import deps, manifest, tool_paths
+from tests.repo_analysis.helpers import deps, manifest, tool_paths
 
 PACKAGE = json.dumps(
     {

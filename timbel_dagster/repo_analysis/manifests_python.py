@@ -12,9 +12,9 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
-from timbel_dagster.components.model import Findings, pinned
-from timbel_dagster.components.requirements_txt import normalise, parse_requirement, scope_for
-from timbel_dagster.components.walk import Tree, parent_of
+from timbel_dagster.repo_analysis.model import Findings, pinned
+from timbel_dagster.repo_analysis.requirements_txt import normalise, parse_requirement, scope_for
+from timbel_dagster.repo_analysis.walk import Tree, parent_of
 
 LOCKFILES = ("uv.lock", "poetry.lock")
 

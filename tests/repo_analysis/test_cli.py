@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.components.helpers import write_files
-from tests.components.test_analysis import KEYS
+from tests.repo_analysis.helpers import write_files
+from tests.repo_analysis.test_analysis import KEYS
 from timbel_dagster.cli.app import main
 
 FILES = {

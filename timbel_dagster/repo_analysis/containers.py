@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from timbel_dagster.components.model import Findings
-from timbel_dagster.components.walk import Tree, parent_of
+from timbel_dagster.repo_analysis.model import Findings
+from timbel_dagster.repo_analysis.walk import Tree, parent_of
 from timbel_dagster.safe_yaml import load_yaml, load_yaml_documents
 
 _KUBERNETES = re.compile(r"^apiVersion:\s*\S", re.MULTILINE)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.components.helpers import write_files
 from tests.conftest import missing_service
-from timbel_dagster.components.analysis import RepositoryAnalysis, analyze_repository
-from timbel_dagster.components.cyclonedx import concrete, purl, to_cyclonedx, write_cyclonedx
-from timbel_dagster.components.model import Dependency
+from tests.repo_analysis.helpers import write_files
+from timbel_dagster.repo_analysis.analysis import RepositoryAnalysis, analyze_repository
+from timbel_dagster.repo_analysis.cyclonedx import concrete, purl, to_cyclonedx, write_cyclonedx
+from timbel_dagster.repo_analysis.model import Dependency
 
 
 def _dependency(ecosystem: str, name: str, version: str | None) -> Dependency:

@@ -15,9 +15,9 @@ import re
 import tomllib
 from typing import Any
 
-from timbel_dagster.components.manifests_maven import PLATFORMS, platform_of, platform_version
-from timbel_dagster.components.model import Findings, FrameworkHint
-from timbel_dagster.components.walk import Tree, parent_of
+from timbel_dagster.repo_analysis.manifests_maven import PLATFORMS, platform_of, platform_version
+from timbel_dagster.repo_analysis.model import Findings, FrameworkHint
+from timbel_dagster.repo_analysis.walk import Tree, parent_of
 
 BUILD_FILES = ("build.gradle", "build.gradle.kts")
 SETTINGS_FILES = ("settings.gradle", "settings.gradle.kts")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.components.helpers import write_files
-from timbel_dagster.components.analysis import RepositoryAnalysis, analyze_repository
+from tests.repo_analysis.helpers import write_files
+from timbel_dagster.repo_analysis.analysis import RepositoryAnalysis, analyze_repository
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from timbel_dagster.components.model import Findings
-from timbel_dagster.components.tool_usage import short as _short
-from timbel_dagster.components.tool_usage import tools_run
-from timbel_dagster.components.walk import Tree
+from timbel_dagster.repo_analysis.model import Findings
+from timbel_dagster.repo_analysis.tool_usage import short as _short
+from timbel_dagster.repo_analysis.tool_usage import tools_run
+from timbel_dagster.repo_analysis.walk import Tree
 
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>\w+)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|(?P<bare>\w+))")
 _HEREDOC = re.compile(r"<<-?\s*[\"']?(?P<delimiter>\w+)[\"']?")

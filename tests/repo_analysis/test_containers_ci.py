@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.components.helpers import manifest, tool_paths
-from timbel_dagster.components.ci_files import ci_system
-from timbel_dagster.components.dockerfiles import is_dockerfile, parse_dockerfile
+from tests.repo_analysis.helpers import manifest, tool_paths
+from timbel_dagster.repo_analysis.ci_files import ci_system
+from timbel_dagster.repo_analysis.dockerfiles import is_dockerfile, parse_dockerfile
 
 MULTI_STAGE = """
     # syntax=docker/dockerfile:1

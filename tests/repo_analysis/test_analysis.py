@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.components.helpers import deps, frameworks, manifest, write_files
-from timbel_dagster.components.analysis import analyze_repository, analyze_source, is_git_url
-from timbel_dagster.components.languages import language_bytes, language_of
+from tests.repo_analysis.helpers import deps, frameworks, manifest, write_files
+from timbel_dagster.repo_analysis.analysis import analyze_repository, analyze_source, is_git_url
+from timbel_dagster.repo_analysis.languages import language_bytes, language_of
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 KEYS = [

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 
-from timbel_dagster.components.model import Findings
-from timbel_dagster.components.tool_usage import scan_ci_file
-from timbel_dagster.components.walk import Tree
+from timbel_dagster.repo_analysis.model import Findings
+from timbel_dagster.repo_analysis.tool_usage import scan_ci_file
+from timbel_dagster.repo_analysis.walk import Tree
 
 _YAML = r"\.ya?ml"
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(

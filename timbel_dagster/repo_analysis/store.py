@@ -13,14 +13,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.components.analysis import (
+from timbel_dagster.repo_analysis.analysis import (
     CLONE_TIMEOUT_SECONDS,
     RepositoryAnalysis,
     _clone,
     analyze_repository,
     is_git_url,
 )
-from timbel_dagster.components.walk import DEFAULT_MAX_FILE_BYTES
+from timbel_dagster.repo_analysis.walk import DEFAULT_MAX_FILE_BYTES
 from timbel_dagster.resources.git_repositories import public_url
 
 if TYPE_CHECKING:

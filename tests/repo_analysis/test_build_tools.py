@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from tests.components.helpers import manifest
-from timbel_dagster.components.analysis import RepositoryAnalysis
-from timbel_dagster.components.tool_usage import command_lines, tools_run
+from tests.repo_analysis.helpers import manifest
+from timbel_dagster.repo_analysis.analysis import RepositoryAnalysis
+from timbel_dagster.repo_analysis.tool_usage import command_lines, tools_run
 
 PACKAGE = {"name": "web", "dependencies": {"express": "^4.18.2"}}
 NPM_LOCK = json.dumps(

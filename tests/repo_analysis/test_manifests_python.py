@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.components.helpers import deps, frameworks, manifest, tool_paths
-from timbel_dagster.components.requirements_txt import parse_requirement
+from tests.repo_analysis.helpers import deps, frameworks, manifest, tool_paths
+from timbel_dagster.repo_analysis.requirements_txt import parse_requirement
 
 
 @pytest.mark.parametrize(
