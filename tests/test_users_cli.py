@@ -3,13 +3,16 @@ SQLite and PostgreSQL, every change audited as the acting user."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.test_cli import invoke
-from timbel_dagster.cli.users import EMPTY, WIDTH, table
+from timbel_dagster.cli.tables import WIDTH, render
+from timbel_dagster.cli.users import COLUMNS, EMPTY
 from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.models import AuditEvent
@@ -59,11 +62,12 @@ def test_people_are_managed_without_sql(warehouse_url: str, tmp_path: Path) -> N
 
     listed = timbel("list").stdout.splitlines()
     assert listed[0].split() == ["NAME", "ROLE", "TEAM", "DISPLAY", "NAME", "EMAIL", "STATUS"]
-    assert listed[1].split() == [
+    assert set(listed[1]) == {"─"}  # the shared tables' rule under the header
+    assert listed[2].split() == [
         "bob", "developer", "payments", "Bob", "Stone", "bob@example.com", "enabled",
     ]  # fmt: skip
-    assert listed[2].split() == ["root", "admin", "platform", "-", "-", "enabled"]
-    assert listed[3] == "2 users"
+    assert listed[3].split() == ["root", "admin", "platform", "-", "-", "enabled"]
+    assert listed[4] == "2 users"
     as_json = json.loads(timbel("list", "--json").stdout)
     assert [(u["name"], u["role"], u["team"], u["enabled"]) for u in as_json] == [
         ("bob", "developer", "payments", True),
@@ -84,12 +88,13 @@ def test_people_are_managed_without_sql(warehouse_url: str, tmp_path: Path) -> N
         "timbel: error: user 'bob' is disabled: an admin can enable them with "
         "`timbel users enable bob`\n"
     )
-    assert [line.split()[0] for line in timbel("list").stdout.splitlines()] == ["NAME", "root", "1"]
+    enabled = timbel("list").stdout.splitlines()
+    assert [line.split()[0] for line in enabled[:1] + enabled[2:]] == ["NAME", "root", "1"]
     assert timbel("list", "--role", "developer").stdout == (
         "no enabled user with role developer (`--all` includes disabled users)\n"
     )
     everyone = timbel("list", "--all").stdout.splitlines()
-    assert everyone[1].split()[0] == "bob" and " disabled 20" in everyone[1]
+    assert everyone[2].split()[0] == "bob" and " disabled 20" in everyone[2]
     assert error(timbel("list", "--role", "boss")).startswith("timbel: error: role 'boss' is not")
     assert timbel("enable", "bob").stdout == "bob enabled\n"
     assert timbel("set-role", "bob", "team_lead").stdout == "bob: role developer -> team_lead\n"
@@ -145,7 +150,7 @@ def test_the_sample_organisation_is_listed_with_roles_and_teams(tmp_path: Path) 
         store_users(connection, "sample", USERS)
     listed = invoke(["users", "list", "--team", "payments"], tmp_path, TIMBEL_DATABASE_URL=url)
     assert listed.returncode == 0, listed.stderr
-    rows = [line.split()[:3] for line in listed.stdout.splitlines()[1:-1]]
+    rows = [line.split()[:3] for line in listed.stdout.splitlines()[2:-1]]
     assert rows == [
         ["jaehyun.park", "developer", "payments"],
         ["minji.kim", "developer", "payments"],
@@ -154,17 +159,21 @@ def test_the_sample_organisation_is_listed_with_roles_and_teams(tmp_path: Path) 
     assert listed.stdout.splitlines()[-1] == "3 users"
 
 
-def test_the_table_fits_100_columns_and_shows_missing_values_as_a_dash() -> None:
+def test_the_table_fits_100_columns_and_shows_missing_values_as_a_dash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal still gets at most WIDTH
     long = {
         "name": "someone.with.a.very.long.login.name",
         "role": "operations",
         "team": "platform-reliability-engineering",
         "display_name": "Someone With A Remarkably Long Display Name",
         "email": "someone.with.a.very.long.login.name@subsidiary.example.com",
-        "status": "enabled",
+        "disabled_at": dt.datetime(2026, 11, 30, 17, 5, tzinfo=dt.UTC),
     }
-    short = dict.fromkeys(long, None) | {"name": "a", "role": "viewer", "status": "enabled"}
-    lines = table([long, short])
-    assert max(len(line) for line in lines) <= WIDTH
-    assert lines[0].startswith("NAME") and "…" in lines[1]
-    assert lines[2].split() == ["a", "viewer", "-", "-", "-", "enabled"]
+    short = dict.fromkeys(long, None) | {"name": "a", "role": "viewer"}
+    lines = render([long, short], COLUMNS).splitlines()
+    assert max(len(line) for line in lines) <= WIDTH == 100
+    assert lines[0].startswith("NAME") and "…" in lines[2]
+    assert lines[2].endswith("disabled 2026-11-30")
+    assert lines[3].split() == ["a", "viewer", "-", "-", "-", "enabled"]

@@ -108,6 +108,12 @@ def percent(ratio: Any) -> str:
 
 
 @_or_missing
+def fraction(value: Any) -> str:
+    """A value between 0 and 1 with 2 decimals, so a column lines up: 0.9, 0 -> 0.90, 0.00."""
+    return f"{float(value):.2f}"
+
+
+@_or_missing
 def usd(value: Any) -> str:
     """Dollars and cents: $12.34 (an amount under a cent but not nothing: <$0.01)."""
     value = float(value)
@@ -172,6 +178,7 @@ class Column:
     max_width: int | None = None
     wrap: bool = False
     keep_end: bool = False  # cut at the start (`…shop/api:1.4.2`): the end tells rows apart
+    cut: bool = True  # False: never cut, like a number: a short state (`disabled 2026-11-30`)
 
     def cell(self, row: Any) -> str:
         raw = self.value(row) if callable(self.value) else _get(row, self.value)
@@ -218,9 +225,12 @@ def render(rows: Iterable[Any], columns: list[Column]) -> str:
         )
         for i, column in enumerate(columns)
     ]
-    # Numbers are never cut; text gives way down to its header (at least 6 characters).
+    # Numbers (and columns that say so) are never cut; other text gives way down to its
+    # header (at least 6 characters).
     floors = [
-        natural[i] if column.justify == "right" else min(natural[i], max(6, len(column.header)))
+        natural[i]
+        if column.justify == "right" or not column.cut
+        else min(natural[i], max(6, len(column.header)))
         for i, column in enumerate(columns)
     ]
     widths = fit(natural, floors, width() - GAP * (len(columns) - 1))

@@ -14,57 +14,28 @@ import click
 
 from timbel_dagster.cli.common import connect, friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.deploy import AS_HELP
+from timbel_dagster.cli.tables import Column, day, plural, render
 from timbel_dagster.warehouse.people import users as people
 from timbel_dagster.warehouse.schema.models import USER_ROLES
-
-WIDTH = 100  # the table fits a terminal of 100 columns
-COLUMNS = (
-    ("NAME", "name"),
-    ("ROLE", "role"),
-    ("TEAM", "team"),
-    ("DISPLAY NAME", "display_name"),
-    ("EMAIL", "email"),
-    ("STATUS", "status"),
-)
-TITLES = {key: title for title, key in COLUMNS}
-# Columns that give up width, in this order, when the table is wider than WIDTH.
-SHRINK = ("email", "display_name", "team", "name")
-AS_ADMIN_HELP = AS_HELP + " Only an admin may manage users."
-ROLES = ", ".join(USER_ROLES)
-EMPTY = "no users yet: add one with `timbel users add NAME --role ROLE`"
 
 
 def _status(person: dict[str, Any]) -> str:
     disabled = person["disabled_at"]
-    return "enabled" if disabled is None else f"disabled {disabled:%Y-%m-%d}"
+    return "enabled" if disabled is None else f"disabled {day(disabled)}"
 
 
-def _cell(value: Any, width: int) -> str:
-    text = "-" if value is None or value == "" else str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def table(rows: list[dict[str, Any]]) -> list[str]:
-    """The users as lines of a table with a header, at most WIDTH characters wide."""
-    cells = [{key: row[key] for _, key in COLUMNS} for row in rows]
-    widths = {
-        key: max([len(title)] + [len(_cell(c[key], 10_000)) for c in cells])
-        for title, key in COLUMNS
-    }
-    over = sum(widths.values()) + 2 * (len(COLUMNS) - 1) - WIDTH
-    for key in SHRINK:
-        if over <= 0:
-            break
-        floor = max(len(TITLES[key]), 8)
-        give = min(over, widths[key] - floor)
-        if give > 0:
-            widths[key] -= give
-            over -= give
-    lines = ["  ".join(f"{title:<{widths[key]}}" for title, key in COLUMNS).rstrip()]
-    for c in cells:
-        lines.append("  ".join(f"{_cell(c[k], widths[k]):<{widths[k]}}" for _, k in COLUMNS))
-        lines[-1] = lines[-1].rstrip()
-    return lines
+# `--json` keeps `disabled_at`; the table says it in words (STATUS).
+COLUMNS = [
+    Column("NAME", "name"),
+    Column("ROLE", "role"),
+    Column("TEAM", "team"),
+    Column("DISPLAY NAME", "display_name"),
+    Column("EMAIL", "email"),
+    Column("STATUS", _status, cut=False),
+]
+AS_ADMIN_HELP = AS_HELP + " Only an admin may manage users."
+ROLES = ", ".join(USER_ROLES)
+EMPTY = "no users yet: add one with `timbel users add NAME --role ROLE`"
 
 
 def _describe(user: dict[str, Any]) -> str:
@@ -88,9 +59,9 @@ def list_users(role: str | None, team: str | None, include_disabled: bool, as_js
     with connect() as connection:
         found = people.list_users(connection, role, team, include_disabled)
         total = people.count_users(connection) if not found else len(found)
-    rows = [p.as_dict() | {"status": _status(p.as_dict())} for p in found]
+    rows = [p.as_dict() for p in found]
     if as_json:
-        print_json([{k: v for k, v in row.items() if k != "status"} for row in rows])
+        print_json(rows)
         return
     if not rows:
         if total == 0:
@@ -103,9 +74,8 @@ def list_users(role: str | None, team: str | None, include_disabled: bool, as_js
             hint = "" if include_disabled else " (`--all` includes disabled users)"
             click.echo(f"{shown}{' with ' + wanted if wanted else ''}{hint}")
         return
-    for line in table(rows):
-        click.echo(line)
-    click.echo(f"{len(rows)} user{'' if len(rows) == 1 else 's'}")
+    click.echo(render(rows, COLUMNS))
+    click.echo(plural(len(rows), "user"))
 
 
 @users.command()
