@@ -261,9 +261,23 @@ def test_cli_json_and_table(history: Path, tmp_path: Path) -> None:
                                  "--deploy-tags", "v*"])  # fmt: skip
     assert since.exit_code == 0, since.output
     lines = since.stdout.splitlines()
-    assert lines[0].split()[:3] == ["SHA", "COMMITTED", "AUTHOR"]
+    # The essential metrics, headed, within 100 columns; the rest behind --all-metrics.
+    assert lines[0].split() == [
+        "SHA", "COMMITTED", "AUTHOR", "FIX", "NF", "LA", "LD", "ENT", "AGE", "EXP",
+    ]  # fmt: skip
+    assert max(len(line) for line in lines) <= 100
     assert [line.split()[0] for line in lines if line.startswith("v")] == ["v10"]
-    assert lines[-1].startswith("3 commit(s) (0 fixes) by 2 developer(s), +4 -3 lines")
+    summary = next(i for i, line in enumerate(lines) if " commit(s) " in line)
+    assert lines[summary].startswith("3 commit(s) (0 fixes) by 2 developer(s), +4 -3 lines")
+    assert lines[-1] == "--all-metrics adds NS ND LT NDEV NUC REXP SEXP; --json has every metric"
+    everything = runner.invoke(main, ["analyze-changes", str(history), "--since", "2025-06-01",
+                                      "--deploy-tags", "v*", "--all-metrics"])  # fmt: skip
+    more = everything.stdout.splitlines()
+    assert max(len(line) for line in more) <= 100
+    headers = [line.split() for line in more if line.startswith(("SHA ", "DEPLOYMENT "))]
+    assert headers[1] == ["SHA", "NS", "ND", "LT", "NDEV", "NUC", "REXP", "SEXP"]
+    assert headers[3][:2] == ["DEPLOYMENT", "NS"] and "SEXP" in headers[3]
+    assert len(headers) == 4 and "--all-metrics adds" not in everything.stdout
 
     failed = runner.invoke(main, ["analyze-changes", str(tmp_path)])
     assert failed.exit_code == 2

@@ -12,6 +12,18 @@ from typing import TYPE_CHECKING
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json
+from timbel_dagster.cli.tables import (
+    Column,
+    count,
+    days,
+    duration,
+    fraction,
+    number,
+    print_table,
+    right,
+    say,
+    when,
+)
 
 if TYPE_CHECKING:
     from timbel_dagster.ml.changes.deployments import DeploymentChangeMetrics
@@ -33,9 +45,17 @@ def ml() -> None:
     help="Treat the tags matching this glob (e.g. 'v*') as deployments, in commit-date order, "
     "and aggregate the commits each shipped.",
 )
+@click.option(
+    "--all-metrics",
+    is_flag=True,
+    help="Also print the metrics the table leaves out (NS ND LT NDEV NUC REXP SEXP), in a "
+    "second table.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def analyze_changes(repo: Path, since: str | None, deploy_tags: str | None, as_json: bool) -> None:
+def analyze_changes(
+    repo: Path, since: str | None, deploy_tags: str | None, all_metrics: bool, as_json: bool
+) -> None:
     """Kamei et al.'s change metrics for every non-merge commit of the git repository REPO
     (earlier history still counts when --since cuts the list)."""
     import time
@@ -74,54 +94,101 @@ def analyze_changes(repo: Path, since: str | None, deploy_tags: str | None, as_j
             }
         )
         return
-    _print_commit_table(shown)
+    _print_commit_table(shown, all_metrics)
     if deploy_tags:
-        _print_deployment_table(deployments)
+        _print_deployment_table(deployments, all_metrics)
     fixes = sum(c.fix for c in shown)
     click.echo(
         f"{len(shown):,} commit(s) ({fixes:,} fixes) by {len({c.author for c in shown}):,} "
         f"developer(s), +{sum(c.la for c in shown):,} -{sum(c.ld for c in shown):,} lines"
         + (f", {len(deployments)} deployment(s)" if deploy_tags else "")
-        + f"; {len(commits):,} commits analysed in {seconds:.1f}s"
+        + f"; {len(commits):,} commits analysed in {duration(seconds)}"
     )
+    if shown:
+        say(LEGEND)
+        if not all_metrics:
+            say(MORE)
 
 
 def _changes_progress(count: int) -> None:
     click.echo(f"... {count:,} commits analysed", err=True)
 
 
-def _print_commit_table(commits: list[CommitMetrics]) -> None:
-    click.echo(
-        f"{'SHA':<10} {'COMMITTED':<16} {'AUTHOR':<16} {'FIX':<3} {'NS':>3} {'ND':>4} "
-        f"{'NF':>5} {'ENT':>4} {'LA':>7} {'LD':>7} {'LT':>8} {'NDEV':>4} {'AGE':>7} "
-        f"{'NUC':>5} {'EXP':>5} {'REXP':>7} {'SEXP':>5}"
-    )
-    for c in commits:
-        click.echo(
-            f"{c.sha[:10]:<10} {c.committed_at:%Y-%m-%d %H:%M} {c.author[:16]:<16} "
-            f"{'yes' if c.fix else '':<3} {c.ns:>3} {c.nd:>4} {c.nf:>5} {c.entropy:>4.2f} "
-            f"{c.la:>7} {c.ld:>7} {c.lt:>8} {c.ndev:>4} {c.age:>7.1f} {c.nuc:>5} {c.exp:>5} "
-            f"{c.rexp:>7.1f} {c.sexp:>5}"
-        )
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
 
 
-def _print_deployment_table(deployments: list[DeploymentChangeMetrics]) -> None:
-    click.echo(
-        f"\n{'DEPLOYMENT':<20} {'SHA':<10} {'COMMITS':>7} {'FIXES':>5} {'DEVS':>4} {'LA':>7} "
-        f"{'LD':>7} {'NF':>5} {'NS':>3} {'ENT':>4} {'NDEV':>4} {'AGE':>7} {'EXP':>7} "
-        f"{'EXPMIN':>6}"
-    )
-    for d in deployments:
-        click.echo(
-            f"{d.ref[:20]:<20} {d.sha[:10]:<10} {d.n_commits:>7} {d.n_fixes:>5} "
-            f"{d.n_developers:>4} {d.la:>7} {d.ld:>7} {d.nf:>5} {d.ns:>3} "
-            f"{_maybe(d.entropy, 4, 2)} {_maybe(d.ndev, 4, 0)} {_maybe(d.age, 7, 1)} "
-            f"{_maybe(d.exp, 7, 1)} {_maybe(d.exp_min, 6, 0)}"
-        )
+# The essential metrics fit 100 columns; --all-metrics adds the others in a second table,
+# keyed like the first, and --json has all of them. Headers are Kamei's names (the footer
+# and docs/cli.md say what they mean).
+COMMIT_COLUMNS = [
+    Column("SHA", lambda c: c.sha[:10]),
+    Column("COMMITTED", "committed_at", when),
+    Column("AUTHOR", "author"),
+    Column("FIX", lambda c: _yes_no(c.fix)),
+    right("NF", "nf", count),
+    right("LA", "la", count),
+    right("LD", "ld", count),
+    right("ENT", "entropy", fraction),
+    right("AGE", "age", days),
+    right("EXP", "exp", count),
+]
+MORE_COMMIT_COLUMNS = [
+    Column("SHA", lambda c: c.sha[:10]),
+    right("NS", "ns", count),
+    right("ND", "nd", count),
+    right("LT", "lt", count),
+    right("NDEV", "ndev", count),
+    right("NUC", "nuc", count),
+    right("REXP", "rexp", number),
+    right("SEXP", "sexp", count),
+]
+DEPLOYMENT_COLUMNS = [
+    Column("DEPLOYMENT", "ref"),
+    Column("SHA", lambda d: d.sha[:10]),
+    right("COMMITS", "n_commits", count),
+    right("FIXES", "n_fixes", count),
+    right("DEVS", "n_developers", count),
+    right("NF", "nf", count),
+    right("LA", "la", count),
+    right("LD", "ld", count),
+    right("ENT", "entropy", fraction),
+    right("EXPMIN", "exp_min", count),
+]
+MORE_DEPLOYMENT_COLUMNS = [
+    Column("DEPLOYMENT", "ref"),
+    right("NS", "ns", count),
+    right("ND", "nd", count),
+    right("LT", "lt", count),
+    right("NDEV", "ndev", count),
+    right("NUC", "nuc", count),
+    right("AGE", "age", days),
+    right("EXP", "exp", number),
+    right("REXP", "rexp", number),
+    right("SEXP", "sexp", number),
+]
+LEGEND = (
+    "NF files, LA/LD lines added/deleted, ENT how spread the change is (0-1), AGE mean days "
+    "since its files last changed, EXP the author's earlier commits"
+)
+MORE = "--all-metrics adds NS ND LT NDEV NUC REXP SEXP; --json has every metric"
 
 
-def _maybe(value: float | None, width: int, digits: int) -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+def _print_commit_table(commits: list[CommitMetrics], all_metrics: bool) -> None:
+    empty = "no commits in this range (--since cuts the list, not the history analysed)"
+    print_table(commits, COMMIT_COLUMNS, empty=empty)
+    if all_metrics and commits:
+        click.echo()
+        print_table(commits, MORE_COMMIT_COLUMNS, empty=empty)
+
+
+def _print_deployment_table(deployments: list[DeploymentChangeMetrics], all_metrics: bool) -> None:
+    click.echo()
+    empty = "no deployments: no tag matches --deploy-tags in this range"
+    print_table(deployments, DEPLOYMENT_COLUMNS, empty=empty)
+    if all_metrics and deployments:
+        click.echo()
+        print_table(deployments, MORE_DEPLOYMENT_COLUMNS, empty=empty)
 
 
 @ml.command("evaluate-forecast")
