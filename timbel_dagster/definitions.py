@@ -2,8 +2,9 @@
 
 Importing this module builds nothing; loading the code location (`defs`) reads the settings
 that place the partitions' first day (TIMBEL_HISTORY_START, and in sample mode the sample's
-window), and builds the definitions: no connection is opened, and heavy libraries
-(pandas, scikit-learn, SQLAlchemy, the clients) load inside the runs.
+window) and configure every resource (secrets as `dg.EnvVar`, `bindings.configured`), and
+builds the definitions: no connection is opened, and heavy libraries (pandas, scikit-learn,
+SQLAlchemy, the clients) load inside the runs.
 """
 
 from __future__ import annotations
@@ -34,17 +35,21 @@ executor = dg.multiprocess_executor.configured(
 )
 
 
-def build_definitions(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
-    """The code location, its daily and hourly partitions starting on `history_start`.
+def build_definitions(
+    history_start: dt.date = DEFAULT_HISTORY_START, settings: Settings | None = None
+) -> dg.Definitions:
+    """The code location, its daily and hourly partitions starting on `history_start`, its
+    resources configured from `settings`.
 
     Commands that already hold the settings build it with theirs; tests build it with the
-    default start.
+    default start and no settings: resources bound bare, reading the settings when a run
+    first uses them.
     """
     return dg.Definitions.merge(
         assets.defs(history_start),
         jobs.defs(history_start),
         sensors.defs(),
-        resources.defs(),
+        resources.defs(settings),
         dg.Definitions(executor=executor),
     )
 
@@ -60,10 +65,12 @@ def history_start(settings: Settings, sample: bool | None = None) -> dt.date:
     return SampleSource(end_date=end, seed=settings.timbel_sample_seed).window[0].date()
 
 
-# Where history starts (the partitions' first day) is a setting, and nothing reads settings at
-# import time. So Dagster's entry point is a function that Dagster calls when it loads the code
-# location (`@dg.definitions`: the webserver, the daemon and each run worker call it; importing
-# this module, as the forkserver preload does, builds nothing and reads nothing).
+# Where history starts (the partitions' first day) and how resources are configured are
+# settings, and nothing reads settings at import time. So Dagster's entry point is a function
+# that Dagster calls when it loads the code location (`@dg.definitions`: the webserver, the
+# daemon and each run worker call it; importing this module, as the forkserver preload does,
+# builds nothing and reads nothing).
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(history_start(get_settings()))
+    settings = get_settings()
+    return build_definitions(history_start(settings), settings)

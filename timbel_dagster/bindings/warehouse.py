@@ -21,7 +21,9 @@ class WarehouseResource(dg.ConfigurableResource):
     """The Timbel warehouse (SQLite or PostgreSQL) that every asset writes to.
 
     `database_url` overrides TIMBEL_DATABASE_URL; left unset, the setting (or its SQLite
-    default inside TIMBEL_HOME) is read when a run first uses the resource.
+    default inside TIMBEL_HOME) is read when a run first uses the resource. The code location
+    sets it from the settings, as the variable TIMBEL_DATABASE_URL when the URL carries a
+    password (left unset when only the `.env` file holds that URL).
     """
 
     database_url: str | None = None
