@@ -16,6 +16,7 @@ from tests.fakes.gitlab_server import FakeGitLab
 from tests.fakes.jenkins_server import FakeJenkins
 from tests.test_cli import invoke
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.cli.timeline import stage_timeline
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.jobs.history import OP
 from timbel_dagster.partitions import range_tags
@@ -23,7 +24,7 @@ from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.read.history import stage_timeline
+from timbel_dagster.warehouse.read.history import add_stage_offsets
 from timbel_dagster.warehouse.read.queries import get_execution
 from timbel_dagster.warehouse.schema.ingestion import IngestionReject
 from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution, StageExecution
@@ -168,13 +169,14 @@ def test_jenkins_odd_builds_are_stored_or_rejected_once(
         ).scalar_one()
         shown = get_execution(connection, str(execution_id))
     assert shown is not None
+    add_stage_offsets(shown)
     [build_line] = [line for line in stage_timeline(shown) if "Build" in line]
     assert [line.split("|")[0].strip() for line in stage_timeline(shown)] == [
         "Checkout",
         "Build",
         "Publish",
     ]
-    assert build_line.endswith("unknown    165.4s  no stage status; Aborted by Minji Kim")
+    assert build_line.endswith("unknown   2m 45s  no stage status; Aborted by Minji Kim")
 
     second = materialize(resources, instance)  # re-run: no second row for either reject
     assert second.success and rejected_counts(second) == BOTH_TWO

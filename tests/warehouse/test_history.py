@@ -5,7 +5,11 @@ import uuid
 
 import pytest
 
-from timbel_dagster.warehouse.read.history import duration_percentiles, percentile, stage_timeline
+from timbel_dagster.warehouse.read.history import (
+    add_stage_offsets,
+    duration_percentiles,
+    percentile,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,34 +53,18 @@ def test_duration_percentiles_per_pipeline(warehouse_url: str, sample_source) ->
     assert payments["executions"] == len(durations)
 
 
-def test_stage_timeline_shows_parallel_stages_overlapping() -> None:
+def test_each_stage_gets_its_offset_from_the_start_of_the_execution() -> None:
     start = dt.datetime(2026, 11, 1, 8, tzinfo=dt.UTC)
-
-    def stage(name: str, parent: str | None, offset: int, seconds: float) -> dict:
-        return {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "parent_name": parent,
-            "status": "success",
-            "started_at": start + dt.timedelta(seconds=offset),
-            "duration": seconds,
-            "attempt": 1,
-        }
-
     execution = {
         "started_at": start,
-        "duration": 400.0,
         "stages": [
-            stage("build", None, 0, 100),
-            stage("unit", "Tests", 100, 200),
-            stage("integration", "Tests", 100, 300),
+            {"id": str(uuid.uuid4()), "started_at": start},
+            {"id": str(uuid.uuid4()), "started_at": start + dt.timedelta(seconds=100.04)},
+            {"id": str(uuid.uuid4()), "started_at": None},  # never started
         ],
     }
-    lines = stage_timeline(execution, width=40)
-    bars = [line.split("|")[1] for line in lines]
-    assert bars[0].startswith("##########") and bars[1].startswith(" " * 10 + "####")
-    assert bars[1].index("#") == bars[2].index("#")  # both branches start together
-    assert [s["offset_seconds"] for s in execution["stages"]] == [0.0, 100.0, 100.0]
+    add_stage_offsets(execution)
+    assert [s["offset_seconds"] for s in execution["stages"]] == [0.0, 100.0, None]
 
 
 def test_log_tail_reads_the_end_of_the_last_stream(warehouse_url: str, sample_source) -> None:

@@ -22,6 +22,7 @@ from timbel_dagster.cli.tables import (
     text,
     when,
 )
+from timbel_dagster.cli.timeline import stage_timeline
 
 NO_EXECUTIONS = (
     "no executions yet: load the sample (`timbel sample`) or ingest a CI server "
@@ -154,9 +155,9 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
     if execution is None:
         fail(f"no execution with id {execution_id!r}")
         return
-    from timbel_dagster.warehouse.read.history import duration_percentiles, stage_timeline
+    from timbel_dagster.warehouse.read.history import add_stage_offsets, duration_percentiles
 
-    timeline = stage_timeline(execution)  # also adds each stage's offset_seconds
+    add_stage_offsets(execution)
     with connect() as connection:
         [typical] = duration_percentiles(connection, [execution["pipeline"]]) or [None]
     execution["pipeline_percentiles"] = typical
@@ -186,7 +187,7 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
             f"{typical['executions']:,} runs of this pipeline"
         )
     click.echo("stages (timeline from the start of the execution):")
-    for line in timeline:
+    for line in stage_timeline(execution):
         click.echo(line)
     files = (execution.get("artifacts") or {}).get("files") or []
     if files:

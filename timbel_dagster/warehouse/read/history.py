@@ -1,4 +1,4 @@
-"""Execution history summaries: duration percentiles per pipeline, stage timelines."""
+"""Execution history summaries: duration percentiles per pipeline, stage offsets."""
 
 from __future__ import annotations
 
@@ -59,27 +59,12 @@ def duration_percentiles(
     return summary
 
 
-def stage_timeline(execution: dict[str, Any], width: int = 40) -> list[str]:
-    """A text Gantt chart of an execution's stages (parallel ones overlap)."""
+def add_stage_offsets(execution: dict[str, Any]) -> None:
+    """Give each of the execution's stages its `offset_seconds`: when it started, counted from
+    the start of the execution (None when either moment is unknown). The CLI draws the
+    timeline from these."""
     start = execution.get("started_at")
-    total = execution.get("duration") or 0.0
-    lines = []
     for stage in execution["stages"]:
-        began, duration = stage.get("started_at"), stage.get("duration") or 0.0
+        began = stage.get("started_at")
         offset = (began - start).total_seconds() if began and start else None
         stage["offset_seconds"] = round(offset, 1) if offset is not None else None
-        if offset is None or total <= 0:
-            bar = " " * width
-        else:
-            left = min(width - 1, max(0, int(offset / total * width)))
-            size = max(1, int(duration / total * width))
-            bar = (" " * left + "#" * size)[:width].ljust(width)
-        name = (
-            f"{stage['parent_name']} / {stage['name']}" if stage["parent_name"] else stage["name"]
-        )
-        retry = f" (attempt {stage['attempt']})" if stage["attempt"] > 1 else ""
-        error = f"  {stage['error_message']}" if stage.get("error_message") else ""
-        lines.append(
-            f"  {name[:32]:<32} |{bar}| {stage['status']:<8} {duration:>7.1f}s{retry}{error}"
-        )
-    return lines
