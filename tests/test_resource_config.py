@@ -4,6 +4,8 @@ configuration: plain values as they are, secrets only as the names of their vari
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import dagster as dg
@@ -14,6 +16,7 @@ from dagster._core.remote_representation.external_data import (
     ResourceSnap,
 )
 
+from tests.test_definitions import HEAVY as LOAD_FREE
 from timbel_dagster import settings as settings_module
 from timbel_dagster.bindings.configured import configured_resources
 from timbel_dagster.definitions import build_definitions, defs
@@ -42,6 +45,8 @@ PLAIN = {
     "SMTP_FROM": "timbel@example.com",
     "TIMBEL_SAMPLE_DATA": "false",
 }
+# What loading leaves to the runs; the settings model itself (pydantic-settings) loads in defs().
+HEAVY = tuple(m for m in LOAD_FREE if m != "pydantic_settings")
 # The secret part of each value above: none may appear anywhere in the snapshot.
 SECRET_PARTS = [
     "jenkins-token-4f1c",
@@ -181,3 +186,25 @@ def test_without_settings_every_resource_is_bound_bare() -> None:
     assert _value(resources["jenkins"], "token") is None
     assert _value(resources["jenkins"], "url") is None
     assert _value(resources["sources"], "mode") is None
+
+
+def test_configuring_the_resources_at_load_opens_nothing_and_loads_no_heavy_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`defs()` builds every resource from the settings without a client, a connection or a
+    heavy library (the warehouse URL is left out: validating a set one loads SQLAlchemy)."""
+    monkeypatch.delenv("TIMBEL_DATABASE_URL")
+    code = (
+        "import sys\n"
+        "from timbel_dagster.definitions import defs\n"
+        "defs()\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    assert out == "[]"
