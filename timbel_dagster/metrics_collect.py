@@ -32,6 +32,15 @@ def cluster_range_tags(order: list[str], start: dt.datetime, end: dt.datetime) -
     )
 
 
+def window_text(start: dt.datetime, end: dt.datetime) -> str:
+    """The hours [start, end) as people read them, to the minute in UTC, the end's date only
+    when it is another day: `2026-12-04 23:00 to 2026-12-05 00:00 UTC`,
+    `2026-12-05 01:00 to 03:00 UTC`."""
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} to {until} UTC"
+
+
 def once_each(echo: Callable[[str], None]) -> Callable[[str], None]:
     """`echo` that prints each warning line once: discovery and every cluster asset of the
     run report the same notice (a default cluster name, a cluster without series)."""
@@ -81,9 +90,8 @@ def collect_metrics(
     started = time.perf_counter()
     try:
         order = register_clusters(instance, clusters)
-        first, last = hour_key(start), hour_key(end - dt.timedelta(hours=1))
         echo(
-            f"Collecting {hours} h ({first} to {last} UTC) of {len(order)} cluster(s) "
+            f"Collecting {hours} h ({window_text(start, end)}) of {len(order)} cluster(s) "
             f"from {source.name} ..."
         )
         # The `cluster_metrics` job, as the schedule runs it: the runs page names it.

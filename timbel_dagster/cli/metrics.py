@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from timbel_dagster.cli.common import echo_for, friendly_errors, print_json, settings_or_exit
-from timbel_dagster.cli.tables import Column, cores, count, duration, gib, print_table, right, usd
+from timbel_dagster.cli.tables import (
+    Column,
+    cores,
+    count,
+    duration,
+    gib,
+    print_table,
+    right,
+    say,
+    usd,
+)
 
 
 @click.group()
@@ -20,7 +32,7 @@ def metrics() -> None:
 def collect(hours: int, as_json: bool) -> None:
     """Collect node, pod, namespace and workload metrics and allocate their cost for the last
     N hours, then print usage and cost per cluster and namespace."""
-    from timbel_dagster.metrics_collect import collect_metrics
+    from timbel_dagster.metrics_collect import collect_metrics, window_text
 
     settings = settings_or_exit()
     report = collect_metrics(settings, hours, echo=echo_for(as_json))
@@ -43,9 +55,13 @@ def collect(hours: int, as_json: bool) -> None:
         empty=f"no namespace usage in the last {report['hours']} h: check that Prometheus "
         "scrapes kube-state-metrics and cAdvisor (or set TIMBEL_SAMPLE_DATA=true)",
     )
-    click.echo(
-        f"{len(report['clusters'])} cluster(s), {report['hours']} h from {report['source']}: "
-        f"{usd(total)} allocated; run {report['run_id'][:8]} in {duration(report['seconds'])}"
+    window = window_text(
+        dt.datetime.fromisoformat(report["start"]), dt.datetime.fromisoformat(report["end"])
+    )
+    say(
+        f"{len(report['clusters'])} cluster(s), {report['hours']} h ({window}) from "
+        f"{report['source']}: {usd(total)} allocated; run {report['run_id'][:8]} in "
+        f"{duration(report['seconds'])}"
     )
 
 
@@ -58,8 +74,6 @@ def collect(hours: int, as_json: bool) -> None:
 @friendly_errors
 def export(query: str, since: str, until: str | None, step: str, as_json: bool) -> None:
     """Copy the samples of a PromQL QUERY from Prometheus into the warehouse."""
-    import datetime as dt
-
     from timbel_dagster.cli.common import parse_since
     from timbel_dagster.metrics_export import export_range
     from timbel_dagster.notify.rules import parse_duration
