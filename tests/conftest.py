@@ -12,6 +12,7 @@ the migrations itself.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.migrated_postgres import MigratedPostgres
+from tests.once_per_run import exclusive, shared_directory, write_atomically
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -38,10 +40,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that reads the demo's output is `slow` (the demo runs once per session and
-    xdist worker, about a minute): `pytest -m "not slow"` is the quick local run; CI runs
-    everything. They share one xdist group, meant to run the demo on one worker only (with
-    pytest 9 and xdist 3.8 the grouping does not take effect: docs/benchmarks.md)."""
+    """Every test that reads the demo's output is `slow` (the demo takes about a minute):
+    `pytest -m "not slow"` is the quick local run; CI runs everything. The demo runs once per
+    test run whichever workers its tests land on (`demo_run`). They also share one xdist
+    group, so that under `--dist loadgroup` they go to one worker and no other worker waits
+    for the demo; with pytest 9.2 and xdist 3.8 the grouping does not take effect
+    (pytest-xdist#1386, docs/benchmarks.md), which costs at most that wait."""
     for item in items:
         if "demo_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
@@ -184,26 +188,65 @@ def sample_source():
 
 @dataclass(frozen=True)
 class DemoRun:
-    """One `timbel demo --json` in a fresh directory: what it printed and where it wrote."""
+    """One `timbel demo --json` in a fresh directory: what it printed and where it wrote.
+
+    `directory` is this worker's copy, for tests that read the run. `ran_in` is where the
+    demo ran, for the one test that runs the demo again and expects it to change nothing:
+    only there is that true, since the Grafana provisioning file the demo writes holds its
+    directory's absolute path. No other test reads `ran_in`."""
 
     directory: Path
     completed: subprocess.CompletedProcess
+    ran_in: Path
 
     @property
     def warehouse_url(self) -> str:
         return f"sqlite:///{self.directory / '.timbel' / 'warehouse.db'}"
 
 
+def _completed_to_json(completed: subprocess.CompletedProcess) -> str:
+    fields = ("returncode", "stdout", "stderr")
+    return json.dumps(
+        {"args": [str(a) for a in completed.args]} | {f: getattr(completed, f) for f in fields}
+    )
+
+
+def _completed_from_json(text: str) -> subprocess.CompletedProcess:
+    saved = json.loads(text)
+    return subprocess.CompletedProcess(
+        saved["args"], saved["returncode"], saved["stdout"], saved["stderr"]
+    )
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """`timbel demo` on the sample organisation as of today, run once per session (about a
+    """`timbel demo` on the sample organisation as of today, run once per test run (about a
     minute) and shared by the tests that check its report and the ones that read its
-    warehouse."""
+    warehouse.
+
+    Once per run, not per xdist worker: the first worker that needs it runs it in a
+    directory every worker of the run sees and snapshots the result, the others wait on the
+    lock and read the saved output. Each worker's tests get their own copy of the snapshot,
+    so nothing a test does there (opening the Dagster instance, the notebook's connection)
+    reaches another worker, and a second demo in `ran_in` changes no copy."""
     from tests.test_cli import run
 
-    directory = tmp_path_factory.mktemp("demo")
-    # As a new user runs it: the sample organisation ends today, not on a pinned date, so the
-    # demo and the notebook meet today's data (a pinned date hid a failure of the notebook).
-    return DemoRun(
-        directory, run(["demo", "--json"], directory, timeout=1200, TIMBEL_SAMPLE_END_DATE="")
-    )
+    shared = shared_directory(tmp_path_factory)
+    ran_in, snapshot = shared / "demo", shared / "demo-snapshot"
+    saved = shared / "demo-completed.json"
+    with exclusive(shared / "demo.lock"):
+        if not saved.exists():
+            # Left by a worker that died mid-run (the lock died with it): start afresh.
+            for leftover in (ran_in, snapshot):
+                shutil.rmtree(leftover, ignore_errors=True)
+            ran_in.mkdir()
+            # As a new user runs it: the sample organisation ends today, not on a pinned
+            # date, so the demo and the notebook meet today's data (a pinned date hid a
+            # failure of the notebook).
+            completed = run(["demo", "--json"], ran_in, timeout=1200, TIMBEL_SAMPLE_END_DATE="")
+            # (The Dagster instance and the warehouse are SQLite files under relative paths.)
+            shutil.copytree(ran_in, snapshot)
+            write_atomically(saved, _completed_to_json(completed))
+    copy = tmp_path_factory.mktemp("demo")
+    shutil.copytree(snapshot, copy, dirs_exist_ok=True)
+    return DemoRun(copy, _completed_from_json(saved.read_text()), ran_in)

@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from tests.conftest import DemoRun
 from tests.test_cli import run
@@ -51,8 +50,6 @@ def test_metrics_collect_runs_the_cluster_metrics_job(tmp_path: Path) -> None:
         instance.dispose()
 
 
-# One worker runs every test of the shared demo run (it is a session fixture per worker).
-@pytest.mark.xdist_group("demo")
 def test_every_demo_run_is_a_named_domain_job(demo_run: DemoRun) -> None:
     assert demo_run.completed.returncode == 0, demo_run.completed.stderr
     instance = _instance(demo_run.directory)
@@ -67,7 +64,6 @@ def test_every_demo_run_is_a_named_domain_job(demo_run: DemoRun) -> None:
     assert {r.tags.get("timbel/launched_by") for r in runs} == {"demo"}
 
 
-@pytest.mark.xdist_group("demo")
 def test_demo_metadata_is_rounded_and_the_trends_are_plotted(demo_run: DemoRun) -> None:
     assert demo_run.completed.returncode == 0, demo_run.completed.stderr
     instance = _instance(demo_run.directory)

@@ -92,8 +92,6 @@ def _images(cell: Any) -> int:
     return sum("image/png" in output.get("data", {}) for output in cell.outputs)
 
 
-# One worker runs every test of the shared demo run (it is a session fixture per worker).
-@pytest.mark.xdist_group("demo")
 def test_notebook_runs_on_the_demo_warehouse(
     demo_run: DemoRun, venv_kernel: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
