@@ -404,3 +404,55 @@ def test_a_naive_clock_is_refused(engine: Any) -> None:
     dispatcher = Dispatcher(engine, {}, clock=lambda: dt.datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="naive datetime"):
         dispatcher.send(_message())
+
+
+def _disable(engine: Any, name: str) -> None:
+    from sqlalchemy import update
+
+    from timbel_dagster.warehouse.schema.models import User
+
+    with engine.begin() as connection:
+        connection.execute(update(User).where(User.name == name).values(disabled_at=START))
+
+
+def test_a_disabled_user_is_not_notified_and_the_results_say_so(
+    engine: Any,
+    clock: Clock,
+    httpserver: HTTPServer,
+    smtp_server: Inbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """bob (disabled) keeps his subscriptions but gets no e-mail and no Slack mention; each
+    notice he would have had is a `skipped` row that names the reason. A mentioned disabled
+    user is named without their Slack id, so the post does not notify them either."""
+    httpserver.expect_request(HOOK, method="POST").respond_with_data("ok")
+    for user in ("ann", "bob"):
+        subscribe(engine, user, "email", "pipeline_failed")
+        subscribe(engine, user, "slack", "pipeline")
+    _disable(engine, "bob")
+    _disable(engine, "cid")
+    dispatcher = _dispatcher(
+        engine,
+        clock,
+        channels={"slack": _slack(httpserver), "email": _email(smtp_server.port)},
+    )
+
+    with caplog.at_level("INFO", logger="timbel_dagster.notify.dispatch"):
+        results = dispatcher.send(_message(mentions=("cid", "dee")))
+
+    assert [(r.channel, r.recipient, r.status) for r in results] == [
+        ("slack", "webhook", "sent"),
+        ("email", "ann@example.com", "sent"),
+        ("email", "bob", "skipped"),
+        ("slack", "bob", "skipped"),
+    ]
+    assert {r.last_error for r in results if r.status == "skipped"} == {
+        "user bob is disabled: not notified"
+    }
+    assert [message["To"] for message in smtp_server.messages] == ["ann@example.com"]
+    [payload] = _posted(httpserver)
+    assert payload["blocks"][1]["text"]["text"].splitlines()[0] == "<@U0ANN> @cid <@U0DEE>"
+    assert "email|bob|pipeline:shop/api:42:failed: user bob is disabled" in caplog.text
+    # Sending the same message again changes nothing, for bob either.
+    again = dispatcher.send(_message(mentions=("cid", "dee")))
+    assert all(r.duplicate for r in again) and len(again) == 4

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -150,3 +151,22 @@ def test_users_by_name(engine: Any) -> None:
     found = users_by_name(engine, ["cid", "nobody", "cid"])
     assert list(found) == ["cid"] and found["cid"].slack_id == "U0CID"
     assert users_by_name(engine, []) == {}
+
+
+def test_a_disabled_user_is_set_apart(engine: Any) -> None:
+    from sqlalchemy import update
+
+    from timbel_dagster.notify.subscriptions import subscribers
+    from timbel_dagster.warehouse.schema.models import User
+
+    for user in ("ann", "bob"):
+        subscribe(engine, user, "email")
+    with engine.begin() as connection:
+        connection.execute(
+            update(User).where(User.name == "bob").values(disabled_at=dt.datetime.now(dt.UTC))
+        )
+    message = Message("pipeline_failed", "k", "t")
+    assert [r.name for r in recipients(engine, message)["email"]] == ["ann"]
+    found = subscribers(engine, message)
+    assert [r.name for r in found.disabled["email"]] == ["bob"]
+    assert [r.name for r in found.enabled["email"]] == ["ann"]

@@ -382,3 +382,33 @@ def test_cli_publish_versions_show_diff_tag_rollback_share(
         "template.publish", "template.publish", "template.tag", "template.rollback",
         "template.share.refused", "template.share", "template.visibility",
     ]  # fmt: skip
+
+
+def test_a_template_is_not_shared_with_a_disabled_user(
+    engine, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disabled user may no longer act: sharing with them is refused in one line (exit 2),
+    nothing is granted; their team can still be granted, and they can be once enabled."""
+    from timbel_dagster.warehouse.people.users import set_disabled
+
+    _publish(engine)
+    set_disabled(engine, "dave", "frank", True)
+    monkeypatch.setenv("TIMBEL_DATABASE_URL", warehouse_url)
+    monkeypatch.setenv("TIMBEL_USER", "alice")
+    refused = _cli(["share", "py-ci", "frank"])
+    assert (refused.exit_code, refused.stdout, refused.stderr) == (
+        2,
+        "",
+        "timbel: error: cannot share template 'py-ci' with frank: user 'frank' is disabled (an "
+        "admin can enable them with `timbel users enable frank`)\n",
+    )
+    with pytest.raises(LookupError, match="user 'frank' is disabled"):
+        access.share(engine, "alice", "py-ci", "user:frank")
+    assert counts(engine)["pipeline_template_shares"] == 0
+    assert _cli(["share", "py-ci", "team:search"]).stdout == "py-ci: shared with team search\n"
+    set_disabled(engine, "dave", "frank", False)
+    assert _cli(["share", "py-ci", "frank"]).stdout == "py-ci: shared with user frank\n"
+    assert [e["details"]["grantee"] for e in events(engine, "template.share")] == [
+        "search",
+        "frank",
+    ]

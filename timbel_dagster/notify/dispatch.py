@@ -4,7 +4,8 @@
 event, channel and recipient (a row already there means it was sent, or is being sent: the
 call is idempotent), renders, sends, and records the outcome. Slack gets one post per message
 that mentions the subscribers; e-mail goes to each subscriber, with a personal signed
-unsubscribe link when TIMBEL_PUBLIC_URL and TIMBEL_SECRET_KEY are set. Failures that may pass
+unsubscribe link when TIMBEL_PUBLIC_URL and TIMBEL_SECRET_KEY are set. A disabled subscriber
+gets nothing: their row is recorded as `skipped`, saying so. Failures that may pass
 are retried by `retry_due` with exponential backoff (or the server's Retry-After) from the
 payload stored in the row; permanent ones and those out of attempts end as `failed`.
 """
@@ -25,7 +26,7 @@ from timbel_dagster.notify.errors import PermanentSendError, RetryableSendError
 from timbel_dagster.notify.messages import Message
 from timbel_dagster.notify.records import NotificationResult
 from timbel_dagster.notify.slack import SlackWebhook
-from timbel_dagster.notify.subscriptions import recipients, users_by_name
+from timbel_dagster.notify.subscriptions import subscribers, users_by_name
 from timbel_dagster.notify.templates import Templates
 from timbel_dagster.warehouse.schema.notify import CHANNELS
 
@@ -131,17 +132,18 @@ class Dispatcher:
         return f"{self.public_url}{UNSUBSCRIBE_PATH}?token={quote(token)}"
 
     def _plan(self, message: Message, rule: str | None) -> list[planning.Delivery]:
-        targets = recipients(self.engine, message, rule)
+        found = subscribers(self.engine, message, rule)
+        targets = found.enabled
         for channel in sorted(set(targets) - set(self.channels)):
             logger.debug(
                 "%s: %s is not configured; its subscribers get nothing", message.key, channel
             )
         plan = []
-        subscribers = targets.get("slack", [])
+        on_slack = targets.get("slack", [])
         # One post per message, and only when someone is to see it.
-        if "slack" in self.channels and (subscribers or message.mentions):
+        if "slack" in self.channels and (on_slack or message.mentions):
             users = users_by_name(self.engine, message.mentions)
-            mentions = planning.slack_mentions(subscribers, message.mentions, users)
+            mentions = planning.slack_mentions(on_slack, message.mentions, users)
             plan.append(planning.slack_delivery(message, mentions, self.templates))
         sender = self.channels.get("email")
         if isinstance(sender, SmtpSender):
@@ -152,7 +154,23 @@ class Dispatcher:
                         message, person, self.templates, sender, link, self.public_url
                     )
                 )
+        # A disabled subscriber gets nothing; a `skipped` row (and result, and log line)
+        # says so on each channel that would have reached them.
+        plan += [
+            planning.skipped_delivery(
+                message, channel, person, f"user {person.name} is disabled: not notified"
+            )
+            for channel, people in sorted(found.disabled.items())
+            if self._sends_on(channel)
+            for person in people
+        ]
         return plan
+
+    def _sends_on(self, channel: str) -> bool:
+        """Whether `_plan` delivers on `channel`: Slack when configured, e-mail over SMTP."""
+        if channel == "email":
+            return isinstance(self.channels.get("email"), SmtpSender)
+        return channel in self.channels
 
     def send(self, message: Message, rule: str | None = None) -> list[NotificationResult]:
         """Notify everyone subscribed to `message` (about alert rule `rule`, if any).

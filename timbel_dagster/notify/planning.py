@@ -24,8 +24,8 @@ _RECIPIENT_LIMIT = 320
 class Delivery:
     """One notification to record and, while `pending`, to send.
 
-    `status` is `failed` when it did not render and `skipped` when there is no address;
-    `error` then says why.
+    `status` is `failed` when it did not render and `skipped` when there is no address or
+    the user is disabled; `error` then says why.
     """
 
     id: uuid.UUID
@@ -85,6 +85,13 @@ def slack_delivery(message: Message, mentions: list[str], templates: Templates) 
     return delivery
 
 
+def skipped_delivery(message: Message, channel: str, person: Recipient, why: str) -> Delivery:
+    """A notification to `person` that is recorded but not sent, saying `why`."""
+    delivery = _delivery(message, channel, person.name, person.name)
+    delivery.status, delivery.error = "skipped", why
+    return delivery
+
+
 def email_delivery(
     message: Message,
     person: Recipient,
@@ -95,9 +102,9 @@ def email_delivery(
 ) -> Delivery:
     """The e-mail of `message` to `person`, with their own unsubscribe link if any."""
     if not person.email:
-        delivery = _delivery(message, "email", person.name, person.name)
-        delivery.status, delivery.error = "skipped", f"user {person.name} has no e-mail address"
-        return delivery
+        return skipped_delivery(
+            message, "email", person, f"user {person.name} has no e-mail address"
+        )
     delivery = _delivery(message, "email", person.email, person.name)
     try:
         rendered = templates.email(message, person, unsubscribe_url, public_url)

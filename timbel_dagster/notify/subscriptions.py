@@ -10,12 +10,17 @@ wins over an unsubscribe from `alert_fired` for every rule.
 Every change is audited (`notify.subscribe` / `notify.unsubscribe`, the acting user as actor,
 the subscriber as target) in the same transaction. Users change their own subscriptions;
 changing another user's takes an admin, and a refused attempt is audited as `.refused`.
+
+A disabled user (`timbel users disable`) receives nothing while their subscriptions stay:
+`subscribers` sets them apart, and the dispatcher records each notice they would have had
+as `skipped`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from timbel_dagster.notify.messages import (
@@ -216,10 +221,24 @@ def _wanted(rows: list[tuple[tuple[int, int], bool, str]], severity: str) -> boo
     )
 
 
+@dataclass(frozen=True)
+class Subscribers:
+    """Who is subscribed to a message, by channel (each list sorted by name): `enabled`
+    receive it; `disabled` would have, but a disabled user gets no notifications."""
+
+    enabled: dict[str, list[Recipient]] = field(default_factory=dict)
+    disabled: dict[str, list[Recipient]] = field(default_factory=dict)
+
+
 def recipients(
     engine: Engine, message: Message, rule: str | None = None
 ) -> dict[str, list[Recipient]]:
-    """The users subscribed to `message`, by channel, sorted by name.
+    """The enabled users subscribed to `message`, by channel (see `subscribers`)."""
+    return subscribers(engine, message, rule).enabled
+
+
+def subscribers(engine: Engine, message: Message, rule: str | None = None) -> Subscribers:
+    """The users subscribed to `message`, by channel, sorted by name, the disabled apart.
 
     Args:
         engine: the warehouse.
@@ -228,7 +247,8 @@ def recipients(
             subscriptions to every rule (`*`) match.
 
     Returns:
-        Channel -> recipients; channels nobody is subscribed on are left out.
+        Channel -> subscribers, enabled and disabled; channels nobody is subscribed on are
+        left out.
     """
     from sqlalchemy import select
 
@@ -249,6 +269,7 @@ def recipients(
             users.c.display_name,
             users.c.email,
             users.c.slack_id,
+            users.c.disabled_at,
         )
         .join(users, users.c.name == subs.c.user_name)
         .where(subs.c.event.in_(events), subs.c.rule.in_(rules))
@@ -257,21 +278,26 @@ def recipients(
         rows = connection.execute(query).all()
     grouped: dict[tuple[str, str], list[tuple[tuple[int, int], bool, str]]] = {}
     people: dict[str, Recipient] = {}
+    disabled: set[str] = set()
     for row in rows:
         spec = _specificity(row.event, row.rule)
         grouped.setdefault((row.channel, row.user_name), []).append(
             (spec, bool(row.active), row.min_severity)
         )
         people[row.user_name] = Recipient(row.user_name, row.display_name, row.email, row.slack_id)
-    found: dict[str, list[Recipient]] = {}
+        if row.disabled_at is not None:
+            disabled.add(row.user_name)
+    found = Subscribers()
     for (channel, name), matches in sorted(grouped.items()):
         if _wanted(matches, message.severity):
-            found.setdefault(channel, []).append(people[name])
+            side = found.disabled if name in disabled else found.enabled
+            side.setdefault(channel, []).append(people[name])
     return found
 
 
 def users_by_name(engine: Engine, names: Iterable[str]) -> dict[str, Recipient]:
-    """The users among `names` that exist, by name (for mentions of people, not subscribers)."""
+    """The enabled users among `names`, by name (for mentions of people, not subscribers): a
+    disabled user is named without their Slack id, so the mention does not notify them."""
     from sqlalchemy import select
 
     from timbel_dagster.warehouse.schema.models import User
@@ -281,7 +307,7 @@ def users_by_name(engine: Engine, names: Iterable[str]) -> dict[str, Recipient]:
         return {}
     users = User.__table__
     query = select(users.c.name, users.c.display_name, users.c.email, users.c.slack_id).where(
-        users.c.name.in_(wanted)
+        users.c.name.in_(wanted), users.c.disabled_at.is_(None)
     )
     with engine.connect() as connection:
         return {row.name: Recipient(*row) for row in connection.execute(query)}

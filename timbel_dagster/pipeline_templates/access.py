@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from timbel_dagster.warehouse.people.users import find_user, require_user
+from timbel_dagster.warehouse.people.users import DisabledUserError, find_user, require_user
 from timbel_dagster.warehouse.schema.templates import VISIBILITIES
 
 if TYPE_CHECKING:
@@ -202,8 +202,24 @@ def resolve_grantee(connection: Connection, grantee: str) -> tuple[str, str]:
     raise LookupError(f"{name!r} is neither a user nor a team in the users table")
 
 
+def refuse_disabled_grantee(connection: Connection, name: str, user: str) -> None:
+    """A disabled user may not be given a template: they may no longer act.
+
+    Raises:
+        DisabledUserError (a LookupError): `user` is disabled.
+    """
+    found = find_user(connection, user)
+    if found is not None and not found.enabled:
+        raise DisabledUserError(
+            f"cannot share template {name!r} with {user}: user {user!r} is disabled (an admin "
+            f"can enable them with `timbel users enable {user}`)"
+        )
+
+
 def share(engine: Engine, actor: str, name: str, grantee: str) -> dict[str, Any]:
-    """Let a user or a team see the template whatever its visibility.
+    """Let a user or a team see the template whatever its visibility. A disabled user is
+    refused (`refuse_disabled_grantee`); a team is granted whoever of it is disabled, since
+    a disabled member sees nothing by their team (`viewer`).
 
     Returns:
         {"name", "grantee_kind", "grantee", "unchanged"}: unchanged when already shared.
@@ -219,6 +235,8 @@ def share(engine: Engine, actor: str, name: str, grantee: str) -> dict[str, Any]
             user = viewer(connection, actor, known=True)
             template = managed(connection, user, name, "share")
             kind, who = resolve_grantee(connection, grantee)
+            if kind == "user":
+                refuse_disabled_grantee(connection, name, who)
             result = {"name": name, "grantee_kind": kind, "grantee": who}
             if (kind, who) in template["grantees"]:
                 return result | {"unchanged": True}
