@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters
+from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters, window_text
 from timbel_dagster.partitions import cluster_hourly, daily, range_tags
 from timbel_dagster.runs import QUIET, open_instance, rows_written, run_warnings
 from timbel_dagster.settings import Settings, display_url
@@ -68,29 +68,23 @@ def _execution_summary(connection: Any) -> dict[str, Any]:
 
 
 def _dora_last_weeks(connection: Any, weeks: int = 4) -> dict[str, Any] | None:
-    import pandas as pd
-
-    from timbel_dagster.assets.cicd.dora import summarise_dora
+    """The organisation's DORA summary over the last `weeks` weeks of the history (what
+    `timbel dora` prints below its weekly table)."""
+    from timbel_dagster.assets.cicd.dora import recent_dora
     from timbel_dagster.warehouse.read import frames
 
-    deployments = frames.deployments_frame(connection)
-    if deployments.empty:
-        return None
-    # Measure up to the end of the history, so a sample that ends in the past still reports.
-    until = pd.to_datetime(deployments["started_at"], utc=True).max().to_pydatetime()
-    until += dt.timedelta(seconds=1)
-    since = until - dt.timedelta(weeks=weeks)
-    summary = summarise_dora(
-        deployments,
+    recent = recent_dora(
+        frames.deployments_frame(connection),
         frames.shipped_commits_frame(connection),
         frames.incidents_frame(connection),
-        since,
-        until,
+        weeks,
     )
-    if summary:
-        summary["since"], summary["until"] = since.isoformat(), until.isoformat()
-        summary.pop("week_start", None)
-    return summary
+    if recent is None or not recent["summary"]:
+        return None
+    return recent["summary"] | {
+        "since": recent["since"].isoformat(),
+        "until": recent["until"].isoformat(),
+    }
 
 
 DEMO_METRIC_HOURS = 24
@@ -229,10 +223,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
         tags = {"timbel/launched_by": "demo"}
         if node.partitions_def == cluster_hourly(start):  # every cluster, the last hours, one run
             tags |= cluster_range_tags(clusters, *hours)
-            keys_text = (
-                f"{', '.join(keys)} ({len(clusters)} clusters, {hours[0]:%Y-%m-%d %H:00} to "
-                f"{hours[1]:%H:00} UTC)"
-            )
+            keys_text = f"{', '.join(keys)} ({len(clusters)} clusters, {window_text(*hours)})"
         elif node.partitions_def == daily(start):  # the sample's days, as one run
             tags |= range_tags(*days)
             keys_text = f"{', '.join(keys)} (days {days[0]} to {days[1]})"

@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from timbel_dagster.assets.cicd.dora import compute_dora, summarise_dora
+from timbel_dagster.assets.cicd.dora import compute_dora, recent_dora, summarise_dora
 
 MON = dt.datetime(2026, 10, 5, 10, tzinfo=dt.UTC)  # a Monday
 
@@ -142,3 +142,42 @@ def test_no_production_deployments_means_no_rows() -> None:
         )
         == []
     )
+
+
+def test_recent_weeks_end_with_the_newest_deployment() -> None:
+    """Five weeks of daily deployments (api every day, web on Mondays): the last 2 weeks are
+    the 2 ISO weeks up to the newest deployment, and the period's summary is theirs."""
+    deployments = _deployments(
+        *[(f"a{i}", "api", "prod", "release", "success", 24 * i) for i in range(35)],
+        *[(f"w{i}", "web", "prod", "release", "success", 24 * 7 * i + 1) for i in range(5)],
+    )
+    recent = recent_dora(deployments, NO_COMMITS, NO_INCIDENTS, weeks=2)
+    assert recent is not None
+    newest = MON + dt.timedelta(days=34)  # the Sunday of the fifth week
+    assert recent["until"] == newest + dt.timedelta(seconds=1)
+    assert recent["since"] == recent["until"] - dt.timedelta(weeks=2)
+    weeks = [MON.date() + dt.timedelta(weeks=3), MON.date() + dt.timedelta(weeks=4)]
+    assert [(r["week_start"], r["deployments"]) for r in recent["weekly"]] == [
+        (weeks[0], 8),
+        (weeks[1], 8),
+    ]
+    assert recent["summary"]["deployments"] == 16 and "week_start" not in recent["summary"]
+    assert recent["summary"] == {
+        k: v
+        for k, v in summarise_dora(
+            deployments, NO_COMMITS, NO_INCIDENTS, recent["since"], recent["until"]
+        ).items()
+        if k != "week_start"
+    }
+
+    web = recent_dora(deployments, NO_COMMITS, NO_INCIDENTS, weeks=2, service="web")
+    assert web is not None and web["service"] == "web"
+    assert [r["deployments"] for r in web["weekly"]] == [1, 1]
+    assert web["summary"]["deployments"] == 2
+
+
+def test_recent_weeks_of_nothing() -> None:
+    empty = _deployments()
+    assert recent_dora(empty, NO_COMMITS, NO_INCIDENTS) is None
+    with pytest.raises(ValueError, match="weeks must be at least 1"):
+        recent_dora(empty, NO_COMMITS, NO_INCIDENTS, weeks=0)

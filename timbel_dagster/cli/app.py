@@ -18,6 +18,7 @@ from timbel_dagster.cli import (
     clusters,
     db,
     deploy,
+    dora,
     executions,
     logs,
     metrics,
@@ -61,6 +62,7 @@ main.add_command(logs.build)
 main.add_command(metrics.metrics)
 main.add_command(clusters.clusters)
 main.add_command(deploy.deploy)
+main.add_command(dora.dora)
 main.add_command(tenants.tenant)
 main.add_command(audit.audit)
 main.add_command(autoscale.autoscale)

@@ -141,8 +141,10 @@ def summarise_dora(
     since: dt.datetime,
     until: dt.datetime,
     environment: str = "prod",
+    service: str = ORGANISATION,
 ) -> dict[str, Any] | None:
-    """The organisation's DORA metrics over [since, until) as one period, or None if empty."""
+    """The DORA metrics of `service` (`*`: the organisation) over [since, until) as one
+    period, or None if it has no deployments or incidents then."""
     import pandas as pd
 
     def within(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -156,8 +158,56 @@ def summarise_dora(
         environment,
         bucket=lambda series: pd.Series(since.date(), index=series.index),
     )
-    summary = next((r for r in rows if r["service"] == ORGANISATION), None)
+    summary = next((r for r in rows if r["service"] == service), None)
     if summary is not None:
         days = (until - since).total_seconds() / 86400
         summary["deployments_per_day"] = round(summary["deployments"] / days, 3)
     return summary
+
+
+def recent_dora(
+    deployments: pd.DataFrame,
+    shipped_commits: pd.DataFrame,
+    incidents: pd.DataFrame,
+    weeks: int = 4,
+    service: str = ORGANISATION,
+    environment: str = "prod",
+) -> dict[str, Any] | None:
+    """DORA for `service` (`*`: the organisation) over the last `weeks` weeks, which end with
+    the newest deployment so that a history that ended in the past (the sample's) still
+    reports. None when there are no deployments at all.
+
+    Returns:
+        {"service", "environment", "weeks", "since", "until", "summary", "weekly"}: `summary`
+        is the period [since, until) as one (`summarise_dora`; None when the service has
+        nothing in it), `weekly` the rows of the last `weeks` ISO weeks (`compute_dora`).
+    """
+    import pandas as pd
+
+    if weeks < 1:
+        raise ValueError(f"weeks must be at least 1, not {weeks}")
+    if deployments.empty:
+        return None
+    newest = pd.to_datetime(deployments["started_at"], utc=True).max().to_pydatetime()
+    until = newest + dt.timedelta(seconds=1)
+    since = until - dt.timedelta(weeks=weeks)
+    summary = summarise_dora(
+        deployments, shipped_commits, incidents, since, until, environment, service
+    )
+    if summary is not None:
+        summary.pop("week_start", None)
+    first_week = newest.date() - dt.timedelta(days=newest.weekday(), weeks=weeks - 1)
+    weekly = [
+        row
+        for row in compute_dora(deployments, shipped_commits, incidents, environment)
+        if row["service"] == service and row["week_start"] >= first_week
+    ]
+    return {
+        "service": service,
+        "environment": environment,
+        "weeks": weeks,
+        "since": since,
+        "until": until,
+        "summary": summary,
+        "weekly": weekly,
+    }
