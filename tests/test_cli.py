@@ -138,7 +138,7 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
     db = {"TIMBEL_DATABASE_URL": postgres_server_url}
 
     first = run(["db", "upgrade"], tmp_path, **db)
-    assert first.returncode == 0 and "Migrated empty -> 0018" in first.stdout
+    assert first.returncode == 0 and "Migrated empty -> 0019" in first.stdout
     again = run(["db", "upgrade", "--json"], tmp_path, **db)
     assert json.loads(again.stdout)["changed"] is False
 
@@ -218,9 +218,9 @@ def test_bad_input_names_what_was_wrong(tmp_path: Path) -> None:
 def test_db_current_and_downgrade(tmp_path: Path) -> None:
     assert "current: empty" in invoke(["db", "current"], tmp_path).stdout
     invoke(["db", "upgrade"], tmp_path)
-    assert "current: 0018  head: 0018" in invoke(["db", "current"], tmp_path).stdout
+    assert "current: 0019  head: 0019" in invoke(["db", "current"], tmp_path).stdout
     down = invoke(["db", "downgrade", "base", "--yes"], tmp_path)
-    assert down.returncode == 0 and "0018 -> empty" in down.stdout
+    assert down.returncode == 0 and "0019 -> empty" in down.stdout
     refused = invoke(["db", "downgrade", "base"], tmp_path)  # no terminal to confirm: aborts
     assert refused.returncode != 0
 

@@ -65,6 +65,13 @@ TABLES = {
     "repository_analyses",
     "repository_dependencies",
     "ingestion_rejects",
+    "api_tokens",
+    "teams",
+    "team_members",
+    "tenant_members",
+    "service_owners",
+    "webhook_deliveries",
+    "run_grants",
 }
 
 

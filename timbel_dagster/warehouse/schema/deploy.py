@@ -46,6 +46,7 @@ class DeploymentRequest(Timestamps, Base):
         CheckConstraint(_in("environment_group", ENVIRONMENT_GROUPS), name="group"),
         Index(None, "status", "expires_at"),
         Index(None, "service", "created_at"),
+        Index(None, "status", "number"),  # the API's request list, by status, keyset on number
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

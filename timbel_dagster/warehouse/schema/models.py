@@ -39,6 +39,7 @@ STAGE_STATUSES = (*EXECUTION_STATUSES, "skipped")
 DEPLOYMENT_STATUSES = ("pending", "running", "success", "failed", "rolled_back")
 DEPLOYMENT_KINDS = ("release", "hotfix", "rollback")
 USER_ROLES = ("developer", "team_lead", "operations", "admin", "viewer")
+USER_KINDS = ("person", "service")  # a service account acts only through its API tokens
 
 # Deterministic constraint names so that Alembic migrations are the same on every backend.
 NAMING = {
@@ -70,7 +71,10 @@ class Timestamps:
 
 class User(Timestamps, Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(_in("role", USER_ROLES), name="role"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", USER_ROLES), name="role"),
+        CheckConstraint(_in("kind", USER_KINDS), name="kind"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
@@ -83,6 +87,10 @@ class User(Timestamps, Base):
     # Set by `timbel users disable`: the person stays (the audit log names them) but may
     # no longer act. NULL while enabled.
     disabled_at: Mapped[dt.datetime | None]
+    # `person`, or `service` for an account that acts only through its API tokens.
+    kind: Mapped[str] = mapped_column(String(16), default="person", server_default="person")
+    # `<issuer>|<sub>` of the OIDC identity that logs in as this user, when one is linked.
+    oidc_subject: Mapped[str | None] = mapped_column(String(512), unique=True)
 
 
 class Cluster(Timestamps, Base):
@@ -119,6 +127,9 @@ class PipelineExecution(Timestamps, Base):
         Index(None, "pipeline_id", "started_at"),
         Index(None, "pipeline_id", "sequence"),
         Index(None, "started_at"),
+        # Keyset pages of the API's execution list (newest first: a B-tree reads both ways).
+        Index(None, "started_at", "id"),
+        Index(None, "status", "started_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -333,6 +344,7 @@ from timbel_dagster.warehouse.schema import (  # noqa: E402, F401
     cluster,
     components,
     deploy,
+    identity,
     ingestion,
     ml,
     notify,
