@@ -46,3 +46,38 @@ def child_environment(
         if name in names or name.startswith(starts)
     }
     return environment | dict(extra or {})
+
+
+# What git may see of Timbel's environment: where its programs are, the user's git and ssh
+# configuration (HOME) and ssh agent, the locale, proxies and CA certificates. Not the CI
+# tokens or the database URL, and not GIT_* wholesale: GIT_DIR, GIT_WORK_TREE or
+# GIT_INDEX_FILE would point git at another repository, GIT_CONFIG_* would add configuration,
+# GIT_TRACE_CURL would log the credentials. GIT_SSH_COMMAND is the operator's choice of ssh
+# (a deploy key) and replaces the `ssh -o BatchMode=yes` Timbel passes as core.sshCommand;
+# GIT_SSH is not passed, since git prefers that core.sshCommand to it.
+GIT_VARIABLES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "XDG_CONFIG_HOME",
+        "LANG",
+        "LANGUAGE",
+        "SSH_AUTH_SOCK",
+        "GIT_SSH_COMMAND",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+        # An operator's deliberate setting for an in-house server; git honoured it before.
+        "GIT_SSL_NO_VERIFY",
+        *CA_CERTIFICATES,
+        *PROXIES,
+    }
+)
+
+
+def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every git Timbel runs (clones, fetches, and the local reads of a
+    repository's history): `GIT_VARIABLES` and LC_* of this process's, no prompts, then
+    `extra` (e.g. the credential helper's variables) on top."""
+    return child_environment(
+        GIT_VARIABLES, prefixes=("LC_",), extra={"GIT_TERMINAL_PROMPT": "0", **(extra or {})}
+    )

@@ -4,12 +4,15 @@ database URL or GIT_DIR of Timbel's, and still gets what reaching a server needs
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from timbel_dagster.ml.changes.git_history import git, has_commits, resolve_commit
+from timbel_dagster.repo_analysis.store import head_commit
 from timbel_dagster.resources.git_repositories import local_copy, run_git
 
 SECRETS = {
@@ -72,3 +75,22 @@ def test_timbels_git_dir_does_not_redirect_git(repository: Path) -> None:
     completed = run_git(["rev-parse", "--absolute-git-dir"], timeout=30, cwd=repository)
     assert completed.stdout.strip() == str((repository / ".git").resolve())
     assert local_copy(str(repository), repository.parent / "home").path == repository.resolve()
+
+
+def test_history_reads_and_head_commit_use_the_same_allow_list(repository: Path) -> None:
+    """The local reads of a repository's history (ml.changes.git_history, used by
+    `analyze-changes` and the commits asset) and the analyser's HEAD lookup run git with the
+    same environment: Timbel's GIT_DIR does not send them to another repository, and git's
+    children see no secret."""
+    subprocess.run(
+        ["git", "-C", str(repository), "-c", "user.name=t", "-c", "user.email=t@example.com",
+         "commit", "-q", "--allow-empty", "-m", "first"],
+        check=True, capture_output=True, env={"PATH": os.environ["PATH"], "HOME": str(repository)},
+    )  # fmt: skip
+    commit = git(repository, "rev-parse", "HEAD").strip()
+    assert has_commits(repository)
+    assert resolve_commit(repository, "HEAD") == commit
+    assert head_commit(repository) == commit
+    printed = git(repository, "-c", "alias.printenv=!env -0", "printenv")
+    seen = dict(entry.split("=", 1) for entry in printed.split("\0") if entry)
+    assert not set(seen) & (set(SECRETS) | {"GIT_DIR", "GIT_WORK_TREE"})

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.child_env import git_environment
 from timbel_dagster.repo_analysis.analysis import (
     CLONE_TIMEOUT_SECONDS,
     RepositoryAnalysis,
@@ -45,6 +46,7 @@ def head_commit(path: Path) -> str | None:
             text=True,
             timeout=_GIT_TIMEOUT_SECONDS,
             stdin=subprocess.DEVNULL,
+            env=git_environment(),
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from timbel_dagster.child_env import CA_CERTIFICATES, PROXIES, child_environment
+from timbel_dagster.child_env import git_environment
 from timbel_dagster.redaction import MASK, looks_secret, mask
 from timbel_dagster.resources.errors import SourceError, SourceNotFoundError
 
@@ -50,30 +50,6 @@ _USER_VARIABLE, _PASSWORD_VARIABLE = "TIMBEL_GIT_USERNAME", "TIMBEL_GIT_PASSWORD
 _HELPER = (
     "credential.helper=!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' "
     f'"${_USER_VARIABLE}" "${_PASSWORD_VARIABLE}"; }}; f'
-)
-# What git may see of Timbel's environment: where its programs are, the user's git and ssh
-# configuration (HOME) and ssh agent, the locale, proxies and CA certificates. Not the CI
-# tokens or the database URL, and not GIT_* wholesale: GIT_DIR, GIT_WORK_TREE or
-# GIT_INDEX_FILE would point git at another repository, GIT_CONFIG_* would add configuration,
-# GIT_TRACE_CURL would log the credentials. GIT_SSH_COMMAND is the operator's choice of ssh
-# (a deploy key) and replaces `_SAFE`'s `ssh -o BatchMode=yes`; GIT_SSH is not passed, since
-# git prefers `_SAFE`'s core.sshCommand to it.
-_GIT_VARIABLES = frozenset(
-    {
-        "PATH",
-        "HOME",
-        "XDG_CONFIG_HOME",
-        "LANG",
-        "LANGUAGE",
-        "SSH_AUTH_SOCK",
-        "GIT_SSH_COMMAND",
-        "GIT_SSL_CAINFO",
-        "GIT_SSL_CAPATH",
-        # An operator's deliberate setting for an in-house server; git honoured it before.
-        "GIT_SSL_NO_VERIFY",
-        *CA_CERTIFICATES,
-        *PROXIES,
-    }
 )
 
 
@@ -172,7 +148,7 @@ def run_git(
     args: list[str], *, timeout: float, url: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run git without prompts, `ext::` or the user's credential helpers, and with only
-    `_GIT_VARIABLES` and LC_* of Timbel's environment.
+    `child_env.git_environment` of Timbel's environment.
 
     Args:
         args: git's arguments after the safe configuration; name a URL in them only in its
@@ -189,9 +165,7 @@ def run_git(
         subprocess.TimeoutExpired: it took longer than `timeout`.
     """
     extra, _ = _credentials(url) if url else ({}, [])
-    env = child_environment(
-        _GIT_VARIABLES, prefixes=("LC_",), extra={"GIT_TERMINAL_PROMPT": "0", **extra}
-    )
+    env = git_environment(extra)
     helper = ("-c", "credential.helper=", "-c", _HELPER) if _USER_VARIABLE in extra else ()
     completed = subprocess.run(
         ["git", *_SAFE, *helper, *args],

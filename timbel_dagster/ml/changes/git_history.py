@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from timbel_dagster.child_env import git_environment
+
 # Record separator before each commit, unit separator between header fields; the message (%B)
 # comes last and ends with a unit separator that -z follows with a NUL.
 _FORMAT = "%x1e%H%x1f%aN%x1f%at%x1f%ct%x1f%B%x1f"
@@ -60,7 +62,11 @@ def git(repo: Path, *args: str) -> str:
         ValueError: git failed; the message carries git's own first error line.
     """
     result = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=git_environment(),
     )
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no error message"])[-1]
@@ -82,6 +88,7 @@ def require_repository(repo: Path) -> Path:
         capture_output=True,
         text=True,
         check=False,
+        env=git_environment(),
     )
     if probe.returncode != 0:
         raise ValueError(f"{repo} is not a git repository")
@@ -94,6 +101,7 @@ def has_commits(repo: Path) -> bool:
         ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
         capture_output=True,
         check=False,
+        env=git_environment(),
     )
     return probe.returncode == 0
 
@@ -110,6 +118,7 @@ def resolve_commit(repo: Path, ref: str) -> str:
         capture_output=True,
         text=True,
         check=False,
+        env=git_environment(),
     )  # fmt: skip
     if probe.returncode != 0 or not ref:
         raise ValueError(f"deployment {ref!r} is not a commit in {repo}")
@@ -222,7 +231,9 @@ def iter_commits(repo: Path) -> Iterator[RawCommit]:
     ]  # fmt: skip
     # stderr goes to a file: warnings (e.g. rename limits) must not fill a pipe nobody reads.
     with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, env=git_environment()
+        )
         assert process.stdout is not None
         try:
             chunks = iter(lambda: process.stdout.read(_CHUNK), b"")  # type: ignore[union-attr]
