@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -13,11 +12,11 @@ import pytest
 from sqlalchemy import text
 
 from tests.assets.test_cluster_assets import ASSETS, SAMPLE_CLUSTERS
+from tests.migrated_postgres import MigratedPostgres
 from timbel_dagster.assets.dashboards.grafana import DASHBOARDS, DATASOURCE
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import CLUSTERS, range_tags
 from timbel_dagster.resources.sources import DeliverySourcesResource
-from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
 
 FROM, TO = "2026-10-01T00:00:00Z", "2026-11-02T00:00:00Z"
@@ -31,12 +30,11 @@ def grafana_sql(sql: str) -> str:
 
 
 @pytest.fixture
-def postgres_warehouse(postgres_server_url: str) -> Iterator[str]:
-    if migrate.current_revision(postgres_server_url):
-        migrate.downgrade(postgres_server_url, "base")
-    migrate.upgrade(postgres_server_url)
-    yield postgres_server_url
-    migrate.downgrade(postgres_server_url, "base")
+def postgres_warehouse(_postgres_head: MigratedPostgres) -> str:
+    """The PostgreSQL warehouse migrated once per session and emptied here (conftest), as
+    `warehouse_url` gives it: a downgrade and upgrade around the test took seconds."""
+    _postgres_head.empty()
+    return _postgres_head.url
 
 
 def test_dashboards_are_written_and_every_panel_query_runs(
