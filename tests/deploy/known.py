@@ -9,6 +9,7 @@ from timbel_dagster.assets.security.images import store_images
 from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.resources.registry_records import OCI_MANIFEST, Image
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.people import membership
 from timbel_dagster.warehouse.schema.ids import stable_id
 from timbel_dagster.warehouse.schema.models import Pipeline
 from timbel_dagster.warehouse.store.upsert import bulk_upsert
@@ -30,3 +31,13 @@ def know(url: str, service: str, images: dict[str, str] | None = None) -> None:
             listed.append(Image(ref.registry, ref.repository, ref.tag or "", digest, OCI_MANIFEST))
         if listed:
             store_images(connection, listed, source="test", now=SEEN)
+
+
+def own(url: str, service: str, team: str, members: list[str]) -> None:
+    """`team` owns `service` and has `members` (users already stored): the team check of
+    approvals lets the team's leads decide its requests."""
+    with get_engine(url).begin() as connection:
+        membership.add_team(connection, team, None, SEEN)
+        for user in members:
+            membership.add_member(connection, team, user)
+        membership.set_owner(connection, service, team)

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.deploy.known import know
+from tests.deploy.known import know, own
 from tests.security.findings import ALPINE_DIGEST, CLEAN, store
 from timbel_dagster.deploy.chains import ChainsError, load_chains
 from timbel_dagster.deploy.requests import RequestError, Requests
 from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.identity import ServiceOwner
 from timbel_dagster.warehouse.schema.ids import stable_id
 from timbel_dagster.warehouse.schema.models import AuditEvent, Deployment, User
 from timbel_dagster.warehouse.store.upsert import bulk_upsert
@@ -69,6 +70,7 @@ def requests(warehouse_url: str, clock: Clock, announced: list) -> Requests:
     with engine.begin() as connection:
         bulk_upsert(connection, User.__table__, rows, ["name"])
     know(warehouse_url, "shop-api", {IMAGE: ALPINE_DIGEST})
+    own(warehouse_url, "shop-api", "shop", [n for n, _, team in PEOPLE if team == "shop"])
     store(warehouse_url, CLEAN, IMAGE)  # scanned clean: the prod security gate lets it pass
     return Requests(
         engine,
@@ -140,6 +142,50 @@ def test_refused_decisions_change_nothing_and_are_audited(
     assert _audit(requests)[-1] == (who, "deploy.approve.refused")
     with requests.engine.connect() as connection:
         assert verify_chain(connection).intact
+
+
+def test_a_team_lead_decides_only_for_their_teams_services(
+    requests: Requests, warehouse_url: str
+) -> None:
+    """The team check: `lead` (team shop, which owns shop-api) may decide; a team lead of
+    another team may not, approving or rejecting; operations decides for every team."""
+    with requests.engine.begin() as connection:
+        row = {"id": stable_id("users", "ads_lead"), "source": "test", "name": "ads_lead",
+               "display_name": None, "email": None, "role": "team_lead", "team": "ads",
+               "slack_id": None}  # fmt: skip
+        bulk_upsert(connection, User.__table__, [row], ["name"])
+    own(warehouse_url, "ads-api", "ads", ["ads_lead"])  # ads_lead is a lead, of team ads
+    requests.request("dev", "shop-api", IMAGE, "prod", "x")
+    refusal = (
+        "step 1 of request #1 needs a team lead of team shop, which owns shop-api; ads_lead "
+        "is in ads (`timbel team member shop ads_lead` adds them)"
+    )
+    for approve in (True, False):
+        with pytest.raises(RequestError) as refused:
+            requests.decide("ads_lead", "1", approve=approve, reason="not mine")
+        assert str(refused.value) == refusal
+    assert requests.status("1")["steps"][0]["decision"] == "pending"
+    assert _audit(requests)[-2:] == [
+        ("ads_lead", "deploy.approve.refused"),
+        ("ads_lead", "deploy.reject.refused"),
+    ]
+    requests.decide("lead", "1", approve=True, reason="ours")
+    assert requests.decide("ops", "1", approve=True, reason="ok")["status"] == "approved"
+
+
+def test_a_service_no_team_owns_has_its_team_lead_step_refused(requests: Requests) -> None:
+    requests.request("dev", "shop-api", IMAGE, "staging", "x")
+    with requests.engine.begin() as connection:
+        connection.execute(ServiceOwner.__table__.delete())
+    with pytest.raises(RequestError) as refused:
+        requests.decide("lead", "1", approve=True, reason="ok")
+    assert str(refused.value) == (
+        "step 1 of request #1 needs a team lead of the team that owns shop-api, and no team "
+        "owns it: an admin can set it with `timbel team own shop-api --team TEAM`"
+    )
+    with requests.engine.begin() as connection:  # an admin is not held by the team check
+        connection.execute(User.__table__.update().where(User.name == "ops").values(role="admin"))
+    assert requests.decide("ops", "1", approve=True, reason="ok")["status"] == "approved"
 
 
 def test_one_person_cannot_fill_two_steps(requests: Requests) -> None:

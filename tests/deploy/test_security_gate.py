@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.deploy.known import know
+from tests.deploy.known import know, own
 from tests.security.findings import ALPINE_DIGEST, CLEAN, T1, VULNERABLE, store
 from timbel_dagster.deploy.chains import load_chains
 from timbel_dagster.deploy.requests import RequestError, Requests
@@ -43,6 +43,7 @@ def requests_for(url: str, policy: Any = None, chains: dict | None = None) -> Re
     with engine.begin() as connection:
         bulk_upsert(connection, User.__table__, rows, ["name"])
     know(url, "shop-api", {IMAGE: ALPINE_DIGEST})  # the tag of the scanned image
+    own(url, "shop-api", "shop", [name for name, _ in PEOPLE])
     return Requests(
         engine, chains or load_chains(None), dt.timedelta(hours=72), clock=lambda: NOW,
         policy=policy,

@@ -21,6 +21,7 @@ from timbel_dagster.deploy import lookup
 from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.known import KnownChecks
 from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
+from timbel_dagster.deploy.team_check import TEAM_LEAD, check_team
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -218,6 +219,9 @@ class Requests(Emergency, KnownChecks):
                         f"step {step['position']} of request #{request['number']} needs a "
                         f"{step['role']}; {actor.name} is a {actor.role}"
                     )
+                if step["role"] == TEAM_LEAD:
+                    what = f"step {step['position']} of request #{request['number']}"
+                    check_team(connection, actor, request, what)
                 if approve and step["position"] == len(steps):  # the approving decision
                     self._security_check(connection, request, f"request #{request['number']}")
                 connection.execute(
