@@ -27,9 +27,11 @@ from timbel_dagster.cli import (
     organisation,
     risk,
     security,
+    teams,
     template_store,
     templates,
     tenants,
+    tokens,
     users,
 )
 from timbel_dagster.cli.common import DEBUG_KEY
@@ -75,6 +77,8 @@ main.add_command(security.scan)
 main.add_command(security.analyze_repo)
 main.add_command(templates.template)
 main.add_command(users.users)
+main.add_command(tokens.token)
+main.add_command(teams.team)
 
 if __name__ == "__main__":
     main()
