@@ -32,6 +32,7 @@ def __getattr__(name: str) -> object:
     """`Settings` is built on first use: pydantic-settings is a heavy import for the code
     location, which imports this package at load (import-time budget, DESIGN.md)."""
     if name == "Settings":
+        # lazy: settings.model loads pydantic-settings; the code location loads without it
         from timbel_dagster.settings.model import Settings
 
         return Settings
@@ -39,6 +40,7 @@ def __getattr__(name: str) -> object:
 
 
 def _one_line(error: ValidationError) -> str:
+    # lazy: settings.model loads pydantic-settings; the code location loads without it
     from timbel_dagster.settings.model import Settings
 
     first = error.errors()[0]
@@ -58,6 +60,7 @@ def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning a validation failure into a one-line `SettingsError`."""
     from pydantic_settings import SettingsError as SourceError
 
+    # lazy: settings.model loads pydantic-settings; the code location loads without it
     from timbel_dagster.settings.model import Settings
 
     try:
