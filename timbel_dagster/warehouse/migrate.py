@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from timbel_dagster.warehouse.audit.archive import AuditLogInUseError, plan_drop, seal_dropped
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.engine import check_connection, get_engine
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
@@ -26,8 +30,6 @@ def _config(connection: Connection) -> Config:
 def current_revision(database_url: str) -> str | None:
     """The revision the warehouse is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
-
-    from timbel_dagster.warehouse.engine import get_engine
 
     with get_engine(database_url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -53,10 +55,6 @@ def _migrate(
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import inspect
-
-    from timbel_dagster.warehouse.audit.archive import plan_drop
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.engine import check_connection, get_engine
 
     check_connection(database_url)
     sealed: Path | None = None
@@ -92,8 +90,6 @@ def _migrate(
 def _refuse_checkpoint_drop(connection: Connection, revision: str, checkpoints: int) -> None:
     from sqlalchemy import inspect
 
-    from timbel_dagster.warehouse.audit.archive import AuditLogInUseError
-
     if not inspect(connection).has_table("audit_checkpoints"):
         raise AuditLogInUseError(
             f"refusing to downgrade to {revision}: it drops audit_checkpoints, which records "
@@ -111,7 +107,6 @@ def _guard_audit_drop(
 ) -> Path:
     """Refuse to drop events no archive holds; otherwise seal what is left (and this
     downgrade's own event) into a final archive file, and return its path."""
-    from timbel_dagster.warehouse.audit.archive import AuditLogInUseError, seal_dropped
 
     if plan.unarchived:
         raise AuditLogInUseError(

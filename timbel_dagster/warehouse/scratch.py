@@ -6,6 +6,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from timbel_dagster.settings import normalise_database_url
+from timbel_dagster.warehouse.engine import get_engine
+
 
 @contextmanager
 def scratch_database(server_url: str, purpose: str) -> Iterator[str]:
@@ -16,9 +19,6 @@ def scratch_database(server_url: str, purpose: str) -> Iterator[str]:
     """
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
-
-    from timbel_dagster.settings import normalise_database_url
-    from timbel_dagster.warehouse.engine import get_engine
 
     base = make_url(normalise_database_url(server_url))
     name = f"timbel_{purpose}_{uuid.uuid4().hex[:10]}"

@@ -24,11 +24,15 @@ from typing import TYPE_CHECKING, Any
 from timbel_dagster.warehouse.audit.chain import (
     GENESIS_HASH,
     append_event,
+    event_hash,
     event_record,
+    latest_checkpoint,
     lock_chain,
     row_hash,
     verify_chain,
 )
+from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
+from timbel_dagster.warehouse.schema.models import AuditEvent
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -83,8 +87,6 @@ def plan_archive(connection: Connection, cutoff: dt.datetime) -> ArchivePlan:
     even if clocks of two writers disagreed a little."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.schema.models import AuditEvent
-
     if cutoff.tzinfo is None:
         raise ValueError(f"cutoff {cutoff.isoformat()} has no time zone")
     table = AuditEvent.__table__
@@ -110,9 +112,6 @@ def archive_before(
     sealed into an archive. If anything fails, nothing is deleted and the file is removed.
     """
     from sqlalchemy import delete, func, insert, select
-
-    from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
-    from timbel_dagster.warehouse.schema.models import AuditEvent
 
     table = AuditEvent.__table__
     path: Path | None = None
@@ -266,8 +265,6 @@ def verify_archives(connection: Connection) -> list[tuple[Mapping[str, Any], Arc
     checkpoint's `last_hash` and end exactly at its own checkpoint."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
-
     table = AuditCheckpoint.__table__
     checkpoints = connection.execute(select(table).order_by(table.c.last_id)).mappings().all()
     results, start = [], GENESIS_HASH
@@ -316,10 +313,6 @@ def plan_drop(connection: Connection) -> DropPlan:
     """
     from sqlalchemy import func, inspect, select
 
-    from timbel_dagster.warehouse.audit.chain import latest_checkpoint
-    from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
-    from timbel_dagster.warehouse.schema.models import AuditEvent
-
     lock_chain(connection)
     table = AuditEvent.__table__
     has_checkpoints = inspect(connection).has_table(AuditCheckpoint.__tablename__)
@@ -356,7 +349,6 @@ def seal_dropped(plan: DropPlan, directory: Path, actor: str, details: Mapping[s
         AuditArchiveError: the chain is broken (nothing tampered is sealed) or the file
             cannot be written.
     """
-    from timbel_dagster.warehouse.audit.chain import event_hash
 
     if plan.broken:
         raise AuditArchiveError(f"refusing to drop the audit log: {plan.broken}")

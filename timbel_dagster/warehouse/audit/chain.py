@@ -89,6 +89,7 @@ def append_event(
     """Append one event after the current head of the chain and return its hash."""
     from sqlalchemy import insert, select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import AuditEvent
 
     # Serialise appenders so that two transactions never chain onto the same head.
@@ -135,6 +136,7 @@ def latest_checkpoint(connection: Connection) -> Mapping[str, Any] | None:
     """The newest archive checkpoint (where the archived part of the chain ended), if any."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import AuditCheckpoint
 
     table = AuditCheckpoint.__table__
@@ -174,6 +176,7 @@ def _broken_link(connection: Connection, row: Mapping[str, Any], before: str) ->
     """Why `row` does not chain onto the event before it, as precisely as the table shows."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import AuditEvent
 
     table = AuditEvent.__table__
@@ -209,6 +212,7 @@ def verify_chain(connection: Connection, anchor: tuple[int, str] | None = None) 
     """
     from sqlalchemy import func, select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import AuditEvent
 
     table = AuditEvent.__table__
@@ -268,6 +272,7 @@ def _check_anchor(
 ) -> str | None:
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import AuditEvent
 
     anchor_id, anchor_hash = anchor
@@ -307,6 +312,7 @@ def search_events(
     """
     from sqlalchemy import func, or_, select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import AuditEvent
 
     if limit < 1:

@@ -26,6 +26,7 @@ def duplicate_deployment() -> Any:
     from sqlalchemy import exists
     from sqlalchemy.orm import aliased
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Deployment as D
 
     timbel = aliased(D)
@@ -44,6 +45,7 @@ def counted_incident() -> Any:
     """A SQL condition on `Incident`: not opened by a deployment `duplicate_deployment` drops."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Deployment as D
     from timbel_dagster.warehouse.schema.models import Incident as I
 
@@ -56,6 +58,7 @@ def deployments_frame(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Deployment as D
 
     query = select(
@@ -72,6 +75,7 @@ def shipped_commits_frame(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Commit, DeploymentCommit
 
     query = select(
@@ -86,6 +90,7 @@ def incidents_frame(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Incident as I
 
     query = select(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.records.delivery import StoredStage
 from timbel_dagster.records.marks import StoredMark
+from timbel_dagster.warehouse.schema.ingestion import IngestionReject
 from timbel_dagster.warehouse.schema.models import (
     EXECUTION_STATUSES,
     ExecutionLog,
@@ -17,6 +18,7 @@ from timbel_dagster.warehouse.schema.models import (
     PipelineExecution,
     StageExecution,
 )
+from timbel_dagster.warehouse.store.loaders import pipeline_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -161,9 +163,6 @@ def stored_marks(
     again gives the same reject, so a mark must be able to pass it.
     """
     from sqlalchemy import and_, or_, select
-
-    from timbel_dagster.warehouse.schema.ingestion import IngestionReject
-    from timbel_dagster.warehouse.store.loaders import pipeline_id
 
     if not above:
         return {}

@@ -137,6 +137,7 @@ def stored_rows(
     """Rows of a cluster-hour table for one cluster and source with start <= hour < end."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
 
     model = Base.metadata.tables[table]
@@ -160,6 +161,7 @@ def usage_report(
     requested, and the cost allocated to it (USD), most expensive first."""
     from sqlalchemy import func, select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
 
     usage = Base.metadata.tables["namespace_usage"]

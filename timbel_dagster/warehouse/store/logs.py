@@ -31,6 +31,7 @@ from timbel_dagster.warehouse.schema.models import (
     Pipeline,
     PipelineExecution,
 )
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -194,7 +195,6 @@ class LogWriter:
 
     def _store(self, length: int, text: str, complete: bool) -> None:
         """One chunk covering `length` bytes of the source (0: the truncation marker)."""
-        from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
         lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         first_line = self.lines + 1
