@@ -43,6 +43,7 @@ from timbel_dagster.resources.kubernetes_records import (
     parse_quantity,
 )
 from timbel_dagster.resources.payload import parse_json
+from timbel_dagster.settings import get_settings, secret_from_environment
 
 __all__ = ["KubernetesClient", "KubernetesResource", "parse_quantity"]
 PAGE_SIZE = 500
@@ -78,8 +79,6 @@ def _api_client(cluster: ClusterConfig, kubeconfig: str | None) -> Any:
     configuration.host = str(cluster.api_url).rstrip("/")
     if cluster.token_env:
         # The clusters file names the variable so the token itself never sits in the file.
-        from timbel_dagster.settings import secret_from_environment
-
         token = secret_from_environment(cluster.token_env) or ""
         if not token:
             raise SourceNotConfiguredError(
@@ -275,7 +274,6 @@ class KubernetesResource(dg.ConfigurableResource):
     def _path(self) -> Path:
         if self.clusters_file:
             return Path(self.clusters_file)
-        from timbel_dagster.settings import get_settings
 
         path = get_settings().timbel_clusters_file
         if path is None:

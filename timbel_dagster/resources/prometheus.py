@@ -20,6 +20,7 @@ from timbel_dagster.resources.errors import (
     SourceError,
     TransientSourceError,
 )
+from timbel_dagster.settings import get_settings
 
 SYSTEM = "prometheus"
 MAX_POINTS = 11_000  # Prometheus' limit per series and query
@@ -144,8 +145,6 @@ class PrometheusResource(dg.ConfigurableResource):
     timeout_seconds: float | None = None
 
     def client(self) -> PrometheusClient:
-        from timbel_dagster.settings import get_settings
-
         settings = get_settings()
         url = self.url or (str(settings.prometheus_url) if settings.prometheus_url else None)
         if not url:

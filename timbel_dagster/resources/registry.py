@@ -17,6 +17,7 @@ from pydantic import PrivateAttr
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.errors import SourceNotFoundError
 from timbel_dagster.resources.registry_records import Image, Manifest
+from timbel_dagster.settings import get_settings
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.registry_client import RegistryClient
@@ -63,7 +64,6 @@ class RegistryResource(dg.ConfigurableResource):
     def _url(self) -> str | None:
         if self.url:
             return self.url
-        from timbel_dagster.settings import get_settings
 
         configured = get_settings().harbor_registry
         return str(configured) if configured else None
@@ -78,7 +78,6 @@ class RegistryResource(dg.ConfigurableResource):
             # import-time budget (DESIGN.md: function-level imports for heavy libraries).
             from timbel_dagster.resources.registry_client import RegistryClient
             from timbel_dagster.resources.registry_http import RegistryHTTP
-            from timbel_dagster.settings import get_settings
 
             url = self._url()
             if not url:

@@ -8,6 +8,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from timbel_dagster.resources.sample.metrics import UTILISATION, _load
+from timbel_dagster.resources.sample.organisation import CLUSTERS, SERVICES
+
 
 @dataclass(frozen=True)
 class ScalingRow:
@@ -91,9 +94,6 @@ class SampleScaling:
         self.end_date = end_date
 
     def rows(self, now: dt.datetime) -> list[ScalingRow]:
-        from timbel_dagster.resources.sample.metrics import UTILISATION, _load
-        from timbel_dagster.resources.sample.organisation import CLUSTERS, SERVICES
-
         prod = next(c.name for c in CLUSTERS if c.environment_group == "prod")
         day_after = dt.datetime.combine(self.end_date, dt.time(), dt.UTC) + dt.timedelta(days=1)
         end = min(now.replace(minute=0, second=0, microsecond=0), day_after)

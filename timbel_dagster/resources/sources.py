@@ -9,14 +9,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 import dagster as dg
 from pydantic import Field
 
+from timbel_dagster.resources.clusters_file import ClustersFileSource, load_clusters
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.derived import CIDerivedHistory, StoredStages
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
+from timbel_dagster.resources.kube_prometheus import KubePrometheusSource
+from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.resources.prometheus import PrometheusResource
 from timbel_dagster.resources.registry import RegistryResource
+from timbel_dagster.resources.sample.metrics import SampleMetricsSource
 from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
+from timbel_dagster.resources.sample.registry import SampleRegistry
+from timbel_dagster.resources.sample.scanner import SampleScanner
+from timbel_dagster.resources.sample.source import SampleSource
+from timbel_dagster.resources.scaling import KubernetesScaling, SampleScaling
 from timbel_dagster.resources.trivy import TrivyResource
+from timbel_dagster.settings import get_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,7 +91,6 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             if self.mode not in ("sample", "live"):
                 raise ValueError(f"sources.mode must be 'sample' or 'live', not {self.mode!r}")
             return self.mode
-        from timbel_dagster.settings import get_settings
 
         return "sample" if get_settings().timbel_sample_data else "live"
 
@@ -95,8 +103,6 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         directory clones go under (TIMBEL_GIT_REPOSITORIES and TIMBEL_HOME unless set here)."""
         from pathlib import Path
 
-        from timbel_dagster.settings import get_settings
-
         settings = get_settings()
         entries = (
             self.git_repositories
@@ -106,9 +112,6 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         return list(entries), Path(self.git_home) if self.git_home else settings.timbel_home
 
     def sample(self) -> SampleSource:
-        from timbel_dagster.resources.sample.source import SampleSource
-        from timbel_dagster.settings import get_settings
-
         settings = get_settings()
         end = (
             dt.date.fromisoformat(self.sample_end_date)
@@ -149,7 +152,6 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         with `stored_stages`: WarehouseResource.stored_stages)."""
         if self._mode() == "sample":
             return [self.sample()]
-        from timbel_dagster.settings import get_settings
 
         settings = get_settings()
         systems = [
@@ -161,8 +163,6 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         clusters_file = self.clusters_file or settings.timbel_clusters_file
         if clusters_file:
             from pathlib import Path
-
-            from timbel_dagster.resources.clusters_file import ClustersFileSource
 
             found.append(ClustersFileSource(Path(clusters_file)))
         if not systems and not found:
@@ -185,22 +185,16 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         kube-prometheus series of PROMETHEUS_URL (clusters from TIMBEL_CLUSTERS_FILE when
         set, else every value of the cluster label Prometheus knows; series without that label
         are one cluster, named by PROMETHEUS_CLUSTER_NAME or the clusters file)."""
-        from timbel_dagster.settings import get_settings
 
         settings = get_settings()
         if self._mode() == "sample":
-            from timbel_dagster.resources.sample.metrics import SampleMetricsSource
-
             seed = self.sample_seed if self.sample_seed is not None else settings.timbel_sample_seed
             return SampleMetricsSource(seed)
-        from timbel_dagster.resources.kube_prometheus import KubePrometheusSource
 
         clusters = None
         clusters_file = self.clusters_file or settings.timbel_clusters_file
         if clusters_file:
             from pathlib import Path
-
-            from timbel_dagster.resources.clusters_file import load_clusters
 
             clusters = [c.name for c in load_clusters(Path(clusters_file))]
         try:
@@ -220,18 +214,12 @@ class DeliverySourcesResource(dg.ConfigurableResource):
     def scaling_source(self) -> Any:
         """Autoscaling history: the sample's, or every configured cluster's."""
         if self._mode() == "sample":
-            from timbel_dagster.resources.scaling import SampleScaling
-
             # The sample's last day, as the demo's cluster metrics: the same rows each run.
             return SampleScaling(self.sample().end_date)
-        from timbel_dagster.resources.kubernetes import KubernetesResource
-        from timbel_dagster.resources.scaling import KubernetesScaling
 
         return KubernetesScaling(KubernetesResource(clusters_file=self.clusters_file))
 
     def _sample_registry(self) -> SampleRegistry:
-        from timbel_dagster.resources.sample.registry import SampleRegistry
-
         return SampleRegistry(self.sample(), self.sample_tags_per_repository)
 
     def image_source(self) -> ImageSource:
@@ -250,8 +238,6 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         """What scans images: the sample's scanner (reports of the sample's images only), or
         in live mode Trivy."""
         if self._mode() == "sample":
-            from timbel_dagster.resources.sample.scanner import SampleScanner
-
             return SampleScanner(self._sample_registry())
         return self.trivy
 

@@ -15,6 +15,9 @@ import dagster as dg
 
 from timbel_dagster.records.delivery import ExecutionRecord, PipelineRecord, RejectRecord
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.resources.errors import SourceDataError, SourceError
+from timbel_dagster.resources.payload import record_id, reject
+from timbel_dagster.settings import get_settings
 
 if TYPE_CHECKING:
     from timbel_dagster.resources.gitlab.client import GitLabHTTP
@@ -52,6 +55,7 @@ class GitLabSource:
 
     @cached_property
     def _projects(self) -> list[tuple[str, PipelineRecord]]:
+        # lazy: resources.gitlab.client loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.client import project_ref
         from timbel_dagster.resources.gitlab.parse import parse_project
 
@@ -73,8 +77,8 @@ class GitLabSource:
         Projects configured by path need no other request; a numeric id costs one more to
         learn the project's path, which is its pipeline name.
         """
+        # lazy: resources.gitlab.client loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.client import project_ref
-        from timbel_dagster.resources.payload import record_id
 
         if all(not p.isdigit() for p in self.projects):
             named = [(project_ref(p), p) for p in self.projects]
@@ -99,7 +103,7 @@ class GitLabSource:
         until: dt.datetime,
         final: frozenset[tuple[str, str]] = frozenset(),
     ) -> Iterator[ExecutionRecord | RejectRecord]:
-        from timbel_dagster.resources.errors import SourceDataError
+        # lazy: resources.gitlab.parse loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.parse import (
             FINISHED,
             PIPELINE_STATUSES,
@@ -107,7 +111,6 @@ class GitLabSource:
             parse_job,
             parse_pipeline,
         )
-        from timbel_dagster.resources.payload import record_id, reject
 
         for ref, record in self._projects:
             project = record.name
@@ -168,7 +171,6 @@ class GitLabSource:
     def _project_jobs(self, ref: str, project: str) -> Iterator[Any]:
         """The project's jobs, newest first: keyset pages where the server offers them, else
         offset pages (GitLab before keyset support for jobs answers 405 and says so)."""
-        from timbel_dagster.resources.errors import SourceError
 
         path = f"/projects/{ref}/jobs"
         if ref not in self._offset_only:
@@ -190,6 +192,7 @@ class GitLabSource:
         yield from self.http.pages(path, project, objects_only=False)
 
     def pipeline(self, project: str) -> PipelineRecord:
+        # lazy: resources.gitlab.client loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.client import project_ref
         from timbel_dagster.resources.gitlab.parse import parse_project
 
@@ -198,6 +201,7 @@ class GitLabSource:
         )
 
     def _raw_jobs(self, project: str, pipeline_id: int) -> list[dict]:
+        # lazy: resources.gitlab.client loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.client import project_ref
 
         obj = f"{project} pipeline {pipeline_id}"
@@ -212,6 +216,7 @@ class GitLabSource:
 
     def execution(self, project: str, pipeline_id: int) -> ExecutionRecord:
         """One pipeline with its jobs as stages (two requests)."""
+        # lazy: resources.gitlab.client loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.client import project_ref
         from timbel_dagster.resources.gitlab.parse import parse_job, parse_pipeline
 
@@ -225,6 +230,7 @@ class GitLabSource:
 
     def pipeline_jobs(self, project: str, pipeline_id: int) -> list[JobState]:
         """The jobs of one pipeline, retried ones included, oldest first."""
+        # lazy: resources.gitlab.parse loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.parse import parse_job
 
         states = []
@@ -244,6 +250,7 @@ class GitLabSource:
     @contextmanager
     def trace(self, project: str, job_id: int, start: int = 0) -> Iterator[Iterator[bytes]]:
         """A job's trace from byte `start` on, as blocks (a ranged read where GitLab allows)."""
+        # lazy: resources.gitlab.client loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.client import project_ref
 
         with self.http.stream(
@@ -264,8 +271,8 @@ class GitLabResource(dg.ConfigurableResource):
     max_requests_per_second: float | None = None
 
     def http(self) -> GitLabHTTP:
+        # lazy: resources.gitlab.client loads requests; the code location loads without it
         from timbel_dagster.resources.gitlab.client import GitLabHTTP
-        from timbel_dagster.settings import get_settings
 
         settings = get_settings()
         url = self.url or (str(settings.gitlab_url) if settings.gitlab_url else None)
@@ -284,8 +291,6 @@ class GitLabResource(dg.ConfigurableResource):
         )
 
     def source(self) -> GitLabSource:
-        from timbel_dagster.settings import get_settings
-
         http = self.http()  # first: without GITLAB_URL, say that GitLab is not configured
         projects = self.projects if self.projects is not None else get_settings().gitlab_projects
         if not projects:
@@ -295,6 +300,4 @@ class GitLabResource(dg.ConfigurableResource):
         return GitLabSource(http, projects)
 
     def configured(self) -> bool:
-        from timbel_dagster.settings import get_settings
-
         return bool(self.url or get_settings().gitlab_url)

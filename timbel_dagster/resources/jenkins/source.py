@@ -14,6 +14,7 @@ from timbel_dagster.resources.errors import SourceDataError
 from timbel_dagster.resources.jenkins.api import JenkinsAPI
 from timbel_dagster.resources.jenkins.client import JenkinsHTTP
 from timbel_dagster.resources.jenkins.parse import JenkinsJob, with_stages
+from timbel_dagster.settings import get_settings
 
 STAGE_MODES = ("recent", "all", "none")
 
@@ -153,8 +154,6 @@ class JenkinsResource(dg.ConfigurableResource):
     retry_backoff_seconds: float = 0.5  # first retry's wait; doubles each time
 
     def api(self) -> JenkinsAPI:
-        from timbel_dagster.settings import get_settings
-
         settings = get_settings()
         url = self.url or (str(settings.jenkins_url) if settings.jenkins_url else None)
         if not url:
@@ -175,12 +174,8 @@ class JenkinsResource(dg.ConfigurableResource):
         )
 
     def source(self) -> JenkinsSource:
-        from timbel_dagster.settings import get_settings
-
         roots = self.jobs if self.jobs is not None else get_settings().jenkins_jobs
         return JenkinsSource(self.api(), roots, stages=self.stages)
 
     def configured(self) -> bool:
-        from timbel_dagster.settings import get_settings
-
         return bool(self.url or get_settings().jenkins_url)

@@ -16,6 +16,7 @@ from timbel_dagster.records.delivery import (
     UserRecord,
 )
 from timbel_dagster.resources.sample.history import DAYS, SampleHistory, generate_history
+from timbel_dagster.resources.sample.logs import sample_log
 from timbel_dagster.resources.sample.organisation import CLUSTERS, SAMPLE_SOURCE, USERS
 
 
@@ -61,7 +62,6 @@ class SampleSource:
 
     def log(self, pipeline: str, external_id: str) -> str:
         """The console log of one sample build."""
-        from timbel_dagster.resources.sample.logs import sample_log
 
         for execution in self.history.executions:
             if execution.pipeline == pipeline and execution.external_id == external_id:
