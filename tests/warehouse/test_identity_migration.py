@@ -1,6 +1,7 @@
 """Migration 0019 (identity): the teams named in `users.team` become teams with their
 members, the users named in `tenants.users` become tenant members (unknown names are left
-out), every user is a person; the downgrade drops the new tables and keeps the users."""
+out) and the JSON column goes, every user is a person; the downgrade drops the new tables,
+keeps the users and puts `tenants.users` back from the members."""
 
 from __future__ import annotations
 
@@ -98,6 +99,8 @@ def test_teams_and_tenant_members_are_backfilled_and_the_downgrade_keeps_the_use
         ("payments", "soyeon.lee"),
     ]
     assert _rows(database_url, "SELECT DISTINCT kind FROM users") == [("person",)]
+    tenant_columns = {c["name"] for c in inspect(get_engine(database_url)).get_columns("tenants")}
+    assert "users" not in tenant_columns and "clusters" in tenant_columns
 
     migrate.downgrade(database_url, "0018")
     tables = set(inspect(get_engine(database_url)).get_table_names())
@@ -105,6 +108,9 @@ def test_teams_and_tenant_members_are_backfilled_and_the_downgrade_keeps_the_use
     columns = {c["name"] for c in inspect(get_engine(database_url)).get_columns("users")}
     assert {"kind", "oidc_subject"}.isdisjoint(columns) and "team" in columns
     assert _rows(database_url, "SELECT count(*) FROM users") == [(4,)]
+    with get_engine(database_url).connect() as connection:
+        restored = connection.execute(sa.select(TENANTS.c.users)).scalar_one()
+    assert restored == ["minji.kim", "soyeon.lee"]  # 'left.company' was never a user
     # And up again: the backfill runs on the same rows without a conflict.
     assert migrate.upgrade(database_url) == ("0018", migrate.head_revision())
     assert len(_rows(database_url, "SELECT * FROM team_members")) == 3

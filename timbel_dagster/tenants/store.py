@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.tenants.manifests import TenantSpec
+from timbel_dagster.warehouse.people import membership
 from timbel_dagster.warehouse.people.users import UserRefusedError, require_users
 
 if TYPE_CHECKING:
@@ -58,8 +59,11 @@ def check_users(
         raise UnknownUsersError(str(error)) from None
 
 
-def _row(mapping: Mapping[str, Any]) -> TenantRow:
-    return TenantRow(**{field: mapping[field] for field in TenantRow.__dataclass_fields__})
+def _row(connection: Connection, mapping: Mapping[str, Any]) -> TenantRow:
+    """The tenant of a `tenants` row, with its users from `tenant_members`."""
+    users = list(membership.members_of_tenant(connection, mapping["name"]))
+    fields = {f: mapping[f] for f in TenantRow.__dataclass_fields__ if f != "users"}
+    return TenantRow(**fields, users=users)
 
 
 def get_tenant(connection: Connection, name: str, for_update: bool = False) -> TenantRow | None:
@@ -70,7 +74,7 @@ def get_tenant(connection: Connection, name: str, for_update: bool = False) -> T
     if for_update:
         query = query.with_for_update()
     found = connection.execute(query).mappings().first()
-    return _row(found) if found else None
+    return _row(connection, found) if found else None
 
 
 def list_tenants(connection: Connection, include_deleted: bool = False) -> list[TenantRow]:
@@ -80,7 +84,7 @@ def list_tenants(connection: Connection, include_deleted: bool = False) -> list[
     query = select(table).order_by(table.c.name)
     if not include_deleted:
         query = query.where(table.c.status == "provisioned")
-    return [_row(r) for r in connection.execute(query).mappings()]
+    return [_row(connection, r) for r in connection.execute(query).mappings().all()]
 
 
 def record_provisioned(
@@ -101,7 +105,6 @@ def record_provisioned(
     values = {
         "cpu_cores": spec.cpu_cores,
         "memory_bytes": float(spec.memory_bytes),
-        "users": list(spec.users),
         "status": "provisioned",
         "updated_at": now,
     }
@@ -127,6 +130,7 @@ def record_provisioned(
             if recreated:
                 changes |= {"created_by": actor, "created_at": now}
             connection.execute(update(table).where(table.c.id == old.id).values(**changes))
+        membership.set_tenant_members(connection, spec.name, spec.users)
         append_event(
             connection, actor=actor, action=action, target=f"tenant {spec.name}", details=details
         )

@@ -40,6 +40,12 @@ def tenants_of(connection: Connection, user: str) -> tuple[str, ...]:
     return tuple(connection.execute(query).scalars())
 
 
+def members_of_tenant(connection: Connection, tenant: str) -> tuple[str, ...]:
+    """The users of `tenant`, by name."""
+    query = select(TenantMember.user_name).where(TenantMember.tenant == tenant)
+    return tuple(connection.execute(query.order_by(TenantMember.user_name)).scalars())
+
+
 def members_of(connection: Connection, team: str) -> tuple[str, ...]:
     query = select(TeamMember.user_name).where(TeamMember.team == team)
     return tuple(connection.execute(query.order_by(TeamMember.user_name)).scalars())

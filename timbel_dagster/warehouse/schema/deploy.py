@@ -98,7 +98,7 @@ class Tenant(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(63))  # a DNS label: it names the namespace
     cpu_cores: Mapped[float] = mapped_column(Float)
     memory_bytes: Mapped[float] = mapped_column(Float)
-    users: Mapped[list[str]] = mapped_column(JSONType)
+    # Its users are the rows of `tenant_members` (identity.TenantMember).
     clusters: Mapped[list[str]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16), default="provisioned")
     created_by: Mapped[str] = mapped_column(String(128))

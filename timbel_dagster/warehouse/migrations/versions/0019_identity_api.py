@@ -4,8 +4,9 @@ indexes the API's list routes page by.
 
 Backfills: every team named in `users.team` becomes a team with that user as a member, and
 every user named in a tenant's `tenants.users` list (and present in `users`) becomes a
-member of that tenant. Both old columns stay: `users.team` is still what a directory source
-sends, and `tenants.users` is what the tenant's RoleBindings were made from.
+member of that tenant. `users.team` stays (it is what a directory source sends);
+`tenants.users` is dropped: tenant members are rows of `tenant_members` from now on. The
+downgrade puts `tenants.users` back from them.
 
 Revision ID: 0019
 Revises: 0018
@@ -32,15 +33,13 @@ def _at(name: str, nullable: bool = False) -> sa.Column:
 
 
 def _index(table: str, *columns: str) -> None:
-    name = f"ix_{table}_{'_'.join(columns)}"
-    with op.batch_alter_table(table, schema=None) as batch_op:
-        batch_op.create_index(batch_op.f(name), list(columns), unique=False)
+    # Plain CREATE INDEX, never a batch: on SQLite a batch may rebuild the table, and
+    # dropping the old copy would cascade to its children (approval_steps, say).
+    op.create_index(op.f(f"ix_{table}_{'_'.join(columns)}"), table, list(columns), unique=False)
 
 
 def _drop_index(table: str, *columns: str) -> None:
-    name = f"ix_{table}_{'_'.join(columns)}"
-    with op.batch_alter_table(table, schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f(name))
+    op.drop_index(op.f(f"ix_{table}_{'_'.join(columns)}"), table_name=table)
 
 
 def _user_fk(table: str) -> sa.ForeignKeyConstraint:
@@ -173,13 +172,17 @@ _LIST_INDEXES = (
 )
 
 
-def _backfill() -> None:
+def _read_tenant_users(bind: sa.engine.Connection) -> dict[str, list[str]]:
+    tenants = sa.table("tenants", sa.column("name"), sa.column("users", JSONType))
+    return {name: list(users or []) for name, users in bind.execute(sa.select(tenants))}
+
+
+def _backfill(tenant_users: dict[str, list[str]]) -> None:
     bind = op.get_bind()
     now = dt.datetime.now(dt.UTC)
     users = sa.table("users", sa.column("name"), sa.column("team"))
     teams = sa.table("teams", sa.column("name"), sa.column("created_at", UTCDateTime()))
     team_members = sa.table("team_members", sa.column("team"), sa.column("user_name"))
-    tenants = sa.table("tenants", sa.column("name"), sa.column("users", JSONType))
     tenant_members = sa.table("tenant_members", sa.column("tenant"), sa.column("user_name"))
 
     people = bind.execute(sa.select(users.c.name, users.c.team)).all()
@@ -193,8 +196,8 @@ def _backfill() -> None:
     known = {name for name, _ in people}
     members = [
         {"tenant": tenant, "user_name": name}
-        for tenant, listed in bind.execute(sa.select(tenants.c.name, tenants.c.users))
-        for name in sorted(set(listed or []))
+        for tenant, listed in tenant_users.items()
+        for name in sorted(set(listed))
         if name in known  # a name that is no user (yet) cannot be a member row
     ]
     if members:
@@ -203,14 +206,46 @@ def _backfill() -> None:
 
 def upgrade() -> None:
     _users_columns()
+    tenant_users = _read_tenant_users(op.get_bind())
+    # Tenant members live in `tenant_members` from now on. The column goes first, before any
+    # table refers to `tenants`: on SQLite the batch rebuilds the table, and dropping the old
+    # copy would cascade to the members.
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("users")
     _membership_tables()
     _handover_tables()
     for table, *columns in _LIST_INDEXES:
         _index(table, *columns)
-    _backfill()
+    _backfill(tenant_users)
+
+
+def _read_tenant_members(bind: sa.engine.Connection) -> dict[str, list[str]]:
+    members = sa.table("tenant_members", sa.column("tenant"), sa.column("user_name"))
+    listed: dict[str, list[str]] = {}
+    for tenant, user in bind.execute(sa.select(members.c.tenant, members.c.user_name)):
+        listed.setdefault(tenant, []).append(user)
+    return listed
+
+
+def _restore_tenant_users(listed: dict[str, list[str]]) -> None:
+    """Put `tenants.users` back from the members read before their table went (names that
+    were no user were left out by the upgrade and stay out)."""
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("users", JSONType, nullable=True))
+    bind = op.get_bind()
+    tenants = sa.table("tenants", sa.column("name"), sa.column("users", JSONType))
+    for (name,) in bind.execute(sa.select(tenants.c.name)).all():
+        bind.execute(
+            tenants.update()
+            .where(tenants.c.name == name)
+            .values(users=sorted(listed.get(name, [])))
+        )
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.alter_column("users", existing_type=JSONType, nullable=False)
 
 
 def downgrade() -> None:
+    tenant_members = _read_tenant_members(op.get_bind())
     for table, *columns in reversed(_LIST_INDEXES):
         _drop_index(table, *columns)
     _drop_index("run_grants", "used_at", "job")
@@ -222,6 +257,7 @@ def downgrade() -> None:
         _drop_index(table, "user_name")
         op.drop_table(table)
     op.drop_table("teams")
+    _restore_tenant_users(tenant_members)
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("uq_users_oidc_subject"), type_="unique")
         batch_op.drop_constraint(op.f("ck_users_kind"), type_="check")
