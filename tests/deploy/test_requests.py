@@ -173,6 +173,20 @@ def test_a_team_lead_decides_only_for_their_teams_services(
     assert requests.decide("ops", "1", approve=True, reason="ok")["status"] == "approved"
 
 
+def test_the_owning_teams_leads_are_asked_first(
+    requests: Requests, warehouse_url: str, announced: list
+) -> None:
+    """dev's own team is shop, but team ads owns the service: ads' lead is asked."""
+    with requests.engine.begin() as connection:
+        row = {"id": stable_id("users", "ads_lead"), "source": "test", "name": "ads_lead",
+               "display_name": None, "email": None, "role": "team_lead", "team": "ads",
+               "slack_id": None}  # fmt: skip
+        bulk_upsert(connection, User.__table__, [row], ["name"])
+    own(warehouse_url, "shop-api", "ads", ["ads_lead"])
+    requests.request("dev", "shop-api", IMAGE, "staging", "x")
+    assert announced == [("approval_requested", ["ads_lead"])]
+
+
 def test_a_service_no_team_owns_has_its_team_lead_step_refused(requests: Requests) -> None:
     requests.request("dev", "shop-api", IMAGE, "staging", "x")
     with requests.engine.begin() as connection:

@@ -22,6 +22,7 @@ from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.known import KnownChecks
 from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
 from timbel_dagster.deploy.team_check import TEAM_LEAD, check_team
+from timbel_dagster.warehouse.people import membership
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -307,7 +308,8 @@ class Requests(Emergency, KnownChecks):
         return len(numbers)
 
     def _announce(self, request: dict[str, Any], event: str, *roles: str, **extra: Any) -> None:
-        """Tell the people of `roles` (same team as the requester first) that they are up."""
+        """Tell the people of `roles` that they are up: the members of the team that owns the
+        service first (only they may decide a team lead step), else the requester's team."""
         if self.notify is None:
             return
         from sqlalchemy import select
@@ -322,8 +324,11 @@ class Requests(Emergency, KnownChecks):
                 # Disabled users may not decide, so they are not asked to.
                 select(User.name, User.team).where(User.role.in_(roles), User.disabled_at.is_(None))
             ).all()
+            owner = membership.owner_team(connection, request["service"])
+            owners = set(membership.members_of(connection, owner)) if owner else set()
+        in_owning_team = [name for name, _ in people if name in owners]
         same_team = [name for name, t in people if t == team]
-        names = same_team or [name for name, _ in people]
+        names = in_owning_team or same_team or [name for name, _ in people]
         self.notify(
             request | extra, event, sorted(n for n in names if n != request["requested_by"])
         )
