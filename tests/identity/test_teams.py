@@ -3,17 +3,22 @@ audited with nothing changed; a principal carries its teams and tenants."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from tests.deploy.known import know
 from tests.identity.people import store_people
 from timbel_dagster.identity import teams
 from timbel_dagster.identity.authorize import NotAllowedError
 from timbel_dagster.identity.principal import load_principal
+from timbel_dagster.tenants.store import get_tenant
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.people import membership
 from timbel_dagster.warehouse.people.users import DisabledUserError, UnknownUserError, set_disabled
+from timbel_dagster.warehouse.schema.deploy import Tenant
 from timbel_dagster.warehouse.schema.models import AuditEvent
 
 
@@ -92,3 +97,19 @@ def test_refusals_change_nothing_and_are_audited(engine) -> None:
     assert refused == ["team.add.refused", "team.add.refused", "team.add.refused",
                        "team.member.add.refused", "team.member.add.refused", "team.own.refused",
                        "team.member.add.refused", "team.add.refused"]  # fmt: skip
+
+
+def test_a_principal_carries_its_tenants_from_tenant_members(engine) -> None:
+    now = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Tenant).values(
+                id=uuid.uuid4(), name="shop", cpu_cores=4.0, memory_bytes=8e9, clusters=["a"],
+                status="provisioned", created_by="admin", created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+        membership.set_tenant_members(connection, "shop", ["dev", "lead"])
+        assert get_tenant(connection, "shop").users == ["dev", "lead"]
+        assert load_principal(connection, "dev").tenants == ("shop",)
+        membership.set_tenant_members(connection, "shop", ["lead"])
+        assert load_principal(connection, "dev").tenants == ()
