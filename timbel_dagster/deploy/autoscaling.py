@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from timbel_dagster.tenants.validate import ManifestInvalidError, validate_manifest
+
 VPA_MODES = ("Off", "Initial", "Recreate", "Auto")
 
 
@@ -119,7 +121,6 @@ def manifests(
 def validate(found: list[dict[str, Any]], kubernetes_version: str) -> None:
     """The HPA against Kubernetes' own schema (kubernetes-validate); the VPA, a custom
     resource that schema set does not include, against the fields its CRD requires."""
-    from timbel_dagster.tenants.validate import ManifestInvalidError, validate_manifest
 
     for manifest in found:
         if manifest["kind"] != "VerticalPodAutoscaler":

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from timbel_dagster.safe_yaml import load_yaml
+from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
 APPROVER_ROLES = ("developer", "team_lead", "operations", "admin")
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
@@ -35,8 +36,6 @@ def load_chains(path: Path | None) -> dict[str, tuple[str, ...]]:
     if path is None:
         return dict(DEFAULT_CHAINS)
     import yaml
-
-    from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
     try:
         data = load_yaml(path.read_text())

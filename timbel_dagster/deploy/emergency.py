@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from timbel_dagster.deploy.lookup import RequestError
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
 
 class Emergency:
@@ -17,9 +19,6 @@ class Emergency:
 
         def change() -> dict[str, Any]:
             from sqlalchemy import update
-
-            from timbel_dagster.warehouse.audit.chain import append_event
-            from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
             if not reason or not reason.strip():
                 raise RequestError("a fast-track needs a --reason")
@@ -68,9 +67,6 @@ class Emergency:
 
         def change() -> dict[str, Any]:
             from sqlalchemy import update
-
-            from timbel_dagster.warehouse.audit.chain import append_event
-            from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
 
             if not note or not note.strip():
                 raise RequestError("a review needs a --note")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from timbel_dagster.deploy import rollout
+from timbel_dagster.warehouse.audit.chain import append_event
 
 
 def settle(
@@ -17,13 +18,13 @@ def settle(
     """Apply the strategy and record the outcome (audited) in one transaction at the end."""
     from sqlalchemy import insert, update
 
+    # lazy: deploy.deployment_rows loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.deployment_rows import (
         record_release,
         record_rollback,
         release_external_id,
     )
     from timbel_dagster.deploy.lookup import find
-    from timbel_dagster.warehouse.audit.chain import append_event
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, Rollback
 
     with engine.connect() as connection:
@@ -136,6 +137,7 @@ def _roll_back(kubernetes, engine, request, config, result, log) -> dict[str, An
 
 
 def announce(dispatcher: Any, outcome: dict[str, Any]) -> None:
+    # lazy: notify.messages loads SQLAlchemy; the code location loads without it
     from timbel_dagster.notify.messages import Message
 
     ok = outcome["status"] == "deployed"

@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 from timbel_dagster.deploy.lookup import RequestError
 from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.security.image_ref import known_digest
+from timbel_dagster.warehouse.schema.models import Deployment, Pipeline
+from timbel_dagster.warehouse.schema.models import PipelineExecution as E
+from timbel_dagster.warehouse.schema.registry import RegistryImage as R
+from timbel_dagster.warehouse.schema.security import ScanResult as S
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -35,8 +39,6 @@ def _listed(names: list[str]) -> str:
 def known_services(connection: Connection) -> list[str]:
     """Every service a pipeline or a deployment names, sorted."""
     from sqlalchemy import select, union
-
-    from timbel_dagster.warehouse.schema.models import Deployment, Pipeline
 
     query = union(
         select(Pipeline.service).where(Pipeline.service.is_not(None)),
@@ -72,9 +74,6 @@ def _built(connection: Connection, service: str, ref: ImageRef) -> bool:
     `repository:tag` with or without the registry host)."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.models import Pipeline
-    from timbel_dagster.warehouse.schema.models import PipelineExecution as E
-
     if not ref.tag:
         return False
     wanted = {f"{ref.repository}:{ref.tag}", ref.tagged}
@@ -94,10 +93,6 @@ def known_locally(connection: Connection, service: str, ref: ImageRef, image: st
     """Whether `registry_images` lists the reference's tag or digest, a deployment ran it,
     a scan saw it, or a recent build of `service` published it."""
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.models import Deployment
-    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
-    from timbel_dagster.warehouse.schema.security import ScanResult as S
 
     if ref.digest:
         listed = connection.execute(
@@ -123,9 +118,6 @@ def image_hint(connection: Connection, ref: ImageRef, image: str) -> str:
     registry, named in full: `shop/api` may have meant another registry's), else close
     matches among every image known, else ''."""
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.models import Deployment
-    from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     tags = connection.execute(
         select(R.registry, R.tag)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.warehouse.people.users import UserRefusedError, require_user
+from timbel_dagster.warehouse.schema.deploy import ApprovalStep
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -44,8 +46,6 @@ def find(connection: Connection, ref: str) -> dict[str, Any]:
     """A request by number (`42`, `#42`) or by id or id prefix (6+ characters)."""
     from sqlalchemy import String, cast, select
 
-    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
-
     table = R.__table__
     text = ref.lstrip("#")
     if text.isdigit():
@@ -66,8 +66,6 @@ def find(connection: Connection, ref: str) -> dict[str, Any]:
 
 def steps(connection: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]:
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.deploy import ApprovalStep
 
     table = ApprovalStep.__table__
     query = select(table).where(table.c.request_id == request_id).order_by(table.c.position)

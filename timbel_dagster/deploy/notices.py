@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.notify.messages import Message
+
 if TYPE_CHECKING:
     from timbel_dagster.notify.dispatch import Dispatcher
 
 
 def approval_notifier(dispatcher: Dispatcher) -> Callable[[dict[str, Any], str, list[str]], None]:
-    from timbel_dagster.notify.messages import Message
-
     def notify(request: dict[str, Any], event: str, people: list[str]) -> None:
         emergency = bool(request.get("fast_track"))
         title = (

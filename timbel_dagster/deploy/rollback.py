@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from timbel_dagster.deploy import rollout
+from timbel_dagster.warehouse.audit.chain import append_event
 
 _LOCK_KEY = 7_215_509_331  # pg_advisory_xact_lock key of rollback decisions
 
@@ -27,6 +28,7 @@ def idempotency_key(request_id: Any, cluster: str, image: str) -> str:
 def known_good_image(connection: Any, request: dict[str, Any], cluster: str) -> str | None:
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
     from timbel_dagster.warehouse.schema.deploy import Rollback
     from timbel_dagster.warehouse.schema.deploy import RolloutTarget as T
@@ -68,7 +70,7 @@ def claim(
     (`audit_details` added to the audit event's: how an unverified run was launched)."""
     from sqlalchemy import select, text
 
-    from timbel_dagster.warehouse.audit.chain import append_event
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import Rollback, RolloutTarget
 
     key = idempotency_key(request["id"], cluster, request["image"])
@@ -130,6 +132,7 @@ def roll_back(
     """Roll back once; None when this deployment and image were rolled back already."""
     from sqlalchemy import update
 
+    # lazy: deploy.deployment_rows loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.deployment_rows import record_rollback
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, Rollback
 

@@ -132,6 +132,7 @@ def mark_target(engine: Engine, request_id: Any, cluster: str, **values: Any) ->
     while the job runs)."""
     from sqlalchemy import update
 
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import RolloutTarget
 
     values["updated_at"] = dt.datetime.now(dt.UTC)
