@@ -19,6 +19,7 @@ def vulnerability_summary(
     critical and high findings, and the findings fixed in the last `days` days."""
     from sqlalchemy import case, func, select
 
+    # lazy: warehouse.schema.security loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as V
 
     now = now or dt.datetime.now(dt.UTC)

@@ -20,7 +20,11 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.notify.messages import Message
 from timbel_dagster.security.issue_text import LABEL, issue_description, issue_labels, issue_title
+from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
+from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
+from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink as L
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -48,8 +52,6 @@ def _put(gitlab: GitLabHTTP, path: str, obj: str, data: dict[str, Any]) -> dict[
 
 def _findings(connection: Connection, where: Any) -> dict[uuid.UUID, dict[str, Any]]:
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
 
     table = VulnerabilityFinding.__table__
     rows = connection.execute(select(table).where(where)).mappings()
@@ -94,8 +96,8 @@ class _Sync:
     ) -> None:
         from sqlalchemy import select
 
+        # lazy: resources.gitlab.client loads requests; `timbel --help` loads without it
         from timbel_dagster.resources.gitlab.client import project_ref
-        from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink as L
 
         self.connection, self.gitlab, self.project, self.now = connection, gitlab, project, now
         self.ref = project_ref(project)
@@ -109,8 +111,6 @@ class _Sync:
 
     def save(self, finding_id: uuid.UUID, **values: Any) -> None:
         from sqlalchemy import update
-
-        from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink as L
 
         self.connection.execute(
             update(L)
@@ -154,8 +154,6 @@ class _Sync:
     def open(self, finding: dict[str, Any]) -> None:
         """Open the finding's issue (or adopt the one its marker names) and link it."""
         from sqlalchemy import insert
-
-        from timbel_dagster.warehouse.schema.security_issues import SecurityIssueLink as L
 
         issue = self.remote.get(finding["id"])
         if issue is None:
@@ -222,8 +220,6 @@ def sync_issues(
     """
     from sqlalchemy import and_
 
-    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
-
     wanted = tuple(s.upper() for s in severities)
     sync = _Sync(connection, gitlab, project, now or dt.datetime.now(dt.UTC))
     linked = _findings(connection, F.id.in_(list(sync.links))) if sync.links else {}
@@ -257,7 +253,6 @@ def sync_issues(
 
 def announce(dispatcher: Dispatcher, issues: list[dict[str, Any]]) -> int:
     """Send `issue_created` for each issue `sync_issues` opened; how many were sent."""
-    from timbel_dagster.notify.messages import Message
 
     for issue in issues:
         dispatcher.send(

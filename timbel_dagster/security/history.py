@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.records.trivy import SEVERITIES
 from timbel_dagster.security.image_ref import DigestLookup, resolve_digest, resolve_many
+from timbel_dagster.security.policy import image_findings
+from timbel_dagster.warehouse.schema.models import Deployment as D
+from timbel_dagster.warehouse.schema.security import ScanResult as S
+from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -68,8 +72,6 @@ def _scans(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.security import ScanResult as S
-
     scans = _frame(
         connection,
         select(S.artifact_name, S.artifact_digest, S.artifact_key, S.scanned_at).where(
@@ -90,8 +92,6 @@ def _scans(connection: Connection) -> pd.DataFrame:
 
 def _findings(connection: Connection, keys: list[str]) -> pd.DataFrame:
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
 
     columns = (F.artifact_key, F.severity, F.first_seen, F.fixed_at)
     return _frame(connection, select(*columns).where(F.artifact_key.in_(keys or [""])))
@@ -156,8 +156,6 @@ def deployment_exposure(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.models import Deployment as D
-
     query = select(D.external_id, D.service, D.environment, D.started_at, D.image, D.status)
     query = query.where(D.image.is_not(None))
     for column, value in ((D.service, service), (D.environment, environment)):
@@ -190,8 +188,6 @@ def service_history(
     `last_deployed`, the findings open at its latest deployment per severity, and
     `open_now_critical` / `open_now_high` from the image's newest scan (None: never scanned)."""
     import pandas as pd
-
-    from timbel_dagster.security.policy import image_findings
 
     exposure = deployment_exposure(connection, service, lookup=lookup)
     if exposure.empty:
@@ -226,8 +222,6 @@ def time_to_fix(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as F
-
     query = select(F.severity, F.first_seen, F.fixed_at)
     if artifact is not None:
         query = query.where(F.artifact_name == artifact)
@@ -258,8 +252,6 @@ def current_images(
     (started by `at`, when given)."""
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.schema.models import Deployment as D
-
     newest_first = (D.started_at.desc(), D.external_id.desc())
     query = select(
         D.service,
@@ -283,7 +275,6 @@ def open_by_deployed_image(
     """(service, image, open findings of `severity`) for each image deployed to `environment`
     (at `at`; now by default) that was scanned, optionally counting only findings first seen
     after a time."""
-    from timbel_dagster.security.policy import image_findings
 
     found = []
     images = current_images(connection, environment, at)

@@ -44,6 +44,7 @@ def known_digest(connection: Connection, ref: ImageRef) -> str | None:
     """The digest `registry_images` last saw `ref`'s tag point at, or None."""
     from sqlalchemy import func, select
 
+    # lazy: warehouse.schema.registry loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     if ref.digest or not ref.tag:
@@ -113,6 +114,7 @@ def resolve_many(
     an image reference (deployments record whatever their source said)."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.registry loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     parsed: dict[str, ImageRef | None] = {}

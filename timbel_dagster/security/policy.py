@@ -26,6 +26,7 @@ from timbel_dagster.security.policy_file import (
     load_policy,
     parse_policy,
 )
+from timbel_dagster.warehouse.schema.security import ScanResult, VulnerabilityFinding
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -116,8 +117,6 @@ def image_scan(
     recorded. None when the image was never scanned (or every scan of it failed)."""
     from sqlalchemy import or_, select
 
-    from timbel_dagster.warehouse.schema.security import ScanResult
-
     resolved = image_ref
     if not isinstance(resolved, Resolved):
         resolved = resolve_digest(connection, resolved, lookup)
@@ -152,8 +151,6 @@ def image_findings(
     imported late must not bring back what the newest scan no longer shows.
     """
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
 
     scan = image_scan(connection, image_ref, lookup)
     if scan is None:

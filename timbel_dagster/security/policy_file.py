@@ -38,6 +38,7 @@ from typing import Any
 
 from timbel_dagster.records.trivy import SEVERITIES
 from timbel_dagster.safe_yaml import load_yaml
+from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
 GROUP_KEYS = ("block", "warn", "require_fix_available", "max_age_days", "require_scan", "ignore")
 IGNORE_KEYS = ("id", "reason", "expires")
@@ -203,7 +204,6 @@ def parse_policy(data: Any, name: str = "<policy>") -> Policy:
         ValueError: an unknown key or group, a bad severity or a value of the wrong type;
             the message names `name` and the key.
     """
-    from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
     check = _Checker(name)
     top = check.keys(data if data is not None else {}, "(top level)", ("groups",))

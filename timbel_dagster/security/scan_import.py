@@ -16,8 +16,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.records.trivy import ScanReport
+from timbel_dagster.resources.trivy_report import reference_digest
 from timbel_dagster.security import finding_rows
 from timbel_dagster.security.finding_rows import SCAN_KEY, SCANNER
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     import uuid
@@ -30,6 +33,7 @@ _IDS_PER_UPDATE = 5_000
 
 
 def _tables() -> list[tuple[str, Table, tuple[str, ...], Callable[..., list[dict[str, Any]]]]]:
+    # lazy: warehouse.schema.security loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.security import (
         MisconfigurationFinding,
         SecretFinding,
@@ -80,8 +84,6 @@ def _plan(
     scan_id: uuid.UUID,
     table: str,
 ) -> _Plan:
-    from timbel_dagster.warehouse.schema.ids import stable_id
-
     plan = _Plan()
     seen = {"last_seen": moment, "fixed_at": None, "last_scan_id": scan_id}
     for natural, row in {tuple(row[k] for k in key): row for row in rows}.items():
@@ -118,8 +120,6 @@ def _sync_findings(
     scan_id: uuid.UUID,
 ) -> dict[str, int]:
     from sqlalchemy import select, update
-
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     columns = [c for c in table.c if c.name not in ("created_at", "updated_at")]
     names = [c.name for c in columns]
@@ -176,9 +176,8 @@ def import_report(
         ValueError: the report names no artifact, or a value does not fit the warehouse;
             nothing is written.
     """
-    from timbel_dagster.warehouse.schema.ids import stable_id
+    # lazy: warehouse.schema.security loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.security import ScanResult
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     if not report.artifact_name:
         raise ValueError(
@@ -220,10 +219,8 @@ def record_scan_failure(
 ) -> str:
     """Store a scan that produced no report (status `failed`, with the error); its findings
     stay as they were. Returns the scan's id."""
-    from timbel_dagster.resources.trivy_report import reference_digest
-    from timbel_dagster.warehouse.schema.ids import stable_id
+    # lazy: warehouse.schema.security loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.security import ScanResult
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     moment = (scanned_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     digest = reference_digest(artifact_name) if artifact_type == "container_image" else None

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.resources.trivy import ScannerError, check_image_reference
+from timbel_dagster.security.scan_import import import_report, record_scan_failure
+from timbel_dagster.warehouse.audit.chain import append_event
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -35,8 +37,6 @@ def store_report(
 ) -> dict[str, Any]:
     """Import `report` and append its audit event in one transaction; returns the summary
     of `scan_import.import_report`."""
-    from timbel_dagster.security.scan_import import import_report
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     with engine.begin() as connection:
         summary = import_report(connection, report, source=source, scanned_at=scanned_at)
@@ -51,9 +51,6 @@ def store_report(
 
 
 def _store_failure(engine: Engine, ref: str, error: Exception, actor: str, source: str) -> None:
-    from timbel_dagster.security.scan_import import record_scan_failure
-    from timbel_dagster.warehouse.audit.chain import append_event
-
     with engine.begin() as connection:
         scan_id = record_scan_failure(
             connection, source=source, artifact_name=ref, error=str(error)

@@ -21,6 +21,9 @@ from timbel_dagster.resources.errors import (
     SourceNotFoundError,
     TransientSourceError,
 )
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.security_issues import QualityGate
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -216,9 +219,6 @@ def store_quality_gate(
 ) -> dict[str, Any]:
     """Upsert the report's row (inside the caller's transaction); a project never analysed
     stores nothing. Returns the row's values and `written` (0 when already stored as is)."""
-    from timbel_dagster.warehouse.schema.ids import stable_id
-    from timbel_dagster.warehouse.schema.security_issues import QualityGate
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     summary = {
         "project_key": report.project_key,
