@@ -33,6 +33,7 @@ from timbel_dagster.tenants.manifests import (
     tenant_spec,
 )
 from timbel_dagster.tenants.validate import validate_manifests
+from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -84,7 +85,6 @@ def select_clusters(
         LookupError: an unknown cluster or group, a group without clusters, or neither
             clusters nor groups given.
     """
-    from timbel_dagster.warehouse.schema.models import ENVIRONMENT_GROUPS
 
     if not names and not groups:
         raise LookupError("name the clusters: give --cluster NAME or --group dev|staging|prod")

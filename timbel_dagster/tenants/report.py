@@ -12,6 +12,8 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.schema.models import Base
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -78,8 +80,6 @@ def monthly_report(
     Sorted by month, then cost, most expensive first. Empty when nothing is stored.
     """
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.models import Base
 
     cost = Base.metadata.tables["cost_allocations"]
     usage = Base.metadata.tables["namespace_usage"]
