@@ -15,8 +15,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people.users import DisabledUserError, find_user, require_user
-from timbel_dagster.warehouse.schema.templates import VISIBILITIES
+from timbel_dagster.warehouse.schema.models import User
+from timbel_dagster.warehouse.schema.templates import (
+    VISIBILITIES,
+    PipelineTemplate,
+    PipelineTemplateShare,
+)
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateShare as S
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -86,8 +93,6 @@ def may_manage(user: Viewer, template: Mapping[str, Any]) -> bool:
 def _with_grantees(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> list[dict]:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateShare as S
-
     found = [dict(r) for r in rows]
     ids = [r["id"] for r in found]
     granted: dict[Any, list[tuple[str, str]]] = {i: [] for i in ids}
@@ -104,8 +109,6 @@ def all_templates(connection: Connection) -> list[dict[str, Any]]:
     """Every template row with its grantees, by name."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
-
     table = PipelineTemplate.__table__
     rows = connection.execute(select(table).order_by(table.c.name)).mappings()
     return _with_grantees(connection, rows)
@@ -114,8 +117,6 @@ def all_templates(connection: Connection) -> list[dict[str, Any]]:
 def find(connection: Connection, name: str, lock: bool = False) -> dict[str, Any] | None:
     """The template called `name` with its grantees, or None."""
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
 
     table = PipelineTemplate.__table__
     query = select(table).where(table.c.name == name)
@@ -155,7 +156,6 @@ def managed(connection: Connection, user: Viewer, name: str, doing: str) -> dict
 def guarded(engine: Engine, actor: str, action: str, target: str, change: Callable[[], T]) -> T:
     """Run `change`; when it is refused for lack of rights, audit the refusal (after the
     change's transaction rolled back) and raise it again."""
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     try:
         return change()
@@ -178,8 +178,6 @@ def resolve_grantee(connection: Connection, grantee: str) -> tuple[str, str]:
         LookupError: no such user or team. ValueError: a bare name that is both.
     """
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.models import User
 
     kind, sep, name = grantee.partition(":")
     if not sep:
@@ -228,9 +226,6 @@ def share(engine: Engine, actor: str, name: str, grantee: str) -> dict[str, Any]
     def change() -> dict[str, Any]:
         from sqlalchemy import insert
 
-        from timbel_dagster.warehouse.audit.chain import append_event
-        from timbel_dagster.warehouse.schema.templates import PipelineTemplateShare
-
         with engine.begin() as connection:
             user = viewer(connection, actor, known=True)
             template = managed(connection, user, name, "share")
@@ -270,8 +265,6 @@ def set_visibility(
         raise ValueError(f"visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
 
     def change() -> dict[str, Any]:
-        from timbel_dagster.warehouse.audit.chain import append_event
-
         with engine.begin() as connection:
             user = viewer(connection, actor, known=True)
             template = managed(connection, user, name, "change the visibility of")
@@ -303,8 +296,6 @@ def update_visibility(
 ) -> None:
     """Set a template row's visibility and team (the caller audits it)."""
     from sqlalchemy import update
-
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
 
     connection.execute(
         update(PipelineTemplate)

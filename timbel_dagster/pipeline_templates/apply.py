@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.pipeline_templates import access, jenkins_job, params, records
 from timbel_dagster.pipeline_templates.store import FILE_NAMES
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -60,9 +62,6 @@ def _record_usage(
     details: Mapping[str, Any],
 ) -> None:
     from sqlalchemy import insert
-
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage
 
     connection.execute(
         insert(PipelineTemplateUsage).values(

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from timbel_dagster.pipeline_templates.results import ValidationResult
+from timbel_dagster.pipeline_templates.stacks import plan
+from timbel_dagster.pipeline_templates.validate import detect_kind, validate_file
 
 KINDS = {"jenkinsfile": "jenkinsfile.j2", "gitlab-ci": "gitlab-ci.yml.j2"}
 FILE_NAMES = {"jenkinsfile": "Jenkinsfile", "gitlab-ci": ".gitlab-ci.yml"}
@@ -50,6 +52,7 @@ def environment() -> Any:
     """The sandbox every pipeline template renders in (built-in, `--template FILE`, stored)."""
     import jinja2
 
+    # lazy: security.template_sandbox loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.security.template_sandbox import BoundedSandbox
 
     sandbox = BoundedSandbox(
@@ -132,7 +135,6 @@ def generate(
         ValueError: unknown kind, nothing to build, or a template problem (TemplateRefused:
             it reaches for Python internals or crosses a limit).
     """
-    from timbel_dagster.pipeline_templates.stacks import plan
 
     if template_text is None:
         template_text, template_name = builtin_template(kind), KINDS[kind]
@@ -156,7 +158,6 @@ def preview(
     Returns:
         The rendered text and its validation result.
     """
-    from timbel_dagster.pipeline_templates.validate import detect_kind, validate_file
 
     text = render(template_text, parameters, name)
     kind = kind or detect_kind(Path("rendered"), text)

@@ -12,6 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.errors import SourceError
 
 if TYPE_CHECKING:
@@ -100,8 +101,6 @@ def jenkins_client(settings: Settings) -> Any:
     """A python-jenkins client on the configured server (JENKINS_URL, JENKINS_USER,
     JENKINS_TOKEN, JENKINS_TIMEOUT_SECONDS: the settings the Jenkins resource uses)."""
     import jenkins
-
-    from timbel_dagster.resources.delivery import SourceNotConfiguredError
 
     if not settings.jenkins_url:
         raise SourceNotConfiguredError(

@@ -25,6 +25,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.pipeline_templates import access, records
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage as U
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -53,9 +56,6 @@ def rate(engine: Engine, actor: str, name: str, stars: int, review: str = "") ->
     if len(review) > MAX_REVIEW:
         raise ValueError(f"the review has {len(review)} characters; at most {MAX_REVIEW}")
     from sqlalchemy import insert, select, update
-
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
 
     with engine.begin() as connection:
         user = access.viewer(connection, actor, known=True)
@@ -93,8 +93,6 @@ def reviews(bind: Engine | Connection, viewer: str, name: str) -> list[dict[str,
     """The ratings of a template the viewer can see, newest first."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
-
     with records.reading(bind) as connection:
         template = access.visible(connection, access.viewer(connection, viewer), name)
         query = (
@@ -123,9 +121,6 @@ def ranking(
           "uses_90d", "score"}], at most `limit`; `rating_mean` is None without ratings.
     """
     from sqlalchemy import func, select
-
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage as U
 
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, not {limit}")

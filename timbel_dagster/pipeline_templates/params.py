@@ -16,6 +16,9 @@ from typing import Any
 
 from jinja2.sandbox import SecurityError
 
+from timbel_dagster.pipeline_templates.generate import environment
+from timbel_dagster.security.template_sandbox import TemplateRefused
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KEYS = ("default", "description", "required")
 _UNDEFINED = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
@@ -131,9 +134,6 @@ def render(template_text: str, values: Mapping[str, Any]) -> str:
             declare; TemplateRefusedError: an operation the sandbox forbids or a limit.
     """
     import jinja2
-
-    from timbel_dagster.pipeline_templates.generate import environment
-    from timbel_dagster.security.template_sandbox import TemplateRefused
 
     try:
         template = environment().from_string(template_text)

@@ -12,6 +12,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateVersion
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
@@ -35,15 +38,11 @@ def sha256(content: str) -> str:
 
 
 def versions_table() -> Any:
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateVersion
-
     return PipelineTemplateVersion.__table__
 
 
 def tags_of(connection: Connection, template_id: uuid.UUID) -> dict[int, list[str]]:
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 
     tags: dict[int, list[str]] = {}
     query = select(T.tag, T.version).where(T.template_id == template_id).order_by(T.tag)
@@ -92,8 +91,6 @@ def version_row(
         ValueError: both a version and a tag. LookupError: no such version or tag.
     """
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 
     if version is not None and tag is not None:
         raise ValueError("give a version or a tag, not both")

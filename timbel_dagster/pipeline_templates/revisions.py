@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.pipeline_templates import access, records
 from timbel_dagster.pipeline_templates.records import LATEST
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -32,8 +34,6 @@ def rollback(
     """
 
     def change() -> dict[str, Any]:
-        from timbel_dagster.warehouse.audit.chain import append_event
-
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)
             template = access.managed(connection, user, name, "roll back")
@@ -79,9 +79,6 @@ def tag(engine: Engine, actor: str, name: str, tag_name: str, version: int) -> d
 
     def change() -> dict[str, Any]:
         from sqlalchemy import insert, select, update
-
-        from timbel_dagster.warehouse.audit.chain import append_event
-        from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)

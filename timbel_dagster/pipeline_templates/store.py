@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.pipeline_templates import access, params, records
 from timbel_dagster.pipeline_templates.revisions import rollback, tag
-from timbel_dagster.warehouse.schema.templates import TEMPLATE_KINDS, VISIBILITIES
+from timbel_dagster.pipeline_templates.validate import validate_file
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.templates import TEMPLATE_KINDS, VISIBILITIES, PipelineTemplate
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -68,7 +70,6 @@ def validate_content(
     Raises:
         TemplateInvalidError: a Jinja2 problem or the validator's errors (with positions).
     """
-    from timbel_dagster.pipeline_templates.validate import validate_file
 
     file_name = FILE_NAMES[kind]
     try:
@@ -96,8 +97,6 @@ def _create_template(
     description: str | None,
 ) -> dict[str, Any]:
     from sqlalchemy import insert
-
-    from timbel_dagster.warehouse.schema.templates import PipelineTemplate
 
     team = team or user.team
     if visibility == "team" and not team:
@@ -137,7 +136,6 @@ def _republish_settings(
     team: str | None,
 ) -> dict[str, Any]:
     """Apply a visibility or team given with a later publication (audited)."""
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     new = (visibility or template["visibility"], team or template["team"])
     if new == (template["visibility"], template["team"]):
@@ -194,8 +192,6 @@ def publish(
     checked = validate_content(name, kind, content, schema)
 
     def change() -> dict[str, Any]:
-        from timbel_dagster.warehouse.audit.chain import append_event
-
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)
             template = access.find(connection, name, lock=True)
