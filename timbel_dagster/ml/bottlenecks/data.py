@@ -57,6 +57,7 @@ def load_frames(
     import pandas as pd
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Pipeline as P
     from timbel_dagster.warehouse.schema.models import PipelineExecution as E
     from timbel_dagster.warehouse.schema.models import StageExecution as S

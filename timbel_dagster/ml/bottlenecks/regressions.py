@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.changepoints.detect import detect_changepoints
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -30,7 +32,6 @@ def regressions(pipeline: str, stage: str | None, series: pd.DataFrame) -> list[
         `MIN_REGRESSION` above the median of the segment before it: pipeline, stage, index
         (in the series sorted by start), at, execution_id, before/after medians, pct_change.
     """
-    from timbel_dagster.ml.changepoints.detect import detect_changepoints
 
     series = series.dropna(subset=["seconds"]).sort_values("started_at", kind="stable")
     values = series["seconds"].to_numpy(dtype=float)

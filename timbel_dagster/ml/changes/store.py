@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.changes.deployments import DeploymentCommitRef
 from timbel_dagster.records.delivery import KAMEI_MEASURES
 from timbel_dagster.warehouse.schema import models as m
 from timbel_dagster.warehouse.store.loaders import commit_id
@@ -84,8 +85,6 @@ def linkable_deployments(
         (every such deployment, the ids to link).
     """
     from sqlalchemy import func, select
-
-    from timbel_dagster.ml.changes.deployments import DeploymentCommitRef
 
     D = m.Deployment
     query = select(D.id, D.service, D.environment, D.status, D.started_at, D.commit_to).where(

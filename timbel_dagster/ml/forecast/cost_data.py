@@ -66,6 +66,7 @@ def load_usage_frame(
     import pandas as pd
     from sqlalchemy import and_, func, select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
 
     tables = Base.metadata.tables

@@ -22,6 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.forecast.cost_data import METRICS, namespace_hours
+from timbel_dagster.ml.forecast.series import forecast, mean_last_7d, seasonal_naive
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -124,9 +127,6 @@ def forecast_costs(
         ValueError: missing columns, several sources, bad horizons, levels or scopes.
     """
     import pandas as pd
-
-    from timbel_dagster.ml.forecast.cost_data import METRICS, namespace_hours
-    from timbel_dagster.ml.forecast.series import forecast, mean_last_7d, seasonal_naive
 
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not horizons:
@@ -235,8 +235,6 @@ def cost_saving_suggestions(
         ValueError: missing columns, several sources, headroom < 1 or percentile outside (0, 1].
     """
     import pandas as pd
-
-    from timbel_dagster.ml.forecast.cost_data import namespace_hours
 
     if headroom < 1 or not 0 < percentile <= 1:
         raise ValueError(

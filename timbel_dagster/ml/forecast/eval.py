@@ -20,6 +20,8 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.forecast.series import forecast, mean_last_7d, regular_series, seasonal_naive
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -81,13 +83,6 @@ def evaluate_series(series: pd.Series, horizon: int = 168, origins: int = 4) -> 
     """
     import numpy as np
     import pandas as pd
-
-    from timbel_dagster.ml.forecast.series import (
-        forecast,
-        mean_last_7d,
-        regular_series,
-        seasonal_naive,
-    )
 
     if horizon < 1 or origins < 1:
         raise ValueError(f"horizon ({horizon}) and origins ({origins}) must be at least 1")

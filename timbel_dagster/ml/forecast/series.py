@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from timbel_dagster.ml.forecast.profile import FLAT_BELOW_DAYS, fill_gaps, point_forecast
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -116,8 +118,6 @@ def _backtests(
     when fewer than `MIN_BACKTESTS` fit."""
     import numpy as np
 
-    from timbel_dagster.ml.forecast.profile import FLAT_BELOW_DAYS, point_forecast
-
     per_day = DAY // step
     spacing = SPACING * per_day
     n = len(filled)
@@ -164,8 +164,6 @@ def forecast(
     """
     import numpy as np
     import pandas as pd
-
-    from timbel_dagster.ml.forecast.profile import fill_gaps, point_forecast
 
     if not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"horizon must be a positive number of steps, not {horizon!r}")
@@ -265,8 +263,6 @@ def seasonal_naive(history: pd.Series, horizon: int, season: int = 168) -> pd.Se
     """
     import numpy as np
     import pandas as pd
-
-    from timbel_dagster.ml.forecast.profile import fill_gaps
 
     raw, times, step = regular_series(history)
     if len(raw) < season:

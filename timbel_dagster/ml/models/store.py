@@ -95,6 +95,7 @@ def save_model(
     import joblib
     from sqlalchemy import func, insert, select
 
+    # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import MlModel
 
     buffer = io.BytesIO()
@@ -142,6 +143,7 @@ def load_model(
     import joblib
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import MlModel
 
     query = select(MlModel.__table__).where(MlModel.name == name)
@@ -193,6 +195,7 @@ def replace_training_rows(connection: Connection, table: pd.DataFrame) -> int:
     transaction: it is a derived snapshot, rebuilt from the warehouse every time."""
     from sqlalchemy import delete, insert
 
+    # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import RiskTrainingRow
 
     features = [c for c in table.columns if c not in ("label", "service", "environment_name")]
@@ -219,6 +222,7 @@ def load_training_rows(connection: Connection) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import RiskTrainingRow as R
 
     rows = connection.execute(

@@ -10,7 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.models.store import load_training_rows
+from timbel_dagster.ml.risk.deployment_data import candidate_frames, load_delivery_frames
+from timbel_dagster.ml.risk.deployment_features import deployment_features
+from timbel_dagster.ml.risk.eval import evaluate, roc_auc
+from timbel_dagster.ml.risk.model import fit_risk_model
 from timbel_dagster.ml.risk.words import confidence_text
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,8 +59,6 @@ def train(table: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
     """Evaluate the model in time order against its baselines, then fit the model that is
     stored on every row. Raises ValueError when the history cannot train a model (too few
     deployments, or no failure in the training or test part)."""
-    from timbel_dagster.ml.risk.eval import evaluate
-    from timbel_dagster.ml.risk.model import fit_risk_model
 
     if table.empty:
         raise ValueError("no deployments in the warehouse yet: nothing to learn from")
@@ -121,9 +126,6 @@ def assess_request(
     were deployed now: what it would ship, its build, the service's recent history.
     `frames` and `history` (the training rows) are read here unless the caller, assessing
     several requests, has read them once already."""
-    from timbel_dagster.ml.models.store import load_training_rows
-    from timbel_dagster.ml.risk.deployment_data import candidate_frames, load_delivery_frames
-    from timbel_dagster.ml.risk.deployment_features import deployment_features
 
     subject = str(request["id"])
     candidate = candidate_frames(
@@ -154,8 +156,6 @@ def drift(
     was accepted with; `retrain` is True when it fell by more than `max_drop`."""
     import pandas as pd
 
-    from timbel_dagster.ml.risk.eval import roc_auc
-
     now = now or dt.datetime.now(dt.UTC)
     recent = table[table["started_at"] >= pd.Timestamp(now - dt.timedelta(days=window_days))]
     reference = float(stored.evaluation["auc"])
@@ -184,9 +184,8 @@ def drift(
 
 def store_scores(connection: Connection, assessments: list[dict[str, Any]], **fields) -> int:
     """Upsert assessments into `risk_scores` (one per subject and model version)."""
-    from timbel_dagster.warehouse.schema.ids import stable_id
+    # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import RiskScore
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     now = dt.datetime.now(dt.UTC)
     rows = [

@@ -55,6 +55,7 @@ def load_delivery_frames(connection: Connection) -> DeliveryFrames:
     """Read every deployment, the commits each shipped, the builds and the incidents."""
     from sqlalchemy import case, func, select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import (
         Commit,
         Deployment,
@@ -151,6 +152,7 @@ def stored_revision(connection: Connection, image: str) -> str | None:
     warehouse is read: callers inside a transaction never wait on the registry."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.registry loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.registry import RegistryImage as R
 
     try:
@@ -174,6 +176,7 @@ def _labelled_commit(connection: Connection, service: str, image: str) -> str | 
     abbreviates (kept as it is when none or several do)."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Commit, Pipeline, PipelineExecution
 
     revision = (stored_revision(connection, image) or "").lower()
@@ -203,6 +206,7 @@ def _image_commit(connection: Connection, service: str, image: str) -> str:
     artifacts name the image, or its tag is the commit's prefix)."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Deployment, Pipeline, PipelineExecution
 
     labelled = _labelled_commit(connection, service, image)
@@ -258,6 +262,7 @@ def candidate_frames(
     import pandas as pd
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import (
         Commit,
         Deployment,

@@ -26,8 +26,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.ml.risk.data import GROUP, LABEL
+from timbel_dagster.ml.risk.data import FEATURES, GROUP, LABEL
 from timbel_dagster.ml.risk.features import change_effort
+from timbel_dagster.ml.risk.model import fit_risk_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -142,9 +143,6 @@ def evaluate(
         ValueError: as `fit_risk_model`, or a test frame with one outcome only.
     """
     from sklearn.ensemble import RandomForestClassifier
-
-    from timbel_dagster.ml.risk.data import FEATURES
-    from timbel_dagster.ml.risk.model import fit_risk_model
 
     chosen = features or tuple(f for f in FEATURES if f in train.columns)
     y_test = test[label].astype(int).to_numpy()

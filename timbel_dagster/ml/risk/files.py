@@ -18,6 +18,7 @@ from timbel_dagster.ml.risk.data import (
     load_risk_csv,
     parse_columns_map,
 )
+from timbel_dagster.ml.risk.eval import evaluate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,7 +97,6 @@ def evaluate_csv(
         ValueError: both or neither of `data` and `train`/`test`, one of `train`/`test`
             alone, and every loading or validation error (naming the file).
     """
-    from timbel_dagster.ml.risk.eval import evaluate
 
     if data is not None and (train is not None or test is not None):
         raise ValueError("--data and --train/--test are mutually exclusive: give one or the other")

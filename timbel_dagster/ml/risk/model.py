@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from timbel_dagster.ml.risk.data import GROUP, LABEL
+from timbel_dagster.ml.risk.data import FEATURES, GROUP, LABEL, MIN_TRAIN_ROWS
 from timbel_dagster.ml.risk.features import engineer, raw_metrics, require_features
 from timbel_dagster.ml.risk.rankers import Rankers, fit_rankers
 
@@ -119,6 +119,7 @@ class RiskModel:
         repository, so a row's values plus `baseline_log_odds` add up to its `log_odds`.
         Costs 2**players model evaluations per row (~0.1-0.3 s): meant for the handful of
         changes a reviewer looks at."""
+        # lazy: cycle (explain imports words, which imports NEIGHBOURS from here)
         from timbel_dagster.ml.risk.explain import shapley_contributions
 
         return shapley_contributions(self, frame)
@@ -126,6 +127,7 @@ class RiskModel:
     def reasons(self, frame: pd.DataFrame, top: int = 3) -> list[list[dict[str, Any]]]:
         """Per row, the `top` largest contributions, largest magnitude first:
         `{"feature", "value", "contribution", "direction": "raises" | "lowers"}`."""
+        # lazy: cycle (explain imports words, which imports NEIGHBOURS from here)
         from timbel_dagster.ml.risk.explain import top_reasons
 
         return top_reasons(self, frame, top)
@@ -197,7 +199,7 @@ def fit_risk_model(
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from timbel_dagster.ml.risk.data import FEATURES, MIN_TRAIN_ROWS
+    # lazy: cycle (explain imports words, which imports NEIGHBOURS from here)
     from timbel_dagster.ml.risk.explain import Neighbourhood
 
     chosen = tuple(features or (f for f in FEATURES if f in train.columns))

@@ -9,6 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.models.store import load_model, load_training_rows
+from timbel_dagster.ml.risk.advisor import MODEL_NAME, assess_request, assess_rows, store_scores
+from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
+from timbel_dagster.ml.risk.model import RiskThresholds
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
@@ -17,8 +22,6 @@ if TYPE_CHECKING:
 
 
 def thresholds_from(settings: Settings) -> Any:
-    from timbel_dagster.ml.risk.model import RiskThresholds
-
     return RiskThresholds(
         approve_below=settings.timbel_risk_approve_below,
         reject_at=settings.timbel_risk_reject_from,
@@ -28,7 +31,7 @@ def thresholds_from(settings: Settings) -> Any:
 def _attach(connection: Connection, request: dict[str, Any], assessment: dict[str, Any]) -> None:
     from sqlalchemy import update
 
-    from timbel_dagster.ml.risk.advisor import store_scores
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
 
     store_scores(
@@ -52,9 +55,8 @@ def _attach(connection: Connection, request: dict[str, Any], assessment: dict[st
 def score_request(engine: Engine, settings: Settings, ref: str) -> dict[str, Any]:
     """Assess one request (by number or id prefix) with the newest model, store the
     assessment on it and in `risk_scores`, and return it."""
+    # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.lookup import find
-    from timbel_dagster.ml.models.store import load_model
-    from timbel_dagster.ml.risk.advisor import MODEL_NAME, assess_request
 
     with engine.connect() as connection:
         request = find(connection, ref)
@@ -85,9 +87,7 @@ def score_recent_and_pending(
     import pandas as pd
     from sqlalchemy import select
 
-    from timbel_dagster.ml.models.store import load_model, load_training_rows
-    from timbel_dagster.ml.risk.advisor import MODEL_NAME, assess_request, assess_rows, store_scores
-    from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
 
     now = now or dt.datetime.now(dt.UTC)
