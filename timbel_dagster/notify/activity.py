@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.messages import Message
+from timbel_dagster.warehouse.schema.models import Deployment, Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -50,8 +51,6 @@ def finished_since(
     """Messages for executions and deployments that finished since `marks`, at most `limit`
     of each per call, and the marks to start from next time."""
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.models import Deployment, Pipeline, PipelineExecution
 
     executions = _page(
         connection, PipelineExecution.__table__, FINISHED, marks["executions"], limit

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.alert_state import AlertState, Transition, fingerprint, step
+from timbel_dagster.notify.facts import FACTS
+from timbel_dagster.notify.messages import Message
 from timbel_dagster.notify.rules import Rule
+from timbel_dagster.security.template_sandbox import BoundedSandbox, Limits, TemplateRefused
+from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent, Silence
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -61,7 +66,6 @@ class _SummaryTemplate:
 def _summary_sandbox() -> Any:
     """Summaries come from rules anyone with write access to the warehouse or the rules file
     wrote: the bounded sandbox, with limits that fit one line (a tick renders many)."""
-    from timbel_dagster.security.template_sandbox import BoundedSandbox, Limits
 
     return BoundedSandbox(limits=Limits(steps=100_000, output=10_000, seconds=1.0))
 
@@ -75,8 +79,6 @@ def _template(text: str) -> _SummaryTemplate:
 
 
 def _summary(rule: Rule, labels: dict[str, str], value: float | None) -> str:
-    from timbel_dagster.security.template_sandbox import TemplateRefused
-
     shown = f"{value:g}" if value is not None else "-"
     if not rule.summary:
         where = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -134,7 +136,6 @@ class AlertEvaluator:
 
     def observe(self, rules: list[Rule], now: dt.datetime, report: TickReport) -> dict:
         """Per rule name, its active observations (rules that failed are left out)."""
-        from timbel_dagster.notify.facts import FACTS
 
         by_expr = self._promql(rules, now, report)
         found: dict[str, Observations] = {}
@@ -215,7 +216,6 @@ class AlertEvaluator:
         """Send the notices due: one message per alert, or one per rule and kind when a rule
         has more than GROUP_ABOVE notices in this tick (a storm is one message, not a
         thousand webhook posts)."""
-        from timbel_dagster.notify.messages import Message
 
         if self.dispatcher is None:
             return 0
@@ -283,8 +283,6 @@ def _load_states(
     """Alerts of these rules that are open, or resolved recently enough to still debounce."""
     from sqlalchemy import or_, select
 
-    from timbel_dagster.warehouse.schema.notify import Alert
-
     if not names:
         return {}
     longest = max(r.renotify for r in rules)
@@ -309,8 +307,6 @@ def _load_states(
 def _active_silences(connection: Connection, now: dt.datetime) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.notify import Silence
-
     query = select(Silence.matchers).where(Silence.starts_at <= now, Silence.ends_at > now)
     return list(connection.execute(query).scalars())
 
@@ -324,9 +320,6 @@ def _store(
 ) -> None:
     """The changed alerts and this tick's events, in one transaction."""
     from sqlalchemy import insert
-
-    from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     with engine.begin() as connection:
         if states:

@@ -28,6 +28,7 @@ from timbel_dagster.notify.records import NotificationResult
 from timbel_dagster.notify.slack import SlackWebhook
 from timbel_dagster.notify.subscriptions import subscribers, users_by_name
 from timbel_dagster.notify.templates import Templates
+from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.notify import CHANNELS
 
 if TYPE_CHECKING:
@@ -105,7 +106,6 @@ class Dispatcher:
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> Dispatcher:
         """A dispatcher for the channels, links and templates `settings` configure."""
-        from timbel_dagster.warehouse.engine import get_engine
 
         secret = settings.timbel_secret_key
         return cls(

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.rules import parse_duration
+from timbel_dagster.security.history import open_by_deployed_image
+from timbel_dagster.warehouse.schema.models import Base, Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -26,8 +28,6 @@ class FactUnavailableError(RuntimeError):
 def _table(connection: Connection, name: str) -> Any:
     from sqlalchemy import inspect
 
-    from timbel_dagster.warehouse.schema.models import Base
-
     if name not in Base.metadata.tables or not inspect(connection).has_table(name):
         raise FactUnavailableError(f"the warehouse has no {name} table yet")
     return Base.metadata.tables[name]
@@ -39,8 +39,6 @@ def pipeline_failure_rate(
     """Per pipeline: failed and aborted over finished executions that completed in the last
     `window` (default 1h), where at least `min_executions` (default 5) finished."""
     from sqlalchemy import case, func, select
-
-    from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
     window = parse_duration(params.get("window", "1h"))
     minimum = int(params.get("min_executions", 5))
@@ -125,7 +123,6 @@ def critical_vulnerabilities_in_prod(
     deployment (as of the newest scan of that image; images never scanned are left out).
     With `window`, only findings first seen in that window count; `environment` (default
     prod) and `severity` (default CRITICAL) choose others."""
-    from timbel_dagster.security.history import open_by_deployed_image
 
     _table(connection, "vulnerability_findings")  # security scanning stores this table
     window = params.get("window")

@@ -13,6 +13,7 @@ from timbel_dagster.notify.email import SmtpSender
 from timbel_dagster.notify.messages import Message, Recipient
 from timbel_dagster.notify.records import LEASE, dedupe_key
 from timbel_dagster.notify.templates import Templates
+from timbel_dagster.warehouse.schema.ids import stable_id
 
 SLACK_RECIPIENT = "webhook"
 ERROR_LIMIT = 2000
@@ -60,7 +61,6 @@ class Delivery:
 def _delivery(message: Message, channel: str, recipient: str, who: str) -> Delivery:
     """`who` is what de-duplicates: the webhook, or the user's name (stable across address
     changes)."""
-    from timbel_dagster.warehouse.schema.ids import stable_id
 
     key = dedupe_key(message.key, channel, who)
     return Delivery(stable_id("notifications", key), key, channel, recipient, message.title)

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.schema.notify import Notification
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -64,8 +66,6 @@ def dedupe_key(message_key: str, channel: str, recipient: str) -> str:
 
 
 def _table() -> Any:
-    from timbel_dagster.warehouse.schema.notify import Notification
-
     return Notification.__table__
 
 

@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.notify.rules import Rule, RuleError, build_rule, parse_rules
+from timbel_dagster.notify.facts import FACTS
+from timbel_dagster.notify.rules import Rule, RuleError, build_rule, load_rules_file, parse_rules
 from timbel_dagster.safe_yaml import load_yaml
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.notify import AlertRule
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -37,8 +42,6 @@ def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Ru
     stored by an older version, say): a bad rule is reported, not fatal to the others."""
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.notify import AlertRule
-
     rules, errors = [], []
     with engine.connect() as connection:
         for name, definition in connection.execute(
@@ -54,11 +57,6 @@ def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Ru
 def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
     """Validate every rule of a YAML text and store them all (insert or replace by name) in
     one transaction with its audit event; nothing is stored if any rule is invalid."""
-    from timbel_dagster.notify.facts import FACTS
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.schema.ids import stable_id
-    from timbel_dagster.warehouse.schema.notify import AlertRule
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     rules = parse_rules(text, source, set(FACTS))
     if not rules:
@@ -91,9 +89,6 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
 def delete_rule(engine: Engine, name: str, actor: str) -> None:
     from sqlalchemy import delete
 
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.schema.notify import AlertRule
-
     with engine.begin() as connection:
         if not connection.execute(delete(AlertRule).where(AlertRule.name == name)).rowcount:
             raise LookupError(f"no alert rule named {name!r} in the warehouse")
@@ -103,8 +98,6 @@ def delete_rule(engine: Engine, name: str, actor: str) -> None:
 def all_rules(engine: Engine, rules_file: Any = None) -> tuple[list[Rule], list[str]]:
     """The YAML file's rules and the warehouse's; a warehouse rule with a name the file
     already uses is skipped and reported (the file, under review in git, wins)."""
-    from timbel_dagster.notify.facts import FACTS
-    from timbel_dagster.notify.rules import load_rules_file
 
     from_file = (
         load_rules_file(Path(rules_file), set(FACTS), setting="TIMBEL_ALERT_RULES_FILE")

@@ -30,7 +30,12 @@ from timbel_dagster.notify.messages import (
     event_family,
     severity_rank,
 )
-from timbel_dagster.warehouse.schema.notify import CHANNELS, SEVERITIES
+from timbel_dagster.pipeline_templates.access import viewer
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.schema.models import User
+from timbel_dagster.warehouse.schema.notify import CHANNELS, SEVERITIES, Subscription
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -52,8 +57,6 @@ def _check(channel: str, event: str, rule: str, min_severity: str = "info") -> N
 def _require_user(connection: Connection, user: str) -> None:
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.models import User
-
     users = User.__table__
     if connection.execute(select(users.c.name).where(users.c.name == user)).first() is None:
         raise LookupError(f"unknown user {user!r}: there is no such name in the users table")
@@ -66,7 +69,6 @@ class SubscriptionAccessError(ValueError):
 def _authorize(connection: Connection, actor: str, user: str, via: str | None) -> None:
     """The actor must be a known user; another user's subscription takes an admin. A signed
     link (`via`) is the subscriber's own consent, so it acts as them."""
-    from timbel_dagster.pipeline_templates.access import viewer
 
     if via is not None and actor == user:
         return
@@ -89,11 +91,6 @@ def _write(
     rule: str,
     **values: object,
 ) -> bool:
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.schema.ids import stable_id
-    from timbel_dagster.warehouse.schema.notify import Subscription
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
-
     actor = user if actor is None else actor
     now = dt.datetime.now(dt.UTC)
     row = {
@@ -252,9 +249,6 @@ def subscribers(engine: Engine, message: Message, rule: str | None = None) -> Su
     """
     from sqlalchemy import select
 
-    from timbel_dagster.warehouse.schema.models import User
-    from timbel_dagster.warehouse.schema.notify import Subscription
-
     subs, users = Subscription.__table__, User.__table__
     rules = ["*"] if rule is None else ["*", rule]
     events = ["*", event_family(message.event), message.event]
@@ -299,8 +293,6 @@ def users_by_name(engine: Engine, names: Iterable[str]) -> dict[str, Recipient]:
     """The enabled users among `names`, by name (for mentions of people, not subscribers): a
     disabled user is named without their Slack id, so the mention does not notify them."""
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.models import User
 
     wanted = sorted(set(names))
     if not wanted:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.errors import TemplateRefusedError, TemplateRenderError
 from timbel_dagster.notify.messages import Message, Recipient
+from timbel_dagster.security.template_sandbox import BoundedSandbox, TemplateRefused
 
 if TYPE_CHECKING:
     import jinja2
@@ -112,8 +113,6 @@ class Templates:
     def __init__(self, directory: Path | None = None) -> None:
         import jinja2
 
-        from timbel_dagster.security.template_sandbox import BoundedSandbox
-
         loaders: list[jinja2.BaseLoader] = []
         if directory is not None:
             if not Path(directory).is_dir():
@@ -156,8 +155,6 @@ class Templates:
             TemplateRefusedError: the sandbox refused it (Python internals, a limit).
         """
         import jinja2
-
-        from timbel_dagster.security.template_sandbox import TemplateRefused
 
         template = self._load(name)
         try:
