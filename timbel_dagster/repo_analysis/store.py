@@ -23,6 +23,8 @@ from timbel_dagster.repo_analysis.analysis import (
 )
 from timbel_dagster.repo_analysis.walk import DEFAULT_MAX_FILE_BYTES
 from timbel_dagster.resources.git_repositories import public_url
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -96,7 +98,6 @@ def analyse(
 def dependency_rows(analysis: RepositoryAnalysis, source: str) -> list[dict[str, Any]]:
     """One row per (ecosystem, name, version, manifest) of the analysis: a package a manifest
     names under several scopes keeps the one that ships, and is direct if any entry is."""
-    from timbel_dagster.warehouse.schema.ids import stable_id
 
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for d in analysis.dependencies:
@@ -126,7 +127,6 @@ def analysis_row(
     analysed_at: dt.datetime,
 ) -> dict[str, Any]:
     """The `repository_analyses` row of an analysis."""
-    from timbel_dagster.warehouse.schema.ids import stable_id
 
     return {
         "id": stable_id(ANALYSES, analysis.repository),
@@ -187,8 +187,8 @@ def store_analysis(
     """
     from sqlalchemy import delete
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     analyses = Base.metadata.tables[ANALYSES]
     dependencies = Base.metadata.tables[DEPENDENCIES]
