@@ -173,6 +173,28 @@ def test_a_team_lead_decides_only_for_their_teams_services(
     assert requests.decide("ops", "1", approve=True, reason="ok")["status"] == "approved"
 
 
+def test_fast_track_and_review_by_a_team_lead_follow_the_team_check(
+    requests: Requests, warehouse_url: str
+) -> None:
+    with requests.engine.begin() as connection:
+        row = {"id": stable_id("users", "ads_lead"), "source": "test", "name": "ads_lead",
+               "display_name": None, "email": None, "role": "team_lead", "team": "ads",
+               "slack_id": None}  # fmt: skip
+        bulk_upsert(connection, User.__table__, [row], ["name"])
+    own(warehouse_url, "ads-api", "ads", ["ads_lead"])
+    requests.request("dev", "shop-api", IMAGE, "prod", "x")
+    with pytest.raises(RequestError) as refused:
+        requests.fast_track("ads_lead", "1", "checkout is down", "INC-7")
+    assert str(refused.value).startswith(
+        "a fast-track of #1 needs a team lead of team shop, which owns shop-api; ads_lead is in ads"
+    )
+    assert requests.status("1")["status"] == "pending"
+    requests.fast_track("lead", "1", "checkout is down", "INC-7")
+    with pytest.raises(RequestError, match="the review of #1 needs a team lead of team shop"):
+        requests.review("ads_lead", "1", "fine")
+    assert requests.review("lead2", "1", "fine")["post_review_by"] == "lead2"
+
+
 def test_the_owning_teams_leads_are_asked_first(
     requests: Requests, warehouse_url: str, announced: list
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from timbel_dagster.deploy.lookup import RequestError
+from timbel_dagster.deploy.team_check import check_team
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
@@ -34,6 +35,7 @@ class Emergency:
                         f"a fast-track needs a team_lead, operations or admin; {actor.name} is a "
                         f"{actor.role}"
                     )
+                check_team(connection, actor, request, f"a fast-track of #{request['number']}")
                 self._security_check(connection, request, f"request #{request['number']}")
                 connection.execute(
                     update(ApprovalStep)
@@ -90,6 +92,7 @@ class Emergency:
                         "the review must be by a team_lead, operations or admin other than the "
                         "requester"
                     )
+                check_team(connection, actor, request, f"the review of #{request['number']}")
                 connection.execute(
                     update(DeploymentRequest)
                     .where(DeploymentRequest.id == request["id"])
