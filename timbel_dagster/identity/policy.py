@@ -62,8 +62,9 @@ POLICY: tuple[Rule, ...] = (
     Rule("logs.read", DEVELOPERS_UP, TN, False, "an execution's logs"),
     Rule("logs.search", DEVELOPERS_UP, TN, False, "full-text search of the logs"),
     Rule("deploy.read", EVERYONE, TN, False, "requests, their status, risk and similar ones"),
-    Rule("deploy.request", roles("developer", "team_lead", "operations"), TM, True,
-         "request a deployment of a service of one's team"),
+    # Global, as the domain has it: anyone may ask, the owning team's lead decides.
+    Rule("deploy.request", roles("developer", "team_lead", "operations"), G, True,
+         "request a deployment of a known service (its owning team approves)"),
     Rule("deploy.approve", roles("team_lead", "operations"), TM, True,
          "by the chain's step: a team lead for their team's services, operations for all"),
     Rule("deploy.reject", roles("team_lead", "operations"), TM, True,
