@@ -22,7 +22,9 @@ import dagster as dg
 
 from timbel_dagster.assets.metadata import cell_text
 from timbel_dagster.records.delivery import CIRead
+from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.store.upsert import UpsertResult
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -52,7 +54,6 @@ def record_ingestion(
     results: dict[str, UpsertResult],
 ) -> None:
     """Append the run's audit event in the same transaction as the rows it wrote."""
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     append_event(
         connection,
@@ -132,7 +133,6 @@ def _add_up(
 
 def table_metadata(totals: dict[str, UpsertResult], table: str, names: str) -> dict[str, Any]:
     """`upsert_metadata` for one table of `ingest_each`'s totals (zero when nothing ran)."""
-    from timbel_dagster.warehouse.store.upsert import UpsertResult
 
     return upsert_metadata(totals.get(table, UpsertResult(table, 0, 0)), names or "none")
 
@@ -184,6 +184,7 @@ def read_executions(
     connection of `warehouse`, closed before the source is asked) that it need not read
     their stages again; their rows are still compared, so a build re-run in place is updated.
     """
+    # lazy: warehouse.read.queries loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.read.queries import finished_executions
 
     with warehouse.connect() as connection:
@@ -199,6 +200,7 @@ def read_ci(warehouse: Engine, source: CISource, since: dt.datetime, until: dt.d
 
 def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> Results:
     """Users and clusters."""
+    # lazy: warehouse.store loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.store import loaders
 
     return {
@@ -210,6 +212,7 @@ def ingest_directory(connection: Connection, source: DeliveryHistorySource) -> R
 def ingest_pipelines(connection: Connection, source: CISource) -> Results:
     """`read_pipelines` and `store_ci` on the caller's connection: for a source that answers
     from memory (a server is read with `read_pipelines` before the transaction opens)."""
+    # lazy: warehouse.store.ingest loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.store.ingest import store_ci
 
     return store_ci(connection, source.name, read_pipelines(source))
@@ -220,6 +223,7 @@ def ingest_executions(
 ) -> Results:
     """`read_executions` and `store_ci` on the caller's connection (a source answering from
     memory), the stored finished executions read on that connection."""
+    # lazy: warehouse.read.queries loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.read.queries import finished_executions
     from timbel_dagster.warehouse.store.ingest import store_ci
 
@@ -242,6 +246,7 @@ def ingest_commits(
     connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
 ) -> Results:
     """The source's commits in the window, with their change metrics."""
+    # lazy: warehouse.store loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.store import loaders
 
     return {"commits": loaders.store_commits(connection, source.name, source.commits(since, until))}
@@ -251,6 +256,7 @@ def ingest_deployments(
     connection: Connection, source: DeliveryHistorySource, since: dt.datetime, until: dt.datetime
 ) -> Results:
     """Deployments (linked to the stored commits they shipped) and incidents in the window."""
+    # lazy: warehouse.store loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.store import loaders
 
     deployments, links = loaders.store_deployments(

@@ -5,7 +5,7 @@ import datetime as dt
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS
+from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
 
@@ -33,7 +33,7 @@ def alert_events(
 ):
     from sqlalchemy import func, select
 
-    from timbel_dagster.assets.ingestion import markdown_table
+    # lazy: warehouse.schema.notify loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent
 
     # The same notifier the sensors use, on this run's warehouse.

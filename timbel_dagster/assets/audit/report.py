@@ -12,6 +12,7 @@ import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.warehouse.audit.chain import SYSTEM_ACTORS, latest_checkpoint, verify_chain
 
 # ISO weeks, Monday 00:00 UTC to the next Monday (2024-01-01 is a Monday).
 AUDIT_WEEKLY = dg.WeeklyPartitionsDefinition(start_date="2024-01-01", day_offset=1)
@@ -58,7 +59,7 @@ def audit_report(
 ) -> dg.MaterializeResult:
     from sqlalchemy import func, or_, select
 
-    from timbel_dagster.warehouse.audit.chain import SYSTEM_ACTORS, latest_checkpoint, verify_chain
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import AuditEvent
 
     window = context.partition_time_window

@@ -19,19 +19,24 @@ import dagster as dg
 
 from timbel_dagster.assets.ingestion import (
     OWNERS,
+    ingest_commits,
     ingest_each,
     record_ingestion,
     table_metadata,
 )
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.ml.changes import git_history
+from timbel_dagster.ml.changes.deployments import shipped_commits
+from timbel_dagster.ml.changes.metrics import commit_metrics
+from timbel_dagster.resources.errors import SourceError
+from timbel_dagster.resources.git_repositories import is_git_url, local_copy, repository_key
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.warehouse.store.upsert import UpsertResult
 
 GIT_SOURCE = "git"  # what rows read from repositories say in `source`
 
 
 def _sample(context: dg.AssetExecutionContext, warehouse, sources) -> dg.MaterializeResult:
-    from timbel_dagster.assets.ingestion import ingest_commits
-
     since, until = sources.window()
     totals, names = ingest_each(
         context,
@@ -53,7 +58,7 @@ def _pipeline_spelling(connection, name: str) -> str:
     (so that `candidate_frames` finds the commits of a service's pipelines)."""
     from sqlalchemy import select
 
-    from timbel_dagster.resources.git_repositories import is_git_url, repository_key
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Pipeline
 
     if not is_git_url(name):
@@ -69,11 +74,8 @@ def _pipeline_spelling(connection, name: str) -> str:
 
 def _read(context, warehouse, entry: str, home) -> dict:
     """Everything one repository contributes, computed before any write."""
-    from timbel_dagster.ml.changes import git_history
-    from timbel_dagster.ml.changes.deployments import shipped_commits
-    from timbel_dagster.ml.changes.metrics import commit_metrics
+    # lazy: ml.changes.store loads SQLAlchemy; the code location loads without it
     from timbel_dagster.ml.changes.store import linkable_deployments, stored_shas
-    from timbel_dagster.resources.git_repositories import local_copy
 
     repository = local_copy(entry, home)
     # Short reads around the git work: no connection is held while git walks the history
@@ -121,9 +123,8 @@ def commits(
     sources: DeliverySourcesResource,
 ):
     """Store the change metrics of the commits not yet stored, one transaction per repository."""
+    # lazy: ml.changes.store loads SQLAlchemy; the code location loads without it
     from timbel_dagster.ml.changes.store import store_commit_metrics, store_deployment_links
-    from timbel_dagster.resources.errors import SourceError
-    from timbel_dagster.warehouse.store.upsert import UpsertResult
 
     if sources.is_sample():
         return _sample(context, warehouse, sources)

@@ -4,9 +4,13 @@
 import dagster as dg
 
 from timbel_dagster.assets import plots
+from timbel_dagster.assets.cicd.dora import ORGANISATION, compute_dora
 from timbel_dagster.assets.ingestion import OWNERS
 from timbel_dagster.assets.metadata import cell_text, rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.warehouse.read import frames
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 
 def _trend_markdown(rows: list[dict]) -> str:
@@ -37,11 +41,8 @@ def _trend_markdown(rows: list[dict]) -> str:
 )
 def dora_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Recompute the weekly DORA metrics from the stored deployments and incidents."""
-    from timbel_dagster.assets.cicd.dora import ORGANISATION, compute_dora
-    from timbel_dagster.warehouse.read import frames
-    from timbel_dagster.warehouse.schema.ids import stable_id
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import DoraMetric
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     with warehouse.begin() as connection:
         rows = compute_dora(

@@ -13,6 +13,8 @@ import dagster as dg
 from timbel_dagster.assets.ingestion import (
     OWNERS,
     count_rejected,
+    read_executions,
+    read_pipelines,
     read_then_write_each,
     table_metadata,
 )
@@ -41,7 +43,7 @@ def pipelines(
     sources: DeliverySourcesResource,
 ):
     """Store the pipelines of every bound CI source (each read before its transaction)."""
-    from timbel_dagster.assets.ingestion import read_pipelines
+    # lazy: warehouse.store.ingest loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.store.ingest import store_ci
 
     totals, names = read_then_write_each(
@@ -87,7 +89,7 @@ def ci_executions(
 ):
     """Ingest the executions that started in the partition range, from each CI source: all
     of a source's range is read, then written in one transaction."""
-    from timbel_dagster.assets.ingestion import read_executions
+    # lazy: warehouse.store.ingest loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.store.ingest import store_ci
 
     window = context.partition_time_window

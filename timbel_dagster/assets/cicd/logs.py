@@ -40,6 +40,7 @@ def execution_logs(
     sources: DeliverySourcesResource,
 ):
     """Store the logs of finished executions of the partition range that have none yet."""
+    # lazy: jobs.follow loads SQLAlchemy; the code location loads without it
     from timbel_dagster.jobs.follow import store_finished_log
     from timbel_dagster.warehouse.read.queries import executions_missing_logs
 

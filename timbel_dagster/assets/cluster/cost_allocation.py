@@ -7,6 +7,8 @@ import datetime as dt
 import dagster as dg
 
 from timbel_dagster.assets import plots
+from timbel_dagster.assets.cluster import cost
+from timbel_dagster.assets.cluster.cost import PriceTable
 from timbel_dagster.assets.cluster.usage import (
     CLUSTER_ASSET,
     namespace_usage,
@@ -20,6 +22,10 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import cluster_hours
 from timbel_dagster.records.cluster_metrics import HOUR
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.settings import get_settings
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.cluster_usage import stored_rows
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 
 class CostConfig(dg.Config):
@@ -34,9 +40,6 @@ class CostConfig(dg.Config):
 
 
 def prices_for(config: CostConfig):
-    from timbel_dagster.assets.cluster.cost import PriceTable
-    from timbel_dagster.settings import get_settings
-
     settings = get_settings()
     return PriceTable(
         cpu_core_hour=config.cpu_core_hour
@@ -66,10 +69,6 @@ def cost_allocation(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.assets.cluster import cost
-    from timbel_dagster.warehouse.schema.ids import stable_id
-    from timbel_dagster.warehouse.store.cluster_usage import stored_rows
-
     if not 0 < config.percentile <= 1 or config.headroom < 0 or config.rightsizing_days < 1:
         raise ValueError(
             "cost config: percentile must be in (0, 1], headroom >= 0, rightsizing_days >= 1"
@@ -181,6 +180,7 @@ def _cost_trend(warehouse: WarehouseResource, name: str, spans: dict) -> list[di
     `spans`, as stored (this run's rows included)."""
     from sqlalchemy import func, select
 
+    # lazy: warehouse.schema.cluster loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.cluster import CostAllocation as C
 
     end = max(hours[-1] for hours in spans.values()) + HOUR
@@ -223,8 +223,8 @@ def _by(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
 
 def _store_all(warehouse: WarehouseResource, allocations, clusters, suggestions) -> dict:
     """The three tables in one transaction: a cost run is stored whole or not at all."""
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     tables = Base.metadata.tables
     with warehouse.begin() as connection:

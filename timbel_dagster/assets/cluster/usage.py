@@ -15,6 +15,18 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import CLUSTER_HOURLY, SINGLE_RUN, cluster_hours
 from timbel_dagster.records.cluster_metrics import HOUR
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.warehouse.store.cluster_usage import (
+    NAMESPACE_KEY,
+    NODE_KEY,
+    POD_KEY,
+    WORKLOAD_KEY,
+    namespace_rows,
+    node_rows,
+    pod_rows,
+    stored_rows,
+    workload_rows,
+)
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 GROUP = "cluster"
 CLUSTER_ASSET: dict[str, Any] = {
@@ -26,16 +38,14 @@ CLUSTER_ASSET: dict[str, Any] = {
 
 
 def store_rows(warehouse: WarehouseResource, table: str, rows: list, key: tuple) -> Any:
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     with warehouse.begin() as connection:
         return bulk_upsert(connection, Base.metadata.tables[table], rows, key)
 
 
 def stored_for(warehouse: WarehouseResource, table: str, source: str, spans: dict) -> list[dict]:
-    from timbel_dagster.warehouse.store.cluster_usage import stored_rows
-
     rows: list[dict] = []
     with warehouse.engine().connect() as connection:
         for cluster, hours in spans.items():
@@ -79,8 +89,6 @@ def node_metrics(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.store.cluster_usage import NODE_KEY, node_rows
-
     source, rows, result = _read_and_store(
         context, warehouse, sources, "node_metrics", NODE_KEY, "nodes", node_rows
     )
@@ -124,8 +132,6 @@ def pod_metrics(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.store.cluster_usage import POD_KEY, pod_rows
-
     source, rows, result = _read_and_store(
         context, warehouse, sources, "pod_metrics", POD_KEY, "pods", pod_rows
     )
@@ -154,8 +160,6 @@ def namespace_usage(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.store.cluster_usage import NAMESPACE_KEY, namespace_rows
-
     source = sources.metrics_source()
     spans = cluster_hours(context.partition_keys)
     infos = [info for c, hours in spans.items() for info in source.namespaces(c, hours)]
@@ -195,8 +199,6 @@ def workload_status(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.warehouse.store.cluster_usage import WORKLOAD_KEY, workload_rows
-
     name = sources.metrics_source().name
     spans = cluster_hours(context.partition_keys)
     rows = workload_rows(

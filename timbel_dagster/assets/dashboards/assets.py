@@ -7,9 +7,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS
+from timbel_dagster.assets.dashboards.grafana import (
+    DASHBOARD_PROVISIONING,
+    DASHBOARDS,
+    DATASOURCE_PROVISIONING,
+)
+from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.settings import get_settings
 
 
 class GrafanaConfig(dg.Config):
@@ -30,6 +36,7 @@ def _write(path: Path, text: str) -> bool:
 def _daily_cost(connection) -> list[dict]:
     from sqlalchemy import func, select
 
+    # lazy: warehouse.schema.cluster loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.cluster import CostAllocation as C
 
     latest = connection.execute(select(func.max(C.hour))).scalar()
@@ -50,6 +57,7 @@ def _daily_cost(connection) -> list[dict]:
 def _utilisation(connection) -> float | None:
     from sqlalchemy import func, select
 
+    # lazy: warehouse.schema.cluster loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.cluster import NamespaceUsage as N
 
     latest = connection.execute(select(func.max(N.hour))).scalar()
@@ -78,14 +86,6 @@ def _utilisation(connection) -> float | None:
 def grafana_dashboards(
     context: dg.AssetExecutionContext, config: GrafanaConfig, warehouse: WarehouseResource
 ):
-    from timbel_dagster.assets.dashboards.grafana import (
-        DASHBOARD_PROVISIONING,
-        DASHBOARDS,
-        DATASOURCE_PROVISIONING,
-    )
-    from timbel_dagster.assets.ingestion import markdown_table
-    from timbel_dagster.settings import get_settings
-
     settings = get_settings()
     directory = Path(
         config.directory or settings.timbel_grafana_dir or settings.timbel_home / "grafana"

@@ -4,7 +4,7 @@
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, ingest_each, table_metadata
+from timbel_dagster.assets.ingestion import OWNERS, ingest_deployments, ingest_each, table_metadata
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 
@@ -37,7 +37,6 @@ def delivery_history(
     sources: DeliverySourcesResource,
 ):
     """Ingest deployments and incidents of the window, one transaction per source."""
-    from timbel_dagster.assets.ingestion import ingest_deployments
 
     since, until = sources.window()
     totals, names = ingest_each(

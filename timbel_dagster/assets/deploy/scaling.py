@@ -6,9 +6,11 @@ import datetime as dt
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, upsert_metadata
+from timbel_dagster.assets.ingestion import OWNERS, markdown_table, upsert_metadata
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 KEY = ("source", "cluster", "namespace", "workload", "at", "reason")
 
@@ -26,10 +28,8 @@ def scaling_history(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
-    from timbel_dagster.assets.ingestion import markdown_table
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import ScalingRecord
-    from timbel_dagster.warehouse.schema.ids import stable_id
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     source = sources.scaling_source()
     found = source.rows(dt.datetime.now(dt.UTC))

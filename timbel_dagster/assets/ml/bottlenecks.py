@@ -8,6 +8,8 @@ import dagster as dg
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.ml.bottlenecks.analysis import analyse_pipelines
+from timbel_dagster.ml.bottlenecks.data import load_frames
 
 # Bumped whenever the analysis changes (ml/bottlenecks/*.py, ml/changepoints/detect.py).
 BOTTLENECK_CODE_VERSION = "bottlenecks-1"
@@ -89,8 +91,7 @@ def pipeline_bottlenecks(
 
     from sqlalchemy import delete, insert
 
-    from timbel_dagster.ml.bottlenecks.analysis import analyse_pipelines
-    from timbel_dagster.ml.bottlenecks.data import load_frames
+    # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import BottleneckFinding
 
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=config.days)

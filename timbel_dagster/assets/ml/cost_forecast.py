@@ -9,6 +9,8 @@ from timbel_dagster.assets.cluster.cost_allocation import CostConfig, cost_alloc
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.ml.forecast.cost_data import load_usage_frame
+from timbel_dagster.ml.forecast.costs import cost_saving_suggestions, forecast_costs
 from timbel_dagster.resources.sources import DeliverySourcesResource
 
 # Bumped whenever the forecaster's method changes (ml/forecast/series.py, ml/forecast/costs.py).
@@ -22,6 +24,7 @@ def _store(connection, hourly, suggestions) -> tuple[int, int]:
 
     from sqlalchemy import delete, insert
 
+    # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import CostForecast, CostSuggestion
 
     now = dt.datetime.now(dt.UTC)
@@ -92,9 +95,6 @@ def cost_forecast(
     sources: DeliverySourcesResource,
 ):
     import json
-
-    from timbel_dagster.ml.forecast.cost_data import load_usage_frame
-    from timbel_dagster.ml.forecast.costs import cost_saving_suggestions, forecast_costs
 
     prices = prices_for(config)
     source = sources.metrics_source().name

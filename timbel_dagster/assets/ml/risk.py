@@ -9,7 +9,28 @@ from timbel_dagster.assets import plots
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.ml.risk.advisor import RISK_CODE_VERSION
+from timbel_dagster.ml.models.store import (
+    ModelSignatureError,
+    NoModelError,
+    load_model,
+    load_training_rows,
+    replace_training_rows,
+    save_model,
+    training_fingerprint,
+)
+from timbel_dagster.ml.risk.advisor import (
+    MODEL_NAME,
+    RISK_CODE_VERSION,
+    RISK_FEATURES,
+    time_split,
+    train,
+)
+from timbel_dagster.ml.risk.calibration import calibration_table
+from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
+from timbel_dagster.ml.risk.deployment_features import deployment_features
+from timbel_dagster.ml.risk.model import fit_risk_model
+from timbel_dagster.ml.risk.scoring import score_recent_and_pending
+from timbel_dagster.settings import get_settings
 
 EVALUATION_KEYS = (
     "auc",
@@ -39,10 +60,6 @@ COUNT_KEYS = ("n_train", "n_test")
     "metrics), how its build went, the service's recent history, its timing and outcome.",
 )
 def risk_training_set(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    from timbel_dagster.ml.models.store import replace_training_rows
-    from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
-    from timbel_dagster.ml.risk.deployment_features import deployment_features
-
     with warehouse.engine().connect() as connection:
         table = deployment_features(load_delivery_frames(connection))
     with warehouse.engine().begin() as connection:
@@ -79,16 +96,6 @@ class RiskModelConfig(dg.Config):
 def risk_model(
     context: dg.AssetExecutionContext, config: RiskModelConfig, warehouse: WarehouseResource
 ):
-    from timbel_dagster.ml.models.store import (
-        ModelSignatureError,
-        NoModelError,
-        load_model,
-        load_training_rows,
-        save_model,
-        training_fingerprint,
-    )
-    from timbel_dagster.ml.risk.advisor import MODEL_NAME, RISK_FEATURES, train
-
     with warehouse.engine().connect() as connection:
         table = load_training_rows(connection)
         try:
@@ -172,10 +179,6 @@ def _held_out_calibration(table, evaluation: dict):
     of `table` (as `train` evaluates it) scoring the newest 20 %."""
     import pandas as pd
 
-    from timbel_dagster.ml.risk.advisor import RISK_FEATURES, time_split
-    from timbel_dagster.ml.risk.calibration import calibration_table
-    from timbel_dagster.ml.risk.model import fit_risk_model
-
     older, newer = time_split(table)
     features = tuple(evaluation.get("features") or RISK_FEATURES)
     model = fit_risk_model(older, features=features, label="label", group=None, random_state=0)
@@ -202,9 +205,6 @@ class RiskScoresConfig(dg.Config):
 def risk_scores(
     context: dg.AssetExecutionContext, config: RiskScoresConfig, warehouse: WarehouseResource
 ):
-    from timbel_dagster.ml.risk.scoring import score_recent_and_pending
-    from timbel_dagster.settings import get_settings
-
     summary = score_recent_and_pending(
         warehouse.engine(),
         get_settings(),

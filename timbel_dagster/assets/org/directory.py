@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import OWNERS, ingest_each, table_metadata
+from timbel_dagster.assets.ingestion import OWNERS, ingest_directory, ingest_each, table_metadata
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 
@@ -32,7 +32,6 @@ def directory(
     sources: DeliverySourcesResource,
 ):
     """Store the people and clusters of the bound delivery-history sources."""
-    from timbel_dagster.assets.ingestion import ingest_directory
 
     totals, names = ingest_each(
         context, warehouse, sources.history_sources(warehouse.stored_stages), ingest_directory

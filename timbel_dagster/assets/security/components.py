@@ -21,10 +21,20 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+import timbel_dagster
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.repo_analysis.analysis import is_git_url
+from timbel_dagster.repo_analysis.cyclonedx import to_cyclonedx
+from timbel_dagster.repo_analysis.store import analyse, store_analysis
+from timbel_dagster.resources.git_repositories import public_url, scrub
 from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.sources import TRIVY_SOURCE, DeliverySourcesResource
+from timbel_dagster.resources.trivy import ScannerError
+from timbel_dagster.security.scan_import import record_scan_failure
+from timbel_dagster.security.scan_run import store_report
+from timbel_dagster.settings import get_settings
+from timbel_dagster.warehouse.audit.chain import append_event
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -43,7 +53,6 @@ CONFIGURE_HINT = (
 def own_checkout() -> Path | None:
     """Timbel's own source checkout (the directory holding `timbel_dagster/` and a
     pyproject.toml), or None when Timbel runs from an installed package."""
-    import timbel_dagster
 
     top = Path(timbel_dagster.__file__).resolve().parents[1]
     return top if (top / "pyproject.toml").is_file() else None
@@ -51,7 +60,6 @@ def own_checkout() -> Path | None:
 
 def trivy_executable(scanner: Any) -> str | None:
     """The path of the scanner's Trivy executable, None when it is not installed."""
-    from timbel_dagster.settings import get_settings
 
     return shutil.which(getattr(scanner, "executable", None) or get_settings().trivy_binary)
 
@@ -61,10 +69,6 @@ def scan_sbom(
 ) -> dict[str, Any]:
     """Scan one repository's SBOM and store the report as artifact `repo:<repository>`;
     a failed scan is stored as such. Returns `{"status", "vulnerabilities", "error"}`."""
-    from timbel_dagster.resources.trivy import ScannerError
-    from timbel_dagster.security.scan_import import record_scan_failure
-    from timbel_dagster.security.scan_run import store_report
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     artifact = f"{ARTIFACT_PREFIX}{repository}"
     try:
@@ -122,12 +126,6 @@ def components(
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ) -> dg.MaterializeResult:
-    from timbel_dagster.repo_analysis.analysis import is_git_url
-    from timbel_dagster.repo_analysis.cyclonedx import to_cyclonedx
-    from timbel_dagster.repo_analysis.store import analyse, store_analysis
-    from timbel_dagster.resources.git_repositories import public_url, scrub
-    from timbel_dagster.settings import get_settings
-
     settings = get_settings()
     targets, note = _targets(sources._mode() == "sample", settings.timbel_analyze_repositories)
     if not targets:

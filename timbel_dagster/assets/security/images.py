@@ -17,6 +17,8 @@ from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.registry_records import Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -29,7 +31,6 @@ _KEYS_PER_UPDATE = 3_000  # 3 bind parameters a key, well under SQLite's 32,766
 def image_rows(images: Iterable[Image], source: str) -> dict[tuple[str, str, str], dict]:
     """Warehouse rows by natural key, without the first/last-seen times (the last of
     duplicate tags wins)."""
-    from timbel_dagster.warehouse.schema.ids import stable_id
 
     return {
         (i.registry, i.repository, i.tag): {
@@ -70,8 +71,8 @@ def store_images(
     """
     from sqlalchemy import func, select, tuple_, update
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     table = Base.metadata.tables[TABLE]
     now = now or dt.datetime.now(dt.UTC)

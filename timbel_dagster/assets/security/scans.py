@@ -18,6 +18,8 @@ from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.security.findings_summary import vulnerability_summary
+from timbel_dagster.security.scan_run import scan_images
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -46,6 +48,7 @@ def unscanned_images(connection: "Connection", *, sample: bool, limit: int) -> l
     """
     from sqlalchemy import exists, select
 
+    # lazy: warehouse.schema.models loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.models import Base
 
     images = Base.metadata.tables["registry_images"]
@@ -88,8 +91,6 @@ def scan_results(
     sources: DeliverySourcesResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    from timbel_dagster.security.scan_run import scan_images
-
     source = sources.scanner_name()
     engine = warehouse.engine()
     refs = list(config.images)
@@ -156,8 +157,6 @@ def scan_results(
 def vulnerability_findings(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    from timbel_dagster.security.findings_summary import vulnerability_summary
-
     with warehouse.engine().connect() as connection:
         summary = vulnerability_summary(connection)
     context.log.info(
