@@ -16,6 +16,7 @@ from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.redaction import mask, redact_parameters, secret_values
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
+from timbel_dagster.warehouse.audit.chain import append_event
 
 # One run-log event carries at most this much log text; all of it is stored regardless.
 EVENT_TEXT_LIMIT = 64 * 1024
@@ -65,6 +66,7 @@ def follow(
     jenkins: JenkinsResource,
     gitlab: GitLabResource,
 ) -> dict:
+    # lazy: jobs.record loads SQLAlchemy; the code location loads without it
     from timbel_dagster.jobs.record import follow_build
 
     actor = run_actor(context.run.tags)
@@ -92,8 +94,8 @@ def trigger_and_follow(
     jenkins: JenkinsResource,
     gitlab: GitLabResource,
 ) -> dict:
+    # lazy: jobs.record loads SQLAlchemy; the code location loads without it
     from timbel_dagster.jobs.record import follow_build, trigger_build
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     source = _source(config.system, jenkins, gitlab)
     # The server gets the real values; the audit log and the run log see `***` for every

@@ -14,8 +14,13 @@ import dagster as dg
 
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.deploy import rollout
+from timbel_dagster.deploy.finish import announce, settle
+from timbel_dagster.deploy.rollout import STRATEGIES
 from timbel_dagster.jobs.run_actor import UI_ACTOR, RunActor, note_unverified, run_actor
+from timbel_dagster.resources.errors import SourceError
 from timbel_dagster.resources.kubernetes import KubernetesResource
+from timbel_dagster.warehouse.audit.chain import append_event
 
 
 class DeployConfig(dg.Config):
@@ -48,10 +53,9 @@ def plan_rollout(
     """Check the request is approved, pick the group's clusters, record them as pending."""
     from sqlalchemy import insert, update
 
+    # lazy: deploy.deployment_rows loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.deployment_rows import record_release
     from timbel_dagster.deploy.lookup import find
-    from timbel_dagster.deploy.rollout import STRATEGIES
-    from timbel_dagster.warehouse.audit.chain import append_event
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, RolloutTarget
 
     launched = run_actor(context.run.tags)
@@ -125,9 +129,8 @@ def rollout_cluster(
     """Set the new image on one cluster and wait for the rollout; never raises for a failed
     rollout (the strategy decides what happens), only reports it."""
     config, cluster = DeployConfig(**target["config"]), target["cluster"]
-    from timbel_dagster.deploy import rollout
+    # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.lookup import find
-    from timbel_dagster.resources.errors import SourceError
 
     engine = warehouse.engine()
     with engine.connect() as connection:
@@ -195,7 +198,6 @@ def finish_rollout(
     notifier: NotifierResource,
 ) -> dict:
     """Settle the request: deployed, or apply the strategy to the clusters that failed."""
-    from timbel_dagster.deploy.finish import settle
 
     config = DeployConfig(**results[0]["config"])
     outcome = settle(
@@ -203,8 +205,6 @@ def finish_rollout(
         context.log.info,
     )  # fmt: skip
     try:
-        from timbel_dagster.deploy.finish import announce
-
         announce(notifier.dispatcher(context.log), outcome)
     except Exception as error:  # the rollout is settled; a notice must not undo that
         context.log.warning(f"deployment notice not sent: {error}")

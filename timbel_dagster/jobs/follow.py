@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.resources.errors import TransientSourceError
+from timbel_dagster.resources.gitlab.parse import JOB_STATUSES
+from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse.store.logs import LogCap, LogWriter
 
 if TYPE_CHECKING:
@@ -45,8 +47,6 @@ def _dropped() -> tuple[type[BaseException], ...]:
 def _cap(engine: Engine, execution_id: uuid.UUID, max_bytes: int | None) -> LogCap:
     """The execution's log budget: `max_bytes`, else TIMBEL_LOG_MAX_BYTES_PER_EXECUTION."""
     if max_bytes is None:
-        from timbel_dagster.settings import get_settings
-
         max_bytes = get_settings().timbel_log_max_bytes_per_execution
     return LogCap(engine, execution_id, max_bytes)
 
@@ -118,7 +118,6 @@ def follow_jenkins_log(
 
 def _gitlab_done() -> frozenset[str]:
     """GitLab job statuses after which a trace no longer grows (parse.py maps them)."""
-    from timbel_dagster.resources.gitlab.parse import JOB_STATUSES
 
     return frozenset(
         s for s, ours in JOB_STATUSES.items() if ours in ("success", "failed", "aborted", "skipped")

@@ -17,7 +17,12 @@ from typing import Any
 
 import dagster as dg
 
-from timbel_dagster.assets.ingestion import count_rejected, read_then_write_each, table_metadata
+from timbel_dagster.assets.ingestion import (
+    count_rejected,
+    read_ci,
+    read_then_write_each,
+    table_metadata,
+)
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import check_history_start
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -79,7 +84,7 @@ def build_ci_history_job(history_start: dt.date) -> dg.JobDefinition:
         warehouse: WarehouseResource,
         sources: DeliverySourcesResource,
     ) -> dict[str, Any]:
-        from timbel_dagster.assets.ingestion import read_ci
+        # lazy: warehouse.read.execution_days loads SQLAlchemy; the code location loads without it
         from timbel_dagster.warehouse.read.execution_days import executions_by_day
         from timbel_dagster.warehouse.store.ingest import store_ci
 

@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.jobs.follow import Emit, follow_gitlab_logs, follow_jenkins_log
 from timbel_dagster.resources.errors import SourceError
+from timbel_dagster.resources.gitlab.client import project_ref
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.models import PipelineExecution
+from timbel_dagster.warehouse.store import loaders
+from timbel_dagster.warehouse.store.logs import log_tail
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -34,8 +39,6 @@ def store_build(
 ) -> str:
     """Store one pipeline and one execution (with stages) and the audit event, together
     (`audit_details` added to the event's: how an unverified run was launched)."""
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.store import loaders
 
     with engine.begin() as connection:
         loaders.store_pipelines(connection, source, [pipeline])
@@ -57,9 +60,6 @@ def _store_tail(engine: Engine, execution_id: Any) -> None:
     """Keep the end of the log on the execution row (`logs`), for quick display; the whole
     log stays in `execution_log_chunks`."""
     from sqlalchemy import update
-
-    from timbel_dagster.warehouse.schema.models import PipelineExecution
-    from timbel_dagster.warehouse.store.logs import log_tail
 
     with engine.begin() as connection:
         tail = log_tail(connection, execution_id, LOG_TAIL_CHARS)
@@ -160,8 +160,6 @@ def trigger_build(
             waited += 2.0
         return number
     if system == "gitlab":
-        from timbel_dagster.resources.gitlab.client import project_ref
-
         branch = ref or source.pipeline(pipeline).default_branch or "main"
         created = source.http.post(
             f"/projects/{project_ref(pipeline)}/pipeline",

@@ -6,6 +6,7 @@ import dagster as dg
 
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.deploy.rollback import roll_back
 from timbel_dagster.jobs.run_actor import (
     SYSTEM_ACTOR,
     UI_ACTOR,
@@ -37,8 +38,8 @@ def roll_back_deployment(
     kubernetes: KubernetesResource,
     notifier: NotifierResource,
 ) -> dict:
+    # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.lookup import find
-    from timbel_dagster.deploy.rollback import roll_back
     from timbel_dagster.notify.messages import Message
 
     if not config.reason.strip():

@@ -15,6 +15,7 @@ import dagster as dg
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.security import scan_run
 
 
 class ScanImagesConfig(dg.Config):
@@ -32,11 +33,9 @@ def scan_images_op(
     sources: DeliverySourcesResource,
     warehouse: WarehouseResource,
 ) -> list:
-    from timbel_dagster.security.scan_run import scan_images
-
     actor = run_actor(context.run.tags)
     note_unverified(context.log, actor)
-    stored, failed = scan_images(
+    stored, failed = scan_run.scan_images(
         sources.scanner(),  # any ImageScanner: scan_run only calls scan_image
         warehouse.engine(),
         list(config.images),

@@ -40,6 +40,7 @@ def provision(
     warehouse: WarehouseResource,
     kubernetes: KubernetesResource,
 ) -> dict:
+    # lazy: tenants loads SQLAlchemy; the code location loads without it
     from timbel_dagster.tenants import store
     from timbel_dagster.tenants.provision import REFUSALS, TenantRequest, provision_tenant
 
