@@ -20,6 +20,7 @@ from timbel_dagster.partitions import range_tags
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
 from timbel_dagster.sensors.marks import BuildCursor, Decision, confirm, plan
+from timbel_dagster.warehouse.engine import get_engine
 
 _ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 # A requested run that never appears (refused by the daemon, instance wiped) stops blocking
@@ -58,7 +59,7 @@ def build_tick(
                     f"({len(cursor.pending.upto)} {system} pipelines)"
                 ),
             )
-        from timbel_dagster.warehouse.engine import get_engine
+        # lazy: warehouse.read.queries loads SQLAlchemy; the code location loads without it
         from timbel_dagster.warehouse.read.queries import stored_marks
 
         with get_engine(warehouse.url(), read_only=True).connect() as connection:

@@ -8,6 +8,7 @@ import dagster as dg
 
 from timbel_dagster.jobs.definitions import cluster_metrics_job
 from timbel_dagster.partitions import CLUSTERS, hour_key, range_tags
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.sources import DeliverySourcesResource
 
 
@@ -29,8 +30,6 @@ def plan_clusters(wanted: list[str], existing: list[str]) -> tuple[list[str], li
 def cluster_discovery_sensor(
     context: dg.SensorEvaluationContext, sources: DeliverySourcesResource
 ) -> dg.SensorResult:
-    from timbel_dagster.resources.delivery import SourceNotConfiguredError
-
     try:
         source = sources.metrics_source()
         wanted = source.cluster_names()

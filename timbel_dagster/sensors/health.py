@@ -8,8 +8,11 @@ import json
 import dagster as dg
 
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.deploy.rollback import idempotency_key
 from timbel_dagster.jobs.rollback import rollback
 from timbel_dagster.resources.kubernetes import KubernetesResource
+from timbel_dagster.resources.prometheus import PrometheusClient
+from timbel_dagster.settings import get_settings
 
 
 def watched(connection, policies: dict, now: dt.datetime) -> list[dict]:
@@ -17,6 +20,7 @@ def watched(connection, policies: dict, now: dt.datetime) -> list[dict]:
     rollout finished within the policy's watch window."""
     from sqlalchemy import select
 
+    # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
     from timbel_dagster.warehouse.schema.deploy import RolloutTarget as T
 
@@ -36,8 +40,8 @@ def check_all(targets, policies, kubernetes, prometheus, counts, now, log, check
     """Check each target whose policy interval has passed since its last check (`checked`:
     key -> ISO time, updated here); the run requests for breaches that lasted `threshold`
     checks, so at least threshold x interval."""
+    # lazy: deploy.health loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.health import advance, breaches
-    from timbel_dagster.deploy.rollback import idempotency_key
 
     requests = []
     for target in targets:
@@ -100,10 +104,8 @@ def deployment_health_sensor(
     warehouse: WarehouseResource,
     kubernetes: KubernetesResource,
 ):
+    # lazy: deploy.health loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.health import load_policies
-    from timbel_dagster.deploy.rollback import idempotency_key
-    from timbel_dagster.resources.prometheus import PrometheusClient
-    from timbel_dagster.settings import get_settings
 
     settings = get_settings()
     if not settings.timbel_health_file:

@@ -5,6 +5,12 @@ deployments has fallen by more than TIMBEL_RISK_DRIFT_AUC_DROP."""
 import dagster as dg
 
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.ml.models.store import ModelSignatureError, NoModelError, load_model
+from timbel_dagster.ml.risk.advisor import MODEL_NAME, drift
+from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
+from timbel_dagster.ml.risk.deployment_features import deployment_features
+from timbel_dagster.settings import get_settings
+from timbel_dagster.warehouse.engine import get_engine
 
 ML_RETRAIN_JOB = "ml_retrain"
 
@@ -35,11 +41,6 @@ def ml_retrain_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 def drift_verdict(warehouse_url: str, settings) -> dict:
     """Rebuild the features of every deployment (outcomes known since the model was trained
     included) and compare the stored model's AUC on the recent ones with its evaluation."""
-    from timbel_dagster.ml.models.store import load_model
-    from timbel_dagster.ml.risk.advisor import MODEL_NAME, drift
-    from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
-    from timbel_dagster.ml.risk.deployment_features import deployment_features
-    from timbel_dagster.warehouse.engine import get_engine
 
     with get_engine(warehouse_url).connect() as connection:
         stored = load_model(connection, MODEL_NAME)
@@ -61,9 +62,6 @@ def drift_verdict(warehouse_url: str, settings) -> dict:
     "fell by more than TIMBEL_RISK_DRIFT_AUC_DROP from the AUC it was accepted with.",
 )
 def risk_drift_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    from timbel_dagster.ml.models.store import ModelSignatureError, NoModelError
-    from timbel_dagster.settings import get_settings
-
     try:
         verdict = drift_verdict(warehouse.url(), get_settings())
     except (NoModelError, ModelSignatureError) as error:  # a refused model is never unpickled

@@ -52,6 +52,7 @@ def alert_rule_sensor(context: dg.SensorEvaluationContext, notifier: NotifierRes
     "since the last tick (the first tick starts from now, it does not replay history).",
 )
 def delivery_notification_sensor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
+    # lazy: notify.activity loads SQLAlchemy; the code location loads without it
     from timbel_dagster.notify.activity import finished_since, start_marks
 
     if not context.cursor:
@@ -85,6 +86,7 @@ def _dump_marks(marks) -> str:
     description="Notify subscribers of `run_failed` when a Dagster run fails.",
 )
 def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: NotifierResource):
+    # lazy: notify.messages loads SQLAlchemy; the code location loads without it
     from timbel_dagster.notify.messages import Message
 
     run = context.dagster_run
