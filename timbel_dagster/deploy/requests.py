@@ -22,7 +22,13 @@ from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.known import KnownChecks
 from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
 from timbel_dagster.deploy.team_check import TEAM_LEAD, check_team
+from timbel_dagster.security.policy import security_gate
+from timbel_dagster.security.policy_file import default_policy
+from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import membership
+from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
+from timbel_dagster.warehouse.schema.models import User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -57,8 +63,6 @@ class Requests(Emergency, KnownChecks):
         policy: Policy | None = None,
         lookup: DigestLookup | None = None,
     ) -> None:
-        from timbel_dagster.security.policy_file import default_policy
-
         self.engine, self.chains, self.ttl, self.clock = engine, chains, ttl, clock
         self.notify = notify  # (request, event, user names to mention) -> None
         # The security gate approvals must pass (TIMBEL_SECURITY_POLICY_FILE).
@@ -87,7 +91,6 @@ class Requests(Emergency, KnownChecks):
     def _security_check(self, connection: Connection, request: dict[str, Any], what: str) -> None:
         """Refuse to approve (`what`) a request whose image the group's security policy
         blocks; the RequestError names the blocking findings."""
-        from timbel_dagster.security.policy import security_gate
 
         result = security_gate(
             connection, request, self.policy, now=self.clock(), lookup=self._answered
@@ -96,8 +99,6 @@ class Requests(Emergency, KnownChecks):
             raise RequestError(f"{what}: {result.refusal()}")
 
     def _refuse(self, actor: str, action: str, target: str | None, error: Exception) -> None:
-        from timbel_dagster.warehouse.audit.chain import append_event
-
         with self.engine.begin() as connection:
             append_event(
                 connection,
@@ -124,9 +125,6 @@ class Requests(Emergency, KnownChecks):
     ) -> dict[str, Any]:
         def change() -> dict[str, Any]:
             from sqlalchemy import func, insert, select
-
-            from timbel_dagster.warehouse.audit.chain import append_event
-            from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
             if group not in self.chains:
                 raise RequestError(
@@ -193,9 +191,6 @@ class Requests(Emergency, KnownChecks):
 
         def change() -> dict[str, Any]:
             from sqlalchemy import update
-
-            from timbel_dagster.warehouse.audit.chain import append_event
-            from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
             if not reason or not reason.strip():
                 raise RequestError(f"{'approving' if approve else 'rejecting'} needs a --reason")
@@ -280,9 +275,6 @@ class Requests(Emergency, KnownChecks):
         """Mark pending requests past their expiry as expired (audited); how many."""
         from sqlalchemy import select, update
 
-        from timbel_dagster.warehouse.audit.chain import append_event
-        from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
-
         now = now or self.clock()
         with self.engine.begin() as connection:
             numbers = (
@@ -313,8 +305,6 @@ class Requests(Emergency, KnownChecks):
         if self.notify is None:
             return
         from sqlalchemy import select
-
-        from timbel_dagster.warehouse.schema.models import User
 
         with self.engine.connect() as connection:
             team = connection.execute(
