@@ -10,8 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.tenants.manifests import TenantSpec
+from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import membership
 from timbel_dagster.warehouse.people.users import UserRefusedError, require_users
+from timbel_dagster.warehouse.schema.deploy import Tenant
+from timbel_dagster.warehouse.schema.ids import stable_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -43,8 +46,6 @@ class TenantRow:
 
 
 def _table() -> Any:
-    from timbel_dagster.warehouse.schema.deploy import Tenant
-
     return Tenant.__table__
 
 
@@ -98,9 +99,6 @@ def record_provisioned(
     """
     from sqlalchemy import insert, update
 
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.schema.ids import stable_id
-
     table, now = _table(), dt.datetime.now(dt.UTC)
     values = {
         "cpu_cores": spec.cpu_cores,
@@ -143,8 +141,6 @@ def record_deleted(engine: Engine, name: str, actor: str, details: dict[str, Any
     """Mark the tenant deleted and audit it, in one transaction."""
     from sqlalchemy import update
 
-    from timbel_dagster.warehouse.audit.chain import append_event
-
     table = _table()
     with engine.begin() as connection:
         old = get_tenant(connection, name, for_update=True)
@@ -172,7 +168,6 @@ def record_attempt(
 ) -> None:
     """Audit an attempt that failed or was refused (`tenant.create.refused`, ...) with the
     error; nothing else is written."""
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     # What was typed may be anything: the target column holds 512 characters.
     target = f"tenant {name if len(name) <= 200 else name[:200] + '...'}"
