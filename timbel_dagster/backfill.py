@@ -13,10 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from timbel_dagster.jobs.history import TABLES
+from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.definitions import build_definitions
+from timbel_dagster.jobs.history import OP, TABLES
 from timbel_dagster.partitions import check_history_start
+from timbel_dagster.resources.gitlab.source import GitLabResource
+from timbel_dagster.resources.jenkins.source import JenkinsResource
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.runs import QUIET, open_instance
 from timbel_dagster.settings import Settings
+from timbel_dagster.warehouse import migrate
 
 SYSTEMS = ("jenkins", "gitlab")
 
@@ -29,13 +35,6 @@ def run_ingest(
     stages: str = "recent",
 ) -> dict[str, Any]:
     """Ingest `system` from `since` to now and report what was stored."""
-    from timbel_dagster.bindings.warehouse import WarehouseResource
-    from timbel_dagster.definitions import build_definitions
-    from timbel_dagster.jobs.history import OP
-    from timbel_dagster.resources.gitlab.source import GitLabResource
-    from timbel_dagster.resources.jenkins.source import JenkinsResource
-    from timbel_dagster.resources.sources import DeliverySourcesResource
-    from timbel_dagster.warehouse import migrate
 
     if system not in SYSTEMS:
         raise ValueError(f"system must be one of {', '.join(SYSTEMS)}, not {system!r}")

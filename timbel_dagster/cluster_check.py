@@ -8,6 +8,9 @@ import datetime as dt
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.resources.errors import SourceError
+
 if TYPE_CHECKING:
     from timbel_dagster.resources.kubernetes import KubernetesClient
 
@@ -65,8 +68,6 @@ def healthy(report: dict[str, Any]) -> bool:
 def check_clusters(resource: Any, only: str | None, since: dt.datetime) -> list[dict[str, Any]]:
     """Every configured cluster (or `only`); a cluster that cannot be read is reported with
     its error and the others are still checked."""
-    from timbel_dagster.resources.delivery import SourceNotConfiguredError
-    from timbel_dagster.resources.errors import SourceError
 
     names = [c.name for c in resource.clusters()]
     if only is not None and only not in names:

@@ -9,9 +9,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.definitions import build_definitions
+from timbel_dagster.jobs.definitions import cluster_metrics_job
 from timbel_dagster.partitions import CLUSTERS, check_history_start, hour_key, range_tags
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.runs import QUIET, open_instance, rows_written, run_warnings
 from timbel_dagster.settings import Settings
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.store.cluster_usage import usage_report
 
 MAX_HOURS = 24 * 31
 
@@ -64,13 +71,6 @@ def collect_metrics(
 ) -> dict[str, Any]:
     """Materialize `cluster/*` for the `hours` completed hours before `now` on every
     cluster, and report usage and cost per cluster and namespace."""
-    from timbel_dagster.bindings.warehouse import WarehouseResource
-    from timbel_dagster.definitions import build_definitions
-    from timbel_dagster.jobs.definitions import cluster_metrics_job
-    from timbel_dagster.resources.sources import DeliverySourcesResource
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import get_engine
-    from timbel_dagster.warehouse.store.cluster_usage import usage_report
 
     if not 1 <= hours <= MAX_HOURS:
         raise ValueError(f"--hours must be between 1 and {MAX_HOURS}, not {hours}")

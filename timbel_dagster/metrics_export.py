@@ -15,6 +15,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.schema.cluster import MetricSample, MetricSeries
+from timbel_dagster.warehouse.schema.ids import stable_id
+from timbel_dagster.warehouse.store.upsert import bulk_upsert
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -22,8 +26,6 @@ if TYPE_CHECKING:
 
 
 def series_id(labels: dict[str, str]) -> Any:
-    from timbel_dagster.warehouse.schema.ids import stable_id
-
     return stable_id("metric_series", json.dumps(sorted(labels.items())))
 
 
@@ -81,8 +83,6 @@ def _store_samples_postgres(connection: Any, samples: list[tuple]) -> int:
 def _store_samples(connection: Any, samples: list[tuple]) -> int:
     if connection.dialect.name == "postgresql":
         return _store_samples_postgres(connection, samples)
-    from timbel_dagster.warehouse.schema.cluster import MetricSample
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     rows = [
         {"series_id": k, "at": dt.datetime.fromtimestamp(float(t), dt.UTC), "value": float(v)}
@@ -107,9 +107,8 @@ def export_range(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    # lazy: resources.prometheus loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.prometheus import windows
-    from timbel_dagster.warehouse.schema.cluster import MetricSeries
-    from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
     started = time.perf_counter()
     parts = list(windows(start, end, step))

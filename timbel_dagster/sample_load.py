@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from timbel_dagster.assets.ingestion import ingest_ci, ingest_delivery_history, ingest_directory
 from timbel_dagster.resources.sample.organisation import SERVICES
+from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import membership
 from timbel_dagster.warehouse.store.ingest import Results
 from timbel_dagster.warehouse.store.upsert import UpsertResult
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 def load_sample(engine: Engine, source: SampleSource, actor: str) -> Results:
     """Store the sample organisation in one transaction, with the audit event that says so."""
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     since, until = source.window
     with engine.begin() as connection:
