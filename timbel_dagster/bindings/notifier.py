@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import SecretStr
 
+from timbel_dagster.resources.prometheus import PrometheusClient
 from timbel_dagster.settings import get_settings, normalise_database_url
+from timbel_dagster.warehouse.engine import check_connection, get_engine
 
 if TYPE_CHECKING:
     from timbel_dagster.notify.alerting import AlertEvaluator
@@ -69,8 +71,6 @@ class NotifierResource(dg.ConfigurableResource):
         return settings.model_copy(update=update) if update else settings
 
     def engine(self) -> Any:
-        from timbel_dagster.warehouse.engine import check_connection, get_engine
-
         url = (
             normalise_database_url(self.database_url)
             if self.database_url
@@ -80,6 +80,7 @@ class NotifierResource(dg.ConfigurableResource):
         return get_engine(url)
 
     def dispatcher(self, log: Any = None) -> Dispatcher:
+        # lazy: notify.dispatch loads SQLAlchemy; the code location loads without it
         from timbel_dagster.notify.dispatch import Dispatcher
 
         return Dispatcher.from_settings(self._settings(), engine=self.engine(), log=log)
@@ -87,13 +88,14 @@ class NotifierResource(dg.ConfigurableResource):
     def rules(self) -> tuple[list[Rule], list[str]]:
         """The rules of `rules_file` (default: `rule_store.rules_file`, which in sample mode
         is the sample's) and of the warehouse, with one error per rule left out."""
+        # lazy: notify.rule_store loads SQLAlchemy; the code location loads without it
         from timbel_dagster.notify.rule_store import all_rules, rules_file
 
         return all_rules(self.engine(), self.rules_file or rules_file(self._settings()))
 
     def evaluator(self, log: Any = None) -> AlertEvaluator:
+        # lazy: notify.alerting loads SQLAlchemy; the code location loads without it
         from timbel_dagster.notify.alerting import AlertEvaluator
-        from timbel_dagster.resources.prometheus import PrometheusClient
 
         settings = self._settings()
         url = self.prometheus_url or (

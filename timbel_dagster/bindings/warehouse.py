@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from timbel_dagster.settings import get_settings, normalise_database_url
+from timbel_dagster.warehouse.engine import check_connection, get_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -34,8 +35,6 @@ class WarehouseResource(dg.ConfigurableResource):
         return get_settings().database_url
 
     def engine(self) -> Engine:
-        from timbel_dagster.warehouse.engine import check_connection, get_engine
-
         url = self.url()
         check_connection(url)
         return get_engine(url)
@@ -46,7 +45,7 @@ class WarehouseResource(dg.ConfigurableResource):
         """The finished stages of `source`'s stored executions in [since, until), read on a
         read-only connection of their own (an ingestion may hold the write transaction):
         what live mode derives deployments from (`CIDerivedHistory`)."""
-        from timbel_dagster.warehouse.engine import get_engine
+        # lazy: warehouse.read.queries loads SQLAlchemy; the code location loads without it
         from timbel_dagster.warehouse.read.queries import finished_stages
 
         with get_engine(self.url(), read_only=True).connect() as connection:
