@@ -20,6 +20,19 @@ from timbel_dagster.cli.tables import (
     say,
     when,
 )
+from timbel_dagster.notify.facts import FACTS
+from timbel_dagster.notify.rule_store import (
+    ORIGIN,
+    SAMPLE_RULES_FILE,
+    all_rules,
+    delete_rule,
+    rules_file,
+    save_rules,
+    source,
+)
+from timbel_dagster.notify.rules import RuleError, load_rules_file, parse_duration
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.notify import Alert, Silence
 
 NO_RULES = (
     "no alert rules: set TIMBEL_ALERT_RULES_FILE to a rules file (deploy/alert-rules.example.yaml "
@@ -30,7 +43,6 @@ NO_RULES = (
 
 def _sources(found: list, rules_file: Path | None) -> str:
     """`3 rules: 3 from FILE, 0 from the warehouse`."""
-    from timbel_dagster.notify.rule_store import ORIGIN, SAMPLE_RULES_FILE, source
 
     stored = sum(source(r) == ORIGIN for r in found)
     where = ""
@@ -52,8 +64,6 @@ def alerts() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def validate(file: Path, as_json: bool) -> None:
     """Check a rules file (YAML and PromQL); exit 2 naming the line and rule if it is wrong."""
-    from timbel_dagster.notify.facts import FACTS
-    from timbel_dagster.notify.rules import RuleError, load_rules_file
 
     try:
         rules = load_rules_file(file, set(FACTS))
@@ -80,7 +90,6 @@ def rules() -> None:
 @friendly_errors
 def rules_add(file: Path) -> None:
     """Store (or replace) every rule of a YAML file; nothing is stored if one is invalid."""
-    from timbel_dagster.notify.rule_store import save_rules
 
     settings, engine = writable_engine()
     try:
@@ -97,7 +106,6 @@ def rules_add(file: Path) -> None:
 def rules_list(as_json: bool) -> None:
     """Every rule the sensor evaluates: TIMBEL_ALERT_RULES_FILE's (in sample mode, unless it is
     set, the sample's) and the warehouse's, with where each comes from."""
-    from timbel_dagster.notify.rule_store import all_rules, rules_file, source
 
     settings, engine = writable_engine()
     path = rules_file(settings)
@@ -144,8 +152,6 @@ def rules_list(as_json: bool) -> None:
 @click.argument("name")
 @friendly_errors
 def rules_delete(name: str) -> None:
-    from timbel_dagster.notify.rule_store import delete_rule
-
     settings, engine = writable_engine()
     delete_rule(engine, name, settings.timbel_user)
     click.echo(f"deleted rule {name}")
@@ -156,6 +162,7 @@ def rules_delete(name: str) -> None:
 @friendly_errors
 def evaluate(as_json: bool) -> None:
     """Evaluate every rule once now, store what changed and send what is due."""
+    # lazy: bindings.notifier loads Dagster; `timbel --help` loads without it
     from timbel_dagster.bindings.notifier import NotifierResource
 
     writable_engine()
@@ -212,9 +219,6 @@ def list_alerts(state: str, as_json: bool) -> None:
     """Current alerts (firing by default)."""
     from sqlalchemy import select
 
-    from timbel_dagster.notify.rule_store import all_rules, rules_file
-    from timbel_dagster.warehouse.schema.notify import Alert
-
     settings, engine = writable_engine()
     query = select(Alert.__table__).order_by(Alert.rule, Alert.active_since)
     if state != "all":
@@ -261,10 +265,6 @@ def list_alerts(state: str, as_json: bool) -> None:
 def silence(matchers: tuple[str, ...], duration: str, comment: str) -> None:
     """Mute notices of alerts whose labels match every --match, for a while."""
     from sqlalchemy import insert
-
-    from timbel_dagster.notify.rules import parse_duration
-    from timbel_dagster.warehouse.audit.chain import append_event
-    from timbel_dagster.warehouse.schema.notify import Silence
 
     pairs = {}
     for matcher in matchers:

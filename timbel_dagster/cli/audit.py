@@ -17,6 +17,8 @@ from timbel_dagster.cli.common import (
     writable_engine,
 )
 from timbel_dagster.cli.tables import Column, print_table
+from timbel_dagster.warehouse.audit.archive import archive_before, plan_archive, verify_archives
+from timbel_dagster.warehouse.audit.chain import search_events, verify_chain
 
 
 def _moment(option: str, value: str | None) -> dt.datetime | None:
@@ -52,15 +54,12 @@ def audit() -> None:
 @friendly_errors
 def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
     """Check the chain; exit 1 naming the first edited, deleted or reordered event."""
-    from timbel_dagster.warehouse.audit.chain import verify_chain
 
     pinned = _anchor(anchor)
     with connect() as connection:
         report = verify_chain(connection, anchor=pinned)
         files = []
         if archives:
-            from timbel_dagster.warehouse.audit.archive import verify_archives
-
             files = [
                 {
                     "archive": checkpoint["archive"],
@@ -122,7 +121,6 @@ def search(
     as_json: bool,
 ) -> None:
     """Events still in the warehouse that match every filter, newest first."""
-    from timbel_dagster.warehouse.audit.chain import search_events
 
     if limit < 1:
         raise ValueError(f"--limit must be 1 or more, not {limit}")
@@ -172,7 +170,6 @@ def archive(days: int | None, directory: Path | None, yes: bool, as_json: bool) 
 
     The chain stays verifiable: a checkpoint records where the archive ended.
     """
-    from timbel_dagster.warehouse.audit.archive import archive_before, plan_archive
 
     if days is not None and days < 0:
         raise ValueError(f"--older-than must be 0 days or more, not {days}")

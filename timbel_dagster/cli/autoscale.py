@@ -6,6 +6,8 @@ import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.tables import Column, print_table
+from timbel_dagster.deploy import autoscaling, rollout
+from timbel_dagster.warehouse.audit.chain import append_event
 
 
 @click.group()
@@ -37,10 +39,9 @@ def apply_command(
 ) -> None:
     """Validate the template's HPA and VPA for WORKLOAD on every --cluster, then apply them
     (idempotent); nothing is applied anywhere if one cluster's manifests are invalid."""
-    from timbel_dagster.deploy import autoscaling, rollout
+    # lazy: resources.kubernetes loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.kubernetes import KubernetesResource
     from timbel_dagster.tenants.apply import apply_manifests
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     settings, engine = writable_engine()
     chosen = autoscaling.policy(

@@ -29,6 +29,7 @@ from timbel_dagster.cli.tables import duration, print_counts
 @friendly_errors
 def ingest(system: str, since: str, stages: str, as_json: bool) -> None:
     """Ingest a CI server's pipelines and executions once (backfills)."""
+    # lazy: backfill loads Dagster; `timbel --help` loads without it
     from timbel_dagster.backfill import run_ingest
 
     settings = settings_or_exit()

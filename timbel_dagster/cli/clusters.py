@@ -8,6 +8,7 @@ import click
 
 from timbel_dagster.cli.common import friendly_errors, parse_since, print_json, settings_or_exit
 from timbel_dagster.cli.tables import Column, count, print_table, right, say
+from timbel_dagster.cluster_check import check_clusters
 
 
 @click.group()
@@ -22,7 +23,7 @@ def clusters() -> None:
 @friendly_errors
 def check(cluster: str | None, events_since: str, as_json: bool) -> None:
     """Read each cluster through its API; exit 1 if one is unreachable or unhealthy."""
-    from timbel_dagster.cluster_check import check_clusters
+    # lazy: resources.kubernetes loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.kubernetes import KubernetesResource
 
     settings_or_exit()

@@ -13,7 +13,11 @@ from typing import Any
 
 import click
 
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.resources.errors import SourceError
 from timbel_dagster.settings import Settings, SettingsError, load_settings
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import WarehouseUnavailableError, check_connection, get_engine
 
 DEBUG_KEY = "timbel.debug"  # click context meta: `timbel --debug` prints tracebacks
 
@@ -49,10 +53,6 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from timbel_dagster.resources.delivery import SourceNotConfiguredError
-        from timbel_dagster.resources.errors import SourceError
-        from timbel_dagster.warehouse.engine import WarehouseUnavailableError
-
         fixable = (
             SettingsError,
             WarehouseUnavailableError,
@@ -120,8 +120,6 @@ def parse_since(value: str | None) -> dt.datetime | None:
 def connect() -> Any:
     """A read-only connection to the warehouse, or a one-line error naming
     TIMBEL_DATABASE_URL (or saying to upgrade an outdated schema)."""
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import check_connection, get_engine
 
     settings = settings_or_exit()
     check_connection(settings.database_url)
@@ -142,8 +140,6 @@ def echo_for(as_json: bool) -> Callable[[str], None]:
 def writable_engine() -> tuple[Settings, Any]:
     """The settings and a writable warehouse engine, migrated to the newest schema (commands
     that change state upgrade as they go, auditing the upgrade)."""
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import check_connection, get_engine
 
     settings = settings_or_exit()
     check_connection(settings.database_url)

@@ -9,6 +9,9 @@ from timbel_dagster.cli.common import (
     print_json,
     settings_or_exit,
 )
+from timbel_dagster.settings import display_url
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import check_connection
 
 
 # --- db ----------------------------------------------------------------------------------
@@ -23,8 +26,6 @@ def db() -> None:
 @friendly_errors
 def db_upgrade(revision: str, as_json: bool) -> None:
     """Migrate the warehouse up (running it twice is a no-op)."""
-    from timbel_dagster.settings import display_url
-    from timbel_dagster.warehouse import migrate
 
     settings = settings_or_exit()
     before, after = migrate.upgrade(settings.database_url, revision, actor=settings.timbel_user)
@@ -56,7 +57,6 @@ def db_downgrade(revision: str, yes: bool) -> None:
     (`timbel audit archive --older-than 0`); the few events archiving leaves behind, and this
     downgrade's own event, go to a final archive file in the audit archive directory.
     """
-    from timbel_dagster.warehouse import migrate
 
     settings = settings_or_exit()
     if not yes:
@@ -74,8 +74,6 @@ def db_downgrade(revision: str, yes: bool) -> None:
 @friendly_errors
 def db_current() -> None:
     """Print the warehouse's schema revision and the newest this code ships."""
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import check_connection
 
     settings = settings_or_exit()
     check_connection(settings.database_url)

@@ -7,8 +7,16 @@ from typing import Any
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
+from timbel_dagster.cli.images import registry_lookup
 from timbel_dagster.cli.risk import advice_lines
 from timbel_dagster.cli.tables import Column, plural, print_table, when
+from timbel_dagster.deploy.chains import load_chains
+from timbel_dagster.deploy.notices import approval_notifier
+from timbel_dagster.deploy.requests import Requests
+from timbel_dagster.ml.risk.scoring import score_request
+from timbel_dagster.security.policy_file import load_policy
+from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
 AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
 
@@ -17,12 +25,8 @@ def _requests():
     import datetime as dt
     import logging
 
-    from timbel_dagster.cli.images import registry_lookup
-    from timbel_dagster.deploy.chains import load_chains
-    from timbel_dagster.deploy.notices import approval_notifier
-    from timbel_dagster.deploy.requests import Requests
+    # lazy: notify.dispatch loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.notify.dispatch import Dispatcher
-    from timbel_dagster.security.policy_file import load_policy
 
     settings, engine = writable_engine()
     # Which channels are off is the operators' business (the sensors log it), not noise on
@@ -93,7 +97,6 @@ def request(service: str, image: str, group: str, reason: str, as_user: str | No
 def _assess(engine: Any, settings: Any, number: int, as_json: bool) -> dict | None:
     """The risk advisor's assessment, attached to the new request for its approvers; a
     request is never refused because there is no model yet or its image is unknown."""
-    from timbel_dagster.ml.risk.scoring import score_request
 
     try:
         return score_request(engine, settings, str(number))
@@ -166,9 +169,6 @@ def status(request_ref: str, as_json: bool) -> None:
 def list_requests(state: str | None, limit: int, as_json: bool) -> None:
     """The newest requests."""
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES
-    from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
     if state and state not in REQUEST_STATUSES:
         raise ValueError(f"--status {state!r} is not one of {', '.join(REQUEST_STATUSES)}")

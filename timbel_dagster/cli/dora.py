@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from timbel_dagster.assets.cicd.dora import ORGANISATION, recent_dora
 from timbel_dagster.cli.common import connect, friendly_errors, print_json
 from timbel_dagster.cli.tables import (
     Column,
@@ -21,6 +22,8 @@ from timbel_dagster.cli.tables import (
     print_table,
     right,
 )
+from timbel_dagster.deploy.known import check_service
+from timbel_dagster.warehouse.read import frames
 
 NO_DEPLOYMENTS = (
     "no deployments yet: `timbel demo` loads the sample organisation's; in live mode the "
@@ -75,9 +78,6 @@ def dora(service: str | None, weeks: int, as_json: bool) -> None:
     """DORA metrics in prod: deployment frequency, lead time for changes, change failure
     rate, time to restore and rework rate, per week and over the last N weeks (which end
     with the newest deployment, so a history that ended in the past still reports)."""
-    from timbel_dagster.assets.cicd.dora import ORGANISATION, recent_dora
-    from timbel_dagster.deploy.known import check_service
-    from timbel_dagster.warehouse.read import frames
 
     with connect() as connection:
         if service:

@@ -23,6 +23,9 @@ from timbel_dagster.cli.tables import (
     when,
 )
 from timbel_dagster.cli.timeline import stage_timeline
+from timbel_dagster.warehouse.read.history import add_stage_offsets, duration_percentiles
+from timbel_dagster.warehouse.read.queries import ExecutionFilter, get_execution, list_executions
+from timbel_dagster.warehouse.store.logs import read_log
 
 NO_EXECUTIONS = (
     "no executions yet: load the sample (`timbel sample`) or ingest a CI server "
@@ -61,7 +64,6 @@ def executions_list(
     as_json: bool,
 ) -> None:
     """List executions, newest first."""
-    from timbel_dagster.warehouse.read.queries import ExecutionFilter, list_executions
 
     where = ExecutionFilter(
         pipeline=pipeline, status=status, since=parse_since(since), search=search, limit=limit
@@ -82,7 +84,6 @@ def executions_list(
     )
     if not rows:
         return
-    from timbel_dagster.warehouse.read.history import duration_percentiles
 
     with connect() as connection:
         stats = duration_percentiles(
@@ -120,7 +121,6 @@ def print_rows(rows: list[dict], empty: str = NO_EXECUTIONS, footer: str | None 
 @friendly_errors
 def executions_stats(pipeline: str | None, since: str | None, as_json: bool) -> None:
     """Per pipeline: finished executions, success rate, duration p50/p90/p99."""
-    from timbel_dagster.warehouse.read.history import duration_percentiles
 
     with connect() as connection:
         rows = duration_percentiles(connection, since=parse_since(since))
@@ -148,14 +148,12 @@ def executions_stats(pipeline: str | None, since: str | None, as_json: bool) -> 
 @friendly_errors
 def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
     """Show one execution (full id or a prefix of at least 6 characters) with its stages."""
-    from timbel_dagster.warehouse.read.queries import get_execution
 
     with connect() as connection:
         execution = get_execution(connection, execution_id)
     if execution is None:
         fail(f"no execution with id {execution_id!r}")
         return
-    from timbel_dagster.warehouse.read.history import add_stage_offsets, duration_percentiles
 
     add_stage_offsets(execution)
     with connect() as connection:
@@ -197,8 +195,6 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
             click.echo(f"  {name}  {item.get('url') or ''}".rstrip())
     if show_log:
         import uuid
-
-        from timbel_dagster.warehouse.store.logs import read_log
 
         with connect() as connection:
             click.echo("log:")

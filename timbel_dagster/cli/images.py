@@ -16,6 +16,7 @@ def registry_lookup(settings: Settings) -> DigestLookup | None:
     """The manifest HEAD of the registry the settings name (HARBOR_REGISTRY, REGISTRY_USERNAME,
     REGISTRY_PASSWORD) as a `DigestLookup`, or None when none is configured. Each tag is
     asked once per command (answers are kept)."""
+    # lazy: resources.registry loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.registry import RegistryResource
 
     if not settings.harbor_registry:

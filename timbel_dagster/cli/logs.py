@@ -18,20 +18,22 @@ from timbel_dagster.cli.common import (
     settings_or_exit,
 )
 from timbel_dagster.cli.tables import say
+from timbel_dagster.jobs.run_actor import ACTOR_TAG, acting_as
 from timbel_dagster.redaction import looks_secret
+from timbel_dagster.runs import open_instance
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.store.logs import search_logs
 
 SYSTEMS = click.Choice(["jenkins", "gitlab"])
 
 
 def _run(job_name: str, op: str, config: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Run an op job in process in the UI's instance, the log printed as it arrives."""
+    # lazy: bindings.warehouse loads Dagster; `timbel --help` loads without it
     from timbel_dagster.bindings.warehouse import WarehouseResource
     from timbel_dagster.definitions import build_definitions
-    from timbel_dagster.jobs.run_actor import ACTOR_TAG, acting_as
     from timbel_dagster.resources.gitlab.source import GitLabResource
     from timbel_dagster.resources.jenkins.source import JenkinsResource
-    from timbel_dagster.runs import open_instance
-    from timbel_dagster.warehouse import migrate
 
     settings = settings_or_exit()
     servers = {"jenkins": JenkinsResource(), "gitlab": GitLabResource()}
@@ -95,8 +97,6 @@ def logs_search(
 ) -> None:
     """Find log lines: full-text on PostgreSQL, a substring scan on SQLite."""
     from dataclasses import asdict
-
-    from timbel_dagster.warehouse.store.logs import search_logs
 
     with connect() as connection:
         found = search_logs(

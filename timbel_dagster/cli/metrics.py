@@ -6,7 +6,13 @@ import datetime as dt
 
 import click
 
-from timbel_dagster.cli.common import echo_for, friendly_errors, print_json, settings_or_exit
+from timbel_dagster.cli.common import (
+    echo_for,
+    friendly_errors,
+    parse_since,
+    print_json,
+    settings_or_exit,
+)
 from timbel_dagster.cli.tables import (
     Column,
     cores,
@@ -18,6 +24,10 @@ from timbel_dagster.cli.tables import (
     say,
     usd,
 )
+from timbel_dagster.metrics_export import export_range
+from timbel_dagster.notify.rules import parse_duration
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import check_connection, get_engine
 
 
 @click.group()
@@ -32,6 +42,7 @@ def metrics() -> None:
 def collect(hours: int, as_json: bool) -> None:
     """Collect node, pod, namespace and workload metrics and allocate their cost for the last
     N hours, then print usage and cost per cluster and namespace."""
+    # lazy: metrics_collect loads Dagster; `timbel --help` loads without it
     from timbel_dagster.metrics_collect import collect_metrics, window_text
 
     settings = settings_or_exit()
@@ -74,12 +85,8 @@ def collect(hours: int, as_json: bool) -> None:
 @friendly_errors
 def export(query: str, since: str, until: str | None, step: str, as_json: bool) -> None:
     """Copy the samples of a PromQL QUERY from Prometheus into the warehouse."""
-    from timbel_dagster.cli.common import parse_since
-    from timbel_dagster.metrics_export import export_range
-    from timbel_dagster.notify.rules import parse_duration
+    # lazy: resources.prometheus loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.prometheus import PrometheusResource
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import check_connection, get_engine
 
     settings = settings_or_exit()
     start = parse_since(since)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from timbel_dagster.cli.common import friendly_errors, print_json
+from timbel_dagster.cli.common import friendly_errors, parse_since, print_json
 from timbel_dagster.cli.tables import (
     Column,
     count,
@@ -24,6 +24,15 @@ from timbel_dagster.cli.tables import (
     say,
     when,
 )
+from timbel_dagster.ml.changepoints.tcpd import evaluate_directory
+from timbel_dagster.ml.changes.deployments import (
+    aggregate_per_deployment,
+    check_tag_pattern,
+    deployment_tags,
+)
+from timbel_dagster.ml.changes.metrics import commit_metrics
+from timbel_dagster.ml.forecast.eval import evaluate_csv
+from timbel_dagster.ml.risk import files as risk_files
 
 if TYPE_CHECKING:
     from timbel_dagster.ml.changes.deployments import DeploymentChangeMetrics
@@ -59,14 +68,6 @@ def analyze_changes(
     """Kamei et al.'s change metrics for every non-merge commit of the git repository REPO
     (earlier history still counts when --since cuts the list)."""
     import time
-
-    from timbel_dagster.cli.common import parse_since
-    from timbel_dagster.ml.changes.deployments import (
-        aggregate_per_deployment,
-        check_tag_pattern,
-        deployment_tags,
-    )
-    from timbel_dagster.ml.changes.metrics import commit_metrics
 
     start = parse_since(since)
     if deploy_tags:
@@ -220,7 +221,6 @@ def evaluate_forecast(
     """Score the cost forecaster on one column of a CSV: forecasts from ORIGINS origins one
     horizon apart at the end of the series, against the mean of the last 7 days and the
     seasonal-naive baselines (MASE with a one-day season, and the horizon total's error)."""
-    from timbel_dagster.ml.forecast.eval import evaluate_csv
 
     result = evaluate_csv(csv_path, time_col, value_col, freq, horizon, origins, agg)
     if as_json:
@@ -260,7 +260,6 @@ def evaluate_changepoints(directory: Path, as_json: bool) -> None:
     """Score the change-point detector on a TCPD directory (annotations.json plus one folder
     per series) with TCPDBench's F1 and cover, next to TCPDBench's default binary
     segmentation run in the same process."""
-    from timbel_dagster.ml.changepoints.tcpd import evaluate_directory
 
     result = evaluate_directory(directory)
     if as_json:
@@ -325,9 +324,7 @@ def evaluate_risk(
     """Score the change-risk model on change metrics with defect labels, next to the
     baselines in the same run: ranking by lines added, reviewing the smallest changes first,
     and a default random forest."""
-    from timbel_dagster.ml.risk.files import evaluate_csv
-
-    result = evaluate_csv(
+    result = risk_files.evaluate_csv(
         train=train,
         test=test,
         data=data,

@@ -12,6 +12,9 @@ import click
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.deploy import AS_HELP
 from timbel_dagster.cli.tables import Column, count, plural, print_table, right, when
+from timbel_dagster.notify.subscriptions import subscribe as add
+from timbel_dagster.notify.subscriptions import unsubscribe as remove
+from timbel_dagster.warehouse.schema.notify import Notification as N
 
 
 @click.group()
@@ -31,7 +34,6 @@ def subscribe(
     user: str, channel: str, event: str, rule: str, min_severity: str, as_user: str | None
 ) -> None:
     """Send USER's notices of EVENT on CHANNEL."""
-    from timbel_dagster.notify.subscriptions import subscribe as add
 
     settings, engine = writable_engine()
     actor = as_user or settings.timbel_user
@@ -58,8 +60,8 @@ def unsubscribe(
     as_user: str | None,
 ) -> None:
     """Stop USER's notices of EVENT on CHANNEL (or what a signed link names)."""
+    # lazy: notify.email loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.notify.email import read_unsubscribe_token
-    from timbel_dagster.notify.subscriptions import unsubscribe as remove
 
     settings, engine = writable_engine()
     actor, via = as_user or settings.timbel_user, None
@@ -83,8 +85,6 @@ def unsubscribe(
 def history(limit: int, as_json: bool) -> None:
     """The latest notifications with their status, attempts and last error."""
     from sqlalchemy import select
-
-    from timbel_dagster.warehouse.schema.notify import Notification as N
 
     _, engine = writable_engine()
     query = (

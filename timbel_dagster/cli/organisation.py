@@ -14,6 +14,9 @@ from timbel_dagster.cli.common import (
     settings_or_exit,
 )
 from timbel_dagster.cli.tables import print_counts
+from timbel_dagster.resources.sample.source import SampleSource
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import get_engine
 
 if TYPE_CHECKING:
     from timbel_dagster.settings import Settings
@@ -32,10 +35,8 @@ if TYPE_CHECKING:
 @friendly_errors
 def sample(seed: int | None, end_date: dt.datetime | None, as_json: bool) -> None:
     """Write the sample organisation (source='sample') into the warehouse."""
-    from timbel_dagster.resources.sample.source import SampleSource
+    # lazy: sample_load loads Dagster; `timbel --help` loads without it
     from timbel_dagster.sample_load import load_sample
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import get_engine
 
     settings = settings_or_exit()
     migrate.upgrade(settings.database_url, actor=settings.timbel_user)
@@ -98,6 +99,7 @@ def demo(as_json: bool) -> None:
     this TIMBEL_HOME stays in sample mode (TIMBEL_HOME/sample-mode)."""
     from dataclasses import asdict
 
+    # lazy: demo loads Dagster; `timbel --help` loads without it
     from timbel_dagster.demo import format_report, run_demo
 
     settings = settings_or_exit()

@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from timbel_dagster.cli.common import friendly_errors, print_json
+from timbel_dagster.cli.common import (
+    connect,
+    friendly_errors,
+    print_json,
+    settings_or_exit,
+    writable_engine,
+)
+from timbel_dagster.ml.models.store import load_model
+from timbel_dagster.ml.risk.advisor import MODEL_NAME
+from timbel_dagster.ml.risk.scoring import score_request
 from timbel_dagster.ml.risk.words import CONFIDENCE_BASIS, confidence_text, reason_text
 
 WIDTH = 100
@@ -72,8 +81,6 @@ def score(request: str, as_json: bool) -> None:
     """Assess deployment REQUEST (number or id prefix) with the newest risk model: failure
     probability, approve/review/reject, top reasons, similar past deployments, confidence.
     The assessment is stored on the request, where approvers see it."""
-    from timbel_dagster.cli.common import writable_engine
-    from timbel_dagster.ml.risk.scoring import score_request
 
     settings, engine = writable_engine()
     assessment = score_request(engine, settings, request)
@@ -89,9 +96,6 @@ def score(request: str, as_json: bool) -> None:
 def model(as_json: bool) -> None:
     """The newest risk model: when and why it was trained, and its time-ordered evaluation
     beside the baselines."""
-    from timbel_dagster.cli.common import connect
-    from timbel_dagster.ml.models.store import load_model
-    from timbel_dagster.ml.risk.advisor import MODEL_NAME
 
     with connect() as connection:
         stored = load_model(connection, MODEL_NAME)
@@ -125,7 +129,7 @@ def model(as_json: bool) -> None:
 def drift(as_json: bool) -> None:
     """Compare the model's AUC on the last TIMBEL_RISK_DRIFT_WINDOW_DAYS of deployments with
     the AUC it was accepted with (exit code 1 when it should be retrained)."""
-    from timbel_dagster.cli.common import settings_or_exit
+    # lazy: sensors.ml loads Dagster; `timbel --help` loads without it
     from timbel_dagster.sensors.ml import drift_verdict
 
     settings = settings_or_exit()

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from timbel_dagster.cli.common import friendly_errors, print_json, settings_or_exit
+from timbel_dagster.cli.common import (
+    connect,
+    friendly_errors,
+    print_json,
+    settings_or_exit,
+    writable_engine,
+)
+from timbel_dagster.cli.images import between_reads, registry_lookup
 from timbel_dagster.cli.tables import (
     Column,
     count,
@@ -24,6 +31,12 @@ from timbel_dagster.cli.tables import (
     say,
     when,
 )
+from timbel_dagster.resources.delivery import SourceNotConfiguredError
+from timbel_dagster.security import history as h
+from timbel_dagster.security.gitlab_issues import announce, sync_issues
+from timbel_dagster.security.policy import check_image, load_policy
+from timbel_dagster.security.sonarqube import SonarQubeClient, import_quality_gate
+from timbel_dagster.warehouse.audit.chain import append_event
 
 LIMIT = 20  # rows per table `scan history` prints unless --limit or --all says otherwise
 NO_SCANS = (
@@ -160,9 +173,6 @@ def gate(image: str, group: str, policy_file: Path | None, as_json: bool) -> Non
 
     IMAGE is judged by digest whatever its form: a tag is resolved through the warehouse's
     registry_images, then the configured registry (HARBOR_REGISTRY)."""
-    from timbel_dagster.cli.common import connect
-    from timbel_dagster.cli.images import between_reads, registry_lookup
-    from timbel_dagster.security.policy import check_image, load_policy
 
     settings = settings_or_exit()
     policy = load_policy(policy_file or settings.timbel_security_policy_file)
@@ -214,9 +224,6 @@ def history(
 
     Images are matched to their scans by digest: a tag through registry_images, then the
     configured registry (HARBOR_REGISTRY)."""
-    from timbel_dagster.cli.common import connect
-    from timbel_dagster.cli.images import between_reads, registry_lookup
-    from timbel_dagster.security import history as h
 
     if image and service:
         raise click.UsageError("give --image or --service, not both")
@@ -291,12 +298,9 @@ def sync(
     GITLAB_TOKEN); subscribers of `issue_created` are told about each new issue."""
     import logging
 
-    from timbel_dagster.cli.common import writable_engine
+    # lazy: notify.dispatch loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.notify.dispatch import Dispatcher
-    from timbel_dagster.resources.delivery import SourceNotConfiguredError
     from timbel_dagster.resources.gitlab.client import GitLabHTTP
-    from timbel_dagster.security.gitlab_issues import announce, sync_issues
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     settings, engine = writable_engine()
     if not settings.gitlab_url:
@@ -344,10 +348,6 @@ def sonar() -> None:
 def sonar_import(project_key: str, url: str | None, as_json: bool) -> None:
     """Store the quality gate and measures of PROJECT_KEY's latest analysis (token from
     SONARQUBE_TOKEN)."""
-    from timbel_dagster.cli.common import writable_engine
-    from timbel_dagster.resources.delivery import SourceNotConfiguredError
-    from timbel_dagster.security.sonarqube import SonarQubeClient, import_quality_gate
-    from timbel_dagster.warehouse.audit.chain import append_event
 
     settings, engine = writable_engine()
     url = url or settings.sonarqube_url

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import click
 
-from timbel_dagster.cli.common import friendly_errors, print_json
+from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.scan_followup import FOLLOW_UP
+from timbel_dagster.repo_analysis.analysis import analyze_source
+from timbel_dagster.repo_analysis.cyclonedx import write_cyclonedx
+from timbel_dagster.repo_analysis.summary import summary_lines
+from timbel_dagster.resources.trivy_report import load_report
 
 
 @click.group()
@@ -16,6 +20,7 @@ def scan() -> None:
 
 
 def _show(summary: dict, as_json: bool) -> None:
+    # lazy: security.scan_run loads Dagster; `timbel --help` loads without it
     from timbel_dagster.security.scan_run import describe
 
     if as_json:
@@ -38,8 +43,7 @@ def _show(summary: dict, as_json: bool) -> None:
 def import_report(report_file: Path, artifact: str | None, source: str, as_json: bool) -> None:
     """Store REPORT_FILE, a Trivy JSON report (`trivy ... --format json`, schema version 2):
     one scan row, and its findings kept across scans of the same artifact."""
-    from timbel_dagster.cli.common import writable_engine
-    from timbel_dagster.resources.trivy_report import load_report
+    # lazy: security.scan_run loads Dagster; `timbel --help` loads without it
     from timbel_dagster.security.scan_run import store_report
 
     report = load_report(report_file)  # a bad file is refused before the warehouse is touched
@@ -64,7 +68,7 @@ def import_report(report_file: Path, artifact: str | None, source: str, as_json:
 def scan_image(ref: str, as_json: bool) -> None:
     """Scan image REF (`host/repo:tag` or `host/repo@sha256:...`) with Trivy and store the
     report. Uses TRIVY_BINARY, TRIVY_CACHE_DIR, TRIVY_TIMEOUT_SECONDS and TRIVY_OFFLINE."""
-    from timbel_dagster.cli.common import writable_engine
+    # lazy: resources.trivy loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.trivy import TrivyResource
     from timbel_dagster.security.scan_run import scan_image as run_scan
 
@@ -89,14 +93,10 @@ def analyze_repo(source: str, as_json: bool, sbom_file: Path | None) -> None:
     """Analyse SOURCE, a directory or a git URL (cloned with --depth 1 into a temporary
     directory): languages, frameworks, build tools, manifests, dependencies, Dockerfiles and
     CI files."""
-    from timbel_dagster.repo_analysis.analysis import analyze_source
-    from timbel_dagster.repo_analysis.summary import summary_lines
 
     analysis = analyze_source(source)
     written = None
     if sbom_file is not None:
-        from timbel_dagster.repo_analysis.cyclonedx import write_cyclonedx
-
         bom = write_cyclonedx(analysis, sbom_file)
         written = f"wrote {sbom_file}: {len(bom['components'])} components"
     if as_json:

@@ -14,6 +14,8 @@ from timbel_dagster.cli.common import (
     settings_or_exit,
     writable_engine,
 )
+from timbel_dagster.pipeline_templates import marketplace
+from timbel_dagster.pipeline_templates.jenkins_job import jenkins_client
 
 AS_HELP = "Act as this user (default TIMBEL_USER); changes need a user of the users table."
 
@@ -42,7 +44,6 @@ def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @friendly_errors
 def rate(name: str, stars: int, review: str, as_user: str | None, as_json: bool) -> None:
     """Rate template NAME with 1-5 STARS (rating again replaces your rating)."""
-    from timbel_dagster.pipeline_templates import marketplace
 
     settings, engine = writable_engine()
     made = marketplace.rate(engine, as_user or settings.timbel_user, name, stars, review)
@@ -60,7 +61,6 @@ def rate(name: str, stars: int, review: str, as_user: str | None, as_json: bool)
 @friendly_errors
 def reviews(name: str, as_user: str | None, as_json: bool) -> None:
     """The ratings and reviews of template NAME, newest first."""
-    from timbel_dagster.pipeline_templates import marketplace
 
     with connect() as connection:
         found = marketplace.reviews(connection, _as(as_user), name)
@@ -80,7 +80,6 @@ def reviews(name: str, as_user: str | None, as_json: bool) -> None:
 @friendly_errors
 def marketplace_command(kind: str | None, limit: int, as_user: str | None, as_json: bool) -> None:
     """The templates you can see, best first: Bayesian-averaged stars plus recent adoption."""
-    from timbel_dagster.pipeline_templates import marketplace
 
     with connect() as connection:
         rows = marketplace.ranking(connection, _as(as_user), kind, limit)
@@ -128,8 +127,8 @@ def apply(
     as_json: bool,
 ) -> None:
     """Render template NAME into a repository (--repo) or a Jenkins job (--jenkins-job)."""
+    # lazy: pipeline_templates loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.pipeline_templates import apply as applying
-    from timbel_dagster.pipeline_templates.jenkins_job import jenkins_client
 
     if (repo is None) == (jenkins_job is None):
         raise click.UsageError("give exactly one of --repo PATH and --jenkins-job NAME")

@@ -21,6 +21,8 @@ from timbel_dagster.cli.common import (
     settings_or_exit,
     writable_engine,
 )
+from timbel_dagster.pipeline_templates import access
+from timbel_dagster.pipeline_templates.validate import detect_kind
 from timbel_dagster.safe_yaml import load_yaml
 
 AS_HELP = "Act as this user (default TIMBEL_USER); changes need a user of the users table."
@@ -85,8 +87,8 @@ def publish(
     as_json: bool,
 ) -> None:
     """Validate FILE and publish it as the next version of template NAME."""
+    # lazy: pipeline_templates loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.pipeline_templates import store
-    from timbel_dagster.pipeline_templates.validate import detect_kind
 
     content = file.read_text(encoding="utf-8")
     kind = kind or detect_kind(file, content)
@@ -128,6 +130,7 @@ def publish(
 @friendly_errors
 def versions(name: str, as_user: str | None, as_json: bool) -> None:
     """The versions of template NAME, oldest first."""
+    # lazy: pipeline_templates loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.pipeline_templates import store
 
     with connect() as connection:
@@ -147,6 +150,7 @@ def versions(name: str, as_user: str | None, as_json: bool) -> None:
 @friendly_errors
 def show(name: str, ref: str | None, as_user: str | None, as_json: bool) -> None:
     """One version of template NAME (default the latest) with its content."""
+    # lazy: pipeline_templates loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.pipeline_templates import store
 
     with connect() as connection:
@@ -170,6 +174,7 @@ def show(name: str, ref: str | None, as_user: str | None, as_json: bool) -> None
 @friendly_errors
 def diff(name: str, a: str, b: str, as_user: str | None) -> None:
     """Unified diff of template NAME between versions (or tags) FROM and TO."""
+    # lazy: pipeline_templates loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.pipeline_templates import store
 
     with connect() as connection:
@@ -185,6 +190,7 @@ def diff(name: str, a: str, b: str, as_user: str | None) -> None:
 @friendly_errors
 def rollback(name: str, version: int, notes: str, as_user: str | None, as_json: bool) -> None:
     """Publish VERSION's content again as a new version of template NAME."""
+    # lazy: pipeline_templates loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.pipeline_templates import store
 
     settings, engine = writable_engine()
@@ -213,6 +219,7 @@ def _changed(result: dict[str, Any], as_json: bool, done: str, same: str) -> Non
 @friendly_errors
 def tag_command(name: str, tag_name: str, version: int, as_user: str | None, as_json: bool):
     """Point TAG of template NAME at VERSION (moving it if it pointed elsewhere)."""
+    # lazy: pipeline_templates loads Jinja2; `timbel --help` loads without it
     from timbel_dagster.pipeline_templates import store
 
     settings, engine = writable_engine()
@@ -230,7 +237,6 @@ def tag_command(name: str, tag_name: str, version: int, as_user: str | None, as_
 @friendly_errors
 def share(name: str, grantee: str, as_user: str | None, as_json: bool) -> None:
     """Let GRANTEE (a user or team; user:NAME / team:NAME when ambiguous) see template NAME."""
-    from timbel_dagster.pipeline_templates import access
 
     settings, engine = writable_engine()
     made = access.share(engine, as_user or settings.timbel_user, name, grantee)
@@ -249,7 +255,6 @@ def visibility(
     name: str, visibility: str, team: str | None, as_user: str | None, as_json: bool
 ) -> None:
     """Make template NAME private, team-visible or public."""
-    from timbel_dagster.pipeline_templates import access
 
     settings, engine = writable_engine()
     made = access.set_visibility(engine, as_user or settings.timbel_user, name, visibility, team)

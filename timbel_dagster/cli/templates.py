@@ -10,7 +10,11 @@ from typing import Any
 import click
 
 from timbel_dagster.cli.common import fail, friendly_errors, print_json
+from timbel_dagster.pipeline_templates.generate import generate as generate_text
+from timbel_dagster.pipeline_templates.generate import preview as preview_text
+from timbel_dagster.pipeline_templates.jenkinsfile_check import GroovyError
 from timbel_dagster.pipeline_templates.results import shared_warnings
+from timbel_dagster.pipeline_templates.validate import detect_kind, validate_many
 
 KIND_CHOICE = click.Choice(["jenkinsfile", "gitlab-ci"])
 
@@ -54,9 +58,6 @@ def _echo_shared(shared: dict[str, list[str]]) -> None:
 
 
 def _validate(paths: list[Path]) -> list[Any]:
-    from timbel_dagster.pipeline_templates.jenkinsfile_check import GroovyError
-    from timbel_dagster.pipeline_templates.validate import validate_many
-
     try:
         return validate_many(paths)
     except GroovyError as error:
@@ -143,7 +144,6 @@ def generate(
     """Generate a Jenkinsfile or .gitlab-ci.yml for a repository (build, test, Trivy scan,
     image, deploy), fitted to its build tools. Printed, or written to --output and
     validated (exit code 1 when the written file is invalid)."""
-    from timbel_dagster.pipeline_templates.generate import generate as generate_text
 
     analysis = _analysis(repo, analysis_file)
     custom = template_file.read_text(encoding="utf-8") if template_file else None
@@ -168,9 +168,6 @@ def generate(
 def preview(template_file: Path, params: tuple[str, ...], kind: str | None, as_json: bool) -> None:
     """Render TEMPLATE_FILE with the parameters and validate the result; the text goes to
     stdout, the verdict to stderr (exit code 1 when invalid)."""
-    from timbel_dagster.pipeline_templates.generate import preview as preview_text
-    from timbel_dagster.pipeline_templates.jenkinsfile_check import GroovyError
-    from timbel_dagster.pipeline_templates.validate import detect_kind
 
     if kind is None:
         stem = template_file.name.removesuffix(".j2").removesuffix(".jinja")

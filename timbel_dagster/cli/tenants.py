@@ -11,10 +11,24 @@ from __future__ import annotations
 
 import click
 
-from timbel_dagster.cli.common import connect, echo_for, friendly_errors, print_json
+from timbel_dagster.cli.common import (
+    connect,
+    echo_for,
+    friendly_errors,
+    print_json,
+    writable_engine,
+)
 from timbel_dagster.cli.deploy import AS_HELP
 from timbel_dagster.cli.tables import Column, plural, print_table, right, usd
-from timbel_dagster.tenants.manifests import DEFAULT_INGRESS_NAMESPACE, DEFAULT_PODS, DEFAULT_ROLE
+from timbel_dagster.tenants import store
+from timbel_dagster.tenants.manifests import (
+    DEFAULT_INGRESS_NAMESPACE,
+    DEFAULT_PODS,
+    DEFAULT_ROLE,
+    render_cpu,
+    render_memory,
+)
+from timbel_dagster.tenants.report import monthly_report
 
 
 def _users(value: str) -> tuple[str, ...]:
@@ -64,7 +78,7 @@ def create(
     Everything is checked on every cluster before anything is applied; a refused attempt
     changes nothing and is audited.
     """
-    from timbel_dagster.cli.common import writable_engine
+    # lazy: resources.kubernetes loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.kubernetes import KubernetesResource
     from timbel_dagster.tenants.provision import TenantRequest, provision_tenant
 
@@ -104,9 +118,8 @@ def create(
 @friendly_errors
 def delete(name: str, yes: bool, as_user: str | None, as_json: bool) -> None:
     """Delete tenant NAME: its namespace, and everything in it, on each of its clusters."""
-    from timbel_dagster.cli.common import writable_engine
+    # lazy: resources.kubernetes loads Dagster; `timbel --help` loads without it
     from timbel_dagster.resources.kubernetes import KubernetesResource
-    from timbel_dagster.tenants import store
     from timbel_dagster.tenants.provision import delete_tenant
 
     settings, engine = writable_engine()
@@ -134,8 +147,6 @@ def delete(name: str, yes: bool, as_user: str | None, as_json: bool) -> None:
 @friendly_errors
 def list_tenants(include_deleted: bool, as_json: bool) -> None:
     """Tenants with their quota, users and clusters."""
-    from timbel_dagster.tenants import store
-    from timbel_dagster.tenants.manifests import render_cpu, render_memory
 
     with connect() as connection:
         rows = store.list_tenants(connection, include_deleted)
@@ -168,7 +179,6 @@ def list_tenants(include_deleted: bool, as_json: bool) -> None:
 @friendly_errors
 def report(month: str | None, source: str | None, as_json: bool) -> None:
     """Usage and cost per tenant and month, from the cost allocation asset's tables."""
-    from timbel_dagster.tenants.report import monthly_report
 
     with connect() as connection:
         rows = monthly_report(connection, month, source)

@@ -16,6 +16,7 @@ from timbel_dagster.cli.common import connect, friendly_errors, print_json, writ
 from timbel_dagster.cli.deploy import AS_HELP
 from timbel_dagster.cli.tables import Column, day, plural, render
 from timbel_dagster.warehouse.people import users as people
+from timbel_dagster.warehouse.people.users_file import load_users_file
 from timbel_dagster.warehouse.schema.models import USER_ROLES
 
 
@@ -179,7 +180,6 @@ def import_file(file: Path, dry_run: bool, as_user: str | None, as_json: bool) -
     """Add or update the users of a YAML FILE (a `users:` list of name, role, team,
     email, display_name, slack_id), all in one transaction. The whole file is checked
     before anything is written; importing it again changes nothing."""
-    from timbel_dagster.warehouse.people.users_file import load_users_file
 
     entries = load_users_file(file)
     settings, engine = writable_engine()
