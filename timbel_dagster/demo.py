@@ -16,10 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timbel_dagster.assets.cicd.dora import recent_dora
+from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.definitions import build_definitions, history_start
+from timbel_dagster.jobs.definitions import job_for
 from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters, window_text
 from timbel_dagster.partitions import cluster_hourly, daily, range_tags
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.runs import QUIET, open_instance, rows_written, run_warnings
 from timbel_dagster.settings import Settings, display_url
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.read import frames
+from timbel_dagster.warehouse.schema.cluster import ClusterCost as C
+from timbel_dagster.warehouse.schema.ml import BottleneckFinding, CostForecast, MlModel
+from timbel_dagster.warehouse.schema.models import PipelineExecution as E
+from timbel_dagster.warehouse.schema.notify import Alert
+from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as V
 
 
 @dataclass
@@ -54,8 +67,6 @@ def _sample_days(sources: Any) -> tuple[str, str]:
 def _execution_summary(connection: Any) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.schema.models import PipelineExecution as E
-
     by_status = dict(connection.execute(select(E.status, func.count()).group_by(E.status)).all())
     sources = dict(connection.execute(select(E.source, func.count()).group_by(E.source)).all())
     finished = sum(by_status.get(s, 0) for s in ("success", "failed", "aborted"))
@@ -70,8 +81,6 @@ def _execution_summary(connection: Any) -> dict[str, Any]:
 def _dora_last_weeks(connection: Any, weeks: int = 4) -> dict[str, Any] | None:
     """The organisation's DORA summary over the last `weeks` weeks of the history (what
     `timbel dora` prints below its weekly table)."""
-    from timbel_dagster.assets.cicd.dora import recent_dora
-    from timbel_dagster.warehouse.read import frames
 
     recent = recent_dora(
         frames.deployments_frame(connection),
@@ -120,8 +129,6 @@ def _node_config(node: Any, settings: Settings) -> dict[str, Any]:
 def _cluster_cost(connection: Any, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.schema.cluster import ClusterCost as C
-
     rows = connection.execute(
         select(C.cluster, func.sum(C.allocated_cost), func.sum(C.idle_cost))
         .where(C.hour >= start, C.hour < end)
@@ -137,8 +144,6 @@ def _cluster_cost(connection: Any, start: dt.datetime, end: dt.datetime) -> list
 def _alerts(connection: Any) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from timbel_dagster.warehouse.schema.notify import Alert
-
     return dict(connection.execute(select(Alert.state, func.count()).group_by(Alert.state)).all())
 
 
@@ -146,9 +151,6 @@ def _insights(connection: Any) -> dict[str, Any]:
     """What the ML and security assets found: the risk model against its baselines, the
     biggest pipeline saving, next month's cost, open vulnerabilities by severity."""
     from sqlalchemy import func, select
-
-    from timbel_dagster.warehouse.schema.ml import BottleneckFinding, CostForecast, MlModel
-    from timbel_dagster.warehouse.schema.security import VulnerabilityFinding as V
 
     found: dict[str, Any] = {}
     model = connection.execute(
@@ -186,12 +188,6 @@ def _insights(connection: Any) -> dict[str, Any]:
 
 def run_demo(settings: Settings, echo: Callable[[str], None]) -> DemoReport:
     """Set up, materialize every asset on the sample organisation and report."""
-    from timbel_dagster.bindings.warehouse import WarehouseResource
-    from timbel_dagster.definitions import build_definitions, history_start
-    from timbel_dagster.jobs.definitions import job_for
-    from timbel_dagster.resources.sources import DeliverySourcesResource
-    from timbel_dagster.warehouse import migrate
-    from timbel_dagster.warehouse.engine import get_engine
 
     url = settings.database_url
     home = settings.dagster_home
