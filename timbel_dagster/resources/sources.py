@@ -14,14 +14,12 @@ from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.derived import CIDerivedHistory, StoredStages
 from timbel_dagster.resources.gitlab.source import GitLabResource
 from timbel_dagster.resources.jenkins.source import JenkinsResource
-from timbel_dagster.resources.kube_prometheus import KubePrometheusSource
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.resources.prometheus import PrometheusResource
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.sample.metrics import SampleMetricsSource
 from timbel_dagster.resources.sample.organisation import SAMPLE_SOURCE
 from timbel_dagster.resources.sample.registry import SampleRegistry
-from timbel_dagster.resources.sample.scanner import SampleScanner
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.resources.scaling import KubernetesScaling, SampleScaling
 from timbel_dagster.resources.trivy import TrivyResource
@@ -203,6 +201,9 @@ class DeliverySourcesResource(dg.ConfigurableResource):
             raise SourceNotConfiguredError(
                 f"cluster metrics need Prometheus: set PROMETHEUS_URL, {_SAMPLE_HINT}"
             ) from None
+        # lazy: kube_prometheus adds ~10 ms to loading the code location
+        from timbel_dagster.resources.kube_prometheus import KubePrometheusSource
+
         return KubePrometheusSource(
             client,
             cluster_label=settings.prometheus_cluster_label,
@@ -238,6 +239,9 @@ class DeliverySourcesResource(dg.ConfigurableResource):
         """What scans images: the sample's scanner (reports of the sample's images only), or
         in live mode Trivy."""
         if self._mode() == "sample":
+            # lazy: the sample scanner adds ~13 ms to loading the code location
+            from timbel_dagster.resources.sample.scanner import SampleScanner
+
             return SampleScanner(self._sample_registry())
         return self.trivy
 

@@ -8,7 +8,6 @@ import dagster as dg
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.ml.bottlenecks.analysis import analyse_pipelines
 from timbel_dagster.ml.bottlenecks.data import load_frames
 
 # Bumped whenever the analysis changes (ml/bottlenecks/*.py, ml/changepoints/detect.py).
@@ -90,6 +89,9 @@ def pipeline_bottlenecks(
     import json
 
     from sqlalchemy import delete, insert
+
+    # lazy: import-time budget: ml.bottlenecks.analysis adds ~10 ms to loading the code location
+    from timbel_dagster.ml.bottlenecks.analysis import analyse_pipelines
 
     # lazy: warehouse.schema.ml loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.schema.ml import BottleneckFinding
