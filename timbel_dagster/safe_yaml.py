@@ -116,6 +116,31 @@ def yaml_size(root: yaml.Node) -> tuple[int, int, int, yaml.Node | None]:
     return total, len(sizes) + len(scalars), depth, cycle
 
 
+def nesting_depth(text: str) -> int | None:
+    """How deep `text`'s collections nest as written (aliases not followed), measured on the
+    parser's events, which PyYAML produces without recursion, so that a reader can refuse a
+    deep document before the pure-Python composer recurses once per level into it (catching
+    its RecursionError is not enough: where it strikes depends on the caller's stack).
+    None when libyaml refuses the nesting itself (deeper than its own limit of 1,000). At a
+    syntax error, the depth reached before it: the composer then reports the error in its
+    own words, as it did before this check.
+    """
+    depth = deepest = 0
+    try:
+        for event in yaml.parse(text, Loader=_LOADER):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                deepest = max(deepest, depth)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                deepest = max(deepest, depth + 1)
+    except yaml.YAMLError as error:
+        if "maximum nesting depth" in str(getattr(error, "problem", "")):
+            return None
+    return deepest
+
+
 def check_yaml_size(
     root: yaml.Node, before: tuple[int, int] = (0, 0), max_nodes: int | None = None
 ) -> tuple[int, int]:

@@ -107,6 +107,26 @@ def test_expansion_cap_nesting_and_cycles() -> None:
     assert errors(cycle) == [(1, 6, "an alias refers to the node that contains it")]
 
 
+def test_a_deep_document_is_refused_before_the_composer_recurses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pure-Python composer recurses once per level, and where its RecursionError
+    strikes depends on the caller's stack (a CI worker crashed rendering one): so depth is
+    measured on the parser's events first, and a deep file never reaches the composer."""
+
+    def composer_called(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the composer was given a document past the depth limit")
+
+    monkeypatch.setattr(gitlab_yaml.yaml, "compose_all", composer_called)
+    for levels, message in (
+        (200, "YAML nested 202 levels deep, over the limit of 150"),
+        (900, "YAML nested 902 levels deep, over the limit of 150"),
+        (100_000, "YAML nested too deeply to read (the limit is 150 levels)"),
+    ):
+        text = "job:\n  script: " + "[" * levels + "]" * levels + "\n"
+        assert errors(check_gitlab_ci_text(text)) == [(None, None, message)]
+
+
 @pytest.mark.timeout(20)
 def test_a_file_over_the_size_limit_is_not_read(tmp_path: Path) -> None:
     path = tmp_path / ".gitlab-ci.yml"

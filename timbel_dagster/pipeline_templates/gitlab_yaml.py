@@ -22,7 +22,12 @@ from typing import Any
 import yaml
 
 from timbel_dagster.pipeline_templates.results import Issue, issue
-from timbel_dagster.safe_yaml import MAX_YAML_DEPTH, YamlTooLargeError, check_yaml_size
+from timbel_dagster.safe_yaml import (
+    MAX_YAML_DEPTH,
+    YamlTooLargeError,
+    check_yaml_size,
+    nesting_depth,
+)
 
 Path_ = tuple[str | int, ...]
 MAX_REFERENCE_DEPTH = 10
@@ -163,6 +168,17 @@ def load(text: str) -> LoadedYaml:
         loaded.errors.append(too_large)
         return loaded
     try:
+        # The composer below recurses once per level: a document nested past the limit is
+        # refused from the parser's events before it is composed.
+        depth = nesting_depth(text)
+        if depth is None or depth > MAX_YAML_DEPTH:
+            message = (
+                f"YAML nested {depth:,} levels deep, over the limit of {MAX_YAML_DEPTH}"
+                if depth
+                else f"YAML nested too deeply to read (the limit is {MAX_YAML_DEPTH} levels)"
+            )
+            loaded.errors.append(issue(None, None, message))
+            return loaded
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
