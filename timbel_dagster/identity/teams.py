@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, or_, select
 
-from timbel_dagster.identity.audited import guarded
 from timbel_dagster.identity.authorize import require
 from timbel_dagster.identity.principal import load_principal
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import membership
-from timbel_dagster.warehouse.people.users import find_user, require_user
+from timbel_dagster.warehouse.people.users import audited_change, find_user, require_user
 from timbel_dagster.warehouse.schema.models import Deployment, Pipeline
 
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ def add_team(
                          details={"display_name": display_name})  # fmt: skip
             return _existing(connection, name)
 
-    return guarded(engine, actor, "team.add", f"team {name}", change)
+    return audited_change(engine, actor, "team.add", f"team {name}", change)
 
 
 def set_member(
@@ -115,7 +114,7 @@ def set_member(
         return {"team": team, "user": user, "removed": remove, "unchanged": not changed,
                 "members": members}  # fmt: skip
 
-    return guarded(engine, actor, action, f"team {team}", change)
+    return audited_change(engine, actor, action, f"team {team}", change)
 
 
 def own(
@@ -148,7 +147,7 @@ def own(
                 )
         return {"service": service, "team": team, "from": before, "unchanged": before == team}
 
-    return guarded(engine, actor, "team.own", f"service {service}", change)
+    return audited_change(engine, actor, "team.own", f"service {service}", change)
 
 
 def list_teams(connection: Connection) -> list[dict[str, Any]]:

@@ -21,12 +21,11 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.identity.audited import guarded
 from timbel_dagster.identity.authorize import NotAllowedError, Target, require
 from timbel_dagster.identity.principal import Principal, load_principal
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import tokens as rows
-from timbel_dagster.warehouse.people.users import find_user, require_user
+from timbel_dagster.warehouse.people.users import audited_change, find_user, require_user
 from timbel_dagster.warehouse.schema.identity import TOKEN_PREFIX_LENGTH
 
 if TYPE_CHECKING:
@@ -148,7 +147,7 @@ def create_token(
             )  # fmt: skip
         return row.as_dict() | {"secret": secret}
 
-    return guarded(engine, actor, "token.create", target, change)
+    return audited_change(engine, actor, "token.create", target, change)
 
 
 def verify_token(
@@ -224,7 +223,7 @@ def revoke_token(
             token = _one(connection, str(token.id))
         return {"token": token.as_dict(), "unchanged": unchanged}
 
-    return guarded(engine, actor, "token.revoke", f"token {ref}", change)
+    return audited_change(engine, actor, "token.revoke", f"token {ref}", change)
 
 
 def list_tokens(connection: Connection, actor: str, user: str | None = None) -> list[dict]:

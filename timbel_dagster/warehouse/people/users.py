@@ -269,12 +269,15 @@ def _keep_an_admin(connection: Connection, bootstrap: bool) -> None:
         )
 
 
-def _guarded(engine: Engine, actor: str, action: str, target: str, change: Callable[[], T]) -> T:
-    """Run `change`; when it is refused, audit the refusal (after its transaction rolled
-    back) and raise it again."""
+def audited_change(
+    engine: Engine, actor: str, action: str, target: str, change: Callable[[], T]
+) -> T:
+    """Run `change`; when it is refused (a ValueError, such as UserAdminError, or an unknown
+    or disabled actor), audit the refusal as `<action>.refused` after its transaction rolled
+    back, and raise it again. Every change to people, teams and tokens goes through it."""
     try:
         return change()
-    except (UserAdminError, UserRefusedError, ValueError) as error:
+    except (ValueError, UserRefusedError) as error:
         with engine.begin() as connection:
             append_event(
                 connection,
@@ -338,7 +341,7 @@ def add_user(engine: Engine, actor: str, item: UserEntry) -> dict[str, Any]:
             person = find_user(connection, item.name)
         return {"user": person.as_dict() if person else None, "bootstrap": bootstrap}
 
-    return _guarded(engine, actor, "user.add", f"user {item.name}", change)
+    return audited_change(engine, actor, "user.add", f"user {item.name}", change)
 
 
 def _existing(connection: Connection, name: str) -> Person:
@@ -367,7 +370,7 @@ def set_role(engine: Engine, actor: str, name: str, role: str) -> dict[str, Any]
             person = _existing(connection, name)
         return {"user": person.as_dict(), "from": old.role, "unchanged": old.role == role}
 
-    return _guarded(engine, actor, "user.set_role", f"user {name}", change)
+    return audited_change(engine, actor, "user.set_role", f"user {name}", change)
 
 
 def set_disabled(engine: Engine, actor: str, name: str, disabled: bool) -> dict[str, Any]:
@@ -392,7 +395,7 @@ def set_disabled(engine: Engine, actor: str, name: str, disabled: bool) -> dict[
             person = _existing(connection, name)
         return {"user": person.as_dict(), "unchanged": unchanged}
 
-    return _guarded(engine, actor, action, f"user {name}", change)
+    return audited_change(engine, actor, action, f"user {name}", change)
 
 
 class _DryRun(Exception):
@@ -454,4 +457,4 @@ def import_users(
             return rolled_back.result
         return result
 
-    return _guarded(engine, actor, "user.import", f"users file {origin}", change)
+    return audited_change(engine, actor, "user.import", f"users file {origin}", change)
