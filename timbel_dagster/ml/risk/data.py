@@ -53,6 +53,8 @@ ID_CANDIDATES = ("commit_id", "sha", "commit_hash", "transactionid", "id")
 GROUP_CANDIDATES = ("repository", "project", "repo")
 TRAIN_FRACTION = 0.8
 MIN_TRAIN_ROWS = 50
+# How many past deployments most like a change its confidence is measured on.
+NEIGHBOURS = 20
 MIN_TEST_ROWS = 20
 PROFILE_NAMES = ("auto", "kamei2013", "apachejit", "canonical")
 

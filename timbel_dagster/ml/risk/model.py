@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from timbel_dagster.ml.risk.data import FEATURES, GROUP, LABEL, MIN_TRAIN_ROWS
+from timbel_dagster.ml.risk.data import FEATURES, GROUP, LABEL, MIN_TRAIN_ROWS, NEIGHBOURS
+from timbel_dagster.ml.risk.explain import Neighbourhood, shapley_contributions, top_reasons
 from timbel_dagster.ml.risk.features import engineer, raw_metrics, require_features
 from timbel_dagster.ml.risk.rankers import Rankers, fit_rankers
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 RANDOM_STATE = 0
 CALIBRATION_FRACTION = 0.2  # the newest share of the training rows the scaling is fitted on
-NEIGHBOURS = 20  # neighbourhood used for the confidence
 
 Recommendation = Literal["approve", "review", "reject"]
 
@@ -119,16 +119,12 @@ class RiskModel:
         repository, so a row's values plus `baseline_log_odds` add up to its `log_odds`.
         Costs 2**players model evaluations per row (~0.1-0.3 s): meant for the handful of
         changes a reviewer looks at."""
-        # lazy: cycle (explain imports words, which imports NEIGHBOURS from here)
-        from timbel_dagster.ml.risk.explain import shapley_contributions
 
         return shapley_contributions(self, frame)
 
     def reasons(self, frame: pd.DataFrame, top: int = 3) -> list[list[dict[str, Any]]]:
         """Per row, the `top` largest contributions, largest magnitude first:
         `{"feature", "value", "contribution", "direction": "raises" | "lowers"}`."""
-        # lazy: cycle (explain imports words, which imports NEIGHBOURS from here)
-        from timbel_dagster.ml.risk.explain import top_reasons
 
         return top_reasons(self, frame, top)
 
@@ -198,9 +194,6 @@ def fit_risk_model(
     """
     import numpy as np
     from sklearn.linear_model import LogisticRegression
-
-    # lazy: cycle (explain imports words, which imports NEIGHBOURS from here)
-    from timbel_dagster.ml.risk.explain import Neighbourhood
 
     chosen = tuple(features or (f for f in FEATURES if f in train.columns))
     require_features(train, (*chosen, label), "training frame")

@@ -8,12 +8,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from timbel_dagster.ml.risk.data import NEIGHBOURS
 from timbel_dagster.ml.risk.deployment_features import (
     ENVIRONMENT_RANK,
     HISTORY_WINDOW,
     NO_INCIDENT_HOURS,
 )
-from timbel_dagster.ml.risk.model import NEIGHBOURS
 
 
 def _number(value: float) -> str:
