@@ -23,6 +23,7 @@ LAYERS = "Layers run one way (DESIGN.md 1b)"
 CLIENTS = "Clients never import storage: resources speak in records"
 STORAGE = "Storage never imports clients, automation, orchestration or faces"
 WAREHOUSE = "Storage's sub-packages run one way: the schema at the bottom"
+API = "The API never imports orchestration: it records requests, never launches runs"
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,8 @@ def _broken(contract, graph: grimp.ImportGraph) -> bool:
     return not contract.check(copy.deepcopy(graph), verbose=False).kept
 
 
-def test_the_four_contracts_are_declared(contracts) -> None:
-    assert set(contracts) == {LAYERS, CLIENTS, STORAGE, WAREHOUSE}
+def test_the_five_contracts_are_declared(contracts) -> None:
+    assert set(contracts) == {LAYERS, CLIENTS, STORAGE, WAREHOUSE, API}
 
 
 def test_every_contract_holds_today(contracts, graph) -> None:
@@ -62,11 +63,12 @@ def test_every_contract_holds_today(contracts, graph) -> None:
     ("importer", "imported", "breaks"),
     [
         # storage reaching up to automation, clients, orchestration (which import the upper
-        # sub-packages of storage, so its own layers break too where the chain comes back)
+        # sub-packages of storage, so its own layers break too where the chain comes back;
+        # the API reads storage, so through it the API would reach orchestration)
         (
             "timbel_dagster.warehouse.schema.models",
             "timbel_dagster.sensors.builds",
-            {LAYERS, STORAGE, WAREHOUSE},
+            {LAYERS, STORAGE, WAREHOUSE, API},
         ),
         (
             "timbel_dagster.warehouse.store.upsert",
@@ -76,7 +78,7 @@ def test_every_contract_holds_today(contracts, graph) -> None:
         (
             "timbel_dagster.warehouse.engine",
             "timbel_dagster.jobs.deploy",
-            {LAYERS, STORAGE, WAREHOUSE},
+            {LAYERS, STORAGE, WAREHOUSE, API},
         ),
         # a client reaching down into storage: allowed by the layers, refused by its own rule
         (
@@ -87,8 +89,23 @@ def test_every_contract_holds_today(contracts, graph) -> None:
         # the domain reaching up into orchestration, settings into anything of ours
         ("timbel_dagster.ml.risk.model", "timbel_dagster.assets.definitions", {LAYERS}),
         # (storage reads settings, so settings reaching the CLI takes storage there too)
-        ("timbel_dagster.settings", "timbel_dagster.cli.app", {LAYERS, STORAGE, WAREHOUSE}),
+        # (and the CLI runs the demo, which the API must not reach)
+        (
+            "timbel_dagster.settings",
+            "timbel_dagster.cli.app",
+            {LAYERS, STORAGE, WAREHOUSE, API},
+        ),
         ("timbel_dagster.safe_yaml", "timbel_dagster.warehouse.engine", {LAYERS}),
+        # the two faces are strangers: the CLI starts the API by its import string
+        ("timbel_dagster.cli.tokens", "timbel_dagster.api.app", {LAYERS}),
+        ("timbel_dagster.api.deps", "timbel_dagster.cli.common", {LAYERS}),
+        # the API records requests and never launches runs: orchestration, automation and
+        # the in-process commands are below it in the layers, but forbidden to it
+        ("timbel_dagster.api.routers.executions", "timbel_dagster.jobs.deploy", {API}),
+        ("timbel_dagster.api.app", "timbel_dagster.definitions", {API}),
+        ("timbel_dagster.api.app", "timbel_dagster.backfill", {API}),
+        # the domain never reaches up into a face
+        ("timbel_dagster.identity.tokens", "timbel_dagster.api.deps", {LAYERS}),
         # Dagster partitions stay above the domain
         ("timbel_dagster.deploy.rollout", "timbel_dagster.partitions", {LAYERS}),
         # inside storage: the schema imports neither side, the write side not the read side,

@@ -46,6 +46,10 @@ class ExecutionFilter:
     since: dt.datetime | None = None
     search: str | None = None  # text in the stored log or the error message
     limit: int = 50
+    # Keyset paging: only executions after this (started_at, id) in the list's order, so a
+    # page costs the same however deep it is (the (started_at, id) index of migration 0019).
+    # started_at None means the previous page ended among executions with no start time.
+    after: tuple[dt.datetime | None, uuid.UUID] | None = None
 
     def __post_init__(self) -> None:
         if self.status and self.status not in EXECUTION_STATUSES:
@@ -61,7 +65,8 @@ def _plain(row: Any) -> dict[str, Any]:
 
 
 def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict[str, Any]]:
-    """Executions matching the filter, newest first."""
+    """Executions matching the filter, newest first (ties by id, descending; executions
+    with no start time last, on both backends), after `where.after` if given."""
     from sqlalchemy import or_, select
 
     query = select(*_SUMMARY_COLUMNS).join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
@@ -80,8 +85,25 @@ def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict
             .exists()
         )
         query = query.where(or_(in_log, PipelineExecution.error_message.ilike(pattern)))
-    query = query.order_by(PipelineExecution.started_at.desc()).limit(where.limit)
+    if where.after:
+        query = query.where(_after(*where.after))
+    started, ident = PipelineExecution.started_at, PipelineExecution.id
+    query = query.order_by(started.desc().nulls_last(), ident.desc()).limit(where.limit)
     return [_plain(row) for row in connection.execute(query)]
+
+
+def _after(started_at: dt.datetime | None, ident: uuid.UUID) -> Any:
+    """The rows that follow (started_at, ident) in list_executions' order."""
+    from sqlalchemy import and_, or_
+
+    started, column = PipelineExecution.started_at, PipelineExecution.id
+    if started_at is None:
+        return and_(started.is_(None), column < ident)
+    return or_(
+        started < started_at,
+        and_(started == started_at, column < ident),
+        started.is_(None),
+    )
 
 
 def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:

@@ -1,0 +1,86 @@
+"""The OpenAPI document: snapshot-tested, so a change to the API's contract shows up as a
+readable diff in review, and every route documented (summary, example, error responses).
+
+After an intended change, regenerate the snapshot and commit it with the change:
+    TIMBEL_UPDATE_OPENAPI_SNAPSHOT=1 .venv/bin/pytest -q tests/api/test_openapi.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+SNAPSHOT = Path(__file__).with_name("openapi_v1.json")
+UPDATE = "TIMBEL_UPDATE_OPENAPI_SNAPSHOT"
+
+pytestmark = pytest.mark.parametrize("warehouse_backend", ["sqlite"])  # one document
+
+
+@pytest.fixture
+def document(client) -> dict:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def _text(document: dict) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_the_document_matches_the_snapshot(document) -> None:
+    if os.environ.get(UPDATE):
+        SNAPSHOT.write_text(_text(document))
+    expected = SNAPSHOT.read_text()
+    diff = "".join(
+        difflib.unified_diff(
+            expected.splitlines(keepends=True),
+            _text(document).splitlines(keepends=True),
+            "tests/api/openapi_v1.json (snapshot)",
+            "/api/v1/openapi.json (served)",
+        )
+    )
+    assert not diff, f"the OpenAPI document changed; if intended, run {UPDATE}=1 pytest:\n{diff}"
+
+
+def test_the_document_names_the_api_and_its_version(document) -> None:
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["title"] == "Timbel API" and document["info"]["version"]
+    assert "timbel token create" in document["info"]["description"]
+    scheme = document["components"]["securitySchemes"]["token"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "timbel token create" in scheme["description"]
+
+
+def _operations(document: dict):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def _schema(document: dict, ref: str) -> dict:
+    return document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_every_route_is_under_v1_with_a_summary_an_example_and_its_errors(document) -> None:
+    operations = dict(_operations(document))
+    assert set(operations) == {"GET /api/v1/me", "GET /api/v1/executions"}
+    for name, operation in operations.items():
+        assert operation["summary"], name
+        assert operation["security"] == [{"token": []}], name
+        ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert _schema(document, ok["$ref"]).get("examples"), f"{name}: no example"
+        assert "401" in operation["responses"], f"{name}: 401 not documented"
+        for status, response in operation["responses"].items():
+            if status.startswith("4"):
+                problem = response["content"]["application/problem+json"]["schema"]
+                assert problem == {"$ref": "#/components/schemas/Problem"}, (name, status)
+    assert {"401", "403", "422"} <= set(operations["GET /api/v1/executions"]["responses"])
+
+
+def test_swagger_ui_is_served_at_api_docs(client) -> None:
+    response = client.get("/api/docs")
+    assert response.status_code == 200 and "/api/v1/openapi.json" in response.text

@@ -1,0 +1,1 @@
+"""One router per resource; each route names one action of identity.policy."""

@@ -1,0 +1,1 @@
+"""Pydantic models of the API's bodies, one module per resource, each with an example."""
