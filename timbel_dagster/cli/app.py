@@ -12,6 +12,7 @@ import click
 
 from timbel_dagster.cli import (
     alerts,
+    api_serve,
     audit,
     autoscale,
     ci,
@@ -79,6 +80,7 @@ main.add_command(templates.template)
 main.add_command(users.users)
 main.add_command(tokens.token)
 main.add_command(teams.team)
+main.add_command(api_serve.api)
 
 if __name__ == "__main__":
     main()
