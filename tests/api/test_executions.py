@@ -51,11 +51,12 @@ def _store(engine, executions=EXECUTIONS, source: str = "gitlab") -> list[dict]:
 
 
 def _newest_first(rows: list[dict]) -> list[str]:
-    """The documented order: start time descending, then id descending, unstarted last."""
+    """The documented order: not started yet first, then start time descending; ties by id
+    descending."""
     by_id = sorted(rows, key=lambda r: r["id"].int, reverse=True)
     started = [r for r in by_id if r["started"] is not None]
     ordered = sorted(started, key=lambda r: r["started"], reverse=True)
-    return [str(r["id"]) for r in ordered + [r for r in by_id if r["started"] is None]]
+    return [str(r["id"]) for r in [r for r in by_id if r["started"] is None] + ordered]
 
 
 @pytest.fixture
@@ -87,7 +88,8 @@ def test_one_page_holds_every_execution_newest_first(client, headers, stored) ->
     body = client.get("/api/v1/executions", headers=headers).json()
     assert [item["id"] for item in body["items"]] == _newest_first(stored)
     assert body["next_cursor"] is None
-    first = body["items"][0]
+    pending, first = body["items"][0], body["items"][1]
+    assert (pending["status"], pending["started_at"]) == ("pending", None)
     assert first["pipeline"].startswith("shop/") and first["source"] == "gitlab"
     assert dt.datetime.fromisoformat(first["started_at"]) == T0 + dt.timedelta(minutes=30)
 

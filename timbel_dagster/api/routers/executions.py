@@ -40,8 +40,9 @@ def executions(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> ExecutionPage:
-    """Executions ordered by start (newest first, then id; not yet started last). Follow
-    `next_cursor` until it is null: each execution comes once, even while new ones arrive."""
+    """Executions ordered by start (not yet started first, then newest first; ties by id).
+    Follow `next_cursor` until it is null: each execution comes once, even while new ones
+    arrive."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
     where = ExecutionFilter(

@@ -66,7 +66,10 @@ def _plain(row: Any) -> dict[str, Any]:
 
 def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict[str, Any]]:
     """Executions matching the filter, newest first (ties by id, descending; executions
-    with no start time last, on both backends), after `where.after` if given."""
+    not started yet first, on both backends), after `where.after` if given.
+
+    Not-started first is PostgreSQL's own order for DESC, so its (started_at, id) index is
+    read backwards with no sort (NULLS LAST would scan and sort the whole table)."""
     from sqlalchemy import or_, select
 
     query = select(*_SUMMARY_COLUMNS).join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
@@ -88,22 +91,19 @@ def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict
     if where.after:
         query = query.where(_after(*where.after))
     started, ident = PipelineExecution.started_at, PipelineExecution.id
-    query = query.order_by(started.desc().nulls_last(), ident.desc()).limit(where.limit)
+    query = query.order_by(started.desc().nulls_first(), ident.desc()).limit(where.limit)
     return [_plain(row) for row in connection.execute(query)]
 
 
 def _after(started_at: dt.datetime | None, ident: uuid.UUID) -> Any:
     """The rows that follow (started_at, ident) in list_executions' order."""
-    from sqlalchemy import and_, or_
+    from sqlalchemy import and_, or_, tuple_
 
     started, column = PipelineExecution.started_at, PipelineExecution.id
     if started_at is None:
-        return and_(started.is_(None), column < ident)
-    return or_(
-        started < started_at,
-        and_(started == started_at, column < ident),
-        started.is_(None),
-    )
+        return or_(and_(started.is_(None), column < ident), started.is_not(None))
+    # A row value, which PostgreSQL answers from the (started_at, id) index.
+    return tuple_(started, column) < tuple_(started_at, ident)
 
 
 def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
