@@ -54,7 +54,8 @@ class RefusalThrottle:
             return True
 
 
-def engine(request: Request) -> Engine:
+def warehouse_engine(request: Request) -> Engine:
+    """The app's engine (one pool per process, made by create_app)."""
     return request.app.state.engine
 
 
@@ -80,7 +81,7 @@ def _unauthenticated(
 
 def principal(
     request: Request,
-    engine: Annotated[Engine, Depends(engine)],
+    engine: Annotated[Engine, Depends(warehouse_engine)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The principal of the request's bearer token; 401 (audited) without a valid one."""
@@ -106,7 +107,7 @@ def require(action: str) -> Callable[..., Principal]:
 
     def dependency(
         request: Request,
-        engine: Annotated[Engine, Depends(engine)],
+        engine: Annotated[Engine, Depends(warehouse_engine)],
         who: Annotated[Principal, Depends(principal)],
     ) -> Principal:
         decision = may(who, action)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Engine
 
-from timbel_dagster.api.deps import engine, require
+from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
 from timbel_dagster.api.pagination import execution_cursor, read_execution_cursor
 from timbel_dagster.api.schemas.executions import ExecutionPage, ExecutionSummary
@@ -31,7 +31,7 @@ router = APIRouter(tags=["executions"])
 )
 def executions(
     _who: Annotated[Principal, Depends(require("executions.read"))],
-    warehouse: Annotated[Engine, Depends(engine)],
+    warehouse: Annotated[Engine, Depends(warehouse_engine)],
     pipeline: Annotated[str | None, Query(description="Part of the pipeline name.")] = None,
     status: Annotated[Status | None, Query()] = None,
     since: Annotated[
