@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.deploy.known import know
-from tests.deploy.test_security_gate import NOW, requests_for
+from tests.deploy.known import know, own
+from tests.deploy.test_security_gate import NOW, PEOPLE, requests_for
 from tests.security.findings import FIXTURES, T1, VULNERABLE
 from tests.services import oci_registry as service
 from tests.services.oci_registry import Registry
@@ -132,6 +132,8 @@ def test_scan_gate_by_tag_and_by_digest(pushed: Pushed, monkeypatch: pytest.Monk
 
 def test_approval_and_fast_track_by_tag_and_by_digest(pushed: Pushed) -> None:
     requests = requests_for(pushed.url)
+    # The team check of approvals: shop's lead decides payments-api's team-lead step.
+    own(pushed.url, "payments-api", "shop", [name for name, _ in PEOPLE])
     # A tag only the registry knows is a known image: the registry is asked.
     requests.lookup = RegistryResource(url=pushed.registry.url).find_digest
     for number, image in ((1, pushed.tag), (2, pushed.by_digest)):
