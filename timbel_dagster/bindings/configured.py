@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import dagster as dg
-from pydantic import SecretStr
+from pydantic import AnyHttpUrl, SecretStr, TypeAdapter
 
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
@@ -60,8 +60,6 @@ def secret(
 
 def _http_url(raw: str) -> str:
     """A URL as the settings' `AnyHttpUrl` renders it (a bare host gains a trailing slash)."""
-    from pydantic import AnyHttpUrl, TypeAdapter
-
     return str(TypeAdapter(AnyHttpUrl).validate_python(raw))
 
 
