@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from timbel_dagster.api import errors
 from timbel_dagster.api.deps import RefusalThrottle
-from timbel_dagster.api.routers import executions, me
+from timbel_dagster.api.routers import all_routers
 from timbel_dagster.settings import Settings, load_settings
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
@@ -52,6 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = get_engine(settings.database_url)
     app.state.refusal_throttle = RefusalThrottle()
     errors.install(app)
-    for router in (me.router, executions.router):
+    for router in all_routers():
         app.include_router(router, prefix=PREFIX)
     return app
