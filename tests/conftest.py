@@ -38,19 +38,40 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("COLUMNS", None)
 
 
+DEMO_GROUP = "demo"
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that reads the demo's output is `slow` (the demo takes about a minute):
-    `pytest -m "not slow"` is the quick local run; CI runs everything. The demo runs once per
-    test run whichever workers its tests land on (`demo_run`). They also share one xdist
+    `pytest -m "not slow"` is the quick local run; CI runs everything. They share one xdist
     group, so that under `--dist loadgroup` they go to one worker and no other worker waits
-    for the demo; with pytest 9.2 and xdist 3.8 the grouping does not take effect
-    (pytest-xdist#1386, docs/benchmarks.md), which costs at most that wait."""
+    for the demo (`demo_run` still runs it once per run whatever the scheduling).
+
+    Slow tests come first: xdist hands out work in this order (its loadgroup scheduler puts
+    the demo's group, the largest unit, first), so the long ones start at once and the short
+    ones fill in around them, instead of one long test running alone at the end."""
+    grouping = bool(getattr(config.option, "loadgroup", False))
     for item in items:
         if "demo_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
             if not item.get_closest_marker("xdist_group"):
-                item.add_marker(pytest.mark.xdist_group("demo"))
+                item.add_marker(pytest.mark.xdist_group(DEMO_GROUP))
+            if grouping:
+                _join_xdist_group(item, DEMO_GROUP)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _join_xdist_group(item: pytest.Item, group: str) -> None:
+    """Put `item` in xdist group `group` the way xdist means to: its scheduler groups node ids
+    that end in `@group`. xdist 3.8 writes that suffix to `item._nodeid`, which pytest 9.2
+    no longer reads (a node's id is `item._id` now), so the grouping silently did nothing
+    (pytest-xdist#1386). Once xdist writes the id pytest reads, this does nothing."""
+    suffix = f"@{group}"
+    node_id = getattr(item, "_id", None)
+    if node_id is None or item.nodeid.endswith(suffix):
+        return
+    item._id = type(node_id).parse(f"{item.nodeid}{suffix}")
 
 
 @pytest.fixture(autouse=True)

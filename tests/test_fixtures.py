@@ -4,9 +4,12 @@ empty and at head in every test), the `slow` marker, the slowest tests printed b
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -121,9 +124,12 @@ def test_every_test_of_the_demo_is_marked_slow() -> None:
             return next((m for m in self.markers if m.name == name), None)
 
     demo, other = Item("demo_run", "tmp_path"), Item("warehouse_url")
-    pytest_collection_modifyitems([demo, other])  # type: ignore[list-item]
+    items = [other, demo]
+    config = SimpleNamespace(option=SimpleNamespace())  # not an xdist worker
+    pytest_collection_modifyitems(config, items)  # type: ignore[arg-type]
     assert [m.name for m in demo.markers] == ["slow", "xdist_group"] and other.markers == []
-    assert demo.markers[1].args == ("demo",)  # meant to run the demo on one worker
+    assert demo.markers[1].args == ("demo",)  # runs the demo on one worker
+    assert items == [demo, other]  # slow tests first
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -141,3 +147,40 @@ def test_an_unreachable_prometheus_is_retried_without_sleeping() -> None:
     url = "http://127.0.0.1:9"
     retry = PrometheusConnect(url=url)._session.get_adapter(url).max_retries
     assert (retry.total, retry.backoff_factor) == (3, 0)  # the library's retries, no sleeps
+
+
+def test_the_xdist_group_holds_under_loadgroup(tmp_path: Path) -> None:
+    """Under `-n 2 --dist loadgroup` every test of the group runs on one worker, while the
+    rest spread over both (pytest-xdist#1386: without `_join_xdist_group` they spread)."""
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\n"
+        "from tests.conftest import _join_xdist_group\n\n"
+        "@pytest.hookimpl(tryfirst=True)\n"
+        "def pytest_collection_modifyitems(config, items):\n"
+        "    for item in items:\n"
+        "        if item.name.startswith('test_grouped'):\n"
+        "            _join_xdist_group(item, 'g')\n"
+    )
+    (tmp_path / "test_spread.py").write_text(
+        "import os, pathlib\n\n"
+        "def record(name):\n"
+        "    pathlib.Path(name).write_text(os.environ['PYTEST_XDIST_WORKER'])\n\n"
+        + "".join(
+            f"def test_{kind}_{n}():\n    record('{kind}_{n}')\n\n"
+            for n in range(8)
+            for kind in ("grouped", "free")
+        )
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p",
+         "no:cacheprovider", "-p", "no:randomly", str(tmp_path / "test_spread.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    workers = {
+        p.name: p.read_text() for p in tmp_path.iterdir() if "_" in p.name and "." not in p.name
+    }
+    grouped = {w for name, w in workers.items() if name.startswith("grouped")}
+    assert len(workers) == 16 and len(grouped) == 1, workers
+    assert set(workers.values()) == {"gw0", "gw1"}  # the rest is spread
