@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.deploy.known import know, own
 from tests.identity.people import PEOPLE, store_people
@@ -14,7 +14,7 @@ from tests.security.findings import ALPINE_DIGEST, CLEAN, store
 from timbel_dagster.deploy.chains import load_chains
 from timbel_dagster.deploy.requests import Requests
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
+from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
 IMAGE = "registry.example.com/shop/api:1.4.2"
 # A team lead and a developer of another team, beside the identity tests' people.
@@ -55,3 +55,19 @@ def pending_request(url: str) -> int:
             update(DeploymentRequest).where(DeploymentRequest.id == made["id"]).values(risk=RISK)
         )
     return made["number"]
+
+
+def steps_of(engine, number: int) -> list[tuple[str, str | None]]:
+    """(decision, decided_by) of each step of request `number`, in order."""
+    with engine.connect() as connection:
+        request_id = connection.execute(
+            select(DeploymentRequest.id).where(DeploymentRequest.number == number)
+        ).scalar_one()
+        return connection.execute(
+            select(ApprovalStep.decision, ApprovalStep.decided_by)
+            .where(ApprovalStep.request_id == request_id)
+            .order_by(ApprovalStep.position)
+        ).all()
+
+
+UNDECIDED = [("pending", None), ("pending", None)]

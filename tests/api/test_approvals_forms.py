@@ -8,13 +8,11 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from tests.api.approvals import IMAGE, RISK, pending_request
+from tests.api.approvals import IMAGE, RISK, UNDECIDED, pending_request, steps_of
 from tests.api.conftest import audit_events, secret_for
 from timbel_dagster.identity import tokens
 from timbel_dagster.ml.risk.words import reason_text
-from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
 
 @pytest.fixture
@@ -34,21 +32,6 @@ def _csrf(client: TestClient) -> str:
     page = client.get("/approvals")
     assert page.status_code == 200
     return re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
-
-
-def _steps(engine, number: int) -> list[tuple[str, str | None]]:
-    with engine.connect() as connection:
-        request_id = connection.execute(
-            select(DeploymentRequest.id).where(DeploymentRequest.number == number)
-        ).scalar_one()
-        return connection.execute(
-            select(ApprovalStep.decision, ApprovalStep.decided_by)
-            .where(ApprovalStep.request_id == request_id)
-            .order_by(ApprovalStep.position)
-        ).all()
-
-
-UNDECIDED = [("pending", None), ("pending", None)]
 
 
 def test_without_a_session_the_page_sends_you_to_log_in(client: TestClient, number: int) -> None:
@@ -139,7 +122,7 @@ def test_who_may_not_decide_sees_no_buttons_and_is_refused(
         follow_redirects=False,
     )
     assert response.status_code == 403
-    assert _steps(engine, number) == UNDECIDED
+    assert steps_of(engine, number) == UNDECIDED
     assert [(a, d["status"]) for a, _, d in audit_events(engine, "api.refused")] == [(user, 403)]
 
 
@@ -155,7 +138,7 @@ def test_a_post_without_the_csrf_token_changes_nothing(
         )
         assert response.status_code == 403
         assert "CSRF" in response.text
-    assert _steps(engine, number) == UNDECIDED
+    assert steps_of(engine, number) == UNDECIDED
     assert [a for a, _, _ in audit_events(engine, "api.refused")] == ["lead", "lead"]
     assert audit_events(engine, "deploy.approve") == []
 
@@ -173,7 +156,7 @@ def test_a_csrf_token_of_another_session_is_refused(
             follow_redirects=False,
         )
     assert response.status_code == 403
-    assert _steps(engine, number) == UNDECIDED
+    assert steps_of(engine, number) == UNDECIDED
 
 
 def test_the_team_lead_approves_and_the_request_moves_to_operations(
@@ -183,7 +166,7 @@ def test_the_team_lead_approves_and_the_request_moves_to_operations(
     csrf = _csrf(client)
     empty = client.post(f"/approvals/{number}/decide", data={"csrf": csrf, "decision": "approve",
                         "reason": "  "}, follow_redirects=False)  # fmt: skip
-    assert empty.status_code == 422 and _steps(engine, number) == UNDECIDED
+    assert empty.status_code == 422 and steps_of(engine, number) == UNDECIDED
     response = client.post(
         f"/approvals/{number}/decide",
         data={"csrf": csrf, "decision": "approve", "reason": "checkout tested on staging"},
@@ -195,7 +178,7 @@ def test_the_team_lead_approves_and_the_request_moves_to_operations(
     after = client.get(response.headers["location"]).text
     assert f"request #{number} is now pending, waiting for step 2 (operations)" in after
     assert f"request-{number}" not in after  # lead's step is done
-    assert _steps(engine, number) == [("approved", "lead"), ("pending", None)]
+    assert steps_of(engine, number) == [("approved", "lead"), ("pending", None)]
     [(actor, target, details)] = audit_events(engine, "deploy.approve")
     assert (actor, target) == ("lead", f"request #{number}")
     assert details["reason"] == "checkout tested on staging" and details["step"] == 1
@@ -220,7 +203,7 @@ def test_operations_rejects_at_their_step(client: TestClient, engine, number: in
         follow_redirects=False,
     )
     assert response.status_code == 303
-    assert _steps(engine, number) == [("approved", "lead"), ("rejected", "ops")]
+    assert steps_of(engine, number) == [("approved", "lead"), ("rejected", "ops")]
     [(actor, _, details)] = audit_events(engine, "deploy.reject")
     assert (actor, details["status"]) == ("ops", "rejected")
 
