@@ -9,6 +9,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from timbel_dagster.tenants.validate import supported_versions, validate_manifest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _KUBECONFIG = """\
@@ -63,3 +65,43 @@ def test_dockerfile_serves_the_same_module() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert '"-m", "timbel_dagster.definitions"' in dockerfile
     assert "-c requirements.lock" in dockerfile  # the image gets the locked versions
+
+
+def _yaml(name: str) -> dict:
+    return yaml.safe_load((ROOT / "deploy" / "helm" / name).read_text())
+
+
+def test_the_dagster_ui_is_reached_only_through_the_authenticating_proxy() -> None:
+    values, proxy = _yaml("values.yaml"), _yaml("oauth2-proxy.values.yaml")
+    webserver, ingress = values["dagsterWebserver"], values["ingress"]
+    assert webserver["service"]["type"] == "ClusterIP"
+    assert webserver["enableReadOnly"] is False  # no second, unprotected UI
+    host = ingress["dagsterWebserver"]["host"]
+    assert ingress["enabled"] and ingress["dagsterWebserver"]["tls"]["enabled"]
+    annotations = ingress["annotations"]
+    auth_url = annotations["nginx.ingress.kubernetes.io/auth-url"]
+    assert auth_url.startswith("http://oauth2-proxy.") and auth_url.endswith("/oauth2/auth")
+    assert annotations["nginx.ingress.kubernetes.io/auth-signin"].startswith(
+        f"https://{host}/oauth2/start"
+    )
+    # The UI's ingress sends nothing around the proxy: no extra paths to other services.
+    assert ingress["dagsterWebserver"]["precedingPaths"] == []
+    assert ingress["dagsterWebserver"]["succeedingPaths"] == []
+    # oauth2-proxy serves its sign-in pages on the same host, under /oauth2 only.
+    assert proxy["ingress"]["hosts"] == [host] and proxy["ingress"]["path"] == "/oauth2"
+    assert proxy["extraArgs"]["redirect-url"] == f"https://{host}/oauth2/callback"
+    assert proxy["extraArgs"]["allowed-group"]  # not everyone with an account
+    assert proxy["service"]["type"] == "ClusterIP"
+
+
+def test_only_the_ingress_controller_reaches_the_webserver_pods() -> None:
+    policy = _yaml("webserver-networkpolicy.yaml")
+    newest = ".".join(map(str, supported_versions()[-1]))
+    validate_manifest(policy, newest)  # strict: a misspelt field fails
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"component": "dagster-webserver"}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    [rule] = policy["spec"]["ingress"]
+    [source] = rule["from"]
+    assert "namespaceSelector" in source and "podSelector" in source  # both: one peer
+    port = _yaml("values.yaml")["dagsterWebserver"]["service"]["port"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": port}]

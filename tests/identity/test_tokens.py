@@ -150,3 +150,25 @@ def test_bad_input_creates_nothing(engine, user, expires, error, message) -> Non
         assert connection.execute(select(ApiToken.id)).all() == []
     with pytest.raises(tokens.TokenError, match="no token 'tbl_nothing'"):
         tokens.revoke_token(engine, "admin", "tbl_nothing")
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired", "user_disabled", "unknown"])
+def test_a_session_names_its_token_by_id_and_is_refused_as_the_token_is(engine, how) -> None:
+    import uuid
+
+    clock = Clock()
+    made = tokens.create_token(engine, "dev", "dev", expires="1d", clock=clock)
+    token_id = uuid.UUID(made["id"])
+    principal = tokens.verify_token_id(engine, token_id, clock=clock)
+    assert (principal.user, principal.via, principal.token_id) == ("dev", "session", token_id)
+    if how == "revoked":
+        tokens.revoke_token(engine, "dev", made["prefix"], clock=clock)
+    elif how == "expired":
+        clock.now = T0 + dt.timedelta(days=1)
+    elif how == "user_disabled":
+        set_disabled(engine, "admin", "dev", True)
+    else:
+        token_id = uuid.uuid4()
+    with pytest.raises(tokens.TokenRefusedError) as refused:
+        tokens.verify_token_id(engine, token_id, clock=clock)
+    assert refused.value.reason == how

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from timbel_dagster.api import errors
 from timbel_dagster.api.deps import RefusalThrottle
 from timbel_dagster.api.routers import all_routers
+from timbel_dagster.api.web import pages
 from timbel_dagster.settings import Settings, load_settings
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
@@ -54,4 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in all_routers():
         app.include_router(router, prefix=PREFIX)
+    # The approvals page: HTML, outside the versioned API and its OpenAPI document.
+    app.include_router(pages.router)
     return app

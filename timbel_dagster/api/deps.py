@@ -59,7 +59,8 @@ def warehouse_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def _audit_refusal(engine: Engine, actor: str, request: Request, details: dict[str, Any]) -> None:
+def audit_refusal(engine: Engine, actor: str, request: Request, details: dict[str, Any]) -> None:
+    """Audit a refusal that happened before any domain function ran (`api.refused`)."""
     with engine.begin() as connection:
         append_event(
             connection,
@@ -70,12 +71,17 @@ def _audit_refusal(engine: Engine, actor: str, request: Request, details: dict[s
         )
 
 
+def audit_unauthenticated(request: Request, engine: Engine, key: str, reason: str) -> None:
+    """Audit a 401 (`api.refused` by anonymous), at most once a minute per `key`."""
+    throttle: RefusalThrottle = request.app.state.refusal_throttle
+    if throttle.due(key, dt.datetime.now(dt.UTC)):
+        audit_refusal(engine, ANONYMOUS, request, {"status": 401, "reason": reason})
+
+
 def _unauthenticated(
     request: Request, engine: Engine, key: str, reason: str, detail: str
 ) -> ApiError:
-    throttle: RefusalThrottle = request.app.state.refusal_throttle
-    if throttle.due(key, dt.datetime.now(dt.UTC)):
-        _audit_refusal(engine, ANONYMOUS, request, {"status": 401, "reason": reason})
+    audit_unauthenticated(request, engine, key, reason)
     return ApiError(401, detail, kind="unauthenticated", headers=_CHALLENGE)
 
 
@@ -112,7 +118,7 @@ def require(action: str) -> Callable[..., Principal]:
     ) -> Principal:
         decision = may(who, action)
         if not decision.allowed:
-            _audit_refusal(
+            audit_refusal(
                 engine,
                 who.user,
                 request,

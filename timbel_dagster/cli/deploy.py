@@ -7,14 +7,10 @@ from typing import Any
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
-from timbel_dagster.cli.images import registry_lookup
 from timbel_dagster.cli.risk import advice_lines
 from timbel_dagster.cli.tables import Column, plural, print_table, when
-from timbel_dagster.deploy.chains import load_chains
-from timbel_dagster.deploy.notices import approval_notifier
-from timbel_dagster.deploy.requests import Requests
+from timbel_dagster.deploy.configured import configured_requests
 from timbel_dagster.ml.risk.scoring import score_request
-from timbel_dagster.security.policy_file import load_policy
 from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES
 from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
@@ -22,29 +18,14 @@ AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table
 
 
 def _requests():
-    import datetime as dt
     import logging
-
-    # lazy: notify.dispatch loads Jinja2; `timbel --help` loads without it
-    from timbel_dagster.notify.dispatch import Dispatcher
 
     settings, engine = writable_engine()
     # Which channels are off is the operators' business (the sensors log it), not noise on
     # every command a developer types.
     quiet = logging.getLogger("timbel_dagster.cli.deploy.channels")
     quiet.setLevel(logging.ERROR)
-    dispatcher = Dispatcher.from_settings(settings, engine=engine, log=quiet)
-    requests = Requests(
-        engine,
-        load_chains(settings.timbel_approval_chains_file),
-        dt.timedelta(hours=settings.timbel_request_ttl_hours),
-        notify=approval_notifier(dispatcher),
-        # TIMBEL_SECURITY_POLICY_FILE once settings.py has it; the built-in policy until then.
-        policy=load_policy(settings.timbel_security_policy_file),
-        # Images the warehouse does not know are looked up in HARBOR_REGISTRY, if set.
-        lookup=registry_lookup(settings),
-    )
-    return settings, requests
+    return settings, configured_requests(settings, engine, log=quiet)
 
 
 def _show(request: dict, as_json: bool) -> None:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
+
+from timbel_dagster.deploy.configured import registry_lookup
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from timbel_dagster.security.image_ref import DigestLookup
-    from timbel_dagster.settings import Settings
 
-
-def registry_lookup(settings: Settings) -> DigestLookup | None:
-    """The manifest HEAD of the registry the settings name (HARBOR_REGISTRY, REGISTRY_USERNAME,
-    REGISTRY_PASSWORD) as a `DigestLookup`, or None when none is configured. Each tag is
-    asked once per command (answers are kept)."""
-    # lazy: resources.registry loads Dagster; `timbel --help` loads without it
-    from timbel_dagster.resources.registry import RegistryResource
-
-    if not settings.harbor_registry:
-        return None
-    secret = settings.registry_password
-    registry = RegistryResource(
-        url=str(settings.harbor_registry),
-        username=settings.registry_username,
-        password=secret.get_secret_value() if secret else None,
-    )
-    return functools.cache(registry.find_digest)
+# registry_lookup is re-exported: the commands that resolve tags import it from here.
+__all__ = ["between_reads", "registry_lookup"]
 
 
 def between_reads(connection: Connection, lookup: DigestLookup | None) -> DigestLookup | None:

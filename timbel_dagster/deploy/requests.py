@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.deploy import lookup
+from timbel_dagster.deploy.deciders import current_step, refusal
 from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.known import KnownChecks
 from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
-from timbel_dagster.deploy.team_check import TEAM_LEAD, check_team
 from timbel_dagster.security.policy import security_gate
 from timbel_dagster.security.policy_file import default_policy
 from timbel_dagster.warehouse.audit.chain import append_event
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from timbel_dagster.security.image_ref import DigestLookup
+    from timbel_dagster.security.policy import GateResult
     from timbel_dagster.security.policy_file import Policy
 
 __all__ = ["IMAGE", "ExpiredError", "RequestError", "Requests"]
@@ -86,6 +87,17 @@ class Requests(Emergency, KnownChecks):
         with self.engine.connect() as connection:
             request = self.find(connection, ref)
             return request | {"steps": self.steps(connection, request["id"])}
+
+    def gate(self, ref: str) -> GateResult:
+        """The security gate's verdict on the request's image now: what its final approval
+        is judged by (the registry is asked first, outside any transaction)."""
+        self._answers = {}
+        self._resolve_request_first(ref)
+        with self.engine.connect() as connection:
+            request = self.find(connection, ref)
+            return security_gate(
+                connection, request, self.policy, now=self.clock(), lookup=self._answered
+            )
 
     # --- changing ------------------------------------------------------------------------
     def _security_check(self, connection: Connection, request: dict[str, Any], what: str) -> None:
@@ -201,23 +213,10 @@ class Requests(Emergency, KnownChecks):
                 actor = self.actor(connection, actor_name)
                 request = self._open(connection, ref, now)
                 steps = self.steps(connection, request["id"])
-                step = next(s for s in steps if s["decision"] == "pending")
-                if actor.name == request["requested_by"]:
-                    raise RequestError(f"{actor.name} made request #{request['number']} and "
-                                       "cannot approve or reject it")  # fmt: skip
-                if any(s["decided_by"] == actor.name for s in steps):
-                    raise RequestError(
-                        f"{actor.name} already decided a step of request #{request['number']}; "
-                        "each step needs a different person"
-                    )
-                if actor.role not in (step["role"], "admin"):
-                    raise RequestError(
-                        f"step {step['position']} of request #{request['number']} needs a "
-                        f"{step['role']}; {actor.name} is a {actor.role}"
-                    )
-                if step["role"] == TEAM_LEAD:
-                    what = f"step {step['position']} of request #{request['number']}"
-                    check_team(connection, actor, request, what)
+                refused = refusal(connection, actor, request, steps)
+                if refused:
+                    raise RequestError(refused)
+                step = current_step(steps)
                 if approve and step["position"] == len(steps):  # the approving decision
                     self._security_check(connection, request, f"request #{request['number']}")
                 connection.execute(

@@ -150,6 +150,29 @@ def create_token(
     return audited_change(engine, actor, "token.create", target, change)
 
 
+def _admit(
+    connection: Connection, row: rows.TokenRow | None, now: dt.datetime, ip: str | None, via: str
+) -> Principal:
+    """The principal of a found token row, its use recorded; refused as `verify_token` says."""
+    if row is None:
+        raise TokenRefusedError("unknown", "unknown API token")
+    if row.revoked_at is not None:
+        raise TokenRefusedError(
+            "revoked", f"token {row.prefix} was revoked {row.revoked_at:%Y-%m-%d %H:%M} UTC"
+        )
+    if row.expires_at is not None and row.expires_at <= now:
+        raise TokenRefusedError(
+            "expired", f"token {row.prefix} expired {row.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+    person = find_user(connection, row.user_name)
+    if person is None or not person.enabled:
+        raise TokenRefusedError(
+            "user_disabled", f"token {row.prefix} belongs to {row.user_name}, who is disabled"
+        )
+    rows.touch(connection, row.id, now, ip, USE_RECORDED_EVERY)
+    return load_principal(connection, row.user_name, via=via, token_id=row.id)
+
+
 def verify_token(
     engine: Engine,
     secret: str,
@@ -164,26 +187,28 @@ def verify_token(
     """
     if not secret.startswith(SECRET_PREFIX):
         raise TokenRefusedError("unknown", "not a Timbel API token (they start with tbl_)")
-    now = clock()
     with engine.begin() as connection:
-        row = rows.find_by_hash(connection, digest(secret))
-        if row is None:
-            raise TokenRefusedError("unknown", "unknown API token")
-        if row.revoked_at is not None:
-            raise TokenRefusedError(
-                "revoked", f"token {row.prefix} was revoked {row.revoked_at:%Y-%m-%d %H:%M} UTC"
-            )
-        if row.expires_at is not None and row.expires_at <= now:
-            raise TokenRefusedError(
-                "expired", f"token {row.prefix} expired {row.expires_at:%Y-%m-%d %H:%M} UTC"
-            )
-        person = find_user(connection, row.user_name)
-        if person is None or not person.enabled:
-            raise TokenRefusedError(
-                "user_disabled", f"token {row.prefix} belongs to {row.user_name}, who is disabled"
-            )
-        rows.touch(connection, row.id, now, ip, USE_RECORDED_EVERY)
-        return load_principal(connection, row.user_name, via="token", token_id=row.id)
+        return _admit(
+            connection, rows.find_by_hash(connection, digest(secret)), clock(), ip, "token"
+        )
+
+
+def verify_token_id(
+    engine: Engine,
+    token_id: uuid.UUID,
+    *,
+    ip: str | None = None,
+    clock: Callable[[], dt.datetime] = _now,
+) -> Principal:
+    """The principal of a page session, which holds the id of the token it was opened with
+    (signed), not its secret: the token is checked on every request as `verify_token` checks
+    it, so revoking the token or disabling its user ends the session too.
+
+    Raises:
+        TokenRefusedError: unknown, revoked, expired, or the user is disabled.
+    """
+    with engine.begin() as connection:
+        return _admit(connection, rows.find_by_id(connection, token_id), clock(), ip, "session")
 
 
 def _one(connection: Connection, ref: str) -> rows.TokenRow:

@@ -64,6 +64,12 @@ def find_by_hash(connection: Connection, secret_sha256: str) -> TokenRow | None:
     return TokenRow(*row) if row is not None else None
 
 
+def find_by_id(connection: Connection, token_id: uuid.UUID) -> TokenRow | None:
+    """The token with this id (a page session names its token by id, never by secret)."""
+    row = connection.execute(select(*_COLUMNS).where(ApiToken.id == token_id)).one_or_none()
+    return TokenRow(*row) if row is not None else None
+
+
 def find_by_ref(connection: Connection, ref: str) -> list[TokenRow]:
     """The tokens `ref` names: its prefix (`tbl_3kF9x2Qa`), or its id or the id's first
     characters (6 or more)."""

@@ -1,0 +1,219 @@
+"""The approvals page: log in with an API token, see the requests you may decide, approve or
+reject each with a reason. Server-rendered HTML forms, no script.
+
+Each decision goes through `Requests.decide`, the function `timbel deploy approve/reject`
+calls, which checks the chain step, the owning team and the security gate, and audits the
+decision (or its refusal) with the logged-in user. Before it, the page applies the policy
+table (`deploy.approve` / `deploy.reject`) and the CSRF token; those refusals are audited as
+`api.refused`, like the API's.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import Engine
+
+from timbel_dagster.api.deps import audit_refusal, audit_unauthenticated, warehouse_engine
+from timbel_dagster.api.web import session as sessions
+from timbel_dagster.api.web.views import gate_view, risk_view, steps_view
+from timbel_dagster.deploy.configured import configured_requests
+from timbel_dagster.deploy.deciders import decidable
+from timbel_dagster.deploy.lookup import RequestError
+from timbel_dagster.deploy.requests import Requests
+from timbel_dagster.identity import tokens
+from timbel_dagster.identity.authorize import Target, may
+from timbel_dagster.identity.principal import Principal
+from timbel_dagster.warehouse.people.membership import owner_team
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True
+    )
+)
+# Which notification channels are off is the operators' business (the sensors log it), not
+# a warning on every page view; as `timbel deploy` does.
+log = logging.getLogger("timbel_dagster.api.web.channels")
+log.setLevel(logging.ERROR)
+EngineDep = Annotated[Engine, Depends(warehouse_engine)]
+# The page runs no script and loads nothing from elsewhere; it is never framed or cached.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+}
+NO_TOKEN = "no API token: paste one from `timbel token create --user NAME`"
+
+
+def _page(request: Request, name: str, code: int = 200, **context: Any) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=code, headers=HEADERS)
+
+
+def _not_done(request: Request, who: Principal | None, status: int, message: str) -> Response:
+    """The page that says why nothing changed."""
+    return _page(request, "refused.html", status, who=who, status=status, message=message)
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _who(request: Request, engine: Engine) -> tuple[Principal, sessions.Session] | None:
+    """The logged-in principal and their session; None without a live session (no cookie,
+    a forged or old one, or a token since revoked or expired)."""
+    session = sessions.read_session(request)
+    if session is None:
+        return None
+    try:
+        who = tokens.verify_token_id(engine, session.token_id, ip=_client(request))
+    except tokens.TokenRefusedError:
+        return None
+    return who, session
+
+
+def _to(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303, headers=HEADERS)
+
+
+@router.get("/login")
+def login_form(request: Request, engine: EngineDep) -> Response:
+    """The login form (the approvals page when already logged in)."""
+    if _who(request, engine) is not None:
+        return _to("/approvals")
+    return _page(request, "login.html")
+
+
+@router.post("/login")
+def login(request: Request, engine: EngineDep, token: Annotated[str, Form()] = "") -> Response:
+    """Open a session for a valid API token; refuse any other with the API's 401 message."""
+    secret = token.strip()
+    try:
+        if not secret:
+            raise tokens.TokenRefusedError("missing", NO_TOKEN)
+        who = tokens.verify_token(engine, secret, ip=_client(request))
+    except tokens.TokenRefusedError as error:
+        key = tokens.digest(secret) if secret else "missing"
+        audit_unauthenticated(request, engine, key, error.reason)
+        return _page(request, "login.html", 401, error=str(error))
+    response = _to("/approvals")
+    sessions.open_session(request, response, who.token_id)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    """End the session (the cookie is dropped; the token itself stays valid). The form's
+    CSRF token is required, so another site cannot log you out either."""
+    session = sessions.read_session(request)
+    if session is not None and not sessions.csrf_valid(request, session, csrf):
+        return _not_done(request, None, 403, "the form's CSRF token is missing or wrong")
+    response = _to("/login")
+    sessions.close_session(request, response)
+    return response
+
+
+@router.get("/approvals")
+def approvals(request: Request, engine: EngineDep, decided: str | None = None) -> Response:
+    """The pending requests the logged-in user may decide at their current step."""
+    found = _who(request, engine)
+    if found is None:
+        return _to("/login")
+    who, session = found
+    settings = request.app.state.settings
+    requests = configured_requests(settings, engine, log=log)
+    requests.expire()
+    with engine.connect() as connection:
+        waiting = decidable(connection, who.user, requests.clock())
+    items = [
+        item
+        | {
+            "risk_view": risk_view(item.get("risk")),
+            "gate_view": gate_view(requests.gate(str(item["number"]))),
+            "steps_view": steps_view(item["steps"]),
+        }
+        for item in waiting
+    ]
+    notice = _notice(requests, decided) if decided and decided.isdigit() else None
+    return _page(
+        request,
+        "approvals.html",
+        who=who,
+        items=items,
+        notice=notice,
+        csrf=sessions.csrf_token(request, session),
+    )
+
+
+def _notice(requests: Requests, ref: str) -> str | None:
+    """What became of the request just decided, read back from the warehouse."""
+    try:
+        status = requests.status(ref)
+    except RequestError:
+        return None
+    pending = [s for s in status["steps"] if s["decision"] == "pending"]
+    state = status["status"]
+    if state == "pending" and pending:
+        state += f", waiting for step {pending[0]['position']} ({pending[0]['role']})"
+    return f"request #{status['number']} is now {state}"
+
+
+def _refused(
+    request: Request, engine: Engine, who: Principal, status: int, message: str, **details: Any
+) -> Response:
+    audit_refusal(engine, who.user, request, {"status": status, "reason": message} | details)
+    return _not_done(request, who, status, message)
+
+
+@router.post("/approvals/{number}/decide")
+def decide(
+    request: Request,
+    engine: EngineDep,
+    number: int,
+    csrf: Annotated[str, Form()] = "",
+    decision: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Approve or reject request `number`'s current step as the logged-in user."""
+    found = _who(request, engine)
+    if found is None:
+        audit_unauthenticated(request, engine, "page-session", "no_session")
+        return _not_done(request, None, 401, "not logged in (or the session ended): log in again")
+    who, session = found
+    if not sessions.csrf_valid(request, session, csrf):
+        return _refused(
+            request,
+            engine,
+            who,
+            403,
+            "the form's CSRF token is missing or wrong: reload the approvals page and try again",
+            kind="csrf",
+        )
+    if decision not in ("approve", "reject"):
+        return _not_done(request, who, 422, f"decision: {decision!r} is neither approve nor reject")
+    action = f"deploy.{decision}"
+    requests = configured_requests(request.app.state.settings, engine, log=log)
+    try:
+        with engine.connect() as connection:
+            service = requests.find(connection, str(number))["service"]
+            team = owner_team(connection, service)
+    except RequestError:
+        return _not_done(request, who, 404, f"no deployment request #{number}")
+    verdict = may(who, action, Target(team=team))
+    if not verdict.allowed:
+        return _refused(request, engine, who, 403, verdict.reason, action=action)
+    if not reason.strip():
+        return _not_done(request, who, 422, f"reason: say why you {decision} request #{number}")
+    try:
+        requests.decide(who.user, str(number), decision == "approve", reason.strip())
+    except RequestError as error:  # refused by the domain, which audited it
+        return _not_done(request, who, 409, str(error))
+    return _to(f"/approvals?decided={number}")
