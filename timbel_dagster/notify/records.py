@@ -189,3 +189,23 @@ def finish(
     with engine.begin() as connection:
         row = connection.execute(statement).first()
     return _result(row) if row is not None else None
+
+
+def history(
+    engine: Engine, limit: int = 20, recipients: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """The latest notifications, newest first (`timbel notify history`); `recipients`: only
+    those sent to these addresses (a user's own deliveries)."""
+    from sqlalchemy import select
+
+    n = _table()
+    query = (
+        select(n.c.created_at, n.c.event, n.c.channel, n.c.recipient, n.c.status, n.c.attempts,
+               n.c.last_error)
+        .order_by(n.c.created_at.desc())
+        .limit(limit)
+    )  # fmt: skip
+    if recipients is not None:
+        query = query.where(n.c.recipient.in_(sorted(set(recipients))))
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(query).mappings()]
