@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.schema.models import User
 from timbel_dagster.warehouse.schema.notify import Notification
 
 if TYPE_CHECKING:
@@ -209,3 +210,13 @@ def history(
         query = query.where(n.c.recipient.in_(sorted(set(recipients))))
     with engine.connect() as connection:
         return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def history_of(engine: Engine, user: str, limit: int = 20) -> list[dict[str, Any]]:
+    """`user`'s own deliveries, newest first: the e-mails sent to their address (a Slack
+    notice goes to a channel, not to a person, so it is no one's own)."""
+    from sqlalchemy import select
+
+    with engine.connect() as connection:
+        email = connection.execute(select(User.email).where(User.name == user)).scalar()
+    return history(engine, limit, [email] if email else [])

@@ -8,6 +8,49 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+_ALERT = {
+    "fingerprint": "3f2a9c0d1b7e4f5a8c6d2e1f0a9b8c7d",
+    "rule": "namespace-cpu-near-quota",
+    "severity": "critical",
+    "labels": {"cluster": "seoul-dev-01", "namespace": "payments"},
+    "state": "firing",
+    "value": 0.94,
+    "active_since": "2026-12-04T09:00:00Z",
+    "firing_since": "2026-12-04T09:10:00Z",
+    "resolved_at": None,
+}
+_EVENT = {
+    "id": 412,
+    "fingerprint": "3f2a9c0d1b7e4f5a8c6d2e1f0a9b8c7d",
+    "rule": "namespace-cpu-near-quota",
+    "severity": "critical",
+    "kind": "fired",
+    "at": "2026-12-04T09:10:00Z",
+    "value": 0.94,
+    "labels": {"cluster": "seoul-dev-01", "namespace": "payments"},
+    "summary": "payments in seoul-dev-01 peaked at 94 % of its CPU quota",
+    "silenced": False,
+    "notified": True,
+}
+_RULE = {
+    "name": "pipeline-failure-rate",
+    "severity": "high",
+    "kind": "warehouse",
+    "for": "0:10:00",
+    "renotify": "4:00:00",
+    "origin": "warehouse:pipeline-failure-rate",
+    "query": "pipeline_failure_rate > 0.2",
+    "source": "warehouse",
+}
+_SILENCE = {
+    "id": "9b1f4c2e-7a3d-4e8f-b6c5-1d2e3f4a5b6c",
+    "matchers": {"alertname": "namespace-cpu-near-quota"},
+    "starts_at": "2026-12-04T09:15:00Z",
+    "ends_at": "2026-12-04T11:15:00Z",
+    "created_by": "ops",
+    "comment": "quota raise under way",
+}
+
 
 class AlertOut(BaseModel):
     """The current state of one alert: a rule and one label set."""
@@ -25,6 +68,8 @@ class AlertOut(BaseModel):
 
 class AlertList(BaseModel):
     items: list[AlertOut]
+
+    model_config = {"json_schema_extra": {"examples": [{"items": [_ALERT]}]}}
 
 
 class AlertEventOut(BaseModel):
@@ -51,6 +96,8 @@ class AlertEventPage(BaseModel):
         description="Pass as `cursor` for the next page; null on the last page."
     )
 
+    model_config = {"json_schema_extra": {"examples": [{"items": [_EVENT], "next_cursor": "412"}]}}
+
 
 class RuleOut(BaseModel):
     """A rule the alert sensor evaluates, from the rules file or the warehouse."""
@@ -64,12 +111,14 @@ class RuleOut(BaseModel):
     query: str
     source: str = Field(description="file or warehouse: only warehouse rules can be changed")
 
-    model_config = {"populate_by_name": True}
+    model_config = {"populate_by_name": True, "json_schema_extra": {"examples": [_RULE]}}
 
 
 class RuleList(BaseModel):
     items: list[RuleOut]
     errors: list[str] = Field(description="Rules that did not load, each with its reason.")
+
+    model_config = {"json_schema_extra": {"examples": [{"items": [_RULE], "errors": []}]}}
 
 
 class RuleIn(BaseModel):
@@ -127,6 +176,10 @@ class SilenceOut(BaseModel):
     created_by: str = Field(description="The real actor who made it.")
     comment: str
 
+    model_config = {"json_schema_extra": {"examples": [_SILENCE]}}
+
 
 class SilenceList(BaseModel):
     items: list[SilenceOut]
+
+    model_config = {"json_schema_extra": {"examples": [{"items": [_SILENCE]}]}}
