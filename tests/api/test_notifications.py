@@ -35,8 +35,12 @@ def test_subscribe_list_and_unsubscribe_own(client, engine, dev) -> None:
     made = client.post("/api/v1/notifications/subscriptions", headers=dev, json=body)
     assert made.status_code == 201, made.text
     row = made.json()
-    assert (row["user"], row["event"], row["active"], row["changed"]) == ("dev", "alert", True,
-                                                                          True)  # fmt: skip
+    assert (row["user"], row["event"], row["active"], row["changed"]) == (
+        "dev",
+        "alert",
+        True,
+        True,
+    )
     again = client.post("/api/v1/notifications/subscriptions", headers=dev, json=body)
     assert again.json()["changed"] is False
     [(actor, target, _), _] = audit_events(engine, "notify.subscribe")
