@@ -19,6 +19,8 @@ from timbel_dagster.cli.tables import (
     say,
     when,
 )
+from timbel_dagster.notify.alert_store import create_silence
+from timbel_dagster.notify.alert_store import list_alerts as list_current_alerts
 from timbel_dagster.notify.facts import FACTS
 from timbel_dagster.notify.rule_store import (
     ORIGIN,
@@ -31,8 +33,6 @@ from timbel_dagster.notify.rule_store import (
     source,
 )
 from timbel_dagster.notify.rules import RuleError, load_rules_file, parse_duration
-from timbel_dagster.notify.silences import create_silence
-from timbel_dagster.notify.silences import list_alerts as list_current_alerts
 
 NO_RULES = (
     "no alert rules: set TIMBEL_ALERT_RULES_FILE to a rules file (deploy/alert-rules.example.yaml "

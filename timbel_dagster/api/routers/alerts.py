@@ -25,7 +25,7 @@ from timbel_dagster.api.schemas.alerts import (
     SilenceOut,
 )
 from timbel_dagster.identity.principal import Principal
-from timbel_dagster.notify import rule_store, silences
+from timbel_dagster.notify import alert_store, rule_store
 from timbel_dagster.notify.facts import FACTS
 from timbel_dagster.notify.rules import RuleError, build_rule, parse_duration
 from timbel_dagster.warehouse.schema.notify import ALERT_EVENT_KINDS, ALERT_STATES
@@ -51,7 +51,7 @@ def alerts(
     state: Annotated[State, Query(description="`all` for every state.")] = "firing",
 ) -> AlertList:
     """The current alerts in `state`, by rule then start: what `timbel alerts list` shows."""
-    rows = silences.list_alerts(warehouse, None if state == "all" else state)
+    rows = alert_store.list_alerts(warehouse, None if state == "all" else state)
     return AlertList(items=[AlertOut(**row) for row in rows])
 
 
@@ -74,7 +74,7 @@ def alert_events(
 ) -> AlertEventPage:
     """The history of every alert: when it fired, was notified again, or resolved, and
     whether a silence or the re-notify interval held the notice back."""
-    rows = silences.alert_events(
+    rows = alert_store.alert_events(
         warehouse, kind=kind, rule=rule, before=int(cursor) if cursor else None, limit=limit + 1
     )
     page = rows[:limit]
@@ -186,7 +186,7 @@ def list_silences(
     ] = False,
 ) -> SilenceList:
     """Silences, newest first, each with who made it and why."""
-    rows = silences.list_silences(warehouse, include_expired=include_expired)
+    rows = alert_store.list_silences(warehouse, include_expired=include_expired)
     return SilenceList(items=[SilenceOut(**row) for row in rows])
 
 
@@ -209,7 +209,7 @@ def add_silence(
     except ValueError as error:
         raise invalid(("body", "duration"), str(error)) from None
     try:
-        made = silences.create_silence(warehouse, who.user, body.matchers, length, body.comment)
+        made = alert_store.create_silence(warehouse, who.user, body.matchers, length, body.comment)
     except ValueError as error:
         raise invalid(("body",), str(error)) from None
     return SilenceOut(**made)
@@ -230,7 +230,7 @@ def end_silence(
     """The silence's row stays (ending now), so who muted what is kept; ending an ended
     silence changes nothing. Audited `alerts.unsilence`."""
     try:
-        silences.expire_silence(warehouse, who.user, silence_id)
-    except silences.SilenceNotFoundError as error:
+        alert_store.expire_silence(warehouse, who.user, silence_id)
+    except alert_store.SilenceNotFoundError as error:
         raise not_found(str(error)) from None
     return Response(status_code=204)

@@ -1,5 +1,5 @@
-"""Current alerts, their events, and silences: what `timbel alerts list | silence` and the
-API's /alerts routes read and write.
+"""Current alerts, their events, and silences (beside `rule_store`, the rules): what
+`timbel alerts list | silence` and the API's /alerts routes read and write.
 
 A silence names its real actor: a known, enabled user of the warehouse (the CLI's checked
 `--as`/TIMBEL_USER, the API's token), recorded as `created_by` and as the audit event's actor
