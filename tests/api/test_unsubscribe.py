@@ -60,6 +60,8 @@ def test_get_shows_a_button_and_changes_nothing(client, engine, link: str) -> No
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "alert_fired notifications" in page.text and "<strong>dev</strong>" in page.text
     assert '<form method="post"' in page.text and 'value="One-Click"' in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert _subscriptions(engine) == {"alert": True}
     assert audit_events(engine, "notify.unsubscribe") == []
 

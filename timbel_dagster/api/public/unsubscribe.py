@@ -29,6 +29,13 @@ from timbel_dagster.warehouse.audit.chain import append_event
 ONE_CLICK = "One-Click"
 MAX_BODY = 1024  # the one field RFC 8058 sends, with room to spare
 NO_KEY = "unsubscribe links cannot be checked here: TIMBEL_SECRET_KEY is not set"
+# The token is in the URL: no Referer leaks it, no cache keeps the page, and no other site
+# may frame the button to make someone click it.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+}
 _HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
 Token = Annotated[
     str, Query(min_length=1, max_length=2048, description="The signed token of the link.")
@@ -45,7 +52,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         '<body style="font-family: sans-serif; max-width: 36em; margin: 3em auto">'
         f"<h1>{escape(title)}</h1>{body}</body></html>"
     )
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
 
 def _secret(request: Request) -> str | None:
