@@ -34,7 +34,9 @@ NO_KEY = "unsubscribe links cannot be checked here: TIMBEL_SECRET_KEY is not set
 _HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
 }
 _HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
 Token = Annotated[
