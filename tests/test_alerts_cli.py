@@ -320,7 +320,19 @@ def test_silence_refuses_bad_input(tmp_path: Path, options: list[str], expected:
     assert expected in error
 
 
+def test_silence_refuses_an_unknown_actor(tmp_path: Path) -> None:
+    """The silence names its actor: TIMBEL_USER must be a user of the warehouse."""
+    error = _one_line_error(
+        invoke(["alerts", "silence", "--match", "a=b", "--comment", "why"], tmp_path)
+    )
+    assert "user 'minji.kim' is not in the users table" in error
+    with _warehouse(tmp_path).connect() as connection:
+        assert connection.execute(select(Silence.__table__)).all() == []
+
+
 def test_silence_is_stored_and_audited(tmp_path: Path) -> None:
+    added = invoke(["users", "add", "minji.kim", "--role", "admin"], tmp_path)
+    assert added.returncode == 0, added.stderr
     completed = invoke(
         [
             "alerts",
@@ -346,7 +358,7 @@ def test_silence_is_stored_and_audited(tmp_path: Path) -> None:
     assert row.id == silence_id and row.matchers == matchers
     assert row.created_by == "minji.kim" and row.comment == "quota raise under way"
     assert row.ends_at - row.starts_at == dt.timedelta(hours=2)
-    [(actor, action, target, details)] = _audit(tmp_path)
+    [(actor, action, target, details)] = [e for e in _audit(tmp_path) if e[1] == "alerts.silence"]
     assert (actor, action, target) == ("minji.kim", "alerts.silence", str(silence_id))
     assert details["matchers"] == matchers and details["comment"] == "quota raise under way"
     assert details["ends_at"] == row.ends_at.isoformat()

@@ -65,20 +65,41 @@ def _schema(document: dict, ref: str) -> dict:
     return document["components"]["schemas"][ref.rsplit("/", 1)[1]]
 
 
+# Outside /api/v1 and without a token: the e-mail's unsubscribe link (its signed token is
+# the authority), answered in HTML for the person who clicked it.
+PUBLIC = {"GET /unsubscribe", "POST /unsubscribe"}
+
+
 def test_every_route_is_under_v1_with_a_summary_an_example_and_its_errors(document) -> None:
     operations = dict(_operations(document))
-    assert set(operations) == {"GET /api/v1/me", "GET /api/v1/executions"}
+    assert {"GET /api/v1/me", "GET /api/v1/executions", "GET /api/v1/tenants"} <= set(operations)
+    assert {name for name in operations if " /api/v1/" not in name} == PUBLIC
     for name, operation in operations.items():
+        if name in PUBLIC:
+            continue
         assert operation["summary"], name
         assert operation["security"] == [{"token": []}], name
-        ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
-        assert _schema(document, ok["$ref"]).get("examples"), f"{name}: no example"
+        [success] = [status for status in operation["responses"] if status.startswith("2")]
+        if success != "204":
+            ok = operation["responses"][success]["content"]["application/json"]["schema"]
+            assert _schema(document, ok["$ref"]).get("examples"), f"{name}: no example"
         assert "401" in operation["responses"], f"{name}: 401 not documented"
         for status, response in operation["responses"].items():
             if status.startswith("4"):
                 problem = response["content"]["application/problem+json"]["schema"]
                 assert problem == {"$ref": "#/components/schemas/Problem"}, (name, status)
     assert {"401", "403", "422"} <= set(operations["GET /api/v1/executions"]["responses"])
+
+
+def test_the_unsubscribe_link_needs_no_token_and_answers_html(document) -> None:
+    operations = dict(_operations(document))
+    for name in PUBLIC:
+        operation = operations[name]
+        assert operation["summary"] and "security" not in operation, name
+        assert {"200", "400"} <= set(operation["responses"]), name
+        assert "text/html" in operation["responses"]["400"]["content"], name
+    form = operations["POST /unsubscribe"]["requestBody"]["content"]
+    assert "application/x-www-form-urlencoded" in form
 
 
 def test_swagger_ui_is_served_at_api_docs(client) -> None:

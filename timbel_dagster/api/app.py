@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from timbel_dagster.api import errors
 from timbel_dagster.api.deps import RefusalThrottle
+from timbel_dagster.api.public import unsubscribe
 from timbel_dagster.api.routers import all_routers
 from timbel_dagster.api.web import pages
 from timbel_dagster.settings import Settings, load_settings
@@ -57,4 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=PREFIX)
     # The approvals page: HTML, outside the versioned API and its OpenAPI document.
     app.include_router(pages.router)
+    # Outside /api/v1: the unsubscribe link of every e-mail (TIMBEL_PUBLIC_URL + /unsubscribe).
+    app.include_router(unsubscribe.router)
     return app

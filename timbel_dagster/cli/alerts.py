@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import uuid
 from pathlib import Path
 
 import click
@@ -20,19 +19,20 @@ from timbel_dagster.cli.tables import (
     say,
     when,
 )
+from timbel_dagster.notify.alert_store import create_silence
+from timbel_dagster.notify.alert_store import list_alerts as list_current_alerts
 from timbel_dagster.notify.facts import FACTS
 from timbel_dagster.notify.rule_store import (
     ORIGIN,
     SAMPLE_RULES_FILE,
     all_rules,
     delete_rule,
+    rule_summary,
     rules_file,
     save_rules,
     source,
 )
 from timbel_dagster.notify.rules import RuleError, load_rules_file, parse_duration
-from timbel_dagster.warehouse.audit.chain import append_event
-from timbel_dagster.warehouse.schema.notify import Alert, Silence
 
 NO_RULES = (
     "no alert rules: set TIMBEL_ALERT_RULES_FILE to a rules file (deploy/alert-rules.example.yaml "
@@ -110,18 +110,7 @@ def rules_list(as_json: bool) -> None:
     settings, engine = writable_engine()
     path = rules_file(settings)
     found, errors = all_rules(engine, path)
-    rows = [
-        {
-            "name": r.name,
-            "severity": r.severity,
-            "kind": r.kind,
-            "for": str(r.for_),
-            "renotify": str(r.renotify),
-            "origin": r.origin,
-            "query": r.expr or f"{r.fact} {r.threshold}",
-        }
-        for r in found
-    ]
+    rows = [rule_summary(r) for r in found]
     if as_json:
         print_json({"rules": rows, "errors": errors})
         return
@@ -217,14 +206,8 @@ def evaluate(as_json: bool) -> None:
 @friendly_errors
 def list_alerts(state: str, as_json: bool) -> None:
     """Current alerts (firing by default)."""
-    from sqlalchemy import select
-
     settings, engine = writable_engine()
-    query = select(Alert.__table__).order_by(Alert.rule, Alert.active_since)
-    if state != "all":
-        query = query.where(Alert.state == state)
-    with engine.connect() as connection:
-        rows = [dict(r) for r in connection.execute(query).mappings()]
+    rows = list_current_alerts(engine, None if state == "all" else state)
     if as_json:
         print_json(rows)
         return
@@ -263,9 +246,8 @@ def list_alerts(state: str, as_json: bool) -> None:
 @click.option("--comment", required=True, help="Why (kept with the silence and audited).")
 @friendly_errors
 def silence(matchers: tuple[str, ...], duration: str, comment: str) -> None:
-    """Mute notices of alerts whose labels match every --match, for a while."""
-    from sqlalchemy import insert
-
+    """Mute notices of alerts whose labels match every --match, for a while (as TIMBEL_USER,
+    who must be a known, enabled user: the silence and its audit event name them)."""
     pairs = {}
     for matcher in matchers:
         key, sep, value = matcher.partition("=")
@@ -274,29 +256,9 @@ def silence(matchers: tuple[str, ...], duration: str, comment: str) -> None:
         pairs[key] = value
     if not comment.strip():
         raise ValueError("--comment must say why")
-    settings, engine = writable_engine()
-    now = dt.datetime.now(dt.UTC)
     length = parse_duration(duration)
     if length <= dt.timedelta(0):
         raise ValueError(f"--for must be longer than 0s, not {duration!r}")
-    ends = now + length
-    silence_id = uuid.uuid4()
-    with engine.begin() as connection:
-        connection.execute(
-            insert(Silence).values(
-                id=silence_id,
-                matchers=pairs,
-                starts_at=now,
-                ends_at=ends,
-                created_by=settings.timbel_user,
-                comment=comment,
-            )
-        )
-        append_event(
-            connection,
-            actor=settings.timbel_user,
-            action="alerts.silence",
-            target=str(silence_id),
-            details={"matchers": pairs, "ends_at": ends.isoformat(), "comment": comment},
-        )
-    click.echo(f"silence {silence_id} until {ends:%Y-%m-%d %H:%M} UTC")
+    settings, engine = writable_engine()
+    made = create_silence(engine, settings.timbel_user, pairs, length, comment)
+    click.echo(f"silence {made['id']} until {made['ends_at']:%Y-%m-%d %H:%M} UTC")

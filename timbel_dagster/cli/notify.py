@@ -12,9 +12,10 @@ import click
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.deploy import AS_HELP
 from timbel_dagster.cli.tables import Column, count, plural, print_table, right, when
+from timbel_dagster.notify import records
 from timbel_dagster.notify.subscriptions import subscribe as add
 from timbel_dagster.notify.subscriptions import unsubscribe as remove
-from timbel_dagster.warehouse.schema.notify import Notification as N
+from timbel_dagster.notify.subscriptions import unsubscribe_by_token
 
 
 @click.group()
@@ -60,21 +61,15 @@ def unsubscribe(
     as_user: str | None,
 ) -> None:
     """Stop USER's notices of EVENT on CHANNEL (or what a signed link names)."""
-    # lazy: notify.email loads Jinja2; `timbel --help` loads without it
-    from timbel_dagster.notify.email import read_unsubscribe_token
-
     settings, engine = writable_engine()
-    actor, via = as_user or settings.timbel_user, None
     if token:
-        if not settings.timbel_secret_key:
-            raise ValueError("TIMBEL_SECRET_KEY is not set: unsubscribe links cannot be checked")
-        user, channel, event = read_unsubscribe_token(
-            token, settings.timbel_secret_key.get_secret_value()
-        )
-        actor, via = user, "signed link"  # the link is its user's own consent
-    if not user or not channel:
-        raise ValueError("give --user and --channel, or --token")
-    remove(engine, user, channel, event, rule, actor=actor, via=via)
+        secret = settings.timbel_secret_key
+        done = unsubscribe_by_token(engine, token, secret.get_secret_value() if secret else None)
+        user, channel, event = done["user"], done["channel"], done["event"]
+    else:
+        if not user or not channel:
+            raise ValueError("give --user and --channel, or --token")
+        remove(engine, user, channel, event, rule, actor=as_user or settings.timbel_user)
     click.echo(f"{user} unsubscribed from {event} on {channel}")
 
 
@@ -84,16 +79,8 @@ def unsubscribe(
 @friendly_errors
 def history(limit: int, as_json: bool) -> None:
     """The latest notifications with their status, attempts and last error."""
-    from sqlalchemy import select
-
     _, engine = writable_engine()
-    query = (
-        select(N.created_at, N.event, N.channel, N.recipient, N.status, N.attempts, N.last_error)
-        .order_by(N.created_at.desc())
-        .limit(limit)
-    )
-    with engine.connect() as connection:
-        rows = [dict(r) for r in connection.execute(query).mappings()]
+    rows = records.history(engine, limit)
     if as_json:
         print_json(rows)
         return

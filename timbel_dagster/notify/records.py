@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.schema.models import User
 from timbel_dagster.warehouse.schema.notify import Notification
 
 if TYPE_CHECKING:
@@ -189,3 +190,33 @@ def finish(
     with engine.begin() as connection:
         row = connection.execute(statement).first()
     return _result(row) if row is not None else None
+
+
+def history(
+    engine: Engine, limit: int = 20, recipients: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """The latest notifications, newest first (`timbel notify history`); `recipients`: only
+    those sent to these addresses (a user's own deliveries)."""
+    from sqlalchemy import select
+
+    n = _table()
+    query = (
+        select(n.c.created_at, n.c.event, n.c.channel, n.c.recipient, n.c.status, n.c.attempts,
+               n.c.last_error)
+        .order_by(n.c.created_at.desc())
+        .limit(limit)
+    )  # fmt: skip
+    if recipients is not None:
+        query = query.where(n.c.recipient.in_(sorted(set(recipients))))
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def history_of(engine: Engine, user: str, limit: int = 20) -> list[dict[str, Any]]:
+    """`user`'s own deliveries, newest first: the e-mails sent to their address (a Slack
+    notice goes to a channel, not to a person, so it is no one's own)."""
+    from sqlalchemy import select
+
+    with engine.connect() as connection:
+        email = connection.execute(select(User.email).where(User.name == user)).scalar()
+    return history(engine, limit, [email] if email else [])

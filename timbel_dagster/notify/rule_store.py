@@ -37,6 +37,19 @@ def source(rule: Rule) -> str:
     return ORIGIN if rule.origin.startswith(f"{ORIGIN}:") else "file"
 
 
+def rule_summary(rule: Rule) -> dict[str, Any]:
+    """A rule as `timbel alerts rules list --json` and the API show it."""
+    return {
+        "name": rule.name,
+        "severity": rule.severity,
+        "kind": rule.kind,
+        "for": str(rule.for_),
+        "renotify": str(rule.renotify),
+        "origin": rule.origin,
+        "query": rule.expr or f"{rule.fact} {rule.threshold}",
+    }
+
+
 def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Rule], list[str]]:
     """The enabled warehouse rules, and one error per rule that no longer validates (a rule
     stored by an older version, say): a bad rule is reported, not fatal to the others."""
@@ -84,6 +97,13 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
             details={"source": source, "rules": len(rules)},
         )
     return [r.name for r in rules]
+
+
+def save_rule(engine: Engine, definition: dict[str, Any], source: str, actor: str) -> str:
+    """Validate and store one rule given as the mapping a YAML rule is written as (an API
+    body); as `save_rules`, whose checks and audit event it shares."""
+    [name] = save_rules(engine, json.dumps({"rules": [definition]}), source, actor)
+    return name
 
 
 def delete_rule(engine: Engine, name: str, actor: str) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from timbel_dagster.notify.email import read_unsubscribe_token
 from timbel_dagster.notify.messages import (
     SUBSCRIBABLE_EVENTS,
     Message,
@@ -193,6 +194,50 @@ def unsubscribe(
     return _write(
         engine, "notify.unsubscribe", actor, via, user, channel, event, rule, active=False
     )
+
+
+def unsubscribe_by_token(engine: Engine, token: str, secret: str | None) -> dict[str, object]:
+    """Unsubscribe as a signed one-click link says (`notify.email.unsubscribe_token`): the link
+    is its user's own consent, so it acts as them, audited `via` the signed link. Using the
+    same link again changes nothing.
+
+    Returns:
+        {"user", "channel", "event", "changed"}.
+
+    Raises:
+        ValueError: no secret key to check links with, or the token is garbled or was not
+            signed with it (nothing changes).
+        LookupError: the user the link names is no longer in the users table.
+    """
+    if not secret:
+        raise ValueError("TIMBEL_SECRET_KEY is not set: unsubscribe links cannot be checked")
+    user, channel, event = read_unsubscribe_token(token, secret)
+    changed = unsubscribe(engine, user, channel, event, actor=user, via="signed link")
+    return {"user": user, "channel": channel, "event": event, "changed": changed}
+
+
+def list_subscriptions(engine: Engine, user: str | None = None) -> list[dict[str, object]]:
+    """Subscription rows (active ones and the unsubscribes kept as inactive rows), of `user`
+    or everyone's, by user, channel, event and rule."""
+    from sqlalchemy import select
+
+    subs = Subscription.__table__
+    query = select(subs).order_by(subs.c.user_name, subs.c.channel, subs.c.event, subs.c.rule)
+    if user is not None:
+        query = query.where(subs.c.user_name == user)
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def find_subscription(engine: Engine, subscription_id: object) -> dict[str, object] | None:
+    """The subscription row with that id, or None."""
+    from sqlalchemy import select
+
+    subs = Subscription.__table__
+    with engine.connect() as connection:
+        row = connection.execute(select(subs).where(subs.c.id == subscription_id)).mappings()
+        found = row.first()
+    return dict(found) if found is not None else None
 
 
 def _specificity(row_event: str, row_rule: str) -> tuple[int, int]:

@@ -25,10 +25,9 @@ from typing import Any
 
 from timbel_dagster.pipeline_templates.results import ValidationResult
 from timbel_dagster.pipeline_templates.stacks import plan
-from timbel_dagster.pipeline_templates.validate import detect_kind, validate_file
+from timbel_dagster.pipeline_templates.validate import FILE_NAMES, detect_kind, validate_file
 
 KINDS = {"jenkinsfile": "jenkinsfile.j2", "gitlab-ci": "gitlab-ci.yml.j2"}
-FILE_NAMES = {"jenkinsfile": "Jenkinsfile", "gitlab-ci": ".gitlab-ci.yml"}
 _UNDEFINED = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
 
 

@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.pipeline_templates import access, params, records
 from timbel_dagster.pipeline_templates.revisions import rollback, tag
-from timbel_dagster.pipeline_templates.validate import validate_file
+from timbel_dagster.pipeline_templates.validate import FILE_NAMES, validate_file
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.schema.templates import TEMPLATE_KINDS, VISIBILITIES, PipelineTemplate
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-FILE_NAMES = {"jenkinsfile": "Jenkinsfile", "gitlab-ci": ".gitlab-ci.yml"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 __all__ = [

@@ -7,6 +7,7 @@ Jenkinsfiles compiled in one Groovy JVM.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from timbel_dagster.pipeline_templates.results import ValidationResult
 
 JENKINSFILE = "jenkinsfile"
 GITLAB_CI = "gitlab-ci"
+# The file each kind is checked as (and a template of that kind is applied as).
+FILE_NAMES = {JENKINSFILE: "Jenkinsfile", GITLAB_CI: ".gitlab-ci.yml"}
 # `[ \t]*`, not `\s*`: with re.M a `\s*` crossed lines, so blank lines were rescanned from
 # every line start (quadratic in a file of blank lines)
 _GROOVY_START = re.compile(r"^[ \t]*(#!|@Library|import\s|pipeline\s*\{|node\s*[({]|def\s)", re.M)
@@ -94,3 +97,26 @@ def validate_file(
         "warnings": [...]}, errors sorted by position (1-based lines and columns).
     """
     return validate_many([path], groovy, java_home)[0]
+
+
+def validate_text(text: str, kind: str | None = None) -> ValidationResult:
+    """Validate pipeline-file text that is not a file (an API body): written to a private
+    temporary directory under the kind's file name and checked like any file, with the
+    checkers' size and depth limits; nothing in it is run.
+
+    Args:
+        text: the Jenkinsfile or `.gitlab-ci.yml`.
+        kind: `jenkinsfile` or `gitlab-ci`; None tells from the content.
+
+    Raises:
+        ValueError: an unknown kind, or one the content does not tell.
+    """
+    kind = kind or detect_kind(Path("pipeline file"), text)
+    if kind not in FILE_NAMES:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(FILE_NAMES)}")
+    with tempfile.TemporaryDirectory(prefix="timbel-validate-") as folder:
+        path = Path(folder) / FILE_NAMES[kind]
+        path.write_text(text, encoding="utf-8")
+        checked = validate_file(path)
+    checked["path"] = FILE_NAMES[kind]
+    return checked

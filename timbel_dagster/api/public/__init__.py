@@ -1,0 +1,1 @@
+"""Routes outside /api/v1: links people follow from messages, without an API token."""
