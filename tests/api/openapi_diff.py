@@ -1,8 +1,12 @@
 """Breaking changes between two OpenAPI 3.1 documents (oasdiff's main rules, in Python).
 
-No maintained Python library does this (oasdiff is Go; openapi-spec-validator checks one
-document, not two), so the rules are here, small and tested on hand-made pairs
-(tests/api/test_openapi_diff.py). Breaking, for a client written against `old`:
+The maintained tools are not Python (oasdiff and pb33f's openapi-changes are Go, Azure's
+openapi-diff and openapi-diff on npm are Node); the Python ones found (kryptorious-apiguard,
+a single-file "specdiff") are one-author projects with a paid tier or no package, and
+openapi-spec-validator checks one document, not two. So the rules are here, small, and
+tested on hand-made before/after pairs (tests/api/test_openapi_diff.py).
+
+Breaking, for a client written against `old`:
 - a path or an operation removed;
 - a parameter removed, added as required, or made required;
 - a parameter or request body field that accepts fewer types or fewer enum values;
