@@ -10,9 +10,10 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import RouteContext
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
@@ -21,8 +22,10 @@ from tests.api.conftest import bearer, secret_for
 from tests.identity.people import PEOPLE
 from timbel_dagster.api import routetable
 from timbel_dagster.api.app import create_app
+from timbel_dagster.api.deps import require
+from timbel_dagster.api.errors import ApiError
 from timbel_dagster.identity.authorize import may
-from timbel_dagster.identity.principal import load_principal
+from timbel_dagster.identity.principal import Principal, load_principal
 from timbel_dagster.settings import load_settings
 from timbel_dagster.warehouse.people.membership import set_tenant_members
 from timbel_dagster.warehouse.schema.deploy import Tenant
@@ -80,14 +83,24 @@ def _add_tenant(engine, name: str, members: list[str]) -> None:
         set_tenant_members(connection, name, members)
 
 
+def _without_action(app: FastAPI) -> list[str]:
+    return [f"{method} {route.path}" for method, route in _routes(app)
+            if routetable.action_of(route) is None
+            and not ALLOWED_WITHOUT_ACTION.match(route.path)]  # fmt: skip
+
+
 def test_every_route_names_a_policy_action_or_is_allowed_without(app) -> None:
-    missing = [f"{method} {route.path}" for method, route in _routes(app)
-               if routetable.action_of(route) is None
-               and not ALLOWED_WITHOUT_ACTION.match(route.path)]  # fmt: skip
+    missing = _without_action(app)
     assert not missing, (
         "routes that name no policy action: depend on api.deps.require(action) "
         f"(identity/policy.py), or add them to ALLOWED_WITHOUT_ACTION with a reason: {missing}"
     )
+
+    @app.get("/api/v1/open-probe")
+    def open_probe() -> dict:
+        return {}
+
+    assert _without_action(app) == ["GET /api/v1/open-probe"]
 
 
 def test_without_a_token_every_route_is_401(app, client) -> None:
@@ -101,11 +114,9 @@ def test_without_a_token_every_route_is_401(app, client) -> None:
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("tenant_member", [False, True], ids=["no-tenant", "tenant-member"])
-def test_403_exactly_when_the_policy_refuses(app, client, engine, tenant_member) -> None:
+def _mismatches(app, client, engine) -> tuple[list[str], int]:
+    """Each (route, role) whose 403 disagrees with the policy table; how many were tried."""
     names = [name for name, _role, _team in PEOPLE]
-    if tenant_member:
-        _add_tenant(engine, "acme", names)
     headers = {name: bearer(secret_for(engine, name)) for name in names}
     with engine.connect() as connection:
         principals = {name: load_principal(connection, name) for name in names}
@@ -124,8 +135,29 @@ def test_403_exactly_when_the_policy_refuses(app, client, engine, tenant_member)
                 role = principals[name].role
                 wrong.append(f"{method} {route.path} as {role}: {status}, policy refuses: "
                              f"{refused}")  # fmt: skip
+    return wrong, checked
+
+
+@pytest.mark.parametrize("tenant_member", [False, True], ids=["no-tenant", "tenant-member"])
+def test_403_exactly_when_the_policy_refuses(app, client, engine, tenant_member) -> None:
+    if tenant_member:
+        _add_tenant(engine, "acme", [name for name, _role, _team in PEOPLE])
+    wrong, checked = _mismatches(app, client, engine)
     assert checked, "no route names a policy action"
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_matrix_catches_a_route_that_refuses_on_its_own(app, client, engine) -> None:
+    # A route that names a policy action open to everyone, then refuses viewers by itself
+    # (a second, hidden policy): the matrix must name it.
+    @app.get("/api/v1/matrix-probe")
+    def matrix_probe(who: Annotated[Principal, Depends(require("executions.read"))]) -> dict:
+        if who.role == "viewer":
+            raise ApiError(403, "viewers may not", kind="forbidden")
+        return {}
+
+    wrong, _checked = _mismatches(app, client, engine)
+    assert wrong == ["GET /api/v1/matrix-probe as viewer: 403, policy refuses: False"]
 
 
 def test_docs_api_md_carries_the_generated_route_table(app) -> None:
