@@ -54,7 +54,9 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             issuer.requests.append(self.path)
-            if self.path == "/.well-known/openid-configuration":
+            # Any prefix: a client configured with a wrong issuer URL gets this issuer's
+            # document (as a proxy might serve it), which names the real issuer.
+            if self.path.endswith("/.well-known/openid-configuration"):
                 body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
             elif self.path == "/jwks":
                 body = issuer.jwks()

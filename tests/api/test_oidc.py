@@ -35,16 +35,8 @@ def issuer() -> Iterator[Issuer]:
 
 
 def _client(warehouse_url: str, issuer: Issuer, **settings) -> TestClient:
-    return TestClient(
-        create_app(
-            load_settings(
-                timbel_database_url=warehouse_url,
-                timbel_oidc_issuer=issuer.url,
-                timbel_oidc_audience=AUDIENCE,
-                **settings,
-            )
-        )
-    )
+    options = {"timbel_oidc_issuer": issuer.url, "timbel_oidc_audience": AUDIENCE} | settings
+    return TestClient(create_app(load_settings(timbel_database_url=warehouse_url, **options)))
 
 
 @pytest.fixture
@@ -198,3 +190,22 @@ def test_a_bad_role_map_is_refused_naming_the_entry():
 
 def test_every_role_is_ranked_for_the_claims_cap():
     assert sorted(ROLE_ORDER) == sorted(USER_ROLES)
+
+
+def test_an_explicit_jwks_url_skips_discovery(engine, warehouse_url, issuer):
+    with _client(warehouse_url, issuer, timbel_oidc_jwks_url=f"{issuer.url}/jwks") as client:
+        assert _me(client, issuer.token()).status_code == 200
+    assert issuer.requests == ["/jwks"]
+
+
+def test_a_discovery_document_of_another_issuer_is_refused(engine, warehouse_url, issuer):
+    # The configured issuer differs from the one the server's discovery document names.
+    with _client(warehouse_url, issuer, timbel_oidc_issuer=issuer.url + "/other") as client:
+        response = _me(client, issuer.token(iss=issuer.url + "/other"))
+    assert response.status_code == 401
+    assert "is the discovery document of another issuer" in response.json()["detail"]
+
+
+def test_an_issuer_without_an_audience_stops_start_up(engine, warehouse_url, issuer):
+    with pytest.raises(ValueError, match="TIMBEL_OIDC_AUDIENCE"):
+        create_app(load_settings(timbel_database_url=warehouse_url, timbel_oidc_issuer=issuer.url))
