@@ -3,6 +3,11 @@ readable diff in review, and every route documented (summary, example, error res
 
 After an intended change, regenerate the snapshot and commit it with the change:
     TIMBEL_UPDATE_OPENAPI_SNAPSHOT=1 .venv/bin/pytest -q tests/api/test_openapi.py
+
+Beside the snapshot, `openapi_v1_released.json` is the contract v1 was released with: it
+only grows (copy the snapshot over it at a release), and the served document must not break
+it (tests/api/openapi_diff.py), however the snapshot was regenerated
+(docs/api-versioning.md).
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ import os
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import validate
+
+from tests.api.openapi_diff import breaking_changes
 
 SNAPSHOT = Path(__file__).with_name("openapi_v1.json")
+RELEASED = Path(__file__).with_name("openapi_v1_released.json")
 UPDATE = "TIMBEL_UPDATE_OPENAPI_SNAPSHOT"
 
 pytestmark = pytest.mark.parametrize("warehouse_backend", ["sqlite"])  # one document
@@ -44,6 +53,19 @@ def test_the_document_matches_the_snapshot(document) -> None:
         )
     )
     assert not diff, f"the OpenAPI document changed; if intended, run {UPDATE}=1 pytest:\n{diff}"
+
+
+def test_the_document_is_valid_openapi_3_1(document) -> None:
+    validate(document)  # raises OpenAPIValidationError naming the bad part
+
+
+def test_the_document_does_not_break_the_released_contract(document) -> None:
+    broken = breaking_changes(json.loads(RELEASED.read_text()), document)
+    assert not broken, (
+        "breaking changes against the released v1 contract (tests/api/openapi_v1_released.json);"
+        " v1 only grows: add a new route or field instead, and deprecate the old one "
+        "(docs/api-versioning.md):\n" + "\n".join(broken)
+    )
 
 
 def test_the_document_names_the_api_and_its_version(document) -> None:

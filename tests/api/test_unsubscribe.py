@@ -118,3 +118,13 @@ def test_without_secret_key_nothing_can_be_checked(engine, warehouse_url, link: 
         response = plain.post(link, data=ONE_CLICK)
     assert response.status_code == 503 and "TIMBEL_SECRET_KEY is not set" in response.text
     assert _subscriptions(engine) == {"alert": True}
+
+
+def test_a_body_of_many_fields_is_refused_not_a_server_error(client) -> None:
+    # Schemathesis found it: parse_qs raised on more fields than a one-click body has.
+    response = client.post(
+        "/unsubscribe?token=x",
+        content="=null&=null&=null&0=null&List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400

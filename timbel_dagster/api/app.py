@@ -7,8 +7,10 @@ from fastapi import FastAPI
 from timbel_dagster.api import errors
 from timbel_dagster.api.deps import RefusalThrottle
 from timbel_dagster.api.public import unsubscribe
+from timbel_dagster.api.ratelimit import RateLimiter
 from timbel_dagster.api.routers import all_routers
 from timbel_dagster.api.web import pages
+from timbel_dagster.identity.oidc import OidcConfig, OidcVerifier
 from timbel_dagster.settings import Settings, load_settings
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
@@ -53,6 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = get_engine(settings.database_url)
     app.state.refusal_throttle = RefusalThrottle()
+    oidc = OidcConfig.from_settings(settings)
+    app.state.oidc = OidcVerifier(oidc) if oidc else None
+    app.state.rate_limiter = RateLimiter(
+        settings.timbel_api_rate_limit, settings.timbel_api_write_rate_limit
+    )
     errors.install(app)
     for router in all_routers():
         app.include_router(router, prefix=PREFIX)

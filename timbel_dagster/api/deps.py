@@ -13,13 +13,16 @@ import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.errors import ApiError
+from timbel_dagster.api.ratelimit import RateLimiter, key_of, too_many
 from timbel_dagster.identity import tokens
 from timbel_dagster.identity.authorize import may
+from timbel_dagster.identity.oidc import OidcRefusedError, OidcVerifier
+from timbel_dagster.identity.policy import rule
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.warehouse.audit.chain import append_event
 
@@ -31,7 +34,7 @@ bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
     description="An API token from `timbel token create --user NAME`: "
-    "`Authorization: Bearer tbl_...`.",
+    "`Authorization: Bearer tbl_...`, or, where OIDC is configured, a JWT of the issuer.",
 )
 
 
@@ -81,6 +84,11 @@ def audit_unauthenticated(request: Request, engine: Engine, key: str, reason: st
 def _unauthenticated(
     request: Request, engine: Engine, key: str, reason: str, detail: str
 ) -> ApiError:
+    # Nobody is known yet: the client's address is the rate limit's key.
+    client = request.client.host if request.client else "unknown"
+    verdict = request.app.state.rate_limiter.hit(f"ip:{client}", write=False)
+    if not verdict.allowed:
+        return too_many(verdict, "read")
     audit_unauthenticated(request, engine, key, reason)
     return ApiError(401, detail, kind="unauthenticated", headers=_CHALLENGE)
 
@@ -99,23 +107,53 @@ def principal(
             "missing",
             "no API token: send `Authorization: Bearer <token>` (`timbel token create`)",
         )
+    secret = credentials.credentials
+    oidc: OidcVerifier | None = request.app.state.oidc
     client = request.client.host if request.client else None
     try:
-        return tokens.verify_token(engine, credentials.credentials, ip=client)
-    except tokens.TokenRefusedError as error:
-        key = tokens.digest(credentials.credentials)
+        if oidc is not None and not secret.startswith(tokens.SECRET_PREFIX):
+            return oidc.principal(engine, secret)
+        return tokens.verify_token(engine, secret, ip=client)
+    except (tokens.TokenRefusedError, OidcRefusedError) as error:
+        key = tokens.digest(secret)
         raise _unauthenticated(request, engine, key, error.reason, str(error)) from None
+
+
+def _limit(request: Request, response: Response, who: Principal, *, write: bool) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    verdict = limiter.hit(key_of(who), write=write)
+    if not verdict.allowed:
+        raise too_many(verdict, "write" if write else "read")
+    response.headers.update(verdict.headers())
+
+
+def signed_in(
+    request: Request,
+    response: Response,
+    who: Annotated[Principal, Depends(principal)],
+) -> Principal:
+    """The principal, counted against their read limit: for routes that need a valid token
+    but no action of the policy table (/me)."""
+    _limit(request, response, who, write=False)
+    return who
 
 
 def require(action: str) -> Callable[..., Principal]:
     """A dependency: the principal, if the policy table lets them take `action` (else 403,
-    audited with the principal and the reason)."""
+    audited with the principal and the reason), within their rate limit (the rule's `write`
+    flag picks the bucket; else 429).
+
+    The dependency carries `policy_action`, so the authorization matrix test and the docs'
+    route table read which action each route names."""
+    write = rule(action).write  # an unknown action fails here, when the route is declared
 
     def dependency(
         request: Request,
+        response: Response,
         engine: Annotated[Engine, Depends(warehouse_engine)],
         who: Annotated[Principal, Depends(principal)],
     ) -> Principal:
+        _limit(request, response, who, write=write)
         decision = may(who, action)
         if not decision.allowed:
             audit_refusal(
@@ -128,4 +166,5 @@ def require(action: str) -> Callable[..., Principal]:
         return who
 
     dependency.__name__ = f"require_{action.replace('.', '_')}"
+    dependency.policy_action = action  # type: ignore[attr-defined]
     return dependency

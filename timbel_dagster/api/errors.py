@@ -76,6 +76,7 @@ _KINDS = {
     404: "not-found",
     405: "method-not-allowed",
     422: "validation",
+    429: "rate-limited",
 }
 _DESCRIPTIONS = {
     400: "The body could not be parsed.",
@@ -83,6 +84,7 @@ _DESCRIPTIONS = {
     403: "The token's user may not take this action.",
     404: "No such resource.",
     422: "A parameter or body field is not valid; `errors[].loc` says which.",
+    429: "Over the token's rate limit; `Retry-After` says when to try again.",
 }
 
 
@@ -100,7 +102,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Every route that needs a token; routes with a body add 400.
-ERRORS_READ = (401, 403, 422)
+ERRORS_READ = (401, 403, 422, 429)
 
 
 def problem_response(

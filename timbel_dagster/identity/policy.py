@@ -108,7 +108,7 @@ def rule(action: str) -> Rule:
         raise KeyError(f"no action {action!r} in the policy table") from None
 
 
-def _roles_text(allowed: Iterable[str]) -> str:
+def roles_text(allowed: Iterable[str]) -> str:
     allowed = set(allowed)
     if allowed >= set(USER_ROLES):
         return "everyone"
@@ -124,7 +124,7 @@ def markdown(policy: Iterable[Rule] = POLICY) -> str:
     for item in policy:
         write = "yes" if item.write else "no"
         lines.append(
-            f"| `{item.action}` | {_roles_text(item.roles)} | {item.scope.value} | {write} "
+            f"| `{item.action}` | {roles_text(item.roles)} | {item.scope.value} | {write} "
             f"| {item.note} |"
         )
     return "\n".join(lines) + "\n"

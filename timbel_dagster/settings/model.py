@@ -209,6 +209,42 @@ class Settings(BaseSettings):
     )
     timbel_notify_max_attempts: int = Field(5, ge=1, le=20)
 
+    # --- The API: OIDC bearer tokens and rate limits (docs/configuration.md) ---------------
+    timbel_oidc_issuer: str | None = Field(
+        None,
+        description="OIDC issuer (`iss`) whose JWTs the API accepts as bearer tokens; unset: "
+        "only `tbl_` API tokens.",
+    )
+    timbel_oidc_audience: str | None = Field(
+        None, description="The `aud` the JWTs must carry (the API's client id at the issuer)."
+    )
+    timbel_oidc_jwks_url: str | None = Field(
+        None,
+        description="The issuer's JWKS (default: `jwks_uri` of "
+        "{issuer}/.well-known/openid-configuration).",
+    )
+    timbel_oidc_user_claim: str = Field(
+        "preferred_username",
+        description="Claim naming the Timbel user when no user has the token's `sub` as "
+        "oidc_subject (e.g. preferred_username or email).",
+    )
+    timbel_oidc_role_claim: str | None = Field(
+        None,
+        description="Claim carrying the role (a string or a list, e.g. timbel_role or groups); "
+        "it may lower the user's role, never raise it. Unset: the users table's role.",
+    )
+    # Comma-separated `claim value=role` pairs (NoDecode: not JSON), e.g. `ops-team=operations`.
+    timbel_oidc_role_map: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Claim values mapped to roles, `group=role,...`; a role name maps to itself.",
+    )
+    timbel_api_rate_limit: str = Field(
+        "120/minute", description="Reads per token (`limits` notation: 120/minute, 10/second)."
+    )
+    timbel_api_write_rate_limit: str = Field(
+        "30/minute", description="Writes per token (the policy table's write actions)."
+    )
+
     # --- Deployments, tenants and the audit log ----------------------------------------
     timbel_approval_chains_file: Path | None = Field(
         None, description="YAML approval chains per environment group (default: built in)."
@@ -232,6 +268,7 @@ class Settings(BaseSettings):
         "timbel_analyze_repositories",
         "timbel_git_repositories",
         "timbel_registry_token_realms",
+        "timbel_oidc_role_map",
         mode="before",
     )(_comma_list)
 
@@ -250,6 +287,18 @@ class Settings(BaseSettings):
     @classmethod
     def _check_token_realms(cls, value: list[str]) -> list[str]:
         parse_realm_rules(value)
+        return value
+
+    @field_validator("timbel_api_rate_limit", "timbel_api_write_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        # lazy: only the API needs `limits`; the settings are read everywhere
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("not a rate limit: give COUNT/PERIOD, e.g. 120/minute") from None
         return value
 
     @field_validator("timbel_risk_reject_from")

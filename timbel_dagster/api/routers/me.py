@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from timbel_dagster.api.deps import principal
+from timbel_dagster.api.deps import signed_in
 from timbel_dagster.api.errors import problems
 from timbel_dagster.api.schemas.identity import Me
 from timbel_dagster.identity.principal import Principal
@@ -18,9 +18,9 @@ router = APIRouter(tags=["identity"])
     "/me",
     summary="The caller: user, role, teams and tenants",
     response_model=Me,
-    responses=problems(401),
+    responses=problems(401, 429),
 )
-def me(who: Annotated[Principal, Depends(principal)]) -> Me:
+def me(who: Annotated[Principal, Depends(signed_in)]) -> Me:
     """Any valid token may ask who it stands for; no action of the policy table is needed."""
     return Me(
         user=who.user, role=who.role, kind=who.kind, teams=list(who.teams),

@@ -1,0 +1,195 @@
+"""OIDC bearer tokens: a JWT from the configured issuer, checked against its JWKS, stands for
+a user of the users table.
+
+The checks: the signature with a key of the issuer's JWKS (found by the token's `kid`),
+an asymmetric algorithm only and the one that key declares (so `none` and HS256 signed with
+the public key, the algorithm-confusion attack, are refused), `iss`, `aud`, `exp` (required),
+`nbf` and `iat`, with 30 s of leeway for clock skew.
+
+Who: the user whose `oidc_subject` is the token's `sub`; else the user named by the user
+claim (`preferred_username` by default). An unknown or disabled user is refused: the
+issuer proves who someone is, the users table says whether they may use Timbel.
+
+The role: the users table's role, unless a role claim is configured; then the claim's role
+is used but never above the table's (a claim can lower a role, e.g. an admin signing in
+through a read-only client, but a forged or misconfigured group cannot make a viewer an
+admin). A configured claim that names no known role refuses the token.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import jwt
+from sqlalchemy import select
+
+from timbel_dagster.identity.principal import Principal, load_principal
+from timbel_dagster.warehouse.people.users import DisabledUserError, UserRefusedError
+from timbel_dagster.warehouse.schema.models import User
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from timbel_dagster.settings.model import Settings
+
+# Lowest first: a claim may choose a role at or below the table's (a test checks that every
+# role of USER_ROLES is here).
+ROLE_ORDER = ("viewer", "developer", "team_lead", "operations", "admin")
+ASYMMETRIC = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+LEEWAY_SECONDS = 30
+HTTP_TIMEOUT_SECONDS = 10.0
+# How long fetched JWKS keys are kept; an unknown kid refetches at most once (PyJWKClient).
+JWKS_CACHE_SECONDS = 300
+
+
+class OidcRefusedError(LookupError):
+    """A JWT that does not let anyone in; `reason` is one word (invalid, unknown_user,
+    user_disabled, no_role)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    issuer: str
+    audience: str
+    jwks_url: str | None
+    user_claim: str
+    role_claim: str | None
+    role_map: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OidcConfig | None:
+        """The configuration, or None when OIDC is off (no issuer).
+
+        Raises:
+            ValueError: an issuer without an audience, or a role map entry naming no role.
+        """
+        if not settings.timbel_oidc_issuer:
+            return None
+        if not settings.timbel_oidc_audience:
+            raise ValueError("TIMBEL_OIDC_AUDIENCE is needed with TIMBEL_OIDC_ISSUER")
+        return cls(
+            issuer=settings.timbel_oidc_issuer.rstrip("/"),
+            audience=settings.timbel_oidc_audience,
+            jwks_url=settings.timbel_oidc_jwks_url,
+            user_claim=settings.timbel_oidc_user_claim,
+            role_claim=settings.timbel_oidc_role_claim,
+            role_map=parse_role_map(settings.timbel_oidc_role_map),
+        )
+
+
+def parse_role_map(entries: list[str]) -> dict[str, str]:
+    """`group=role` entries as a dict. Raises ValueError naming a bad entry."""
+    mapping = {}
+    for entry in entries:
+        value, _, role = entry.rpartition("=")
+        if not value or role.strip() not in ROLE_ORDER:
+            raise ValueError(
+                f"TIMBEL_OIDC_ROLE_MAP: {entry!r} is not `claim value=role` with a role of "
+                f"{', '.join(ROLE_ORDER)}"
+            )
+        mapping[value.strip()] = role.strip()
+    return mapping
+
+
+class OidcVerifier:
+    """Checks JWTs of one issuer; the JWKS (and the discovery document) are fetched on first
+    use and cached, so start-up never waits on the issuer."""
+
+    def __init__(self, config: OidcConfig) -> None:
+        self.config = config
+        self._jwks: jwt.PyJWKClient | None = None
+        self._lock = threading.Lock()
+
+    def _jwks_client(self) -> jwt.PyJWKClient:
+        with self._lock:
+            if self._jwks is None:
+                url = self.config.jwks_url or self._discover_jwks_url()
+                self._jwks = jwt.PyJWKClient(
+                    url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=10
+                )
+            return self._jwks
+
+    def _discover_jwks_url(self) -> str:
+        url = f"{self.config.issuer}/.well-known/openid-configuration"
+        try:
+            response = httpx.get(url, timeout=HTTP_TIMEOUT_SECONDS)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise OidcRefusedError("invalid", f"OIDC discovery at {url} failed: {error}") from None
+        if document.get("issuer", "").rstrip("/") != self.config.issuer:
+            raise OidcRefusedError("invalid", f"{url} is the discovery document of another issuer")
+        return document["jwks_uri"]
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The verified claims of `token`. Raises OidcRefusedError("invalid", why)."""
+        try:
+            key = self._jwks_client().get_signing_key_from_jwt(token)
+            algorithm = key.algorithm_name
+            if algorithm not in ASYMMETRIC:
+                raise OidcRefusedError("invalid", f"the JWKS key uses {algorithm}, not allowed")
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self.config.audience,
+                issuer=self.config.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except (jwt.PyJWTError, jwt.PyJWKClientError) as error:
+            raise OidcRefusedError("invalid", f"the OIDC token was refused: {error}") from None
+
+    def principal(self, engine: Engine, token: str) -> Principal:
+        """The principal `token` stands for (see the module docstring).
+
+        Raises:
+            OidcRefusedError: the token is invalid, its user unknown or disabled, or its role
+                claim names no role.
+        """
+        claims = self.claims(token)
+        with engine.connect() as connection:
+            name = connection.execute(
+                select(User.name).where(User.oidc_subject == str(claims["sub"]))
+            ).scalar_one_or_none() or claims.get(self.config.user_claim)
+            if not isinstance(name, str) or not name:
+                raise OidcRefusedError(
+                    "unknown_user",
+                    f"no user has oidc_subject {claims['sub']!r} and the token has no "
+                    f"{self.config.user_claim} claim",
+                )
+            try:
+                found = load_principal(connection, name, via="oidc")
+            except UserRefusedError as error:
+                reason = "user_disabled" if isinstance(error, DisabledUserError) else "unknown_user"
+                raise OidcRefusedError(reason, f"OIDC user {name!r}: {error}") from None
+        role = self._role(claims, found.role)
+        return Principal(
+            user=found.user, role=role, kind=found.kind, teams=found.teams,
+            tenants=found.tenants, via="oidc",
+        )  # fmt: skip
+
+    def _role(self, claims: dict[str, Any], table_role: str) -> str:
+        if self.config.role_claim is None:
+            return table_role
+        value = claims.get(self.config.role_claim)
+        values = value if isinstance(value, list) else [value]
+        named = [
+            self.config.role_map.get(str(v), str(v)) for v in values if v is not None
+        ]  # fmt: skip
+        known = [r for r in named if r in ROLE_ORDER]
+        if not known:
+            raise OidcRefusedError(
+                "no_role", f"the token's {self.config.role_claim} claim names no Timbel role"
+            )
+        claimed = max(known, key=ROLE_ORDER.index)  # several groups: the highest of them
+        return min(claimed, table_role, key=ROLE_ORDER.index)
