@@ -2,49 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
-from timbel_dagster.cli.images import registry_lookup
 from timbel_dagster.cli.risk import advice_lines
 from timbel_dagster.cli.tables import Column, plural, print_table, when
-from timbel_dagster.deploy.chains import load_chains
-from timbel_dagster.deploy.notices import approval_notifier
-from timbel_dagster.deploy.requests import Requests
-from timbel_dagster.ml.risk.scoring import score_request
-from timbel_dagster.security.policy_file import load_policy
-from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES
-from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
+from timbel_dagster.deploy import lookup
+from timbel_dagster.deploy.service import request_deployment, requests_from_settings
 
 AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
 
 
 def _requests():
-    import datetime as dt
-    import logging
-
-    # lazy: notify.dispatch loads Jinja2; `timbel --help` loads without it
-    from timbel_dagster.notify.dispatch import Dispatcher
-
     settings, engine = writable_engine()
-    # Which channels are off is the operators' business (the sensors log it), not noise on
-    # every command a developer types.
-    quiet = logging.getLogger("timbel_dagster.cli.deploy.channels")
-    quiet.setLevel(logging.ERROR)
-    dispatcher = Dispatcher.from_settings(settings, engine=engine, log=quiet)
-    requests = Requests(
-        engine,
-        load_chains(settings.timbel_approval_chains_file),
-        dt.timedelta(hours=settings.timbel_request_ttl_hours),
-        notify=approval_notifier(dispatcher),
-        # TIMBEL_SECURITY_POLICY_FILE once settings.py has it; the built-in policy until then.
-        policy=load_policy(settings.timbel_security_policy_file),
-        # Images the warehouse does not know are looked up in HARBOR_REGISTRY, if set.
-        lookup=registry_lookup(settings),
-    )
-    return settings, requests
+    return settings, requests_from_settings(settings, engine)
 
 
 def _show(request: dict, as_json: bool) -> None:
@@ -86,23 +57,13 @@ def deploy() -> None:
 def request(service: str, image: str, group: str, reason: str, as_user: str | None, as_json: bool):
     """Ask to roll IMAGE of SERVICE out to an environment group."""
     settings, requests = _requests()
-    made = requests.request(as_user or settings.timbel_user, service, image, group, reason)
-    if made["status"] == "pending":
-        made["risk"] = _assess(requests.engine, settings, made["number"], as_json)
-    with requests.engine.connect() as connection:
-        made["steps"] = requests.steps(connection, made["id"])
+    made = request_deployment(
+        requests, settings, as_user or settings.timbel_user, service, image, group, reason
+    )
+    note = made.pop("risk_note", None)
+    if note:
+        click.echo(f"risk: {note}", err=True)
     _show(made, as_json)
-
-
-def _assess(engine: Any, settings: Any, number: int, as_json: bool) -> dict | None:
-    """The risk advisor's assessment, attached to the new request for its approvers; a
-    request is never refused because there is no model yet or its image is unknown."""
-
-    try:
-        return score_request(engine, settings, str(number))
-    except LookupError as error:  # no model trained yet, or the image's commit is unknown
-        click.echo(f"risk: not assessed ({error})", err=True)
-        return None
 
 
 def _decision(approve: bool):
@@ -168,17 +129,10 @@ def status(request_ref: str, as_json: bool) -> None:
 @friendly_errors
 def list_requests(state: str | None, limit: int, as_json: bool) -> None:
     """The newest requests."""
-    from sqlalchemy import select
-
-    if state and state not in REQUEST_STATUSES:
-        raise ValueError(f"--status {state!r} is not one of {', '.join(REQUEST_STATUSES)}")
     _, requests = _requests()
     requests.expire()
-    query = select(R.__table__).order_by(R.number.desc()).limit(limit)
-    if state:
-        query = query.where(R.status == state)
     with requests.engine.connect() as connection:
-        rows = [dict(r) for r in connection.execute(query).mappings()]
+        rows = lookup.list_requests(connection, state, limit)
     if as_json:
         print_json(rows)
         return

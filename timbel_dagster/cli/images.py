@@ -1,33 +1,18 @@
-"""How commands resolve an image tag the warehouse does not know: the configured registry."""
+"""How commands resolve an image tag the warehouse does not know: the configured registry
+(`registry_lookup`, shared with the API in `deploy.service`)."""
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
+
+from timbel_dagster.deploy.service import registry_lookup
+
+__all__ = ["between_reads", "registry_lookup"]
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from timbel_dagster.security.image_ref import DigestLookup
-    from timbel_dagster.settings import Settings
-
-
-def registry_lookup(settings: Settings) -> DigestLookup | None:
-    """The manifest HEAD of the registry the settings name (HARBOR_REGISTRY, REGISTRY_USERNAME,
-    REGISTRY_PASSWORD) as a `DigestLookup`, or None when none is configured. Each tag is
-    asked once per command (answers are kept)."""
-    # lazy: resources.registry loads Dagster; `timbel --help` loads without it
-    from timbel_dagster.resources.registry import RegistryResource
-
-    if not settings.harbor_registry:
-        return None
-    secret = settings.registry_password
-    registry = RegistryResource(
-        url=str(settings.harbor_registry),
-        username=settings.registry_username,
-        password=secret.get_secret_value() if secret else None,
-    )
-    return functools.cache(registry.find_digest)
 
 
 def between_reads(connection: Connection, lookup: DigestLookup | None) -> DigestLookup | None:
