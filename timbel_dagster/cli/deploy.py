@@ -8,6 +8,7 @@ from timbel_dagster.cli.common import friendly_errors, print_json, writable_engi
 from timbel_dagster.cli.risk import advice_lines
 from timbel_dagster.cli.tables import Column, plural, print_table, when
 from timbel_dagster.deploy import lookup
+from timbel_dagster.deploy.risk_view import advice
 from timbel_dagster.deploy.service import request_deployment, requests_from_settings
 
 AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
@@ -32,10 +33,7 @@ def _show(request: dict, as_json: bool) -> None:
         click.echo(f"  {step['position']}. {step['role']:<11} {step['decision']}{who}")
     risk = request.get("risk")
     if risk:
-        click.echo(
-            f"  risk: {risk['probability']:.1%} chance of failure -> "
-            f"{risk['recommendation'].upper()} (model v{risk['model_version']})"
-        )
+        click.echo(f"  risk: {advice(risk)}")
         click.echo("\n".join(advice_lines(risk, "    ")))
     if request.get("fast_track") and not request.get("post_review_at"):
         click.echo("  post-hoc review: DUE (timbel deploy review ID --note ...)")

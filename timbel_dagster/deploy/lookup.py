@@ -19,6 +19,11 @@ class RequestError(ValueError):
     """A request could not be made or decided; nothing changed (the attempt is audited)."""
 
 
+class NotPermittedError(RequestError):
+    """The actor may not take this decision: their role, their team, or separation of duties
+    (the API answers 403, not 409)."""
+
+
 class ExpiredError(RequestError):
     """The request expired; it is marked expired once the refused change has rolled back."""
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from timbel_dagster.deploy import lookup
 from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.known import KnownChecks
-from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
+from timbel_dagster.deploy.lookup import Actor, ExpiredError, NotPermittedError, RequestError
 from timbel_dagster.deploy.team_check import TEAM_LEAD, check_team
 from timbel_dagster.security.policy import security_gate
 from timbel_dagster.security.policy_file import default_policy
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from timbel_dagster.security.image_ref import DigestLookup
     from timbel_dagster.security.policy_file import Policy
 
-__all__ = ["IMAGE", "ExpiredError", "RequestError", "Requests"]
+__all__ = ["IMAGE", "ExpiredError", "NotPermittedError", "RequestError", "Requests"]
 
 # registry/repository[:tag][@sha256:digest], as `docker pull` accepts them.
 IMAGE = re.compile(
@@ -203,15 +203,15 @@ class Requests(Emergency, KnownChecks):
                 steps = self.steps(connection, request["id"])
                 step = next(s for s in steps if s["decision"] == "pending")
                 if actor.name == request["requested_by"]:
-                    raise RequestError(f"{actor.name} made request #{request['number']} and "
+                    raise NotPermittedError(f"{actor.name} made request #{request['number']} and "
                                        "cannot approve or reject it")  # fmt: skip
                 if any(s["decided_by"] == actor.name for s in steps):
-                    raise RequestError(
+                    raise NotPermittedError(
                         f"{actor.name} already decided a step of request #{request['number']}; "
                         "each step needs a different person"
                     )
                 if actor.role not in (step["role"], "admin"):
-                    raise RequestError(
+                    raise NotPermittedError(
                         f"step {step['position']} of request #{request['number']} needs a "
                         f"{step['role']}; {actor.name} is a {actor.role}"
                     )
