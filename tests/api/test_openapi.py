@@ -78,6 +78,9 @@ def test_every_route_is_under_v1_with_a_summary_an_example_and_its_errors(docume
         "POST /api/v1/deployments/requests/{number}/reject",
         "POST /api/v1/deployments/requests/{number}/fast-track",
         "POST /api/v1/deployments/requests/{number}/review",
+        "POST /api/v1/rollbacks",
+        "POST /api/v1/tenants",
+        "DELETE /api/v1/tenants/{name}",
     } <= set(operations)
     for name, operation in operations.items():
         assert operation["summary"], name
