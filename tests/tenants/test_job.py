@@ -12,7 +12,7 @@ from tests.tenants.conftest import ACTOR
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy.grants import grant_run
 from timbel_dagster.jobs.run_actor import acting_as
-from timbel_dagster.jobs.tenants import provision_tenant
+from timbel_dagster.jobs.tenants import delete_tenant_job, provision_tenant
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.tenants import store
 from timbel_dagster.warehouse.engine import get_engine
@@ -126,3 +126,35 @@ def test_a_launch_from_the_ui_is_refused_whatever_its_tag_claims(
     assert event.details["run"] == result.run_id
     assert event.details["launched_from"] == "dagster-ui"
     assert event.details["unverified_claim"] == "admin"
+
+
+def test_delete_tenant_runs_only_with_a_grant_and_once(
+    engine, warehouse_url: str, kubernetes: KubernetesResource, staging: FakeKubernetes
+) -> None:
+    assert execute(warehouse_url, kubernetes, {}).success
+    delete_config = {"ops": {"remove_tenant": {"config": {"name": "shop"}}}}
+    resources = {"warehouse": WarehouseResource(database_url=warehouse_url),
+                 "kubernetes": kubernetes}  # fmt: skip
+
+    def delete() -> dg.ExecuteInProcessResult:
+        return delete_tenant_job.execute_in_process(
+            run_config=delete_config, resources=resources, raise_on_error=False
+        )
+
+    ungranted = delete()
+    assert not ungranted.success
+    with engine.connect() as connection:
+        assert store.get_tenant(connection, "shop").status == "provisioned"
+    with engine.begin() as connection:
+        grant_run(connection, "delete_tenant", delete_config, ACTOR)
+    assert delete().success
+    assert not delete().success  # the grant is spent
+    with engine.connect() as connection:
+        assert store.get_tenant(connection, "shop").status == "deleted"
+        events = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action)
+            .where(AuditEvent.action.in_(["run.refused", "tenant.delete"]))
+            .order_by(AuditEvent.id)
+        ).all()
+    assert events == [("dagster-ui", "run.refused"), (ACTOR, "tenant.delete"),
+                      ("dagster-ui", "run.refused")]  # fmt: skip
