@@ -156,22 +156,23 @@ def _rollback_job(url: str, resources: dict, request: dict, tags: dict, trigger:
     )
 
 
-def test_the_rollback_jobs_actor_is_the_trigger_only_in_a_sensors_run(
+def test_a_rollback_launched_from_the_ui_without_a_grant_is_refused(
     warehouse_url: str, fakes: dict, tmp_path: Path
 ) -> None:
     """Issue #13, finding 7: `trigger` is run config, which anyone launching from the UI
-    sets; it names the actor only in a sensor's run."""
+    sets. Issue #15: such a launch has no run grant, so it is refused before anything
+    changes, audited as `run.refused` by `dagster-ui` with the claim kept."""
     from timbel_dagster.warehouse.schema.models import AuditEvent
 
     resources, request = _deployed(warehouse_url, fakes, tmp_path)
-    ui = _rollback_job(warehouse_url, resources, request, {}, trigger="soyeon.lee")
-    assert ui.success
+    ui = _rollback_job(warehouse_url, resources, request, {"timbel/actor": "soyeon.lee"},
+                       trigger="soyeon.lee")  # fmt: skip
+    assert not ui.success
     with get_engine(warehouse_url).connect() as connection:
         event = connection.execute(
-            select(AuditEvent.actor, AuditEvent.details)
-            .order_by(AuditEvent.id)
-            .where(AuditEvent.action == "deploy.rollback.dry_run")
+            select(AuditEvent.actor, AuditEvent.details).where(AuditEvent.action == "run.refused")
         ).one()
-        trigger = connection.execute(select(Rollback.trigger)).scalar_one()
-    assert event.actor == trigger == "dagster-ui"
+        assert connection.execute(select(Rollback.id)).first() is None
+    assert event.actor == "dagster-ui" and event.details["run"] == ui.run_id
     assert event.details["unverified_claim"] == "soyeon.lee"
+    assert event.details["reason"].startswith("no run grant for rollback")

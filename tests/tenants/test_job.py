@@ -10,10 +10,12 @@ from sqlalchemy import select
 from tests.fakes.kubernetes_server import FakeKubernetes
 from tests.tenants.conftest import ACTOR
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.deploy.grants import grant_run
 from timbel_dagster.jobs.run_actor import acting_as
-from timbel_dagster.jobs.tenants import provision_tenant
+from timbel_dagster.jobs.tenants import delete_tenant_job, provision_tenant
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.tenants import store
+from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.models import AuditEvent
 
 
@@ -31,8 +33,12 @@ def execute(
     acting: str | None = ACTOR,
     **changes: object,
 ):
-    """Run the job as a caller that checked its user does (`acting_as`), or, with `acting`
-    None, as a launch from the Dagster UI does: its tags are only claims."""
+    """Run the job as the API's grant lets it (a run grant for its exact config, acting as
+    `acting`), or, with `acting` None, as a launch from the Dagster UI with no grant does: its
+    tags are only claims."""
+    if acting:
+        with get_engine(warehouse_url).begin() as connection:
+            grant_run(connection, "provision_tenant", run_config(**changes), acting)
     with acting_as(acting) if acting else nullcontext():
         return provision_tenant.execute_in_process(
             instance=instance,
@@ -66,7 +72,7 @@ def test_the_job_provisions_and_records_the_tenant(
             select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
         ).all()
     assert row is not None and row.created_by == ACTOR
-    assert actions == [(ACTOR, "tenant.create")]
+    assert actions == [(ACTOR, "run.grant"), (ACTOR, "run.claim"), (ACTOR, "tenant.create")]
 
 
 def test_a_refused_run_fails_changes_nothing_and_is_audited(
@@ -90,21 +96,25 @@ def test_a_refused_run_fails_changes_nothing_and_is_audited(
         events = connection.execute(
             select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
         ).all()
-    assert events == [(ACTOR, "tenant.create.refused"), ("dagster", "tenant.create.refused")]
+    assert events == [
+        (ACTOR, "run.grant"), (ACTOR, "run.claim"), (ACTOR, "tenant.create.refused"),
+        ("dagster", "run.grant"), ("dagster", "run.claim"), ("dagster", "tenant.create.refused"),
+    ]  # fmt: skip
 
 
 def test_a_launch_from_the_ui_is_refused_whatever_its_tag_claims(
     engine, warehouse_url: str, kubernetes: KubernetesResource, dev: FakeKubernetes
 ) -> None:
     """Issue #13, finding 7: `timbel/actor=<anyone>` on a UI launch used to provision as
-    that person. Now the run is refused and audited as `dagster-ui`, the tag a claim."""
+    that person. Now a run without a grant is refused and audited as `dagster-ui`, the tag
+    a claim."""
     result = execute(warehouse_url, kubernetes, {"timbel/actor": "admin"}, acting=None)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure.step_failure_data.user_failure_data.description == (
-        "PermissionError: provision_tenant needs a verified acting user: this run was not "
-        "launched by the timbel command and its timbel/actor tag 'admin' is only a claim; "
-        "use `timbel tenant create shop --as USER`"
+        "provision_tenant refused: no run grant for provision_tenant with this exact config: "
+        "launch it through the API or the timbel command, not with a config typed into the "
+        "Launchpad"
     )
     assert [r for r in dev.requests if r[0] != "GET"] == []
     with engine.connect() as connection:
@@ -112,6 +122,39 @@ def test_a_launch_from_the_ui_is_refused_whatever_its_tag_claims(
         [event] = connection.execute(
             select(AuditEvent.actor, AuditEvent.action, AuditEvent.details).order_by(AuditEvent.id)
         ).all()
-    assert event.actor == "dagster-ui" and event.action == "tenant.create.refused"
+    assert event.actor == "dagster-ui" and event.action == "run.refused"
+    assert event.details["run"] == result.run_id
     assert event.details["launched_from"] == "dagster-ui"
     assert event.details["unverified_claim"] == "admin"
+
+
+def test_delete_tenant_runs_only_with_a_grant_and_once(
+    engine, warehouse_url: str, kubernetes: KubernetesResource, staging: FakeKubernetes
+) -> None:
+    assert execute(warehouse_url, kubernetes, {}).success
+    delete_config = {"ops": {"remove_tenant": {"config": {"name": "shop"}}}}
+    resources = {"warehouse": WarehouseResource(database_url=warehouse_url),
+                 "kubernetes": kubernetes}  # fmt: skip
+
+    def delete() -> dg.ExecuteInProcessResult:
+        return delete_tenant_job.execute_in_process(
+            run_config=delete_config, resources=resources, raise_on_error=False
+        )
+
+    ungranted = delete()
+    assert not ungranted.success
+    with engine.connect() as connection:
+        assert store.get_tenant(connection, "shop").status == "provisioned"
+    with engine.begin() as connection:
+        grant_run(connection, "delete_tenant", delete_config, ACTOR)
+    assert delete().success
+    assert not delete().success  # the grant is spent
+    with engine.connect() as connection:
+        assert store.get_tenant(connection, "shop").status == "deleted"
+        events = connection.execute(
+            select(AuditEvent.actor, AuditEvent.action)
+            .where(AuditEvent.action.in_(["run.refused", "tenant.delete"]))
+            .order_by(AuditEvent.id)
+        ).all()
+    assert events == [("dagster-ui", "run.refused"), (ACTOR, "tenant.delete"),
+                      ("dagster-ui", "run.refused")]  # fmt: skip

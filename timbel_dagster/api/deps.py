@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from timbel_dagster.api.errors import ApiError
 from timbel_dagster.api.ratelimit import RateLimiter, key_of, too_many
 from timbel_dagster.identity import tokens
-from timbel_dagster.identity.authorize import may
+from timbel_dagster.identity.authorize import may_role
 from timbel_dagster.identity.oidc import OidcRefusedError, OidcVerifier
 from timbel_dagster.identity.policy import rule
 from timbel_dagster.identity.principal import Principal
@@ -138,6 +138,13 @@ def signed_in(
     return who
 
 
+def forbid(request: Request, engine: Engine, who: Principal, action: str, reason: str) -> ApiError:
+    """A 403 for `who` on `action` whose scope check (team, tenant) a route made, audited as
+    `api.refused` like the outer gate's refusals; the route raises it."""
+    audit_refusal(engine, who.user, request, {"status": 403, "action": action, "reason": reason})
+    return ApiError(403, reason, kind="forbidden")
+
+
 def require(action: str) -> Callable[..., Principal]:
     """A dependency: the principal, if the policy table lets them take `action` (else 403,
     audited with the principal and the reason), within their rate limit (the rule's `write`
@@ -154,7 +161,9 @@ def require(action: str) -> Callable[..., Principal]:
         who: Annotated[Principal, Depends(principal)],
     ) -> Principal:
         _limit(request, response, who, write=write)
-        decision = may(who, action)
+        # The role alone: a team- or tenant-scoped action is checked again by the route once
+        # it has found what is acted on (a TEAM rule without a target would refuse everyone).
+        decision = may_role(who, action)
         if not decision.allowed:
             audit_refusal(
                 engine,

@@ -75,6 +75,7 @@ _KINDS = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    409: "conflict",
     422: "validation",
     429: "rate-limited",
 }
@@ -83,6 +84,7 @@ _DESCRIPTIONS = {
     401: "No token, or a token that is unknown, revoked, expired or of a disabled user.",
     403: "The token's user may not take this action.",
     404: "No such resource.",
+    409: "The resource is not in a state that allows this; the detail says why.",
     422: "A parameter or body field is not valid; `errors[].loc` says which.",
     429: "Over the token's rate limit; `Retry-After` says when to try again.",
 }

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from timbel_dagster.cli.common import friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.risk import advice_lines
 from timbel_dagster.cli.tables import Column, plural, print_table, when
-from timbel_dagster.deploy.configured import configured_requests
-from timbel_dagster.ml.risk.scoring import score_request
-from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES
-from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
+from timbel_dagster.deploy import lookup
+from timbel_dagster.deploy.risk_view import advice
+from timbel_dagster.deploy.service import request_deployment, requests_from_settings
 
 AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
 
 
 def _requests():
-    import logging
-
     settings, engine = writable_engine()
-    # Which channels are off is the operators' business (the sensors log it), not noise on
-    # every command a developer types.
-    quiet = logging.getLogger("timbel_dagster.cli.deploy.channels")
-    quiet.setLevel(logging.ERROR)
-    return settings, configured_requests(settings, engine, log=quiet)
+    return settings, requests_from_settings(settings, engine)
 
 
 def _show(request: dict, as_json: bool) -> None:
@@ -42,10 +33,7 @@ def _show(request: dict, as_json: bool) -> None:
         click.echo(f"  {step['position']}. {step['role']:<11} {step['decision']}{who}")
     risk = request.get("risk")
     if risk:
-        click.echo(
-            f"  risk: {risk['probability']:.1%} chance of failure -> "
-            f"{risk['recommendation'].upper()} (model v{risk['model_version']})"
-        )
+        click.echo(f"  risk: {advice(risk)}")
         click.echo("\n".join(advice_lines(risk, "    ")))
     if request.get("fast_track") and not request.get("post_review_at"):
         click.echo("  post-hoc review: DUE (timbel deploy review ID --note ...)")
@@ -67,23 +55,13 @@ def deploy() -> None:
 def request(service: str, image: str, group: str, reason: str, as_user: str | None, as_json: bool):
     """Ask to roll IMAGE of SERVICE out to an environment group."""
     settings, requests = _requests()
-    made = requests.request(as_user or settings.timbel_user, service, image, group, reason)
-    if made["status"] == "pending":
-        made["risk"] = _assess(requests.engine, settings, made["number"], as_json)
-    with requests.engine.connect() as connection:
-        made["steps"] = requests.steps(connection, made["id"])
+    made = request_deployment(
+        requests, settings, as_user or settings.timbel_user, service, image, group, reason
+    )
+    note = made.pop("risk_note", None)
+    if note:
+        click.echo(f"risk: {note}", err=True)
     _show(made, as_json)
-
-
-def _assess(engine: Any, settings: Any, number: int, as_json: bool) -> dict | None:
-    """The risk advisor's assessment, attached to the new request for its approvers; a
-    request is never refused because there is no model yet or its image is unknown."""
-
-    try:
-        return score_request(engine, settings, str(number))
-    except LookupError as error:  # no model trained yet, or the image's commit is unknown
-        click.echo(f"risk: not assessed ({error})", err=True)
-        return None
 
 
 def _decision(approve: bool):
@@ -149,17 +127,10 @@ def status(request_ref: str, as_json: bool) -> None:
 @friendly_errors
 def list_requests(state: str | None, limit: int, as_json: bool) -> None:
     """The newest requests."""
-    from sqlalchemy import select
-
-    if state and state not in REQUEST_STATUSES:
-        raise ValueError(f"--status {state!r} is not one of {', '.join(REQUEST_STATUSES)}")
     _, requests = _requests()
     requests.expire()
-    query = select(R.__table__).order_by(R.number.desc()).limit(limit)
-    if state:
-        query = query.where(R.status == state)
     with requests.engine.connect() as connection:
-        rows = [dict(r) for r in connection.execute(query).mappings()]
+        rows = lookup.list_requests(connection, state, limit)
     if as_json:
         print_json(rows)
         return

@@ -1,18 +1,18 @@
-"""How commands resolve an image tag the warehouse does not know: the configured registry."""
+"""How commands resolve an image tag the warehouse does not know: the configured registry
+(`registry_lookup`, shared with the API in `deploy.service`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from timbel_dagster.deploy.configured import registry_lookup
+from timbel_dagster.deploy.service import registry_lookup
+
+__all__ = ["between_reads", "registry_lookup"]
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from timbel_dagster.security.image_ref import DigestLookup
-
-# registry_lookup is re-exported: the commands that resolve tags import it from here.
-__all__ = ["between_reads", "registry_lookup"]
 
 
 def between_reads(connection: Connection, lookup: DigestLookup | None) -> DigestLookup | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from timbel_dagster.deploy.lookup import RequestError
+from timbel_dagster.deploy.lookup import NotPermittedError, RequestError
 from timbel_dagster.deploy.team_check import check_team
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
@@ -31,7 +31,7 @@ class Emergency:
                 actor = self.actor(connection, actor_name)
                 request = self._open(connection, ref, now)
                 if actor.role not in ("team_lead", "operations", "admin"):
-                    raise RequestError(
+                    raise NotPermittedError(
                         f"a fast-track needs a team_lead, operations or admin; {actor.name} is a "
                         f"{actor.role}"
                     )
@@ -88,7 +88,7 @@ class Emergency:
                     "operations",
                     "admin",
                 ):
-                    raise RequestError(
+                    raise NotPermittedError(
                         "the review must be by a team_lead, operations or admin other than the "
                         "requester"
                     )

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.warehouse.people.users import UserRefusedError, require_user
-from timbel_dagster.warehouse.schema.deploy import ApprovalStep
+from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES, ApprovalStep
 from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
+from timbel_dagster.warehouse.schema.identity import ServiceOwner
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 
 class RequestError(ValueError):
     """A request could not be made or decided; nothing changed (the attempt is audited)."""
+
+
+class NotPermittedError(RequestError):
+    """The actor may not take this decision: their role, their team, or separation of duties
+    (the API answers 403, not 409)."""
 
 
 class ExpiredError(RequestError):
@@ -70,3 +76,46 @@ def steps(connection: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]
     table = ApprovalStep.__table__
     query = select(table).where(table.c.request_id == request_id).order_by(table.c.position)
     return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def list_requests(
+    connection: Connection,
+    state: str | None = None,
+    limit: int = 20,
+    *,
+    before: int | None = None,
+    tenants: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """The newest requests first (by number), at most `limit`.
+
+    Args:
+        state: only requests in this status.
+        before: only requests numbered below it (the position after a page's last row).
+        tenants: only requests for services of these tenants, and of services with no
+            tenant; None: every request.
+
+    Raises:
+        RequestError: `state` is not a request status.
+    """
+    from sqlalchemy import or_, select
+
+    if state and state not in REQUEST_STATUSES:
+        raise RequestError(f"--status {state!r} is not one of {', '.join(REQUEST_STATUSES)}")
+    query = select(R.__table__).order_by(R.number.desc()).limit(limit)
+    if state:
+        query = query.where(R.status == state)
+    if before is not None:
+        query = query.where(R.number < before)
+    if tenants is not None:
+        query = query.outerjoin(ServiceOwner, ServiceOwner.service == R.service).where(
+            or_(ServiceOwner.tenant.is_(None), ServiceOwner.tenant.in_(tenants))
+        )
+    return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def tenant_of(connection: Connection, service: str) -> str | None:
+    """The tenant `service` runs in (`service_owners.tenant`), or None."""
+    from sqlalchemy import select
+
+    query = select(ServiceOwner.tenant).where(ServiceOwner.service == service)
+    return connection.execute(query).scalar_one_or_none()

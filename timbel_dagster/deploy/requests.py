@@ -21,7 +21,7 @@ from timbel_dagster.deploy import lookup
 from timbel_dagster.deploy.deciders import current_step, refusal
 from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.known import KnownChecks
-from timbel_dagster.deploy.lookup import Actor, ExpiredError, RequestError
+from timbel_dagster.deploy.lookup import Actor, ExpiredError, NotPermittedError, RequestError
 from timbel_dagster.security.policy import security_gate
 from timbel_dagster.security.policy_file import default_policy
 from timbel_dagster.warehouse.audit.chain import append_event
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from timbel_dagster.security.policy import GateResult
     from timbel_dagster.security.policy_file import Policy
 
-__all__ = ["IMAGE", "ExpiredError", "RequestError", "Requests"]
+__all__ = ["IMAGE", "ExpiredError", "NotPermittedError", "RequestError", "Requests"]
 
 # registry/repository[:tag][@sha256:digest], as `docker pull` accepts them.
 IMAGE = re.compile(
@@ -215,7 +215,7 @@ class Requests(Emergency, KnownChecks):
                 steps = self.steps(connection, request["id"])
                 refused = refusal(connection, actor, request, steps)
                 if refused:
-                    raise RequestError(refused)
+                    raise NotPermittedError(refused)
                 step = current_step(steps)
                 if approve and step["position"] == len(steps):  # the approving decision
                     self._security_check(connection, request, f"request #{request['number']}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.deploy.lookup import Actor, RequestError
+from timbel_dagster.deploy.lookup import Actor, NotPermittedError
 from timbel_dagster.warehouse.people import membership
 
 if TYPE_CHECKING:
@@ -22,21 +22,21 @@ def check_team(connection: Connection, actor: Actor, request: dict[str, Any], wh
         what: what needs the team lead, for the message ("step 1 of request #4").
 
     Raises:
-        RequestError: no team owns the service, or the actor is not in the owning team.
+        NotPermittedError: no team owns the service, or the actor is not in the owning team.
     """
     if actor.role != TEAM_LEAD:
         return
     service = request["service"]
     owner = membership.owner_team(connection, service)
     if owner is None:
-        raise RequestError(
+        raise NotPermittedError(
             f"{what} needs a team lead of the team that owns {service}, and no team owns it: "
             f"an admin can set it with `timbel team own {service} --team TEAM`"
         )
     teams = membership.teams_of(connection, actor.name)
     if owner not in teams:
         where = f"is in {', '.join(teams)}" if teams else "is in no team"
-        raise RequestError(
+        raise NotPermittedError(
             f"{what} needs a team lead of team {owner}, which owns {service}; {actor.name} "
             f"{where} (`timbel team member {owner} {actor.name}` adds them)"
         )

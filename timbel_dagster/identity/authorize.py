@@ -68,6 +68,17 @@ def may(principal: Principal, action: str, target: Target | None = None) -> Deci
     return Decision(False, f"{action} needs a member of team {target.team}; {who} is in {teams}")
 
 
+def may_role(principal: Principal, action: str) -> Decision:
+    """Whether `principal`'s role may take `action` at all, before the thing acted on is
+    known (the API's outer gate); the scope (team, tenant, owner) is checked with `may` once
+    the route has found the thing."""
+    item = rule(action)
+    who = f"{principal.user} ({principal.role})"
+    if principal.role == ADMIN or principal.role in item.roles:
+        return Decision(True, f"{action} is open to {principal.role}")
+    return Decision(False, f"{action} needs {_roles(item.roles)}; {who} is not one")
+
+
 def require(principal: Principal, action: str, target: Target | None = None) -> None:
     """Raise NotAllowedError with the reason unless `may` allows it."""
     decision = may(principal, action, target)

@@ -12,7 +12,7 @@ from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.jobs.history import build_ci_history_job
 from timbel_dagster.jobs.rollback import rollback
 from timbel_dagster.jobs.security import scan_images
-from timbel_dagster.jobs.tenants import provision_tenant
+from timbel_dagster.jobs.tenants import delete_tenant_job, provision_tenant
 from timbel_dagster.partitions import DEFAULT_HISTORY_START
 
 delivery_ingestion_job = dg.define_asset_job(
@@ -125,6 +125,7 @@ def defs(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
             deploy,
             rollback,
             provision_tenant,
+            delete_tenant_job,
             scan_images,
         ]
     )

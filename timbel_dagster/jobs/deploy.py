@@ -17,6 +17,7 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy import rollout
 from timbel_dagster.deploy.finish import announce, settle
 from timbel_dagster.deploy.rollout import STRATEGIES
+from timbel_dagster.jobs.guard import refuse
 from timbel_dagster.jobs.run_actor import UI_ACTOR, RunActor, note_unverified, run_actor
 from timbel_dagster.resources.errors import SourceError
 from timbel_dagster.resources.kubernetes import KubernetesResource
@@ -24,7 +25,10 @@ from timbel_dagster.warehouse.audit.chain import append_event
 
 
 class DeployConfig(dg.Config):
-    request: int  # the request's number
+    request: int  # the request's number; it must be approved
+    # When given, they must be the request's: a config cannot borrow another's approval.
+    service: str | None = None
+    image: str | None = None
     strategy: str = "rollback_failed"  # rollback_all | rollback_failed | halt
     container: str | None = None  # default: the container named like the service
     timeout_seconds: float = 600.0
@@ -36,6 +40,32 @@ class DeployConfig(dg.Config):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _refusal(connection, config: DeployConfig) -> str | None:
+    """Why this run may not roll out (None: it may): the config must name an approved
+    request, and its service and image when it names them. The approval is the run's leave;
+    rolling out moves the request on, so the same request never rolls out twice."""
+    # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy.lookup import RequestError, find
+
+    try:
+        request = find(connection, str(config.request))
+    except RequestError as error:
+        return str(error)
+    if request["status"] != "approved":
+        return (
+            f"request #{request['number']} is {request['status']}: only an approved request is "
+            "rolled out"
+        )
+    for field in ("service", "image"):
+        named = getattr(config, field)
+        if named is not None and named != request[field]:
+            return (
+                f"the config names {field} {named!r}, but request #{request['number']} was "
+                f"approved for {request[field]!r}"
+            )
+    return None
 
 
 def _who(actor: str) -> str | None:
@@ -68,13 +98,14 @@ def plan_rollout(
         raise ValueError(
             f"strategy must be one of {', '.join(STRATEGIES)}, not {config.strategy!r}"
         )
+    with warehouse.engine().connect() as connection:
+        refusal = _refusal(connection, config)
+    if refusal:
+        raise refuse(context, warehouse, "deploy", refusal)
     with warehouse.begin() as connection:
         request = find(connection, str(config.request))
-        if request["status"] != "approved":
-            raise ValueError(
-                f"request #{request['number']} is {request['status']}: only an approved "
-                "request is rolled out"
-            )
+        if request["status"] != "approved":  # a run that raced this one took it first
+            raise ValueError(f"request #{request['number']} is {request['status']} already")
         clusters = [
             c.name for c in kubernetes.clusters() if c.group == request["environment_group"]
         ]

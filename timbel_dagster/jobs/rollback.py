@@ -7,13 +7,7 @@ import dagster as dg
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy.rollback import roll_back
-from timbel_dagster.jobs.run_actor import (
-    SYSTEM_ACTOR,
-    UI_ACTOR,
-    RunActor,
-    note_unverified,
-    run_actor,
-)
+from timbel_dagster.jobs.guard import claim_grant, refuse
 from timbel_dagster.resources.kubernetes import KubernetesResource
 
 
@@ -21,9 +15,7 @@ class RollbackConfig(dg.Config):
     request: int  # the deployment request whose image is rolled back
     cluster: str
     reason: str
-    # Who or what asked; the audit log's actor. Taken as given only from a sensor's run (the
-    # health sensor's name); a run launched from the UI acts as `dagster-ui`, and a trigger
-    # other than `manual` is kept as its unverified claim.
+    # Who or what asked, for the record only: the run acts as the actor of its run grant.
     trigger: str = "manual"
     dry_run: bool = False
     timeout_seconds: float = 600.0
@@ -43,24 +35,18 @@ def roll_back_deployment(
     from timbel_dagster.notify.messages import Message
 
     if not config.reason.strip():
-        raise ValueError("a rollback needs a reason")
-    launched = run_actor(context.run.tags)
-    if launched.name == SYSTEM_ACTOR:
-        trigger = config.trigger  # a sensor's run: the sensor names itself
-    elif launched.verified:
-        trigger = launched.name
-    else:
-        claim = config.trigger if config.trigger != "manual" else launched.claim
-        launched = RunActor(UI_ACTOR, verified=False, claim=claim and claim[:256])
-        trigger = UI_ACTOR
-    note_unverified(context.log, launched)
+        raise refuse(context, warehouse, "rollback", "a rollback needs a reason")
+    # Only with a run grant for this exact config, acting as whoever was granted it (an
+    # operator through the API or the timbel command, or the health sensor).
+    launched, grant = claim_grant(context, warehouse, "rollback")
+    trigger = launched.name
     engine = warehouse.engine()
     with engine.connect() as connection:
         request = find(connection, str(config.request))
     row = roll_back(
         engine, kubernetes, request, config.cluster, trigger, config.reason,
         config.dry_run, config.timeout_seconds, config.poll_seconds, context.log.info,
-        audit_details=launched.details,
+        audit_details={"grant": str(grant["id"]), "run": context.run_id},
     )  # fmt: skip
     if row is None:
         return {"status": "already rolled back"}

@@ -12,8 +12,9 @@ by a run worker the daemon or webserver starts) cannot set, whatever tags or con
 - a sensor's, schedule's or backfill's run without that tag: `dagster` (automation);
 - any other run: `dagster-ui`.
 
-Actions that need an approved person refuse an unverified run (`provision_tenant`); the
-others record it as `dagster-ui`.
+The jobs that change clusters need more than an actor: `jobs/guard.py` lets `rollback`,
+`provision_tenant` and `delete_tenant` run only by claiming a run grant, and then they act
+as the grant's actor; the other jobs record an unverified run as `dagster-ui`.
 """
 
 from __future__ import annotations

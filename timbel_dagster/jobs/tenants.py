@@ -1,17 +1,18 @@
 """Op job `provision_tenant`: a team's namespace with quota, limits, network policy and
 access on each cluster named, checked in full before anything is applied.
 
-Run in process by a caller that checked its acting user (`jobs.run_actor.acting_as`); a
-launch from the Dagster UI is refused, and audited, since its `timbel/actor` tag is only a
-claim (`timbel tenant create --as USER` calls the same function directly). The acting user
-must be a user of the warehouse. Quantities are strings: `cpu: "8"`, `memory: "16Gi"`.
+A run goes ahead only by claiming a run grant for its exact config (`jobs.guard`: `POST
+/api/v1/tenants` writes one, `run_grant_sensor` launches it) and acts as the grant's actor; a
+launch from the Dagster UI with a config nobody granted is refused and audited (`timbel
+tenant create --as USER` calls the same function directly). The acting user must be a user
+of the warehouse. Quantities are strings: `cpu: "8"`, `memory: "16Gi"`.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's annotations.
 import dagster as dg
 
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.jobs.run_actor import run_actor
+from timbel_dagster.jobs.guard import claim_grant
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.tenants.manifests import (
     DEFAULT_INGRESS_NAMESPACE,
@@ -41,22 +42,10 @@ def provision(
     kubernetes: KubernetesResource,
 ) -> dict:
     # lazy: tenants loads SQLAlchemy; the code location loads without it
-    from timbel_dagster.tenants import store
     from timbel_dagster.tenants.provision import REFUSALS, TenantRequest, provision_tenant
 
-    actor = run_actor(context.run.tags)
-    if not actor.verified:
-        claim = f"its timbel/actor tag {actor.claim!r} is only a claim" if actor.claim else ""
-        error = PermissionError(
-            "provision_tenant needs a verified acting user: this run was not launched by the "
-            f"timbel command{' and ' + claim if claim else ''}; use `timbel tenant create "
-            f"{config.name} --as USER`"
-        )
-        store.record_attempt(
-            warehouse.engine(), "tenant.create.refused", config.name, actor.name, error,
-            actor.details,
-        )  # fmt: skip
-        raise dg.Failure(description=f"{type(error).__name__}: {error}")
+    # Only with a run grant for this exact config, acting as whoever was granted it.
+    actor, _ = claim_grant(context, warehouse, "provision_tenant")
 
     request = TenantRequest(
         name=config.name,
@@ -103,3 +92,39 @@ def provision(
 )
 def provision_tenant():
     provision()
+
+
+class DeleteTenantConfig(dg.Config):
+    name: str  # the tenant, as provisioned
+
+
+@dg.op(description="Delete the tenant's namespace on each of its clusters and mark it deleted.")
+def remove_tenant(
+    context: dg.OpExecutionContext,
+    config: DeleteTenantConfig,
+    warehouse: WarehouseResource,
+    kubernetes: KubernetesResource,
+) -> dict:
+    # lazy: tenants loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.tenants.provision import REFUSALS, delete_tenant
+
+    # Only with a run grant for this exact config (`DELETE /api/v1/tenants/{name}`).
+    actor, _ = claim_grant(context, warehouse, "delete_tenant")
+    try:
+        result = delete_tenant(
+            warehouse.engine(), kubernetes, config.name, actor.name, log=context.log.info
+        )
+    except REFUSALS as error:
+        raise dg.Failure(description=f"{type(error).__name__}: {error}") from error
+    context.add_output_metadata({"tenant": config.name})
+    return result
+
+
+@dg.job(
+    name="delete_tenant",
+    executor_def=dg.in_process_executor,
+    description="Delete a tenant: its namespace, and everything in it, on each of its clusters "
+    "(only with a run grant from `DELETE /api/v1/tenants/{name}`).",
+)
+def delete_tenant_job():
+    remove_tenant()

@@ -8,6 +8,7 @@ from timbel_dagster.assets.audit.report import audit_report_schedule
 from timbel_dagster.jobs.definitions import delivery_ingestion_job
 from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_sensor
 from timbel_dagster.sensors.clusters import cluster_discovery_sensor, cluster_metrics_schedule
+from timbel_dagster.sensors.grants import run_grant_sensor
 from timbel_dagster.sensors.health import deployment_health_sensor
 from timbel_dagster.sensors.ml import ml_retrain_schedule, risk_drift_sensor
 from timbel_dagster.sensors.notifications import (
@@ -54,5 +55,6 @@ def defs() -> dg.Definitions:
             deployment_health_sensor,
             risk_drift_sensor,
             registry_image_sensor,
+            run_grant_sensor,
         ],
     )

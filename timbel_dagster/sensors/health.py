@@ -1,5 +1,6 @@
-"""`deployment_health_sensor`: watch fresh deployments and launch `rollback` when a breach
-lasts `threshold` checks in a row (so at least threshold x interval)."""
+"""`deployment_health_sensor`: watch fresh deployments and grant a `rollback` run when a
+breach lasts `threshold` checks in a row (so at least threshold x interval); the grant is
+the rollback's leave to run, and `run_grant_sensor` launches it (`deploy.grants`)."""
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import datetime as dt
@@ -13,6 +14,8 @@ from timbel_dagster.jobs.rollback import rollback
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.resources.prometheus import PrometheusClient
 from timbel_dagster.settings import get_settings
+
+SENSOR = "deployment_health_sensor"
 
 
 def watched(connection, policies: dict, now: dt.datetime) -> list[dict]:
@@ -78,7 +81,7 @@ def check_all(targets, policies, kubernetes, prometheus, counts, now, log, check
                                     "request": target["number"],
                                     "cluster": cluster,
                                     "reason": "; ".join(found),
-                                    "trigger": "deployment_health_sensor",
+                                    "trigger": SENSOR,
                                     "dry_run": policy.dry_run,
                                 }
                             }
@@ -90,14 +93,32 @@ def check_all(targets, policies, kubernetes, prometheus, counts, now, log, check
     return requests
 
 
+def grant_rollbacks(engine, requests: list) -> int:
+    """A run grant (acting as this sensor) for each planned rollback; the grant id derives
+    from the run key, so a breach that lasts grants once. How many grants are new."""
+    # lazy: deploy.grants loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy.grants import grant_id_for, grant_run
+
+    new = 0
+    with engine.begin() as connection:
+        for planned in requests:
+            config = planned.run_config["ops"]["roll_back_deployment"]["config"]
+            _, made = grant_run(
+                connection, "rollback", planned.run_config, SENSOR,
+                request_number=config["request"], grant_id=grant_id_for(planned.run_key),
+            )  # fmt: skip
+            new += made
+    return new
+
+
 @dg.sensor(
-    name="deployment_health_sensor",
+    name=SENSOR,
     job=rollback,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Check services deployed within their watch window (rollout, crash loops, "
-    "error rate and latency PromQL from TIMBEL_HEALTH_FILE) and launch `rollback` when a "
-    "breach lasts `threshold` checks in a row.",
+    "error rate and latency PromQL from TIMBEL_HEALTH_FILE) and grant a `rollback` run "
+    "(run_grant_sensor launches it) when a breach lasts `threshold` checks in a row.",
 )
 def deployment_health_sensor(
     context: dg.SensorEvaluationContext,
@@ -135,4 +156,7 @@ def deployment_health_sensor(
     )
     if not requests:
         return dg.SkipReason(f"{len(targets)} deployments checked, none to roll back")
-    return requests
+    granted = grant_rollbacks(warehouse.engine(), requests)
+    return dg.SkipReason(
+        f"{len(requests)} rollbacks due, {granted} newly granted: run_grant_sensor launches them"
+    )

@@ -10,7 +10,6 @@ table (`deploy.approve` / `deploy.reject`) and the CSRF token; those refusals ar
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,10 +22,10 @@ from sqlalchemy.engine import Engine
 from timbel_dagster.api.deps import audit_refusal, audit_unauthenticated, warehouse_engine
 from timbel_dagster.api.web import session as sessions
 from timbel_dagster.api.web.views import gate_view, risk_view, steps_view
-from timbel_dagster.deploy.configured import configured_requests
 from timbel_dagster.deploy.deciders import decidable
 from timbel_dagster.deploy.lookup import RequestError
 from timbel_dagster.deploy.requests import Requests
+from timbel_dagster.deploy.service import requests_from_settings
 from timbel_dagster.identity import tokens
 from timbel_dagster.identity.authorize import Target, may
 from timbel_dagster.identity.principal import Principal
@@ -38,10 +37,6 @@ templates = Jinja2Templates(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True
     )
 )
-# Which notification channels are off is the operators' business (the sensors log it), not
-# a warning on every page view; as `timbel deploy` does.
-log = logging.getLogger("timbel_dagster.api.web.channels")
-log.setLevel(logging.ERROR)
 EngineDep = Annotated[Engine, Depends(warehouse_engine)]
 # The page runs no script and loads nothing from elsewhere; it is never framed or cached.
 HEADERS = {
@@ -129,7 +124,7 @@ def approvals(request: Request, engine: EngineDep, decided: str | None = None) -
         return _to("/login")
     who, session = found
     settings = request.app.state.settings
-    requests = configured_requests(settings, engine, log=log)
+    requests = requests_from_settings(settings, engine)
     requests.expire()
     with engine.connect() as connection:
         waiting = decidable(connection, who.user, requests.clock())
@@ -200,7 +195,7 @@ def decide(
     if decision not in ("approve", "reject"):
         return _not_done(request, who, 422, f"decision: {decision!r} is neither approve nor reject")
     action = f"deploy.{decision}"
-    requests = configured_requests(request.app.state.settings, engine, log=log)
+    requests = requests_from_settings(request.app.state.settings, engine)
     try:
         with engine.connect() as connection:
             service = requests.find(connection, str(number))["service"]

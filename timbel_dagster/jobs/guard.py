@@ -1,0 +1,38 @@
+"""The guard of the jobs that change clusters (`rollback`, `provision_tenant`,
+`delete_tenant`): a run goes ahead only by claiming a run grant for its job and exact config
+(`deploy.grants`), and then acts as the grant's actor. Anything else, such as a config typed
+into the Launchpad, fails before it changes anything, and is audited as `run.refused`."""
+
+# No `from __future__ import annotations`: kept like the job modules that import it.
+import dagster as dg
+
+from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.jobs.run_actor import RunActor, run_actor
+
+
+def refuse(context: dg.OpExecutionContext, warehouse: WarehouseResource, job: str, reason: str):
+    """Audit the refusal of this run (`run.refused`: run id, reason, where it came from) and
+    return the dg.Failure to raise."""
+    # lazy: deploy.grants loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy.grants import refuse_run
+
+    launched = run_actor(context.run.tags)
+    refuse_run(warehouse.engine(), job, context.run_id, reason, launched.name, launched.details)
+    context.log.error(f"{job} refused: {reason}")
+    return dg.Failure(description=f"{job} refused: {reason}")
+
+
+def claim_grant(context: dg.OpExecutionContext, warehouse: WarehouseResource, job: str):
+    """The actor of the grant this run claims (once), as a verified RunActor, and the grant.
+
+    Raises:
+        dg.Failure: no grant for this job and config, or it expired or was used (audited).
+    """
+    from timbel_dagster.deploy.grants import GrantRefusedError, claim
+
+    try:
+        grant = claim(warehouse.engine(), job, dict(context.run.run_config), context.run_id)
+    except GrantRefusedError as error:
+        raise refuse(context, warehouse, job, str(error)) from None
+    context.log.info(f"run grant {grant['id']} of {grant['actor']} claimed")
+    return RunActor(grant["actor"], verified=True), grant
