@@ -1,7 +1,9 @@
 """Every route of /api/v1 x every role x tenant membership: 403 exactly when the policy table
-refuses the route's action, 401 without a token. Generic: a route added later is covered
-without touching this file, and a route that names no policy action fails here unless it is
-on the allow-list below. Also: docs/api.md's route table is the one the routes generate."""
+refuses the route's action for the caller's role, 401 without a token. (Team and tenant
+scopes are checked once a route has found what is acted on: its own tests cover them.)
+Generic: a route added later is covered without touching this file, and a route that names
+no policy action fails here unless it is on the allow-list below. Also: docs/api.md's route
+table is the one the routes generate."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from timbel_dagster.api import routetable
 from timbel_dagster.api.app import create_app
 from timbel_dagster.api.deps import require
 from timbel_dagster.api.errors import ApiError
-from timbel_dagster.identity.authorize import may
+from timbel_dagster.identity.authorize import may_role
 from timbel_dagster.identity.principal import Principal, load_principal
 from timbel_dagster.settings import load_settings
 from timbel_dagster.warehouse.people.membership import set_tenant_members
@@ -126,7 +128,7 @@ def _mismatches(app, client, engine) -> tuple[list[str], int]:
         if action is None or action == routetable.ANY_TOKEN:
             continue
         for name in names:
-            refused = not may(principals[name], action).allowed
+            refused = not may_role(principals[name], action).allowed
             # Anything the route answers is fine but a 403 that the policy did not decide
             # (or its absence where it did); the body is empty, so writes change nothing.
             status = client.request(method, _url(route), headers=headers[name]).status_code

@@ -46,7 +46,8 @@ def read_number_cursor(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         number = json.loads(base64.urlsafe_b64decode(padded.encode()))["n"]
-        if not isinstance(number, int) or isinstance(number, bool):
+        # A number the INTEGER column cannot hold would be a database error, not a 422.
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 2**31:
             raise TypeError(number)
         return number
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):

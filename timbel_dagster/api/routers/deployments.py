@@ -36,7 +36,10 @@ from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES
 
 MAX_LIMIT = 200
 State = Literal[REQUEST_STATUSES]  # type: ignore[valid-type]
-Number = Annotated[int, Path(ge=1, description="The request's number (#42 is 42).")]
+# Request numbers are the warehouse's INTEGER column: a larger one is no request, and must
+# be a 422, not a database error (found by the contract test).
+MAX_NUMBER = 2**31 - 1
+Number = Annotated[int, Path(ge=1, le=MAX_NUMBER, description="The request's number (#42 is 42).")]
 # Said when an approval comes without one: the domain records a reason with every step.
 NO_REASON = "approved through the API without a comment"
 ERRORS_WRITE = (400, 401, 403, 404, 409, 422)
