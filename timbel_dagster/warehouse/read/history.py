@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.read.queries import get_execution
 from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
@@ -68,3 +69,21 @@ def add_stage_offsets(execution: dict[str, Any]) -> None:
         began = stage.get("started_at")
         offset = (began - start).total_seconds() if began and start else None
         stage["offset_seconds"] = round(offset, 1) if offset is not None else None
+
+
+def execution_detail(connection: Connection, ident: str) -> dict[str, Any] | None:
+    """What `timbel executions show` prints and `GET /executions/{id}` returns: the
+    execution (full id or an unambiguous prefix) with its stages and their offsets, and the
+    duration percentiles of its pipeline (`pipeline_percentiles`, None before any finished
+    run). None when there is no such execution.
+
+    Raises:
+        LookupError: the prefix is too short or matches more than one execution.
+    """
+    execution = get_execution(connection, ident)
+    if execution is None:
+        return None
+    add_stage_offsets(execution)
+    [typical] = duration_percentiles(connection, [execution["pipeline"]]) or [None]
+    execution["pipeline_percentiles"] = typical
+    return execution

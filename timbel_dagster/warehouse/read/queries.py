@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.records.delivery import StoredStage
 from timbel_dagster.records.marks import StoredMark
+from timbel_dagster.warehouse.read.scope import service_tenant, service_visible
 from timbel_dagster.warehouse.schema.ingestion import IngestionReject
 from timbel_dagster.warehouse.schema.models import (
     EXECUTION_STATUSES,
@@ -50,6 +51,9 @@ class ExecutionFilter:
     # page costs the same however deep it is (the (started_at, id) index of migration 0019).
     # started_at None means the previous page ended among executions with no start time.
     after: tuple[dt.datetime | None, uuid.UUID] | None = None
+    # Tenant scope: None for every tenant, else only executions of pipelines whose service
+    # is in one of these tenants or in none (`warehouse.read.scope`).
+    tenants: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.status and self.status not in EXECUTION_STATUSES:
@@ -90,6 +94,8 @@ def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict
         query = query.where(or_(in_log, PipelineExecution.error_message.ilike(pattern)))
     if where.after:
         query = query.where(_after(*where.after))
+    if where.tenants is not None:
+        query = query.where(service_visible(Pipeline.service, where.tenants))
     started, ident = PipelineExecution.started_at, PipelineExecution.id
     query = query.order_by(started.desc().nulls_first(), ident.desc()).limit(where.limit)
     return [_plain(row) for row in connection.execute(query)]
@@ -120,6 +126,8 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
         PipelineExecution.queue_seconds,
         PipelineExecution.artifacts,
         PipelineExecution.logs,
+        Pipeline.service,
+        service_tenant(Pipeline.service).label("tenant"),
     ).join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
     try:
         rows = connection.execute(query.where(PipelineExecution.id == uuid.UUID(ident))).all()
@@ -137,6 +145,14 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
     if not rows:
         return None
     execution = _plain(rows[0])
+    execution["stages"] = execution_stages(connection, uuid.UUID(execution["id"]))
+    return execution
+
+
+def execution_stages(connection: Connection, execution_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The stages of one execution in their order (position, then attempt)."""
+    from sqlalchemy import select
+
     stages = connection.execute(
         select(
             StageExecution.name,
@@ -149,11 +165,10 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
             StageExecution.attempt,
             StageExecution.error_message,
         )
-        .where(StageExecution.execution_id == uuid.UUID(execution["id"]))
+        .where(StageExecution.execution_id == execution_id)
         .order_by(StageExecution.position, StageExecution.attempt)
     )
-    execution["stages"] = [_plain(stage) for stage in stages]
-    return execution
+    return [_plain(stage) for stage in stages]
 
 
 FINAL_STATUSES = ("success", "failed", "aborted")
@@ -338,3 +353,18 @@ def finished_stages(
         .order_by(StageExecution.started_at)
     )
     return [StoredStage(*row) for row in connection.execute(query)]
+
+
+def execution_tenant(connection: Connection, execution_id: uuid.UUID) -> tuple[str | None] | None:
+    """(tenant,) of an execution, its pipeline's service's tenant (None: no tenant); None
+    when there is no such execution."""
+    from sqlalchemy import select
+
+    query = (
+        select(service_tenant(Pipeline.service))
+        .select_from(Pipeline)
+        .join(PipelineExecution, PipelineExecution.pipeline_id == Pipeline.id)
+        .where(PipelineExecution.id == execution_id)
+    )
+    row = connection.execute(query).first()
+    return (row[0],) if row is not None else None
