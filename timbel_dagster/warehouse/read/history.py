@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.warehouse.read.queries import get_execution
@@ -26,9 +27,15 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 def duration_percentiles(
-    connection: Connection, pipelines: list[str] | None = None, since: dt.datetime | None = None
+    connection: Connection,
+    pipelines: list[str] | None = None,
+    since: dt.datetime | None = None,
+    pipeline_ids: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per pipeline: finished executions, success rate and p50/p90/p99 duration (seconds)."""
+    """Per pipeline: finished executions, success rate and p50/p90/p99 duration (seconds).
+
+    `pipelines` names, or `pipeline_ids` (exact where two sources share a name), limit
+    which pipelines; `since`, which executions (by start)."""
     from sqlalchemy import select
 
     query = (
@@ -38,6 +45,8 @@ def duration_percentiles(
     )
     if pipelines is not None:
         query = query.where(Pipeline.name.in_(pipelines))
+    if pipeline_ids is not None:
+        query = query.where(PipelineExecution.pipeline_id.in_(pipeline_ids))
     if since is not None:
         query = query.where(PipelineExecution.started_at >= since)
     grouped: dict[str, tuple[list[float], list[str]]] = {}
