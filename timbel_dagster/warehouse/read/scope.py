@@ -5,11 +5,14 @@ to everyone. A pipeline's tenant is its service's (`service_owners.tenant`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, true
 
 from timbel_dagster.warehouse.schema.identity import ServiceOwner
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 
 def tenant_visible(column: Any, tenants: tuple[str, ...] | None) -> Any:
@@ -38,3 +41,10 @@ def service_tenant(service: Any) -> Any:
     """A scalar subquery: the tenant of `service` (NULL when none)."""
     owner = ServiceOwner.__table__
     return select(owner.c.tenant).where(owner.c.service == service).scalar_subquery()
+
+
+def tenant_of_service(connection: Connection, service: str) -> str | None:
+    """The tenant `service` belongs to (None: no owner row, or an owner with no tenant)."""
+    owner = ServiceOwner.__table__
+    query = select(owner.c.tenant).where(owner.c.service == service)
+    return connection.execute(query).scalar_one_or_none()

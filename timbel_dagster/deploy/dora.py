@@ -10,6 +10,10 @@ Plain pandas, no Dagster. Definitions (DORA "Accelerate State of DevOps" 2024):
 - time to restore service: from an incident being opened to its resolution (median);
 - rework rate: unplanned deployments (hotfixes and rollbacks) over all production deployments.
 Weeks start on Monday (UTC). The organisation's row has service `*`.
+
+Domain code below the assets: the `cicd/dora_metrics` asset, `timbel dora`, the demo's
+report and `GET /api/v1/metrics/dora` all compute with it (`dora_report` reads the
+warehouse for the last two).
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.deploy.known import check_service
+from timbel_dagster.warehouse.read import frames
+
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Connection
 
 ORGANISATION = "*"
 SHIPS_CODE = ("release", "hotfix")
@@ -211,3 +219,24 @@ def recent_dora(
         "summary": summary,
         "weekly": weekly,
     }
+
+
+def dora_report(
+    connection: Connection, service: str | None = None, weeks: int = 4
+) -> dict[str, Any] | None:
+    """`recent_dora` over the warehouse's prod deployments, commits and incidents: what
+    `timbel dora --json` prints. `service` None: the organisation.
+
+    Raises:
+        RequestError: `service` is named by no pipeline or deployment (a typo is an error,
+            not an empty report).
+    """
+    if service:
+        check_service(connection, service)
+    return recent_dora(
+        frames.deployments_frame(connection),
+        frames.shipped_commits_frame(connection),
+        frames.incidents_frame(connection),
+        weeks,
+        service or ORGANISATION,
+    )
