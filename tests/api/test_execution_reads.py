@@ -9,6 +9,7 @@ import pytest
 
 from tests.api.conftest import audit_events, bearer, secret_for
 from tests.api.tenant_data import PIPELINE_OF, store_tenants
+from timbel_dagster.warehouse.read import log_search
 
 # Which services' rows each principal sees: their tenant's and the one in no tenant.
 SEES = {"dev_a": {"cart", "wiki"}, "dev_b": {"ledger", "wiki"}, "ops": {"cart", "ledger", "wiki"}}
@@ -45,8 +46,13 @@ def test_the_execution_list_shows_only_visible_tenants(client, engine, ids, user
     assert len(items) == 3 * len(SEES[user]) == len({item["id"] for item in items})
 
 
+@pytest.mark.parametrize("batch", [1, log_search.BATCH])
 @pytest.mark.parametrize("user", sorted(SEES))
-def test_log_search_shows_only_visible_tenants_page_by_page(client, engine, ids, user) -> None:
+def test_log_search_shows_only_visible_tenants_page_by_page(
+    client, engine, ids, user, batch, monkeypatch
+) -> None:
+    # batch 1: the search reads one chunk per query, so continuing between batches counts
+    monkeypatch.setattr(log_search, "BATCH", batch)
     items = _walk(client, _headers(engine, user), "/api/v1/logs/search", {"q": "boom", "limit": 2})
     assert {item["pipeline"] for item in items} == {PIPELINE_OF[s] for s in SEES[user]}
     # every matching line once: one "boom" line per execution

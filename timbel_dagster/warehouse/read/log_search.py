@@ -59,24 +59,28 @@ def _words(pattern: str) -> list[str]:
     return [w for w in re.split(r"[^\w]+", pattern.lower()) if w]
 
 
-def _from_chunk(after: SearchAfter) -> Any:
-    """The chunks at or after `after`'s chunk in the search order: start descending (not
-    started first), execution id descending, stream, offset."""
+def _from_chunk(
+    started_at: dt.datetime | None,
+    execution_id: uuid.UUID,
+    stream: str,
+    offset: int,
+    inclusive: bool = True,
+) -> Any:
+    """The chunks after (or at, when `inclusive`) the given chunk in the search order: start
+    descending (not started first), execution id descending, stream, offset."""
     from sqlalchemy import and_, or_
 
     chunk = ExecutionLogChunk.__table__
     started, ident = PipelineExecution.started_at, chunk.c.execution_id
+    later_offset = chunk.c.start_offset >= offset if inclusive else chunk.c.start_offset > offset
     same_execution = and_(
-        ident == after.execution_id,
-        or_(
-            chunk.c.stream > after.stream,
-            and_(chunk.c.stream == after.stream, chunk.c.start_offset >= after.offset),
-        ),
+        ident == execution_id,
+        or_(chunk.c.stream > stream, and_(chunk.c.stream == stream, later_offset)),
     )
-    later_in_tie = or_(ident < after.execution_id, same_execution)
-    if after.started_at is None:
+    later_in_tie = or_(ident < execution_id, same_execution)
+    if started_at is None:
         return or_(started.is_not(None), and_(started.is_(None), later_in_tie))
-    return or_(started < after.started_at, and_(started == after.started_at, later_in_tie))
+    return or_(started < started_at, and_(started == started_at, later_in_tie))
 
 
 def search_logs(
@@ -131,7 +135,9 @@ def search_logs(
     if tenants is not None:
         base = base.where(service_visible(Pipeline.service, tenants))
     if after is not None:
-        base = base.where(_from_chunk(after))
+        base = base.where(
+            _from_chunk(after.started_at, after.execution_id, after.stream, after.offset)
+        )
 
     words = _words(pattern)
     full_text = after is None or after.how == "words"
@@ -155,6 +161,11 @@ def search_logs(
     )
 
 
+# Chunks read per query: the search stops reading once it has `limit` lines, so a common
+# word costs a few batches, not every matching chunk of the warehouse.
+BATCH = 200
+
+
 def _matching_lines(
     connection: Connection,
     query: Any,
@@ -164,29 +175,34 @@ def _matching_lines(
     after: SearchAfter | None,
 ) -> list[LogMatch]:
     found: list[LogMatch] = []
-    for row in connection.execute(query):
-        execution_id, stream, first_line, content, name, external_id, started, offset = row
-        # The chunk the previous page ended in: only its lines after the last match.
-        resume = (
-            after is not None
-            and execution_id == after.execution_id
-            and stream == after.stream
-            and offset == after.offset
-        )
-        # Lines end at "\n" only, as `ExecutionLog.lines` counts them: a `\r` progress bar
-        # stays one line, and a chunk's first line may continue the previous chunk's last.
-        for index, line in enumerate(content.removesuffix("\n").split("\n")):
-            number = first_line + index
-            if resume and after is not None and number <= after.line_number:
-                continue
-            line = line.removesuffix("\r")
-            if matches(line.lower()):
-                found.append(
-                    LogMatch(
-                        str(execution_id), name, external_id, stream, number, line,
-                        started, offset, how,
-                    )
-                )  # fmt: skip
-                if len(found) >= limit:
-                    return found
-    return found
+    batch = query
+    while True:
+        rows = connection.execute(batch.limit(BATCH)).all()
+        for execution_id, stream, first_line, content, name, external_id, started, offset in rows:
+            # The chunk the previous page ended in: only its lines after the last match.
+            resume = (
+                after is not None
+                and execution_id == after.execution_id
+                and stream == after.stream
+                and offset == after.offset
+            )
+            # Lines end at "\n" only, as `ExecutionLog.lines` counts them: a `\r` progress
+            # bar stays one line, and a chunk's first line may continue the previous chunk's.
+            for index, line in enumerate(content.removesuffix("\n").split("\n")):
+                number = first_line + index
+                if resume and after is not None and number <= after.line_number:
+                    continue
+                line = line.removesuffix("\r")
+                if matches(line.lower()):
+                    found.append(
+                        LogMatch(
+                            str(execution_id), name, external_id, stream, number, line,
+                            started, offset, how,
+                        )
+                    )  # fmt: skip
+                    if len(found) >= limit:
+                        return found
+        if len(rows) < BATCH:
+            return found
+        last = rows[-1]
+        batch = query.where(_from_chunk(last[6], last[0], last[1], last[7], inclusive=False))
