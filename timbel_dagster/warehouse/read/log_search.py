@@ -59,10 +59,6 @@ def _words(pattern: str) -> list[str]:
     return [w for w in re.split(r"[^\w]+", pattern.lower()) if w]
 
 
-def _plain_words(pattern: str) -> bool:
-    return re.fullmatch(r"[\w\s]+", pattern) is not None
-
-
 def _from_chunk(
     started_at: dt.datetime | None,
     execution_id: uuid.UUID,
@@ -100,10 +96,10 @@ def search_logs(
     id descending, then stream and line), after `after` when given.
 
     PostgreSQL: full-text search over the chunks (a GIN index on `to_tsvector('simple', ..)`),
-    then the lines holding every word of the pattern. When that finds nothing for a pattern
-    with characters other than letters, digits and spaces (`42%`, `exit-code`), and on
-    SQLite: a case-insensitive substring scan (on PostgreSQL it reads every chunk, so plain
-    words never take it). A
+    then the lines holding every word of the pattern. When that finds nothing (a pattern that
+    is not made of words, or a word the parser keeps inside a longer token such as
+    `java.lang.OutOfMemoryError`) and elsewhere (SQLite): a case-insensitive substring scan,
+    which on PostgreSQL reads every chunk (no index serves `ILIKE '%...%'`). A
     next page keeps the way its first page searched (`after.how`).
 
     `tenants`: None for every tenant, else only executions of pipelines whose service is in
@@ -158,9 +154,7 @@ def search_logs(
         found = _matching_lines(
             connection, query, lambda line: all(w in line for w in words), limit, "words", after
         )
-        # Plain words that full-text search does not find are in no line: the substring
-        # scan, which reads every chunk, is only for patterns with other characters.
-        if found or after is not None or _plain_words(pattern):
+        if found or after is not None:
             return found
     needle = pattern.lower()
     query = base.where(chunk.c.content.ilike(f"%{pattern}%"))
