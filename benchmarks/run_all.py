@@ -37,6 +37,10 @@ BENCHMARKS = (
     ),
     ("Trivy report import: 5,000 vulnerabilities", "scan_import"),
     ("analyze-repo on a generated 10,000-file repository", "analyze_repo"),
+    (
+        "API list and search routes on 1,000,000 executions: EXPLAIN ANALYZE, no Seq Scan",
+        "api_explain",
+    ),
 )
 
 
