@@ -19,7 +19,3 @@ def visible_tenants(principal: Principal, action: str) -> Tenants:
         return None
     return tuple(principal.tenants)
 
-
-def sees(tenants: Tenants, tenant: str | None) -> bool:
-    """Whether a row of `tenant` (None: no tenant) is visible under `tenants`."""
-    return tenants is None or tenant is None or tenant in tenants
