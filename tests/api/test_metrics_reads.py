@@ -11,7 +11,7 @@ from sqlalchemy import insert
 
 from tests.api.conftest import bearer, secret_for
 from tests.api.tenant_data import store_tenants
-from timbel_dagster.deploy.dora import dora_report
+from timbel_dagster.deploy.dora_report import dora_report
 from timbel_dagster.warehouse.schema.models import Deployment
 
 MON = dt.datetime(2026, 10, 5, 10, tzinfo=dt.UTC)

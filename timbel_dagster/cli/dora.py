@@ -21,7 +21,8 @@ from timbel_dagster.cli.tables import (
     print_table,
     right,
 )
-from timbel_dagster.deploy.dora import ORGANISATION, dora_report
+from timbel_dagster.deploy.dora import ORGANISATION
+from timbel_dagster.deploy.dora_report import dora_report
 
 NO_DEPLOYMENTS = (
     "no deployments yet: `timbel demo` loads the sample organisation's; in live mode the "

@@ -13,7 +13,8 @@ Weeks start on Monday (UTC). The organisation's row has service `*`.
 
 Domain code below the assets: the `cicd/dora_metrics` asset, `timbel dora`, the demo's
 report and `GET /api/v1/metrics/dora` all compute with it (`dora_report` reads the
-warehouse for the last two).
+warehouse for the last two, in its own module so that loading the code location imports
+no SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -22,12 +23,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.deploy.known import check_service
-from timbel_dagster.warehouse.read import frames
-
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy.engine import Connection
 
 ORGANISATION = "*"
 SHIPS_CODE = ("release", "hotfix")
@@ -219,24 +216,3 @@ def recent_dora(
         "summary": summary,
         "weekly": weekly,
     }
-
-
-def dora_report(
-    connection: Connection, service: str | None = None, weeks: int = 4
-) -> dict[str, Any] | None:
-    """`recent_dora` over the warehouse's prod deployments, commits and incidents: what
-    `timbel dora --json` prints. `service` None: the organisation.
-
-    Raises:
-        RequestError: `service` is named by no pipeline or deployment (a typo is an error,
-            not an empty report).
-    """
-    if service:
-        check_service(connection, service)
-    return recent_dora(
-        frames.deployments_frame(connection),
-        frames.shipped_commits_frame(connection),
-        frames.incidents_frame(connection),
-        weeks,
-        service or ORGANISATION,
-    )

@@ -18,4 +18,3 @@ def visible_tenants(principal: Principal, action: str) -> Tenants:
     if rule(action).scope is not Scope.TENANT or principal.role in ALL_SCOPES:
         return None
     return tuple(principal.tenants)
-

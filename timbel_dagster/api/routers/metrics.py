@@ -12,7 +12,8 @@ from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
 from timbel_dagster.api.schemas.metrics import DoraReport
 from timbel_dagster.api.scope import require_tenant
-from timbel_dagster.deploy.dora import ORGANISATION, dora_report
+from timbel_dagster.deploy.dora import ORGANISATION
+from timbel_dagster.deploy.dora_report import dora_report
 from timbel_dagster.deploy.lookup import RequestError
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.warehouse.read.scope import tenant_of_service
