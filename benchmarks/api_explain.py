@@ -195,6 +195,7 @@ def route_calls(connection: Connection) -> dict[str, Callable[[Connection], Any]
             execution_tenant(c, logged),
             execution_detail(c, str(logged)),
         ),
+        "execution_detail_by_prefix": lambda c: execution_detail(c, str(logged)[:8]),
         "execution_stages": lambda c: execution_stages(c, logged),
         "execution_log": lambda c: log_chunks(c, logged, None, 11),
         "logs_search": lambda c: search_logs(c, RARE_WORD, limit=51),

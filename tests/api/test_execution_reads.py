@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import insert, select
 
 from tests.api.conftest import audit_events, bearer, secret_for
 from tests.api.tenant_data import PIPELINE_OF, store_tenants
 from timbel_dagster.warehouse.read import log_search
+from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
 # Which services' rows each principal sees: their tenant's and the one in no tenant.
 SEES = {"dev_a": {"cart", "wiki"}, "dev_b": {"ledger", "wiki"}, "ops": {"cart", "ledger", "wiki"}}
@@ -133,3 +135,24 @@ def test_bad_search_parameters_are_422(client, engine, ids, params, loc) -> None
     response = client.get("/api/v1/logs/search", params=params, headers=_headers(engine, "ops"))
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == loc
+
+
+def test_an_id_prefix_is_a_range_of_ids_on_both_backends(client, engine, ids) -> None:
+    twins = [uuid.UUID("abcdef01-0000-4000-8000-000000000001"),
+             uuid.UUID("abcdef02-0000-4000-8000-000000000002")]  # fmt: skip
+    with engine.begin() as connection:
+        pipeline = connection.execute(
+            select(Pipeline.id).where(Pipeline.name == "docs/wiki")
+        ).scalar_one()
+        connection.execute(insert(PipelineExecution), [
+            {"id": twin, "source": "gitlab", "pipeline_id": pipeline, "external_id": f"t{n}",
+             "status": "success"}
+            for n, twin in enumerate(twins)
+        ])  # fmt: skip
+    headers = _headers(engine, "ops")
+    one = client.get("/api/v1/executions/ABCDEF02-00", headers=headers)
+    assert one.status_code == 200 and one.json()["id"] == str(twins[1])
+    both = client.get("/api/v1/executions/abcdef0", headers=headers)
+    assert both.status_code == 422 and "ambiguous" in both.json()["errors"][0]["msg"]
+    assert client.get("/api/v1/executions/abcdef03", headers=headers).status_code == 404
+    assert client.get("/api/v1/executions/nothex", headers=headers).status_code == 404

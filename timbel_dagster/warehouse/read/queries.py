@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from timbel_dagster.warehouse.store.loaders import pipeline_id
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+_HEX = re.compile(r"[0-9a-f]+")
 _SUMMARY_COLUMNS = (
     PipelineExecution.id,
     Pipeline.name.label("pipeline"),
@@ -118,7 +120,7 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
     Raises:
         LookupError: the prefix matches more than one execution.
     """
-    from sqlalchemy import String, cast, select
+    from sqlalchemy import select
 
     query = select(
         *_SUMMARY_COLUMNS,
@@ -135,10 +137,13 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
         prefix = ident.replace("-", "").lower()
         if len(prefix) < 6:
             raise LookupError("give at least 6 characters of the execution id") from None
-        # SQLite stores UUIDs as 32 hex characters, PostgreSQL renders them with dashes.
-        text_id = cast(PipelineExecution.id, String)
+        if len(prefix) > 32 or not _HEX.fullmatch(prefix):
+            return None  # no id starts with it
+        # The ids that start with the prefix are one range of the primary key, which both
+        # backends read through its index (a LIKE on the id as text would scan the table).
+        low, high = uuid.UUID(prefix.ljust(32, "0")), uuid.UUID(prefix.ljust(32, "f"))
         rows = connection.execute(
-            query.where(text_id.like(f"{prefix}%") | text_id.like(f"{_dashed(prefix)}%")).limit(2)
+            query.where(PipelineExecution.id.between(low, high)).limit(2)
         ).all()
     if len(rows) > 1:
         raise LookupError(f"execution id prefix {ident!r} is ambiguous")
@@ -308,17 +313,6 @@ def executions_missing_logs(
         .limit(limit)
     )
     return [tuple(row) for row in connection.execute(query)]  # type: ignore[misc]
-
-
-def _dashed(hex_prefix: str) -> str:
-    groups, out, start = (8, 4, 4, 4, 12), [], 0
-    for size in groups:
-        part = hex_prefix[start : start + size]
-        if not part:
-            break
-        out.append(part)
-        start += size
-    return "-".join(out)
 
 
 def finished_stages(
