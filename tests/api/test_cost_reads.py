@@ -8,6 +8,7 @@ from sqlalchemy import insert
 
 from tests.api.conftest import bearer, secret_for
 from tests.api.tenant_data import store_tenants
+from tests.identity.people import PEOPLE, store_people
 from tests.tenants.test_report import cost, usage
 from timbel_dagster.tenants.report import monthly_report
 from timbel_dagster.warehouse.people.membership import set_tenant_members
@@ -20,8 +21,6 @@ SEES = {"lead_a": {"acme"}, "lead_b": {"globex"}, "ops": {"acme", "globex", "mis
 
 @pytest.fixture
 def seeded(engine, warehouse_url):
-    from tests.identity.people import PEOPLE, store_people
-
     store_tenants(engine, warehouse_url)
     store_people(warehouse_url, [*PEOPLE, *LEADS])
     rows = [cost("sample", "dev-01", t, "api", t, "2026-10-05 10:00", 2.0, 4.0)
