@@ -38,6 +38,10 @@ BENCHMARKS = (
     ("Trivy report import: 5,000 vulnerabilities", "scan_import"),
     ("analyze-repo on a generated 10,000-file repository", "analyze_repo"),
     ("REST API under load: uvicorn on loopback, 20,000 executions, 16 connections", "api_load"),
+    (
+        "API list and search routes on 1,000,000 executions: EXPLAIN ANALYZE, no Seq Scan",
+        "api_explain",
+    ),
 )
 
 

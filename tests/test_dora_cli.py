@@ -1,4 +1,4 @@
-"""`timbel dora`: the DORA metrics the warehouse computes (assets/cicd/dora.py), read by
+"""`timbel dora`: the DORA metrics the warehouse computes (deploy/dora.py), read by
 people: a weekly table within 100 columns, the period's summary, `--json`, one service, and
 a clear sentence when there is nothing to show."""
 

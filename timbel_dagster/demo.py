@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbel_dagster.assets.cicd.dora import recent_dora
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.definitions import build_definitions, history_start
+from timbel_dagster.deploy.dora import recent_dora
 from timbel_dagster.jobs.definitions import job_for
 from timbel_dagster.metrics_collect import cluster_range_tags, register_clusters, window_text
 from timbel_dagster.partitions import cluster_hourly, daily, range_tags

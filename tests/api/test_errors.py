@@ -41,3 +41,11 @@ def test_a_missing_body_field_is_a_422_with_its_path(client, probe) -> None:
 def test_a_valid_token_does_not_change_an_unknown_paths_404(client, engine) -> None:
     response = client.get("/api/v1/nothing", headers=bearer(secret_for(engine, "dev")))
     assert response.status_code == 404 and response.json()["status"] == 404
+
+
+def test_a_nul_character_in_a_parameter_is_a_422_naming_it(client, engine) -> None:
+    # PostgreSQL text cannot hold NUL: it was a 500 (found by the contract test).
+    secret = secret_for(engine, "admin")
+    response = client.get("/api/v1/executions?pipeline=a%00b", headers=bearer(secret))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "pipeline"]

@@ -121,8 +121,8 @@ def test_unknown_source_mode_is_refused(warehouse_url: str) -> None:
 
 
 def test_execution_logs_are_stored_for_failed_builds(warehouse_url: str) -> None:
+    from timbel_dagster.warehouse.read.log_search import search_logs
     from timbel_dagster.warehouse.schema.models import ExecutionLog
-    from timbel_dagster.warehouse.store.logs import search_logs
 
     _materialize(warehouse_url)
     with get_engine(warehouse_url).connect() as connection:

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from tests.deploy.conftest import CLUSTERS
 from tests.deploy.test_deploy_job import _resources, _run
-from timbel_dagster.assets.cicd.dora import ORGANISATION, compute_dora
 from timbel_dagster.deploy.deployment_rows import record_release, record_rollback
+from timbel_dagster.deploy.dora import ORGANISATION, compute_dora
 from timbel_dagster.deploy.lookup import find
 from timbel_dagster.deploy.rollback import roll_back
 from timbel_dagster.jobs.run_actor import acting_as

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.read.log_search import search_logs
 from timbel_dagster.warehouse.schema.models import (
     ExecutionLog,
     ExecutionLogChunk,
@@ -26,7 +27,6 @@ from timbel_dagster.warehouse.store.logs import (
     LogCap,
     LogWriter,
     read_log,
-    search_logs,
 )
 
 BLOCK = 1 << 20  # what the CI clients hand over at a time (`iter_content(1 MiB)`)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from timbel_dagster.api import errors
-from timbel_dagster.api.deps import RefusalThrottle
+from timbel_dagster.api.deps import RefusalThrottle, no_nul_characters
 from timbel_dagster.api.public import unsubscribe
 from timbel_dagster.api.ratelimit import RateLimiter
 from timbel_dagster.api.routers import all_routers
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        dependencies=[Depends(no_nul_characters)],
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings.database_url)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
@@ -177,3 +178,18 @@ def require(action: str) -> Callable[..., Principal]:
     dependency.__name__ = f"require_{action.replace('.', '_')}"
     dependency.policy_action = action  # type: ignore[attr-defined]
     return dependency
+
+
+def no_nul_characters(request: Request) -> None:
+    """422 for a query or path parameter holding a NUL character: no stored text can (on
+    PostgreSQL it was a database error, a 500; found by the contract test). Every route
+    depends on it (`create_app`)."""
+    params = [("query", name, value) for name, value in request.query_params.multi_items()]
+    params += [("path", name, value) for name, value in request.path_params.items()]
+    bad = [
+        {"loc": (where, name), "msg": "contains a NUL character", "type": "value_error"}
+        for where, name, value in params
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if bad:
+        raise RequestValidationError(bad)

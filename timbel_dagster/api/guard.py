@@ -10,30 +10,17 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
+from timbel_dagster.api.deps import forbid
 from timbel_dagster.api.errors import ApiError
 from timbel_dagster.identity.authorize import Target, may
 from timbel_dagster.identity.principal import Principal
-from timbel_dagster.warehouse.audit.chain import append_event
-
-
-def refuse(request: Request, engine: Engine, who: Principal, action: str, reason: str) -> ApiError:
-    """The 403 for `reason`, audited with the principal (raise what it returns)."""
-    with engine.begin() as connection:
-        append_event(
-            connection,
-            actor=who.user,
-            action="api.refused",
-            target=f"{request.method} {request.url.path}",
-            details={"status": 403, "action": action, "reason": reason},
-        )
-    return ApiError(403, reason, kind="forbidden")
 
 
 def check(request: Request, engine: Engine, who: Principal, action: str, target: Target) -> None:
     """403 (audited) unless the policy lets `who` take `action` on `target`."""
     decision = may(who, action, target)
     if not decision.allowed:
-        raise refuse(request, engine, who, action, decision.reason)
+        raise forbid(request, engine, who, action, decision.reason)
 
 
 def sees(who: Principal, action: str, tenant: str | None) -> bool:

@@ -1,8 +1,8 @@
 """`timbel dora`: DORA's four keys (and rework) for the organisation or one service, per
 week and over the period, from the deployments, commits and incidents in the warehouse.
 
-The figures are `assets/cicd/dora.recent_dora`'s, the computation the `cicd/dora_metrics`
-asset and the demo's report use; this only prints them."""
+The figures are `deploy/dora.dora_report`'s, the computation the `cicd/dora_metrics` asset,
+the demo's report and the API use; this only prints them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from timbel_dagster.assets.cicd.dora import ORGANISATION, recent_dora
 from timbel_dagster.cli.common import connect, friendly_errors, print_json
 from timbel_dagster.cli.tables import (
     Column,
@@ -22,8 +21,8 @@ from timbel_dagster.cli.tables import (
     print_table,
     right,
 )
-from timbel_dagster.deploy.known import check_service
-from timbel_dagster.warehouse.read import frames
+from timbel_dagster.deploy.dora import ORGANISATION
+from timbel_dagster.deploy.dora_report import dora_report
 
 NO_DEPLOYMENTS = (
     "no deployments yet: `timbel demo` loads the sample organisation's; in live mode the "
@@ -80,15 +79,7 @@ def dora(service: str | None, weeks: int, as_json: bool) -> None:
     with the newest deployment, so a history that ended in the past still reports)."""
 
     with connect() as connection:
-        if service:
-            check_service(connection, service)  # a typo is an error, not an empty table
-        recent = recent_dora(
-            frames.deployments_frame(connection),
-            frames.shipped_commits_frame(connection),
-            frames.incidents_frame(connection),
-            weeks,
-            service or ORGANISATION,
-        )
+        recent = dora_report(connection, service, weeks)
     if recent is None:
         if as_json:
             print_json(

@@ -23,8 +23,8 @@ from timbel_dagster.cli.tables import (
     when,
 )
 from timbel_dagster.cli.timeline import stage_timeline
-from timbel_dagster.warehouse.read.history import add_stage_offsets, duration_percentiles
-from timbel_dagster.warehouse.read.queries import ExecutionFilter, get_execution, list_executions
+from timbel_dagster.warehouse.read.history import duration_percentiles, execution_detail
+from timbel_dagster.warehouse.read.queries import ExecutionFilter, list_executions
 from timbel_dagster.warehouse.store.logs import read_log
 
 NO_EXECUTIONS = (
@@ -150,15 +150,11 @@ def executions_show(execution_id: str, show_log: bool, as_json: bool) -> None:
     """Show one execution (full id or a prefix of at least 6 characters) with its stages."""
 
     with connect() as connection:
-        execution = get_execution(connection, execution_id)
+        execution = execution_detail(connection, execution_id)
     if execution is None:
         fail(f"no execution with id {execution_id!r}")
         return
-
-    add_stage_offsets(execution)
-    with connect() as connection:
-        [typical] = duration_percentiles(connection, [execution["pipeline"]]) or [None]
-    execution["pipeline_percentiles"] = typical
+    typical = execution["pipeline_percentiles"]
     if as_json:
         print_json(execution)
         return

@@ -22,7 +22,7 @@ from timbel_dagster.jobs.run_actor import ACTOR_TAG, acting_as
 from timbel_dagster.redaction import looks_secret
 from timbel_dagster.runs import open_instance
 from timbel_dagster.warehouse import migrate
-from timbel_dagster.warehouse.store.logs import search_logs
+from timbel_dagster.warehouse.read.log_search import search_logs
 
 SYSTEMS = click.Choice(["jenkins", "gitlab"])
 

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.read.scope import tenant_visible
 from timbel_dagster.warehouse.schema.models import Base
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def _grouped(
     sums: dict[str, Any],
     month: str | None,
     source: str | None,
+    tenant: str | None = None,
+    tenants: tuple[str, ...] | None = None,
 ) -> dict[tuple[str, str, str], dict[str, float]]:
     from sqlalchemy import func, select
 
@@ -62,6 +65,9 @@ def _grouped(
         query = query.where(table.c.hour >= start, table.c.hour < end)
     if source:
         query = query.where(table.c.source == source)
+    if tenant:
+        query = query.where(table.c.tenant == tenant)
+    query = query.where(tenant_visible(table.c.tenant, tenants))
     return {
         (row.month, row.source, row.tenant): {k: float(getattr(row, k) or 0.0) for k in sums}
         for row in connection.execute(query)
@@ -69,9 +75,15 @@ def _grouped(
 
 
 def monthly_report(
-    connection: Connection, month: str | None = None, source: str | None = None
+    connection: Connection,
+    month: str | None = None,
+    source: str | None = None,
+    tenant: str | None = None,
+    tenants: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
-    """Usage and cost per month, source and tenant; every month when `month` is None.
+    """Usage and cost per month, source and tenant; every month when `month` is None,
+    only `tenant` when given, and only the tenants in `tenants` unless it is None (the
+    caller's tenant scope: `identity.scope.visible_tenants`).
 
     Each row: `month`, `tenant`, `source`, `managed` (a provisioned Timbel tenant),
     `cost_usd` and its `cpu_cost_usd`, `memory_cost_usd`, `storage_cost_usd`,
@@ -83,7 +95,7 @@ def monthly_report(
 
     cost = Base.metadata.tables["cost_allocations"]
     usage = Base.metadata.tables["namespace_usage"]
-    tenants = Base.metadata.tables["tenants"]
+    provisioned = Base.metadata.tables["tenants"]
     costs = _grouped(
         connection,
         cost,
@@ -97,6 +109,8 @@ def monthly_report(
         },
         month,
         source,
+        tenant,
+        tenants,
     )
     used = _grouped(
         connection,
@@ -104,9 +118,11 @@ def monthly_report(
         {"cpu": usage.c.cpu_used_cores, "memory": usage.c.memory_used_bytes},
         month,
         source,
+        tenant,
+        tenants,
     )
     managed = set(
-        connection.execute(select(tenants.c.name).where(tenants.c.status == "provisioned"))
+        connection.execute(select(provisioned.c.name).where(provisioned.c.status == "provisioned"))
         .scalars()
         .all()
     )

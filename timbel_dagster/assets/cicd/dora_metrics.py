@@ -4,10 +4,10 @@
 import dagster as dg
 
 from timbel_dagster.assets import plots
-from timbel_dagster.assets.cicd.dora import ORGANISATION, compute_dora
 from timbel_dagster.assets.ingestion import OWNERS
 from timbel_dagster.assets.metadata import cell_text, rounded
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.deploy.dora import ORGANISATION, compute_dora
 from timbel_dagster.warehouse.read import frames
 from timbel_dagster.warehouse.schema.ids import stable_id
 from timbel_dagster.warehouse.store.upsert import bulk_upsert

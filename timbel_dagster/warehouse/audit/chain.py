@@ -299,6 +299,7 @@ def search_events(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     limit: int = 100,
+    before_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """Events still in the table that match every filter given, newest first.
 
@@ -309,6 +310,8 @@ def search_events(
         target: a case-insensitive substring of the target.
         since: events at or after this moment; until: events before it.
         limit: at most this many events (1 or more).
+        before_id: only events with a smaller id (the next page after an event; the
+            primary key's order, so a deep page costs what the first does).
     """
     from sqlalchemy import func, or_, select
 
@@ -339,4 +342,6 @@ def search_events(
         query = query.where(table.c.at >= since)
     if until:
         query = query.where(table.c.at < until)
+    if before_id is not None:
+        query = query.where(table.c.id < before_id)
     return [event_record(row) for row in connection.execute(query).mappings()]

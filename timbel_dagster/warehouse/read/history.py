@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.read.queries import get_execution
 from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
@@ -25,9 +27,15 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 def duration_percentiles(
-    connection: Connection, pipelines: list[str] | None = None, since: dt.datetime | None = None
+    connection: Connection,
+    pipelines: list[str] | None = None,
+    since: dt.datetime | None = None,
+    pipeline_ids: list[uuid.UUID] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per pipeline: finished executions, success rate and p50/p90/p99 duration (seconds)."""
+    """Per pipeline: finished executions, success rate and p50/p90/p99 duration (seconds).
+
+    `pipelines` names, or `pipeline_ids` (exact where two sources share a name), limit
+    which pipelines; `since`, which executions (by start)."""
     from sqlalchemy import select
 
     query = (
@@ -37,6 +45,8 @@ def duration_percentiles(
     )
     if pipelines is not None:
         query = query.where(Pipeline.name.in_(pipelines))
+    if pipeline_ids is not None:
+        query = query.where(PipelineExecution.pipeline_id.in_(pipeline_ids))
     if since is not None:
         query = query.where(PipelineExecution.started_at >= since)
     grouped: dict[str, tuple[list[float], list[str]]] = {}
@@ -68,3 +78,21 @@ def add_stage_offsets(execution: dict[str, Any]) -> None:
         began = stage.get("started_at")
         offset = (began - start).total_seconds() if began and start else None
         stage["offset_seconds"] = round(offset, 1) if offset is not None else None
+
+
+def execution_detail(connection: Connection, ident: str) -> dict[str, Any] | None:
+    """What `timbel executions show` prints and `GET /executions/{id}` returns: the
+    execution (full id or an unambiguous prefix) with its stages and their offsets, and the
+    duration percentiles of its pipeline (`pipeline_percentiles`, None before any finished
+    run). None when there is no such execution.
+
+    Raises:
+        LookupError: the prefix is too short or matches more than one execution.
+    """
+    execution = get_execution(connection, ident)
+    if execution is None:
+        return None
+    add_stage_offsets(execution)
+    [typical] = duration_percentiles(connection, [execution["pipeline"]]) or [None]
+    execution["pipeline_percentiles"] = typical
+    return execution

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.records.delivery import StoredStage
 from timbel_dagster.records.marks import StoredMark
+from timbel_dagster.warehouse.read.scope import service_tenant, service_visible
 from timbel_dagster.warehouse.schema.ingestion import IngestionReject
 from timbel_dagster.warehouse.schema.models import (
     EXECUTION_STATUSES,
@@ -23,6 +25,7 @@ from timbel_dagster.warehouse.store.loaders import pipeline_id
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+_HEX = re.compile(r"[0-9a-f]+")
 _SUMMARY_COLUMNS = (
     PipelineExecution.id,
     Pipeline.name.label("pipeline"),
@@ -50,6 +53,9 @@ class ExecutionFilter:
     # page costs the same however deep it is (the (started_at, id) index of migration 0019).
     # started_at None means the previous page ended among executions with no start time.
     after: tuple[dt.datetime | None, uuid.UUID] | None = None
+    # Tenant scope: None for every tenant, else only executions of pipelines whose service
+    # is in one of these tenants or in none (`warehouse.read.scope`).
+    tenants: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.status and self.status not in EXECUTION_STATUSES:
@@ -90,6 +96,8 @@ def list_executions(connection: Connection, where: ExecutionFilter) -> list[dict
         query = query.where(or_(in_log, PipelineExecution.error_message.ilike(pattern)))
     if where.after:
         query = query.where(_after(*where.after))
+    if where.tenants is not None:
+        query = query.where(service_visible(Pipeline.service, where.tenants))
     started, ident = PipelineExecution.started_at, PipelineExecution.id
     query = query.order_by(started.desc().nulls_first(), ident.desc()).limit(where.limit)
     return [_plain(row) for row in connection.execute(query)]
@@ -112,7 +120,7 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
     Raises:
         LookupError: the prefix matches more than one execution.
     """
-    from sqlalchemy import String, cast, select
+    from sqlalchemy import select
 
     query = select(
         *_SUMMARY_COLUMNS,
@@ -120,6 +128,8 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
         PipelineExecution.queue_seconds,
         PipelineExecution.artifacts,
         PipelineExecution.logs,
+        Pipeline.service,
+        service_tenant(Pipeline.service).label("tenant"),
     ).join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
     try:
         rows = connection.execute(query.where(PipelineExecution.id == uuid.UUID(ident))).all()
@@ -127,16 +137,27 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
         prefix = ident.replace("-", "").lower()
         if len(prefix) < 6:
             raise LookupError("give at least 6 characters of the execution id") from None
-        # SQLite stores UUIDs as 32 hex characters, PostgreSQL renders them with dashes.
-        text_id = cast(PipelineExecution.id, String)
+        if len(prefix) > 32 or not _HEX.fullmatch(prefix):
+            return None  # no id starts with it
+        # The ids that start with the prefix are one range of the primary key, which both
+        # backends read through its index (a LIKE on the id as text would scan the table).
+        low, high = uuid.UUID(prefix.ljust(32, "0")), uuid.UUID(prefix.ljust(32, "f"))
         rows = connection.execute(
-            query.where(text_id.like(f"{prefix}%") | text_id.like(f"{_dashed(prefix)}%")).limit(2)
+            query.where(PipelineExecution.id.between(low, high)).limit(2)
         ).all()
     if len(rows) > 1:
         raise LookupError(f"execution id prefix {ident!r} is ambiguous")
     if not rows:
         return None
     execution = _plain(rows[0])
+    execution["stages"] = execution_stages(connection, uuid.UUID(execution["id"]))
+    return execution
+
+
+def execution_stages(connection: Connection, execution_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The stages of one execution in their order (position, then attempt)."""
+    from sqlalchemy import select
+
     stages = connection.execute(
         select(
             StageExecution.name,
@@ -149,11 +170,10 @@ def get_execution(connection: Connection, ident: str) -> dict[str, Any] | None:
             StageExecution.attempt,
             StageExecution.error_message,
         )
-        .where(StageExecution.execution_id == uuid.UUID(execution["id"]))
+        .where(StageExecution.execution_id == execution_id)
         .order_by(StageExecution.position, StageExecution.attempt)
     )
-    execution["stages"] = [_plain(stage) for stage in stages]
-    return execution
+    return [_plain(stage) for stage in stages]
 
 
 FINAL_STATUSES = ("success", "failed", "aborted")
@@ -295,17 +315,6 @@ def executions_missing_logs(
     return [tuple(row) for row in connection.execute(query)]  # type: ignore[misc]
 
 
-def _dashed(hex_prefix: str) -> str:
-    groups, out, start = (8, 4, 4, 4, 12), [], 0
-    for size in groups:
-        part = hex_prefix[start : start + size]
-        if not part:
-            break
-        out.append(part)
-        start += size
-    return "-".join(out)
-
-
 def finished_stages(
     connection: Connection, source: str, since: dt.datetime, until: dt.datetime
 ) -> list[StoredStage]:
@@ -338,3 +347,18 @@ def finished_stages(
         .order_by(StageExecution.started_at)
     )
     return [StoredStage(*row) for row in connection.execute(query)]
+
+
+def execution_tenant(connection: Connection, execution_id: uuid.UUID) -> tuple[str | None] | None:
+    """(tenant,) of an execution, its pipeline's service's tenant (None: no tenant); None
+    when there is no such execution."""
+    from sqlalchemy import select
+
+    query = (
+        select(service_tenant(Pipeline.service))
+        .select_from(Pipeline)
+        .join(PipelineExecution, PipelineExecution.pipeline_id == Pipeline.id)
+        .where(PipelineExecution.id == execution_id)
+    )
+    row = connection.execute(query).first()
+    return (row[0],) if row is not None else None

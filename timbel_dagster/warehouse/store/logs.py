@@ -19,17 +19,14 @@ saying where the rest is (a chunk covering no source bytes), and is complete.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from timbel_dagster.warehouse.schema.models import (
     ExecutionLog,
     ExecutionLogChunk,
-    Pipeline,
-    PipelineExecution,
 )
 from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
@@ -269,87 +266,32 @@ def log_tail(connection: Connection, execution_id: uuid.UUID, chars: int) -> str
 
 
 @dataclass(frozen=True)
-class LogMatch:
-    execution_id: str
-    pipeline: str
-    external_id: str
+class LogChunk:
     stream: str
-    line_number: int
-    line: str
+    start_offset: int
+    first_line: int
+    content: str
 
 
-def _words(pattern: str) -> list[str]:
-    return [w for w in re.split(r"[^\w]+", pattern.lower()) if w]
-
-
-def search_logs(
+def log_chunks(
     connection: Connection,
-    pattern: str,
-    pipeline: str | None = None,
-    since: dt.datetime | None = None,
-    limit: int = 100,
-) -> list[LogMatch]:
-    """Lines of stored logs that match `pattern`, newest executions first.
+    execution_id: uuid.UUID,
+    after: tuple[str, int] | None = None,
+    limit: int = 20,
+    stream: str | None = None,
+) -> list[LogChunk]:
+    """Up to `limit` stored chunks of an execution's logs in `read_log`'s order (stream, then
+    offset), after the chunk at (stream, start_offset) `after`: the primary key's order, so
+    a page of a long log reads just its rows."""
+    from sqlalchemy import select, tuple_
 
-    PostgreSQL: full-text search over the chunks (a GIN index on `to_tsvector('simple', ..)`),
-    then the lines holding every word of the pattern. When that finds nothing (a pattern that
-    is not made of words, say) and elsewhere (SQLite): a case-insensitive substring scan.
-    """
-    from sqlalchemy import func, literal_column, select
-
-    if not pattern.strip():
-        raise ValueError("the search pattern is empty")
-    chunk = ExecutionLogChunk.__table__
-    base = (
-        select(
-            chunk.c.execution_id,
-            chunk.c.stream,
-            chunk.c.first_line,
-            chunk.c.content,
-            Pipeline.name,
-            PipelineExecution.external_id,
-        )
-        .join(PipelineExecution, PipelineExecution.id == chunk.c.execution_id)
-        .join(Pipeline, Pipeline.id == PipelineExecution.pipeline_id)
-        .order_by(PipelineExecution.started_at.desc(), chunk.c.stream, chunk.c.start_offset)
+    table = ExecutionLogChunk.__table__
+    query = select(table.c.stream, table.c.start_offset, table.c.first_line, table.c.content).where(
+        table.c.execution_id == execution_id
     )
-    if pipeline:
-        base = base.where(Pipeline.name.ilike(f"%{pipeline}%"))
-    if since:
-        base = base.where(PipelineExecution.started_at >= since)
-
-    words = _words(pattern)
-    if connection.dialect.name == "postgresql" and words:
-        # The same expression as the GIN index, so that PostgreSQL can use it.
-        simple = literal_column("'simple'::regconfig")
-        query = base.where(
-            func.to_tsvector(simple, chunk.c.content).op("@@")(
-                func.plainto_tsquery(simple, pattern)
-            )
-        )
-        found = _matching_lines(
-            connection, query, lambda line: all(w in line for w in words), limit
-        )
-        if found:
-            return found
-    needle = pattern.lower()
-    query = base.where(chunk.c.content.ilike(f"%{pattern}%"))
-    return _matching_lines(connection, query, lambda line: needle in line, limit)
-
-
-def _matching_lines(connection: Connection, query: Any, matches: Any, limit: int) -> list[LogMatch]:
-    found: list[LogMatch] = []
-    for execution_id, stream, first_line, content, name, external_id in connection.execute(query):
-        # Lines end at "\n" only, as `ExecutionLog.lines` counts them: a `\r` progress bar
-        # stays one line, and a chunk's first line may continue the previous chunk's last.
-        for offset, line in enumerate(content.removesuffix("\n").split("\n")):
-            line = line.removesuffix("\r")
-            if matches(line.lower()):
-                found.append(
-                    LogMatch(
-                        str(execution_id), name, external_id, stream, first_line + offset, line
-                    )
-                )
-                if len(found) >= limit:
-                    return found
-    return found
+    if stream is not None:
+        query = query.where(table.c.stream == stream)
+    if after is not None:
+        query = query.where(tuple_(table.c.stream, table.c.start_offset) > tuple_(*after))
+    query = query.order_by(table.c.stream, table.c.start_offset).limit(limit)
+    return [LogChunk(*row) for row in connection.execute(query)]

@@ -10,6 +10,11 @@ Plain pandas, no Dagster. Definitions (DORA "Accelerate State of DevOps" 2024):
 - time to restore service: from an incident being opened to its resolution (median);
 - rework rate: unplanned deployments (hotfixes and rollbacks) over all production deployments.
 Weeks start on Monday (UTC). The organisation's row has service `*`.
+
+Domain code below the assets: the `cicd/dora_metrics` asset, `timbel dora`, the demo's
+report and `GET /api/v1/metrics/dora` all compute with it (`dora_report` reads the
+warehouse for the last two, in its own module so that loading the code location imports
+no SQLAlchemy).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from timbel_dagster.assets.cicd.dora import compute_dora, recent_dora, summarise_dora
+from timbel_dagster.deploy.dora import compute_dora, recent_dora, summarise_dora
 
 MON = dt.datetime(2026, 10, 5, 10, tzinfo=dt.UTC)  # a Monday
 

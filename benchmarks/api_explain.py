@@ -1,0 +1,264 @@
+"""The API's list and search routes on 1,000,000 executions: EXPLAIN shows no sequential scan.
+
+Loads 1,000,000 executions (2 stages each, a log chunk for every 5th; 500 pipelines of 100
+services in 10 tenants) with `generate_series` into a throw-away PostgreSQL database named
+`timbel_bench_api` (created and dropped), runs `ANALYZE`, then captures the SQL each list and
+search route issues by calling the same warehouse functions the routes call, with the
+arguments the routes pass (a page of 50 plus one; a tenant member's scope; a deep cursor
+page) and prints, per route, the plan's node types and the execution time of
+`EXPLAIN (ANALYZE, FORMAT JSON)`. It fails if any plan reads pipeline_executions,
+stage_executions or execution_log_chunks with a Seq Scan.
+
+    python -m benchmarks.api_explain [--executions N]
+
+`tests/warehouse/test_api_read_plans.py` runs the same on 50,000 executions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from benchmarks.common import DEFAULT_SERVER, report
+
+BIG_TABLES = ("pipeline_executions", "stage_executions", "execution_log_chunks")
+DATABASE = "timbel_bench_api"
+PIPELINES, SERVICES, TENANTS = 500, 100, 10
+# A word in about 1 of 100 stored chunks, of every tenant: what a search for an error
+# message finds. (A pattern full-text search finds nowhere falls back to a substring scan,
+# which reads every chunk: see docs/api.md.)
+RARE_WORD = "oomkilled"
+T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+_LOAD = [
+    "INSERT INTO teams (name, created_at) VALUES ('platform', now())",
+    f"""INSERT INTO service_owners (service, team, tenant)
+        SELECT 'svc-' || s, 'platform', 't' || (s % {TENANTS})
+        FROM generate_series(0, {SERVICES - 1}) s""",
+    f"""INSERT INTO pipelines (id, source, ci_system, name, service, created_at, updated_at)
+        SELECT md5('p' || p)::uuid, 'gitlab', 'gitlab', 'group-' || (p % 20) || '/app-' || p,
+               'svc-' || (p % {SERVICES}), now(), now()
+        FROM generate_series(0, {PIPELINES - 1}) p""",
+    # started_at: one a minute back from T0; every 1,000th not started yet; five in a row
+    # of one pipeline, so the logged ones (every 5th) are of every pipeline and tenant
+    f"""INSERT INTO pipeline_executions (id, source, pipeline_id, external_id, sequence,
+               status, started_at, completed_at, duration, created_at, updated_at)
+        SELECT md5('e' || g)::uuid, 'gitlab', md5('p' || (g / 5 % {PIPELINES}))::uuid, g::text,
+               g, (ARRAY['success','success','success','failed','aborted','running'])[g % 6 + 1],
+               CASE WHEN g % 1000 = 0 THEN NULL
+                    ELSE :t0 - make_interval(mins => g) END,
+               CASE WHEN g % 1000 = 0 THEN NULL
+                    ELSE :t0 - make_interval(mins => g) + make_interval(secs => 60 + g % 900) END,
+               60 + g % 900, now(), now()
+        FROM generate_series(1, :n) g""",
+    """INSERT INTO stage_executions (id, execution_id, external_id, name, position, status,
+               started_at, duration, attempt, created_at, updated_at)
+        SELECT md5('s' || g || '-' || k)::uuid, md5('e' || g)::uuid, k::text,
+               (ARRAY['build','test'])[k], k, 'success', :t0 - make_interval(mins => g), 30, 1,
+               now(), now()
+        FROM generate_series(1, :n) g, generate_series(1, 2) k""",
+    """INSERT INTO execution_logs (execution_id, stream, size, lines, complete, updated_at)
+        SELECT md5('e' || g)::uuid, '', 2000, 40, true, now()
+        FROM generate_series(5, :n, 5) g""",
+    f"""INSERT INTO execution_log_chunks (execution_id, stream, start_offset, first_line,
+               length, content)
+        SELECT md5('e' || g)::uuid, '', 0, 1, 2000,
+               repeat('step ' || g || ' compiling module ok' || chr(10), 20)
+               || CASE WHEN g % 485 = 0 THEN 'error: container {RARE_WORD} exit 137' || chr(10)
+                       ELSE '' END
+        FROM generate_series(5, :n, 5) g""",
+]
+
+
+def load(engine: Engine, executions: int) -> list[float]:
+    """The warehouse (migrated already) filled with `executions` executions; ANALYZEd. The
+    seconds each statement of the load took."""
+    seconds = []
+    with engine.begin() as connection:
+        for statement in _LOAD:
+            started = time.perf_counter()
+            connection.execute(text(statement), {"n": executions, "t0": T0})
+            seconds.append(time.perf_counter() - started)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE"))
+    return seconds
+
+
+@contextmanager
+def _captured(connection: Connection) -> Iterator[list[tuple[str, Any]]]:
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", keep)
+    try:
+        yield statements
+    finally:
+        event.remove(connection, "before_cursor_execute", keep)
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def explain(connection: Connection, call: Callable[[Connection], Any]) -> list[dict[str, Any]]:
+    """Run `call` (a warehouse read), then EXPLAIN ANALYZE each statement it issued; per
+    statement: its node types, the big tables it scans sequentially and its time in ms."""
+    with _captured(connection) as statements:
+        call(connection)
+    plans = []
+    for statement, parameters in statements:
+        [[document]] = connection.exec_driver_sql(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters
+        ).all()
+        root = document[0]
+        nodes = list(_nodes(root["Plan"]))
+        plans.append(
+            {
+                "nodes": sorted({node["Node Type"] for node in nodes}),
+                "seq_scans": sorted(
+                    {
+                        node.get("Relation Name", "?")
+                        for node in nodes
+                        if node["Node Type"] == "Seq Scan"
+                        and node.get("Relation Name") in BIG_TABLES
+                    }
+                ),
+                "ms": root["Execution Time"],
+            }
+        )
+    return plans
+
+
+def route_calls(connection: Connection) -> dict[str, Callable[[Connection], Any]]:
+    """Per list or search route, the warehouse call it makes, with the route's arguments."""
+    from timbel_dagster.warehouse.audit.chain import search_events
+    from timbel_dagster.warehouse.read.history import duration_percentiles, execution_detail
+    from timbel_dagster.warehouse.read.log_search import SearchAfter, search_logs
+    from timbel_dagster.warehouse.read.pipelines import list_pipelines
+    from timbel_dagster.warehouse.read.queries import (
+        ExecutionFilter,
+        execution_stages,
+        execution_tenant,
+        list_executions,
+    )
+    from timbel_dagster.warehouse.read.rollbacks import list_rollbacks
+    from timbel_dagster.warehouse.store.logs import log_chunks
+
+    # A deep page: the cursor of a row 90 % down the list (found once, not measured).
+    deep = connection.execute(
+        text(
+            "SELECT started_at, id FROM pipeline_executions WHERE started_at IS NOT NULL "
+            "ORDER BY started_at DESC, id DESC OFFSET :skip LIMIT 1"
+        ),
+        {
+            "skip": int(
+                connection.execute(text("SELECT count(*) FROM pipeline_executions")).scalar_one()
+                * 0.9
+            )
+        },
+    ).one()
+    logged = connection.execute(
+        text("SELECT execution_id FROM execution_log_chunks ORDER BY execution_id LIMIT 1")
+    ).scalar_one()
+    pipeline = connection.execute(text("SELECT id FROM pipelines LIMIT 1")).scalar_one()
+    hit = search_logs(connection, RARE_WORD, limit=51)
+    search_deep = SearchAfter.of(hit[-1]) if hit else None
+    tenant = ("t1",)
+    return {
+        "executions_first_page": lambda c: list_executions(c, ExecutionFilter(limit=51)),
+        "executions_deep_page": lambda c: list_executions(
+            c, ExecutionFilter(limit=51, after=(deep[0], deep[1]))
+        ),
+        "executions_tenant_member": lambda c: list_executions(
+            c, ExecutionFilter(limit=51, tenants=tenant)
+        ),
+        "executions_tenant_deep_page": lambda c: list_executions(
+            c, ExecutionFilter(limit=51, tenants=tenant, after=(deep[0], deep[1]))
+        ),
+        "executions_failed": lambda c: list_executions(
+            c, ExecutionFilter(limit=51, status="failed")
+        ),
+        "execution_detail": lambda c: (
+            execution_tenant(c, logged),
+            execution_detail(c, str(logged)),
+        ),
+        "execution_detail_by_prefix": lambda c: execution_detail(c, str(logged)[:8]),
+        "execution_stages": lambda c: execution_stages(c, logged),
+        "execution_log": lambda c: log_chunks(c, logged, None, 11),
+        "logs_search": lambda c: search_logs(c, RARE_WORD, limit=51),
+        "logs_search_tenant_member": lambda c: search_logs(c, RARE_WORD, limit=51, tenants=tenant),
+        "logs_search_next_page": lambda c: search_logs(c, RARE_WORD, limit=51, after=search_deep),
+        "pipelines_first_page": lambda c: list_pipelines(c, None, 51, tenant),
+        "pipeline_stats": lambda c: duration_percentiles(c, pipeline_ids=[pipeline]),
+        "audit_events": lambda c: search_events(c, limit=101, before_id=1_000_000),
+        "rollbacks": lambda c: list_rollbacks(c, None, 51, tenant),
+    }
+
+
+def plans(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """Each route's statements' plans (see `explain`)."""
+    with engine.connect() as connection:
+        calls = route_calls(connection)
+        return {name: explain(connection, call) for name, call in calls.items()}
+
+
+@contextmanager
+def bench_database(server_url: str) -> Iterator[str]:
+    """The database `timbel_bench_api` on `server_url`'s server, new, dropped on exit."""
+    base = make_url(server_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
+    try:
+        yield base.set(database=DATABASE).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from timbel_dagster.warehouse import migrate
+    from timbel_dagster.warehouse.engine import get_engine
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.api_explain")
+    parser.add_argument("--executions", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    server = os.environ.get("TIMBEL_BENCH_DATABASE_URL", DEFAULT_SERVER)
+    with bench_database(server) as url:
+        migrate.upgrade(url)
+        engine = get_engine(url)
+        started = time.perf_counter()
+        steps = load(engine, args.executions)
+        report("api_explain_load", time.perf_counter() - started, "s")
+        print(f"  per statement: {', '.join(f'{s:.1f}' for s in steps)} s", flush=True)
+        found = plans(engine)
+        engine.dispose()
+    bad = 0
+    for name, statements in found.items():
+        for number, plan in enumerate(statements):
+            label = name if len(statements) == 1 else f"{name}_{number + 1}"
+            report(f"api_explain_{label}", plan["ms"], "ms")
+            print(f"  nodes: {', '.join(plan['nodes'])}", flush=True)
+            if plan["seq_scans"]:
+                bad += 1
+                print(f"  SEQ SCAN of {', '.join(plan['seq_scans'])}", flush=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The SQL of the API's list and search routes reads the big tables through indexes: on
+50,000 executions (2 stages each, a log chunk for every 5th), ANALYZEd and with the
+planner's defaults (no `enable_seqscan = off`), no plan has a Seq Scan of
+pipeline_executions, stage_executions or execution_log_chunks. The same check as
+`python -m benchmarks.api_explain` on 1,000,000."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.api_explain import BIG_TABLES, load, plans
+from tests.conftest import scratch_postgres_database
+from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.engine import get_engine
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def route_plans():
+    with scratch_postgres_database("api_plans") as url:
+        migrate.upgrade(url)
+        engine = get_engine(url)
+        load(engine, 50_000)
+        try:
+            yield plans(engine)
+        finally:
+            engine.dispose()
+
+
+def test_every_list_and_search_route_is_measured(route_plans) -> None:
+    assert {"executions_first_page", "executions_deep_page", "executions_tenant_member",
+            "logs_search", "logs_search_next_page", "logs_search_tenant_member",
+            "execution_stages", "execution_log", "pipelines_first_page",
+            "rollbacks"} <= set(route_plans)  # fmt: skip
+    assert all(statements for statements in route_plans.values())
+
+
+def test_no_route_scans_a_big_table_sequentially(route_plans) -> None:
+    scanned = {
+        name: plan["seq_scans"]
+        for name, statements in route_plans.items()
+        for plan in statements
+        if plan["seq_scans"]
+    }
+    assert scanned == {}, f"sequential scans of {BIG_TABLES}: {scanned}"
+
+
+def test_the_big_tables_are_read_through_an_index(route_plans) -> None:
+    for name in ("executions_first_page", "executions_deep_page", "execution_log"):
+        [plan] = route_plans[name]
+        assert "Index Scan" in plan["nodes"] or "Index Only Scan" in plan["nodes"], name
+    [search] = route_plans["logs_search"]
+    assert "Bitmap Index Scan" in search["nodes"]  # the GIN index of the chunks' words
