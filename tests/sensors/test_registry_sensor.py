@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ import pytest
 from tests.services import oci_registry as service
 from tests.services.oci_push import OCI_MANIFEST
 from tests.services.oci_registry import Registry
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -100,24 +102,36 @@ def test_unreadable_cursors_start_afresh(text: str | None) -> None:
     assert load_cursor(text) == {}
 
 
-def _tick(resource: RegistryResource, cursor: str | None) -> dg.SensorResult:
+@pytest.fixture
+def warehouse(_sqlite_template: Path, tmp_path: Path) -> WarehouseResource:
+    """A warehouse with no pending webhook deliveries: the sensor reads them every tick."""
+    path = tmp_path / "warehouse.db"
+    shutil.copyfile(_sqlite_template, path)
+    return WarehouseResource(database_url=f"sqlite:///{path}")
+
+
+def _tick(
+    resource: RegistryResource, cursor: str | None, warehouse: WarehouseResource
+) -> dg.SensorResult:
     sources = DeliverySourcesResource(mode="live", registry=resource)
     with dg.build_sensor_context(
-        cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources={"sources": sources}
+        cursor=cursor,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"sources": sources, "warehouse": warehouse},
     ) as context:  # nested resources: the context must be entered
         result = registry_image_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
 
-def test_sensor_against_a_real_registry(oci_registry: Registry) -> None:
+def test_sensor_against_a_real_registry(oci_registry: Registry, warehouse) -> None:
     api = oci_registry.push("team/api", "1.0")
     web = oci_registry.push_index("team/web", "latest")
     oci_registry.push("team/web", "same-as-api", content="team/api:1.0:linux/amd64")
     resource = RegistryResource(url=oci_registry.url, page_size=1)
     host = oci_registry.host
 
-    first = _tick(resource, None)
+    first = _tick(resource, None, warehouse)
     assert sorted(r.run_key for r in first.run_requests or []) == sorted(
         [f"scan:{api}", f"scan:{web}"]
     )
@@ -132,14 +146,14 @@ def test_sensor_against_a_real_registry(oci_registry: Registry) -> None:
         "team/web:same-as-api": api,
     }
 
-    quiet = _tick(resource, first.cursor)
+    quiet = _tick(resource, first.cursor, warehouse)
     assert not quiet.run_requests and quiet.cursor == first.cursor
     assert quiet.skip_reason is not None and "no new or changed digests in 3 tags" in str(
         quiet.skip_reason
     )
 
     new = oci_registry.push("team/api", "1.1")
-    after_push = _tick(resource, first.cursor)
+    after_push = _tick(resource, first.cursor, warehouse)
     [request] = after_push.run_requests or []
     assert request.run_key == f"scan:{new}" and request.job_name == "scan_images"
     assert request.run_config["ops"]["scan_images"]["config"]["images"] == [
@@ -148,22 +162,25 @@ def test_sensor_against_a_real_registry(oci_registry: Registry) -> None:
     assert load_cursor(after_push.cursor) == load_cursor(first.cursor) | {"team/api:1.1": new}
 
 
-def test_unconfigured_registry_skips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unconfigured_registry_skips(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, warehouse
+) -> None:
     monkeypatch.delenv("HARBOR_REGISTRY", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env file to read it from either
     get_settings.cache_clear()
     try:
-        result = _tick(RegistryResource(), dump_cursor({"x:1": A}))
+        result = _tick(RegistryResource(), dump_cursor({"x:1": A}), warehouse)
     finally:
         get_settings.cache_clear()
     assert not result.run_requests and result.cursor is None  # the cursor stays
     assert "not configured" in str(result.skip_reason)
 
 
-def test_sample_mode_requests_scans_of_the_sample_images() -> None:
+def test_sample_mode_requests_scans_of_the_sample_images(warehouse) -> None:
     sources = DeliverySourcesResource(mode="sample", sample_end_date="2026-11-01")
     with dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), resources={"sources": sources}
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"sources": sources, "warehouse": warehouse},
     ) as context:
         result = registry_image_sensor(context)
     assert isinstance(result, dg.SensorResult)
