@@ -70,6 +70,16 @@ def same_secret(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def _templated(request: Request) -> str:
+    """The request's path with its parameters as `{name}`: Jenkins' URL carries its secret,
+    which must not reach the audit log."""
+    path = request.url.path
+    for name, value in request.path_params.items():
+        if value:
+            path = path.replace(f"/{value}", f"/{{{name}}}")
+    return path
+
+
 def refuse(request: Request, engine: Engine, source: str, reason: str, detail: str) -> ApiError:
     """A 401 for `source`, audited as `api.refused` unless the same refusal was audited
     within the minute (a flood of forged deliveries must not grow the audit chain)."""
@@ -80,8 +90,7 @@ def refuse(request: Request, engine: Engine, source: str, reason: str, detail: s
                 connection,
                 actor=ACTOR_PREFIX + source,
                 action="api.refused",
-                # The route's template, not the URL: Jenkins' URL carries its secret.
-                target=f"{request.method} {request.scope['route'].path}",
+                target=f"{request.method} {_templated(request)}",
                 details={"status": 401, "reason": reason},
             )
     return ApiError(401, detail, kind="unauthenticated")

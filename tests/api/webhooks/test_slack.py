@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.api.conftest import audit_events
 from tests.api.webhooks.conftest import SECRETS, deliveries
 from tests.api.webhooks.slack import URL, click_body, pending_request, signed
+from timbel_dagster.api import slack_signing
 from timbel_dagster.deploy.slack_decision import APPROVE, REJECT
 from timbel_dagster.warehouse.schema.deploy import ApprovalStep, DeploymentRequest
 
@@ -126,3 +127,21 @@ def test_other_interactions_are_ignored(hooked, engine, slack, number) -> None:
     response = hooked.post(URL, content=body, headers=signed(SECRET, body))
     assert response.json()["status"] == "ignored"
     assert state(engine, number)[0] == "pending" and deliveries(engine, "slack") == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "given", "why"),
+    [
+        (1_000_000, "ok", ""),
+        (1_000_000 - 299, "ok", ""),
+        (1_000_000 + 299, "ok", ""),
+        (1_000_000 - 301, "ok", "stale"),
+        (1_000_000 + 301, "ok", "stale"),
+        (1_000_000, "v0=" + "0" * 64, "wrong"),
+        (1_000_000, None, "missing"),
+    ],
+)
+def test_signature_check(sent: int, given: str | None, why: str) -> None:
+    body = b"payload=%7B%7D"
+    signature = slack_signing.signature(SECRET, str(sent), body) if given == "ok" else given
+    assert slack_signing.check(SECRET, str(sent), body, signature, now=1_000_000.0) == why
