@@ -121,7 +121,7 @@ def _tell_slack(response_url: str | None, message: dict[str, Any]) -> None:
     "/webhooks/slack/interactions",
     summary="Receive a click on an approval message's Approve or Reject button",
     response_model=WebhookAnswer,
-    responses=DUPLICATE | problems(400, 401, 404),
+    responses=DUPLICATE | problems(400, 401, 404, 422),
     openapi_extra=_BODY,
 )
 def slack_interactions(
