@@ -37,6 +37,10 @@ BENCHMARKS = (
     ),
     ("Trivy report import: 5,000 vulnerabilities", "scan_import"),
     ("analyze-repo on a generated 10,000-file repository", "analyze_repo"),
+    (
+        "GitLab webhook to execution row (served API, PostgreSQL), beside the poll",
+        "webhook_latency",
+    ),
 )
 
 
