@@ -17,15 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from timbel_dagster.records.delivery import CIRead
+from timbel_dagster.records.delivery import CIRead, ExecutionRecord
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.schema.identity import WebhookDelivery
+from timbel_dagster.warehouse.schema.models import PipelineExecution
 from timbel_dagster.warehouse.store.ingest import store_ci
+from timbel_dagster.warehouse.store.loaders import execution_id
 from timbel_dagster.warehouse.store.upsert import _dialect_insert
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+# Execution statuses after which a pipeline does not change again.
+FINISHED = ("success", "failed", "aborted")
 # The audit log names a webhook's sender as its actor: no user is behind a GitLab event.
 ACTOR_PREFIX = "webhook:"
 
@@ -77,6 +81,24 @@ def record_delivery(connection: Connection, delivery: Delivery) -> uuid.UUID | N
     return delivery_id
 
 
+def _not_regressing(connection: Connection, source: str, read: CIRead) -> CIRead:
+    """`read` without the executions whose stored row has finished while the record has not:
+    a sender delivers out of order (a late `running` after `success`), and a finished
+    pipeline does not start again."""
+    records = [r for r in read.executions or [] if isinstance(r, ExecutionRecord)]
+    ids = {execution_id(source, r.pipeline, r.external_id): r for r in records}
+    if not ids:
+        return read
+    table = PipelineExecution.__table__
+    finished = set(
+        connection.execute(
+            select(table.c.id).where(table.c.id.in_(list(ids))).where(table.c.status.in_(FINISHED))
+        ).scalars()
+    )
+    kept = [r for i, r in ids.items() if i not in finished or r.status in FINISHED]
+    return CIRead(pipelines=read.pipelines, executions=kept)
+
+
 def receive(engine: Engine, delivery: Delivery, read: CIRead | None = None) -> bool:
     """Record `delivery` and store what it already says (`read`: a GitLab pipeline's
     execution row, through the ingestion's own `store_ci`) in one transaction; False for a
@@ -85,7 +107,9 @@ def receive(engine: Engine, delivery: Delivery, read: CIRead | None = None) -> b
         if record_delivery(connection, delivery) is None:
             return False
         if read is not None:
-            store_ci(connection, delivery.source, read)
+            store_ci(
+                connection, delivery.source, _not_regressing(connection, delivery.source, read)
+            )
     return True
 
 

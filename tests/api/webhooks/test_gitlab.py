@@ -135,3 +135,15 @@ def test_a_body_that_is_not_json_is_400(hooked, engine) -> None:
     response = hooked.post(URL, content=b"{not json", headers=headers())
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_late_running_event_does_not_undo_a_finished_pipeline(hooked, engine) -> None:
+    done = fixture("gitlab", "hooks", "pipeline_hook.json")
+    done["object_attributes"]["status"] = "success"
+    late = copy.deepcopy(done)
+    late["object_attributes"] |= {"status": "running", "finished_at": None}
+    hooked.post(URL, content=json.dumps(done), headers=headers(uuid="done"))
+    response = hooked.post(URL, content=json.dumps(late), headers=headers(uuid="late"))
+    assert response.status_code == 202  # recorded for the sensor, the row left as it was
+    assert [r["status"] for r in executions(engine)] == ["success"]
+    assert len(deliveries(engine, "gitlab")) == 2
