@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from tests.api.webhooks.conftest import deliveries
 from tests.services import oci_registry as service
 from tests.services.oci_push import OCI_MANIFEST
 from tests.services.oci_registry import Registry
@@ -27,6 +28,8 @@ from timbel_dagster.sensors.registry import (
     scan_requests,
 )
 from timbel_dagster.settings import get_settings
+from timbel_dagster.warehouse.deliveries import Delivery, receive
+from timbel_dagster.warehouse.engine import get_engine
 
 oci_registry = service.oci_registry
 A, B, C = ("sha256:" + c * 64 for c in "abc")
@@ -189,3 +192,27 @@ def test_sample_mode_requests_scans_of_the_sample_images(warehouse) -> None:
     refs = [r.run_config["ops"][SCAN_JOB]["config"]["images"] for r in requests]
     assert all(ref.startswith("registry.sample.invalid/") for same in refs for ref in same)
     assert len(load_cursor(result.cursor)) == MAX_DIGESTS_PER_TICK
+
+
+def test_recorded_pushes_are_taken_first_and_once(warehouse: WarehouseResource) -> None:
+    engine = get_engine(warehouse.database_url)
+    event = {"id": "e1", "action": "push",
+             "target": {"mediaType": OCI_MANIFEST, "digest": C, "repository": "team/new",
+                        "tag": "2.0"}}  # fmt: skip
+    receive(engine, Delivery("registry", "e1", "push", "team/new:2.0", event))
+    sources = DeliverySourcesResource(mode="sample", sample_end_date="2026-11-01")
+    resources = {"sources": sources, "warehouse": warehouse}
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources=resources
+    ) as context:
+        first = registry_image_sensor(context)
+    assert isinstance(first, dg.SensorResult)
+    requests = first.run_requests or []
+    assert requests[0].run_key == f"scan:{C}"  # before the listing's, beside them
+    assert len(requests) == MAX_DIGESTS_PER_TICK + 1
+    assert [d["status"] for d in deliveries(engine, "registry")] == ["taken"]
+    with dg.build_sensor_context(
+        cursor=first.cursor, instance=dg.DagsterInstance.ephemeral(), resources=resources
+    ) as context:
+        second = registry_image_sensor(context)
+    assert f"scan:{C}" not in [r.run_key for r in second.run_requests or []]
