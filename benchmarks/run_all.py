@@ -42,6 +42,10 @@ BENCHMARKS = (
         "API list and search routes on 1,000,000 executions: EXPLAIN ANALYZE, no Seq Scan",
         "api_explain",
     ),
+    (
+        "GitLab webhook to execution row (served API, PostgreSQL), beside the poll",
+        "webhook_latency",
+    ),
 )
 
 

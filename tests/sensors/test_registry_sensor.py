@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from tests.api.webhooks.conftest import deliveries
 from tests.services import oci_registry as service
 from tests.services.oci_push import OCI_MANIFEST
 from tests.services.oci_registry import Registry
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.registry import RegistryResource
 from timbel_dagster.resources.registry_records import Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -25,6 +28,8 @@ from timbel_dagster.sensors.registry import (
     scan_requests,
 )
 from timbel_dagster.settings import get_settings
+from timbel_dagster.warehouse.deliveries import Delivery, receive
+from timbel_dagster.warehouse.engine import get_engine
 
 oci_registry = service.oci_registry
 A, B, C = ("sha256:" + c * 64 for c in "abc")
@@ -100,24 +105,36 @@ def test_unreadable_cursors_start_afresh(text: str | None) -> None:
     assert load_cursor(text) == {}
 
 
-def _tick(resource: RegistryResource, cursor: str | None) -> dg.SensorResult:
+@pytest.fixture
+def warehouse(_sqlite_template: Path, tmp_path: Path) -> WarehouseResource:
+    """A warehouse with no pending webhook deliveries: the sensor reads them every tick."""
+    path = tmp_path / "warehouse.db"
+    shutil.copyfile(_sqlite_template, path)
+    return WarehouseResource(database_url=f"sqlite:///{path}")
+
+
+def _tick(
+    resource: RegistryResource, cursor: str | None, warehouse: WarehouseResource
+) -> dg.SensorResult:
     sources = DeliverySourcesResource(mode="live", registry=resource)
     with dg.build_sensor_context(
-        cursor=cursor, instance=dg.DagsterInstance.ephemeral(), resources={"sources": sources}
+        cursor=cursor,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"sources": sources, "warehouse": warehouse},
     ) as context:  # nested resources: the context must be entered
         result = registry_image_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
 
-def test_sensor_against_a_real_registry(oci_registry: Registry) -> None:
+def test_sensor_against_a_real_registry(oci_registry: Registry, warehouse) -> None:
     api = oci_registry.push("team/api", "1.0")
     web = oci_registry.push_index("team/web", "latest")
     oci_registry.push("team/web", "same-as-api", content="team/api:1.0:linux/amd64")
     resource = RegistryResource(url=oci_registry.url, page_size=1)
     host = oci_registry.host
 
-    first = _tick(resource, None)
+    first = _tick(resource, None, warehouse)
     assert sorted(r.run_key for r in first.run_requests or []) == sorted(
         [f"scan:{api}", f"scan:{web}"]
     )
@@ -132,14 +149,14 @@ def test_sensor_against_a_real_registry(oci_registry: Registry) -> None:
         "team/web:same-as-api": api,
     }
 
-    quiet = _tick(resource, first.cursor)
+    quiet = _tick(resource, first.cursor, warehouse)
     assert not quiet.run_requests and quiet.cursor == first.cursor
     assert quiet.skip_reason is not None and "no new or changed digests in 3 tags" in str(
         quiet.skip_reason
     )
 
     new = oci_registry.push("team/api", "1.1")
-    after_push = _tick(resource, first.cursor)
+    after_push = _tick(resource, first.cursor, warehouse)
     [request] = after_push.run_requests or []
     assert request.run_key == f"scan:{new}" and request.job_name == "scan_images"
     assert request.run_config["ops"]["scan_images"]["config"]["images"] == [
@@ -148,22 +165,25 @@ def test_sensor_against_a_real_registry(oci_registry: Registry) -> None:
     assert load_cursor(after_push.cursor) == load_cursor(first.cursor) | {"team/api:1.1": new}
 
 
-def test_unconfigured_registry_skips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unconfigured_registry_skips(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, warehouse
+) -> None:
     monkeypatch.delenv("HARBOR_REGISTRY", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env file to read it from either
     get_settings.cache_clear()
     try:
-        result = _tick(RegistryResource(), dump_cursor({"x:1": A}))
+        result = _tick(RegistryResource(), dump_cursor({"x:1": A}), warehouse)
     finally:
         get_settings.cache_clear()
     assert not result.run_requests and result.cursor is None  # the cursor stays
     assert "not configured" in str(result.skip_reason)
 
 
-def test_sample_mode_requests_scans_of_the_sample_images() -> None:
+def test_sample_mode_requests_scans_of_the_sample_images(warehouse) -> None:
     sources = DeliverySourcesResource(mode="sample", sample_end_date="2026-11-01")
     with dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), resources={"sources": sources}
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"sources": sources, "warehouse": warehouse},
     ) as context:
         result = registry_image_sensor(context)
     assert isinstance(result, dg.SensorResult)
@@ -172,3 +192,27 @@ def test_sample_mode_requests_scans_of_the_sample_images() -> None:
     refs = [r.run_config["ops"][SCAN_JOB]["config"]["images"] for r in requests]
     assert all(ref.startswith("registry.sample.invalid/") for same in refs for ref in same)
     assert len(load_cursor(result.cursor)) == MAX_DIGESTS_PER_TICK
+
+
+def test_recorded_pushes_are_taken_first_and_once(warehouse: WarehouseResource) -> None:
+    engine = get_engine(warehouse.database_url)
+    event = {"id": "e1", "action": "push",
+             "target": {"mediaType": OCI_MANIFEST, "digest": C, "repository": "team/new",
+                        "tag": "2.0"}}  # fmt: skip
+    receive(engine, Delivery("registry", "e1", "push", "team/new:2.0", event))
+    sources = DeliverySourcesResource(mode="sample", sample_end_date="2026-11-01")
+    resources = {"sources": sources, "warehouse": warehouse}
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources=resources
+    ) as context:
+        first = registry_image_sensor(context)
+    assert isinstance(first, dg.SensorResult)
+    requests = first.run_requests or []
+    assert requests[0].run_key == f"scan:{C}"  # before the listing's, beside them
+    assert len(requests) == MAX_DIGESTS_PER_TICK + 1
+    assert [d["status"] for d in deliveries(engine, "registry")] == ["taken"]
+    with dg.build_sensor_context(
+        cursor=first.cursor, instance=dg.DagsterInstance.ephemeral(), resources=resources
+    ) as context:
+        second = registry_image_sensor(context)
+    assert f"scan:{C}" not in [r.run_key for r in second.run_requests or []]

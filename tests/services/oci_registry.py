@@ -65,6 +65,7 @@ def running_registry(
     auth: dict[str, Any] | None = None,
     tls: bool = False,
     blobs_at: str | None = None,
+    notifications: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     """Start `docker-registry` with its storage in `workdir/storage`, yield its URL, stop it.
 
@@ -73,6 +74,8 @@ def running_registry(
         tls: serve HTTPS with a self-signed certificate (`workdir/tls.crt`).
         blobs_at: answer blob GETs with a redirect to this base URL plus the blob's storage
             path (the `redirect` storage middleware, as with S3 or a CDN in production).
+        notifications: the config's `notifications` section (endpoints the registry posts
+            its events to).
     """
     if shutil.which(BINARY) is None:
         raise FileNotFoundError(f"{BINARY} is not installed (Debian package `docker-registry`)")
@@ -91,6 +94,8 @@ def running_registry(
         config["auth"] = auth
     if tls:
         config["http"]["tls"] = write_tls(workdir)
+    if notifications:
+        config["notifications"] = notifications
     if blobs_at:
         config["middleware"] = {"storage": [{"name": "redirect", "options": {"baseurl": blobs_at}}]}
     path = workdir / "registry.yml"

@@ -17,6 +17,7 @@ from timbel_dagster.sensors.notifications import (
     run_failure_notifier,
 )
 from timbel_dagster.sensors.registry import registry_image_sensor
+from timbel_dagster.sensors.webhooks import webhook_build_sensor, webhook_push_sensor
 
 
 # Off until an operator turns it on: in live mode it needs the CI servers configured. It is the
@@ -56,5 +57,7 @@ def defs() -> dg.Definitions:
             risk_drift_sensor,
             registry_image_sensor,
             run_grant_sensor,
+            webhook_build_sensor,
+            webhook_push_sensor,
         ],
     )

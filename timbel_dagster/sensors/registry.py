@@ -13,13 +13,16 @@ unconfigured one skips the tick), or in sample mode the sample organisation's im
 
 # No `from __future__ import annotations`: Dagster reads the sensor's resource annotations.
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import dagster as dg
 
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.delivery import SourceNotConfiguredError
 from timbel_dagster.resources.registry_records import Image
 from timbel_dagster.resources.sources import DeliverySourcesResource
+from timbel_dagster.warehouse.engine import get_engine
 
 SCAN_JOB = "scan_images"  # defined with the scanner; referenced by name only
 MAX_DIGESTS_PER_TICK = 25
@@ -103,6 +106,34 @@ def scan_requests(images: list[Image]) -> list[dg.RunRequest]:
     ]
 
 
+def pushed_images(host: str, deliveries: Sequence[dict[str, Any]]) -> dict[Any, Image]:
+    """The image each recorded registry push names (by delivery id)."""
+    images = {}
+    for delivery in deliveries:
+        target = (delivery["payload"] or {}).get("target") or {}
+        images[delivery["id"]] = Image(
+            host,
+            target.get("repository", ""),
+            target.get("tag") or "",
+            target.get("digest", ""),
+            target.get("mediaType", ""),
+        )
+    return images
+
+
+def take_registry_pushes(warehouse_url: str, host: str, limit: int = 200) -> list[dg.RunRequest]:
+    """Scan requests for the pushes the registry's webhook recorded, each marked taken with
+    its run key (`scan:<digest>`, as a listed image gets: a digest is scanned once)."""
+    # lazy: warehouse.deliveries loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.warehouse.deliveries import pending_deliveries, take_deliveries
+
+    with get_engine(warehouse_url).begin() as connection:
+        images = pushed_images(host, pending_deliveries(connection, ["registry"], limit))
+        for delivery_id, image in images.items():
+            take_deliveries(connection, [delivery_id], f"scan:{image.digest}")
+    return scan_requests(list(images.values()))
+
+
 @dg.sensor(
     name="registry_image_sensor",
     minimum_interval_seconds=300,
@@ -111,16 +142,21 @@ def scan_requests(images: list[Image]) -> list[dg.RunRequest]:
     "to: one scan_images run per digest.",
 )
 def registry_image_sensor(
-    context: dg.SensorEvaluationContext, sources: DeliverySourcesResource
+    context: dg.SensorEvaluationContext,
+    sources: DeliverySourcesResource,
+    warehouse: WarehouseResource,
 ) -> dg.SensorResult:
     try:
         registry = sources.image_source()
     except SourceNotConfiguredError as error:
         return dg.SensorResult(skip_reason=str(error))
+    # Pushes the webhook recorded first (when webhook_push_sensor is off they wait for this).
+    pushed = take_registry_pushes(warehouse.url(), registry.host)
     previous = load_cursor(context.cursor)
     listed = list(registry.images(details=False))
     taken, cursor = new_or_changed_images(previous, listed)
-    requests = scan_requests(taken)
+    keys = {request.run_key for request in pushed}
+    requests = pushed + [r for r in scan_requests(taken) if r.run_key not in keys]
     if requests:
         context.log.info(
             f"{len(taken)} new or changed tags of {len(listed)}: {len(requests)} scans requested"

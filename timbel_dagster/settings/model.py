@@ -245,6 +245,21 @@ class Settings(BaseSettings):
         "30/minute", description="Writes per token (the policy table's write actions)."
     )
 
+    # --- Inbound webhooks (unset: that webhook answers 404) ------------------------------
+    gitlab_webhook_secret: SecretStr | None = Field(
+        None, description="The secret token GitLab sends as X-Gitlab-Token."
+    )
+    jenkins_webhook_secret: SecretStr | None = Field(
+        None, description="The secret in the Notification plugin's URL (/webhooks/jenkins/SECRET)."
+    )
+    registry_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The registry's notification endpoint sends `Authorization: Bearer SECRET`.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="The Slack app's signing secret (X-Slack-Signature, v0)."
+    )
+
     # --- Deployments, tenants and the audit log ----------------------------------------
     timbel_approval_chains_file: Path | None = Field(
         None, description="YAML approval chains per environment group (default: built in)."
