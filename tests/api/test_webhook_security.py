@@ -63,10 +63,15 @@ def _registry(authorization: str | None) -> Callable[[TestClient], Response]:
 
 def _slack(secret: str | None, number: int = 1) -> Callable[[TestClient], Response]:
     body = click_body("ULEAD", APPROVE, number, RESPONSE_URL)
-    headers = (
-        signed(secret, body) if secret else {"Content-Type": "application/x-www-form-urlencoded"}
-    )
-    return lambda client: client.post(SLACK_URL, content=body, headers=headers)
+
+    def send(client: TestClient) -> Response:
+        # Signed when sent, not when this module is collected: a run that reaches the test
+        # more than five minutes after collection would send a stale timestamp.
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        headers = signed(secret, body) if secret else form
+        return client.post(SLACK_URL, content=body, headers=headers)
+
+    return send
 
 
 SENDERS = {
