@@ -34,7 +34,7 @@ class Limits:
             together.
         output: characters of output (including text built in macros and blocks), and the
             largest value a template may build.
-        seconds: wall-clock time.
+        seconds: CPU time of the rendering thread (`_clock`).
     """
 
     steps: int = 1_000_000
@@ -68,13 +68,20 @@ class TemplateRefused(SecurityError, ValueError):
         super().__init__(f"{where}{at}: {detail}")
 
 
+# The rendering thread's CPU time, not wall-clock time: rendering is pure computation, so
+# this bounds the same work, and a render on a busy machine (other processes, other
+# threads) is not stopped for time it never had. With a wall clock, which limit stopped a
+# runaway template depended on the machine's load.
+_clock = time.thread_time
+
+
 class Budget:
     __slots__ = ("deadline", "limits", "memo", "produced", "refused", "steps")
 
     def __init__(self, limits: Limits) -> None:
         self.limits, self.steps, self.produced = limits, 0, 0
         self.refused: str | None = None
-        self.deadline = time.monotonic() + limits.seconds
+        self.deadline = _clock() + limits.seconds
         # Weights of large values already measured, by id (the value is kept, so its id is
         # not reused): a value built from itself (`[a, a]`) is measured in one step.
         self.memo: dict[int, tuple[Any, int]] = {}
@@ -87,7 +94,7 @@ class Budget:
         self.steps += 1
         if self.steps > self.limits.steps or self.refused is not None:
             self.refuse(f"rendering stopped after {self.limits.steps:,} steps (limit)")
-        if time.monotonic() > self.deadline:
+        if _clock() > self.deadline:
             self.refuse(f"rendering stopped after {self.limits.seconds:g} s (limit)")
 
     def produce(self, size: int) -> None:
