@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.api.conftest import bearer, secret_for
-from timbel_dagster.api.pagination import execution_cursor
+from timbel_dagster.api.pagination import make_cursor
 from timbel_dagster.warehouse.schema.models import Pipeline, PipelineExecution
 
 T0 = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
@@ -140,7 +140,7 @@ def test_an_execution_stored_during_the_walk_neither_repeats_nor_skips_one(
         ({"status": "exploded"}, ["query", "status"]),
         ({"since": "last tuesday"}, ["query", "since"]),
         ({"cursor": "not-a-cursor"}, ["query", "cursor"]),
-        ({"cursor": execution_cursor(None, "not-a-uuid")}, ["query", "cursor"]),
+        ({"cursor": make_cursor(None, "not-a-uuid")}, ["query", "cursor"]),
     ],
 )
 def test_a_bad_parameter_is_422_naming_it(client, headers, params, loc) -> None:

@@ -98,12 +98,8 @@ def page(
     return items, make_cursor(*key(items[-1]))
 
 
-def execution_cursor(started_at: dt.datetime | None, ident: str) -> str:
-    return make_cursor(started_at, ident)
-
-
 def read_execution_cursor(cursor: str) -> tuple[dt.datetime | None, uuid.UUID]:
-    """(started_at, id) from a cursor made by execution_cursor."""
+    """(started_at, id) from a cursor of the executions list (`make_cursor(started_at, id)`)."""
     return read_cursor(cursor, ISO_TIME, UUID)  # type: ignore[return-value]
 
 

@@ -47,6 +47,18 @@ class WebhookAnswer(BaseModel):
 
 
 # A replay answers 200 where a new delivery answers 202.
+def json_body_doc(description: str, media_type: str = "application/json") -> dict[str, Any]:
+    """The `openapi_extra=` of a webhook route: its required JSON object body (routes read the
+    raw bytes to check signatures, so FastAPI cannot document the body itself)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {media_type: {"schema": {"type": "object"}}},
+            "description": description,
+        }
+    }
+
+
 DUPLICATE: dict[int | str, dict[str, Any]] = {
     200: {"description": "A replay: recorded before, nothing changed.", "model": WebhookAnswer}
 }

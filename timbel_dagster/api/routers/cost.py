@@ -10,8 +10,9 @@ from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
+from timbel_dagster.api.guard import check
 from timbel_dagster.api.schemas.cost import CostReport, TenantCost
-from timbel_dagster.api.scope import require_tenant
+from timbel_dagster.identity.authorize import Target
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.identity.scope import visible_tenants
 from timbel_dagster.tenants.report import month_range, monthly_report
@@ -46,7 +47,7 @@ def cost(
                 [{"loc": ("query", "month"), "msg": str(error), "type": "value_error"}]
             ) from None
     if tenant is not None:
-        require_tenant(request, warehouse, who, "cost.read", tenant)
+        check(request, warehouse, who, "cost.read", Target(tenant=tenant))
     with warehouse.connect() as connection:
         rows = monthly_report(connection, month, source, tenant, visible_tenants(who, "cost.read"))
     return CostReport(items=[TenantCost(**row) for row in rows])

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, ApiError, problems
+from timbel_dagster.api.guard import check
 from timbel_dagster.api.pagination import (
     INT,
     TEXT,
@@ -29,7 +30,7 @@ from timbel_dagster.api.schemas.executions import (
     Stage,
     StageList,
 )
-from timbel_dagster.api.scope import require_tenant
+from timbel_dagster.identity.authorize import Target
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.identity.scope import visible_tenants
 from timbel_dagster.warehouse.read.history import execution_detail
@@ -99,7 +100,7 @@ def _visible(request: Request, warehouse: Engine, who: Principal, ident: uuid.UU
         found = execution_tenant(connection, ident)
     if found is None:
         raise _not_found(ident)
-    require_tenant(request, warehouse, who, action, found[0])
+    check(request, warehouse, who, action, Target(tenant=found[0]))
 
 
 @router.get(
@@ -133,7 +134,7 @@ def execution(
             ) from None
     if found is None:
         raise _not_found(ident)
-    require_tenant(request, warehouse, who, "executions.read", found["tenant"])
+    check(request, warehouse, who, "executions.read", Target(tenant=found["tenant"]))
     return ExecutionDetail(**found)
 
 

@@ -10,11 +10,12 @@ from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
+from timbel_dagster.api.guard import check
 from timbel_dagster.api.schemas.metrics import DoraReport
-from timbel_dagster.api.scope import require_tenant
 from timbel_dagster.deploy.dora import ORGANISATION
 from timbel_dagster.deploy.dora_report import dora_report
 from timbel_dagster.deploy.lookup import RequestError
+from timbel_dagster.identity.authorize import Target
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.warehouse.read.scope import tenant_of_service
 
@@ -44,7 +45,7 @@ def dora(
     if service:
         with warehouse.connect() as connection:
             tenant = tenant_of_service(connection, service)
-        require_tenant(request, warehouse, who, "metrics.read", tenant)
+        check(request, warehouse, who, "metrics.read", Target(tenant=tenant))
     with warehouse.connect() as connection:
         try:
             recent = dora_report(connection, service, weeks)

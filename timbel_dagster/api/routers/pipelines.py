@@ -12,10 +12,11 @@ from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, ApiError, problems
+from timbel_dagster.api.guard import check
 from timbel_dagster.api.pagination import TEXT, page, read_cursor
 from timbel_dagster.api.schemas.executions import Percentiles
 from timbel_dagster.api.schemas.pipelines import PipelineItem, PipelinePage, PipelineStats
-from timbel_dagster.api.scope import require_tenant
+from timbel_dagster.identity.authorize import Target
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.identity.scope import visible_tenants
 from timbel_dagster.warehouse.read.history import duration_percentiles
@@ -76,7 +77,7 @@ def pipeline_stats(
     if found is None:
         raise ApiError(404, f"no pipeline with id {str(ident)!r}", kind="not-found")
     # Outside the read: a refusal is audited in its own transaction (SQLite has one writer).
-    require_tenant(request, warehouse, who, "pipelines.read", found["tenant"])
+    check(request, warehouse, who, "pipelines.read", Target(tenant=found["tenant"]))
     with warehouse.connect() as connection:
         stats = duration_percentiles(connection, since=since, pipeline_ids=[ident])
     return PipelineStats(

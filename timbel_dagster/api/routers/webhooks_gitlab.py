@@ -23,6 +23,7 @@ from timbel_dagster.api.webhooks import (
     body_digest,
     configured,
     json_body,
+    json_body_doc,
     not_valid,
     raw_body,
     refuse,
@@ -35,13 +36,7 @@ from timbel_dagster.warehouse.deliveries import Delivery, receive
 
 router = APIRouter(tags=[TAG])
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-        "description": "GitLab's webhook payload (Pipeline events, Job events).",
-    }
-}
+_BODY = json_body_doc("GitLab's webhook payload (Pipeline events, Job events).")
 
 
 @router.post(

@@ -21,6 +21,7 @@ from timbel_dagster.api.webhooks import (
     WebhookAnswer,
     configured,
     json_body,
+    json_body_doc,
     not_valid,
     raw_body,
     refuse,
@@ -32,13 +33,7 @@ from timbel_dagster.warehouse.deliveries import Delivery, receive
 
 router = APIRouter(tags=[TAG])
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-        "description": "The Notification plugin's JSON: name, url, build{number, phase, ...}.",
-    }
-}
+_BODY = json_body_doc("The Notification plugin's JSON: name, url, build{number, phase, ...}.")
 
 
 @router.post(

@@ -19,6 +19,7 @@ from timbel_dagster.api.webhooks import (
     WebhookAnswer,
     configured,
     json_body,
+    json_body_doc,
     not_valid,
     raw_body,
     refuse,
@@ -30,13 +31,7 @@ from timbel_dagster.warehouse.deliveries import Delivery, receive
 
 router = APIRouter(tags=[TAG])
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {MEDIA_TYPE: {"schema": {"type": "object"}}},
-        "description": 'The registry\'s envelope: `{"events": [...]}`.',
-    }
-}
+_BODY = json_body_doc('The registry\'s envelope: `{"events": [...]}`.', MEDIA_TYPE)
 
 
 @router.post(
