@@ -60,7 +60,7 @@ def test_an_override_that_never_ends_is_stopped(tmp_path: Path) -> None:
         Templates(tmp_path).slack(_message("alert_fired"))
     assert str(refused.value) == (
         f"notification template {tmp_path / 'alert_fired.slack.json'}, line 2: "
-        "rendering stopped after 1,000,000 steps (limit)"
+        "rendering stopped after 250,000 steps (limit)"
     )
     print(f"notification override: nested loops refused in {time.perf_counter() - started:.2f} s")
 

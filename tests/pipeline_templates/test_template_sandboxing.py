@@ -23,7 +23,7 @@ from timbel_dagster.pipeline_templates import generate, params, store
 from timbel_dagster.pipeline_templates.apply import apply_to_repository
 from timbel_dagster.warehouse.schema.templates import PipelineTemplateVersion
 
-STEPS = "rendering stopped after 1,000,000 steps (limit)"
+STEPS = "rendering stopped after 250,000 steps (limit)"
 
 
 def invoke(*args: str | Path) -> Any:

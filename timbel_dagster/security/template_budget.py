@@ -37,7 +37,7 @@ class Limits:
         seconds: CPU time of the rendering thread (`_clock`).
     """
 
-    steps: int = 1_000_000
+    steps: int = 250_000
     output: int = 1_000_000
     seconds: float = 5.0
 
