@@ -48,6 +48,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     group, so that under `--dist loadgroup` they go to one worker and no other worker waits
     for the demo (`demo_run` still runs it once per run whatever the scheduling).
 
+    A module whose tests share an expensive module-scoped fixture (a sample organisation
+    loaded through the CLI, a JVM) names its own group (`pytestmark =
+    pytest.mark.xdist_group(...)`), so the fixture is built on one worker, not on each.
+
     Slow tests come first: xdist hands out work in this order (its loadgroup scheduler puts
     the demo's group, the largest unit, first), so the long ones start at once and the short
     ones fill in around them, instead of one long test running alone at the end."""
@@ -57,8 +61,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
             if not item.get_closest_marker("xdist_group"):
                 item.add_marker(pytest.mark.xdist_group(DEMO_GROUP))
-            if grouping:
-                _join_xdist_group(item, DEMO_GROUP)
+        group = item.get_closest_marker("xdist_group")
+        if grouping and group is not None:
+            _join_xdist_group(item, group.args[0] if group.args else group.kwargs["name"])
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

@@ -23,6 +23,10 @@ from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.models import AuditEvent
 from timbel_dagster.warehouse.schema.notify import AlertRule, Notification, Silence, Subscription
 
+# One worker builds the module fixture, not each (tests/conftest.py):
+# the sample organisation and its metrics, loaded through the CLI once.
+pytestmark = pytest.mark.xdist_group("alerts_cli")
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_RULES = REPO / "deploy" / "alert-rules.example.yaml"
 SAMPLE_RULES = REPO / "timbel_dagster" / "notify" / "sample_rules.yaml"

@@ -18,6 +18,10 @@ from tests.test_cli import invoke
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.models import AuditEvent
 
+# One worker builds the module fixture, not each (tests/conftest.py):
+# the audited sample directory, built through the CLI once.
+pytestmark = pytest.mark.xdist_group("audit_cli")
+
 
 def audit(args: list[str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess:
     """`timbel audit ARGS`, in process (`tests.test_cli.invoke`)."""

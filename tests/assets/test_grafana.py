@@ -44,7 +44,7 @@ def test_dashboards_are_written_and_every_panel_query_runs(
         "warehouse": WarehouseResource(database_url=postgres_warehouse),
         "sources": DeliverySourcesResource(mode="sample", sample_end_date="2026-11-01"),
     }
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(CLUSTERS.name, SAMPLE_CLUSTERS)
         assert dg.materialize(
             ASSETS,

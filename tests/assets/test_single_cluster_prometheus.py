@@ -178,7 +178,7 @@ def test_discovery_sensor_adds_the_single_cluster(
     sources = DeliverySourcesResource(
         mode="live", prometheus=PrometheusResource(url=recent_prometheus)
     )
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         for setting, expected in ((None, "default-cluster"), ("seoul-prod-01", "seoul-prod-01")):
             if setting:
                 live_env.setenv("PROMETHEUS_CLUSTER_NAME", setting)

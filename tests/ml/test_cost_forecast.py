@@ -325,3 +325,35 @@ def test_load_usage_frame_per_workload(warehouse) -> None:
     )
     assert (api["cost_usd"], web["cost_usd"]) == (0.25, 0.5)
     assert empty.empty and "cost_usd" in empty.columns
+
+
+def test_the_stored_forecast_has_each_hours_cost_and_usage(
+    steady_forecast: CostForecast, warehouse_url: str
+) -> None:
+    from sqlalchemy import select
+
+    from timbel_dagster.assets.ml.cost_forecast import _store
+    from timbel_dagster.warehouse.engine import get_engine
+    from timbel_dagster.warehouse.schema.ml import CostForecast as Stored
+
+    hourly = steady_forecast.hourly
+    with get_engine(warehouse_url).begin() as connection:
+        stored, advised = _store(connection, hourly, [])
+        rows = connection.execute(select(Stored.__table__)).all()
+    assert (stored, advised) == (len(rows), 0)
+    assert stored == (hourly["metric"] == "cost_usd").sum()
+    key = hourly[["cluster", "namespace", "tenant"]].fillna("").agg("/".join, axis=1).str.strip("/")
+    expected = hourly.assign(key=key).set_index(["scope", "key", "hour", "metric"])
+    for row in rows:
+        hour = pd.Timestamp(row.hour)
+        at = (row.scope, row.key, hour.tz_localize("UTC") if hour.tz is None else hour)
+        cost = expected.loc[(*at, "cost_usd")]
+        assert (row.cost_usd, row.cost_lo80, row.cost_hi80, row.cost_lo95, row.cost_hi95) == (
+            pytest.approx(cost["yhat"]),
+            pytest.approx(cost["lo80"]),
+            pytest.approx(cost["hi80"]),
+            pytest.approx(cost["lo95"]),
+            pytest.approx(cost["hi95"]),
+        )
+        assert row.cpu_cores == pytest.approx(expected.loc[(*at, "cpu_cores"), "yhat"])
+        assert row.memory_gib == pytest.approx(expected.loc[(*at, "memory_gib"), "yhat"])

@@ -168,6 +168,20 @@ def test_contributions_add_up_and_rank_the_driving_metric_first(fitted) -> None:
     assert sizes == sorted(sizes, reverse=True)
 
 
+def test_contributions_do_not_depend_on_how_rows_are_batched(
+    fitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from timbel_dagster.ml.risk import explain
+
+    model, _, test = fitted
+    rows = test.iloc[:40]
+    batched = model.contributions(rows)  # 40 rows in one model call
+    monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", 1)  # one row per call
+    assert np.array_equal(model.contributions(rows).to_numpy(), batched.to_numpy())
+    monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", 3 * 2 ** len(FEATURES))  # 3 per call
+    assert np.array_equal(model.contributions(rows).to_numpy(), batched.to_numpy())
+
+
 def test_similar_returns_k_training_changes_with_outcomes(fitted) -> None:
     model, train, test = fitted
     near = model.similar(test.iloc[0], k=5)

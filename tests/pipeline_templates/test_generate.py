@@ -21,6 +21,10 @@ from timbel_dagster.pipeline_templates.jenkinsfile_check import jvm_launches
 from timbel_dagster.pipeline_templates.stacks import choose_tools, plan
 from timbel_dagster.pipeline_templates.validate import validate_many
 
+# One worker builds the module fixture, not each (tests/conftest.py):
+# the generated files, checked by one JVM.
+pytestmark = pytest.mark.xdist_group("template_generate")
+
 DOCKERFILE = [{"path": "Dockerfile", "stages": ["build", "runtime"], "base_images": ["alpine"]}]
 STACKS: dict[str, dict[str, Any]] = {
     "maven": {"name": "orders", "languages": {"Java": 90_000}, "build_tools": ["maven"],

@@ -24,6 +24,9 @@ from timbel_dagster.pipeline_templates.jenkinsfile_check import (
 from timbel_dagster.pipeline_templates.jenkinsfile_rules import RULES, rule_for
 from timbel_dagster.pipeline_templates.jenkinsfile_structure import declarative_issues
 
+# One worker builds the module fixture (one JVM for the whole batch), not each (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("jenkinsfile_check")
+
 REAL = sorted(FIXTURES.glob("*.Jenkinsfile"))
 UNICODE = {
     "bäu-ok": ("pipeline {\n  agent any\n  stages {\n    stage('Bäu ✓') {\n"

@@ -40,6 +40,10 @@ from timbel_dagster.pipeline_templates.jenkinsfile_check import (
     jvm_launches,
 )
 
+# One worker builds the module fixture, not each (tests/conftest.py): the attacker's
+# repository server and one JVM.
+pytestmark = pytest.mark.xdist_group("jenkinsfile_untrusted")
+
 SANDBOX = "; Jenkins refuses it in sandboxed pipelines"
 FETCHES = (
     " is not allowed in a Jenkinsfile: it makes the Groovy compiler download and load code (Grape)"
@@ -93,6 +97,7 @@ import org.codehaus.groovy.control.CompilePhase
 import org.codehaus.groovy.control.SourceUnit
 import org.codehaus.groovy.transform.ASTTransformation
 import org.codehaus.groovy.transform.GroovyASTTransformation
+
 
 @GroovyASTTransformation(phase = CompilePhase.CONVERSION)
 class Pwn implements ASTTransformation {

@@ -584,7 +584,7 @@ def test_run_failure_notifier_posts_the_failed_run(
     monkeypatch.setenv("TIMBEL_PUBLIC_URL", "https://timbel.example.com")
     get_settings.cache_clear()
     subscribe(engine, "ann", "slack", "run")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = _notify_failure(instance, _notifier(warehouse_url))
         run_id = result.run_id
         # The same failure seen twice (a sensor re-evaluation) is posted once.
@@ -608,7 +608,7 @@ def test_run_failure_notifier_posts_the_failed_run(
 def test_run_failure_notifier_without_subscribers_records_nothing(
     engine: Any, warehouse_url: str, slack: HTTPServer
 ) -> None:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         _notify_failure(instance, _notifier(warehouse_url))
     assert _rows(engine, Notification.id) == []
     assert _posted(slack) == []

@@ -13,7 +13,8 @@ from tests.conftest import scratch_postgres_database
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
 
-pytestmark = pytest.mark.postgres
+# One worker loads the module's big warehouse, not each (tests/conftest.py).
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("api_read_plans")]
 
 
 @pytest.fixture(scope="module")

@@ -35,25 +35,26 @@ def _store(connection, hourly, suggestions) -> tuple[int, int]:
         index=["scope", "key", "hour"], columns="metric", values="yhat", aggfunc="first"
     )
     cost = keyed[keyed["metric"] == "cost_usd"].set_index(["scope", "key", "hour"])
+    # Joined, not looked up row by row: 14,400 `wide.at[...]` lookups took 7 s of the demo.
+    usage = wide.reindex(columns=["cpu_cores", "memory_gib"]).reindex(cost.index)
+    joined = cost[["yhat", "lo80", "hi80", "lo95", "hi95"]].join(usage).reset_index()
     rows = [
         {
             "generated_at": now,
             "scope": scope,
             "key": key.strip("/"),
             "hour": hour.to_pydatetime(),
-            "cost_usd": float(row["yhat"]),
-            "cost_lo80": float(row["lo80"]),
-            "cost_hi80": float(row["hi80"]),
-            "cost_lo95": float(row["lo95"]),
-            "cost_hi95": float(row["hi95"]),
-            "cpu_cores": float(wide.at[(scope, key, hour), "cpu_cores"])
-            if "cpu_cores" in wide
-            else None,
-            "memory_gib": float(wide.at[(scope, key, hour), "memory_gib"])
-            if "memory_gib" in wide
-            else None,
+            "cost_usd": float(yhat),
+            "cost_lo80": float(lo80),
+            "cost_hi80": float(hi80),
+            "cost_lo95": float(lo95),
+            "cost_hi95": float(hi95),
+            "cpu_cores": None if cpu != cpu else float(cpu),  # NaN: no usage forecast
+            "memory_gib": None if memory != memory else float(memory),
         }
-        for (scope, key, hour), row in cost.iterrows()
+        for scope, key, hour, yhat, lo80, hi80, lo95, hi95, cpu, memory in joined.itertuples(
+            index=False, name=None
+        )
     ]
     advice = [
         {
