@@ -137,13 +137,14 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
         migrate.downgrade(postgres_server_url, "base")
     db = {"TIMBEL_DATABASE_URL": postgres_server_url}
 
+    # The installed entry point once; then in process (`invoke`), as `run` would.
     first = run(["db", "upgrade"], tmp_path, **db)
     assert first.returncode == 0 and "Migrated empty -> 0019" in first.stdout
-    again = run(["db", "upgrade", "--json"], tmp_path, **db)
+    again = invoke(["db", "upgrade", "--json"], tmp_path, **db)
     assert json.loads(again.stdout)["changed"] is False
 
-    loaded = json.loads(run(["sample", "--json"], tmp_path, **db).stdout)
-    reloaded = json.loads(run(["sample", "--json"], tmp_path, **db).stdout)
+    loaded = json.loads(invoke(["sample", "--json"], tmp_path, **db).stdout)
+    reloaded = json.loads(invoke(["sample", "--json"], tmp_path, **db).stdout)
     assert loaded["tables"]["pipeline_executions"]["written"] > 1000
     assert {t["written"] for t in reloaded["tables"].values()} == {0}
     with get_engine(postgres_server_url).connect() as connection:
@@ -154,13 +155,13 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
     assert events == [("minji.kim", "db.upgrade")] + [("minji.kim", "sample.load")] * 2
 
     failed = json.loads(
-        run(
+        invoke(
             ["executions", "list", "--status", "failed", "--limit", "500", "--json"], tmp_path, **db
         ).stdout
     )
     assert failed and {r["status"] for r in failed} == {"failed"}
     payments = json.loads(
-        run(
+        invoke(
             ["executions", "list", "--pipeline", "payments-api", "--since", "2026-10-15", "--json"],
             tmp_path,
             **db,
@@ -169,17 +170,17 @@ def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> Non
     assert payments and all(r["pipeline"].startswith("payments-api") for r in payments)
     assert all(r["started_at"] >= "2026-10-15" for r in payments)
     found = json.loads(
-        run(
+        invoke(
             ["executions", "list", "--search", "INTEGRATION-tests", "--json"], tmp_path, **db
         ).stdout
     )
     assert found and all("integration-tests" in r["error_message"] for r in found)
 
-    shown = run(["executions", "show", failed[0]["id"][:8]], tmp_path, **db)
+    shown = invoke(["executions", "show", failed[0]["id"][:8]], tmp_path, **db)
     assert shown.returncode == 0, shown.stderr
     assert "stages (timeline" in shown.stdout and "failed" in shown.stdout
     detail = json.loads(
-        run(["executions", "show", failed[0]["id"], "--json"], tmp_path, **db).stdout
+        invoke(["executions", "show", failed[0]["id"], "--json"], tmp_path, **db).stdout
     )
     assert detail["id"] == failed[0]["id"] and len(detail["stages"]) >= 6
 

@@ -81,7 +81,10 @@ def serve_issuer() -> Iterator[Issuer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     issuer = Issuer(f"http://127.0.0.1:{server.server_address[1]}", new_key())
     server.RequestHandlerClass = _handler(issuer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for the loop to look (the default 0.5 s cost each test).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield issuer

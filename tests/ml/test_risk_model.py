@@ -174,12 +174,12 @@ def test_contributions_do_not_depend_on_how_rows_are_batched(
     from timbel_dagster.ml.risk import explain
 
     model, _, test = fitted
-    rows = test.iloc[:40]
-    batched = model.contributions(rows)  # 40 rows in one model call
-    monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", 1)  # one row per call
-    assert np.array_equal(model.contributions(rows).to_numpy(), batched.to_numpy())
-    monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", 3 * 2 ** len(FEATURES))  # 3 per call
-    assert np.array_equal(model.contributions(rows).to_numpy(), batched.to_numpy())
+    rows, mixes = test.iloc[:4], 2 ** len(FEATURES)  # every coalition of the metrics
+    monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", mixes)  # one row per model call
+    one_by_one = model.contributions(rows).to_numpy()
+    for per_call in (3, 4):  # a batch of 3 and a remainder of 1; all 4 in one call
+        monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", per_call * mixes)
+        assert np.array_equal(model.contributions(rows).to_numpy(), one_by_one)
 
 
 def test_similar_returns_k_training_changes_with_outcomes(fitted) -> None:
