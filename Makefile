@@ -14,10 +14,13 @@ export TIMBEL_HOME
 setup: $(STAMP)
 
 # Re-run only when the dependencies change; installs exactly the locked versions.
+# uv (pinned, installed by pip into the venv) installs the locked set in seconds where pip
+# took about three minutes of every fresh setup and CI run; the installed set is the same.
+UV_VERSION := 0.9.30
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
 demo: setup

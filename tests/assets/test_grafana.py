@@ -58,7 +58,8 @@ def test_dashboards_are_written_and_every_panel_query_runs(
             instance=instance,
             resources=resources,
             selection=dg.AssetSelection.groups("org", "cicd", "deploy"),
-            tags=range_tags("2026-08-02", "2026-11-01"),
+            # The panels' time range (FROM) and a week before it: the CI days they read.
+            tags=range_tags("2026-09-24", "2026-11-01"),
         ).success
         result = dg.materialize(
             ASSETS,

@@ -339,21 +339,29 @@ def test_the_stored_forecast_has_each_hours_cost_and_usage(
     hourly = steady_forecast.hourly
     with get_engine(warehouse_url).begin() as connection:
         stored, advised = _store(connection, hourly, [])
-        rows = connection.execute(select(Stored.__table__)).all()
+        rows = pd.DataFrame(connection.execute(select(Stored.__table__)).mappings().all())
     assert (stored, advised) == (len(rows), 0)
     assert stored == (hourly["metric"] == "cost_usd").sum()
+    # What each stored hour should hold, from the forecast frame, side by side with it.
     key = hourly[["cluster", "namespace", "tenant"]].fillna("").agg("/".join, axis=1).str.strip("/")
-    expected = hourly.assign(key=key).set_index(["scope", "key", "hour", "metric"])
-    for row in rows:
-        hour = pd.Timestamp(row.hour)
-        at = (row.scope, row.key, hour.tz_localize("UTC") if hour.tz is None else hour)
-        cost = expected.loc[(*at, "cost_usd")]
-        assert (row.cost_usd, row.cost_lo80, row.cost_hi80, row.cost_lo95, row.cost_hi95) == (
-            pytest.approx(cost["yhat"]),
-            pytest.approx(cost["lo80"]),
-            pytest.approx(cost["hi80"]),
-            pytest.approx(cost["lo95"]),
-            pytest.approx(cost["hi95"]),
-        )
-        assert row.cpu_cores == pytest.approx(expected.loc[(*at, "cpu_cores"), "yhat"])
-        assert row.memory_gib == pytest.approx(expected.loc[(*at, "memory_gib"), "yhat"])
+    wide = hourly.assign(key=key).pivot_table(
+        index=["scope", "key", "hour"],
+        columns="metric",
+        values=["yhat", "lo80", "hi80", "lo95", "hi95"],
+    )
+    expected = pd.DataFrame(
+        {
+            "cost_usd": wide[("yhat", "cost_usd")],
+            "cost_lo80": wide[("lo80", "cost_usd")],
+            "cost_hi80": wide[("hi80", "cost_usd")],
+            "cost_lo95": wide[("lo95", "cost_usd")],
+            "cost_hi95": wide[("hi95", "cost_usd")],
+            "cpu_cores": wide[("yhat", "cpu_cores")],
+            "memory_gib": wide[("yhat", "memory_gib")],
+        }
+    )
+    hours = pd.to_datetime(rows["hour"])
+    rows["hour"] = hours.dt.tz_localize("UTC") if hours.dt.tz is None else hours
+    got = rows.set_index(["scope", "key", "hour"])[expected.columns].sort_index()
+    assert got.index.equals(expected.sort_index().index)
+    assert np.allclose(got.to_numpy(), expected.sort_index().to_numpy())
