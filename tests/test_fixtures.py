@@ -150,23 +150,19 @@ def test_an_unreachable_prometheus_is_retried_without_sleeping() -> None:
 
 
 def test_the_xdist_group_holds_under_loadgroup(tmp_path: Path) -> None:
-    """Under `-n 2 --dist loadgroup` every test of the group runs on one worker, while the
-    rest spread over both (pytest-xdist#1386: without `_join_xdist_group` they spread)."""
+    """Under `-n 2 --dist loadgroup` every test marked `xdist_group("g")` runs on one worker,
+    while the rest spread over both: the suite's own collection hook, as the modules with an
+    expensive fixture use it (pytest-xdist#1386: without `_join_xdist_group` they spread)."""
     (tmp_path / "conftest.py").write_text(
-        "import pytest\n"
-        "from tests.conftest import _join_xdist_group\n\n"
-        "@pytest.hookimpl(tryfirst=True)\n"
-        "def pytest_collection_modifyitems(config, items):\n"
-        "    for item in items:\n"
-        "        if item.name.startswith('test_grouped'):\n"
-        "            _join_xdist_group(item, 'g')\n"
+        "from tests.conftest import pytest_collection_modifyitems  # the suite's hook\n"
     )
     (tmp_path / "test_spread.py").write_text(
-        "import os, pathlib\n\n"
+        "import os, pathlib\n\nimport pytest\n\n"
         "def record(name):\n"
         "    pathlib.Path(name).write_text(os.environ['PYTEST_XDIST_WORKER'])\n\n"
         + "".join(
-            f"def test_{kind}_{n}():\n    record('{kind}_{n}')\n\n"
+            ("@pytest.mark.xdist_group('g')\n" if kind == "grouped" else "")
+            + f"def test_{kind}_{n}():\n    record('{kind}_{n}')\n\n"
             for n in range(8)
             for kind in ("grouped", "free")
         )
