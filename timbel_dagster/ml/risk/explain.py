@@ -115,8 +115,8 @@ def shapley_contributions(model: RiskModel, frame: pd.DataFrame) -> pd.DataFrame
     """Exact baseline Shapley values (Sundararajan & Najmi, ICML 2020) of the calibrated
     log-odds. The players are the metrics (and the repository, column `group`); the baseline
     is the median training change of an unknown repository. All 2**players mixes of the row
-    and the baseline are scored together, for many rows in one batch: the gradient
-    boosting predictor's cost per call, not per row, dominated when each row was a call."""
+    and the baseline are scored, several rows' mixes per model call (the same values as one
+    row per call; the time is in the trees, 2**players evaluations per row)."""
     import numpy as np
     import pandas as pd
 
