@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
+from timbel_dagster.api.guard import invalid
 from timbel_dagster.api.pagination import INT, page, read_cursor
 from timbel_dagster.api.schemas.audit import AuditEventItem, AuditPage
 from timbel_dagster.identity.principal import Principal
@@ -52,9 +52,7 @@ def audit_events(
     that match every filter, as `timbel audit search --json` prints them."""
     since, until = _utc(since), _utc(until)
     if since and until and since >= until:
-        raise RequestValidationError(
-            [{"loc": ("query", "until"), "msg": "until must be after since", "type": "value_error"}]
-        )
+        raise invalid(("query", "until"), "until must be after since")
     before = read_cursor(cursor, INT)[0] if cursor else None
     with warehouse.connect() as connection:
         events = search_events(

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
-from timbel_dagster.api.guard import check
+from timbel_dagster.api.guard import check, invalid
 from timbel_dagster.api.schemas.cost import CostReport, TenantCost
 from timbel_dagster.identity.authorize import Target
 from timbel_dagster.identity.principal import Principal
@@ -43,9 +42,7 @@ def cost(
         try:
             month_range(month)
         except ValueError as error:
-            raise RequestValidationError(
-                [{"loc": ("query", "month"), "msg": str(error), "type": "value_error"}]
-            ) from None
+            raise invalid(("query", "month"), str(error)) from None
     if tenant is not None:
         check(request, warehouse, who, "cost.read", Target(tenant=tenant))
     with warehouse.connect() as connection:

@@ -8,12 +8,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, ApiError, problems
-from timbel_dagster.api.guard import check
+from timbel_dagster.api.guard import check, invalid
 from timbel_dagster.api.pagination import (
     INT,
     TEXT,
@@ -129,9 +128,7 @@ def execution(
         try:
             found = execution_detail(connection, ident)
         except LookupError as error:
-            raise RequestValidationError(
-                [{"loc": ("path", "id"), "msg": str(error), "type": "value_error"}]
-            ) from None
+            raise invalid(("path", "id"), str(error)) from None
     if found is None:
         raise _not_found(ident)
     check(request, warehouse, who, "executions.read", Target(tenant=found["tenant"]))

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
-from timbel_dagster.api.guard import check
+from timbel_dagster.api.guard import check, invalid
 from timbel_dagster.api.schemas.metrics import DoraReport
 from timbel_dagster.deploy.dora import ORGANISATION
 from timbel_dagster.deploy.dora_report import dora_report
@@ -50,9 +49,7 @@ def dora(
         try:
             recent = dora_report(connection, service, weeks)
         except RequestError as error:
-            raise RequestValidationError(
-                [{"loc": ("query", "service"), "msg": str(error), "type": "value_error"}]
-            ) from None
+            raise invalid(("query", "service"), str(error)) from None
     if recent is None:
         return DoraReport(service=service or ORGANISATION, weeks=weeks, summary=None, weekly=[])
     return DoraReport(**recent)

@@ -9,11 +9,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, ApiError, problems
+from timbel_dagster.api.guard import invalid
 from timbel_dagster.api.pagination import UUID, page, read_cursor
 from timbel_dagster.api.schemas.security import Finding, FindingPage, GateVerdict
 from timbel_dagster.identity.principal import Principal
@@ -25,12 +25,6 @@ Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
 Group = Literal["dev", "staging", "prod"]
 
 router = APIRouter(tags=["security"])
-
-
-def _bad(field: str, error: Exception) -> RequestValidationError:
-    return RequestValidationError(
-        [{"loc": ("query", field), "msg": str(error), "type": "value_error"}]
-    )
 
 
 @router.get(
@@ -62,7 +56,7 @@ def findings(
         except NeverScannedError as error:
             raise ApiError(404, str(error), kind="not-found") from None
         except ValueError as error:
-            raise _bad("image", error) from None
+            raise invalid(("query", "image"), str(error)) from None
     items, next_cursor = page(rows, limit, lambda row: (row["id"],))
     return FindingPage(items=[Finding(**row) for row in items], next_cursor=next_cursor)
 
@@ -89,5 +83,5 @@ def gate(
         try:
             result = check_image(connection, image, group, policy)
         except ValueError as error:
-            raise _bad("image", error) from None
+            raise invalid(("query", "image"), str(error)) from None
     return GateVerdict(**result.to_dict())
