@@ -7,6 +7,7 @@ from typing import Annotated
 
 import pytest
 from fastapi import Depends
+from sqlalchemy import event
 
 from tests.api.conftest import audit_events, bearer, long_ago, secret_for
 from timbel_dagster.api.deps import require
@@ -104,3 +105,40 @@ def test_an_unknown_path_is_a_404_problem(client) -> None:
     response = client.get("/api/v1/no-such-thing")
     assert response.status_code == 404 and response.headers["content-type"] == PROBLEM
     assert response.json()["type"] == "urn:timbel:problem:not-found"
+
+
+def _statements_of(engine, request) -> list[str]:
+    """The SQL statements run while `request()`, without the transaction's own (BEGIN, which
+    the SQLite engine sends itself)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.split()[0].upper() not in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        request()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_an_authenticated_request_reads_the_token_and_memberships_in_two_statements(
+    app, client, engine
+) -> None:
+    """Every request proves who asks: the token with its user's row, then their teams and
+    tenants. The use is recorded by one UPDATE, and not again within the minute."""
+    teams.add_team(engine, "admin", "shop")
+    teams.set_member(engine, "admin", "shop", "lead")
+    headers = bearer(secret_for(engine, "lead"))
+    app_engine = app.state.engine
+
+    first = _statements_of(app_engine, lambda: client.get("/api/v1/me", headers=headers))
+    second = _statements_of(app_engine, lambda: client.get("/api/v1/me", headers=headers))
+
+    assert [s.split()[0] for s in first] == ["SELECT", "UPDATE", "SELECT"]
+    assert [s.split()[0] for s in second] == ["SELECT", "SELECT"]
+    assert "api_tokens" in second[0] and "users" in second[0]
+    assert "team_members" in second[1] and "tenant_members" in second[1]
+    assert client.get("/api/v1/me", headers=headers).json()["teams"] == ["shop"]

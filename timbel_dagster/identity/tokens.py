@@ -22,10 +22,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.identity.authorize import NotAllowedError, Target, require
-from timbel_dagster.identity.principal import Principal, load_principal
+from timbel_dagster.identity.principal import Principal, load_principal, principal_of
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import tokens as rows
-from timbel_dagster.warehouse.people.users import audited_change, find_user, require_user
+from timbel_dagster.warehouse.people.users import audited_change, require_user
 from timbel_dagster.warehouse.schema.identity import TOKEN_PREFIX_LENGTH
 
 if TYPE_CHECKING:
@@ -151,9 +151,15 @@ def create_token(
 
 
 def _admit(
-    connection: Connection, row: rows.TokenRow | None, now: dt.datetime, ip: str | None, via: str
+    connection: Connection,
+    found: tuple[rows.TokenRow | None, rows.Holder | None],
+    now: dt.datetime,
+    ip: str | None,
+    via: str,
 ) -> Principal:
-    """The principal of a found token row, its use recorded; refused as `verify_token` says."""
+    """The principal of a found token and its user's row, its use recorded; refused as
+    `verify_token` says."""
+    row, holder = found
     if row is None:
         raise TokenRefusedError("unknown", "unknown API token")
     if row.revoked_at is not None:
@@ -164,13 +170,16 @@ def _admit(
         raise TokenRefusedError(
             "expired", f"token {row.prefix} expired {row.expires_at:%Y-%m-%d %H:%M} UTC"
         )
-    person = find_user(connection, row.user_name)
-    if person is None or not person.enabled:
+    if holder is None or holder.disabled_at is not None:
         raise TokenRefusedError(
             "user_disabled", f"token {row.prefix} belongs to {row.user_name}, who is disabled"
         )
-    rows.touch(connection, row.id, now, ip, USE_RECORDED_EVERY)
-    return load_principal(connection, row.user_name, via=via, token_id=row.id)
+    # The row says when the use was last recorded: no UPDATE at all within the minute.
+    if row.last_used_at is None or row.last_used_at <= now - USE_RECORDED_EVERY:
+        rows.touch(connection, row.id, now, ip, USE_RECORDED_EVERY)
+    return principal_of(
+        connection, row.user_name, holder.role, holder.kind, via=via, token_id=row.id
+    )
 
 
 def verify_token(
@@ -189,7 +198,11 @@ def verify_token(
         raise TokenRefusedError("unknown", "not a Timbel API token (they start with tbl_)")
     with engine.begin() as connection:
         return _admit(
-            connection, rows.find_by_hash(connection, digest(secret)), clock(), ip, "token"
+            connection,
+            rows.find_with_holder(connection, secret_sha256=digest(secret)),
+            clock(),
+            ip,
+            "token",
         )
 
 
@@ -208,7 +221,8 @@ def verify_token_id(
         TokenRefusedError: unknown, revoked, expired, or the user is disabled.
     """
     with engine.begin() as connection:
-        return _admit(connection, rows.find_by_id(connection, token_id), clock(), ip, "session")
+        found = rows.find_with_holder(connection, token_id=token_id)
+        return _admit(connection, found, clock(), ip, "session")
 
 
 def _one(connection: Connection, ref: str) -> rows.TokenRow:

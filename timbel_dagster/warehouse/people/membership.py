@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, union_all, update
 
 from timbel_dagster.warehouse.schema.identity import ServiceOwner, Team, TeamMember, TenantMember
 
@@ -30,14 +30,20 @@ def teams_of(connection: Connection, user: str) -> tuple[str, ...]:
     return tuple(connection.execute(query).scalars())
 
 
-def tenants_of(connection: Connection, user: str) -> tuple[str, ...]:
-    """The tenants `user` is a member of, by name."""
-    query = (
-        select(TenantMember.tenant)
-        .where(TenantMember.user_name == user)
-        .order_by(TenantMember.tenant)
+def memberships_of(connection: Connection, user: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`user`'s teams and tenants, by name, in one statement (every API request reads them)."""
+    query = union_all(
+        select(literal("team").label("kind"), TeamMember.team.label("name")).where(
+            TeamMember.user_name == user
+        ),
+        select(literal("tenant").label("kind"), TenantMember.tenant.label("name")).where(
+            TenantMember.user_name == user
+        ),
     )
-    return tuple(connection.execute(query).scalars())
+    found: dict[str, list[str]] = {"team": [], "tenant": []}
+    for kind, name in connection.execute(query):
+        found[kind].append(name)
+    return tuple(sorted(found["team"])), tuple(sorted(found["tenant"]))
 
 
 def members_of_tenant(connection: Connection, tenant: str) -> tuple[str, ...]:

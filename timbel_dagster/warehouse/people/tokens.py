@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, cast, insert, or_, select, update
 
 from timbel_dagster.warehouse.schema.identity import ApiToken
+from timbel_dagster.warehouse.schema.models import User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -57,17 +58,36 @@ def insert_token(connection: Connection, row: TokenRow, secret_sha256: str) -> N
     connection.execute(insert(ApiToken).values(**asdict(row), secret_sha256=secret_sha256))
 
 
-def find_by_hash(connection: Connection, secret_sha256: str) -> TokenRow | None:
-    """The token whose secret hashes to `secret_sha256` (the unique index finds it)."""
-    query = select(*_COLUMNS).where(ApiToken.secret_sha256 == secret_sha256)
+@dataclass(frozen=True)
+class Holder:
+    """What the token check needs of the token's user, read with the token (None: the user
+    row is gone)."""
+
+    role: str
+    kind: str
+    disabled_at: dt.datetime | None
+
+
+def find_with_holder(
+    connection: Connection, *, secret_sha256: str | None = None, token_id: uuid.UUID | None = None
+) -> tuple[TokenRow | None, Holder | None]:
+    """The token found by its secret's hash or its id, and its user's row, in one statement:
+    checking a token is on the path of every API request."""
+    query = select(*_COLUMNS, User.role, User.kind, User.disabled_at).outerjoin(
+        User, User.name == ApiToken.user_name
+    )
+    if secret_sha256 is not None:
+        query = query.where(ApiToken.secret_sha256 == secret_sha256)
+    elif token_id is not None:
+        query = query.where(ApiToken.id == token_id)
+    else:
+        raise ValueError("find_with_holder needs secret_sha256 or token_id")
     row = connection.execute(query).one_or_none()
-    return TokenRow(*row) if row is not None else None
-
-
-def find_by_id(connection: Connection, token_id: uuid.UUID) -> TokenRow | None:
-    """The token with this id (a page session names its token by id, never by secret)."""
-    row = connection.execute(select(*_COLUMNS).where(ApiToken.id == token_id)).one_or_none()
-    return TokenRow(*row) if row is not None else None
+    if row is None:
+        return None, None
+    token = TokenRow(*row[: len(_COLUMNS)])
+    role, kind, disabled_at = row[len(_COLUMNS) :]
+    return token, (Holder(role, kind, disabled_at) if role is not None else None)
 
 
 def find_by_ref(connection: Connection, ref: str) -> list[TokenRow]:
