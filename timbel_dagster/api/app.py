@@ -59,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     oidc = OidcConfig.from_settings(settings)
     app.state.oidc = OidcVerifier(oidc) if oidc else None
     app.state.rate_limiter = RateLimiter(
-        settings.timbel_api_rate_limit, settings.timbel_api_write_rate_limit
+        settings.timbel_api_rate_limit,
+        settings.timbel_api_write_rate_limit,
+        settings.timbel_api_rate_limit_storage,
     )
     errors.install(app)
     for router in all_routers():

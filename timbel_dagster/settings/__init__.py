@@ -127,6 +127,22 @@ def display_url(raw: str) -> str:
     return make_url(raw).render_as_string(hide_password=True)
 
 
+# TIMBEL_API_RATE_LIMIT_STORAGE: the `limits` stores the API's rate limiter may count in
+# (api/ratelimit.py), checked here so a typo stops start-up instead of the first request.
+RATE_LIMIT_STORE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+
+
+def check_rate_limit_store(uri: str) -> str:
+    """`uri` if it names a store of RATE_LIMIT_STORE_SCHEMES (nothing is connected here)."""
+    if urlsplit(uri).scheme not in RATE_LIMIT_STORE_SCHEMES:
+        schemes = ", ".join(s + "://" for s in RATE_LIMIT_STORE_SCHEMES)
+        raise ValueError(
+            f"{uri!r} is not a rate-limit store: give memory:// or redis://HOST:PORT/DB "
+            f"(schemes: {schemes})"
+        )
+    return uri
+
+
 # TIMBEL_REGISTRY_TOKEN_REALMS, parsed: here, in the bottom layer, so the setting is checked
 # at start-up without the settings importing the registry client, which applies the rules
 # (resources/registry_realm.py says which token services may receive the credentials).

@@ -23,7 +23,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from timbel_dagster.settings import SAMPLE_MODE_MARKER, normalise_database_url, parse_realm_rules
+from timbel_dagster.settings import (
+    SAMPLE_MODE_MARKER,
+    check_rate_limit_store,
+    normalise_database_url,
+    parse_realm_rules,
+)
 
 
 def _comma_list(value: object) -> object:
@@ -244,6 +249,11 @@ class Settings(BaseSettings):
     timbel_api_write_rate_limit: str = Field(
         "30/minute", description="Writes per token (the policy table's write actions)."
     )
+    timbel_api_rate_limit_storage: str = Field(
+        "memory://",
+        description="Where the rate limits count: memory:// (each API process on its own) or "
+        "redis://HOST:PORT/DB (shared by every worker and replica; rediss:// for TLS).",
+    )
 
     # --- Inbound webhooks (unset: that webhook answers 404) ------------------------------
     gitlab_webhook_secret: SecretStr | None = Field(
@@ -315,6 +325,11 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("not a rate limit: give COUNT/PERIOD, e.g. 120/minute") from None
         return value
+
+    @field_validator("timbel_api_rate_limit_storage")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: str) -> str:
+        return check_rate_limit_store(value)
 
     @field_validator("timbel_risk_reject_from")
     @classmethod
