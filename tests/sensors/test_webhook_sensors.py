@@ -3,8 +3,11 @@ polling sensors would request, each delivery is taken once."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import pytest
+from sqlalchemy import select
 
 from tests.api.webhooks.conftest import deliveries, fixture
 from timbel_dagster.assets.cicd.executions import CI_SYSTEMS_TAG
@@ -12,9 +15,14 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.sensors.registry import SCAN_JOB
-from timbel_dagster.sensors.webhooks import webhook_build_sensor, webhook_push_sensor
+from timbel_dagster.sensors.webhooks import (
+    contiguous_spans,
+    webhook_build_sensor,
+    webhook_push_sensor,
+)
 from timbel_dagster.warehouse.deliveries import Delivery, receive
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.schema.identity import WebhookDelivery
 
 DIGEST = "sha256:" + "d" * 64
 
@@ -50,18 +58,26 @@ def test_ci_deliveries_request_one_ingestion_per_system_and_follow_running_build
     by_job: dict[str, list[dg.RunRequest]] = {}
     for request in result.run_requests or []:
         by_job.setdefault(request.job_name, []).append(request)
-    ingest = {r.tags[CI_SYSTEMS_TAG]: r for r in by_job["ci_ingestion"]}
-    assert set(ingest) == {"gitlab", "jenkins"}
-    # From the day the pipeline was created (2016-08-12) to the day it was received.
-    assert ingest["gitlab"].tags[RANGE_START_TAG] == "2016-08-12"
-    assert ingest["jenkins"].tags[RANGE_START_TAG] == "2024-12-04"
-    assert ingest["gitlab"].tags[RANGE_END_TAG] >= "2026-01-01"
+    spans: dict[str, list[tuple[str, str]]] = {}
+    for request in by_job["ci_ingestion"]:
+        span = (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
+        spans.setdefault(request.tags[CI_SYSTEMS_TAG], []).append(span)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    # The day each build started and the day it was received, not the years between.
+    assert spans == {
+        "gitlab": [("2016-08-12", "2016-08-12"), (today, today)],
+        "jenkins": [("2024-12-04", "2024-12-04"), (today, today)],
+    }
     # The running pipeline is followed under the build sensor's own run key.
     assert [r.run_key for r in by_job["follow_build"]] == [
         "follow-gitlab-gitlab-org/gitlab-test-31"
     ]
     taken = deliveries(engine, "gitlab") + deliveries(engine, "jenkins")
     assert {d["status"] for d in taken} == {"taken"}
+    # Each delivery is taken by the run of the day its build started.
+    with engine.connect() as connection:
+        run_keys = set(connection.execute(select(WebhookDelivery.run_key)).scalars())
+    assert {k[-10:] for k in run_keys} == {"2016-08-12", "2024-12-04"}
 
     again = _tick(webhook_build_sensor, warehouse_url)
     assert not again.run_requests and again.skip_reason
@@ -84,3 +100,18 @@ def test_pushes_request_one_scan_per_digest_and_are_taken_once(engine, warehouse
     ]
     assert {d["status"] for d in deliveries(engine, "registry")} == {"taken"}
     assert not _tick(webhook_push_sensor, warehouse_url, sources=sources).run_requests
+
+
+@pytest.mark.parametrize(
+    ("days", "spans"),
+    [
+        (set(), []),
+        ({"2026-12-01"}, [("2026-12-01", "2026-12-01")]),
+        ({"2026-11-30", "2026-12-01", "2026-12-02"}, [("2026-11-30", "2026-12-02")]),
+        ({"2016-08-12", "2026-12-05", "2026-12-04"},
+         [("2016-08-12", "2016-08-12"), ("2026-12-04", "2026-12-05")]),
+        ({"2024-02-28", "2024-03-01", "2024-02-29"}, [("2024-02-28", "2024-03-01")]),
+    ],
+)  # fmt: skip
+def test_days_become_spans_of_consecutive_days(days, spans) -> None:
+    assert contiguous_spans(days) == spans
