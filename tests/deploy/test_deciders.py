@@ -1,5 +1,6 @@
-"""Who may decide a request's current step (`deploy.deciders`): the list the approvals page
-shows is exactly what `Requests.decide` would accept, step by step."""
+"""Who may decide a request (`deploy.deciders`): the policy gate the approvals page and the
+Slack buttons both ask (`may_decide`), and the list the approvals page shows, which is
+exactly what `Requests.decide` would accept, step by step."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from tests.deploy.known import know, own
 from tests.deploy.test_requests import IMAGE, PEOPLE, T0
 from tests.security.findings import ALPINE_DIGEST, CLEAN, store
 from timbel_dagster.deploy.chains import load_chains
-from timbel_dagster.deploy.deciders import decidable
+from timbel_dagster.deploy.deciders import REASON_MAX_CHARS, decidable, may_decide
 from timbel_dagster.deploy.requests import RequestError, Requests
+from timbel_dagster.identity.principal import load_principal
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.ids import stable_id
 from timbel_dagster.warehouse.schema.models import User
@@ -82,3 +84,38 @@ def test_expired_and_decided_requests_are_not_listed(deciding: Requests) -> None
 def test_an_unknown_user_is_refused(deciding: Requests) -> None:
     with deciding.engine.connect() as connection, pytest.raises(RequestError):
         decidable(connection, "nobody", T0)
+
+
+@pytest.mark.parametrize(
+    ("user", "approve", "allowed", "why"),
+    [
+        ("lead", True, True, "is in team shop"),
+        ("lead", False, True, "is in team shop"),
+        ("ops", False, True, "operations acts for every team"),
+        ("lead_pay", False, False, "needs a member of team shop"),
+        ("dev", False, False, "deploy.reject needs operations or team_lead or admin"),
+        ("viewer", True, False, "deploy.approve needs"),
+    ],
+)
+def test_may_decide_is_the_policy_table_scoped_to_the_owning_team(
+    deciding: Requests, user: str, approve: bool, allowed: bool, why: str
+) -> None:
+    deciding.request("dev", "shop-api", IMAGE, "staging", "try it")
+    with deciding.engine.connect() as connection:
+        verdict = may_decide(connection, load_principal(connection, user), "#1", approve)
+    assert verdict.allowed is allowed
+    assert why in verdict.reason
+
+
+def test_may_decide_an_unknown_request(deciding: Requests) -> None:
+    with deciding.engine.connect() as connection, pytest.raises(RequestError, match="no deploy"):
+        may_decide(connection, load_principal(connection, "lead"), "42", approve=False)
+
+
+def test_a_reason_longer_than_the_limit_is_refused(deciding: Requests) -> None:
+    deciding.request("dev", "shop-api", IMAGE, "staging", "try it")
+    with pytest.raises(RequestError, match=f"at most {REASON_MAX_CHARS}"):
+        deciding.decide("lead", "1", approve=False, reason="x" * (REASON_MAX_CHARS + 1))
+    assert deciding.status("1")["status"] == "pending"
+    deciding.decide("lead", "1", approve=False, reason="x" * REASON_MAX_CHARS)
+    assert deciding.status("1")["status"] == "rejected"

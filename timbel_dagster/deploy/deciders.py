@@ -1,6 +1,7 @@
-"""Who may decide a request's current step: the rules `Requests.decide` enforces, as a
-function the approvals page also asks (to list what a user may decide) so that both say
-the same thing.
+"""Who may decide a request: the policy table's gate (`may_decide`, which the approvals page
+and the Slack buttons both ask before deciding) and the rules of the current step that
+`Requests.decide` enforces (`refusal`, which the approvals page also asks to list what a user
+may decide), so that every face says the same thing.
 
 A step is decided by someone who did not make the request and decided no earlier step of
 it, whose role is the step's (or admin), and, for a team lead step, who is in the team
@@ -17,10 +18,40 @@ from sqlalchemy import select
 from timbel_dagster.deploy import lookup
 from timbel_dagster.deploy.lookup import Actor, RequestError
 from timbel_dagster.deploy.team_check import TEAM_LEAD, check_team
+from timbel_dagster.identity.authorize import Decision, Target, may
+from timbel_dagster.warehouse.people.membership import owner_team
 from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from timbel_dagster.identity.principal import Principal
+
+
+# The longest reason a decision keeps (the API's `reason` fields have the same limit).
+REASON_MAX_CHARS = 2000
+
+
+def decision_action(approve: bool) -> str:
+    """The policy table's action of approving or rejecting."""
+    return "deploy.approve" if approve else "deploy.reject"
+
+
+def may_decide(connection: Connection, who: Principal, ref: str, approve: bool) -> Decision:
+    """Whether the policy table lets `who` approve (or reject) request `ref`: their role
+    for `deploy.approve` / `deploy.reject`, scoped to the team that owns the service (and
+    its tenant). The outer gate every face asks first; `Requests.decide` then applies the
+    step's rules (`refusal`) and audits.
+
+    Raises:
+        RequestError: there is no request `ref`.
+    """
+    request = lookup.find(connection, ref)
+    service = request["service"]
+    target = Target(
+        team=owner_team(connection, service), tenant=lookup.tenant_of(connection, service)
+    )
+    return may(who, decision_action(approve), target)
 
 
 def current_step(steps: list[dict[str, Any]]) -> dict[str, Any] | None:

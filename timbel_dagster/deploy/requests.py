@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.deploy import lookup
-from timbel_dagster.deploy.deciders import current_step, refusal
+from timbel_dagster.deploy.deciders import REASON_MAX_CHARS, current_step, refusal
 from timbel_dagster.deploy.emergency import Emergency
 from timbel_dagster.deploy.known import KnownChecks
 from timbel_dagster.deploy.lookup import Actor, ExpiredError, NotPermittedError, RequestError
@@ -206,6 +206,11 @@ class Requests(Emergency, KnownChecks):
 
             if not reason or not reason.strip():
                 raise RequestError(f"{'approving' if approve else 'rejecting'} needs a --reason")
+            if len(reason.strip()) > REASON_MAX_CHARS:
+                raise RequestError(
+                    f"the reason has {len(reason.strip())} characters; at most "
+                    f"{REASON_MAX_CHARS} are kept"
+                )
             if approve:
                 self._resolve_request_first(ref)
             now = self.clock()

@@ -153,3 +153,25 @@ def take_deliveries(
         .returning(WebhookDelivery.id)
     )
     return len(connection.execute(statement).all())
+
+
+def stored_payload(connection: Connection, source: str, key: str) -> dict[str, Any] | None:
+    """What was recorded of the delivery `(source, key)`, or None when there is none."""
+    query = select(WebhookDelivery.payload).where(
+        WebhookDelivery.source == source, WebhookDelivery.delivery_key == key[:256]
+    )
+    return connection.execute(query).scalar_one_or_none()
+
+
+def forget_fields(connection: Connection, source: str, key: str, *fields: str) -> None:
+    """Drop `fields` from the recorded payload of delivery `(source, key)` (a Slack
+    `response_url` once used: whoever holds one may post to the channel for 30 minutes)."""
+    payload = stored_payload(connection, source, key)
+    if payload is None or not any(field in payload for field in fields):
+        return
+    kept = {name: value for name, value in payload.items() if name not in fields}
+    connection.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.source == source, WebhookDelivery.delivery_key == key[:256])
+        .values(payload=kept)
+    )

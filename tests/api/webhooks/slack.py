@@ -1,8 +1,10 @@
 """A pending deployment request for shop-api, people linked to Slack users, and signed
-Slack interaction bodies, for the Slack webhook tests."""
+Slack interaction bodies (the recorded shapes in tests/fixtures/slack, with our values), for
+the Slack webhook tests."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import time
@@ -10,6 +12,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import update
 
+from tests.api.webhooks.conftest import fixture
 from tests.deploy.known import know, own
 from tests.identity.people import PEOPLE, store_people
 from tests.security.findings import ALPINE_DIGEST, CLEAN, store
@@ -40,20 +43,47 @@ def pending_request(url: str) -> int:
     return requests.request("dev", "shop-api", IMAGE, "staging", "release 1.4.2")["number"]
 
 
+BUTTON = fixture("slack", "block_actions_button.json")
+TYPED = fixture("slack", "block_actions_plain_text_input.json")
+
+
+def _body(payload: dict) -> bytes:
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _user(payload: dict, user: str) -> None:
+    payload["user"] |= {"id": user, "username": user.lower(), "name": user.lower()}
+
+
 def click_body(user: str, action: str, number: int, response_url: str, nonce: str = "1") -> bytes:
     """Slack's form body for a click on a button of the approval message."""
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "team_id": "T0"},
-        "team": {"id": "T0", "domain": "example"},
-        "api_app_id": "A0",
-        "container": {"type": "message", "message_ts": "1700000000.000100"},
-        "trigger_id": f"1337.42.{nonce}",
-        "response_url": response_url,
-        "actions": [{"type": "button", "action_id": action, "block_id": "b",
-                     "value": str(number), "action_ts": f"1700000001.{nonce}"}],
-    }  # fmt: skip
-    return urlencode({"payload": json.dumps(payload)}).encode()
+    payload = copy.deepcopy(BUTTON)
+    _user(payload, user)
+    payload["response_url"] = response_url
+    payload["trigger_id"] = f"1337.42.{nonce}"
+    payload["actions"][0] |= {"action_id": action, "value": str(number),
+                              "action_ts": f"1764928861.{nonce}"}  # fmt: skip
+    return _body(payload)
+
+
+def reason_body(
+    user: str, block_id: str, reason: str | None, response_url: str, nonce: str = "1"
+) -> bytes:
+    """Slack's form body for a reason typed into the prompt and sent with Enter (`reason`
+    None: the action without a `value`, as Slack sends an empty input)."""
+    payload = copy.deepcopy(TYPED)
+    _user(payload, user)
+    payload["response_url"] = response_url
+    payload["trigger_id"] = f"1337.43.{nonce}"
+    typed = {"type": "plain_text_input", "value": reason}
+    payload["state"] = {"values": {block_id: {"timbel_reject_reason": typed}}}
+    action = payload["actions"][0] | {"block_id": block_id, "action_ts": f"1764928905.{nonce}"}
+    if reason is None:
+        del action["value"]
+    else:
+        action["value"] = reason
+    payload["actions"] = [action]
+    return _body(payload)
 
 
 def signed(secret: str, body: bytes, at: float | None = None) -> dict[str, str]:

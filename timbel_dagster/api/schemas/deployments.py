@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from timbel_dagster.deploy.deciders import REASON_MAX_CHARS
+
 # Blank text is not a reason: at least one character that is not white space.
 _TEXT = r"\S"
 
@@ -24,12 +26,14 @@ class DeploymentRequestIn(BaseModel):
 
 class ApproveIn(BaseModel):
     reason: str | None = Field(
-        default=None, max_length=2000, description="Why; recorded with the step."
+        default=None, max_length=REASON_MAX_CHARS, description="Why; recorded with the step."
     )
 
 
 class RejectIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000, pattern=_TEXT, examples=["no rollback plan"])
+    reason: str = Field(
+        min_length=1, max_length=REASON_MAX_CHARS, pattern=_TEXT, examples=["no rollback plan"]
+    )
 
 
 class FastTrackIn(BaseModel):

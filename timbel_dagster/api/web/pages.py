@@ -3,9 +3,10 @@ reject each with a reason. Server-rendered HTML forms, no script.
 
 Each decision goes through `Requests.decide`, the function `timbel deploy approve/reject`
 calls, which checks the chain step, the owning team and the security gate, and audits the
-decision (or its refusal) with the logged-in user. Before it, the page applies the policy
-table (`deploy.approve` / `deploy.reject`) and the CSRF token; those refusals are audited as
-`api.refused`, like the API's.
+decision (or its refusal) with the logged-in user. Before it, the page checks the CSRF token
+and asks `deciders.may_decide` (the policy table's `deploy.approve` / `deploy.reject` with
+the service's owning team, the gate the Slack buttons ask too); those refusals are audited
+as `api.refused`, like the API's.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ from sqlalchemy.engine import Engine
 from timbel_dagster.api.deps import audit_refusal, audit_unauthenticated, warehouse_engine
 from timbel_dagster.api.web import session as sessions
 from timbel_dagster.api.web.views import gate_view, risk_view, steps_view
-from timbel_dagster.deploy.deciders import decidable
+from timbel_dagster.deploy.deciders import decidable, decision_action, may_decide
 from timbel_dagster.deploy.lookup import RequestError
 from timbel_dagster.deploy.requests import Requests
 from timbel_dagster.deploy.service import requests_from_settings
 from timbel_dagster.identity import tokens
-from timbel_dagster.identity.authorize import Target, may
 from timbel_dagster.identity.principal import Principal
-from timbel_dagster.warehouse.people.membership import owner_team
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(
@@ -194,21 +193,20 @@ def decide(
         )
     if decision not in ("approve", "reject"):
         return _not_done(request, who, 422, f"decision: {decision!r} is neither approve nor reject")
-    action = f"deploy.{decision}"
+    approve = decision == "approve"
+    action = decision_action(approve)
     requests = requests_from_settings(request.app.state.settings, engine)
     try:
         with engine.connect() as connection:
-            service = requests.find(connection, str(number))["service"]
-            team = owner_team(connection, service)
+            verdict = may_decide(connection, who, str(number), approve)
     except RequestError:
         return _not_done(request, who, 404, f"no deployment request #{number}")
-    verdict = may(who, action, Target(team=team))
     if not verdict.allowed:
         return _refused(request, engine, who, 403, verdict.reason, action=action)
     if not reason.strip():
         return _not_done(request, who, 422, f"reason: say why you {decision} request #{number}")
     try:
-        requests.decide(who.user, str(number), decision == "approve", reason.strip())
+        requests.decide(who.user, str(number), approve, reason.strip())
     except RequestError as error:  # refused by the domain, which audited it
         return _not_done(request, who, 409, str(error))
     return _to(f"/approvals?decided={number}")
