@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import html
 import json
 import secrets
 import threading
@@ -40,6 +41,9 @@ class Issuer:
         self.user: dict[str, Any] = {"sub": "subject-lead", "preferred_username": "lead"}
         self.id_token_overrides: dict[str, Any] = {}
         self.deny: str | None = None
+        # A browser test asks for a page with a link instead of the redirect: the user's
+        # click there starts the navigation back on the issuer's site, as with a real one.
+        self.consent_page = False
         self.client_secret: str | None = None
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_errors: list[str] = []
@@ -155,11 +159,15 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
                 status, where = issuer.authorize(query)
                 if status != 302:
                     self.send_error(status, where)
-                    return
-                self.send_response(302)
-                self.send_header("Location", where)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                elif issuer.consent_page:
+                    link = html.escape(where, quote=True)
+                    page = f'<!doctype html><a id="approve" href="{link}">Sign in</a>'
+                    self._send(200, "text/html", page.encode())
+                else:
+                    self.send_response(302)
+                    self.send_header("Location", where)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
             else:
                 self.send_error(404)
 
@@ -173,9 +181,11 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
             self._json(*issuer.redeem(form, self.headers.get("Authorization")))
 
         def _json(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
+            self._send(status, "application/json", json.dumps(body).encode())
+
+        def _send(self, status: int, content_type: str, data: bytes) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Cache-Control", "no-store")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
