@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -135,8 +135,15 @@ class Issuer:
     def _client_ok(self, form: dict[str, str], authorization: str | None) -> bool:
         if self.client_secret is None:
             return form.get("client_id") == CLIENT_ID
-        expected = base64.b64encode(f"{CLIENT_ID}:{self.client_secret}".encode()).decode()
-        return authorization == f"Basic {expected}"
+        scheme, _, encoded = (authorization or "").partition(" ")
+        try:
+            client, _, secret = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            return False
+        # RFC 6749 2.3.1: the client urlencodes both before Basic.
+        return scheme == "Basic" and (unquote(client), unquote(secret)) == (
+            CLIENT_ID, self.client_secret
+        )  # fmt: skip
 
     def _error(self, status: int, code: str, description: str = "") -> tuple[int, dict]:
         self.token_errors.append(f"{code}: {description}" if description else code)

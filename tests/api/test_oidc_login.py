@@ -255,8 +255,8 @@ def test_the_issuers_refusal_is_shown_and_audited(sso: TestClient, issuer, engin
 
 
 def test_a_confidential_client_authenticates_with_its_secret(engine, warehouse_url, issuer) -> None:
-    issuer.client_secret = "s3cret"
-    app = _app(warehouse_url, issuer, timbel_oidc_client_secret="s3cret")
+    issuer.client_secret = "s3cret:%41+/"  # urlencoded before Basic (RFC 6749 2.3.1)
+    app = _app(warehouse_url, issuer, timbel_oidc_client_secret=issuer.client_secret)
     with TestClient(app) as client:
         assert _sign_in(client).status_code == 200
     wrong = _app(warehouse_url, issuer, timbel_oidc_client_secret="guessed")

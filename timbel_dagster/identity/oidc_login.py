@@ -21,7 +21,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -120,7 +120,11 @@ def redeem(oidc: OidcVerifier, code: str, flow: Flow) -> str:
     auth = None
     config = oidc.config
     if config.client_secret is not None and config.client_id is not None:
-        auth = httpx.BasicAuth(config.client_id, config.client_secret)
+        # RFC 6749 2.3.1: both are form-urlencoded before Basic, so a secret with a colon
+        # or a percent sign reaches the issuer intact.
+        auth = httpx.BasicAuth(
+            quote(config.client_id, safe=""), quote(config.client_secret, safe="")
+        )
     else:
         form["client_id"] = config.client_id or ""
     try:
