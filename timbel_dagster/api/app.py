@@ -9,7 +9,7 @@ from timbel_dagster.api.deps import RefusalThrottle, no_nul_characters
 from timbel_dagster.api.public import unsubscribe
 from timbel_dagster.api.ratelimit import RateLimiter
 from timbel_dagster.api.routers import all_routers
-from timbel_dagster.api.web import pages
+from timbel_dagster.api.web import pages, sso
 from timbel_dagster.identity.oidc import OidcConfig, OidcVerifier
 from timbel_dagster.settings import Settings, load_settings
 from timbel_dagster.warehouse import migrate
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=PREFIX)
     # The approvals page: HTML, outside the versioned API and its OpenAPI document.
     app.include_router(pages.router)
+    app.include_router(sso.router)
     # Outside /api/v1: the unsubscribe link of every e-mail (TIMBEL_PUBLIC_URL + /unsubscribe).
     app.include_router(unsubscribe.router)
     return app

@@ -75,11 +75,14 @@ def audit_refusal(engine: Engine, actor: str, request: Request, details: dict[st
         )
 
 
-def audit_unauthenticated(request: Request, engine: Engine, key: str, reason: str) -> None:
-    """Audit a 401 (`api.refused` by anonymous), at most once a minute per `key`."""
+def audit_unauthenticated(
+    request: Request, engine: Engine, key: str, reason: str, *, status: int = 401, **details: Any
+) -> None:
+    """Audit a refusal of someone not known (`api.refused` by anonymous; a 401 unless
+    `status` says otherwise, with `details` beside), at most once a minute per `key`."""
     throttle: RefusalThrottle = request.app.state.refusal_throttle
     if throttle.due(key, dt.datetime.now(dt.UTC)):
-        audit_refusal(engine, ANONYMOUS, request, {"status": 401, "reason": reason})
+        audit_refusal(engine, ANONYMOUS, request, {"status": status, "reason": reason} | details)
 
 
 def _unauthenticated(

@@ -243,6 +243,22 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Claim values mapped to roles, `group=role,...`; a role name maps to itself.",
     )
+    # The approvals page's "Sign in with SSO" (Authorization Code flow with PKCE); its redirect
+    # URI is TIMBEL_PUBLIC_URL/login/oidc/callback.
+    timbel_oidc_client_id: str | None = Field(
+        None,
+        description="The approvals page's client id at the issuer; unset: the page signs in "
+        "with API tokens only. Needs TIMBEL_OIDC_ISSUER and TIMBEL_PUBLIC_URL.",
+    )
+    timbel_oidc_client_secret: SecretStr | None = Field(
+        None,
+        description="The page's client secret (HTTP Basic at the token endpoint); unset: a "
+        "public client (PKCE alone).",
+    )
+    timbel_oidc_scopes: str = Field(
+        "openid profile email",
+        description="Space-separated scopes the page asks for; must include openid.",
+    )
     timbel_api_rate_limit: str = Field(
         "120/minute", description="Reads per token (`limits` notation: 120/minute, 10/second)."
     )

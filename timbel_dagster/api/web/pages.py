@@ -1,5 +1,5 @@
-"""The approvals page: log in with an API token, see the requests you may decide, approve or
-reject each with a reason. Server-rendered HTML forms, no script.
+"""The approvals page: log in with an API token (or through SSO, `sso.py`), see the requests
+you may decide, approve or reject each with a reason. Server-rendered HTML forms, no script.
 
 Each decision goes through `Requests.decide`, the function `timbel deploy approve/reject`
 calls, which checks the chain step, the owning team and the security gate, and audits the
@@ -11,79 +11,65 @@ as `api.refused`, like the API's.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
-import jinja2
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import audit_refusal, audit_unauthenticated, warehouse_engine
 from timbel_dagster.api.web import session as sessions
+from timbel_dagster.api.web.render import client_ip, login_page, page, redirect, sso_verifier
 from timbel_dagster.api.web.views import gate_view, risk_view, steps_view
 from timbel_dagster.deploy.deciders import decidable, decision_action, may_decide
 from timbel_dagster.deploy.lookup import RequestError
 from timbel_dagster.deploy.requests import Requests
 from timbel_dagster.deploy.service import requests_from_settings
 from timbel_dagster.identity import tokens
+from timbel_dagster.identity.oidc import OidcRefusedError
+from timbel_dagster.identity.oidc_login import session_principal
 from timbel_dagster.identity.principal import Principal
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(
-    env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True
-    )
-)
 EngineDep = Annotated[Engine, Depends(warehouse_engine)]
-# The page runs no script and loads nothing from elsewhere; it is never framed or cached.
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-}
 NO_TOKEN = "no API token: paste one from `timbel token create --user NAME`"
-
-
-def _page(request: Request, name: str, code: int = 200, **context: Any) -> Response:
-    return templates.TemplateResponse(request, name, context, status_code=code, headers=HEADERS)
 
 
 def _not_done(request: Request, who: Principal | None, status: int, message: str) -> Response:
     """The page that says why nothing changed."""
-    return _page(request, "refused.html", status, who=who, status=status, message=message)
-
-
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    return page(request, "refused.html", status, who=who, status=status, message=message)
 
 
 def _who(request: Request, engine: Engine) -> tuple[Principal, sessions.Session] | None:
     """The logged-in principal and their session; None without a live session (no cookie,
-    a forged or old one, or a token since revoked or expired)."""
+    a forged or old one, a token since revoked or expired, or a user since disabled)."""
     session = sessions.read_session(request)
     if session is None:
         return None
     try:
-        who = tokens.verify_token_id(engine, session.token_id, ip=_client(request))
-    except tokens.TokenRefusedError:
+        if session.token_id is not None:
+            who = tokens.verify_token_id(engine, session.token_id, ip=client_ip(request))
+        else:
+            who = _sso_principal(request, engine, session)
+    except (tokens.TokenRefusedError, OidcRefusedError):
         return None
     return who, session
 
 
-def _to(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303, headers=HEADERS)
+def _sso_principal(request: Request, engine: Engine, session: sessions.Session) -> Principal:
+    oidc = sso_verifier(request)
+    signed_in = session.oidc
+    if oidc is None or signed_in is None:  # SSO switched off since: its sessions end
+        raise OidcRefusedError("invalid", "SSO sign-in is not configured")
+    return session_principal(oidc, engine, signed_in.user, signed_in.subject, signed_in.role)
 
 
 @router.get("/login")
 def login_form(request: Request, engine: EngineDep) -> Response:
     """The login form (the approvals page when already logged in)."""
     if _who(request, engine) is not None:
-        return _to("/approvals")
-    return _page(request, "login.html")
+        return redirect("/approvals")
+    return login_page(request)
 
 
 @router.post("/login")
@@ -93,24 +79,25 @@ def login(request: Request, engine: EngineDep, token: Annotated[str, Form()] = "
     try:
         if not secret:
             raise tokens.TokenRefusedError("missing", NO_TOKEN)
-        who = tokens.verify_token(engine, secret, ip=_client(request))
+        who = tokens.verify_token(engine, secret, ip=client_ip(request))
     except tokens.TokenRefusedError as error:
         key = tokens.digest(secret) if secret else "missing"
         audit_unauthenticated(request, engine, key, error.reason)
-        return _page(request, "login.html", 401, error=str(error))
-    response = _to("/approvals")
+        return login_page(request, 401, str(error))
+    response = redirect("/approvals")
     sessions.open_session(request, response, who.token_id)
     return response
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    """End the session (the cookie is dropped; the token itself stays valid). The form's
-    CSRF token is required, so another site cannot log you out either."""
+    """End the session (the cookie is dropped; the token itself stays valid, and so does the
+    issuer's own session after SSO). The form's CSRF token is required, so another site
+    cannot log you out either."""
     session = sessions.read_session(request)
     if session is not None and not sessions.csrf_valid(request, session, csrf):
         return _not_done(request, None, 403, "the form's CSRF token is missing or wrong")
-    response = _to("/login")
+    response = redirect("/login")
     sessions.close_session(request, response)
     return response
 
@@ -120,7 +107,7 @@ def approvals(request: Request, engine: EngineDep, decided: str | None = None) -
     """The pending requests the logged-in user may decide at their current step."""
     found = _who(request, engine)
     if found is None:
-        return _to("/login")
+        return redirect("/login")
     who, session = found
     settings = request.app.state.settings
     requests = requests_from_settings(settings, engine)
@@ -137,7 +124,7 @@ def approvals(request: Request, engine: EngineDep, decided: str | None = None) -
         for item in waiting
     ]
     notice = _notice(requests, decided) if decided and decided.isdigit() else None
-    return _page(
+    return page(
         request,
         "approvals.html",
         who=who,
@@ -209,4 +196,4 @@ def decide(
         requests.decide(who.user, str(number), approve, reason.strip())
     except RequestError as error:  # refused by the domain, which audited it
         return _not_done(request, who, 409, str(error))
-    return _to(f"/approvals?decided={number}")
+    return redirect(f"/approvals?decided={number}")
