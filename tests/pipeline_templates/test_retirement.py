@@ -57,6 +57,8 @@ def test_a_retired_template_is_hidden_and_frozen_but_its_history_stays(
         store.publish(engine, "alice", "py-ci", "gitlab-ci", CI_V2, parameters=CI_SCHEMA)
     with pytest.raises(TemplateStateError, match="cannot rate template 'py-ci'"):
         marketplace.rate(engine, "bob", "py-ci", 4)
+    with pytest.raises(TemplateStateError, match="cannot roll back template 'py-ci'"):
+        store.rollback(engine, "alice", "py-ci", 1)
     with pytest.raises(TemplateStateError, match="cannot tag template 'py-ci'"):
         store.tag(engine, "alice", "py-ci", "stable", 1)
     with pytest.raises(TemplateStateError, match="cannot apply template 'py-ci'"):
@@ -67,7 +69,8 @@ def test_a_retired_template_is_hidden_and_frozen_but_its_history_stays(
     assert not (tmp_path / ".gitlab-ci.yml").exists()
     assert [e["action"] for e in events(engine)] == [
         "template.publish", "template.retire", "template.publish.refused",
-        "template.rate.refused", "template.tag.refused", "template.retire.refused",
+        "template.rate.refused", "template.rollback.refused", "template.tag.refused",
+        "template.retire.refused",
     ]  # fmt: skip
     assert events(engine, "template.retire")[0]["details"] == {"reason": "replaced by py-ci-2"}
 
