@@ -97,6 +97,71 @@ def test_a_rollback_naming_another_services_request_is_422(client, engine, deplo
     assert _grants(engine) == []
 
 
+@pytest.fixture
+def history(engine, deployed) -> None:
+    """Before #7: #5 (r/shop:0.9) rolled out to prod-a, #6 (r/shop:0.95) failed there."""
+    with engine.begin() as connection:
+        for number, image, status in ((5, "r/shop:0.9", "succeeded"), (6, "r/shop:0.95", "failed")):
+            ident = uuid.uuid4()
+            connection.execute(
+                insert(DeploymentRequest).values(
+                    id=ident, number=number, service="shop-api", image=image,
+                    environment_group="prod", reason="", requested_by="dev", status="deployed",
+                    expires_at=T0, created_at=T0, updated_at=T0,
+                )
+            )  # fmt: skip
+            connection.execute(
+                insert(RolloutTarget).values(request_id=ident, cluster="prod-a", status=status)
+            )
+
+
+@pytest.mark.parametrize("to_revision", ["5", "#5", "r/shop:0.9", "0.9"])
+def test_a_rollback_to_a_chosen_revision_carries_it_in_the_grant(
+    client, engine, history, to_revision: str
+) -> None:
+    body = ROLLBACK | {"to_revision": to_revision}
+    response = client.post("/api/v1/rollbacks", json=body, headers=_as(engine, "ops"))
+    assert response.status_code == 202, response.text
+    config = response.json()["run_config"]["ops"]["roll_back_deployment"]["config"]
+    assert (config["request"], config["to_request"], config["to_image"]) == (7, 5, "r/shop:0.9")
+    [row] = _grants(engine)
+    assert row["config_sha256"] == grants.config_sha256(response.json()["run_config"])
+    [(_, _, details)] = audit_events(engine, "run.grant")
+    assert details["run_config"] == response.json()["run_config"]
+
+
+@pytest.mark.parametrize(
+    ("to_revision", "status", "message"),
+    [
+        ("6", 422, "to_revision: request #6 of shop-api is not a successful deployment in prod-a "
+                   "(its rollout there is failed)"),
+        ("7", 422, "to_revision: request #7 is not earlier than request #7"),
+        ("9.9", 422, "to_revision: no deployment of shop-api has the image, tag or digest '9.9'"),
+        ("99", 404, "to_revision: no deployment request #99"),
+    ],
+)  # fmt: skip
+def test_a_rollback_to_a_revision_that_does_not_qualify_is_refused_and_grants_nothing(
+    client, engine, history, to_revision: str, status: int, message: str
+) -> None:
+    body = ROLLBACK | {"to_revision": to_revision}
+    response = client.post("/api/v1/rollbacks", json=body, headers=_as(engine, "ops"))
+    assert response.status_code == status, response.text
+    if status == 422:
+        [error] = response.json()["errors"]
+        assert error["loc"] == ["body", "to_revision"] and error["msg"].startswith(message)
+    else:
+        assert response.json()["detail"] == message
+    assert _grants(engine) == [] and audit_events(engine, "run.grant") == []
+
+
+def test_a_blank_to_revision_is_422(client, engine, history) -> None:
+    body = ROLLBACK | {"to_revision": "  "}
+    response = client.post("/api/v1/rollbacks", json=body, headers=_as(engine, "ops"))
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["errors"]] == [["body", "to_revision"]]
+    assert _grants(engine) == []
+
+
 def test_operations_asks_for_a_tenant(client, engine) -> None:
     response = client.post("/api/v1/tenants", json=TENANT, headers=_as(engine, "ops"))
     assert response.status_code == 202, response.text

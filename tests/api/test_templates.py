@@ -139,3 +139,66 @@ def test_validate_checks_an_untrusted_body(client, who) -> None:
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["loc"] == ["body", "content"]
     assert client.post("/api/v1/templates/validate", json={"content": CI}).status_code == 401
+
+
+def test_delete_retires_a_template_and_its_history_stays(client, engine, who, published) -> None:
+    client.put("/api/v1/templates/build", headers=who("dev"),
+               json={"content": CI2, "visibility": "public"})  # fmt: skip
+    no_reason = client.delete("/api/v1/templates/build", headers=who("dev"))
+    assert no_reason.status_code == 422
+    assert no_reason.json()["errors"][0]["loc"] == ["query", "reason"]
+    blank = client.delete("/api/v1/templates/build?reason=%20", headers=who("dev"))
+    assert blank.status_code == 422 and blank.json()["errors"][0]["loc"] == ["query", "reason"]
+    lead = client.delete("/api/v1/templates/build?reason=mine", headers=who("lead"))
+    assert lead.status_code == 403 and "only its owner (dev)" in lead.json()["detail"]
+    viewer = client.delete("/api/v1/templates/build?reason=x", headers=who("viewer"))
+    assert viewer.status_code == 403  # the policy table: templates.retire
+    unknown = client.delete("/api/v1/templates/nope?reason=x", headers=who("dev"))
+    assert unknown.status_code == 404 and "no pipeline template 'nope'" in unknown.json()["detail"]
+
+    gone = client.delete("/api/v1/templates/build?reason=use+build-2", headers=who("dev"))
+    assert gone.status_code == 204 and gone.content == b""
+    again = client.delete("/api/v1/templates/build?reason=x", headers=who("dev"))
+    assert again.status_code == 409 and "retired" in again.json()["detail"]
+    assert client.get("/api/v1/templates", headers=who("lead")).json()["items"] == []
+    listed = client.get("/api/v1/templates?include_retired=true", headers=who("lead"))
+    [item] = listed.json()["items"]
+    assert item["name"] == "build" and item["retired_at"] is not None
+    shown = client.get("/api/v1/templates/build?ref=1", headers=who("lead")).json()
+    assert (shown["content"], shown["retired_by"], shown["retired_reason"]) == (
+        CI, "dev", "use build-2")  # fmt: skip
+    versions = client.get("/api/v1/templates/build/versions", headers=who("lead")).json()
+    assert [v["version"] for v in versions["items"]] == [1, 2]
+
+    put = client.put("/api/v1/templates/build", headers=who("dev"), json={"content": CI})
+    assert put.status_code == 409, put.text
+    assert "restore it" in put.json()["detail"] and _versions(engine) == 2
+    rated = client.post("/api/v1/templates/build/ratings", headers=who("lead"), json={"stars": 3})
+    assert rated.status_code == 409 and "cannot rate" in rated.json()["detail"]
+    [(actor, target, details)] = audit_events(engine, "template.retire")
+    assert (actor, target, details) == ("dev", "template build", {"reason": "use build-2"})
+    refused = [a for a, _, _ in audit_events(engine, "template.retire.refused")]
+    assert refused == ["lead", "dev"]
+    assert len(audit_events(engine, "template.publish.refused")) == 1
+    assert len(audit_events(engine, "template.rate.refused")) == 1
+
+
+def test_restore_puts_a_retired_template_back(client, engine, who, published) -> None:
+    not_retired = client.post("/api/v1/templates/build/restore", headers=who("dev"))
+    assert not_retired.status_code == 409
+    assert "template 'build' is not retired" in not_retired.json()["detail"]
+    client.delete("/api/v1/templates/build?reason=old", headers=who("dev"))
+    unknown = client.post("/api/v1/templates/nope/restore", headers=who("dev"))
+    assert unknown.status_code == 404
+    viewer = client.post("/api/v1/templates/build/restore", headers=who("viewer"))
+    assert viewer.status_code == 403
+    restored = client.post("/api/v1/templates/build/restore", headers=who("dev"))
+    assert restored.status_code == 200, restored.text
+    assert (restored.json()["version"], restored.json()["retired_at"]) == (1, None)
+    assert [
+        t["name"] for t in client.get("/api/v1/templates", headers=who("dev")).json()["items"]
+    ] == ["build"]
+    put = client.put("/api/v1/templates/build", headers=who("dev"), json={"content": CI2})
+    assert put.status_code == 200 and put.json()["version"] == 2
+    [(actor, _, details)] = audit_events(engine, "template.restore")
+    assert (actor, details["retired_by"], details["reason"]) == ("dev", "dev", "old")

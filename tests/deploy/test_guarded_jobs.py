@@ -195,3 +195,100 @@ def test_deploy_refuses_a_config_naming_another_image(
     assert matching.success
     again = _run(warehouse_url, resources, number)  # rolled out: its approval is spent
     assert not again.success and "is deployed" in _failure(again)
+
+
+OLDER = "registry.example.com/shop/api:1.3.0"
+NEWER = "registry.example.com/shop/api:1.4.0"
+
+
+@pytest.fixture
+def with_history(warehouse_url: str, fakes: dict, tmp_path: Path) -> tuple[dict, dict]:
+    """#1 (OLDER) and #2 (NEWER) rolled out to prod-a before #3, deployed by the deploy job:
+    the last known-good image of #3 is NEWER."""
+    import uuid
+
+    from sqlalchemy import insert
+
+    from timbel_dagster.warehouse.schema.deploy import RolloutTarget
+
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with get_engine(warehouse_url).begin() as connection:
+        for number, image in ((1, OLDER), (2, NEWER)):
+            ident = uuid.uuid4()
+            connection.execute(
+                insert(DeploymentRequest).values(
+                    id=ident, number=number, service="shop-api", image=image,
+                    environment_group="prod", reason="", requested_by="dev", status="deployed",
+                    expires_at=at, created_at=at, updated_at=at,
+                )
+            )  # fmt: skip
+            connection.execute(
+                insert(RolloutTarget).values(request_id=ident, cluster="prod-a", status="succeeded")
+            )
+    resources = _resources(warehouse_url, fakes, tmp_path)
+    number = _approved(warehouse_url)
+    assert number == 3 and _run(warehouse_url, resources, number).success
+    with get_engine(warehouse_url).connect() as connection:
+        return resources, find(connection, str(number))
+
+
+def _chosen(url: str, request: dict, to_revision: str) -> dict:
+    from timbel_dagster.deploy.launch import grant_rollback
+
+    granted = grant_rollback(get_engine(url), "ops", "shop-api", "prod-a", "5xx",
+                             request=request["number"], to_revision=to_revision)  # fmt: skip
+    return granted["run_config"]
+
+
+def _image(fake) -> str:
+    return fake.get("Deployment", "shop-api", "shop")["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
+
+
+def test_a_rollback_to_a_chosen_revision_deploys_that_revision(
+    warehouse_url: str, with_history, fakes: dict
+) -> None:
+    resources, request = with_history
+    config = _chosen(warehouse_url, request, "1")
+    result = _launch(resources, config)
+    assert result.success, _failure(result)
+    assert _image(fakes["prod-a"]) == OLDER  # not NEWER, the last known-good image
+    with get_engine(warehouse_url).connect() as connection:
+        row = connection.execute(select(Rollback.__table__)).mappings().one()
+    assert (row["status"], row["from_image"], row["to_image"]) == ("done", IMAGE, OLDER)
+    assert row["details"]["to_request"] == 1
+    [event] = _events(warehouse_url, "deploy.rollback")
+    assert (event.details["to"], event.details["to_request"]) == (OLDER, 1)
+
+
+def test_a_chosen_revision_rolled_back_from_since_the_grant_is_refused_by_the_job(
+    warehouse_url: str, with_history, fakes: dict
+) -> None:
+    from timbel_dagster.warehouse.schema.deploy import RolloutTarget
+
+    resources, request = with_history
+    config = _chosen(warehouse_url, request, OLDER)
+    assert config["ops"]["roll_back_deployment"]["config"]["to_request"] == 1
+    with get_engine(warehouse_url).begin() as connection:
+        first = connection.execute(
+            select(DeploymentRequest.id).where(DeploymentRequest.number == 1)
+        ).scalar_one()
+        connection.execute(
+            update(RolloutTarget)
+            .where(RolloutTarget.request_id == first)
+            .values(status="rolled_back")
+        )
+    patches = sum(1 for m, _, _ in fakes["prod-a"].requests if m == "PATCH")
+    result = _launch(resources, config)
+    assert not result.success
+    assert _failure(result) == (
+        "rollback refused: to_revision: request #1 of shop-api is not a successful deployment "
+        "in prod-a (its rollout there is rolled_back)"
+    )
+    assert sum(1 for m, _, _ in fakes["prod-a"].requests if m == "PATCH") == patches
+    assert _image(fakes["prod-a"]) == IMAGE
+    with get_engine(warehouse_url).connect() as connection:
+        assert connection.execute(select(Rollback.id)).first() is None
+    [refused] = _events(warehouse_url, "run.refused")
+    assert refused.details["run"] == result.run_id and "rolled_back" in refused.details["reason"]

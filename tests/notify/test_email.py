@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from tests.notify.conftest import Certificate, Inbox, free_port
+from timbel_dagster.notify import email
 from timbel_dagster.notify.email import SmtpSender, read_unsubscribe_token, unsubscribe_token
 from timbel_dagster.notify.errors import PermanentSendError, RetryableSendError
 
@@ -157,3 +159,64 @@ def test_a_tampered_token_fails(tamper) -> None:
 def test_a_token_needs_a_key() -> None:
     with pytest.raises(ValueError, match="TIMBEL_SECRET_KEY"):
         unsubscribe_token("ann", "email", "*", "")
+
+
+def _legacy_token(user: str, channel: str, event: str, secret: str) -> str:
+    """A token as signed before tokens carried an issued-at (three fields)."""
+    payload = json.dumps([user, channel, event], separators=(",", ":")).encode()
+    return f"{email._b64(payload)}.{email._b64(email._signature(payload, secret))}"
+
+
+SENT = dt.datetime(2027, 1, 10, 9, 30, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("age", "days", "works"),
+    [
+        (dt.timedelta(0), 90, True),
+        (dt.timedelta(days=90), 90, True),  # the last moment it works
+        (dt.timedelta(days=90, seconds=1), 90, False),
+        (dt.timedelta(days=31), 30, False),
+        (dt.timedelta(days=400), 3650, True),
+    ],
+)
+def test_a_token_carries_when_it_was_issued_and_expires(
+    age: dt.timedelta, days: int, works: bool
+) -> None:
+    token = unsubscribe_token("ann", "email", "alert_fired", "key-1", issued_at=SENT)
+    read = lambda: read_unsubscribe_token(token, "key-1", max_age_days=days, now=SENT + age)  # noqa: E731
+    if works:
+        assert read() == ("ann", "email", "alert_fired")
+        return
+    with pytest.raises(email.UnsubscribeLinkExpiredError) as expired:
+        read()
+    error = expired.value
+    assert (error.user, error.channel, error.event) == ("ann", "email", "alert_fired")
+    assert (error.issued_at, error.expired_at) == (SENT, SENT + dt.timedelta(days=days))
+    assert str(error) == (
+        f"this unsubscribe link expired on {SENT + dt.timedelta(days=days):%Y-%m-%d}: it was "
+        f"sent on 2027-01-10, and links work for {days} days"
+    )
+
+
+def test_a_legacy_token_counts_as_issued_on_the_documented_day() -> None:
+    """Links signed before the issued-at existed work until LEGACY_ISSUED_AT + the lifetime
+    (2027-03-05 with the default 90 days), then are expired like any other."""
+    token = _legacy_token("ann", "email", "*", "key-1")
+    assert email.LEGACY_ISSUED_AT.isoformat() == "2026-12-05T00:00:00+00:00"
+    last = dt.datetime(2027, 3, 5, tzinfo=dt.UTC)
+    assert read_unsubscribe_token(token, "key-1", now=last) == ("ann", "email", "*")
+    with pytest.raises(email.UnsubscribeLinkExpiredError, match="expired on 2027-03-05: it was "
+                       "sent on 2026-12-05"):  # fmt: skip
+        read_unsubscribe_token(token, "key-1", now=last + dt.timedelta(seconds=1))
+    # A tampered legacy token is still just invalid.
+    with pytest.raises(ValueError, match=r"^invalid or tampered unsubscribe link$"):
+        read_unsubscribe_token(_flip(token, 2), "key-1", now=last)
+
+
+@pytest.mark.parametrize("issued", ["2027-01-10", -1, True, 1.5, None])
+def test_a_signed_payload_with_a_bad_issued_at_is_invalid(issued: object) -> None:
+    payload = json.dumps(["ann", "email", "*", issued]).encode()
+    token = f"{email._b64(payload)}.{email._b64(email._signature(payload, 'key-1'))}"
+    with pytest.raises(ValueError, match=r"^invalid or tampered unsubscribe link$"):
+        read_unsubscribe_token(token, "key-1")

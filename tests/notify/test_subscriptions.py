@@ -170,3 +170,32 @@ def test_a_disabled_user_is_set_apart(engine: Any) -> None:
     found = subscribers(engine, message)
     assert [r.name for r in found.disabled["email"]] == ["bob"]
     assert [r.name for r in found.enabled["email"]] == ["ann"]
+
+
+def test_cli_unsubscribe_by_token_applies_the_links_lifetime(
+    engine: Any, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from timbel_dagster.cli.app import main
+    from timbel_dagster.notify.email import unsubscribe_token
+
+    key = "k" * 32
+    monkeypatch.setenv("TIMBEL_DATABASE_URL", warehouse_url)
+    monkeypatch.setenv("TIMBEL_SECRET_KEY", key)
+    subscribe(engine, "ann", "email", "alert")
+    sent = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    token = unsubscribe_token("ann", "email", "alert_fired", key, issued_at=sent)
+
+    def run(days: str) -> Any:
+        monkeypatch.setenv("TIMBEL_UNSUBSCRIBE_LINK_DAYS", days)
+        return CliRunner().invoke(main, ["notify", "unsubscribe", "--token", token])
+
+    expired = run("30")
+    assert expired.exit_code == 2
+    assert "this unsubscribe link expired on" in expired.output
+    assert "links work for 30 days" in expired.output
+    assert _rows(engine) == [("ann", "email", "alert", "*", "info", True)]
+    done = run("90")
+    assert done.exit_code == 0, done.output
+    assert "ann unsubscribed from alert_fired on email" in done.output

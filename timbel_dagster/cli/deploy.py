@@ -1,4 +1,4 @@
-"""`timbel deploy`: deployment requests and their approvals."""
+"""`timbel deploy`: deployment requests and their approvals, and asking for a rollback."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from timbel_dagster.cli.common import friendly_errors, print_json, writable_engi
 from timbel_dagster.cli.risk import advice_lines
 from timbel_dagster.cli.tables import Column, plural, print_table, when
 from timbel_dagster.deploy import lookup
+from timbel_dagster.deploy.launch import grant_rollback
 from timbel_dagster.deploy.risk_view import advice
 from timbel_dagster.deploy.service import request_deployment, requests_from_settings
+from timbel_dagster.identity.authorize import may_role
+from timbel_dagster.identity.principal import load_principal
+from timbel_dagster.warehouse.audit.chain import append_event
 
 AS_HELP = "Act as this user (default TIMBEL_USER); must exist in the users table."
 
@@ -41,7 +45,7 @@ def _show(request: dict, as_json: bool) -> None:
 
 @click.group()
 def deploy() -> None:
-    """Deployment requests: request, approve, reject, fast-track, review."""
+    """Deployment requests: request, approve, reject, fast-track, review; rollbacks."""
 
 
 @deploy.command()
@@ -151,4 +155,67 @@ def list_requests(state: str | None, limit: int, as_json: bool) -> None:
         "IMAGE --group dev`",
         footer=plural(len(rows), "request")
         + (f" (the newest {limit}; --limit shows more)" if len(rows) == limit else ""),
+    )
+
+
+@deploy.command()
+@click.argument("service")
+@click.option("--cluster", required=True, help="The cluster to roll back in.")
+@click.option("--reason", required=True, help="Why (required, audited).")
+@click.option(
+    "--request",
+    "request_number",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The deployment request to roll back (default: the newest in the cluster).",
+)
+@click.option(
+    "--to",
+    "to_revision",
+    default=None,
+    metavar="REVISION",
+    help="Go back to this past deployment: a request number, or its image, tag or "
+    "digest (default: the last known-good image).",
+)
+@click.option("--dry-run", is_flag=True, help="Record what it would do, change nothing.")
+@click.option("--as", "as_user", default=None, help=AS_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def rollback(
+    service: str,
+    cluster: str,
+    reason: str,
+    request_number: int | None,
+    to_revision: str | None,
+    dry_run: bool,
+    as_user: str | None,
+    as_json: bool,
+) -> None:
+    """Ask for a rollback of SERVICE in --cluster, as POST /api/v1/rollbacks does: a run
+    grant (operations or admin) that the Dagster daemon's run_grant_sensor launches as the
+    `rollback` job within 30 s."""
+    settings, engine = writable_engine()
+    actor = as_user or settings.timbel_user
+    with engine.connect() as connection:
+        decision = may_role(load_principal(connection, actor), "rollbacks.request")
+    if not decision.allowed:
+        with engine.begin() as connection:
+            append_event(connection, actor=actor, action="rollbacks.request.refused",
+                         target=f"rollback {service} {cluster}",
+                         details={"error": decision.reason})  # fmt: skip
+        raise ValueError(decision.reason)
+    granted = grant_rollback(
+        engine, actor, service, cluster, reason,
+        request=request_number, to_revision=to_revision, dry_run=dry_run,
+    )  # fmt: skip
+    if as_json:
+        print_json(granted)
+        return
+    config = granted["run_config"]["ops"]["roll_back_deployment"]["config"]
+    to = (f"request #{config['to_request']} ({config['to_image']})" if "to_request" in config
+          else "its last known-good image")  # fmt: skip
+    click.echo(
+        f"rollback of {service} in {cluster} (request #{granted['request']}) to {to} granted: "
+        f"grant {granted['grant']}; the rollback job runs within 30 s"
+        + (" (dry run)" if dry_run else "")
     )

@@ -64,7 +64,10 @@ def unsubscribe(
     settings, engine = writable_engine()
     if token:
         secret = settings.timbel_secret_key
-        done = unsubscribe_by_token(engine, token, secret.get_secret_value() if secret else None)
+        done = unsubscribe_by_token(
+            engine, token, secret.get_secret_value() if secret else None,
+            max_age_days=settings.timbel_unsubscribe_link_days,
+        )  # fmt: skip
         user, channel, event = done["user"], done["channel"], done["event"]
     else:
         if not user or not channel:

@@ -75,14 +75,20 @@ def reviews(name: str, as_user: str | None, as_json: bool) -> None:
 @click.command("marketplace")
 @click.option("--kind", type=click.Choice(["jenkinsfile", "gitlab-ci"]), default=None)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--all", "include_retired", is_flag=True, help="Retired templates too.")
 @click.option("--as", "as_user", default=None, help=AS_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def marketplace_command(kind: str | None, limit: int, as_user: str | None, as_json: bool) -> None:
-    """The templates you can see, best first: Bayesian-averaged stars plus recent adoption."""
+def marketplace_command(
+    kind: str | None, limit: int, include_retired: bool, as_user: str | None, as_json: bool
+) -> None:
+    """The templates you can see, best first: Bayesian-averaged stars plus recent adoption.
+    Retired templates are left out unless --all (then marked `retired`)."""
 
     with connect() as connection:
-        rows = marketplace.ranking(connection, _as(as_user), kind, limit)
+        rows = marketplace.ranking(
+            connection, _as(as_user), kind, limit, include_retired=include_retired
+        )
     if as_json:
         print_json(rows)
         return
@@ -95,6 +101,7 @@ def marketplace_command(kind: str | None, limit: int, as_user: str | None, as_js
         click.echo(
             f"{r['name']:<28} {r['kind']:<12} {r['visibility']:<10} {mean:>5} "
             f"{r['n_ratings']:>4} {r['bayesian']:>5.2f} {r['uses_90d']:>4} {r['score']:>6.3f}"
+            + ("  retired" if r["retired_at"] is not None else "")
         )
 
 

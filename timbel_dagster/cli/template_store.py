@@ -1,5 +1,5 @@
 """`timbel template publish | versions | show | diff | rollback | tag | share | visibility |
-rate | reviews | marketplace | apply`: stored templates in the warehouse.
+retire | restore | rate | reviews | marketplace | apply`: stored templates in the warehouse.
 
 `cli/app.py` adds `COMMANDS` to the `template` group. Reading commands show only what the
 `--as` user may see; changing ones audit the change in the same transaction.
@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from timbel_dagster.cli import template_market
+from timbel_dagster.cli import template_market, template_retire
 from timbel_dagster.cli.common import (
     connect,
     fail,
@@ -160,6 +160,9 @@ def show(name: str, ref: str | None, as_user: str | None, as_json: bool) -> None
         return
     click.echo(f"# {name} ({version['kind']}, {version['visibility']}, owner {version['owner']})")
     click.echo(f"# {_version_line(version)}")
+    if version["retired_at"] is not None:
+        why = f": {version['retired_reason']}" if version["retired_reason"] else ""
+        click.echo(f"# RETIRED {version['retired_at']:%Y-%m-%d} by {version['retired_by']}{why}")
     for parameter, spec in version["parameters"].items():
         need = "required" if spec["required"] else f"default {spec['default']!r}"
         click.echo(f"# --param {parameter}=...  {need}  {spec['description']}".rstrip())
@@ -271,5 +274,6 @@ COMMANDS = (
     tag_command,
     share,
     visibility,
+    *template_retire.COMMANDS,
     *template_market.COMMANDS,
 )

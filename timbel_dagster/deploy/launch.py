@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from timbel_dagster.deploy import rollback_target
 from timbel_dagster.deploy.grants import grant_run
 from timbel_dagster.deploy.lookup import RequestError, find
 from timbel_dagster.tenants import store
@@ -48,17 +49,25 @@ def grant_rollback(
     reason: str,
     *,
     request: int | None = None,
+    to_revision: str | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Grant a `rollback` run of `service` in `cluster` back to its last known-good image.
+    """Grant a `rollback` run of `service` in `cluster`: back to its last known-good image,
+    or to the past deployment `to_revision` names (`deploy.rollback_target`), which the
+    grant carries as `to_request` and `to_image` and the job checks again.
 
     Args:
         request: the deployment request to roll back; default the newest one of the service
             that rolled out to the cluster.
+        to_revision: a request number (`41`, `#41`) or an image, tag or digest of a past
+            deployment of the service that succeeded in the cluster.
 
     Raises:
         NotFoundError: no such request, or none of the service rolled out to the cluster.
-        ValueError: the request is of another service.
+        RevisionNotFoundError (a LookupError): `to_revision` is a request number that does
+            not exist.
+        ValueError: the request is of another service; RevisionRefusedError: `to_revision`
+            names no deployment to go back to (the message starts with `to_revision`).
     """
     with engine.begin() as connection:
         if request is None:
@@ -72,6 +81,10 @@ def grant_rollback(
                 raise ValueError(f"request #{request} is of {found['service']}, not {service}")
         config = {"request": found["number"], "cluster": cluster, "reason": reason,
                   "trigger": actor, "dry_run": dry_run}  # fmt: skip
+        if to_revision is not None:
+            target = rollback_target.resolve(connection, found, cluster, to_revision)
+            # Only when chosen: a config without them hashes as grants always have.
+            config |= {"to_request": target["request"], "to_image": target["image"]}
         run_config = {"ops": {"roll_back_deployment": {"config": config}}}
         grant, _ = grant_run(
             connection, "rollback", run_config, actor, request_number=found["number"]

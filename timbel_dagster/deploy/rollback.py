@@ -5,7 +5,9 @@ advisory lock, SQLite's single writer) with a unique idempotency key made of the
 and the bad image; a second trigger for the same deployment and image finds the row and does
 nothing. Known-good: the image of the newest earlier request that was deployed to that
 cluster and never rolled back from, else the image that ran before this deployment; never an
-image a rollback has left.
+image a rollback has left. A rollback to a chosen revision (`target`, checked by
+`rollback_target`) goes to that deployment's image instead; it is still once per deployment
+and image, so a deployment rolled back already is not rolled back again to another one.
 """
 
 from __future__ import annotations
@@ -65,9 +67,12 @@ def claim(
     reason: str,
     dry_run: bool,
     audit_details: Mapping[str, Any] | None = None,
+    target: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Record the rollback decision, or None when another trigger has made it already
-    (`audit_details` added to the audit event's: how an unverified run was launched)."""
+    (`audit_details` added to the audit event's: how an unverified run was launched).
+    `target` ({"request", "image"}): the chosen past deployment to go back to, instead of
+    the last known-good image."""
     from sqlalchemy import select, text
 
     # lazy: warehouse.schema.deploy loads SQLAlchemy; the code location loads without it
@@ -84,7 +89,8 @@ def claim(
                 RolloutTarget.request_id == request["id"], RolloutTarget.cluster == cluster
             )
         ).scalar()
-        target = known_good_image(connection, request, cluster)
+        chosen = {"to_request": target["request"]} if target else {}
+        to_image = target["image"] if target else known_good_image(connection, request, cluster)
         row = {
             "id": uuid.uuid4(),
             "idempotency_key": key,
@@ -92,12 +98,12 @@ def claim(
             "cluster": cluster,
             "namespace": namespace or "",
             "from_image": request["image"],
-            "to_image": target,
+            "to_image": to_image,
             "trigger": trigger,
             "reason": reason,
             "status": "dry_run" if dry_run else "planned",
             "dry_run": dry_run,
-            "details": {"request": request["number"]},
+            "details": {"request": request["number"], **chosen},
             "created_at": dt.datetime.now(dt.UTC),
         }
         connection.execute(Rollback.__table__.insert().values(**row))
@@ -108,7 +114,8 @@ def claim(
             target=f"request #{request['number']} {cluster}",
             details={
                 "from": request["image"],
-                "to": target,
+                "to": to_image,
+                **chosen,
                 "reason": reason,
                 **(audit_details or {}),
             },
@@ -128,15 +135,18 @@ def roll_back(
     poll: float = 2.0,
     log: Callable[[str], None] = lambda line: None,
     audit_details: Mapping[str, Any] | None = None,
+    target: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Roll back once; None when this deployment and image were rolled back already."""
+    """Roll back once, to the last known-good image or to `target` ({"request", "image"}, a
+    past deployment `rollback_target` checked); None when this deployment and image were
+    rolled back already."""
     from sqlalchemy import update
 
     # lazy: deploy.deployment_rows loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.deployment_rows import record_rollback
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, Rollback
 
-    row = claim(engine, request, cluster, trigger, reason, dry_run, audit_details)
+    row = claim(engine, request, cluster, trigger, reason, dry_run, audit_details, target)
     if row is None:
         log(f"cluster {cluster}: {request['service']} {request['image']} was rolled back already")
         return None

@@ -1,5 +1,6 @@
-"""The `rollback` job: one service in one cluster back to its last known-good image,
-exactly once per deployment and image however many triggers fire."""
+"""The `rollback` job: one service in one cluster back to its last known-good image, or to
+the past deployment its grant chose (`to_request`/`to_image`, checked again here), exactly
+once per deployment and image however many triggers fire."""
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
@@ -17,6 +18,10 @@ class RollbackConfig(dg.Config):
     reason: str
     # Who or what asked, for the record only: the run acts as the actor of its run grant.
     trigger: str = "manual"
+    # A chosen revision (`deploy.rollback_target`), both or neither: the past deployment to
+    # go back to and its image. Neither: the last known-good image.
+    to_request: int | None = None
+    to_image: str | None = None
     dry_run: bool = False
     timeout_seconds: float = 600.0
     poll_seconds: float = 2.0
@@ -31,6 +36,7 @@ def roll_back_deployment(
     notifier: NotifierResource,
 ) -> dict:
     # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy import rollback_target
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.notify.messages import Message
 
@@ -41,12 +47,24 @@ def roll_back_deployment(
     launched, grant = claim_grant(context, warehouse, "rollback")
     trigger = launched.name
     engine = warehouse.engine()
+    chosen = config.to_request is not None or config.to_image is not None
+    refused = None
     with engine.connect() as connection:
         request = find(connection, str(config.request))
+        if chosen:  # checked when granted; the deployment may have been rolled back since
+            try:
+                rollback_target.recheck(
+                    connection, request, config.cluster, config.to_request, config.to_image
+                )
+            except (LookupError, ValueError) as error:
+                refused = str(error)
+    if refused is not None:  # audited once this connection is closed (SQLite's one writer)
+        raise refuse(context, warehouse, "rollback", refused)
+    target = {"request": config.to_request, "image": config.to_image} if chosen else None
     row = roll_back(
         engine, kubernetes, request, config.cluster, trigger, config.reason,
         config.dry_run, config.timeout_seconds, config.poll_seconds, context.log.info,
-        audit_details={"grant": str(grant["id"]), "run": context.run_id},
+        audit_details={"grant": str(grant["id"]), "run": context.run_id}, target=target,
     )  # fmt: skip
     if row is None:
         return {"status": "already rolled back"}
@@ -70,8 +88,9 @@ def roll_back_deployment(
 
 
 @dg.job(
-    description="Roll a service in one cluster back to its last known-good image, exactly "
-    "once per deployment and image (dry_run records what it would do).",
+    description="Roll a service in one cluster back to its last known-good image, or to a "
+    "chosen past deployment, exactly once per deployment and image (dry_run records what it "
+    "would do).",
     tags={"timbel/kind": "rollback"},
 )
 def rollback():

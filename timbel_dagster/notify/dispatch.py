@@ -125,10 +125,11 @@ class Dispatcher:
         return now.astimezone(dt.UTC)
 
     def unsubscribe_url(self, user: str, channel: str, event: str) -> str | None:
-        """The personal one-click unsubscribe link, or None without a public URL and key."""
+        """The personal one-click unsubscribe link, issued now (by the dispatcher's clock; it
+        expires TIMBEL_UNSUBSCRIBE_LINK_DAYS later), or None without a public URL and key."""
         if not (self.public_url and self._secret_key):
             return None
-        token = unsubscribe_token(user, channel, event, self._secret_key)
+        token = unsubscribe_token(user, channel, event, self._secret_key, issued_at=self._now())
         return f"{self.public_url}{UNSUBSCRIBE_PATH}?token={quote(token)}"
 
     def _plan(self, message: Message, rule: str | None) -> list[planning.Delivery]:

@@ -44,21 +44,44 @@ def _signature(payload: bytes, secret: str) -> bytes:
     return hmac.new(secret.encode(), _TOKEN_PURPOSE + b"\x00" + payload, hashlib.sha256).digest()
 
 
-def unsubscribe_token(user: str, channel: str, event: str, secret: str) -> str:
-    """A URL-safe token that lets `user` unsubscribe from `event` on `channel`, signed with
-    HMAC-SHA256 under `secret` (TIMBEL_SECRET_KEY)."""
+# Links signed before they carried an issued-at are taken as issued on this day, the day the
+# issued-at was added (every such link is at least that old): they expire with the same
+# lifetime, on 2027-03-05 with the default 90 days. See `read_unsubscribe_token`.
+LEGACY_ISSUED_AT = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+DEFAULT_LINK_DAYS = 90
+
+
+class UnsubscribeLinkExpiredError(ValueError):
+    """A genuine unsubscribe link (signed here) that is older than its lifetime. It says
+    whose link it was, so that the page can say what it would have stopped."""
+
+    def __init__(
+        self, user: str, channel: str, event: str, issued_at: dt.datetime, expired_at: dt.datetime
+    ) -> None:
+        self.user, self.channel, self.event = user, channel, event
+        self.issued_at, self.expired_at = issued_at, expired_at
+        super().__init__(
+            f"this unsubscribe link expired on {expired_at:%Y-%m-%d}: it was sent on "
+            f"{issued_at:%Y-%m-%d}, and links work for {(expired_at - issued_at).days} days"
+        )
+
+
+def unsubscribe_token(
+    user: str, channel: str, event: str, secret: str, *, issued_at: dt.datetime | None = None
+) -> str:
+    """A URL-safe token that lets `user` unsubscribe from `event` on `channel` until it
+    expires, signed with HMAC-SHA256 under `secret` (TIMBEL_SECRET_KEY). The signed payload
+    carries when it was issued (`issued_at`, default now; whole seconds since the epoch)."""
     if not secret:
         raise ValueError("TIMBEL_SECRET_KEY is empty; it is needed to sign unsubscribe links")
-    payload = json.dumps([user, channel, event], separators=(",", ":")).encode()
+    issued = int((issued_at or dt.datetime.now(dt.UTC)).timestamp())
+    payload = json.dumps([user, channel, event, issued], separators=(",", ":")).encode()
     return f"{_b64(payload)}.{_b64(_signature(payload, secret))}"
 
 
-def read_unsubscribe_token(token: str, secret: str) -> tuple[str, str, str]:
-    """The (user, channel, event) of a token made by `unsubscribe_token`.
-
-    Raises:
-        ValueError: the token is garbled, or was not signed with `secret`.
-    """
+def _payload(token: str, secret: str) -> tuple[str, str, str, dt.datetime]:
+    """(user, channel, event, issued_at) of a token signed with `secret`; a legacy token
+    (three fields, no issued-at) is taken as issued at LEGACY_ISSUED_AT."""
     try:
         encoded, signature = token.strip().split(".")
         payload = _unb64(encoded)
@@ -71,11 +94,47 @@ def read_unsubscribe_token(token: str, secret: str) -> tuple[str, str, str]:
         values = json.loads(payload)
     except ValueError:
         raise ValueError(_INVALID_TOKEN) from None
-    if not (
-        isinstance(values, list) and len(values) == 3 and all(isinstance(v, str) for v in values)
-    ):
+    if not isinstance(values, list) or len(values) not in (3, 4):
         raise ValueError(_INVALID_TOKEN)
-    user, channel, event = values
+    if not all(isinstance(v, str) for v in values[:3]):
+        raise ValueError(_INVALID_TOKEN)
+    if len(values) == 3:
+        issued_at = LEGACY_ISSUED_AT
+    elif isinstance(values[3], int) and not isinstance(values[3], bool) and values[3] >= 0:
+        issued_at = dt.datetime.fromtimestamp(values[3], dt.UTC)
+    else:
+        raise ValueError(_INVALID_TOKEN)
+    user, channel, event = values[:3]
+    return user, channel, event, issued_at
+
+
+def read_unsubscribe_token(
+    token: str,
+    secret: str,
+    *,
+    max_age_days: int = DEFAULT_LINK_DAYS,
+    now: dt.datetime | None = None,
+) -> tuple[str, str, str]:
+    """The (user, channel, event) of a token made by `unsubscribe_token`, while it is at
+    most `max_age_days` old (TIMBEL_UNSUBSCRIBE_LINK_DAYS).
+
+    Links signed before tokens carried an issued-at (three fields) are neither refused
+    outright nor kept for ever: they are taken as issued on LEGACY_ISSUED_AT (2026-12-05),
+    the day the issued-at was added, which no such link is younger than. So they keep
+    working for the same lifetime as a link sent that day, and expire on that documented
+    date (2027-03-05 with the default 90 days). Refusing them at once would break the
+    unsubscribe link of every e-mail sent in the weeks before the upgrade, which people
+    must be able to use (CAN-SPAM wants an opt-out honoured for 30 days after sending);
+    keeping them for ever would leave exactly the never-expiring links this change ends.
+
+    Raises:
+        ValueError: the token is garbled, or was not signed with `secret`.
+        UnsubscribeLinkExpiredError (a ValueError): it is genuine and expired.
+    """
+    user, channel, event, issued_at = _payload(token, secret)
+    expires = issued_at + dt.timedelta(days=max_age_days)
+    if (now or dt.datetime.now(dt.UTC)) > expires:
+        raise UnsubscribeLinkExpiredError(user, channel, event, issued_at, expires)
     return user, channel, event
 
 

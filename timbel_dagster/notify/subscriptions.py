@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from timbel_dagster.notify.email import read_unsubscribe_token
+from timbel_dagster.notify.email import DEFAULT_LINK_DAYS, read_unsubscribe_token
 from timbel_dagster.notify.messages import (
     SUBSCRIBABLE_EVENTS,
     Message,
@@ -196,22 +196,34 @@ def unsubscribe(
     )
 
 
-def unsubscribe_by_token(engine: Engine, token: str, secret: str | None) -> dict[str, object]:
+def unsubscribe_by_token(
+    engine: Engine,
+    token: str,
+    secret: str | None,
+    *,
+    max_age_days: int = DEFAULT_LINK_DAYS,
+    now: dt.datetime | None = None,
+) -> dict[str, object]:
     """Unsubscribe as a signed one-click link says (`notify.email.unsubscribe_token`): the link
     is its user's own consent, so it acts as them, audited `via` the signed link. Using the
     same link again changes nothing.
+
+    Args:
+        max_age_days: how long a link works (TIMBEL_UNSUBSCRIBE_LINK_DAYS); see
+            `read_unsubscribe_token` for links made before they carried an issued-at.
 
     Returns:
         {"user", "channel", "event", "changed"}.
 
     Raises:
         ValueError: no secret key to check links with, or the token is garbled or was not
-            signed with it (nothing changes).
+            signed with it (nothing changes). UnsubscribeLinkExpiredError (a ValueError):
+            the link is genuine but expired (nothing changes).
         LookupError: the user the link names is no longer in the users table.
     """
     if not secret:
         raise ValueError("TIMBEL_SECRET_KEY is not set: unsubscribe links cannot be checked")
-    user, channel, event = read_unsubscribe_token(token, secret)
+    user, channel, event = read_unsubscribe_token(token, secret, max_age_days=max_age_days, now=now)
     changed = unsubscribe(engine, user, channel, event, actor=user, via="signed link")
     return {"user": user, "channel": channel, "event": event, "changed": changed}
 

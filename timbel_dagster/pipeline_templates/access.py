@@ -5,7 +5,9 @@ template's team; private ones by their owner. Grantees (users, or every member o
 team) see a template whatever its visibility, its owner always does, and admins see all.
 Only the owner or an admin may publish versions, roll back, tag, share or change visibility;
 a refused attempt is audited as `<action>.refused`. A template a user cannot see reads as
-"no such template" so that private names do not leak through error messages.
+"no such template" so that private names do not leak through error messages. A retired
+template (`retirement`) refuses new versions, ratings, tags and applications with a
+`state.TemplateStateError`, audited the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from timbel_dagster.pipeline_templates.state import TemplateStateError
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people.users import DisabledUserError, find_user, require_user
 from timbel_dagster.warehouse.schema.models import User
@@ -154,12 +157,13 @@ def managed(connection: Connection, user: Viewer, name: str, doing: str) -> dict
 
 
 def guarded(engine: Engine, actor: str, action: str, target: str, change: Callable[[], T]) -> T:
-    """Run `change`; when it is refused for lack of rights, audit the refusal (after the
-    change's transaction rolled back) and raise it again."""
+    """Run `change`; when it is refused for lack of rights or by the template's state
+    (retired), audit the refusal (after the change's transaction rolled back) and raise it
+    again."""
 
     try:
         return change()
-    except TemplateAccessError as error:
+    except (TemplateAccessError, TemplateStateError) as error:
         with engine.begin() as connection:
             append_event(
                 connection,

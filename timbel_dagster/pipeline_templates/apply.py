@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.pipeline_templates import access, jenkins_job, params, records
+from timbel_dagster.pipeline_templates import access, jenkins_job, params, records, state
 from timbel_dagster.pipeline_templates.store import FILE_NAMES
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage
@@ -37,8 +37,10 @@ def render_version(
     Raises:
         LookupError: no such template (visible to `user`), version or tag.
         ValueError: unknown or missing parameters, or the template fails to render.
+        TemplateStateError (a ValueError): the template is retired.
     """
     template = access.visible(connection, user, name)
+    state.refuse_retired(template, "apply")
     row = records.version_row(connection, template, version, tag)
     what = f"template {name!r} v{row['version']}"
     values = params.resolve(row["parameters"], parameters, what)

@@ -24,7 +24,7 @@ import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.pipeline_templates import access, records
+from timbel_dagster.pipeline_templates import access, records, state
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.schema.templates import PipelineTemplateRating as R
 from timbel_dagster.warehouse.schema.templates import PipelineTemplateUsage as U
@@ -50,43 +50,49 @@ def rate(engine: Engine, actor: str, name: str, stars: int, review: str = "") ->
     Raises:
         ValueError: stars outside 1..5, or rating one's own template.
         LookupError: the actor is unknown, or cannot see the template.
+        TemplateStateError: the template is retired (audited `template.rate.refused`).
     """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
     if len(review) > MAX_REVIEW:
         raise ValueError(f"the review has {len(review)} characters; at most {MAX_REVIEW}")
-    from sqlalchemy import insert, select, update
 
-    with engine.begin() as connection:
-        user = access.viewer(connection, actor, known=True)
-        template = access.visible(connection, user, name)
-        if template["owner"] == user.name:
-            raise ValueError(f"{user.name} owns template {name!r} and cannot rate it")
-        where = (R.template_id == template["id"], R.user == user.name)
-        previous = connection.execute(select(R.stars).where(*where)).scalar_one_or_none()
-        values = {"stars": stars, "review": review, "created_at": dt.datetime.now(dt.UTC)}
-        if previous is None:
-            connection.execute(
-                insert(R).values(
-                    id=uuid.uuid4(), template_id=template["id"], user=user.name, **values
+    def change() -> dict[str, Any]:
+        from sqlalchemy import insert, select, update
+
+        with engine.begin() as connection:
+            user = access.viewer(connection, actor, known=True)
+            template = access.visible(connection, user, name)
+            state.refuse_retired(template, "rate")
+            if template["owner"] == user.name:
+                raise ValueError(f"{user.name} owns template {name!r} and cannot rate it")
+            where = (R.template_id == template["id"], R.user == user.name)
+            previous = connection.execute(select(R.stars).where(*where)).scalar_one_or_none()
+            values = {"stars": stars, "review": review, "created_at": dt.datetime.now(dt.UTC)}
+            if previous is None:
+                connection.execute(
+                    insert(R).values(
+                        id=uuid.uuid4(), template_id=template["id"], user=user.name, **values
+                    )
                 )
+            else:
+                connection.execute(update(R).where(*where).values(**values))
+            append_event(
+                connection,
+                actor=user.name,
+                action="template.rate",
+                target=f"template {name}",
+                details={"stars": stars, "previous_stars": previous},
             )
-        else:
-            connection.execute(update(R).where(*where).values(**values))
-        append_event(
-            connection,
-            actor=user.name,
-            action="template.rate",
-            target=f"template {name}",
-            details={"stars": stars, "previous_stars": previous},
-        )
-        return {
-            "name": name,
-            "user": user.name,
-            "stars": stars,
-            "review": review,
-            "previous_stars": previous,
-        }
+            return {
+                "name": name,
+                "user": user.name,
+                "stars": stars,
+                "review": review,
+                "previous_stars": previous,
+            }
+
+    return access.guarded(engine, actor, "template.rate", f"template {name}", change)
 
 
 def reviews(bind: Engine | Connection, viewer: str, name: str) -> list[dict[str, Any]]:
@@ -113,12 +119,15 @@ def ranking(
     usage_weight: float = USAGE_WEIGHT,
     window_days: int = USAGE_WINDOW_DAYS,
     now: dt.datetime | None = None,
+    include_retired: bool = False,
 ) -> list[dict[str, Any]]:
-    """The templates `viewer` can see, best first (see the module docstring for the score).
+    """The templates `viewer` can see, best first (see the module docstring for the score);
+    retired ones only with `include_retired`.
 
     Returns:
         [{"name", "kind", "visibility", "owner", "rating_mean", "n_ratings", "bayesian",
-          "uses_90d", "score"}], at most `limit`; `rating_mean` is None without ratings.
+          "uses_90d", "score", "retired_at"}], at most `limit`; `rating_mean` is None without
+        ratings, `retired_at` None while the template is in use.
     """
     from sqlalchemy import func, select
 
@@ -130,7 +139,9 @@ def ranking(
         shown = [
             t
             for t in access.all_templates(connection)
-            if access.can_see(user, t) and (kind is None or t["kind"] == kind)
+            if access.can_see(user, t)
+            and (kind is None or t["kind"] == kind)
+            and (include_retired or t["retired_at"] is None)
         ]
         total, count = connection.execute(select(func.sum(R.stars), func.count())).one()
         stars = {
@@ -162,6 +173,7 @@ def ranking(
                 "bayesian": bayesian,
                 "uses_90d": used,
                 "score": bayesian + usage_weight * math.log1p(used),
+                "retired_at": template["retired_at"],
             }
         )
     # Rounded for the order only: equal scores computed along different paths must tie.

@@ -66,6 +66,9 @@ def record(template: Mapping[str, Any], row: Mapping[str, Any], tags: list[str])
         "created_at": row["created_at"],
         "rollback_of_version": row["rollback_of_version"],
         "tags": tags,
+        "retired_at": template.get("retired_at"),
+        "retired_by": template.get("retired_by"),
+        "retired_reason": template.get("retired_reason"),
     }
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.pipeline_templates import access, records
+from timbel_dagster.pipeline_templates import access, records, state
 from timbel_dagster.pipeline_templates.records import LATEST
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
@@ -30,13 +30,14 @@ def rollback(
 
     Raises:
         ValueError: `to_version` is the latest. LookupError: no such version.
-        TemplateAccessError: not the owner or an admin.
+        TemplateAccessError: not the owner or an admin. TemplateStateError: retired.
     """
 
     def change() -> dict[str, Any]:
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)
             template = access.managed(connection, user, name, "roll back")
+            state.refuse_retired(template, "roll back")
             old = records.version_row(connection, template, int(to_version))
             latest = records.version_row(connection, template)
             if old["version"] == latest["version"]:
@@ -83,6 +84,7 @@ def tag(engine: Engine, actor: str, name: str, tag_name: str, version: int) -> d
         with engine.begin() as connection:
             user = access.viewer(connection, actor, known=True)
             template = access.managed(connection, user, name, "tag")
+            state.refuse_retired(template, "tag")
             number = records.version_row(connection, template, int(version))["version"]
             where = (T.template_id == template["id"], T.tag == tag_name)
             previous = connection.execute(select(T.version).where(*where)).scalar_one_or_none()

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbel_dagster.pipeline_templates import access, params, records
+from timbel_dagster.pipeline_templates import access, params, records, state
 from timbel_dagster.pipeline_templates.revisions import rollback, tag
 from timbel_dagster.pipeline_templates.validate import FILE_NAMES, validate_file
 from timbel_dagster.warehouse.audit.chain import append_event
@@ -125,6 +125,7 @@ def _check_republish(user: access.Viewer, template: Mapping[str, Any], kind: str
         )
     if template["kind"] != kind:
         raise ValueError(f"template {template['name']!r} is a {template['kind']}, not a {kind}")
+    state.refuse_retired(template, "publish a version of")
 
 
 def _republish_settings(
@@ -180,6 +181,7 @@ def publish(
         TemplateInvalidError: the content does not validate (nothing saved).
         ValueError: a bad name, kind, visibility or parameters schema; another kind than the
             stored template's. TemplateAccessError: not the owner or an admin.
+            TemplateStateError: the template is retired (audited `template.publish.refused`).
     """
     if not _NAME.match(name):
         raise ValueError(f"template name {name!r}: letters, digits, '.', '_' and '-' (<= 128)")

@@ -212,6 +212,14 @@ class Settings(BaseSettings):
         "it (unset: a key file in TIMBEL_HOME/keys); required for e-mail unsubscribe links and "
         "wherever the Dagster run worker, webserver and CLI run on different hosts.",
     )
+    # At least 30: CAN-SPAM wants an opt-out to work for 30 days after the e-mail was sent.
+    timbel_unsubscribe_link_days: int = Field(
+        90,
+        ge=30,
+        le=3650,
+        description="An e-mail's one-click unsubscribe link works this many days after it "
+        "was sent, then shows a page saying it expired and how to unsubscribe otherwise.",
+    )
     timbel_notify_max_attempts: int = Field(5, ge=1, le=20)
 
     # --- The API: OIDC bearer tokens and rate limits (docs/configuration.md) ---------------

@@ -1,15 +1,16 @@
 """/api/v1/templates: stored pipeline templates; the functions of `timbel template publish |
-versions | show | diff | validate | rate | reviews | marketplace`. Visibility, owner and team
-rules are the domain's (`pipeline_templates.access`): a template the caller may not see is a
-404, as if it did not exist. Templates cannot be deleted (the domain keeps every version:
-retire one by making it private)."""
+versions | show | diff | validate | rate | reviews | marketplace | retire | restore`.
+Visibility, owner and team rules are the domain's (`pipeline_templates.access`): a template
+the caller may not see is a 404, as if it did not exist. DELETE retires a template rather
+than erasing it (`pipeline_templates.retirement`): its versions stay readable, and POST
+.../restore puts it back in use."""
 
 from __future__ import annotations
 
 from pathlib import Path as FilePath
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
@@ -31,12 +32,14 @@ from timbel_dagster.api.schemas.templates import (
     VersionList,
 )
 from timbel_dagster.identity.principal import Principal
-from timbel_dagster.pipeline_templates import marketplace, store
+from timbel_dagster.pipeline_templates import marketplace, retirement, store
 from timbel_dagster.pipeline_templates.access import TemplateAccessError
+from timbel_dagster.pipeline_templates.state import TemplateStateError
 from timbel_dagster.pipeline_templates.validate import detect_kind, validate_text
 
 MAX_LIMIT = 200
 ERRORS_WRITE = (400, *ERRORS_READ, 404)
+ERRORS_STATE = (*ERRORS_WRITE, 409)
 Name = Annotated[str, Path(max_length=128, description="The template's name.")]
 Ref = Annotated[
     str | None, Query(max_length=128, description="A version number or a tag (default latest).")
@@ -45,12 +48,15 @@ router = APIRouter(prefix="/templates", tags=["templates"])
 
 
 def _refused(error: Exception, field: tuple[str | int, ...] = ("body",)) -> NoReturn:
-    """The domain's refusal as a Problem: unknown or invisible 404, not the owner 403 (the
-    domain audited it), bad content or values 422 at `field`."""
+    """The domain's refusal as a Problem: unknown or invisible 404, not the owner 403, retired
+    (or, to restore, not retired) 409 (the domain audited both), bad content or values 422 at
+    `field`."""
     if isinstance(error, store.TemplateInvalidError):
         raise invalid(("body", "content"), str(error)) from None
     if isinstance(error, TemplateAccessError):
         raise ApiError(403, str(error), kind="forbidden") from None
+    if isinstance(error, TemplateStateError):
+        raise ApiError(409, str(error), kind="conflict") from None
     if isinstance(error, LookupError):
         raise not_found(str(error)) from None
     raise invalid(field, str(error)) from None
@@ -67,10 +73,16 @@ def templates(
     warehouse: Annotated[Engine, Depends(warehouse_engine)],
     kind: Annotated[Kind | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    include_retired: Annotated[
+        bool, Query(description="Retired templates too (`retired_at` set).")
+    ] = False,
 ) -> TemplateList:
     """The marketplace of `timbel template marketplace`: stars averaged towards the mean of
-    every template, plus recent adoption; only templates the caller may see."""
-    return TemplateList(items=marketplace.ranking(warehouse, who.user, kind, limit))
+    every template, plus recent adoption; only templates the caller may see, and retired ones
+    only with `include_retired=true`."""
+    return TemplateList(
+        items=marketplace.ranking(warehouse, who.user, kind, limit, include_retired=include_retired)
+    )
 
 
 @router.post(
@@ -123,7 +135,7 @@ def _publish(warehouse: Engine, who: Principal, name: str, body: PublishIn) -> P
     summary="Publish a template (its first version, or the next)",
     status_code=201,
     response_model=Published,
-    responses=problems(*ERRORS_WRITE),
+    responses=problems(*ERRORS_STATE),
 )
 def create(
     who: Annotated[Principal, Depends(require("templates.write"))],
@@ -160,7 +172,7 @@ def show(
     "/{name}",
     summary="Publish the next version of template NAME",
     response_model=Published,
-    responses=problems(*ERRORS_WRITE),
+    responses=problems(*ERRORS_STATE),
 )
 def publish(
     who: Annotated[Principal, Depends(require("templates.write"))],
@@ -169,7 +181,8 @@ def publish(
     body: PublishIn,
 ) -> Published:
     """As POST /templates with the name in the path. The same content as the latest version
-    is a no-op (`unchanged: true`)."""
+    is a no-op (`unchanged: true`); a retired template takes no new version (409, audited
+    `template.publish.refused`)."""
     return _publish(warehouse, who, name, body)
 
 
@@ -216,7 +229,7 @@ def diff(
     "/{name}/ratings",
     summary="Rate a template (again: replaces one's rating)",
     response_model=RatingOut,
-    responses=problems(*ERRORS_WRITE),
+    responses=problems(*ERRORS_STATE),
 )
 def rate(
     who: Annotated[Principal, Depends(require("templates.rate"))],
@@ -225,7 +238,7 @@ def rate(
     body: RatingIn,
 ) -> RatingOut:
     """1-5 stars and an optional review, audited `template.rate`; one's own template cannot
-    be rated (422)."""
+    be rated (422), nor a retired one (409, audited `template.rate.refused`)."""
     try:
         return RatingOut(**marketplace.rate(warehouse, who.user, name, body.stars, body.review))
     except (LookupError, ValueError) as error:
@@ -247,4 +260,58 @@ def ratings(
     try:
         return ReviewList(items=marketplace.reviews(warehouse, who.user, name))
     except LookupError as error:
+        _refused(error)
+
+
+@router.delete(
+    "/{name}",
+    summary="Retire a template (its versions stay readable)",
+    status_code=204,
+    response_class=Response,
+    responses=problems(*ERRORS_STATE),
+)
+def retire(
+    who: Annotated[Principal, Depends(require("templates.retire"))],
+    warehouse: Annotated[Engine, Depends(warehouse_engine)],
+    name: Name,
+    reason: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=retirement.MAX_REASON,
+            pattern=r"\S",
+            description="Why it is retired (kept with the template and audited).",
+        ),
+    ],
+) -> Response:
+    """As `timbel template retire NAME --reason ...`: the template is hidden from the list
+    (unless `include_retired=true`) and takes no new versions, ratings or tags; every version
+    stays readable, and POST .../restore puts it back. Its owner or an admin (403, audited
+    `template.retire.refused`); 409 when it is retired already (audited too). Audited
+    `template.retire`."""
+    try:
+        retirement.retire(warehouse, who.user, name, reason)
+    except (LookupError, ValueError) as error:
+        _refused(error, ("query", "reason"))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/restore",
+    summary="Put a retired template back in use",
+    response_model=TemplateOut,
+    responses=problems(*ERRORS_STATE),
+)
+def restore(
+    who: Annotated[Principal, Depends(require("templates.restore"))],
+    warehouse: Annotated[Engine, Depends(warehouse_engine)],
+    name: Name,
+) -> TemplateOut:
+    """As `timbel template restore NAME`: answers the latest version, in use again. Its owner
+    or an admin (403); 409 when it is not retired (both audited `template.restore.refused`).
+    Audited `template.restore`."""
+    try:
+        retirement.restore(warehouse, who.user, name)
+        return TemplateOut(**store.show(warehouse, who.user, name))
+    except (LookupError, ValueError) as error:
         _refused(error)

@@ -26,6 +26,18 @@ class RollbackIn(BaseModel):
         description="The deployment request to roll back; default the newest of the service "
         "that rolled out to the cluster. The job goes back to the last known-good image.",
     )
+    to_revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=_TEXT,
+        examples=["41", "registry.example.com/shop/api:1.4.1", "1.4.1"],
+        description="Roll back to this past deployment instead of the last known-good image: "
+        "a deployment request number (`41` or `#41`), or its image, tag or digest (the newest "
+        "such deployment). It must be of the service, earlier than the one rolled back, and "
+        "have rolled out to the cluster successfully without being rolled back from there; "
+        "the grant carries it as `to_request` and `to_image`, and the job checks it again.",
+    )
     dry_run: bool = Field(default=False, description="Record what it would do, change nothing.")
 
 

@@ -55,6 +55,11 @@ class TemplateSummary(BaseModel):
     bayesian: float = Field(description="Stars averaged towards the mean of every template.")
     uses_90d: int = Field(description="Repositories and jobs it was applied to in 90 days.")
     score: float = Field(description="What the list is ordered by, best first.")
+    retired_at: dt.datetime | None = Field(
+        default=None,
+        description="When it was retired; null while in use (listed only with "
+        "include_retired=true).",
+    )
 
 
 class TemplateList(BaseModel):
@@ -80,6 +85,9 @@ class VersionOut(BaseModel):
     created_at: dt.datetime
     rollback_of_version: int | None
     tags: list[str]
+    retired_at: dt.datetime | None = Field(
+        default=None, description="When the template was retired; null while in use."
+    )
 
 
 class VersionList(BaseModel):
@@ -95,6 +103,8 @@ class TemplateOut(VersionOut):
 
     content: str
     description: str
+    retired_by: str | None = Field(default=None, description="Who retired it.")
+    retired_reason: str | None = Field(default=None, description="Why it was retired.")
 
     model_config = {
         "json_schema_extra": {

@@ -43,6 +43,11 @@ class PipelineTemplate(Timestamps, Base):
     team: Mapped[str | None] = mapped_column(String(128))  # whose members see `team` templates
     visibility: Mapped[str] = mapped_column(String(16), default="private")
     description: Mapped[str] = mapped_column(Text, default="")
+    # Retired (`pipeline_templates.retirement`): hidden from lists, no new versions, ratings,
+    # tags or applications; its versions stay readable. NULL while in use.
+    retired_at: Mapped[dt.datetime | None]
+    retired_by: Mapped[str | None] = mapped_column(String(128))
+    retired_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class PipelineTemplateVersion(Base):
