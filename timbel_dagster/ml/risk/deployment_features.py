@@ -150,8 +150,8 @@ def deployment_features(frames: DeliveryFrames) -> pd.DataFrame:
     timing = pd.DataFrame(
         {
             "hour": started.dt.hour.astype(float),
-            "weekday": started.dt.weekday.astype(float),
-            "friday_or_weekend": (started.dt.weekday >= 4).astype(float),
+            "weekday": started.dt.day_of_week.astype(float),
+            "friday_or_weekend": (started.dt.day_of_week >= 4).astype(float),
             "environment": deployments.set_index("id")["environment"]
             .map(ENVIRONMENT_RANK)
             .fillna(0)
