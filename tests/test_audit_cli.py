@@ -11,8 +11,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 
 from tests.test_cli import invoke
 from timbel_dagster.warehouse.engine import get_engine
@@ -156,3 +157,69 @@ def test_archive_then_verify_and_search(home: Path) -> None:
     assert tampered.returncode == 1
     assert "BROKEN: content does not match its hash at event 1" in tampered.stdout
     assert "audit log intact" in tampered.stdout  # the table itself is still fine
+
+
+def _delete_newest(cwd: Path, count: int) -> None:
+    """Delete the newest `count` events together: what is left still chains."""
+    with _engine(cwd).begin() as connection:
+        ids = connection.execute(
+            select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(count)
+        ).scalars()
+        connection.execute(delete(AuditEvent).where(AuditEvent.id.in_(list(ids))))
+
+
+def test_deleting_the_newest_events_is_found_by_the_recorded_anchor(home: Path) -> None:
+    unanchored = audit(["verify"], home)
+    assert unanchored.returncode == 0
+    assert "no anchor recorded yet" in unanchored.stdout
+    recorded = audit(["verify", "--record"], home)
+    assert recorded.returncode == 0, recorded.stderr
+    assert "head anchor recorded in" in recorded.stdout
+    [line] = (home / ".timbel" / "audit-anchors.jsonl").read_text().splitlines()
+    assert json.loads(line)["id"] == 3 and json.loads(line)["by"] == "timbel audit verify"
+    assert "anchor 3 (anchor file line 1) is still there" in audit(["verify"], home).stdout
+
+    _delete_newest(home, 2)
+    # The two events left chain, so only the anchor shows the deletion, with no --anchor.
+    assert _json(["verify", "--no-recorded-anchor", "--json"], home)["intact"]
+    broken = audit(["verify", "--json"], home)
+    assert broken.returncode == 1
+    report = json.loads(broken.stdout)
+    assert report["reason"] == "anchored event 3 is gone: the events up to it were deleted"
+    assert report["checked_anchor"]["source"] == "anchor file line 1"
+
+
+def test_the_newest_audit_reports_anchor_is_checked(home: Path) -> None:
+    """The weekly report records the head in Dagster's event log (outside the warehouse);
+    verify finds the newest report there by itself."""
+    from timbel_dagster.assets.audit.report import AUDIT_WEEKLY, audit_report
+    from timbel_dagster.bindings.warehouse import WarehouseResource
+    from timbel_dagster.runs import open_instance
+
+    week = AUDIT_WEEKLY.get_last_partition_key()
+    warehouse = WarehouseResource(
+        database_url=f"sqlite:///{(home / '.timbel' / 'warehouse.db').resolve()}"
+    )
+    with open_instance(home / ".timbel" / "dagster") as instance:
+        result = dg.materialize(
+            [audit_report], instance=instance, partition_key=week,
+            resources={"warehouse": warehouse},
+        )  # fmt: skip
+        assert result.success
+    checked = _json(["verify", "--json"], home)["checked_anchor"]
+    assert (
+        checked["anchor"].startswith("3:") and checked["source"] == f"audit report of week {week}"
+    )
+
+    _delete_newest(home, 1)
+    broken = audit(["verify"], home)
+    assert broken.returncode == 1
+    assert "anchored event 3 is gone" in broken.stdout
+    assert f"(anchor from audit report of week {week})" in broken.stdout
+
+
+def test_a_damaged_anchor_file_is_named(home: Path) -> None:
+    (home / ".timbel" / "audit-anchors.jsonl").write_text('{"id": 3, "hash": "abc"}\n')
+    damaged = audit(["verify"], home)
+    assert damaged.returncode == 2
+    assert "audit-anchors.jsonl line 1" in damaged.stderr and "ID:HASH" in damaged.stderr

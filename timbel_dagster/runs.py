@@ -6,8 +6,13 @@ here) but in the same Dagster instance the UI shows, so their runs and logs are 
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
+
+from timbel_dagster.warehouse.audit.anchors import RecordedAnchor, parse_anchor
+
+AUDIT_REPORT_KEY = ("audit", "audit_report")
 
 _INSTANCE_YAML = """\
 # Dagster instance of the `timbel` command and `make dev` (SQLite storage in this folder).
@@ -32,6 +37,32 @@ def open_instance(home: Path) -> Any:
     if not config.exists():
         config.write_text(_INSTANCE_YAML)
     return dg.DagsterInstance.from_config(str(home))
+
+
+def report_anchor(home: Path) -> RecordedAnchor | None:
+    """The head anchor of the newest audit report in the Dagster instance in `home` (its
+    event log is outside the warehouse); None without an instance or a report.
+
+    Raises:
+        AnchorError: the report's `head_anchor` is not ID:HASH.
+    """
+    if not (home / "dagster.yaml").exists():
+        return None  # never create an instance only to read it
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(list(AUDIT_REPORT_KEY)))
+    if event is None or event.asset_materialization is None:
+        return None
+    materialization = event.asset_materialization
+    value = materialization.metadata.get("head_anchor")
+    text = value.value if value is not None else "none"
+    if not isinstance(text, str) or text == "none":
+        return None
+    week = materialization.partition or "unpartitioned"
+    event_id, event_hash = parse_anchor(text, f"the audit report of {week}'s head_anchor")
+    recorded_at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
+    return RecordedAnchor(event_id, event_hash, recorded_at, f"audit report of week {week}")
 
 
 def materialization_metadata(result: Any, key: str) -> dict[str, Any]:

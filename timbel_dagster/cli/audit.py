@@ -14,9 +14,17 @@ from timbel_dagster.cli.common import (
     friendly_errors,
     parse_since,
     print_json,
+    settings_or_exit,
     writable_engine,
 )
 from timbel_dagster.cli.tables import Column, print_table
+from timbel_dagster.runs import report_anchor
+from timbel_dagster.warehouse.audit.anchors import (
+    AnchorFile,
+    RecordedAnchor,
+    newest,
+    parse_anchor,
+)
 from timbel_dagster.warehouse.audit.archive import archive_before, plan_archive, verify_archives
 from timbel_dagster.warehouse.audit.chain import search_events, verify_chain
 
@@ -33,13 +41,17 @@ def _count(n: int) -> str:
     return f"{n} event" if n == 1 else f"{n} events"
 
 
-def _anchor(value: str | None) -> tuple[int, str] | None:
-    if not value:
+def _checked_anchor(given: str | None, use_recorded: bool) -> RecordedAnchor | None:
+    """The anchor to check: `--anchor`, else the newest recorded one (the anchor file and the
+    newest audit report in Dagster's event log), unless --no-recorded-anchor."""
+    if given:
+        event_id, event_hash = parse_anchor(given, "--anchor")
+        return RecordedAnchor(event_id, event_hash, None, "--anchor")
+    if not use_recorded:
         return None
-    event_id, sep, digest = value.partition(":")
-    if not sep or not event_id.isdigit() or len(digest) != 64:
-        raise ValueError(f"--anchor {value!r} is not ID:HASH (an event id and its 64-hex hash)")
-    return int(event_id), digest.lower()
+    settings = settings_or_exit()
+    return newest([AnchorFile(settings.audit_anchor_file).newest(),
+                   report_anchor(settings.dagster_home)])  # fmt: skip
 
 
 @click.group()
@@ -48,16 +60,35 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option("--anchor", help="ID:HASH of an event recorded earlier (an audit report's head).")
+@click.option(
+    "--anchor",
+    help="ID:HASH of an event recorded earlier; default: the newest recorded anchor (the "
+    "anchor file, the newest audit report).",
+)
+@click.option(
+    "--recorded-anchor/--no-recorded-anchor",
+    "use_recorded",
+    default=True,
+    help="Check the newest recorded anchor when --anchor is not given (default: yes).",
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="If the log is intact, append its head anchor to the anchor file "
+    "(TIMBEL_AUDIT_ANCHOR_FILE), e.g. from a daily cron.",
+)
 @click.option("--archives", is_flag=True, help="Also check every archive file.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
-    """Check the chain; exit 1 naming the first edited, deleted or reordered event."""
+def verify(
+    anchor: str | None, use_recorded: bool, record: bool, archives: bool, as_json: bool
+) -> None:
+    """Check the chain, and that the newest recorded head anchor is still there; exit 1
+    naming the first edited, deleted or reordered event."""
 
-    pinned = _anchor(anchor)
+    checked = _checked_anchor(anchor, use_recorded)
     with connect() as connection:
-        report = verify_chain(connection, anchor=pinned)
+        report = verify_chain(connection, anchor=checked.pinned if checked else None)
         files = []
         if archives:
             files = [
@@ -72,6 +103,18 @@ def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
                 for checkpoint, found in verify_archives(connection)
             ]
     intact = report.intact and all(f["intact"] for f in files)
+    recorded = None
+    if record and intact and report.head_id is not None and report.head_hash is not None:
+        anchor_file = AnchorFile(settings_or_exit().audit_anchor_file)
+        anchor_file.append((report.head_id, report.head_hash), by="timbel audit verify")
+        recorded = str(anchor_file.path)
+    checked_json = None
+    if checked is not None:
+        checked_json = {
+            "anchor": checked.text,
+            "source": checked.source,
+            "recorded_at": checked.recorded_at.isoformat() if checked.recorded_at else None,
+        }
     if as_json:
         print_json(
             {
@@ -83,6 +126,8 @@ def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
                 "head_hash": report.head_hash,
                 "anchor": report.anchor,
                 "checkpoint_id": report.checkpoint_id,
+                "checked_anchor": checked_json,
+                "recorded_to": recorded,
                 "archives": files,
             }
         )
@@ -95,9 +140,21 @@ def verify(anchor: str | None, archives: bool, as_json: bool) -> None:
         if report.intact:
             head = f"; head anchor {report.anchor}" if report.head_id else ""
             click.echo(f"audit log intact: {_count(report.events)}{after}{head}")
+            if checked is not None:
+                click.echo(f"anchor {checked.event_id} ({checked.source}) is still there")
+            elif use_recorded:
+                click.echo(
+                    "no anchor recorded yet: deleting the newest events cannot be detected "
+                    "until one is (`timbel audit verify --record`, or the weekly audit report)"
+                )
+            if recorded:
+                click.echo(f"head anchor recorded in {recorded}")
         else:
             where = f"event {report.first_broken_id}" if report.first_broken_id else "the head"
-            click.echo(f"audit log BROKEN at {where}: {report.reason}")
+            source = ""
+            if checked is not None and report.first_broken_id == checked.event_id:
+                source = f" (anchor from {checked.source})"
+            click.echo(f"audit log BROKEN at {where}: {report.reason}{source}")
     if not intact:
         sys.exit(1)
 

@@ -310,6 +310,12 @@ class Settings(BaseSettings):
     timbel_audit_archive_dir: Path | None = Field(
         None, description="Where archived audit events go (default TIMBEL_HOME/audit-archive)."
     )
+    timbel_audit_anchor_file: Path | None = Field(
+        None,
+        description="Append-only file of recorded audit-log head anchors, which `timbel audit "
+        "verify` checks (default TIMBEL_HOME/audit-anchors.jsonl); keep it where the "
+        "database's users cannot write.",
+    )
 
     _split_lists = field_validator(
         "jenkins_jobs",
@@ -394,6 +400,10 @@ class Settings(BaseSettings):
         if self.timbel_database_url:
             return self.timbel_database_url
         return f"sqlite:///{(self.timbel_home / 'warehouse.db').resolve()}"
+
+    @property
+    def audit_anchor_file(self) -> Path:
+        return self.timbel_audit_anchor_file or self.timbel_home / "audit-anchors.jsonl"
 
     @property
     def dagster_home(self) -> Path:

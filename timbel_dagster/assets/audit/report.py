@@ -1,8 +1,9 @@
 """`audit/audit_report`: a weekly summary of the audit log, and the schedule that makes it.
 
 The report is metadata only (nothing new is stored in the warehouse). Its `head_anchor`
-records the chain's newest event in Dagster's event log, outside the warehouse: a later
-`timbel audit verify --anchor ID:HASH` shows whether events up to it were deleted since.
+records the chain's newest event in Dagster's event log, outside the warehouse: `timbel
+audit verify` checks the newest report's anchor by itself (warehouse/audit/anchors.py), so
+deleting the events up to it is found without anyone passing `--anchor`.
 """
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
