@@ -134,7 +134,6 @@ def invoke(
 
 @pytest.mark.slow
 def test_full_cycle_on_postgres(postgres_server_url: str, tmp_path: Path) -> None:
-
     if migrate.current_revision(postgres_server_url):
         migrate.downgrade(postgres_server_url, "base")
     db = {"TIMBEL_DATABASE_URL": postgres_server_url}
