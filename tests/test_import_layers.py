@@ -4,6 +4,7 @@ Checked in process on the grimp graph `lint-imports` builds, so no subprocess an
 
 from __future__ import annotations
 
+import ast
 import copy
 import shutil
 import subprocess
@@ -237,3 +238,68 @@ def test_storage_ingest_takes_records_not_clients(graph) -> None:
     source): it imports no client, not even the source Protocols for its type hints."""
     imported = graph.find_modules_directly_imported_by("timbel_dagster.warehouse.store.ingest")
     assert sorted(m for m in imported if m.startswith("timbel_dagster.resources")) == []
+
+
+def _own(statement: ast.Import | ast.ImportFrom) -> bool:
+    names = (
+        [statement.module or ""]
+        if isinstance(statement, ast.ImportFrom)
+        else [alias.name for alias in statement.names]
+    )
+    return any(name.split(".")[0] == "timbel_dagster" for name in names)
+
+
+def _unexplained_imports(source: str) -> list[int]:
+    """Lines of function-level imports of our own modules whose block (consecutive import
+    statements) has no `# lazy: why` comment on the lines just above it or on its lines."""
+    lines = source.splitlines()
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for holder in ast.walk(function):
+            body = getattr(holder, "body", None)
+            if not isinstance(body, list):
+                continue
+            block: list[ast.Import | ast.ImportFrom] = []
+            for statement in [*body, None]:
+                if isinstance(statement, ast.Import | ast.ImportFrom):
+                    block.append(statement)
+                    continue
+                if any(_own(s) for s in block):
+                    above, index = [], block[0].lineno - 2
+                    while index >= 0 and lines[index].strip().startswith("#"):
+                        above.append(lines[index])
+                        index -= 1
+                    text = above + lines[block[0].lineno - 1 : block[-1].end_lineno]
+                    if not any("lazy:" in line for line in text):
+                        found.append(block[0].lineno)
+                block = []
+    return found
+
+
+def test_every_function_level_import_of_our_own_says_why() -> None:
+    """An import of our own modules inside a function hides the dependency from a reader (and
+    once hid a cycle of 12 packages, issue 14): it stays only with a `# lazy: why` comment,
+    e.g. that the module loads SQLAlchemy and the code location loads without it."""
+    unexplained = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / "timbel_dagster").rglob("*.py"))
+        for line in _unexplained_imports(path.read_text())
+    ]
+    assert unexplained == [], "give each a `# lazy: why` comment, or import at the top"
+
+
+def test_the_lazy_rule_finds_an_unexplained_import() -> None:
+    source = (
+        "def f():\n"
+        "    # lazy: x loads SQLAlchemy\n"
+        "    from timbel_dagster.x import a\n"
+        "    from timbel_dagster.y import b\n"
+        "    import json\n"
+        "\n"
+        "def g():\n"
+        "    '''Doc.'''\n"
+        "    from timbel_dagster.z import c\n"
+    )
+    assert _unexplained_imports(source) == [9]

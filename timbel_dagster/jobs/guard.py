@@ -28,6 +28,7 @@ def claim_grant(context: dg.OpExecutionContext, warehouse: WarehouseResource, jo
     Raises:
         dg.Failure: no grant for this job and config, or it expired or was used (audited).
     """
+    # lazy: deploy.grants loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.grants import GrantRefusedError, claim
 
     try:

@@ -57,7 +57,8 @@ class RegistryResource(dg.ConfigurableResource):
     @property
     def name(self) -> str:
         """What warehouse rows from this registry say in their `source` column."""
-        from timbel_dagster.resources.registry_http import SYSTEM  # requests: import-time budget
+        # lazy: resources.registry_http loads requests; the code location loads without it
+        from timbel_dagster.resources.registry_http import SYSTEM
 
         return SYSTEM
 
@@ -74,8 +75,8 @@ class RegistryResource(dg.ConfigurableResource):
     def client(self) -> RegistryClient:
         """The client, made on first use and kept, so bearer tokens are reused."""
         if self._client is None:
-            # The client and its HTTP layer (requests) load on first use: the code location's
-            # import-time budget (DESIGN.md: function-level imports for heavy libraries).
+            # lazy: the client and its HTTP layer load requests on first use; the code
+            # location loads without it
             from timbel_dagster.resources.registry_client import RegistryClient
             from timbel_dagster.resources.registry_http import RegistryHTTP
 

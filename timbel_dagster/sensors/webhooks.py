@@ -121,6 +121,7 @@ def plan_ci(source: str, deliveries: Sequence[dict[str, Any]]) -> Plan:
 
 def take_ci_deliveries(warehouse_url: str) -> list[dg.RunRequest]:
     """Ingestion and follow requests for the pending GitLab and Jenkins deliveries."""
+    # lazy: warehouse.deliveries loads SQLAlchemy; the code location loads without it
     from timbel_dagster.warehouse.deliveries import pending_deliveries, take_deliveries
 
     requests = []
