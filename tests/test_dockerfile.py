@@ -249,6 +249,22 @@ def test_the_default_command_serves_the_code_location_the_helm_values_name() -> 
     ]
 
 
+def test_the_build_context_holds_only_what_the_dockerfile_copies() -> None:
+    """.dockerignore lets in exactly the COPY sources: no .env, .timbel (keys), .venv or .git
+    goes to the builder."""
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    rules = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    copied = set()
+    for stage in STAGES.values():
+        for instruction in stage:
+            if instruction.keyword == "COPY" and not instruction.value.startswith("--from="):
+                *sources, _ = instruction.value.split()
+                copied.update(source.rstrip("/") for source in sources)
+    assert allowed == copied
+
+
 # --- what the README says the image contains ------------------------------------------------
 
 
