@@ -135,6 +135,26 @@ def test_a_disabled_user_is_401(oidc_client, issuer, engine):
     assert audit_events(engine, "api.refused")[-1][2]["reason"] == "user_disabled"
 
 
+def test_a_service_account_is_401_by_name_or_subject(oidc_client, issuer, engine):
+    # A service account acts only through its API tokens: an identity at the issuer that
+    # carries its name (or is bound to it) must not become it.
+    with engine.begin() as connection:
+        connection.execute(
+            update(User).where(User.name == "ops").values(kind="service", oidc_subject="s-ops")
+        )
+    for token in (issuer.token(sub="x", preferred_username="ops"), issuer.token(sub="s-ops")):
+        response = _me(oidc_client, token)
+        assert response.status_code == 401, response.text
+        assert "'ops' is a service account, which cannot sign in" in response.json()["detail"]
+        assert "`timbel token create --user ops`" in response.json()["detail"]
+        assert audit_events(engine, "api.refused")[-1][2]["reason"] == "service_account"
+    # Its own API token still works.
+    assert (
+        oidc_client.get("/api/v1/me", headers=bearer(secret_for(engine, "ops"))).json()["user"]
+        == "ops"
+    )
+
+
 @pytest.mark.parametrize(
     ("user", "groups", "role"),
     [

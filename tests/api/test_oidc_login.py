@@ -218,6 +218,27 @@ def test_an_unknown_or_disabled_user_is_refused(sso: TestClient, issuer, engine)
     ]  # fmt: skip
 
 
+def test_a_service_account_cannot_sign_in_and_its_session_ends(
+    sso: TestClient, issuer, engine
+) -> None:
+    def make_service(name: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(update(User).where(User.name == name).values(kind="service"))
+
+    make_service("dev")
+    issuer.user = {"sub": "subject-dev", "preferred_username": "dev"}
+    refused = _sign_in(sso)
+    assert refused.status_code == 401
+    assert "SSO sign-in refused: OIDC user &#39;dev&#39; is a service account" in refused.text
+    assert sessions.COOKIE not in sso.cookies
+    assert _refusals(engine) == [("anonymous", 401, "service_account")]
+    # A session opened before the user became a service account ends at its next request.
+    issuer.user = {"sub": "subject-lead", "preferred_username": "lead"}
+    assert _sign_in(sso).status_code == 200
+    make_service("lead")
+    assert sso.get("/approvals", follow_redirects=False).headers["location"] == "/login"
+
+
 def test_disabling_the_user_ends_their_session(sso: TestClient, engine, warehouse_url) -> None:
     number = pending_request(warehouse_url)
     assert _sign_in(sso).status_code == 200

@@ -1,13 +1,15 @@
-"""The policy table: every role in it is known, no action twice, admin everywhere, the
-markdown renders every action; `may` applies roles and scopes with a reason."""
+"""The policy table: every role in it is known, no action twice, admin everywhere;
+`timbel access policy` prints it as a table, JSON or the markdown docs/api.md carries (and
+that document is current); `may` applies roles and scopes with a reason."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import json
+from pathlib import Path
 
 import pytest
 
+from tests.test_cli import invoke
 from timbel_dagster.identity.authorize import NotAllowedError, Target, may, require
 from timbel_dagster.identity.policy import POLICY, RULES, Scope, markdown, rule
 from timbel_dagster.identity.principal import Principal
@@ -26,17 +28,71 @@ def test_the_table_is_sane() -> None:
         rule("deploy.nothing")
 
 
-def test_markdown_has_one_row_per_action_and_runs_as_a_module() -> None:
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+def _policy(tmp_path: Path, *options: str):
+    # No warehouse and no settings: the command reads the table in the code only.
+    return invoke(["access", "policy", *options], tmp_path)
+
+
+def test_markdown_has_one_row_per_action() -> None:
     text = markdown()
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == [r.action for r in POLICY]
     assert "| `audit.search` | operations, admin | global | no |" in text
     assert "| `executions.read` | everyone | tenant | no |" in text
-    printed = subprocess.run(
-        [sys.executable, "-m", "timbel_dagster.identity.policy", "--markdown"],
-        capture_output=True, text=True, check=True,
+
+
+def test_docs_api_md_carries_what_timbel_access_policy_markdown_prints(tmp_path: Path) -> None:
+    printed = _policy(tmp_path, "--markdown")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == markdown()
+    assert printed.stdout in DOCS.read_text(encoding="utf-8"), (
+        "docs/api.md's policy table is not the one `timbel access policy --markdown` prints; "
+        "replace it with:\n" + printed.stdout
+    )
+
+
+def test_timbel_access_policy_prints_a_table_and_json(tmp_path: Path) -> None:
+    table = _policy(tmp_path)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ACTION", "ROLES", "SCOPE", "WRITE", "WHAT"]
+    assert set(lines[1]) == {"─"}
+    assert lines[2].split()[:5] == ["executions.read", "everyone", "tenant", "no", "executions,"]
+    audit = next(line for line in lines if line.startswith("audit.search "))
+    assert audit.split()[:5] == ["audit.search", "operations,", "admin", "global", "no"]
+    assert lines[-1] == f"{len(POLICY)} actions; an admin may take every one"
+    assert max(len(line) for line in lines) <= 100
+
+    rows = json.loads(_policy(tmp_path, "--json").stdout)
+    assert [r["action"] for r in rows] == [r.action for r in POLICY]
+    assert rows[0] == {
+        "action": "executions.read",
+        "roles": ["developer", "team_lead", "operations", "admin", "viewer"],
+        "roles_text": "everyone",
+        "scope": "tenant",
+        "write": False,
+        "note": "executions, their stages and timelines",
+    }
+    approve = next(r for r in rows if r["action"] == "deploy.approve")
+    assert (approve["roles"], approve["scope"], approve["write"]) == (
+        ["team_lead", "operations", "admin"], "team", True,
     )  # fmt: skip
-    assert printed.stdout == text
+
+    both = _policy(tmp_path, "--json", "--markdown")
+    assert (both.returncode, both.stdout) == (2, "")
+    assert both.stderr == "timbel: error: --json and --markdown: choose one\n"
+
+
+def test_the_policy_module_has_no_printer_of_its_own() -> None:
+    """The old `python -m timbel_dagster.identity.policy --markdown` printer is gone: the
+    table is printed by `timbel access policy` only."""
+    import timbel_dagster.identity.policy as module
+
+    assert not hasattr(module, "main")
+    assert "__main__" not in Path(module.__file__).read_text(encoding="utf-8")
 
 
 def _p(role: str, teams: tuple[str, ...] = (), tenants: tuple[str, ...] = ()) -> Principal:

@@ -3,6 +3,7 @@ first user of an empty table), every change and refusal audited."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from timbel_dagster.pipeline_templates.access import Viewer, viewer
 from timbel_dagster.tenants.store import UnknownUsersError, check_users
 from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.people import membership
 from timbel_dagster.warehouse.people.users import (
     DisabledUserError,
     UnknownUserError,
@@ -44,9 +46,18 @@ def events(url: str) -> list[tuple[str, str, str | None, dict]]:
         return [tuple(r) for r in connection.execute(query.order_by(AuditEvent.id))]
 
 
+def add_teams(url: str, *names: str) -> None:
+    """Teams stored as a directory source or `timbel team add` would (users need them)."""
+    with get_engine(url).begin() as connection:
+        for name in names:
+            membership.add_team(connection, name, None, dt.datetime.now(dt.UTC))
+
+
 @pytest.fixture
 def staff(warehouse_url: str) -> str:
-    """root (admin, the bootstrap), ann (admin), bob (developer, disabled), cy (team lead)."""
+    """root (admin, the bootstrap), ann (admin), bob (developer, disabled), cy (team lead);
+    teams platform, payments and data."""
+    add_teams(warehouse_url, "platform", "payments", "data")
     engine = get_engine(warehouse_url)
     add_user(engine, "installer", entry("root", "admin", team="platform"))
     add_user(engine, "root", entry("ann", "admin", team="platform", email="ann@example.com"))
@@ -77,6 +88,7 @@ def test_the_first_user_may_be_added_by_anyone_and_must_be_an_admin(warehouse_ur
     ]
     assert events(warehouse_url)[1][3] == {
         "role": "admin",
+        "kind": "person",
         "display_name": "Root",
         "bootstrap": True,
     }
@@ -195,9 +207,11 @@ def test_import_is_one_transaction_idempotent_and_updates_only_what_it_names(
     logged = events(staff)[before:]
     assert [(action, target) for _, action, target, _ in logged] == [
         ("user.add", "user dee"),
+        ("team.member.add", "team data"),
         ("user.update", "user ann"),
     ]
-    assert logged[1][3] == {"file": "people.yaml", "bootstrap": False, "changes": {"email": None}}
+    assert logged[1][3] == {"user": "dee", "via": "user.add"}
+    assert logged[2][3] == {"file": "people.yaml", "bootstrap": False, "changes": {"email": None}}
 
     # One transaction: a refusal at the end leaves the earlier entries unwritten.
     demote = [UserEntry("eli", "viewer"), UserEntry("ann", "viewer"), UserEntry("root", "viewer")]

@@ -11,6 +11,7 @@ import warnings
 import click
 
 from timbel_dagster.cli import (
+    access,
     alerts,
     api_serve,
     audit,
@@ -80,6 +81,7 @@ main.add_command(templates.template)
 main.add_command(users.users)
 main.add_command(tokens.token)
 main.add_command(teams.team)
+main.add_command(access.access)
 main.add_command(api_serve.api)
 
 if __name__ == "__main__":

@@ -1,8 +1,18 @@
-"""`timbel users`: the people Timbel knows, managed without SQL.
+"""`timbel users`: the people and service accounts Timbel knows, managed without SQL.
 
 Changes act as `--as` (default TIMBEL_USER), who must be an enabled admin, and are audited
 in the same transaction. On an empty users table anyone may add the first user (an admin),
 so that a fresh install can bootstrap; that is audited too.
+
+A service account is a user of kind `service`, added with `timbel users add NAME --role ROLE
+--service` rather than by a group of its own: it is a row of the same table with a role, a
+team and an enabled flag, so `list`, `set-role`, `disable`, `enable` and `import` already
+are the commands it needs, and one place lists everyone who can act. It acts only through
+its API tokens (`timbel token create --user NAME`, by an admin); OIDC never signs it in.
+
+`--team T` (and a users file's `team:`) is the user's home team and makes them a member of
+T in the same transaction (T must exist: `timbel team add T`); see
+`warehouse/people/home_team.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from timbel_dagster.cli.deploy import AS_HELP
 from timbel_dagster.cli.tables import Column, day, plural, render
 from timbel_dagster.warehouse.people import users as people
 from timbel_dagster.warehouse.people.users_file import load_users_file
-from timbel_dagster.warehouse.schema.models import USER_ROLES
+from timbel_dagster.warehouse.schema.models import USER_KINDS, USER_ROLES
 
 
 def _status(person: dict[str, Any]) -> str:
@@ -29,6 +39,7 @@ def _status(person: dict[str, Any]) -> str:
 COLUMNS = [
     Column("NAME", "name"),
     Column("ROLE", "role"),
+    Column("KIND", "kind", cut=False),
     Column("TEAM", "team"),
     Column("DISPLAY NAME", "display_name"),
     Column("EMAIL", "email"),
@@ -41,24 +52,31 @@ EMPTY = "no users yet: add one with `timbel users add NAME --role ROLE`"
 
 def _describe(user: dict[str, Any]) -> str:
     extra = f", team {user['team']}" if user.get("team") else ""
-    return f"{user['name']} (role {user['role']}{extra})"
+    what = "service account" if user.get("kind") == people.SERVICE else "user"
+    return f"{what} {user['name']} (role {user['role']}{extra})"
 
 
 @click.group()
 def users() -> None:
-    """People: who may act in Timbel, with their role and team."""
+    """People and service accounts: who may act in Timbel, with their role and team."""
 
 
 @users.command("list")
 @click.option("--role", help=f"Only users with this role ({ROLES}).")
-@click.option("--team", help="Only the members of this team.")
+@click.option("--team", help="Only the users whose team (home team) this is.")
+@click.option(
+    "--kind", type=click.Choice(USER_KINDS), help="Only people, or only service accounts."
+)
 @click.option("--all", "include_disabled", is_flag=True, help="Include disabled users.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def list_users(role: str | None, team: str | None, include_disabled: bool, as_json: bool) -> None:
-    """Users with their role, team and whether they are enabled (by name)."""
+def list_users(
+    role: str | None, team: str | None, kind: str | None, include_disabled: bool, as_json: bool
+) -> None:
+    """Users with their role, kind (person or service), team and whether they are enabled
+    (by name)."""
     with connect() as connection:
-        found = people.list_users(connection, role, team, include_disabled)
+        found = people.list_users(connection, role, team, include_disabled, kind)
         total = people.count_users(connection) if not found else len(found)
     rows = [p.as_dict() for p in found]
     if as_json:
@@ -70,7 +88,9 @@ def list_users(role: str | None, team: str | None, include_disabled: bool, as_js
         else:
             shown = "no enabled user" if not include_disabled else "no user"
             wanted = " and ".join(
-                f"{what} {value}" for what, value in (("role", role), ("team", team)) if value
+                f"{what} {value}"
+                for what, value in (("role", role), ("team", team), ("kind", kind))
+                if value
             )
             hint = "" if include_disabled else " (`--all` includes disabled users)"
             click.echo(f"{shown}{' with ' + wanted if wanted else ''}{hint}")
@@ -82,10 +102,19 @@ def list_users(role: str | None, team: str | None, include_disabled: bool, as_js
 @users.command()
 @click.argument("name")
 @click.option("--role", required=True, help=f"What they may do: {ROLES}.")
-@click.option("--team", help="Their team (approvals go to the same team's lead first).")
+@click.option(
+    "--team",
+    help="Their (home) team, which must exist (`timbel team add`): they become a member of it.",
+)
 @click.option("--email", help="E-mail address for notifications.")
 @click.option("--display-name", help="Full name, as shown in notifications.")
 @click.option("--slack-id", help="Slack member id (U...), for mentions.")
+@click.option(
+    "--service",
+    is_flag=True,
+    help="A service account: acts only through API tokens (`timbel token create --user "
+    "NAME`), never signs in with OIDC; needs no e-mail or Slack id.",
+)
 @click.option("--as", "as_user", default=None, help=AS_ADMIN_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
@@ -96,13 +125,21 @@ def add(
     email: str | None,
     display_name: str | None,
     slack_id: str | None,
+    service: bool,
     as_user: str | None,
     as_json: bool,
 ) -> None:
-    """Add user NAME with a role. On an empty users table anyone may add the first user,
-    who must be an admin; after that only an admin may."""
+    """Add user NAME (a person, or with --service a service account) with a role, and make
+    them a member of --team. On an empty users table anyone may add the first user, who
+    must be an admin and a person; after that only an admin may."""
     item = people.entry(
-        name, role, team=team, email=email, display_name=display_name, slack_id=slack_id
+        name,
+        role,
+        team=team,
+        email=email,
+        display_name=display_name,
+        slack_id=slack_id,
+        kind=people.SERVICE if service else people.PERSON,
     )
     settings, engine = writable_engine()
     actor = as_user or settings.timbel_user
@@ -110,7 +147,11 @@ def add(
     if as_json:
         print_json(result)
         return
-    click.echo(f"added user {_describe(result['user'])}")
+    click.echo(f"added {_describe(result['user'])}")
+    if result["teams"]:
+        click.echo(f"{name} joined team {team}")
+    if service:
+        click.echo(f"it acts through API tokens: `timbel token create --user {name}`")
     if result["bootstrap"]:
         click.echo(
             f"the users table was empty, so anyone may add the first user (audited as {actor}); "
@@ -177,9 +218,10 @@ def enable(name: str, as_user: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def import_file(file: Path, dry_run: bool, as_user: str | None, as_json: bool) -> None:
-    """Add or update the users of a YAML FILE (a `users:` list of name, role, team,
-    email, display_name, slack_id), all in one transaction. The whole file is checked
-    before anything is written; importing it again changes nothing."""
+    """Add or update the users of a YAML FILE (a `users:` list of name, role, kind, team,
+    email, display_name, slack_id), all in one transaction, making each a member of their
+    team. The whole file is checked before anything is written; importing it again changes
+    nothing."""
 
     entries = load_users_file(file)
     settings, engine = writable_engine()
@@ -193,6 +235,8 @@ def import_file(file: Path, dry_run: bool, as_user: str | None, as_json: bool) -
         click.echo(f"  add     {name}")
     for name, fields in result["updated"].items():
         click.echo(f"  update  {name}: {', '.join(fields)}")
+    for name, moved in result["teams"].items():
+        click.echo(f"  teams   {name}: {', '.join(moved)}")
     counts = (
         f"{len(result['added'])} added, {len(result['updated'])} updated, "
         f"{len(result['unchanged'])} unchanged"

@@ -8,7 +8,10 @@ the public key, the algorithm-confusion attack, are refused), `iss`, `aud`, `exp
 
 Who: the user whose `oidc_subject` is the token's `sub`; else the user named by the user
 claim (`preferred_username` by default). An unknown or disabled user is refused: the
-issuer proves who someone is, the users table says whether they may use Timbel.
+issuer proves who someone is, the users table says whether they may use Timbel. A service
+account (`users.kind = service`) is refused too, as a bearer JWT and at the approvals page's
+sign-in alike: it acts only through its own API tokens, and an identity at the issuer that
+happens to carry its name must not become it.
 
 The role: the users table's role, unless a role claim is configured; then the claim's role
 is used but never above the table's (a claim can lower a role, e.g. an admin signing in
@@ -33,7 +36,7 @@ import jwt
 from sqlalchemy import select
 
 from timbel_dagster.identity.principal import Principal, load_principal
-from timbel_dagster.warehouse.people.users import DisabledUserError, UserRefusedError
+from timbel_dagster.warehouse.people.users import SERVICE, DisabledUserError, UserRefusedError
 from timbel_dagster.warehouse.schema.models import User
 
 if TYPE_CHECKING:
@@ -55,7 +58,7 @@ JWKS_CACHE_SECONDS = 300
 
 class OidcRefusedError(LookupError):
     """A JWT that does not let anyone in; `reason` is one word (invalid, unknown_user,
-    user_disabled, no_role)."""
+    user_disabled, service_account, no_role)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -265,7 +268,7 @@ class OidcVerifier:
         one whose oidc_subject is `sub`, else the one the user claim names.
 
         Raises:
-            OidcRefusedError: unknown_user, user_disabled.
+            OidcRefusedError: unknown_user, user_disabled, service_account.
         """
         with engine.connect() as connection:
             name = connection.execute(
@@ -278,10 +281,17 @@ class OidcVerifier:
                     f"{self.config.user_claim} claim",
                 )
             try:
-                return load_principal(connection, name, via=via)
+                found = load_principal(connection, name, via=via)
             except UserRefusedError as error:
                 reason = "user_disabled" if isinstance(error, DisabledUserError) else "unknown_user"
                 raise OidcRefusedError(reason, f"OIDC user {name!r}: {error}") from None
+        if found.kind == SERVICE:
+            raise OidcRefusedError(
+                "service_account",
+                f"OIDC user {name!r} is a service account, which cannot sign in: it acts only "
+                f"through its API tokens (`timbel token create --user {name}`)",
+            )
+        return found
 
     def _role(self, claims: dict[str, Any], table_role: str) -> str:
         if self.config.role_claim is None:

@@ -161,7 +161,8 @@ def sign_in(oidc: OidcVerifier, engine: Engine, code: str, flow: Flow) -> Signed
 
     Raises:
         OidcRefusedError: see `redeem` and `OidcVerifier.id_token_claims`; unknown_user,
-            user_disabled or no_role as for a bearer JWT.
+            user_disabled, service_account (a service account never signs in to the page:
+            it acts only through its API tokens) or no_role as for a bearer JWT.
     """
     claims = oidc.id_token_claims(redeem(oidc, code, flow), flow.nonce)
     who = oidc.principal_of(engine, claims, via="session")
@@ -179,7 +180,7 @@ def session_principal(
 
     Raises:
         OidcRefusedError: unknown_user (or the subject now belongs to another user),
-            user_disabled, no_role.
+            user_disabled, service_account (the user became one since), no_role.
     """
     found = oidc.user_of(engine, {"sub": subject, oidc.config.user_claim: user}, via="session")
     if found.user != user:

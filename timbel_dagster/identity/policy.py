@@ -1,8 +1,9 @@
 """The one policy table: which roles may take each action, over which scope.
 
-Each API route and each CLI command names one action. `authorize.may` reads this table, and
-`docs` carry it as generated markdown (`python -m timbel_dagster.identity.policy
---markdown`), so the code and the docs cannot drift apart.
+Each API route and each CLI command names one action. `authorize.may` reads this table;
+`timbel access policy` prints it (a table, `--json` from `as_rows`, `--markdown` from
+`markdown`), and docs/api.md carries `markdown()` verbatim (tests/identity/test_policy.py
+fails when they differ), so the code and the docs cannot drift apart.
 
 Scopes:
 - GLOBAL: the rule is about the role alone.
@@ -16,10 +17,10 @@ An admin may do everything: every rule includes the admin role.
 
 from __future__ import annotations
 
-import argparse
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from timbel_dagster.warehouse.schema.models import USER_ROLES
 
@@ -112,37 +113,45 @@ def rule(action: str) -> Rule:
         raise KeyError(f"no action {action!r} in the policy table") from None
 
 
-def roles_text(allowed: Iterable[str]) -> str:
+def ordered_roles(allowed: Iterable[str]) -> list[str]:
+    """The roles of `allowed` in USER_ROLES' order."""
     allowed = set(allowed)
-    if allowed >= set(USER_ROLES):
-        return "everyone"
-    return ", ".join(r for r in USER_ROLES if r in allowed)
+    return [r for r in USER_ROLES if r in allowed]
+
+
+def roles_text(allowed: Iterable[str]) -> str:
+    """The roles as the docs word them: `everyone`, or `team_lead, operations, admin`."""
+    ordered = ordered_roles(allowed)
+    return "everyone" if len(ordered) == len(USER_ROLES) else ", ".join(ordered)
+
+
+def as_rows(policy: Iterable[Rule] = POLICY) -> list[dict[str, Any]]:
+    """The table as plain rows, one per action (`timbel access policy --json`): `roles` in
+    full, `roles_text` as the docs word it."""
+    return [
+        {
+            "action": item.action,
+            "roles": ordered_roles(item.roles),
+            "roles_text": roles_text(item.roles),
+            "scope": item.scope.value,
+            "write": item.write,
+            "note": item.note,
+        }
+        for item in policy
+    ]
 
 
 def markdown(policy: Iterable[Rule] = POLICY) -> str:
-    """The table as markdown, one row per action (for docs/api.md)."""
+    """The table as markdown, one row per action, from `as_rows` as the command's other
+    formats: `timbel access policy --markdown`, and docs/api.md carries it verbatim."""
     lines = [
         "| action | roles | scope | write | what |",
         "|---|---|---|---|---|",
     ]
-    for item in policy:
-        write = "yes" if item.write else "no"
+    for row in as_rows(policy):
+        write = "yes" if row["write"] else "no"
         lines.append(
-            f"| `{item.action}` | {roles_text(item.roles)} | {item.scope.value} | {write} "
-            f"| {item.note} |"
+            f"| `{row['action']}` | {row['roles_text']} | {row['scope']} | {write} "
+            f"| {row['note']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m timbel_dagster.identity.policy", description="Print the policy table."
-    )
-    parser.add_argument("--markdown", action="store_true", help="as a markdown table")
-    parser.parse_args(argv)
-    # Markdown is the one format there is; the flag keeps the command line self-explaining.
-    print(markdown(), end="")
-
-
-if __name__ == "__main__":
-    main()

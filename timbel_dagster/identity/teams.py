@@ -16,7 +16,7 @@ from sqlalchemy import exists, or_, select
 from timbel_dagster.identity.authorize import require
 from timbel_dagster.identity.principal import load_principal
 from timbel_dagster.warehouse.audit.chain import append_event
-from timbel_dagster.warehouse.people import membership
+from timbel_dagster.warehouse.people import home_team, membership
 from timbel_dagster.warehouse.people.users import audited_change, find_user, require_user
 from timbel_dagster.warehouse.schema.models import Deployment, Pipeline
 
@@ -90,9 +90,12 @@ def set_member(
     engine: Engine, actor: str, team: str, user: str, *, remove: bool = False
 ) -> dict[str, Any]:
     """Add `user` to `team` (or remove them), audited as `team.member.add` / `.remove`.
+    Removing a user from their home team (`users.team`) clears it too
+    (`warehouse/people/home_team.py`), said in the audit event as `home_team_cleared`.
 
     Returns:
-        {"team", "user", "removed": bool, "unchanged": bool, "members": [...]}
+        {"team", "user", "removed": bool, "unchanged": bool, "members": [...],
+        "home_team_cleared": bool}
     """
     action = "team.member.remove" if remove else "team.member.add"
 
@@ -104,15 +107,18 @@ def set_member(
                 if find_user(connection, user) is None:  # a disabled user may leave a team
                     require_user(connection, user)  # raises with the usual message
                 changed = membership.remove_member(connection, team, user)
+                cleared = home_team.left_team(connection, user, team)
             else:
                 require_user(connection, user)
-                changed = membership.add_member(connection, team, user)
-            if changed:
+                changed, cleared = membership.add_member(connection, team, user), False
+            if changed or cleared:
+                details = {"user": user} | ({"home_team_cleared": True} if cleared else {})
                 append_event(connection, actor=actor, action=action, target=f"team {team}",
-                             details={"user": user})  # fmt: skip
+                             details=details)  # fmt: skip
             members = list(membership.members_of(connection, team))
-        return {"team": team, "user": user, "removed": remove, "unchanged": not changed,
-                "members": members}  # fmt: skip
+        return {"team": team, "user": user, "removed": remove,
+                "unchanged": not (changed or cleared), "members": members,
+                "home_team_cleared": cleared}  # fmt: skip
 
     return audited_change(engine, actor, action, f"team {team}", change)
 

@@ -6,6 +6,16 @@ refused with one message. The writes (`add_user`, `set_role`, `set_disabled`,
 `import_users`) are for admins, except that anyone may add the first user of an empty table
 so a fresh install can bootstrap; each change appends its audit event in the same
 transaction, and a refused attempt is audited as `<action>.refused`.
+
+A user is a person or a service account (`kind`). Both live in this one table and are
+managed by the same commands (`timbel users add NAME --role ROLE --service`; list, set-role,
+disable and import work on both), so a role, a team, disabling and the audit trail mean the
+same for either. A service account acts only through its API tokens: it needs no e-mail or
+Slack id, OIDC never signs it in (`identity/oidc.py`), and it does not count as the admin
+that must remain, since it cannot sign in to manage users.
+
+A user's `team` is their home team; adding or importing a user with a team makes them a
+member of it in the same transaction (`home_team`).
 """
 
 from __future__ import annotations
@@ -18,14 +28,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import func, insert, select, update
 
 from timbel_dagster.warehouse.audit.chain import append_event, lock_chain
+from timbel_dagster.warehouse.people import home_team
 from timbel_dagster.warehouse.schema.ids import stable_id
-from timbel_dagster.warehouse.schema.models import USER_ROLES, User
+from timbel_dagster.warehouse.schema.models import USER_KINDS, USER_ROLES, User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 T = TypeVar("T")
 ADMIN = "admin"
+PERSON, SERVICE = USER_KINDS
 SOURCE = "timbel"  # rows added by `timbel users`, not ingested from a directory source
 # The optional fields of a user and their column widths.
 OPTIONAL = {"display_name": 256, "email": 320, "team": 128, "slack_id": 64}
@@ -60,6 +72,7 @@ class Person:
     slack_id: str | None = None
     source: str = SOURCE
     disabled_at: dt.datetime | None = None
+    kind: str = PERSON
 
     @property
     def enabled(self) -> bool:
@@ -72,11 +85,12 @@ class Person:
 @dataclass(frozen=True)
 class UserEntry:
     """A user to add or update: `values` holds the optional fields given (None clears one);
-    a field not given is left as it is."""
+    a field not given is left as it is. `kind` None: a person when added, else as stored."""
 
     name: str
     role: str
     values: Mapping[str, str | None] = field(default_factory=dict)
+    kind: str | None = None
 
 
 _COLUMNS = (
@@ -88,6 +102,7 @@ _COLUMNS = (
     User.slack_id,
     User.source,
     User.disabled_at,
+    User.kind,
 )
 
 
@@ -161,13 +176,19 @@ def list_users(
     role: str | None = None,
     team: str | None = None,
     include_disabled: bool = False,
+    kind: str | None = None,
 ) -> list[Person]:
-    """Users by name, enabled only unless `include_disabled`, filtered by role and team."""
+    """Users by name, enabled only unless `include_disabled`, filtered by role, team (home
+    team) and kind (person or service)."""
     if role is not None:
         check_role(role)
+    if kind is not None:
+        check_kind(kind)
     query = select(*_COLUMNS).order_by(User.name)
     if role is not None:
         query = query.where(User.role == role)
+    if kind is not None:
+        query = query.where(User.kind == kind)
     if team is not None:
         query = query.where(User.team == team)
     if not include_disabled:
@@ -186,7 +207,15 @@ def check_role(role: str) -> str:
     return role
 
 
-def entry_problems(name: Any, role: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+def check_kind(kind: str) -> str:
+    if kind not in USER_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(USER_KINDS)}")
+    return kind
+
+
+def entry_problems(
+    name: Any, role: Any, values: Mapping[str, Any], kind: Any = None
+) -> list[tuple[str, str]]:
     """What is wrong with a user's fields, as (field, problem) pairs; [] when nothing is."""
     problems: list[tuple[str, str]] = []
     if name is None or (isinstance(name, str) and not name.strip()):
@@ -201,6 +230,8 @@ def entry_problems(name: Any, role: Any, values: Mapping[str, Any]) -> list[tupl
         problems.append(("role", f"is required: one of {', '.join(USER_ROLES)}"))
     elif role not in USER_ROLES:
         problems.append(("role", f"must be one of {', '.join(USER_ROLES)}, not {role!r}"))
+    if kind is not None and kind not in USER_KINDS:
+        problems.append(("kind", f"must be one of {', '.join(USER_KINDS)}, not {kind!r}"))
     for key, value in values.items():
         if value is None:
             continue
@@ -221,6 +252,7 @@ def entry(
     email: str | None = None,
     display_name: str | None = None,
     slack_id: str | None = None,
+    kind: str = PERSON,
 ) -> UserEntry:
     """A checked entry from command-line values (the fields not given are left out).
 
@@ -229,16 +261,19 @@ def entry(
     """
     given = {"team": team, "email": email, "display_name": display_name, "slack_id": slack_id}
     values = {k: v for k, v in given.items() if v is not None}
-    problems = entry_problems(name, role, values)
+    problems = entry_problems(name, role, values, kind)
     if problems:
         key, problem = problems[0]
         raise ValueError(f"{'--' + key.replace('_', '-') if key in values else key} {problem}")
-    return UserEntry(name, role, values)
+    return UserEntry(name, role, values, kind)
 
 
 # --- changing -----------------------------------------------------------------------------------
 def _enabled_admins(connection: Connection) -> int:
-    query = select(func.count()).where(User.role == ADMIN, User.disabled_at.is_(None))
+    """Enabled admins who are people: a service account cannot sign in to manage users."""
+    query = select(func.count()).where(
+        User.role == ADMIN, User.disabled_at.is_(None), User.kind == PERSON
+    )
     return connection.execute(query).scalar_one()
 
 
@@ -260,12 +295,13 @@ def _keep_an_admin(connection: Connection, bootstrap: bool) -> None:
     if _enabled_admins(connection) == 0:
         if bootstrap:
             raise UserAdminError(
-                "the users table is empty: the first user must be an admin (--role admin), "
-                "so that someone may add the others"
+                "the users table is empty: the first user must be an admin (--role admin) "
+                "and a person (not --service), so that someone may add the others"
             )
         raise UserAdminError(
-            "that would leave no enabled admin, and only an admin may manage users: make "
-            "another user admin first (`timbel users set-role NAME admin`)"
+            "that would leave no enabled admin (a person: service accounts do not count), and "
+            "only an admin may manage users: make another user admin first "
+            "(`timbel users set-role NAME admin`)"
         )
 
 
@@ -297,6 +333,7 @@ def _insert(connection: Connection, item: UserEntry, now: dt.datetime) -> None:
             source=SOURCE,
             name=item.name,
             role=item.role,
+            kind=item.kind or PERSON,
             created_at=now,
             updated_at=now,
             **values,
@@ -306,7 +343,14 @@ def _insert(connection: Connection, item: UserEntry, now: dt.datetime) -> None:
 
 def _changes(old: Person, item: UserEntry) -> dict[str, Any]:
     wanted = {"role": item.role, **item.values}
+    if item.kind is not None:
+        wanted["kind"] = item.kind
     return {k: v for k, v in wanted.items() if getattr(old, k) != v}
+
+
+def _details(item: UserEntry) -> dict[str, Any]:
+    """What the audit event of an added user says: role, kind and the fields given."""
+    return {"role": item.role, "kind": item.kind or PERSON, **item.values}
 
 
 def _update(connection: Connection, name: str, values: Mapping[str, Any]) -> None:
@@ -319,11 +363,16 @@ def _audit(connection: Connection, actor: str, action: str, name: str, details: 
 
 
 def add_user(engine: Engine, actor: str, item: UserEntry) -> dict[str, Any]:
-    """Add a user (audited as `user.add`). Returns {"user": {...}, "bootstrap": bool}.
+    """Add a user (audited as `user.add`) and, with a team, make them a member of it
+    (audited as `team.member.add`), in one transaction.
+
+    Returns:
+        {"user": {...}, "bootstrap": bool, "teams": ["+team"] when a membership was added}
 
     Raises:
         UserAdminError: `actor` is not an admin (unless the table is empty), or the user
             exists.
+        UnknownTeamError: the team does not exist (`timbel team add`).
     """
 
     def change() -> dict[str, Any]:
@@ -334,12 +383,20 @@ def add_user(engine: Engine, actor: str, item: UserEntry) -> dict[str, Any]:
                     f"user {item.name!r} already exists: see `timbel users list --all`; "
                     f"change their role with `timbel users set-role {item.name} ROLE`"
                 )
+            team = item.values.get("team")
+            if team is not None:
+                home_team.require_team(connection, team, item.name, bootstrap=bootstrap)
             _insert(connection, item, dt.datetime.now(dt.UTC))
             _keep_an_admin(connection, bootstrap)
-            details = {"role": item.role, **item.values, "bootstrap": bootstrap}
+            details = _details(item) | {"bootstrap": bootstrap}
             _audit(connection, actor, "user.add", item.name, details)
+            teams = home_team.follow(connection, actor, item.name, None, team, via="user.add")
             person = find_user(connection, item.name)
-        return {"user": person.as_dict() if person else None, "bootstrap": bootstrap}
+        return {
+            "user": person.as_dict() if person else None,
+            "bootstrap": bootstrap,
+            "teams": teams,
+        }
 
     return audited_change(engine, actor, "user.add", f"user {item.name}", change)
 
@@ -412,9 +469,14 @@ def import_users(
     """Add or update every entry in one transaction (audited per user as `user.add` or
     `user.update`, with the file); a dry run checks and reports, then rolls back.
 
+    An entry with `team` makes the user a member of that team (which must exist), and one
+    that moves them to another team, or clears it, takes them out of the old one
+    (`home_team.follow`, audited as `team.member.add` / `.remove`); a membership that was
+    missing counts as an update of `team_members`.
+
     Returns:
         {"file", "dry_run", "bootstrap", "added": [names], "updated": {name: [fields]},
-        "unchanged": [names]}
+        "unchanged": [names], "teams": {name: ["+team", "-team"]}}
     """
 
     def apply(connection: Connection) -> dict[str, Any]:
@@ -422,20 +484,33 @@ def import_users(
         added: list[str] = []
         updated: dict[str, list[str]] = {}
         unchanged: list[str] = []
+        teams: dict[str, list[str]] = {}
         now = dt.datetime.now(dt.UTC)
+        for item in entries:  # every team exists, before anything is written
+            if (team := item.values.get("team")) is not None:
+                home_team.require_team(connection, team, item.name, bootstrap=bootstrap)
         for item in entries:
             old = find_user(connection, item.name)
             via = {"file": origin, "bootstrap": bootstrap}
             if old is None:
                 _insert(connection, item, now)
-                details = via | {"role": item.role, **item.values}
-                _audit(connection, actor, "user.add", item.name, details)
+                _audit(connection, actor, "user.add", item.name, via | _details(item))
                 added.append(item.name)
             elif changes := _changes(old, item):
                 _update(connection, item.name, changes)
                 _audit(connection, actor, "user.update", item.name, via | {"changes": changes})
                 updated[item.name] = sorted(changes)
-            else:
+            if "team" in item.values:
+                before = old.team if old is not None else None
+                action = "user.add" if old is None else "user.update"
+                moved = home_team.follow(
+                    connection, actor, item.name, before, item.values["team"], via=action
+                )
+                if moved:
+                    teams[item.name] = moved
+                    if old is not None and item.name not in updated:
+                        updated[item.name] = ["team_members"]
+            if old is not None and item.name not in updated:
                 unchanged.append(item.name)
         _keep_an_admin(connection, bootstrap)
         return {
@@ -445,6 +520,7 @@ def import_users(
             "added": added,
             "updated": updated,
             "unchanged": unchanged,
+            "teams": teams,
         }
 
     def change() -> dict[str, Any]:

@@ -4,13 +4,19 @@
 users:
   - name: minji.kim            # required: the login name Timbel knows them by
     role: developer            # required: developer | team_lead | operations | admin | viewer
-    team: payments             # optional, as are display_name, email and slack_id
-    display_name: Minji Kim
+    team: payments             # optional: the team must exist (`timbel team add`); the
+                               # user becomes a member of it
+    display_name: Minji Kim    # optional, as are email and slack_id
     email: minji.kim@example.com
     slack_id: U01234567
+  - name: release-bot
+    role: developer
+    kind: service              # optional: person (the default) | service, an account that
+                               # acts only through its API tokens
 ```
 
-A field left out keeps what is stored; `null` clears it.
+A field left out keeps what is stored (a new user without `kind` is a person); `null` clears
+it (not `kind`, which is person or service).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import yaml
 from timbel_dagster.safe_yaml import load_yaml
 from timbel_dagster.warehouse.people.users import OPTIONAL, UserEntry, entry_problems
 
-FIELDS = ("name", "role", *OPTIONAL)
+FIELDS = ("name", "role", "kind", *OPTIONAL)
 
 
 class UsersFileError(ValueError):
@@ -38,7 +44,9 @@ def _problems(index: int, raw: Any) -> list[str]:
         where += f" ({raw['name']})"
     problems = [f"{where}: unknown field {k!r}" for k in sorted(map(str, set(raw) - set(FIELDS)))]
     values = {k: raw[k] for k in OPTIONAL if k in raw}
-    for key, problem in entry_problems(raw.get("name"), raw.get("role"), values):
+    if "kind" in raw and raw["kind"] is None:
+        problems.append(f"{where}: 'kind' cannot be null: person or service")
+    for key, problem in entry_problems(raw.get("name"), raw.get("role"), values, raw.get("kind")):
         problems.append(f"{where}: {key!r} {problem}")
     return problems
 
@@ -83,6 +91,8 @@ def load_users_file(path: Path) -> list[UserEntry]:
         count = f"{len(problems)} problems: " if len(problems) > 1 else ""
         raise UsersFileError(f"{path}: {count}{'; '.join(problems)}")
     return [
-        UserEntry(raw["name"], raw["role"], {k: raw[k] for k in OPTIONAL if k in raw})
+        UserEntry(
+            raw["name"], raw["role"], {k: raw[k] for k in OPTIONAL if k in raw}, raw.get("kind")
+        )
         for raw in entries
     ]
