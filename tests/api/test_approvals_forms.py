@@ -13,6 +13,7 @@ from tests.api.approvals import IMAGE, RISK, UNDECIDED, pending_request, steps_o
 from tests.api.conftest import audit_events, secret_for
 from timbel_dagster.identity import tokens
 from timbel_dagster.ml.risk.words import reason_text
+from timbel_dagster.warehouse.people.users import UserEntry, add_user
 
 
 @pytest.fixture
@@ -215,3 +216,18 @@ def test_an_unknown_request_is_404(client: TestClient, engine, number: int) -> N
     response = client.post(f"/approvals/{number + 40}/decide", data={"csrf": _csrf(client),
                            "decision": "approve", "reason": "x"})  # fmt: skip
     assert response.status_code == 404
+
+
+def test_a_service_accounts_token_does_not_open_the_page(client: TestClient, engine) -> None:
+    """The page is for people; automation decides nothing here (its token works on the API)."""
+    add_user(engine, "admin", UserEntry("release-bot", "developer", kind="service"))
+    secret = tokens.create_token(engine, "admin", "release-bot")["secret"]
+    response = client.post("/login", data={"token": secret}, follow_redirects=False)
+    assert response.status_code == 401
+    assert "release-bot is a service account" in response.text
+    assert "timbel_session" not in response.headers.get("set-cookie", "")
+    assert audit_events(engine, "api.refused")[-1][2]["reason"] == "service_account"
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).json()["kind"]
+        == "service"
+    )

@@ -33,6 +33,11 @@ from timbel_dagster.identity.principal import Principal
 router = APIRouter(include_in_schema=False)
 EngineDep = Annotated[Engine, Depends(warehouse_engine)]
 NO_TOKEN = "no API token: paste one from `timbel token create --user NAME`"
+# The page is for people deciding requests; automation uses the API with its token.
+SERVICE_ACCOUNT = (
+    "%s is a service account: its tokens work on the API, not on the approvals page, "
+    "which is for people"
+)
 
 
 def _not_done(request: Request, who: Principal | None, status: int, message: str) -> Response:
@@ -52,6 +57,8 @@ def _who(request: Request, engine: Engine) -> tuple[Principal, sessions.Session]
         else:
             who = _sso_principal(request, engine, session)
     except (tokens.TokenRefusedError, OidcRefusedError):
+        return None
+    if who.kind != "person":  # made a service account since the session opened
         return None
     return who, session
 
@@ -80,6 +87,8 @@ def login(request: Request, engine: EngineDep, token: Annotated[str, Form()] = "
         if not secret:
             raise tokens.TokenRefusedError("missing", NO_TOKEN)
         who = tokens.verify_token(engine, secret, ip=client_ip(request))
+        if who.kind != "person":
+            raise tokens.TokenRefusedError("service_account", SERVICE_ACCOUNT % who.user)
     except tokens.TokenRefusedError as error:
         key = tokens.digest(secret) if secret else "missing"
         audit_unauthenticated(request, engine, key, error.reason)
