@@ -7,7 +7,11 @@ search route issues by calling the same warehouse functions the routes call, wit
 arguments the routes pass (a page of 50 plus one; a tenant member's scope; a deep cursor
 page) and prints, per route, the plan's node types and the execution time of
 `EXPLAIN (ANALYZE, FORMAT JSON)`. It fails if any plan reads pipeline_executions,
-stage_executions or execution_log_chunks with a Seq Scan.
+stage_executions, execution_log_chunks or vulnerability_findings with a Seq Scan.
+
+Also one image per 50 executions, each with a scan, 10 open findings, a registry tag and a
+deployment of one service (every third also asked for by a request, by digest): the
+security routes' tenant scope (an EXISTS per finding) is measured on them.
 
     python -m benchmarks.api_explain [--executions N]
 
@@ -30,7 +34,12 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from benchmarks.common import DEFAULT_SERVER, report
 
-BIG_TABLES = ("pipeline_executions", "stage_executions", "execution_log_chunks")
+# vulnerability_findings: ten per image. The security scope's EXISTS subqueries read
+# scan_results, registry_images, deployments and deployment_requests (one row per image or
+# fewer) through their indexes per finding, or, where the planner finds it cheaper, hash
+# them once per statement; the gate's image lookup (`policy.image_scan`) reads them whole.
+BIG_TABLES = ("pipeline_executions", "stage_executions", "execution_log_chunks",
+              "vulnerability_findings")  # fmt: skip
 DATABASE = "timbel_bench_api"
 PIPELINES, SERVICES, TENANTS = 500, 100, 10
 # A word in about 1 of 100 stored chunks, of every tenant: what a search for an error
@@ -76,6 +85,42 @@ _LOAD = [
                || CASE WHEN g % 485 = 0 THEN 'error: container {RARE_WORD} exit 137' || chr(10)
                        ELSE '' END
         FROM generate_series(5, :n, 5) g""",
+    # Images: `i` of n/50, its digest md5-based, tag `1.0` of repository `team/img-i`.
+    """INSERT INTO registry_images (id, source, registry, repository, tag, digest, media_type,
+               first_seen, last_seen)
+        SELECT md5('r' || i)::uuid, 'bench', 'registry.example.com', 'team/img-' || i, '1.0',
+               'sha256:' || md5('d' || i) || md5('d' || i), 'm', :t0, :t0
+        FROM generate_series(1, :n / 50) i""",
+    """INSERT INTO scan_results (id, source, scanner, artifact_name, artifact_type,
+               artifact_digest, artifact_key, scanned_at, n_results, n_critical, n_high,
+               n_medium, n_low, n_unknown, n_misconfigurations, n_secrets, status, created_at,
+               updated_at)
+        SELECT md5('s' || i)::uuid, 'bench', 'trivy',
+               'registry.example.com/team/img-' || i || '\\:1.0', 'container_image',
+               'sha256:' || md5('d' || i) || md5('d' || i),
+               'sha256:' || md5('d' || i) || md5('d' || i), :t0, 10, 10, 0, 0, 0, 0, 0, 0,
+               'findings', now(), now()
+        FROM generate_series(1, :n / 50) i""",
+    """INSERT INTO vulnerability_findings (id, source, artifact_key, artifact_name, target,
+               severity, first_seen, last_seen, last_scan_id, vulnerability_id, pkg_name,
+               installed_version, created_at, updated_at)
+        SELECT md5('f' || i || '-' || k)::uuid, 'bench',
+               'sha256:' || md5('d' || i) || md5('d' || i),
+               'registry.example.com/team/img-' || i || '\\:1.0', 'debian 12', 'CRITICAL', :t0,
+               :t0, md5('s' || i)::uuid, 'CVE-2026-' || k, 'pkg-' || k, '1.0', now(), now()
+        FROM generate_series(1, :n / 50) i, generate_series(1, 10) k""",
+    f"""INSERT INTO deployments (id, source, external_id, service, environment, image, kind,
+               status, started_at, created_at, updated_at)
+        SELECT md5('dep' || i)::uuid, 'bench', i::text, 'svc-' || (i % {SERVICES}), 'prod',
+               'registry.example.com/team/img-' || i || '\\:1.0', 'release', 'success',
+               :t0 - make_interval(mins => i), now(), now()
+        FROM generate_series(1, :n / 50) i""",
+    f"""INSERT INTO deployment_requests (id, number, service, image, environment_group, reason,
+               requested_by, status, expires_at, fast_track, created_at, updated_at)
+        SELECT md5('req' || i)::uuid, i, 'svc-' || ((i + 1) % {SERVICES}),
+               'registry.example.com/team/img-' || i || '@sha256:' || md5('d' || i)
+                   || md5('d' || i), 'prod', 'r', 'dev', 'deployed', :t0, false, now(), now()
+        FROM generate_series(3, :n / 50, 3) i""",
 ]
 
 
@@ -144,6 +189,7 @@ def explain(connection: Connection, call: Callable[[Connection], Any]) -> list[d
 
 def route_calls(connection: Connection) -> dict[str, Callable[[Connection], Any]]:
     """Per list or search route, the warehouse call it makes, with the route's arguments."""
+    from timbel_dagster.security.findings_page import finding, image_visible, open_findings
     from timbel_dagster.warehouse.audit.chain import search_events
     from timbel_dagster.warehouse.read.history import duration_percentiles, execution_detail
     from timbel_dagster.warehouse.read.log_search import SearchAfter, search_logs
@@ -177,6 +223,13 @@ def route_calls(connection: Connection) -> dict[str, Callable[[Connection], Any]
     hit = search_logs(connection, RARE_WORD, limit=51)
     search_deep = SearchAfter.of(hit[-1]) if hit else None
     tenant = ("t1",)
+    # An image of t1 (svc-1 deployed img-1) and a finding of it; img-2 is svc-2's (t2).
+    image = "registry.example.com/team/img-1:1.0"
+    other = "registry.example.com/team/img-2:1.0"
+    found = connection.execute(
+        text("SELECT id FROM vulnerability_findings WHERE artifact_name = :a LIMIT 1"),
+        {"a": image},
+    ).scalar_one()
     return {
         "executions_first_page": lambda c: list_executions(c, ExecutionFilter(limit=51)),
         "executions_deep_page": lambda c: list_executions(
@@ -205,6 +258,13 @@ def route_calls(connection: Connection) -> dict[str, Callable[[Connection], Any]
         "pipeline_stats": lambda c: duration_percentiles(c, pipeline_ids=[pipeline]),
         "audit_events": lambda c: search_events(c, limit=101, before_id=1_000_000),
         "rollbacks": lambda c: list_rollbacks(c, None, 51, tenant),
+        "security_findings": lambda c: open_findings(c, limit=101),
+        "security_findings_tenant_member": lambda c: open_findings(c, limit=101, tenants=tenant),
+        "security_image_findings_tenant_member": lambda c: open_findings(
+            c, image, limit=101, tenants=tenant
+        ),
+        "security_finding_tenant_member": lambda c: finding(c, found, tenant),
+        "security_image_of_another_tenant": lambda c: image_visible(c, other, tenant),
     }
 
 

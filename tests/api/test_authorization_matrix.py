@@ -18,9 +18,10 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.routing import RouteContext
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from tests.api.conftest import bearer, secret_for
+from tests.api.tenant_data import IMAGES, IMAGES_SEEN, reference, store_images, store_tenants
 from tests.identity.people import PEOPLE
 from timbel_dagster.api import routetable
 from timbel_dagster.api.app import create_app
@@ -31,6 +32,7 @@ from timbel_dagster.identity.principal import Principal, load_principal
 from timbel_dagster.settings import load_settings
 from timbel_dagster.warehouse.people.membership import set_tenant_members
 from timbel_dagster.warehouse.schema.deploy import Tenant
+from timbel_dagster.warehouse.schema.security import VulnerabilityFinding
 
 # Routes that name no action of the policy table, and why. Webhooks prove themselves with
 # their own signatures; the unsubscribe link with its HMAC; /me needs only a valid token.
@@ -160,6 +162,38 @@ def test_the_matrix_catches_a_route_that_refuses_on_its_own(app, client, engine)
 
     wrong, _checked = _mismatches(app, client, engine)
     assert wrong == ["GET /api/v1/matrix-probe as viewer: 403, policy refuses: False"]
+
+
+def test_security_routes_answer_another_tenants_image_as_unknown(
+    app, client, engine, warehouse_url
+) -> None:
+    # Tenant scope by image: every role may read security (no 403), and what is not theirs
+    # is a 404, never a 403 that would confirm the image exists. Members of no tenant see
+    # no image; operations and admin see every one.
+    store_tenants(engine, warehouse_url)
+    keys = store_images(engine)
+    with engine.connect() as connection:
+        ids = {
+            image: str(connection.execute(
+                select(VulnerabilityFinding.id).where(VulnerabilityFinding.artifact_key == key)
+            ).scalars().first())
+            for image, key in keys.items()
+        }  # fmt: skip
+    seen = {name: set() for name, _role, _team in PEOPLE} | IMAGES_SEEN
+    wrong = []
+    for user, images in sorted(seen.items()):
+        headers = bearer(secret_for(engine, user))
+        for image in IMAGES:
+            ref = reference(image, "tag")
+            for path, params in (
+                (f"/api/v1/security/findings/{ids[image]}", {}),
+                ("/api/v1/security/findings", {"image": ref}),
+                ("/api/v1/security/gate", {"image": ref}),
+            ):
+                status = client.get(path, params=params, headers=headers).status_code
+                if status != (200 if image in images else 404):
+                    wrong.append(f"{user} {path} {params}: {status}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_docs_api_md_carries_the_generated_route_table(app) -> None:

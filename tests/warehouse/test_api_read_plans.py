@@ -1,7 +1,8 @@
 """The SQL of the API's list and search routes reads the big tables through indexes: on
 50,000 executions (2 stages each, a log chunk for every 5th), ANALYZEd and with the
 planner's defaults (no `enable_seqscan = off`), no plan has a Seq Scan of
-pipeline_executions, stage_executions or execution_log_chunks. The same check as
+pipeline_executions, stage_executions, execution_log_chunks or vulnerability_findings (10,000
+findings of 1,000 images, the security routes' tenant scope included). The same check as
 `python -m benchmarks.api_explain` on 1,000,000."""
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def test_every_list_and_search_route_is_measured(route_plans) -> None:
     assert {"executions_first_page", "executions_deep_page", "executions_tenant_member",
             "logs_search", "logs_search_next_page", "logs_search_tenant_member",
             "execution_stages", "execution_log", "pipelines_first_page",
-            "rollbacks"} <= set(route_plans)  # fmt: skip
+            "rollbacks", "security_findings", "security_findings_tenant_member",
+            "security_image_findings_tenant_member", "security_finding_tenant_member",
+            "security_image_of_another_tenant"} <= set(route_plans)  # fmt: skip
     assert all(statements for statements in route_plans.values())
 
 
@@ -53,3 +56,10 @@ def test_the_big_tables_are_read_through_an_index(route_plans) -> None:
         assert "Index Scan" in plan["nodes"] or "Index Only Scan" in plan["nodes"], name
     [search] = route_plans["logs_search"]
     assert "Bitmap Index Scan" in search["nodes"]  # the GIN index of the chunks' words
+
+
+def test_the_tenant_scoped_findings_read_the_findings_through_an_index(route_plans) -> None:
+    # The scope is an EXISTS per finding: the page walks the primary key, it never sorts.
+    for name in ("security_findings_tenant_member", "security_finding_tenant_member"):
+        [plan] = route_plans[name]
+        assert "Index Scan" in plan["nodes"] and "Sort" not in plan["nodes"], (name, plan)

@@ -19,6 +19,7 @@ _FINDING = {
     "artifact_key": "sha256:9f2c...",
     "first_seen": "2026-11-20T08:00:00Z",
     "last_seen": "2026-12-04T08:00:00Z",
+    "fixed_at": None,
     "title": "openssl: buffer overread",
     "primary_url": "https://avd.aquasec.com/nvd/cve-2026-1234",
     "cvss_score": 9.8,
@@ -26,6 +27,8 @@ _FINDING = {
 
 
 class Finding(BaseModel):
+    """One vulnerability of one package version in one target of one image."""
+
     id: str
     vulnerability_id: str
     pkg_name: str
@@ -37,9 +40,14 @@ class Finding(BaseModel):
     artifact_key: str = Field(description="The image digest, else its name.")
     first_seen: dt.datetime
     last_seen: dt.datetime
+    fixed_at: dt.datetime | None = Field(
+        None, description="The first later scan that no longer reported it; null while open."
+    )
     title: str | None
     primary_url: str | None
     cvss_score: float | None
+
+    model_config = {"json_schema_extra": {"examples": [_FINDING]}}
 
 
 class FindingPage(BaseModel):

@@ -47,6 +47,7 @@ class DeploymentRequest(Timestamps, Base):
         Index(None, "status", "expires_at"),
         Index(None, "service", "created_at"),
         Index(None, "status", "number"),  # the API's request list, by status, keyset on number
+        Index(None, "image", "service"),  # which services asked for an image: findings' scope
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

@@ -250,6 +250,7 @@ class Deployment(Timestamps, Base):
         CheckConstraint(_in("status", DEPLOYMENT_STATUSES), name="status"),
         CheckConstraint(_in("kind", DEPLOYMENT_KINDS), name="kind"),
         Index(None, "service", "environment", "started_at"),
+        Index(None, "image", "service"),  # which services ran an image: findings' tenant scope
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
