@@ -4,10 +4,12 @@ A rule (`Rule`) is applied the same way to every series:
 1. measure each column's scale: its overall standard deviation (`sd`), or a robust noise
    scale (`robust`: 1.4826 x the MAD of the residuals around a centred running median of
    2 x `min_segment` + 1 points, never above the sd);
-2. for every k from 0 to the cap `max_changes`, find the k change points that minimise the
-   squared error to piecewise-constant means, exactly (dynamic programming through ruptures'
-   `KernelCPD` with the linear kernel, the l2 cost computed in C), with segments of at least
-   `min_segment` observations;
+2. for every k from 0 to the cap `max_changes`, the k change points that minimise the
+   squared error to piecewise-constant means, exactly, with segments of at least
+   `min_segment` observations (ruptures' `KernelCPD` with the linear kernel: the l2 cost in
+   C; PELT for the penalised optimum, dynamic programming for a fixed k, needed only when the
+   cap binds or for MBIC: with a constant penalty the best over k <= cap is PELT's answer
+   whenever that has at most `max_changes` changes);
 3. keep the k that minimises that squared error in units of the scale plus a penalty of
    `factor * log(n)` per change point, plus, for an MBIC rule, the log of each segment's
    length (as R's changepoint adds it to each segment's cost under `penalty="MBIC"`, whose
@@ -198,16 +200,20 @@ def detect_changepoints(
     most = min(rule.max_changes, n // rule.min_segment - 1)
     if most < 1 or not signal.any():
         return []
+    per_change = rule.per_change(n)
+    algo = rpt.KernelCPD(kernel="linear", min_size=rule.min_segment).fit(signal)
+    unconstrained = algo.predict(pen=per_change)  # PELT: linear time on most series
+    if len(unconstrained) - 1 > most:
+        # More changes than the cap clear the penalty: the best `most` of them, rather than
+        # a penalised choice among segmentations too coarse to fit the series.
+        return [int(b) for b in algo.predict(n_bkps=most)[:-1]]
+    if rule.penalty != "mbic":
+        # With a constant penalty the optimum over k <= cap is the unconstrained one.
+        return [int(b) for b in unconstrained[:-1]]
+    algo.predict(n_bkps=most)  # one dynamic programme gives every k up to `most`
     zeros = np.zeros((1, signal.shape[1]))
     cumsum = np.vstack([zeros, np.cumsum(signal, axis=0)])
     cumsum2 = np.vstack([zeros, np.cumsum(signal * signal, axis=0)])
-    per_change = rule.per_change(n)
-    algo = rpt.KernelCPD(kernel="linear", min_size=rule.min_segment).fit(signal)
-    algo.predict(n_bkps=most)  # one dynamic programme gives every k up to `most`
-    if len(algo.predict(pen=per_change)) - 1 > most:
-        # More changes than the cap clear the penalty: the best `most` of them, rather than
-        # a penalised choice among segmentations too coarse to fit the series.
-        return [int(b) for b in algo.segmentations_dict[most][:-1]]
     best, best_cost = [n], math.inf
     for k in range(most + 1):
         bounds = [0, *(algo.segmentations_dict[k] if k else [n])]
