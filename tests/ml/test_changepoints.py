@@ -12,8 +12,19 @@ from click.testing import CliRunner
 
 from tests.conftest import missing_service
 from timbel_dagster.cli.app import main
-from timbel_dagster.ml.changepoints.detect import detect_changepoints
-from timbel_dagster.ml.changepoints.tcpd import binseg_default, evaluate_directory, load_directory
+from timbel_dagster.ml.changepoints import selection
+from timbel_dagster.ml.changepoints.detect import (
+    SHIPPED_RULE,
+    Rule,
+    column_scales,
+    detect_changepoints,
+)
+from timbel_dagster.ml.changepoints.tcpd import (
+    TCPDSeries,
+    binseg_default,
+    evaluate_directory,
+    load_directory,
+)
 from timbel_dagster.ml.changepoints.tcpd_metrics import (
     clean_locations,
     cover_single,
@@ -71,6 +82,56 @@ def test_multivariate_series_are_segmented_jointly() -> None:
     second = _steps([0.0, 3.0], [100, 100], seed=2)
     found = detect_changepoints(np.column_stack([first, second]))
     assert len(found) == 1 and abs(found[0] - 100) <= 3
+
+
+def test_a_linear_drift_is_not_cut_into_many_steps() -> None:
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        drift = np.linspace(0.0, 10.0, 400) + rng.normal(size=400)
+        assert len(detect_changepoints(drift)) <= 2, seed
+        walk = np.cumsum(rng.normal(size=1000))
+        assert len(detect_changepoints(walk)) <= 5, seed
+
+
+def test_no_more_changes_than_the_cap() -> None:
+    # eleven steps that each clear the penalty: the cap keeps five of them, not none
+    many = _steps([0.0, 10.0] * 6, [100] * 12)
+    found = detect_changepoints(many)
+    assert len(found) == SHIPPED_RULE.max_changes == 5
+    assert all(min(abs(f - e) for e in range(100, 1200, 100)) <= 2 for f in found)
+    wider = Rule(scale="sd", penalty="10logn", max_changes=20)
+    found = detect_changepoints(many, wider)
+    assert len(found) == 11
+    assert all(abs(f - e) <= 2 for f, e in zip(found, range(100, 1200, 100), strict=True))
+
+
+def test_the_robust_scale_ignores_a_step_and_the_sd_does_not() -> None:
+    step = _steps([0.0, 10.0], [200, 200]).reshape(-1, 1)
+    assert column_scales(step, "robust")[0] == pytest.approx(1.0, abs=0.2)
+    assert column_scales(step, "sd")[0] > 4.0
+    # durations rounded to whole seconds: a MAD of 0 falls back to the sd
+    ties = np.array([10.0] * 40 + [11.0] * 3 + [10.0] * 40).reshape(-1, 1)
+    assert column_scales(ties, "robust")[0] == pytest.approx(ties.std(ddof=1))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"scale": "mad"}, "scale must be"),
+        ({"penalty": "bic"}, "penalty must be"),
+        ({"penalty": "-2logn"}, "penalty must be"),
+        ({"max_changes": -1}, "max_changes must be"),
+    ],
+)
+def test_a_rule_refuses_unknown_settings(arguments: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Rule(**arguments)
+
+
+def test_an_mbic_rule_adds_the_segment_lengths_to_three_log_n() -> None:
+    rule = Rule(penalty="mbic")
+    assert rule.per_change(100) == pytest.approx(3 * np.log(100))
+    assert detect_changepoints(_steps([0.0, 3.0], [100, 100]), rule) == [100]
 
 
 @pytest.mark.parametrize("values", [[5.0] * 50, [1.0, 2.0, 3.0], list(range(9))])
@@ -181,6 +242,66 @@ def test_binseg_baseline_keeps_at_most_five_changes_above_the_mbic_penalty() -> 
     assert len(binseg_default(many)) == 5
 
 
+# -- leave-one-series-out selection ----------------------------------------------------------
+
+
+def _synthetic_series(count: int) -> list[TCPDSeries]:
+    """Series with one step each; annotators agree on it."""
+    out = []
+    for i in range(count):
+        at = 40 + 10 * i
+        values = _steps([0.0, 2.0 + i], [at, 200 - at], seed=i).reshape(-1, 1)
+        out.append(TCPDSeries(f"s{i}", values, {"1": [at], "2": [at + 1]}))
+    return out
+
+
+def test_loso_never_shows_the_selector_the_series_it_is_scored_on() -> None:
+    series = _synthetic_series(5)
+    seen: list[set[str]] = []
+
+    def recording(train, candidates):
+        seen.append({s.name for s in train})
+        return selection.best_rule(train, candidates)
+
+    result = selection.leave_one_series_out(series, selection.GRID[:3], selector=recording)
+    names = [row["name"] for row in result["series"]]
+    assert names == [s.name for s in series] and len(seen) == len(series)
+    for held_out, train in zip(names, seen, strict=True):
+        assert held_out not in train
+        assert train == {s.name for s in series} - {held_out}
+
+
+def test_a_setting_fitted_on_the_scored_series_is_caught() -> None:
+    # A selector that picks per held-out series with the held-out series in view is what the
+    # check above must catch: it would see the held-out name in its training set.
+    series = _synthetic_series(3)
+    leaked: list[bool] = []
+
+    def cheating(train, candidates):
+        leaked.append(len(train) == len(series))
+        return candidates[0]
+
+    selection.leave_one_series_out(series, selection.GRID[:2], selector=cheating)
+    assert leaked == [False, False, False]
+
+
+def test_selection_picks_the_best_mean_and_breaks_ties_by_grid_order() -> None:
+    series = _synthetic_series(3)
+    scores = selection.ScoreCache()
+    same = Rule(penalty="10logn", max_changes=5), Rule(penalty="10logn", max_changes=20)
+    assert selection.best_rule(series, same, scores) == same[0]
+    assert selection.best_rule(series, same[::-1], scores) == same[1]
+    with pytest.raises(ValueError, match="at least one training series"):
+        selection.best_rule([], same)
+    with pytest.raises(ValueError, match="at least two series"):
+        selection.leave_one_series_out(series[:1])
+
+
+def test_the_grid_is_small_and_holds_the_shipped_rule() -> None:
+    assert len(selection.GRID) == 12 and len(set(selection.GRID)) == 12
+    assert SHIPPED_RULE in selection.GRID
+
+
 # -- the evaluation on TCPD -----------------------------------------------------------------
 
 
@@ -188,17 +309,32 @@ def test_binseg_baseline_keeps_at_most_five_changes_above_the_mbic_penalty() -> 
 def tcpd_result() -> dict:
     if not (TCPD / "annotations.json").is_file():
         missing_service(f"the TCPD series are missing at {TCPD}")
-    return evaluate_directory(TCPD)
+    return selection.evaluate_directory(TCPD)
 
 
-def test_detector_beats_default_binseg_on_tcpd(tcpd_result: dict) -> None:
-    assert tcpd_result["n_series"] == 16
-    assert tcpd_result["f1"] > tcpd_result["baseline_binseg_f1"]
-    assert tcpd_result["cover"] > tcpd_result["baseline_binseg_cover"]
-    # and both beat reporting nothing, TCPDBench's "zero" method
-    nothing = evaluate_directory(TCPD, detector=lambda values: [])
-    assert tcpd_result["f1"] > nothing["f1"] and tcpd_result["cover"] > nothing["cover"]
-    assert nothing["f1"] == pytest.approx(0.6956, abs=1e-4)
+def test_the_shipped_rule_is_the_one_chosen_on_all_tcpd_series(tcpd_result: dict) -> None:
+    chosen = tcpd_result["selection"]
+    assert chosen["shipped_is_chosen"], chosen["chosen_on_all_series"]
+    assert chosen["chosen_on_all_series"] == SHIPPED_RULE.label
+    assert chosen["grid"] == [rule.label for rule in selection.GRID]
+
+
+def test_detector_beats_default_binseg_on_tcpd_in_sample_and_held_out(tcpd_result: dict) -> None:
+    r = tcpd_result
+    assert r["n_series"] == 16 and len(r["series"]) == 16
+    assert r["f1"] > r["baseline_binseg_f1"] and r["cover"] > r["baseline_binseg_cover"]
+    # the honest figure: each series scored with the rule chosen on the other 15
+    assert r["loso"]["f1"] > r["baseline_binseg_f1"]
+    assert r["loso"]["cover"] > r["baseline_binseg_cover"]
+    assert r["loso"]["f1"] <= r["f1"] and r["loso"]["cover"] <= r["cover"]
+    versus = r["loso_vs_binseg"]
+    assert (versus["better"], versus["worse"], versus["equal"]) == (5, 4, 7)
+    # all beat reporting nothing, TCPDBench's "zero" method
+    assert r["baseline_zero_f1"] == pytest.approx(0.6956, abs=1e-4)
+    assert r["loso"]["f1"] > r["baseline_zero_f1"] and r["loso"]["cover"] > r["baseline_zero_cover"]
+    # the shipped rule through the older entry point gives the same in-sample figures
+    plain = evaluate_directory(TCPD)
+    assert (plain["f1"], plain["cover"]) == (r["f1"], r["cover"])
 
 
 def test_multivariate_series_is_read_with_all_its_dimensions() -> None:
@@ -232,15 +368,28 @@ def test_cli_prints_scores_as_json(small_tcpd: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert {"f1", "cover", "n_series", "baseline_binseg_f1", "baseline_binseg_cover"} <= set(report)
+    assert {"loso", "baseline_zero_f1", "baseline_zero_cover", "selection"} <= set(report)
+    versus = report["loso_vs_binseg"]
+    assert versus["better"] + versus["worse"] + versus["equal"] == 2
+    assert versus["bootstrap90"][0] <= versus["mean_difference"] <= versus["bootstrap90"][1]
     assert report["n_series"] == 2
     assert [s["name"] for s in report["series"]] == ["nile", "quality_control_1"]
     assert all(0.0 <= report[k] <= 1.0 for k in ("f1", "cover", "baseline_binseg_f1"))
+    assert 0.0 <= report["loso"]["f1"] <= 1.0 and 0.0 <= report["loso"]["cover"] <= 1.0
+    row = report["series"][0]
+    assert {"loso_rule", "loso_f1", "loso_cover", "baseline_zero_f1", "n_obs"} <= set(row)
+    chosen = report["selection"]
+    assert chosen["method"] == "leave-one-series-out" and len(chosen["grid"]) == 12
+    assert "ties go to the earlier rule" in chosen["rule"]
+    assert chosen["shipped"] == SHIPPED_RULE.label
 
 
 def test_cli_prints_a_table(small_tcpd: Path) -> None:
     result = CliRunner().invoke(main, ["ml", "evaluate-changepoints", str(small_tcpd)])
     assert result.exit_code == 0, result.output
-    assert "quality_control_1" in result.output and "2 series: F1" in result.output
+    assert "quality_control_1" in result.output and "2 series: shipped rule" in result.output
+    assert "leave-one-series-out F1" in result.output and "binseg F1" in result.output
+    assert "over a grid of 12 rules" in result.output
 
 
 def _error(arguments: list[str]) -> str:

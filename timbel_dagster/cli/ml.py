@@ -24,7 +24,7 @@ from timbel_dagster.cli.tables import (
     say,
     when,
 )
-from timbel_dagster.ml.changepoints.tcpd import evaluate_directory
+from timbel_dagster.ml.changepoints.selection import evaluate_directory
 from timbel_dagster.ml.changes.deployments import (
     aggregate_per_deployment,
     check_tag_pattern,
@@ -258,23 +258,51 @@ def _figure(value: float | None, width: int, digits: int) -> str:
 @friendly_errors
 def evaluate_changepoints(directory: Path, as_json: bool) -> None:
     """Score the change-point detector on a TCPD directory (annotations.json plus one folder
-    per series) with TCPDBench's F1 and cover, next to TCPDBench's default binary
-    segmentation run in the same process."""
+    per series) with TCPDBench's F1 and cover: the shipped rule in sample, the rule chosen by
+    leave-one-series-out over the other series (the honest figure), TCPDBench's default binary
+    segmentation and the detector that reports nothing, per series and on average."""
 
     result = evaluate_directory(directory)
     if as_json:
         print_json(result)
         return
-    click.echo(f"{'SERIES':<24} {'F1':>6} {'COVER':>6} {'BINSEG F1':>10} {'BINSEG COVER':>13}")
+    selection = result["selection"]
+    click.echo(
+        f"{'SERIES':<20} {'N':>5} {'F1':>6} {'COVER':>6} {'LOSO F1':>8} {'COVER':>6} "
+        f"{'BINSEG F1':>10} {'COVER':>6} {'ZERO F1':>8} {'COVER':>6}  LOSO RULE"
+    )
     for row in result["series"]:
         click.echo(
-            f"{row['name'][:24]:<24} {row['f1']:>6.3f} {row['cover']:>6.3f} "
-            f"{row['baseline_binseg_f1']:>10.3f} {row['baseline_binseg_cover']:>13.3f}"
+            f"{row['name'][:20]:<20} {row['n_obs']:>5} {row['f1']:>6.3f} {row['cover']:>6.3f} "
+            f"{row['loso_f1']:>8.3f} {row['loso_cover']:>6.3f} "
+            f"{row['baseline_binseg_f1']:>10.3f} {row['baseline_binseg_cover']:>6.3f} "
+            f"{row['baseline_zero_f1']:>8.3f} {row['baseline_zero_cover']:>6.3f}  "
+            f"{row['loso_rule']}"
         )
+    loso = result["loso"]
     click.echo(
-        f"{result['n_series']} series: F1 {result['f1']:.4f} (binseg "
-        f"{result['baseline_binseg_f1']:.4f}), cover {result['cover']:.4f} (binseg "
-        f"{result['baseline_binseg_cover']:.4f})"
+        f"{result['n_series']} series: shipped rule {selection['shipped']} in sample F1 "
+        f"{result['f1']:.4f}, cover {result['cover']:.4f}; leave-one-series-out F1 "
+        f"{loso['f1']:.4f}, cover {loso['cover']:.4f}; binseg F1 "
+        f"{result['baseline_binseg_f1']:.4f}, cover {result['baseline_binseg_cover']:.4f}; "
+        f"report nothing F1 {result['baseline_zero_f1']:.4f}, cover "
+        f"{result['baseline_zero_cover']:.4f}"
+    )
+    versus = result["loso_vs_binseg"]
+    click.echo(
+        f"LOSO against binseg, (F1 + cover) / 2 per series: better on {versus['better']}, "
+        f"worse on {versus['worse']}, equal on {versus['equal']}; mean difference "
+        f"{versus['mean_difference']:+.4f} (90 % bootstrap over series "
+        f"{versus['bootstrap90'][0]:+.4f} to {versus['bootstrap90'][1]:+.4f})"
+    )
+    click.echo(
+        f"Selection: {selection['method']} over a grid of {len(selection['grid'])} rules "
+        f"(scale/penalty/max changes/min segment: {', '.join(selection['grid'])}); "
+        f"{selection['rule']}."
+    )
+    agree = "the shipped rule" if selection["shipped_is_chosen"] else "NOT the shipped rule"
+    click.echo(
+        f"Chosen on all {result['n_series']} series: {selection['chosen_on_all_series']} ({agree})."
     )
 
 

@@ -11,7 +11,7 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.ml.bottlenecks.data import load_frames
 
 # Bumped whenever the analysis changes (ml/bottlenecks/*.py, ml/changepoints/detect.py).
-BOTTLENECK_CODE_VERSION = "bottlenecks-1"
+BOTTLENECK_CODE_VERSION = "bottlenecks-2"
 
 
 class BottleneckConfig(dg.Config):
