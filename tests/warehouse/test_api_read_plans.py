@@ -32,6 +32,7 @@ def route_plans():
 def test_every_list_and_search_route_is_measured(route_plans) -> None:
     assert {"executions_first_page", "executions_deep_page", "executions_tenant_member",
             "logs_search", "logs_search_next_page", "logs_search_tenant_member",
+            "logs_search_substring", "executions_search",
             "execution_stages", "execution_log", "pipelines_first_page",
             "rollbacks"} <= set(route_plans)  # fmt: skip
     assert all(statements for statements in route_plans.values())
@@ -53,3 +54,24 @@ def test_the_big_tables_are_read_through_an_index(route_plans) -> None:
         assert "Index Scan" in plan["nodes"] or "Index Only Scan" in plan["nodes"], name
     [search] = route_plans["logs_search"]
     assert "Bitmap Index Scan" in search["nodes"]  # the GIN index of the chunks' words
+
+
+TRIGRAM = "ix_execution_log_chunks_content_trgm"
+
+
+def test_a_substring_search_reads_the_trigram_index(route_plans) -> None:
+    """A pattern full-text search cannot find (`kill`, inside `oomkilled`) falls back to
+    `ILIKE '%kill%'`: a Bitmap Index Scan of migration 0021's trigram index, not a read of
+    every chunk."""
+    words, *substring = route_plans["logs_search_substring"]
+    assert "ix_execution_log_chunks_fts" in words["indexes"]
+    assert substring, "the search did not fall back to a substring match"
+    for plan in substring:
+        assert "Bitmap Index Scan" in plan["nodes"] and TRIGRAM in plan["indexes"], plan
+        assert plan["seq_scans"] == []
+
+
+def test_the_execution_search_reads_both_trigram_indexes(route_plans) -> None:
+    [plan] = route_plans["executions_search"]
+    assert "Bitmap Index Scan" in plan["nodes"], plan
+    assert {TRIGRAM, "ix_pipeline_executions_error_message_trgm"} <= set(plan["indexes"]), plan
