@@ -1,7 +1,8 @@
 """The SQL of the API's list and search routes reads the big tables through indexes: on
-50,000 executions (2 stages each, a log chunk for every 5th), ANALYZEd and with the
+50,000 executions (2 stages each, a log chunk for every 5th), VACUUM ANALYZEd and with the
 planner's defaults (no `enable_seqscan = off`), no plan has a Seq Scan of
-pipeline_executions, stage_executions or execution_log_chunks. The same check as
+pipeline_executions, stage_executions or execution_log_chunks, and substring search reads
+the trigram indexes of migration 0021. The same check as
 `python -m benchmarks.api_explain` on 1,000,000."""
 
 from __future__ import annotations
