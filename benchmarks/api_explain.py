@@ -2,18 +2,20 @@
 
 Loads 1,000,000 executions (2 stages each, a log chunk for every 5th; 500 pipelines of 100
 services in 10 tenants) with `generate_series` into a throw-away PostgreSQL database named
-`timbel_bench_api` (created and dropped), runs `ANALYZE`, then captures the SQL each list and
-search route issues by calling the same warehouse functions the routes call, with the
-arguments the routes pass (a page of 50 plus one; a tenant member's scope; a deep cursor
-page) and prints, per route, the plan's node types and the execution time of
-`EXPLAIN (ANALYZE, FORMAT JSON)`. It fails if any plan reads pipeline_executions,
-stage_executions, execution_log_chunks or vulnerability_findings with a Seq Scan.
+`timbel_bench_api` (created and dropped), runs `VACUUM ANALYZE`, then captures the SQL each
+list and search route issues by calling the same warehouse functions the routes call, with
+the arguments the routes pass (a page of 50 plus one; a tenant member's scope; a deep cursor
+page; a substring that full-text search cannot find; `executions list --search`) and
+prints, per route, the plan's node types and the execution time of `EXPLAIN (ANALYZE,
+FORMAT JSON)`. It fails if any plan reads pipeline_executions, stage_executions,
+execution_log_chunks or vulnerability_findings with a Seq Scan. Then it builds the trigram
+indexes of migration 0021 again on the loaded tables, timed, and prints their sizes.
 
 Also one image per 50 executions, each with a scan, 10 open findings, a registry tag and a
 deployment of one service (every third also asked for by a request, by digest): the
 security routes' tenant scope (an EXISTS per finding) is measured on them.
 
-    python -m benchmarks.api_explain [--executions N]
+    python -m benchmarks.api_explain [--executions N] [--database NAME]
 
 `tests/warehouse/test_api_read_plans.py` runs the same on 50,000 executions.
 """
@@ -46,6 +48,9 @@ PIPELINES, SERVICES, TENANTS = 500, 100, 10
 # message finds. (A pattern full-text search finds nowhere falls back to a substring scan,
 # which reads every chunk: see docs/api.md.)
 RARE_WORD = "oomkilled"
+# Part of that word and no word of its own: full-text search finds nothing, so the search
+# falls back to a substring match (`ILIKE '%kill%'`), as for `java.lang.OutOfMemoryError`.
+SUBSTRING = "kill"
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 _LOAD = [
@@ -133,9 +138,39 @@ def load(engine: Engine, executions: int) -> list[float]:
             started = time.perf_counter()
             connection.execute(text(statement), {"n": executions, "t0": T0})
             seconds.append(time.perf_counter() - started)
+    # VACUUM as well: it moves the rows GIN indexes hold in their pending list (up to 4 MB
+    # each, `gin_pending_list_limit`) into the index proper, as autovacuum does in a live
+    # warehouse; a freshly bulk-loaded one has full pending lists, which every GIN scan
+    # reads and the planner counts.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("ANALYZE"))
+        connection.execute(text("VACUUM ANALYZE"))
     return seconds
+
+
+# The trigram indexes of migration 0021, built again on the loaded tables as the migration
+# builds them on an existing warehouse: writes to the table wait that long.
+_TRIGRAM = (
+    ("ix_execution_log_chunks_content_trgm", "execution_log_chunks", "content"),
+    ("ix_pipeline_executions_error_message_trgm", "pipeline_executions", "error_message"),
+)
+
+
+def trigram_indexes(engine: Engine) -> Iterator[tuple[str, float, int, int]]:
+    """Per trigram index present: its name, the seconds a plain `CREATE INDEX` of it takes
+    on the loaded table, and its size in bytes before and after that build."""
+    size = "SELECT pg_relation_size(to_regclass(:name))"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for name, table, column in _TRIGRAM:
+            loaded = connection.execute(text(size), {"name": name}).scalar()
+            if loaded is None:
+                continue
+            connection.execute(text(f"DROP INDEX {name}"))
+            started = time.perf_counter()
+            connection.execute(
+                text(f"CREATE INDEX {name} ON {table} USING gin ({column} gin_trgm_ops)")
+            )
+            seconds = time.perf_counter() - started
+            yield name, seconds, loaded, connection.execute(text(size), {"name": name}).scalar()
 
 
 @contextmanager
@@ -160,7 +195,8 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def explain(connection: Connection, call: Callable[[Connection], Any]) -> list[dict[str, Any]]:
     """Run `call` (a warehouse read), then EXPLAIN ANALYZE each statement it issued; per
-    statement: its node types, the big tables it scans sequentially and its time in ms."""
+    statement: its node types, the indexes it reads, the big tables it scans sequentially
+    and its time in ms."""
     with _captured(connection) as statements:
         call(connection)
     plans = []
@@ -173,6 +209,7 @@ def explain(connection: Connection, call: Callable[[Connection], Any]) -> list[d
         plans.append(
             {
                 "nodes": sorted({node["Node Type"] for node in nodes}),
+                "indexes": sorted({node["Index Name"] for node in nodes if "Index Name" in node}),
                 "seq_scans": sorted(
                     {
                         node.get("Relation Name", "?")
@@ -254,6 +291,10 @@ def route_calls(connection: Connection) -> dict[str, Callable[[Connection], Any]
         "logs_search": lambda c: search_logs(c, RARE_WORD, limit=51),
         "logs_search_tenant_member": lambda c: search_logs(c, RARE_WORD, limit=51, tenants=tenant),
         "logs_search_next_page": lambda c: search_logs(c, RARE_WORD, limit=51, after=search_deep),
+        "logs_search_substring": lambda c: search_logs(c, SUBSTRING, limit=51),
+        "executions_search": lambda c: list_executions(
+            c, ExecutionFilter(limit=51, search=SUBSTRING)
+        ),
         "pipelines_first_page": lambda c: list_pipelines(c, None, 51, tenant),
         "pipeline_stats": lambda c: duration_percentiles(c, pipeline_ids=[pipeline]),
         "audit_events": lambda c: search_events(c, limit=101, before_id=1_000_000),
@@ -276,18 +317,18 @@ def plans(engine: Engine) -> dict[str, list[dict[str, Any]]]:
 
 
 @contextmanager
-def bench_database(server_url: str) -> Iterator[str]:
-    """The database `timbel_bench_api` on `server_url`'s server, new, dropped on exit."""
+def bench_database(server_url: str, database: str = DATABASE) -> Iterator[str]:
+    """The database `database` on `server_url`'s server, new, dropped on exit."""
     base = make_url(server_url)
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
     try:
-        yield base.set(database=DATABASE).render_as_string(hide_password=False)
+        yield base.set(database=database).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -297,9 +338,12 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.api_explain")
     parser.add_argument("--executions", type=int, default=1_000_000)
+    parser.add_argument(
+        "--database", default=DATABASE, help="the throw-away database's name (dropped first)"
+    )
     args = parser.parse_args(argv)
     server = os.environ.get("TIMBEL_BENCH_DATABASE_URL", DEFAULT_SERVER)
-    with bench_database(server) as url:
+    with bench_database(server, args.database) as url:
         migrate.upgrade(url)
         engine = get_engine(url)
         started = time.perf_counter()
@@ -307,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         report("api_explain_load", time.perf_counter() - started, "s")
         print(f"  per statement: {', '.join(f'{s:.1f}' for s in steps)} s", flush=True)
         found = plans(engine)
+        for name, seconds, loaded, built in trigram_indexes(engine):
+            report(f"api_explain_build_{name}", seconds, "s")
+            print(f"  size: {loaded / 2**20:,.1f} MiB loaded, {built / 2**20:,.1f} MiB built")
+        chunks = "SELECT pg_table_size('execution_log_chunks')"  # with its TOAST
+        with engine.connect() as connection:
+            print(f"  execution_log_chunks: {connection.scalar(text(chunks)) / 2**20:,.1f} MiB")
         engine.dispose()
     bad = 0
     for name, statements in found.items():

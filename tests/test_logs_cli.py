@@ -111,3 +111,16 @@ def test_bad_parameters_and_unknown_builds_are_one_line(
     assert missing.stderr.strip().splitlines()[-1] == (
         f"timbel: error: jenkins {JOB} #999: no such build"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["logs", "search", "ab"], ["executions", "list", "--search", "ab"]],
+)
+def test_a_search_under_three_characters_is_one_line_naming_the_minimum(
+    args: list[str], warehouse_url: str, tmp_path: Path
+) -> None:
+    result = invoke(args, tmp_path, TIMBEL_DATABASE_URL=warehouse_url)
+    assert result.returncode != 0
+    assert "the search pattern 'ab' is too short: give at least 3 characters" in result.stderr
+    assert "Traceback" not in result.stderr

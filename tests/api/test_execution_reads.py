@@ -129,12 +129,19 @@ def test_logs_need_a_developer(client, engine, ids) -> None:
 
 @pytest.mark.parametrize(
     ("params", "loc"),
-    [({"q": ""}, ["query", "q"]), ({"q": "x", "cursor": "bad"}, ["query", "cursor"])],
+    [
+        ({"q": ""}, ["query", "q"]),
+        ({"q": "ab"}, ["query", "q"]),  # no trigram index serves under 3 characters
+        ({"q": " x  "}, ["query", "q"]),
+        ({"q": "xyz", "cursor": "bad"}, ["query", "cursor"]),
+    ],
 )
 def test_bad_search_parameters_are_422(client, engine, ids, params, loc) -> None:
     response = client.get("/api/v1/logs/search", params=params, headers=_headers(engine, "ops"))
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == loc
+    if params["q"].strip() and loc == ["query", "q"]:
+        assert "at least 3 characters" in response.text
 
 
 def test_an_id_prefix_is_a_range_of_ids_on_both_backends(client, engine, ids) -> None:

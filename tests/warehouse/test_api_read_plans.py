@@ -1,8 +1,9 @@
 """The SQL of the API's list and search routes reads the big tables through indexes: on
-50,000 executions (2 stages each, a log chunk for every 5th), ANALYZEd and with the
+50,000 executions (2 stages each, a log chunk for every 5th), VACUUM ANALYZEd and with the
 planner's defaults (no `enable_seqscan = off`), no plan has a Seq Scan of
 pipeline_executions, stage_executions, execution_log_chunks or vulnerability_findings (10,000
-findings of 1,000 images, the security routes' tenant scope included). The same check as
+findings of 1,000 images, the security routes' tenant scope included), and substring search
+reads the trigram indexes of migration 0021. The same check as
 `python -m benchmarks.api_explain` on 1,000,000."""
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def route_plans():
 def test_every_list_and_search_route_is_measured(route_plans) -> None:
     assert {"executions_first_page", "executions_deep_page", "executions_tenant_member",
             "logs_search", "logs_search_next_page", "logs_search_tenant_member",
+            "logs_search_substring", "executions_search",
             "execution_stages", "execution_log", "pipelines_first_page",
             "rollbacks", "security_findings", "security_findings_tenant_member",
             "security_image_findings_tenant_member", "security_finding_tenant_member",
@@ -63,3 +65,24 @@ def test_the_tenant_scoped_findings_read_the_findings_through_an_index(route_pla
     for name in ("security_findings_tenant_member", "security_finding_tenant_member"):
         [plan] = route_plans[name]
         assert "Index Scan" in plan["nodes"] and "Sort" not in plan["nodes"], (name, plan)
+
+
+TRIGRAM = "ix_execution_log_chunks_content_trgm"
+
+
+def test_a_substring_search_reads_the_trigram_index(route_plans) -> None:
+    """A pattern full-text search cannot find (`kill`, inside `oomkilled`) falls back to
+    `ILIKE '%kill%'`: a Bitmap Index Scan of migration 0021's trigram index, not a read of
+    every chunk."""
+    words, *substring = route_plans["logs_search_substring"]
+    assert "ix_execution_log_chunks_fts" in words["indexes"]
+    assert substring, "the search did not fall back to a substring match"
+    for plan in substring:
+        assert "Bitmap Index Scan" in plan["nodes"] and TRIGRAM in plan["indexes"], plan
+        assert plan["seq_scans"] == []
+
+
+def test_the_execution_search_reads_both_trigram_indexes(route_plans) -> None:
+    [plan] = route_plans["executions_search"]
+    assert "Bitmap Index Scan" in plan["nodes"], plan
+    assert {TRIGRAM, "ix_pipeline_executions_error_message_trgm"} <= set(plan["indexes"]), plan

@@ -51,7 +51,9 @@ def executions() -> None:
 @click.option("--pipeline", help="Part of the pipeline name.")
 @click.option("--status", help="pending, running, success, failed or aborted.")
 @click.option("--since", help="7d, 12h, or an ISO date/time.")
-@click.option("--search", help="Text to find in the stored log or error message.")
+@click.option(
+    "--search", help="Text (3 characters at least) to find in the stored log or error message."
+)
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors

@@ -95,7 +95,8 @@ def logs_follow(system: str, pipeline: str, build: int, poll_seconds: float, as_
 def logs_search(
     pattern: str, pipeline: str | None, since: str | None, limit: int, as_json: bool
 ) -> None:
-    """Find log lines: full-text on PostgreSQL, a substring scan on SQLite."""
+    """Find log lines holding PATTERN (3 characters at least): full-text on PostgreSQL, else a
+    case-insensitive substring match."""
     from dataclasses import asdict
 
     with connect() as connection:

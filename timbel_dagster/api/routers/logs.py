@@ -10,11 +10,13 @@ from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
 from timbel_dagster.api.errors import ERRORS_READ, problems
+from timbel_dagster.api.guard import invalid
 from timbel_dagster.api.pagination import INT, ISO_TIME, TEXT, UUID, page, read_cursor
 from timbel_dagster.api.schemas.executions import LogMatch, LogSearchPage
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.identity.scope import visible_tenants
 from timbel_dagster.warehouse.read.log_search import SEARCH_HOW, SearchAfter, search_logs
+from timbel_dagster.warehouse.read.substring import check_search
 
 router = APIRouter(tags=["executions"])
 
@@ -47,7 +49,12 @@ def logs_search(
 ) -> LogSearchPage:
     """Full-text on PostgreSQL (every word of `q` in the line), a substring scan when that
     finds nothing and on SQLite: the lines `timbel logs search` prints. Only executions of
-    the caller's tenants' services and of services in no tenant (operations: all)."""
+    the caller's tenants' services and of services in no tenant (operations: all). `q` needs
+    3 characters at least (422 otherwise): no index serves a shorter substring."""
+    try:
+        check_search(q)
+    except ValueError as error:
+        raise invalid(("query", "q"), str(error)) from None
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
     after = (

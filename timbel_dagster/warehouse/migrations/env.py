@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from timbel_dagster.warehouse.schema.models import Base
+from timbel_dagster.warehouse.schema.models import Base, autogenerate_filter
 
 connection = context.config.attributes["connection"]
 context.configure(
@@ -13,6 +13,7 @@ context.configure(
     # SQLite cannot ALTER most things in place; batch mode copies the table instead.
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=autogenerate_filter(connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.warehouse.read.scope import service_visible
+from timbel_dagster.warehouse.read.substring import check_search, contains_text
 from timbel_dagster.warehouse.schema.models import ExecutionLogChunk, Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
@@ -98,17 +99,21 @@ def search_logs(
     PostgreSQL: full-text search over the chunks (a GIN index on `to_tsvector('simple', ..)`),
     then the lines holding every word of the pattern. When that finds nothing (a pattern that
     is not made of words, or a word the parser keeps inside a longer token such as
-    `java.lang.OutOfMemoryError`) and elsewhere (SQLite): a case-insensitive substring scan,
-    which on PostgreSQL reads every chunk (no index serves `ILIKE '%...%'`). A
-    next page keeps the way its first page searched (`after.how`).
+    `java.lang.OutOfMemoryError`) and elsewhere (SQLite): a case-insensitive substring
+    match (`ILIKE`, `%`, `_` and `\\` in the pattern match themselves), which on PostgreSQL
+    the trigram index of migration 0021 serves. A next page keeps the way its first page
+    searched (`after.how`).
 
     `tenants`: None for every tenant, else only executions of pipelines whose service is in
     one of them or in none.
+
+    Raises:
+        ValueError: the pattern is empty or shorter than `MIN_SEARCH_CHARS`, which no index
+            can serve.
     """
     from sqlalchemy import func, literal_column, select
 
-    if not pattern.strip():
-        raise ValueError("the search pattern is empty")
+    check_search(pattern)
     chunk = ExecutionLogChunk.__table__
     base = (
         select(
@@ -157,7 +162,7 @@ def search_logs(
         if found or after is not None:
             return found
     needle = pattern.lower()
-    query = base.where(chunk.c.content.ilike(f"%{pattern}%"))
+    query = base.where(contains_text(chunk.c.content, pattern))
     return _matching_lines(
         connection, query, lambda line: needle in line, limit, "substring", after
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -57,6 +58,31 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def trigram_index(name: str, column: str) -> Index:
+    """A GIN `pg_trgm` index of `column`, which serves `ILIKE '%text%'` for text of 3 or more
+    letters or digits; on PostgreSQL only (`ddl_if`: SQLite gets none, and no B-tree of a
+    whole log either). Migration 0021 creates it when the extension can be had."""
+    return Index(
+        name,
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+        info={"only_on": "postgresql"},  # read by `autogenerate_filter`
+    ).ddl_if(dialect="postgresql")
+
+
+def autogenerate_filter(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object` for a database of `dialect`: a model index declared for
+    another dialect only (`info["only_on"]`, as `trigram_index` does) is not compared, as
+    `create_all` would not create it there either."""
+
+    def include(item: Any, _name: Any, type_: str, _reflected: bool, _other: Any) -> bool:
+        only = item.info.get("only_on") if type_ == "index" and item is not None else None
+        return only is None or only == dialect
+
+    return include
 
 
 class Base(DeclarativeBase):
@@ -130,6 +156,8 @@ class PipelineExecution(Timestamps, Base):
         # Keyset pages of the API's execution list (newest first: a B-tree reads both ways).
         Index(None, "started_at", "id"),
         Index(None, "status", "started_at"),
+        # `executions list --search` (migration 0021; PostgreSQL only, see `trigram_index`).
+        trigram_index("ix_pipeline_executions_error_message_trgm", "error_message"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -203,6 +231,9 @@ class ExecutionLogChunk(Base):
             ["execution_logs.execution_id", "execution_logs.stream"],
             ondelete="CASCADE",
         ),
+        # Substring search of the logs (migration 0021). The full-text index of migration
+        # 0003 (`to_tsvector('simple', content)`) is an expression the models do not hold.
+        trigram_index("ix_execution_log_chunks_content_trgm", "content"),
     )
 
     execution_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

@@ -2,11 +2,8 @@
 named an image, the join of the security routes' tenant scope (an image belongs to the
 tenants of the services that deployed it or asked for it; `warehouse.read.scope`).
 
-Numbered 0022 with 0021 left to another branch; it revises 0020 until that branch is merged,
-when its `down_revision` becomes "0021" (one chain, one head).
-
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-05 11:50:00
 """
 
@@ -15,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
