@@ -202,3 +202,13 @@ def test_restore_puts_a_retired_template_back(client, engine, who, published) ->
     assert put.status_code == 200 and put.json()["version"] == 2
     [(actor, _, details)] = audit_events(engine, "template.restore")
     assert (actor, details["retired_by"], details["reason"]) == ("dev", "dev", "old")
+
+
+@pytest.mark.parametrize("ref", ["99999999999999999999", "2147483648", "²"])
+def test_a_version_no_integer_can_hold_is_a_404(client, who, published, ref) -> None:
+    """PostgreSQL refuses to compare an INTEGER with a number past its range (a DataError, a
+    500, found by the contract test); no version can be that number, so it is not found.
+    `²` is a digit to `str.isdigit` but no number: it is read as a tag."""
+    response = client.get(f"/api/v1/templates/build?ref={ref}", headers=who("dev"))
+    assert response.status_code == 404, response.text
+    assert ("no version" if ref.isascii() else "no tag") in response.json()["detail"]

@@ -10,6 +10,7 @@ from timbel_dagster.warehouse.people.users import UserRefusedError, require_user
 from timbel_dagster.warehouse.schema.deploy import REQUEST_STATUSES, ApprovalStep
 from timbel_dagster.warehouse.schema.deploy import DeploymentRequest as R
 from timbel_dagster.warehouse.schema.identity import ServiceOwner
+from timbel_dagster.warehouse.schema.ids import integer_key, is_number
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -54,8 +55,11 @@ def find(connection: Connection, ref: str) -> dict[str, Any]:
 
     table = R.__table__
     text = ref.lstrip("#")
-    if text.isdigit():
-        query = select(table).where(table.c.number == int(text))
+    if is_number(text):
+        number = integer_key(text)
+        if number is None:  # more than any request number can be
+            raise RequestError(f"no deployment request {ref!r}")
+        query = select(table).where(table.c.number == number)
     elif len(text) >= 6:
         query = select(table).where(cast(table.c.id, String).like(f"{text.replace('-', '')}%"))
         if connection.dialect.name == "postgresql":

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.warehouse.schema.ids import integer_key, is_number
 from timbel_dagster.warehouse.schema.templates import PipelineTemplateTag as T
 from timbel_dagster.warehouse.schema.templates import PipelineTemplateVersion
 
@@ -98,7 +99,9 @@ def version_row(
     if version is not None and tag is not None:
         raise ValueError("give a version or a tag, not both")
     if isinstance(version, str):
-        version, tag = (int(version), None) if version.isdigit() else (None, version)
+        if is_number(version) and integer_key(version) is None:
+            raise LookupError(f"template {template['name']!r} has no version {version}")
+        version, tag = (int(version), None) if is_number(version) else (None, version)
     if tag is not None and tag != LATEST:
         found = connection.execute(
             select(T.version).where(T.template_id == template["id"], T.tag == tag)
