@@ -32,15 +32,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from timbel_dagster.ml.forecast.profile import FLAT_BELOW_DAYS, fill_gaps, point_forecast
+from timbel_dagster.ml.forecast import candidates as candidate_models
+from timbel_dagster.ml.forecast.profile import fill_gaps, point_forecast
+from timbel_dagster.ml.forecast.selection import (
+    MIN_BACKTESTS,
+    Backtests,
+    Selector,
+    backtests,
+    combine,
+    label,
+    select_top,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-BACKTESTS = 14
-SPACING = 2  # days between backtest origins
-MIN_BACKTESTS = 3
 DAY = dt.timedelta(days=1)
 WEEK = dt.timedelta(days=7)
 
@@ -55,6 +62,8 @@ class Forecast:
     method: str  # flat-mean, daily-profile or weekly-profile
     interval_method: str  # backtest or in-sample, and how totals were bounded
     history_steps: int
+    model: str = candidate_models.DEFAULT  # the chosen candidates, e.g. median(profile, gbm)
+    ranking: dict[str, float] | None = None  # each candidate's mean backtest MASE
 
     @property
     def total(self) -> dict[str, float]:
@@ -103,42 +112,26 @@ def _columns(levels: Sequence[float]) -> list[tuple[float, str, str]]:
     return [(lv, f"lo{round(lv * 100)}", f"hi{round(lv * 100)}") for lv in levels]
 
 
-@dataclass(frozen=True)
-class _Backtests:
-    errors: np.ndarray  # actual - forecast, pooled over windows and lead times
-    total_errors: np.ndarray  # actual total / forecast total - 1, per window
-    window: int  # steps per window
-    dof: float  # degrees of freedom of the total errors: roughly independent windows - 1
-
-
-def _backtests(
-    filled: np.ndarray, raw: np.ndarray, times: pd.DatetimeIndex, horizon: int, step: dt.timedelta
-) -> _Backtests | None:
-    """Forecasts from origins `SPACING` days apart, scored on the history after each; None
-    when fewer than `MIN_BACKTESTS` fit."""
+def _window_errors(
+    tests: Backtests, members: Sequence[str], raw_min: float
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The chosen forecast's backtest errors: per step (relative to the mean of each window's
+    forecast when the series never goes negative, else absolute; NaN-free), per window's
+    total (actual / forecast - 1), and whether the step errors are relative."""
     import numpy as np
 
-    per_day = DAY // step
-    spacing = SPACING * per_day
-    n = len(filled)
-    for window in (min(horizon, 7 * per_day), min(horizon, per_day)):
-        count = min(BACKTESTS, (n - window - FLAT_BELOW_DAYS * per_day) // spacing + 1)
-        if count >= MIN_BACKTESTS:
-            break
-    else:
-        return None
-    errors, totals = [], []
-    for j in range(count):
-        origin = n - window - j * spacing
-        forecast, _, _ = point_forecast(filled[:origin], times[:origin], window, step)
-        actual = raw[origin : origin + window]
+    predicted = combine(tests.forecasts, members)
+    means = predicted.mean(axis=1, keepdims=True)
+    relative = bool(raw_min >= 0 and (means > 0).all())
+    errors = tests.actual - predicted
+    if relative:
+        errors = errors / means
+    totals = []
+    for actual, forecast in zip(tests.actual, predicted, strict=True):
         ok = ~np.isnan(actual)
-        errors.append(actual[ok] - forecast[ok])
-        if forecast[ok].sum() > 0:
+        if ok.any() and forecast[ok].sum() > 0:
             totals.append(actual[ok].sum() / forecast[ok].sum() - 1)
-    # Overlapping windows share their errors: count the weeks they span, not the windows.
-    independent = min(len(totals), ((len(totals) - 1) * spacing + window) / window)
-    return _Backtests(np.concatenate(errors), np.array(totals), window, max(1.0, independent - 1))
+    return errors[~np.isnan(errors)], np.array(totals), relative
 
 
 def forecast(
@@ -146,6 +139,8 @@ def forecast(
     horizon: int,
     levels: Sequence[float] = (0.8, 0.95),
     totals: Sequence[int] = (),
+    candidates: Sequence[str] = candidate_models.ALL,
+    selector: Selector = select_top,
 ) -> Forecast:
     """Forecast the next `horizon` steps of a regular series and totals over them.
 
@@ -155,12 +150,15 @@ def forecast(
         horizon: steps to forecast (168 = 7 days, 720 = 30 days at hourly steps).
         levels: central prediction-interval levels, e.g. 0.8 -> columns lo80 and hi80.
         totals: shorter spans (in steps) to total besides the whole horizon.
+        candidates: names in `candidates.BASE` (and the combinations) to choose among.
+        selector: picks the members of the forecast from the backtests (`select_top`).
 
     Returns:
         A `Forecast`; intervals never go below 0 for a series that never did.
 
     Raises:
-        ValueError: a bad history (see `regular_series`), horizon, level or total span.
+        ValueError: a bad history (see `regular_series`), horizon, level, total span or
+            candidate name.
     """
     import numpy as np
     import pandas as pd
@@ -170,31 +168,50 @@ def forecast(
     spans = sorted({*totals, horizon})
     if spans[0] < 1 or spans[-1] > horizon:
         raise ValueError(f"total spans {list(totals)} must be between 1 and horizon {horizon}")
+    known = {*candidate_models.BASE, *candidate_models.COMBINATIONS}
+    unknown = sorted(set(candidates) - known)
+    if unknown or not candidates:
+        raise ValueError(f"unknown forecast candidate(s) {unknown}; known: {sorted(known)}")
     columns = _columns(levels)
     raw, times, step = regular_series(history)
     filled = fill_gaps(raw, DAY // step)
-    yhat, profile, method = point_forecast(filled, times, horizon, step)
-    backtests = _backtests(filled, raw, times, horizon, step)
-    interval_method = "backtest"
-    if backtests is None:
-        interval_method = "in-sample"
-        ok = ~np.isnan(raw)
-        errors = raw[ok] - profile.at(times[ok])
-    else:
-        errors = backtests.errors
+    tests = backtests(candidates, filled, raw, times, horizon, step)
+    members: Sequence[str] = [candidate_models.DEFAULT]
+    ranking: dict[str, float] = {}
+    if tests is not None:
+        members = list(selector(tests))
+        ranking = {name: round(tests.mase(name), 4) for name in tests.forecasts}
+    yhat = combine(candidate_models.run(members, filled, times, horizon, step), members)
+    _, profile, method = point_forecast(filled, times, horizon, step)
     floor = 0.0 if np.nanmin(raw) >= 0 else -np.inf
     yhat = np.maximum(yhat, floor)
+    interval_method = "backtest"
+    total_errors = None
+    if tests is None:
+        interval_method = "in-sample"
+        ok = ~np.isnan(raw)
+        errors, scale = raw[ok] - profile.at(times[ok]), 1.0
+    else:
+        errors, total_errors, relative = _window_errors(tests, members, float(np.nanmin(raw)))
+        scale = float(yhat[: tests.window].mean()) if relative else 1.0
+        if relative:
+            interval_method = "backtest, relative"
     future = pd.date_range(times[-1] + step, periods=horizon, freq=step, name="hour")
     hourly = pd.DataFrame({"yhat": yhat}, index=future)
     for level, lo, hi in columns:
-        q_lo, q_hi = np.quantile(errors, [(1 - level) / 2, (1 + level) / 2])
+        q_lo, q_hi = np.quantile(errors, [(1 - level) / 2, (1 + level) / 2]) * scale
         hourly[lo] = np.maximum(yhat + q_lo, floor)
         hourly[hi] = np.maximum(yhat + q_hi, floor)
-    if backtests is None or len(backtests.total_errors) < MIN_BACKTESTS:
-        backtests = None
+    rule = None
+    if total_errors is not None and len(total_errors) >= MIN_BACKTESTS:
+        # Overlapping windows share their errors: count the weeks they span, not the windows.
+        count, window = len(total_errors), tests.window
+        independent = min(count, ((count - 1) * tests.spacing + window) / window)
+        rule = (total_errors, window, max(1.0, independent - 1))
+    else:
         interval_method += ", totals from summed hourly bounds"
-    sums = {span: _total(hourly.iloc[:span], columns, backtests, floor) for span in spans}
-    return Forecast(hourly, sums, method, interval_method, len(raw))
+    sums = {span: _total(hourly.iloc[:span], columns, rule, floor) for span in spans}
+    return Forecast(hourly, sums, method, interval_method, len(raw), label(members), ranking)
 
 
 def _t(level: float, dof: float) -> float:
@@ -207,21 +224,24 @@ def _t(level: float, dof: float) -> float:
 def _total(
     hourly: pd.DataFrame,
     columns: list[tuple[float, str, str]],
-    backtests: _Backtests | None,
+    rule: tuple[np.ndarray, int, float] | None,
     floor: float,
 ) -> dict[str, float]:
+    """A span's total and its intervals: from the backtests' relative total errors
+    (`rule`: errors, window, degrees of freedom), else the sum of the hourly bounds."""
     import numpy as np
 
     total = {"yhat": float(hourly["yhat"].sum())}
     for level, lo, hi in columns:
-        if backtests is None:
+        if rule is None:
             total[lo], total[hi] = float(hourly[lo].sum()), float(hourly[hi].sum())
             continue
         # Symmetric: a few overlapping windows cannot tell a lasting bias from a run of bad
         # luck. Student's t for their small number; sqrt(time) as a level error persists.
-        rms = float(np.sqrt(np.mean(backtests.total_errors**2)))
-        widen = math.sqrt(max(1.0, len(hourly) / backtests.window))
-        spread = _t(level, backtests.dof) * rms * widen
+        errors, window, dof = rule
+        rms = float(np.sqrt(np.mean(errors**2)))
+        widen = math.sqrt(max(1.0, len(hourly) / window))
+        spread = _t(level, dof) * rms * widen
         total[lo] = max(total["yhat"] * (1 - spread), floor)
         total[hi] = total["yhat"] * (1 + spread)
     return total
