@@ -85,7 +85,9 @@ def mstl(values: np.ndarray, times: pd.DatetimeIndex, horizon: int, step: dt.tim
     recent = _recent(values, step)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        seasonal = MSTL(recent, periods=(per_day, week)).fit().seasonal.sum(axis=1)
+        seasonal = np.asarray(MSTL(recent, periods=(per_day, week)).fit().seasonal)
+        # MSTL drops a period the history does not hold twice over: then one column.
+        seasonal = seasonal.reshape(len(recent), -1).sum(axis=1)
         adjusted = recent - seasonal
         level = SimpleExpSmoothing(adjusted, initialization_method="estimated").fit()
     return level.forecast(horizon) + np.resize(seasonal[-week:], horizon)

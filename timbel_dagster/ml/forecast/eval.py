@@ -34,8 +34,8 @@ MASE_SEASON = dt.timedelta(days=1)
 LEVELS = (0.8, 0.95)
 SELECTION = (
     "at each origin, candidates ranked by mean MASE over up to 14 one-week backtests inside "
-    "the history before the origin (origins 2 days apart); forecast = median of the best 5 (of 6); "
-    "intervals from the same backtests' errors"
+    "the history before the origin (origins 2 days apart); forecast = median of the best 5 "
+    "(of 6); intervals from the same backtests' errors"
 )
 
 

@@ -21,6 +21,7 @@ rank close candidates almost at random.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,7 +61,8 @@ class Backtests:
         import numpy as np
 
         errors = np.abs(self.forecasts[name] - self.actual)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all NaN: an unknown score
             return float(np.nanmean(np.nanmean(errors, axis=1) / self.scales))
 
 
