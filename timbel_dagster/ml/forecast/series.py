@@ -1,27 +1,44 @@
 """Forecast an hourly usage or cost series, with prediction intervals, and two baselines.
 
-The point forecast is a level (mean of the last 7 days) times a seasonal profile (hour of
-day and day of week, shrunk toward hour of day), plus a decaying correction from the last
-6 hours; see `profile.py`. Its parameters (shrinkage k = 4, decay 0.9 per hour)
-were chosen by rolling-origin evaluation, origins every day, over the Bitbrains trace,
-weighing MASE against the weekly total's error; that range overlaps the 4 weeks the README
-scores. On the first 34 days alone, a shape by hour of day only (decay 0.95) would have won.
-Tried and rejected: Holt's damped trend, SES, linear trends and medians for the level; MSTL;
-additive Holt-Winters; additive shapes; empirical-Bayes shrinkage; mean and median ensembles
-with the baselines; and picking a method per series by backtest (two weeks of validation are
-too noisy: it scored worse than any fixed choice).
+The point forecast is chosen per series and per origin, inside the history only
+(`selection.py`): up to 14 one-week backtests, origins 2 days apart, rank the candidates of
+`candidates.py` (the level-times-profile forecaster of `profile.py`, its hour-of-day
+variant, the 7-day mean, MSTL with exponential smoothing, damped Holt-Winters, gradient
+boosting on calendar and lag features) by mean MASE, and the forecast is the median of the
+best 5. Histories too short for 3 backtests get the profile forecaster alone, whose tier
+(flat mean, hour-of-day, day-of-week shape) follows from their length.
 
-Intervals are empirical: the point method is re-run from up to 14 origins two days apart
-over the last four weeks of the history (backtests, seeing only what was before each origin),
-and the quantiles of its errors, pooled over lead times, are added to the forecast. The
-interval of a horizon's total is the forecast total times 1 +- t x the root mean square of
-the backtests' relative errors of their window totals (Student's t with the number of
-non-overlapping weeks they span, less one, as degrees of freedom), widened by
-sqrt(horizon / window) past a week (a level error persists, so longer totals are less
-certain). With too
-little history for 3 backtests, the in-sample residuals stand in for hourly intervals
-(narrower than the truth) and the sum of the hourly bounds for the total (wider).
-`Forecast.interval_method` says which was used.
+Measured on the Bitbrains trace (hourly cost at OpenCost's prices; one week ahead from the
+4 origins a week apart at the end of the trace, 2013-08-04 to 08-25, every choice made on
+the weeks before each origin): MASE 0.815 / 1.124 / 0.904 / 1.190, mean 1.008, against
+1.110 for the mean of the last 7 days and 1.161 for seasonal naive; weekly total error
+26.7 / 13.5 / 12.7 / 18.4 %, mean 17.8 %, against 17.3 % and 16.0 % (the baselines win on
+the total, mostly in the last week, where a flat mean happened to land near it). The
+profile forecaster alone, whose constants were tuned on rolling origins that include these
+weeks, scored 0.970 and 17.6 %; chosen on earlier weeks only, a single best candidate scored
+1.026, the median of all six 1.008. The issue's goals for held-out data (MASE < 0.75,
+weekly error 0.8x the better baseline's) are not met here: week-to-week swings of 20-40 %
+in this trace are beyond what its own history predicts.
+
+Intervals are empirical, from the chosen forecast's errors in the same backtests (so a
+little optimistic: the selection saw them). Hourly: the quantiles of the errors divided by
+each backtest's mean forecast, pooled over lead times, times the mean forecast of the
+coming week (absolute errors for a series that goes negative); measured on the 4 weeks
+above, 83.5 % of hours inside the 80 % interval (82 / 79 / 88 / 85 %) and 96.5 % inside
+the 95 % interval; over the 28 daily origins from 2013-07-29 to 08-25 (overlapping weeks),
+80.2 %. Per-lead-day quantiles covered no better (78.6 %: the errors barely grow with the
+lead) and absolute errors only 61 %, as the trace's level rose through August.
+A horizon's total: the forecast total times 1 +- t x the root mean square of the
+backtests' relative errors of their week totals, Student's t with the number of
+non-overlapping weeks they span less one as degrees of freedom (2-4: wide on purpose, the
+few weeks cannot tell a lasting bias from a bad week), widened by sqrt(horizon / window)
+past a week since a level error persists. Measured: each of the 4 weekly totals inside its
+80 % interval, which spans about +-45 % of the forecast; over the 28 daily origins, 93 %
+(the t factor errs wide; normal quantiles instead would have covered 68 %).
+With too little history for 3 backtests, the in-sample residuals stand in for hourly
+intervals (narrower than the truth) and the sum of the hourly bounds for the total
+(wider). `Forecast.interval_method` says which was used, `Forecast.model` which candidates
+were combined.
 """
 
 from __future__ import annotations
