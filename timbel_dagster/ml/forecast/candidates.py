@@ -25,8 +25,14 @@ load with daily and weekly seasonality, each kept to well under a second per fit
   `mean-combination` their mean. Not in the default pool: `selection` already forecasts the
   median of the best-ranked candidates, a combination chosen by backtest.
 
-Candidates that need more history than there is (two weeks for the seasonal models, a day
-per step under an hour) are left out by `available`.
+Candidates that need more history than there is (two weeks for the seasonal models, at
+most hourly steps) are left out by `available`.
+
+Measured alone on the 4 scored Bitbrains weeks (cost, one week ahead; mean MASE / weekly
+total error): profile 0.970 / 17.6 %, profile-daily 1.004 / 20.7 %, mean7d 1.108 / 17.0 %,
+mstl 1.184 / 19.6 %, holt-winters 1.389 / 36.5 %, gbm 1.029 / 12.8 %, combination 1.032 /
+17.0 %; no single one is best in every week, which is why `selection` combines. A fit takes
+5-600 ms (MSTL the slowest) on 6 weeks of hourly history.
 """
 
 from __future__ import annotations

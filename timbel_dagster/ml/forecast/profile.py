@@ -1,4 +1,9 @@
-"""The point forecaster behind `series.py`: a level times a seasonal profile.
+"""The profile forecaster, one of the candidates of `candidates.py`: a level times a
+seasonal profile. It is also what a history too short for backtests gets. Its constants
+(k = 4, decay 0.9) were chosen earlier on rolling origins that included the Bitbrains weeks
+now scored; since issue 16 they are no longer the last word: `selection.py` ranks it beside
+the other candidates on each history's own backtests (`profile-daily` is its hour-of-day
+variant with decay 0.95, what the first 34 days alone preferred).
 
 Works on a regular series given as a numpy array and its timestamps (UTC), for any step that
 divides a day (5 min, 1 h, 1 day). "Hour of day" below means the step's slot within the day.
