@@ -119,6 +119,31 @@ def test_steady_usage_is_forecast_exactly(steady_forecast: CostForecast) -> None
     assert c2["yhat"] == pytest.approx(168 * (3 * CPU + 2 * MEMORY + 0.5 * CPU + 4 * MEMORY))
 
 
+def test_the_weekly_total_has_its_own_interval_and_names_the_chosen_model() -> None:
+    """Four weeks of noisy usage above the request: the total's cost chooses among every
+    candidate, a namespace's usage among the fast ones; the week's 80 % interval comes from
+    the backtests' weekly-total errors, far narrower than the sum of the hourly bounds."""
+    rng = np.random.default_rng(11)
+    hours = 28 * 24
+    daily = 1 + 0.5 * np.sin(2 * np.pi * np.arange(hours) / 24)
+    cpu = list(3.0 * daily * rng.lognormal(0, 0.3, hours))
+    result = forecast_costs(frame(usage_rows("c1", "shop", hours, cpu=cpu, cpu_requested=0.5)),
+                            PRICES)  # fmt: skip
+    totals = result.totals
+    total = _total(totals, scope="total", metric="cost_usd", horizon_hours=168)
+    namespace = _total(totals, scope="namespace", metric="cpu_cores", horizon_hours=168)
+
+    def members(model: str) -> set[str]:
+        return set(model.removeprefix("median(").removesuffix(")").split(", "))
+
+    assert len(members(total["model"])) == 5  # the best 5 of the 6 candidates
+    assert members(namespace["model"]) == {"profile", "profile-daily", "mean7d"}
+    assert total["lo80"] < total["yhat"] < total["hi80"] < total["hi95"]
+    hourly = result.hourly
+    week = hourly[(hourly["scope"] == "total") & (hourly["metric"] == "cost_usd")].iloc[:168]
+    assert week["lo80"].sum() < total["lo80"] and total["hi80"] < week["hi80"].sum()
+
+
 def test_stored_cost_wins_over_priced_usage() -> None:
     rows = frame(usage_rows("c1", "shop", 72))
     rows["cost_usd"] = 0.5

@@ -220,7 +220,10 @@ def evaluate_forecast(
 ) -> None:
     """Score the cost forecaster on one column of a CSV: forecasts from ORIGINS origins one
     horizon apart at the end of the series, against the mean of the last 7 days and the
-    seasonal-naive baselines (MASE with a one-day season, and the horizon total's error)."""
+    seasonal-naive baselines (MASE with a one-day season, and the horizon total's error),
+    per origin and in total, with the hourly intervals' coverage and whether each horizon
+    total fell inside its 80 % interval. At each origin the method is chosen by backtests
+    on the history before it only."""
 
     result = evaluate_csv(csv_path, time_col, value_col, freq, horizon, origins, agg)
     if as_json:
@@ -243,9 +246,30 @@ def evaluate_forecast(
             f"{name:<16} {_figure(result[mase_key], 7, 3)} {_figure(result[total_key], 12, 1)}"
         )
     click.echo(
-        f"interval coverage: 80% -> {_figure(result['coverage80'], 0, 2)}, "
-        f"95% -> {_figure(result['coverage95'], 0, 2)}"
+        f"hourly interval coverage: 80% -> {_figure(result['hourly_coverage80'], 0, 2)}, "
+        f"95% -> {_figure(result['hourly_coverage95'], 0, 2)}"
     )
+    click.echo(
+        f"horizon total inside its 80% interval: {result['weekly_total_in_interval80']} of "
+        f"{result['n_origins']} origins"
+    )
+    click.echo(f"selection: {result['selection']}")
+    click.echo()
+    click.echo(
+        f"{'ORIGIN':<11} {'MASE':>6} {'7D':>6} {'SNAIVE':>6} {'TOT%':>6} {'7D%':>6} "
+        f"{'SN%':>6} {'TOTAL':>11} {'80% INTERVAL':>24}  MODEL"
+    )
+    for row in result["per_origin"]:
+        low, high = row["weekly_total_interval80"]
+        mark = "in" if row["weekly_total_in_interval80"] else "OUT"
+        click.echo(
+            f"{row['origin'][:10]:<11} {_figure(row['forecast_mase'], 6, 3)} "
+            f"{_figure(row['mean7d_mase'], 6, 3)} {_figure(row['seasonal_naive_mase'], 6, 3)} "
+            f"{_figure(row['forecast_total_error_pct'], 6, 1)} "
+            f"{_figure(row['mean7d_total_error_pct'], 6, 1)} "
+            f"{_figure(row['seasonal_naive_total_error_pct'], 6, 1)} "
+            f"{row['actual_total']:>11.4g} {f'{low:.4g} - {high:.4g} {mark}':>24}  {row['model']}"
+        )
 
 
 def _figure(value: float | None, width: int, digits: int) -> str:

@@ -14,7 +14,7 @@ from timbel_dagster.ml.forecast.costs import cost_saving_suggestions, forecast_c
 from timbel_dagster.resources.sources import DeliverySourcesResource
 
 # Bumped whenever the forecaster's method changes (ml/forecast/series.py, ml/forecast/costs.py).
-FORECAST_CODE_VERSION = "forecast-1"
+FORECAST_CODE_VERSION = "forecast-2"
 
 
 def _store(connection, hourly, suggestions) -> tuple[int, int]:
@@ -87,7 +87,7 @@ def _store(connection, hourly, suggestions) -> tuple[int, int]:
     code_version=FORECAST_CODE_VERSION,
     description="One row per scope (total, cluster, namespace, tenant) and future hour: "
     "forecast cost with 80 % and 95 % intervals for the next 30 days, and cost-saving "
-    "suggestions.",
+    "suggestions; the 7- and 30-day totals with their own intervals are in the metadata.",
 )
 def cost_forecast(
     context: dg.AssetExecutionContext,
@@ -123,10 +123,13 @@ def cost_forecast(
                 "namespace",
                 "horizon_hours",
                 "yhat",
+                "lo80",
+                "hi80",
                 "lo95",
                 "hi95",
                 "baseline_mean7d",
                 "method",
+                "model",
             ],
             limit=20,
         ),
@@ -134,8 +137,15 @@ def cost_forecast(
     for _, row in total.iterrows():
         days = int(row["horizon_hours"]) // 24
         metadata[f"cost_next_{days}d_usd"] = dg.MetadataValue.float(float(row["yhat"]))
-        metadata[f"cost_next_{days}d_lo95_usd"] = dg.MetadataValue.float(float(row["lo95"]))
-        metadata[f"cost_next_{days}d_hi95_usd"] = dg.MetadataValue.float(float(row["hi95"]))
+        for bound in ("lo80", "hi80", "lo95", "hi95"):
+            metadata[f"cost_next_{days}d_{bound}_usd"] = dg.MetadataValue.float(float(row[bound]))
+        if days == 7:
+            # The budget figure: the week's total with its own interval (from the backtests'
+            # weekly-total errors), which the hourly rows cannot give by summing.
+            metadata["cost_next_7d_interval80_usd"] = dg.MetadataValue.text(
+                f"{row['lo80']:.2f} - {row['hi80']:.2f} (forecast {row['yhat']:.2f}, "
+                f"{row['model']}, {row['interval_method']})"
+            )
     if advised:
         metadata["monthly_saving_usd"] = dg.MetadataValue.float(
             float(suggestions["monthly_saving_usd"].sum())

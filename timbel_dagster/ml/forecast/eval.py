@@ -17,9 +17,12 @@ per 5 minutes) take the SUM instead (`agg="sum"`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.forecast import candidates as candidate_models
+from timbel_dagster.ml.forecast.selection import Selector, select_top
 from timbel_dagster.ml.forecast.series import forecast, mean_last_7d, regular_series, seasonal_naive
 
 if TYPE_CHECKING:
@@ -29,6 +32,11 @@ if TYPE_CHECKING:
 MIN_HISTORY = dt.timedelta(days=14)  # the weekly profile and a week-long seasonal naive
 MASE_SEASON = dt.timedelta(days=1)
 LEVELS = (0.8, 0.95)
+SELECTION = (
+    "at each origin, candidates ranked by mean MASE over up to 14 one-week backtests inside "
+    "the history before the origin (origins 2 days apart); forecast = median of the best 5 "
+    "(of 6); intervals from the same backtests' errors"
+)
 
 
 def mase_scale(history: np.ndarray, season: int) -> float:
@@ -68,15 +76,29 @@ def _mean(values: list[float]) -> float | None:
     return round(float(np.mean(finite)), 4) if finite else None
 
 
-def evaluate_series(series: pd.Series, horizon: int = 168, origins: int = 4) -> dict[str, Any]:
+def evaluate_series(
+    series: pd.Series,
+    horizon: int = 168,
+    origins: int = 4,
+    candidates: Sequence[str] = candidate_models.ALL,
+    selector: Selector = select_top,
+) -> dict[str, Any]:
     """Forecast from `origins` origins one horizon apart, ending at the series' end, and
     score the forecaster and both baselines on the same steps.
+
+    At each origin the forecaster is given only the history before it: its choice among
+    `candidates` (by `selector`) and its intervals come from backtests inside that history.
 
     Returns:
         Means over origins: `mase`, `weekly_total_error_pct` (the horizon's total),
         `baseline_mean7d_mase`, `baseline_seasonal_naive_mase` and the baselines' total
-        errors, `coverage80`/`coverage95` (share of actual steps inside the intervals),
-        `n_origins`, and `per_origin` details.
+        errors, `coverage80`/`coverage95` (share of actual steps inside the intervals);
+        `hourly_coverage80`/`95` pooled over all scored steps; `weekly_total_in_interval80`
+        (origins whose actual total is inside its 80 % interval) and
+        `weekly_total_interval80` (each origin's (low, high)); `n_origins`, `selection`
+        (how the method was chosen), and `per_origin` details (the chosen `model`, the
+        candidates' backtest MASE in `ranking`, the figures of both baselines, the actual
+        and forecast totals and `weekly_total_interval80`).
 
     Raises:
         ValueError: a bad series, or fewer steps than horizon x origins + 14 days.
@@ -102,23 +124,41 @@ def evaluate_series(series: pd.Series, horizon: int = 168, origins: int = 4) -> 
         ok = ~np.isnan(actual)
         if not ok.any():
             continue
-        result = forecast(history, horizon, LEVELS).hourly
-        candidates = {
+        made = forecast(history, horizon, LEVELS, candidates=candidates, selector=selector)
+        result = made.hourly
+        methods = {
             "forecast": result["yhat"].to_numpy(),
             "mean7d": mean_last_7d(history, horizon).to_numpy(),
             "seasonal_naive": seasonal_naive(history, horizon, 7 * (dt.timedelta(days=1) // step))
             .to_numpy(),
         }  # fmt: skip
         scale = mase_scale(raw[:origin], season)
-        row: dict[str, Any] = {"origin": times[origin].isoformat(), "scale": scale}
-        for name, values in candidates.items():
+        total = made.total
+        spent = float(actual[ok].sum())
+        row: dict[str, Any] = {
+            "origin": times[origin].isoformat(),
+            "scale": scale,
+            "model": made.model,
+            "ranking": made.ranking,
+            "interval_method": made.interval_method,
+            "actual_total": spent,
+            "forecast_total": float(result["yhat"].to_numpy()[ok].sum()),
+            "weekly_total_interval80": [round(total["lo80"], 4), round(total["hi80"], 4)],
+            "weekly_total_in_interval80": int(total["lo80"] <= spent <= total["hi80"]),
+            "weekly_total_in_interval95": int(total["lo95"] <= spent <= total["hi95"]),
+            "hours": int(ok.sum()),
+        }
+        for name, values in methods.items():
             row[f"{name}_mase"] = mase(actual[ok], values[ok], scale)
             row[f"{name}_total_error_pct"] = total_error_pct(actual[ok], values[ok])
         for level in LEVELS:
             name = round(level * 100)
             lo, hi = result[f"lo{name}"].to_numpy()[ok], result[f"hi{name}"].to_numpy()[ok]
-            row[f"coverage{name}"] = float(np.mean((actual[ok] >= lo) & (actual[ok] <= hi)))
+            inside = (actual[ok] >= lo) & (actual[ok] <= hi)
+            row[f"coverage{name}"] = float(np.mean(inside))
+            row[f"hours_inside{name}"] = int(inside.sum())
         rows.append(row)
+    hours = sum(r["hours"] for r in rows)
 
     def mean_of(key: str) -> float | None:
         return _mean([r[key] for r in rows])
@@ -133,6 +173,13 @@ def evaluate_series(series: pd.Series, horizon: int = 168, origins: int = 4) -> 
         "baseline_seasonal_naive_weekly_total_error_pct": mean_of("seasonal_naive_total_error_pct"),
         "coverage80": mean_of("coverage80"),
         "coverage95": mean_of("coverage95"),
+        "hourly_coverage80": round(sum(r["hours_inside80"] for r in rows) / hours, 4),
+        "hourly_coverage95": round(sum(r["hours_inside95"] for r in rows) / hours, 4),
+        "weekly_total_in_interval80": sum(r["weekly_total_in_interval80"] for r in rows),
+        "weekly_total_in_interval95": sum(r["weekly_total_in_interval95"] for r in rows),
+        "weekly_total_interval80": [r["weekly_total_interval80"] for r in rows],
+        "selection": SELECTION,
+        "candidates": list(candidates),
         "horizon": horizon,
         "step": str(step),
         "mase_season_steps": season,

@@ -1,4 +1,9 @@
-"""The point forecaster behind `series.py`: a level times a seasonal profile.
+"""The profile forecaster, one of the candidates of `candidates.py`: a level times a
+seasonal profile. It is also what a history too short for backtests gets. Its constants
+(k = 4, decay 0.9) were chosen earlier on rolling origins that included the Bitbrains weeks
+now scored; since issue 16 they are no longer the last word: `selection.py` ranks it beside
+the other candidates on each history's own backtests (`profile-daily` is its hour-of-day
+variant with decay 0.95, what the first 34 days alone preferred).
 
 Works on a regular series given as a numpy array and its timestamps (UTC), for any step that
 divides a day (5 min, 1 h, 1 day). "Hour of day" below means the step's slot within the day.
@@ -115,9 +120,14 @@ def _medians(keys: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
 
 
 def fit_profile(
-    values: np.ndarray, times: pd.DatetimeIndex, step: dt.timedelta, steps_per_day: int
+    values: np.ndarray,
+    times: pd.DatetimeIndex,
+    step: dt.timedelta,
+    steps_per_day: int,
+    daily_only: bool = False,
 ) -> Profile:
-    """Fit level and shape to a gap-filled history (the tier follows from its length)."""
+    """Fit level and shape to a gap-filled history (the tier follows from its length;
+    `daily_only` keeps to the hour-of-day shape whatever the length)."""
     import numpy as np
     import pandas as pd
 
@@ -142,7 +152,7 @@ def fit_profile(
     slots, days = _calendar(stamps, step)
     daily = _medians(slots, ratios, steps_per_day)
     daily = np.where(np.isnan(daily), 1.0 if multiplicative else 0.0, daily)
-    if method == "weekly-profile":
+    if method == "weekly-profile" and not daily_only:
         weekly = _medians(days * steps_per_day + slots, ratios, week)
         weeks = (recent.stop - recent.start) / week
         shrink = SHRINK_WEEKS / (weeks + SHRINK_WEEKS)
@@ -157,20 +167,26 @@ def fit_profile(
 
 
 def point_forecast(
-    values: np.ndarray, times: pd.DatetimeIndex, horizon: int, step: dt.timedelta
+    values: np.ndarray,
+    times: pd.DatetimeIndex,
+    horizon: int,
+    step: dt.timedelta,
+    daily_only: bool = False,
+    decay_per_hour: float = AR_DECAY_PER_HOUR,
 ) -> tuple[np.ndarray, Profile, str]:
-    """Forecast `horizon` steps after a gap-filled history; also the profile and tier."""
+    """Forecast `horizon` steps after a gap-filled history; also the profile and tier.
+    `daily_only` and `decay_per_hour` make the `profile-daily` candidate."""
     import numpy as np
     import pandas as pd
 
     steps_per_day = DAY // step
-    profile = fit_profile(values, times, step, steps_per_day)
+    profile = fit_profile(values, times, step, steps_per_day, daily_only)
     method = tier(len(values), steps_per_day)
     future = pd.date_range(times[-1] + step, periods=horizon, freq=step)
     forecast = profile.at(future)
     if method != "flat-mean":
         window = max(1, AR_WINDOW // step)
         residual = float((values[-window:] - profile.at(times[-window:])).mean())
-        decay = AR_DECAY_PER_HOUR ** (step / HOUR)
+        decay = decay_per_hour ** (step / HOUR)
         forecast = forecast + residual * decay ** np.arange(1, horizon + 1)
     return forecast, profile, method
