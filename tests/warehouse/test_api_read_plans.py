@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.api_explain import BIG_TABLES, load, plans
+from benchmarks.api_explain import BIG_TABLES, GATE_TABLES, load, plans
 from tests.conftest import scratch_postgres_database
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
@@ -86,3 +86,13 @@ def test_the_execution_search_reads_both_trigram_indexes(route_plans) -> None:
     [plan] = route_plans["executions_search"]
     assert "Bitmap Index Scan" in plan["nodes"], plan
     assert {TRIGRAM, "ix_pipeline_executions_error_message_trgm"} <= set(plan["indexes"]), plan
+
+
+def test_the_gate_finds_one_images_scan_through_indexes(route_plans) -> None:
+    """By tag (resolved through registry_images), by digest, and by a tag nothing lists
+    (matched by the scanner's name): no statement reads scan_results or registry_images
+    whole (migration 0023; before it each was a Seq Scan)."""
+    for name in ("security_gate_by_tag", "security_gate_by_digest", "security_gate_unknown_tag"):
+        assert route_plans[name], name
+        for plan in route_plans[name]:
+            assert not set(plan["tables_scanned"]) & set(GATE_TABLES), (name, plan)

@@ -22,6 +22,8 @@ class RegistryImage(Base):
     __table_args__ = (
         UniqueConstraint("registry", "repository", "tag"),
         Index(None, "digest"),  # scan results and deployments join on the digest
+        # The gate resolves a tag by lower(registry), which the unique index cannot serve.
+        Index(None, "repository", "tag"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

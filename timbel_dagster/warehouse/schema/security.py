@@ -34,6 +34,9 @@ class ScanResult(Timestamps, Base):
         Unique("source", "scanner", "artifact_key", "scanned_at"),
         CheckConstraint(_in("status", SCAN_STATUSES), name="status"),
         Index(None, "artifact_key", "scanned_at"),
+        # The gate's newest scan of an image: by digest, or by the name the scanner recorded.
+        Index(None, "artifact_digest", "scanned_at"),
+        Index(None, "artifact_name", "scanned_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
