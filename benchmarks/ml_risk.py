@@ -52,6 +52,11 @@ def bench(name: str, path: Path, group: str) -> None:
         f"random forest {r['baseline_rf_pr_auc']:.3f}",
     )
     report(f"risk_{name}_brier", r["brier"], "Brier")
+    # The advice at the default costs (a failure 10, a review 1, a held-back change 10, a
+    # review catching half the failures) against approving every change.
+    approve_all = r["baseline_approve_all_cost_per_change"]
+    report(f"risk_{name}_advice_cost_per_change", r["advice_cost_per_change"], "cost",
+           r["advice_cost_per_change"] / approve_all, f"approve all {approve_all:.3f}")  # fmt: skip
     report(f"risk_{name}_evaluation_seconds", seconds, f"s for {r['n_train'] + r['n_test']:,} rows")
 
 

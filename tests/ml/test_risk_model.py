@@ -24,7 +24,12 @@ from timbel_dagster.ml.risk.eval import (
     roc_auc,
 )
 from timbel_dagster.ml.risk.files import evaluate_csv, time_split
-from timbel_dagster.ml.risk.model import RiskThresholds, fit_risk_model, recommend
+from timbel_dagster.ml.risk.model import (
+    DecisionCosts,
+    RiskThresholds,
+    fit_risk_model,
+    recommend,
+)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 KAMEI = ("bugzilla", "columba", "jdt", "postgres")
@@ -129,6 +134,55 @@ def test_metrics_reject_bad_input(call, message) -> None:
 )
 def test_recommendation_thresholds(probability, thresholds, expected) -> None:
     assert recommend(probability, thresholds) == expected
+
+
+@pytest.mark.parametrize(
+    "costs",
+    [
+        DecisionCosts(),
+        DecisionCosts(failed_deployment=50, review=2, held_back=5, review_catch_rate=0.8),
+        DecisionCosts(failed_deployment=3, review=2, held_back=1, review_catch_rate=0.3),
+        DecisionCosts(failed_deployment=100, review=0.5, held_back=200, review_catch_rate=1.0),
+    ],
+    ids=["defaults", "costly-failures", "review-never-pays", "perfect-review"],
+)
+def test_the_advice_is_the_cheapest_in_expectation(costs: DecisionCosts) -> None:
+    """The cut-offs the costs give pick, at every probability, an advice whose expected cost
+    is the lowest of the three (a brute-force check of the closed form)."""
+    thresholds = costs.thresholds()
+    for step in range(1001):
+        p = step / 1000
+        cheapest = min(costs.expected_cost(p, a) for a in ("approve", "review", "reject"))
+        assert costs.expected_cost(p, recommend(p, thresholds)) == pytest.approx(cheapest), p
+
+
+def test_the_default_costs_give_the_former_cut_offs_and_costs_move_them() -> None:
+    assert DecisionCosts().thresholds() == RiskThresholds(approve_below=0.2, reject_at=0.6)
+    # Failures cost more: approve less, reject sooner.
+    dearer = DecisionCosts(failed_deployment=40).thresholds()
+    assert dearer.approve_below < 0.2 and dearer.reject_at < 0.6
+    # A review that costs as much as it saves is never advised: one cut-off.
+    never = DecisionCosts(review=8).thresholds()
+    assert never.approve_below == never.reject_at == 0.5
+    with pytest.raises(ValueError, match="review_catch_rate"):
+        DecisionCosts(review_catch_rate=0)
+    with pytest.raises(ValueError, match="failed deployment must be above 0"):
+        DecisionCosts(failed_deployment=0)
+
+
+def test_the_settings_choose_costs_or_fixed_cut_offs() -> None:
+    from timbel_dagster.ml.risk.scoring import thresholds_from
+    from timbel_dagster.settings import SettingsError, load_settings
+
+    assert thresholds_from(load_settings()) == RiskThresholds(0.2, 0.6)
+    costly = load_settings(timbel_risk_cost_failed_deployment=40)
+    assert thresholds_from(costly) == DecisionCosts(failed_deployment=40).thresholds()
+    fixed = load_settings(timbel_risk_approve_below=0.1, timbel_risk_reject_from=0.9)
+    assert thresholds_from(fixed) == RiskThresholds(0.1, 0.9)
+    with pytest.raises(SettingsError, match="together"):
+        load_settings(timbel_risk_approve_below=0.1)
+    with pytest.raises(SettingsError, match="above TIMBEL_RISK_APPROVE_BELOW"):
+        load_settings(timbel_risk_approve_below=0.5, timbel_risk_reject_from=0.4)
 
 
 def test_bad_thresholds_and_probabilities_are_refused() -> None:
@@ -354,3 +408,17 @@ def test_apachejit_target() -> None:
     assert result["group"] == "project"
     assert result["auc"] >= 0.86, result
     assert result["auc"] > result["baseline_rf_auc"] > 0.5
+
+
+def test_the_advice_cost_counts_what_each_advice_cost_given_the_outcome() -> None:
+    import numpy as np
+
+    from timbel_dagster.ml.risk.eval import advice_costs
+
+    # reject a failure (0), approve a good change (0), review a good one (1), review a
+    # failure (1 + half of 10 missed) -> 7 / 4; approving all: 20 / 4; reviewing all: 14 / 4.
+    result = advice_costs(np.array([1, 0, 0, 1]), np.array([0.9, 0.1, 0.3, 0.5]), DecisionCosts())
+    assert result["advice_cost_per_change"] == pytest.approx(1.75)
+    assert result["baseline_approve_all_cost_per_change"] == pytest.approx(5.0)
+    assert result["baseline_review_all_cost_per_change"] == pytest.approx(3.5)
+    assert result["advice_shares"] == {"approve": 0.25, "review": 0.5, "reject": 0.25}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from timbel_dagster.cli.common import friendly_errors, parse_since, print_json
+from timbel_dagster.cli.common import friendly_errors, parse_since, print_json, settings_or_exit
 from timbel_dagster.cli.tables import (
     Column,
     count,
@@ -33,6 +33,7 @@ from timbel_dagster.ml.changes.deployments import (
 from timbel_dagster.ml.changes.metrics import commit_metrics
 from timbel_dagster.ml.forecast.eval import evaluate_csv
 from timbel_dagster.ml.risk import files as risk_files
+from timbel_dagster.ml.risk.scoring import costs_from
 
 if TYPE_CHECKING:
     from timbel_dagster.ml.changes.deployments import DeploymentChangeMetrics
@@ -385,6 +386,7 @@ def evaluate_risk(
         columns_map=columns_map,
         profile=profile,
         group=group,
+        costs=costs_from(settings_or_exit()),
     )
     if as_json:
         print_json(result)
@@ -405,4 +407,12 @@ def evaluate_risk(
     click.echo(
         f"{'recall at 20% effort':<26} {result['recall_at_20pct_effort']:>7.3f}  smallest "
         f"first {result['baseline_smallest_first_recall_at_20pct_effort']:.3f}"
+    )
+    shares = result["advice_shares"]
+    click.echo(
+        f"{'advice cost per change':<26} {result['advice_cost_per_change']:>7.3f}  approve all "
+        f"{result['baseline_approve_all_cost_per_change']:.3f}, review all "
+        f"{result['baseline_review_all_cost_per_change']:.3f}  (approve {shares['approve']:.0%}, "
+        f"review {shares['review']:.0%}, reject {shares['reject']:.0%}; costs from "
+        "TIMBEL_RISK_COST_*)"
     )

@@ -133,11 +133,38 @@ class Settings(BaseSettings):
     )
 
     # --- ML: deployment-risk advisor ---------------------------------------------------
-    timbel_risk_approve_below: float = Field(
-        0.2, gt=0, lt=1, description="Failure probability under which the advisor says approve."
+    # The advice is the cheapest of approve, review and reject for the change's failure
+    # probability, by these costs (ml/risk/model.DecisionCosts); the defaults give approve
+    # below 0.2 and reject from 0.6.
+    timbel_risk_cost_failed_deployment: float = Field(
+        10.0, gt=0, description="What a failed deployment costs (any one unit: hours, money)."
     )
-    timbel_risk_reject_from: float = Field(
-        0.6, gt=0, lt=1, description="Failure probability from which the advisor says reject."
+    timbel_risk_cost_review: float = Field(
+        1.0, gt=0, description="What a review of a deployment costs, in the same unit."
+    )
+    timbel_risk_cost_held_back: float = Field(
+        10.0,
+        gt=0,
+        description="What rejecting a change that would have been fine costs (it waits).",
+    )
+    timbel_risk_review_catch_rate: float = Field(
+        0.5, gt=0, le=1, description="The share of failing deployments a review stops."
+    )
+    timbel_risk_approve_below: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Override: approve under this failure probability instead of the cut-off "
+        "the costs give (set with TIMBEL_RISK_REJECT_FROM).",
+    )
+    timbel_risk_reject_from: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        # Checked when unset too: an APPROVE_BELOW without it is refused.
+        validate_default=True,
+        description="Override: reject from this failure probability (set with "
+        "TIMBEL_RISK_APPROVE_BELOW).",
     )
     timbel_risk_drift_auc_drop: float = Field(
         0.05, gt=0, lt=1, description="Retrain when AUC on recent deployments falls this much."
@@ -363,9 +390,14 @@ class Settings(BaseSettings):
 
     @field_validator("timbel_risk_reject_from")
     @classmethod
-    def _check_risk_thresholds(cls, value: float, info: ValidationInfo) -> float:
+    def _check_risk_thresholds(cls, value: float | None, info: ValidationInfo) -> float | None:
         approve = info.data.get("timbel_risk_approve_below")
-        if approve is not None and value <= approve:
+        if (approve is None) != (value is None):
+            raise ValueError(
+                "set TIMBEL_RISK_APPROVE_BELOW and TIMBEL_RISK_REJECT_FROM together, or "
+                "neither (the costs then give the cut-offs)"
+            )
+        if approve is not None and value is not None and value <= approve:
             raise ValueError(f"must be above TIMBEL_RISK_APPROVE_BELOW ({approve})")
         return value
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.ml.risk.data import FEATURES, GROUP, LABEL
 from timbel_dagster.ml.risk.features import change_effort
-from timbel_dagster.ml.risk.model import fit_risk_model
+from timbel_dagster.ml.risk.model import DecisionCosts, fit_risk_model, recommend
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,9 +128,16 @@ def evaluate(
     group: str | None = GROUP,
     random_state: int = 0,
     n_jobs: int | None = None,
+    costs: DecisionCosts | None = None,
 ) -> dict[str, Any]:
     """Fit the risk model on `train` (oldest row first), score `test`, and compute the
     baselines on the same split.
+
+    The advice's cost: each test change gets the advice the costs' cut-offs give for its
+    probability, and costs what that advice costs given what really happened (a review of a
+    failing change: the review plus the failures it misses). `advice_cost_per_change` is
+    the mean, beside approving every change and reviewing every change; the cut-offs come
+    from the costs, not from these rows.
 
     Returns:
         A dict with exactly the keys of `RESULT_KEYS` first, then extras:
@@ -176,4 +183,32 @@ def evaluate(
         "group": model.group,
         "effort_order": "risk density p/(la+ld+1)",
         "fit_seconds": round(fit_seconds, 2),
+        **advice_costs(y_test, p, costs or DecisionCosts()),
     }
+
+
+def advice_costs(outcomes: np.ndarray, p: np.ndarray, costs: DecisionCosts) -> dict[str, Any]:
+    """The mean cost per change of the advice for probabilities `p`, given the `outcomes`
+    (1: the change failed), beside approving all and reviewing all (see `evaluate`)."""
+    import numpy as np
+
+    thresholds = costs.thresholds()
+    failed = np.asarray(outcomes, dtype=float)
+    advice = [recommend(float(q), thresholds) for q in p]
+
+    def mean_cost(kinds: list[str]) -> float:
+        # The expected cost at the known outcome (probability 0 or 1) is what it cost.
+        paired = zip(kinds, failed, strict=True)
+        return float(np.mean([costs.expected_cost(y, kind) for kind, y in paired]))
+
+    return {
+        "advice_cost_per_change": mean_cost(advice),
+        "baseline_approve_all_cost_per_change": mean_cost(["approve"] * len(failed)),
+        "baseline_review_all_cost_per_change": mean_cost(["review"] * len(failed)),
+        "advice_shares": {
+            kind: advice.count(kind) / len(advice) for kind in ("approve", "review", "reject")
+        },
+        "advice_costs": {"failed_deployment": costs.failed_deployment, "review": costs.review,
+                         "held_back": costs.held_back,
+                         "review_catch_rate": costs.review_catch_rate},
+    }  # fmt: skip

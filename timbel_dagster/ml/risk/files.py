@@ -19,6 +19,7 @@ from timbel_dagster.ml.risk.data import (
     parse_columns_map,
 )
 from timbel_dagster.ml.risk.eval import evaluate
+from timbel_dagster.ml.risk.model import DecisionCosts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,6 +83,7 @@ def evaluate_csv(
     columns_map: str | dict[str, str] | None = None,
     profile: str = "auto",
     group: str | None = "auto",
+    costs: DecisionCosts | None = None,
 ) -> dict[str, Any]:
     """Evaluate the risk model on `train` + `test` files, or on one `data` file split in time
     order (oldest 80 % to train). Options as `data.to_risk_frame`; `columns_map` may be
@@ -130,7 +132,9 @@ def evaluate_csv(
         check_trainable(test_frame, str(test), MIN_TEST_ROWS)
         split, profile_used = f"{train} -> {test}", first.profile
         group_column = first.group_column if GROUP in test_frame.columns else None
-    result = evaluate(train_frame, test_frame, label=LABEL, group=GROUP if group_column else None)
+    result = evaluate(
+        train_frame, test_frame, label=LABEL, group=GROUP if group_column else None, costs=costs
+    )
     return result | {
         "group": group_column,
         "profile": profile_used,

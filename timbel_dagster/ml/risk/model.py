@@ -57,6 +57,61 @@ class RiskThresholds:
             )
 
 
+@dataclass(frozen=True)
+class DecisionCosts:
+    """What each outcome of the advice costs, in one unit of the user's choice (engineer
+    hours, money); the thresholds follow from them (`thresholds`).
+
+    For a change that fails with probability p, the expected cost of each advice is:
+    - approve: p * failed_deployment;
+    - review: review + p * (1 - review_catch_rate) * failed_deployment (a review costs its
+      time and catches that share of the failures);
+    - reject: (1 - p) * held_back (a change that would have been fine waits; a failing one
+      costs nothing more).
+    The advice is the cheapest. Approve and review cross at p = review / (catch * failed);
+    review and reject at p = (held_back - review) / ((1 - catch) * failed + held_back). When
+    the first is not below the second, a review is never the cheapest and the cut is where
+    approve and reject cost the same, p = held_back / (failed + held_back).
+
+    The defaults (10, 1, 10, 0.5) give the cut-offs the advisor had as fixed numbers
+    (approve below 0.2, reject from 0.6). The probabilities must be calibrated for the
+    trade-off to mean anything: the model's are (Platt scaling on held-out rows, checked by
+    `timbel ml evaluate-risk`)."""
+
+    failed_deployment: float = 10.0
+    review: float = 1.0
+    held_back: float = 10.0
+    review_catch_rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("failed_deployment", "review", "held_back"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"the cost of {name.replace('_', ' ')} must be above 0")
+        if not 0.0 < self.review_catch_rate <= 1.0:
+            raise ValueError(
+                f"review_catch_rate {self.review_catch_rate} must be in (0, 1]: the share of "
+                "failures a review catches"
+            )
+
+    def thresholds(self) -> RiskThresholds:
+        failed, review, held = self.failed_deployment, self.review, self.held_back
+        catch = self.review_catch_rate
+        approve_below = review / (catch * failed)
+        reject_at = (held - review) / ((1 - catch) * failed + held)
+        if approve_below >= reject_at:  # a review never pays: one cut between the two
+            approve_below = reject_at = held / (failed + held)
+        return RiskThresholds(min(approve_below, 1.0), min(max(reject_at, 0.0), 1.0))
+
+    def expected_cost(self, probability: float, advice: Recommendation) -> float:
+        """The expected cost of `advice` for a change failing with `probability`."""
+        if advice == "approve":
+            return probability * self.failed_deployment
+        if advice == "review":
+            missed = probability * (1 - self.review_catch_rate) * self.failed_deployment
+            return self.review + missed
+        return (1 - probability) * self.held_back
+
+
 def recommend(probability: float, thresholds: RiskThresholds | None = None) -> Recommendation:
     """approve / review / reject for one calibrated defect probability."""
     limits = thresholds or RiskThresholds()

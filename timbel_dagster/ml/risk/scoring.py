@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from timbel_dagster.ml.models.store import load_model, load_training_rows
 from timbel_dagster.ml.risk.advisor import MODEL_NAME, assess_request, assess_rows, store_scores
 from timbel_dagster.ml.risk.deployment_data import load_delivery_frames
-from timbel_dagster.ml.risk.model import RiskThresholds
+from timbel_dagster.ml.risk.model import DecisionCosts, RiskThresholds
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -21,11 +21,21 @@ if TYPE_CHECKING:
     from timbel_dagster.settings import Settings
 
 
-def thresholds_from(settings: Settings) -> Any:
-    return RiskThresholds(
-        approve_below=settings.timbel_risk_approve_below,
-        reject_at=settings.timbel_risk_reject_from,
+def costs_from(settings: Settings) -> DecisionCosts:
+    return DecisionCosts(
+        failed_deployment=settings.timbel_risk_cost_failed_deployment,
+        review=settings.timbel_risk_cost_review,
+        held_back=settings.timbel_risk_cost_held_back,
+        review_catch_rate=settings.timbel_risk_review_catch_rate,
     )
+
+
+def thresholds_from(settings: Settings) -> RiskThresholds:
+    """The cut-offs the costs give, unless both overrides are set."""
+    approve, reject = settings.timbel_risk_approve_below, settings.timbel_risk_reject_from
+    if approve is not None and reject is not None:
+        return RiskThresholds(approve_below=approve, reject_at=reject)
+    return costs_from(settings).thresholds()
 
 
 def _attach(connection: Connection, request: dict[str, Any], assessment: dict[str, Any]) -> None:
