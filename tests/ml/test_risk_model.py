@@ -422,3 +422,17 @@ def test_the_advice_cost_counts_what_each_advice_cost_given_the_outcome() -> Non
     assert result["baseline_approve_all_cost_per_change"] == pytest.approx(5.0)
     assert result["baseline_review_all_cost_per_change"] == pytest.approx(3.5)
     assert result["advice_shares"] == {"approve": 0.25, "review": 0.5, "reject": 0.25}
+
+
+def test_the_calibration_error_is_zero_when_each_bin_comes_true() -> None:
+    import numpy as np
+
+    from timbel_dagster.ml.risk.eval import expected_calibration_error
+
+    # One bin: predicted 0.55, observed 1 of 2 -> 0.05 off.
+    honest = expected_calibration_error(np.array([0, 1]), np.array([0.55, 0.55]))
+    assert honest == pytest.approx(0.05)
+    assert expected_calibration_error(np.array([0, 1, 0, 1]), np.array([0.5] * 4)) == 0.0
+    # Two bins: 0.15 predicted, 0 of 2 came true; 0.95 predicted, 2 of 2.
+    off = expected_calibration_error(np.array([0, 0, 1, 1]), np.array([0.15, 0.15, 0.95, 0.95]))
+    assert off == pytest.approx((2 * 0.15 + 2 * 0.05) / 4)

@@ -403,7 +403,11 @@ def evaluate_risk(
     click.echo(
         f"{'PR-AUC':<26} {result['pr_auc']:>7.3f}  random forest {result['baseline_rf_pr_auc']:.3f}"
     )
-    click.echo(f"{'Brier':<26} {result['brier']:>7.3f}")
+    click.echo(
+        f"{'Brier':<26} {result['brier']:>7.3f}  calibration error "
+        f"{result['expected_calibration_error']:.3f} (mean predicted "
+        f"{result['mean_predicted']:.1%}, observed {result['test_defect_rate']:.1%})"
+    )
     click.echo(
         f"{'recall at 20% effort':<26} {result['recall_at_20pct_effort']:>7.3f}  smallest "
         f"first {result['baseline_smallest_first_recall_at_20pct_effort']:.3f}"

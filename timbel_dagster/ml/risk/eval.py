@@ -183,8 +183,26 @@ def evaluate(
         "group": model.group,
         "effort_order": "risk density p/(la+ld+1)",
         "fit_seconds": round(fit_seconds, 2),
+        # Calibration on the later rows: the cost trade-off needs honest probabilities.
+        "mean_predicted": float(p.mean()),
+        "expected_calibration_error": expected_calibration_error(y_test, p),
         **advice_costs(y_test, p, costs or DecisionCosts()),
     }
+
+
+def expected_calibration_error(outcomes: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """The mean |predicted - observed| over equal-width probability bins, weighted by how
+    many rows fall in each (0: every bin's rate is what was predicted)."""
+    import numpy as np
+
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(outcomes, dtype=float)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        mask = which == b
+        total += mask.sum() * abs(p[mask].mean() - y[mask].mean())
+    return float(total / len(p))
 
 
 def advice_costs(outcomes: np.ndarray, p: np.ndarray, costs: DecisionCosts) -> dict[str, Any]:
