@@ -299,3 +299,14 @@ def test_bad_users_files_are_one_line_naming_file_entry_and_field(
     assert "\n" not in str(error.value)
     with pytest.raises(UsersFileError, match=r"cannot read .*: No such file"):
         load_users_file(tmp_path / "absent.yaml")
+
+
+def test_listing_a_team_lists_its_members_whatever_their_home_team(staff: str) -> None:
+    """ann's home team is platform; made a member of payments too, she is one of its people
+    (approvals follow membership, so the list must too)."""
+    from timbel_dagster.identity.teams import set_member
+
+    set_member(get_engine(staff), "root", "payments", "ann")
+    with get_engine(staff).connect() as connection:
+        assert [p.name for p in list_users(connection, team="payments")] == ["ann", "cy"]
+        assert [p.name for p in list_users(connection, team="platform")] == ["ann", "root"]

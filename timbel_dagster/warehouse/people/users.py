@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from timbel_dagster.warehouse.audit.chain import append_event, lock_chain
 from timbel_dagster.warehouse.people import home_team
+from timbel_dagster.warehouse.schema.identity import TeamMember
 from timbel_dagster.warehouse.schema.ids import stable_id
 from timbel_dagster.warehouse.schema.models import USER_KINDS, USER_ROLES, User
 
@@ -178,8 +179,9 @@ def list_users(
     include_disabled: bool = False,
     kind: str | None = None,
 ) -> list[Person]:
-    """Users by name, enabled only unless `include_disabled`, filtered by role, team (home
-    team) and kind (person or service)."""
+    """Users by name, enabled only unless `include_disabled`, filtered by role, team (its
+    members, and the users whose home team it is: a directory source sets the home team
+    without a membership) and kind (person or service)."""
     if role is not None:
         check_role(role)
     if kind is not None:
@@ -190,7 +192,8 @@ def list_users(
     if kind is not None:
         query = query.where(User.kind == kind)
     if team is not None:
-        query = query.where(User.team == team)
+        members = select(TeamMember.user_name).where(TeamMember.team == team)
+        query = query.where(or_(User.team == team, User.name.in_(members)))
     if not include_disabled:
         query = query.where(User.disabled_at.is_(None))
     return [Person(*row) for row in connection.execute(query)]
