@@ -1,5 +1,5 @@
 """/api/v1/alerts: rules need alerts.rules.write (a viewer's attempt is a 403, audited, and
-stores nothing; operations stores, replaces and deletes), silences name the token's user,
+stores nothing; operations stores, replaces (PUT; a second POST is a 409) and deletes), silences name the token's user,
 and events page newest first."""
 
 from __future__ import annotations
@@ -56,6 +56,13 @@ def test_operations_stores_replaces_and_deletes_a_rule(client, engine, ops) -> N
     assert _rules(engine)["pipeline-failure-rate"]["threshold"] == "> 0.2"
     [(actor, target, _)] = audit_events(engine, "alert_rules.save")
     assert (actor, target) == ("ops", "pipeline-failure-rate")
+
+    # Adding it again does not overwrite it: 409, the rule and the audit log unchanged.
+    again = client.post("/api/v1/alerts/rules", headers=ops, json=RULE | {"threshold": "> 0.9"})
+    assert again.status_code == 409, again.text
+    assert "already" in again.json()["detail"] and "PUT" in again.json()["detail"]
+    assert _rules(engine)["pipeline-failure-rate"]["threshold"] == "> 0.2"
+    assert len(audit_events(engine, "alert_rules.save")) == 1
 
     replaced = client.put(
         "/api/v1/alerts/rules/pipeline-failure-rate", headers=ops,

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 ORIGIN = "warehouse"
+
+
+class RuleExistsError(ValueError):
+    """A rule to add (not to replace) has the name of a rule the warehouse holds."""
+
+
 # The sample organisation's rules: what the demo evaluates, and so what sample mode lists.
 SAMPLE_RULES_FILE = Path(__file__).with_name("sample_rules.yaml")
 
@@ -67,9 +73,19 @@ def stored_rules(engine: Engine, facts: set[str] | None = None) -> tuple[list[Ru
     return rules, errors
 
 
-def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
+def save_rules(
+    engine: Engine, text: str, source: str, actor: str, *, replace: bool = True
+) -> list[str]:
     """Validate every rule of a YAML text and store them all (insert or replace by name) in
-    one transaction with its audit event; nothing is stored if any rule is invalid."""
+    one transaction with its audit event; nothing is stored if any rule is invalid.
+
+    Args:
+        replace: False to refuse (RuleExistsError, nothing stored) a rule whose name the
+            warehouse holds already, so that two people adding a rule do not overwrite each
+            other (`POST /alerts/rules`); the unique name decides a race.
+    """
+    from sqlalchemy import insert, select
+    from sqlalchemy.exc import IntegrityError
 
     rules = parse_rules(text, source, set(FACTS))
     if not rules:
@@ -87,8 +103,20 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
         }
         for rule, definition in zip(rules, raw, strict=True)
     ]
+    names = [r.name for r in rules]
     with engine.begin() as connection:
-        bulk_upsert(connection, AlertRule.__table__, rows, ("name",))
+        if replace:
+            bulk_upsert(connection, AlertRule.__table__, rows, ("name",))
+        else:
+            held = connection.execute(
+                select(AlertRule.name).where(AlertRule.name.in_(names))
+            ).scalars()
+            _refuse_existing(list(held))
+            try:
+                with connection.begin_nested():
+                    connection.execute(insert(AlertRule.__table__), rows)
+            except IntegrityError:  # added by someone else since the check
+                _refuse_existing(names)
         append_event(
             connection,
             actor=actor,
@@ -99,10 +127,21 @@ def save_rules(engine: Engine, text: str, source: str, actor: str) -> list[str]:
     return [r.name for r in rules]
 
 
-def save_rule(engine: Engine, definition: dict[str, Any], source: str, actor: str) -> str:
+def _refuse_existing(names: list[str]) -> None:
+    if names:
+        raise RuleExistsError(
+            f"the warehouse has an alert rule named {names[0]!r} already: replace it "
+            "(PUT /api/v1/alerts/rules/NAME or `timbel alerts rules add`) or choose another name"
+        )
+
+
+def save_rule(
+    engine: Engine, definition: dict[str, Any], source: str, actor: str, *, replace: bool = True
+) -> str:
     """Validate and store one rule given as the mapping a YAML rule is written as (an API
     body); as `save_rules`, whose checks and audit event it shares."""
-    [name] = save_rules(engine, json.dumps({"rules": [definition]}), source, actor)
+    text = json.dumps({"rules": [definition]})
+    [name] = save_rules(engine, text, source, actor, replace=replace)
     return name
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.engine import Engine
 
 from timbel_dagster.api.deps import require, warehouse_engine
-from timbel_dagster.api.errors import ERRORS_READ, problems
+from timbel_dagster.api.errors import ERRORS_READ, ApiError, problems
 from timbel_dagster.api.guard import invalid, not_found
 from timbel_dagster.api.schemas.alerts import (
     AlertEventOut,
@@ -106,11 +106,13 @@ def rules(
     )
 
 
-def _save(warehouse: Engine, who: Principal, body: RuleIn) -> RuleOut:
+def _save(warehouse: Engine, who: Principal, body: RuleIn, *, replace: bool) -> RuleOut:
     definition = body.model_dump(mode="json")
     try:
-        name = rule_store.save_rule(warehouse, definition, "api", who.user)
+        name = rule_store.save_rule(warehouse, definition, "api", who.user, replace=replace)
         saved = build_rule(definition, f"{rule_store.ORIGIN}:{name}", set(FACTS))
+    except rule_store.RuleExistsError as error:
+        raise ApiError(409, str(error), kind="conflict") from None
     except RuleError as error:
         raise invalid(("body",), str(error)) from None
     return RuleOut(**rule_store.rule_summary(saved), source=rule_store.ORIGIN)
@@ -121,16 +123,17 @@ def _save(warehouse: Engine, who: Principal, body: RuleIn) -> RuleOut:
     summary="Store an alert rule in the warehouse",
     status_code=201,
     response_model=RuleOut,
-    responses=problems(*ERRORS_WRITE),
+    responses=problems(*ERRORS_WRITE, 409),
 )
 def add_rule(
     who: Annotated[Principal, Depends(require("alerts.rules.write"))],
     warehouse: Annotated[Engine, Depends(warehouse_engine)],
     body: RuleIn,
 ) -> RuleOut:
-    """Validate the rule and store it (a rule of that name in the warehouse is replaced), as
-    `timbel alerts rules add` does for each rule of a file; audited `alert_rules.save`."""
-    return _save(warehouse, who, body)
+    """Validate the rule and store it, as `timbel alerts rules add` does for each rule of a
+    file; audited `alert_rules.save`. A rule of that name in the warehouse is a 409 (PUT
+    replaces one), so two people adding a rule do not overwrite each other."""
+    return _save(warehouse, who, body, replace=False)
 
 
 @router.put(
@@ -149,7 +152,7 @@ def put_rule(
     (under review in git), not here."""
     if body.name != name:
         raise invalid(("body", "name"), f"the body names rule {body.name!r}, the path {name!r}")
-    return _save(warehouse, who, body)
+    return _save(warehouse, who, body, replace=True)
 
 
 @router.delete(
