@@ -47,7 +47,7 @@ def build_definitions(
     """
     return dg.Definitions.merge(
         assets.defs(history_start),
-        jobs.defs(history_start),
+        jobs.defs(history_start, settings.timbel_ml_executor if settings else "multiprocess"),
         sensors.defs(),
         resources.defs(settings),
         dg.Definitions(executor=executor),

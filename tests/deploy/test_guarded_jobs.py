@@ -17,7 +17,7 @@ from tests.deploy.test_requests import IMAGE
 from timbel_dagster.deploy import grants
 from timbel_dagster.deploy.lookup import find
 from timbel_dagster.jobs.rollback import rollback
-from timbel_dagster.sensors.grants import run_grant_sensor
+from timbel_dagster.sensors.grants import ROLLBACK_SERVICE_TAG, grant_requests, run_grant_sensor
 from timbel_dagster.sensors.health import grant_rollbacks
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, Rollback
@@ -135,6 +135,8 @@ def test_the_grant_sensor_launches_each_open_grant_once(warehouse_url: str, depl
     [planned] = run_grant_sensor(context)
     assert (planned.run_key, planned.job_name) == (grant, "rollback")
     assert planned.run_config == config and planned.tags["timbel/grant"] == grant
+    # The service it rolls back, which the run queue allows one rollback of at a time.
+    assert planned.tags[ROLLBACK_SERVICE_TAG] == request["service"]
     # The sensor only reads: launching is Dagster's, claiming is the run's.
     with get_engine(warehouse_url).connect() as connection:
         assert connection.execute(select(AuditEvent.id)).all() == before
@@ -292,3 +294,18 @@ def test_a_chosen_revision_rolled_back_from_since_the_grant_is_refused_by_the_jo
         assert connection.execute(select(Rollback.id)).first() is None
     [refused] = _events(warehouse_url, "run.refused")
     assert refused.details["run"] == result.run_id and "rolled_back" in refused.details["reason"]
+
+
+def test_only_a_rollback_of_a_known_request_is_tagged_with_its_service(
+    warehouse_url: str, deployed
+) -> None:
+    _, request = deployed
+    known = _grant(warehouse_url, _config(request["number"]))
+    unknown = _grant(warehouse_url, _config(request["number"] + 1000))
+    with get_engine(warehouse_url).connect() as connection:
+        open_ = grants.open_grants(connection)
+        services = grants.rollback_services(connection, open_)
+    assert services == {known: request["service"]}
+    tags = {r.run_key: r.tags for r in grant_requests(open_, services)}
+    assert tags[known][ROLLBACK_SERVICE_TAG] == request["service"]
+    assert ROLLBACK_SERVICE_TAG not in tags[unknown]  # its run is refused anyway

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.deploy import DeploymentRequest
 from timbel_dagster.warehouse.schema.identity import RunGrant
 from timbel_dagster.warehouse.schema.models import AuditEvent
 
@@ -128,6 +129,30 @@ def open_grants(connection: Connection, now: dt.datetime | None = None) -> list[
         if config is not None and config_sha256(config) == grant["config_sha256"]:
             found.append(grant | {"run_config": config})
     return found
+
+
+def rollback_services(connection: Connection, grants: list[dict[str, Any]]) -> dict[str, str]:
+    """The service each `rollback` grant acts on, by grant id: the service of the deployment
+    request its config names. A grant whose request does not exist is left out (its run is
+    refused anyway)."""
+    numbers = {}
+    for grant in grants:
+        if grant["job"] != "rollback":
+            continue
+        ops = grant["run_config"].get("ops", {})
+        number = ops.get("roll_back_deployment", {}).get("config", {}).get("request")
+        if isinstance(number, int) and not isinstance(number, bool):
+            numbers[str(grant["id"])] = number
+    if not numbers:
+        return {}
+    services = dict(
+        connection.execute(
+            select(DeploymentRequest.number, DeploymentRequest.service).where(
+                DeploymentRequest.number.in_(set(numbers.values()))
+            )
+        ).all()
+    )
+    return {ident: services[n] for ident, n in numbers.items() if n in services}
 
 
 def claim(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.jobs.guard import NO_RETRIES
 from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.redaction import mask, redact_parameters, secret_values
 from timbel_dagster.resources.gitlab.source import GitLabResource
@@ -178,6 +179,7 @@ def follow_build():
 @dg.job(
     executor_def=dg.in_process_executor,
     logger_defs=_LOGGERS,
+    tags=NO_RETRIES,
     description="Trigger a build with parameters, then follow it to its end.",
 )
 def trigger_build():

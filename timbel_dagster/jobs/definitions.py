@@ -9,6 +9,7 @@ import dagster as dg
 
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
+from timbel_dagster.jobs.executors import ml_executor
 from timbel_dagster.jobs.history import build_ci_history_job
 from timbel_dagster.jobs.rollback import rollback
 from timbel_dagster.jobs.security import scan_images
@@ -43,12 +44,15 @@ cluster_metrics_job = dg.define_asset_job(
 )
 
 
-ml_retrain_job = dg.define_asset_job(
-    "ml_retrain",
-    selection=dg.AssetSelection.groups("ml"),
-    description="Rebuild the risk training set and retrain the risk model, then re-score, "
+ML_RETRAIN = {
+    "name": "ml_retrain",
+    "selection": dg.AssetSelection.groups("ml"),
+    # The run queue runs one at a time (tag_concurrency_limits, deploy/helm/values.yaml).
+    "tags": {"timbel/kind": "ml_retrain"},
+    "description": "Rebuild the risk training set and retrain the risk model, then re-score, "
     "re-run bottleneck analysis and the cost forecast (weekly, and on drift).",
-)
+}
+ml_retrain_job = dg.define_asset_job(**ML_RETRAIN)
 
 
 security_inventory_job = dg.define_asset_job(
@@ -107,15 +111,22 @@ def job_for(definitions: dg.Definitions, keys: Iterable[dg.AssetKey]) -> dg.JobD
     raise LookupError(f"no job of {', '.join(DOMAIN_JOBS)} holds every asset of {names}")
 
 
-def defs(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
-    """Every job; `ci_history` refuses days before `history_start`."""
+def defs(
+    history_start: dt.date = DEFAULT_HISTORY_START, ml_executor_kind: str = "multiprocess"
+) -> dg.Definitions:
+    """Every job; `ci_history` refuses days before `history_start`; `ml_retrain` runs with
+    the executor TIMBEL_ML_EXECUTOR names (`ml_executor_kind`, jobs/executors.py)."""
+    executor = ml_executor(ml_executor_kind)
+    ml_job = ml_retrain_job if executor is None else dg.define_asset_job(
+        **ML_RETRAIN, executor_def=executor
+    )  # fmt: skip
     return dg.Definitions(
         jobs=[
             build_ci_history_job(history_start),
             delivery_ingestion_job,
             ci_ingestion_job,
             cluster_metrics_job,
-            ml_retrain_job,
+            ml_job,
             security_inventory_job,
             alert_evaluation_job,
             dashboards_job,

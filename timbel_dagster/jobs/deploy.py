@@ -17,7 +17,7 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy import rollout
 from timbel_dagster.deploy.finish import announce, settle
 from timbel_dagster.deploy.rollout import STRATEGIES
-from timbel_dagster.jobs.guard import refuse
+from timbel_dagster.jobs.guard import NO_RETRIES, refuse
 from timbel_dagster.jobs.run_actor import UI_ACTOR, RunActor, note_unverified, run_actor
 from timbel_dagster.resources.errors import SourceError
 from timbel_dagster.resources.kubernetes import KubernetesResource
@@ -263,7 +263,7 @@ ROLLOUT_EXECUTOR = dg.multiprocess_executor.configured(
     description="Roll an approved deployment request out to every cluster of its group in "
     "parallel (at most 8 at a time), then settle it (strategy on failure: rollback_all, "
     "rollback_failed or halt).",
-    tags={"timbel/kind": "deploy"},
+    tags={"timbel/kind": "deploy", **NO_RETRIES},
     executor_def=ROLLOUT_EXECUTOR,
 )
 def deploy():

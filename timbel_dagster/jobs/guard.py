@@ -9,6 +9,13 @@ import dagster as dg
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import RunActor, run_actor
 
+# Run tags of the jobs that act on the world and must not be re-executed blindly by the
+# daemon's run retries (`run_retries` in dagster.yaml, `dagsterDaemon.runRetries` in the Helm
+# values): a guarded run's grant is single-use, so a retry would only be refused (and
+# audited); a half-run `deploy` has moved its request on from `approved` and left clusters
+# rolling, which a person settles; `trigger_build` would start a second build.
+NO_RETRIES = {"dagster/max_retries": "0"}
+
 
 def refuse(context: dg.OpExecutionContext, warehouse: WarehouseResource, job: str, reason: str):
     """Audit the refusal of this run (`run.refused`: run id, reason, where it came from) and

@@ -8,7 +8,7 @@ import dagster as dg
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy.rollback import roll_back
-from timbel_dagster.jobs.guard import claim_grant, refuse
+from timbel_dagster.jobs.guard import NO_RETRIES, claim_grant, refuse
 from timbel_dagster.resources.kubernetes import KubernetesResource
 
 
@@ -91,7 +91,7 @@ def roll_back_deployment(
     description="Roll a service in one cluster back to its last known-good image, or to a "
     "chosen past deployment, exactly once per deployment and image (dry_run records what it "
     "would do).",
-    tags={"timbel/kind": "rollback"},
+    tags={"timbel/kind": "rollback", **NO_RETRIES},
 )
 def rollback():
     roll_back_deployment()

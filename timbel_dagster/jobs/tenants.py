@@ -12,7 +12,7 @@ of the warehouse. Quantities are strings: `cpu: "8"`, `memory: "16Gi"`.
 import dagster as dg
 
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.jobs.guard import claim_grant
+from timbel_dagster.jobs.guard import NO_RETRIES, claim_grant
 from timbel_dagster.resources.kubernetes import KubernetesResource
 from timbel_dagster.tenants.manifests import (
     DEFAULT_INGRESS_NAMESPACE,
@@ -87,6 +87,7 @@ def provision(
 
 @dg.job(
     executor_def=dg.in_process_executor,
+    tags=NO_RETRIES,
     description="Provision (or update) a tenant: Namespace, ResourceQuota, LimitRange, "
     "default-deny NetworkPolicy and RoleBindings on each cluster, validated first.",
 )
@@ -123,6 +124,7 @@ def remove_tenant(
 @dg.job(
     name="delete_tenant",
     executor_def=dg.in_process_executor,
+    tags=NO_RETRIES,
     description="Delete a tenant: its namespace, and everything in it, on each of its clusters "
     "(only with a run grant from `DELETE /api/v1/tenants/{name}`).",
 )

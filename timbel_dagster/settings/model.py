@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         default_factory=getpass.getuser, description="Acting user recorded in the audit log."
     )
     timbel_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    timbel_ml_executor: Literal["multiprocess", "k8s"] = Field(
+        "multiprocess",
+        description="Executor of the ml_retrain job: multiprocess (steps as processes of the "
+        "run) or k8s (each step its own Kubernetes Job; needs the K8sRunLauncher).",
+    )
     # Dagster's own variable: where its instance (runs, event logs) lives.
     dagster_home_dir: Path | None = Field(None, validation_alias="DAGSTER_HOME")
 
