@@ -262,3 +262,46 @@ def test_a_tenant_member_sees_only_their_tenants_requests(client, shop) -> None:
         membership.set_tenant_members(connection, "shop-tenant", ["viewer"])
     inside = client.get(f"{REQUESTS}/{made['number']}", headers=outsider)
     assert inside.status_code == 200 and inside.json()["number"] == made["number"]
+
+
+def test_an_overdue_request_reads_expired_and_no_read_writes(client, shop) -> None:
+    """GETs show a pending request past its expiry as expired and write nothing (no status
+    change, no audit event); request_expiry_sensor records it, since its expires_at."""
+    import dagster as dg
+
+    from timbel_dagster.bindings.warehouse import WarehouseResource
+    from timbel_dagster.sensors.requests import request_expiry_sensor
+
+    number = _request(client, shop)["number"]
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    with shop.begin() as connection:
+        connection.execute(
+            update(DeploymentRequest)
+            .where(DeploymentRequest.number == number)
+            .values(expires_at=past)
+        )
+    lead = _as(shop, "lead")
+    shown = client.get(f"{REQUESTS}/{number}", headers=lead).json()
+    assert shown["status"] == "expired"
+    listed = client.get(f"{REQUESTS}?state=expired", headers=lead).json()["items"]
+    assert [r["number"] for r in listed] == [number]
+    assert client.get(f"{REQUESTS}?state=pending", headers=lead).json()["items"] == []
+    assert _status(shop, number)[0] == "pending"  # read, not written
+    assert audit_events(shop, "deploy.expire") == []
+    decided = client.post(f"{REQUESTS}/{number}/approve", headers=lead, json={"reason": "ok"})
+    assert decided.status_code == 409 and "expired" in decided.json()["detail"]
+
+    url = shop.url.render_as_string(hide_password=False)
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"warehouse": WarehouseResource(database_url=url)},
+    ) as context:
+        request_expiry_sensor(context)
+    assert _status(shop, number)[0] == "expired"
+    [(actor, target, _)] = audit_events(shop, "deploy.expire")
+    assert (actor, target) == ("timbel", f"request #{number}")
+    with shop.connect() as connection:
+        decided_at = connection.execute(
+            select(DeploymentRequest.decided_at).where(DeploymentRequest.number == number)
+        ).scalar_one()
+    assert abs(decided_at - past) < dt.timedelta(seconds=1)

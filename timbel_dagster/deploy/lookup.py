@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,16 @@ def steps(connection: Connection, request_id: uuid.UUID) -> list[dict[str, Any]]
     return [dict(r) for r in connection.execute(query).mappings()]
 
 
+def as_of(request: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """The request as it stands at `now`: a pending one past its expiry is expired (since
+    its `expires_at`). Reads show it so without writing; `expire_requests` records it
+    (audited), from `request_expiry_sensor` and the CLI."""
+    expires = request.get("expires_at")
+    if request.get("status") == "pending" and expires is not None and expires <= now:
+        return request | {"status": "expired", "decided_at": expires}
+    return request
+
+
 def list_requests(
     connection: Connection,
     state: str | None = None,
@@ -89,11 +100,14 @@ def list_requests(
     *,
     before: int | None = None,
     tenants: tuple[str, ...] | None = None,
+    now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest requests first (by number), at most `limit`.
+    """The newest requests first (by number), at most `limit`, as they stand at `now`
+    (`as_of`; default: the current time).
 
     Args:
-        state: only requests in this status.
+        state: only requests in this status (at `now`: a pending request past its expiry is
+            listed as expired).
         before: only requests numbered below it (the position after a page's last row).
         tenants: only requests for services of these tenants, and of services with no
             tenant; None: every request.
@@ -101,12 +115,18 @@ def list_requests(
     Raises:
         RequestError: `state` is not a request status.
     """
-    from sqlalchemy import or_, select
+    from sqlalchemy import and_, or_, select
 
     if state and state not in REQUEST_STATUSES:
         raise RequestError(f"--status {state!r} is not one of {', '.join(REQUEST_STATUSES)}")
+    now = now or dt.datetime.now(dt.UTC)
     query = select(R.__table__).order_by(R.number.desc()).limit(limit)
-    if state:
+    overdue = and_(R.status == "pending", R.expires_at <= now)
+    if state == "pending":
+        query = query.where(R.status == "pending", R.expires_at > now)
+    elif state == "expired":
+        query = query.where(or_(R.status == "expired", overdue))
+    elif state:
         query = query.where(R.status == state)
     if before is not None:
         query = query.where(R.number < before)
@@ -114,7 +134,7 @@ def list_requests(
         query = query.outerjoin(ServiceOwner, ServiceOwner.service == R.service).where(
             or_(ServiceOwner.tenant.is_(None), ServiceOwner.tenant.in_(tenants))
         )
-    return [dict(r) for r in connection.execute(query).mappings()]
+    return [as_of(dict(r), now) for r in connection.execute(query).mappings()]
 
 
 def tenant_of(connection: Connection, service: str) -> str | None:

@@ -84,8 +84,10 @@ class Requests(Emergency, KnownChecks):
         return lookup.steps(connection, request_id)
 
     def status(self, ref: str) -> dict[str, Any]:
+        """The request as it stands now (`lookup.as_of`: past its expiry, expired) and its
+        steps; reads nothing else and writes nothing."""
         with self.engine.connect() as connection:
-            request = self.find(connection, ref)
+            request = lookup.as_of(self.find(connection, ref), self.clock())
             return request | {"steps": self.steps(connection, request["id"])}
 
     def gate(self, ref: str) -> GateResult:
@@ -276,32 +278,8 @@ class Requests(Emergency, KnownChecks):
         return request
 
     def expire(self, now: dt.datetime | None = None) -> int:
-        """Mark pending requests past their expiry as expired (audited); how many."""
-        from sqlalchemy import select, update
-
-        now = now or self.clock()
-        with self.engine.begin() as connection:
-            numbers = (
-                connection.execute(
-                    select(R.number).where(R.status == "pending", R.expires_at <= now)
-                )
-                .scalars()
-                .all()
-            )
-            if numbers:
-                connection.execute(
-                    update(R)
-                    .where(R.number.in_(numbers))
-                    .values(status="expired", decided_at=now, updated_at=now)
-                )
-                append_event(
-                    connection,
-                    actor="timbel",
-                    action="deploy.expire",
-                    target=",".join(f"request #{n}" for n in numbers),
-                    details={"requests": list(numbers)},
-                )
-        return len(numbers)
+        """Record the pending requests past their expiry as expired (audited); how many."""
+        return expire_requests(self.engine, now or self.clock())
 
     def _announce(self, request: dict[str, Any], event: str, *roles: str, **extra: Any) -> None:
         """Tell the people of `roles` that they are up: the members of the team that owns the
@@ -326,3 +304,31 @@ class Requests(Emergency, KnownChecks):
         self.notify(
             request | extra, event, sorted(n for n in names if n != request["requested_by"])
         )
+
+
+def expire_requests(engine: Engine, now: dt.datetime) -> int:
+    """Record the pending requests past their expiry as expired, since their `expires_at`
+    (what `lookup.as_of` shows before this runs), audited as `deploy.expire`; how many.
+    Run by `request_expiry_sensor` and the CLI's listings, never by an HTTP read."""
+    from sqlalchemy import select, update
+
+    with engine.begin() as connection:
+        numbers = (
+            connection.execute(select(R.number).where(R.status == "pending", R.expires_at <= now))
+            .scalars()
+            .all()
+        )
+        if numbers:
+            connection.execute(
+                update(R)
+                .where(R.number.in_(numbers), R.status == "pending")
+                .values(status="expired", decided_at=R.expires_at, updated_at=now)
+            )
+            append_event(
+                connection,
+                actor="timbel",
+                action="deploy.expire",
+                target=",".join(f"request #{n}" for n in numbers),
+                details={"requests": list(numbers)},
+            )
+    return len(numbers)

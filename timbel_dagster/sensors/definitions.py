@@ -17,6 +17,7 @@ from timbel_dagster.sensors.notifications import (
     run_failure_notifier,
 )
 from timbel_dagster.sensors.registry import registry_image_sensor
+from timbel_dagster.sensors.requests import request_expiry_sensor
 from timbel_dagster.sensors.webhooks import webhook_build_sensor, webhook_push_sensor
 
 
@@ -57,6 +58,7 @@ def defs() -> dg.Definitions:
             risk_drift_sensor,
             registry_image_sensor,
             run_grant_sensor,
+            request_expiry_sensor,
             webhook_build_sensor,
             webhook_push_sensor,
         ],

@@ -138,14 +138,15 @@ def list_requests(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> DeploymentRequestPage:
     """The list `timbel deploy list` prints, from the same query, with each request's steps.
-    Pending requests past their expiry are marked expired first, as the CLI does. A user who
-    is not operations or admin sees the requests of their tenants' services and of services
-    with no tenant."""
-    requests.expire()
+    A pending request past its expiry is listed as expired (the read writes nothing;
+    `request_expiry_sensor` records it). A user who is not operations or admin sees the
+    requests of their tenants' services and of services with no tenant."""
     tenants = None if who.role in ALL_SCOPES else who.tenants
     before = read_number_cursor(cursor) if cursor else None
     with requests.engine.connect() as connection:
-        rows = lookup.list_requests(connection, state, limit + 1, before=before, tenants=tenants)
+        rows = lookup.list_requests(
+            connection, state, limit + 1, before=before, tenants=tenants, now=requests.clock()
+        )
         page, more = rows[:limit], len(rows) > limit
         items = [_out(row, requests.steps(connection, row["id"])) for row in page]
     return DeploymentRequestPage(
@@ -167,8 +168,7 @@ def get_request(
     requests: Service,
 ) -> DeploymentRequestOut:
     """What `timbel deploy status` shows: the request and each step of its chain, who decided
-    it and why."""
-    requests.expire()
+    it and why (past its expiry, a pending request is shown expired)."""
     _visible(http, engine, who, number, "deploy.read")
     return _status(requests, number)
 

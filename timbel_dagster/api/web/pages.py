@@ -120,7 +120,7 @@ def approvals(request: Request, engine: EngineDep, decided: str | None = None) -
     who, session = found
     settings = request.app.state.settings
     requests = requests_from_settings(settings, engine)
-    requests.expire()
+    # A read writes nothing: an expired request is simply not decidable (`decidable`).
     with engine.connect() as connection:
         waiting = decidable(connection, who.user, requests.clock())
     items = [
