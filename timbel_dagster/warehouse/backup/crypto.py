@@ -2,7 +2,7 @@
 
 File layout (format 1):
 
-    header  = b"TIMBELBK" | version (1 byte) | nonce prefix (8 random bytes)
+    header  = b"TIMBELBK" | version (1 byte) | chunk size (4 bytes) | nonce prefix (8 bytes)
     record  = ciphertext length (4 bytes, big-endian) | ciphertext with its 16-byte tag
     file    = header | record ... | the final record
 
@@ -35,7 +35,7 @@ MAGIC = b"TIMBELBK"
 FORMAT_VERSION = 1
 CHUNK_SIZE = 1 << 20  # 1 MiB of plaintext per chunk
 _PREFIX_BYTES = 8
-HEADER_SIZE = len(MAGIC) + 1 + _PREFIX_BYTES
+HEADER_SIZE = len(MAGIC) + 1 + 4 + _PREFIX_BYTES
 _TAG_BYTES = 16
 _LENGTH = struct.Struct(">I")
 KEY_HELP = (
@@ -117,7 +117,7 @@ class ChunkEncryptor:
         self._aes = AESGCM(keys.data)
         self.chunk_size = chunk_size
         self.prefix = os.urandom(_PREFIX_BYTES)
-        self.header = MAGIC + bytes([FORMAT_VERSION]) + self.prefix
+        self.header = MAGIC + bytes([FORMAT_VERSION]) + _LENGTH.pack(chunk_size) + self.prefix
         self._buffer = bytearray()
         self._index = 0
         self._finished = False
@@ -210,7 +210,8 @@ def decrypt_stream(keys: BackupKeys, source: BinaryIO, what: str = "the backup")
         raise BackupIntegrityError(
             f"{what} is in format {header[len(MAGIC)]}, this version reads {FORMAT_VERSION}"
         )
-    prefix = header[len(MAGIC) + 1 :]
+    (chunk_size,) = _LENGTH.unpack(header[len(MAGIC) + 1 : len(MAGIC) + 5])
+    prefix = header[len(MAGIC) + 5 :]
     index = 0
     while True:
         length_bytes = _read_exactly(source, _LENGTH.size)
@@ -221,9 +222,10 @@ def decrypt_stream(keys: BackupKeys, source: BinaryIO, what: str = "the backup")
         if len(length_bytes) < _LENGTH.size:
             raise BackupIntegrityError(f"{what} is truncated inside chunk {index}")
         (length,) = _LENGTH.unpack(length_bytes)
-        if length < _TAG_BYTES or length > (1 << 30) + _TAG_BYTES:
+        if length < _TAG_BYTES or length > chunk_size + _TAG_BYTES:
+            # (A changed chunk size in the header fails authentication at the first chunk.)
             raise BackupIntegrityError(
-                f"{what} is damaged or tampered with: chunk {index} has an impossible length"
+                f"{what} is tampered with or damaged: chunk {index}'s length field is wrong"
             )
         sealed = _read_exactly(source, length)
         if len(sealed) < length:

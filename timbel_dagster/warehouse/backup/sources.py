@@ -133,7 +133,7 @@ def pg_dump(url: str, snapshot: str) -> Iterator[bytes]:
     command = ["pg_dump", "--format=custom", f"--snapshot={snapshot}", "--dbname", conninfo]
     with tempfile.TemporaryFile() as errors:
         try:
-            process = subprocess.Popen(  # nosec B603: fixed program, no shell
+            process = subprocess.Popen(  # nosec B603  # a fixed program, no shell
                 command, stdout=subprocess.PIPE, stderr=errors, env=environment
             )
         except FileNotFoundError:
@@ -166,7 +166,7 @@ def pg_restore(url: str, plaintext: Iterator[bytes], clean: bool) -> None:
     ]
     with tempfile.TemporaryFile() as errors:
         try:
-            process = subprocess.Popen(  # nosec B603: fixed program, no shell
+            process = subprocess.Popen(  # nosec B603  # a fixed program, no shell
                 command, stdin=subprocess.PIPE, stderr=errors, stdout=subprocess.DEVNULL,
                 env=environment,
             )  # fmt: skip
@@ -210,7 +210,7 @@ def pg_row_counts(url: str) -> dict[str, int]:
 
 def pg_version() -> str:
     try:
-        done = subprocess.run(  # nosec B603 B607: fixed program, no shell
+        done = subprocess.run(  # nosec B603 B607  # a fixed program, no shell
             ["pg_dump", "--version"], capture_output=True, text=True, check=False, timeout=30
         )
     except FileNotFoundError:
@@ -265,4 +265,4 @@ def read_file(path: Path) -> Iterator[bytes]:
 
 def _count_sql(table: str) -> str:
     quoted = table.replace('"', '""')
-    return f'SELECT count(*) FROM "{quoted}"'  # nosec B608: a quoted identifier from sqlite_master
+    return f'SELECT count(*) FROM "{quoted}"'  # a quoted name from sqlite_master
