@@ -22,7 +22,7 @@ def _setup() -> tuple[Settings, DirectoryStore, BackupKeys]:
     settings = settings_or_exit()
     key = settings.timbel_backup_key
     keys = BackupKeys.from_setting(key.get_secret_value() if key else None)
-    return settings, DirectoryStore(settings.backup_dir), keys
+    return settings, DirectoryStore(settings.backup_dir.resolve()), keys
 
 
 def _size(n: int) -> str:
