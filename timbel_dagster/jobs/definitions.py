@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from timbel_dagster.jobs.backup import backup
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.jobs.history import build_ci_history_job
@@ -127,5 +128,6 @@ def defs(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
             provision_tenant,
             delete_tenant_job,
             scan_images,
+            backup,
         ]
     )
