@@ -20,6 +20,7 @@ from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup import sources
 from timbel_dagster.warehouse.backup.crypto import (
     HEADER_SIZE,
+    BackupError,
     BackupIntegrityError,
     BackupKeyError,
     BackupKeys,
@@ -351,3 +352,33 @@ def test_pg_restore_stopped_half_way_commits_nothing(
     with pytest.raises(BackupIntegrityError, match="the file changed"):
         sources.pg_restore(empty_target, half_then_fail(), clean=False)
     assert sources.pg_public_tables(empty_target) == []
+
+
+def test_a_store_shows_nothing_of_a_write_that_failed(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "backups")
+
+    def fails_half_way() -> Iterator[bytes]:
+        yield b"x" * 10_000
+        raise BackupIntegrityError("pg_dump failed")
+
+    with pytest.raises(BackupIntegrityError):
+        store.put("20261205T120000Z-sqlite-000000.tbk", fails_half_way())
+    assert list(store.directory.iterdir()) == []
+    assert store.names(".tbk") == []
+
+
+@pytest.mark.parametrize("warehouse_backend", ["postgresql"], indirect=True)
+def test_a_failed_pg_dump_leaves_no_backup(
+    warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_dump exiting non-zero (here: a snapshot that does not exist) is an error naming
+    it, and no backup, partial file or anchor is left."""
+    with pytest.raises(BackupError, match="pg_dump failed"):
+        list(sources.pg_dump(warehouse_url, "00000003-00000BAD-1"))
+
+    real = sources.pg_dump
+    monkeypatch.setattr(sources, "pg_dump", lambda url, _snapshot: real(url, "00000003-00BAD-1"))
+    with pytest.raises(BackupError, match="pg_dump failed"):
+        _backup(warehouse_url, tmp_path)
+    assert list((tmp_path / "backups").iterdir()) == []
+    assert not (tmp_path / "anchors.jsonl").exists()
