@@ -38,6 +38,7 @@ from timbel_dagster.warehouse.backup.operations import (
 )
 from timbel_dagster.warehouse.backup.store import DirectoryStore
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.schema.backups import BackupRecord
 from timbel_dagster.warehouse.schema.models import AuditEvent
 
 KEYS = BackupKeys.from_bytes(bytes(range(32)))
@@ -223,7 +224,15 @@ def test_create_verify_restore_round_trip(
         last = connection.execute(
             select(AuditEvent.action, AuditEvent.target).order_by(AuditEvent.id.desc()).limit(1)
         ).one()
+        catalogued = connection.execute(select(BackupRecord.__table__)).one()
     assert tuple(last) == ("backup.create", manifest["id"])
+    assert (catalogued.id, catalogued.sha256, catalogued.size, catalogued.tables) == (
+        manifest["id"],
+        manifest["sha256"],
+        manifest["size"],
+        manifest["tables"],
+    )
+    assert catalogued.audit_head_hash == head["hash"]
 
     assert [b["id"] for b in list_backups(store, KEYS)] == [manifest["id"]]
     assert verify_backup(store, KEYS, manifest["id"])["verified_bytes"] == manifest["size"]

@@ -151,6 +151,7 @@ def create_backup(
         AnchorFile(anchor_file).append((head["id"], head["hash"]), by=f"backup {backup_id}")
     if seen["schema_revision"] is not None:  # a Timbel warehouse: it has the audit log
         with get_engine(database_url).begin() as connection:
+            _catalogue(connection, manifest, store.where(data_name), actor)
             append_event(
                 connection,
                 actor=actor,
@@ -165,6 +166,35 @@ def create_backup(
                 },
             )
     return manifest
+
+
+def _catalogue(connection: Any, manifest: dict[str, Any], location: str, actor: str) -> None:
+    """The backup's row in the catalogue table (from revision 0023; an older schema has
+    none, and its backup is only in the store)."""
+    from sqlalchemy import insert, inspect
+
+    # lazy: the schema loads SQLAlchemy's ORM; the code location loads without it
+    from timbel_dagster.warehouse.schema.backups import BackupRecord
+
+    if not inspect(connection).has_table(BackupRecord.__tablename__):
+        return
+    head = manifest["audit_head"] or {}
+    connection.execute(
+        insert(BackupRecord).values(
+            id=manifest["id"],
+            created_at=dt.datetime.fromisoformat(manifest["created_at"]),
+            created_by=actor,
+            source=manifest["source"],
+            location=location,
+            size=manifest["size"],
+            sha256=manifest["sha256"],
+            rows=manifest["rows"],
+            tables=manifest["tables"],
+            schema_revision=manifest["schema_revision"],
+            audit_head_id=head.get("id"),
+            audit_head_hash=head.get("hash"),
+        )
+    )
 
 
 def _database_name(url: str) -> str:
