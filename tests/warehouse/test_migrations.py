@@ -8,6 +8,7 @@ from timbel_dagster.warehouse.engine import WarehouseUnavailableError, get_engin
 from timbel_dagster.warehouse.schema.models import Base, autogenerate_filter
 
 TABLES = {
+    "backups",
     "users",
     "clusters",
     "pipelines",

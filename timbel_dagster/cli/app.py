@@ -16,6 +16,7 @@ from timbel_dagster.cli import (
     api_serve,
     audit,
     autoscale,
+    backup,
     ci,
     clusters,
     db,
@@ -69,6 +70,7 @@ main.add_command(deploy.deploy)
 main.add_command(dora.dora)
 main.add_command(tenants.tenant)
 main.add_command(audit.audit)
+main.add_command(backup.backup)
 main.add_command(autoscale.autoscale)
 main.add_command(alerts.alerts)
 main.add_command(notify.notify)

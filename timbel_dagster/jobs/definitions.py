@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from timbel_dagster.jobs.backup import backup
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.jobs.executors import ml_executor
@@ -138,5 +139,6 @@ def defs(
             provision_tenant,
             delete_tenant_job,
             scan_images,
+            backup,
         ]
     )

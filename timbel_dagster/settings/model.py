@@ -349,6 +349,18 @@ class Settings(BaseSettings):
         "database's users cannot write.",
     )
 
+    # --- Backups (docs/operations.md "Backups") -------------------------------------------
+    timbel_backup_key: SecretStr | None = Field(
+        None,
+        description="Encrypts and authenticates backups: 32 random bytes, base64 (`openssl "
+        "rand -base64 32`); `timbel backup` refuses to run without it. Keep a copy outside "
+        "the machine: a backup cannot be read without its key.",
+    )
+    timbel_backup_dir: Path | None = Field(
+        None,
+        description="Where `timbel backup create` writes backups (default TIMBEL_HOME/backups).",
+    )
+
     _split_lists = field_validator(
         "jenkins_jobs",
         "gitlab_projects",
@@ -441,6 +453,10 @@ class Settings(BaseSettings):
     @property
     def audit_anchor_file(self) -> Path:
         return self.timbel_audit_anchor_file or self.timbel_home / "audit-anchors.jsonl"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.timbel_backup_dir or self.timbel_home / "backups"
 
     @property
     def dagster_home(self) -> Path:

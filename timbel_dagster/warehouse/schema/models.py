@@ -373,6 +373,7 @@ class AuditEvent(Base):
 
 # The other table modules share Base; importing them here puts every table on its metadata.
 from timbel_dagster.warehouse.schema import (  # noqa: E402, F401
+    backups,
     cluster,
     components,
     deploy,

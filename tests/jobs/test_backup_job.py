@@ -1,0 +1,69 @@
+"""The `backup` op job, executed in process: the same backup as `timbel backup create`."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from timbel_dagster.bindings.warehouse import WarehouseResource
+from timbel_dagster.jobs.backup import backup
+from timbel_dagster.jobs.run_actor import acting_as
+from timbel_dagster.sensors.backups import backup_schedule
+from timbel_dagster.settings import get_settings
+from timbel_dagster.warehouse.audit.anchors import AnchorFile
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.backup.crypto import BackupKeys
+from timbel_dagster.warehouse.backup.operations import verify_backup
+from timbel_dagster.warehouse.backup.store import DirectoryStore
+from timbel_dagster.warehouse.engine import get_engine
+
+RAW = bytes(range(32))
+
+
+@pytest.fixture
+def backup_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TIMBEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TIMBEL_BACKUP_KEY", base64.b64encode(RAW).decode())
+    monkeypatch.setenv("TIMBEL_BACKUP_DIR", str(tmp_path / "backups"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_the_job_makes_a_verifiable_backup(warehouse_url: str, backup_settings: Path) -> None:
+    with get_engine(warehouse_url).begin() as connection:
+        head = append_event(connection, actor="minji.kim", action="test.before")
+    with acting_as("minji.kim"):
+        result = backup.execute_in_process(
+            resources={"warehouse": WarehouseResource(database_url=warehouse_url)}
+        )
+    assert result.success
+    made = result.output_for_node("backup_warehouse")
+    store = DirectoryStore(backup_settings / "backups")
+    assert verify_backup(store, BackupKeys.from_bytes(RAW), made["id"])["size"] == made["size"]
+    anchor = AnchorFile(backup_settings / "home" / "audit-anchors.jsonl").newest()
+    assert anchor is not None and anchor.event_hash == head
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_the_job_without_a_key_fails_naming_the_setting(
+    warehouse_url: str, backup_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIMBEL_BACKUP_KEY")
+    get_settings.cache_clear()
+    result = backup.execute_in_process(
+        resources={"warehouse": WarehouseResource(database_url=warehouse_url)},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("backup_warehouse")
+    assert "TIMBEL_BACKUP_KEY is not set" in str(failure.error)
+
+
+def test_the_nightly_schedule_is_off_until_turned_on() -> None:
+    assert backup_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert backup_schedule.job_name == "backup"

@@ -1,0 +1,94 @@
+"""`timbel backup` end to end, in process (`tests.test_cli.invoke`), on a SQLite warehouse in
+each test's own directory (the PostgreSQL path is tested in tests/warehouse/test_backup.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import invoke
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+OTHER_KEY = base64.b64encode(bytes(32)).decode()
+
+
+def backup(
+    args: list[str], cwd: Path, key: str | None = KEY, **env: str
+) -> subprocess.CompletedProcess:
+    return invoke(["backup", *args], cwd, **({"TIMBEL_BACKUP_KEY": key} if key else {}), **env)
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *parts: str) -> None:
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("timbel: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    for part in parts:
+        assert part in errors[0], errors[0]
+
+
+@pytest.fixture
+def created(tmp_path: Path) -> tuple[Path, dict]:
+    assert invoke(["db", "upgrade"], tmp_path).returncode == 0
+    made = backup(["create", "--json"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    return tmp_path, json.loads(made.stdout)
+
+
+def test_create_list_verify_restore(created: tuple[Path, dict]) -> None:
+    directory, manifest = created
+    assert manifest["source"] == "sqlite" and Path(manifest["path"]).is_file()
+    assert "copying" in backup(["create"], directory).stderr  # progress goes to stderr
+
+    listed = json.loads(backup(["list", "--json"], directory).stdout)
+    assert manifest["id"] in [b["id"] for b in listed]
+    table = backup(["list"], directory).stdout
+    assert manifest["id"] in table and "sqlite" in table
+
+    verified = backup(["verify", manifest["id"], "--json"], directory)
+    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True
+    assert "is intact" in backup(["verify", manifest["id"]], directory).stdout
+
+    target = f"sqlite:///{directory / 'restored.db'}"
+    restored = backup(["restore", manifest["id"], "--target", target, "--json"], directory)
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["tables"] == manifest["tables"]
+
+    again = backup(["restore", manifest["id"], "--target", target], directory)
+    _one_line_error(again, "is not empty", "--force")
+    forced = backup(["restore", manifest["id"], "--target", target, "--force"], directory)
+    assert forced.returncode == 0 and "counts match" in forced.stdout
+
+
+def test_every_command_refuses_to_run_without_a_key(tmp_path: Path) -> None:
+    for args in (["create"], ["list"], ["verify", "20261205T120000Z-sqlite-000000"]):
+        _one_line_error(backup(args, tmp_path, key=None), "TIMBEL_BACKUP_KEY is not set",
+                        "openssl rand -base64 32")  # fmt: skip
+    _one_line_error(backup(["list"], tmp_path, key="c2hvcnQ="), "holds 5 bytes, not 32")
+
+
+def test_bad_input_is_one_line(created: tuple[Path, dict]) -> None:
+    directory, manifest = created
+    _one_line_error(backup(["verify", "../x"], directory), "is not a backup id")
+    _one_line_error(
+        backup(["verify", "20991231T000000Z-sqlite-000000"], directory), "no backup", "list"
+    )
+    _one_line_error(
+        backup(["verify", manifest["id"]], directory, key=OTHER_KEY), "made with another key"
+    )
+    _one_line_error(
+        backup(["restore", manifest["id"], "--target", "mysql://x/y"], directory),
+        "--target: unsupported database",
+    )
+    data = Path(manifest["path"])
+    data.write_bytes(data.read_bytes()[:-50])
+    _one_line_error(backup(["verify", manifest["id"]], directory), "truncated")
+    target = directory / "restored.db"
+    _one_line_error(
+        backup(["restore", manifest["id"], "--target", f"sqlite:///{target}"], directory),
+        "truncated",
+    )
+    assert not target.exists()

@@ -1,0 +1,268 @@
+"""The databases a backup reads and a restore writes: connections, tables, row counts and the
+client programs (pg_dump, pg_restore), kept apart from the file format and the store."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from timbel_dagster.child_env import child_environment
+from timbel_dagster.settings import display_url, normalise_database_url
+from timbel_dagster.warehouse.backup.crypto import BackupError
+
+# What pg_dump and pg_restore may see of our environment: where programs are, the locale and
+# libpq's own PG* variables (sslmode, service files); the password is passed as PGPASSWORD so
+# it never shows in the process list.
+_PG_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+PIPE_CHUNK = 1 << 20
+
+
+def backend(url: str) -> str:
+    """`postgresql` or `sqlite` for a warehouse URL (BackupError for anything else)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(normalise_database_url(url)).get_backend_name()
+    except ValueError as error:
+        raise BackupError(f"--target: {error}") from None
+
+
+def sqlite_path(url: str) -> Path:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise BackupError(f"{display_url(url)} names no SQLite file")
+    return Path(database)
+
+
+def libpq(url: str) -> tuple[str, dict[str, str]]:
+    """A libpq connection URL without the password, and the child environment holding it."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalise_database_url(url)).set(drivername="postgresql")
+    password = parsed.password
+    conninfo = parsed.set(password=None).render_as_string(hide_password=False)
+    extra = {"PGPASSWORD": str(password)} if password is not None else {}
+    return conninfo, child_environment(_PG_VARIABLES, prefixes=("PG",), extra=extra)
+
+
+def _pg_connect(url: str) -> Any:
+    import psycopg
+
+    conninfo, environment = libpq(url)
+    password = environment.get("PGPASSWORD")
+    try:
+        return psycopg.connect(conninfo, password=password, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise BackupError(f"cannot connect to {display_url(url)}: {first}") from None
+
+
+def _pg_tables(connection: Any) -> list[str]:
+    rows = connection.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _pg_counts(connection: Any, tables: list[str]) -> dict[str, int]:
+    from psycopg import sql
+
+    return {
+        t: connection.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("public", t))
+        ).fetchone()[0]
+        for t in tables
+    }
+
+
+def _head(rows: list[Any]) -> dict[str, Any] | None:
+    return {"id": int(rows[0][0]), "hash": str(rows[0][1])} if rows else None
+
+
+def _revision(rows: list[Any]) -> str | None:
+    return str(rows[0][0]) if rows else None
+
+
+@contextmanager
+def pg_snapshot(url: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A REPEATABLE READ transaction held open: its exported snapshot id (for `pg_dump
+    --snapshot`) and what it sees: the row count of every table in schema public, the audit
+    log's head and the schema revision, all from that one snapshot."""
+    import psycopg
+
+    with closing(_pg_connect(url)) as connection:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        # The first statement takes the transaction's snapshot; exporting it lets pg_dump
+        # read exactly what the counts below read.
+        snapshot = connection.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        tables = _pg_tables(connection)
+        seen = {
+            "tables": _pg_counts(connection, tables),
+            "audit_head": _head(
+                connection.execute(
+                    "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
+                ).fetchall()
+            )
+            if "audit_events" in tables
+            else None,
+            "schema_revision": _revision(
+                connection.execute("SELECT version_num FROM alembic_version").fetchall()
+            )
+            if "alembic_version" in tables
+            else None,
+        }
+        try:
+            yield snapshot, seen
+        finally:
+            connection.rollback()
+
+
+def pg_dump(url: str, snapshot: str) -> Iterator[bytes]:
+    """`pg_dump --format=custom` of the database in `snapshot`, read from its pipe a chunk at
+    a time; BackupError (after the last chunk) when pg_dump fails."""
+    conninfo, environment = libpq(url)
+    command = ["pg_dump", "--format=custom", f"--snapshot={snapshot}", "--dbname", conninfo]
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(  # nosec B603  # a fixed program, no shell
+                command, stdout=subprocess.PIPE, stderr=errors, env=environment
+            )
+        except FileNotFoundError:
+            raise BackupError("pg_dump is not installed (PostgreSQL's client tools)") from None
+        try:
+            assert process.stdout is not None
+            while piece := process.stdout.read(PIPE_CHUNK):
+                yield piece
+        finally:
+            if process.poll() is None and process.stdout is not None:
+                process.stdout.close()
+            code = process.wait()
+        if code != 0:
+            raise BackupError(f"pg_dump failed (exit {code}): {_last_line(errors)}")
+
+
+def pg_restore(url: str, plaintext: Iterator[bytes], clean: bool) -> None:
+    """Feed a custom-format dump to `pg_restore --single-transaction`: on any error (of
+    pg_restore, or of `plaintext` raising) nothing of it is committed."""
+    conninfo, environment = libpq(url)
+    command = [
+        "pg_restore",
+        "--single-transaction",
+        "--exit-on-error",
+        "--no-owner",
+        "--no-privileges",
+        *(["--clean", "--if-exists"] if clean else []),
+        "--dbname",
+        conninfo,
+    ]
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(  # nosec B603  # a fixed program, no shell
+                command, stdin=subprocess.PIPE, stderr=errors, stdout=subprocess.DEVNULL,
+                env=environment,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise BackupError("pg_restore is not installed (PostgreSQL's client tools)") from None
+        assert process.stdin is not None
+        try:
+            for piece in plaintext:
+                process.stdin.write(piece)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # pg_restore stopped early: its exit code and stderr say why
+        except BaseException:
+            # The file failed half way: kill pg_restore before it reaches COMMIT; the server
+            # rolls its transaction back when the connection drops.
+            process.kill()
+            process.wait()
+            raise
+        code = process.wait()
+        if code != 0:
+            raise BackupError(
+                f"pg_restore failed (exit {code}), nothing was restored: {_last_line(errors)}"
+            )
+
+
+def _last_line(errors: BinaryIO) -> str:
+    errors.seek(0)
+    lines = [line for line in errors.read().decode(errors="replace").splitlines() if line]
+    return lines[-1] if lines else "no message"
+
+
+def pg_public_tables(url: str) -> list[str]:
+    with closing(_pg_connect(url)) as connection:
+        return _pg_tables(connection)
+
+
+def pg_row_counts(url: str) -> dict[str, int]:
+    with closing(_pg_connect(url)) as connection:
+        return _pg_counts(connection, _pg_tables(connection))
+
+
+def pg_version() -> str:
+    try:
+        done = subprocess.run(  # nosec B603 B607  # a fixed program, no shell
+            ["pg_dump", "--version"], capture_output=True, text=True, check=False, timeout=30
+        )
+    except FileNotFoundError:
+        raise BackupError("pg_dump is not installed (PostgreSQL's client tools)") from None
+    return done.stdout.strip()
+
+
+def sqlite_tables(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        rows = connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def sqlite_seen(path: Path) -> dict[str, Any]:
+    """The row counts, audit head and schema revision of a SQLite file."""
+    tables = sqlite_tables(path)
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        counts = {t: connection.execute(_count_sql(t)).fetchone()[0] for t in tables}
+        head = (
+            _head(connection.execute(
+                "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
+            ).fetchall())
+            if "audit_events" in tables else None
+        )  # fmt: skip
+        revision = (
+            _revision(connection.execute("SELECT version_num FROM alembic_version").fetchall())
+            if "alembic_version" in tables else None
+        )  # fmt: skip
+    return {"tables": counts, "audit_head": head, "schema_revision": revision}
+
+
+def sqlite_online_copy(source: Path, copy: Path) -> None:
+    """A consistent copy of a live SQLite database through SQLite's online backup API."""
+    if not source.is_file():
+        raise BackupError(f"the SQLite warehouse {source} does not exist")
+    with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(copy)) as out:
+        live.backup(out)
+        # One file holds the whole copy: no -wal beside it to forget.
+        out.execute("PRAGMA journal_mode=DELETE")
+
+
+def read_file(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while piece := source.read(PIPE_CHUNK):
+            yield piece
+
+
+def _count_sql(table: str) -> str:
+    quoted = table.replace('"', '""')
+    return f'SELECT count(*) FROM "{quoted}"'  # nosec B608  # a quoted name from sqlite_master

@@ -1,0 +1,83 @@
+"""Where backups live: a small interface, and the directory that implements it.
+
+A backup is two objects: `ID.tbk`, the encrypted file, and `ID.manifest.json`, its signed
+manifest. The manifest is written last, so a backup without one is incomplete and is not
+listed. An S3-compatible store (issue 17) implements the same four methods later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+DATA_SUFFIX = ".tbk"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class BackupStore(Protocol):
+    """What backups need of a store of named objects."""
+
+    def put(self, name: str, chunks: Iterable[bytes]) -> None:
+        """Store `chunks` under `name`, visible under that name only once complete."""
+
+    def open(self, name: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """Read an object; FileNotFoundError when there is none."""
+
+    def names(self, suffix: str) -> list[str]:
+        """The complete objects whose names end with `suffix`, sorted."""
+
+    def where(self, name: str) -> str:
+        """Where an object is, for messages."""
+
+
+class DirectoryStore:
+    """Objects as files in one directory (TIMBEL_BACKUP_DIR), mode 0600 in a 0700 directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def put(self, name: str, chunks: Iterable[bytes]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{name}.", suffix=".partial", dir=self.directory
+        )
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            Path(temporary).replace(self.directory / name)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _fsync_directory(self.directory)
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO]:
+        with (self.directory / name).open("rb") as source:
+            yield source
+
+    def names(self, suffix: str) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.directory.iterdir()
+            if p.name.endswith(suffix) and not p.name.startswith(".")
+        )  # fmt: skip
+
+    def where(self, name: str) -> str:
+        return str(self.directory / name)
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
