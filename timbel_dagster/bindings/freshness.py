@@ -22,14 +22,16 @@ class InstanceClock:
         return self._windows
 
     def last_materialized(self, assets: Sequence[str]) -> dict[str, dt.datetime | None]:
-        # The newest materialization event of any partition: what the freshness daemon's
-        # time-window evaluator compares with the policy's windows.
-        found: dict[str, dt.datetime | None] = {}
-        for asset in assets:
-            event = self.instance.get_latest_materialization_event(
-                dg.AssetKey.from_user_string(asset)
-            )
-            found[asset] = (
-                dt.datetime.fromtimestamp(event.timestamp, dt.UTC) if event is not None else None
-            )
+        # The asset records' last materialization (of any partition), in one query: what the
+        # freshness daemon's time-window evaluator compares with the policy's windows.
+        records = self.instance.get_asset_records(
+            [dg.AssetKey.from_user_string(asset) for asset in assets]
+        )
+        found: dict[str, dt.datetime | None] = dict.fromkeys(assets)
+        for record in records:
+            event = record.asset_entry.last_materialization
+            if event is not None:
+                found[record.asset_entry.asset_key.to_user_string()] = dt.datetime.fromtimestamp(
+                    event.timestamp, dt.UTC
+                )
         return found
