@@ -162,7 +162,6 @@ def _fits(result: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["alerts", "rules", "list"], "no alert rules: set TIMBEL_ALERT_RULES_FILE"),
         (["alerts", "list"], "no firing alerts: `--state all` shows every state"),
         (["deploy", "list"], "no deployment requests yet: ask for one with `timbel deploy request"),
         (["deploy", "list", "--status", "approved"], "no approved deployment requests"),
@@ -196,14 +195,15 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "namespace-cpu-near-quota",
         "workload-crash-looping",
         "pipeline-failure-rate",
+        "ingestion-stale",  # built in
     ]
-    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 3
+    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 4
 
     rule = tmp_path / "extra.yaml"
     rule.write_text("rules:\n  - name: extra-rule\n    fact: pipeline_failure_rate\n")
     assert timbel("alerts", "rules", "add", str(rule)).returncode == 0
     example = {"TIMBEL_ALERT_RULES_FILE": str(EXAMPLE_RULES)}  # one of its 3 rules is off
-    for env, count, off in ((sample, 4, 0), ({}, 1, 0), (example, 4, 1)):
+    for env, count, off in ((sample, 5, 0), ({}, 2, 0), (example, 5, 1)):
         listed = _json(timbel("alerts", "rules", "list", "--json", **env))["rules"]
         evaluated = _json(timbel("alerts", "evaluate", "--json", **env))
         assert len(listed) == evaluated["rules"] + off == count, env
@@ -222,10 +222,13 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "workload-crash-looping": "file",
         "pipeline-failure-rate": "file",
         "extra-rule": "warehouse",
+        "ingestion-stale": "built-in",
     }
-    assert lines[-1] == "4 rules: 3 from the sample's rules file, 1 from the warehouse"
+    assert lines[-1] == (
+        "5 rules: 3 from the sample's rules file, 1 from the warehouse, 1 built in"
+    )
     plain = timbel("alerts", "evaluate", **sample)
-    assert plain.stdout.startswith("4 rules, 0 active series, 0 transitions, 0 notices sent in ")
+    assert plain.stdout.startswith("5 rules, 0 active series, 0 transitions, 0 notices sent in ")
 
 
 def test_alerts_list_rounds_values_prints_labels_and_names_rules_it_cannot_see(

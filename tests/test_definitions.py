@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,8 +10,13 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
+from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 
+from timbel_dagster.assets.freshness import with_freshness
 from timbel_dagster.definitions import build_definitions
+from timbel_dagster.settings import SettingsError, load_settings
+from timbel_dagster.settings.freshness import INGESTION_ASSETS, Windows
 
 defs = build_definitions()  # the code location, partitions from the default start
 
@@ -42,6 +48,18 @@ HEAVY = (
 )
 
 
+def _windows(policy: dg.FreshnessPolicy | None) -> dict | None:
+    """A time-window freshness policy's windows in hours (None: no policy)."""
+    if policy is None:
+        return None
+    assert isinstance(policy, TimeWindowFreshnessPolicy), policy
+    warn = policy.warn_window.to_timedelta() if policy.warn_window else None
+    return {
+        "warn_hours": warn / dt.timedelta(hours=1) if warn else None,
+        "fail_hours": policy.fail_window.to_timedelta() / dt.timedelta(hours=1),
+    }
+
+
 def _graph() -> dict:
     graph = defs.resolve_asset_graph()
     assets = {}
@@ -54,6 +72,7 @@ def _graph() -> dict:
             "owners": sorted(node.owners),
             "has_description": bool(node.description),
             "partitions": str(node.partitions_def) if node.partitions_def else None,
+            "freshness": _windows(node.freshness_policy),
         }
     return {
         "assets": assets,
@@ -138,3 +157,72 @@ def test_loading_the_location_starts_the_partitions_on_the_history_start_setting
         check=True,
     ).stdout.strip()
     assert out == "2015-03-01 2015-03-01-00:00"
+
+
+# Assets computed from the warehouse alone: no freshness policy of their own (they are as
+# fresh as their inputs, which have one). A new asset must be put here or in INGESTION_ASSETS.
+DERIVED = {
+    "alerts/alert_events",
+    "audit/audit_report",
+    "cicd/dora_metrics",
+    "cluster/cost_allocation",
+    "cluster/workload_status",
+    "dashboards/grafana_dashboards",
+    "ml/cost_forecast",
+    "ml/pipeline_bottlenecks",
+    "ml/risk_model",
+    "ml/risk_scores",
+    "ml/risk_training_set",
+    "security/vulnerability_findings",
+}
+
+
+def _policies(definitions: dg.Definitions) -> dict[str, dict | None]:
+    graph = definitions.resolve_asset_graph()
+    return {
+        key.to_user_string(): _windows(graph.get(key).freshness_policy)
+        for key in graph.get_all_asset_keys()
+    }
+
+
+def test_every_ingestion_asset_carries_a_freshness_policy_and_derived_ones_none() -> None:
+    policies = _policies(defs)
+    assert set(policies) == set(INGESTION_ASSETS) | DERIVED
+    assert {key for key, windows in policies.items() if windows} == set(INGESTION_ASSETS)
+    expected = {"ci": (2, 4), "delivery": (2, 4), "cluster": (2, 3), "inventory": (26, 48)}
+    for key, group in INGESTION_ASSETS.items():
+        warn, fail = expected[group]
+        assert policies[key] == {"warn_hours": warn, "fail_hours": fail}, key
+
+
+def test_the_freshness_windows_follow_the_settings(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    settings = load_settings(
+        timbel_freshness_ci_warn_hours=0.5,
+        timbel_freshness_ci_fail_hours=1.5,
+        timbel_freshness_inventory_fail_hours=170,
+    )
+    policies = _policies(build_definitions(settings=settings))
+    assert policies["cicd/pipeline_executions"] == {"warn_hours": 0.5, "fail_hours": 1.5}
+    assert policies["cicd/execution_logs"] == {"warn_hours": 0.5, "fail_hours": 1.5}
+    assert policies["security/images"] == {"warn_hours": 26, "fail_hours": 170}
+    assert policies["cluster/node_metrics"] == {"warn_hours": 2, "fail_hours": 3}
+    assert policies["cicd/dora_metrics"] is None
+
+
+def test_a_warn_window_not_under_the_fail_window_is_refused_in_one_line(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError) as refused:
+        load_settings(timbel_freshness_cluster_warn_hours=3)
+    assert str(refused.value) == (
+        "TIMBEL_FRESHNESS_CLUSTER_FAIL_HOURS: must be more than "
+        "TIMBEL_FRESHNESS_CLUSTER_WARN_HOURS (3)"
+    )
+
+
+def test_windows_for_an_asset_that_does_not_exist_are_refused() -> None:
+    window = Windows(dt.timedelta(hours=1), dt.timedelta(hours=2))
+    with pytest.raises(ValueError, match="do not exist: cicd/builds"):
+        with_freshness([], {"cicd/builds": window})

@@ -39,6 +39,16 @@ def open_instance(home: Path) -> Any:
     return dg.DagsterInstance.from_config(str(home))
 
 
+def existing_instance(home: Path) -> Any | None:
+    """The Dagster instance in `home` if one was made there, else None (never creates one):
+    `timbel alerts evaluate` reads the materializations the UI shows from it."""
+    if not (home / "dagster.yaml").exists():
+        return None
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(home))
+
+
 def report_anchor(home: Path) -> RecordedAnchor | None:
     """The head anchor of the newest audit report in the Dagster instance in `home` (its
     event log is outside the warehouse); None without an instance or a report.

@@ -73,7 +73,10 @@ def test_operations_stores_replaces_and_deletes_a_rule(client, engine, ops) -> N
 
     listed = client.get("/api/v1/alerts/rules", headers=bearer(secret_for(engine, "viewer")))
     assert listed.status_code == 200
-    assert [r["name"] for r in listed.json()["items"]] == ["pipeline-failure-rate"]
+    assert [r["name"] for r in listed.json()["items"]] == [
+        "pipeline-failure-rate",
+        "ingestion-stale",
+    ]
 
     deleted = client.delete("/api/v1/alerts/rules/pipeline-failure-rate", headers=ops)
     assert deleted.status_code == 204 and _rules(engine) == {}

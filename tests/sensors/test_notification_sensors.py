@@ -201,13 +201,54 @@ def _posted(httpserver: HTTPServer) -> list[str]:
 # --- alert_rule_sensor -----------------------------------------------------------------------
 
 
-def test_alert_sensor_without_rules_says_how_to_add_them(warehouse_url: str) -> None:
+def test_alert_sensor_without_configured_rules_evaluates_the_built_in_one(
+    warehouse_url: str,
+) -> None:
     result, cursor = _tick(alert_rule_sensor, _notifier(warehouse_url))
     message = _message(result)
-    assert "no alert rules" in message and "TIMBEL_ALERT_RULES_FILE" in message
-    assert "timbel alerts rules add" in message and "0 notices retried" in message
+    # ingestion-stale, over the sensor's Dagster instance (nothing materialized: no series).
+    assert message.startswith("1 rules, 0 active series, 0 transitions"), message
+    assert "errors" not in message and "0 notices retried" in message
     assert cursor is None
     assert _rows(get_engine(warehouse_url), Alert.fingerprint) == []
+
+
+def test_alert_sensor_fires_ingestion_stale_from_its_instance_and_notifies(
+    engine: Any, warehouse_url: str, slack: HTTPServer
+) -> None:
+    """An ingestion asset last materialized 5 hours ago (Dagster's `freeze_time` stamps the
+    run) is past the CI fail window (4 h): the sensor's tick fires the built-in rule and the
+    notice goes to Slack; a fresh materialization resolves it on the next tick."""
+    from dagster._core.test_utils import freeze_time
+
+    subscribe(engine, "ann", "slack", event="alert", min_severity="high")
+
+    @dg.asset(key=["cicd", "pipeline_executions"])
+    def pipeline_executions() -> None:
+        pass
+
+    notifier = _notifier(warehouse_url)
+    with dg.DagsterInstance.ephemeral() as instance:
+        with freeze_time(dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)):
+            dg.materialize([pipeline_executions], instance=instance)
+
+        def tick() -> str:
+            with dg.build_sensor_context(
+                instance=instance, resources={"notifier": notifier}
+            ) as context:
+                return _message(alert_rule_sensor(context))
+
+        assert tick().startswith("1 rules, 1 active series, 1 transitions, 1 notices sent")
+        [alert] = _rows(engine, Alert.__table__)
+        assert alert.rule == "ingestion-stale" and alert.state == "firing"
+        assert alert.labels == {"asset": "cicd/pipeline_executions", "fail_window": "4h"}
+        [posted] = _posted(slack)
+        assert "cicd/pipeline_executions has not materialized for 5.0 h" in posted
+
+        dg.materialize([pipeline_executions], instance=instance)
+        assert "0 active series, 1 transitions" in tick()
+        [alert] = _rows(engine, Alert.__table__)
+        assert alert.state == "resolved"
 
 
 def test_alert_sensor_reads_the_rules_file_from_the_environment(
@@ -216,7 +257,7 @@ def test_alert_sensor_reads_the_rules_file_from_the_environment(
     monkeypatch.setenv("TIMBEL_ALERT_RULES_FILE", str(_rules_file(tmp_path, FAILURE_RULES)))
     get_settings.cache_clear()
     result, _ = _tick(alert_rule_sensor, _notifier(warehouse_url))
-    assert _message(result).startswith("1 rules, 0 active series, 0 transitions")
+    assert _message(result).startswith("2 rules, 0 active series, 0 transitions")
 
 
 def test_alert_sensor_with_a_broken_rules_file_fails_the_tick_naming_it(
@@ -246,7 +287,7 @@ def test_alert_sensor_fires_stores_and_resolves_a_warehouse_fact(
     result, _ = _tick(alert_rule_sensor, notifier)
     message = _message(result)
     # No channel is configured: the transition is stored, nothing is sent.
-    assert message.startswith("1 rules, 1 active series, 1 transitions, 0 notices sent in ")
+    assert message.startswith("2 rules, 1 active series, 1 transitions, 0 notices sent in ")
     assert message.endswith("; 0 notices retried") and "errors" not in message
     [alert] = _rows(engine, Alert.__table__)
     assert alert.rule == "pipeline-failure-rate" and alert.state == "firing"
@@ -388,13 +429,14 @@ def test_alert_sensor_reports_a_file_rule_shadowing_a_warehouse_rule(
     assert [(r.name, r.origin) for r in rules] == [
         ("pipeline-failure-rate", f"{tmp_path / 'alert-rules.yaml'}:2"),
         ("namespace-cpu-near-quota", "warehouse:namespace-cpu-near-quota"),
+        ("ingestion-stale", "built-in:8"),
     ]
     assert errors == [
         "warehouse:pipeline-failure-rate: rule 'pipeline-failure-rate' is skipped: "
         f"{tmp_path / 'alert-rules.yaml'}:2 defines it too"
     ]
     result, _ = _tick(alert_rule_sensor, _notifier(warehouse_url, tmp_path / "alert-rules.yaml"))
-    assert _message(result).startswith("2 rules, 0 active series, 0 transitions")
+    assert _message(result).startswith("3 rules, 0 active series, 0 transitions")
 
 
 # --- delivery_notification_sensor ------------------------------------------------------------

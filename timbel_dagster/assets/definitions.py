@@ -22,6 +22,7 @@ from timbel_dagster.assets.cluster.usage import (
 from timbel_dagster.assets.dashboards.assets import grafana_dashboards
 from timbel_dagster.assets.deploy.history import delivery_history
 from timbel_dagster.assets.deploy.scaling import scaling_history
+from timbel_dagster.assets.freshness import with_freshness
 from timbel_dagster.assets.ml.bottlenecks import pipeline_bottlenecks
 from timbel_dagster.assets.ml.cost_forecast import cost_forecast
 from timbel_dagster.assets.ml.risk import risk_model, risk_scores, risk_training_set
@@ -30,39 +31,45 @@ from timbel_dagster.assets.security.components import components
 from timbel_dagster.assets.security.images import images
 from timbel_dagster.assets.security.scans import scan_results, vulnerability_findings
 from timbel_dagster.partitions import DEFAULT_HISTORY_START, with_history_start
+from timbel_dagster.settings.freshness import Windows, ingestion_windows
 
 
-def defs(history_start: dt.date = DEFAULT_HISTORY_START) -> dg.Definitions:
-    """Every asset, the daily and hourly partitions starting on `history_start`."""
+def defs(
+    history_start: dt.date = DEFAULT_HISTORY_START, freshness: dict[str, Windows] | None = None
+) -> dg.Definitions:
+    """Every asset, the daily and hourly partitions starting on `history_start`, the
+    ingestion assets with the freshness policies of `freshness` (default: the default
+    windows)."""
+    assets = with_history_start(
+        [
+            directory,
+            pipelines,
+            ci_executions,
+            execution_logs,
+            commits,
+            delivery_history,
+            dora_metrics,
+            node_metrics,
+            pod_metrics,
+            namespace_usage,
+            workload_status,
+            cost_allocation,
+            alert_events,
+            grafana_dashboards,
+            audit_report,
+            scaling_history,
+            risk_training_set,
+            risk_model,
+            risk_scores,
+            pipeline_bottlenecks,
+            cost_forecast,
+            images,
+            scan_results,
+            vulnerability_findings,
+            components,
+        ],
+        history_start,
+    )
     return dg.Definitions(
-        assets=with_history_start(
-            [
-                directory,
-                pipelines,
-                ci_executions,
-                execution_logs,
-                commits,
-                delivery_history,
-                dora_metrics,
-                node_metrics,
-                pod_metrics,
-                namespace_usage,
-                workload_status,
-                cost_allocation,
-                alert_events,
-                grafana_dashboards,
-                audit_report,
-                scaling_history,
-                risk_training_set,
-                risk_model,
-                risk_scores,
-                pipeline_bottlenecks,
-                cost_forecast,
-                images,
-                scan_results,
-                vulnerability_findings,
-                components,
-            ],
-            history_start,
-        )
+        assets=with_freshness(assets, ingestion_windows() if freshness is None else freshness)
     )

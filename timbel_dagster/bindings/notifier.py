@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import SecretStr
 
+from timbel_dagster.bindings.freshness import InstanceClock
 from timbel_dagster.resources.prometheus import PrometheusClient
 from timbel_dagster.settings import get_settings, normalise_database_url
+from timbel_dagster.settings.freshness import ingestion_windows
 from timbel_dagster.warehouse.engine import check_connection, get_engine
 
 if TYPE_CHECKING:
@@ -93,15 +95,27 @@ class NotifierResource(dg.ConfigurableResource):
 
         return all_rules(self.engine(), self.rules_file or rules_file(self._settings()))
 
-    def evaluator(self, log: Any = None) -> AlertEvaluator:
+    def evaluator(
+        self, log: Any = None, instance: dg.DagsterInstance | None = None
+    ) -> AlertEvaluator:
+        """The evaluator; with `instance`, the facts that read the Dagster instance
+        (`ingestion_stale`: the ingestion assets' freshness windows from the settings
+        against their latest materializations there) are evaluated too."""
         # lazy: notify.alerting loads SQLAlchemy; the code location loads without it
         from timbel_dagster.notify.alerting import AlertEvaluator
 
         settings = self._settings()
+        clock = (
+            InstanceClock(instance, ingestion_windows(settings)) if instance is not None else None
+        )
         url = self.prometheus_url or (
             str(settings.prometheus_url) if settings.prometheus_url else None
         )
         prometheus = PrometheusClient(url, settings.prometheus_timeout_seconds) if url else None
         return AlertEvaluator(
-            self.engine(), prometheus, self.dispatcher(log), max_series=self.max_series_per_rule
+            self.engine(),
+            prometheus,
+            self.dispatcher(log),
+            max_series=self.max_series_per_rule,
+            clock=clock,
         )

@@ -23,6 +23,7 @@ from timbel_dagster.notify.alert_store import create_silence
 from timbel_dagster.notify.alert_store import list_alerts as list_current_alerts
 from timbel_dagster.notify.facts import FACTS
 from timbel_dagster.notify.rule_store import (
+    BUILTIN,
     ORIGIN,
     SAMPLE_RULES_FILE,
     all_rules,
@@ -33,6 +34,7 @@ from timbel_dagster.notify.rule_store import (
     source,
 )
 from timbel_dagster.notify.rules import RuleError, load_rules_file, parse_duration
+from timbel_dagster.runs import existing_instance
 
 NO_RULES = (
     "no alert rules: set TIMBEL_ALERT_RULES_FILE to a rules file (deploy/alert-rules.example.yaml "
@@ -42,16 +44,20 @@ NO_RULES = (
 
 
 def _sources(found: list, rules_file: Path | None) -> str:
-    """`3 rules: 3 from FILE, 0 from the warehouse`."""
+    """`4 rules: 3 from FILE, 0 from the warehouse, 1 built in`."""
 
     stored = sum(source(r) == ORIGIN for r in found)
+    builtin = sum(source(r) == BUILTIN for r in found)
     where = ""
     if rules_file:
         name = "the sample's rules file" if Path(rules_file) == SAMPLE_RULES_FILE else rules_file
-        where = f"{len(found) - stored} from {name}, "
+        where = f"{len(found) - stored - builtin} from {name}, "
     off = sum(not r.enabled for r in found)
     disabled = f" ({off} disabled: not evaluated)" if off else ""
-    return f"{plural(len(found), 'rule')}: {where}{stored} from the warehouse{disabled}"
+    return (
+        f"{plural(len(found), 'rule')}: {where}{stored} from the warehouse, {builtin} built in"
+        f"{disabled}"
+    )
 
 
 @click.group()
@@ -154,10 +160,17 @@ def evaluate(as_json: bool) -> None:
     # lazy: bindings.notifier loads Dagster; `timbel --help` loads without it
     from timbel_dagster.bindings.notifier import NotifierResource
 
-    writable_engine()
+    settings, _ = writable_engine()
     notifier = NotifierResource()
     found, errors = notifier.rules()
-    report = notifier.evaluator().tick(found)
+    # The Dagster instance the UI shows (DAGSTER_HOME, else TIMBEL_HOME/dagster), for the
+    # ingestion-stale rule; without one that rule is reported as not evaluated.
+    instance = existing_instance(settings.dagster_home)
+    try:
+        report = notifier.evaluator(instance=instance).tick(found)
+    finally:
+        if instance is not None:
+            instance.dispose()
     result = {
         "at": report.at.isoformat(),
         "rules": report.rules,

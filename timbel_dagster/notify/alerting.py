@@ -21,6 +21,7 @@ from timbel_dagster.notify.alert_state import AlertState, Transition, fingerprin
 from timbel_dagster.notify.facts import FACTS
 from timbel_dagster.notify.messages import Message
 from timbel_dagster.notify.rules import Rule
+from timbel_dagster.notify.staleness import INSTANCE_FACTS, MaterializationClock
 from timbel_dagster.security.template_sandbox import BoundedSandbox, Limits, TemplateRefused
 from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent, Silence
 from timbel_dagster.warehouse.store.upsert import bulk_upsert
@@ -111,9 +112,12 @@ class AlertEvaluator:
         dispatcher: Dispatcher | None = None,
         max_series: int = 1000,
         workers: int = 4,
+        clock: MaterializationClock | None = None,
     ) -> None:
+        """`clock` reads the Dagster instance for the facts that need it (`ingestion_stale`);
+        without it those rules are reported as errors, the others go on."""
         self.engine, self.prometheus, self.dispatcher = engine, prometheus, dispatcher
-        self.max_series, self.workers = max_series, workers
+        self.max_series, self.workers, self.clock = max_series, workers, clock
 
     def _promql(self, rules: list[Rule], now: dt.datetime, report: TickReport) -> dict:
         expressions = sorted({r.expr for r in rules if r.expr})
@@ -149,6 +153,14 @@ class AlertEvaluator:
                         if isinstance(result, Exception):
                             raise result
                         observed = result
+                    elif rule.fact in INSTANCE_FACTS:
+                        observed = [
+                            (labels, value)
+                            for labels, value in INSTANCE_FACTS[rule.fact](
+                                self.clock, rule.params, now
+                            )
+                            if rule.threshold is None or rule.threshold.holds(value)
+                        ]
                     else:
                         observed = [
                             (labels, value)

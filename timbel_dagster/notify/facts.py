@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.notify.rules import parse_duration
+from timbel_dagster.notify.staleness import INSTANCE_FACTS
 from timbel_dagster.security.history import open_by_deployed_image
 from timbel_dagster.warehouse.schema.models import Base, Pipeline, PipelineExecution
 
@@ -142,3 +143,13 @@ FACTS: dict[str, Fact] = {
     "crash_looping_workloads": crash_looping_workloads,
     "critical_vulnerabilities_in_prod": critical_vulnerabilities_in_prod,
 }
+
+
+# The facts that read the Dagster instance take no warehouse connection: the evaluator calls
+# them with its clock (notify/alerting.py). Listed here too, so rules name them the same way;
+# called as warehouse facts (no clock) they say where they can be evaluated.
+def _without_clock(fact: Callable[..., list[Observation]]) -> Fact:
+    return lambda _connection, params, now: fact(None, params, now)
+
+
+FACTS |= {name: _without_clock(fact) for name, fact in INSTANCE_FACTS.items()}

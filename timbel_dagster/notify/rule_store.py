@@ -26,6 +26,10 @@ class RuleExistsError(ValueError):
 
 # The sample organisation's rules: what the demo evaluates, and so what sample mode lists.
 SAMPLE_RULES_FILE = Path(__file__).with_name("sample_rules.yaml")
+# Rules every installation evaluates (ingestion-stale), unless a rule of the file or the
+# warehouse takes the name.
+BUILTIN_RULES_FILE = Path(__file__).with_name("builtin_rules.yaml")
+BUILTIN = "built-in"
 
 
 def rules_file(settings: Any) -> Path | None:
@@ -39,8 +43,15 @@ def rules_file(settings: Any) -> Path | None:
 
 
 def source(rule: Rule) -> str:
-    """Where a rule comes from, as a word: `warehouse` or `file`."""
-    return ORIGIN if rule.origin.startswith(f"{ORIGIN}:") else "file"
+    """Where a rule comes from, as a word: `warehouse`, `built-in` or `file`."""
+    if rule.origin.startswith(f"{ORIGIN}:"):
+        return ORIGIN
+    return BUILTIN if rule.origin.startswith(f"{BUILTIN}:") else "file"
+
+
+def builtin_rules() -> list[Rule]:
+    """The built-in rules (BUILTIN_RULES_FILE), their origin `built-in:LINE`."""
+    return parse_rules(BUILTIN_RULES_FILE.read_text(), BUILTIN, set(FACTS))
 
 
 def rule_summary(rule: Rule) -> dict[str, Any]:
@@ -154,9 +165,20 @@ def delete_rule(engine: Engine, name: str, actor: str) -> None:
         append_event(connection, actor=actor, action="alert_rules.delete", target=name, details={})
 
 
+def _stored_names(engine: Engine) -> set[str]:
+    """Every warehouse rule's name, disabled ones too (a disabled one still takes its name
+    from a built-in rule)."""
+    from sqlalchemy import select
+
+    with engine.connect() as connection:
+        return set(connection.execute(select(AlertRule.name)).scalars())
+
+
 def all_rules(engine: Engine, rules_file: Any = None) -> tuple[list[Rule], list[str]]:
-    """The YAML file's rules and the warehouse's; a warehouse rule with a name the file
-    already uses is skipped and reported (the file, under review in git, wins)."""
+    """The YAML file's rules, the warehouse's and the built-in ones; a warehouse rule with a
+    name the file already uses is skipped and reported (the file, under review in git, wins);
+    a built-in rule whose name either uses is replaced by theirs, silently (that is how one
+    is changed or turned off)."""
 
     from_file = (
         load_rules_file(Path(rules_file), set(FACTS), setting="TIMBEL_ALERT_RULES_FILE")
@@ -170,4 +192,6 @@ def all_rules(engine: Engine, rules_file: Any = None) -> tuple[list[Rule], list[
             errors.append(
                 f"{rule.origin}: rule {rule.name!r} is skipped: {names[rule.name]} defines it too"
             )
-    return from_file + [r for r in stored if r.name not in names], errors
+    found = from_file + [r for r in stored if r.name not in names]
+    taken = set(names) | _stored_names(engine)
+    return found + [r for r in builtin_rules() if r.name not in taken], errors

@@ -24,14 +24,14 @@ def _report_text(report) -> str:
     name="alert_rule_sensor",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluate every alert rule (YAML file and warehouse), store fired and resolved "
-    "alerts, send their notices, and retry notices that failed.",
+    description="Evaluate every alert rule (built-in, YAML file and warehouse), store fired and "
+    "resolved alerts, send their notices, and retry notices that failed.",
 )
 def alert_rule_sensor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
     rules, errors = notifier.rules()
     for error in errors:
         context.log.warning(error)
-    evaluator = notifier.evaluator(context.log)
+    evaluator = notifier.evaluator(context.log, context.instance)
     retried = evaluator.dispatcher.retry_due() if evaluator.dispatcher else []
     if not rules:
         return dg.SkipReason(

@@ -29,6 +29,7 @@ from timbel_dagster.settings import (
     normalise_database_url,
     parse_realm_rules,
 )
+from timbel_dagster.settings.freshness import DEFAULT_HOURS, setting_names
 
 
 def _comma_list(value: object) -> object:
@@ -360,6 +361,29 @@ class Settings(BaseSettings):
         None,
         description="Where `timbel backup create` writes backups (default TIMBEL_HOME/backups).",
     )
+    # --- Freshness of the ingestion assets (settings/freshness.py; docs/operations.md) -------
+    # Hours without a successful materialization after which an ingestion asset of the group
+    # is WARN, then FAIL, in the Dagster UI; at FAIL the built-in ingestion-stale alert fires.
+    timbel_freshness_ci_warn_hours: float = Field(
+        DEFAULT_HOURS["ci"][0], ge=1 / 60, description="CI pipelines, executions, stages, logs."
+    )
+    timbel_freshness_ci_fail_hours: float = Field(DEFAULT_HOURS["ci"][1], ge=1 / 60)
+    timbel_freshness_delivery_warn_hours: float = Field(
+        DEFAULT_HOURS["delivery"][0],
+        ge=1 / 60,
+        description="Commits, deployments, incidents, users and clusters.",
+    )
+    timbel_freshness_delivery_fail_hours: float = Field(DEFAULT_HOURS["delivery"][1], ge=1 / 60)
+    timbel_freshness_cluster_warn_hours: float = Field(
+        DEFAULT_HOURS["cluster"][0], ge=1 / 60, description="Node and pod metrics, namespaces."
+    )
+    timbel_freshness_cluster_fail_hours: float = Field(DEFAULT_HOURS["cluster"][1], ge=1 / 60)
+    timbel_freshness_inventory_warn_hours: float = Field(
+        DEFAULT_HOURS["inventory"][0],
+        ge=1 / 60,
+        description="Registry images, scans, repository components, scaling history.",
+    )
+    timbel_freshness_inventory_fail_hours: float = Field(DEFAULT_HOURS["inventory"][1], ge=1 / 60)
 
     _split_lists = field_validator(
         "jenkins_jobs",
@@ -416,6 +440,15 @@ class Settings(BaseSettings):
             )
         if approve is not None and value is not None and value <= approve:
             raise ValueError(f"must be above TIMBEL_RISK_APPROVE_BELOW ({approve})")
+        return value
+
+    @field_validator(*(setting_names(group)[1] for group in DEFAULT_HOURS))
+    @classmethod
+    def _check_freshness_windows(cls, value: float, info: ValidationInfo) -> float:
+        warn_name = info.field_name.replace("_fail_hours", "_warn_hours")
+        warn = info.data.get(warn_name)
+        if warn is not None and value <= warn:
+            raise ValueError(f"must be more than {warn_name.upper()} ({warn:g})")
         return value
 
     @field_validator("timbel_history_start")

@@ -100,16 +100,19 @@ class AlertEventPage(BaseModel):
 
 
 class RuleOut(BaseModel):
-    """A rule the alert sensor evaluates, from the rules file or the warehouse."""
+    """A rule the alert sensor evaluates, from the rules file, the warehouse or built in."""
 
     name: str
     severity: str
     kind: str = Field(description="warehouse (a fact) or prometheus (a PromQL query)")
     for_: str = Field(alias="for", description="How long the condition holds before firing.")
     renotify: str
-    origin: str = Field(description="file:line, or warehouse:NAME")
+    origin: str = Field(description="file:line, warehouse:NAME, or built-in:line")
     query: str
-    source: str = Field(description="file or warehouse: only warehouse rules can be changed")
+    source: str = Field(
+        description="file, warehouse or built-in: only warehouse rules can be changed (a "
+        "warehouse rule of a built-in rule's name replaces it)"
+    )
 
     model_config = {"populate_by_name": True, "json_schema_extra": {"examples": [_RULE]}}
 

@@ -41,7 +41,7 @@ def alert_events(
     rules, errors = notifier.rules()
     for error in errors:
         context.log.warning(error)
-    report = notifier.evaluator(context.log).tick(rules)
+    report = notifier.evaluator(context.log, context.instance).tick(rules)
     for name, error in sorted(report.errors.items()):
         context.log.warning(f"rule {name}: {error}")
     since = report.at - dt.timedelta(days=1)
