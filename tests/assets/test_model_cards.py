@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from timbel_dagster.assets.ml.cards import bottleneck_card, forecast_card, risk_card
+from timbel_dagster.assets.ml.risk import _evaluation_metadata
 from timbel_dagster.ml.cards import render
 from timbel_dagster.ml.changepoints.detect import SHIPPED_RULE
 from timbel_dagster.ml.risk.calibration import calibration_table
@@ -59,7 +60,7 @@ def test_the_risk_card_has_the_window_sizes_figures_baselines_plot_and_limits() 
     assert "![c](data:image/png;base64,AA)" in text
     assert "the newest 20 deployments (from 2026-10-20) with 3 failures" in text
     assert "3 of 3 calibration bins hold fewer than 30 held-out deployments" in text
-    assert "public just-in-time defect datasets" in text
+    assert "public just-in-time defect datasets" in text and "no public benchmark" in text
 
 
 @pytest.mark.parametrize(
@@ -170,3 +171,9 @@ def test_a_forecast_without_backtests_or_cost_is_not_evaluated_and_says_why() ->
     none = render(forecast_card("forecast-2", None, 0))
     assert "Not evaluated: no cluster cost in the warehouse yet" in none
     assert "**Training window:** no data yet" in none
+
+
+def test_the_risk_asset_metadata_survives_an_evaluation_without_figures() -> None:
+    metadata = _evaluation_metadata({"n_train": 80}, 2, "unchanged", _table(rows=0, failed=0))
+    assert "auc" not in metadata and metadata["n_train"].value == 80
+    assert "Not evaluated: the stored evaluation of v2 has no auc" in metadata["model_card"].value

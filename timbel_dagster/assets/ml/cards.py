@@ -4,7 +4,7 @@ rendered by `ml.cards.render` and attached as the `model_card` markdown metadata
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -15,6 +15,9 @@ from timbel_dagster.ml.changepoints.selection import GRID, SELECTION_RULE
 from timbel_dagster.ml.forecast.selection import BACKTESTS, MIN_BACKTESTS, TOP
 from timbel_dagster.ml.risk.advisor import MODEL_NAME, RISK_CODE_VERSION, TRAIN_FRACTION
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def card_metadata(card: ModelCard) -> dg.MetadataValue:
     """The card as the asset page shows it."""
@@ -22,11 +25,17 @@ def card_metadata(card: ModelCard) -> dg.MetadataValue:
 
 
 # A calibration bin with fewer deployments than this has a 95 % interval wider than about
-# +-0.15 around a 20 % failure rate: the card says how many bins are that thin.
+# +-0.14 around a 20 % failure rate: the card says how many bins are that thin.
 THIN_BIN = 30
 
 
-def risk_card(evaluation: dict, version: int, table, calibration, plot: str | None) -> ModelCard:
+def risk_card(
+    evaluation: dict[str, Any],
+    version: int,
+    table: pd.DataFrame,
+    calibration: pd.DataFrame | None,
+    plot: str | None,
+) -> ModelCard:
     """The risk model's card from its stored evaluation, the training rows and the held-out
     calibration table (None when there are no rows)."""
     failed = int(table["label"].sum()) if not table.empty else 0
@@ -78,9 +87,10 @@ def risk_card(evaluation: dict, version: int, table, calibration, plot: str | No
                 "in `calibration`)."
             )
     limits += [
-        "The features and the model's settings were chosen on public just-in-time defect "
-        "datasets of open-source projects (docs/benchmarks.md), not on this organisation's "
-        "deployments: the figures above are the only ones measured on its own history.",
+        "The model's settings were chosen on public just-in-time defect datasets of "
+        "open-source projects (ml/risk/model.py, docs/benchmarks.md), and its deployment "
+        "features (build, flakiness, incidents, timing) have no public benchmark: the figures "
+        "above, on this organisation's own history, are the only ones for this model.",
         "A failure is what the warehouse records: a failed or rolled-back deployment or one "
         "linked to an incident; a problem never recorded counts as a success.",
     ]
@@ -102,7 +112,7 @@ def risk_card(evaluation: dict, version: int, table, calibration, plot: str | No
 
 
 def bottleneck_card(
-    code_version: str, executions: Any, stages: Any, report: dict[str, Any]
+    code_version: str, executions: pd.DataFrame, stages: pd.DataFrame, report: dict[str, Any]
 ) -> ModelCard:
     """The bottleneck analysis's card: the executions it read (`data.load_frames`) and its
     report (`BottleneckReport.to_records`, with `series_points`)."""
@@ -120,9 +130,9 @@ def bottleneck_card(
     limits = [
         f"The change-point rule ({SHIPPED_RULE.label}) was chosen on public TCPD series, "
         "where by leave-one-series-out it ties TCPDBench's default binary segmentation rather "
-        "than beats it, and on TCPD series held out from its development it scored below "
-        "binary segmentation (issue 16, docs/benchmarks.md): a reported regression is a lead "
-        "to check, not a proof.",
+        "than beats it; its uncapped predecessor, with the same predictions there, scored "
+        "below binary segmentation on TCPD series held out from development (issue 16, "
+        "ml/changepoints/detect.py): a reported regression is a lead to check, not a proof.",
         f"A slowdown under {MIN_REGRESSION * 100:g} % of the median before it is not "
         f"reported, and a series gets at most {SHIPPED_RULE.max_changes} change points.",
     ]

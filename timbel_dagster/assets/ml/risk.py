@@ -149,8 +149,17 @@ CALIBRATION_EDGES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def _evaluation_metadata(evaluation: dict, version: int, reason: str, table) -> dict:
-    metadata = {key: dg.MetadataValue.float(float(evaluation[key])) for key in EVALUATION_KEYS}
-    metadata |= {key: dg.MetadataValue.int(int(evaluation[key])) for key in COUNT_KEYS}
+    # A figure the stored evaluation lacks is left out here; the model card says it is missing.
+    metadata = {
+        key: dg.MetadataValue.float(float(evaluation[key]))
+        for key in EVALUATION_KEYS
+        if evaluation.get(key) is not None
+    }
+    metadata |= {
+        key: dg.MetadataValue.int(int(evaluation[key]))
+        for key in COUNT_KEYS
+        if evaluation.get(key) is not None
+    }
     metadata["model_version"] = dg.MetadataValue.int(version)
     metadata["reason"] = dg.MetadataValue.text(reason)
     calibration, figure = None, None
