@@ -488,3 +488,9 @@ def test_the_backtest_summary_scores_the_forecast_and_both_baselines_on_the_same
     short = forecast(series.iloc[: 28 * 24], 168, candidates=FAST, summarise=True).backtest
     assert short["backtests"] == 4 and short["coverage80"] is None
     assert short["coverage_windows"] == 0
+    # A gap: seasonal naive fills it as the baseline does; every figure is still known.
+    gappy = series.copy()
+    gappy.iloc[600:640] = np.nan
+    figures = forecast(gappy, 168, candidates=FAST, summarise=True).backtest
+    assert all(figures[k] > 0 for k in ("mase", "baseline_mean7d_mase", "coverage80"))
+    assert figures["baseline_seasonal_naive_mase"] > 0

@@ -146,11 +146,13 @@ def backtest_summary(
     tests: Backtests,
     members: Sequence[str],
     raw: np.ndarray,
+    filled: np.ndarray,
     times: pd.DatetimeIndex,
     step: dt.timedelta,
     levels: Sequence[float],
 ) -> dict[str, Any]:
-    """The chosen forecast in its backtests beside the two baselines from the same origins.
+    """The chosen forecast in its backtests beside the two baselines from the same origins
+    (`raw`: the history with its gaps, `filled`: with them filled, as seasonal naive fills).
 
     Returns:
         `backtests`, `window_steps`, `first_origin`, `last_origin`; mean MASE (each
@@ -166,12 +168,14 @@ def backtest_summary(
     predicted = combine(tests.forecasts, members)
     origins = [int(times.get_loc(t[0])) for t in tests.actual_times]
     season = 7 * DAY // step
-    mean7 = np.vstack(
-        [np.full(tests.window, np.nanmean(raw[max(0, o - season) : o])) for o in origins]
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a week of gaps: an unknown mean
+        mean7 = np.vstack(
+            [np.full(tests.window, np.nanmean(raw[max(0, o - season) : o])) for o in origins]
+        )
     naive = np.vstack(
         [
-            np.resize(raw[o - season : o], tests.window)
+            np.resize(filled[o - season : o], tests.window)
             if o >= season
             else np.full(tests.window, np.nan)
             for o in origins

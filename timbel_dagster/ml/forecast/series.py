@@ -205,7 +205,7 @@ def forecast(
         members = list(selector(tests))
         ranking = {name: round(tests.mase(name), 4) for name in tests.forecasts}
         if summarise:
-            summary = backtest_summary(tests, members, raw, times, step, levels)
+            summary = backtest_summary(tests, members, raw, filled, times, step, levels)
     yhat = combine(candidate_models.run(members, filled, times, horizon, step), members)
     _, profile, method = point_forecast(filled, times, horizon, step)
     floor = 0.0 if np.nanmin(raw) >= 0 else -np.inf
