@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.cli.app import main
 from timbel_dagster.definitions import build_definitions
+from timbel_dagster.ml.cards import number
+from timbel_dagster.partitions import CLUSTERS, hour_key
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.sample_load import load_sample
@@ -105,9 +107,17 @@ def test_risk_advisor_end_to_end(
         > evaluation["baseline_smallest_first_recall_at_20pct_effort"]
     )
     assert evaluation["rows_written"] == 1 and evaluation["model_version"] == 1
+    card = evaluation["model_card"]
+    assert card.startswith("### Model card: risk_model") and "**Version:** v1" in card
+    assert f"{training['dagster/row_count']:,} deployments" in card
+    assert f"| ROC AUC | {number(evaluation['auc'])} | lines added (LApredict) | " in card
+    assert "**Training window:** 2026-" in card and "#### Known limits" in card
+    # The calibration plot, the same PNG as `calibration_plot`, inside the card.
+    assert "](data:image/png;base64," in card and evaluation["calibration_plot"] in card
     # The same history again: no new version (a drift or manual retrain would make one).
     again = _metadata(_materialize(url, [ML[1]]), "ml/risk_model")
     assert (again["rows_written"], again["model_version"], again["reason"]) == (0, 1, "unchanged")
+    assert again["model_card"] == card  # the stored model's card, from its stored evaluation
     scores = _metadata(result, "ml/risk_scores")
     assert scores["pending_requests"] == 1 and scores["deployments"] > 0
 
@@ -213,6 +223,10 @@ def test_bottlenecks_find_the_sample_regression_and_flaky_stage(sample_warehouse
     result = _materialize(sample_warehouse, [["ml", "pipeline_bottlenecks"]])
     meta = _metadata(result, "ml/pipeline_bottlenecks")
     assert meta["regressions"] >= 1 and meta["flaky_stages"] >= 1
+    card = meta["model_card"]
+    assert card.startswith("### Model card: pipeline_bottlenecks")
+    assert f"| duration regressions found | {meta['regressions']} |" in card
+    assert "duration series" in card and "Not evaluated: no baseline in this run" in card
     with get_engine(sample_warehouse).connect() as connection:
         rows = connection.execute(
             select(BottleneckFinding.pipeline, BottleneckFinding.kind, BottleneckFinding.stage)
@@ -223,3 +237,31 @@ def test_bottlenecks_find_the_sample_regression_and_flaky_stage(sample_warehouse
     assert any(kind == "flaky" and stage == "e2e-tests" for _, kind, stage in rows)
     again = _materialize(sample_warehouse, [["ml", "pipeline_bottlenecks"]])
     assert _metadata(again, "ml/pipeline_bottlenecks")["dagster/row_count"] == len(rows)
+
+
+def test_the_cost_forecast_carries_its_model_card(warehouse_url: str) -> None:
+    """No cost yet: the card says so. Two hours of one cluster: too little for backtests,
+    and the card says that, with the window and size of what it forecast from."""
+    empty = _metadata(_materialize(warehouse_url, [["ml", "cost_forecast"]]), "ml/cost_forecast")
+    assert "Not evaluated: no cluster cost in the warehouse yet" in empty["model_card"]
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(CLUSTERS.name, ["seoul-dev-01"])
+        for hour in (
+            dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC),
+            dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC),
+        ):
+            result = dg.materialize(
+                ASSETS,
+                instance=instance,
+                selection=dg.AssetSelection.groups("cluster"),
+                partition_key=f"seoul-dev-01|{hour_key(hour)}",
+                resources=_resources(warehouse_url)
+                | {"sources": DeliverySourcesResource(mode="sample")},
+            )
+            assert result.success
+    meta = _metadata(_materialize(warehouse_url, [["ml", "cost_forecast"]]), "ml/cost_forecast")
+    card = meta["model_card"]
+    assert card.startswith("### Model card: cost_forecast (total cost)")
+    assert "**Training window:** 2026-11-01 09:00 to 2026-11-01 10:00 (UTC)" in card
+    assert "**Data size:** 2 hours" in card
+    assert "Not evaluated: 2 hours of history: fewer than 3 backtests fit" in card

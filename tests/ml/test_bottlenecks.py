@@ -156,7 +156,17 @@ def test_no_regression_in_a_steady_pipeline(app_report) -> None:
 
 def test_report_records_are_json(app_report) -> None:
     records = json.loads(json.dumps(app_report.to_records()))
-    assert set(records) == {"stages", "critical_paths", "regressions", "flaky", "suggestions"}
+    assert set(records) == {
+        "stages",
+        "critical_paths",
+        "regressions",
+        "flaky",
+        "suggestions",
+        "series_points",
+    }
+    # One duration series per stage that passed and one per pipeline, searched for changes.
+    assert len(records["series_points"]) == len(records["stages"]) + len(records["critical_paths"])
+    assert all(n > 0 for n in records["series_points"])
     assert records["suggestions"][0]["stages"] == ["integration-tests"]
     assert records["stages"][0]["parent_name"] is None
 

@@ -464,3 +464,33 @@ def test_cli_names_a_missing_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 2
     assert "nope.csv: no such file" in result.output
+
+
+def test_the_backtest_summary_scores_the_forecast_and_both_baselines_on_the_same_origins() -> None:
+    """What the model card of `ml/cost_forecast` shows: asked for (it costs a millisecond a
+    series), the chosen forecast's backtest MASE beside the last-7-days mean's (the same
+    figure the `mean7d` candidate ranked with) and seasonal naive's, and interval coverage
+    counted only against intervals built from earlier backtest windows."""
+    series, _ = synthetic(seed=5, weeks=6)
+    plain = forecast(series, 168, candidates=FAST)
+    assert plain.backtest is None
+    result = forecast(series, 168, candidates=FAST, summarise=True)
+    summary = result.backtest
+    # Six weeks: the oldest origin two weeks in, one every 2 days to a week before the end.
+    assert summary is not None and summary["backtests"] == 11 and summary["window_steps"] == 168
+    assert summary["baseline_mean7d_mase"] == pytest.approx(result.ranking["mean7d"], abs=1e-4)
+    assert summary["mase"] > 0 and summary["baseline_seasonal_naive_mase"] > 0
+    # Windows 2 days apart: window j has two earlier windows that ended before it from j=5.
+    assert summary["coverage_windows"] == 6
+    assert 0.5 < summary["coverage80"] < summary["coverage95"] <= 1
+    assert summary["first_origin"] < summary["last_origin"] <= series.index[-1]
+    # Four weeks: 4 backtests, none with two finished windows before it: no coverage.
+    short = forecast(series.iloc[: 28 * 24], 168, candidates=FAST, summarise=True).backtest
+    assert short["backtests"] == 4 and short["coverage80"] is None
+    assert short["coverage_windows"] == 0
+    # A gap: seasonal naive fills it as the baseline does; every figure is still known.
+    gappy = series.copy()
+    gappy.iloc[600:640] = np.nan
+    figures = forecast(gappy, 168, candidates=FAST, summarise=True).backtest
+    assert all(figures[k] > 0 for k in ("mase", "baseline_mean7d_mase", "coverage80"))
+    assert figures["baseline_seasonal_naive_mase"] > 0

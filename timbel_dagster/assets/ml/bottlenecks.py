@@ -7,6 +7,7 @@ import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
+from timbel_dagster.assets.ml.cards import bottleneck_card, card_metadata
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.ml.bottlenecks.data import load_frames
 
@@ -123,6 +124,9 @@ def pipeline_bottlenecks(
                 "suggestions": markdown_table(
                     [s | {"stages": ", ".join(s["stages"])} for s in suggestions],
                     ["pipeline", "kind", "stages", "seconds_saved_per_run"],
+                ),
+                "model_card": card_metadata(
+                    bottleneck_card(BOTTLENECK_CODE_VERSION, executions, stages, report)
                 ),
             }
         )

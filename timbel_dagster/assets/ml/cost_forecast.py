@@ -8,6 +8,7 @@ import dagster as dg
 from timbel_dagster.assets.cluster.cost_allocation import CostConfig, cost_allocation, prices_for
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
+from timbel_dagster.assets.ml.cards import card_metadata, forecast_card
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.ml.forecast.cost_data import load_usage_frame
 from timbel_dagster.ml.forecast.costs import cost_saving_suggestions, forecast_costs
@@ -28,9 +29,9 @@ def _store(connection, hourly, suggestions) -> tuple[int, int]:
     from timbel_dagster.warehouse.schema.ml import CostForecast, CostSuggestion
 
     now = dt.datetime.now(dt.UTC)
-    keyed = hourly.assign(
-        key=hourly[["cluster", "namespace", "tenant"]].fillna("").agg("/".join, axis=1)
-    )
+    # `agg` over no rows gives back a frame, not a column: no usage yet means no forecast.
+    keys = hourly[["cluster", "namespace", "tenant"]].fillna("")
+    keyed = hourly.assign(key=keys.agg("/".join, axis=1) if len(keys) else "")
     wide = keyed.pivot_table(
         index=["scope", "key", "hour"], columns="metric", values="yhat", aggfunc="first"
     )
@@ -146,6 +147,10 @@ def cost_forecast(
                 f"{row['lo80']:.2f} - {row['hi80']:.2f} (forecast {row['yhat']:.2f}, "
                 f"{row['model']}, {row['interval_method']})"
             )
+    series = result.totals[["scope", "cluster", "namespace", "tenant", "metric"]].drop_duplicates()
+    metadata["model_card"] = card_metadata(
+        forecast_card(FORECAST_CODE_VERSION, result.total_cost, len(series))
+    )
     if advised:
         metadata["monthly_saving_usd"] = dg.MetadataValue.float(
             float(suggestions["monthly_saving_usd"].sum())

@@ -8,6 +8,7 @@ import dagster as dg
 from timbel_dagster.assets import plots
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.assets.metadata import rounded
+from timbel_dagster.assets.ml.cards import card_metadata, risk_card
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.ml.models.store import (
     ModelSignatureError,
@@ -148,10 +149,20 @@ CALIBRATION_EDGES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def _evaluation_metadata(evaluation: dict, version: int, reason: str, table) -> dict:
-    metadata = {key: dg.MetadataValue.float(float(evaluation[key])) for key in EVALUATION_KEYS}
-    metadata |= {key: dg.MetadataValue.int(int(evaluation[key])) for key in COUNT_KEYS}
+    # A figure the stored evaluation lacks is left out here; the model card says it is missing.
+    metadata = {
+        key: dg.MetadataValue.float(float(evaluation[key]))
+        for key in EVALUATION_KEYS
+        if evaluation.get(key) is not None
+    }
+    metadata |= {
+        key: dg.MetadataValue.int(int(evaluation[key]))
+        for key in COUNT_KEYS
+        if evaluation.get(key) is not None
+    }
     metadata["model_version"] = dg.MetadataValue.int(version)
     metadata["reason"] = dg.MetadataValue.text(reason)
+    calibration, figure = None, None
     if not table.empty:
         calibration = _held_out_calibration(table, evaluation)
         metadata["calibration"] = markdown_table(
@@ -171,6 +182,8 @@ def _evaluation_metadata(evaluation: dict, version: int, reason: str, table) -> 
         figure = plots.risk_calibration(calibration)
         if figure is not None:
             metadata["calibration_plot"] = figure
+    card = risk_card(evaluation, version, table, calibration, figure and figure.value)
+    metadata["model_card"] = card_metadata(card)
     return rounded(metadata)
 
 

@@ -66,6 +66,9 @@ class BottleneckReport:
     regressions: list[dict[str, Any]] = field(default_factory=list)
     flaky: list[dict[str, Any]] = field(default_factory=list)
     suggestions: list[Suggestion] = field(default_factory=list)
+    # The length of every duration series searched for change points (the model card's
+    # data size).
+    series_points: list[int] = field(default_factory=list)
 
     def to_records(self) -> dict[str, list[dict[str, Any]]]:
         """Plain JSON-ready lists, one per part of the report."""
@@ -79,6 +82,7 @@ class BottleneckReport:
             "regressions": self.regressions,
             "flaky": self.flaky,
             "suggestions": [asdict(s) | {"stages": list(s.stages)} for s in self.suggestions],
+            "series_points": self.series_points,
         }
 
 
@@ -249,9 +253,11 @@ def _analyse_one(
         )
         passed = done[done["status"] == "success"]
         if len(passed):
+            report.series_points.append(int(passed["seconds"].notna().sum()))
             report.regressions += regressions(
                 pipeline, name, passed[["started_at", "seconds", "execution_id"]]
             )
+    report.series_points.append(int(successful["duration"].notna().sum()))
     report.regressions += regressions(
         pipeline,
         None,

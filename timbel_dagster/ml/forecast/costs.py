@@ -65,6 +65,10 @@ class CostForecast:
 
     hourly: pd.DataFrame
     totals: pd.DataFrame
+    # How the total cost was forecast, for the model card: first_hour, last_hour, hours,
+    # model, method, interval_method, ranking and backtest (`selection.backtest_summary`,
+    # None without backtests). None when there is no cost to forecast.
+    total_cost: dict[str, Any] | None = None
 
 
 def scope_series(rows: pd.DataFrame, metric: str) -> list[tuple[dict[str, Any], pd.Series]]:
@@ -147,6 +151,7 @@ def forecast_costs(
         raise ValueError(f"scopes must be among {', '.join(SCOPES)} and horizons non-empty")
     longest = max(horizons)
     hourly_parts, total_rows = [], []
+    total_cost = None
     rows = namespace_hours(usage_frame, prices)
     for metric in METRICS if not rows.empty else ():
         for keys, series in scope_series(rows, metric):
@@ -157,7 +162,21 @@ def forecast_costs(
                 if (keys["scope"], metric) in FULL_SELECTION
                 else candidate_models.FAST
             )
-            result = forecast(series, longest, levels, totals=horizons, candidates=pool)
+            card = (keys["scope"], metric) == ("total", "cost_usd")
+            result = forecast(
+                series, longest, levels, totals=horizons, candidates=pool, summarise=card
+            )
+            if card:
+                total_cost = {
+                    "first_hour": series.index[0],
+                    "last_hour": series.index[-1],
+                    "hours": result.history_steps,
+                    "model": result.model,
+                    "method": result.method,
+                    "interval_method": result.interval_method,
+                    "ranking": result.ranking,
+                    "backtest": result.backtest,
+                }
             labels = keys | {"metric": metric}
             hourly_parts.append(result.hourly.reset_index().assign(**labels))
             mean7 = float(mean_last_7d(series, 1).iloc[0])
@@ -191,7 +210,7 @@ def forecast_costs(
         hourly = pd.concat(hourly_parts, ignore_index=True)[list(hourly.columns)]
     totals = pd.DataFrame(total_rows, columns=[*keys, "horizon_hours", "yhat", *bounds,
                                                *TOTAL_EXTRAS])  # fmt: skip
-    return CostForecast(hourly, totals)
+    return CostForecast(hourly, totals, total_cost)
 
 
 # The same headroom as the rightsizing of cluster/cost_allocation (assets/cluster/cost.py),

@@ -24,7 +24,7 @@ import datetime as dt
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.ml.forecast import candidates as candidate_models
 from timbel_dagster.ml.forecast.profile import FLAT_BELOW_DAYS
@@ -140,3 +140,85 @@ def combine(forecasts: dict[str, np.ndarray], members: Sequence[str]) -> np.ndar
 def label(members: Sequence[str]) -> str:
     """How a forecast was made, e.g. `median(profile, gbm, mstl)` or `profile`."""
     return members[0] if len(members) == 1 else f"median({', '.join(members)})"
+
+
+def backtest_summary(
+    tests: Backtests,
+    members: Sequence[str],
+    raw: np.ndarray,
+    filled: np.ndarray,
+    times: pd.DatetimeIndex,
+    step: dt.timedelta,
+    levels: Sequence[float],
+) -> dict[str, Any]:
+    """The chosen forecast in its backtests beside the two baselines from the same origins
+    (`raw`: the history with its gaps, `filled`: with them filled, as seasonal naive fills).
+
+    Returns:
+        `backtests`, `window_steps`, `first_origin`, `last_origin`; mean MASE (each
+        backtest's scale) of the forecast (`mase`), of the last-7-days mean
+        (`baseline_mean7d_mase`) and of seasonal naive with a weekly season
+        (`baseline_seasonal_naive_mase`, None when no origin has a week before it); and
+        per level, e.g. `coverage80`: the share of backtest steps inside an interval built
+        only from the errors of backtest windows that ended before that window's origin
+        (None when no window has two such earlier windows), over `coverage_windows` windows.
+    """
+    import numpy as np
+
+    predicted = combine(tests.forecasts, members)
+    origins = [int(times.get_loc(t[0])) for t in tests.actual_times]
+    season = 7 * DAY // step
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a week of gaps: an unknown mean
+        mean7 = np.vstack(
+            [np.full(tests.window, np.nanmean(raw[max(0, o - season) : o])) for o in origins]
+        )
+    naive = np.vstack(
+        [
+            np.resize(filled[o - season : o], tests.window)
+            if o >= season
+            else np.full(tests.window, np.nan)
+            for o in origins
+        ]
+    )
+
+    def mase(forecasts: np.ndarray) -> float | None:
+        errors = np.abs(forecasts - tests.actual)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            value = float(np.nanmean(np.nanmean(errors, axis=1) / tests.scales))
+        return None if value != value else round(value, 4)
+
+    means = predicted.mean(axis=1, keepdims=True)
+    relative = bool(np.nanmin(raw) >= 0 and (means > 0).all())
+    errors = (tests.actual - predicted) / (means if relative else 1.0)
+    coverage: dict[str, float | None] = {}
+    windows = 0
+    for level in levels:
+        inside = total = 0
+        windows = 0
+        for j, origin in enumerate(origins):
+            prior = [i for i, o in enumerate(origins) if o + tests.window <= origin]
+            pooled = errors[prior][~np.isnan(errors[prior])]
+            actual = tests.actual[j]
+            ok = ~np.isnan(actual)
+            if len(prior) < 2 or not ok.any():
+                continue
+            low, high = np.quantile(pooled, [(1 - level) / 2, (1 + level) / 2])
+            scale = float(means[j, 0]) if relative else 1.0
+            lo, hi = predicted[j] + low * scale, predicted[j] + high * scale
+            inside += int(((actual >= lo) & (actual <= hi))[ok].sum())
+            total += int(ok.sum())
+            windows += 1
+        coverage[f"coverage{round(level * 100)}"] = round(inside / total, 4) if total else None
+    return {
+        "backtests": len(origins),
+        "window_steps": tests.window,
+        "first_origin": times[origins[0]],
+        "last_origin": times[origins[-1]],
+        "mase": mase(predicted),
+        "baseline_mean7d_mase": mase(mean7),
+        "baseline_seasonal_naive_mase": mase(naive),
+        **coverage,
+        "coverage_windows": windows,
+    }

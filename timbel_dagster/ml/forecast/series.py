@@ -47,7 +47,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.ml.forecast import candidates as candidate_models
 from timbel_dagster.ml.forecast.profile import fill_gaps, point_forecast
@@ -55,6 +55,7 @@ from timbel_dagster.ml.forecast.selection import (
     MIN_BACKTESTS,
     Backtests,
     Selector,
+    backtest_summary,
     backtests,
     combine,
     label,
@@ -81,6 +82,7 @@ class Forecast:
     history_steps: int
     model: str = candidate_models.DEFAULT  # the chosen candidates, e.g. median(profile, gbm)
     ranking: dict[str, float] | None = None  # each candidate's mean backtest MASE
+    backtest: dict[str, Any] | None = None  # `backtest_summary`, when asked to `summarise`
 
     @property
     def total(self) -> dict[str, float]:
@@ -158,6 +160,7 @@ def forecast(
     totals: Sequence[int] = (),
     candidates: Sequence[str] = candidate_models.ALL,
     selector: Selector = select_top,
+    summarise: bool = False,
 ) -> Forecast:
     """Forecast the next `horizon` steps of a regular series and totals over them.
 
@@ -169,6 +172,8 @@ def forecast(
         totals: shorter spans (in steps) to total besides the whole horizon.
         candidates: names in `candidates.BASE` (and the combinations) to choose among.
         selector: picks the members of the forecast from the backtests (`select_top`).
+        summarise: also score the chosen forecast and both baselines in the backtests
+            (`Forecast.backtest`; about 1 ms a series, so only where a card shows it).
 
     Returns:
         A `Forecast`; intervals never go below 0 for a series that never did.
@@ -195,9 +200,12 @@ def forecast(
     tests = backtests(candidates, filled, raw, times, horizon, step)
     members: Sequence[str] = [candidate_models.DEFAULT]
     ranking: dict[str, float] = {}
+    summary = None
     if tests is not None:
         members = list(selector(tests))
         ranking = {name: round(tests.mase(name), 4) for name in tests.forecasts}
+        if summarise:
+            summary = backtest_summary(tests, members, raw, filled, times, step, levels)
     yhat = combine(candidate_models.run(members, filled, times, horizon, step), members)
     _, profile, method = point_forecast(filled, times, horizon, step)
     floor = 0.0 if np.nanmin(raw) >= 0 else -np.inf
@@ -228,7 +236,9 @@ def forecast(
     else:
         interval_method += ", totals from summed hourly bounds"
     sums = {span: _total(hourly.iloc[:span], columns, rule, floor) for span in spans}
-    return Forecast(hourly, sums, method, interval_method, len(raw), label(members), ranking)
+    return Forecast(
+        hourly, sums, method, interval_method, len(raw), label(members), ranking, summary
+    )
 
 
 def _t(level: float, dof: float) -> float:
