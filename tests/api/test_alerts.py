@@ -1,6 +1,6 @@
 """/api/v1/alerts: rules need alerts.rules.write (a viewer's attempt is a 403, audited, and
-stores nothing; operations stores, replaces (PUT; a second POST is a 409) and deletes), silences name the token's user,
-and events page newest first."""
+stores nothing; operations stores, replaces (PUT; a second POST is a 409) and deletes),
+silences name the token's user, and events page newest first."""
 
 from __future__ import annotations
 
