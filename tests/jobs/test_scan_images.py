@@ -67,6 +67,10 @@ def test_every_image_is_scanned_and_stored(warehouse_url: str, trivy_standin: Tr
             select(AuditEvent.actor, AuditEvent.action).order_by(AuditEvent.id)
         ).all()
     assert events.count(("minji.kim", "scan.image")) == 2
+    # The scans count as a materialization of security/scan_results (its freshness).
+    [materialized] = result.asset_materializations_for_node("scan_images")
+    assert materialized.asset_key == dg.AssetKey(["security", "scan_results"])
+    assert materialized.metadata["rows_written"].value == 2
 
 
 def test_a_ui_launch_is_audited_as_dagster_ui_with_the_tag_as_a_claim(

@@ -7,6 +7,10 @@ Launched from the Launchpad, by a sensor, or by the CLI with
 `{"ops": {"scan_images": {"config": {"images": ["host/repo@sha256:..."]}}}}`. Each image is
 stored in its own transaction with its audit event; a failed scan is stored as failed and
 the next image still runs; the op fails at the end if any scan failed.
+
+Stored scans are reported as a materialization of `security/scan_results` (the table they
+were written to), so the asset's freshness, in the UI and for the `ingestion-stale` alert,
+counts the scans the registry sensors launch, not only `security_inventory` runs.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's annotations.
@@ -16,6 +20,8 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.security import scan_run
+
+SCAN_RESULTS = dg.AssetKey(["security", "scan_results"])
 
 
 class ScanImagesConfig(dg.Config):
@@ -43,6 +49,14 @@ def scan_images_op(
         log=context.log.info,
         source=sources.scanner_name(),
     )
+    if stored:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=SCAN_RESULTS,
+                description=f"{len(stored)} scans stored by scan_images",
+                metadata={"rows_written": dg.MetadataValue.int(len(stored))},
+            )
+        )
     if failed:
         raise dg.Failure(
             description=f"{len(failed)} of {len(config.images)} image scans failed: "
