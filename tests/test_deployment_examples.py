@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -23,15 +24,19 @@ current-context: x
 """
 
 
+def outside_cluster(launcher: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """A K8sRunLauncher config loaded from a kubeconfig instead of the in-cluster one (it
+    connects lazily, so no cluster is needed to build it)."""
+    (tmp_path / "kubeconfig").write_text(_KUBECONFIG)
+    kubeconfig = str(tmp_path / "kubeconfig")
+    return launcher | {"load_incluster_config": False, "kubeconfig_file": kubeconfig}
+
+
 def test_instance_example_uses_postgres_storage_and_the_k8s_run_launcher(
     dagster_postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = yaml.safe_load((ROOT / "dagster.yaml.example").read_text())
-    # Outside a cluster, load the launcher from a kubeconfig instead (it connects lazily).
-    (tmp_path / "kubeconfig").write_text(_KUBECONFIG)
-    launcher = config["run_launcher"]["config"]
-    launcher["load_incluster_config"] = False
-    launcher["kubeconfig_file"] = str(tmp_path / "kubeconfig")
+    config["run_launcher"]["config"] = outside_cluster(config["run_launcher"]["config"], tmp_path)
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
 
     url = make_url(dagster_postgres_url)

@@ -24,6 +24,7 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
+from tests.test_deployment_examples import outside_cluster
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.jobs import definitions as jobs
 from timbel_dagster.jobs.executors import ML_STEP_RESOURCES, ml_executor
@@ -37,14 +38,6 @@ HELM = ROOT / "deploy" / "helm"
 KUBERNETES_VERSION = "1.33"
 RELEASE, NAMESPACE = "timbel", "timbel"
 IMAGE = "registry.example.com/platform/timbel-dagster:0.1.0"
-_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 
 
 def _values() -> dict[str, Any]:
@@ -150,11 +143,7 @@ def test_dagster_builds_an_instance_with_the_chart_s_queue_retries_and_launcher(
     for storage in ("run_storage", "event_log_storage", "schedule_storage"):
         del config[storage]
     config["storage"] = {"sqlite": {"base_dir": str(tmp_path / "storage")}}
-    (tmp_path / "kubeconfig").write_text(_KUBECONFIG)
-    config["run_launcher"]["config"] |= {
-        "load_incluster_config": False,
-        "kubeconfig_file": str(tmp_path / "kubeconfig"),
-    }
+    config["run_launcher"]["config"] = outside_cluster(config["run_launcher"]["config"], tmp_path)
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     try:
@@ -186,11 +175,7 @@ def test_the_run_launcher_config_is_k8s_run_launcher_s_and_builds_one(
 def _launcher(tmp_path: Path, config: dict[str, Any]):
     from dagster_k8s import K8sRunLauncher
 
-    (tmp_path / "kubeconfig").write_text(_KUBECONFIG)
-    outside = config | {
-        "load_incluster_config": False,
-        "kubeconfig_file": str(tmp_path / "kubeconfig"),
-    }
+    outside = outside_cluster(config, tmp_path)
     return K8sRunLauncher.from_config_value(None, _processed(K8sRunLauncher.config_type(), outside))
 
 
