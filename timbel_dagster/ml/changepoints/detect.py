@@ -67,17 +67,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from timbel_dagster.ml.changepoints.binseg import binseg_default
+from timbel_dagster.ml.changepoints.noise import SCALES, column_scales
+from timbel_dagster.ml.changepoints.tcpd_metrics import MARGIN
+
 MIN_SEGMENT = 5
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One detector setting: the same for every series it runs on.
+    """One penalised-optimum setting: the same for every series it runs on.
 
     Attributes:
-        scale: "sd" (overall standard deviation) or "robust" (MAD around a running median).
-        penalty: "mbic" (3·log n per change plus the log segment lengths) or a factor such as
-            "5logn" (that many log n per change).
+        scale: "sd", "robust" or "lrv" (see `noise.py`).
+        penalty: per change point, "bic" ((d + 1)·log n for d columns: a new mean per column
+            and a location), "mbic" ((d + 2)·log n plus the log segment lengths, R
+            changepoint's MBIC for d = 1) or a factor such as "5logn" (that many log n).
         max_changes: the most change points reported.
         min_segment: the fewest observations in a segment.
     """
@@ -88,12 +93,14 @@ class Rule:
     min_segment: int = MIN_SEGMENT
 
     def __post_init__(self) -> None:
-        if self.scale not in ("sd", "robust"):
-            raise ValueError(f"scale must be 'sd' or 'robust', got {self.scale!r}")
-        if self.penalty != "mbic" and not (
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.penalty not in ("mbic", "bic") and not (
             self.penalty.endswith("logn") and _is_positive(self.penalty[:-4])
         ):
-            raise ValueError(f"penalty must be 'mbic' or '<factor>logn', got {self.penalty!r}")
+            raise ValueError(
+                f"penalty must be 'mbic', 'bic' or '<factor>logn', got {self.penalty!r}"
+            )
         if self.max_changes < 0 or self.min_segment < 1:
             raise ValueError("max_changes must be >= 0 and min_segment >= 1")
 
@@ -101,9 +108,79 @@ class Rule:
     def label(self) -> str:
         return f"{self.scale}/{self.penalty}/max{self.max_changes}/min{self.min_segment}"
 
-    def per_change(self, n: int) -> float:
-        factor = 3.0 if self.penalty == "mbic" else float(self.penalty[:-4])
+    def per_change(self, n: int, d: int = 1) -> float:
+        """The penalty per change point for a series of n observations in d columns."""
+        if self.penalty == "mbic":
+            factor = d + 2.0
+        elif self.penalty == "bic":
+            factor = d + 1.0
+        else:
+            factor = float(self.penalty[:-4])
         return factor * math.log(n)
+
+    def detect(self, values: Any) -> list[int]:
+        return _penalised_optimum(values, self)
+
+
+@dataclass(frozen=True)
+class Binseg:
+    """TCPDBench's default binary segmentation (`binseg.py`) as a detector."""
+
+    @property
+    def label(self) -> str:
+        return "binseg-default"
+
+    def detect(self, values: Any) -> list[int]:
+        return binseg_default(as_array(values))
+
+
+@dataclass(frozen=True)
+class Vote:
+    """The change points that at least `quorum` of `members` report within `margin`.
+
+    Members are asked in order; a point of an earlier member wins the location, and the
+    points of other members it stands for are not counted again. A vote can only report
+    fewer changes than its members together: it trades recall for precision.
+    """
+
+    members: tuple[Rule | Binseg, ...]
+    quorum: int = 2
+    margin: int = MARGIN
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.quorum <= len(self.members):
+            raise ValueError("quorum must be between 1 and the number of members")
+
+    @property
+    def label(self) -> str:
+        names = ", ".join(m.label for m in self.members)
+        return f"vote{self.quorum}of{len(self.members)}({names})"
+
+    def detect(self, values: Any) -> list[int]:
+        found = [sorted(member.detect(values)) for member in self.members]
+        used: list[set[int]] = [set() for _ in found]
+        kept = []
+        for i, points in enumerate(found):
+            for point in points:
+                if point in used[i]:
+                    continue
+                near = [
+                    min(
+                        (q for q in other if q not in used[j] and abs(q - point) <= self.margin),
+                        key=lambda q: abs(q - point),
+                        default=None,
+                    )
+                    for j, other in enumerate(found)
+                ]
+                if sum(q is not None for q in near) >= self.quorum:
+                    kept.append(point)
+                    for j, q in enumerate(near):
+                        if q is not None:
+                            used[j].add(q)
+        return sorted(set(kept))
+
+
+Detector = Rule | Binseg | Vote
 
 
 def _is_positive(text: str) -> bool:
@@ -136,24 +213,9 @@ def as_array(values: Any) -> Any:
     return array
 
 
-def column_scales(array: Any, scale: str, min_segment: int = MIN_SEGMENT) -> Any:
-    """Each column's scale (see `Rule`); 0 for a constant column."""
-    import numpy as np
-    import pandas as pd
-
-    sd = array.std(axis=0, ddof=1) if array.shape[0] > 1 else np.zeros(array.shape[1])
-    if scale == "sd":
-        return sd
-    window = 2 * min_segment + 1
-    running = pd.DataFrame(array).rolling(window, center=True, min_periods=1).median()
-    residuals = array - running.to_numpy()
-    mad = np.median(np.abs(residuals - np.median(residuals, axis=0)), axis=0)
-    robust = 1.4826 * mad
-    # Ties (durations rounded to the second) can leave a MAD of 0: fall back to the sd.
-    return np.where(robust > 0, np.minimum(robust, sd), sd)
-
-
-def standardise(values: Any, scale: str = "sd", min_segment: int = MIN_SEGMENT) -> Any:
+def standardise(
+    values: Any, scale: str = "sd", min_segment: int = MIN_SEGMENT, changes: int = 5
+) -> Any:
     """The series as an (n, d) float array, centred and divided by each column's scale.
 
     Raises:
@@ -162,7 +224,7 @@ def standardise(values: Any, scale: str = "sd", min_segment: int = MIN_SEGMENT) 
     import numpy as np
 
     array = as_array(values)
-    scales = column_scales(array, scale, min_segment)
+    scales = column_scales(array, scale, min_segment, changes)
     # A constant column carries no change: keep it at 0 rather than divide by 0.
     return (array - array.mean(axis=0)) / np.where(scales > 0, scales, 1.0)
 
@@ -177,7 +239,7 @@ def _squared_error(cumsum: Any, cumsum2: Any, bounds: Sequence[int]) -> float:
 
 
 def detect_changepoints(
-    values: Sequence[float] | Sequence[Sequence[float]] | Any, rule: Rule = SHIPPED_RULE
+    values: Sequence[float] | Sequence[Sequence[float]] | Any, rule: Detector | None = None
 ) -> list[int]:
     """Where the series changes level, by `rule` (the shipped rule unless told).
 
@@ -192,15 +254,19 @@ def detect_changepoints(
     Raises:
         ValueError: when the series is empty or holds a missing value.
     """
+    return (rule or SHIPPED_RULE).detect(values)
+
+
+def _penalised_optimum(values: Any, rule: Rule) -> list[int]:
     import numpy as np
     import ruptures as rpt
 
-    signal = standardise(values, rule.scale, rule.min_segment)
-    n = signal.shape[0]
+    signal = standardise(values, rule.scale, rule.min_segment, rule.max_changes)
+    n, d = signal.shape
     most = min(rule.max_changes, n // rule.min_segment - 1)
     if most < 1 or not signal.any():
         return []
-    per_change = rule.per_change(n)
+    per_change = rule.per_change(n, d)
     algo = rpt.KernelCPD(kernel="linear", min_size=rule.min_segment).fit(signal)
     unconstrained = algo.predict(pen=per_change)  # PELT: linear time on most series
     if len(unconstrained) - 1 > most:
