@@ -85,12 +85,16 @@ class Rule:
             changepoint's MBIC for d = 1) or a factor such as "5logn" (that many log n).
         max_changes: the most change points reported.
         min_segment: the fewest observations in a segment.
+        noise_changes: change points in the first segmentation whose residuals give the
+            `lrv` scale (None: `max_changes`). More than the cap, so that steps beyond the
+            cap do not stay in the residuals and inflate the scale.
     """
 
     scale: str = "sd"
     penalty: str = "mbic"
     max_changes: int = 5
     min_segment: int = MIN_SEGMENT
+    noise_changes: int | None = None
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -103,10 +107,13 @@ class Rule:
             )
         if self.max_changes < 0 or self.min_segment < 1:
             raise ValueError("max_changes must be >= 0 and min_segment >= 1")
+        if self.noise_changes is not None and (self.scale != "lrv" or self.noise_changes < 1):
+            raise ValueError("noise_changes is for the lrv scale only and must be >= 1")
 
     @property
     def label(self) -> str:
-        return f"{self.scale}/{self.penalty}/max{self.max_changes}/min{self.min_segment}"
+        scale = self.scale if self.noise_changes is None else f"{self.scale}{self.noise_changes}"
+        return f"{scale}/{self.penalty}/max{self.max_changes}/min{self.min_segment}"
 
     def per_change(self, n: int, d: int = 1) -> float:
         """The penalty per change point for a series of n observations in d columns."""
@@ -261,7 +268,8 @@ def _penalised_optimum(values: Any, rule: Rule) -> list[int]:
     import numpy as np
     import ruptures as rpt
 
-    signal = standardise(values, rule.scale, rule.min_segment, rule.max_changes)
+    noise_changes = rule.max_changes if rule.noise_changes is None else rule.noise_changes
+    signal = standardise(values, rule.scale, rule.min_segment, noise_changes)
     n, d = signal.shape
     most = min(rule.max_changes, n // rule.min_segment - 1)
     if most < 1 or not signal.any():
