@@ -1,6 +1,6 @@
 """Offline change-point detection with one fixed detector (no tuning per series).
 
-The shipped detector (`SHIPPED_RULE`) is a vote of two: TCPDBench's default binary
+The shipped detector (`SHIPPED_RULE`) is a vote of two (`ensemble.py`): TCPDBench's default binary
 segmentation (`binseg.py`: greedy splits of the z-scored series, at most 5, each worth at least
 3·log n) proposes change points, and the penalised optimum of a `Rule` on a long-run-variance
 scale must confirm each one within TCPDBench's margin of 5 observations; the vote reports
@@ -82,9 +82,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from timbel_dagster.ml.changepoints.binseg import BINSEG_MAX_CPS, binseg_default
-from timbel_dagster.ml.changepoints.noise import SCALES, column_scales
-from timbel_dagster.ml.changepoints.tcpd_metrics import MARGIN
+from timbel_dagster.ml.changepoints.ensemble import Binseg, Vote
+from timbel_dagster.ml.changepoints.noise import SCALES, as_array, column_scales
 
 MIN_SEGMENT = 5
 
@@ -144,84 +143,6 @@ class Rule:
         return _penalised_optimum(values, self)
 
 
-@dataclass(frozen=True)
-class Binseg:
-    """TCPDBench's default binary segmentation (`binseg.py`) as a detector."""
-
-    @property
-    def label(self) -> str:
-        return "binseg-default"
-
-    @property
-    def min_segment(self) -> int:
-        return 2  # ruptures' min_size in `binseg_default`
-
-    @property
-    def max_changes(self) -> int:
-        return BINSEG_MAX_CPS
-
-    def detect(self, values: Any) -> list[int]:
-        return binseg_default(as_array(values))
-
-
-@dataclass(frozen=True)
-class Vote:
-    """The change points that at least `quorum` of `members` report within `margin`.
-
-    Members are asked in order; a point of an earlier member wins the location, and the
-    points of other members it stands for are not counted again. A vote can only report
-    fewer changes than its members together: it trades recall for precision.
-    """
-
-    members: tuple[Rule | Binseg, ...]
-    quorum: int = 2
-    margin: int = MARGIN
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.quorum <= len(self.members):
-            raise ValueError("quorum must be between 1 and the number of members")
-
-    @property
-    def min_segment(self) -> int:
-        """The fewest observations in a segment that every member can report."""
-        return max(member.min_segment for member in self.members)
-
-    @property
-    def max_changes(self) -> int:
-        """A bound on the changes reported: any `quorum` members include one of the
-        len - quorum + 1 members with the lowest caps, so each kept point uses one of theirs."""
-        caps = sorted(member.max_changes for member in self.members)
-        return sum(caps[: len(caps) - self.quorum + 1])
-
-    @property
-    def label(self) -> str:
-        names = ", ".join(m.label for m in self.members)
-        return f"vote{self.quorum}of{len(self.members)}({names})"
-
-    def detect(self, values: Any) -> list[int]:
-        found = [sorted(member.detect(values)) for member in self.members]
-        used: list[set[int]] = [set() for _ in found]
-        kept = []
-        for i, points in enumerate(found):
-            for point in points:
-                if point in used[i]:
-                    continue
-                near = [
-                    min(
-                        (q for q in other if q not in used[j] and abs(q - point) <= self.margin),
-                        key=lambda q: abs(q - point),
-                        default=None,
-                    )
-                    for j, other in enumerate(found)
-                ]
-                if sum(q is not None for q in near) >= self.quorum:
-                    kept.append(point)
-                    for j, q in enumerate(near):
-                        if q is not None:
-                            used[j].add(q)
-        return sorted(set(kept))
-
-
 Detector = Rule | Binseg | Vote
 
 
@@ -236,25 +157,6 @@ def _is_positive(text: str) -> bool:
 SHIPPED_RULE: Detector = Vote(
     (Binseg(), Rule(scale="lrv", penalty="mbic", max_changes=5, noise_changes=20)), quorum=2
 )
-
-
-def as_array(values: Any) -> Any:
-    """The series as an (n, d) float array.
-
-    Raises:
-        ValueError: when the series is empty, not 1-D or 2-D, or holds a missing value.
-    """
-    import numpy as np
-
-    array = np.asarray(values, dtype=float)
-    if array.ndim == 1:
-        array = array.reshape(-1, 1)
-    if array.ndim != 2 or array.shape[0] == 0:
-        raise ValueError(f"a series must be a non-empty 1-D or 2-D array, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        row = int(np.argwhere(~np.isfinite(array))[0][0])
-        raise ValueError(f"the series has a missing or infinite value at index {row}")
-    return array
 
 
 def standardise(

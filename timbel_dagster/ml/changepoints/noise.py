@@ -33,6 +33,25 @@ MAX_PHI = 0.99  # keeps the long-run variance finite for a random walk (phi esti
 SCALES = ("sd", "robust", "lrv")
 
 
+def as_array(values: Any) -> Any:
+    """The series as an (n, d) float array.
+
+    Raises:
+        ValueError: when the series is empty, not 1-D or 2-D, or holds a missing value.
+    """
+    import numpy as np
+
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ValueError(f"a series must be a non-empty 1-D or 2-D array, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        row = int(np.argwhere(~np.isfinite(array))[0][0])
+        raise ValueError(f"the series has a missing or infinite value at index {row}")
+    return array
+
+
 def column_scales(array: Any, scale: str, min_segment: int = 5, changes: int = 5) -> Any:
     """Each column's scale (see the module docstring); 0 for a constant column.
 
