@@ -15,10 +15,12 @@ from timbel_dagster.cli.app import main
 from timbel_dagster.ml.changepoints import selection
 from timbel_dagster.ml.changepoints.detect import (
     SHIPPED_RULE,
+    Binseg,
     Rule,
-    column_scales,
+    Vote,
     detect_changepoints,
 )
+from timbel_dagster.ml.changepoints.noise import column_scales
 from timbel_dagster.ml.changepoints.tcpd import (
     TCPDSeries,
     binseg_default,
@@ -96,13 +98,70 @@ def test_a_linear_drift_is_not_cut_into_many_steps() -> None:
 def test_no_more_changes_than_the_cap() -> None:
     # eleven steps that each clear the penalty: the cap keeps five of them, not none
     many = _steps([0.0, 10.0] * 6, [100] * 12)
-    found = detect_changepoints(many)
-    assert len(found) == SHIPPED_RULE.max_changes == 5
+    capped = Rule(scale="lrv", penalty="mbic", max_changes=5, noise_changes=20)
+    found = detect_changepoints(many, capped)
+    assert len(found) == 5
     assert all(min(abs(f - e) for e in range(100, 1200, 100)) <= 2 for f in found)
     wider = Rule(scale="sd", penalty="10logn", max_changes=20)
     found = detect_changepoints(many, wider)
     assert len(found) == 11
     assert all(abs(f - e) <= 2 for f, e in zip(found, range(100, 1200, 100), strict=True))
+    # the shipped vote reports no more than binseg, which stops at five
+    assert len(detect_changepoints(many)) <= 5
+
+
+def test_the_shipped_vote_reports_only_what_binseg_and_the_optimum_both_find() -> None:
+    rng = np.random.default_rng(4)
+    for values in (
+        _steps([0.0, 3.0, 0.0], [100, 100, 100], seed=4),
+        np.cumsum(rng.normal(size=600)),
+        np.linspace(0.0, 10.0, 400) + rng.normal(size=400),
+    ):
+        voted = detect_changepoints(values)
+        members = [m.detect(values) for m in SHIPPED_RULE.members]
+        assert set(voted) <= set(members[0])  # binseg's locations
+        assert all(min((abs(v - p) for p in members[1]), default=99) <= 5 for v in voted)
+
+
+@pytest.mark.parametrize(
+    ("found", "quorum", "expected"),
+    [
+        (([10, 50, 90], [12, 88], [49]), 2, [10, 50, 90]),
+        (([10, 50, 90], [12, 88], [49]), 3, []),
+        (([10, 50], [30, 70], [31, 71]), 2, [30, 70]),  # agreement without the first member
+        (([10, 14], [12], []), 2, [10]),  # one point of a member confirms one point only
+    ],
+)
+def test_a_vote_keeps_the_points_a_quorum_reports_within_the_margin(
+    found: tuple[list[int], ...], quorum: int, expected: list[int]
+) -> None:
+    class Fixed:
+        def __init__(self, points: list[int]) -> None:
+            self.points, self.label = points, f"fixed{points}"
+
+        def detect(self, values: object) -> list[int]:
+            return self.points
+
+    vote = Vote(tuple(Fixed(points) for points in found), quorum=quorum)  # type: ignore[arg-type]
+    assert vote.detect([0.0] * 100) == expected
+    with pytest.raises(ValueError, match="quorum must be"):
+        Vote((Binseg(),), quorum=2)
+
+
+def test_the_binseg_member_is_the_baseline() -> None:
+    values = _steps([0.0, 4.0, 1.0], [80, 80, 80], seed=5)
+    assert Binseg().detect(values) == binseg_default(values) != []
+
+
+def test_the_long_run_scale_grows_with_autocorrelation_and_ignores_steps() -> None:
+    rng = np.random.default_rng(6)
+    steps = _steps([0.0, 10.0, 0.0], [150, 150, 150], seed=6).reshape(-1, 1)
+    assert column_scales(steps, "lrv", changes=20)[0] == pytest.approx(1.0, abs=0.2)
+    walk = np.cumsum(rng.normal(size=800)).reshape(-1, 1)
+    # a random walk's residuals around flat segments are smooth: the scale is several times
+    # the running-median one, which sees only the steps' own noise (still below the sd)
+    assert column_scales(walk, "lrv", changes=20)[0] > 3 * column_scales(walk, "robust")[0]
+    assert column_scales(np.full((50, 1), 3.0), "lrv")[0] == 0.0
 
 
 def test_the_robust_scale_ignores_a_step_and_the_sd_does_not() -> None:
@@ -118,7 +177,9 @@ def test_the_robust_scale_ignores_a_step_and_the_sd_does_not() -> None:
     ("arguments", "message"),
     [
         ({"scale": "mad"}, "scale must be"),
-        ({"penalty": "bic"}, "penalty must be"),
+        ({"penalty": "aic"}, "penalty must be"),
+        ({"noise_changes": 20}, "noise_changes is for the lrv scale"),
+        ({"scale": "lrv", "noise_changes": 0}, "noise_changes is for the lrv scale"),
         ({"penalty": "-2logn"}, "penalty must be"),
         ({"max_changes": -1}, "max_changes must be"),
     ],
@@ -297,9 +358,10 @@ def test_selection_picks_the_best_mean_and_breaks_ties_by_grid_order() -> None:
         selection.leave_one_series_out(series[:1])
 
 
-def test_the_grid_is_small_and_holds_the_shipped_rule() -> None:
-    assert len(selection.GRID) == 12 and len(set(selection.GRID)) == 12
+def test_the_grid_is_small_and_holds_the_shipped_rule_and_binseg() -> None:
+    assert len(selection.GRID) == 6 and len(set(selection.GRID)) == 6
     assert SHIPPED_RULE in selection.GRID
+    assert Binseg() in selection.GRID  # selection can always fall back to the baseline
 
 
 # -- the evaluation on TCPD -----------------------------------------------------------------
@@ -328,7 +390,8 @@ def test_detector_beats_default_binseg_on_tcpd_in_sample_and_held_out(tcpd_resul
     assert r["loso"]["cover"] > r["baseline_binseg_cover"]
     assert r["loso"]["f1"] <= r["f1"] and r["loso"]["cover"] <= r["cover"]
     versus = r["loso_vs_binseg"]
-    assert (versus["better"], versus["worse"], versus["equal"]) == (5, 4, 7)
+    assert (versus["better"], versus["worse"], versus["equal"]) == (5, 0, 11)
+    assert versus["bootstrap90"][0] > 0  # the margin over binseg is not a tie
     # all beat reporting nothing, TCPDBench's "zero" method
     assert r["baseline_zero_f1"] == pytest.approx(0.6956, abs=1e-4)
     assert r["loso"]["f1"] > r["baseline_zero_f1"] and r["loso"]["cover"] > r["baseline_zero_cover"]
@@ -379,7 +442,7 @@ def test_cli_prints_scores_as_json(small_tcpd: Path) -> None:
     row = report["series"][0]
     assert {"loso_rule", "loso_f1", "loso_cover", "baseline_zero_f1", "n_obs"} <= set(row)
     chosen = report["selection"]
-    assert chosen["method"] == "leave-one-series-out" and len(chosen["grid"]) == 12
+    assert chosen["method"] == "leave-one-series-out" and len(chosen["grid"]) == 6
     assert "ties go to the earlier rule" in chosen["rule"]
     assert chosen["shipped"] == SHIPPED_RULE.label
 
@@ -389,7 +452,7 @@ def test_cli_prints_a_table(small_tcpd: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "quality_control_1" in result.output and "2 series: shipped rule" in result.output
     assert "leave-one-series-out F1" in result.output and "binseg F1" in result.output
-    assert "over a grid of 12 rules" in result.output
+    assert "over a grid of 6 detectors" in result.output
 
 
 def _error(arguments: list[str]) -> str:

@@ -321,8 +321,8 @@ def evaluate_changepoints(directory: Path, as_json: bool) -> None:
         f"{versus['bootstrap90'][0]:+.4f} to {versus['bootstrap90'][1]:+.4f})"
     )
     click.echo(
-        f"Selection: {selection['method']} over a grid of {len(selection['grid'])} rules "
-        f"(scale/penalty/max changes/min segment: {', '.join(selection['grid'])}); "
+        f"Selection: {selection['method']} over a grid of {len(selection['grid'])} detectors "
+        f"({'; '.join(selection['grid'])}); "
         f"{selection['rule']}."
     )
     agree = "the shipped rule" if selection["shipped_is_chosen"] else "NOT the shipped rule"

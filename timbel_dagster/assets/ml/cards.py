@@ -128,11 +128,12 @@ def bottleneck_card(
         Figure("suggestions", len(report["suggestions"]), better=""),
     ]
     limits = [
-        f"The change-point rule ({SHIPPED_RULE.label}) was chosen on public TCPD series, "
-        "where by leave-one-series-out it ties TCPDBench's default binary segmentation rather "
-        "than beats it; its uncapped predecessor, with the same predictions there, scored "
-        "below binary segmentation on TCPD series held out from development (issue 16, "
-        "ml/changepoints/detect.py): a reported regression is a lead to check, not a proof.",
+        f"The change-point rule ({SHIPPED_RULE.label}) was chosen on 16 public TCPD series, "
+        "where by leave-one-series-out it scores above TCPDBench's default binary "
+        "segmentation; it reports only change points binary segmentation also finds, so it "
+        "misses slowdowns that one misses, and it has not been scored on the TCPD series "
+        "held out from development (issue 16, ml/changepoints/detect.py): a reported "
+        "regression is a lead to check, not a proof.",
         f"A slowdown under {MIN_REGRESSION * 100:g} % of the median before it is not "
         f"reported, and a series gets at most {SHIPPED_RULE.max_changes} change points.",
     ]

@@ -11,18 +11,7 @@ values (null) filled by linear interpolation (TCPDBench leaves them to each meth
 Predictions are cleaned and scored with `tcpd_metrics` (F1 with margin 5, covering), and the
 per-series scores are averaged.
 
-The baseline is TCPDBench's `default_binseg` experiment re-expressed with ruptures. TCPDBench
-runs R's `changepoint::cpt.mean(method="BinSeg", penalty="MBIC", Q=5, test.stat="Normal")` on
-the z-scored series; here ruptures' `Binseg(model="l2", min_size=2, jump=1)` (jump=1 because
-ruptures' default of 5 would only split at every fifth index, which R does not) finds the
-greedy splits of the z-scored series, at most Q = 5 of them, and a split is
-kept while its drop in squared error is at least the MBIC penalty for a change in mean,
-3·log(n), with the drops made non-increasing as R's `binseg` does. R's extra MBIC term
-(log of segment lengths) is left out. R's changepoint has no multivariate support (TCPDBench
-marks such runs as skipped); ruptures' l2 cost is used on all columns jointly here instead.
-TCPDBench's R wrapper reports each change one index early (R's last index of the old segment,
-made 0-based); both methods here report the first index of the new segment (shifting the
-baseline by one moves its mean cover on the 16 shared series by 0.0015 and its F1 not at all).
+The baseline is TCPDBench's `default_binseg` experiment (`binseg.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from timbel_dagster.ml.changepoints.binseg import binseg_default
 from timbel_dagster.ml.changepoints.detect import detect_changepoints
 from timbel_dagster.ml.changepoints.tcpd_metrics import clean_locations, covering, f_measure
 
@@ -41,8 +31,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 Detector = Callable[[Any], Sequence[int]]
-
-BINSEG_MAX_CPS = 5  # changepoint's default Q, what TCPDBench's default experiment uses
 
 
 @dataclass(frozen=True)
@@ -126,46 +114,6 @@ def load_directory(path: Path) -> list[TCPDSeries]:
         by_annotator = {str(k): [int(i) for i in v] for k, v in annotations[name].items()}
         series.append(TCPDSeries(name, _series_values(data, file), by_annotator))
     return series
-
-
-def _zscore(values: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    # R's scale(): centre, divide by the sample standard deviation (constant columns kept).
-    scale = values.std(axis=0, ddof=1)
-    return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-
-
-def binseg_default(values: Any) -> list[int]:
-    """TCPDBench's default binary segmentation, with ruptures (see the module docstring).
-
-    Args:
-        values: the series, shape (n,) or (n, d).
-
-    Returns:
-        0-based indices where a new segment starts.
-    """
-    import numpy as np
-    import ruptures as rpt
-
-    signal = _zscore(np.asarray(values, dtype=float).reshape(len(values), -1))
-    n = signal.shape[0]
-    max_cps = min(BINSEG_MAX_CPS, n // 2 - 1)
-    if max_cps < 1:
-        return []
-    algo = rpt.Binseg(model="l2", min_size=2, jump=1).fit(signal)
-    penalty = 3 * math.log(n)
-    kept: list[int] = []
-    previous_cost, previous_drop = algo.cost.sum_of_costs([n]), math.inf
-    for k in range(1, max_cps + 1):
-        breakpoints = algo.predict(n_bkps=k)
-        cost = algo.cost.sum_of_costs(breakpoints)
-        drop = min(previous_drop, previous_cost - cost)
-        if drop < penalty:
-            break
-        kept = breakpoints[:-1]
-        previous_cost, previous_drop = cost, drop
-    return kept
 
 
 def score(series: TCPDSeries, predictions: Sequence[int]) -> dict[str, float]:
