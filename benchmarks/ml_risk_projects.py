@@ -129,7 +129,8 @@ def main(data: Path) -> None:
         )
         chosen = getattr(r["model"], "settings", None)
         if chosen:
-            print(f"# {project.name}: {chosen}", flush=True)
+            weights = "/".join(f"{w:g}" for w in chosen["weights"])
+            print(f"# {project.name}: blend weights {weights} (inner folds)", flush=True)
     for reason in skipped:
         print(f"# skipped {reason}", flush=True)
     for role, rows in results.items():
