@@ -128,9 +128,12 @@ def main(data: Path) -> None:
             f"lines added {r['la_auc']:.3f}",
         )
         chosen = getattr(r["model"], "settings", None)
-        if chosen:
-            weights = "/".join(f"{w:g}" for w in chosen["weights"])
-            print(f"# {project.name}: blend weights {weights} (inner folds)", flush=True)
+        weights = "/".join(f"{w:g}" for w in chosen["weights"]) if chosen else "fixed"
+        print(
+            f"# {project.name} ({project.role}): AUC {r['auc']:.3f}, lines added "
+            f"{r['la_auc']:.3f}; blend weights {weights} (chosen on inner folds)",
+            flush=True,
+        )
     for reason in skipped:
         print(f"# skipped {reason}", flush=True)
     for role, rows in results.items():
@@ -142,6 +145,7 @@ def main(data: Path) -> None:
         worse = ", ".join(below) or "none"
         report(f"risk_projects_{role}_mean_auc", mean, f"AUC over {len(rows)}", mean / la,
                f"lines added {la:.3f}; at or below lines added: {worse}")  # fmt: skip
+        print(f"# {role}: mean AUC {mean:.3f}, lines added {la:.3f}", flush=True)
     print("# design informed by: " + ", ".join(n for n, _ in results["development"]), flush=True)
 
 
