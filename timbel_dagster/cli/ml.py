@@ -33,6 +33,7 @@ from timbel_dagster.ml.changes.deployments import (
 from timbel_dagster.ml.changes.metrics import commit_metrics
 from timbel_dagster.ml.forecast.eval import evaluate_csv
 from timbel_dagster.ml.risk import files as risk_files
+from timbel_dagster.ml.risk.data import PROFILE_NAMES
 from timbel_dagster.ml.risk.scoring import costs_from
 
 if TYPE_CHECKING:
@@ -350,10 +351,11 @@ def evaluate_changepoints(directory: Path, as_json: bool) -> None:
 )
 @click.option(
     "--profile",
-    type=click.Choice(["auto", "kamei2013", "apachejit", "canonical"]),
+    type=click.Choice(PROFILE_NAMES),
     default="auto",
     show_default=True,
-    help="Dataset naming and scaling (kamei2013 undoes Kamei's normalisation).",
+    help="Dataset naming and scaling (kamei2013 undoes Kamei's normalisation; commitguru: "
+    "Commit Guru files such as Zeng et al.'s ISSTA 2021 data, entropy spelt 'entrophy').",
 )
 @click.option(
     "--group",
@@ -420,3 +422,4 @@ def evaluate_risk(
         f"review {shares['review']:.0%}, reject {shares['reject']:.0%}; costs from "
         "TIMBEL_RISK_COST_*)"
     )
+    click.echo(f"Settings: {result['settings']}.")

@@ -29,6 +29,14 @@ def card_metadata(card: ModelCard) -> dg.MetadataValue:
 THIN_BIN = 30
 
 
+def _blend_weights(weights: Any) -> str:
+    """` (here: 1/1/1)` for a stored evaluation that has its chosen weights, else nothing
+    (evaluations stored before the weights were chosen per training set)."""
+    if not isinstance(weights, list | tuple) or not weights:
+        return ""
+    return " (here: logistic/boosting/size " + "/".join(f"{float(w):g}" for w in weights) + ")"
+
+
 def risk_card(
     evaluation: dict[str, Any],
     version: int,
@@ -101,8 +109,11 @@ def risk_card(
         data_size={"deployments": len(table), "failed": failed, "succeeded": len(table) - failed},
         figures=figures,
         not_evaluated=not_evaluated,
-        selection="the model's settings are fixed in code (ml/risk/model.py, chosen on the "
-        "public datasets' training parts only); here it is evaluated on one time-ordered split, "
+        selection="the model's fixed settings were chosen on public development projects "
+        "(ml/risk/model.py); its blend weights are chosen on each training set by "
+        "time-ordered inner validation of its own rows"
+        + _blend_weights(evaluation.get("settings_weights"))
+        + "; it is evaluated on one time-ordered split, "
         f"oldest {round(TRAIN_FRACTION * 100)} % of deployments to train and the newest to "
         "test, then refitted on every deployment. Calibration: Platt scaling on the newest "
         "training rows.",

@@ -162,6 +162,8 @@ def _evaluation_metadata(evaluation: dict, version: int, reason: str, table) -> 
     }
     metadata["model_version"] = dg.MetadataValue.int(version)
     metadata["reason"] = dg.MetadataValue.text(reason)
+    if evaluation.get("settings"):  # how the blend weights were chosen (issue 16 item 1)
+        metadata["settings"] = dg.MetadataValue.text(str(evaluation["settings"]))
     calibration, figure = None, None
     if not table.empty:
         calibration = _held_out_calibration(table, evaluation)

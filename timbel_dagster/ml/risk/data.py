@@ -17,6 +17,17 @@ Public datasets spell and scale some of them differently; a *profile* says how:
   1-3 % of the rows, which a mean cannot), so AGE = ``pd/nf``. The profile undoes all of
   this, giving raw units.
 - ``apachejit``: ApacheJIT (MSR 2022): ``ent``, ``aexp``, ``arexp``, ``asexp``; it has no LT.
+- ``commitguru``: files written by Commit Guru and the datasets built with it, among them
+  the six projects (gerrit, go, jdt, openstack, platform, qt) of Zeng et al., "Deep
+  just-in-time defect prediction: how far are we?" (ISSTA 2021; repository
+  ZZR0/ISSTA21-JIT-DP, ``Data_Extraction/git_base/datasets/<project>/*_k_feature.csv`` and
+  ``cross/k_test.csv``): header ``,_id,date,bug,__,ns,nd,nf,entrophy,la,ld,lt,fix,ndev,age,
+  nuc,exp,rexp,sexp`` -- entropy spelt ``entrophy``, ``_id`` the commit hash, ``date`` epoch
+  seconds, ``__`` a second copy of the label, a leading unnamed index column. Checked on
+  their rows: ``la``, ``ld``, ``lt``, ``nuc``, ``exp``, ``sexp`` are whole numbers (raw line
+  and change counts, ``lt`` summed over the files: 22,483 for 8 files), ``age`` is
+  fractional days, so no unit needs undoing. Commit Guru's own export uses the same
+  spelling with ``commit_hash``, ``author_date_unix_timestamp`` and ``contains_bug``.
 - ``canonical``: the warehouse's own names; all 14 metrics required.
 
 `--columns-map new=old` entries override a profile's renames.
@@ -38,9 +49,18 @@ FEATURES = KAMEI_METRICS
 LABEL = "label"  # the loaded frame's outcome column: 1 = the change caused a defect/failure
 TIME = "time"  # the loaded frame's timestamp column (UTC)
 GROUP = "group"  # the loaded frame's repository/project column, when the file has one
-LABEL_CANDIDATES = ("bug", "buggy", "failed", "label", "defective", "contains_bug")
+LABEL_CANDIDATES = (
+    "bug",
+    "buggy",
+    "failed",
+    "label",
+    "defective",
+    "contains_bug",
+    "is_buggy_commit",
+)
 TIME_CANDIDATES = (
     "commitdate",
+    "author_date_unix_timestamp",
     "author_date",
     "committed_at",
     "commit_date",
@@ -49,14 +69,14 @@ TIME_CANDIDATES = (
     "timestamp",
     "date",
 )
-ID_CANDIDATES = ("commit_id", "sha", "commit_hash", "transactionid", "id")
+ID_CANDIDATES = ("commit_id", "sha", "commit_hash", "transactionid", "id", "_id")
 GROUP_CANDIDATES = ("repository", "project", "repo")
 TRAIN_FRACTION = 0.8
 MIN_TRAIN_ROWS = 50
 # How many past deployments most like a change its confidence is measured on.
 NEIGHBOURS = 20
 MIN_TEST_ROWS = 20
-PROFILE_NAMES = ("auto", "kamei2013", "apachejit", "canonical")
+PROFILE_NAMES = ("auto", "kamei2013", "apachejit", "commitguru", "canonical")
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,7 @@ PROFILES = {
         {"entropy": "ent", "exp": "aexp", "rexp": "arexp", "sexp": "asexp"},
         absent=("lt",),
     ),
+    "commitguru": Profile("commitguru", {"entropy": "entrophy"}),
     "canonical": Profile("canonical", {}),
 }
 
@@ -116,6 +137,8 @@ def detect_profile(columns: list[str]) -> str:
         return "kamei2013"
     if {"ent", "aexp"} <= present:
         return "apachejit"
+    if "entrophy" in present:
+        return "commitguru"
     return "canonical"
 
 

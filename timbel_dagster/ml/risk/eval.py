@@ -144,7 +144,10 @@ def evaluate(
         `baseline_rf_auc`, `baseline_rf_pr_auc`, `recall_at_20pct_effort_probability_order`,
         `baseline_la_recall_at_20pct_effort`, `train_defect_rate`, `test_defect_rate`,
         `features`, `group` (the repository column the model used, or None),
-        `effort_order`, `fit_seconds`. The forest sees the metrics only.
+        `effort_order`, `fit_seconds`, `settings` (how the blend weights were chosen, in
+        words: inner time-ordered folds of the training rows; the Platt scaling is fitted
+        on the newest training rows) and `settings_weights`. The forest sees the metrics
+        only.
 
     Raises:
         ValueError: as `fit_risk_model`, or a test frame with one outcome only.
@@ -183,6 +186,9 @@ def evaluate(
         "group": model.group,
         "effort_order": "risk density p/(la+ld+1)",
         "fit_seconds": round(fit_seconds, 2),
+        # How the model's settings were chosen: on the training rows only (issue 16 item 1).
+        "settings": (model.settings or {}).get("text", ""),
+        "settings_weights": (model.settings or {}).get("weights"),
         # Calibration on the later rows: the cost trade-off needs honest probabilities.
         "mean_predicted": float(p.mean()),
         "expected_calibration_error": expected_calibration_error(y_test, p),
