@@ -16,6 +16,7 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.cli.app import main
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.ml.cards import number
+from timbel_dagster.ml.risk.advisor import RISK_CODE_VERSION
 from timbel_dagster.partitions import CLUSTERS, hour_key
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.resources.sources import DeliverySourcesResource
@@ -129,7 +130,7 @@ def test_risk_advisor_end_to_end(
                 select(RiskScore.subject_kind, func.count()).group_by(RiskScore.subject_kind)
             ).all()
         )
-    assert model_row == (1, "risk-1")
+    assert model_row == (1, RISK_CODE_VERSION)
     assert by_kind["request"] == 1 and by_kind["deployment"] == scores["deployments"]
     assert 0 <= risk["probability"] <= 1 and 0 <= risk["confidence"] <= 1
     assert risk["recommendation"] in ("approve", "review", "reject")
@@ -198,7 +199,7 @@ def test_a_refused_model_is_never_unpickled_and_retraining_replaces_it(
     get_settings.cache_clear()
     request.addfinalizer(get_settings.cache_clear)
     marker = tmp_path / "marker"
-    _insert(url, _payload(marker), None, code_version="risk-1")
+    _insert(url, _payload(marker), None, code_version=RISK_CODE_VERSION)
 
     image = _newest_green_image(url, "payments-api")
     created = CliRunner().invoke(

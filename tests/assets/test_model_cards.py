@@ -11,6 +11,7 @@ from timbel_dagster.assets.ml.cards import bottleneck_card, forecast_card, risk_
 from timbel_dagster.assets.ml.risk import _evaluation_metadata
 from timbel_dagster.ml.cards import render
 from timbel_dagster.ml.changepoints.detect import SHIPPED_RULE
+from timbel_dagster.ml.risk.advisor import RISK_CODE_VERSION
 from timbel_dagster.ml.risk.calibration import calibration_table
 
 EVALUATION = {
@@ -49,7 +50,7 @@ def test_the_risk_card_has_the_window_sizes_figures_baselines_plot_and_limits() 
     text = render(
         risk_card(EVALUATION, 3, _table(), _calibration(), "![c](data:image/png;base64,AA)")
     )
-    assert "**Version:** v3 (code risk-1)" in text
+    assert f"**Version:** v3 (code {RISK_CODE_VERSION})" in text
     assert "**Training window:** 2026-09-01 00:00 to 2026-12-09 00:00 (UTC)" in text
     assert "**Data size:** 100 deployments, 12 failed, 88 succeeded" in text
     assert "| ROC AUC | 0.8300 | lines added (LApredict) | 0.7100 | higher |" in text

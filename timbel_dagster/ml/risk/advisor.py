@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "risk_model"
 # Bumped whenever the features or the model change (ml/risk/*.py).
-RISK_CODE_VERSION = "risk-1"
+RISK_CODE_VERSION = "risk-2"
+# risk-2: monotone boosting, the lines-added member and blend weights chosen on inner folds.
 # The features the deployment model uses. At most 15: a reviewer's "top reasons" are exact
 # Shapley values, which cost 2**features model evaluations per assessed deployment.
 RISK_FEATURES = (
