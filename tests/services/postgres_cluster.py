@@ -15,6 +15,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +24,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OS_USER = "postgres"
+ROOT = Path(__file__).resolve().parents[2]
+ARCHIVERS = {
+    "timbel": "env PYTHONPATH={root} {python} -m "
+    "timbel_dagster.warehouse.backup.archive_command %p %f {archive}",
+    "cp": "test ! -f {archive}/%f && cp %p {archive}/%f",
+}
+
+
+def python_for_postgres() -> str:
+    """An interpreter the postgres user may run: this one, unless it lives where that user
+    cannot reach (a pyenv under /root), then the system's. archive_command.py imports only
+    the standard library, so either runs it."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        allowed = subprocess.run(["runuser", "-u", OS_USER, "--", "test", "-x", python],
+                                 check=False)  # fmt: skip
+        if allowed.returncode == 0:
+            return python
+    raise FileNotFoundError(f"no Python the {OS_USER} user may run, for archive_command")
+
+
 VERSION = "15"
 BINDIR = Path(f"/usr/lib/postgresql/{VERSION}/bin")
 
@@ -112,10 +133,11 @@ class Cluster:
 
 
 @contextmanager
-def throwaway_cluster(*, fsync: bool = False) -> Iterator[Cluster]:
-    """initdb a new cluster with archive_mode on (the documented `test ! -f ... && cp`
-    archive_command) on a free loopback port, start it, and stop and delete it afterwards,
-    with every server started under its root (recovered copies too)."""
+def throwaway_cluster(*, fsync: bool = False, archiver: str = "timbel") -> Iterator[Cluster]:
+    """initdb a new cluster with archive_mode on, on a free loopback port, start it, and stop
+    and delete it afterwards, with every server started under its root (recovered copies
+    too). `archiver`: `timbel`, the documented archive_command of this checkout
+    (warehouse/backup/archive_command.py); `cp`, PostgreSQL's `test ! -f ... && cp` example."""
     check_programs()
     root = Path(tempfile.mkdtemp(prefix="timbel-pitr-", dir="/tmp"))
     user = pwd.getpwnam(OS_USER)
@@ -126,6 +148,9 @@ def throwaway_cluster(*, fsync: bool = False) -> Iterator[Cluster]:
         as_postgres(["mkdir", "-m", "0700", str(archive)])
         initdb = [str(BINDIR / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
         as_postgres([*initdb, "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"])
+        command = ARCHIVERS[archiver].format(
+            root=ROOT, python=python_for_postgres(), archive=archive
+        )
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"port = {cluster.port}\n"
@@ -133,7 +158,7 @@ def throwaway_cluster(*, fsync: bool = False) -> Iterator[Cluster]:
                 f"unix_socket_directories = '{root}'\n"
                 "wal_level = replica\n"
                 "archive_mode = on\n"
-                f"archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'\n"
+                f"archive_command = '{command}'\n"
                 f"fsync = {'on' if fsync else 'off'}\n"
             )
         as_postgres([str(BINDIR / "pg_ctl"), "start", "-D", str(data), "-l",
