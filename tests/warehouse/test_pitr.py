@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,6 +162,14 @@ def test_refusals_leave_the_target_as_it_was(story: Story, tmp_path: Path) -> No
         story.pitr("--to", story.noted.isoformat(), "--target", str(fresh), "--start"),
         "needs --os-user",
     )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        taken = str(busy.getsockname()[1])
+        _one_line_error(
+            story.pitr("--to", story.noted.isoformat(), "--target", str(fresh), "--start",
+                       "--os-user", "postgres", "--port", taken),
+            f"--port {taken} is in use",
+        )  # fmt: skip
     assert not fresh.exists()
 
 

@@ -5,10 +5,11 @@ line in postgresql.conf; docs/operations.md, "Point-in-time recovery"):
         timbel_dagster.warehouse.backup.archive_command %p %f /var/lib/timbel/wal-archive'
 
 The server runs archive_command once per 16 MiB segment, one after the other, so its start
-time bounds how fast WAL can be archived. `timbel` loads every command group (about 2 s a
+time bounds how fast WAL can be archived. `timbel` loads every command group (2-7 s a
 start, measured in docs/benchmarks.md); this module loads only wal.py (about 0.1 s). Same
-copy (fsynced, linked into place, never overwriting a different file), same exit codes:
-0 archived or already there identical, 1 refused or failed, with one line on stderr.
+copy (fsynced, linked into place, never overwriting a different file); it exits 0 when the
+segment is archived or already there identical, else 1 with one line on stderr (the server
+retries it).
 """
 
 from __future__ import annotations
