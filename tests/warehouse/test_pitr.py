@@ -175,3 +175,32 @@ def test_refusals_leave_the_target_as_it_was(story: Story, tmp_path: Path) -> No
 
 def test_base_refuses_a_sqlite_warehouse(tmp_path: Path) -> None:
     _one_line_error(timbel(["backup", "base"], tmp_path), "base backups are of a PostgreSQL")
+
+
+def test_a_failed_base_backup_leaves_nothing_behind(tmp_path: Path) -> None:
+    try:
+        check_programs()
+    except FileNotFoundError as error:
+        missing_service(str(error))
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens
+    failed = timbel(["backup", "base", "--connection", closed], tmp_path)
+    _one_line_error(failed, "pg_basebackup failed", "127.0.0.1")
+    assert list((tmp_path.parent / "base-backups").iterdir()) == []  # no .partial left
+
+
+def test_a_damaged_base_backup_is_refused_before_the_target_is_touched(
+    story: Story, tmp_path: Path
+) -> None:
+    copies = tmp_path / "base-backups"
+    base_id = story.base["id"]
+    shutil.copytree(story.base["path"], copies / base_id)
+    shutil.copy(Path(story.base["path"]).with_suffix(".json"), copies)
+    damaged = copies / base_id / "PG_VERSION"
+    damaged.write_text(damaged.read_text().replace("15", "16"))
+    target = tmp_path / "target"
+    _one_line_error(
+        story.pitr("--to", story.noted.isoformat(), "--target", str(target), "--dir", str(copies)),
+        "pg_verifybackup",
+        "PG_VERSION",
+    )
+    assert not target.exists()

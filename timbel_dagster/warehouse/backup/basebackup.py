@@ -73,10 +73,11 @@ def run_program(
         command, capture_output=True, text=True, env=env, timeout=timeout, check=False
     )
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise BackupError(
-            f"{what} failed (exit {done.returncode}): {lines[-1] if lines else 'no message'}"
-        )
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        # The first `error:` line says what failed; the lines after it are hints.
+        errors = [line for line in lines if "error:" in line or "FATAL" in line]
+        said = (errors or lines or ["no message"])[0 if errors else -1]
+        raise BackupError(f"{what} failed (exit {done.returncode}): {said}")
     return done.stdout
 
 
