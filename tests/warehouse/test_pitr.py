@@ -40,7 +40,7 @@ class Story:
 
 def timbel(args: list[str], story_or_home: Story | Path, **env: str) -> subprocess.CompletedProcess:
     home = story_or_home.home if isinstance(story_or_home, Story) else story_or_home
-    base_dir = home.parent / "base-backups"
+    base_dir = home / "base-backups"
     return invoke(args, home, TIMBEL_HOME=str(home), TIMBEL_BASE_BACKUP_DIR=str(base_dir), **env)
 
 
@@ -185,7 +185,7 @@ def test_a_failed_base_backup_leaves_nothing_behind(tmp_path: Path) -> None:
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens
     failed = timbel(["backup", "base", "--connection", closed], tmp_path)
     _one_line_error(failed, "pg_basebackup failed", "127.0.0.1")
-    assert list((tmp_path.parent / "base-backups").iterdir()) == []  # no .partial left
+    assert list((tmp_path / "base-backups").iterdir()) == []  # no .partial left
 
 
 def test_a_damaged_base_backup_is_refused_before_the_target_is_touched(
