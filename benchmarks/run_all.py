@@ -36,6 +36,10 @@ BENCHMARKS = (
         "ml_forecast_changepoints",
     ),
     ("Trivy report import: 5,000 vulnerabilities", "scan_import"),
+    (
+        "point-in-time recovery: base backup, 256 MB of writes, recovery to the middle",
+        "pitr",
+    ),
     ("analyze-repo on a generated 10,000-file repository", "analyze_repo"),
     ("REST API under load: uvicorn on loopback, 20,000 executions, 16 connections", "api_load"),
     (

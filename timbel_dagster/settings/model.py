@@ -361,6 +361,23 @@ class Settings(BaseSettings):
         None,
         description="Where `timbel backup create` writes backups (default TIMBEL_HOME/backups).",
     )
+    # Point-in-time recovery (docs/operations.md "Point-in-time recovery").
+    timbel_base_backup_dir: Path | None = Field(
+        None,
+        description="Where `timbel backup base` writes base backups of the PostgreSQL cluster "
+        "and `timbel backup pitr` finds them (default TIMBEL_HOME/base-backups).",
+    )
+    timbel_wal_archive_dir: Path | None = Field(
+        None,
+        description="The directory the server's archive_command copies WAL segments into, "
+        "which `timbel backup pitr` replays (default TIMBEL_HOME/wal-archive).",
+    )
+    timbel_pg_bindir: Path | None = Field(
+        None,
+        description="Where PostgreSQL's programs are (pg_basebackup, pg_verifybackup, "
+        "pg_waldump, pg_ctl); default: Debian's /usr/lib/postgresql/MAJOR/bin for the "
+        "backup's major version, else PATH.",
+    )
     # --- Freshness of the ingestion assets (settings/freshness.py; docs/operations.md) -------
     # Hours without a successful materialization after which an ingestion asset of the group
     # is WARN, then FAIL, in the Dagster UI; at FAIL the built-in ingestion-stale alert fires.
@@ -490,6 +507,14 @@ class Settings(BaseSettings):
     @property
     def backup_dir(self) -> Path:
         return self.timbel_backup_dir or self.timbel_home / "backups"
+
+    @property
+    def base_backup_dir(self) -> Path:
+        return self.timbel_base_backup_dir or self.timbel_home / "base-backups"
+
+    @property
+    def wal_archive_dir(self) -> Path:
+        return self.timbel_wal_archive_dir or self.timbel_home / "wal-archive"
 
     @property
     def dagster_home(self) -> Path:
