@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import insert
 
 from timbel_dagster.assets.cluster.cost import PriceTable
+from timbel_dagster.ml.forecast.candidates import ALL
 from timbel_dagster.ml.forecast.cost_data import load_usage_frame, namespace_hours
 from timbel_dagster.ml.forecast.costs import (
     CostForecast,
@@ -17,6 +18,7 @@ from timbel_dagster.ml.forecast.costs import (
     forecast_costs,
     scope_series,
 )
+from timbel_dagster.ml.forecast.selection import TOP
 from timbel_dagster.warehouse.schema.cluster import CostAllocation, NamespaceUsage, PodMetric
 from timbel_dagster.warehouse.schema.ids import stable_id
 
@@ -136,7 +138,7 @@ def test_the_weekly_total_has_its_own_interval_and_names_the_chosen_model() -> N
     def members(model: str) -> set[str]:
         return set(model.removeprefix("median(").removesuffix(")").split(", "))
 
-    assert len(members(total["model"])) == 5  # the best 5 of the 6 candidates
+    assert len(members(total["model"])) == TOP == len(ALL)  # every candidate: selection.TOP
     assert members(namespace["model"]) == {"profile", "profile-daily", "mean7d"}
     assert total["lo80"] < total["yhat"] < total["hi80"] < total["hi95"]
     hourly = result.hourly

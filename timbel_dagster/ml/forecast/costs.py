@@ -18,8 +18,10 @@ candidates the backtests chose (`series.forecast`). The total cost chooses among
 candidates; the other series among the fast ones (profile, hour-of-day profile, 7-day
 mean), so that hundreds of namespaces stay cheap: measured on 6 weeks of 3 clusters x 2
 namespaces, 1.8 s before issue 16, 15.6 s with the clusters' cost on all candidates too,
-9 s with the total alone (7 s of it the total's backtests). On the demo's sample (24 hours
-of history: no backtests) it takes what it took, 0.2 s. The 7-day
+9 s with the total alone (7 s of it the total's backtests); since Holt-Winters left the
+pool, the total's forecast on 6 weeks of the Bitbrains cost takes 8.6 s against 14.6 s with
+it, side by side on a busy machine. On the demo's sample (24 hours of history: no
+backtests) it takes what it took, 0.2 s. The 7-day
 total's 80 % interval (`lo80`, `hi80` at `horizon_hours` 168) is the weekly budget figure:
 its own interval from the backtests' weekly-total errors, not a sum of hourly bounds.
 """
@@ -43,10 +45,9 @@ HORIZONS = (168, 720)  # 7 and 30 days
 SCOPES = ("namespace", "cluster", "tenant", "total")
 TOTAL_EXTRAS = ("baseline_mean7d", "baseline_seasonal_naive", "method", "model",
                 "interval_method", "history_hours", "note")  # fmt: skip
-# The total cost a budget owner reads gets every candidate (about 7 s on 6 weeks of history
-# on a busy 2-core machine: up to 14 backtests of MSTL, Holt-Winters and gradient
-# boosting); the many cluster, namespace and tenant series, and usage, the numpy ones
-# (milliseconds each).
+# The total cost a budget owner reads gets every candidate (a few seconds on 6 weeks of
+# history on a busy 2-core machine: up to 14 backtests of MSTL and gradient boosting); the
+# many cluster, namespace and tenant series, and usage, the numpy ones (milliseconds each).
 FULL_SELECTION = {("total", "cost_usd")}
 WEEK_HOURS = 168
 NOTES = {

@@ -2,8 +2,13 @@
 
 MASE divides the forecast's mean absolute error by the in-sample mean absolute error of the
 seasonal-naive forecast with a one-day season (m = 24 at hourly steps, the seasonal period
-M4 uses for hourly series), computed on the history before each origin; the same scale for
-every method. Steps with no actual value are left out of every figure.
+M4 uses for hourly series), computed on the history before each origin: the training data of
+that origin; the same scale for every method. This is the standard definition (Hyndman and
+Koehler 2006, "Another look at measures of forecast accuracy"; Hyndman and Athanasopoulos,
+FPP3 section 5.8: the in-sample MAE of the naive or seasonal-naive forecast on the training
+data), with the one-day season; a one-week season (m = 168) would shrink the scale and raise
+every MASE here by about 13 %, a lag-1 naive would quadruple them. Steps with no actual value
+are left out of every figure.
 
 The horizon total error is |sum(forecast) - sum(actual)| / sum(actual) in percent; with the
 default one-week horizon it is the weekly total error.
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.ml.forecast import candidates as candidate_models
-from timbel_dagster.ml.forecast.selection import Selector, select_top
+from timbel_dagster.ml.forecast.selection import BACKTESTS, TOP, Selector, select_top
 from timbel_dagster.ml.forecast.series import forecast, mean_last_7d, regular_series, seasonal_naive
 
 if TYPE_CHECKING:
@@ -33,9 +38,9 @@ MIN_HISTORY = dt.timedelta(days=14)  # the weekly profile and a week-long season
 MASE_SEASON = dt.timedelta(days=1)
 LEVELS = (0.8, 0.95)
 SELECTION = (
-    "at each origin, candidates ranked by mean MASE over up to 14 one-week backtests inside "
-    "the history before the origin (origins 2 days apart); forecast = median of the best 5 "
-    "(of 6); intervals from the same backtests' errors"
+    f"at each origin, candidates ranked by mean MASE over up to {BACKTESTS} one-week backtests "
+    "inside the history before the origin (origins 2 days apart); forecast = median of the "
+    f"best {TOP} (of {len(candidate_models.ALL)}); intervals from the same backtests' errors"
 )
 
 
