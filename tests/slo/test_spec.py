@@ -54,6 +54,12 @@ def test_the_sample_file_is_valid() -> None:
     assert {s.sli.source for s in load_slo_file(SAMPLE_SLO_FILE)} == {"warehouse"}
 
 
+def test_the_example_file_is_valid_and_has_every_kind() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "slos.example.yaml"
+    kinds = {s.sli.kind for s in load_slo_file(example)}
+    assert kinds == {"availability", "latency", "pipeline_success", "pipeline_duration"}
+
+
 def _one(sli: str, extra: str = "") -> str:
     return f"slos:\n  - service: shop\n    name: api\n    objective: 99\n{extra}    sli: {sli}\n"
 
