@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from timbel_dagster.slo import budget
 from timbel_dagster.slo.counts import Counts, InstantQueries, prometheus_counts, warehouse_counts
 from timbel_dagster.slo.spec import Slo, duration_text
+from timbel_dagster.warehouse.read.scope import service_visible
 from timbel_dagster.warehouse.schema.ids import stable_id
 from timbel_dagster.warehouse.schema.slo import BURN_COLUMNS, SloStatus
 from timbel_dagster.warehouse.store.upsert import UpsertResult, bulk_upsert
@@ -150,14 +151,23 @@ def _from_row(row: Any) -> Status:
 
 
 def latest(
-    connection: Connection, at: dt.datetime | None = None, max_age: dt.timedelta | None = None
+    connection: Connection,
+    at: dt.datetime | None = None,
+    max_age: dt.timedelta | None = None,
+    *,
+    service: str | None = None,
+    tenants: tuple[str, ...] | None = None,
 ) -> list[Status]:
     """The latest stored status of each SLO (at or before `at`; not older than `max_age`
-    before it), by service and name."""
+    before it), by service and name; only `service`'s, and only services `tenants` may see
+    (None: every service; `warehouse.read.scope`)."""
     from sqlalchemy import func, select
 
     table = SloStatus.__table__
     newest = select(table.c.service, table.c.slo, func.max(table.c.evaluated_at).label("at"))
+    newest = newest.where(service_visible(table.c.service, tenants))
+    if service is not None:
+        newest = newest.where(table.c.service == service)
     if at is not None:
         newest = newest.where(table.c.evaluated_at <= at)
         if max_age is not None:
