@@ -292,7 +292,12 @@ def test_rules_add_of_an_invalid_file_stores_nothing(tmp_path: Path) -> None:
     error = _one_line_error(completed)
     assert error.startswith("timbel: error: rules.yaml:5: rule 'broken': unknown fact")
     listed = _json(["alerts", "rules", "list", "--json"], tmp_path)
-    assert [r["name"] for r in listed["rules"]] == ["ingestion-stale"]  # only the built-in
+    # Only the built-in ones.
+    assert [r["name"] for r in listed["rules"]] == [
+        "ingestion-stale",
+        "slo-fast-burn",
+        "slo-slow-burn",
+    ]
     assert listed["errors"] == []
     with _warehouse(tmp_path).connect() as connection:
         assert connection.execute(select(AlertRule.name)).all() == []
@@ -487,7 +492,7 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     assert len(httpserver.log) == len(transitions)
     plain = invoke(["alerts", "evaluate"], sample_dir, **env)
     assert plain.returncode == 0
-    assert plain.stdout.startswith(f"4 rules, {len(transitions)} active series, 0 transitions")
+    assert plain.stdout.startswith(f"6 rules, {len(transitions)} active series, 0 transitions")
 
 
 def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
@@ -502,7 +507,7 @@ def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
                for line in fired)  # fmt: skip
     assert all(line.split()[-1] == "yes" for line in fired)  # due, though no channel is set
     assert re.fullmatch(
-        rf"4 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
+        rf"6 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
         r"\d+\.\ds",
         lines[-1],
     )
