@@ -226,3 +226,27 @@ def test_a_prometheus_slo_without_prometheus_fails_naming_the_setting(tmp_path: 
     engine = get_engine(f"sqlite:///{tmp_path / 'unused.db'}")
     with pytest.raises(PrometheusNotConfiguredError, match="checkout/latency read Prometheus"):
         evaluate(parse_slos(SLOS, "slos.yaml")[2:3], engine, None, AT)
+
+
+def test_an_unreachable_prometheus_fails_the_run_and_stores_nothing(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    slo_file = tmp_path / "slos.yaml"
+    slo_file.write_text(SLOS)
+    closed = "http://127.0.0.1:9"  # discard: nothing listens
+    result = dg.materialize(
+        [slo_status],
+        resources={
+            "warehouse": WarehouseResource(database_url=warehouse_url),
+            "prometheus": PrometheusResource(url=closed),
+        },
+        run_config={"ops": {"slo__slo_status": {"config": {"slo_file": str(slo_file)}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    cause = failure.step_failure_data.error.cause
+    assert cause.cls_name == "TransientSourceError"
+    assert "cannot reach http://127.0.0.1:9" in cause.message
+    with get_engine(warehouse_url).connect() as connection:
+        assert connection.execute(select(SloStatus.id)).all() == []
