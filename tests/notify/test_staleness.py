@@ -126,8 +126,8 @@ def test_ingestion_stale_fires_once_notifies_and_resolves_when_fresh_again(
 ) -> None:
     subscribe(engine, "ann", "slack", event="alert", min_severity="high")
     evaluator = _evaluator(engine, instance, httpserver, clock)
-    [rule] = builtin_rules()
-    assert rule.name == "ingestion-stale" and rule.fact == "ingestion_stale"
+    [rule] = [r for r in builtin_rules() if r.name == "ingestion-stale"]
+    assert rule.fact == "ingestion_stale"
     _materialize(instance, "cicd/pipeline_executions", T0)  # CI: fail window 4 h
 
     def tick(at: dt.datetime) -> Any:
