@@ -12,7 +12,7 @@ import pytest
 from tests.test_cli import invoke
 from timbel_dagster.assets.slo.status import slo_status
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.resources.prometheus import PrometheusResource
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.slo.spec import SAMPLE_SLO_FILE
 
 SAMPLE = {"TIMBEL_SAMPLE_DATA": "true"}
@@ -65,7 +65,8 @@ def test_status_shows_what_the_asset_stored(sample_dir: Path) -> None:
         [slo_status],
         resources={
             "warehouse": WarehouseResource(database_url=url),
-            "prometheus": PrometheusResource(),  # the sample's SLOs never ask it
+            # Live sources: the sample's SLOs read only the warehouse, never Prometheus.
+            "sources": DeliverySourcesResource(mode="live"),
         },
         run_config={
             "ops": {

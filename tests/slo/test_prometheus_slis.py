@@ -24,6 +24,7 @@ from tests.services.prometheus import running_prometheus
 from timbel_dagster.assets.slo.status import slo_status
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.resources.prometheus import PrometheusClient, PrometheusResource
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.slo.spec import parse_slos
 from timbel_dagster.slo.status import evaluate
 from timbel_dagster.warehouse.engine import get_engine
@@ -192,7 +193,7 @@ def test_the_asset_stores_the_statuses(
         [slo_status],
         resources={
             "warehouse": WarehouseResource(database_url=warehouse_url),
-            "prometheus": PrometheusResource(url=prometheus_url),
+            "sources": DeliverySourcesResource(prometheus=PrometheusResource(url=prometheus_url)),
         },
         run_config={
             "ops": {
@@ -238,7 +239,7 @@ def test_an_unreachable_prometheus_fails_the_run_and_stores_nothing(
         [slo_status],
         resources={
             "warehouse": WarehouseResource(database_url=warehouse_url),
-            "prometheus": PrometheusResource(url=closed),
+            "sources": DeliverySourcesResource(prometheus=PrometheusResource(url=closed)),
         },
         run_config={"ops": {"slo__slo_status": {"config": {"slo_file": str(slo_file)}}}},
         raise_on_error=False,

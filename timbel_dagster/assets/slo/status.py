@@ -9,7 +9,7 @@ import dagster as dg
 
 from timbel_dagster.assets.ingestion import OWNERS, markdown_table
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.resources.prometheus import PrometheusResource
+from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.settings import get_settings
 from timbel_dagster.slo.spec import load_slo_file, slo_file
 
@@ -69,7 +69,7 @@ def slo_status(
     context: dg.AssetExecutionContext,
     config: SloStatusConfig,
     warehouse: WarehouseResource,
-    prometheus: PrometheusResource,
+    sources: DeliverySourcesResource,
 ):
     # lazy: slo.status loads SQLAlchemy; the code location loads without it
     from timbel_dagster.slo.status import evaluate, store
@@ -83,7 +83,9 @@ def slo_status(
     slos = load_slo_file(path, setting=None if config.slo_file else "TIMBEL_SLO_FILE")
     at = evaluation_time(config.at)
     needs_prometheus = any(s.sli.source == "prometheus" for s in slos)
-    client = prometheus.client() if needs_prometheus else None
+    # The Prometheus the cluster metrics read (PROMETHEUS_URL); asked only when an SLO needs
+    # it, so warehouse SLOs evaluate where none is configured.
+    client = sources.prometheus.client() if needs_prometheus else None
     # Prometheus and the warehouse are read first; the statuses are written in one
     # transaction after (no query runs inside it).
     statuses = evaluate(slos, warehouse.engine(), client, at)
