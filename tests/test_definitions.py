@@ -174,6 +174,8 @@ DERIVED = {
     "ml/risk_scores",
     "ml/risk_training_set",
     "security/vulnerability_findings",
+    # Evaluated every 5 minutes from Prometheus and the warehouse; not an ingestion.
+    "slo/slo_status",
 }
 
 

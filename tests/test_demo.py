@@ -22,7 +22,12 @@ def test_demo_materializes_everything_and_reports(demo_run: DemoRun) -> None:
     nodes = len(report["runs"])
     assert f"[{nodes}/{nodes}] materializing" in completed.stderr
     materialized = {key for run_ in report["runs"] for key in run_["assets"]}
-    assert {"cicd/dora_metrics", "deploy/deployments", "cluster/cost_allocation"} <= materialized
+    assert {
+        "cicd/dora_metrics",
+        "deploy/deployments",
+        "cluster/cost_allocation",
+        "slo/slo_status",
+    } <= materialized
     # The demo's cluster metrics are the 24 hours up to the last completed hour of today (the
     # sample's last day).
     shown = re.search(

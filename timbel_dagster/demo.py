@@ -25,6 +25,7 @@ from timbel_dagster.partitions import cluster_hourly, daily, range_tags
 from timbel_dagster.resources.sources import DeliverySourcesResource
 from timbel_dagster.runs import QUIET, open_instance, rows_written, run_warnings
 from timbel_dagster.settings import Settings, display_url
+from timbel_dagster.slo.spec import SAMPLE_SLO_FILE
 from timbel_dagster.warehouse import migrate
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.read import frames
@@ -115,9 +116,17 @@ SAMPLE_RULES = Path(__file__).parent / "notify" / "sample_rules.yaml"
 
 
 def _node_config(node: Any, settings: Settings) -> dict[str, Any]:
-    """The demo evaluates the sample's alert rules unless TIMBEL_ALERT_RULES_FILE says, and
-    scans every sample image in one run (so that a second demo has nothing left to do)."""
+    """The demo evaluates the sample's alert rules unless TIMBEL_ALERT_RULES_FILE says, the
+    sample's SLOs at the end of its history, and scans every sample image in one run (so that
+    a second demo has nothing left to do)."""
     keys = {k.to_user_string() for k in node.keys}
+    if "slo/slo_status" in keys:
+        # Always the sample's SLOs: an SLO file of one's own reads one's own Prometheus and
+        # services, which the sample organisation is not.
+        end = settings.timbel_sample_end_date or dt.datetime.now(dt.UTC).date()
+        at = dt.datetime.combine(end, dt.time(), dt.UTC).isoformat()
+        config = {"slo_file": str(SAMPLE_SLO_FILE), "at": at}
+        return {"ops": {"slo__slo_status": {"config": config}}}
     if "alerts/alert_events" in keys:
         rules = settings.timbel_alert_rules_file or SAMPLE_RULES
         return {"ops": {"alerts__alert_events": {"config": {"rules_file": str(rules)}}}}

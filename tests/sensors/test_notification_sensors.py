@@ -206,8 +206,9 @@ def test_alert_sensor_without_configured_rules_evaluates_the_built_in_one(
 ) -> None:
     result, cursor = _tick(alert_rule_sensor, _notifier(warehouse_url))
     message = _message(result)
-    # ingestion-stale, over the sensor's Dagster instance (nothing materialized: no series).
-    assert message.startswith("1 rules, 0 active series, 0 transitions"), message
+    # ingestion-stale, over the sensor's Dagster instance (nothing materialized: no series),
+    # and the SLO burn-rate rules (no SLO status stored: no series).
+    assert message.startswith("3 rules, 0 active series, 0 transitions"), message
     assert "errors" not in message and "0 notices retried" in message
     assert cursor is None
     assert _rows(get_engine(warehouse_url), Alert.fingerprint) == []
@@ -238,7 +239,7 @@ def test_alert_sensor_fires_ingestion_stale_from_its_instance_and_notifies(
             ) as context:
                 return _message(alert_rule_sensor(context))
 
-        assert tick().startswith("1 rules, 1 active series, 1 transitions, 1 notices sent")
+        assert tick().startswith("3 rules, 1 active series, 1 transitions, 1 notices sent")
         [alert] = _rows(engine, Alert.__table__)
         assert alert.rule == "ingestion-stale" and alert.state == "firing"
         assert alert.labels == {"asset": "cicd/pipeline_executions", "fail_window": "4h"}
@@ -257,7 +258,7 @@ def test_alert_sensor_reads_the_rules_file_from_the_environment(
     monkeypatch.setenv("TIMBEL_ALERT_RULES_FILE", str(_rules_file(tmp_path, FAILURE_RULES)))
     get_settings.cache_clear()
     result, _ = _tick(alert_rule_sensor, _notifier(warehouse_url))
-    assert _message(result).startswith("2 rules, 0 active series, 0 transitions")
+    assert _message(result).startswith("4 rules, 0 active series, 0 transitions")
 
 
 def test_alert_sensor_with_a_broken_rules_file_fails_the_tick_naming_it(
@@ -287,7 +288,7 @@ def test_alert_sensor_fires_stores_and_resolves_a_warehouse_fact(
     result, _ = _tick(alert_rule_sensor, notifier)
     message = _message(result)
     # No channel is configured: the transition is stored, nothing is sent.
-    assert message.startswith("2 rules, 1 active series, 1 transitions, 0 notices sent in ")
+    assert message.startswith("4 rules, 1 active series, 1 transitions, 0 notices sent in ")
     assert message.endswith("; 0 notices retried") and "errors" not in message
     [alert] = _rows(engine, Alert.__table__)
     assert alert.rule == "pipeline-failure-rate" and alert.state == "firing"
@@ -430,13 +431,15 @@ def test_alert_sensor_reports_a_file_rule_shadowing_a_warehouse_rule(
         ("pipeline-failure-rate", f"{tmp_path / 'alert-rules.yaml'}:2"),
         ("namespace-cpu-near-quota", "warehouse:namespace-cpu-near-quota"),
         ("ingestion-stale", "built-in:8"),
+        ("slo-fast-burn", "built-in:19"),
+        ("slo-slow-burn", "built-in:27"),
     ]
     assert errors == [
         "warehouse:pipeline-failure-rate: rule 'pipeline-failure-rate' is skipped: "
         f"{tmp_path / 'alert-rules.yaml'}:2 defines it too"
     ]
     result, _ = _tick(alert_rule_sensor, _notifier(warehouse_url, tmp_path / "alert-rules.yaml"))
-    assert _message(result).startswith("3 rules, 0 active series, 0 transitions")
+    assert _message(result).startswith("5 rules, 0 active series, 0 transitions")
 
 
 # --- delivery_notification_sensor ------------------------------------------------------------

@@ -9,6 +9,7 @@ from timbel_dagster.warehouse.schema.models import Base, autogenerate_filter
 
 TABLES = {
     "backups",
+    "slo_status",
     "users",
     "clusters",
     "pipelines",

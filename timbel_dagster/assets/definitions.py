@@ -30,6 +30,7 @@ from timbel_dagster.assets.org.directory import directory
 from timbel_dagster.assets.security.components import components
 from timbel_dagster.assets.security.images import images
 from timbel_dagster.assets.security.scans import scan_results, vulnerability_findings
+from timbel_dagster.assets.slo.status import slo_status
 from timbel_dagster.partitions import DEFAULT_HISTORY_START, with_history_start
 from timbel_dagster.settings.freshness import Windows, ingestion_windows
 
@@ -54,6 +55,7 @@ def defs(
             namespace_usage,
             workload_status,
             cost_allocation,
+            slo_status,
             alert_events,
             grafana_dashboards,
             audit_report,

@@ -30,6 +30,7 @@ from timbel_dagster.cli import (
     organisation,
     risk,
     security,
+    slo,
     teams,
     template_store,
     templates,
@@ -73,6 +74,7 @@ main.add_command(audit.audit)
 main.add_command(backup.backup)
 main.add_command(autoscale.autoscale)
 main.add_command(alerts.alerts)
+main.add_command(slo.slo)
 main.add_command(notify.notify)
 main.add_command(ml.ml)
 main.add_command(risk.risk)

@@ -94,6 +94,8 @@ POLICY: tuple[Rule, ...] = (
     Rule("tenants.delete", roles("operations"), G, True, "delete a tenant (a run grant)"),
     Rule("cost.read", roles("team_lead", "operations"), TN, False, "monthly cost by tenant"),
     Rule("alerts.read", EVERYONE, G, False, "alerts and their events"),
+    Rule("slos.read", EVERYONE, TN, False,
+         "SLO status (SLI, error budget, burn rates) of the services of one's tenants"),
     Rule("alerts.rules.write", roles("operations"), G, True, "change alert rules"),
     Rule("alerts.silence", roles("operations"), G, True, "silence alerts"),
     Rule("audit.search", roles("operations"), G, False, "search the audit log"),

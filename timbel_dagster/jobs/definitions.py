@@ -72,6 +72,14 @@ alert_evaluation_job = dg.define_asset_job(
 )
 
 
+slo_evaluation_job = dg.define_asset_job(
+    "slo_evaluation",
+    selection=dg.AssetSelection.groups("slo"),
+    description="Evaluate every SLO of TIMBEL_SLO_FILE: SLI, error budget and burn rates, "
+    "stored as history for the burn-rate alert rules (every 5 minutes when the file is set).",
+)
+
+
 dashboards_job = dg.define_asset_job(
     "grafana_dashboards",
     selection=dg.AssetSelection.groups("dashboards"),
@@ -95,6 +103,7 @@ DOMAIN_JOBS = (
     ml_retrain_job.name,
     security_inventory_job.name,
     alert_evaluation_job.name,
+    slo_evaluation_job.name,
     dashboards_job.name,
     scaling_history_job.name,
     "audit_report",  # defined beside its weekly schedule (assets/audit/report.py)
@@ -130,6 +139,7 @@ def defs(
             ml_job,
             security_inventory_job,
             alert_evaluation_job,
+            slo_evaluation_job,
             dashboards_job,
             scaling_history_job,
             follow_build,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from timbel_dagster.notify.rules import parse_duration
 from timbel_dagster.notify.staleness import INSTANCE_FACTS
 from timbel_dagster.security.history import open_by_deployed_image
+from timbel_dagster.slo.alerts import slo_burn_rate
 from timbel_dagster.warehouse.schema.models import Base, Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
@@ -142,6 +143,8 @@ FACTS: dict[str, Fact] = {
     "namespace_cpu_quota_ratio": namespace_cpu_quota_ratio,
     "crash_looping_workloads": crash_looping_workloads,
     "critical_vulnerabilities_in_prod": critical_vulnerabilities_in_prod,
+    # SLO burn rates, from the latest `slo/slo_status` (slo/alerts.py).
+    "slo_burn_rate": slo_burn_rate,
 }
 
 

@@ -19,6 +19,7 @@ from timbel_dagster.sensors.notifications import (
 )
 from timbel_dagster.sensors.registry import registry_image_sensor
 from timbel_dagster.sensors.requests import request_expiry_sensor
+from timbel_dagster.sensors.slo import slo_status_schedule
 from timbel_dagster.sensors.webhooks import webhook_build_sensor, webhook_push_sensor
 
 
@@ -48,6 +49,7 @@ def defs() -> dg.Definitions:
             audit_report_schedule,
             ml_retrain_schedule,
             backup_schedule,
+            slo_status_schedule,
         ],
         sensors=[
             jenkins_build_sensor,

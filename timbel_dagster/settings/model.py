@@ -378,6 +378,14 @@ class Settings(BaseSettings):
         "pg_waldump, pg_ctl); default: Debian's /usr/lib/postgresql/MAJOR/bin for the "
         "backup's major version, else PATH.",
     )
+    # --- SLOs, error budgets and burn rates (docs/slos.md) ---------------------------------
+    timbel_slo_file: Path | None = Field(
+        None,
+        description="YAML SLOs per service (availability and latency from Prometheus, pipeline "
+        "success and duration from the warehouse); unset: no SLOs (in sample mode, the "
+        "sample's), and the slo_status_every_5m schedule skips.",
+    )
+
     # --- Freshness of the ingestion assets (settings/freshness.py; docs/operations.md) -------
     # Hours without a successful materialization after which an ingestion asset of the group
     # is WARN, then FAIL, in the Dagster UI; at FAIL the built-in ingestion-stale alert fires.

@@ -24,6 +24,8 @@ class AlertEventsConfig(dg.Config):
         ["cluster", "namespace_usage"],
         ["cluster", "workload_status"],
         ["cicd", "pipeline_executions"],
+        # The SLO burn-rate rules read its latest statuses.
+        ["slo", "slo_status"],
     ],
     description="One row per alert transition (fired, re-notified, resolved); materializing "
     "evaluates every rule once, as the alert_rule_sensor does each minute.",

@@ -384,5 +384,6 @@ from timbel_dagster.warehouse.schema import (  # noqa: E402, F401
     registry,
     security,
     security_issues,
+    slo,
     templates,
 )
