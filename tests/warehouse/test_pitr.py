@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing_service
-from tests.services.postgres_cluster import Cluster, check_programs, free_port, throwaway_cluster
+from tests.services.postgres_cluster import (
+    BINDIR,
+    OS_USER,
+    Cluster,
+    check_programs,
+    free_port,
+    throwaway_cluster,
+)
 from tests.test_cli import invoke
+from timbel_dagster.warehouse.backup.pitr import recovery_settings
 
 # One cluster for the module: its tests must share a worker under --dist loadgroup.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pitr")]
@@ -204,3 +214,45 @@ def test_a_damaged_base_backup_is_refused_before_the_target_is_touched(
         "PG_VERSION",
     )
     assert not target.exists()
+
+
+def _as_postgresql_reads(settings: str, name: str) -> str:
+    """The value PostgreSQL 15 reads for setting `name` from `settings` (`postgres -C`, as
+    the postgres user, in a directory of its own: pytest's tmp_path is closed to it)."""
+    conf = Path(tempfile.mkdtemp(prefix="timbel-conf-", dir="/tmp"))
+    try:
+        (conf / "postgresql.conf").write_text(settings)
+        shutil.chown(conf, OS_USER)
+        read = subprocess.run(
+            ["runuser", "-u", OS_USER, "--", str(BINDIR / "postgres"), "-D", str(conf), "-C",
+             name],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(conf, ignore_errors=True)
+    return read.stdout.removesuffix("\n")
+
+
+@pytest.mark.parametrize("odd", ["it's mine", "back\\slash", "100% full", "tab\tand space"])
+def test_restore_command_fetches_from_an_archive_with_an_awkward_path(
+    odd: str, tmp_path: Path
+) -> None:
+    """The restore_command PostgreSQL reads from the settings, run as the server runs it
+    (%f, %p and %% replaced, then `sh -c`), copies the segment out of an archive whose path
+    has a quote, a backslash, a percent sign or blanks; the target time keeps its offset."""
+    try:
+        check_programs()
+    except FileNotFoundError as error:
+        missing_service(str(error))
+    archive = tmp_path / odd / "wal archive"
+    archive.mkdir(parents=True)
+    (archive / "000000010000000000000003").write_text("segment 3")
+    moment = dt.datetime(2026, 12, 5, 13, 30, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    settings = recovery_settings(archive, moment, None)
+    assert _as_postgresql_reads(settings, "recovery_target_time") == "2026-12-05 13:30:00+09:00"
+    command = _as_postgresql_reads(settings, "restore_command")
+    wanted = tmp_path / "RECOVERYXLOG"
+    replace = {"%%": "%", "%f": "000000010000000000000003", "%p": str(wanted)}
+    subprocess.run(["sh", "-c", re.sub("%[%fp]", lambda m: replace[m.group()], command)],
+                   check=True, timeout=60)  # fmt: skip
+    assert wanted.read_text() == "segment 3"
