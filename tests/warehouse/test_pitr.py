@@ -194,7 +194,7 @@ def test_a_failed_base_backup_leaves_nothing_behind(tmp_path: Path) -> None:
         missing_service(str(error))
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens
     failed = timbel(["backup", "base", "--connection", closed], tmp_path)
-    _one_line_error(failed, "pg_basebackup failed", "127.0.0.1")
+    _one_line_error(failed, "cannot connect to", "127.0.0.1")
     assert list((tmp_path / "base-backups").iterdir()) == []  # no .partial left
 
 
@@ -256,3 +256,33 @@ def test_restore_command_fetches_from_an_archive_with_an_awkward_path(
     subprocess.run(["sh", "-c", re.sub("%[%fp]", lambda m: replace[m.group()], command)],
                    check=True, timeout=60)  # fmt: skip
     assert wanted.read_text() == "segment 3"
+
+
+def test_a_role_without_an_ordinary_connection_is_told_before_the_copy(story: Story) -> None:
+    """A role that pg_hba.conf lets in for replication only: pg_basebackup would copy, but
+    the server's clock cannot be read; the command says so before copying anything."""
+    cluster = story.cluster
+    cluster.sql("CREATE ROLE replicator LOGIN REPLICATION")
+    hba = cluster.data / "pg_hba.conf"
+    lines = hba.read_text()
+    try:
+        hba.write_text(f"host postgres replicator 127.0.0.1/32 reject\n{lines}")
+        cluster.sql("SELECT pg_reload_conf()")
+        url = f"postgresql://replicator@127.0.0.1:{cluster.port}/postgres"
+        base_dir = cluster.root / "replicator-bases"
+        refused = timbel(["backup", "base", "--connection", url, "--dir", str(base_dir)], story)
+        _one_line_error(refused, "cannot connect to", "pg_hba.conf", "replication")
+        assert "pg_basebackup of" not in refused.stderr  # refused before the copy
+        assert not base_dir.exists() or list(base_dir.iterdir()) == []
+        # The other way round: it may connect but not replicate; pg_basebackup fails, and
+        # its half-written copy is removed.
+        cluster.sql("ALTER ROLE replicator NOREPLICATION")
+        hba.write_text(lines)
+        cluster.sql("SELECT pg_reload_conf()")
+        failed = timbel(["backup", "base", "--connection", url, "--dir", str(base_dir)], story)
+        _one_line_error(failed, "pg_basebackup failed", "replication")
+        assert list(base_dir.iterdir()) == []  # no .partial left
+    finally:
+        hba.write_text(lines)
+        cluster.sql("SELECT pg_reload_conf()")
+        cluster.sql("DROP ROLE replicator")

@@ -125,12 +125,17 @@ def describe(copy: Path, bindir: Path | None) -> dict[str, Any]:
 
 
 def _server_now(url: str) -> dt.datetime:
-    import psycopg
-
-    conninfo, environment = sources.libpq(url)
-    with closing(
-        psycopg.connect(conninfo, password=environment.get("PGPASSWORD"), connect_timeout=10)
-    ) as connection:
+    """The server's clock, through an ordinary connection (not a replication one)."""
+    try:
+        connection = sources._pg_connect(url)
+    except BackupError as error:
+        if "pg_hba.conf" not in str(error):
+            raise
+        raise BackupError(
+            f"{error} (a base backup reads the server's clock through an ordinary connection "
+            "to that database: pg_hba.conf needs a line for it besides the replication one)"
+        ) from None
+    with closing(connection):
         return connection.execute("SELECT clock_timestamp()").fetchone()[0]
 
 
@@ -140,8 +145,9 @@ def take_base_backup(
     """Take a verified base backup of the cluster at `url` into `directory`; its metadata.
 
     The connecting role needs the REPLICATION attribute and pg_hba.conf a `replication`
-    line. The end is the server's clock right after the copy ended, so a recovery target
-    at or after it is always past the backup's consistent point.
+    line, and an ordinary one for the URL's database (the server's clock is read through
+    it, checked before the copy starts). The end is the server's clock right after the copy
+    ended, so a recovery target at or after it is always past the backup's consistent point.
     """
     conninfo, environment = sources.libpq(url)
     now = dt.datetime.now(dt.UTC)
@@ -149,6 +155,7 @@ def take_base_backup(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = directory / f".{backup_id}.partial"
     tool = pg_program("pg_basebackup", bindir)
+    _server_now(url)  # a role that may only replicate is refused before the copy, not after
     try:
         progress(f"pg_basebackup of {display_url(url)} into {partial}")
         run_program(
