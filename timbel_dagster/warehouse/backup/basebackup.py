@@ -19,7 +19,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 from timbel_dagster.settings import display_url
 from timbel_dagster.warehouse.backup import sources
 from timbel_dagster.warehouse.backup.crypto import BackupError
+from timbel_dagster.warehouse.backup.store import DirectoryStore
 from timbel_dagster.warehouse.backup.wal import format_lsn, parse_lsn, segment_name
 
 BASE_ID = re.compile(r"^\d{8}T\d{6}Z-base-[0-9a-f]{6}$")
@@ -197,21 +197,9 @@ def take_base_backup(
         "size": size,
         "path": str(directory / backup_id),
     }
-    _write_atomically(directory / f"{backup_id}.json", json.dumps(metadata, indent=2))
+    # Written whole or not at all (a temporary file, fsynced, renamed into place).
+    DirectoryStore(directory).put(f"{backup_id}.json", [json.dumps(metadata, indent=2).encode()])
     return metadata
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def list_base_backups(directory: Path) -> list[dict[str, Any]]:
