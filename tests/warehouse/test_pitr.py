@@ -27,6 +27,7 @@ from tests.services.postgres_cluster import (
     free_port,
     throwaway_cluster,
 )
+from tests.test_backup_cli import _one_line_error
 from tests.test_cli import invoke
 from timbel_dagster.warehouse.backup.pitr import recovery_settings
 
@@ -52,15 +53,6 @@ def timbel(args: list[str], story_or_home: Story | Path, **env: str) -> subproce
     home = story_or_home.home if isinstance(story_or_home, Story) else story_or_home
     base_dir = home / "base-backups"
     return invoke(args, home, TIMBEL_HOME=str(home), TIMBEL_BASE_BACKUP_DIR=str(base_dir), **env)
-
-
-def _one_line_error(result: subprocess.CompletedProcess, *parts: str) -> str:
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("timbel: error:")]
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    for part in parts:
-        assert part in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
