@@ -42,7 +42,8 @@ def _quiet(_line: str) -> None:
 def pg_program(name: str, bindir: Path | None, version: str | None = None) -> str:
     """The path of PostgreSQL program `name`: in `bindir` (TIMBEL_PG_BINDIR) when set, else
     in Debian's directory for `version` (the server programs must match the data
-    directory's major version), else the newest Debian one, else on PATH."""
+    directory's major version), else the newest Debian one, else on PATH (when `version` is
+    given, only if its `--version` is of that major version)."""
     if bindir is not None:
         found = bindir / name
         if not os.access(found, os.X_OK):
@@ -56,13 +57,25 @@ def pg_program(name: str, bindir: Path | None, version: str | None = None) -> st
         if os.access(found, os.X_OK):
             return str(found)
     on_path = shutil.which(name)
-    if on_path and version is None:
+    if on_path and (version is None or _major_version(on_path) == version):
         return on_path
     wanted = f"PostgreSQL {version}'s " if version else "PostgreSQL's "
     raise BackupError(
         f"{name} is not installed ({wanted}server programs; set TIMBEL_PG_BINDIR to their "
         "directory, e.g. /usr/lib/postgresql/15/bin)"
     )
+
+
+def _major_version(program: str) -> str | None:
+    """`15` from `pg_verifybackup (PostgreSQL) 15.10`; None when it does not say."""
+    try:
+        said = subprocess.run(  # nosec B603  # a fixed program, no shell
+            [program, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\(PostgreSQL\) (\d+)", said)
+    return found.group(1) if found else None
 
 
 def run_program(
