@@ -1,13 +1,14 @@
 """Point-in-time recovery end to end on a throwaway PostgreSQL cluster (fsync on).
 
 Figures: a base backup of a cluster holding --seed-mb of rows (pg_basebackup, then
-pg_verifybackup); --mb of writes archived through the documented `test ! -f && cp`
-archive_command, with the moment noted half way; then `recover_to_time` to that moment with
-the server started, in its parts: the checks (pg_verifybackup, the archive's segments, the
-newest commit by pg_waldump), the copy, and the server's replay until promoted; the whole
-recovery against the time the first half of the writes took (the WAL it replays). The
-recovered rows are checked to be exactly those before the moment. Beside them, the cost of
-one `timbel backup archive-wal` per 16 MiB segment against `cp` + `sync` of the same file.
+pg_verifybackup); --mb of writes archived through the documented archive_command (`python
+-m timbel_dagster.warehouse.backup.archive_command`), with the moment noted half way; then
+`recover_to_time` to that moment with the server started, in its parts: the checks
+(pg_verifybackup, the archive's segments, the newest commit by pg_waldump), the copy, and
+the server's replay until promoted; the whole recovery against the time the first half of
+the writes took (the WAL it replays). The recovered rows are checked to be exactly those
+before the moment. Beside them, the cost of one `timbel backup archive-wal` per 16 MiB
+segment against `cp` + `sync` of the same file.
 Needs root (the server runs as `postgres` through runuser) and PostgreSQL 15's programs.
 
     .venv/bin/python -m benchmarks.pitr [--mb 256] [--seed-mb 64]

@@ -195,9 +195,11 @@ def test_an_mbic_rule_adds_the_segment_lengths_to_three_log_n() -> None:
     assert detect_changepoints(_steps([0.0, 3.0], [100, 100]), rule) == [100]
 
 
-@pytest.mark.parametrize("values", [[5.0] * 50, [1.0, 2.0, 3.0], list(range(9))])
+@pytest.mark.filterwarnings("error")  # a stage with one run must not warn either
+@pytest.mark.parametrize("values", [[5.0] * 50, [7.0], [1.0, 2.0, 3.0], list(range(9))])
 def test_constant_or_short_series_have_no_change_points(values: list[float]) -> None:
     assert detect_changepoints(values) == []
+    assert binseg_default(values) == []
 
 
 def test_a_missing_value_is_refused_with_its_index() -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from benchmarks import ml_risk_projects
 from tests.ml.test_risk_model import changes
 from timbel_dagster.cli.app import main
 from timbel_dagster.ml.risk import model as risk_model
@@ -188,3 +189,16 @@ def test_evaluate_risk_says_how_the_settings_were_chosen(tmp_path) -> None:
         CliRunner().invoke(main, ["ml", "evaluate-risk", "--data", str(path), "--json"]).output
     )
     assert report["settings"].startswith("blend weights")
+
+
+def test_the_projects_benchmark_skips_a_project_the_model_cannot_train_on(tmp_path, capsys) -> None:
+    """A project whose split is fine but whose newest training rows hold no defect (the
+    model's own calibration check) is skipped with its reason, not a crash of the run."""
+    frame = changes(300, seed=6)
+    frame.loc[192:239, "bug"] = 0  # the newest 20 % of the oldest 240 rows: no defect
+    assert frame["bug"].iloc[240:].value_counts().min() >= ml_risk_projects.MIN_TEST_CLASS
+    (tmp_path / "jit-kamei2013").mkdir()
+    frame.to_csv(tmp_path / "jit-kamei2013" / "bugzilla.csv", index=False)
+    ml_risk_projects.main(tmp_path)
+    printed = capsys.readouterr().out
+    assert "# skipped bugzilla: newest 20 % of the training frame has only label 0" in printed

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import missing_service
-from tests.services.postgres_cluster import Cluster, check_programs, free_port, throwaway_cluster
+from tests.services.postgres_cluster import (
+    BINDIR,
+    OS_USER,
+    Cluster,
+    check_programs,
+    free_port,
+    throwaway_cluster,
+)
+from tests.test_backup_cli import _one_line_error
 from tests.test_cli import invoke
+from timbel_dagster.warehouse.backup.pitr import recovery_settings
 
 # One cluster for the module: its tests must share a worker under --dist loadgroup.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pitr")]
@@ -42,15 +53,6 @@ def timbel(args: list[str], story_or_home: Story | Path, **env: str) -> subproce
     home = story_or_home.home if isinstance(story_or_home, Story) else story_or_home
     base_dir = home / "base-backups"
     return invoke(args, home, TIMBEL_HOME=str(home), TIMBEL_BASE_BACKUP_DIR=str(base_dir), **env)
-
-
-def _one_line_error(result: subprocess.CompletedProcess, *parts: str) -> str:
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("timbel: error:")]
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    for part in parts:
-        assert part in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +186,7 @@ def test_a_failed_base_backup_leaves_nothing_behind(tmp_path: Path) -> None:
         missing_service(str(error))
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens
     failed = timbel(["backup", "base", "--connection", closed], tmp_path)
-    _one_line_error(failed, "pg_basebackup failed", "127.0.0.1")
+    _one_line_error(failed, "cannot connect to", "127.0.0.1")
     assert list((tmp_path / "base-backups").iterdir()) == []  # no .partial left
 
 
@@ -204,3 +206,75 @@ def test_a_damaged_base_backup_is_refused_before_the_target_is_touched(
         "PG_VERSION",
     )
     assert not target.exists()
+
+
+def _as_postgresql_reads(settings: str, name: str) -> str:
+    """The value PostgreSQL 15 reads for setting `name` from `settings` (`postgres -C`, as
+    the postgres user, in a directory of its own: pytest's tmp_path is closed to it)."""
+    conf = Path(tempfile.mkdtemp(prefix="timbel-conf-", dir="/tmp"))
+    try:
+        (conf / "postgresql.conf").write_text(settings)
+        shutil.chown(conf, OS_USER)
+        read = subprocess.run(
+            ["runuser", "-u", OS_USER, "--", str(BINDIR / "postgres"), "-D", str(conf), "-C",
+             name],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(conf, ignore_errors=True)
+    return read.stdout.removesuffix("\n")
+
+
+@pytest.mark.parametrize("odd", ["it's mine", "back\\slash", "100% full", "tab\tand space"])
+def test_restore_command_fetches_from_an_archive_with_an_awkward_path(
+    odd: str, tmp_path: Path
+) -> None:
+    """The restore_command PostgreSQL reads from the settings, run as the server runs it
+    (%f, %p and %% replaced, then `sh -c`), copies the segment out of an archive whose path
+    has a quote, a backslash, a percent sign or blanks; the target time keeps its offset."""
+    try:
+        check_programs()
+    except FileNotFoundError as error:
+        missing_service(str(error))
+    archive = tmp_path / odd / "wal archive"
+    archive.mkdir(parents=True)
+    (archive / "000000010000000000000003").write_text("segment 3")
+    moment = dt.datetime(2026, 12, 5, 13, 30, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    settings = recovery_settings(archive, moment, None)
+    assert _as_postgresql_reads(settings, "recovery_target_time") == "2026-12-05 13:30:00+09:00"
+    command = _as_postgresql_reads(settings, "restore_command")
+    wanted = tmp_path / "RECOVERYXLOG"
+    replace = {"%%": "%", "%f": "000000010000000000000003", "%p": str(wanted)}
+    subprocess.run(["sh", "-c", re.sub("%[%fp]", lambda m: replace[m.group()], command)],
+                   check=True, timeout=60)  # fmt: skip
+    assert wanted.read_text() == "segment 3"
+
+
+def test_a_role_without_an_ordinary_connection_is_told_before_the_copy(story: Story) -> None:
+    """A role that pg_hba.conf lets in for replication only: pg_basebackup would copy, but
+    the server's clock cannot be read; the command says so before copying anything."""
+    cluster = story.cluster
+    cluster.sql("CREATE ROLE replicator LOGIN REPLICATION")
+    hba = cluster.data / "pg_hba.conf"
+    lines = hba.read_text()
+    try:
+        hba.write_text(f"host postgres replicator 127.0.0.1/32 reject\n{lines}")
+        cluster.sql("SELECT pg_reload_conf()")
+        url = f"postgresql://replicator@127.0.0.1:{cluster.port}/postgres"
+        base_dir = cluster.root / "replicator-bases"
+        refused = timbel(["backup", "base", "--connection", url, "--dir", str(base_dir)], story)
+        _one_line_error(refused, "cannot connect to", "pg_hba.conf", "replication")
+        assert "pg_basebackup of" not in refused.stderr  # refused before the copy
+        assert not base_dir.exists() or list(base_dir.iterdir()) == []
+        # The other way round: it may connect but not replicate; pg_basebackup fails, and
+        # its half-written copy is removed.
+        cluster.sql("ALTER ROLE replicator NOREPLICATION")
+        hba.write_text(lines)
+        cluster.sql("SELECT pg_reload_conf()")
+        failed = timbel(["backup", "base", "--connection", url, "--dir", str(base_dir)], story)
+        _one_line_error(failed, "pg_basebackup failed", "replication")
+        assert list(base_dir.iterdir()) == []  # no .partial left
+    finally:
+        hba.write_text(lines)
+        cluster.sql("SELECT pg_reload_conf()")
+        cluster.sql("DROP ROLE replicator")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import invoke
+from timbel_dagster.warehouse.backup import basebackup
 from timbel_dagster.warehouse.backup.crypto import BackupError
 from timbel_dagster.warehouse.backup.wal import (
     WalArchiveError,
@@ -178,3 +179,22 @@ def test_the_fast_archive_command_needs_only_the_standard_library(tmp_path: Path
     refused = subprocess.run([*module, str(segment), segment.name, archive], cwd=ROOT,
                              capture_output=True, text=True)  # fmt: skip
     assert refused.returncode == 1 and "exists and differs" in refused.stderr
+
+
+def test_a_program_on_path_is_used_when_its_major_version_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside Debian's layout (no /usr/lib/postgresql/MAJOR/bin), TIMBEL_PG_BINDIR unset:
+    the program on PATH is used, as docs/configuration.md says, if it is of the data
+    directory's major version; another major is refused, naming TIMBEL_PG_BINDIR."""
+    monkeypatch.setattr(basebackup, "DEBIAN_BINDIRS", tmp_path / "no-debian")
+    bindir = tmp_path / "pgsql-15" / "bin"
+    bindir.mkdir(parents=True)
+    program = bindir / "pg_verifybackup"
+    program.write_text("#!/bin/sh\necho 'pg_verifybackup (PostgreSQL) 15.10'\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    assert basebackup.pg_program("pg_verifybackup", None, "15") == str(program)
+    assert basebackup.pg_program("pg_verifybackup", None) == str(program)
+    with pytest.raises(BackupError, match="PostgreSQL 16's server programs; set TIMBEL_PG_BINDIR"):
+        basebackup.pg_program("pg_verifybackup", None, "16")

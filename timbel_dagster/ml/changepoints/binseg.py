@@ -44,11 +44,11 @@ def binseg_default(values: Any) -> list[int]:
     import numpy as np
     import ruptures as rpt
 
-    signal = zscore(np.asarray(values, dtype=float).reshape(len(values), -1))
-    n = signal.shape[0]
+    n = len(values)
     max_cps = min(BINSEG_MAX_CPS, n // 2 - 1)
     if max_cps < 1:
-        return []
+        return []  # before scaling: one observation has no sample standard deviation
+    signal = zscore(np.asarray(values, dtype=float).reshape(n, -1))
     algo = rpt.Binseg(model="l2", min_size=2, jump=1).fit(signal)
     penalty = 3 * math.log(n)
     kept: list[int] = []

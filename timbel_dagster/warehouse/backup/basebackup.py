@@ -19,7 +19,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 from timbel_dagster.settings import display_url
 from timbel_dagster.warehouse.backup import sources
 from timbel_dagster.warehouse.backup.crypto import BackupError
+from timbel_dagster.warehouse.backup.store import DirectoryStore
 from timbel_dagster.warehouse.backup.wal import format_lsn, parse_lsn, segment_name
 
 BASE_ID = re.compile(r"^\d{8}T\d{6}Z-base-[0-9a-f]{6}$")
@@ -42,7 +42,8 @@ def _quiet(_line: str) -> None:
 def pg_program(name: str, bindir: Path | None, version: str | None = None) -> str:
     """The path of PostgreSQL program `name`: in `bindir` (TIMBEL_PG_BINDIR) when set, else
     in Debian's directory for `version` (the server programs must match the data
-    directory's major version), else the newest Debian one, else on PATH."""
+    directory's major version), else the newest Debian one, else on PATH (when `version` is
+    given, only if its `--version` is of that major version)."""
     if bindir is not None:
         found = bindir / name
         if not os.access(found, os.X_OK):
@@ -56,13 +57,25 @@ def pg_program(name: str, bindir: Path | None, version: str | None = None) -> st
         if os.access(found, os.X_OK):
             return str(found)
     on_path = shutil.which(name)
-    if on_path and version is None:
+    if on_path and (version is None or _major_version(on_path) == version):
         return on_path
     wanted = f"PostgreSQL {version}'s " if version else "PostgreSQL's "
     raise BackupError(
         f"{name} is not installed ({wanted}server programs; set TIMBEL_PG_BINDIR to their "
         "directory, e.g. /usr/lib/postgresql/15/bin)"
     )
+
+
+def _major_version(program: str) -> str | None:
+    """`15` from `pg_verifybackup (PostgreSQL) 15.10`; None when it does not say."""
+    try:
+        said = subprocess.run(  # nosec B603  # a fixed program, no shell
+            [program, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\(PostgreSQL\) (\d+)", said)
+    return found.group(1) if found else None
 
 
 def run_program(
@@ -125,12 +138,17 @@ def describe(copy: Path, bindir: Path | None) -> dict[str, Any]:
 
 
 def _server_now(url: str) -> dt.datetime:
-    import psycopg
-
-    conninfo, environment = sources.libpq(url)
-    with closing(
-        psycopg.connect(conninfo, password=environment.get("PGPASSWORD"), connect_timeout=10)
-    ) as connection:
+    """The server's clock, through an ordinary connection (not a replication one)."""
+    try:
+        connection = sources._pg_connect(url)
+    except BackupError as error:
+        if "pg_hba.conf" not in str(error):
+            raise
+        raise BackupError(
+            f"{error} (a base backup reads the server's clock through an ordinary connection "
+            "to that database: pg_hba.conf needs a line for it besides the replication one)"
+        ) from None
+    with closing(connection):
         return connection.execute("SELECT clock_timestamp()").fetchone()[0]
 
 
@@ -140,8 +158,9 @@ def take_base_backup(
     """Take a verified base backup of the cluster at `url` into `directory`; its metadata.
 
     The connecting role needs the REPLICATION attribute and pg_hba.conf a `replication`
-    line. The end is the server's clock right after the copy ended, so a recovery target
-    at or after it is always past the backup's consistent point.
+    line, and an ordinary one for the URL's database (the server's clock is read through
+    it, checked before the copy starts). The end is the server's clock right after the copy
+    ended, so a recovery target at or after it is always past the backup's consistent point.
     """
     conninfo, environment = sources.libpq(url)
     now = dt.datetime.now(dt.UTC)
@@ -149,6 +168,7 @@ def take_base_backup(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = directory / f".{backup_id}.partial"
     tool = pg_program("pg_basebackup", bindir)
+    _server_now(url)  # a role that may only replicate is refused before the copy, not after
     try:
         progress(f"pg_basebackup of {display_url(url)} into {partial}")
         run_program(
@@ -190,21 +210,9 @@ def take_base_backup(
         "size": size,
         "path": str(directory / backup_id),
     }
-    _write_atomically(directory / f"{backup_id}.json", json.dumps(metadata, indent=2))
+    # Written whole or not at all (a temporary file, fsynced, renamed into place).
+    DirectoryStore(directory).put(f"{backup_id}.json", [json.dumps(metadata, indent=2).encode()])
     return metadata
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def list_base_backups(directory: Path) -> list[dict[str, Any]]:

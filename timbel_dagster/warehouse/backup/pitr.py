@@ -128,13 +128,14 @@ def _check_target(target: Path) -> None:
 def recovery_settings(archive: Path, moment: dt.datetime, port: int | None) -> str:
     """The lines appended to the recovered copy's postgresql.auto.conf (which wins over
     postgresql.conf)."""
-    if "%" in str(archive) or "\n" in str(archive):
-        raise BackupError(f"--wal-dir {archive}: a path with % or a newline cannot be used")
-    restore = f"cp {shlex.quote(str(archive))}/%f %p".replace("'", "''")
+    if "\n" in str(archive):
+        raise BackupError(f"--wal-dir {archive}: a path with a newline cannot be used")
+    # The server replaces %% with %, and the shell reads the quoted path as it is.
+    restore = f"cp {shlex.quote(str(archive).replace('%', '%%'))}/%f %p"
     lines = [
         "",
         f"# timbel backup pitr, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC",
-        f"restore_command = '{restore}'",
+        f"restore_command = {_conf_string(restore)}",
         f"recovery_target_time = '{moment.isoformat(sep=' ')}'",
         # A transaction that committed exactly at the moment is part of it.
         "recovery_target_inclusive = on",
@@ -149,6 +150,12 @@ def recovery_settings(archive: Path, moment: dt.datetime, port: int | None) -> s
     if port is not None:
         lines += [f"port = {port}", "listen_addresses = '127.0.0.1'"]
     return "\n".join(lines) + "\n"
+
+
+def _conf_string(value: str) -> str:
+    """`value` as a postgresql.conf string: quoted, with quotes doubled and backslashes
+    doubled (the file's parser reads \\b, \\t, \\n and octal escapes in strings)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def recover_to_time(
