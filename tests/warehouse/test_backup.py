@@ -29,13 +29,12 @@ from timbel_dagster.warehouse.backup.crypto import (
     encrypt_stream,
 )
 from timbel_dagster.warehouse.backup.operations import (
-    TargetNotEmptyError,
     create_backup,
     list_backups,
     read_manifest,
-    restore_backup,
     verify_backup,
 )
+from timbel_dagster.warehouse.backup.restore import TargetNotEmptyError, restore_backup
 from timbel_dagster.warehouse.backup.store import DirectoryStore
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.backups import BackupRecord

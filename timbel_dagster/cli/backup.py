@@ -11,9 +11,9 @@ from timbel_dagster.warehouse.backup.crypto import BackupKeys
 from timbel_dagster.warehouse.backup.operations import (
     create_backup,
     list_backups,
-    restore_backup,
     verify_backup,
 )
+from timbel_dagster.warehouse.backup.restore import restore_backup
 from timbel_dagster.warehouse.backup.store import DirectoryStore
 from timbel_dagster.warehouse.engine import check_connection
 
