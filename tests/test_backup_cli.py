@@ -60,7 +60,7 @@ def test_create_list_verify_restore(created: tuple[Path, dict]) -> None:
     again = backup(["restore", manifest["id"], "--target", target], directory)
     _one_line_error(again, "is not empty", "--force")
     forced = backup(["restore", manifest["id"], "--target", target, "--force"], directory)
-    assert forced.returncode == 0 and "counts match" in forced.stdout
+    assert forced.returncode == 0 and "counts and checksums match" in forced.stdout
 
 
 def test_every_command_refuses_to_run_without_a_key(tmp_path: Path) -> None:

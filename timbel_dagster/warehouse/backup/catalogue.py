@@ -31,6 +31,11 @@ def _columns(connection: Connection) -> set[str]:
     return {c["name"] for c in inspector.get_columns(BackupRecord.__tablename__)}
 
 
+def has_status(connection: Connection) -> bool:
+    """Whether the catalogue has its status (revision 0025 on)."""
+    return "status" in _columns(connection)
+
+
 def record_good(
     connection: Connection, manifest: dict[str, Any], location: str, actor: str
 ) -> None:

@@ -147,6 +147,21 @@ def _dump(
     return _Dumped(path.name, tool, seen, name, tally.sha256.hexdigest(), tally.size)
 
 
+def new_backup_id(kind: str, now: dt.datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{kind}-{secrets.token_hex(3)}"
+
+
+def record_preflight_failure(database_url: str, actor: str, error: BaseException) -> bool:
+    """A `failed` catalogue row for a backup that could not start (no key, a bad store or
+    dagster.yaml), so the `backup_monitor` rules see a scheduled backup that never ran."""
+    kind = sources.backend(database_url)
+    now = dt.datetime.now(dt.UTC)
+    return catalogue.record_failed(
+        database_url, new_backup_id(kind, now), created_at=now, source=kind,
+        location="(not started)", actor=actor, error=error,
+    )  # fmt: skip
+
+
 def create_backup(
     database_url: str,
     store: BackupStore,
@@ -170,7 +185,7 @@ def create_backup(
     if dagster_url is not None and sources.backend(dagster_url) != "postgresql":
         raise BackupError("Dagster's database is backed up only when it is PostgreSQL")
     now = dt.datetime.now(dt.UTC)
-    backup_id = f"{now:%Y%m%dT%H%M%SZ}-{kind}-{secrets.token_hex(3)}"
+    backup_id = new_backup_id(kind, now)
     data_name = backup_id + DATA_SUFFIX
     written: list[str] = []
     try:
