@@ -71,7 +71,10 @@ def plan_retention(candidates: Iterable[Candidate], policy: Policy) -> Plan:
     plan = Plan()
     good = []
     for c in candidates:
-        (good if c.good else plan.not_good).append(c)
+        if c.good:
+            good.append(c)
+        else:
+            plan.not_good.append(c.id)
     # Newest first; the id breaks a tie in time so the choice never depends on input order.
     good.sort(key=lambda c: (c.created_at.astimezone(dt.UTC), c.id), reverse=True)
     if good:
