@@ -126,8 +126,8 @@ def test_ingestion_stale_fires_once_notifies_and_resolves_when_fresh_again(
 ) -> None:
     subscribe(engine, "ann", "slack", event="alert", min_severity="high")
     evaluator = _evaluator(engine, instance, httpserver, clock)
-    [rule] = builtin_rules()
-    assert rule.name == "ingestion-stale" and rule.fact == "ingestion_stale"
+    [rule] = [r for r in builtin_rules() if r.name == "ingestion-stale"]
+    assert rule.fact == "ingestion_stale"
     _materialize(instance, "cicd/pipeline_executions", T0)  # CI: fail window 4 h
 
     def tick(at: dt.datetime) -> Any:
@@ -179,7 +179,11 @@ def test_the_built_in_rule_is_listed_and_a_disabled_stored_rule_of_its_name_turn
     engine: Any,
 ) -> None:
     found, errors = all_rules(engine)
-    assert errors == [] and [(r.name, source(r)) for r in found] == [("ingestion-stale", BUILTIN)]
+    assert errors == [] and [(r.name, source(r)) for r in found] == [
+        ("ingestion-stale", BUILTIN),
+        ("backup-stale", BUILTIN),  # backup_monitor's (tests/jobs/test_backup_monitor.py)
+        ("backup-failed", BUILTIN),
+    ]
     save_rules(
         engine,
         "rules:\n  - name: ingestion-stale\n    fact: ingestion_stale\n    enabled: false\n",
@@ -187,7 +191,8 @@ def test_the_built_in_rule_is_listed_and_a_disabled_stored_rule_of_its_name_turn
         "ann",
     )
     found, _ = all_rules(engine)
-    assert found == []  # the stored rule is disabled (not loaded), and it took the name
+    # the stored rule is disabled (not loaded), and it took the name
+    assert [r.name for r in found] == ["backup-stale", "backup-failed"]
 
 
 def test_sample_mode_has_no_freshness_windows() -> None:

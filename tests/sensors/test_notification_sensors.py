@@ -430,12 +430,15 @@ def test_alert_sensor_reports_a_file_rule_shadowing_a_warehouse_rule(
         ("pipeline-failure-rate", f"{tmp_path / 'alert-rules.yaml'}:2"),
         ("namespace-cpu-near-quota", "warehouse:namespace-cpu-near-quota"),
         ("ingestion-stale", "built-in:8"),
+        ("backup-stale", "built-in:18"),
+        ("backup-failed", "built-in:25"),
     ]
     assert errors == [
         "warehouse:pipeline-failure-rate: rule 'pipeline-failure-rate' is skipped: "
         f"{tmp_path / 'alert-rules.yaml'}:2 defines it too"
     ]
     result, _ = _tick(alert_rule_sensor, _notifier(warehouse_url, tmp_path / "alert-rules.yaml"))
+    # The backup rules are backup_monitor's (tests/jobs/test_backup_monitor.py).
     assert _message(result).startswith("3 rules, 0 active series, 0 transitions")
 
 
