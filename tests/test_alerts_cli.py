@@ -215,8 +215,10 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     listed = _json(["alerts", "rules", "list", "--json"], tmp_path)
     assert listed["errors"] == []
     rows = {r["name"]: r for r in listed["rules"]}
-    # The built-in ingestion-stale rule is listed after them (docs/operations.md).
+    # The built-in rules are listed after them (docs/operations.md).
     assert rows.pop("ingestion-stale")["origin"] == "built-in:8"
+    assert rows.pop("backup-stale")["origin"] == "built-in:18"
+    assert rows.pop("backup-failed")["origin"] == "built-in:25"
     assert set(rows) == {
         "namespace-cpu-near-quota",
         "workload-crash-looping",
@@ -235,9 +237,9 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
         "query": "namespace_cpu_quota_ratio > 0.9",
     }
 
-    # Adding the same file again replaces the rules by name: still three, and the built-in.
+    # Adding the same file again replaces the rules by name: still three, and the three built in.
     assert invoke(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path).returncode == 0
-    assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 4
+    assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 6
 
     # The rules file wins over a warehouse rule of the same name, which is reported.
     both = _json(
@@ -255,7 +257,8 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     deleted = invoke(["alerts", "rules", "delete", "workload-crash-looping"], tmp_path)
     assert deleted.returncode == 0 and deleted.stdout == "deleted rule workload-crash-looping\n"
     names = [r["name"] for r in _json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]]
-    assert sorted(names) == ["ingestion-stale", "namespace-cpu-near-quota", "pipeline-failure-rate"]
+    assert sorted(names) == ["backup-failed", "backup-stale", "ingestion-stale",
+                             "namespace-cpu-near-quota", "pipeline-failure-rate"]  # fmt: skip
 
     unknown = invoke(["alerts", "rules", "delete", "no-such-rule"], tmp_path)
     assert _one_line_error(unknown) == (
@@ -284,7 +287,9 @@ def test_rules_add_of_an_invalid_file_stores_nothing(tmp_path: Path) -> None:
     error = _one_line_error(completed)
     assert error.startswith("timbel: error: rules.yaml:5: rule 'broken': unknown fact")
     listed = _json(["alerts", "rules", "list", "--json"], tmp_path)
-    assert [r["name"] for r in listed["rules"]] == ["ingestion-stale"]  # only the built-in
+    assert [r["name"] for r in listed["rules"]] == [  # only the built-in ones
+        "ingestion-stale", "backup-stale", "backup-failed"
+    ]  # fmt: skip
     assert listed["errors"] == []
     with _warehouse(tmp_path).connect() as connection:
         assert connection.execute(select(AlertRule.name)).all() == []
@@ -425,8 +430,9 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
 
     report = _json(["alerts", "evaluate", "--json"], sample_dir, **env)
     # The sample's three and the built-in ingestion-stale, over the instance the commands
-    # materialized in (TIMBEL_HOME/dagster): fresh, so it does not fire.
-    assert report["rules"] == 4 and report["errors"] == []
+    # materialized in (TIMBEL_HOME/dagster): fresh, so it does not fire; and the built-in
+    # backup rules, silent where no backup was ever tried.
+    assert report["rules"] == 6 and report["errors"] == []
     transitions = report["transitions"]
     # The sample's commerce namespaces reach their CPU quota; auth-gateway crash-loops in dev.
     assert {t["rule"] for t in transitions} >= {
@@ -478,7 +484,7 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     assert len(httpserver.log) == len(transitions)
     plain = invoke(["alerts", "evaluate"], sample_dir, **env)
     assert plain.returncode == 0
-    assert plain.stdout.startswith(f"4 rules, {len(transitions)} active series, 0 transitions")
+    assert plain.stdout.startswith(f"6 rules, {len(transitions)} active series, 0 transitions")
 
 
 def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
@@ -493,7 +499,7 @@ def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
                for line in fired)  # fmt: skip
     assert all(line.split()[-1] == "yes" for line in fired)  # due, though no channel is set
     assert re.fullmatch(
-        rf"4 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
+        rf"6 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
         r"\d+\.\ds",
         lines[-1],
     )

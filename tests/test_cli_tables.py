@@ -196,14 +196,16 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "workload-crash-looping",
         "pipeline-failure-rate",
         "ingestion-stale",  # built in
+        "backup-stale",
+        "backup-failed",
     ]
-    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 4
+    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 6
 
     rule = tmp_path / "extra.yaml"
     rule.write_text("rules:\n  - name: extra-rule\n    fact: pipeline_failure_rate\n")
     assert timbel("alerts", "rules", "add", str(rule)).returncode == 0
     example = {"TIMBEL_ALERT_RULES_FILE": str(EXAMPLE_RULES)}  # one of its 3 rules is off
-    for env, count, off in ((sample, 5, 0), ({}, 2, 0), (example, 5, 1)):
+    for env, count, off in ((sample, 7, 0), ({}, 4, 0), (example, 7, 1)):
         listed = _json(timbel("alerts", "rules", "list", "--json", **env))["rules"]
         evaluated = _json(timbel("alerts", "evaluate", "--json", **env))
         assert len(listed) == evaluated["rules"] + off == count, env
@@ -223,12 +225,14 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "pipeline-failure-rate": "file",
         "extra-rule": "warehouse",
         "ingestion-stale": "built-in",
+        "backup-stale": "built-in",
+        "backup-failed": "built-in",
     }
     assert lines[-1] == (
-        "5 rules: 3 from the sample's rules file, 1 from the warehouse, 1 built in"
+        "7 rules: 3 from the sample's rules file, 1 from the warehouse, 3 built in"
     )
     plain = timbel("alerts", "evaluate", **sample)
-    assert plain.stdout.startswith("5 rules, 0 active series, 0 transitions, 0 notices sent in ")
+    assert plain.stdout.startswith("7 rules, 0 active series, 0 transitions, 0 notices sent in ")
 
 
 def test_alerts_list_rounds_values_prints_labels_and_names_rules_it_cannot_see(

@@ -76,6 +76,8 @@ def test_operations_stores_replaces_and_deletes_a_rule(client, engine, ops) -> N
     assert [r["name"] for r in listed.json()["items"]] == [
         "pipeline-failure-rate",
         "ingestion-stale",
+        "backup-stale",
+        "backup-failed",
     ]
 
     deleted = client.delete("/api/v1/alerts/rules/pipeline-failure-rate", headers=ops)
