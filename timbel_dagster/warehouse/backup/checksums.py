@@ -44,11 +44,13 @@ def pg_table_sql(table: str) -> Any:
     from psycopg import sql
 
     # The two halves of each row's MD5 as signed bigints (hex -> bit(64) -> bigint); their
-    # sums are numeric, so they never overflow.
+    # sums are numeric, so they never overflow. OFFSET 0 keeps the planner from folding the
+    # subquery into the outer one, which would compute each row's MD5 twice (measured: twice
+    # the time; turning the row into text is most of the remaining cost).
     return sql.SQL(
         "SELECT count(*), sum(('x' || left(h, 16))::bit(64)::bigint)::text, "
         "sum(('x' || right(h, 16))::bit(64)::bigint)::text "
-        "FROM (SELECT md5(t::text) AS h FROM {} AS t) AS rows"
+        "FROM (SELECT md5(t::text) AS h FROM {} AS t OFFSET 0) AS rows"
     ).format(sql.Identifier("public", table))
 
 

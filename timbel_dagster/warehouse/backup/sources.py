@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
@@ -224,11 +225,38 @@ def pg_row_counts(url: str) -> dict[str, int]:
         return _pg_counts(connection, _pg_tables(connection))
 
 
-def pg_tables_seen(url: str) -> tuple[dict[str, int], dict[str, str]]:
-    """Every table of schema public's row count and checksum (after a restore)."""
+def pg_tables_seen(url: str, workers: int = 2) -> tuple[dict[str, int], dict[str, str]]:
+    """Every table of schema public's row count and checksum (after a restore), scanned on
+    `workers` connections at once, largest tables first: the check runs after the restore
+    with nothing beside it, so it may use the server's cores."""
     with closing(_pg_connect(url)) as connection:
-        checksums.pg_pin_session(connection)
-        return checksums.pg_tables_seen(connection, _pg_tables(connection))
+        tables = [row[0] for row in connection.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "
+            "ORDER BY pg_total_relation_size(c.oid) DESC, c.relname"
+        ).fetchall()]  # fmt: skip
+    queue = list(tables)
+    lock = threading.Lock()
+
+    def work() -> tuple[dict[str, int], dict[str, str]]:
+        counts, sums = {}, {}
+        with closing(_pg_connect(url)) as connection:
+            connection.autocommit = True
+            checksums.pg_pin_session(connection)
+            while True:
+                with lock:
+                    if not queue:
+                        return counts, sums
+                    table = queue.pop(0)
+                found = checksums.pg_tables_seen(connection, [table])
+                counts |= found[0]
+                sums |= found[1]
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = [f.result() for f in [pool.submit(work) for _ in range(max(1, workers))]]
+    counts = {t: c for found, _ in results for t, c in found.items()}
+    sums = {t: s for _, found in results for t, s in found.items()}
+    return dict(sorted(counts.items())), dict(sorted(sums.items()))
 
 
 def pg_version() -> str:
