@@ -82,7 +82,8 @@ def test_a_broken_dagster_yaml_is_named(
     monkeypatch.delenv("DAGSTER_TEST_UNSET", raising=False)
     with pytest.raises(DagsterStorageError, match=problem):
         dagster_storage.dagster_postgres_url(_home(tmp_path, yaml))
-    assert dagster_storage.dagster_postgres_url(tmp_path / "nowhere") is None  # no dagster.yaml: no database
+    # no dagster.yaml: no database
+    assert dagster_storage.dagster_postgres_url(tmp_path / "nowhere") is None
 
 
 @dg.op

@@ -142,14 +142,14 @@ def test_prune_deletes_from_the_store_and_marks_the_catalogue(
         create_backup(warehouse_url, store, KEYS, anchor_file=tmp_path / "a", actor="minji.kim")
         for _ in range(3)
     ]  # three on one day: the daily rule keeps the newest
-    ids = sorted(m["id"] for m in made)
+    ids = [m["id"] for m in made]  # oldest first (ids of one second do not sort by time)
     dry = prune_backups(store, KEYS, Policy(), database_url=None, actor="x", dry_run=True)
     assert dry["delete"] == ids[:2] and dry["deleted"] == []
     assert len(list_backups(store, KEYS)) == 3
 
     done = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
     assert done["deleted"] == ids[:2]
-    assert [b["id"] for b in list_backups(store, KEYS)] == ids[2:]
+    assert [b["id"] for b in list_backups(store, KEYS)] == ids[2:]  # the newest is kept
     assert sorted(p.name for p in store.directory.iterdir()) == [
         f"{ids[2]}.manifest.json",
         f"{ids[2]}.tbk",

@@ -77,9 +77,8 @@ def test_small_objects_missing_objects_and_deletes(store: S3Store) -> None:
     store.put("a.manifest.json", [b"{}"])
     store.put("b.tbk", [])
     assert store.names(".manifest.json") == ["a.manifest.json"]
-    with pytest.raises(FileNotFoundError):
-        with store.open("missing.tbk"):
-            pass
+    with pytest.raises(FileNotFoundError), store.open("missing.tbk"):
+        pass
     store.delete("a.manifest.json")
     store.delete("a.manifest.json")  # deleting what is gone is not an error
     assert store.names(".manifest.json") == []

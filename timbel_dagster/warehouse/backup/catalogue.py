@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.engine import get_engine
@@ -78,6 +79,9 @@ def record_failed(
     when the warehouse cannot take it (unreachable, or a schema without the status column:
     the caller's error is what matters then, so this never raises)."""
     message = (f"{type(error).__name__}: {error}")[:_ERROR_CHARS]
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not Path(str(url.database)).is_file():
+        return False  # no warehouse to record it in, and none to create only for that
     try:
         with get_engine(database_url).begin() as connection:
             if "status" not in _columns(connection):

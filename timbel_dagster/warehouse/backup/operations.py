@@ -200,11 +200,10 @@ def create_backup(
         for name in written:
             with contextlib.suppress(Exception):
                 store.delete(name)
-        if kind == "postgresql" or sources.sqlite_path(database_url).exists():
-            catalogue.record_failed(
-                database_url, backup_id, created_at=now, source=kind,
-                location=store.where(data_name), actor=actor, error=error,
-            )  # fmt: skip
+        catalogue.record_failed(
+            database_url, backup_id, created_at=now, source=kind,
+            location=store.where(data_name), actor=actor, error=error,
+        )  # fmt: skip
         raise
     seen = warehouse.seen
     manifest = sign_manifest(

@@ -92,7 +92,7 @@ def restore_backup(
             )
             sources.pg_restore(url, plaintext, clean=bool(sources.pg_public_tables(url)))
             progress(f"checking the row counts and checksums of {shown}")
-            counts, sums = sources.pg_tables_seen(url)
+            counts, sums = sources.pg_tables_seen(url, part.get("checksums"))
             seen_differences(part, {"tables": counts, "checksums": sums}, shown)
         else:
             path = sources.sqlite_path(url)

@@ -23,6 +23,7 @@ from timbel_dagster.warehouse.backup.crypto import BackupError
 # it never shows in the process list.
 _PG_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 PIPE_CHUNK = 1 << 20
+DUMP_COMPRESSION = 1
 
 
 def backend(url: str) -> str:
@@ -147,7 +148,10 @@ def pg_dump(url: str, snapshot: str) -> Iterator[bytes]:
     """`pg_dump --format=custom` of the database in `snapshot`, read from its pipe a chunk at
     a time; BackupError (after the last chunk) when pg_dump fails."""
     conninfo, environment = libpq(url)
-    command = ["pg_dump", "--format=custom", f"--snapshot={snapshot}", "--dbname", conninfo]
+    # zlib level 1, not pg_dump's default 6: measured on the benchmark's warehouse, the dump
+    # takes 2.5x less time for a file 7 % larger (compression is most of pg_dump's work).
+    command = ["pg_dump", "--format=custom", f"--compress={DUMP_COMPRESSION}",
+               f"--snapshot={snapshot}", "--dbname", conninfo]  # fmt: skip
     with tempfile.TemporaryFile() as errors:
         try:
             process = subprocess.Popen(  # nosec B603  # a fixed program, no shell
@@ -225,16 +229,21 @@ def pg_row_counts(url: str) -> dict[str, int]:
         return _pg_counts(connection, _pg_tables(connection))
 
 
-def pg_tables_seen(url: str, workers: int = 2) -> tuple[dict[str, int], dict[str, str]]:
-    """Every table of schema public's row count and checksum (after a restore), scanned on
-    `workers` connections at once, largest tables first: the check runs after the restore
-    with nothing beside it, so it may use the server's cores."""
+def pg_tables_seen(
+    url: str, expected: dict[str, str] | None = None, workers: int = 2
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Every table of schema public's row count and checksum (after a restore), each by the
+    method of its `expected` checksum, scanned on `workers` connections at once, largest
+    tables first: the check runs after the restore with nothing beside it."""
     with closing(_pg_connect(url)) as connection:
         tables = [row[0] for row in connection.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "
             "ORDER BY pg_total_relation_size(c.oid) DESC, c.relname"
         ).fetchall()]  # fmt: skip
+        methods = checksums.pg_methods(connection, tables)
+    for table, value in (expected or {}).items():
+        methods[table] = checksums.method_of(value)
     queue = list(tables)
     lock = threading.Lock()
 
@@ -248,7 +257,7 @@ def pg_tables_seen(url: str, workers: int = 2) -> tuple[dict[str, int], dict[str
                     if not queue:
                         return counts, sums
                     table = queue.pop(0)
-                found = checksums.pg_tables_seen(connection, [table])
+                found = checksums.pg_tables_seen(connection, [table], methods)
                 counts |= found[0]
                 sums |= found[1]
 

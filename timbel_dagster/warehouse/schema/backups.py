@@ -26,7 +26,7 @@ class BackupRecord(Base):
     created_by: Mapped[str] = mapped_column(String(256))
     source: Mapped[str] = mapped_column(String(16))  # postgresql | sqlite
     location: Mapped[str] = mapped_column(String(1024))  # where the store keeps the file
-    size: Mapped[int] = mapped_column(BigInteger)  # ciphertext bytes
+    size: Mapped[int] = mapped_column(BigInteger)  # ciphertext bytes, Dagster's file included
     sha256: Mapped[str] = mapped_column(String(64))  # of the ciphertext
     rows: Mapped[int] = mapped_column(BigInteger)
     tables: Mapped[dict[str, Any]]  # table -> row count, as in the manifest
