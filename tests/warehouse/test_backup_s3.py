@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import scratch_postgres_database
 from tests.services.s3 import S3Endpoint, aws_test_credentials, moto_s3  # noqa: F401
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupIntegrityError, BackupKeys
@@ -108,18 +110,14 @@ def test_backups_through_s3(warehouse_url: str, store: S3Store, tmp_path: Path) 
     assert sorted(b["id"] for b in list_backups(store, KEYS)) == sorted(m["id"] for m in made)
     newest = made[-1]["id"]
     assert verify_backup(store, KEYS, newest)["verified_bytes"] == made[-1]["size"]
-    if made[0]["source"] == "sqlite":
-        target = f"sqlite:///{tmp_path / 'restored.db'}"
-    else:
-        from tests.conftest import scratch_postgres_database
-
-        target = None
-    if target is not None:
+    with ExitStack() as stack:
+        target = (
+            f"sqlite:///{tmp_path / 'restored.db'}"
+            if made[0]["source"] == "sqlite"
+            else stack.enter_context(scratch_postgres_database("s3_restore"))
+        )
         restored = restore_backup(store, KEYS, newest, target)
-        assert restored["tables"] == made[-1]["tables"]
-    else:
-        with scratch_postgres_database("s3_restore") as url:
-            assert restore_backup(store, KEYS, newest, url)["tables"] == made[-1]["tables"]
+        assert restored["tables"] == made[-1]["tables"] and restored["checksums"] is True
 
     # A tampered object is refused, and the retention deletes through S3 too.
     key = store._key(made[0]["file"])
