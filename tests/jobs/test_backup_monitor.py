@@ -16,9 +16,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import insert, select
 
+from timbel_dagster.assets.ops.backups import backups
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
-from timbel_dagster.jobs.backup import backup
+from timbel_dagster.jobs.backup import backup as backup_job
 from timbel_dagster.notify.subscriptions import subscribe
 from timbel_dagster.sensors.backups import backup_monitor
 from timbel_dagster.sensors.notifications import alert_rule_sensor
@@ -62,7 +63,7 @@ def slack(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, warehouse_url
 
 
 def _run(url: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return backup.execute_in_process(
+    return backup_job.execute_in_process(
         resources={"warehouse": WarehouseResource(database_url=url)},
         instance=instance,
         raise_on_error=False,
@@ -147,3 +148,32 @@ def test_a_last_good_backup_older_than_26_hours_alerts(warehouse_url: str, setti
         assert "1 active series" in _tick(backup_monitor, warehouse_url, instance)
     state, labels = _alerts(warehouse_url)["backup-stale"]
     assert state == "firing" and labels == {"last_good": "20261202T021700Z-sqlite-000000"}
+
+
+def test_the_asset_materialized_on_its_own_reads_the_catalogue(
+    warehouse_url: str, settings: Path
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with get_engine(warehouse_url).begin() as connection:
+        for backup_id, hours_ago, status, size in (
+            ("20261204T021700Z-sqlite-000001", 30, "good", 4096),
+            ("20261205T021700Z-sqlite-000002", 6, "failed", 0),
+            ("20261203T021700Z-sqlite-000003", 54, "pruned", 1024),
+        ):
+            connection.execute(insert(BackupRecord).values(
+                id=backup_id, created_at=now - dt.timedelta(hours=hours_ago), created_by="t",
+                source="sqlite", location="x", size=size, sha256="", rows=0, tables={},
+                status=status, error="boom" if status == "failed" else None,
+            ))  # fmt: skip
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [backups],
+            resources={"warehouse": WarehouseResource(database_url=warehouse_url)},
+            instance=instance,
+        )
+        assert result.success
+        metadata = _catalogue_metadata(instance)
+    assert metadata["last_good_backup"] == "20261204T021700Z-sqlite-000001"
+    assert metadata["last_good_bytes"] == 4096 and metadata["good_backups"] == 1
+    assert metadata["failed_last_24h"] == 1 and metadata["latest_status"] == "failed"
+    assert 29.9 < metadata["last_good_age_hours"] < 30.1
