@@ -4,6 +4,8 @@ listed, verified, restored and pruned through it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,6 +15,7 @@ import pytest
 
 from tests.conftest import scratch_postgres_database
 from tests.services.s3 import S3Endpoint, aws_test_credentials, moto_s3  # noqa: F401
+from tests.test_cli import invoke
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupIntegrityError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import create_backup, list_backups, verify_backup
@@ -128,3 +131,24 @@ def test_backups_through_s3(warehouse_url: str, store: S3Store, tmp_path: Path) 
     pruned = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
     assert pruned["deleted"] == [made[0]["id"]]
     assert store.names("") == [f"{newest}.manifest.json", f"{newest}.tbk"]
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
+def test_the_cli_uses_the_s3_settings(s3: S3Endpoint, tmp_path: Path) -> None:
+    """TIMBEL_BACKUP_URL and TIMBEL_BACKUP_S3_ENDPOINT_URL send `timbel backup` to S3."""
+    bucket = s3.new_bucket()
+    env = {
+        "TIMBEL_BACKUP_KEY": base64.b64encode(bytes(range(32))).decode(),
+        "TIMBEL_BACKUP_URL": f"s3://{bucket}/timbel",
+        "TIMBEL_BACKUP_S3_ENDPOINT_URL": s3.url,
+        "TIMBEL_BACKUP_S3_REGION": "us-east-1",
+    }
+    assert invoke(["db", "upgrade"], tmp_path).returncode == 0
+    made = invoke(["backup", "create", "--json"], tmp_path, **env)
+    assert made.returncode == 0, made.stderr
+    manifest = json.loads(made.stdout)
+    assert manifest["path"] == f"s3://{bucket}/timbel/{manifest['id']}.tbk"
+    keys = sorted(o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [f"timbel/{manifest['id']}.manifest.json", f"timbel/{manifest['id']}.tbk"]
+    verified = invoke(["backup", "verify", manifest["id"]], tmp_path, **env)
+    assert verified.returncode == 0 and "is intact" in verified.stdout

@@ -53,7 +53,7 @@ _MIB = 1 << 20
 _PROGRESS_EVERY = 64 * _MIB
 
 
-def _quiet(_line: str) -> None:
+def quiet(_line: str) -> None:
     pass
 
 
@@ -169,7 +169,7 @@ def create_backup(
     *,
     anchor_file: Path,
     actor: str,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     chunk_size: int = CHUNK_SIZE,
     dagster_url: str | None = None,
 ) -> dict[str, Any]:
@@ -346,7 +346,7 @@ class _CountingReader:
 
 
 def verify_backup(
-    store: BackupStore, keys: BackupKeys, backup_id: str, progress: Progress = _quiet
+    store: BackupStore, keys: BackupKeys, backup_id: str, progress: Progress = quiet
 ) -> dict[str, Any]:
     """Authenticate every chunk of every file of the backup and check their checksums and
     sizes; the plaintext is dropped chunk by chunk, written nowhere. The manifest and what

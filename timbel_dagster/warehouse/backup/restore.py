@@ -17,9 +17,9 @@ from timbel_dagster.warehouse.backup import sources
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupIntegrityError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import (
     Progress,
-    _quiet,
     authenticated_plaintext,
     new_tally,
+    quiet,
     read_manifest,
     seen_differences,
     verify_backup,
@@ -45,7 +45,7 @@ def restore_backup(
     target_url: str,
     *,
     force: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     dagster_target: str | None = None,
 ) -> dict[str, Any]:
     """Restore a backup into `target_url` (and its Dagster database into `dagster_target`),
