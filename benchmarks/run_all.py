@@ -50,6 +50,10 @@ BENCHMARKS = (
         "GitLab webhook to execution row (served API, PostgreSQL), beside the poll",
         "webhook_latency",
     ),
+    (
+        "backup and restore of a 1.2 GiB warehouse, encrypted, beside pg_dump | pg_restore",
+        "backup",
+    ),
 )
 
 

@@ -219,6 +219,8 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     assert rows.pop("ingestion-stale")["origin"] == "built-in:8"
     assert rows.pop("slo-fast-burn")["origin"] == "built-in:19"
     assert rows.pop("slo-slow-burn")["origin"] == "built-in:27"
+    assert rows.pop("backup-stale")["origin"] == "built-in:37"
+    assert rows.pop("backup-failed")["origin"] == "built-in:44"
     assert set(rows) == {
         "namespace-cpu-near-quota",
         "workload-crash-looping",
@@ -237,7 +239,7 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
         "query": "namespace_cpu_quota_ratio > 0.9",
     }
 
-    # Adding the same file again replaces the rules by name: still three, and the built-in.
+    # Adding the same file again replaces the rules by name: still three, and the three built in.
     assert invoke(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path).returncode == 0
     assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 6
 
@@ -258,6 +260,8 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     assert deleted.returncode == 0 and deleted.stdout == "deleted rule workload-crash-looping\n"
     names = [r["name"] for r in _json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]]
     assert sorted(names) == [
+        "backup-failed",
+        "backup-stale",
         "ingestion-stale",
         "namespace-cpu-near-quota",
         "pipeline-failure-rate",
@@ -297,6 +301,8 @@ def test_rules_add_of_an_invalid_file_stores_nothing(tmp_path: Path) -> None:
         "ingestion-stale",
         "slo-fast-burn",
         "slo-slow-burn",
+        "backup-stale",
+        "backup-failed",
     ]
     assert listed["errors"] == []
     with _warehouse(tmp_path).connect() as connection:
@@ -438,8 +444,9 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
 
     report = _json(["alerts", "evaluate", "--json"], sample_dir, **env)
     # The sample's three and the built-in ingestion-stale, over the instance the commands
-    # materialized in (TIMBEL_HOME/dagster): fresh, so it does not fire; and the SLO burn-rate
-    # rules (no SLO status stored: nothing fires).
+    # materialized in (TIMBEL_HOME/dagster): fresh, so it does not fire; the SLO burn-rate
+    # rules (no SLO status stored: nothing fires); and the built-in backup rules, silent where
+    # no backup was ever tried.
     assert report["rules"] == 6 and report["errors"] == []
     transitions = report["transitions"]
     # The sample's commerce namespaces reach their CPU quota; auth-gateway crash-loops in dev.

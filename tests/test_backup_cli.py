@@ -60,7 +60,7 @@ def test_create_list_verify_restore(created: tuple[Path, dict]) -> None:
     again = backup(["restore", manifest["id"], "--target", target], directory)
     _one_line_error(again, "is not empty", "--force")
     forced = backup(["restore", manifest["id"], "--target", target, "--force"], directory)
-    assert forced.returncode == 0 and "counts match" in forced.stdout
+    assert forced.returncode == 0 and "counts and checksums match" in forced.stdout
 
 
 def test_every_command_refuses_to_run_without_a_key(tmp_path: Path) -> None:
@@ -92,3 +92,23 @@ def test_bad_input_is_one_line(created: tuple[Path, dict]) -> None:
         "truncated",
     )
     assert not target.exists()
+
+
+def test_prune_dry_run_then_prune(created: tuple[Path, dict]) -> None:
+    directory, first = created
+    second = json.loads(backup(["create", "--json"], directory).stdout)
+    dry = backup(["prune", "--dry-run"], directory)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would delete {first['id']}" in dry.stdout
+    assert f"keep {second['id']} (newest, daily" in dry.stdout
+    assert Path(first["path"]).is_file()
+    done = json.loads(backup(["prune", "--json"], directory).stdout)
+    assert done["deleted"] == [first["id"]] and not Path(first["path"]).exists()
+    assert [b["id"] for b in json.loads(backup(["list", "--json"], directory).stdout)] == [
+        second["id"]
+    ]
+
+
+def test_a_bad_backup_url_is_one_line(tmp_path: Path) -> None:
+    _one_line_error(backup(["list"], tmp_path, TIMBEL_BACKUP_URL="https://bucket/x"),
+                    "TIMBEL_BACKUP_URL", "s3://bucket/prefix")  # fmt: skip

@@ -199,6 +199,8 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "ingestion-stale",
         "slo-fast-burn",
         "slo-slow-burn",
+        "backup-stale",
+        "backup-failed",
     ]
     assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 6
 
@@ -228,6 +230,8 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "ingestion-stale": "built-in",
         "slo-fast-burn": "built-in",
         "slo-slow-burn": "built-in",
+        "backup-stale": "built-in",
+        "backup-failed": "built-in",
     }
     assert lines[-1] == (
         "7 rules: 3 from the sample's rules file, 1 from the warehouse, 3 built in"

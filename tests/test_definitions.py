@@ -173,6 +173,7 @@ DERIVED = {
     "ml/risk_model",
     "ml/risk_scores",
     "ml/risk_training_set",
+    "ops/backups",
     "security/vulnerability_findings",
     # Evaluated every 5 minutes from Prometheus and the warehouse; not an ingestion.
     "slo/slo_status",

@@ -78,6 +78,8 @@ def test_operations_stores_replaces_and_deletes_a_rule(client, engine, ops) -> N
         "ingestion-stale",
         "slo-fast-burn",
         "slo-slow-burn",
+        "backup-stale",
+        "backup-failed",
     ]
 
     deleted = client.delete("/api/v1/alerts/rules/pipeline-failure-rate", headers=ops)

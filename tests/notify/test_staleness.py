@@ -183,6 +183,8 @@ def test_the_built_in_rule_is_listed_and_a_disabled_stored_rule_of_its_name_turn
         ("ingestion-stale", BUILTIN),
         ("slo-fast-burn", BUILTIN),
         ("slo-slow-burn", BUILTIN),
+        ("backup-stale", BUILTIN),  # backup_monitor's (tests/jobs/test_backup_monitor.py)
+        ("backup-failed", BUILTIN),
     ]
     save_rules(
         engine,
@@ -192,7 +194,12 @@ def test_the_built_in_rule_is_listed_and_a_disabled_stored_rule_of_its_name_turn
     )
     found, _ = all_rules(engine)
     # The stored rule is disabled (not loaded), and it took the name.
-    assert [r.name for r in found] == ["slo-fast-burn", "slo-slow-burn"]
+    assert [r.name for r in found] == [
+        "slo-fast-burn",
+        "slo-slow-burn",
+        "backup-stale",
+        "backup-failed",
+    ]
 
 
 def test_sample_mode_has_no_freshness_windows() -> None:

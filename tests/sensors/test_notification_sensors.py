@@ -433,12 +433,15 @@ def test_alert_sensor_reports_a_file_rule_shadowing_a_warehouse_rule(
         ("ingestion-stale", "built-in:8"),
         ("slo-fast-burn", "built-in:19"),
         ("slo-slow-burn", "built-in:27"),
+        ("backup-stale", "built-in:37"),
+        ("backup-failed", "built-in:44"),
     ]
     assert errors == [
         "warehouse:pipeline-failure-rate: rule 'pipeline-failure-rate' is skipped: "
         f"{tmp_path / 'alert-rules.yaml'}:2 defines it too"
     ]
     result, _ = _tick(alert_rule_sensor, _notifier(warehouse_url, tmp_path / "alert-rules.yaml"))
+    # The backup rules are backup_monitor's (tests/jobs/test_backup_monitor.py).
     assert _message(result).startswith("5 rules, 0 active series, 0 transitions")
 
 

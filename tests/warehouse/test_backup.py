@@ -29,13 +29,12 @@ from timbel_dagster.warehouse.backup.crypto import (
     encrypt_stream,
 )
 from timbel_dagster.warehouse.backup.operations import (
-    TargetNotEmptyError,
     create_backup,
     list_backups,
     read_manifest,
-    restore_backup,
     verify_backup,
 )
+from timbel_dagster.warehouse.backup.restore import TargetNotEmptyError, restore_backup
 from timbel_dagster.warehouse.backup.store import DirectoryStore
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.backups import BackupRecord
@@ -391,3 +390,11 @@ def test_a_failed_pg_dump_leaves_no_backup(
         _backup(warehouse_url, tmp_path)
     assert list((tmp_path / "backups").iterdir()) == []
     assert not (tmp_path / "anchors.jsonl").exists()
+    # ... but the catalogue knows, for the backup_monitor rules, and so does the audit log.
+    with get_engine(warehouse_url).connect() as connection:
+        row = connection.execute(select(BackupRecord.__table__)).one()
+        last = connection.execute(
+            select(AuditEvent.action, AuditEvent.target).order_by(AuditEvent.id.desc()).limit(1)
+        ).one()
+    assert row.status == "failed" and "pg_dump failed (exit 1)" in row.error
+    assert (row.size, row.tables) == (0, {}) and tuple(last) == ("backup.fail", row.id)

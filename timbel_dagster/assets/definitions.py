@@ -26,6 +26,7 @@ from timbel_dagster.assets.freshness import with_freshness
 from timbel_dagster.assets.ml.bottlenecks import pipeline_bottlenecks
 from timbel_dagster.assets.ml.cost_forecast import cost_forecast
 from timbel_dagster.assets.ml.risk import risk_model, risk_scores, risk_training_set
+from timbel_dagster.assets.ops.backups import backups
 from timbel_dagster.assets.org.directory import directory
 from timbel_dagster.assets.security.components import components
 from timbel_dagster.assets.security.images import images
@@ -69,6 +70,7 @@ def defs(
             scan_results,
             vulnerability_findings,
             components,
+            backups,
         ],
         history_start,
     )

@@ -10,25 +10,31 @@ from timbel_dagster.cli.common import echo_for, friendly_errors, print_json, set
 from timbel_dagster.cli.tables import Column, print_table
 from timbel_dagster.settings import Settings
 from timbel_dagster.warehouse.backup.basebackup import list_base_backups, take_base_backup
+from timbel_dagster.warehouse.backup.configured import (
+    backup_keys,
+    dagster_database,
+    open_store,
+    retention_policy,
+)
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import (
     create_backup,
     list_backups,
-    restore_backup,
     verify_backup,
 )
 from timbel_dagster.warehouse.backup.pitr import recover_to_time
+from timbel_dagster.warehouse.backup.restore import restore_backup
+from timbel_dagster.warehouse.backup.retention import prune_backups
 from timbel_dagster.warehouse.backup.sources import backend
-from timbel_dagster.warehouse.backup.store import DirectoryStore
+from timbel_dagster.warehouse.backup.store import BackupStore
 from timbel_dagster.warehouse.backup.wal import archive_wal_file
 from timbel_dagster.warehouse.engine import check_connection
 
 
-def _setup() -> tuple[Settings, DirectoryStore, BackupKeys]:
+def _setup() -> tuple[Settings, BackupStore, BackupKeys]:
     settings = settings_or_exit()
-    key = settings.timbel_backup_key
-    keys = BackupKeys.from_setting(key.get_secret_value() if key else None)
-    return settings, DirectoryStore(settings.backup_dir.resolve()), keys
+    keys = backup_keys(settings)  # first: every command refuses to run without the key
+    return settings, open_store(settings), keys
 
 
 def _size(n: int) -> str:
@@ -37,15 +43,16 @@ def _size(n: int) -> str:
 
 @click.group()
 def backup() -> None:
-    """Encrypted backups of the warehouse: create, list, verify, restore."""
+    """Encrypted backups of the warehouse: create, list, verify, restore, prune."""
 
 
 @backup.command()
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def create(as_json: bool) -> None:
-    """Back the warehouse up into TIMBEL_BACKUP_DIR (encrypted with TIMBEL_BACKUP_KEY) and
-    record the audit log's head in the anchor file."""
+    """Back the warehouse (and Dagster's database when it is PostgreSQL) up into
+    TIMBEL_BACKUP_URL or TIMBEL_BACKUP_DIR, encrypted with TIMBEL_BACKUP_KEY, and record the
+    audit log's head in the anchor file."""
     settings, store, keys = _setup()
     check_connection(settings.database_url)
     manifest = create_backup(
@@ -55,6 +62,7 @@ def create(as_json: bool) -> None:
         anchor_file=settings.audit_anchor_file,
         actor=settings.timbel_user,
         progress=echo_for(True),  # progress on stderr, the result on stdout
+        dagster_url=dagster_database(settings),
     )
     if as_json:
         print_json(manifest | {"path": store.where(manifest["file"])})
@@ -62,14 +70,16 @@ def create(as_json: bool) -> None:
         click.echo(
             f"backup {manifest['id']}: {len(manifest['tables'])} tables, {manifest['rows']} "
             f"rows, {_size(manifest['size'])} in {store.where(manifest['file'])}"
-        )
+            + (f"; Dagster's {manifest['dagster']['database']}: "
+               f"{_size(manifest['dagster']['size'])}" if manifest.get("dagster") else "")
+        )  # fmt: skip
 
 
 @backup.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def list_(as_json: bool) -> None:
-    """The backups in TIMBEL_BACKUP_DIR, oldest first (from their signed manifests)."""
+    """The backups in the store, oldest first (from their signed manifests)."""
     _settings, store, keys = _setup()
     found = list_backups(store, keys)
     if as_json:
@@ -81,6 +91,7 @@ def list_(as_json: bool) -> None:
             Column("ID", "id", cut=False),
             Column("CREATED", lambda b: (b.get("created_at") or "")[:19]),
             Column("SOURCE", lambda b: b.get("source") or ""),
+            Column("DAGSTER", lambda b: "yes" if b.get("dagster") else ""),
             Column("ROWS", lambda b: b.get("rows", ""), justify="right"),
             Column("SIZE", lambda b: _size(b["size"]) if "size" in b else "", justify="right"),
             Column("PROBLEM", lambda b: b.get("problem") or "", wrap=True),
@@ -111,12 +122,17 @@ def verify(backup_id: str, as_json: bool) -> None:
 @click.argument("backup_id", metavar="ID")
 @click.option("--target", required=True, help="Database URL to restore into (sqlite:///PATH or "
               "postgresql://USER@HOST:PORT/DB); must be empty unless --force.")  # fmt: skip
-@click.option("--force", is_flag=True, help="Restore over a target that holds tables.")
+@click.option("--dagster-target", help="PostgreSQL URL to restore the backup's Dagster "
+              "database into (left out: only the warehouse is restored).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Restore over targets that hold tables.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
-def restore(backup_id: str, target: str, force: bool, as_json: bool) -> None:
-    """Verify backup ID, restore it into --target, then check every table's row count
-    against the backup's; on an error the target is left as it was."""
+def restore(
+    backup_id: str, target: str, dagster_target: str | None, force: bool, as_json: bool
+) -> None:
+    """Verify backup ID, restore it into --target (and its Dagster database into
+    --dagster-target), then check every table's row count and checksum against the backup's;
+    a bad backup leaves the targets as they were."""
     _settings, store, keys = _setup()
     restored = restore_backup(
         store,
@@ -125,14 +141,52 @@ def restore(backup_id: str, target: str, force: bool, as_json: bool) -> None:
         target,
         force=force,
         progress=echo_for(True),  # progress on stderr, the result on stdout
+        dagster_target=dagster_target,
     )
     if as_json:
         print_json(restored)
-    else:
+        return
+    checked = "counts and checksums match" if restored["checksums"] else "counts match"
+    click.echo(
+        f"restored backup {backup_id} into {restored['target']}: "
+        f"{len(restored['tables'])} tables, {restored['rows']} rows, {checked}"
+    )
+    if restored["dagster"]:
         click.echo(
-            f"restored backup {backup_id} into {restored['target']}: "
-            f"{len(restored['tables'])} tables, {restored['rows']} rows, counts match"
+            f"restored its Dagster database into {restored['dagster']['target']}: "
+            f"{len(restored['dagster']['tables'])} tables, {restored['dagster']['rows']} rows"
         )
+    elif restored["dagster_in_backup"]:
+        click.echo("the backup also holds Dagster's database: --dagster-target URL restores it")
+
+
+@backup.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def prune(dry_run: bool, as_json: bool) -> None:
+    """Delete the backups the retention does not keep (TIMBEL_BACKUP_KEEP_DAILY, _WEEKLY,
+    _MONTHLY: the newest good backup of each of the last 7 days, 4 ISO weeks, 12 months
+    that have one; never the newest good backup)."""
+    settings, store, keys = _setup()
+    result = prune_backups(
+        store,
+        keys,
+        retention_policy(settings),
+        database_url=None if dry_run else settings.database_url,
+        actor=settings.timbel_user,
+        dry_run=dry_run,
+    )
+    if as_json:
+        print_json(result)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for backup_id in result["delete"]:
+        click.echo(f"{verb} {backup_id}")
+    for backup_id, why in sorted(result["keep"].items()):
+        click.echo(f"keep {backup_id} ({', '.join(why)})")
+    for backup_id in result["not_good"]:
+        click.echo(f"left {backup_id} (its manifest fails its check: `timbel backup list`)")
 
 
 # --- Point-in-time recovery (docs/operations.md, "Point-in-time recovery") ----------------

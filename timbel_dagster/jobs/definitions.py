@@ -93,6 +93,13 @@ scaling_history_job = dg.define_asset_job(
     description="Read the clusters' replica counts and autoscaler events into the scaling history.",
 )
 
+backup_catalogue_job = dg.define_asset_job(
+    "backup_catalogue",
+    selection=dg.AssetSelection.groups("ops"),
+    description="Record the backup catalogue's state (ops/backups: the last good backup, the "
+    "failures of the last day); the `backup` job records it after every backup too.",
+)
+
 
 # Every asset is in one of these jobs. A run Timbel launches for some assets (`timbel demo`,
 # `timbel metrics collect`) runs the job of their domain, never Dagster's anonymous
@@ -106,6 +113,7 @@ DOMAIN_JOBS = (
     slo_evaluation_job.name,
     dashboards_job.name,
     scaling_history_job.name,
+    backup_catalogue_job.name,
     "audit_report",  # defined beside its weekly schedule (assets/audit/report.py)
 )
 
@@ -142,6 +150,7 @@ def defs(
             slo_evaluation_job,
             dashboards_job,
             scaling_history_job,
+            backup_catalogue_job,
             follow_build,
             trigger_build,
             deploy,

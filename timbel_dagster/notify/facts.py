@@ -14,6 +14,7 @@ from timbel_dagster.notify.rules import parse_duration
 from timbel_dagster.notify.staleness import INSTANCE_FACTS
 from timbel_dagster.security.history import open_by_deployed_image
 from timbel_dagster.slo.alerts import slo_burn_rate
+from timbel_dagster.warehouse.backup.catalogue import catalogue_state
 from timbel_dagster.warehouse.schema.models import Base, Pipeline, PipelineExecution
 
 if TYPE_CHECKING:
@@ -138,7 +139,41 @@ def critical_vulnerabilities_in_prod(
     return [({"service": s, "image": image}, float(count)) for s, image, count in found]
 
 
+def _backups(connection: Connection, now: dt.datetime) -> Any:
+    state = catalogue_state(connection, now)
+    if state is None:
+        raise FactUnavailableError("the warehouse has no backup status yet (`timbel db upgrade`)")
+    return state
+
+
+def backup_age(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """Seconds since the last good backup (since the first attempt when none was good). No
+    observation where no backup was ever tried: an installation that never set backups up is
+    not alerted (the nightly schedule is off by default)."""
+    state = _backups(connection, now)
+    if state.first_attempt_at is None:
+        return []
+    since = state.last_good_at or state.first_attempt_at
+    return [({"last_good": state.last_good_id or "none"}, (now - since).total_seconds())]
+
+
+def backup_failed(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """1 when the newest backup failed, labelled with it and its error; nothing once a newer
+    backup is good (which resolves the alert)."""
+    state = _backups(connection, now)
+    if state.latest_status != "failed":
+        return []
+    error = (state.latest_error or "unknown error").splitlines()[0][:300]
+    return [({"backup": state.latest_id or "", "error": error}, 1.0)]
+
+
 FACTS: dict[str, Fact] = {
+    "backup_age": backup_age,
+    "backup_failed": backup_failed,
     "pipeline_failure_rate": pipeline_failure_rate,
     "namespace_cpu_quota_ratio": namespace_cpu_quota_ratio,
     "crash_looping_workloads": crash_looping_workloads,
@@ -156,3 +191,7 @@ def _without_clock(fact: Callable[..., list[Observation]]) -> Fact:
 
 
 FACTS |= {name: _without_clock(fact) for name, fact in INSTANCE_FACTS.items()}
+
+# The facts the `backup_monitor` sensor evaluates (their rules are left to it, not to
+# alert_rule_sensor, so one alert is never advanced by two sensors at once).
+BACKUP_FACTS = frozenset({"backup_age", "backup_failed"})

@@ -24,11 +24,16 @@ def _report_text(report) -> str:
     name="alert_rule_sensor",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluate every alert rule (built-in, YAML file and warehouse), store fired and "
-    "resolved alerts, send their notices, and retry notices that failed.",
+    description="Evaluate every alert rule (built-in, YAML file and warehouse) but the backup "
+    "rules (backup_monitor's), store fired and resolved alerts, send their notices, and retry "
+    "notices that failed.",
 )
 def alert_rule_sensor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
+    # lazy: notify.facts loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.notify.facts import BACKUP_FACTS
+
     rules, errors = notifier.rules()
+    rules = [r for r in rules if r.fact not in BACKUP_FACTS]
     for error in errors:
         context.log.warning(error)
     evaluator = notifier.evaluator(context.log, context.instance)

@@ -361,6 +361,32 @@ class Settings(BaseSettings):
         None,
         description="Where `timbel backup create` writes backups (default TIMBEL_HOME/backups).",
     )
+    timbel_backup_url: str | None = Field(
+        None,
+        description="An S3-compatible store for backups, s3://BUCKET/PREFIX, in place of "
+        "TIMBEL_BACKUP_DIR; credentials from boto3's chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, a "
+        "role).",
+    )
+    timbel_backup_s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of a non-AWS S3 store (MinIO, Ceph), e.g. https://minio:9000."
+    )
+    timbel_backup_s3_region: str | None = Field(
+        None, description="Region of the S3 store (default: boto3's, AWS_DEFAULT_REGION)."
+    )
+    timbel_backup_dagster_storage: bool = Field(
+        True,
+        description="Also back up Dagster's own database when DAGSTER_HOME/dagster.yaml puts "
+        "its storage in PostgreSQL.",
+    )
+    timbel_backup_keep_daily: int = Field(
+        7, ge=0, description="Retention: the newest good backup of each of the last N days."
+    )
+    timbel_backup_keep_weekly: int = Field(
+        4, ge=0, description="Retention: the newest good backup of each of the last N ISO weeks."
+    )
+    timbel_backup_keep_monthly: int = Field(
+        12, ge=0, description="Retention: the newest good backup of each of the last N months."
+    )
     # Point-in-time recovery (docs/operations.md "Point-in-time recovery").
     timbel_base_backup_dir: Path | None = Field(
         None,
@@ -385,7 +411,6 @@ class Settings(BaseSettings):
         "success and duration from the warehouse); unset: no SLOs (in sample mode, the "
         "sample's), and the slo_status_every_5m schedule skips.",
     )
-
     # --- Freshness of the ingestion assets (settings/freshness.py; docs/operations.md) -------
     # Hours without a successful materialization after which an ingestion asset of the group
     # is WARN, then FAIL, in the Dagster UI; at FAIL the built-in ingestion-stale alert fires.
@@ -419,6 +444,20 @@ class Settings(BaseSettings):
         "timbel_oidc_role_map",
         mode="before",
     )(_comma_list)
+
+    @field_validator("timbel_backup_url")
+    @classmethod
+    def _check_backup_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "must be an S3 location like s3://bucket/prefix (a directory is TIMBEL_BACKUP_DIR)"
+            )
+        return value.strip()
 
     @field_validator("timbel_deploy_stage_pattern", "timbel_production_pattern")
     @classmethod

@@ -1,9 +1,13 @@
-"""Backups of the warehouse (issue 17 item 1): encrypted, checksummed, restorable.
+"""Backups of the warehouse and of Dagster's PostgreSQL database (issue 17 item 1).
 
 - crypto.py: the file format (AES-256-GCM in 1 MiB chunks) and the manifest's HMAC;
-- store.py: where backups are kept (a directory; S3 implements the same interface later);
-- sources.py: the databases (pg_dump/pg_restore, SQLite's online backup API, row counts);
-- operations.py: create, list, verify and restore.
+- store.py, s3.py: where backups are kept (a directory, or an S3-compatible store);
+- sources.py, checksums.py: the databases (pg_dump/pg_restore, SQLite's online backup API,
+  row counts and per-table checksums);
+- operations.py, restore.py: create, list, verify; restore;
+- retention.py: which backups to keep (7 daily, 4 weekly, 12 monthly) and prune;
+- catalogue.py: the `backups` table (good, failed, pruned) and its state for the monitor;
+- configured.py: all of it as the settings configure it.
 
 Point-in-time recovery of a PostgreSQL cluster (issue 17 item 2):
 

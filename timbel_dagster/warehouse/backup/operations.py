@@ -9,25 +9,25 @@ SHA-256 and size.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import secrets
 import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbel_dagster.settings import display_url, normalise_database_url
+from timbel_dagster.settings import display_url
 from timbel_dagster.warehouse.audit.anchors import AnchorFile
 from timbel_dagster.warehouse.audit.chain import append_event
-from timbel_dagster.warehouse.backup import sources
+from timbel_dagster.warehouse.backup import catalogue, sources
+from timbel_dagster.warehouse.backup.checksums import differences
 from timbel_dagster.warehouse.backup.crypto import (
     CHUNK_SIZE,
     FORMAT_VERSION,
@@ -39,7 +39,12 @@ from timbel_dagster.warehouse.backup.crypto import (
     encrypt_stream,
     sign_manifest,
 )
-from timbel_dagster.warehouse.backup.store import DATA_SUFFIX, MANIFEST_SUFFIX, BackupStore
+from timbel_dagster.warehouse.backup.store import (
+    DAGSTER_SUFFIX,
+    DATA_SUFFIX,
+    MANIFEST_SUFFIX,
+    BackupStore,
+)
 from timbel_dagster.warehouse.engine import get_engine
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-(postgresql|sqlite)-[0-9a-f]{6}$")
@@ -48,7 +53,7 @@ _MIB = 1 << 20
 _PROGRESS_EVERY = 64 * _MIB
 
 
-def _quiet(_line: str) -> None:
+def quiet(_line: str) -> None:
     pass
 
 
@@ -81,6 +86,82 @@ def check_id(backup_id: str) -> str:
     return backup_id
 
 
+@dataclass(frozen=True)
+class _Dumped:
+    """One database's encrypted dump in the store, and what its snapshot saw."""
+
+    database: str
+    tool: str
+    seen: dict[str, Any]
+    file: str
+    sha256: str
+    size: int
+
+    def part(self) -> dict[str, Any]:
+        """Its entry in the manifest."""
+        return {
+            "database": self.database,
+            "tool": self.tool,
+            "tables": self.seen["tables"],
+            "checksums": self.seen["checksums"],
+            "rows": sum(self.seen["tables"].values()),
+            "file": self.file,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
+
+
+def _dump(
+    url: str,
+    store: BackupStore,
+    keys: BackupKeys,
+    name: str,
+    progress: Progress,
+    chunk_size: int,
+) -> _Dumped:
+    """Dump one database, encrypted as it streams, into `name` in the store."""
+    kind = sources.backend(url)
+    tally = _Tally(progress, "encrypted")
+    if kind == "postgresql":
+        tool = sources.pg_version()
+        progress(f"dumping {display_url(url)} with pg_dump")
+        with sources.pg_snapshot(url) as (snapshot, scan):
+            dump = sources.pg_dump(url, snapshot)
+            store.put(name, tally.count(encrypt_stream(keys, dump, chunk_size)))
+            seen = scan.result()
+        return _Dumped(_database_name(url), tool, seen, name, tally.sha256.hexdigest(), tally.size)
+    tool = f"sqlite3 online backup (SQLite {sqlite3.sqlite_version})"
+    path = sources.sqlite_path(url)
+    progress(f"copying {path} with SQLite's online backup")
+    # The plaintext copy lives only in a private temporary directory (0700), removed
+    # whatever happens.
+    workspace = Path(tempfile.mkdtemp(prefix="timbel-backup-"))
+    try:
+        copy = workspace / "warehouse.db"
+        sources.sqlite_online_copy(path, copy)
+        seen = sources.sqlite_seen(copy)
+        plaintext = sources.read_file(copy)
+        store.put(name, tally.count(encrypt_stream(keys, plaintext, chunk_size)))
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    return _Dumped(path.name, tool, seen, name, tally.sha256.hexdigest(), tally.size)
+
+
+def new_backup_id(kind: str, now: dt.datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{kind}-{secrets.token_hex(3)}"
+
+
+def record_preflight_failure(database_url: str, actor: str, error: BaseException) -> bool:
+    """A `failed` catalogue row for a backup that could not start (no key, a bad store or
+    dagster.yaml), so the `backup_monitor` rules see a scheduled backup that never ran."""
+    kind = sources.backend(database_url)
+    now = dt.datetime.now(dt.UTC)
+    return catalogue.record_failed(
+        database_url, new_backup_id(kind, now), created_at=now, source=kind,
+        location="(not started)", actor=actor, error=error,
+    )  # fmt: skip
+
+
 def create_backup(
     database_url: str,
     store: BackupStore,
@@ -88,43 +169,43 @@ def create_backup(
     *,
     anchor_file: Path,
     actor: str,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     chunk_size: int = CHUNK_SIZE,
+    dagster_url: str | None = None,
 ) -> dict[str, Any]:
-    """Back the warehouse up into `store`; the signed manifest.
+    """Back the warehouse (and, given `dagster_url`, Dagster's own PostgreSQL database) up into
+    `store`; the signed manifest.
 
     The backup appears under its name only once complete (the data first, then the manifest
     that lists it); its audit head is appended to `anchor_file`, and a `backup.create` event
-    to the audit log.
+    to the audit log. A backup that fails leaves no file and, in a warehouse that has the
+    catalogue's status (0025), a `failed` row with its error (the `backup_monitor` rules).
     """
     kind = sources.backend(database_url)
+    if dagster_url is not None and sources.backend(dagster_url) != "postgresql":
+        raise BackupError("Dagster's database is backed up only when it is PostgreSQL")
     now = dt.datetime.now(dt.UTC)
-    backup_id = f"{now:%Y%m%dT%H%M%SZ}-{kind}-{secrets.token_hex(3)}"
+    backup_id = new_backup_id(kind, now)
     data_name = backup_id + DATA_SUFFIX
-    tally = _Tally(progress, "encrypted")
-    if kind == "postgresql":
-        tool = sources.pg_version()
-        progress(f"dumping {display_url(database_url)} with pg_dump")
-        with sources.pg_snapshot(database_url) as (snapshot, seen):
-            dump = sources.pg_dump(database_url, snapshot)
-            store.put(data_name, tally.count(encrypt_stream(keys, dump, chunk_size)))
-        database = _database_name(database_url)
-    else:
-        tool = f"sqlite3 online backup (SQLite {sqlite3.sqlite_version})"
-        path = sources.sqlite_path(database_url)
-        progress(f"copying {path} with SQLite's online backup")
-        # The plaintext copy lives only in a private temporary directory (0700), removed
-        # whatever happens.
-        workspace = Path(tempfile.mkdtemp(prefix="timbel-backup-"))
-        try:
-            copy = workspace / "warehouse.db"
-            sources.sqlite_online_copy(path, copy)
-            seen = sources.sqlite_seen(copy)
-            plaintext = sources.read_file(copy)
-            store.put(data_name, tally.count(encrypt_stream(keys, plaintext, chunk_size)))
-        finally:
-            shutil.rmtree(workspace, ignore_errors=True)
-        database = path.name
+    written: list[str] = []
+    try:
+        written.append(data_name)
+        warehouse = _dump(database_url, store, keys, data_name, progress, chunk_size)
+        dagster = None
+        if dagster_url is not None:
+            written.append(backup_id + DAGSTER_SUFFIX)
+            dagster = _dump(dagster_url, store, keys, written[-1], progress, chunk_size)
+    except Exception as error:
+        # Nothing is listed without a manifest; the files are removed all the same.
+        for name in written:
+            with contextlib.suppress(Exception):
+                store.delete(name)
+        catalogue.record_failed(
+            database_url, backup_id, created_at=now, source=kind,
+            location=store.where(data_name), actor=actor, error=error,
+        )  # fmt: skip
+        raise
+    seen = warehouse.seen
     manifest = sign_manifest(
         keys,
         {
@@ -132,17 +213,12 @@ def create_backup(
             "id": backup_id,
             "created_at": now.isoformat(),
             "source": kind,
-            "database": database,
-            "tool": tool,
             "schema_revision": seen["schema_revision"],
-            "tables": seen["tables"],
-            "rows": sum(seen["tables"].values()),
             "audit_head": seen["audit_head"],
-            "file": data_name,
-            "sha256": tally.sha256.hexdigest(),
-            "size": tally.size,
+            **warehouse.part(),
             "chunk_size": chunk_size,
             "encryption": "AES-256-GCM, chunked (docs/operations.md, Backups)",
+            "dagster": dagster.part() if dagster else None,
         },
     )
     store.put(backup_id + MANIFEST_SUFFIX, [json.dumps(manifest, indent=2).encode()])
@@ -151,7 +227,7 @@ def create_backup(
         AnchorFile(anchor_file).append((head["id"], head["hash"]), by=f"backup {backup_id}")
     if seen["schema_revision"] is not None:  # a Timbel warehouse: it has the audit log
         with get_engine(database_url).begin() as connection:
-            _catalogue(connection, manifest, store.where(data_name), actor)
+            catalogue.record_good(connection, manifest, store.where(data_name), actor)
             append_event(
                 connection,
                 actor=actor,
@@ -163,38 +239,10 @@ def create_backup(
                     "size": manifest["size"],
                     "rows": manifest["rows"],
                     "audit_head": head,
+                    "dagster": dagster.database if dagster else None,
                 },
             )
     return manifest
-
-
-def _catalogue(connection: Any, manifest: dict[str, Any], location: str, actor: str) -> None:
-    """The backup's row in the catalogue table (from revision 0024; an older schema has
-    none, and its backup is only in the store)."""
-    from sqlalchemy import insert, inspect
-
-    # lazy: the schema loads SQLAlchemy's ORM; the code location loads without it
-    from timbel_dagster.warehouse.schema.backups import BackupRecord
-
-    if not inspect(connection).has_table(BackupRecord.__tablename__):
-        return
-    head = manifest["audit_head"] or {}
-    connection.execute(
-        insert(BackupRecord).values(
-            id=manifest["id"],
-            created_at=dt.datetime.fromisoformat(manifest["created_at"]),
-            created_by=actor,
-            source=manifest["source"],
-            location=location,
-            size=manifest["size"],
-            sha256=manifest["sha256"],
-            rows=manifest["rows"],
-            tables=manifest["tables"],
-            schema_revision=manifest["schema_revision"],
-            audit_head_id=head.get("id"),
-            audit_head_hash=head.get("hash"),
-        )
-    )
 
 
 def _database_name(url: str) -> str:
@@ -227,7 +275,12 @@ def read_manifest(store: BackupStore, keys: BackupKeys, backup_id: str) -> dict[
     except ValueError as error:
         raise BackupIntegrityError(f"{what}'s manifest is not JSON ({error})") from None
     body = check_manifest(keys, manifest, what)
-    if body.get("id") != backup_id or body.get("file") != backup_id + DATA_SUFFIX:
+    dagster = body.get("dagster")
+    if (
+        body.get("id") != backup_id
+        or body.get("file") != backup_id + DATA_SUFFIX
+        or (dagster and dagster.get("file") != backup_id + DAGSTER_SUFFIX)
+    ):
         raise BackupIntegrityError(f"{what}'s manifest belongs to another backup")
     return body
 
@@ -249,25 +302,35 @@ def list_backups(store: BackupStore, keys: BackupKeys) -> list[dict[str, Any]]:
     return found
 
 
-def _authenticated_plaintext(
-    store: BackupStore, keys: BackupKeys, manifest: dict[str, Any], tally: _Tally
+def parts(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The databases a backup holds, by role: `warehouse` (its fields are the manifest's own)
+    and, when it was backed up, `dagster`."""
+    found = {"warehouse": manifest}
+    if manifest.get("dagster"):
+        found["dagster"] = manifest["dagster"]
+    return found
+
+
+def authenticated_plaintext(
+    store: BackupStore, keys: BackupKeys, backup_id: str, part: dict[str, Any], tally: _Tally
 ) -> Iterator[bytes]:
-    """The plaintext of a backup's file, every chunk authenticated; the file's SHA-256 and
-    size are checked against the manifest at the end (BackupIntegrityError)."""
-    what = f"backup {manifest['id']}"
+    """The plaintext of one of a backup's files, every chunk authenticated; the file's SHA-256
+    and size are checked against the manifest at the end (BackupIntegrityError)."""
+    what = f"backup {backup_id}" + ("" if part["file"].endswith(f"{backup_id}{DATA_SUFFIX}")
+                                    else f" ({part['database']}, Dagster's database)")  # fmt: skip
     try:
-        with store.open(manifest["file"]) as raw:
+        with store.open(part["file"]) as raw:
             counted = _CountingReader(raw, tally)
             yield from decrypt_stream(keys, counted, what)  # type: ignore[arg-type]
     except FileNotFoundError:
         raise BackupIntegrityError(
-            f"{what}'s file {store.where(manifest['file'])} is missing"
+            f"{what}'s file {store.where(part['file'])} is missing"
         ) from None
-    if tally.size != manifest["size"]:
+    if tally.size != part["size"]:
         raise BackupIntegrityError(
-            f"{what} is {tally.size} bytes, its manifest says {manifest['size']}"
+            f"{what} is {tally.size} bytes, its manifest says {part['size']}"
         )
-    if tally.sha256.hexdigest() != manifest["sha256"]:
+    if tally.sha256.hexdigest() != part["sha256"]:
         raise BackupIntegrityError(f"{what}'s SHA-256 does not match its manifest")
 
 
@@ -283,130 +346,30 @@ class _CountingReader:
 
 
 def verify_backup(
-    store: BackupStore, keys: BackupKeys, backup_id: str, progress: Progress = _quiet
+    store: BackupStore, keys: BackupKeys, backup_id: str, progress: Progress = quiet
 ) -> dict[str, Any]:
-    """Authenticate every chunk and check the checksum and size; the plaintext is dropped
-    chunk by chunk, written nowhere. The manifest and what was read."""
+    """Authenticate every chunk of every file of the backup and check their checksums and
+    sizes; the plaintext is dropped chunk by chunk, written nowhere. The manifest and what
+    was read."""
     manifest = read_manifest(store, keys, backup_id)
-    tally = _Tally(progress, "verified")
-    plaintext = 0
-    for piece in _authenticated_plaintext(store, keys, manifest, tally):
-        plaintext += len(piece)
-    return manifest | {"verified_bytes": tally.size, "plaintext_bytes": plaintext}
+    verified = plaintext = 0
+    for part in parts(manifest).values():
+        tally = _Tally(progress, "verified")
+        for piece in authenticated_plaintext(store, keys, backup_id, part, tally):
+            plaintext += len(piece)
+        verified += tally.size
+    return manifest | {"verified_bytes": verified, "plaintext_bytes": plaintext}
 
 
-class TargetNotEmptyError(BackupError):
-    """The restore target holds tables and --force was not given."""
+def new_tally(progress: Progress, verb: str) -> _Tally:
+    return _Tally(progress, verb)
 
 
-def restore_backup(
-    store: BackupStore,
-    keys: BackupKeys,
-    backup_id: str,
-    target_url: str,
-    *,
-    force: bool = False,
-    progress: Progress = _quiet,
-) -> dict[str, Any]:
-    """Restore a backup into `target_url`, which must be empty unless `force`.
-
-    The whole file is authenticated first; then PostgreSQL gets it through `pg_restore
-    --single-transaction` (an error rolls everything back), SQLite as a new file renamed over
-    the target only once it is complete and its row counts match. The row counts are
-    compared with the manifest's afterwards (BackupIntegrityError naming the tables).
-    """
-    try:
-        target = normalise_database_url(target_url)
-    except ValueError as error:
-        raise BackupError(f"--target: {error}") from None
-    manifest = read_manifest(store, keys, backup_id)
-    kind = sources.backend(target)
-    if kind != manifest["source"]:
-        raise BackupError(
-            f"backup {backup_id} is of a {manifest['source']} warehouse; --target is {kind} "
-            "(restore into the same kind of database)"
-        )
-    shown = display_url(target)
-    if kind == "postgresql":
-        existing = sources.pg_public_tables(target)
-        _refuse_non_empty(shown, existing, force, "in schema public")
-    else:
-        path = sources.sqlite_path(target)
-        _refuse_non_empty(shown, sources.sqlite_tables(path), force, "")
-    # The whole file is authenticated before the target is touched.
-    progress(f"verifying backup {backup_id}")
-    verify_backup(store, keys, backup_id, progress)
-    if kind == "postgresql":
-        progress(f"restoring into {shown} with pg_restore --single-transaction")
-        tally = _Tally(progress, "restored")
-        sources.pg_restore(
-            target, _authenticated_plaintext(store, keys, manifest, tally), clean=bool(existing)
-        )
-        counts = sources.pg_row_counts(target)
-        _compare_counts(manifest, counts, shown)
-    else:
-        progress(f"restoring into {path}")
-        counts = _restore_sqlite(store, keys, manifest, path, progress)
-    return {"id": backup_id, "target": shown, "tables": counts, "rows": sum(counts.values())}
-
-
-def _refuse_non_empty(shown: str, tables: list[str], force: bool, where: str) -> None:
-    if tables and not force:
-        listed = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
-        raise TargetNotEmptyError(
-            f"--target {shown} is not empty: {len(tables)} tables {where} ({listed}); "
-            "pass --force to restore over it".replace("  ", " ")
-        )
-
-
-def _compare_counts(manifest: dict[str, Any], counts: dict[str, int], shown: str) -> None:
-    expected = manifest["tables"]
-    wrong = [
-        f"{t} {counts.get(t, 'missing')} (backup: {n})"
-        for t, n in sorted(expected.items())
-        if counts.get(t) != n
-    ]
+def seen_differences(part: dict[str, Any], seen: dict[str, Any], shown: str) -> None:
+    """BackupIntegrityError naming every table whose row count or checksum differs from the
+    backup's."""
+    wrong = differences(part["tables"], part.get("checksums"), seen["tables"], seen["checksums"])
     if wrong:
         raise BackupIntegrityError(
-            f"restored {shown}, but its row counts differ from the backup's: " + ", ".join(wrong)
+            f"restored {shown}, but its tables differ from the backup's: " + ", ".join(wrong)
         )
-
-
-def _restore_sqlite(
-    store: BackupStore,
-    keys: BackupKeys,
-    manifest: dict[str, Any],
-    path: Path,
-    progress: Progress,
-) -> dict[str, int]:
-    """Decrypt into a temporary file beside the target, check it, then rename it over the
-    target: until the rename the target is as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".restore", dir=path.parent)
-    temporary = Path(name)
-    try:
-        tally = _Tally(progress, "restored")
-        with os.fdopen(descriptor, "wb") as out:
-            for piece in _authenticated_plaintext(store, keys, manifest, tally):
-                out.write(piece)
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            counts = sources.sqlite_seen(temporary)["tables"]
-        except sqlite3.DatabaseError as error:
-            raise BackupIntegrityError(
-                f"the restored file is not a SQLite database: {error}"
-            ) from None
-        _compare_counts(manifest, counts, str(path))
-        if path.exists():
-            # Fold the target's WAL into it before replacing it, so no stale -wal file is
-            # left to be replayed over the restored database.
-            with closing(sqlite3.connect(path)) as old:
-                old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        temporary.replace(path)
-        for leftover in ("-wal", "-shm"):
-            Path(f"{path}{leftover}").unlink(missing_ok=True)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return counts

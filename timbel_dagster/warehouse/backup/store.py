@@ -1,8 +1,10 @@
 """Where backups live: a small interface, and the directory that implements it.
 
-A backup is two objects: `ID.tbk`, the encrypted file, and `ID.manifest.json`, its signed
-manifest. The manifest is written last, so a backup without one is incomplete and is not
-listed. An S3-compatible store (issue 17) implements the same four methods later.
+A backup is `ID.tbk`, the encrypted warehouse, `ID.dagster.tbk`, the encrypted Dagster
+database when there is one, and `ID.manifest.json`, its signed manifest. The manifest is
+written last and deleted first, so a backup without one is incomplete (or being deleted) and
+is not listed. s3.py implements the same methods for an S3-compatible store; `open_store`
+chooses from the settings.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 DATA_SUFFIX = ".tbk"
+DAGSTER_SUFFIX = ".dagster.tbk"
 MANIFEST_SUFFIX = ".manifest.json"
 
 
@@ -33,6 +36,9 @@ class BackupStore(Protocol):
 
     def where(self, name: str) -> str:
         """Where an object is, for messages."""
+
+    def delete(self, name: str) -> None:
+        """Remove an object (nothing when there is none)."""
 
 
 class DirectoryStore:
@@ -73,6 +79,10 @@ class DirectoryStore:
 
     def where(self, name: str) -> str:
         return str(self.directory / name)
+
+    def delete(self, name: str) -> None:
+        (self.directory / name).unlink(missing_ok=True)
+        _fsync_directory(self.directory)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -13,8 +13,7 @@ from alembic import op
 from timbel_dagster.warehouse.schema.types import UTCDateTime
 
 revision = "0026"
-# 0025 is another branch's; the lead re-chains this one onto it at merge.
-down_revision = "0024"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
