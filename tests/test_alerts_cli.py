@@ -241,7 +241,7 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
 
     # Adding the same file again replaces the rules by name: still three, and the three built in.
     assert invoke(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path).returncode == 0
-    assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 6
+    assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 8
 
     # The rules file wins over a warehouse rule of the same name, which is reported.
     both = _json(
@@ -447,7 +447,7 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     # materialized in (TIMBEL_HOME/dagster): fresh, so it does not fire; the SLO burn-rate
     # rules (no SLO status stored: nothing fires); and the built-in backup rules, silent where
     # no backup was ever tried.
-    assert report["rules"] == 6 and report["errors"] == []
+    assert report["rules"] == 8 and report["errors"] == []
     transitions = report["transitions"]
     # The sample's commerce namespaces reach their CPU quota; auth-gateway crash-loops in dev.
     assert {t["rule"] for t in transitions} >= {
@@ -499,7 +499,7 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     assert len(httpserver.log) == len(transitions)
     plain = invoke(["alerts", "evaluate"], sample_dir, **env)
     assert plain.returncode == 0
-    assert plain.stdout.startswith(f"6 rules, {len(transitions)} active series, 0 transitions")
+    assert plain.stdout.startswith(f"8 rules, {len(transitions)} active series, 0 transitions")
 
 
 def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
@@ -514,7 +514,7 @@ def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
                for line in fired)  # fmt: skip
     assert all(line.split()[-1] == "yes" for line in fired)  # due, though no channel is set
     assert re.fullmatch(
-        rf"6 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
+        rf"8 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
         r"\d+\.\ds",
         lines[-1],
     )

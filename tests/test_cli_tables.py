@@ -202,13 +202,13 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "backup-stale",
         "backup-failed",
     ]
-    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 6
+    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 8
 
     rule = tmp_path / "extra.yaml"
     rule.write_text("rules:\n  - name: extra-rule\n    fact: pipeline_failure_rate\n")
     assert timbel("alerts", "rules", "add", str(rule)).returncode == 0
     example = {"TIMBEL_ALERT_RULES_FILE": str(EXAMPLE_RULES)}  # one of its 3 rules is off
-    for env, count, off in ((sample, 7, 0), ({}, 4, 0), (example, 7, 1)):
+    for env, count, off in ((sample, 9, 0), ({}, 6, 0), (example, 9, 1)):
         listed = _json(timbel("alerts", "rules", "list", "--json", **env))["rules"]
         evaluated = _json(timbel("alerts", "evaluate", "--json", **env))
         assert len(listed) == evaluated["rules"] + off == count, env
@@ -234,7 +234,7 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "backup-failed": "built-in",
     }
     assert lines[-1] == (
-        "7 rules: 3 from the sample's rules file, 1 from the warehouse, 3 built in"
+        "9 rules: 3 from the sample's rules file, 1 from the warehouse, 5 built in"
     )
     plain = timbel("alerts", "evaluate", **sample)
     assert plain.stdout.startswith("7 rules, 0 active series, 0 transitions, 0 notices sent in ")
