@@ -237,7 +237,7 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "9 rules: 3 from the sample's rules file, 1 from the warehouse, 5 built in"
     )
     plain = timbel("alerts", "evaluate", **sample)
-    assert plain.stdout.startswith("7 rules, 0 active series, 0 transitions, 0 notices sent in ")
+    assert plain.stdout.startswith("9 rules, 0 active series, 0 transitions, 0 notices sent in ")
 
 
 def test_alerts_list_rounds_values_prints_labels_and_names_rules_it_cannot_see(
