@@ -6,6 +6,7 @@ worker that died, at its bound. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ def test_a_rollback_is_refused_while_a_deploy_holds_the_service(
     leases.claim(engine, "shop-api", "deploy", "deploy-run-1", HOUR)
     patches = _patches(fakes)
     config = _config(number)
+    # Not waiting for that deploy to end (a rollback waits 15 minutes by default).
+    config["ops"]["roll_back_deployment"]["config"]["wait_for_service_seconds"] = 0
     _grant(warehouse_url, config, request_number=number)
     refused = _launch(resources, config)
     assert not refused.success
@@ -138,3 +141,34 @@ def test_the_lease_covers_every_wave_of_rollouts_and_rollbacks(
 ) -> None:
     length = leases.lease_length(timeout, clusters, parallel)
     assert length == dt.timedelta(minutes=minutes)
+
+
+def test_a_claim_waits_for_the_holder_to_release(warehouse_url: str) -> None:
+    """A rollback waits for the deploy in progress (`wait`), trying again every `poll`
+    seconds; a holder that does not release in time still refuses it."""
+    engine = get_engine(warehouse_url)
+    leases.claim(engine, "shop-api", "deploy", "deploy-run-1", HOUR)
+    tries: list[float] = []
+    said: list[str] = []
+
+    def deploy_ends_after_two_polls(seconds: float) -> None:
+        tries.append(seconds)
+        if len(tries) == 2:
+            leases.release(engine, "deploy-run-1")
+
+    lease = leases.claim(
+        engine, "shop-api", "rollback", "rollback-run-2", HOUR,
+        wait=3600, poll=5, sleep=deploy_ends_after_two_polls, log=said.append,
+    )  # fmt: skip
+    assert lease["run_id"] == "rollback-run-2" and tries == [5, 5]
+    assert said[0].startswith("service shop-api is held by deploy run deploy-run-1")
+    assert said[0].endswith("s more")
+
+    def never_released(seconds: float) -> None:
+        tries.append(seconds)
+        time.sleep(seconds)
+
+    with pytest.raises(leases.ServiceHeldError, match="held by rollback run rollback-run-2"):
+        leases.claim(engine, "shop-api", "deploy", "deploy-run-3", HOUR, wait=1.0, poll=0.25,
+                     sleep=never_released)  # fmt: skip
+    assert len(tries) > 2  # it did try again before refusing

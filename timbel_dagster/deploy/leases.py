@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
@@ -43,13 +45,41 @@ def claim(
     run_id: str,
     length: dt.timedelta,
     now: dt.datetime | None = None,
+    wait: float = 0.0,
+    poll: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Hold `service` for run `run_id` of `job` for at most `length`; the lease. A run
-    claiming again keeps its lease; an expired lease of another run is taken over.
+    claiming again keeps its lease; an expired lease of another run is taken over. While
+    another run holds it, try again every `poll` seconds for up to `wait` seconds (a
+    rollback waits for the deploy in progress rather than being lost; 0: refuse at once).
 
     Raises:
-        ServiceHeldError: another run holds it (the message names the service and the run).
+        ServiceHeldError: another run holds it still (the message names the service and the
+            run).
     """
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        try:
+            return _claim_once(engine, service, job, run_id, length, now)
+        except ServiceHeldError as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            if log is not None:
+                log(f"{error}; waiting up to {left:.0f} s more")
+            sleep(min(max(poll, 0.01), left))
+
+
+def _claim_once(
+    engine: Engine,
+    service: str,
+    job: str,
+    run_id: str,
+    length: dt.timedelta,
+    now: dt.datetime | None,
+) -> dict[str, Any]:
     now = now or dt.datetime.now(dt.UTC)
     row = {"service": service, "job": job, "run_id": run_id, "claimed_at": now,
            "expires_at": now + length}  # fmt: skip

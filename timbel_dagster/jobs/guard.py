@@ -55,8 +55,11 @@ def hold_service(
     job: str,
     service: str,
     length: dt.timedelta,
+    wait: float = 0.0,
+    poll: float = 2.0,
 ) -> None:
-    """Hold `service` for this run (deploy.leases) until `release_service` or `length`.
+    """Hold `service` for this run (deploy.leases) until `release_service` or `length`,
+    waiting up to `wait` seconds for another run to release it.
 
     Raises:
         dg.Failure: another deploy or rollback run holds it (audited as `run.refused`).
@@ -65,7 +68,10 @@ def hold_service(
     from timbel_dagster.deploy.leases import ServiceHeldError, claim
 
     try:
-        lease = claim(warehouse.engine(), service, job, context.run_id, length)
+        lease = claim(
+            warehouse.engine(), service, job, context.run_id, length,
+            wait=wait, poll=poll, log=context.log.info,
+        )  # fmt: skip
     except ServiceHeldError as error:
         raise refuse(context, warehouse, job, str(error)) from None
     context.log.info(f"service {service} held until {lease['expires_at']:%H:%M:%S} UTC at most")

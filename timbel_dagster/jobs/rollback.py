@@ -31,6 +31,10 @@ class RollbackConfig(dg.Config):
     dry_run: bool = False
     timeout_seconds: float = 600.0
     poll_seconds: float = 2.0
+    # While a deploy (or another rollback) of the service runs, wait this long for it to end
+    # before refusing: a refused rollback has used its grant, and an automatic one would be
+    # lost. Default: one rollout's default timeout (a deploy's wave) and a margin.
+    wait_for_service_seconds: float = 900.0
 
 
 @dg.op
@@ -69,7 +73,10 @@ def roll_back_deployment(
         raise refuse(context, warehouse, "rollback", refused)
     # Not while a deploy (or another rollback) of the service runs, whoever launched it.
     length = lease_length(config.timeout_seconds)
-    hold_service(context, warehouse, "rollback", request["service"], length)
+    hold_service(
+        context, warehouse, "rollback", request["service"], length,
+        wait=config.wait_for_service_seconds, poll=config.poll_seconds,
+    )  # fmt: skip
     try:
         target = {"request": config.to_request, "image": config.to_image} if chosen else None
         row = roll_back(
