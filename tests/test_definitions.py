@@ -175,7 +175,8 @@ DERIVED = {
     "ml/risk_training_set",
     "ops/backups",
     "security/vulnerability_findings",
-    # Evaluated every 5 minutes from Prometheus and the warehouse; not an ingestion.
+    # Evaluated every 5 minutes from Prometheus and the warehouse; not an ingestion. Its
+    # policy needs TIMBEL_SLO_FILE (the test below); the bare code location has no SLOs.
     "slo/slo_status",
 }
 
@@ -210,6 +211,26 @@ def test_the_freshness_windows_follow_the_settings(tmp_path, monkeypatch) -> Non
     assert policies["cicd/execution_logs"] == {"warn_hours": 0.5, "fail_hours": 1.5}
     assert policies["security/images"] == {"warn_hours": 26, "fail_hours": 170}
     assert policies["cluster/node_metrics"] == {"warn_hours": 2, "fail_hours": 3}
+    assert policies["cicd/dora_metrics"] is None
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        # The schedule evaluates it every 5 minutes: two missed runs warn, five fail.
+        ({"timbel_slo_file": "slos.yaml"}, {"warn_hours": 0.25, "fail_hours": 0.5}),
+        # No SLOs: the schedule skips, nothing to be fresh.
+        ({}, None),
+        # The sample's SLOs are evaluated once by `timbel demo`, like the fixed sample.
+        ({"timbel_slo_file": "slos.yaml", "timbel_sample_data": True}, None),
+    ],
+)
+def test_the_slo_status_is_fresh_within_its_schedules_windows_when_slos_are_configured(
+    tmp_path, monkeypatch, configured: dict, expected: dict | None
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    policies = _policies(build_definitions(settings=load_settings(**configured)))
+    assert policies["slo/slo_status"] == expected
     assert policies["cicd/dora_metrics"] is None
 
 

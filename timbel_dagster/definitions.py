@@ -21,7 +21,7 @@ from timbel_dagster.partitions import DEFAULT_HISTORY_START
 from timbel_dagster.resources.sample.source import SampleSource
 from timbel_dagster.sensors import definitions as sensors
 from timbel_dagster.settings import get_settings
-from timbel_dagster.settings.freshness import ingestion_windows
+from timbel_dagster.settings.freshness import asset_windows
 
 if TYPE_CHECKING:  # the model loads pydantic-settings, which loading needs only in defs()
     from timbel_dagster.settings import Settings
@@ -45,10 +45,11 @@ def build_definitions(
     Commands that already hold the settings build it with theirs; tests build it with the
     default start and no settings: resources bound bare, reading the settings when a run
     first uses them. The ingestion assets' freshness policies follow the windows of
-    `settings` (the defaults without).
+    `settings` (the defaults without); `slo/slo_status` has one when `settings` name an SLO
+    file outside sample mode.
     """
     return dg.Definitions.merge(
-        assets.defs(history_start, ingestion_windows(settings)),
+        assets.defs(history_start, asset_windows(settings)),
         jobs.defs(history_start, settings.timbel_ml_executor if settings else "multiprocess"),
         sensors.defs(),
         resources.defs(settings),

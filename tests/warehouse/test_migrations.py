@@ -74,6 +74,7 @@ TABLES = {
     "service_owners",
     "webhook_deliveries",
     "run_grants",
+    "service_leases",
 }
 
 

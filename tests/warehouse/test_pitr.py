@@ -110,6 +110,31 @@ def test_recovers_exactly_the_rows_committed_before_the_noted_time(story: Story)
     story.cluster.stop(target)
 
 
+def test_without_start_the_copy_starts_by_hand_beside_the_source(story: Story) -> None:
+    """The copy keeps the source's postgresql.conf, port included: without --start it is set
+    to listen on --port (127.0.0.1), so `pg_ctl start -D TARGET`, as printed, starts it while
+    the source runs on the same host."""
+    target, port = story.cluster.root / "by-hand", free_port()
+    done = story.pitr("--to", story.noted.isoformat(), "--target", str(target),
+                      "--port", str(port), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["started"] is False and result["port"] == port
+    subprocess.run(["chown", "-R", f"{OS_USER}:{OS_USER}", str(target)], check=True)
+    started = subprocess.run(
+        ["runuser", "-u", OS_USER, "--", str(BINDIR / "pg_ctl"), "start", "-D", str(target),
+         "-l", str(target / "by-hand.log"), "-w", "-t", "120"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, (target / "by-hand.log").read_text()
+        assert story.cluster.sql("SHOW port", port=port) == [(str(port),)]
+        assert story.cluster.sql("SELECT count(*) FROM events", port=port) == [(FIRST,)]
+        assert story.cluster.sql("SELECT count(*) FROM events") == [(FIRST + SECOND,)]
+    finally:
+        story.cluster.stop(target)
+
+
 def test_a_missing_wal_segment_is_named_and_the_target_is_untouched(
     story: Story, tmp_path: Path
 ) -> None:

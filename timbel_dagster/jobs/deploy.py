@@ -17,7 +17,13 @@ from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy import rollout
 from timbel_dagster.deploy.finish import announce, settle
 from timbel_dagster.deploy.rollout import STRATEGIES
-from timbel_dagster.jobs.guard import NO_RETRIES, refuse
+from timbel_dagster.jobs.guard import (
+    NO_RETRIES,
+    hold_service,
+    refuse,
+    release_service,
+    release_service_on_failure,
+)
 from timbel_dagster.jobs.run_actor import UI_ACTOR, RunActor, note_unverified, run_actor
 from timbel_dagster.resources.errors import SourceError
 from timbel_dagster.resources.kubernetes import KubernetesResource
@@ -85,6 +91,7 @@ def plan_rollout(
 
     # lazy: deploy.deployment_rows loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.deployment_rows import record_release
+    from timbel_dagster.deploy.leases import lease_length
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, RolloutTarget
 
@@ -100,19 +107,21 @@ def plan_rollout(
         )
     with warehouse.engine().connect() as connection:
         refusal = _refusal(connection, config)
+        request = None if refusal else find(connection, str(config.request))
     if refusal:
         raise refuse(context, warehouse, "deploy", refusal)
+    group = request["environment_group"]
+    clusters = [c.name for c in kubernetes.clusters() if c.group == group]
+    if not clusters:
+        raise ValueError(f"no cluster of group {group} in the clusters file")
+    # No rollback of the service (nor another deploy) until this run has settled: released
+    # by finish_rollout, or by the failure hook when this step fails.
+    length = lease_length(config.timeout_seconds, len(clusters), ROLLOUT_PARALLEL)
+    hold_service(context, warehouse, "deploy", request["service"], length)
     with warehouse.begin() as connection:
         request = find(connection, str(config.request))
         if request["status"] != "approved":  # a run that raced this one took it first
             raise ValueError(f"request #{request['number']} is {request['status']} already")
-        clusters = [
-            c.name for c in kubernetes.clusters() if c.group == request["environment_group"]
-        ]
-        if not clusters:
-            raise ValueError(
-                f"no cluster of group {request['environment_group']} in the clusters file"
-            )
         now = _now()
         connection.execute(
             update(DeploymentRequest)
@@ -231,10 +240,13 @@ def finish_rollout(
     """Settle the request: deployed, or apply the strategy to the clusters that failed."""
 
     config = DeployConfig(**results[0]["config"])
-    outcome = settle(
-        warehouse.engine(), kubernetes, config, sorted(results, key=lambda r: r["cluster"]),
-        context.log.info,
-    )  # fmt: skip
+    try:
+        outcome = settle(
+            warehouse.engine(), kubernetes, config, sorted(results, key=lambda r: r["cluster"]),
+            context.log.info,
+        )  # fmt: skip
+    finally:  # settled (or failed to): the service is free for the next deploy or rollback
+        release_service(context.run_id, warehouse)
     try:
         announce(notifier.dispatcher(context.log), outcome)
     except Exception as error:  # the rollout is settled; a notice must not undo that
@@ -250,9 +262,10 @@ def finish_rollout(
 
 # Its own executor: the code location's (max_concurrent 2, for CPU-bound steps) would make a
 # third cluster wait for the first; rollout steps mostly wait on the API server.
+ROLLOUT_PARALLEL = 8
 ROLLOUT_EXECUTOR = dg.multiprocess_executor.configured(
     {
-        "max_concurrent": 8,
+        "max_concurrent": ROLLOUT_PARALLEL,
         "start_method": {"forkserver": {"preload_modules": ["timbel_dagster.definitions"]}},
     },
     name="rollout_executor",
@@ -267,4 +280,8 @@ ROLLOUT_EXECUTOR = dg.multiprocess_executor.configured(
     executor_def=ROLLOUT_EXECUTOR,
 )
 def deploy():
-    finish_rollout(plan_rollout().map(rollout_cluster).collect())
+    # The service is held from plan_rollout to finish_rollout: released there, or by the hook
+    # when planning fails. Not on a failed cluster step: the others may still be rolling out
+    # (finish_rollout then never runs, and the lease ends at its bound).
+    planned = plan_rollout.with_hooks({release_service_on_failure})()
+    finish_rollout(planned.map(rollout_cluster).collect())

@@ -1,9 +1,12 @@
 """The guard of the jobs that change clusters (`rollback`, `provision_tenant`,
 `delete_tenant`): a run goes ahead only by claiming a run grant for its job and exact config
 (`deploy.grants`), and then acts as the grant's actor. Anything else, such as a config typed
-into the Launchpad, fails before it changes anything, and is audited as `run.refused`."""
+into the Launchpad, fails before it changes anything, and is audited as `run.refused`.
+`deploy` and `rollback` also hold their service (`hold_service`): one at a time per service."""
 
 # No `from __future__ import annotations`: kept like the job modules that import it.
+import datetime as dt
+
 import dagster as dg
 
 from timbel_dagster.bindings.warehouse import WarehouseResource
@@ -44,3 +47,46 @@ def claim_grant(context: dg.OpExecutionContext, warehouse: WarehouseResource, jo
         raise refuse(context, warehouse, job, str(error)) from None
     context.log.info(f"run grant {grant['id']} of {grant['actor']} claimed")
     return RunActor(grant["actor"], verified=True), grant
+
+
+def hold_service(
+    context: dg.OpExecutionContext,
+    warehouse: WarehouseResource,
+    job: str,
+    service: str,
+    length: dt.timedelta,
+    wait: float = 0.0,
+    poll: float = 2.0,
+) -> None:
+    """Hold `service` for this run (deploy.leases) until `release_service` or `length`,
+    waiting up to `wait` seconds for another run to release it.
+
+    Raises:
+        dg.Failure: another deploy or rollback run holds it (audited as `run.refused`).
+    """
+    # lazy: deploy.leases loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy.leases import ServiceHeldError, claim
+
+    try:
+        lease = claim(
+            warehouse.engine(), service, job, context.run_id, length,
+            wait=wait, poll=poll, log=context.log.info,
+        )  # fmt: skip
+    except ServiceHeldError as error:
+        raise refuse(context, warehouse, job, str(error)) from None
+    context.log.info(f"service {service} held until {lease['expires_at']:%H:%M:%S} UTC at most")
+
+
+def release_service(run_id: str, warehouse: WarehouseResource) -> None:
+    """Release whatever service run `run_id` holds."""
+    # lazy: deploy.leases loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy.leases import release
+
+    release(warehouse.engine(), run_id)
+
+
+@dg.failure_hook(required_resource_keys={"warehouse"})
+def release_service_on_failure(context: dg.HookContext) -> None:
+    """On a step after which nothing of the run changes the service (a step after a failed
+    one does not run, so the step that releases it on success never would): it is free."""
+    release_service(context.run_id, context.resources.warehouse)

@@ -8,7 +8,13 @@ import dagster as dg
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy.rollback import roll_back
-from timbel_dagster.jobs.guard import NO_RETRIES, claim_grant, refuse
+from timbel_dagster.jobs.guard import (
+    NO_RETRIES,
+    claim_grant,
+    hold_service,
+    refuse,
+    release_service,
+)
 from timbel_dagster.resources.kubernetes import KubernetesResource
 
 
@@ -25,6 +31,10 @@ class RollbackConfig(dg.Config):
     dry_run: bool = False
     timeout_seconds: float = 600.0
     poll_seconds: float = 2.0
+    # While a deploy (or another rollback) of the service runs, wait this long for it to end
+    # before refusing: a refused rollback has used its grant, and an automatic one would be
+    # lost. Default: one rollout's default timeout (a deploy's wave) and a margin.
+    wait_for_service_seconds: float = 900.0
 
 
 @dg.op
@@ -37,6 +47,7 @@ def roll_back_deployment(
 ) -> dict:
     # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy import rollback_target
+    from timbel_dagster.deploy.leases import lease_length
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.notify.messages import Message
 
@@ -60,31 +71,40 @@ def roll_back_deployment(
                 refused = str(error)
     if refused is not None:  # audited once this connection is closed (SQLite's one writer)
         raise refuse(context, warehouse, "rollback", refused)
-    target = {"request": config.to_request, "image": config.to_image} if chosen else None
-    row = roll_back(
-        engine, kubernetes, request, config.cluster, trigger, config.reason,
-        config.dry_run, config.timeout_seconds, config.poll_seconds, context.log.info,
-        audit_details={"grant": str(grant["id"]), "run": context.run_id}, target=target,
+    # Not while a deploy (or another rollback) of the service runs, whoever launched it.
+    length = lease_length(config.timeout_seconds)
+    hold_service(
+        context, warehouse, "rollback", request["service"], length,
+        wait=config.wait_for_service_seconds, poll=config.poll_seconds,
     )  # fmt: skip
-    if row is None:
-        return {"status": "already rolled back"}
     try:
-        notifier.dispatcher(context.log).send(
-            Message(
-                event="deployment_done",
-                key=f"rollback:{row['id']}",
-                title=f"{'[dry run] ' if config.dry_run else ''}{request['service']} rolled back "
-                f"in {config.cluster}: {row['from_image']} -> {row['to_image']}",
-                severity="high",
-                context={"reason": config.reason, "trigger": trigger,
-                         "status": row["status"]},
-            )
+        target = {"request": config.to_request, "image": config.to_image} if chosen else None
+        row = roll_back(
+            engine, kubernetes, request, config.cluster, trigger, config.reason,
+            config.dry_run, config.timeout_seconds, config.poll_seconds, context.log.info,
+            audit_details={"grant": str(grant["id"]), "run": context.run_id}, target=target,
         )  # fmt: skip
-    except Exception as error:  # the rollback stands; a notice must not undo it
-        context.log.warning(f"rollback notice not sent: {error}")
-    if row["status"] == "failed":
-        raise dg.Failure(description=f"rollback failed: {row.get('error')}")
-    return {k: str(v) for k, v in row.items()}
+        if row is None:
+            return {"status": "already rolled back"}
+        try:
+            notifier.dispatcher(context.log).send(
+                Message(
+                    event="deployment_done",
+                    key=f"rollback:{row['id']}",
+                    title=f"{'[dry run] ' if config.dry_run else ''}{request['service']} "
+                    f"rolled back in {config.cluster}: {row['from_image']} -> {row['to_image']}",
+                    severity="high",
+                    context={"reason": config.reason, "trigger": trigger,
+                             "status": row["status"]},
+                )
+            )  # fmt: skip
+        except Exception as error:  # the rollback stands; a notice must not undo it
+            context.log.warning(f"rollback notice not sent: {error}")
+        if row["status"] == "failed":
+            raise dg.Failure(description=f"rollback failed: {row.get('error')}")
+        return {k: str(v) for k, v in row.items()}
+    finally:
+        release_service(context.run_id, warehouse)
 
 
 @dg.job(

@@ -8,6 +8,10 @@ the built-in `ingestion-stale` alert rule fires. The definitions put these windo
 assets as Dagster freshness policies, and the alert reads the same windows, so the UI and the
 alert agree. Plain data here (no pydantic, no Dagster): the code location, built without
 settings in tests, takes the defaults.
+
+One derived asset has a policy too: `slo/slo_status`, which the `slo_status_every_5m`
+schedule evaluates every 5 minutes once TIMBEL_SLO_FILE is set. Its windows follow that
+cadence, not a setting, and no alert rule reads them (`ingestion-stale` is about ingestion).
 """
 
 from __future__ import annotations
@@ -90,3 +94,27 @@ def ingestion_windows(settings: Any = None) -> dict[str, Windows]:
         return {}
     groups = group_windows(settings)
     return {asset: groups[group] for asset, group in INGESTION_ASSETS.items()}
+
+
+# `slo/slo_status`: evaluated every 5 minutes by the slo_status_every_5m schedule (a cadence
+# fixed in sensors/slo.py), so two missed evaluations in a row warn and five fail; its
+# burn-rate alerts read its latest rows, which a stalled schedule leaves behind unseen.
+SLO_STATUS_ASSET = "slo/slo_status"
+SLO_STATUS_WINDOWS = Windows(warn=dt.timedelta(minutes=15), fail=dt.timedelta(minutes=30))
+
+
+def slo_windows(settings: Any = None) -> dict[str, Windows]:
+    """`slo/slo_status`'s windows when the schedule evaluates it: TIMBEL_SLO_FILE set, not
+    sample mode (whose SLOs `timbel demo` evaluates once, like the rest of the fixed sample).
+    None without settings: no SLO file is known then."""
+    if settings is None or getattr(settings, "timbel_sample_data", False):
+        return {}
+    if not getattr(settings, "timbel_slo_file", None):
+        return {}
+    return {SLO_STATUS_ASSET: SLO_STATUS_WINDOWS}
+
+
+def asset_windows(settings: Any = None) -> dict[str, Windows]:
+    """Every asset's freshness windows the definitions apply: the ingestion assets' and
+    `slo/slo_status`'s (`domain/table` -> Windows)."""
+    return ingestion_windows(settings) | slo_windows(settings)

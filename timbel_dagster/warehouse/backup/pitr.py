@@ -6,8 +6,12 @@ moment has a time zone and falls after a base backup's end; that base backup pas
 (wal.check_archive) and a commit later than the moment, without which recovery could never
 reach it. Only then is the backup copied beside the target, given `recovery.signal` and its
 recovery settings, and renamed into place, so a refused or failed recovery leaves the target
-as it was. With `start`, the recovered server is started and followed until it has reached
-the moment and been promoted, and the point where it stopped is read from its log.
+as it was; the staging directory is unique to the run, so two recoveries to one target never
+remove each other's copy, and the second to finish is refused. The copy always listens on
+`port`, on 127.0.0.1 only, so starting it by hand beside the running source does not clash
+with the source's port. With `start`, the recovered server is started and followed until it
+has reached the moment and been promoted, and the point where it stopped is read from its
+log.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,7 +132,7 @@ def _check_target(target: Path) -> None:
 
 def recovery_settings(archive: Path, moment: dt.datetime, port: int | None) -> str:
     """The lines appended to the recovered copy's postgresql.auto.conf (which wins over
-    postgresql.conf)."""
+    postgresql.conf); with `port`, where the copy listens (127.0.0.1 only)."""
     if "\n" in str(archive):
         raise BackupError(f"--wal-dir {archive}: a path with a newline cannot be used")
     # The server replaces %% with %, and the shell reads the quoted path as it is.
@@ -173,8 +178,9 @@ def recover_to_time(
     progress: Progress = _quiet,
 ) -> dict[str, Any]:
     """Recover the base backup chosen for moment `to` into data directory `target` (which
-    must not exist or be empty), replaying `wal_dir`'s WAL to `to`; with `start`, start it
-    on `port` and wait until it has reached `to` and been promoted. What was done.
+    must not exist or be empty), replaying `wal_dir`'s WAL to `to`, set to listen on `port`
+    (127.0.0.1 only, not the source's port); with `start`, start it and wait until it has
+    reached `to` and been promoted. What was done.
 
     Raises:
         BackupError: a bad moment, no fitting base backup, a failed check (WalArchiveError
@@ -185,8 +191,8 @@ def recover_to_time(
     target = target.absolute()
     _check_target(target)
     prefix = check_can_start(os_user) if start else []
-    if start:
-        check_port_free(port)
+    # Checked without `start` too: the copy is started by hand on that port later.
+    check_port_free(port)
     base = choose_base(list_base_backups(base_dir), moment, base_id, str(base_dir))
     copy = Path(base["path"])
     if start and not (copy / "postgresql.conf").is_file():
@@ -220,9 +226,8 @@ def recover_to_time(
             "is archived, so recovery could not tell it had reached it; archive the current "
             "segment (SELECT pg_switch_wal() on the server) or choose an earlier time"
         )
-    progress(f"copying base backup {base['id']} to {target}")
-    _materialize(copy, target, recovery_settings(wal_dir, moment, port if start else None),
-                 os_user if start else None)  # fmt: skip
+    settings = recovery_settings(wal_dir, moment, port)
+    _materialize(copy, target, settings, os_user if start else None, progress, base["id"])
     done: dict[str, Any] = {
         "base": base["id"],
         "target": str(target),
@@ -230,11 +235,12 @@ def recover_to_time(
         "wal": {"first": run.first, "last": run.last, "segments": run.count,
                 "timeline": run.timeline, "newest_commit": newest[0].isoformat()},
         "started": False,
+        "port": port,
     }  # fmt: skip
     if start:
         progress(f"starting the recovered server on 127.0.0.1:{port}")
         done |= start_and_wait(target, base["pg_version"], bindir, prefix, timeout)
-        done |= {"started": True, "port": port}
+        done |= {"started": True}
     return done
 
 
@@ -243,13 +249,26 @@ def _read_history(archive: Path, timeline: int) -> str | None:
     return path.read_text() if path.is_file() else None
 
 
-def _materialize(copy: Path, target: Path, settings: str, os_user: str | None) -> None:
-    """Copy the base backup beside the target, configure it, then rename it into place."""
-    staging = target.parent / f".{target.name}.pitr-partial"
-    shutil.rmtree(staging, ignore_errors=True)  # left by a recovery killed half way
+def _materialize(
+    copy: Path,
+    target: Path,
+    settings: str,
+    os_user: str | None,
+    progress: Progress = _quiet,
+    base_id: str = "",
+) -> None:
+    """Copy the base backup beside the target, configure it, then rename it into place.
+
+    The staging directory's name is the run's own (`.TARGET.pitr-XXXXXXXX`): another
+    recovery to the same target keeps its copy. One killed half way leaves its staging
+    behind, to remove by hand (the progress line names it); none can tell it from a live
+    one."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp: mode 0700, as PostgreSQL wants its data directory.
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.pitr-", dir=target.parent))
+    progress(f"copying base backup {base_id} to {staging}, then renaming it to {target}")
     try:
-        shutil.copytree(copy, staging, symlinks=True)
+        shutil.copytree(copy, staging, symlinks=True, dirs_exist_ok=True)
         with (staging / "postgresql.auto.conf").open("a") as conf:
             conf.write(settings)
         (staging / "recovery.signal").touch()
@@ -257,8 +276,15 @@ def _materialize(copy: Path, target: Path, settings: str, os_user: str | None) -
         if os_user:
             for path in [staging, *staging.rglob("*")]:
                 shutil.chown(path, os_user, os_user)
-        # rename(2) replaces an empty directory: the target appears whole or not at all.
-        staging.replace(target)
+        # rename(2) replaces an empty directory: the target appears whole or not at all, and
+        # one that another recovery filled meanwhile is not replaced.
+        try:
+            staging.replace(target)
+        except OSError as error:
+            raise BackupError(
+                f"--target {target} is no longer an empty directory ({error.strerror}): "
+                "another recovery to it finished first; nothing of this one was kept"
+            ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

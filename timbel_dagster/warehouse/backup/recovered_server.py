@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shlex
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -51,12 +53,22 @@ def start_and_wait(
     production (recovery reached the moment and promoted); the recovery's end from the log."""
     log = target / RECOVERY_LOG
     started = time.monotonic()
-    command = [*prefix, pg_program("pg_ctl", bindir, version), "start", "-D", str(target),
-               "-l", str(log), "-w", "-t", str(int(timeout))]  # fmt: skip
+    pg_ctl = pg_program("pg_ctl", bindir, version)
+    stop = shlex.join([*prefix, pg_ctl, "stop", "-D", str(target)])
+    command = [*prefix, pg_ctl, "start", "-D", str(target), "-l", str(log), "-w",
+               "-t", str(int(timeout))]  # fmt: skip
     try:
         run_program(command, "pg_ctl start", timeout=timeout + 30)
-    except BackupError as error:
-        raise BackupError(f"{error}; {_log_problem(log)}") from None
+    except (BackupError, subprocess.TimeoutExpired) as error:
+        failed = error if isinstance(error, BackupError) else "pg_ctl start did not return"
+        # `-w` gave up waiting (pg_ctl: "server did not start in time"), not the server:
+        # a long recovery may still be replaying, with the target's postmaster.pid.
+        if _running(target) or "did not start in time" in str(failed):
+            raise BackupError(
+                f"{failed}: the recovered server may still be starting (replaying WAL) or "
+                f"running; follow {log}, and stop it with: {stop}"
+            ) from None
+        raise BackupError(f"{failed}; {_log_problem(log)}") from None
     deadline = started + timeout
     while True:
         state = control_data(target, bindir).get("Database cluster state", "")
@@ -67,7 +79,7 @@ def start_and_wait(
         if time.monotonic() > deadline:
             raise BackupError(
                 f"the recovered server had not reached the moment after {timeout:.0f} s "
-                f"(state: {state}); it is still running, see {log}"
+                f"(state: {state}); it is still running, see {log}; stop it with: {stop}"
             )
         time.sleep(_POLL_SECONDS)
     text = log.read_text(errors="replace") if log.exists() else ""

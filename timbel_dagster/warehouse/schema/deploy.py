@@ -145,6 +145,20 @@ class RolloutTarget(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=_now)
 
 
+class ServiceLease(Base):
+    """The run that holds a service: a `deploy` from its plan to its settling, a `rollback`
+    throughout (deploy.leases). One row per held service; gone when the run ends."""
+
+    __tablename__ = "service_leases"
+
+    service: Mapped[str] = mapped_column(String(128), primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime]
+    # A run worker that died never releases it: past this, the next run takes it over.
+    expires_at: Mapped[dt.datetime]
+
+
 class Rollback(Base):
     """A rollback of one service in one cluster. `idempotency_key` (deployment and revision)
     is unique: two triggers racing for the same bad revision make one rollback."""

@@ -156,6 +156,10 @@ class PipelineExecution(Timestamps, Base):
         # Keyset pages of the API's execution list (newest first: a B-tree reads both ways).
         Index(None, "started_at", "id"),
         Index(None, "status", "started_at"),
+        # Executions finished in a window, of some pipelines (SLO SLIs) or of all (the
+        # `pipeline_failure_rate` fact): migration 0027.
+        Index(None, "pipeline_id", "completed_at"),
+        Index(None, "completed_at"),
         # `executions list --search` (migration 0021; PostgreSQL only, see `trigram_index`).
         trigram_index("ix_pipeline_executions_error_message_trgm", "error_message"),
     )
