@@ -5,7 +5,8 @@ generate_series`) into the real tables: executions with their stages, logs with 
 (and the trigram and full-text indexes over them), metric samples. Then, in the same run:
 
 - baseline: `pg_dump --format=custom SRC | pg_restore --no-owner --dbname DST1` (one pipe,
-  the two programs overlapping), and the same two one after the other through a file;
+  the two programs overlapping), the same pipe at Timbel's compression level (`--compress=1`),
+  and the two one after the other through a file;
 - Timbel: `timbel backup create` (pg_dump in the snapshot, per-table checksums beside it,
   AES-256-GCM, SHA-256, into a directory) then `timbel backup restore ID --target DST2`
   (authenticates the whole file, pg_restore --single-transaction, then row counts and
@@ -160,6 +161,17 @@ def main() -> None:
             env=environment,
         )
         report("backup_plain_pg_dump_pipe_pg_restore", plain, "s")
+        # The same pipe at the compression level Timbel's dump uses (zlib 1, sources.py): how
+        # much of the difference is the level rather than the encryption and the checks.
+        with scratch_postgres() as level_target:
+            level_info, _ = libpq(level_target)
+            plain_level1 = _timed(
+                f"pg_dump --format=custom --compress=1 --dbname '{source_info}' | "
+                f"pg_restore --no-owner --no-privileges --dbname '{level_info}'",
+                shell=True,  # nosec B602  # our own scratch URLs, a pipe of two fixed programs
+                env=environment,
+            )
+        report("backup_plain_pg_dump_pipe_pg_restore_compress1", plain_level1, "s")
         # The same two programs one after the other, through a file: how a backup is used
         # (made at night, restored some other day), so nothing of the dump overlaps the
         # restore, as in Timbel's create, then restore.
@@ -206,6 +218,8 @@ def main() -> None:
                "pg_dump | pg_restore")  # fmt: skip
         report("backup_timbel_create_plus_restore_vs_sequential", total, "s", total / sequential,
                "pg_dump to a file, then pg_restore")  # fmt: skip
+        report("backup_timbel_create_plus_restore_vs_compress1", total, "s", total / plain_level1,
+               "pg_dump --compress=1 | pg_restore")  # fmt: skip
 
 
 if __name__ == "__main__":

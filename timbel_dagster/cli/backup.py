@@ -273,7 +273,8 @@ def archive_wal(path: Path, name: str, wal_dir: Path | None) -> None:
 @click.option("--start", is_flag=True, help="Start the recovered server and wait until it "
               "has reached --to and been promoted.")  # fmt: skip
 @click.option("--port", type=click.IntRange(1, 65535), default=5433, show_default=True,
-              help="With --start: the port it listens on (127.0.0.1 only).")  # fmt: skip
+              help="The port the recovered server listens on (127.0.0.1 only; written "
+              "into its postgresql.auto.conf, so it may run beside the source).")  # fmt: skip
 @click.option("--os-user", help="With --start as root: the user that owns the target and "
               "runs the server (PostgreSQL refuses root), e.g. postgres.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(1), default=600.0, show_default=True,
@@ -324,4 +325,7 @@ def pitr(
             f"{done['recovery_stop'] or 'see ' + done['log']}"
         )
     else:
-        click.echo(f"start it with: pg_ctl start -D {done['target']} (as its owner)")
+        click.echo(
+            f"start it with: pg_ctl start -D {done['target']} (as its owner); it listens on "
+            f"127.0.0.1:{done['port']}"
+        )
