@@ -115,16 +115,7 @@ def pg_snapshot(url: str) -> Iterator[tuple[str, Future[dict[str, Any]]]]:
         # pg_dump read exactly what the counts below read.
         snapshot = connection.execute("SELECT pg_export_snapshot()").fetchone()[0]
         tables = _pg_tables(connection)
-        head = (
-            _head(connection.execute(
-                "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
-            ).fetchall())
-            if "audit_events" in tables else None
-        )  # fmt: skip
-        revision = (
-            _revision(connection.execute("SELECT version_num FROM alembic_version").fetchall())
-            if "alembic_version" in tables else None
-        )  # fmt: skip
+        head, revision = _head_and_revision(connection, tables)
 
         def scan() -> dict[str, Any]:
             counts, sums = checksums.pg_tables_seen(connection, tables)
@@ -289,21 +280,28 @@ def sqlite_tables(path: Path) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _head_and_revision(connection: Any, tables: Any) -> tuple[Any, Any]:
+    """The audit log's head and the schema revision, each None where its table is absent;
+    `connection` is psycopg's or sqlite3's (the same execute/fetchall)."""
+    head = (
+        _head(connection.execute(
+            "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
+        ).fetchall())
+        if "audit_events" in tables else None
+    )  # fmt: skip
+    revision = (
+        _revision(connection.execute("SELECT version_num FROM alembic_version").fetchall())
+        if "alembic_version" in tables else None
+    )  # fmt: skip
+    return head, revision
+
+
 def sqlite_seen(path: Path) -> dict[str, Any]:
     """The row counts, checksums, audit head and schema revision of a SQLite file."""
     tables = sqlite_tables(path)
     counts, sums = checksums.sqlite_tables_seen(path, tables)
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        head = (
-            _head(connection.execute(
-                "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
-            ).fetchall())
-            if "audit_events" in tables else None
-        )  # fmt: skip
-        revision = (
-            _revision(connection.execute("SELECT version_num FROM alembic_version").fetchall())
-            if "alembic_version" in tables else None
-        )  # fmt: skip
+        head, revision = _head_and_revision(connection, tables)
     return {"tables": counts, "checksums": sums, "audit_head": head, "schema_revision": revision}
 
 
