@@ -9,13 +9,16 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from sqlalchemy import select
 
 from tests.deploy.test_deploy_job import _approved, _resources, _run
 from tests.deploy.test_guarded_jobs import _config, _events, _failure, _grant, _launch
+from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy import deployment_rows, leases
 from timbel_dagster.deploy.lookup import find
+from timbel_dagster.sensors.leases import release_canceled_run_leases, release_failed_run_leases
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.deploy import Rollback, ServiceLease
 
@@ -172,3 +175,38 @@ def test_a_claim_waits_for_the_holder_to_release(warehouse_url: str) -> None:
         leases.claim(engine, "shop-api", "deploy", "deploy-run-3", HOUR, wait=1.0, poll=0.25,
                      sleep=never_released)  # fmt: skip
     assert len(tries) > 2  # it did try again before refusing
+
+
+def test_the_lease_sensors_free_the_service_of_a_failed_or_canceled_run(
+    warehouse_url: str, fakes: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ended holding its service (a cluster step failed on something else than a
+    rollout error, or the run was terminated) frees it as soon as Dagster says it ended."""
+    engine = get_engine(warehouse_url)
+    resources = _resources(warehouse_url, fakes, tmp_path)
+    number = _approved(warehouse_url)
+
+    def broken(connection, request, *args, **kwargs):
+        raise RuntimeError("the warehouse write broke")
+
+    monkeypatch.setattr(deployment_rows, "record_release", broken)
+    failed = _run(warehouse_url, resources, number)
+    assert not failed.success
+    warehouse = WarehouseResource(database_url=warehouse_url)
+    for sensor in (release_failed_run_leases, release_canceled_run_leases):
+        # As the run left it (its steps' own release did not run), beside another run's lease.
+        leases.claim(engine, "shop-api", "deploy", failed.run_id, HOUR)
+        leases.claim(engine, "ledger", "rollback", "another-run", HOUR)
+        with dg.instance_for_test() as instance:
+            sensor(
+                dg.build_run_status_sensor_context(
+                    sensor_name=sensor.name,
+                    dagster_event=failed.get_run_failure_event(),
+                    dagster_instance=instance,
+                    dagster_run=failed.dagster_run,
+                    resources={"warehouse": warehouse},
+                )
+            )
+        assert leases.holder(engine, "shop-api") is None, sensor.name
+        assert leases.holder(engine, "ledger")["run_id"] == "another-run"
+        leases.release(engine, "another-run")

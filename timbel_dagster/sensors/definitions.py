@@ -11,6 +11,7 @@ from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_
 from timbel_dagster.sensors.clusters import cluster_discovery_sensor, cluster_metrics_schedule
 from timbel_dagster.sensors.grants import run_grant_sensor
 from timbel_dagster.sensors.health import deployment_health_sensor
+from timbel_dagster.sensors.leases import release_canceled_run_leases, release_failed_run_leases
 from timbel_dagster.sensors.ml import ml_retrain_schedule, risk_drift_sensor
 from timbel_dagster.sensors.notifications import (
     alert_rule_sensor,
@@ -58,6 +59,8 @@ def defs() -> dg.Definitions:
             alert_rule_sensor,
             delivery_notification_sensor,
             run_failure_notifier,
+            release_failed_run_leases,
+            release_canceled_run_leases,
             deployment_health_sensor,
             risk_drift_sensor,
             registry_image_sensor,
