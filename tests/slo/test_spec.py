@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from timbel_dagster.slo.spec import SAMPLE_SLO_FILE, SloFileError, load_slo_file, parse_slos
+from timbel_dagster.slo.spec import (
+    SAMPLE_SLO_FILE,
+    SloFileError,
+    build_slo,
+    load_slo_file,
+    parse_slos,
+)
 
 GOOD = """\
 slos:
@@ -147,3 +153,44 @@ def test_errors_name_the_file_line_slo_and_field(text: str, message: str) -> Non
 def test_an_unreadable_file_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(SloFileError, match=r"^TIMBEL_SLO_FILE: cannot read .*missing.yaml"):
         load_slo_file(tmp_path / "missing.yaml")
+
+
+def _matchers(query: str) -> dict[str, tuple[str, str]]:
+    import promql_parser
+
+    selector = promql_parser.parse(query).expr.args[0].vector_selector
+    return {m.name: (str(m.op), m.value) for m in selector.matchers.matchers}
+
+
+def test_label_values_with_quotes_backslashes_and_brackets_keep_their_meaning() -> None:
+    from timbel_dagster.slo.counts import increase_query
+
+    histogram = r"""lat{path="/a\"b]", host=~'x\\.y', q!=`it's`}"""
+    latency = build_slo(
+        {"service": "checkout", "name": "latency", "objective": 99,
+         "sli": {"kind": "latency", "histogram": histogram, "le": "0.3"}},
+        "slos.yaml:2",
+    )  # fmt: skip
+    expected = {
+        "path": ("MatchOp.Equal", '/a"b]'),
+        "host": ("MatchOp.Re", "x\\.y"),
+        "q": ("MatchOp.NotEqual", "it's"),
+    }
+    window = dt.timedelta(days=28)
+    assert _matchers(increase_query(latency.sli.total, window)) == expected
+    assert _matchers(increase_query(latency.sli.good, window)) == expected | {
+        "le": ("MatchOp.Equal", "0.3")
+    }
+
+
+@pytest.mark.parametrize(
+    ("sli", "message"),
+    [
+        ("{kind: latency, histogram: 'lat{a=\"1\" or b=\"2\"}', le: '0.3'}", "`or` between"),
+        ("{kind: availability, total: 'req # all', errors: 'err'}", "cannot be wrapped"),
+    ],
+)
+def test_selectors_that_would_change_or_break_the_query_are_refused(sli: str, message: str) -> None:
+    text = f"slos:\n  - service: s\n    name: n\n    objective: 99\n    sli: {sli}\n"
+    with pytest.raises(SloFileError, match=message):
+        parse_slos(text, "slos.yaml")

@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select, text
 
 from tests.conftest import scratch_postgres_database
 from timbel_dagster.warehouse.audit.chain import append_event
-from timbel_dagster.warehouse.backup import sources
+from timbel_dagster.warehouse.backup import checksums, sources
 from timbel_dagster.warehouse.backup.checksums import differences
 from timbel_dagster.warehouse.backup.crypto import BackupIntegrityError, BackupKeys, sign_manifest
 from timbel_dagster.warehouse.backup.operations import create_backup
@@ -130,3 +130,25 @@ def test_a_restore_whose_content_differs_is_named_by_table(
         with pytest.raises(BackupIntegrityError, match="audit_events checksum"):
             restore_backup(store, KEYS, manifest["id"], f"sqlite:///{target_path}")
         assert not target_path.exists()  # the SQLite target is replaced only when it matches
+
+
+@pytest.mark.parametrize("method", ["hash", "md5"])
+def test_a_column_named_like_the_alias_does_not_narrow_the_checksum(method: str) -> None:
+    """`t` in `... FROM table AS t` names a column `t` when the table has one: the checksum
+    must still cover the whole row (and a quoted, capitalised table name must work)."""
+    import psycopg
+
+    with scratch_postgres_database("checksum_alias") as url:
+        conninfo, _ = sources.libpq(url)
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            for table, key in (('Odd "One"', 1), ('Odd "Two"', 2)):
+                quoted = '"' + table.replace('"', '""') + '"'
+                connection.execute(f"CREATE TABLE {quoted} (id int, t text)")  # nosec B608
+                connection.execute(f"INSERT INTO {quoted} VALUES ({key}, 'same')")  # nosec B608
+            tables = ['Odd "One"', 'Odd "Two"']
+            counts, sums = checksums.pg_tables_seen(
+                connection, tables, dict.fromkeys(tables, method)
+            )
+    assert counts == {'Odd "One"': 1, 'Odd "Two"': 1}
+    assert sums['Odd "One"'] != sums['Odd "Two"']  # the rows differ in `id`
+    assert sums['Odd "One"'].startswith(f"{method}:")

@@ -161,3 +161,43 @@ def test_prune_deletes_from_the_store_and_marks_the_catalogue(
         ).one()
     assert rows == {ids[0]: "pruned", ids[1]: "pruned", ids[2]: "good"}
     assert last.action == "backup.prune" and last.details["deleted"] == ids[:2]
+
+
+class _FailingDelete(DirectoryStore):
+    """A store whose delete of one file fails (a permission, a network error)."""
+
+    def __init__(self, directory: Path, failing: str) -> None:
+        super().__init__(directory)
+        self.failing = failing
+
+    def delete(self, name: str) -> None:
+        if name == self.failing:
+            raise PermissionError(f"cannot delete {name}")
+        super().delete(name)
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_a_prune_that_fails_half_way_marks_only_the_backups_gone(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    with get_engine(warehouse_url).begin() as connection:
+        append_event(connection, actor="minji.kim", action="test.row")
+    store = DirectoryStore(tmp_path / "backups")
+    ids = [
+        create_backup(warehouse_url, store, KEYS, anchor_file=tmp_path / "a", actor="minji.kim")[
+            "id"
+        ]
+        for _ in range(4)
+    ]
+    failing = _FailingDelete(store.directory, f"{ids[1]}.tbk")
+    with pytest.raises(PermissionError):
+        prune_backups(failing, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
+    assert (store.directory / f"{ids[1]}.tbk").exists()  # still there: not pruned
+    assert not (store.directory / f"{ids[0]}.tbk").exists()
+    with get_engine(warehouse_url).connect() as connection:
+        rows = dict(connection.execute(select(BackupRecord.id, BackupRecord.status)).all())
+        last = connection.execute(
+            select(AuditEvent.action, AuditEvent.details).order_by(AuditEvent.id.desc()).limit(1)
+        ).one()
+    assert rows == {ids[0]: "pruned", ids[1]: "good", ids[2]: "good", ids[3]: "good"}
+    assert last.action == "backup.prune" and last.details["deleted"] == [ids[0]]

@@ -34,6 +34,7 @@ names the file, the line, the SLO and the field.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -136,7 +137,24 @@ def _selector(value: Any, field: str) -> Any:
         )
     if parsed.offset is not None or parsed.at is not None:
         raise ValueError(f"{field}: a selector with offset or @ is not evaluated at now")
+    try:  # the text is wrapped as it is given: a trailing `# comment` would swallow the rest
+        promql_parser.parse(f"sum(increase({value.strip()}[1d]))")
+    except ValueError as error:
+        raise ValueError(
+            f"{field}: cannot be wrapped in sum(increase(...[window])): {error}"
+        ) from None
     return parsed
+
+
+# PromQL's matcher operators, by promql_parser's MatchOp names.
+_MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+
+
+def _matcher(matcher: Any) -> str:
+    """A label matcher as PromQL, its value quoted and escaped (promql_parser's str() writes
+    the value back unescaped: a quote or backslash in it would change the query)."""
+    op = _MATCH_OPS[str(matcher.op).rpartition(".")[2]]
+    return f"{matcher.name}{op}{json.dumps(matcher.value, ensure_ascii=False)}"
 
 
 def _latency(raw: dict[str, Any]) -> Sli:
@@ -157,7 +175,11 @@ def _latency(raw: dict[str, Any]) -> Sli:
             f'sli.le: {le!r} is not a bucket bound; give the le label as exposed, e.g. "0.3"'
         )
     le = str(le)
-    matchers = [str(m) for m in histogram.matchers.matchers if m.name not in ("__name__", "le")]
+    if histogram.matchers.or_matchers:
+        raise ValueError("sli.histogram: `or` between matchers is not supported for latency")
+    matchers = [
+        _matcher(m) for m in histogram.matchers.matchers if m.name not in ("__name__", "le")
+    ]
     inner = ", ".join(matchers)
     with_le = ", ".join([*matchers, f'le="{le}"'])
     return Sli(

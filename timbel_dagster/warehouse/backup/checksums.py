@@ -64,10 +64,12 @@ def pg_table_sql(table: str, method: str = MD5) -> Any:
     from psycopg import sql
 
     name = sql.Identifier("public", table)
+    # `t.*`, not `t`: a bare `t` names a column `t` when the table has one (only that column
+    # would be hashed); `t.*` in a function argument or cast is always the whole row.
     if method == HASH:
         return sql.SQL(
-            "SELECT count(*), sum(hash_record_extended(t, 0))::text, "
-            "sum(hash_record_extended(t, 1))::text FROM {} AS t"
+            "SELECT count(*), sum(hash_record_extended(t.*, 0))::text, "
+            "sum(hash_record_extended(t.*, 1))::text FROM {} AS t"
         ).format(name)
     # The two halves of each row's MD5 as signed bigints (hex -> bit(64) -> bigint); their
     # sums are numeric, so they never overflow. OFFSET 0 keeps the planner from folding the
@@ -76,7 +78,7 @@ def pg_table_sql(table: str, method: str = MD5) -> Any:
     return sql.SQL(
         "SELECT count(*), sum(('x' || left(h, 16))::bit(64)::bigint)::text, "
         "sum(('x' || right(h, 16))::bit(64)::bigint)::text "
-        "FROM (SELECT md5(t::text) AS h FROM {} AS t OFFSET 0) AS rows"
+        "FROM (SELECT md5(CAST(t.* AS text)) AS h FROM {} AS t OFFSET 0) AS rows"
     ).format(name)
 
 

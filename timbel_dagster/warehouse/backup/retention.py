@@ -121,22 +121,30 @@ def prune_backups(
               "dry_run": dry_run, "deleted": []}  # fmt: skip
     if dry_run or not plan.delete:
         return result
-    for backup_id in plan.delete:
-        store.delete(backup_id + MANIFEST_SUFFIX)
-        for suffix in (DATA_SUFFIX, DAGSTER_SUFFIX):
-            store.delete(backup_id + suffix)
-        result["deleted"].append(backup_id)
-    if database_url is not None:
-        # The store, the truth about which backups exist, is pruned first; a warehouse
-        # without the catalogue's status (before 0025) keeps no trace of it.
-        with get_engine(database_url).begin() as connection:
-            if catalogue.has_status(connection):
-                catalogue.mark_pruned(connection, plan.delete, dt.datetime.now(dt.UTC))
-                append_event(
-                    connection, actor=actor, action="backup.prune", target=None,
-                    details={"deleted": plan.delete, "kept": sorted(plan.keep)},
-                )  # fmt: skip
+    try:
+        for backup_id in plan.delete:
+            store.delete(backup_id + MANIFEST_SUFFIX)
+            for suffix in (DATA_SUFFIX, DAGSTER_SUFFIX):
+                store.delete(backup_id + suffix)
+            result["deleted"].append(backup_id)
+    finally:
+        # Also when a delete fails half way: the backups whose files are all gone are
+        # recorded (only those: one whose files are still there is not called pruned).
+        if database_url is not None and result["deleted"]:
+            _record_pruned(database_url, actor, result["deleted"], plan)
     return result
+
+
+def _record_pruned(database_url: str, actor: str, deleted: list[str], plan: Plan) -> None:
+    # The store, the truth about which backups exist, is pruned first; a warehouse without
+    # the catalogue's status (before 0025) keeps no trace of it.
+    with get_engine(database_url).begin() as connection:
+        if catalogue.has_status(connection):
+            catalogue.mark_pruned(connection, deleted, dt.datetime.now(dt.UTC))
+            append_event(
+                connection, actor=actor, action="backup.prune", target=None,
+                details={"deleted": deleted, "kept": sorted(plan.keep)},
+            )  # fmt: skip
 
 
 def _time_of_id(backup_id: str) -> dt.datetime:
