@@ -18,6 +18,7 @@ from tests.deploy.test_guarded_jobs import _config, _events, _failure, _grant, _
 from timbel_dagster.bindings.warehouse import WarehouseResource
 from timbel_dagster.deploy import deployment_rows, leases
 from timbel_dagster.deploy.lookup import find
+from timbel_dagster.jobs.deploy import rollout_cluster
 from timbel_dagster.sensors.leases import release_canceled_run_leases, release_failed_run_leases
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.deploy import Rollback, ServiceLease
@@ -210,3 +211,41 @@ def test_the_lease_sensors_free_the_service_of_a_failed_or_canceled_run(
         assert leases.holder(engine, "shop-api") is None, sensor.name
         assert leases.holder(engine, "ledger")["run_id"] == "another-run"
         leases.release(engine, "another-run")
+
+
+@dg.op(config_schema=dg.Permissive())
+def _planned_target(context):  # no annotation: Dagster reads it, and annotations are strings
+    return dict(context.op_config)
+
+
+@dg.job
+def _cluster_step_alone():
+    """What a re-execution from failure of `deploy` runs: its cluster step, not plan_rollout
+    (the planned target comes from the parent run's outputs)."""
+    rollout_cluster(_planned_target())
+
+
+def test_a_cluster_step_holds_the_service_for_its_own_run(
+    warehouse_url: str, fakes: dict, tmp_path: Path
+) -> None:
+    """A re-execution from failure is a new run that skips plan_rollout: its cluster steps
+    hold the service themselves, and are refused while another run holds it."""
+    engine = get_engine(warehouse_url)
+    resources = _resources(warehouse_url, fakes, tmp_path)
+    number = _approved(warehouse_url)
+    config = {"request": number, "timeout_seconds": 5, "poll_seconds": 0.05}
+    target = {"cluster": sorted(fakes)[0], "config": config}
+    run_config = {"ops": {"_planned_target": {"config": target}}}
+    leases.claim(engine, "shop-api", "rollback", "rollback-run-9", HOUR)
+    patches = _patches(fakes)
+    refused = _cluster_step_alone.execute_in_process(
+        run_config=run_config, resources=resources, raise_on_error=False
+    )
+    assert not refused.success
+    assert "held by rollback run rollback-run-9" in _failure(refused)
+    assert _patches(fakes) == patches  # nothing was changed on the cluster
+
+    leases.release(engine, "rollback-run-9")
+    done = _cluster_step_alone.execute_in_process(run_config=run_config, resources=resources)
+    held = leases.holder(engine, "shop-api")
+    assert held["run_id"] == done.run_id and held["job"] == "deploy"

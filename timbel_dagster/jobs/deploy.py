@@ -169,12 +169,19 @@ def rollout_cluster(
     """Set the new image on one cluster and wait for the rollout; never raises for a failed
     rollout (the strategy decides what happens), only reports it."""
     config, cluster = DeployConfig(**target["config"]), target["cluster"]
-    # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
+    # lazy: deploy.leases and deploy.lookup load SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy.leases import lease_length
     from timbel_dagster.deploy.lookup import find
 
     engine = warehouse.engine()
     with engine.connect() as connection:
         request = find(connection, str(config.request))
+    # The service must be this run's: a no-op after plan_rollout held it, but a re-execution
+    # from failure (a new run that skips plan_rollout) holds it here, or is refused while a
+    # rollback or another deploy of the service runs.
+    clusters = [c for c in kubernetes.clusters() if c.group == request["environment_group"]]
+    length = lease_length(config.timeout_seconds, len(clusters), ROLLOUT_PARALLEL)
+    hold_service(context, warehouse, "deploy", request["service"], length)
     result = {
         "cluster": cluster,
         "ok": False,
