@@ -133,6 +133,16 @@ def _timed(command: list[str] | str, **options) -> float:
     return time.perf_counter() - started
 
 
+def _pipe(source: str, target: str, environment: dict, options: str = "") -> float:
+    """Seconds of `pg_dump --format=custom [options] | pg_restore` from source into target."""
+    return _timed(
+        f"pg_dump --format=custom {options}--dbname '{source}' | "
+        f"pg_restore --no-owner --no-privileges --dbname '{target}'",
+        shell=True,  # nosec B602 B604  # our own scratch URLs, a pipe of two fixed programs
+        env=environment,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="1.0: about 1.2 GiB")
@@ -154,23 +164,13 @@ def main() -> None:
 
         source_info, environment = libpq(source)
         target_info, _ = libpq(plain_target)
-        plain = _timed(
-            f"pg_dump --format=custom --dbname '{source_info}' | "
-            f"pg_restore --no-owner --no-privileges --dbname '{target_info}'",
-            shell=True,  # nosec B602  # our own scratch URLs, a pipe of two fixed programs
-            env=environment,
-        )
+        plain = _pipe(source_info, target_info, environment)
         report("backup_plain_pg_dump_pipe_pg_restore", plain, "s")
         # The same pipe at the compression level Timbel's dump uses (zlib 1, sources.py): how
         # much of the difference is the level rather than the encryption and the checks.
         with scratch_postgres() as level_target:
             level_info, _ = libpq(level_target)
-            plain_level1 = _timed(
-                f"pg_dump --format=custom --compress=1 --dbname '{source_info}' | "
-                f"pg_restore --no-owner --no-privileges --dbname '{level_info}'",
-                shell=True,  # nosec B602  # our own scratch URLs, a pipe of two fixed programs
-                env=environment,
-            )
+            plain_level1 = _pipe(source_info, level_info, environment, "--compress=1 ")
         report("backup_plain_pg_dump_pipe_pg_restore_compress1", plain_level1, "s")
         # The same two programs one after the other, through a file: how a backup is used
         # (made at night, restored some other day), so nothing of the dump overlaps the
