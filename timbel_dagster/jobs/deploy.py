@@ -74,6 +74,17 @@ def _refusal(connection, config: DeployConfig) -> str | None:
     return None
 
 
+def _hold(context, warehouse: WarehouseResource, request: dict, config: DeployConfig,
+          clusters: int) -> None:  # fmt: skip
+    """Hold the request's service for this run, for as long as rolling out to `clusters`
+    clusters (and rolling them back) may take (deploy.leases)."""
+    # lazy: deploy.leases loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.deploy.leases import lease_length
+
+    length = lease_length(config.timeout_seconds, clusters, ROLLOUT_PARALLEL)
+    hold_service(context, warehouse, "deploy", request["service"], length)
+
+
 def _who(actor: str) -> str | None:
     """The person behind a run, for `deployments.triggered_by` (None: the requester)."""
     return None if actor == "dagster" else actor
@@ -91,7 +102,6 @@ def plan_rollout(
 
     # lazy: deploy.deployment_rows loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.deployment_rows import record_release
-    from timbel_dagster.deploy.leases import lease_length
     from timbel_dagster.deploy.lookup import find
     from timbel_dagster.warehouse.schema.deploy import DeploymentRequest, RolloutTarget
 
@@ -116,8 +126,7 @@ def plan_rollout(
         raise ValueError(f"no cluster of group {group} in the clusters file")
     # No rollback of the service (nor another deploy) until this run has settled: released
     # by finish_rollout, or by the failure hook when this step fails.
-    length = lease_length(config.timeout_seconds, len(clusters), ROLLOUT_PARALLEL)
-    hold_service(context, warehouse, "deploy", request["service"], length)
+    _hold(context, warehouse, request, config, len(clusters))
     with warehouse.begin() as connection:
         request = find(connection, str(config.request))
         if request["status"] != "approved":  # a run that raced this one took it first
@@ -169,8 +178,7 @@ def rollout_cluster(
     """Set the new image on one cluster and wait for the rollout; never raises for a failed
     rollout (the strategy decides what happens), only reports it."""
     config, cluster = DeployConfig(**target["config"]), target["cluster"]
-    # lazy: deploy.leases and deploy.lookup load SQLAlchemy; the code location loads without it
-    from timbel_dagster.deploy.leases import lease_length
+    # lazy: deploy.lookup loads SQLAlchemy; the code location loads without it
     from timbel_dagster.deploy.lookup import find
 
     engine = warehouse.engine()
@@ -179,9 +187,8 @@ def rollout_cluster(
     # The service must be this run's: a no-op after plan_rollout held it, but a re-execution
     # from failure (a new run that skips plan_rollout) holds it here, or is refused while a
     # rollback or another deploy of the service runs.
-    clusters = [c for c in kubernetes.clusters() if c.group == request["environment_group"]]
-    length = lease_length(config.timeout_seconds, len(clusters), ROLLOUT_PARALLEL)
-    hold_service(context, warehouse, "deploy", request["service"], length)
+    group = request["environment_group"]
+    _hold(context, warehouse, request, config, sum(c.group == group for c in kubernetes.clusters()))
     result = {
         "cluster": cluster,
         "ok": False,

@@ -7,7 +7,7 @@ import dagster as dg
 
 from timbel_dagster.bindings.notifier import NotifierResource
 from timbel_dagster.jobs.backup import backup
-from timbel_dagster.sensors.notifications import _report_text
+from timbel_dagster.sensors.notifications import rules_of, tick_text
 
 backup_schedule = dg.ScheduleDefinition(
     name="backup_nightly",
@@ -29,16 +29,7 @@ backup_schedule = dg.ScheduleDefinition(
     "alert rules' channels. Silent where no backup was ever tried.",
 )
 def backup_monitor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
-    # lazy: notify.facts loads SQLAlchemy; the code location loads without it
-    from timbel_dagster.notify.facts import BACKUP_FACTS
-
-    rules, errors = notifier.rules()
-    for error in errors:
-        context.log.warning(error)
-    watched = [r for r in rules if r.fact in BACKUP_FACTS]
+    watched = rules_of(context, notifier, backup=True)
     if not watched:
         return dg.SkipReason("no backup rules (backup-stale and backup-failed are turned off)")
-    report = notifier.evaluator(context.log).tick(watched)
-    for name, error in sorted(report.errors.items()):
-        context.log.warning(f"rule {name}: {error}")
-    return dg.SkipReason(_report_text(report))
+    return dg.SkipReason(tick_text(context, notifier.evaluator(context.log), watched))

@@ -20,6 +20,26 @@ def _report_text(report) -> str:
     return text
 
 
+def rules_of(context: dg.SensorEvaluationContext, notifier: NotifierResource, backup: bool):
+    """The rules one of the two evaluating sensors ticks: backup_monitor the backup rules,
+    alert_rule_sensor the others; the rules' load errors logged."""
+    # lazy: notify.facts loads SQLAlchemy; the code location loads without it
+    from timbel_dagster.notify.facts import BACKUP_FACTS
+
+    rules, errors = notifier.rules()
+    for error in errors:
+        context.log.warning(error)
+    return [r for r in rules if (r.fact in BACKUP_FACTS) == backup]
+
+
+def tick_text(context: dg.SensorEvaluationContext, evaluator, rules) -> str:
+    """Evaluate `rules` once; what the tick did, each rule's error logged."""
+    report = evaluator.tick(rules)
+    for name, error in sorted(report.errors.items()):
+        context.log.warning(f"rule {name}: {error}")
+    return _report_text(report)
+
+
 @dg.sensor(
     name="alert_rule_sensor",
     minimum_interval_seconds=60,
@@ -29,13 +49,7 @@ def _report_text(report) -> str:
     "notices that failed.",
 )
 def alert_rule_sensor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
-    # lazy: notify.facts loads SQLAlchemy; the code location loads without it
-    from timbel_dagster.notify.facts import BACKUP_FACTS
-
-    rules, errors = notifier.rules()
-    rules = [r for r in rules if r.fact not in BACKUP_FACTS]
-    for error in errors:
-        context.log.warning(error)
+    rules = rules_of(context, notifier, backup=False)
     evaluator = notifier.evaluator(context.log, context.instance)
     retried = evaluator.dispatcher.retry_due() if evaluator.dispatcher else []
     if not rules:
@@ -43,10 +57,7 @@ def alert_rule_sensor(context: dg.SensorEvaluationContext, notifier: NotifierRes
             f"no alert rules: set TIMBEL_ALERT_RULES_FILE or `timbel alerts rules add`; "
             f"{len(retried)} notices retried"
         )
-    report = evaluator.tick(rules)
-    for name, error in sorted(report.errors.items()):
-        context.log.warning(f"rule {name}: {error}")
-    return dg.SkipReason(_report_text(report) + f"; {len(retried)} notices retried")
+    return dg.SkipReason(tick_text(context, evaluator, rules) + f"; {len(retried)} notices retried")
 
 
 @dg.sensor(
