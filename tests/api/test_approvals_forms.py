@@ -13,7 +13,8 @@ from tests.api.approvals import IMAGE, RISK, UNDECIDED, pending_request, steps_o
 from tests.api.conftest import audit_events, secret_for
 from timbel_dagster.identity import tokens
 from timbel_dagster.ml.risk.words import reason_text
-from timbel_dagster.warehouse.people.users import UserEntry, add_user
+from timbel_dagster.warehouse.people.user_admin import add_user
+from timbel_dagster.warehouse.people.users import UserEntry
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from timbel_dagster.api.deps import require
 from timbel_dagster.api.errors import problems
 from timbel_dagster.identity import teams, tokens
 from timbel_dagster.identity.principal import Principal
-from timbel_dagster.warehouse.people.users import set_disabled
+from timbel_dagster.warehouse.people.user_admin import set_disabled
 
 PROBLEM = "application/problem+json"
 

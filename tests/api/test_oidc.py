@@ -24,7 +24,7 @@ from timbel_dagster.api.deps import require
 from timbel_dagster.identity.oidc import ROLE_ORDER, parse_role_map
 from timbel_dagster.identity.principal import Principal
 from timbel_dagster.settings import load_settings
-from timbel_dagster.warehouse.people.users import set_disabled
+from timbel_dagster.warehouse.people.user_admin import set_disabled
 from timbel_dagster.warehouse.schema.models import USER_ROLES, User
 
 

@@ -25,7 +25,7 @@ from timbel_dagster.api.app import create_app
 from timbel_dagster.api.web import session as sessions
 from timbel_dagster.identity.oidc_login import challenge
 from timbel_dagster.settings import load_settings
-from timbel_dagster.warehouse.people.users import set_disabled
+from timbel_dagster.warehouse.people.user_admin import set_disabled
 from timbel_dagster.warehouse.schema.models import User
 
 PUBLIC = "http://testserver"  # TestClient's own base URL

@@ -17,7 +17,8 @@ from timbel_dagster.identity.principal import load_principal
 from timbel_dagster.tenants.store import get_tenant
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.people import membership
-from timbel_dagster.warehouse.people.users import DisabledUserError, UnknownUserError, set_disabled
+from timbel_dagster.warehouse.people.user_admin import set_disabled
+from timbel_dagster.warehouse.people.users import DisabledUserError, UnknownUserError
 from timbel_dagster.warehouse.schema.deploy import Tenant
 from timbel_dagster.warehouse.schema.models import AuditEvent
 

@@ -15,7 +15,8 @@ from tests.identity.people import store_people
 from timbel_dagster.identity import tokens
 from timbel_dagster.identity.authorize import NotAllowedError
 from timbel_dagster.warehouse.engine import get_engine
-from timbel_dagster.warehouse.people.users import UnknownUserError, set_disabled
+from timbel_dagster.warehouse.people.user_admin import set_disabled
+from timbel_dagster.warehouse.people.users import UnknownUserError
 from timbel_dagster.warehouse.schema.identity import ApiToken
 from timbel_dagster.warehouse.schema.models import AuditEvent
 

@@ -389,7 +389,7 @@ def test_a_template_is_not_shared_with_a_disabled_user(
 ) -> None:
     """A disabled user may no longer act: sharing with them is refused in one line (exit 2),
     nothing is granted; their team can still be granted, and they can be once enabled."""
-    from timbel_dagster.warehouse.people.users import set_disabled
+    from timbel_dagster.warehouse.people.user_admin import set_disabled
 
     _publish(engine)
     set_disabled(engine, "dave", "frank", True)

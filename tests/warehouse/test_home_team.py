@@ -13,13 +13,8 @@ from timbel_dagster.identity.principal import load_principal
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.people import membership
 from timbel_dagster.warehouse.people.home_team import UnknownTeamError
-from timbel_dagster.warehouse.people.users import (
-    UserEntry,
-    add_user,
-    entry,
-    find_user,
-    import_users,
-)
+from timbel_dagster.warehouse.people.user_admin import add_user, import_users
+from timbel_dagster.warehouse.people.users import UserEntry, entry, find_user
 from timbel_dagster.warehouse.schema.identity import TeamMember
 
 

@@ -11,16 +11,18 @@ from tests.warehouse.test_users import add_teams, events
 from timbel_dagster.identity.principal import load_principal
 from timbel_dagster.identity.tokens import create_token, verify_token
 from timbel_dagster.warehouse.engine import get_engine
+from timbel_dagster.warehouse.people.user_admin import (
+    add_user,
+    import_users,
+    set_disabled,
+    set_role,
+)
 from timbel_dagster.warehouse.people.users import (
     UserAdminError,
     UserEntry,
-    add_user,
     entry,
     find_user,
-    import_users,
     list_users,
-    set_disabled,
-    set_role,
 )
 from timbel_dagster.warehouse.people.users_file import UsersFileError, load_users_file
 

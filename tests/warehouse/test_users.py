@@ -16,20 +16,22 @@ from timbel_dagster.tenants.store import UnknownUsersError, check_users
 from timbel_dagster.warehouse.audit.chain import verify_chain
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.people import membership
+from timbel_dagster.warehouse.people.user_admin import (
+    add_user,
+    import_users,
+    set_disabled,
+    set_role,
+)
 from timbel_dagster.warehouse.people.users import (
     DisabledUserError,
     UnknownUserError,
     UserAdminError,
     UserEntry,
-    add_user,
     entry,
     find_user,
-    import_users,
     list_users,
     require_user,
     require_users,
-    set_disabled,
-    set_role,
 )
 from timbel_dagster.warehouse.schema.models import AuditEvent
 

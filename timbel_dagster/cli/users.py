@@ -25,6 +25,7 @@ import click
 from timbel_dagster.cli.common import connect, friendly_errors, print_json, writable_engine
 from timbel_dagster.cli.deploy import AS_HELP
 from timbel_dagster.cli.tables import Column, day, plural, render
+from timbel_dagster.warehouse.people import user_admin
 from timbel_dagster.warehouse.people import users as people
 from timbel_dagster.warehouse.people.users_file import load_users_file
 from timbel_dagster.warehouse.schema.models import USER_KINDS, USER_ROLES
@@ -143,7 +144,7 @@ def add(
     )
     settings, engine = writable_engine()
     actor = as_user or settings.timbel_user
-    result = people.add_user(engine, actor, item)
+    result = user_admin.add_user(engine, actor, item)
     if as_json:
         print_json(result)
         return
@@ -168,7 +169,7 @@ def add(
 def set_role(name: str, role: str, as_user: str | None, as_json: bool) -> None:
     """Give user NAME the role ROLE (developer, team_lead, operations, admin, viewer)."""
     settings, engine = writable_engine()
-    result = people.set_role(engine, as_user or settings.timbel_user, name, role)
+    result = user_admin.set_role(engine, as_user or settings.timbel_user, name, role)
     if as_json:
         print_json(result)
     elif result["unchanged"]:
@@ -179,7 +180,7 @@ def set_role(name: str, role: str, as_user: str | None, as_json: bool) -> None:
 
 def _switch(name: str, disabled: bool, as_user: str | None, as_json: bool) -> None:
     settings, engine = writable_engine()
-    result = people.set_disabled(engine, as_user or settings.timbel_user, name, disabled)
+    result = user_admin.set_disabled(engine, as_user or settings.timbel_user, name, disabled)
     state = "disabled" if disabled else "enabled"
     if as_json:
         print_json(result)
@@ -225,7 +226,7 @@ def import_file(file: Path, dry_run: bool, as_user: str | None, as_json: bool) -
 
     entries = load_users_file(file)
     settings, engine = writable_engine()
-    result = people.import_users(
+    result = user_admin.import_users(
         engine, as_user or settings.timbel_user, entries, str(file), dry_run
     )
     if as_json:

@@ -17,7 +17,8 @@ from timbel_dagster.identity.authorize import require
 from timbel_dagster.identity.principal import load_principal
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import home_team, membership
-from timbel_dagster.warehouse.people.users import audited_change, find_user, require_user
+from timbel_dagster.warehouse.people.user_admin import audited_change
+from timbel_dagster.warehouse.people.users import find_user, require_user
 from timbel_dagster.warehouse.schema.models import Deployment, Pipeline
 
 if TYPE_CHECKING:

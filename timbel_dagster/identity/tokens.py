@@ -25,7 +25,8 @@ from timbel_dagster.identity.authorize import NotAllowedError, Target, require
 from timbel_dagster.identity.principal import Principal, load_principal, principal_of
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.people import tokens as rows
-from timbel_dagster.warehouse.people.users import audited_change, require_user
+from timbel_dagster.warehouse.people.user_admin import audited_change
+from timbel_dagster.warehouse.people.users import require_user
 from timbel_dagster.warehouse.schema.identity import TOKEN_PREFIX_LENGTH
 
 if TYPE_CHECKING:
