@@ -73,6 +73,9 @@ def _from_postgres_config(block: Any, where: str, config: Path) -> str:
         raise DagsterStorageError(
             f"{config}: {where}.postgres_db.port {port!r} is not a number"
         ) from None
+    # Dagster's optional `scheme` (default "postgresql") names a SQLAlchemy dialect such as
+    # "postgresql+psycopg2"; this URL goes to pg_dump and pg_restore, which take only libpq's
+    # postgresql://, so the scheme is deliberately not carried over.
     return URL.create(
         "postgresql",
         username=fields["username"],
