@@ -11,6 +11,9 @@ similarity) is on, forced with `-c diff.renames=true` whatever the user's config
 so that a moved file keeps its history and its churn is the real edit rather than "all lines
 deleted here, all added there". Binary files (`-` in numstat) are changed files with 0 lines.
 Paths are not quoted (`-z`); text is decoded as UTF-8 with invalid bytes replaced.
+A commit message may hold any byte but NUL (real ones quote binary output), so a commit starts
+only where the record separator follows a NUL (or opens the stream): with `-z` every header
+and every --raw/--numstat entry ends in one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from timbel_dagster.child_env import git_environment
 # Record separator before each commit, unit separator between header fields; the message (%B)
 # comes last and ends with a unit separator that -z follows with a NUL.
 _FORMAT = "%x1e%H%x1f%aN%x1f%at%x1f%ct%x1f%B%x1f"
+# Where a commit starts: a message can hold 0x1e but never NUL, so the pair is unambiguous.
+_START = "\x00\x1e"
 _CHUNK = 1 << 20
 
 
@@ -201,19 +206,24 @@ def _parse(record: str) -> RawCommit:
 
 
 def _records(stream: Iterator[bytes]) -> Iterator[str]:
-    """Split the byte stream on the record separator without re-scanning a long record."""
+    """Split the byte stream where commits start (`_START`) without re-scanning a long
+    record."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     partial: list[str] = []
+    # The stream opens with a record separator that no NUL precedes; and a chunk may end
+    # between the NUL and the separator, so a trailing NUL waits for the next chunk.
+    held = "\x00"
     for chunk in stream:
-        parts = decoder.decode(chunk).split("\x1e")
-        if len(parts) == 1:
-            partial.append(parts[0])
-            continue
+        text = held + decoder.decode(chunk)
+        held = "\x00" if text.endswith("\x00") else ""
+        parts = text[: len(text) - len(held)].split(_START)
         partial.append(parts[0])
-        yield "".join(partial)
-        yield from parts[1:-1]
-        partial = [parts[-1]]
-    partial.append(decoder.decode(b"", final=True))
+        for part in parts[1:]:
+            record = "".join(partial)
+            if record:  # the NUL is the record's own end (after its header or last entry)
+                yield record + "\x00"
+            partial = [part]
+    partial.append(held + decoder.decode(b"", final=True))
     yield "".join(partial)
 
 
