@@ -228,11 +228,11 @@ def test_contributions_do_not_depend_on_how_rows_are_batched(
     from timbel_dagster.ml.risk import explain
 
     model, _, test = fitted
-    rows, mixes = test.iloc[:4], 2 ** len(FEATURES)  # every coalition of the metrics
-    monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", mixes)  # one row per model call
+    rows = test.iloc[:6]  # rows with different metrics at the median: 2**k mixes, k varying
+    monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", 1)  # a row is never split: one a call
     one_by_one = model.contributions(rows).to_numpy()
-    for per_call in (3, 4):  # a batch of 3 and a remainder of 1; all 4 in one call
-        monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", per_call * mixes)
+    for per_call in (2 ** (len(FEATURES) - 2), 10**9):  # rows packed several a call; all in one
+        monkeypatch.setattr(explain, "SHAPLEY_BATCH_MIXES", per_call)
         assert np.array_equal(model.contributions(rows).to_numpy(), one_by_one)
 
 
