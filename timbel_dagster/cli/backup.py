@@ -14,6 +14,7 @@ from timbel_dagster.warehouse.backup.configured import (
     backup_keys,
     dagster_database,
     open_store,
+    orphan_age,
     retention_policy,
 )
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
@@ -24,7 +25,7 @@ from timbel_dagster.warehouse.backup.operations import (
 )
 from timbel_dagster.warehouse.backup.pitr import recover_to_time
 from timbel_dagster.warehouse.backup.restore import restore_backup
-from timbel_dagster.warehouse.backup.retention import prune_backups
+from timbel_dagster.warehouse.backup.retention import PruneIncomplete, prune_backups
 from timbel_dagster.warehouse.backup.sources import backend
 from timbel_dagster.warehouse.backup.store import BackupStore
 from timbel_dagster.warehouse.backup.wal import archive_wal_file
@@ -167,22 +168,43 @@ def restore(
 def prune(dry_run: bool, as_json: bool) -> None:
     """Delete the backups the retention does not keep (TIMBEL_BACKUP_KEEP_DAILY, _WEEKLY,
     _MONTHLY: the newest good backup of each of the last 7 days, 4 ISO weeks, 12 months
-    that have one; never the newest good backup)."""
+    that have one; never the newest good backup) and data no manifest lists any more (left
+    by a delete or a backup that failed), never a backup's still being written."""
     settings, store, keys = _setup()
-    result = prune_backups(
-        store,
-        keys,
-        retention_policy(settings),
-        database_url=None if dry_run else settings.database_url,
-        actor=settings.timbel_user,
-        dry_run=dry_run,
-    )
+    try:
+        result = prune_backups(
+            store,
+            keys,
+            retention_policy(settings),
+            database_url=settings.database_url,  # read only, with --dry-run
+            actor=settings.timbel_user,
+            dry_run=dry_run,
+            orphan_age=orphan_age(settings),
+        )
+    except PruneIncomplete as incomplete:
+        _print_prune(incomplete.result, as_json)
+        raise  # then one line naming what is left, exit 2
+    _print_prune(result, as_json)
+
+
+def _print_prune(result: dict, as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
-    verb = "would delete" if dry_run else "deleted"
-    for backup_id in result["delete"]:
+    verb = "would delete" if result["dry_run"] else "deleted"
+    for backup_id in result["delete"] if result["dry_run"] else result["deleted"]:
         click.echo(f"{verb} {backup_id}")
+    gone = set(result["orphans_deleted"])
+    for orphan in result["orphans"]:
+        if not orphan["delete"]:
+            said = "left"
+        elif result["dry_run"] or orphan["id"] in gone:
+            said = verb
+        else:
+            continue  # its delete failed: the line below says so
+        click.echo(f"{said} orphan {', '.join(orphan['files'])} ({orphan['why']})")
+    for failure in result["failed"]:
+        click.echo(f"could not delete {failure['file']}: {failure['error']}")
     for backup_id, why in sorted(result["keep"].items()):
         click.echo(f"keep {backup_id} ({', '.join(why)})")
     for backup_id in result["not_good"]:
