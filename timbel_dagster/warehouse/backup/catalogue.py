@@ -3,7 +3,7 @@
 Rows are written by create (good), by a create that failed (failed, with the error; no file)
 and by the retention: `pruning` before it deletes anything of a backup, `pruned` once every
 file of it is gone. A row left `pruning` is how the next prune knows that data without a
-manifest is what an earlier prune failed to delete (retention.py). The `ops/backups` asset
+manifest is what an earlier prune failed to delete (orphans.py). The `ops/backups` asset
 and the `backup_monitor` rules read `catalogue_state`. A warehouse older than revision 0024
 has no catalogue, and one at 0024 no status column: writes skip what is not there, so a
 backup of an old schema still works.

@@ -55,5 +55,5 @@ def retention_policy(settings: Settings) -> Policy:
 
 def orphan_age(settings: Settings) -> dt.timedelta:
     """How old a backup's data without a manifest or a catalogue row must be before a prune
-    deletes it (retention.find_orphans)."""
+    deletes it (orphans.find_orphans)."""
     return dt.timedelta(hours=settings.timbel_backup_orphan_hours)

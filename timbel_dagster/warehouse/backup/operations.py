@@ -219,7 +219,7 @@ def create_backup(
     except Exception as error:
         # Nothing is listed without a manifest; the files are removed all the same. A delete
         # that fails stops the rest (a manifest that stays keeps the data it lists), and what
-        # stays is the next prune's: the failed row says the backup ended (retention.py).
+        # stays is the next prune's: the failed row says the backup ended (orphans.py).
         for name in written:
             try:
                 store.delete(name)
