@@ -1,5 +1,5 @@
-"""`timbel backup base | bases | archive-wal | pitr`: point-in-time recovery of the warehouse's
-PostgreSQL cluster (docs/operations.md, "Point-in-time recovery").
+"""`timbel backup base | bases | prune-bases | archive-wal | pitr`: point-in-time recovery of
+the warehouse's PostgreSQL cluster (docs/operations.md, "Point-in-time recovery").
 
 `cli/app.py` adds `COMMANDS` to the `backup` group.
 """
@@ -13,9 +13,12 @@ import click
 from timbel_dagster.cli.backup import size_text
 from timbel_dagster.cli.common import echo_for, friendly_errors, print_json, settings_or_exit
 from timbel_dagster.cli.tables import Column, print_table
-from timbel_dagster.warehouse.backup.basebackup import list_base_backups, take_base_backup
+from timbel_dagster.warehouse.backup.base_record import take_recorded_base_backup
+from timbel_dagster.warehouse.backup.base_retention import prune_base_backups
+from timbel_dagster.warehouse.backup.basebackup import list_base_backups
 from timbel_dagster.warehouse.backup.crypto import BackupError
 from timbel_dagster.warehouse.backup.pitr import recover_to_time
+from timbel_dagster.warehouse.backup.retention import PruneIncomplete
 from timbel_dagster.warehouse.backup.sources import backend
 from timbel_dagster.warehouse.backup.wal import archive_wal_file
 
@@ -32,15 +35,17 @@ _WAL_HELP = "The WAL archive (default TIMBEL_WAL_ARCHIVE_DIR)."
 def base(connection: str | None, directory: Path | None, as_json: bool) -> None:
     """Take a base backup of the whole PostgreSQL cluster with pg_basebackup (plain format,
     WAL streamed, SHA-256 manifest), check it with pg_verifybackup, and record where it
-    starts in the WAL; the start of every `timbel backup pitr`."""
+    starts in the WAL; the start of every `timbel backup pitr`. Audited as `backup.base`."""
     settings = settings_or_exit()
     url = connection or settings.database_url
     if backend(url) != "postgresql":
         raise BackupError("base backups are of a PostgreSQL server: pass --connection URL")
-    taken = take_base_backup(
+    taken = take_recorded_base_backup(
         url,
         (directory or settings.base_backup_dir).resolve(),
         bindir=settings.timbel_pg_bindir,
+        database_url=settings.database_url,  # the warehouse's audit log: backup.base
+        actor=settings.timbel_user,
         progress=echo_for(True),  # progress on stderr, the result on stdout
     )
     if as_json:
@@ -76,6 +81,60 @@ def bases(directory: Path | None, as_json: bool) -> None:
         ],
         empty=f"no base backups in {where}",
     )
+
+
+@click.command("prune-bases")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help=_DIR_HELP)
+@click.option("--wal-dir", type=click.Path(path_type=Path), help=_WAL_HELP)
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def prune_bases(directory: Path | None, wal_dir: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Keep the newest TIMBEL_BASE_BACKUP_KEEP (4) good base backups and delete the others,
+    then the archived WAL before the oldest one kept (never the newest base backup, never
+    WAL a kept one needs, never one that cannot be read)."""
+    settings = settings_or_exit()
+    try:
+        result = prune_base_backups(
+            (directory or settings.base_backup_dir).resolve(),
+            (wal_dir or settings.wal_archive_dir).resolve(),
+            settings.timbel_base_backup_keep,
+            database_url=settings.database_url,
+            actor=settings.timbel_user,
+            dry_run=dry_run,
+        )
+    except PruneIncomplete as incomplete:
+        _print_base_prune(incomplete.result, as_json)
+        raise  # then one line naming what is left, exit 2
+    _print_base_prune(result, as_json)
+
+
+def _print_base_prune(result: dict, as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+        return
+    verb = "would delete" if result["dry_run"] else "deleted"
+    for base_id in result["pending"]:
+        click.echo(f"{'would finish' if result['dry_run'] else 'finished'} deleting {base_id} "
+                   "(an earlier prune's)")  # fmt: skip
+    for base_id in result["delete"] if result["dry_run"] else result["deleted"]:
+        click.echo(f"{verb} base backup {base_id}")
+    for failure in result["failed"]:
+        click.echo(f"could not delete {failure['path']}: {failure['error']}")
+    for base_id in result["keep"]:
+        click.echo(f"keep base backup {base_id}")
+    for base_id, problem in result["left"].items():
+        click.echo(f"left base backup {base_id} ({problem})")
+    wal = result["wal"]
+    if wal.get("skipped"):
+        click.echo(f"WAL archive left as it is: {wal['skipped']}")
+    elif wal["before_cut"]:
+        done = wal["before_cut"] if result["dry_run"] else wal["removed"]
+        click.echo(f"{verb} {done} WAL files of {wal['archive']} ({wal['first']}..{wal['last']}), "
+                   f"all before {wal['cut']}, where {wal['oldest_kept']} starts")  # fmt: skip
+    else:
+        click.echo(f"no WAL in {wal['archive']} before {wal['cut']}, where {wal['oldest_kept']} "
+                   "starts")  # fmt: skip
 
 
 @click.command("archive-wal")
@@ -160,4 +219,4 @@ def pitr(
         )
 
 
-COMMANDS = (base, bases, archive_wal, pitr)
+COMMANDS = (base, bases, prune_bases, archive_wal, pitr)

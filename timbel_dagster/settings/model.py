@@ -405,6 +405,12 @@ class Settings(BaseSettings):
         description="The directory the server's archive_command copies WAL segments into, "
         "which `timbel backup pitr` replays (default TIMBEL_HOME/wal-archive).",
     )
+    timbel_base_backup_keep: int = Field(
+        4,
+        ge=1,
+        description="Base backups the `base_backup` job (and `timbel backup prune-bases`) keeps, "
+        "the newest; archived WAL before the oldest kept one is removed.",
+    )
     timbel_pg_bindir: Path | None = Field(
         None,
         description="Where PostgreSQL's programs are (pg_basebackup, pg_verifybackup, "

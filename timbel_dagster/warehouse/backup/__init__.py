@@ -15,6 +15,8 @@ Point-in-time recovery of a PostgreSQL cluster (issue 17 item 2):
 - wal.py: WAL segment names, timelines, the archive check, the archive_command's copy;
 - archive_command.py: that copy as a standard-library-only `python -m` archive_command;
 - basebackup.py: base backups with pg_basebackup, verified, and the PostgreSQL programs;
+- base_record.py: a base backup taken, failed or pruned, in the warehouse's audit log;
+- base_retention.py: keep the newest N base backups, and the archived WAL they need;
 - pitr.py: choose the base backup, check everything, build the recovered data directory;
 - recovered_server.py: start it, follow it to its target, read where it stopped.
 """

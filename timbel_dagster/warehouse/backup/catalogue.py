@@ -68,7 +68,7 @@ def record_good(
     )
 
 
-def _no_warehouse(database_url: str) -> bool:
+def no_warehouse(database_url: str) -> bool:
     """A SQLite warehouse whose file does not exist: nothing to read, and none to create only
     to record a backup in."""
     url = make_url(database_url)
@@ -89,7 +89,7 @@ def record_failed(
     when the warehouse cannot take it (unreachable, or a schema without the status column:
     the caller's error is what matters then, so this never raises)."""
     message = (f"{type(error).__name__}: {error}")[:_ERROR_CHARS]
-    if _no_warehouse(database_url):
+    if no_warehouse(database_url):
         return False
     try:
         with get_engine(database_url).begin() as connection:
@@ -114,7 +114,7 @@ def record_failed(
 def read_statuses(database_url: str) -> dict[str, str] | None:
     """Every catalogued backup's status by id; None when the warehouse has no catalogue with a
     status (none at all, or before 0025). An unreachable warehouse raises."""
-    if _no_warehouse(database_url):
+    if no_warehouse(database_url):
         return None
     with get_engine(database_url).connect() as connection:
         if "status" not in _columns(connection):
