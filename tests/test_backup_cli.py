@@ -4,6 +4,7 @@ each test's own directory (the PostgreSQL path is tested in tests/warehouse/test
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import invoke
+from timbel_dagster.warehouse.backup.operations import new_backup_id
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 OTHER_KEY = base64.b64encode(bytes(32)).decode()
@@ -112,3 +114,34 @@ def test_prune_dry_run_then_prune(created: tuple[Path, dict]) -> None:
 def test_a_bad_backup_url_is_one_line(tmp_path: Path) -> None:
     _one_line_error(backup(["list"], tmp_path, TIMBEL_BACKUP_URL="https://bucket/x"),
                     "TIMBEL_BACKUP_URL", "s3://bucket/prefix")  # fmt: skip
+
+
+def test_prune_names_the_orphans_it_deletes_and_the_ones_it_leaves(
+    created: tuple[Path, dict],
+) -> None:
+    """Data without a manifest: one of a backup killed three days ago goes (the dry run
+    says it would), one of a backup that started a minute ago (perhaps still writing) stays."""
+    directory, manifest = created
+    store = Path(manifest["path"]).parent
+    now = dt.datetime.now(dt.UTC)
+    killed = new_backup_id("sqlite", now - dt.timedelta(days=3))
+    writing = new_backup_id("sqlite", now - dt.timedelta(minutes=1))
+    for name in (f"{killed}.tbk", f"{writing}.tbk"):
+        (store / name).write_bytes(b"ciphertext")
+    dry = backup(["prune", "--dry-run"], directory)
+    assert dry.returncode == 0, dry.stderr
+    said = {line.split(" (")[0]: line for line in dry.stdout.splitlines()}
+    assert said[f"would delete orphan {killed}.tbk"].endswith(
+        "(no manifest and no catalogue row, started 72 h ago: a backup killed before its manifest)"
+    )
+    assert said[f"left orphan {writing}.tbk"].endswith(
+        "ago: a backup may still be writing it; deleted once 48 h old)"
+    )
+    assert (store / f"{killed}.tbk").exists()
+    done = backup(["prune"], directory, TIMBEL_BACKUP_ORPHAN_HOURS="72")
+    assert (
+        f"deleted orphan {killed}.tbk" in done.stdout
+        and f"left orphan {writing}.tbk" in done.stdout
+    )
+    assert not (store / f"{killed}.tbk").exists() and (store / f"{writing}.tbk").exists()
+    assert json.loads(backup(["prune", "--json"], directory).stdout)["orphans"][0]["id"] == writing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from pathlib import Path
 
 import dagster as dg
@@ -67,3 +68,44 @@ def test_the_job_without_a_key_fails_naming_the_setting(
 def test_the_nightly_schedule_is_off_until_turned_on() -> None:
     assert backup_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert backup_schedule.job_name == "backup"
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_a_prune_whose_delete_fails_fails_the_run_and_the_next_run_finishes_it(
+    warehouse_url: str,
+    backup_settings: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The second run's backup is good, but the delete of the first one's data fails: the run
+    fails naming it (after recording ops/backups); the third run deletes it."""
+    resources = {"warehouse": WarehouseResource(database_url=warehouse_url)}
+    instance = dg.DagsterInstance.ephemeral()
+    request.addfinalizer(instance.dispose)
+    run = functools.partial(
+        backup.execute_in_process, resources=resources, instance=instance, raise_on_error=False
+    )
+    first = run().output_for_node("backup_warehouse")
+    delete = DirectoryStore.delete
+
+    def fails_for_the_first(self: DirectoryStore, name: str) -> None:
+        if name == f"{first['id']}.tbk":
+            raise PermissionError(f"cannot delete {name}")
+        delete(self, name)
+
+    monkeypatch.setattr(DirectoryStore, "delete", fails_for_the_first)
+    failed = run()
+    assert not failed.success
+    assert f"could not delete {first['id']}.tbk" in str(
+        failed.failure_data_for_node("backup_warehouse").error
+    )
+    recorded = instance.get_latest_materialization_event(dg.AssetKey(["ops", "backups"]))
+    assert recorded is not None and recorded.run_id == failed.run_id  # the catalogue's state
+    assert (backup_settings / "backups" / f"{first['id']}.tbk").exists()
+
+    monkeypatch.setattr(DirectoryStore, "delete", delete)
+    third = run()
+    assert third.success
+    assert not (backup_settings / "backups" / f"{first['id']}.tbk").exists()
+    [step] = [e for e in third.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert step.event_specific_data.metadata["orphans_deleted"].value == 1

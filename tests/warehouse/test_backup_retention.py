@@ -4,17 +4,20 @@ and `prune_backups` applied to a real store and catalogue."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from timbel_dagster.warehouse.audit.chain import append_event
-from timbel_dagster.warehouse.backup.crypto import BackupKeys
-from timbel_dagster.warehouse.backup.operations import create_backup, list_backups
+from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
+from timbel_dagster.warehouse.backup.operations import create_backup, list_backups, new_backup_id
 from timbel_dagster.warehouse.backup.retention import (
     Candidate,
     Policy,
+    PruneIncomplete,
     plan_retention,
     prune_backups,
 )
@@ -176,28 +179,205 @@ class _FailingDelete(DirectoryStore):
         super().delete(name)
 
 
+def _statuses(warehouse_url: str) -> dict[str, str]:
+    with get_engine(warehouse_url).connect() as connection:
+        return dict(connection.execute(select(BackupRecord.id, BackupRecord.status)).all())
+
+
+def _last_event(warehouse_url: str) -> Any:
+    with get_engine(warehouse_url).connect() as connection:
+        return connection.execute(
+            select(AuditEvent.action, AuditEvent.details).order_by(AuditEvent.id.desc()).limit(1)
+        ).one()
+
+
+def _made(warehouse_url: str, store: DirectoryStore, tmp_path: Path, count: int) -> list[str]:
+    """`count` backups on one day (the daily rule keeps the newest), oldest first."""
+    with get_engine(warehouse_url).begin() as connection:
+        append_event(connection, actor="minji.kim", action="test.row")
+    return [
+        create_backup(warehouse_url, store, KEYS, anchor_file=tmp_path / "a", actor="minji.kim")[
+            "id"
+        ]
+        for _ in range(count)
+    ]
+
+
 @pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
-def test_a_prune_that_fails_half_way_marks_only_the_backups_gone(
+def test_a_data_file_whose_delete_failed_is_deleted_by_the_next_prune(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    """The delete of ids[1]'s data fails after its manifest went: the prune goes on with the
+    others, keeps ids[1] `pruning` in the catalogue and fails naming the file; no listing
+    shows ids[1] any more, but the dry run names its data, and the next prune deletes it."""
+    store = DirectoryStore(tmp_path / "backups")
+    ids = _made(warehouse_url, store, tmp_path, 4)
+    failing = _FailingDelete(store.directory, f"{ids[1]}.tbk")
+    with pytest.raises(PruneIncomplete, match=rf"could not delete {ids[1]}\.tbk") as raised:
+        prune_backups(failing, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
+    first = raised.value.result
+    assert first["deleted"] == [ids[0], ids[2]]  # the failure did not stop the others
+    assert first["failed"] == [
+        {
+            "id": ids[1],
+            "file": f"{ids[1]}.tbk",
+            "error": f"PermissionError: cannot delete {ids[1]}.tbk",
+        }
+    ]
+    assert (store.directory / f"{ids[1]}.tbk").exists()
+    assert not (store.directory / f"{ids[1]}.manifest.json").exists()
+    assert [b["id"] for b in list_backups(store, KEYS)] == [ids[3]]
+    assert _statuses(warehouse_url) == {
+        ids[0]: "pruned",
+        ids[1]: "pruning",
+        ids[2]: "pruned",
+        ids[3]: "good",
+    }
+    assert _last_event(warehouse_url).details["deleted"] == [ids[0], ids[2]]
+
+    dry = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="x", dry_run=True)
+    assert dry["delete"] == [] and dry["orphans_deleted"] == []
+    [orphan] = dry["orphans"]
+    assert orphan["id"] == ids[1] and orphan["files"] == [f"{ids[1]}.tbk"]
+    assert orphan["delete"] is True and "pruning" in orphan["why"]
+    assert (store.directory / f"{ids[1]}.tbk").exists()
+
+    done = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
+    assert done["deleted"] == [] and done["orphans_deleted"] == [ids[1]]
+    assert sorted(p.name for p in store.directory.iterdir()) == [
+        f"{ids[3]}.manifest.json",
+        f"{ids[3]}.tbk",
+    ]
+    assert _statuses(warehouse_url)[ids[1]] == "pruned"
+    last = _last_event(warehouse_url)
+    assert last.action == "backup.prune" and last.details["orphans_deleted"] == [ids[1]]
+    # Nothing left to do: a prune now changes nothing and records nothing.
+    again = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
+    assert again["orphans"] == [] and _last_event(warehouse_url) == last
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_data_without_a_manifest_or_a_row_waits_for_the_orphan_age(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    """A backup being written has its data in the store and no manifest nor catalogue row
+    yet: a prune never touches it while its id (when it started) is younger than the orphan
+    age; the data of a backup killed two days ago (no row, no manifest) goes."""
+    store = DirectoryStore(tmp_path / "backups")
+    [kept] = _made(warehouse_url, store, tmp_path, 1)
+    now = dt.datetime.now(UTC)
+    writing = new_backup_id("sqlite", now - dt.timedelta(hours=1))
+    killed = new_backup_id("sqlite", now - dt.timedelta(hours=49))
+    for name in (f"{writing}.tbk", f"{killed}.tbk", f"{killed}.dagster.tbk"):
+        store.put(name, [b"ciphertext"])
+    age = dt.timedelta(hours=48)
+
+    dry = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="x",
+                        dry_run=True, orphan_age=age, now=now)  # fmt: skip
+    by_id = {o["id"]: o for o in dry["orphans"]}
+    assert by_id[killed]["delete"] is True
+    assert by_id[killed]["files"] == [f"{killed}.dagster.tbk", f"{killed}.tbk"]
+    assert by_id[writing]["delete"] is False and "may still be writing" in by_id[writing]["why"]
+
+    done = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim",
+                         orphan_age=age, now=now)  # fmt: skip
+    assert done["orphans_deleted"] == [killed]
+    assert sorted(p.name for p in store.directory.iterdir()) == sorted(
+        [f"{kept}.manifest.json", f"{kept}.tbk", f"{writing}.tbk"]
+    )
+    # Started 47 h ago it is still left; at 48 h it goes. No row is made up for it.
+    later = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim",
+                          orphan_age=age, now=now + dt.timedelta(hours=46))  # fmt: skip
+    assert later["orphans_deleted"] == [] and (store.directory / f"{writing}.tbk").exists()
+    last = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim",
+                         orphan_age=age, now=now + dt.timedelta(hours=47))  # fmt: skip
+    assert last["orphans_deleted"] == [writing]
+    assert set(_statuses(warehouse_url)) == {kept}
+
+
+class _NoManifest(DirectoryStore):
+    """A store that takes the data but fails on the manifest (a full disk, an S3 error) and,
+    with `stuck`, fails to delete the data too."""
+
+    def __init__(self, directory: Path, *, stuck: bool) -> None:
+        super().__init__(directory)
+        self.stuck = stuck
+
+    def put(self, name: str, chunks: Iterable[bytes]) -> None:
+        if name.endswith(".manifest.json"):
+            raise OSError(28, "No space left on device")
+        super().put(name, chunks)
+
+    def delete(self, name: str) -> None:
+        if self.stuck:
+            raise PermissionError(f"cannot delete {name}")
+        super().delete(name)
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_a_backup_whose_manifest_fails_leaves_a_failed_row_and_no_data(
     warehouse_url: str, tmp_path: Path
 ) -> None:
     with get_engine(warehouse_url).begin() as connection:
         append_event(connection, actor="minji.kim", action="test.row")
+    directory = tmp_path / "backups"
+    with pytest.raises(OSError, match="No space left"):
+        create_backup(warehouse_url, _NoManifest(directory, stuck=False), KEYS,
+                      anchor_file=tmp_path / "a", actor="minji.kim")  # fmt: skip
+    assert list(directory.iterdir()) == []
+    assert list(_statuses(warehouse_url).values()) == ["failed"]
+
+    # Its data stuck as well: the failed row says the backup ended, so the next prune
+    # deletes the data at once, whatever its age, and the row stays failed.
+    with pytest.raises(OSError, match="No space left"):
+        create_backup(warehouse_url, _NoManifest(directory, stuck=True), KEYS,
+                      anchor_file=tmp_path / "a", actor="minji.kim")  # fmt: skip
+    [left] = [p.name for p in directory.iterdir()]
+    stuck_id = left.removesuffix(".tbk")
+    assert _statuses(warehouse_url)[stuck_id] == "failed"
+    done = prune_backups(DirectoryStore(directory), KEYS, Policy(), database_url=warehouse_url,
+                         actor="minji.kim")  # fmt: skip
+    assert done["orphans_deleted"] == [stuck_id] and list(directory.iterdir()) == []
+    assert _statuses(warehouse_url)[stuck_id] == "failed"
+
+
+class _SweptWhileRunning(DirectoryStore):
+    """The data is deleted right after it is written, as a prune would sweep the data of a
+    backup that ran longer than the orphan age."""
+
+    def put(self, name: str, chunks: Iterable[bytes]) -> None:
+        super().put(name, chunks)
+        if name.endswith(".tbk"):
+            self.delete(name)
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_a_backup_never_signs_a_manifest_for_data_that_is_gone(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    store = _SweptWhileRunning(tmp_path / "backups")
+    with pytest.raises(BackupError, match=r"\.tbk is gone from the store"):
+        create_backup(warehouse_url, store, KEYS, anchor_file=tmp_path / "a", actor="minji.kim")
+    assert list(store.directory.iterdir()) == []
+    assert list(_statuses(warehouse_url).values()) == ["failed"]
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_rows_left_pruning_are_finished_or_revived(warehouse_url: str, tmp_path: Path) -> None:
+    """Two ways a prune can leave a row `pruning` with nothing for it to delete: every delete
+    worked and the record was lost (nothing of ids[0] in the store: pruned), or it stopped
+    before touching the backup (ids[2]'s manifest is there: the retention decides again, and
+    a backup it keeps is good again)."""
     store = DirectoryStore(tmp_path / "backups")
-    ids = [
-        create_backup(warehouse_url, store, KEYS, anchor_file=tmp_path / "a", actor="minji.kim")[
-            "id"
-        ]
-        for _ in range(4)
-    ]
-    failing = _FailingDelete(store.directory, f"{ids[1]}.tbk")
-    with pytest.raises(PermissionError):
-        prune_backups(failing, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
-    assert (store.directory / f"{ids[1]}.tbk").exists()  # still there: not pruned
-    assert not (store.directory / f"{ids[0]}.tbk").exists()
-    with get_engine(warehouse_url).connect() as connection:
-        rows = dict(connection.execute(select(BackupRecord.id, BackupRecord.status)).all())
-        last = connection.execute(
-            select(AuditEvent.action, AuditEvent.details).order_by(AuditEvent.id.desc()).limit(1)
-        ).one()
-    assert rows == {ids[0]: "pruned", ids[1]: "good", ids[2]: "good", ids[3]: "good"}
-    assert last.action == "backup.prune" and last.details["deleted"] == [ids[0]]
+    ids = _made(warehouse_url, store, tmp_path, 3)
+    for suffix in (".manifest.json", ".tbk"):
+        store.delete(ids[0] + suffix)
+    with get_engine(warehouse_url).begin() as connection:
+        connection.execute(
+            update(BackupRecord)
+            .where(BackupRecord.id.in_([ids[0], ids[2]]))
+            .values(status="pruning")
+        )
+    done = prune_backups(store, KEYS, Policy(), database_url=warehouse_url, actor="minji.kim")
+    assert done["deleted"] == [ids[1]] and done["orphans"] == []
+    assert _statuses(warehouse_url) == {ids[0]: "pruned", ids[1]: "pruned", ids[2]: "good"}

@@ -17,6 +17,7 @@ from timbel_dagster.cli import (
     audit,
     autoscale,
     backup,
+    backup_pitr,
     ci,
     clusters,
     db,
@@ -42,6 +43,8 @@ from timbel_dagster.cli.common import DEBUG_KEY
 
 for command in template_store.COMMANDS:
     templates.template.add_command(command)
+for command in backup_pitr.COMMANDS:
+    backup.backup.add_command(command)
 
 
 @click.group()

@@ -27,6 +27,16 @@ def _record_catalogue(context: dg.OpExecutionContext, warehouse: WarehouseResour
     )
 
 
+def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
+    for backup_id in result["deleted"]:
+        context.log.info(f"pruned backup {backup_id} (retention)")
+    for orphan in result["orphans"]:
+        done = "deleted" if orphan["id"] in result["orphans_deleted"] else "left"
+        context.log.info(f"{done} orphan {', '.join(orphan['files'])} ({orphan['why']})")
+    for failure in result["failed"]:
+        context.log.warning(f"could not delete {failure['file']}: {failure['error']}")
+
+
 @dg.op(
     name="backup_warehouse",
     description="Back the warehouse (and Dagster's PostgreSQL database) up, encrypted, into "
@@ -41,13 +51,14 @@ def backup_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResourc
         backup_keys,
         dagster_database,
         open_store,
+        orphan_age,
         retention_policy,
     )
     from timbel_dagster.warehouse.backup.operations import (
         create_backup,
         record_preflight_failure,
     )
-    from timbel_dagster.warehouse.backup.retention import prune_backups
+    from timbel_dagster.warehouse.backup.retention import PruneIncomplete, prune_backups
 
     settings = get_settings()
     actor = run_actor(context.run.tags)
@@ -76,11 +87,18 @@ def backup_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResourc
         _record_catalogue(context, warehouse)
         raise
     # Only after a good backup: a failing backup never costs an old one.
-    pruned = prune_backups(
-        store, keys, retention_policy(settings), database_url=warehouse.url(), actor=actor.name
-    )
-    for backup_id in pruned["deleted"]:
-        context.log.info(f"pruned backup {backup_id} (retention)")
+    try:
+        pruned = prune_backups(
+            store, keys, retention_policy(settings), database_url=warehouse.url(),
+            actor=actor.name, orphan_age=orphan_age(settings),
+        )  # fmt: skip
+    except PruneIncomplete as incomplete:
+        # The backup is good; what could not be deleted is remembered and retried by the next
+        # prune. The run fails all the same, so that a delete that keeps failing is seen.
+        _log_prune(context, incomplete.result)
+        _record_catalogue(context, warehouse)
+        raise
+    _log_prune(context, pruned)
     _record_catalogue(context, warehouse)
     context.add_output_metadata(
         {
@@ -91,6 +109,7 @@ def backup_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResourc
             "sha256": manifest["sha256"],
             "dagster_database": (manifest.get("dagster") or {}).get("database") or "none",
             "pruned": len(pruned["deleted"]),
+            "orphans_deleted": len(pruned["orphans_deleted"]),
         }
     )
     return {k: manifest[k] for k in ("id", "file", "sha256", "size", "rows", "tables")} | {

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from timbel_dagster.jobs.backup import backup
+from timbel_dagster.jobs.base_backup import base_backup
 from timbel_dagster.jobs.builds import follow_build, trigger_build
 from timbel_dagster.jobs.deploy import deploy
 from timbel_dagster.jobs.executors import ml_executor
@@ -159,5 +160,6 @@ def defs(
             delete_tenant_job,
             scan_images,
             backup,
+            base_backup,
         ]
     )

@@ -6,7 +6,11 @@ import dagster as dg
 
 from timbel_dagster.assets.audit.report import audit_report_schedule
 from timbel_dagster.jobs.definitions import delivery_ingestion_job
-from timbel_dagster.sensors.backups import backup_monitor, backup_schedule
+from timbel_dagster.sensors.backups import (
+    backup_monitor,
+    backup_schedule,
+    base_backup_schedule,
+)
 from timbel_dagster.sensors.builds import gitlab_pipeline_sensor, jenkins_build_sensor
 from timbel_dagster.sensors.clusters import cluster_discovery_sensor, cluster_metrics_schedule
 from timbel_dagster.sensors.grants import run_grant_sensor
@@ -50,6 +54,7 @@ def defs() -> dg.Definitions:
             audit_report_schedule,
             ml_retrain_schedule,
             backup_schedule,
+            base_backup_schedule,
             slo_status_schedule,
         ],
         sensors=[

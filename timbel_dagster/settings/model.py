@@ -387,6 +387,13 @@ class Settings(BaseSettings):
     timbel_backup_keep_monthly: int = Field(
         12, ge=0, description="Retention: the newest good backup of each of the last N months."
     )
+    timbel_backup_orphan_hours: float = Field(
+        48,
+        ge=1,
+        description="`timbel backup prune` deletes a backup's data left without a manifest "
+        "and without a catalogue row once the backup started this long ago; younger, it may "
+        "be a backup still being written. Longer than any backup runs.",
+    )
     # Point-in-time recovery (docs/operations.md "Point-in-time recovery").
     timbel_base_backup_dir: Path | None = Field(
         None,
@@ -397,6 +404,12 @@ class Settings(BaseSettings):
         None,
         description="The directory the server's archive_command copies WAL segments into, "
         "which `timbel backup pitr` replays (default TIMBEL_HOME/wal-archive).",
+    )
+    timbel_base_backup_keep: int = Field(
+        4,
+        ge=1,
+        description="Base backups the `base_backup` job (and `timbel backup prune-bases`) keeps, "
+        "the newest; archived WAL before the oldest kept one is removed.",
     )
     timbel_pg_bindir: Path | None = Field(
         None,

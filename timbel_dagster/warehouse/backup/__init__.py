@@ -6,6 +6,7 @@
   row counts and per-table checksums);
 - operations.py, restore.py: create, list, verify; restore;
 - retention.py: which backups to keep (7 daily, 4 weekly, 12 monthly) and prune;
+- orphans.py: data no manifest lists (a failed delete's), and when a prune may delete it;
 - catalogue.py: the `backups` table (good, failed, pruned) and its state for the monitor;
 - configured.py: all of it as the settings configure it.
 
@@ -14,6 +15,8 @@ Point-in-time recovery of a PostgreSQL cluster (issue 17 item 2):
 - wal.py: WAL segment names, timelines, the archive check, the archive_command's copy;
 - archive_command.py: that copy as a standard-library-only `python -m` archive_command;
 - basebackup.py: base backups with pg_basebackup, verified, and the PostgreSQL programs;
+- base_record.py: a base backup taken, failed or pruned, in the warehouse's audit log;
+- base_retention.py: keep the newest N base backups, and the archived WAL they need;
 - pitr.py: choose the base backup, check everything, build the recovered data directory;
 - recovered_server.py: start it, follow it to its target, read where it stopped.
 """

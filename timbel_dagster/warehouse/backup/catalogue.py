@@ -1,9 +1,12 @@
 """The `backups` catalogue table: what the warehouse knows of its own backups.
 
 Rows are written by create (good), by a create that failed (failed, with the error; no file)
-and by the retention (pruned). The `ops/backups` asset and the `backup_monitor` rules read
-`catalogue_state`. A warehouse older than revision 0024 has no catalogue, and one at 0024 no
-status column: writes skip what is not there, so a backup of an old schema still works.
+and by the retention: `pruning` before it deletes anything of a backup, `pruned` once every
+file of it is gone. A row left `pruning` is how the next prune knows that data without a
+manifest is what an earlier prune failed to delete (orphans.py). The `ops/backups` asset
+and the `backup_monitor` rules read `catalogue_state`. A warehouse older than revision 0024
+has no catalogue, and one at 0024 no status column: writes skip what is not there, so a
+backup of an old schema still works.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.backups import BackupRecord
 
-GOOD, FAILED, PRUNED = "good", "failed", "pruned"
+GOOD, FAILED, PRUNING, PRUNED = "good", "failed", "pruning", "pruned"
 _ERROR_CHARS = 2000
 
 
@@ -65,6 +68,13 @@ def record_good(
     )
 
 
+def no_warehouse(database_url: str) -> bool:
+    """A SQLite warehouse whose file does not exist: nothing to read, and none to create only
+    to record a backup in."""
+    url = make_url(database_url)
+    return url.get_backend_name() == "sqlite" and not Path(str(url.database)).is_file()
+
+
 def record_failed(
     database_url: str,
     backup_id: str,
@@ -79,9 +89,8 @@ def record_failed(
     when the warehouse cannot take it (unreachable, or a schema without the status column:
     the caller's error is what matters then, so this never raises)."""
     message = (f"{type(error).__name__}: {error}")[:_ERROR_CHARS]
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and not Path(str(url.database)).is_file():
-        return False  # no warehouse to record it in, and none to create only for that
+    if no_warehouse(database_url):
+        return False
     try:
         with get_engine(database_url).begin() as connection:
             if "status" not in _columns(connection):
@@ -102,16 +111,47 @@ def record_failed(
     return True
 
 
-def mark_pruned(connection: Connection, backup_ids: list[str], at: dt.datetime) -> int:
-    """Mark the rows of backups the retention deleted; how many rows there were."""
+def read_statuses(database_url: str) -> dict[str, str] | None:
+    """Every catalogued backup's status by id; None when the warehouse has no catalogue with a
+    status (none at all, or before 0025). An unreachable warehouse raises."""
+    if no_warehouse(database_url):
+        return None
+    with get_engine(database_url).connect() as connection:
+        if "status" not in _columns(connection):
+            return None
+        table = BackupRecord.__table__
+        return dict(connection.execute(select(table.c.id, table.c.status)).tuples().all())
+
+
+def _move(
+    connection: Connection, backup_ids: list[str], before: tuple[str, ...], **values: Any
+) -> int:
     if not backup_ids or "status" not in _columns(connection):
         return 0
     result = connection.execute(
         update(BackupRecord)
-        .where(BackupRecord.id.in_(backup_ids))
-        .values(status=PRUNED, pruned_at=at)
+        .where(BackupRecord.id.in_(backup_ids), BackupRecord.status.in_(before))
+        .values(**values)
     )
     return int(result.rowcount or 0)
+
+
+def mark_pruning(connection: Connection, backup_ids: list[str]) -> int:
+    """Good backups the retention is about to delete (committed before the store is touched,
+    so a delete that fails half way is remembered); how many rows changed."""
+    return _move(connection, backup_ids, (GOOD,), status=PRUNING)
+
+
+def mark_kept(connection: Connection, backup_ids: list[str]) -> int:
+    """Back to good: backups left `pruning` whose manifest is still there (nothing of them was
+    deleted) and that the retention now keeps (its counts were raised)."""
+    return _move(connection, backup_ids, (PRUNING,), status=GOOD)
+
+
+def mark_pruned(connection: Connection, backup_ids: list[str], at: dt.datetime) -> int:
+    """Mark the rows of backups whose files the retention deleted, all of them; how many rows
+    changed (a failed backup stays failed: it never was a backup to prune)."""
+    return _move(connection, backup_ids, (GOOD, PRUNING), status=PRUNED, pruned_at=at)
 
 
 @dataclass(frozen=True)
@@ -121,7 +161,7 @@ class CatalogueState:
     last_good_at: dt.datetime | None
     last_good_id: str | None
     last_good_size: int | None
-    good: int  # backups kept in the store (good, not pruned)
+    good: int  # backups kept in the store (good: not pruning, not pruned)
     failed_last_day: int
     first_attempt_at: dt.datetime | None  # None: no backup was ever tried here
     latest_id: str | None
@@ -153,7 +193,7 @@ def catalogue_state(connection: Connection, now: dt.datetime) -> CatalogueState 
     ).first()  # fmt: skip
     latest = connection.execute(
         select(table.c.id, table.c.status, table.c.error)
-        .where(table.c.status != PRUNED, table.c.created_at <= now)
+        .where(table.c.status.not_in((PRUNING, PRUNED)), table.c.created_at <= now)
         .order_by(table.c.created_at.desc()).limit(1)
     ).first()  # fmt: skip
     kept, first = connection.execute(

@@ -3,6 +3,7 @@ the `backup` job alike: the store, the keys, Dagster's database and the retentio
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from timbel_dagster.settings.dagster_storage import DagsterStorageError, dagster_postgres_url
@@ -50,3 +51,9 @@ def retention_policy(settings: Settings) -> Policy:
         weekly=settings.timbel_backup_keep_weekly,
         monthly=settings.timbel_backup_keep_monthly,
     )
+
+
+def orphan_age(settings: Settings) -> dt.timedelta:
+    """How old a backup's data without a manifest or a catalogue row must be before a prune
+    deletes it (orphans.find_orphans)."""
+    return dt.timedelta(hours=settings.timbel_backup_orphan_hours)

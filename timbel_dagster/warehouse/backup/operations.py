@@ -9,7 +9,6 @@ SHA-256 and size.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -178,7 +177,8 @@ def create_backup(
 
     The backup appears under its name only once complete (the data first, then the manifest
     that lists it); its audit head is appended to `anchor_file`, and a `backup.create` event
-    to the audit log. A backup that fails leaves no file and, in a warehouse that has the
+    to the audit log. A backup that fails, its manifest's write included, leaves no file (or,
+    when a delete fails too, files the next prune deletes) and, in a warehouse that has the
     catalogue's status (0025), a `failed` row with its error (the `backup_monitor` rules).
     """
     kind = sources.backend(database_url)
@@ -187,6 +187,7 @@ def create_backup(
     now = dt.datetime.now(dt.UTC)
     backup_id = new_backup_id(kind, now)
     data_name = backup_id + DATA_SUFFIX
+    manifest_name = backup_id + MANIFEST_SUFFIX
     written: list[str] = []
     try:
         written.append(data_name)
@@ -195,33 +196,40 @@ def create_backup(
         if dagster_url is not None:
             written.append(backup_id + DAGSTER_SUFFIX)
             dagster = _dump(dagster_url, store, keys, written[-1], progress, chunk_size)
+        seen = warehouse.seen
+        manifest = sign_manifest(
+            keys,
+            {
+                "format": FORMAT_VERSION,
+                "id": backup_id,
+                "created_at": now.isoformat(),
+                "source": kind,
+                "schema_revision": seen["schema_revision"],
+                "audit_head": seen["audit_head"],
+                **warehouse.part(),
+                "chunk_size": chunk_size,
+                "encryption": "AES-256-GCM, chunked (docs/operations.md, Backups)",
+                "dagster": dagster.part() if dagster else None,
+            },
+        )
+        _check_still_there(store, written)
+        # Removed first should its put fail: a put that reported an error may have landed.
+        written.insert(0, manifest_name)
+        store.put(manifest_name, [json.dumps(manifest, indent=2).encode()])
     except Exception as error:
-        # Nothing is listed without a manifest; the files are removed all the same.
+        # Nothing is listed without a manifest; the files are removed all the same. A delete
+        # that fails stops the rest (a manifest that stays keeps the data it lists), and what
+        # stays is the next prune's: the failed row says the backup ended (orphans.py).
         for name in written:
-            with contextlib.suppress(Exception):
+            try:
                 store.delete(name)
+            except Exception:  # the backup's own error is the one raised
+                break
         catalogue.record_failed(
             database_url, backup_id, created_at=now, source=kind,
             location=store.where(data_name), actor=actor, error=error,
         )  # fmt: skip
         raise
-    seen = warehouse.seen
-    manifest = sign_manifest(
-        keys,
-        {
-            "format": FORMAT_VERSION,
-            "id": backup_id,
-            "created_at": now.isoformat(),
-            "source": kind,
-            "schema_revision": seen["schema_revision"],
-            "audit_head": seen["audit_head"],
-            **warehouse.part(),
-            "chunk_size": chunk_size,
-            "encryption": "AES-256-GCM, chunked (docs/operations.md, Backups)",
-            "dagster": dagster.part() if dagster else None,
-        },
-    )
-    store.put(backup_id + MANIFEST_SUFFIX, [json.dumps(manifest, indent=2).encode()])
     head = seen["audit_head"]
     if head is not None:
         AnchorFile(anchor_file).append((head["id"], head["hash"]), by=f"backup {backup_id}")
@@ -243,6 +251,22 @@ def create_backup(
                 },
             )
     return manifest
+
+
+def _check_still_there(store: BackupStore, names: list[str]) -> None:
+    """BackupError when a file of this backup is gone before its manifest is written: a prune
+    deletes data without a manifest once its backup started TIMBEL_BACKUP_ORPHAN_HOURS ago,
+    so a backup that ran longer fails here instead of signing a manifest for nothing."""
+    for name in names:
+        try:
+            with store.open(name):
+                pass
+        except FileNotFoundError:
+            raise BackupError(
+                f"{store.where(name)} is gone from the store before the backup's manifest was "
+                "written: a prune deleted it as an orphan (did the backup run longer than "
+                "TIMBEL_BACKUP_ORPHAN_HOURS?)"
+            ) from None
 
 
 def _database_name(url: str) -> str:

@@ -10,7 +10,9 @@ calendar days: when backups stop, the retention does not eat the ones that are l
 restic's and borg's `--keep-daily` do). A failed backup, or one whose manifest fails its check,
 is never good: it neither fills a period nor is deleted here.
 
-`plan_retention` is the pure selection; `prune_backups` applies it to a store.
+`plan_retention` is the pure selection; `prune_backups` applies it to a store, and deletes
+the data files no manifest lists any more (`find_orphans`: left by a prune or a backup that
+failed half way), never those of a backup still being written.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any
 
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup import catalogue
-from timbel_dagster.warehouse.backup.crypto import BackupKeys
+from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import list_backups
+from timbel_dagster.warehouse.backup.orphans import ORPHAN_AGE, find_orphans, span, time_of_id
 from timbel_dagster.warehouse.backup.store import (
     DAGSTER_SUFFIX,
     DATA_SUFFIX,
@@ -93,6 +96,15 @@ def plan_retention(candidates: Iterable[Candidate], policy: Policy) -> Plan:
     return plan
 
 
+class PruneIncomplete(BackupError):
+    """Some files could not be deleted; everything else was done and recorded. `result` is
+    what `prune_backups` would have returned, with `failed` naming each file and its error."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def prune_backups(
     store: BackupStore,
     keys: BackupKeys,
@@ -101,51 +113,112 @@ def prune_backups(
     database_url: str | None,
     actor: str,
     dry_run: bool = False,
+    orphan_age: dt.timedelta = ORPHAN_AGE,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Apply the policy to the backups in `store`: delete the others (each backup's manifest
-    first, so it stops being listed before its files go), mark their catalogue rows `pruned`
-    and record `backup.prune` in the audit log. With `dry_run`, only the plan."""
+    first, so it stops being listed before its files go) and the orphans `find_orphans` says
+    may go, mark their catalogue rows and record `backup.prune` in the audit log. With
+    `dry_run`, only the plan (the catalogue is read, nothing is written).
+
+    Nothing is leaked when a delete fails: the backups to delete are marked `pruning` in the
+    catalogue before the store is touched, a failure stops only that backup's deletes (never
+    its data before its manifest), the others go on, and the next prune finds the data left
+    without a manifest and deletes it. Then PruneIncomplete names what is left.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    # The catalogue before the store (find_orphans says why).
+    statuses = catalogue.read_statuses(database_url) if database_url is not None else None
+    known = statuses or {}
+    recorded = database_url if statuses is not None else None  # where the catalogue is
     listed = list_backups(store, keys)
+    orphans = find_orphans(store, known, now=now, orphan_age=orphan_age)
     candidates = [
         Candidate(
             b["id"],
             dt.datetime.fromisoformat(b["created_at"])
             if b.get("created_at")
-            else _time_of_id(b["id"]),
+            else time_of_id(b["id"]),
             good=b.get("problem") is None,
         )
         for b in listed
     ]
     plan = plan_retention(candidates, policy)
-    result = {"keep": plan.keep, "delete": plan.delete, "not_good": plan.not_good,
-              "dry_run": dry_run, "deleted": []}  # fmt: skip
-    if dry_run or not plan.delete:
+    result: dict[str, Any] = {
+        "keep": plan.keep, "delete": plan.delete, "not_good": plan.not_good,
+        "orphans": [o.as_dict() for o in orphans], "dry_run": dry_run,
+        "deleted": [], "orphans_deleted": [], "failed": [],
+    }  # fmt: skip
+    doomed = [o for o in orphans if o.delete]
+    in_store = {b["id"] for b in listed} | {o.id for o in orphans}
+    # A prune whose deletes all worked but whose record was lost left rows `pruning` with
+    # nothing in the store; kept backups left `pruning` were never touched (their manifest is
+    # there) and are good again.
+    finished = [i for i, s in known.items() if s == catalogue.PRUNING and i not in in_store]
+    revived = [i for i in plan.keep if known.get(i) == catalogue.PRUNING]
+    if dry_run or not (plan.delete or doomed or finished or revived):
         return result
+    if recorded is not None:
+        with get_engine(recorded).begin() as connection:
+            catalogue.mark_pruning(connection, plan.delete + [o.id for o in doomed])
+            catalogue.mark_kept(connection, revived)
     try:
         for backup_id in plan.delete:
-            store.delete(backup_id + MANIFEST_SUFFIX)
-            for suffix in (DATA_SUFFIX, DAGSTER_SUFFIX):
-                store.delete(backup_id + suffix)
-            result["deleted"].append(backup_id)
+            names = [backup_id + s for s in (MANIFEST_SUFFIX, DATA_SUFFIX, DAGSTER_SUFFIX)]
+            if _delete_in_order(store, backup_id, names, result["failed"]):
+                result["deleted"].append(backup_id)
+        for orphan in doomed:
+            if _delete_in_order(store, orphan.id, list(orphan.files), result["failed"]):
+                result["orphans_deleted"].append(orphan.id)
     finally:
-        # Also when a delete fails half way: the backups whose files are all gone are
-        # recorded (only those: one whose files are still there is not called pruned).
-        if database_url is not None and result["deleted"]:
-            _record_pruned(database_url, actor, result["deleted"], plan)
+        # Also when something raised half way: what is gone is recorded, and only that.
+        if recorded is not None:
+            _record_pruned(recorded, actor, result, plan, finished)
+    if result["failed"]:
+        raise PruneIncomplete(
+            _incomplete(result["failed"], recorded is not None, orphan_age), result
+        )
     return result
 
 
-def _record_pruned(database_url: str, actor: str, deleted: list[str], plan: Plan) -> None:
-    # The store, the truth about which backups exist, is pruned first; a warehouse without
-    # the catalogue's status (before 0025) keeps no trace of it.
+def _delete_in_order(
+    store: BackupStore, backup_id: str, names: list[str], failed: list[dict[str, str]]
+) -> bool:
+    """Delete `names` in order, stopping at the first that fails (a manifest whose delete
+    failed keeps its data: what is listed stays whole); whether all went."""
+    for name in names:
+        try:
+            store.delete(name)
+        except Exception as error:  # any store's error: the rest goes on, the next prune retries
+            failed.append(
+                {"id": backup_id, "file": name, "error": f"{type(error).__name__}: {error}"}
+            )
+            return False
+    return True
+
+
+def _incomplete(failed: list[dict[str, str]], remembered: bool, orphan_age: dt.timedelta) -> str:
+    files = ", ".join(f"{f['file']} ({f['error']})" for f in failed)
+    later = (
+        "the catalogue keeps their backups `pruning` and the next prune deletes what is left"
+        if remembered
+        else f"the next prune deletes what is left once it is {span(orphan_age)} old "
+        "(no catalogue remembers it)"
+    )
+    return f"could not delete {files}; {later}"
+
+
+def _record_pruned(
+    database_url: str, actor: str, result: dict[str, Any], plan: Plan, finished: list[str]
+) -> None:
+    # The store, the truth about which backups exist, is pruned first.
+    gone = result["deleted"] + result["orphans_deleted"] + finished
+    if not gone and not result["failed"]:
+        return
     with get_engine(database_url).begin() as connection:
-        if catalogue.has_status(connection):
-            catalogue.mark_pruned(connection, deleted, dt.datetime.now(dt.UTC))
-            append_event(
-                connection, actor=actor, action="backup.prune", target=None,
-                details={"deleted": deleted, "kept": sorted(plan.keep)},
-            )  # fmt: skip
-
-
-def _time_of_id(backup_id: str) -> dt.datetime:
-    return dt.datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        catalogue.mark_pruned(connection, gone, dt.datetime.now(dt.UTC))
+        append_event(
+            connection, actor=actor, action="backup.prune", target=None,
+            details={"deleted": result["deleted"], "kept": sorted(plan.keep),
+                     "orphans_deleted": result["orphans_deleted"], "failed": result["failed"]},
+        )  # fmt: skip

@@ -62,7 +62,7 @@ class DirectoryStore:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
     @contextmanager
     def open(self, name: str) -> Iterator[BinaryIO]:
@@ -82,10 +82,10 @@ class DirectoryStore:
 
     def delete(self, name: str) -> None:
         (self.directory / name).unlink(missing_ok=True)
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -33,8 +33,9 @@ class BackupRecord(Base):
     schema_revision: Mapped[str | None] = mapped_column(String(32))
     audit_head_id: Mapped[int | None] = mapped_column(Integer)
     audit_head_hash: Mapped[str | None] = mapped_column(String(64))
-    # good | failed (no file: size 0, no tables; `error` says why) | pruned (deleted from the
-    # store by the retention at `pruned_at`)
+    # good | failed (no file: size 0, no tables; `error` says why) | pruning (the retention is
+    # deleting it, or failed to delete some of its files: the next prune finishes) | pruned
+    # (every file deleted from the store by the retention at `pruned_at`)
     status: Mapped[str] = mapped_column(String(16), server_default="good")
     error: Mapped[str | None] = mapped_column(Text)
     pruned_at: Mapped[dt.datetime | None]

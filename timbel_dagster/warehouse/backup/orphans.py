@@ -1,0 +1,100 @@
+"""Data in the backup store that no manifest lists (an orphan), and whether a prune may delete
+it: a backup being written looks exactly like one, so the rule is `find_orphans`'."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from timbel_dagster.warehouse.backup import catalogue
+from timbel_dagster.warehouse.backup.operations import BACKUP_ID
+from timbel_dagster.warehouse.backup.store import (
+    DAGSTER_SUFFIX,
+    DATA_SUFFIX,
+    MANIFEST_SUFFIX,
+    BackupStore,
+)
+
+# Data without a manifest and without a catalogue row is deleted once its backup started this
+# long ago (TIMBEL_BACKUP_ORPHAN_HOURS); a backup still running is younger.
+ORPHAN_AGE = dt.timedelta(hours=48)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """Data in the store without a manifest: no listing shows it, so only this finds it."""
+
+    id: str
+    files: tuple[str, ...]
+    why: str
+    delete: bool  # False: it may belong to a backup still being written
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "files": list(self.files), "why": self.why, "delete": self.delete}
+
+
+def find_orphans(
+    store: BackupStore,
+    statuses: dict[str, str],
+    *,
+    now: dt.datetime,
+    orphan_age: dt.timedelta,
+) -> list[Orphan]:
+    """The backups whose data files are in the store without their manifest, and whether a
+    prune may delete them.
+
+    A backup writes its data first and its manifest last, so a backup being written right now
+    looks exactly like an orphan. The rule that tells them apart:
+    - a catalogue row says the backup has ended: a good row is written after its manifest, a
+      failed one after its files were removed (or failed to be), and `pruning` / `pruned`
+      by the retention. Its data without a manifest is left over: deleted at once;
+    - with no row (a backup killed before it could write one, a warehouse without the
+      catalogue, or a backup still running), only once its id, the time it started, is
+      older than `orphan_age` (TIMBEL_BACKUP_ORPHAN_HOURS, 48 h): no backup runs that long.
+
+    `statuses` must be read before this lists the store: a row read first was written before
+    the listing, so its backup's manifest, written before the row, is in the listing unless
+    it was deleted since.
+    """
+    with_manifest = {n.removesuffix(MANIFEST_SUFFIX) for n in store.names(MANIFEST_SUFFIX)}
+    files: dict[str, list[str]] = {}
+    for name in store.names(DATA_SUFFIX):  # `ID.dagster.tbk` ends with `.tbk` too
+        backup_id = name.removesuffix(
+            DAGSTER_SUFFIX if name.endswith(DAGSTER_SUFFIX) else DATA_SUFFIX
+        )
+        if BACKUP_ID.match(backup_id) and backup_id not in with_manifest:
+            files.setdefault(backup_id, []).append(name)
+    found = []
+    for backup_id, names in sorted(files.items()):
+        why, delete = _judge(statuses.get(backup_id), now - time_of_id(backup_id), orphan_age)
+        found.append(Orphan(backup_id, tuple(sorted(names)), why, delete))
+    return found
+
+
+def _judge(status: str | None, age: dt.timedelta, orphan_age: dt.timedelta) -> tuple[str, bool]:
+    """Why an orphan is one, and whether it may be deleted (find_orphans' rule)."""
+    if status == catalogue.PRUNING:
+        return "an earlier prune deleted its manifest, not this (catalogue: pruning)", True
+    if status is not None:
+        return f"no manifest, and the catalogue says the backup ended ({status})", True
+    if age >= orphan_age:
+        return (
+            f"no manifest and no catalogue row, started {span(age)} ago: a backup killed "
+            "before its manifest"
+        ), True
+    return (
+        f"no manifest yet, started {span(age)} ago: a backup may still be writing it; "
+        f"deleted once {span(orphan_age)} old"
+    ), False
+
+
+def time_of_id(backup_id: str) -> dt.datetime:
+    """When a backup started, from its id (`20261205T120000Z-...`)."""
+    return dt.datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+
+
+def span(length: dt.timedelta) -> str:
+    """`5 min`, `48 h`: for messages."""
+    minutes = length.total_seconds() / 60
+    return f"{minutes:.0f} min" if minutes < 60 else f"{minutes / 60:.0f} h"
