@@ -84,3 +84,21 @@ def test_a_bare_clone_reads_like_its_work_tree(repo: Path, tmp_path: Path) -> No
     """A user may point Timbel at a bare mirror: same commits, same metrics."""
     _git(tmp_path, "clone", "-q", "--bare", str(repo), "mirror.git")
     assert commit_metrics(tmp_path / "mirror.git") == commit_metrics(repo)
+
+
+def test_a_partial_clone_whose_remote_is_gone_says_what_is_missing(tmp_path: Path) -> None:
+    """A blobless clone fetches file contents on demand; with its remote gone, git log's line
+    counts fail, and the error says why and what to do rather than only git's last line."""
+    source = tmp_path / "source"
+    source.mkdir()
+    _git(source, "init", "-q", "-b", "main")
+    (source / "a.txt").write_text("one\n")
+    _git(source, "add", "a.txt")
+    _git(source, "commit", "-q", "-m", "one")
+    (source / "a.txt").write_text("one\ntwo\n")
+    _git(source, "commit", "-q", "-am", "two")
+    _git(source, "config", "uploadpack.allowFilter", "true")
+    _git(tmp_path, "clone", "-q", "--no-checkout", "--filter=blob:none", source.as_uri(), "copy")
+    source.rename(tmp_path / "gone")
+    with pytest.raises(ValueError, match=r"git log failed .*lacks objects.*partial clone"):
+        list(git_history.iter_commits(tmp_path / "copy"))

@@ -227,6 +227,19 @@ def _records(stream: Iterator[bytes]) -> Iterator[str]:
     yield "".join(partial)
 
 
+def _missing_objects_hint(reason: str) -> str:
+    """What to do when git could not read an object: line counts need every changed file's
+    contents, which a partial (blobless) clone fetches on demand from its remote, and that
+    fails when the remote is unreachable or the clone was copied without it."""
+    if "unable to read" in reason or "could not fetch" in reason or "missing blob" in reason:
+        return (
+            " (the repository lacks objects the line counts need: is it a partial clone? "
+            "Run `git fetch --refetch` with its remote reachable, or point Timbel at a full "
+            "clone)"
+        )
+    return ""
+
+
 def iter_commits(repo: Path) -> Iterator[RawCommit]:
     """Every non-merge commit reachable from HEAD, oldest first, from one `git log` process.
 
@@ -245,15 +258,25 @@ def iter_commits(repo: Path) -> Iterator[RawCommit]:
             command, stdout=subprocess.PIPE, stderr=errors, env=git_environment()
         )
         assert process.stdout is not None
+        unparsed: ValueError | None = None
         try:
             chunks = iter(lambda: process.stdout.read(_CHUNK), b"")  # type: ignore[union-attr]
             for record in _records(chunks):
                 if record:
                     yield _parse(record)
+        except ValueError as error:
+            # git stopping half way (e.g. an object it cannot read) cuts its last record
+            # short: its own error, read below, is the one to report, not the parse failure.
+            unparsed = error
         finally:
             process.stdout.close()
             returncode = process.wait()
+        if returncode == 0 and unparsed is not None:
+            raise unparsed
         if returncode != 0:
             errors.seek(0)
             lines = errors.read().decode(errors="replace").strip().splitlines()
-            raise ValueError(f"git log failed in {repo}: {(lines or ['no message'])[-1]}")
+            reason = (lines or ["no message"])[-1]
+            raise ValueError(
+                f"git log failed in {repo}: {reason}{_missing_objects_hint(reason)}"
+            ) from unparsed
