@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.ml.test_change_metrics import _commit, _git, _write
 from timbel_dagster.assets.cicd.commits import commits
@@ -87,6 +87,39 @@ def test_a_local_repository_is_stored_then_read_incrementally(
     second = _run(warehouse_url, tmp_path / "home", str(repo))
     assert _value(second, "rows_written") == 2  # only the new commits
     assert len(_stored(warehouse_url)) == 5
+
+
+def test_commits_stored_without_the_file_history_are_completed_by_the_next_run(
+    warehouse_url: str, tmp_path: Path
+) -> None:
+    """Rows from before migration 0029 have NULL file history: the next run walks the
+    repository again and fills them in, then stops walking."""
+    repo = tmp_path / "service"
+    _repository(repo)
+    _write(repo, "src/file0.py", "line 0\nfixed\n")
+    _commit(repo, "Fix file0", "carol", 3)
+    _write(repo, "src/file0.py", "line 0\nfixed\nagain\n")
+    _commit(repo, "Extend file0", "carol", 4)
+    _run(warehouse_url, tmp_path / "home", str(repo))
+
+    def history() -> list[tuple]:
+        with get_engine(warehouse_url).connect() as connection:
+            return connection.execute(
+                select(Commit.message, Commit.prior_fixes, Commit.recent_churn).order_by(
+                    Commit.committed_at
+                )
+            ).all()
+
+    complete = history()
+    # Fix file0 saw Change 0's line (3 days before); Extend file0 saw the fix and both.
+    assert complete[-2:] == [("Fix file0", 0.0, 1.0), ("Extend file0", 1.0, 2.0)]
+    with get_engine(warehouse_url).begin() as connection:
+        connection.execute(update(Commit).values(prior_fixes=None, recent_churn=None))
+    again = _run(warehouse_url, tmp_path / "home", str(repo))
+    assert _value(again, "commits_walked") == 5 and _value(again, "rows_written") == 5
+    assert history() == complete
+    settled = _run(warehouse_url, tmp_path / "home", str(repo))
+    assert _value(settled, "commits_walked") == 0 and _value(settled, "rows_written") == 0
 
 
 def test_no_warehouse_connection_is_held_while_git_walks_the_history(

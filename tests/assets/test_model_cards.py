@@ -79,6 +79,25 @@ def test_the_risk_card_changes_with_its_inputs(evaluation: dict, table: pd.DataF
     assert render(risk_card(evaluation, 3, table, None, None)) != base
 
 
+@pytest.mark.parametrize(
+    ("features", "said"),
+    [
+        (None, None),  # stored before the evaluation named its features
+        (["la", "prior_fixes", "recent_churn"], None),
+        (["la", "recent_churn"], "history (prior_fixes): it takes one value"),
+        (["la"], "history (prior_fixes and recent_churn): it takes one value"),
+    ],
+)
+def test_the_risk_card_says_when_the_file_history_is_not_used(
+    features: list[str] | None, said: str | None
+) -> None:
+    evaluation = EVALUATION | ({"features": features} if features is not None else {})
+    text = render(risk_card(evaluation, 3, _table(), None, None))
+    assert ("It does not use the touched files' history" in text) is (said is not None)
+    if said is not None:
+        assert said in text and "the sample organisation's commits have no files" in text
+
+
 def test_a_stored_evaluation_without_figures_is_not_evaluated_and_says_why() -> None:
     old = {"n_train": 80}
     text = render(risk_card(old, 2, _table(), None, None))

@@ -1,5 +1,6 @@
-"""Kamei change metrics on small git repositories built with known authors, dates and edits,
-on this project's own history, per deployment, through the CLI and into the warehouse."""
+"""Kamei change metrics and the file-history metrics on small git repositories built with
+known authors, dates and edits, on this project's own history, per deployment, through the
+CLI and into the warehouse."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+from fractions import Fraction
 from math import log2
 from pathlib import Path
 
@@ -18,10 +20,12 @@ from timbel_dagster.ml.changes.deployments import aggregate_per_deployment, depl
 from timbel_dagster.ml.changes.metrics import (
     FIX_PATTERN,
     METRIC_NAMES,
+    RECENT_CHURN_DAYS,
     CommitMetrics,
     commit_metrics,
     entropy,
 )
+from timbel_dagster.records.delivery import HISTORY_MEASURES
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 DAY = 86_400
@@ -143,6 +147,89 @@ def test_every_metric_of_every_commit(metrics: list[CommitMetrics], index: int, 
     )
 
 
+# (prior_fixes, recent_churn) of the same eight commits. C5 counts C2's fix of src/app.py and
+# C6 counts C5's of lib/helpers.py; C2 and C3 see C1's lines (10 days before or less), C5 sees
+# C4's rename edit (1 day), C8 sees C6's README line (2 days); C3's lines of the guide that C8
+# deletes are 782 days old.
+EXPECTED_HISTORY = [(0, 0), (0, 10), (0, 10), (0, 0), (1, 2), (1, 0), (0, 0), (0, 1)]
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"), list(enumerate(EXPECTED_HISTORY)), ids=[e[0] for e in EXPECTED]
+)
+def test_file_history_of_every_commit(
+    metrics: list[CommitMetrics], index: int, expected: tuple[int, int]
+) -> None:
+    commit = metrics[index]
+    assert (commit.prior_fixes, commit.recent_churn) == expected
+
+
+@pytest.fixture(scope="module")
+def file_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fixes on one file and not another, a rename, a merged side branch whose merge says
+    "bugfix", and changes to w.py exactly 30 days and 30 days and a second before a later one."""
+    repo = tmp_path_factory.mktemp("file_history")
+    _git(repo, "init", "-q", "-b", "main")
+    _write(repo, "a.py", _lines("a", 10))
+    _write(repo, "b.py", _lines("b", 5))
+    _commit(repo, "Add a and b", "alice", 0)  # D1
+    _write(repo, "a.py", "A0\n" + _lines("a", 10)[3:])
+    _commit(repo, "Fix crash in a", "alice", 1)  # D2: a fix, +1 -1
+    _write(repo, "b.py", _lines("b", 8))
+    _commit(repo, "Extend b", "bob", 2)  # D3: +3
+    _git(repo, "mv", "a.py", "c.py")
+    _write(repo, "c.py", "A0\nA1\n" + _lines("a", 10)[6:])
+    _commit(repo, "Move a to c", "bob", 3)  # D4: renamed, +1 -1
+    _git(repo, "checkout", "-q", "-b", "side")
+    _write(repo, "c.py", "A0\nA1\nA2\n" + _lines("a", 10)[9:])
+    _commit(repo, "Fix typo in c", "carol", 4)  # D5: a fix on a side branch, +1 -1
+    _git(repo, "checkout", "-q", "main")
+    _write(repo, "b.py", _lines("b", 9))
+    _commit(repo, "Touch b", "alice", 5)  # D6: +1
+    # A merge that says "bugfix" and repeats D5's edit in its diff: neither may count.
+    _git(repo, "merge", "-q", "--no-ff", "-m", "Merge bugfix branch", "side", day=6)
+    _write(repo, "c.py", "A0\nA1\nA2\n" + _lines("a", 10)[9:] + "c\n")
+    _write(repo, "b.py", _lines("b", 10))
+    _commit(repo, "Fix both", "alice", 7)  # D7: a fix of both files, +1 each
+    _write(repo, "c.py", "A0\nA1\nA2\n" + _lines("a", 10)[9:] + "c\nd\n")
+    _write(repo, "b.py", _lines("b", 11))
+    _commit(repo, "Edit both", "bob", 8)  # D8: +1 each
+    _write(repo, "w.py", _lines("w", 4))
+    _commit(repo, "Add w", "alice", 100)  # W1: +4
+    second = Fraction(1, DAY)
+    _write(repo, "w.py", _lines("w", 5))
+    _commit(repo, "Grow w", "alice", 100 + second)  # W2: +1, a second after W1
+    _write(repo, "w.py", _lines("w", 6))
+    _commit(repo, "Grow w again", "bob", 100 + RECENT_CHURN_DAYS + second)  # X: 30 days after W2
+    return repo
+
+
+FILE_HISTORY = [
+    # message, prior_fixes, recent_churn
+    ("Add a and b", 0, 0),
+    ("Fix crash in a", 0, 10),  # its own fix does not count for itself
+    ("Extend b", 0, 5),  # D2 fixed a.py, not b.py
+    ("Move a to c", 1, 12),  # c.py carries a.py's fix (D2) and lines (D1 10 + D2 2)
+    ("Fix typo in c", 1, 14),  # + D4's 2 lines
+    ("Touch b", 0, 8),  # b.py: D1 5 + D3 3
+    ("Fix both", 2, 16 + 9),  # D2 and D5, not the merge; c.py 10+2+2+2, b.py 5+3+1
+    ("Edit both", 3, 17 + 10),  # D2, D5, D7 (D7 fixed both files: one commit)
+    ("Add w", 0, 0),  # D1 to D8 are 92 days and more before
+    ("Grow w", 0, 4),
+    ("Grow w again", 0, 1),  # W2 exactly 30 days before counts; W1 a second more does not
+]
+
+
+def test_file_history_fixes_renames_merges_and_the_window_edge(file_history: Path) -> None:
+    found = commit_metrics(file_history)
+    assert [(c.message, c.prior_fixes, c.recent_churn) for c in found] == FILE_HISTORY
+    first, second, last = found[-3:]
+    window = dt.timedelta(days=RECENT_CHURN_DAYS)
+    assert last.committed_at - second.committed_at == window
+    assert last.committed_at - first.committed_at == window + dt.timedelta(seconds=1)
+    assert found[3].files == ("c.py",) and found[3].ld == 1  # a rename, not a delete and add
+
+
 def test_merges_are_skipped_and_times_are_kept(history: Path, metrics: list[CommitMetrics]):
     assert len(metrics) == 8
     assert metrics[1].authored_at == dt.datetime(2024, 1, 10, tzinfo=dt.UTC)
@@ -204,6 +291,7 @@ def test_per_deployment_aggregates_from_tags(history: Path, metrics: list[Commit
             "last_committed_at": "2025-02-05T00:00:00+00:00", "fix": True, "ns": 3, "nd": 3,
             "nf": 3, "la": 3, "ld": 4, "entropy": _h(0.4, 0.6), "lt": 20, "ndev": 2, "nuc": 4,
             "age": (390 + 196) / 2, "exp": 0.5, "exp_min": 0, "rexp": 0.25, "sexp": 0,
+            "prior_fixes": 1, "recent_churn": 2,
         }
     )  # fmt: skip
     # The merge's deployment ships C6, C7 (side branch) and C8, not the merge itself.
@@ -252,7 +340,8 @@ def test_cli_json_and_table(history: Path, tmp_path: Path) -> None:
     assert data["repository"] == str(history.resolve())
     assert [c["message"] for c in data["commits"]] == [e[0] for e in EXPECTED]
     assert set(data["commits"][0]) == {"sha", "author", "authored_at", "committed_at",
-                                       "message", *M}  # fmt: skip
+                                       "message", *M, *HISTORY_MEASURES}  # fmt: skip
+    assert [(c["prior_fixes"], c["recent_churn"]) for c in data["commits"]] == EXPECTED_HISTORY
     assert [(d["ref"], d["n_commits"]) for d in data["deployments"]] == [
         ("v1", 3), ("v2", 2), ("v10", 3)
     ]  # fmt: skip
@@ -269,14 +358,20 @@ def test_cli_json_and_table(history: Path, tmp_path: Path) -> None:
     assert [line.split()[0] for line in lines if line.startswith("v")] == ["v10"]
     summary = next(i for i, line in enumerate(lines) if " commit(s) " in line)
     assert lines[summary].startswith("3 commit(s) (0 fixes) by 2 developer(s), +4 -3 lines")
-    assert lines[-1] == "--all-metrics adds NS ND LT NDEV NUC REXP SEXP; --json has every metric"
+    assert lines[-1] == (
+        "--all-metrics adds NS ND LT NDEV NUC REXP SEXP PRIORFIX CHURN30; --json has every metric"
+    )
     everything = runner.invoke(main, ["analyze-changes", str(history), "--since", "2025-06-01",
                                       "--deploy-tags", "v*", "--all-metrics"])  # fmt: skip
     more = everything.stdout.splitlines()
     assert max(len(line) for line in more) <= 100
     headers = [line.split() for line in more if line.startswith(("SHA ", "DEPLOYMENT "))]
-    assert headers[1] == ["SHA", "NS", "ND", "LT", "NDEV", "NUC", "REXP", "SEXP"]
-    assert headers[3][:2] == ["DEPLOYMENT", "NS"] and "SEXP" in headers[3]
+    assert headers[1] == [
+        "SHA", "NS", "ND", "LT", "NDEV", "NUC", "REXP", "SEXP", "PRIORFIX", "CHURN30",
+    ]  # fmt: skip
+    assert headers[3][:2] == ["DEPLOYMENT", "NS"] and headers[3][-3:] == [
+        "SEXP", "PRIORFIX", "CHURN30",
+    ]  # fmt: skip
     assert len(headers) == 4 and "--all-metrics adds" not in everything.stdout
 
     failed = runner.invoke(main, ["analyze-changes", str(tmp_path)])
@@ -303,6 +398,7 @@ def test_this_projects_history() -> None:
         assert 0 <= c.entropy <= 1 + 1e-9
         assert c.ns <= c.nf and c.nd <= c.nf and c.nf == len(c.files)
         assert c.nuc <= index and c.exp <= index and c.sexp <= c.exp and c.rexp <= c.exp
+        assert 0 <= c.prior_fixes <= c.nuc and c.recent_churn >= 0
 
 
 def test_store_is_idempotent(warehouse_url: str, metrics: list[CommitMetrics]) -> None:
@@ -317,7 +413,8 @@ def test_store_is_idempotent(warehouse_url: str, metrics: list[CommitMetrics]) -
     def rows() -> list[tuple]:
         columns = [Commit.sha, Commit.source, Commit.author, Commit.authored_at,
                    Commit.committed_at, Commit.message, Commit.fix,
-                   *(getattr(Commit, name) for name in M if name != "fix")]  # fmt: skip
+                   *(getattr(Commit, name) for name in M if name != "fix"),
+                   *(getattr(Commit, name) for name in HISTORY_MEASURES)]  # fmt: skip
         with engine.connect() as connection:
             return connection.execute(select(*columns).order_by(Commit.committed_at)).all()
 
@@ -332,5 +429,6 @@ def test_store_is_idempotent(warehouse_url: str, metrics: list[CommitMetrics]) -
     assert (fix.fix, fix.lt, fix.nuc, fix.age, fix.authored_at) == (
         True, 20.0, 4.0, 196.0, dt.datetime(2025, 2, 5, tzinfo=dt.UTC)
     )  # fmt: skip
+    assert [(r.prior_fixes, r.recent_churn) for r in first] == EXPECTED_HISTORY
     with pytest.raises(ValueError, match=r"commits\.repository"), engine.begin() as connection:
         store_commit_metrics(connection, "", "git", metrics)

@@ -99,6 +99,25 @@ def _reason(feature: str, value: float | str, contribution: float) -> dict:
             ": barely changes risk",
         ),
         (
+            "prior_fixes",
+            7.0,
+            0.4,
+            "touches files that had 7 bug fixes before: raises risk moderately (failure odds x1.5)",
+        ),
+        (
+            "prior_fixes",
+            1.0,
+            -0.1,
+            "touches files that had 1 bug fix before: lowers risk moderately (failure odds x0.9)",
+        ),
+        (
+            "recent_churn",
+            1240.0,
+            0.6,
+            "touches files in which 1,240 lines changed in the 30 days before: raises risk "
+            "strongly (failure odds x1.8)",
+        ),
+        (
             "group",
             "shop/api",
             0.3,

@@ -59,16 +59,17 @@ def ml() -> None:
 @click.option(
     "--all-metrics",
     is_flag=True,
-    help="Also print the metrics the table leaves out (NS ND LT NDEV NUC REXP SEXP), in a "
-    "second table.",
+    help="Also print the metrics the table leaves out (NS ND LT NDEV NUC REXP SEXP PRIORFIX "
+    "CHURN30), in a second table.",
 )
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def analyze_changes(
     repo: Path, since: str | None, deploy_tags: str | None, all_metrics: bool, as_json: bool
 ) -> None:
-    """Kamei et al.'s change metrics for every non-merge commit of the git repository REPO
-    (earlier history still counts when --since cuts the list)."""
+    """Kamei et al.'s change metrics, and the touched files' earlier fixes and recent churn,
+    for every non-merge commit of the git repository REPO (earlier history still counts when
+    --since cuts the list)."""
     import time
 
     start = parse_since(since)
@@ -122,8 +123,8 @@ def _yes_no(value: bool) -> str:
 
 
 # The essential metrics fit 100 columns; --all-metrics adds the others in a second table,
-# keyed like the first, and --json has all of them. Headers are Kamei's names (the footer
-# and docs/cli.md say what they mean).
+# keyed like the first, and --json has all of them. Headers are Kamei's names, PRIORFIX and
+# CHURN30 the file-history metrics' (the footer and docs/cli.md say what they mean).
 COMMIT_COLUMNS = [
     Column("SHA", lambda c: c.sha[:10]),
     Column("COMMITTED", "committed_at", when),
@@ -145,6 +146,8 @@ MORE_COMMIT_COLUMNS = [
     right("NUC", "nuc", count),
     right("REXP", "rexp", number),
     right("SEXP", "sexp", count),
+    right("PRIORFIX", "prior_fixes", count),
+    right("CHURN30", "recent_churn", count),
 ]
 DEPLOYMENT_COLUMNS = [
     Column("DEPLOYMENT", "ref"),
@@ -169,12 +172,14 @@ MORE_DEPLOYMENT_COLUMNS = [
     right("EXP", "exp", number),
     right("REXP", "rexp", number),
     right("SEXP", "sexp", number),
+    right("PRIORFIX", "prior_fixes", count),
+    right("CHURN30", "recent_churn", count),
 ]
 LEGEND = (
     "NF files, LA/LD lines added/deleted, ENT how spread the change is (0-1), AGE mean days "
     "since its files last changed, EXP the author's earlier commits"
 )
-MORE = "--all-metrics adds NS ND LT NDEV NUC REXP SEXP; --json has every metric"
+MORE = "--all-metrics adds NS ND LT NDEV NUC REXP SEXP PRIORFIX CHURN30; --json has every metric"
 
 
 def _print_commit_table(commits: list[CommitMetrics], all_metrics: bool) -> None:

@@ -37,6 +37,12 @@ KAMEI_METRICS = (
 # The 13 of them that are measures (a number each, `CommitRecord.metrics`); `fix` is a flag
 # with a field of its own.
 KAMEI_MEASURES = tuple(name for name in KAMEI_METRICS if name != "fix")
+# Two measures of the changed files' history that Kamei's 14 lack (issue 16; defined in
+# ml/changes/metrics.py): the fix commits that changed them before, and the lines changed in
+# them in the 30 days before. Apart from KAMEI_METRICS because the public datasets the CSV
+# risk model learns from have Kamei's 14 only. A commit walked from git has both; a
+# CommitRecord may carry them in `metrics`, and a commit stored without them has NULL there.
+HISTORY_MEASURES = ("prior_fixes", "recent_churn")
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,8 @@ class RejectRecord:
 
 @dataclass(frozen=True)
 class CommitRecord:
-    """A commit with Kamei et al.'s 14 change metrics (None where unknown)."""
+    """A commit with Kamei et al.'s 14 change metrics and the file-history measures (None or
+    absent where unknown)."""
 
     repository: str
     sha: str
@@ -127,7 +134,8 @@ class CommitRecord:
     committed_at: dt.datetime
     message: str
     fix: bool
-    metrics: dict[str, float]  # by name: the KAMEI_MEASURES (every metric but `fix`)
+    # by name: the KAMEI_MEASURES (every metric but `fix`) and any HISTORY_MEASURES known
+    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)

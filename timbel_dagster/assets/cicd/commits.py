@@ -1,13 +1,16 @@
-"""`cicd/commits`: every commit of the configured repositories with Kamei's change metrics.
+"""`cicd/commits`: every commit of the configured repositories with Kamei's change metrics
+and the history of the files it changed.
 
 Live mode reads TIMBEL_GIT_REPOSITORIES (local paths, or clone URLs kept as bare clones under
 TIMBEL_HOME/git and fetched each run). Per repository: when the non-merge commits reachable
 from HEAD are exactly the ones stored, nothing is walked; otherwise the history is walked once
 (every metric needs the whole history before a commit) and only the commits not yet stored
-are written. Deployments whose commit is in the repository and that have not been linked yet
-are linked to the commits they shipped (`change_deployments.shipped_commits`). Each
-repository is read first, then written in one transaction with its audit event; one that
-cannot be read fails the run, naming it, after the others are stored.
+are written; a commit stored before migration 0029, without the file history, counts as not
+stored, so the first run after the upgrade completes it. Deployments whose commit is in the
+repository and that have not been linked yet are linked to the commits they shipped
+(`change_deployments.shipped_commits`). Each repository is read first, then written in one
+transaction with its audit event; one that cannot be read fails the run, naming it, after
+the others are stored.
 
 Sample mode stores the sample organisation's commits, read through the same delivery-history
 interface as its deployments (`source='sample'`); configured repositories are not read then,
@@ -115,7 +118,8 @@ def _read(context, warehouse, entry: str, home) -> dict:
     kinds={"git", "sql"},
     owners=OWNERS,
     description="One row per commit of the configured repositories, with Kamei's change "
-    "metrics; deployments are linked to the commits they shipped.",
+    "metrics and its files' earlier fixes and recent churn; deployments are linked to the "
+    "commits they shipped.",
 )
 def commits(
     context: dg.AssetExecutionContext,

@@ -13,7 +13,12 @@ from timbel_dagster.ml.cards import Figure, ModelCard, render
 from timbel_dagster.ml.changepoints.detect import SHIPPED_RULE
 from timbel_dagster.ml.changepoints.selection import GRID, SELECTION_RULE
 from timbel_dagster.ml.forecast.selection import BACKTESTS, MIN_BACKTESTS, TOP
-from timbel_dagster.ml.risk.advisor import MODEL_NAME, RISK_CODE_VERSION, TRAIN_FRACTION
+from timbel_dagster.ml.risk.advisor import (
+    FILE_HISTORY_FEATURES,
+    MODEL_NAME,
+    RISK_CODE_VERSION,
+    TRAIN_FRACTION,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,11 +99,21 @@ def risk_card(
                 "held-out deployments: their observed rates are uncertain (the 95 % bounds are "
                 "in `calibration`)."
             )
+    # An evaluation stored before the features were recorded says nothing about them.
+    used = evaluation.get("features")
+    unused = [f for f in FILE_HISTORY_FEATURES if used is not None and f not in used]
+    if unused:
+        limits.append(
+            f"It does not use the touched files' history ({' and '.join(unused)}): it takes "
+            "one value, or none, across the training deployments. Only commits read from git "
+            "by `cicd/commits` carry it (the sample organisation's commits have no files)."
+        )
     limits += [
         "The model's settings were chosen on public just-in-time defect datasets of "
         "open-source projects (ml/risk/model.py, docs/benchmarks.md), and its deployment "
-        "features (build, flakiness, incidents, timing) have no public benchmark: the figures "
-        "above, on this organisation's own history, are the only ones for this model.",
+        "features (build, flakiness, incidents, timing, the touched files' history) have no "
+        "public benchmark: the figures above, on this organisation's own history, are the "
+        "only ones for this model.",
         "A failure is what the warehouse records: a failed or rolled-back deployment or one "
         "linked to an incident; a problem never recorded counts as a success.",
     ]

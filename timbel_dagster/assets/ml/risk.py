@@ -127,7 +127,7 @@ def risk_model(
             MODEL_NAME,
             model,
             code_version=RISK_CODE_VERSION,
-            features=list(RISK_FEATURES),
+            features=list(model.features),
             evaluation=evaluation,
             n_train=len(table),
             n_test=int(evaluation["n_test"]),

@@ -9,8 +9,10 @@ older ones out). Aggregation rules, per field of `DeploymentChangeMetrics`:
 - n_commits, n_fixes: how many commits, and how many of them are fixes; fix: any is a fix.
 - n_developers: distinct authors.
 - la, ld: sums. nf, nd, ns: distinct files, directories and subsystems over all commits.
-- entropy, lt, ndev, nuc: the largest commit value (the most scattered change, the largest
-  code base touched, the most-shared files, the most-changed files).
+- entropy, lt, ndev, nuc, prior_fixes, recent_churn: the largest commit value (the most
+  scattered change, the largest code base touched, the most-shared files, the most-changed,
+  most-fixed and most recently churned files; a sum would count the same earlier commits
+  once per commit of the deployment that touches their files).
 - age, exp, rexp, sexp: the mean over commits; exp_min: the least experienced author's exp.
 - first/last_committed_at: the earliest and latest commit time.
 
@@ -57,6 +59,8 @@ class DeploymentChangeMetrics:
     exp_min: int | None
     rexp: float | None
     sexp: float | None
+    prior_fixes: int | None
+    recent_churn: int | None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ISO 8601 strings."""
@@ -96,6 +100,8 @@ def _aggregate(
         exp_min=min(c.exp for c in commits) if some else None,
         rexp=fmean(c.rexp for c in commits) if some else None,
         sexp=fmean(c.sexp for c in commits) if some else None,
+        prior_fixes=max(c.prior_fixes for c in commits) if some else None,
+        recent_churn=max(c.recent_churn for c in commits) if some else None,
     )
 
 

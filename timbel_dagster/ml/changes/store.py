@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from timbel_dagster.ml.changes.deployments import DeploymentCommitRef
-from timbel_dagster.records.delivery import KAMEI_MEASURES
+from timbel_dagster.records.delivery import HISTORY_MEASURES, KAMEI_MEASURES
 from timbel_dagster.warehouse.schema import models as m
 from timbel_dagster.warehouse.store.loaders import commit_id
 from timbel_dagster.warehouse.store.upsert import bulk_upsert
@@ -59,7 +59,7 @@ def store_commit_metrics(
             "committed_at": c.committed_at,
             "message": c.message,
             "fix": c.fix,
-            **{name: float(getattr(c, name)) for name in KAMEI_MEASURES},
+            **{name: float(getattr(c, name)) for name in (*KAMEI_MEASURES, *HISTORY_MEASURES)},
         }
         for c in metrics
     ]
@@ -67,10 +67,15 @@ def store_commit_metrics(
 
 
 def stored_shas(connection: Connection, repository: str) -> set[str]:
-    """The shas of `repository`'s commits already in the warehouse."""
+    """The shas of `repository`'s commits already in the warehouse with every metric.
+
+    A row stored before migration 0029 has no file-history metrics (NULL): it is left out, so
+    that the next run walks the repository and stores it again, complete.
+    """
     from sqlalchemy import select
 
-    query = select(m.Commit.sha).where(m.Commit.repository == repository)
+    complete = [getattr(m.Commit, name).is_not(None) for name in HISTORY_MEASURES]
+    query = select(m.Commit.sha).where(m.Commit.repository == repository, *complete)
     return set(connection.execute(query).scalars())
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import io
+import math
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -190,6 +191,11 @@ def training_fingerprint(table: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:32]
 
 
+def _known(value: Any) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
 def replace_training_rows(connection: Connection, table: pd.DataFrame) -> int:
     """Swap the whole training table for `table` (one row per deployment) in the caller's
     transaction: it is a derived snapshot, rebuilt from the warehouse every time."""
@@ -207,7 +213,8 @@ def replace_training_rows(connection: Connection, table: pd.DataFrame) -> int:
             "environment": row["environment_name"],
             "started_at": row["started_at"].to_pydatetime(),
             "label": int(row["label"]),
-            "features": {name: float(row[name]) for name in features},
+            # An unknown value (NaN) as JSON null: PostgreSQL's JSON has no NaN.
+            "features": {name: _known(row[name]) for name in features},
         }
         for deployment_id, row in table.iterrows()
     ]
@@ -232,7 +239,10 @@ def load_training_rows(connection: Connection) -> pd.DataFrame:
     ).all()
     if not rows:
         return pd.DataFrame()
-    table = pd.DataFrame([r.features for r in rows], index=[r.deployment_id for r in rows])
+    # Floats: a JSON null (an unknown value) is NaN again, as `deployment_features` had it.
+    table = pd.DataFrame(
+        [r.features for r in rows], index=[r.deployment_id for r in rows], dtype=float
+    )
     table["label"] = [r.label for r in rows]
     table["service"] = [r.service for r in rows]
     table["environment_name"] = [r.environment for r in rows]

@@ -16,6 +16,7 @@ from timbel_dagster.ml.risk.deployment_features import deployment_features
 from timbel_dagster.ml.risk.eval import evaluate, roc_auc
 from timbel_dagster.ml.risk.model import fit_risk_model
 from timbel_dagster.ml.risk.words import confidence_text
+from timbel_dagster.records.delivery import HISTORY_MEASURES
 from timbel_dagster.warehouse.schema.ids import stable_id
 from timbel_dagster.warehouse.store.upsert import bulk_upsert
 
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "risk_model"
 # Bumped whenever the features or the model change (ml/risk/*.py).
-RISK_CODE_VERSION = "risk-2"
+RISK_CODE_VERSION = "risk-3"
 # risk-2: monotone boosting, the lines-added member and blend weights chosen on inner folds.
-# The features the deployment model uses. At most 15: a reviewer's "top reasons" are exact
-# Shapley values, which cost 2**features model evaluations per assessed deployment.
+# risk-3: the touched files' past fixes and recent churn (FILE_HISTORY_FEATURES).
+# The features the deployment model always uses. At most 15 with FILE_HISTORY_FEATURES: a
+# reviewer's "top reasons" are exact Shapley values, which cost 2**features model evaluations
+# per assessed deployment.
 RISK_FEATURES = (
     "n_commits",
     "la",
@@ -47,6 +50,12 @@ RISK_FEATURES = (
     "friday_or_weekend",
     "environment",
 )
+# The touched files' history (ml/changes/metrics.py). Only commits `cicd/commits` walks from
+# git carry it: the sample organisation's commits have no files, and rows stored before
+# migration 0029 have none until their repository is walked again. So each joins the model
+# only when it takes more than one value among the training deployments: one that is unknown
+# (or the same) in all of them teaches nothing, and would still double the reasons' cost.
+FILE_HISTORY_FEATURES = HISTORY_MEASURES
 TRAIN_FRACTION = 0.8
 
 
@@ -56,18 +65,31 @@ def time_split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table.iloc[:cut], table.iloc[cut:]
 
 
+def risk_features(train: pd.DataFrame) -> tuple[str, ...]:
+    """`RISK_FEATURES`, then each of `FILE_HISTORY_FEATURES` that takes more than one known
+    value in `train`."""
+    varying = tuple(
+        name
+        for name in FILE_HISTORY_FEATURES
+        if name in train.columns and train[name].nunique(dropna=True) > 1
+    )
+    return (*RISK_FEATURES, *varying)
+
+
 def train(table: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
     """Evaluate the model in time order against its baselines, then fit the model that is
-    stored on every row. Raises ValueError when the history cannot train a model (too few
+    stored on every row, with the features the evaluated one used (chosen on its training
+    rows, `risk_features`). Raises ValueError when the history cannot train a model (too few
     deployments, or no failure in the training or test part)."""
 
     if table.empty:
         raise ValueError("no deployments in the warehouse yet: nothing to learn from")
     older, newer = time_split(table)
-    evaluation = evaluate(older, newer, features=RISK_FEATURES, label="label", group=None)
+    features = risk_features(older)
+    evaluation = evaluate(older, newer, features=features, label="label", group=None)
     evaluation["trained_from"] = str(table["started_at"].iloc[0])
     evaluation["tested_from"] = str(newer["started_at"].iloc[0])
-    model = fit_risk_model(table, features=RISK_FEATURES, label="label", group=None)
+    model = fit_risk_model(table, features=features, label="label", group=None)
     return model, evaluation
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from timbel_dagster.ml.risk.data import FEATURES
+from timbel_dagster.records.delivery import HISTORY_MEASURES
 from timbel_dagster.records.image_ref import parse_image
 from timbel_dagster.security.image_ref import known_digest
 from timbel_dagster.warehouse.read.frames import counted_incident, duplicate_deployment
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection
 
-# Kamei's 14 change metrics, as the commits table and the risk model name them.
-CHANGE_COLUMNS = FEATURES
+# Kamei's 14 change metrics and the changed files' history, as the commits table and the
+# risk model name them (NULL, read as NaN, where a commit was stored without the history).
+CHANGE_COLUMNS = (*FEATURES, *HISTORY_MEASURES)
 # A git commit id, full (SHA-1 or SHA-256) or abbreviated as `git rev-parse --short` does.
 _COMMIT = re.compile(r"[0-9a-f]{7,64}")
 
@@ -32,7 +34,7 @@ class DeliveryFrames:
     """Deployments with what they shipped, the builds behind them and the incidents after."""
 
     deployments: pd.DataFrame  # id, service, environment, kind, status, started_at, ...
-    shipped: pd.DataFrame  # deployment_id, committed_at and the 14 change metrics
+    shipped: pd.DataFrame  # deployment_id, committed_at, author and the CHANGE_COLUMNS
     executions: pd.DataFrame  # id, pipeline_id, started_at, duration, status, stage counts
     incidents: pd.DataFrame  # service, environment, opened_at, caused_by_deployment_id
 

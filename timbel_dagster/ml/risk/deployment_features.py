@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from timbel_dagster.records.delivery import HISTORY_MEASURES
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -17,8 +19,8 @@ if TYPE_CHECKING:
 
 FAILED_STATUSES = ("failed", "rolled_back")
 ENVIRONMENT_RANK = {"dev": 0, "staging": 1, "prod": 2}
-# How each of Kamei's per-commit metrics is summarised over the commits of one deployment:
-# sizes add up, spread and risk take the worst commit, experience the least experienced.
+# How each per-commit metric is summarised over the commits of one deployment: sizes add
+# up, spread and risk take the worst commit, experience the least experienced.
 CHANGE_AGGREGATES = {
     "la": "sum",
     "ld": "sum",
@@ -34,6 +36,12 @@ CHANGE_AGGREGATES = {
     "exp": "min",
     "rexp": "mean",
     "sexp": "mean",
+    # The touched files' history takes the worst commit, as nuc does: the most often fixed
+    # files and the most churned ones the deployment touches. Not the sum: commits of one
+    # deployment that touch the same files would count the same earlier fixes and lines
+    # once per commit (a later commit's window even holds the earlier commits' own lines).
+    "prior_fixes": "max",
+    "recent_churn": "max",
 }
 CHANGE_FEATURES = ("n_commits", "n_authors", *CHANGE_AGGREGATES)
 PIPELINE_FEATURES = ("build_failed_stages", "build_retried", "build_duration_drift", "flaky_rate")
@@ -53,13 +61,15 @@ def outcomes(frames: DeliveryFrames) -> pd.Series:
 
 
 def change_features(shipped: pd.DataFrame) -> pd.DataFrame:
-    """Kamei's metrics aggregated per deployment (index: deployment id)."""
+    """The commits' metrics aggregated per deployment (index: deployment id). A file-history
+    metric no shipped commit carries stays NaN; `max` skips the commits without it."""
     import pandas as pd
 
     if shipped.empty:
         return pd.DataFrame(columns=list(CHANGE_FEATURES))
     frame = shipped.copy()
-    frame["fix"] = frame["fix"].astype(float)
+    # NULL reads as None: floats, so that it is NaN to the aggregates.
+    frame[list(CHANGE_AGGREGATES)] = frame[list(CHANGE_AGGREGATES)].astype(float)
     grouped = frame.groupby("deployment_id")
     features = grouped.agg(CHANGE_AGGREGATES)
     features.insert(0, "n_authors", grouped["author"].nunique())
@@ -143,7 +153,14 @@ def deployment_features(frames: DeliveryFrames) -> pd.DataFrame:
     deployments = frames.deployments[frames.deployments["kind"] != "rollback"].reset_index(
         drop=True
     )
-    change = change_features(frames.shipped).reindex(deployments["id"]).fillna(0.0)
+    change = change_features(frames.shipped).reindex(deployments["id"])
+    # A deployment that shipped no commit touched nothing: 0 for every change feature. One
+    # whose commits lack the file history (stored before migration 0029, or from a source
+    # that has no files) keeps NaN there: unknown, which the model scores as the training
+    # median (`RiskModel`), not as "never fixed, never changed".
+    shipped_nothing = change["n_commits"].isna()
+    change.loc[shipped_nothing, list(HISTORY_MEASURES)] = 0.0
+    change = change.fillna({c: 0.0 for c in change.columns if c not in HISTORY_MEASURES})
     pipeline = _pipeline_features(deployments, frames.executions)
     history = _history_features(deployments, labels, frames.incidents)
     started = deployments.set_index("id")["started_at"]

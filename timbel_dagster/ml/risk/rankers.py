@@ -42,7 +42,11 @@ BOOSTING = {
 RECENCY_HALF_LIFE = 0.5  # as a share of the training rows
 # +1: risk may only rise with the feature, -1: only fall. Only where the direction is the
 # same in Kamei et al. (TSE 2013), McIntosh & Kamei (TSE 2018) and all our datasets; the
-# other features (history, ratios, deployment features) stay free.
+# other features (history, ratios, deployment features) stay free. So do the touched files'
+# past fixes and recent churn: risk rose with them where they were measured (Kim et al., ICSE
+# 2007; Nagappan & Ball, ICSE 2005), but they are in neither Kamei study nor in any of our
+# datasets, so the rule cannot be checked for them (Kamei's own history metrics, ndev, age
+# and nuc, are free as well).
 MONOTONE = {
     "la": 1,
     "ld": 1,

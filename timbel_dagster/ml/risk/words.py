@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from timbel_dagster.ml.changes.metrics import RECENT_CHURN_DAYS
 from timbel_dagster.ml.risk.data import NEIGHBOURS
 from timbel_dagster.ml.risk.deployment_features import (
     ENVIRONMENT_RANK,
@@ -56,6 +57,10 @@ _FEATURE_WORDS: dict[str, Callable[[float], str]] = {
     "exp": lambda v: f"least experienced author has {_count(v, 'earlier change')} here",
     "rexp": lambda v: f"author's recent experience is {v:,.1f} (earlier changes, newer weigh more)",
     "sexp": lambda v: f"author has {_count(v, 'earlier change')} in the same top-level directories",
+    "prior_fixes": lambda v: f"touches files that had {_count(v, 'bug fix', 'bug fixes')} before",
+    "recent_churn": lambda v: (
+        f"touches files in which {_count(v, 'line')} changed in the {RECENT_CHURN_DAYS} days before"
+    ),
     "build_failed_stages": lambda v: f"its build had {_count(v, 'failed stage')}",
     "build_retried": lambda v: "its build was retried" if v >= 0.5 else "its build was not retried",
     "build_duration_drift": lambda v: f"its build took {v:.1f}x the pipeline's usual time",

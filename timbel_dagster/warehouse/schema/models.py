@@ -249,7 +249,9 @@ class ExecutionLogChunk(Base):
 
 
 class Commit(Timestamps, Base):
-    """One commit with Kamei et al.'s change metrics (TSE 2013)."""
+    """One commit with Kamei et al.'s change metrics (TSE 2013) and its files' history
+    (`records.delivery.HISTORY_MEASURES`: NULL for rows stored before migration 0029 and for
+    sources that do not know them)."""
 
     __tablename__ = "commits"
     __table_args__ = (UniqueConstraint("repository", "sha"),)
@@ -276,6 +278,8 @@ class Commit(Timestamps, Base):
     exp: Mapped[float | None] = mapped_column(Float)
     rexp: Mapped[float | None] = mapped_column(Float)
     sexp: Mapped[float | None] = mapped_column(Float)
+    prior_fixes: Mapped[float | None] = mapped_column(Float)
+    recent_churn: Mapped[float | None] = mapped_column(Float)
 
 
 class Deployment(Timestamps, Base):

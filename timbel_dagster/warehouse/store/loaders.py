@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from timbel_dagster.records.delivery import (
+    HISTORY_MEASURES,
     KAMEI_MEASURES,
     ClusterRecord,
     CommitRecord,
@@ -184,7 +185,9 @@ def store_commits(
             "committed_at": c.committed_at,
             "message": c.message,
             "fix": c.fix,
-            **{metric: c.metrics.get(metric) for metric in KAMEI_MEASURES},
+            # A record without the file-history measures (the sample's commits have no files)
+            # stores NULL there: unknown, never 0.
+            **{metric: c.metrics.get(metric) for metric in (*KAMEI_MEASURES, *HISTORY_MEASURES)},
         }
         for c in commits
     ]
