@@ -9,8 +9,8 @@ For each `--repo PROJECT=PATH` (PROJECT as ApacheJIT's `project` column names it
    commits, the median ratio (ours / ApacheJIT's, rows where both are above 0) and the share
    of equal values, each beside whether ApacheJIT defines the metric differently
    (`COMPARED`). Where our output allows, the *converted* share re-expresses our value in
-   ApacheJIT's definition (e.g. entropy times log2(nf)), which checks our computation through
-   the difference. A metric defined alike that agrees poorly is flagged.
+   ApacheJIT's definition (e.g. a directory's last name for nd), which checks our computation
+   through the difference. A metric defined alike that agrees poorly is flagged.
 3. Risk on real labels: the project's labelled commits split in time as
    `benchmarks.ml_risk_projects` splits them (oldest 80 % by author date to train), AUC on
    the newest 20 % of ranking by lines added (LApredict), of the risk model fitted on
@@ -71,7 +71,7 @@ COMPARED = (
     ("ns", "a file at the root is a subsystem of its own (ours: one, `.`) [100/96/99.7 %]"),
     ("nd", "distinct directory *names* (last component): a package's main/ and test/ "
            "directories count once [98/94/99 %]"),
-    ("entropy", "bits, not divided by log2(nf) [100/98/99.7 %; off only beside binary files]"),
+    ("entropy", "bits, as ours [100/98/99.7 %; off only beside binary files]"),
     ("ndev", "divided by nf; a file's history is kept under its path before each change, so "
              "it restarts after a move (ours follows renames) [100/99/100 %]"),
     ("age", "whole days since each file's last change, summed over the files / nf (new files "
@@ -143,12 +143,9 @@ def join_labelled(ours: pd.DataFrame, theirs: pd.DataFrame) -> tuple[pd.DataFram
 def _converted(name: str, ours: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
     """Our value in ApacheJIT's definition, and the rows it applies to; None where our output
     cannot be converted."""
-    import numpy as np
     import pandas as pd
 
     every = pd.Series(True, index=ours.index)
-    if name == "entropy":
-        return ours["entropy"] * np.log2(ours["nf"].clip(lower=1)), every
     if name == "ns":
         names = [len({f.partition("/")[0] for f in fs}) for fs in ours["files"]]
         return pd.Series(names, index=ours.index, dtype=float), every

@@ -84,7 +84,7 @@ def test_agreement_converts_where_it_can_and_flags_what_is_defined_alike(history
             "nf": nf,
             "ld": [2.0, 1.0, 0.0],  # defined alike yet ranked against ours: flagged
             "ns": [1.0, 2.0, 1.0],
-            "entropy": ours["entropy"] * np.log2(nf.clip(lower=1)),  # ApacheJIT's bits
+            "entropy": ours["entropy"] + [0.0, 0.1, 0.0],  # off beside a binary file
             "nd": [1.0, 2.0, 1.0],  # core/src/main/a and core/src/test/a are one name "a"
             "sexp": [0.0, 0.25, 2.0],  # a fraction where the change spans two subsystems
         },
@@ -98,10 +98,10 @@ def test_agreement_converts_where_it_can_and_flags_what_is_defined_alike(history
     assert table["ns"]["equal"] == table["ns"]["converted"] == 1.0
     second = ours.loc[shas[1]]
     assert second["entropy"] == pytest.approx(
-        -(2 * 0.2 * log2(0.2) + 0.6 * log2(0.6)) / log2(3)  # lines 1, 1, 3 over 3 files
+        -(2 * 0.2 * log2(0.2) + 0.6 * log2(0.6))  # bits: lines 1, 1, 3 over 3 files
     )
-    assert table["entropy"]["equal"] < 1.0 and table["entropy"]["converted"] == 1.0
-    assert not table["entropy"]["flag"]  # a definitional difference is never flagged
+    assert table["entropy"]["equal"] == pytest.approx(2 / 3)
+    assert table["entropy"]["converted"] is None
     assert table["nd"]["equal"] == pytest.approx(2 / 3) and table["nd"]["converted"] == 1.0
     assert table["sexp"]["converted"] == 1.0  # single-subsystem commits only
     assert table["la"]["median_ratio"] == pytest.approx(1.0)
@@ -115,8 +115,9 @@ def test_auc_error_is_hanley_and_mcneils() -> None:
 
 def test_extra_metrics_must_exist_and_be_new() -> None:
     check_extra(())
-    with pytest.raises(ValueError, match=r"prior_fixes: CommitMetrics has no such attribute"):
-        check_extra(("prior_fixes",))
+    check_extra(("prior_fixes", "recent_churn"))  # the touched files' history
+    with pytest.raises(ValueError, match=r"past_bugs: CommitMetrics has no such attribute"):
+        check_extra(("past_bugs",))
     with pytest.raises(ValueError, match=r"lt: already among the model's features"):
         check_extra(("lt",))
 

@@ -4,6 +4,7 @@ incrementally, with deployments linked to the commits they shipped; sample mode;
 from __future__ import annotations
 
 import datetime as dt
+from math import log2
 from pathlib import Path
 
 import dagster as dg
@@ -93,30 +94,40 @@ def test_commits_stored_without_the_file_history_are_completed_by_the_next_run(
     warehouse_url: str, tmp_path: Path
 ) -> None:
     """Rows from before migration 0029 have NULL file history: the next run walks the
-    repository again and fills them in, then stops walking."""
+    repository again and fills them in, then stops walking. It rewrites their other metrics
+    too: their entropy was divided by log2(nf) before, and is in bits now."""
     repo = tmp_path / "service"
     _repository(repo)
     _write(repo, "src/file0.py", "line 0\nfixed\n")
     _commit(repo, "Fix file0", "carol", 3)
     _write(repo, "src/file0.py", "line 0\nfixed\nagain\n")
     _commit(repo, "Extend file0", "carol", 4)
+    _write(repo, "src/file1.py", "line 1\nmore\n")  # +1 line
+    _write(repo, "src/file2.py", "line 2\nmore\nmore\nmore\n")  # +3 lines
+    _commit(repo, "Spread", "carol", 5)
     _run(warehouse_url, tmp_path / "home", str(repo))
 
     def history() -> list[tuple]:
         with get_engine(warehouse_url).connect() as connection:
             return connection.execute(
-                select(Commit.message, Commit.prior_fixes, Commit.recent_churn).order_by(
-                    Commit.committed_at
-                )
+                select(
+                    Commit.message, Commit.prior_fixes, Commit.recent_churn, Commit.entropy
+                ).order_by(Commit.committed_at)
             ).all()
 
     complete = history()
     # Fix file0 saw Change 0's line (3 days before); Extend file0 saw the fix and both.
-    assert complete[-2:] == [("Fix file0", 0.0, 1.0), ("Extend file0", 1.0, 2.0)]
+    assert [row[:3] for row in complete[-3:-1]] == [
+        ("Fix file0", 0.0, 1.0),
+        ("Extend file0", 1.0, 2.0),
+    ]
+    assert complete[-1][3] == pytest.approx(-(0.25 * log2(0.25) + 0.75 * log2(0.75)))  # bits
     with get_engine(warehouse_url).begin() as connection:
-        connection.execute(update(Commit).values(prior_fixes=None, recent_churn=None))
+        connection.execute(
+            update(Commit).values(prior_fixes=None, recent_churn=None, entropy=Commit.entropy / 2)
+        )
     again = _run(warehouse_url, tmp_path / "home", str(repo))
-    assert _value(again, "commits_walked") == 5 and _value(again, "rows_written") == 5
+    assert _value(again, "commits_walked") == 6 and _value(again, "rows_written") == 6
     assert history() == complete
     settled = _run(warehouse_url, tmp_path / "home", str(repo))
     assert _value(settled, "commits_walked") == 0 and _value(settled, "rows_written") == 0

@@ -121,10 +121,10 @@ def metrics(history: Path) -> list[CommitMetrics]:
 M = METRIC_NAMES  # ns nd nf entropy la ld lt fix ndev age nuc exp rexp sexp
 EXPECTED = [
     # message, author, (ns, nd, nf, entropy, la, ld, lt, fix, ndev, age, nuc, exp, rexp, sexp)
-    ("Initial import", "Alice", (2, 2, 4, _h(0.1, 0.5, 0.4) / 2, 20, 0, 0, False,
+    ("Initial import", "Alice", (2, 2, 4, _h(0.1, 0.5, 0.4), 20, 0, 0, False,
                                  0, 0, 0, 0, 0, 0)),
     ("Fix bug in app", "Bob", (1, 1, 1, 0, 5, 2, 10, True, 1, 10, 1, 0, 0, 0)),
-    ("Add docs and tests", "Alice", (3, 3, 3, _h(0.2, 0.6, 0.2) / log2(3), 4, 1, 10, False,
+    ("Add docs and tests", "Alice", (3, 3, 3, _h(0.2, 0.6, 0.2), 4, 1, 10, False,
                                      1, 20, 1, 1, 1, 1)),
     # Renamed src/util.py (7 lines, 1 changed) counts under lib/; deleted binary logo.png.
     ("Rename util to helpers", "Bob", (2, 2, 2, 0, 1, 1, 7, False, 1, 390, 2, 1, 1 / 2, 0)),
@@ -271,7 +271,15 @@ def test_fix_keywords(message: str, is_fix: bool) -> None:
 
 @pytest.mark.parametrize(
     ("lines", "expected"),
-    [([], 0), ([7], 0), ([0, 0], 0), ([3, 3], 1), ([1, 1, 0, 0], 0.5), ([1, 3], _h(0.25, 0.75))],
+    [
+        ([], 0),
+        ([7], 0),
+        ([0, 0], 0),
+        ([3, 3], 1),
+        ([1, 1, 0, 0], 1),
+        ([1, 1, 1, 1], 2),
+        ([1, 3], _h(0.25, 0.75)),
+    ],
 )
 def test_entropy(lines: list[int], expected: float) -> None:
     assert entropy(lines) == pytest.approx(expected)
@@ -395,7 +403,7 @@ def test_this_projects_history() -> None:
     assert (sum(c.la for c in found), sum(c.ld for c in found)) == (added, deleted)
     for index, c in enumerate(found):
         assert min(getattr(c, name) for name in M) >= 0, c
-        assert 0 <= c.entropy <= 1 + 1e-9
+        assert 0 <= c.entropy <= log2(max(c.nf, 1)) + 1e-9
         assert c.ns <= c.nf and c.nd <= c.nf and c.nf == len(c.files)
         assert c.nuc <= index and c.exp <= index and c.sexp <= c.exp and c.rexp <= c.exp
         assert 0 <= c.prior_fixes <= c.nuc and c.recent_churn >= 0

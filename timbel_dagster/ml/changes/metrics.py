@@ -11,9 +11,12 @@ Definitions, with the choices Kamei leaves open:
   Directory: its parent directory (`.` at the root). A renamed file counts under its new path.
 - ns, nd, nf: distinct subsystems, directories and files the commit changed. A binary file
   counts as a file with 0 lines.
-- entropy: Shannon entropy (base 2) of the distribution of modified lines (added + deleted)
-  over the changed files, divided by log2(nf), its maximum, so it lies in [0, 1]. It is 0
-  when nf <= 1 or no line changed. Files with 0 modified lines count in nf.
+- entropy: Shannon entropy in bits of the distribution of modified lines (added + deleted)
+  over the changed files, from 0 to log2(nf). It is 0 when nf <= 1 or no line changed. Files
+  with 0 modified lines count in nf. Bits, not Kamei's release's division by log2(nf): the
+  warehouse holds one unit for every source, and ApacheJIT and Commit Guru publish bits
+  (`risk/data.py` multiplies Kamei's release back); `risk/features.engineer` derives the
+  normalised value where the model wants it.
 - la, ld: lines added and deleted, summed over the changed files.
 - lt: lines of the changed files before the commit, summed. Not read from blobs: each path's
   size is tracked from numstat, size before = running sum of (added - deleted) over the
@@ -136,13 +139,12 @@ def directory(path: str) -> str:
 
 
 def entropy(modified_lines: Iterable[int]) -> float:
-    """Shannon entropy of the lines modified per file, normalised by log2(number of files)."""
+    """Shannon entropy in bits of the lines modified per file (0 to log2(number of files))."""
     counts = list(modified_lines)
     total = sum(counts)
     if len(counts) <= 1 or total == 0:
         return 0.0
-    value = -sum(c / total * math.log2(c / total) for c in counts if c)
-    return value / math.log2(len(counts))
+    return -sum(c / total * math.log2(c / total) for c in counts if c)
 
 
 def _recent_experience(times: list[int], now: int) -> float:

@@ -45,10 +45,12 @@ _FEATURE_WORDS: dict[str, Callable[[float], str]] = {
     "nf": lambda v: f"changes {_count(v, 'file')}",
     "ns": lambda v: f"spans {_count(v, 'top-level directory', 'top-level directories')}",
     "nd": lambda v: f"spans {_count(v, 'directory', 'directories')}",
+    # Entropy is in bits (the warehouse's unit, `ml/changes/metrics.py`): 2**bits is how many
+    # files, equally edited, would spread the edits as much.
     "entropy": lambda v: (
-        f"spreads its edits evenly over the files it changes (entropy {v:.2f})"
-        if v >= 0.5
-        else f"keeps its edits to few of the files it changes (entropy {v:.2f})"
+        f"spreads its edits as evenly as over {2**v:,.0f} files (entropy {v:.2f} bits)"
+        if v >= 1
+        else f"keeps most of its edits to one file (entropy {v:.2f} bits)"
     ),
     "fix": lambda v: "is a bug fix" if v >= 0.5 else "is not a bug fix",
     "ndev": lambda v: f"touches files {_count(v, 'developer')} changed before",
