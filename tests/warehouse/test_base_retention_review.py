@@ -95,3 +95,25 @@ def test_a_base_backup_being_written_keeps_the_wal_from_its_start(tmp_path: Path
 
     left = sorted(p.name for p in archive.iterdir())
     assert all(_segment(n) in left for n in range(3, 8)), left
+
+
+def test_a_base_backup_being_written_without_its_label_yet_holds_the_wal_if_it_began_first(
+    tmp_path: Path,
+) -> None:
+    """pg_basebackup receives the main data directory (backup_label first) after the other
+    tablespaces: a copy by hand that began before the kept base backups may have no label
+    yet, and its start is then unknown but early. One that began after them starts later."""
+    directory = tmp_path / "bases"
+    for week in range(4):
+        _base(directory, week, 2 * week + 2)
+    early = directory / f".{START - dt.timedelta(days=1):%Y%m%dT%H%M%SZ}-base-abcdef.partial"
+    early.mkdir()
+    archive = _archive(tmp_path, [_segment(n) for n in range(1, 10)])
+    held = prune_base_backups(directory, archive, 1, database_url=None, actor="x")
+    assert "is being written" in held["wal"]["skipped"]
+    assert len(list(archive.iterdir())) == 9
+    early.rmdir()
+    late = directory / f".{START + dt.timedelta(weeks=4):%Y%m%dT%H%M%SZ}-base-abcdef.partial"
+    late.mkdir()
+    done = prune_base_backups(directory, archive, 1, database_url=None, actor="x")
+    assert done["wal"]["removed"] == 7
