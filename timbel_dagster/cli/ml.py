@@ -176,8 +176,8 @@ MORE_DEPLOYMENT_COLUMNS = [
     right("CHURN30", "recent_churn", count),
 ]
 LEGEND = (
-    "NF files, LA/LD lines added/deleted, ENT how spread the change is (0-1), AGE mean days "
-    "since its files last changed, EXP the author's earlier commits"
+    "NF files, LA/LD lines added/deleted, ENT how spread the change is (bits, 0 to log2 NF), "
+    "AGE mean days since its files last changed, EXP the author's earlier commits"
 )
 MORE = "--all-metrics adds NS ND LT NDEV NUC REXP SEXP PRIORFIX CHURN30; --json has every metric"
 

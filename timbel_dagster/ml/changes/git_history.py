@@ -19,6 +19,7 @@ and every --raw/--numstat entry ends in one.
 from __future__ import annotations
 
 import codecs
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,9 +30,12 @@ from timbel_dagster.child_env import git_environment
 
 # Record separator before each commit, unit separator between header fields; the message (%B)
 # comes last and ends with a unit separator that -z follows with a NUL.
-_FORMAT = "%x1e%H%x1f%aN%x1f%at%x1f%ct%x1f%B%x1f"
-# Where a commit starts: a message can hold 0x1e but never NUL, so the pair is unambiguous.
-_START = "\x00\x1e"
+_FORMAT = "%x00%x1e%H%x1f%aN%x1f%at%x1f%ct%x1f%B%x1f"
+# Where a commit starts: the NUL that ends the previous commit's last entry (or header), then
+# the format's NUL and 0x1e. A NUL + 0x1e alone is not enough: with -z every entry's path
+# follows a NUL and may begin with 0x1e. Two NULs in a row never occur otherwise (no path is
+# empty, no message holds a NUL), so the triple is unambiguous.
+_START = "\x00\x00\x1e"
 _CHUNK = 1 << 20
 
 
@@ -210,12 +214,12 @@ def _records(stream: Iterator[bytes]) -> Iterator[str]:
     record."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     partial: list[str] = []
-    # The stream opens with a record separator that no NUL precedes; and a chunk may end
-    # between the NUL and the separator, so a trailing NUL waits for the next chunk.
+    # The stream opens with the format's NUL + 0x1e, which no entry's NUL precedes; and a
+    # chunk may end inside the start, so its trailing NULs wait for the next chunk.
     held = "\x00"
     for chunk in stream:
         text = held + decoder.decode(chunk)
-        held = "\x00" if text.endswith("\x00") else ""
+        held = "\x00\x00" if text.endswith("\x00\x00") else "\x00" if text.endswith("\x00") else ""
         parts = text[: len(text) - len(held)].split(_START)
         partial.append(parts[0])
         for part in parts[1:]:
@@ -271,7 +275,9 @@ def iter_commits(repo: Path) -> Iterator[RawCommit]:
         finally:
             process.stdout.close()
             returncode = process.wait()
-        if returncode == 0 and unparsed is not None:
+        # Killed by SIGPIPE: the pipe was closed because a record could not be parsed while
+        # git was still writing; that failure is the one to report.
+        if unparsed is not None and returncode in (0, -signal.SIGPIPE):
             raise unparsed
         if returncode != 0:
             errors.seek(0)

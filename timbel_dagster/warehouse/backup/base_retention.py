@@ -6,8 +6,11 @@ so the newest good one is never deleted; one whose metadata cannot be read is ne
 nor deleted (`left`). A base backup is self-contained (the WAL of its copy was streamed into
 it), so deleting an older one takes nothing a kept one needs. What a kept one needs is the
 archived WAL from its own start segment on, along the timelines recovery follows: the
-archive's files before the oldest kept one's start segment are never read again, and are
-removed, on any timeline (as `pg_archivecleanup ARCHIVE SEGMENT` does). Timeline history
+archive's files before the earliest start segment of the kept ones (the earliest in the WAL,
+not the first to finish: base backups can overlap, and one on a timeline that branched off
+earlier starts before older ones) are never read again, and are removed, on any timeline (as
+`pg_archivecleanup ARCHIVE SEGMENT` does); nothing while a base backup being written started
+before that. Timeline history
 files stay (small, and recovery follows them). When anything makes that cut uncertain (a base
 backup that cannot be read, the cut segment not in the archive), no WAL is removed.
 
@@ -36,6 +39,7 @@ from timbel_dagster.warehouse.backup.wal import SEGMENT
 # Segments, a promoted standby's last partial segment, backup history files: not history files.
 _REMOVABLE = re.compile(r"^[0-9A-F]{24}(\.[0-9A-F]{8}\.backup|\.partial)?$")
 _PRUNING = ".pruning"
+_LABEL_START = re.compile(r"^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$", re.MULTILINE)
 
 
 @dataclass
@@ -103,7 +107,7 @@ def prune_base_backups(
             if _attempt(result, base_id, lambda b=base_id: _delete(directory, b)):
                 result["deleted"].append(base_id)
     by_id = {b["id"]: b for b in bases}
-    result["wal"] = _prune_wal(wal_dir, plan, by_id, dry_run, result["failed"])
+    result["wal"] = _prune_wal(directory, wal_dir, plan, by_id, dry_run, result["failed"])
     if not dry_run and database_url is not None and _changed(result):
         record_event(
             database_url, actor=actor, action="backup.base_prune", target=None,
@@ -148,13 +152,14 @@ def _finish(directory: Path, base_id: str) -> None:
 
 
 def _prune_wal(
+    directory: Path,
     wal_dir: Path | None,
     plan: BasePlan,
     bases: dict[str, dict[str, Any]],
     dry_run: bool,
     failed: list[dict[str, str]],
 ) -> dict[str, Any]:
-    """Remove the archive's files before the oldest kept base backup's start segment; what
+    """Remove the archive's files before the earliest kept base backup's start segment; what
     was (or, dry, would be) removed, or why nothing was."""
     if wal_dir is None or not wal_dir.is_dir():
         return {"skipped": f"no WAL archive at {wal_dir} on this host"}
@@ -164,8 +169,29 @@ def _prune_wal(
                            "needs is unknown; fix or delete it"}  # fmt: skip
     if not plan.keep:
         return {"skipped": "no good base backup: every archived segment may still be needed"}
-    oldest = bases[plan.keep[-1]]
+    # The kept base backup that starts first in the WAL, not the one that finished first:
+    # two base backups can overlap in time, and one taken on a timeline that branched off
+    # earlier (a recovered cluster promoted) starts before older ones of the old timeline.
+    oldest = min(
+        (bases[i] for i in plan.keep),
+        key=lambda b: (str(b.get("start_segment") or "")[8:24], b["id"]),
+    )
     cut = oldest.get("start_segment") or ""
+    # A base backup being written needs the WAL from its own start too, which may be before
+    # the cut when it started before the kept ones (a long copy by hand beside the job).
+    for base_id, start in _writing_starts(directory):
+        if start is None:
+            # No backup_label yet (other tablespaces stream first): it starts after the
+            # cut unless it began before the base backup the cut is of.
+            began = dt.datetime.strptime(base_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+            since = oldest.get("created_at") or oldest["finished_at"]
+            if began >= dt.datetime.fromisoformat(since):
+                continue
+        if start is None or not SEGMENT.match(start) or start[8:24] < cut[8:24]:
+            return {"skipped": f"base backup {base_id} is being written and starts in "
+                               f"{start or 'a segment not known yet'}, before {cut}: the "
+                               "WAL is pruned once it has finished (or its .partial is "
+                               "deleted)"}  # fmt: skip
     names = [p.name for p in wal_dir.iterdir()]
     if cut not in names:
         return {"skipped": f"{cut or 'its start segment'}, where the oldest base backup kept "
@@ -195,6 +221,27 @@ def _prune_wal(
         "first": doomed[0] if doomed else None, "last": doomed[-1] if doomed else None,
         "removed": removed,
     }  # fmt: skip
+
+
+def _writing_starts(directory: Path) -> list[tuple[str, str | None]]:
+    """(id, start segment) of the base backups being written (`.ID.partial`): from the
+    backup_label once it has arrived, '' when it cannot be read, None before it arrives."""
+    found: list[tuple[str, str | None]] = []
+    for partial in sorted(directory.glob(".*.partial")):
+        base_id = partial.name[1 : -len(".partial")]
+        if not BASE_ID.match(base_id):
+            continue
+        label = partial / "backup_label"
+        if not label.exists():
+            found.append((base_id, None))
+            continue
+        try:
+            text = label.read_text(errors="replace")
+        except OSError:
+            text = ""
+        start = _LABEL_START.search(text)
+        found.append((base_id, start.group(1) if start else ""))
+    return found
 
 
 def _same_cluster(base: Path, segment: Path) -> bool:

@@ -67,9 +67,29 @@ def find_orphans(
             files.setdefault(backup_id, []).append(name)
     found = []
     for backup_id, names in sorted(files.items()):
-        why, delete = _judge(statuses.get(backup_id), now - time_of_id(backup_id), orphan_age)
+        there = _manifest_there(store, backup_id + MANIFEST_SUFFIX)
+        if there is True:
+            continue  # the listing lags behind a manifest just written: not an orphan
+        if there is None:
+            why, delete = "its manifest could not be read to check it is gone", False
+        else:
+            age = now - time_of_id(backup_id)
+            why, delete = _judge(statuses.get(backup_id), age, orphan_age)
         found.append(Orphan(backup_id, tuple(sorted(names)), why, delete))
     return found
+
+
+def _manifest_there(store: BackupStore, name: str) -> bool | None:
+    """Whether the manifest `name` can be read, asked of the object itself: a listing may lag
+    behind a write (an eventually consistent S3-compatible LIST) where a read does not. None
+    when the read fails otherwise (then nothing of that backup is deleted)."""
+    try:
+        with store.open(name):
+            return True
+    except FileNotFoundError:
+        return False
+    except Exception:  # any store's error: unknown, so kept
+        return None
 
 
 def _judge(status: str | None, age: dt.timedelta, orphan_age: dt.timedelta) -> tuple[str, bool]:
