@@ -26,8 +26,12 @@ def engine(warehouse_url: str):
 
 
 @pytest.fixture
-def app(engine, warehouse_url: str) -> FastAPI:
-    return create_app(load_settings(timbel_database_url=warehouse_url))
+def app(engine, warehouse_url: str, tmp_path) -> FastAPI:
+    # Its own TIMBEL_HOME: the default, `.timbel` in the working directory, is the checkout's
+    # after `make demo`, whose sample-mode marker would add the sample's alert rules.
+    return create_app(
+        load_settings(timbel_database_url=warehouse_url, timbel_home=tmp_path / ".timbel")
+    )
 
 
 @pytest.fixture
