@@ -32,9 +32,9 @@ MODEL_NAME = "risk_model"
 RISK_CODE_VERSION = "risk-3"
 # risk-2: monotone boosting, the lines-added member and blend weights chosen on inner folds.
 # risk-3: the touched files' past fixes and recent churn (FILE_HISTORY_FEATURES).
-# The features the deployment model always uses. At most 15 with FILE_HISTORY_FEATURES: a
-# reviewer's "top reasons" are exact Shapley values, which cost 2**features model evaluations
-# per assessed deployment.
+# The features the deployment model always uses; 15 with FILE_HISTORY_FEATURES, under the
+# 16 that exact Shapley values allow (`explain.MAX_SHAPLEY_FEATURES`): a reviewer's "top
+# reasons" cost 2**k model evaluations per assessed deployment, k its features off the median.
 RISK_FEATURES = (
     "n_commits",
     "la",

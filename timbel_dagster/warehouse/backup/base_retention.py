@@ -33,7 +33,7 @@ from typing import Any
 from timbel_dagster.warehouse.backup.base_record import record_event
 from timbel_dagster.warehouse.backup.basebackup import BASE_ID, list_base_backups
 from timbel_dagster.warehouse.backup.retention import PruneIncomplete
-from timbel_dagster.warehouse.backup.store import fsync_directory
+from timbel_dagster.warehouse.backup.store import fsync_directory, time_of_id
 from timbel_dagster.warehouse.backup.wal import SEGMENT
 
 # Segments, a promoted standby's last partial segment, backup history files: not history files.
@@ -183,7 +183,7 @@ def _prune_wal(
         if start is None:
             # No backup_label yet (other tablespaces stream first): it starts after the
             # cut unless it began before the base backup the cut is of.
-            began = dt.datetime.strptime(base_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+            began = time_of_id(base_id)
             since = oldest.get("created_at") or oldest["finished_at"]
             if began >= dt.datetime.fromisoformat(since):
                 continue

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -43,6 +42,7 @@ from timbel_dagster.warehouse.backup.store import (
     DATA_SUFFIX,
     MANIFEST_SUFFIX,
     BackupStore,
+    new_backup_id,
 )
 from timbel_dagster.warehouse.engine import get_engine
 
@@ -144,10 +144,6 @@ def _dump(
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     return _Dumped(path.name, tool, seen, name, tally.sha256.hexdigest(), tally.size)
-
-
-def new_backup_id(kind: str, now: dt.datetime) -> str:
-    return f"{now:%Y%m%dT%H%M%SZ}-{kind}-{secrets.token_hex(3)}"
 
 
 def record_preflight_failure(database_url: str, actor: str, error: BaseException) -> bool:

@@ -14,6 +14,7 @@ from timbel_dagster.warehouse.backup.store import (
     DATA_SUFFIX,
     MANIFEST_SUFFIX,
     BackupStore,
+    time_of_id,
 )
 
 # Data without a manifest and without a catalogue row is deleted once its backup started this
@@ -107,11 +108,6 @@ def _judge(status: str | None, age: dt.timedelta, orphan_age: dt.timedelta) -> t
         f"no manifest yet, started {span(age)} ago: a backup may still be writing it; "
         f"deleted once {span(orphan_age)} old"
     ), False
-
-
-def time_of_id(backup_id: str) -> dt.datetime:
-    """When a backup started, from its id (`20261205T120000Z-...`)."""
-    return dt.datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
 
 
 def span(length: dt.timedelta) -> str:

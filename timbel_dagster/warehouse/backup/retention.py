@@ -26,12 +26,13 @@ from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup import catalogue
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import list_backups
-from timbel_dagster.warehouse.backup.orphans import ORPHAN_AGE, find_orphans, span, time_of_id
+from timbel_dagster.warehouse.backup.orphans import ORPHAN_AGE, find_orphans, span
 from timbel_dagster.warehouse.backup.store import (
     DAGSTER_SUFFIX,
     DATA_SUFFIX,
     MANIFEST_SUFFIX,
     BackupStore,
+    time_of_id,
 )
 from timbel_dagster.warehouse.engine import get_engine
 

@@ -10,7 +10,9 @@ chooses from the settings.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +22,18 @@ from typing import BinaryIO, Protocol
 DATA_SUFFIX = ".tbk"
 DAGSTER_SUFFIX = ".dagster.tbk"
 MANIFEST_SUFFIX = ".manifest.json"
+# A backup's id (logical and base alike) starts with when it started, in UTC: `ID_TIME`.
+ID_TIME = "%Y%m%dT%H%M%SZ"
+
+
+def new_backup_id(kind: str, now: dt.datetime) -> str:
+    """`20261205T120000Z-KIND-1a2b3c`: the start time first, so ids sort by it."""
+    return f"{now:{ID_TIME}}-{kind}-{secrets.token_hex(3)}"
+
+
+def time_of_id(backup_id: str) -> dt.datetime:
+    """When a backup started, from its id (`new_backup_id`)."""
+    return dt.datetime.strptime(backup_id[:16], ID_TIME).replace(tzinfo=dt.UTC)
 
 
 class BackupStore(Protocol):
