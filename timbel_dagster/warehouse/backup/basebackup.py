@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 from timbel_dagster.settings import display_url
 from timbel_dagster.warehouse.backup import sources
 from timbel_dagster.warehouse.backup.crypto import BackupError
-from timbel_dagster.warehouse.backup.store import DirectoryStore
+from timbel_dagster.warehouse.backup.store import DirectoryStore, new_backup_id, time_of_id
 from timbel_dagster.warehouse.backup.wal import format_lsn, parse_lsn, segment_name
 
 BASE_ID = re.compile(r"^\d{8}T\d{6}Z-base-[0-9a-f]{6}$")
@@ -164,7 +163,7 @@ def take_base_backup(
     """
     conninfo, environment = sources.libpq(url)
     now = dt.datetime.now(dt.UTC)
-    backup_id = f"{now:%Y%m%dT%H%M%SZ}-base-{secrets.token_hex(3)}"
+    backup_id = new_backup_id("base", now)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = directory / f".{backup_id}.partial"
     tool = pg_program("pg_basebackup", bindir)
@@ -235,4 +234,11 @@ def list_base_backups(directory: Path) -> list[dict[str, Any]]:
             found.append({"id": backup_id, "problem": f"unreadable: {error}"})
             continue
         found.append(metadata | {"path": str(directory / backup_id), "problem": None})
-    return found
+    # Oldest first by when each started: ids hold whole seconds, and the random part after
+    # them would order two base backups started in the same second by chance.
+    return sorted(found, key=_started)
+
+
+def _started(base: dict[str, Any]) -> tuple[dt.datetime, str]:
+    started = base.get("created_at")
+    return (dt.datetime.fromisoformat(started) if started else time_of_id(base["id"]), base["id"])
