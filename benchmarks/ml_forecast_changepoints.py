@@ -62,6 +62,10 @@ def forecast(data: Path) -> None:
     )
     report("forecast_cost_mase_vs_seasonal_naive", r["mase"], "MASE", r["mase"] / naive,
            f"seasonal naive {naive:.3f}")  # fmt: skip
+    bound = r["hindsight_daily_shape_mase"]
+    report("forecast_cost_hindsight_daily_shape_mase", bound,
+           "MASE: each week's own median per hour of day, known only afterwards, the lowest a "
+           f"level and daily shape can score (the forecaster {r['mase']:.3f})")  # fmt: skip
     for name, baseline in (("mean7d", "last-7-days mean"), ("seasonal_naive", "seasonal naive")):
         ours, theirs = r["weekly_total_error_pct"], r[f"baseline_{name}_weekly_total_error_pct"]
         report(f"forecast_cost_weekly_total_error_vs_{name}", ours, "%", _ratio(ours, theirs),

@@ -27,6 +27,8 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 from tests.test_deployment_examples import outside_cluster
 from timbel_dagster.definitions import build_definitions
 from timbel_dagster.jobs import definitions as jobs
+from timbel_dagster.jobs.backup import backup as backup_job
+from timbel_dagster.jobs.base_backup import base_backup as base_backup_job
 from timbel_dagster.jobs.executors import ML_STEP_RESOURCES, ml_executor
 from timbel_dagster.sensors.grants import ROLLBACK_SERVICE_TAG
 from timbel_dagster.settings import SettingsError, load_settings
@@ -150,7 +152,7 @@ def test_dagster_builds_an_instance_with_the_chart_s_queue_retries_and_launcher(
         assert type(instance.run_launcher).__name__ == "K8sRunLauncher"
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
-        assert queue.max_concurrent_runs == 10 and len(queue.tag_concurrency_limits) == 2
+        assert queue.max_concurrent_runs == 10 and len(queue.tag_concurrency_limits) == 4
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_max_resume_run_attempts == 0
@@ -188,7 +190,7 @@ def _run(job: str, tags: dict[str, str]) -> dg.DagsterRun:
     return dg.DagsterRun(job_name=job, tags=tags)
 
 
-def test_the_run_queue_runs_one_rollback_per_service_and_one_retrain() -> None:
+def test_the_run_queue_runs_one_rollback_per_service_one_retrain_one_backup_of_each_kind() -> None:
     config = chart_instance(_values())["run_coordinator"]["config"]
     queue = _coordinator(config).get_run_queue_config()
     assert queue.max_concurrent_runs == 10
@@ -206,6 +208,16 @@ def test_the_run_queue_runs_one_rollback_per_service_and_one_retrain() -> None:
     retrain = _run("ml_retrain", dict(jobs.ML_RETRAIN["tags"]))
     counter.update_counters_with_launched_item(retrain)
     assert counter.is_blocked(_run("ml_retrain", dict(jobs.ML_RETRAIN["tags"])))
+
+    # One backup and one base backup at a time, the one not blocking the other; the tags
+    # are the jobs' own, so a Launchpad run queues behind a scheduled one too.
+    counter = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, [])
+    assert not counter.is_blocked(_run("backup", dict(backup_job.tags)))
+    counter.update_counters_with_launched_item(_run("backup", dict(backup_job.tags)))
+    assert counter.is_blocked(_run("backup", dict(backup_job.tags)))
+    assert not counter.is_blocked(_run("base_backup", dict(base_backup_job.tags)))
+    counter.update_counters_with_launched_item(_run("base_backup", dict(base_backup_job.tags)))
+    assert counter.is_blocked(_run("base_backup", dict(base_backup_job.tags)))
 
 
 def test_the_instance_example_has_the_chart_s_queue_limits_and_retries(k8s_env: None) -> None:

@@ -17,6 +17,7 @@ from timbel_dagster.ml.forecast.candidates import ALL, BASE, COMBINATIONS, FAST,
 from timbel_dagster.ml.forecast.eval import (
     evaluate_csv,
     evaluate_series,
+    hindsight_daily_shape,
     mase,
     mase_scale,
     total_error_pct,
@@ -120,6 +121,24 @@ def test_evaluation_scores_the_baselines_by_hand() -> None:
     assert result["baseline_seasonal_naive_mase"] == 0.0
     assert result["baseline_seasonal_naive_weekly_total_error_pct"] == 0.0
     assert set(result) >= {"mase", "weekly_total_error_pct", "coverage80", "coverage95"}
+
+
+def test_the_hindsight_bound_is_each_time_of_day_s_median_over_the_horizon() -> None:
+    """Two days: hour h is h on the first and h + 2 on the second (one hour missing), so the
+    bound forecasts h + 1 and misses every value by 1; the lone value of the gap's hour is
+    its own median."""
+    times = pd.date_range("2026-01-05", periods=48, freq="1h", tz="UTC")
+    actual = np.array([*range(24), *(h + 2.0 for h in range(24))], dtype=float)
+    actual[30] = np.nan
+    shape = hindsight_daily_shape(actual, times)
+    expected = np.array([h + 1.0 for h in range(24)] * 2)
+    expected[[6, 30]] = 6.0
+    np.testing.assert_array_equal(shape, expected)
+    # Through the evaluation: a horizon whose days repeat exactly is all shape, bound 0.
+    values = ([0.0] * 24 + [2.0] * 24) * 7 + [float(h % 5) for h in range(24)] * 4
+    result = evaluate_series(hourly(values), horizon=96, origins=1)
+    assert result["hindsight_daily_shape_mase"] == 0.0
+    assert result["per_origin"][0]["hindsight_daily_shape_mase"] == 0.0
 
 
 # -- the forecaster --------------------------------------------------------------------------
@@ -383,6 +402,9 @@ def test_bitbrains_cost_beats_both_baselines_with_calibrated_intervals() -> None
     assert 0.75 <= result["hourly_coverage80"] <= 0.85
     assert result["weekly_total_in_interval80"] >= 3
     assert all(row["model"].startswith("median(") for row in result["per_origin"])
+    # Why MASE < 0.75 (issue 16) is out of reach on this trace: each week's own median per
+    # hour of day, known only afterwards, scores 0.896; the forecaster is within 0.11 of it.
+    assert 0.85 < result["hindsight_daily_shape_mase"] < result["mase"]
     for row in result["per_origin"][2:]:
         assert row["forecast_mase"] < min(row["mean7d_mase"], row["seasonal_naive_mase"])
 

@@ -213,9 +213,13 @@ def pitr(
             f"{done['recovery_stop'] or 'see ' + done['log']}"
         )
     else:
+        # pg_ctl start -w returns once the server takes connections, which a hot standby
+        # does while it still replays: reads then show the database part way to the moment.
         click.echo(
             f"start it with: pg_ctl start -D {done['target']} (as its owner); it listens on "
-            f"127.0.0.1:{done['port']}"
+            f"127.0.0.1:{done['port']}. It replays WAL to the moment, then promotes: until "
+            "`SELECT pg_is_in_recovery()` returns false there, what it shows is not yet the "
+            "moment"
         )
 
 

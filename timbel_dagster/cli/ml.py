@@ -253,6 +253,11 @@ def evaluate_forecast(
             f"{name:<16} {_figure(result[mase_key], 7, 3)} {_figure(result[total_key], 12, 1)}"
         )
     click.echo(
+        f"{'hindsight shape':<16} {_figure(result['hindsight_daily_shape_mase'], 7, 3)} "
+        f"{'-':>12}  (each horizon's own median per time of day, known only afterwards: "
+        "the lowest MASE a level and daily shape can score)"
+    )
+    click.echo(
         f"hourly interval coverage: 80% -> {_figure(result['hourly_coverage80'], 0, 2)}, "
         f"95% -> {_figure(result['hourly_coverage95'], 0, 2)}"
     )

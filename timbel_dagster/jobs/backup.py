@@ -119,6 +119,9 @@ def backup_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResourc
 
 @dg.job(
     name="backup",
+    # One at a time in the run queue (tag_concurrency_limits, deploy/helm/values.yaml): two
+    # runs would prune the same catalogue side by side, each deleting what the other keeps.
+    tags={"timbel/kind": "backup"},
     description="An encrypted backup of the warehouse (`timbel backup create`) and the "
     "retention (`timbel backup prune`), nightly once its schedule is on.",
 )

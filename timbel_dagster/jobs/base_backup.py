@@ -99,6 +99,10 @@ def base_backup_cluster(context: dg.OpExecutionContext, warehouse: WarehouseReso
 
 @dg.job(
     name="base_backup",
+    # One at a time in the run queue (tag_concurrency_limits, deploy/helm/values.yaml): a
+    # second copy of the whole cluster would double the load for nothing, and the two
+    # retentions would cut the WAL archive against each other's base backups.
+    tags={"timbel/kind": "base_backup"},
     description="A base backup of the warehouse's PostgreSQL cluster for point-in-time "
     "recovery (`timbel backup base`) and the base backups' retention (`timbel backup "
     "prune-bases`), weekly once its schedule is on.",
