@@ -221,6 +221,8 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     assert rows.pop("slo-slow-burn")["origin"] == "built-in:27"
     assert rows.pop("backup-stale")["origin"] == "built-in:37"
     assert rows.pop("backup-failed")["origin"] == "built-in:44"
+    assert rows.pop("base-backup-stale")["origin"] == "built-in:55"
+    assert rows.pop("base-backup-failed")["origin"] == "built-in:62"
     assert set(rows) == {
         "namespace-cpu-near-quota",
         "workload-crash-looping",
@@ -239,9 +241,9 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
         "query": "namespace_cpu_quota_ratio > 0.9",
     }
 
-    # Adding the same file again replaces the rules by name: still three, and the three built in.
+    # Adding the same file again replaces the rules by name: still three, and the seven built in.
     assert invoke(["alerts", "rules", "add", str(SAMPLE_RULES)], tmp_path).returncode == 0
-    assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 8
+    assert len(_json(["alerts", "rules", "list", "--json"], tmp_path)["rules"]) == 10
 
     # The rules file wins over a warehouse rule of the same name, which is reported.
     both = _json(
@@ -262,6 +264,8 @@ def test_rules_add_list_and_delete(tmp_path: Path) -> None:
     assert sorted(names) == [
         "backup-failed",
         "backup-stale",
+        "base-backup-failed",
+        "base-backup-stale",
         "ingestion-stale",
         "namespace-cpu-near-quota",
         "pipeline-failure-rate",
@@ -303,6 +307,8 @@ def test_rules_add_of_an_invalid_file_stores_nothing(tmp_path: Path) -> None:
         "slo-slow-burn",
         "backup-stale",
         "backup-failed",
+        "base-backup-stale",
+        "base-backup-failed",
     ]
     assert listed["errors"] == []
     with _warehouse(tmp_path).connect() as connection:
@@ -445,9 +451,9 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     report = _json(["alerts", "evaluate", "--json"], sample_dir, **env)
     # The sample's three and the built-in ingestion-stale, over the instance the commands
     # materialized in (TIMBEL_HOME/dagster): fresh, so it does not fire; the SLO burn-rate
-    # rules (no SLO status stored: nothing fires); and the built-in backup rules, silent where
-    # no backup was ever tried.
-    assert report["rules"] == 8 and report["errors"] == []
+    # rules (no SLO status stored: nothing fires); and the built-in backup and base backup
+    # rules, silent where no backup was ever tried.
+    assert report["rules"] == 10 and report["errors"] == []
     transitions = report["transitions"]
     # The sample's commerce namespaces reach their CPU quota; auth-gateway crash-loops in dev.
     assert {t["rule"] for t in transitions} >= {
@@ -499,7 +505,7 @@ def test_evaluate_the_sample_rules_notifies_slack_and_records_history(
     assert len(httpserver.log) == len(transitions)
     plain = invoke(["alerts", "evaluate"], sample_dir, **env)
     assert plain.returncode == 0
-    assert plain.stdout.startswith(f"8 rules, {len(transitions)} active series, 0 transitions")
+    assert plain.stdout.startswith(f"10 rules, {len(transitions)} active series, 0 transitions")
 
 
 def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
@@ -514,7 +520,7 @@ def test_evaluate_prints_its_transitions_as_a_table(sample_dir: Path) -> None:
                for line in fired)  # fmt: skip
     assert all(line.split()[-1] == "yes" for line in fired)  # due, though no channel is set
     assert re.fullmatch(
-        rf"8 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
+        rf"10 rules, {len(fired)} active series, {len(fired)} transitions, 0 notices sent in "
         r"\d+\.\ds",
         lines[-1],
     )

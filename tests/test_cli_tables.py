@@ -201,14 +201,16 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "slo-slow-burn",
         "backup-stale",
         "backup-failed",
+        "base-backup-stale",
+        "base-backup-failed",
     ]
-    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 8
+    assert _json(timbel("alerts", "evaluate", "--json", **sample))["rules"] == 10
 
     rule = tmp_path / "extra.yaml"
     rule.write_text("rules:\n  - name: extra-rule\n    fact: pipeline_failure_rate\n")
     assert timbel("alerts", "rules", "add", str(rule)).returncode == 0
     example = {"TIMBEL_ALERT_RULES_FILE": str(EXAMPLE_RULES)}  # one of its 3 rules is off
-    for env, count, off in ((sample, 9, 0), ({}, 6, 0), (example, 9, 1)):
+    for env, count, off in ((sample, 11, 0), ({}, 8, 0), (example, 11, 1)):
         listed = _json(timbel("alerts", "rules", "list", "--json", **env))["rules"]
         evaluated = _json(timbel("alerts", "evaluate", "--json", **env))
         assert len(listed) == evaluated["rules"] + off == count, env
@@ -232,12 +234,14 @@ def test_the_alert_rules_are_counted_alike_everywhere(
         "slo-slow-burn": "built-in",
         "backup-stale": "built-in",
         "backup-failed": "built-in",
+        "base-backup-stale": "built-in",
+        "base-backup-failed": "built-in",
     }
     assert lines[-1] == (
-        "9 rules: 3 from the sample's rules file, 1 from the warehouse, 5 built in"
+        "11 rules: 3 from the sample's rules file, 1 from the warehouse, 7 built in"
     )
     plain = timbel("alerts", "evaluate", **sample)
-    assert plain.stdout.startswith("9 rules, 0 active series, 0 transitions, 0 notices sent in ")
+    assert plain.stdout.startswith("11 rules, 0 active series, 0 transitions, 0 notices sent in ")
 
 
 def test_alerts_list_rounds_values_prints_labels_and_names_rules_it_cannot_see(

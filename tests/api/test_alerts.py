@@ -80,6 +80,8 @@ def test_operations_stores_replaces_and_deletes_a_rule(client, engine, ops) -> N
         "slo-slow-burn",
         "backup-stale",
         "backup-failed",
+        "base-backup-stale",
+        "base-backup-failed",
     ]
 
     deleted = client.delete("/api/v1/alerts/rules/pipeline-failure-rate", headers=ops)

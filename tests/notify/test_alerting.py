@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 
 from tests.conftest import missing_service
 from tests.services.kube_series import HOURS, write_kube_history
@@ -19,10 +19,13 @@ from tests.services.prometheus import running_prometheus
 from timbel_dagster.notify.alerting import AlertEvaluator
 from timbel_dagster.notify.dispatch import Dispatcher
 from timbel_dagster.notify.facts import FACTS
+from timbel_dagster.notify.rule_store import builtin_rules
 from timbel_dagster.notify.rules import parse_rules
 from timbel_dagster.notify.slack import SlackWebhook
 from timbel_dagster.notify.subscriptions import subscribe
 from timbel_dagster.resources.prometheus import PrometheusClient
+from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.schema.models import AuditEvent
 from timbel_dagster.warehouse.schema.notify import Alert, AlertEvent, Notification, Silence
 
 QUOTA_RULE = """\
@@ -176,6 +179,75 @@ def test_the_vulnerability_fact_on_a_warehouse_without_findings_fires_nothing(
     )
     report = AlertEvaluator(engine).tick(rules, T)
     assert "vulns" not in report.errors and not report.transitions
+
+
+def _audited(
+    engine: Any, action: str, at: dt.datetime, target: str | None = None, error: str | None = None
+) -> None:
+    """An event appended as base_record.py appends it, then dated `at`."""
+    with engine.begin() as connection:
+        append_event(
+            connection,
+            actor="dagster",
+            action=action,
+            target=target,
+            details={"error": error} if error else {"path": "/bases"},
+        )
+        newest = select(func.max(AuditEvent.id)).scalar_subquery()
+        connection.execute(update(AuditEvent).where(AuditEvent.id == newest).values(at=at))
+
+
+def test_the_base_backup_facts_read_the_newest_base_backup_events(engine: Any) -> None:
+    """base_backup_age and base_backup_failed (the built-in base-backup-stale and
+    base-backup-failed rules, tests/jobs/test_backup_monitor.py) on each backend."""
+    day, now = dt.timedelta(days=1), dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+
+    def facts(at: dt.datetime = now) -> tuple[list, list]:
+        with engine.connect() as connection:
+            return (
+                FACTS["base_backup_age"](connection, {}, at),
+                FACTS["base_backup_failed"](connection, {}, at),
+            )
+
+    assert facts() == ([], [])  # never tried: silent
+    # Events that are not a base backup attempt change nothing.
+    _audited(engine, "backup.base_prune", now - 20 * day)
+    _audited(engine, "backup.fail", now - 20 * day, target="logical", error="BackupError: x")
+    assert facts() == ([], [])
+
+    # Only failures: the first attempt is where the age counts from.
+    _audited(engine, "backup.base_fail", now - 12 * day, error="BackupError: first\ntrace")
+    first_failure = {"failed_at": "2026-11-24T12:00:00+00:00", "error": "BackupError: first"}
+    assert facts() == ([({"last_base": "none"}, 12 * 86400.0)], [(first_failure, 1.0)])
+    # A base backup taken: the age counts from it, and the failure before it is over.
+    _audited(engine, "backup.base", now - 9 * day, target="20261127T120000Z-base-000001")
+    taken = {"last_base": "20261127T120000Z-base-000001"}
+    assert facts() == ([(taken, 9 * 86400.0)], [])
+    # A newer failure alerts again; before it happened, it is not seen.
+    _audited(engine, "backup.base_fail", now - day, error="BackupError: second")
+    second = {"failed_at": "2026-12-05T12:00:00+00:00", "error": "BackupError: second"}
+    assert facts() == ([(taken, 9 * 86400.0)], [(second, 1.0)])
+    assert facts(now - 2 * day) == ([(taken, 7 * 86400.0)], [])
+
+    rules = [r for r in builtin_rules() if r.name.startswith("base-backup-")]
+    assert [(r.name, r.fact, str(r.threshold)) for r in rules] == [
+        ("base-backup-stale", "base_backup_age", "> 691200"),
+        ("base-backup-failed", "base_backup_failed", "> 0"),
+    ]
+    evaluator = AlertEvaluator(engine)
+    assert evaluator.tick(rules, now - 2 * day).transitions == []  # 7 days: within the 8
+    fired = evaluator.tick(rules, now)
+    assert fired.errors == {}
+    assert sorted((t.state.rule, t.kind) for t in fired.transitions) == [
+        ("base-backup-failed", "fired"),
+        ("base-backup-stale", "fired"),
+    ]
+    _audited(engine, "backup.base", now + dt.timedelta(hours=1), target="20261206T130000Z-x")
+    resolved = evaluator.tick(rules, now + dt.timedelta(hours=2))
+    assert sorted((t.state.rule, t.kind) for t in resolved.transitions) == [
+        ("base-backup-failed", "resolved"),
+        ("base-backup-stale", "resolved"),
+    ]
 
 
 def test_promql_rules_without_prometheus_are_reported(engine: Any) -> None:

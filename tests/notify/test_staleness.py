@@ -185,6 +185,8 @@ def test_the_built_in_rule_is_listed_and_a_disabled_stored_rule_of_its_name_turn
         ("slo-slow-burn", BUILTIN),
         ("backup-stale", BUILTIN),  # backup_monitor's (tests/jobs/test_backup_monitor.py)
         ("backup-failed", BUILTIN),
+        ("base-backup-stale", BUILTIN),
+        ("base-backup-failed", BUILTIN),
     ]
     save_rules(
         engine,
@@ -199,6 +201,8 @@ def test_the_built_in_rule_is_listed_and_a_disabled_stored_rule_of_its_name_turn
         "slo-slow-burn",
         "backup-stale",
         "backup-failed",
+        "base-backup-stale",
+        "base-backup-failed",
     ]
 
 

@@ -435,6 +435,8 @@ def test_alert_sensor_reports_a_file_rule_shadowing_a_warehouse_rule(
         ("slo-slow-burn", "built-in:27"),
         ("backup-stale", "built-in:37"),
         ("backup-failed", "built-in:44"),
+        ("base-backup-stale", "built-in:55"),
+        ("base-backup-failed", "built-in:62"),
     ]
     assert errors == [
         "warehouse:pipeline-failure-rate: rule 'pipeline-failure-rate' is skipped: "

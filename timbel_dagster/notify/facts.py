@@ -14,6 +14,7 @@ from timbel_dagster.notify.rules import parse_duration
 from timbel_dagster.notify.staleness import INSTANCE_FACTS
 from timbel_dagster.security.history import open_by_deployed_image
 from timbel_dagster.slo.alerts import slo_burn_rate
+from timbel_dagster.warehouse.backup.base_state import base_backup_state
 from timbel_dagster.warehouse.backup.catalogue import catalogue_state
 from timbel_dagster.warehouse.schema.models import Base, Pipeline, PipelineExecution
 
@@ -171,9 +172,39 @@ def backup_failed(
     return [({"backup": state.latest_id or "", "error": error}, 1.0)]
 
 
+def base_backup_age(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """Seconds since the newest base backup was taken (`backup.base` in the audit log; since
+    the first failed one when none was taken). No observation where no base backup was ever
+    tried: the weekly schedule is off by default."""
+    state = base_backup_state(connection, now)
+    if state.first_attempt_at is None:
+        return []
+    since = state.taken.at if state.taken else state.first_attempt_at
+    last = (state.taken.target or "unknown") if state.taken else "none"
+    return [({"last_base": last}, (now - since).total_seconds())]
+
+
+def base_backup_failed(
+    connection: Connection, params: dict[str, Any], now: dt.datetime
+) -> list[Observation]:
+    """1 when the newest base backup attempt failed (`backup.base_fail` after the newest
+    `backup.base`), labelled with when and its error; nothing once a newer base backup is
+    taken (which resolves the alert)."""
+    state = base_backup_state(connection, now)
+    if not state.latest_failed or state.failed is None:
+        return []
+    error = str(state.failed.details.get("error") or "unknown error").splitlines()[0][:300]
+    failed_at = state.failed.at.isoformat(timespec="seconds")
+    return [({"failed_at": failed_at, "error": error}, 1.0)]
+
+
 FACTS: dict[str, Fact] = {
     "backup_age": backup_age,
     "backup_failed": backup_failed,
+    "base_backup_age": base_backup_age,
+    "base_backup_failed": base_backup_failed,
     "pipeline_failure_rate": pipeline_failure_rate,
     "namespace_cpu_quota_ratio": namespace_cpu_quota_ratio,
     "crash_looping_workloads": crash_looping_workloads,
@@ -194,4 +225,4 @@ FACTS |= {name: _without_clock(fact) for name, fact in INSTANCE_FACTS.items()}
 
 # The facts the `backup_monitor` sensor evaluates (their rules are left to it, not to
 # alert_rule_sensor, so one alert is never advanced by two sensors at once).
-BACKUP_FACTS = frozenset({"backup_age", "backup_failed"})
+BACKUP_FACTS = frozenset({"backup_age", "backup_failed", "base_backup_age", "base_backup_failed"})

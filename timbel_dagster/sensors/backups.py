@@ -1,7 +1,7 @@
 """The nightly backup's schedule, off until an operator turns it on (it needs
 TIMBEL_BACKUP_KEY where the runs execute); the weekly base backup's, off too and skipping while
 TIMBEL_BASE_BACKUP_DIR is unset; and `backup_monitor`, which alerts through the rule engine
-when the last good backup is too old or the newest backup failed."""
+when the last good backup or base backup is too old, or the newest one failed."""
 
 # No `from __future__ import annotations`: Dagster reads these annotations at definition time.
 import dagster as dg
@@ -54,11 +54,17 @@ def base_backup_schedule(context: dg.ScheduleEvaluationContext):
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Evaluate the backup rules (built-in backup-stale: no good backup for 26 h; "
-    "backup-failed: the newest backup failed) on the backup catalogue and notify through the "
-    "alert rules' channels. Silent where no backup was ever tried.",
+    "backup-failed: the newest backup failed) on the backup catalogue, and the base backup "
+    "rules (base-backup-stale: no base backup for 8 days; base-backup-failed: the newest base "
+    "backup failed) on the audit log's backup.base and backup.base_fail events, and notify "
+    "through the alert rules' channels. Each is silent where no backup of its kind was ever "
+    "tried.",
 )
 def backup_monitor(context: dg.SensorEvaluationContext, notifier: NotifierResource):
     watched = rules_of(context, notifier, backup=True)
     if not watched:
-        return dg.SkipReason("no backup rules (backup-stale and backup-failed are turned off)")
+        return dg.SkipReason(
+            "no backup rules (backup-stale, backup-failed, base-backup-stale and "
+            "base-backup-failed are turned off)"
+        )
     return dg.SkipReason(tick_text(context, notifier.evaluator(context.log), watched))

@@ -16,6 +16,7 @@ Point-in-time recovery of a PostgreSQL cluster (issue 17 item 2):
 - archive_command.py: that copy as a standard-library-only `python -m` archive_command;
 - basebackup.py: base backups with pg_basebackup, verified, and the PostgreSQL programs;
 - base_record.py: a base backup taken, failed or pruned, in the warehouse's audit log;
+- base_state.py: the newest base backup taken and failed, for the monitor's rules;
 - base_retention.py: keep the newest N base backups, and the archived WAL they need;
 - pitr.py: choose the base backup, check everything, build the recovered data directory;
 - recovered_server.py: start it, follow it to its target, read where it stopped.

@@ -9,7 +9,8 @@ file that does not exist) records nothing. `pitr` records nothing: it writes a n
 directory, and the warehouse it would write to may be the one being recovered.
 
 The `backups` catalogue is not used: its rows are the encrypted logical backups, whose
-`backup_monitor` rules would take a base backup for one.
+`backup_monitor` rules would take a base backup for one. The monitor's base backup rules read
+these events instead (base_state.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import inspect
 
 from timbel_dagster.settings import display_url
 from timbel_dagster.warehouse.audit.chain import append_event
+from timbel_dagster.warehouse.backup.base_state import BASE_FAILED, BASE_TAKEN
 from timbel_dagster.warehouse.backup.basebackup import Progress, take_base_backup
 from timbel_dagster.warehouse.backup.catalogue import no_warehouse
 from timbel_dagster.warehouse.engine import get_engine
@@ -67,13 +69,13 @@ def take_recorded_base_backup(
         details = {"source": display_url(url), "directory": str(directory), "error": message,
                    "at": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
         with contextlib.suppress(Exception):  # the base backup's own error is the one raised
-            record_event(database_url, actor=actor, action="backup.base_fail", target=None,
+            record_event(database_url, actor=actor, action=BASE_FAILED, target=None,
                          details=details)  # fmt: skip
         raise
     # The base backup is whole and verified: an audit log that cannot take the event fails the
     # command loudly (as `backup create` does), and the base backup stays.
     audited = record_event(
-        database_url, actor=actor, action="backup.base", target=taken["id"],
+        database_url, actor=actor, action=BASE_TAKEN, target=taken["id"],
         details={key: taken[key] for key in _RECORDED},
     )  # fmt: skip
     return taken | {"audited": audited}
