@@ -5,6 +5,8 @@ WAL archiving on (tests/services/postgres_cluster.py, as the PITR tests): the ba
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from timbel_dagster.jobs.base_backup import base_backup
 from timbel_dagster.jobs.run_actor import acting_as
 from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse import migrate
+from timbel_dagster.warehouse.backup.base_writer import writer_path
 from timbel_dagster.warehouse.backup.basebackup import list_base_backups
 from timbel_dagster.warehouse.backup.pitr import recover_to_time
 from timbel_dagster.warehouse.backup.wal import SEGMENT
@@ -156,3 +159,33 @@ def test_a_failed_base_backup_is_audited_and_costs_no_old_one(
     assert (action, target) == ("backup.base_fail", None)
     assert "pg_basebackup is not in TIMBEL_PG_BINDIR" in details["error"]
     assert ({p.name for p in settings.iterdir()} if settings.exists() else set()) == kept
+
+
+def test_the_job_deletes_a_copy_a_killed_run_abandoned(
+    warehouse: Warehouse, settings: Path
+) -> None:
+    """An earlier run killed half way (its pod evicted: another host) left `.ID.partial`, three
+    days old, starting in the archive's first segment: the run deletes it, reports it, and it no
+    longer holds the WAL pruning back. The run's own copy leaves no writer record behind."""
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=72)
+    killed = f"{started:%Y%m%dT%H%M%SZ}-base-dead00"
+    partial = settings / f".{killed}.partial"
+    (partial / "base").mkdir(parents=True)
+    (partial / "backup_label").write_text(
+        "START WAL LOCATION: 0/1000028 (file 000000010000000000000001)\nSTART TIMELINE: 1\n"
+    )
+    writer_path(partial).write_text(json.dumps({"host": "run-worker-5d8f", "pid": 7}))
+
+    result = _run(warehouse.url)
+
+    assert result.success, result.all_events
+    [gone] = result.output_for_node("base_backup_cluster")["abandoned_copies_deleted"]
+    assert gone["id"] == killed and gone["age_hours"] == pytest.approx(72, abs=0.5)
+    assert gone["why"].startswith("started 72 h ago, written from host run-worker-5d8f")
+    [step] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = step.event_specific_data.metadata
+    assert metadata["abandoned_copies_deleted"].value == 1
+    assert "is being written" not in metadata["wal"].value  # removed, or not archived yet
+    assert sorted(p.name for p in settings.iterdir() if p.name.startswith(".")) == []
+    _action, _target, pruned = _base_events(warehouse.url)[-1]
+    assert [p["id"] for p in pruned["partials_deleted"]] == [killed]

@@ -153,13 +153,18 @@ def test_prune_deletes_the_old_base_backups_then_the_wal_only_they_needed(
 ) -> None:
     writing = directory / ".20261201T031700Z-base-abcdef.partial"  # pg_basebackup at work
     writing.mkdir()
-    dry = prune_base_backups(directory, archive, 2, database_url=None, actor="x", dry_run=True)
+    # An hour into that copy (test_base_retention_partials.py: once it is abandoned).
+    now = dt.datetime(2026, 12, 1, 4, 17, tzinfo=dt.UTC)
+    dry = prune_base_backups(
+        directory, archive, 2, database_url=None, actor="x", dry_run=True, now=now
+    )
     assert dry["delete"] == bases[:2] and dry["deleted"] == []
     assert dry["wal"]["before_cut"] == 8 and dry["wal"]["removed"] == 0
     assert len(_names(directory)) == 9 and len(_names(archive)) == len(ARCHIVE)
 
-    done = prune_base_backups(directory, archive, 2, database_url=None, actor="x")
+    done = prune_base_backups(directory, archive, 2, database_url=None, actor="x", now=now)
     assert done["deleted"] == bases[:2] and done["keep"] == [bases[3], bases[2]]
+    assert done["partials_deleted"] == [] and done["partials"][0]["abandoned"] is False
     assert _names(directory) == sorted(
         [writing.name, bases[2], f"{bases[2]}.json", bases[3], f"{bases[3]}.json"]
     )
@@ -171,7 +176,7 @@ def test_prune_deletes_the_old_base_backups_then_the_wal_only_they_needed(
     assert _names(archive) == sorted(set(ARCHIVE) - set(wal_before(ARCHIVE, _segment(6))))
     assert _segment(6) in _names(archive) and "00000002.history" in _names(archive)
 
-    again = prune_base_backups(directory, archive, 2, database_url=None, actor="x")
+    again = prune_base_backups(directory, archive, 2, database_url=None, actor="x", now=now)
     assert again["deleted"] == [] and again["wal"]["removed"] == 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.warehouse.test_base_retention import START, _base, _segment, _wal_file
 from timbel_dagster.warehouse.backup.base_retention import prune_base_backups
+from timbel_dagster.warehouse.backup.base_writer import claim, release
 
 
 def _archive(tmp_path: Path, names: list[str]) -> Path:
@@ -84,6 +85,7 @@ def test_a_base_backup_being_written_keeps_the_wal_from_its_start(tmp_path: Path
         _base(directory, week, 2 * week + 2)
     writing = directory / f".{START - dt.timedelta(days=1):%Y%m%dT%H%M%SZ}-base-abcdef.partial"
     writing.mkdir()
+    claim(writing)  # this process copies it: weeks old, it is still being written
     (writing / "backup_label").write_text(
         f"START WAL LOCATION: 0/3000028 (file {_segment(3)})\n"
         "CHECKPOINT LOCATION: 0/3000060\nBACKUP METHOD: streamed\nBACKUP FROM: primary\n"
@@ -108,12 +110,15 @@ def test_a_base_backup_being_written_without_its_label_yet_holds_the_wal_if_it_b
         _base(directory, week, 2 * week + 2)
     early = directory / f".{START - dt.timedelta(days=1):%Y%m%dT%H%M%SZ}-base-abcdef.partial"
     early.mkdir()
+    claim(early)  # still being written (else, weeks old, it would be abandoned)
     archive = _archive(tmp_path, [_segment(n) for n in range(1, 10)])
     held = prune_base_backups(directory, archive, 1, database_url=None, actor="x")
     assert "is being written" in held["wal"]["skipped"]
     assert len(list(archive.iterdir())) == 9
+    release(early)
     early.rmdir()
     late = directory / f".{START + dt.timedelta(weeks=4):%Y%m%dT%H%M%SZ}-base-abcdef.partial"
     late.mkdir()
+    claim(late)
     done = prune_base_backups(directory, archive, 1, database_url=None, actor="x")
-    assert done["wal"]["removed"] == 7
+    assert done["wal"]["removed"] == 7 and late.is_dir()

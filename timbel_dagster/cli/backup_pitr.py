@@ -16,6 +16,7 @@ from timbel_dagster.cli.tables import Column, print_table
 from timbel_dagster.warehouse.backup.base_record import take_recorded_base_backup
 from timbel_dagster.warehouse.backup.base_retention import prune_base_backups
 from timbel_dagster.warehouse.backup.basebackup import list_base_backups
+from timbel_dagster.warehouse.backup.configured import orphan_age
 from timbel_dagster.warehouse.backup.crypto import BackupError
 from timbel_dagster.warehouse.backup.pitr import recover_to_time
 from timbel_dagster.warehouse.backup.retention import PruneIncomplete
@@ -91,8 +92,10 @@ def bases(directory: Path | None, as_json: bool) -> None:
 @friendly_errors
 def prune_bases(directory: Path | None, wal_dir: Path | None, dry_run: bool, as_json: bool) -> None:
     """Keep the newest TIMBEL_BASE_BACKUP_KEEP (4) good base backups and delete the others,
-    then the archived WAL before the oldest one kept (never the newest base backup, never
-    WAL a kept one needs, never one that cannot be read)."""
+    and the copies a killed base backup abandoned (.ID.partial older than
+    TIMBEL_BACKUP_ORPHAN_HOURS, 48, with no writer running), then the archived WAL before the
+    oldest one kept (never the newest base backup, never WAL a kept one or a copy still being
+    written needs, never one that cannot be read)."""
     settings = settings_or_exit()
     try:
         result = prune_base_backups(
@@ -102,6 +105,7 @@ def prune_bases(directory: Path | None, wal_dir: Path | None, dry_run: bool, as_
             database_url=settings.database_url,
             actor=settings.timbel_user,
             dry_run=dry_run,
+            orphan_age=orphan_age(settings),
         )
     except PruneIncomplete as incomplete:
         _print_base_prune(incomplete.result, as_json)
@@ -119,6 +123,12 @@ def _print_base_prune(result: dict, as_json: bool) -> None:
                    "(an earlier prune's)")  # fmt: skip
     for base_id in result["delete"] if result["dry_run"] else result["deleted"]:
         click.echo(f"{verb} base backup {base_id}")
+    for partial in result["partials"]:
+        name = f".{partial['id']}.partial"
+        if not partial["abandoned"]:
+            click.echo(f"left base backup copy {name}, being written ({partial['why']})")
+        elif result["dry_run"] or partial["id"] in result["partials_deleted"]:
+            click.echo(f"{verb} abandoned base backup copy {name} ({partial['why']})")
     for failure in result["failed"]:
         click.echo(f"could not delete {failure['path']}: {failure['error']}")
     for base_id in result["keep"]:

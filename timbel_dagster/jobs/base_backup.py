@@ -3,12 +3,13 @@ PostgreSQL cluster, then `timbel backup prune-bases`, for the weekly schedule
 (`base_backup_weekly`, sensors/backups.py: off until an operator turns it on, and skipping
 while TIMBEL_BASE_BACKUP_DIR is unset).
 
-It reads TIMBEL_BASE_BACKUP_DIR, TIMBEL_BASE_BACKUP_KEEP, TIMBEL_WAL_ARCHIVE_DIR and
-TIMBEL_PG_BINDIR from the settings of the process that runs it (the run worker, which needs
-pg_basebackup and pg_verifybackup, and the WAL archive mounted to prune it): set them there.
-The cluster is the warehouse's (TIMBEL_DATABASE_URL), whose role needs REPLICATION. Each base
-backup is audited as `backup.base` (or `backup.base_fail`), each prune as `backup.base_prune`,
-in the warehouse once the copy has finished.
+It reads TIMBEL_BASE_BACKUP_DIR, TIMBEL_BASE_BACKUP_KEEP, TIMBEL_WAL_ARCHIVE_DIR,
+TIMBEL_BACKUP_ORPHAN_HOURS and TIMBEL_PG_BINDIR from the settings of the process that runs it
+(the run worker, which needs pg_basebackup and pg_verifybackup, and the WAL archive mounted to
+prune it): set them there. The cluster is the warehouse's (TIMBEL_DATABASE_URL), whose role
+needs REPLICATION. Each base backup is audited as `backup.base` (or `backup.base_fail`), each
+prune as `backup.base_prune` (with the copies a killed run abandoned that it deleted), in the
+warehouse once the copy has finished.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's annotations.
@@ -21,6 +22,12 @@ from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
     for base_id in result["pending"] + result["deleted"]:
         context.log.info(f"pruned base backup {base_id} (keeping the newest {len(result['keep'])})")
+    for partial in result["partials"]:
+        name = f".{partial['id']}.partial"
+        if partial["id"] in result["partials_deleted"]:
+            context.log.info(f"deleted abandoned base backup copy {name} ({partial['why']})")
+        elif not partial["abandoned"]:
+            context.log.info(f"left base backup copy {name}, being written ({partial['why']})")
     wal = result["wal"]
     if wal.get("skipped"):
         context.log.info(f"WAL archive left as it is: {wal['skipped']}")
@@ -45,6 +52,7 @@ def base_backup_cluster(context: dg.OpExecutionContext, warehouse: WarehouseReso
     from timbel_dagster.settings import get_settings
     from timbel_dagster.warehouse.backup.base_record import take_recorded_base_backup
     from timbel_dagster.warehouse.backup.base_retention import prune_base_backups
+    from timbel_dagster.warehouse.backup.configured import orphan_age
     from timbel_dagster.warehouse.backup.crypto import BackupError
     from timbel_dagster.warehouse.backup.retention import PruneIncomplete
     from timbel_dagster.warehouse.backup.sources import backend
@@ -67,7 +75,7 @@ def base_backup_cluster(context: dg.OpExecutionContext, warehouse: WarehouseReso
     try:
         pruned = prune_base_backups(
             directory, settings.wal_archive_dir.resolve(), settings.timbel_base_backup_keep,
-            database_url=url, actor=actor.name,
+            database_url=url, actor=actor.name, orphan_age=orphan_age(settings),
         )  # fmt: skip
     except PruneIncomplete as incomplete:
         # The base backup is good and stays; the run fails so that a delete that keeps
@@ -87,14 +95,19 @@ def base_backup_cluster(context: dg.OpExecutionContext, warehouse: WarehouseReso
             "audited": taken["audited"],
             "kept": len(pruned["keep"]),
             "pruned": len(pruned["pending"] + pruned["deleted"]),
+            "abandoned_copies_deleted": len(pruned["partials_deleted"]),
             "wal_removed": wal.get("removed", 0),
             "wal": wal.get("skipped") or f"removed before {wal['cut']}",
         }
     )
     return {key: taken[key] for key in ("id", "path", "size", "start_lsn", "start_segment")} | {
         "pruned": pruned["pending"] + pruned["deleted"],
+        "abandoned_copies_deleted": [
+            {key: p[key] for key in ("id", "age_hours", "why")}
+            for p in pruned["partials"] if p["id"] in pruned["partials_deleted"]
+        ],
         "wal_removed": wal.get("removed", 0),
-    }
+    }  # fmt: skip
 
 
 @dg.job(

@@ -392,7 +392,9 @@ class Settings(BaseSettings):
         ge=1,
         description="`timbel backup prune` deletes a backup's data left without a manifest "
         "and without a catalogue row once the backup started this long ago; younger, it may "
-        "be a backup still being written. Longer than any backup runs.",
+        "be a backup still being written. `timbel backup prune-bases` likewise deletes a base "
+        "backup's `.ID.partial` copy with no writer running, which then stops holding back "
+        "the WAL pruning. Longer than any backup runs.",
     )
     # Point-in-time recovery (docs/operations.md "Point-in-time recovery").
     timbel_base_backup_dir: Path | None = Field(

@@ -1,5 +1,6 @@
 """Base backups in the warehouse's audit log: `backup.base` for one taken, `backup.base_fail`
-for one that failed, `backup.base_prune` for what the base retention deleted.
+for one that failed, `backup.base_prune` for what the base retention deleted (base backups, the
+copies a killed base backup abandoned, with their age and why, and the archived WAL).
 
 The audit log lives in the warehouse, often in the very cluster a base backup copies: the
 event is appended after the copy finished, so a base backup never holds its own event (as a

@@ -17,7 +17,9 @@ backup that cannot be read, the cut segment not in the archive), no WAL is remov
 A base backup is deleted by renaming its directory `.ID.pruning` (its `ID.json` then names a
 missing directory: it is never chosen again), deleting `ID.json`, then the directory. A delete
 that fails half way leaves `.ID.pruning`, a name only this creates: the next prune finishes
-it. A base backup being written is `.ID.partial` without a `.json`: never listed nor touched.
+it. A base backup being written is `.ID.partial` without a `.json`: never listed nor touched,
+unless a killed copy abandoned it (base_partial.py says how that is told): then it holds no WAL
+back and is deleted the same way (its writer record first).
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from timbel_dagster.warehouse.backup.base_partial import PARTIAL, Partial, find_partials
 from timbel_dagster.warehouse.backup.base_record import record_event
+from timbel_dagster.warehouse.backup.base_writer import release
 from timbel_dagster.warehouse.backup.basebackup import BASE_ID, list_base_backups
+from timbel_dagster.warehouse.backup.orphans import ORPHAN_AGE
 from timbel_dagster.warehouse.backup.retention import PruneIncomplete
 from timbel_dagster.warehouse.backup.store import fsync_directory, time_of_id
 from timbel_dagster.warehouse.backup.wal import SEGMENT
@@ -39,7 +44,6 @@ from timbel_dagster.warehouse.backup.wal import SEGMENT
 # Segments, a promoted standby's last partial segment, backup history files: not history files.
 _REMOVABLE = re.compile(r"^[0-9A-F]{24}(\.[0-9A-F]{8}\.backup|\.partial)?$")
 _PRUNING = ".pruning"
-_LABEL_START = re.compile(r"^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$", re.MULTILINE)
 
 
 @dataclass
@@ -84,11 +88,17 @@ def prune_base_backups(
     database_url: str | None,
     actor: str,
     dry_run: bool = False,
+    orphan_age: dt.timedelta = ORPHAN_AGE,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Finish the deletes an earlier prune left, delete the base backups the retention does
-    not keep, then the archived WAL before the oldest kept one's start; record
-    `backup.base_prune` in the audit log of the warehouse at `database_url` (when it has one).
-    With `dry_run`, the plan only. PruneIncomplete when something could not be deleted."""
+    not keep and the copies killed half way abandoned (`.ID.partial` older than `orphan_age`,
+    TIMBEL_BACKUP_ORPHAN_HOURS, with no writer running: base_partial.py), then the archived
+    WAL before the oldest kept one's start; record `backup.base_prune` in the audit log of the
+    warehouse at `database_url` (when it has one). With `dry_run`, the plan only.
+    PruneIncomplete when something could not be deleted."""
+    now = now or dt.datetime.now(dt.UTC)
+    partials = find_partials(directory, now=now, orphan_age=orphan_age)
     pending = sorted(
         p.name[1 : -len(_PRUNING)]
         for p in (directory.glob(f".*{_PRUNING}") if directory.is_dir() else [])
@@ -98,20 +108,32 @@ def prune_base_backups(
     plan = plan_base_retention(bases, keep)
     result: dict[str, Any] = {
         "keep": plan.keep, "delete": plan.delete, "left": plan.left, "pending": pending,
-        "dry_run": dry_run, "deleted": [], "failed": [],
+        "partials": [p.as_dict() for p in partials], "dry_run": dry_run, "deleted": [],
+        "partials_deleted": [], "failed": [],
     }  # fmt: skip
+    abandoned = [p for p in partials if p.abandoned]
     if not dry_run:
         for base_id in pending:
             _attempt(result, base_id, lambda b=base_id: _finish(directory, b))
         for base_id in plan.delete:
             if _attempt(result, base_id, lambda b=base_id: _delete(directory, b)):
                 result["deleted"].append(base_id)
+        for partial in abandoned:
+            if _attempt(result, partial.id, lambda p=partial: _delete_partial(directory, p)):
+                result["partials_deleted"].append(partial.id)
     by_id = {b["id"]: b for b in bases}
-    result["wal"] = _prune_wal(directory, wal_dir, plan, by_id, dry_run, result["failed"])
+    # An abandoned copy holds nothing back, deleted or not (a failed delete is in `failed`):
+    # nothing will ever finish it.
+    writing = [p for p in partials if not p.abandoned]
+    result["wal"] = _prune_wal(wal_dir, plan, by_id, writing, dry_run, result["failed"])
     if not dry_run and database_url is not None and _changed(result):
+        gone = [p.as_dict() for p in abandoned if p.id in result["partials_deleted"]]
+        details = {k: result[k] for k in ("deleted", "keep", "pending", "wal", "failed")}
         record_event(
             database_url, actor=actor, action="backup.base_prune", target=None,
-            details={k: result[k] for k in ("deleted", "keep", "pending", "wal", "failed")},
+            details=details | {"partials_deleted": [
+                {k: p[k] for k in ("id", "started_at", "age_hours", "writer", "why")} for p in gone
+            ]},
         )  # fmt: skip
     if result["failed"]:
         files = ", ".join(f"{f['path']} ({f['error']})" for f in result["failed"])
@@ -124,7 +146,7 @@ def prune_base_backups(
 
 def _changed(result: dict[str, Any]) -> bool:
     return bool(result["deleted"] or result["pending"] or result["failed"]
-                or result["wal"].get("removed"))  # fmt: skip
+                or result["partials_deleted"] or result["wal"].get("removed"))  # fmt: skip
 
 
 def _attempt(result: dict[str, Any], what: str, action: Callable[[], None]) -> bool:
@@ -145,6 +167,15 @@ def _delete(directory: Path, base_id: str) -> None:
     _finish(directory, base_id)
 
 
+def _delete_partial(directory: Path, partial: Partial) -> None:
+    # Its writer record first: a delete that stops after it leaves a copy judged by its age
+    # alone, abandoned again; after the rename, the rest is an ordinary pending delete.
+    release(partial.path)
+    partial.path.rename(directory / f".{partial.id}{_PRUNING}")
+    fsync_directory(directory)
+    _finish(directory, partial.id)
+
+
 def _finish(directory: Path, base_id: str) -> None:
     (directory / f"{base_id}.json").unlink(missing_ok=True)
     fsync_directory(directory)
@@ -152,10 +183,10 @@ def _finish(directory: Path, base_id: str) -> None:
 
 
 def _prune_wal(
-    directory: Path,
     wal_dir: Path | None,
     plan: BasePlan,
     bases: dict[str, dict[str, Any]],
+    writing: list[Partial],
     dry_run: bool,
     failed: list[dict[str, str]],
 ) -> dict[str, Any]:
@@ -179,19 +210,20 @@ def _prune_wal(
     cut = oldest.get("start_segment") or ""
     # A base backup being written needs the WAL from its own start too, which may be before
     # the cut when it started before the kept ones (a long copy by hand beside the job).
-    for base_id, start in _writing_starts(directory):
+    for partial in writing:
+        start = partial.start_segment
         if start is None:
             # No backup_label yet (other tablespaces stream first): it starts after the
             # cut unless it began before the base backup the cut is of.
-            began = time_of_id(base_id)
+            began = time_of_id(partial.id)
             since = oldest.get("created_at") or oldest["finished_at"]
             if began >= dt.datetime.fromisoformat(since):
                 continue
         if start is None or not SEGMENT.match(start) or start[8:24] < cut[8:24]:
-            return {"skipped": f"base backup {base_id} is being written and starts in "
-                               f"{start or 'a segment not known yet'}, before {cut}: the "
-                               "WAL is pruned once it has finished (or its .partial is "
-                               "deleted)"}  # fmt: skip
+            return {"skipped": f"base backup {partial.id} is being written ({partial.why}) "
+                               f"and starts in {start or 'a segment not known yet'}, before "
+                               f"{cut}: the WAL is pruned once it has finished, or once a "
+                               f"prune finds its {PARTIAL} abandoned and deletes it"}  # fmt: skip
     names = [p.name for p in wal_dir.iterdir()]
     if cut not in names:
         return {"skipped": f"{cut or 'its start segment'}, where the oldest base backup kept "
@@ -221,27 +253,6 @@ def _prune_wal(
         "first": doomed[0] if doomed else None, "last": doomed[-1] if doomed else None,
         "removed": removed,
     }  # fmt: skip
-
-
-def _writing_starts(directory: Path) -> list[tuple[str, str | None]]:
-    """(id, start segment) of the base backups being written (`.ID.partial`): from the
-    backup_label once it has arrived, '' when it cannot be read, None before it arrives."""
-    found: list[tuple[str, str | None]] = []
-    for partial in sorted(directory.glob(".*.partial")):
-        base_id = partial.name[1 : -len(".partial")]
-        if not BASE_ID.match(base_id):
-            continue
-        label = partial / "backup_label"
-        if not label.exists():
-            found.append((base_id, None))
-            continue
-        try:
-            text = label.read_text(errors="replace")
-        except OSError:
-            text = ""
-        start = _LABEL_START.search(text)
-        found.append((base_id, start.group(1) if start else ""))
-    return found
 
 
 def _same_cluster(base: Path, segment: Path) -> bool:

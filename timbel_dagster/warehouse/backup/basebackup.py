@@ -7,11 +7,14 @@ beside it (`--wal-method=stream`, so the copy is consistent on its own) and a ba
 holding every file's SHA-256. It is written as `DIR/.ID.partial`, checked with
 `pg_verifybackup`, renamed to `DIR/ID`, and only then described by `DIR/ID.json` (where it
 starts in the WAL, on which timeline, when it finished by the server's clock): a backup
-without its `.json` is incomplete and never chosen.
+without its `.json` is incomplete and never chosen. While it is written, `.ID.partial.writer`
+names the process writing it (base_writer.py), for the retention to tell it from a copy that
+was killed half way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -25,6 +28,7 @@ from typing import Any
 
 from timbel_dagster.settings import display_url
 from timbel_dagster.warehouse.backup import sources
+from timbel_dagster.warehouse.backup.base_writer import claim, release
 from timbel_dagster.warehouse.backup.crypto import BackupError
 from timbel_dagster.warehouse.backup.store import DirectoryStore, new_backup_id, time_of_id
 from timbel_dagster.warehouse.backup.wal import format_lsn, parse_lsn, segment_name
@@ -168,7 +172,10 @@ def take_base_backup(
     partial = directory / f".{backup_id}.partial"
     tool = pg_program("pg_basebackup", bindir)
     _server_now(url)  # a role that may only replicate is refused before the copy, not after
+    # Empty, as pg_basebackup wants it; then the record of who writes it, beside it.
+    partial.mkdir(mode=0o700)
     try:
+        claim(partial)
         progress(f"pg_basebackup of {display_url(url)} into {partial}")
         run_program(
             [
@@ -194,8 +201,12 @@ def take_base_backup(
         )
         described = describe(partial, bindir)
         size = sum(f.stat().st_size for f in partial.rglob("*") if f.is_file())
+        # The record goes first, here and below: it never outlives its copy.
+        release(partial)
         partial.rename(directory / backup_id)
     except BaseException:
+        with contextlib.suppress(OSError):  # the copy's own error is the one raised
+            release(partial)
         shutil.rmtree(partial, ignore_errors=True)
         raise
     metadata = {
