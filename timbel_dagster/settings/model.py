@@ -391,8 +391,9 @@ class Settings(BaseSettings):
         48,
         ge=1,
         description="`timbel backup prune` deletes a backup's data left without a manifest "
-        "and without a catalogue row once the backup started this long ago; younger, it may "
-        "be a backup still being written. Longer than any backup runs.",
+        "and without a catalogue row, and aborts an incomplete upload (S3 multipart, a "
+        "directory's .partial file), once it started this long ago; younger, it may be a "
+        "backup still being written. Longer than any backup runs.",
     )
     # Point-in-time recovery (docs/operations.md "Point-in-time recovery").
     timbel_base_backup_dir: Path | None = Field(
