@@ -13,6 +13,7 @@ import pytest
 
 from tests.test_cli import invoke
 from timbel_dagster.warehouse.backup.operations import new_backup_id
+from timbel_dagster.warehouse.backup.store import DirectoryStore, IncompleteUpload
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 OTHER_KEY = base64.b64encode(bytes(32)).decode()
@@ -145,3 +146,50 @@ def test_prune_names_the_orphans_it_deletes_and_the_ones_it_leaves(
     )
     assert not (store / f"{killed}.tbk").exists() and (store / f"{writing}.tbk").exists()
     assert json.loads(backup(["prune", "--json"], directory).stdout)["orphans"][0]["id"] == writing
+
+
+def test_prune_aborts_the_uploads_of_killed_backups(
+    created: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hidden partial file of a write killed three days ago (the directory's incomplete
+    upload): the dry run says it would abort it; a prune whose abort fails exits 2 naming it;
+    the next one aborts it. One of a backup that started a minute ago is left."""
+    directory, manifest = created
+    store = Path(manifest["path"]).parent
+    now = dt.datetime.now(dt.UTC)
+    killed = new_backup_id("sqlite", now - dt.timedelta(days=3))
+    writing = new_backup_id("sqlite", now - dt.timedelta(minutes=1))
+    old, young = f".{killed}.tbk.k3x9q2ab.partial", f".{writing}.tbk.p0w8e7rt.partial"
+    for name in (old, young):
+        (store / name).write_bytes(b"half a backup")
+
+    dry = backup(["prune", "--dry-run"], directory)
+    assert dry.returncode == 0, dry.stderr
+    said = {line.split(" (")[0]: line for line in dry.stdout.splitlines()}
+    assert said[f"would abort incomplete upload {old} of {killed}.tbk"].endswith(
+        "(started 72 h ago and never completed: a write killed half way)"
+    )
+    assert said[f"left incomplete upload {young} of {writing}.tbk"].endswith(
+        "ago: a backup may still be writing it; aborted once 48 h old)"
+    )
+    assert (store / old).exists()
+
+    def fails(self: DirectoryStore, upload: IncompleteUpload) -> None:
+        raise PermissionError(f"cannot delete {upload.upload_id}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DirectoryStore, "abort_upload", fails)
+        failed = backup(["prune", "--json"], directory)
+    _one_line_error(failed, f"could not abort the incomplete upload {old} of {killed}.tbk",
+                    "PermissionError: cannot delete")  # fmt: skip
+    reported = json.loads(failed.stdout)
+    assert reported["uploads_aborted"] == [] and [f["upload"] for f in reported["failed"]] == [old]
+    assert (store / old).exists()
+
+    done = backup(["prune"], directory)
+    assert done.returncode == 0, done.stderr
+    assert f"aborted incomplete upload {old} of {killed}.tbk (started 72 h ago" in done.stdout
+    assert f"left incomplete upload {young}" in done.stdout
+    assert not (store / old).exists() and (store / young).exists()
+    after = json.loads(backup(["prune", "--json"], directory).stdout)
+    assert [(u["upload_id"], u["abort"]) for u in after["uploads"]] == [(young, False)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from timbel_dagster.settings import get_settings
 from timbel_dagster.warehouse.audit.anchors import AnchorFile
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup.crypto import BackupKeys
-from timbel_dagster.warehouse.backup.operations import verify_backup
-from timbel_dagster.warehouse.backup.store import DirectoryStore
+from timbel_dagster.warehouse.backup.operations import new_backup_id, verify_backup
+from timbel_dagster.warehouse.backup.store import DirectoryStore, IncompleteUpload
 from timbel_dagster.warehouse.engine import get_engine
 
 RAW = bytes(range(32))
@@ -109,3 +110,47 @@ def test_a_prune_whose_delete_fails_fails_the_run_and_the_next_run_finishes_it(
     assert not (backup_settings / "backups" / f"{first['id']}.tbk").exists()
     [step] = [e for e in third.all_events if e.event_type_value == "STEP_OUTPUT"]
     assert step.event_specific_data.metadata["orphans_deleted"].value == 1
+
+
+@pytest.mark.parametrize("warehouse_backend", ["sqlite"], indirect=True)
+def test_the_job_aborts_the_upload_of_a_killed_backup(
+    warehouse_url: str,
+    backup_settings: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The partial file a backup killed three days ago left: a run whose abort fails fails
+    naming it; the next run aborts it, logs it and counts it in its metadata."""
+    backups = backup_settings / "backups"
+    backups.mkdir(mode=0o700)
+    killed = new_backup_id("sqlite", dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    partial = backups / f".{killed}.tbk.k3x9q2ab.partial"
+    partial.write_bytes(b"half a backup")
+    instance = dg.DagsterInstance.ephemeral()
+    request.addfinalizer(instance.dispose)
+    run = functools.partial(
+        backup.execute_in_process,
+        resources={"warehouse": WarehouseResource(database_url=warehouse_url)},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+    def fails(self: DirectoryStore, upload: IncompleteUpload) -> None:
+        raise PermissionError(f"cannot delete {upload.upload_id}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DirectoryStore, "abort_upload", fails)
+        failed = run()
+    assert not failed.success
+    said = f"could not abort the incomplete upload {partial.name} of {killed}.tbk"
+    assert said in str(failed.failure_data_for_node("backup_warehouse").error)
+    assert partial.exists()
+
+    done = run()
+    assert done.success and not partial.exists()
+    [step] = [e for e in done.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert step.event_specific_data.metadata["uploads_aborted"].value == 1
+    logged = [entry.user_message for entry in instance.all_logs(done.run_id)]
+    assert any(
+        m.startswith(f"aborted incomplete upload {partial.name} of {killed}.tbk") for m in logged
+    ), logged

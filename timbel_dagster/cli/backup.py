@@ -21,7 +21,11 @@ from timbel_dagster.warehouse.backup.operations import (
     verify_backup,
 )
 from timbel_dagster.warehouse.backup.restore import restore_backup
-from timbel_dagster.warehouse.backup.retention import PruneIncomplete, prune_backups
+from timbel_dagster.warehouse.backup.retention import (
+    PruneIncomplete,
+    failure_text,
+    prune_backups,
+)
 from timbel_dagster.warehouse.backup.store import BackupStore
 from timbel_dagster.warehouse.engine import check_connection
 
@@ -158,14 +162,17 @@ def restore(
 
 
 @backup.command()
-@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be deleted or aborted; change nothing."
+)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def prune(dry_run: bool, as_json: bool) -> None:
     """Delete the backups the retention does not keep (TIMBEL_BACKUP_KEEP_DAILY, _WEEKLY,
     _MONTHLY: the newest good backup of each of the last 7 days, 4 ISO weeks, 12 months
-    that have one; never the newest good backup) and data no manifest lists any more (left
-    by a delete or a backup that failed), never a backup's still being written."""
+    that have one; never the newest good backup), data no manifest lists any more (left
+    by a delete or a backup that failed) and uploads a killed backup never completed (an S3
+    multipart upload), never a backup's still being written."""
     settings, store, keys = _setup()
     try:
         result = prune_backups(
@@ -199,8 +206,21 @@ def _print_prune(result: dict, as_json: bool) -> None:
         else:
             continue  # its delete failed: the line below says so
         click.echo(f"{said} orphan {', '.join(orphan['files'])} ({orphan['why']})")
+    aborted = set(result["uploads_aborted"])
+    for upload in result["uploads"]:
+        if not upload["abort"]:
+            said = "left"
+        elif result["dry_run"]:
+            said = "would abort"
+        elif upload["upload_id"] in aborted:
+            said = "aborted"
+        else:
+            continue  # its abort failed: the line below says so
+        click.echo(
+            f"{said} incomplete upload {upload['upload_id']} of {upload['name']} ({upload['why']})"
+        )
     for failure in result["failed"]:
-        click.echo(f"could not delete {failure['file']}: {failure['error']}")
+        click.echo(f"{failure_text(failure)}: {failure['error']}")
     for backup_id, why in sorted(result["keep"].items()):
         click.echo(f"keep {backup_id} ({', '.join(why)})")
     for backup_id in result["not_good"]:

@@ -28,13 +28,26 @@ def _record_catalogue(context: dg.OpExecutionContext, warehouse: WarehouseResour
 
 
 def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
+    # lazy, as in the op: the code location loads without the backup modules' libraries
+    from timbel_dagster.warehouse.backup.retention import failure_text
+
     for backup_id in result["deleted"]:
         context.log.info(f"pruned backup {backup_id} (retention)")
     for orphan in result["orphans"]:
         done = "deleted" if orphan["id"] in result["orphans_deleted"] else "left"
         context.log.info(f"{done} orphan {', '.join(orphan['files'])} ({orphan['why']})")
+    for upload in result["uploads"]:
+        if upload["upload_id"] in result["uploads_aborted"]:
+            done = "aborted"
+        elif upload["abort"]:
+            continue  # its abort failed: the warning below says so
+        else:
+            done = "left"
+        context.log.info(
+            f"{done} incomplete upload {upload['upload_id']} of {upload['name']} ({upload['why']})"
+        )
     for failure in result["failed"]:
-        context.log.warning(f"could not delete {failure['file']}: {failure['error']}")
+        context.log.warning(f"{failure_text(failure)}: {failure['error']}")
 
 
 @dg.op(
@@ -110,6 +123,7 @@ def backup_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResourc
             "dagster_database": (manifest.get("dagster") or {}).get("database") or "none",
             "pruned": len(pruned["deleted"]),
             "orphans_deleted": len(pruned["orphans_deleted"]),
+            "uploads_aborted": len(pruned["uploads_aborted"]),
         }
     )
     return {k: manifest[k] for k in ("id", "file", "sha256", "size", "rows", "tables")} | {

@@ -391,8 +391,9 @@ class Settings(BaseSettings):
         48,
         ge=1,
         description="`timbel backup prune` deletes a backup's data left without a manifest "
-        "and without a catalogue row once the backup started this long ago; younger, it may "
-        "be a backup still being written. `timbel backup prune-bases` likewise deletes a base "
+        "and without a catalogue row, and aborts an incomplete upload (S3 multipart, a "
+        "directory's .partial file), once it started this long ago; younger, it may be a "
+        "backup still being written. `timbel backup prune-bases` likewise deletes a base "
         "backup's `.ID.partial` copy with no writer running, which then stops holding back "
         "the WAL pruning. Longer than any backup runs.",
     )

@@ -6,7 +6,8 @@
   row counts and per-table checksums);
 - operations.py, restore.py: create, list, verify; restore;
 - retention.py: which backups to keep (7 daily, 4 weekly, 12 monthly) and prune;
-- orphans.py: data no manifest lists (a failed delete's), and when a prune may delete it;
+- orphans.py: data no manifest lists (a failed delete's) and uploads a killed backup never
+  completed, and when a prune may remove them;
 - catalogue.py: the `backups` table (good, failed, pruned) and its state for the monitor;
 - configured.py: all of it as the settings configure it.
 

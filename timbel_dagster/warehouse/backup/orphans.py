@@ -1,5 +1,8 @@
-"""Data in the backup store that no manifest lists (an orphan), and whether a prune may delete
-it: a backup being written looks exactly like one, so the rule is `find_orphans`'."""
+"""What a prune finds in the backup store that no listing of backups shows, and whether it may
+remove it: data no manifest lists (an orphan, `find_orphans`) and writes that never completed
+(an S3 multipart upload or a directory's partial file of a killed process,
+`find_incomplete_uploads`). A backup being written looks exactly like either, so both wait for
+TIMBEL_BACKUP_ORPHAN_HOURS."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from timbel_dagster.warehouse.backup.store import (
     DATA_SUFFIX,
     MANIFEST_SUFFIX,
     BackupStore,
+    IncompleteUpload,
     time_of_id,
 )
 
@@ -33,6 +37,42 @@ class Orphan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "files": list(self.files), "why": self.why, "delete": self.delete}
+
+
+@dataclass(frozen=True)
+class LeftUpload:
+    """A write into the store that never completed (its parts or partial file are paid for and
+    listed by nothing), and whether a prune may abort it."""
+
+    upload: IncompleteUpload
+    why: str
+    abort: bool  # False: it may be a backup still writing it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.upload.name, "upload_id": self.upload.upload_id,
+            "started": self.upload.started.isoformat(), "why": self.why, "abort": self.abort,
+        }  # fmt: skip
+
+
+def find_incomplete_uploads(
+    store: BackupStore, *, now: dt.datetime, orphan_age: dt.timedelta
+) -> list[LeftUpload]:
+    """The store's incomplete writes, and whether a prune may abort them: once started
+    `orphan_age` ago (TIMBEL_BACKUP_ORPHAN_HOURS; in S3 its `Initiated`), as no backup runs
+    that long; a younger one may be a backup writing right now."""
+    found = []
+    for upload in store.incomplete_uploads():
+        age = now - upload.started
+        abort = age >= orphan_age
+        why = (
+            f"started {span(age)} ago and never completed: a write killed half way"
+            if abort
+            else f"started {span(age)} ago: a backup may still be writing it; aborted once "
+            f"{span(orphan_age)} old"
+        )
+        found.append(LeftUpload(upload, why, abort))
+    return found
 
 
 def find_orphans(

@@ -10,9 +10,11 @@ calendar days: when backups stop, the retention does not eat the ones that are l
 restic's and borg's `--keep-daily` do). A failed backup, or one whose manifest fails its check,
 is never good: it neither fills a period nor is deleted here.
 
-`plan_retention` is the pure selection; `prune_backups` applies it to a store, and deletes
-the data files no manifest lists any more (`find_orphans`: left by a prune or a backup that
-failed half way), never those of a backup still being written.
+`plan_retention` is the pure selection; `prune_backups` applies it to a store, deletes the
+data files no manifest lists any more (`find_orphans`: left by a prune or a backup that failed
+half way) and aborts the writes that never completed (`find_incomplete_uploads`: an S3
+multipart upload or a directory's partial file of a killed process), never those of a backup
+still being written.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup import catalogue
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import list_backups
-from timbel_dagster.warehouse.backup.orphans import ORPHAN_AGE, find_orphans, span
+from timbel_dagster.warehouse.backup.orphans import (
+    ORPHAN_AGE,
+    LeftUpload,
+    Orphan,
+    find_incomplete_uploads,
+    find_orphans,
+    span,
+)
 from timbel_dagster.warehouse.backup.store import (
     DAGSTER_SUFFIX,
     DATA_SUFFIX,
@@ -98,8 +107,9 @@ def plan_retention(candidates: Iterable[Candidate], policy: Policy) -> Plan:
 
 
 class PruneIncomplete(BackupError):
-    """Some files could not be deleted; everything else was done and recorded. `result` is
-    what `prune_backups` would have returned, with `failed` naming each file and its error."""
+    """Some files could not be deleted (or incomplete uploads aborted or listed); everything
+    else was done and recorded. `result` is what `prune_backups` would have returned, with
+    `failed` naming each and its error (`failure_text`)."""
 
     def __init__(self, message: str, result: dict[str, Any]) -> None:
         super().__init__(message)
@@ -119,13 +129,15 @@ def prune_backups(
 ) -> dict[str, Any]:
     """Apply the policy to the backups in `store`: delete the others (each backup's manifest
     first, so it stops being listed before its files go) and the orphans `find_orphans` says
-    may go, mark their catalogue rows and record `backup.prune` in the audit log. With
-    `dry_run`, only the plan (the catalogue is read, nothing is written).
+    may go, abort the incomplete uploads `find_incomplete_uploads` says may go, mark the
+    catalogue rows and record `backup.prune` in the audit log. With `dry_run`, only the plan
+    (the catalogue is read, nothing is written).
 
     Nothing is leaked when a delete fails: the backups to delete are marked `pruning` in the
     catalogue before the store is touched, a failure stops only that backup's deletes (never
     its data before its manifest), the others go on, and the next prune finds the data left
-    without a manifest and deletes it. Then PruneIncomplete names what is left.
+    without a manifest and deletes it. An abort that fails, or a listing of the incomplete
+    uploads that fails, stops nothing else either. Then PruneIncomplete names what is left.
     """
     now = now or dt.datetime.now(dt.UTC)
     # The catalogue before the store (find_orphans says why).
@@ -134,6 +146,12 @@ def prune_backups(
     recorded = database_url if statuses is not None else None  # where the catalogue is
     listed = list_backups(store, keys)
     orphans = find_orphans(store, known, now=now, orphan_age=orphan_age)
+    failed: list[dict[str, Any]] = []
+    try:
+        uploads = find_incomplete_uploads(store, now=now, orphan_age=orphan_age)
+    except Exception as error:  # any store's error (a missing permission): the rest goes on
+        uploads = []
+        failed.append({"id": "", "file": store.where(""), "upload": None, "error": _text(error)})
     candidates = [
         Candidate(
             b["id"],
@@ -147,18 +165,39 @@ def prune_backups(
     plan = plan_retention(candidates, policy)
     result: dict[str, Any] = {
         "keep": plan.keep, "delete": plan.delete, "not_good": plan.not_good,
-        "orphans": [o.as_dict() for o in orphans], "dry_run": dry_run,
-        "deleted": [], "orphans_deleted": [], "failed": [],
+        "orphans": [o.as_dict() for o in orphans], "uploads": [u.as_dict() for u in uploads],
+        "dry_run": dry_run, "deleted": [], "orphans_deleted": [], "uploads_aborted": [],
+        "failed": failed,
     }  # fmt: skip
     doomed = [o for o in orphans if o.delete]
+    aborting = [u for u in uploads if u.abort]
     in_store = {b["id"] for b in listed} | {o.id for o in orphans}
     # A prune whose deletes all worked but whose record was lost left rows `pruning` with
     # nothing in the store; kept backups left `pruning` were never touched (their manifest is
     # there) and are good again.
     finished = [i for i, s in known.items() if s == catalogue.PRUNING and i not in in_store]
     revived = [i for i in plan.keep if known.get(i) == catalogue.PRUNING]
-    if dry_run or not (plan.delete or doomed or finished or revived):
-        return result
+    if not dry_run and (plan.delete or doomed or aborting or finished or revived or failed):
+        _apply(store, result, plan, doomed, aborting, finished, revived, recorded, actor)
+    if result["failed"]:
+        raise PruneIncomplete(
+            _incomplete(result["failed"], recorded is not None, orphan_age), result
+        )
+    return result
+
+
+def _apply(
+    store: BackupStore,
+    result: dict[str, Any],
+    plan: Plan,
+    doomed: list[Orphan],
+    aborting: list[LeftUpload],
+    finished: list[str],
+    revived: list[str],
+    recorded: str | None,
+    actor: str,
+) -> None:
+    """The deletes and aborts of `prune_backups`, what went into `result`."""
     if recorded is not None:
         with get_engine(recorded).begin() as connection:
             catalogue.mark_pruning(connection, plan.delete + [o.id for o in doomed])
@@ -171,15 +210,25 @@ def prune_backups(
         for orphan in doomed:
             if _delete_in_order(store, orphan.id, list(orphan.files), result["failed"]):
                 result["orphans_deleted"].append(orphan.id)
+        for left in aborting:
+            upload = left.upload
+            try:
+                store.abort_upload(upload)
+            except Exception as error:  # any store's error: the rest goes on, the next retries
+                result["failed"].append(
+                    {"id": upload.name.split(".")[0], "file": upload.name,  # ID.tbk: ID
+                     "upload": upload.upload_id, "error": _text(error)}
+                )  # fmt: skip
+            else:
+                result["uploads_aborted"].append(upload.upload_id)
     finally:
         # Also when something raised half way: what is gone is recorded, and only that.
         if recorded is not None:
             _record_pruned(recorded, actor, result, plan, finished)
-    if result["failed"]:
-        raise PruneIncomplete(
-            _incomplete(result["failed"], recorded is not None, orphan_age), result
-        )
-    return result
+
+
+def _text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _delete_in_order(
@@ -191,22 +240,41 @@ def _delete_in_order(
         try:
             store.delete(name)
         except Exception as error:  # any store's error: the rest goes on, the next prune retries
-            failed.append(
-                {"id": backup_id, "file": name, "error": f"{type(error).__name__}: {error}"}
-            )
+            failed.append({"id": backup_id, "file": name, "error": _text(error)})
             return False
     return True
 
 
-def _incomplete(failed: list[dict[str, str]], remembered: bool, orphan_age: dt.timedelta) -> str:
-    files = ", ".join(f"{f['file']} ({f['error']})" for f in failed)
-    later = (
-        "the catalogue keeps their backups `pruning` and the next prune deletes what is left"
-        if remembered
-        else f"the next prune deletes what is left once it is {span(orphan_age)} old "
-        "(no catalogue remembers it)"
-    )
-    return f"could not delete {files}; {later}"
+def failure_text(failure: dict[str, Any]) -> str:
+    """What an entry of a prune's `failed` could not do: `could not delete FILE`, `could not
+    abort the incomplete upload UPLOAD of FILE`, `could not list the incomplete uploads in
+    WHERE`."""
+    if "upload" not in failure:
+        return f"could not delete {failure['file']}"
+    if failure["upload"] is None:
+        return f"could not list the incomplete uploads in {failure['file']}"
+    return f"could not abort the incomplete upload {failure['upload']} of {failure['file']}"
+
+
+def _incomplete(failed: list[dict[str, Any]], remembered: bool, orphan_age: dt.timedelta) -> str:
+    said = []
+    deletes = [f for f in failed if "upload" not in f]
+    if deletes:
+        files = ", ".join(f"{f['file']} ({f['error']})" for f in deletes)
+        later = (
+            "the catalogue keeps their backups `pruning` and the next prune deletes what is left"
+            if remembered
+            else f"the next prune deletes what is left once it is {span(orphan_age)} old "
+            "(no catalogue remembers it)"
+        )
+        said.append(f"could not delete {files}; {later}")
+    uploads = [f for f in failed if "upload" in f]
+    if uploads:
+        said.append(
+            "; ".join(f"{failure_text(f)} ({f['error']})" for f in uploads)
+            + "; the next prune tries again"
+        )
+    return "; ".join(said)
 
 
 def _record_pruned(
@@ -214,12 +282,13 @@ def _record_pruned(
 ) -> None:
     # The store, the truth about which backups exist, is pruned first.
     gone = result["deleted"] + result["orphans_deleted"] + finished
-    if not gone and not result["failed"]:
+    if not gone and not result["uploads_aborted"] and not result["failed"]:
         return
     with get_engine(database_url).begin() as connection:
         catalogue.mark_pruned(connection, gone, dt.datetime.now(dt.UTC))
         append_event(
             connection, actor=actor, action="backup.prune", target=None,
             details={"deleted": result["deleted"], "kept": sorted(plan.keep),
-                     "orphans_deleted": result["orphans_deleted"], "failed": result["failed"]},
+                     "orphans_deleted": result["orphans_deleted"],
+                     "uploads_aborted": result["uploads_aborted"], "failed": result["failed"]},
         )  # fmt: skip

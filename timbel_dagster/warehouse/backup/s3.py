@@ -4,7 +4,9 @@ An object is uploaded as a multipart upload in parts of `part_size` bytes, so at
 part is held in memory whatever the size of the backup, and it becomes visible under its name
 only when the upload completes; an upload that fails is aborted (no parts left to pay for).
 As in the directory, the manifest is uploaded after the data and deleted before it, and
-`names` lists only complete objects, so a backup appears whole or not at all.
+`names` lists only complete objects, so a backup appears whole or not at all. An upload whose
+process was killed is never aborted by it: `incomplete_uploads` lists those under the prefix
+(ListMultipartUploads) and `abort_upload` aborts one, for the prune (orphans.py).
 
 Credentials come from boto3's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
 AWS_PROFILE, an instance or pod role); the endpoint and region from the settings.
@@ -13,15 +15,19 @@ AWS_PROFILE, an instance or pod role); the endpoint and region from the settings
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from timbel_dagster.warehouse.backup.crypto import BackupError
+from timbel_dagster.warehouse.backup.store import IncompleteUpload
 
 PART_SIZE = 32 << 20  # 10,000 parts (S3's limit) of 32 MiB: backups up to 312 GiB
 MIN_PART_SIZE = 5 << 20  # S3's smallest part but the last
+LIST_PAGE_SIZE = 1000  # S3's most per ListMultipartUploads page
+_ABSENT = ("NoSuchKey", "404", "NotFound")  # error codes of an object that is not there
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -42,12 +48,14 @@ class S3Store:
         endpoint_url: str | None = None,
         region: str | None = None,
         part_size: int = PART_SIZE,
+        list_page_size: int = LIST_PAGE_SIZE,
         client: Any = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
         self.bucket, self.prefix = parse_s3_url(url)
         self.part_size = part_size
+        self.list_page_size = list_page_size
         if client is None:
             import boto3  # heavy: only where a backup runs
             from botocore.config import Config
@@ -107,17 +115,27 @@ class S3Store:
         )  # fmt: skip
         return {"PartNumber": number, "ETag": done["ETag"]}
 
-    def _call(self, operation: str, name: str, **arguments: Any) -> Any:
-        """A boto3 call whose failure names the store, the object and what S3 said."""
+    def _call(
+        self, operation: str, name: str, *, absent: tuple[str, ...] = _ABSENT, **arguments: Any
+    ) -> Any:
+        """A boto3 call whose failure names the store, the object and what S3 said;
+        FileNotFoundError for an error code in `absent`."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return getattr(self.client, operation)(**arguments)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404", "NotFound"):
+            if code in absent:
                 raise FileNotFoundError(self.where(name)) from None
             message = error.response.get("Error", {}).get("Message", str(error))
+            if code == "AccessDenied" and operation == "list_multipart_uploads":
+                message += " (the credentials need s3:ListBucketMultipartUploads on the bucket)"
+            elif code == "NoSuchUpload":
+                message += (
+                    " (a prune aborts an upload older than TIMBEL_BACKUP_ORPHAN_HOURS: did the "
+                    "backup run longer?)"
+                )
             raise BackupError(
                 f"S3 {operation} of {self.where(name)} failed: {code} {message}"
             ) from None
@@ -152,3 +170,40 @@ class S3Store:
 
     def delete(self, name: str) -> None:
         self._call("delete_object", name, Bucket=self.bucket, Key=self._key(name))
+
+    def incomplete_uploads(self) -> list[IncompleteUpload]:
+        """The multipart uploads under the prefix, by name: only objects right under it, as
+        `names` lists them (never another prefix's of the same bucket, nor one below this)."""
+        start = f"{self.prefix}/" if self.prefix else ""
+        found = []
+        markers: dict[str, str] = {}
+        while True:
+            page = self._call(
+                "list_multipart_uploads", "", Bucket=self.bucket, Prefix=start,
+                MaxUploads=self.list_page_size, **markers,
+            )  # fmt: skip
+            for item in page.get("Uploads", []):
+                name = item["Key"][len(start) :]
+                if item["Key"].startswith(start) and name and "/" not in name:
+                    started = item["Initiated"].astimezone(dt.UTC)
+                    found.append(IncompleteUpload(name, item["UploadId"], started))
+            if not page.get("IsTruncated"):
+                break
+            following = {
+                "KeyMarker": page.get("NextKeyMarker") or "",
+                "UploadIdMarker": page.get("NextUploadIdMarker") or "",
+            }
+            if not following["KeyMarker"] or following == markers:
+                raise BackupError(
+                    f"S3 list_multipart_uploads of {self.where('')} is truncated but gives no "
+                    "new NextKeyMarker to go on from"
+                )
+            markers = following
+        return sorted(found, key=lambda u: (u.name, u.upload_id))
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        with contextlib.suppress(FileNotFoundError):  # completed or aborted since it was listed
+            self._call(
+                "abort_multipart_upload", upload.name, absent=("NoSuchUpload",),
+                Bucket=self.bucket, Key=self._key(upload.name), UploadId=upload.upload_id,
+            )  # fmt: skip

@@ -5,6 +5,11 @@ database when there is one, and `ID.manifest.json`, its signed manifest. The man
 written last and deleted first, so a backup without one is incomplete (or being deleted) and
 is not listed. s3.py implements the same methods for an S3-compatible store; `open_store`
 chooses from the settings.
+
+A write that never completed (its process was killed) leaves something no listing of names
+shows: an incomplete multipart upload in S3, a hidden `.NAME.XXXXXXXX.partial` file in a
+directory. `incomplete_uploads` finds them and `abort_upload` removes one; a prune decides which
+(orphans.py).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -24,6 +31,13 @@ DAGSTER_SUFFIX = ".dagster.tbk"
 MANIFEST_SUFFIX = ".manifest.json"
 # A backup's id (logical and base alike) starts with when it started, in UTC: `ID_TIME`.
 ID_TIME = "%Y%m%dT%H%M%SZ"
+# The temporary file of a directory store's write of a backup's file (`put`, tempfile.mkstemp):
+# `.ID.tbk.k3x9q2ab.partial`. Only these names, so nothing else in the directory (a base
+# backup's `.ID.partial` directory when both share one) is ever taken for one.
+_PARTIAL = re.compile(
+    r"^\.(?P<name>(?P<id>\d{8}T\d{6}Z-(postgresql|sqlite)-[0-9a-f]{6})"
+    r"(\.dagster\.tbk|\.tbk|\.manifest\.json))\.[a-z0-9_]+\.partial$"
+)
 
 
 def new_backup_id(kind: str, now: dt.datetime) -> str:
@@ -34,6 +48,15 @@ def new_backup_id(kind: str, now: dt.datetime) -> str:
 def time_of_id(backup_id: str) -> dt.datetime:
     """When a backup started, from its id (`new_backup_id`)."""
     return dt.datetime.strptime(backup_id[:16], ID_TIME).replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class IncompleteUpload:
+    """A write into the store that never completed, which no listing of names shows."""
+
+    name: str  # the object it was writing
+    upload_id: str  # the store's handle on it: S3's upload id, the directory's partial file
+    started: dt.datetime  # UTC: S3's `Initiated`; in a directory, its backup id's time
 
 
 class BackupStore(Protocol):
@@ -53,6 +76,13 @@ class BackupStore(Protocol):
 
     def delete(self, name: str) -> None:
         """Remove an object (nothing when there is none)."""
+
+    def incomplete_uploads(self) -> list[IncompleteUpload]:
+        """The writes into the store that never completed (a process killed mid-write), also
+        those still running, by name."""
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        """Remove what an incomplete write holds (nothing when it is gone)."""
 
 
 class DirectoryStore:
@@ -96,6 +126,26 @@ class DirectoryStore:
 
     def delete(self, name: str) -> None:
         (self.directory / name).unlink(missing_ok=True)
+        fsync_directory(self.directory)
+
+    def incomplete_uploads(self) -> list[IncompleteUpload]:
+        """The temporary files of `put`s that never renamed theirs into place; when each
+        started is its backup id's time (a file's own birth time is not portable)."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.iterdir():
+            matched = _PARTIAL.match(path.name)
+            if matched and path.is_file() and not path.is_symlink():
+                found.append(
+                    IncompleteUpload(matched["name"], path.name, time_of_id(matched["id"]))
+                )
+        return sorted(found, key=lambda u: (u.name, u.upload_id))
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        if not _PARTIAL.match(upload.upload_id):
+            raise ValueError(f"{upload.upload_id!r} is not a partial file of this store")
+        (self.directory / upload.upload_id).unlink(missing_ok=True)
         fsync_directory(self.directory)
 
 
