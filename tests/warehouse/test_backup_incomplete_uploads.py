@@ -25,7 +25,12 @@ from tests.test_cli import invoke
 from timbel_dagster.warehouse.audit.chain import append_event
 from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import create_backup, new_backup_id
-from timbel_dagster.warehouse.backup.retention import Policy, PruneIncomplete, prune_backups
+from timbel_dagster.warehouse.backup.retention import (
+    Policy,
+    PruneIncomplete,
+    prune_backups,
+    unlisted_text,
+)
 from timbel_dagster.warehouse.backup.s3 import MIN_PART_SIZE, S3Store
 from timbel_dagster.warehouse.backup.store import DirectoryStore, IncompleteUpload
 from timbel_dagster.warehouse.engine import get_engine
@@ -208,18 +213,31 @@ class _ListingFails(S3Store):
         raise BackupError(f"S3 list_multipart_uploads of {self.where('')} failed: AccessDenied")
 
 
-def test_a_listing_of_the_uploads_that_fails_stops_nothing_else(store: S3Store) -> None:
+def test_a_listing_of_the_uploads_that_fails_is_a_warning_and_stops_nothing(
+    store: S3Store,
+) -> None:
+    """Credentials without s3:ListBucketMultipartUploads (asked for only since prunes abort
+    uploads) must not fail a nightly prune that did everything else: the result says where
+    and why, and `unlisted_text` is the warning the CLI and the job print."""
     now = dt.datetime.now(dt.UTC)
     killed = new_backup_id("postgresql", now - AGE - dt.timedelta(hours=1))
     store.put(f"{killed}.tbk", [b"ciphertext"])
-    with pytest.raises(
-        PruneIncomplete, match=rf"could not list the incomplete uploads in s3://{store.bucket}/"
-    ) as raised:
-        _prune(_ListingFails(store), now)
-    assert raised.value.result["orphans_deleted"] == [killed] and store.names("") == []
-    # A dry run that cannot list them cannot say what it would abort: it fails as well.
-    with pytest.raises(PruneIncomplete, match="could not list the incomplete uploads"):
-        _prune(_ListingFails(store), now, dry_run=True)
+    result = _prune(_ListingFails(store), now)
+    assert result["orphans_deleted"] == [killed] and store.names("") == []
+    assert result["failed"] == [] and result["uploads"] == []
+    assert result["uploads_unlisted"] == (
+        f"s3://{store.bucket}/{store.prefix}/: BackupError: S3 list_multipart_uploads of "
+        f"s3://{store.bucket}/{store.prefix}/ failed: AccessDenied"
+    )
+    warning = unlisted_text(result)
+    assert warning is not None and warning.startswith(
+        f"warning: could not list the incomplete uploads in s3://{store.bucket}/"
+    )
+    assert "s3:ListBucketMultipartUploads" in warning
+    dry = _prune(_ListingFails(store), now, dry_run=True)
+    assert dry["uploads_unlisted"] == result["uploads_unlisted"] and dry["failed"] == []
+    # A store that lists them has no warning.
+    assert unlisted_text(_prune(store, now)) is None
 
 
 @pytest.mark.usefixtures("aws_test_credentials")

@@ -25,6 +25,7 @@ from timbel_dagster.warehouse.backup.retention import (
     PruneIncomplete,
     failure_text,
     prune_backups,
+    unlisted_text,
 )
 from timbel_dagster.warehouse.backup.store import BackupStore
 from timbel_dagster.warehouse.engine import check_connection
@@ -191,6 +192,8 @@ def prune(dry_run: bool, as_json: bool) -> None:
 
 
 def _print_prune(result: dict, as_json: bool) -> None:
+    if warning := unlisted_text(result):
+        click.echo(warning, err=True)  # on stderr: also beside --json
     if as_json:
         print_json(result)
         return

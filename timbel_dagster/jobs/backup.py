@@ -29,7 +29,7 @@ def _record_catalogue(context: dg.OpExecutionContext, warehouse: WarehouseResour
 
 def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
     # lazy, as in the op: the code location loads without the backup modules' libraries
-    from timbel_dagster.warehouse.backup.retention import failure_text
+    from timbel_dagster.warehouse.backup.retention import failure_text, unlisted_text
 
     for backup_id in result["deleted"]:
         context.log.info(f"pruned backup {backup_id} (retention)")
@@ -48,6 +48,8 @@ def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
         )
     for failure in result["failed"]:
         context.log.warning(f"{failure_text(failure)}: {failure['error']}")
+    if warning := unlisted_text(result):
+        context.log.warning(warning)
 
 
 @dg.op(

@@ -107,7 +107,7 @@ def plan_retention(candidates: Iterable[Candidate], policy: Policy) -> Plan:
 
 
 class PruneIncomplete(BackupError):
-    """Some files could not be deleted (or incomplete uploads aborted or listed); everything
+    """Some files could not be deleted (or incomplete uploads aborted); everything
     else was done and recorded. `result` is what `prune_backups` would have returned, with
     `failed` naming each and its error (`failure_text`)."""
 
@@ -136,8 +136,9 @@ def prune_backups(
     Nothing is leaked when a delete fails: the backups to delete are marked `pruning` in the
     catalogue before the store is touched, a failure stops only that backup's deletes (never
     its data before its manifest), the others go on, and the next prune finds the data left
-    without a manifest and deletes it. An abort that fails, or a listing of the incomplete
-    uploads that fails, stops nothing else either. Then PruneIncomplete names what is left.
+    without a manifest and deletes it. An abort that fails stops nothing else either. Then
+    PruneIncomplete names what is left. A listing of the incomplete uploads that fails is
+    not a failure of the prune: `uploads_unlisted` says where and why (else None).
     """
     now = now or dt.datetime.now(dt.UTC)
     # The catalogue before the store (find_orphans says why).
@@ -146,12 +147,14 @@ def prune_backups(
     recorded = database_url if statuses is not None else None  # where the catalogue is
     listed = list_backups(store, keys)
     orphans = find_orphans(store, known, now=now, orphan_age=orphan_age)
-    failed: list[dict[str, Any]] = []
+    unlisted = None
     try:
         uploads = find_incomplete_uploads(store, now=now, orphan_age=orphan_age)
-    except Exception as error:  # any store's error (a missing permission): the rest goes on
-        uploads = []
-        failed.append({"id": "", "file": store.where(""), "upload": None, "error": _text(error)})
+    except Exception as error:  # any store's error: the retention goes on, with a warning
+        # Most often credentials without s3:ListBucketMultipartUploads, which the docs asked
+        # for only once prunes aborted uploads: a nightly job that backed up and pruned
+        # must not start failing on an upgrade for the sake of this housekeeping.
+        uploads, unlisted = [], f"{store.where('')}: {_text(error)}"
     candidates = [
         Candidate(
             b["id"],
@@ -166,8 +169,8 @@ def prune_backups(
     result: dict[str, Any] = {
         "keep": plan.keep, "delete": plan.delete, "not_good": plan.not_good,
         "orphans": [o.as_dict() for o in orphans], "uploads": [u.as_dict() for u in uploads],
-        "dry_run": dry_run, "deleted": [], "orphans_deleted": [], "uploads_aborted": [],
-        "failed": failed,
+        "uploads_unlisted": unlisted, "dry_run": dry_run, "deleted": [],
+        "orphans_deleted": [], "uploads_aborted": [], "failed": [],
     }  # fmt: skip
     doomed = [o for o in orphans if o.delete]
     aborting = [u for u in uploads if u.abort]
@@ -177,7 +180,7 @@ def prune_backups(
     # there) and are good again.
     finished = [i for i, s in known.items() if s == catalogue.PRUNING and i not in in_store]
     revived = [i for i in plan.keep if known.get(i) == catalogue.PRUNING]
-    if not dry_run and (plan.delete or doomed or aborting or finished or revived or failed):
+    if not dry_run and (plan.delete or doomed or aborting or finished or revived):
         _apply(store, result, plan, doomed, aborting, finished, revived, recorded, actor)
     if result["failed"]:
         raise PruneIncomplete(
@@ -246,14 +249,22 @@ def _delete_in_order(
 
 
 def failure_text(failure: dict[str, Any]) -> str:
-    """What an entry of a prune's `failed` could not do: `could not delete FILE`, `could not
-    abort the incomplete upload UPLOAD of FILE`, `could not list the incomplete uploads in
-    WHERE`."""
+    """What an entry of a prune's `failed` could not do: `could not delete FILE` or `could not
+    abort the incomplete upload UPLOAD of FILE`."""
     if "upload" not in failure:
         return f"could not delete {failure['file']}"
-    if failure["upload"] is None:
-        return f"could not list the incomplete uploads in {failure['file']}"
     return f"could not abort the incomplete upload {failure['upload']} of {failure['file']}"
+
+
+def unlisted_text(result: dict[str, Any]) -> str | None:
+    """The warning when a prune could not list the incomplete uploads (None when it could)."""
+    if not result.get("uploads_unlisted"):
+        return None
+    return (
+        f"warning: could not list the incomplete uploads in {result['uploads_unlisted']}; "
+        "none were aborted (an S3 store's credentials need s3:ListBucketMultipartUploads on "
+        "the bucket)"
+    )
 
 
 def _incomplete(failed: list[dict[str, Any]], remembered: bool, orphan_age: dt.timedelta) -> str:
