@@ -119,8 +119,9 @@ def test_the_job_aborts_the_upload_of_a_killed_backup(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    """The partial file a backup killed three days ago left: a run whose abort fails fails
-    naming it; the next run aborts it, logs it and counts it in its metadata."""
+    """The partial file a backup killed three days ago left: a run whose abort fails succeeds
+    and warns naming it (the sweep is housekeeping: no retry takes the backup again for it);
+    the next run aborts it, logs it and counts it in its metadata."""
     backups = backup_settings / "backups"
     backups.mkdir(mode=0o700)
     killed = new_backup_id("sqlite", dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
@@ -140,10 +141,11 @@ def test_the_job_aborts_the_upload_of_a_killed_backup(
 
     with monkeypatch.context() as patched:
         patched.setattr(DirectoryStore, "abort_upload", fails)
-        failed = run()
-    assert not failed.success
-    said = f"could not abort the incomplete upload {partial.name} of {killed}.tbk"
-    assert said in str(failed.failure_data_for_node("backup_warehouse").error)
+        warned_run = run()
+    assert warned_run.success
+    said = f"warning: could not abort the incomplete upload {partial.name} of {killed}.tbk"
+    warned = [entry.user_message for entry in instance.all_logs(warned_run.run_id)]
+    assert any(m.startswith(said) for m in warned), warned
     assert partial.exists()
 
     done = run()

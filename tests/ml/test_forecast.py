@@ -120,19 +120,22 @@ def test_evaluation_scores_the_baselines_by_hand() -> None:
     )
     assert result["baseline_seasonal_naive_mase"] == 0.0
     assert result["baseline_seasonal_naive_weekly_total_error_pct"] == 0.0
+    # A one-day horizon holds each hour once: its own "median" would score 0, so no bound.
+    assert result["hindsight_daily_shape_mase"] is None
+    assert result["per_origin"][0]["hindsight_daily_shape_mase"] is None
     assert set(result) >= {"mase", "weekly_total_error_pct", "coverage80", "coverage95"}
 
 
 def test_the_hindsight_bound_is_each_time_of_day_s_median_over_the_horizon() -> None:
     """Two days: hour h is h on the first and h + 2 on the second (one hour missing), so the
-    bound forecasts h + 1 and misses every value by 1; the lone value of the gap's hour is
-    its own median."""
+    bound forecasts h + 1 and misses every value by 1; the gap's hour has one value left,
+    whose median would be itself: no bound there."""
     times = pd.date_range("2026-01-05", periods=48, freq="1h", tz="UTC")
     actual = np.array([*range(24), *(h + 2.0 for h in range(24))], dtype=float)
     actual[30] = np.nan
     shape = hindsight_daily_shape(actual, times)
     expected = np.array([h + 1.0 for h in range(24)] * 2)
-    expected[[6, 30]] = 6.0
+    expected[[6, 30]] = np.nan
     np.testing.assert_array_equal(shape, expected)
     # Through the evaluation: a horizon whose days repeat exactly is all shape, bound 0.
     values = ([0.0] * 24 + [2.0] * 24) * 7 + [float(h % 5) for h in range(24)] * 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,8 @@ from timbel_dagster.warehouse.backup.crypto import BackupError, BackupKeys
 from timbel_dagster.warehouse.backup.operations import create_backup, new_backup_id
 from timbel_dagster.warehouse.backup.retention import (
     Policy,
-    PruneIncomplete,
     prune_backups,
-    unlisted_text,
+    prune_warnings,
 )
 from timbel_dagster.warehouse.backup.s3 import MIN_PART_SIZE, S3Store
 from timbel_dagster.warehouse.backup.store import DirectoryStore, IncompleteUpload
@@ -121,6 +121,26 @@ def test_uploads_outside_the_store_prefix_are_never_touched(store: S3Store) -> N
     assert set(_open_uploads(store)) == others
 
 
+def test_only_backup_files_uploads_are_taken_for_a_killed_backup_s(
+    s3: S3Endpoint, store: S3Store
+) -> None:
+    """Another program's uploads into the same prefix, or into the root of a bucket the store
+    has no prefix in, are not a backup's however old: only names a backup's file has."""
+    name = f"{new_backup_id('sqlite', dt.datetime.now(dt.UTC))}.manifest.json"
+    mine = _killed_upload(store, f"{PREFIX}/{name}")
+    foreign = {
+        _killed_upload(store, f"{PREFIX}/{key}")
+        for key in ("vendor-export.csv", f"{name}.bak", f"x{name}", "20261205T000000Z.tbk")
+    }
+    rootless = S3Store(f"s3://{store.bucket}", endpoint_url=s3.url)
+    at_root = _killed_upload(rootless, "exports-2026-12.parquet")
+    much_later = max(u["Initiated"] for u in _open_uploads(store).values()) + 10 * AGE
+
+    assert _prune(store, much_later)["uploads_aborted"] == [mine]
+    assert _prune(rootless, much_later)["uploads"] == []
+    assert set(_open_uploads(store)) == foreign | {at_root}
+
+
 @pytest.mark.usefixtures("s3_upload_pages")
 def test_the_listing_follows_every_page(s3: S3Endpoint, store: S3Store) -> None:
     """Two uploads a page (MaxUploads), three of them of one name: the second page starts
@@ -179,16 +199,18 @@ def test_an_abort_that_fails_is_named_and_the_rest_is_done(
     killed = new_backup_id("sqlite", now - AGE - dt.timedelta(hours=1))
     store.put(f"{killed}.tbk", [b"ciphertext of a backup killed before its manifest"])
 
-    with pytest.raises(
-        PruneIncomplete,
-        match=rf"could not abort the incomplete upload {failing} of {failing_name} "
-        r"\(BackupError: S3 abort_multipart_upload .* AccessDenied\); the next prune tries again",
-    ) as raised:
-        _prune(_AbortFails(store, failing), now, database_url=warehouse_url)
-    result = raised.value.result
+    # A warning, not a failure: credentials from before the sweep may lack the permission.
+    result = _prune(_AbortFails(store, failing), now, database_url=warehouse_url)
     assert result["deleted"] == ids[:2] and result["orphans_deleted"] == [killed]
-    assert result["uploads_aborted"] == [other]
-    assert [(f["file"], f["upload"]) for f in result["failed"]] == [(failing_name, failing)]
+    assert result["uploads_aborted"] == [other] and result["failed"] == []
+    assert [(f["file"], f["upload"]) for f in result["uploads_failed"]] == [(failing_name, failing)]
+    [warning] = prune_warnings(result)
+    assert re.fullmatch(
+        rf"warning: could not abort the incomplete upload {failing} of {failing_name} "
+        r"\(BackupError: S3 abort_multipart_upload .* AccessDenied\); the next prune tries again "
+        r"\(an S3 store's credentials need s3:AbortMultipartUpload\)",
+        warning,
+    ), warning
     assert set(_open_uploads(store)) == {failing}
     assert store.names("") == [f"{ids[2]}.manifest.json", f"{ids[2]}.tbk"]
     with get_engine(warehouse_url).connect() as connection:
@@ -196,7 +218,8 @@ def test_an_abort_that_fails_is_named_and_the_rest_is_done(
             select(AuditEvent.action, AuditEvent.details).order_by(AuditEvent.id.desc()).limit(1)
         ).one()
     assert last.action == "backup.prune" and last.details["uploads_aborted"] == [other]
-    assert [f["upload"] for f in last.details["failed"]] == [failing]
+    assert [f["upload"] for f in last.details["uploads_failed"]] == [failing]
+    assert last.details["failed"] == []
 
     again = _prune(store, now, database_url=warehouse_url)
     assert again["uploads_aborted"] == [failing] and again["failed"] == []
@@ -229,15 +252,15 @@ def test_a_listing_of_the_uploads_that_fails_is_a_warning_and_stops_nothing(
         f"s3://{store.bucket}/{store.prefix}/: BackupError: S3 list_multipart_uploads of "
         f"s3://{store.bucket}/{store.prefix}/ failed: AccessDenied"
     )
-    warning = unlisted_text(result)
-    assert warning is not None and warning.startswith(
+    [warning] = prune_warnings(result)
+    assert warning.startswith(
         f"warning: could not list the incomplete uploads in s3://{store.bucket}/"
     )
     assert "s3:ListBucketMultipartUploads" in warning
     dry = _prune(_ListingFails(store), now, dry_run=True)
     assert dry["uploads_unlisted"] == result["uploads_unlisted"] and dry["failed"] == []
     # A store that lists them has no warning.
-    assert unlisted_text(_prune(store, now)) is None
+    assert prune_warnings(_prune(store, now)) == []
 
 
 @pytest.mark.usefixtures("aws_test_credentials")

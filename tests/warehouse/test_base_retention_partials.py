@@ -22,7 +22,12 @@ from tests.test_cli import invoke
 from tests.warehouse.test_base_retention import ARCHIVE, START, _base, _segment, _wal_file
 from timbel_dagster.warehouse.backup import basebackup
 from timbel_dagster.warehouse.backup.base_retention import prune_base_backups
-from timbel_dagster.warehouse.backup.base_writer import claim, process_start, writer_path
+from timbel_dagster.warehouse.backup.base_writer import (
+    claim,
+    pid_namespace,
+    process_start,
+    writer_path,
+)
 from timbel_dagster.warehouse.backup.crypto import BackupError
 from timbel_dagster.warehouse.engine import get_engine
 from timbel_dagster.warehouse.schema.models import AuditEvent
@@ -93,6 +98,9 @@ def _names(directory: Path) -> list[str]:
         ("ended", "has ended"),
         # This test's own pid, but started at another moment: a later process given it.
         ("reused", "has ended"),
+        # This test's own pid and start, but in another container sharing the host's name
+        # (hostNetwork): that pid there is not this process.
+        ("namespace", "another PID namespace (container) of this host"),
     ],
 )
 def test_an_abandoned_copy_no_longer_holds_the_wal_back_and_is_deleted(
@@ -104,6 +112,9 @@ def test_an_abandoned_copy_no_longer_holds_the_wal_back_and_is_deleted(
         _record(partial, host=here, pid=_ended_pid(), process=None)
     elif writer == "reused":
         _record(partial, host=here, pid=os.getpid(), process="another-boot:1")
+    elif writer == "namespace":
+        _record(partial, host=here, pid=os.getpid(), process=process_start(os.getpid()),
+                pid_namespace=(pid_namespace() or 0) + 1)  # fmt: skip
     elif writer:
         _record(partial, **writer)
 
@@ -157,6 +168,7 @@ def test_a_copy_whose_writer_runs_is_kept_however_old(directory: Path, archive: 
     pid = os.getpid()
     assert found["why"] == f"started 720 h ago, its writer (pid {pid} on this host) is running"
     assert found["writer"]["process"] == process_start(os.getpid())
+    assert found["writer"]["pid_namespace"] == pid_namespace() is not None
     assert "is being written" in done["wal"]["skipped"]
     assert _names(archive) == sorted(ARCHIVE)
 
@@ -243,8 +255,9 @@ def test_take_base_backup_records_its_writer_while_it_copies(
     with pytest.raises(BackupError, match="connection lost"):
         basebackup.take_base_backup(url, tmp_path / "bases", bindir=None)
     assert seen == [
-        {"host": socket.gethostname(), "pid": os.getpid(), "process": process_start(os.getpid())}
-    ]
+        {"host": socket.gethostname(), "pid": os.getpid(), "process": process_start(os.getpid()),
+         "pid_namespace": pid_namespace()}
+    ]  # fmt: skip
     assert _names(tmp_path / "bases") == []
 
     fail[0] = False

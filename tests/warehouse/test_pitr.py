@@ -120,6 +120,11 @@ def test_without_start_the_copy_starts_by_hand_beside_the_source(story: Story) -
                       "--port", str(port))  # fmt: skip
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stdout.split())
+    as_json = story.pitr("--to", story.noted.isoformat(), "--target", str(target.with_name("j")),
+                         "--port", str(port), "--json")  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    result = json.loads(as_json.stdout)
+    assert result["started"] is False and result["port"] == port
     assert f"start it with: pg_ctl start -D {target} (as its owner)" in said
     assert f"listens on 127.0.0.1:{port}" in said
     assert "until `SELECT pg_is_in_recovery()` returns false there" in said

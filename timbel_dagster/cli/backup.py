@@ -23,9 +23,9 @@ from timbel_dagster.warehouse.backup.operations import (
 from timbel_dagster.warehouse.backup.restore import restore_backup
 from timbel_dagster.warehouse.backup.retention import (
     PruneIncomplete,
-    failure_text,
     prune_backups,
-    unlisted_text,
+    prune_warnings,
+    upload_lines,
 )
 from timbel_dagster.warehouse.backup.store import BackupStore
 from timbel_dagster.warehouse.engine import check_connection
@@ -192,7 +192,7 @@ def prune(dry_run: bool, as_json: bool) -> None:
 
 
 def _print_prune(result: dict, as_json: bool) -> None:
-    if warning := unlisted_text(result):
+    for warning in prune_warnings(result):
         click.echo(warning, err=True)  # on stderr: also beside --json
     if as_json:
         print_json(result)
@@ -209,21 +209,10 @@ def _print_prune(result: dict, as_json: bool) -> None:
         else:
             continue  # its delete failed: the line below says so
         click.echo(f"{said} orphan {', '.join(orphan['files'])} ({orphan['why']})")
-    aborted = set(result["uploads_aborted"])
-    for upload in result["uploads"]:
-        if not upload["abort"]:
-            said = "left"
-        elif result["dry_run"]:
-            said = "would abort"
-        elif upload["upload_id"] in aborted:
-            said = "aborted"
-        else:
-            continue  # its abort failed: the line below says so
-        click.echo(
-            f"{said} incomplete upload {upload['upload_id']} of {upload['name']} ({upload['why']})"
-        )
+    for line in upload_lines(result):
+        click.echo(line)
     for failure in result["failed"]:
-        click.echo(f"{failure_text(failure)}: {failure['error']}")
+        click.echo(f"could not delete {failure['file']}: {failure['error']}")
     for backup_id, why in sorted(result["keep"].items()):
         click.echo(f"keep {backup_id} ({', '.join(why)})")
     for backup_id in result["not_good"]:

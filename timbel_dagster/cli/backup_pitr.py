@@ -14,7 +14,7 @@ from timbel_dagster.cli.backup import size_text
 from timbel_dagster.cli.common import echo_for, friendly_errors, print_json, settings_or_exit
 from timbel_dagster.cli.tables import Column, print_table
 from timbel_dagster.warehouse.backup.base_record import take_recorded_base_backup
-from timbel_dagster.warehouse.backup.base_retention import prune_base_backups
+from timbel_dagster.warehouse.backup.base_retention import partial_lines, prune_base_backups
 from timbel_dagster.warehouse.backup.basebackup import list_base_backups
 from timbel_dagster.warehouse.backup.configured import orphan_age
 from timbel_dagster.warehouse.backup.crypto import BackupError
@@ -123,12 +123,8 @@ def _print_base_prune(result: dict, as_json: bool) -> None:
                    "(an earlier prune's)")  # fmt: skip
     for base_id in result["delete"] if result["dry_run"] else result["deleted"]:
         click.echo(f"{verb} base backup {base_id}")
-    for partial in result["partials"]:
-        name = f".{partial['id']}.partial"
-        if not partial["abandoned"]:
-            click.echo(f"left base backup copy {name}, being written ({partial['why']})")
-        elif result["dry_run"] or partial["id"] in result["partials_deleted"]:
-            click.echo(f"{verb} abandoned base backup copy {name} ({partial['why']})")
+    for line in partial_lines(result):
+        click.echo(line)
     for failure in result["failed"]:
         click.echo(f"could not delete {failure['path']}: {failure['error']}")
     for base_id in result["keep"]:

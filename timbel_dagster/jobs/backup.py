@@ -29,26 +29,18 @@ def _record_catalogue(context: dg.OpExecutionContext, warehouse: WarehouseResour
 
 def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
     # lazy, as in the op: the code location loads without the backup modules' libraries
-    from timbel_dagster.warehouse.backup.retention import failure_text, unlisted_text
+    from timbel_dagster.warehouse.backup.retention import prune_warnings, upload_lines
 
     for backup_id in result["deleted"]:
         context.log.info(f"pruned backup {backup_id} (retention)")
     for orphan in result["orphans"]:
         done = "deleted" if orphan["id"] in result["orphans_deleted"] else "left"
         context.log.info(f"{done} orphan {', '.join(orphan['files'])} ({orphan['why']})")
-    for upload in result["uploads"]:
-        if upload["upload_id"] in result["uploads_aborted"]:
-            done = "aborted"
-        elif upload["abort"]:
-            continue  # its abort failed: the warning below says so
-        else:
-            done = "left"
-        context.log.info(
-            f"{done} incomplete upload {upload['upload_id']} of {upload['name']} ({upload['why']})"
-        )
+    for line in upload_lines(result):
+        context.log.info(line)
     for failure in result["failed"]:
-        context.log.warning(f"{failure_text(failure)}: {failure['error']}")
-    if warning := unlisted_text(result):
+        context.log.warning(f"could not delete {failure['file']}: {failure['error']}")
+    for warning in prune_warnings(result):
         context.log.warning(warning)
 
 

@@ -22,12 +22,11 @@ from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
     for base_id in result["pending"] + result["deleted"]:
         context.log.info(f"pruned base backup {base_id} (keeping the newest {len(result['keep'])})")
-    for partial in result["partials"]:
-        name = f".{partial['id']}.partial"
-        if partial["id"] in result["partials_deleted"]:
-            context.log.info(f"deleted abandoned base backup copy {name} ({partial['why']})")
-        elif not partial["abandoned"]:
-            context.log.info(f"left base backup copy {name}, being written ({partial['why']})")
+    # lazy: the code location loads without the backup modules
+    from timbel_dagster.warehouse.backup.base_retention import partial_lines
+
+    for line in partial_lines(result):
+        context.log.info(line)
     wal = result["wal"]
     if wal.get("skipped"):
         context.log.info(f"WAL archive left as it is: {wal['skipped']}")

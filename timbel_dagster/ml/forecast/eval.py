@@ -17,7 +17,8 @@ Beside the baselines, a bound: `hindsight_daily_shape_mase` scores, at each orig
 scored horizon's own median per time of day, known only once the horizon is over. A median
 minimises the absolute error, so this is the lowest MASE of any forecast that gives each time
 of day one value over the horizon, a level and daily shape known perfectly in advance; only
-a forecast that also knew the day-to-day swings ahead of time could score lower. It says how
+a forecast that also knew the day-to-day swings ahead of time could score lower (none for a
+horizon that holds a time of day once: its median would be the value itself). It says how
 much of a series is forecastable a horizon ahead: on the Bitbrains cost trace's 4 scored
 weeks it is 0.896 (the forecaster 1.005, the 7-day mean 1.110), which is why issue 16's
 MASE < 0.75 is out of reach there (docs/benchmarks.md).
@@ -85,19 +86,22 @@ def total_error_pct(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 def hindsight_daily_shape(actual: np.ndarray, times: pd.DatetimeIndex) -> np.ndarray:
     """Each step: the median of the `actual` values at the same time of day (the bound the
-    module docstring describes; NaN steps skipped, NaN where a time of day has no value)."""
+    module docstring describes; NaN steps skipped). NaN where a time of day has fewer than 2
+    values: the median of one value is that value, a "bound" of 0 that bounds nothing (a
+    horizon of a day or less, or daily steps)."""
     import numpy as np
     import pandas as pd
 
     slots = np.asarray(times.hour * 3600 + times.minute * 60 + times.second)
-    medians = pd.Series(actual).groupby(slots).transform("median")
+    by_slot = pd.Series(actual).groupby(slots)
+    medians = by_slot.transform("median").where(by_slot.transform("count") >= 2)
     return medians.to_numpy(dtype=float)
 
 
 def _mean(values: list[float]) -> float | None:
     import numpy as np
 
-    finite = [v for v in values if np.isfinite(v)]
+    finite = [v for v in values if v is not None and np.isfinite(v)]
     return round(float(np.mean(finite)), 4) if finite else None
 
 
@@ -175,7 +179,8 @@ def evaluate_series(
             "weekly_total_in_interval95": int(total["lo95"] <= spent <= total["hi95"]),
             "hours": int(ok.sum()),
         }
-        row["hindsight_daily_shape_mase"] = mase(actual[ok], shape[ok], scale)
+        bound = mase(actual[ok], shape[ok], scale)  # NaN: no bound at this horizon
+        row["hindsight_daily_shape_mase"] = bound if np.isfinite(bound) else None
         for name, values in methods.items():
             row[f"{name}_mase"] = mase(actual[ok], values[ok], scale)
             row[f"{name}_total_error_pct"] = total_error_pct(actual[ok], values[ok])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,11 @@ def _judge(
         gone = "no writer record"
     elif running is False:
         gone = f"its writer (pid {writer['pid']} on this host) has ended"
-    else:
+    elif writer["host"] != socket.gethostname():
         gone = f"written from host {writer['host']}, whose processes this host cannot see"
+    else:
+        gone = "written from another PID namespace (container) of this host, whose processes "
+        gone += "this one cannot see"
     return f"{started}, {gone}: a copy killed half way", True
 
 

@@ -144,6 +144,21 @@ def prune_base_backups(
     return result
 
 
+def partial_lines(result: dict[str, Any]) -> list[str]:
+    """A prune's base backup copies as `timbel backup prune-bases` and the `base_backup` job
+    say them: deleted (would delete, with a dry run) or left, each with why; one whose delete
+    failed is in `failed` instead."""
+    verb = "would delete" if result["dry_run"] else "deleted"
+    lines = []
+    for partial in result["partials"]:
+        name = f".{partial['id']}.partial"
+        if not partial["abandoned"]:
+            lines.append(f"left base backup copy {name}, being written ({partial['why']})")
+        elif result["dry_run"] or partial["id"] in result["partials_deleted"]:
+            lines.append(f"{verb} abandoned base backup copy {name} ({partial['why']})")
+    return lines
+
+
 def _changed(result: dict[str, Any]) -> bool:
     return bool(result["deleted"] or result["pending"] or result["failed"]
                 or result["partials_deleted"] or result["wal"].get("removed"))  # fmt: skip

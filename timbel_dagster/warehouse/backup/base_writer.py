@@ -36,7 +36,8 @@ def writer_path(partial: Path) -> Path:
 def claim(partial: Path) -> None:
     """Record this process as the writer of the copy `partial`."""
     pid = os.getpid()
-    record = {"host": socket.gethostname(), "pid": pid, "process": process_start(pid)}
+    record = {"host": socket.gethostname(), "pid": pid, "process": process_start(pid),
+              "pid_namespace": pid_namespace()}  # fmt: skip
     writer_path(partial).write_text(json.dumps(record))
 
 
@@ -61,8 +62,12 @@ def read_writer(partial: Path) -> dict[str, Any] | None:
 
 def writer_running(record: dict[str, Any] | None) -> bool | None:
     """Whether the process a writer record names is still running: None when this host cannot
-    tell (no record, or one written on another host)."""
+    tell (no record, one written on another host, or in another PID namespace: containers
+    that share the host's network, Kubernetes' hostNetwork, share its host name too)."""
     if record is None or record["host"] != socket.gethostname():
+        return None
+    recorded_namespace = record.get("pid_namespace")
+    if recorded_namespace is not None and recorded_namespace != pid_namespace():
         return None
     pid = record["pid"]
     try:
@@ -74,6 +79,15 @@ def writer_running(record: dict[str, Any] | None) -> bool | None:
     recorded, now = record.get("process"), process_start(pid)
     # The same pid started at another moment (or boot) is a later process given that pid.
     return recorded is None or now is None or recorded == now
+
+
+def pid_namespace() -> int | None:
+    """The inode of this process's PID namespace (Linux), None where there is none to read:
+    pids mean the same process only inside one namespace."""
+    try:
+        return Path("/proc/self/ns/pid").stat().st_ino
+    except OSError:
+        return None
 
 
 def process_start(pid: int) -> str | None:

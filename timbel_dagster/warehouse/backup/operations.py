@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -38,6 +37,7 @@ from timbel_dagster.warehouse.backup.crypto import (
     sign_manifest,
 )
 from timbel_dagster.warehouse.backup.store import (
+    BACKUP_ID,
     DAGSTER_SUFFIX,
     DATA_SUFFIX,
     MANIFEST_SUFFIX,
@@ -46,7 +46,6 @@ from timbel_dagster.warehouse.backup.store import (
 )
 from timbel_dagster.warehouse.engine import get_engine
 
-BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-(postgresql|sqlite)-[0-9a-f]{6}$")
 Progress = Callable[[str], None]
 _MIB = 1 << 20
 _PROGRESS_EVERY = 64 * _MIB

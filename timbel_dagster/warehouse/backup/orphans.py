@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from timbel_dagster.warehouse.backup import catalogue
-from timbel_dagster.warehouse.backup.operations import BACKUP_ID
 from timbel_dagster.warehouse.backup.store import (
+    BACKUP_ID,
     DAGSTER_SUFFIX,
     DATA_SUFFIX,
     MANIFEST_SUFFIX,

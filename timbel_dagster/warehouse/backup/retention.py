@@ -107,9 +107,8 @@ def plan_retention(candidates: Iterable[Candidate], policy: Policy) -> Plan:
 
 
 class PruneIncomplete(BackupError):
-    """Some files could not be deleted (or incomplete uploads aborted); everything
-    else was done and recorded. `result` is what `prune_backups` would have returned, with
-    `failed` naming each and its error (`failure_text`)."""
+    """Some files could not be deleted; everything else was done and recorded. `result` is
+    what `prune_backups` would have returned, with `failed` naming each file and its error."""
 
     def __init__(self, message: str, result: dict[str, Any]) -> None:
         super().__init__(message)
@@ -136,9 +135,9 @@ def prune_backups(
     Nothing is leaked when a delete fails: the backups to delete are marked `pruning` in the
     catalogue before the store is touched, a failure stops only that backup's deletes (never
     its data before its manifest), the others go on, and the next prune finds the data left
-    without a manifest and deletes it. An abort that fails stops nothing else either. Then
-    PruneIncomplete names what is left. A listing of the incomplete uploads that fails is
-    not a failure of the prune: `uploads_unlisted` says where and why (else None).
+    without a manifest and deletes it. Then PruneIncomplete names what is left. The sweep of
+    incomplete uploads only warns (`prune_warnings`): an abort that fails is in
+    `uploads_failed`, a listing that fails in `uploads_unlisted` (else None).
     """
     now = now or dt.datetime.now(dt.UTC)
     # The catalogue before the store (find_orphans says why).
@@ -170,7 +169,7 @@ def prune_backups(
         "keep": plan.keep, "delete": plan.delete, "not_good": plan.not_good,
         "orphans": [o.as_dict() for o in orphans], "uploads": [u.as_dict() for u in uploads],
         "uploads_unlisted": unlisted, "dry_run": dry_run, "deleted": [],
-        "orphans_deleted": [], "uploads_aborted": [], "failed": [],
+        "orphans_deleted": [], "uploads_aborted": [], "uploads_failed": [], "failed": [],
     }  # fmt: skip
     doomed = [o for o in orphans if o.delete]
     aborting = [u for u in uploads if u.abort]
@@ -217,11 +216,10 @@ def _apply(
             upload = left.upload
             try:
                 store.abort_upload(upload)
-            except Exception as error:  # any store's error: the rest goes on, the next retries
-                result["failed"].append(
-                    {"id": upload.name.split(".")[0], "file": upload.name,  # ID.tbk: ID
-                     "upload": upload.upload_id, "error": _text(error)}
-                )  # fmt: skip
+            except Exception as error:  # any store's error: a warning; the next prune retries
+                result["uploads_failed"].append(
+                    {"file": upload.name, "upload": upload.upload_id, "error": _text(error)}
+                )
             else:
                 result["uploads_aborted"].append(upload.upload_id)
     finally:
@@ -248,44 +246,56 @@ def _delete_in_order(
     return True
 
 
-def failure_text(failure: dict[str, Any]) -> str:
-    """What an entry of a prune's `failed` could not do: `could not delete FILE` or `could not
-    abort the incomplete upload UPLOAD of FILE`."""
-    if "upload" not in failure:
-        return f"could not delete {failure['file']}"
-    return f"could not abort the incomplete upload {failure['upload']} of {failure['file']}"
+def upload_lines(result: dict[str, Any]) -> list[str]:
+    """A prune's incomplete uploads as `timbel backup prune` and the `backup` job say them:
+    aborted (would abort, with a dry run) or left, each with why; one whose abort failed is
+    in `prune_warnings` instead."""
+    aborted = set(result["uploads_aborted"])
+    lines = []
+    for upload in result["uploads"]:
+        if not upload["abort"]:
+            said = "left"
+        elif result["dry_run"]:
+            said = "would abort"
+        elif upload["upload_id"] in aborted:
+            said = "aborted"
+        else:
+            continue
+        lines.append(
+            f"{said} incomplete upload {upload['upload_id']} of {upload['name']} ({upload['why']})"
+        )
+    return lines
 
 
-def unlisted_text(result: dict[str, Any]) -> str | None:
-    """The warning when a prune could not list the incomplete uploads (None when it could)."""
-    if not result.get("uploads_unlisted"):
-        return None
-    return (
-        f"warning: could not list the incomplete uploads in {result['uploads_unlisted']}; "
-        "none were aborted (an S3 store's credentials need s3:ListBucketMultipartUploads on "
-        "the bucket)"
-    )
+def prune_warnings(result: dict[str, Any]) -> list[str]:
+    """What a prune could not do of its sweep of incomplete uploads. Warnings, not failures:
+    the sweep is housekeeping that credentials from before it (without
+    s3:ListBucketMultipartUploads or s3:AbortMultipartUpload) cannot do, and a nightly backup
+    that backed up and pruned must not start failing, and be retried, for its sake."""
+    warnings = [
+        f"warning: could not abort the incomplete upload {f['upload']} of {f['file']} "
+        f"({f['error']}); the next prune tries again (an S3 store's credentials need "
+        "s3:AbortMultipartUpload)"
+        for f in result.get("uploads_failed", [])
+    ]
+    if result.get("uploads_unlisted"):
+        warnings.append(
+            f"warning: could not list the incomplete uploads in {result['uploads_unlisted']}; "
+            "none were aborted (an S3 store's credentials need s3:ListBucketMultipartUploads "
+            "on the bucket)"
+        )
+    return warnings
 
 
 def _incomplete(failed: list[dict[str, Any]], remembered: bool, orphan_age: dt.timedelta) -> str:
-    said = []
-    deletes = [f for f in failed if "upload" not in f]
-    if deletes:
-        files = ", ".join(f"{f['file']} ({f['error']})" for f in deletes)
-        later = (
-            "the catalogue keeps their backups `pruning` and the next prune deletes what is left"
-            if remembered
-            else f"the next prune deletes what is left once it is {span(orphan_age)} old "
-            "(no catalogue remembers it)"
-        )
-        said.append(f"could not delete {files}; {later}")
-    uploads = [f for f in failed if "upload" in f]
-    if uploads:
-        said.append(
-            "; ".join(f"{failure_text(f)} ({f['error']})" for f in uploads)
-            + "; the next prune tries again"
-        )
-    return "; ".join(said)
+    files = ", ".join(f"{f['file']} ({f['error']})" for f in failed)
+    later = (
+        "the catalogue keeps their backups `pruning` and the next prune deletes what is left"
+        if remembered
+        else f"the next prune deletes what is left once it is {span(orphan_age)} old "
+        "(no catalogue remembers it)"
+    )
+    return f"could not delete {files}; {later}"
 
 
 def _record_pruned(
@@ -293,7 +303,7 @@ def _record_pruned(
 ) -> None:
     # The store, the truth about which backups exist, is pruned first.
     gone = result["deleted"] + result["orphans_deleted"] + finished
-    if not gone and not result["uploads_aborted"] and not result["failed"]:
+    if not (gone or result["uploads_aborted"] or result["uploads_failed"] or result["failed"]):
         return
     with get_engine(database_url).begin() as connection:
         catalogue.mark_pruned(connection, gone, dt.datetime.now(dt.UTC))
@@ -301,5 +311,6 @@ def _record_pruned(
             connection, actor=actor, action="backup.prune", target=None,
             details={"deleted": result["deleted"], "kept": sorted(plan.keep),
                      "orphans_deleted": result["orphans_deleted"],
-                     "uploads_aborted": result["uploads_aborted"], "failed": result["failed"]},
+                     "uploads_aborted": result["uploads_aborted"],
+                     "uploads_failed": result["uploads_failed"], "failed": result["failed"]},
         )  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from timbel_dagster.warehouse.backup.crypto import BackupError
-from timbel_dagster.warehouse.backup.store import IncompleteUpload
+from timbel_dagster.warehouse.backup.store import BACKUP_FILE, IncompleteUpload
 
 PART_SIZE = 32 << 20  # 10,000 parts (S3's limit) of 32 MiB: backups up to 312 GiB
 MIN_PART_SIZE = 5 << 20  # S3's smallest part but the last
@@ -172,8 +172,10 @@ class S3Store:
         self._call("delete_object", name, Bucket=self.bucket, Key=self._key(name))
 
     def incomplete_uploads(self) -> list[IncompleteUpload]:
-        """The multipart uploads under the prefix, by name: only objects right under it, as
-        `names` lists them (never another prefix's of the same bucket, nor one below this)."""
+        """The multipart uploads of backup files under the prefix: only objects right under
+        it, as `names` lists them (never another prefix's of the same bucket, nor one below
+        this), and only names a backup's file has (`BACKUP_FILE`): another program's upload
+        into the same bucket or prefix is never taken for a killed backup's."""
         start = f"{self.prefix}/" if self.prefix else ""
         found = []
         markers: dict[str, str] = {}
@@ -184,7 +186,7 @@ class S3Store:
             )  # fmt: skip
             for item in page.get("Uploads", []):
                 name = item["Key"][len(start) :]
-                if item["Key"].startswith(start) and name and "/" not in name:
+                if item["Key"].startswith(start) and BACKUP_FILE.match(name):
                     started = item["Initiated"].astimezone(dt.UTC)
                     found.append(IncompleteUpload(name, item["UploadId"], started))
             if not page.get("IsTruncated"):

@@ -31,13 +31,17 @@ DAGSTER_SUFFIX = ".dagster.tbk"
 MANIFEST_SUFFIX = ".manifest.json"
 # A backup's id (logical and base alike) starts with when it started, in UTC: `ID_TIME`.
 ID_TIME = "%Y%m%dT%H%M%SZ"
+# A logical backup's id (`new_backup_id`) and the names of its files: the one place that
+# says what a backup's object looks like, so that a sweep (orphans.py) never takes anything
+# else in a shared directory or bucket for one.
+_ID = r"\d{8}T\d{6}Z-(?:postgresql|sqlite)-[0-9a-f]{6}"
+_FILE = rf"(?P<id>{_ID})(?:\.dagster\.tbk|\.tbk|\.manifest\.json)"
+BACKUP_ID = re.compile(rf"^{_ID}$")
+BACKUP_FILE = re.compile(rf"^{_FILE}$")
 # The temporary file of a directory store's write of a backup's file (`put`, tempfile.mkstemp):
 # `.ID.tbk.k3x9q2ab.partial`. Only these names, so nothing else in the directory (a base
 # backup's `.ID.partial` directory when both share one) is ever taken for one.
-_PARTIAL = re.compile(
-    r"^\.(?P<name>(?P<id>\d{8}T\d{6}Z-(postgresql|sqlite)-[0-9a-f]{6})"
-    r"(\.dagster\.tbk|\.tbk|\.manifest\.json))\.[a-z0-9_]+\.partial$"
-)
+_PARTIAL = re.compile(rf"^\.(?P<name>{_FILE})\.[a-z0-9_]+\.partial$")
 
 
 def new_backup_id(kind: str, now: dt.datetime) -> str:
