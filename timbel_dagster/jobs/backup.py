@@ -27,8 +27,8 @@ def _record_catalogue(context: dg.OpExecutionContext, warehouse: WarehouseResour
     )
 
 
+def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
     # lazy: as in the op, the code location loads without the backup modules' libraries
-    # lazy, as in the op: the code location loads without the backup modules' libraries
     from timbel_dagster.warehouse.backup.retention import prune_warnings, upload_lines
 
     for backup_id in result["deleted"]:
