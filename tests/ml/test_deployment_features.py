@@ -77,6 +77,9 @@ def test_the_file_history_takes_the_worst_commit_and_keeps_unknowns() -> None:
     )
     # Kamei's features are as before: sums over commits, 0 when nothing shipped.
     assert _by_name(table, "la") == {"d1": 15.0, "d2": 4.0, "d3": 0.0, "d4": 4.0}
+    # But the touched files' size is the largest commit's, as analyze-changes has it: d1's
+    # and d4's two commits each say 1 line (CHANGE_COLUMNS at 1.0), not 2.
+    assert _by_name(table, "lt") == {"d1": 1.0, "d2": 1.0, "d3": 0.0, "d4": 1.0}
     assert _by_name(table, "n_commits") == {"d1": 2.0, "d2": 1.0, "d3": 0.0, "d4": 2.0}
     assert not table.drop(columns=["prior_fixes", "recent_churn"]).isna().any().any()
 

@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 FAILED_STATUSES = ("failed", "rolled_back")
 ENVIRONMENT_RANK = {"dev": 0, "staging": 1, "prod": 2}
 # How each per-commit metric is summarised over the commits of one deployment: sizes add
-# up, spread and risk take the worst commit, experience the least experienced.
+# up, spread and risk take the worst commit, experience the least experienced. lt, the size
+# of the touched files before a commit, takes the largest commit's, as `timbel
+# analyze-changes` does (ml/changes/deployments.py): commits of one deployment that touch the
+# same files would count those files once per commit in a sum.
 CHANGE_AGGREGATES = {
     "la": "sum",
     "ld": "sum",
-    "lt": "sum",
+    "lt": "max",
     "nf": "sum",
     "ns": "max",
     "nd": "max",
