@@ -62,7 +62,7 @@ def forecast(data: Path) -> None:
     )
     report("forecast_cost_mase_vs_seasonal_naive", r["mase"], "MASE", r["mase"] / naive,
            f"seasonal naive {naive:.3f}")  # fmt: skip
-    bound = r["hindsight_daily_shape_mase"]
+    bound = r["hindsight_daily_shape_mase"]  # a week a horizon: every hour twice or more
     report("forecast_cost_hindsight_daily_shape_mase", bound,
            "MASE: each week's own median per hour of day, known only afterwards, the lowest a "
            f"level and daily shape can score (the forecaster {r['mase']:.3f})")  # fmt: skip

@@ -123,6 +123,7 @@ def test_evaluation_scores_the_baselines_by_hand() -> None:
     # A one-day horizon holds each hour once: its own "median" would score 0, so no bound.
     assert result["hindsight_daily_shape_mase"] is None
     assert result["per_origin"][0]["hindsight_daily_shape_mase"] is None
+    assert result["per_origin"][0]["hindsight_steps"] == 0
     assert set(result) >= {"mase", "weekly_total_error_pct", "coverage80", "coverage95"}
 
 
@@ -142,6 +143,13 @@ def test_the_hindsight_bound_is_each_time_of_day_s_median_over_the_horizon() -> 
     result = evaluate_series(hourly(values), horizon=96, origins=1)
     assert result["hindsight_daily_shape_mase"] == 0.0
     assert result["per_origin"][0]["hindsight_daily_shape_mase"] == 0.0
+    # A 36-hour horizon holds 12 hours twice, 12 once: scored over the 24 steps of the 12.
+    shifted = values[:-72] + [float(h % 3) for h in range(24)] + [9.0] * 12
+    partial = evaluate_series(hourly(shifted), horizon=36, origins=1)["per_origin"][0]
+    # Hours 0-11 are h % 3 then 9: the median misses each by (9 - h % 3) / 2, 4.0 on average;
+    # the scale is 652 / 336 (312 day-to-day steps of 2, then |h % 5 - 2| over a day: 28).
+    assert partial["hindsight_steps"] == 24
+    assert partial["hindsight_daily_shape_mase"] == pytest.approx(4.0 / (652 / 336), abs=1e-4)
 
 
 # -- the forecaster --------------------------------------------------------------------------
@@ -422,6 +430,28 @@ def test_bitbrains_cpu_beats_the_7_day_mean() -> None:
 
 
 # -- the CLI ---------------------------------------------------------------------------------
+
+
+def test_unknown_figures_are_null_in_the_json(tmp_path: Path) -> None:
+    """A flat series has no MASE scale, so its MASEs are unknown (NaN): JSON has no NaN, and
+    a strict parser must read the whole document, with null there."""
+    times = pd.date_range("2026-01-05", periods=15 * 24, freq="1h", tz="UTC")
+    path = tmp_path / "flat.csv"
+    pd.DataFrame({"ts": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "usd": 3.0}).to_csv(path, index=False)
+    result = CliRunner().invoke(
+        main,
+        ["ml", "evaluate-forecast", "--csv", str(path), "--time-col", "ts", "--value-col",
+         "usd", "--horizon", "24", "--origins", "1", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the JSON")
+
+    data = json.loads(result.output, parse_constant=refuse)
+    [origin] = data["per_origin"]
+    assert origin["forecast_mase"] is None and origin["mean7d_mase"] is None
+    assert data["mase"] is None
 
 
 def test_cli_prints_the_evaluation_as_json() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -100,7 +101,20 @@ def settings_or_exit(**overrides: Any) -> Settings:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+    """`data` as JSON. A float that is not finite (an unknown figure: NaN) becomes null, as
+    JSON has no NaN: Python's `NaN` in the output would make strict parsers (jq, JSON.parse,
+    json.loads with parse_constant) refuse the whole document."""
+    click.echo(json.dumps(_finite(data), indent=2, default=str, sort_keys=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def parse_since(value: str | None) -> dt.datetime | None:

@@ -17,8 +17,9 @@ Beside the baselines, a bound: `hindsight_daily_shape_mase` scores, at each orig
 scored horizon's own median per time of day, known only once the horizon is over. A median
 minimises the absolute error, so this is the lowest MASE of any forecast that gives each time
 of day one value over the horizon, a level and daily shape known perfectly in advance; only
-a forecast that also knew the day-to-day swings ahead of time could score lower (none for a
-horizon that holds a time of day once: its median would be the value itself). It says how
+a forecast that also knew the day-to-day swings ahead of time could score lower. It is scored
+over the steps whose time of day the horizon holds at least twice (`hindsight_steps`): the
+median of one value is that value, so a horizon of a day or less has none. It says how
 much of a series is forecastable a horizon ahead: on the Bitbrains cost trace's 4 scored
 weeks it is 0.896 (the forecaster 1.005, the 7-day mean 1.110), which is why issue 16's
 MASE < 0.75 is out of reach there (docs/benchmarks.md).
@@ -179,8 +180,12 @@ def evaluate_series(
             "weekly_total_in_interval95": int(total["lo95"] <= spent <= total["hi95"]),
             "hours": int(ok.sum()),
         }
-        bound = mase(actual[ok], shape[ok], scale)  # NaN: no bound at this horizon
+        # Over the steps whose time of day the horizon holds twice or more (a gap that leaves
+        # one value of an hour drops that step only); None when no step has a bound.
+        bounded = ok & ~np.isnan(shape)
+        bound = mase(actual[bounded], shape[bounded], scale) if bounded.any() else float("nan")
         row["hindsight_daily_shape_mase"] = bound if np.isfinite(bound) else None
+        row["hindsight_steps"] = int(bounded.sum())
         for name, values in methods.items():
             row[f"{name}_mase"] = mase(actual[ok], values[ok], scale)
             row[f"{name}_total_error_pct"] = total_error_pct(actual[ok], values[ok])

@@ -12,8 +12,10 @@ removed, so it never outlives its copy; a copy killed half way keeps it.
 
 The base retention reads it to tell a copy still being written from one a killed process left:
 its writer runs when that pid is alive on this host and is the same process (the start time
-tells a pid the kernel gave to a later process). A record from another host says nothing (that
-host's processes cannot be seen from here), and a copy without one is judged by its age alone.
+tells a pid the kernel gave to a later process). A record from another host, or from another
+PID namespace of this one (a container sharing the host's network, and so its name), says
+nothing: those processes cannot be seen from here. A copy without one is judged by its age
+alone.
 """
 
 from __future__ import annotations

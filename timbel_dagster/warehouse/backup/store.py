@@ -36,12 +36,13 @@ ID_TIME = "%Y%m%dT%H%M%SZ"
 # else in a shared directory or bucket for one.
 _ID = r"\d{8}T\d{6}Z-(?:postgresql|sqlite)-[0-9a-f]{6}"
 _FILE = rf"(?P<id>{_ID})(?:\.dagster\.tbk|\.tbk|\.manifest\.json)"
-BACKUP_ID = re.compile(rf"^{_ID}$")
-BACKUP_FILE = re.compile(rf"^{_FILE}$")
+# \Z, not $: `$` also matches before a final newline, and S3 allows a key `ID.tbk\n`.
+BACKUP_ID = re.compile(rf"^{_ID}\Z")
+BACKUP_FILE = re.compile(rf"^{_FILE}\Z")
 # The temporary file of a directory store's write of a backup's file (`put`, tempfile.mkstemp):
 # `.ID.tbk.k3x9q2ab.partial`. Only these names, so nothing else in the directory (a base
 # backup's `.ID.partial` directory when both share one) is ever taken for one.
-_PARTIAL = re.compile(rf"^\.(?P<name>{_FILE})\.[a-z0-9_]+\.partial$")
+_PARTIAL = re.compile(rf"^\.(?P<name>{_FILE})\.[a-z0-9_]+\.partial\Z")
 
 
 def new_backup_id(kind: str, now: dt.datetime) -> str:
