@@ -20,11 +20,11 @@ from timbel_dagster.jobs.run_actor import note_unverified, run_actor
 
 
 def _log_prune(context: dg.OpExecutionContext, result: dict) -> None:
-    for base_id in result["pending"] + result["deleted"]:
-        context.log.info(f"pruned base backup {base_id} (keeping the newest {len(result['keep'])})")
     # lazy: the code location loads without the backup modules
     from timbel_dagster.warehouse.backup.base_retention import partial_lines
 
+    for base_id in result["pending"] + result["deleted"]:
+        context.log.info(f"pruned base backup {base_id} (keeping the newest {len(result['keep'])})")
     for line in partial_lines(result):
         context.log.info(line)
     wal = result["wal"]

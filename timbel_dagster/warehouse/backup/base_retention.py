@@ -174,10 +174,10 @@ def _attempt(result: dict[str, Any], what: str, action: Callable[[], None]) -> b
     return True
 
 
-def _delete(directory: Path, base_id: str) -> None:
+def _delete(directory: Path, base_id: str, source: Path | None = None) -> None:
     # The rename first: from it on, the base backup is never chosen, and its remains are
     # recognisably the retention's to delete.
-    (directory / base_id).rename(directory / f".{base_id}{_PRUNING}")
+    (source or directory / base_id).rename(directory / f".{base_id}{_PRUNING}")
     fsync_directory(directory)
     _finish(directory, base_id)
 
@@ -186,9 +186,7 @@ def _delete_partial(directory: Path, partial: Partial) -> None:
     # Its writer record first: a delete that stops after it leaves a copy judged by its age
     # alone, abandoned again; after the rename, the rest is an ordinary pending delete.
     release(partial.path)
-    partial.path.rename(directory / f".{partial.id}{_PRUNING}")
-    fsync_directory(directory)
-    _finish(directory, partial.id)
+    _delete(directory, partial.id, source=partial.path)
 
 
 def _finish(directory: Path, base_id: str) -> None:
