@@ -42,6 +42,42 @@ def test_sample_scaling_history(warehouse_url: str) -> None:
     assert all(2 <= r.desired_replicas <= 10 for r in rows if r.reason == "status")
 
 
+def test_the_sample_is_read_as_of_the_configured_moment(warehouse_url: str) -> None:
+    """`at` pins the sample's 24 hours (to the last completed hour before it), as `timbel
+    demo` pins them to its cluster metrics' window: two reads as of moments in one hour store
+    the same rows, whatever the wall clock did between them."""
+    sources = DeliverySourcesResource(mode="sample")
+    at = sources.sample().end_date.isoformat() + "T12:30:00"
+
+    def read(moment: str) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            list(defs.assets or []), selection=[KEY],
+            resources={"warehouse": WarehouseResource(database_url=warehouse_url),
+                       "sources": sources},
+            run_config={"ops": {"deploy__scaling_history": {"config": {"at": moment}}}},
+        )  # fmt: skip
+
+    assert read(at).success
+    with get_engine(warehouse_url).connect() as connection:
+        hours = connection.execute(select(ScalingRecord.at).distinct()).scalars().all()
+    last = max(h if h.tzinfo else h.replace(tzinfo=dt.UTC) for h in hours)
+    assert last == dt.datetime.fromisoformat(at).replace(minute=0, tzinfo=dt.UTC) - dt.timedelta(
+        hours=1
+    )
+    again = read(at.replace("12:30", "12:59"))
+    written = again.asset_materializations_for_node("deploy__scaling_history")[0]
+    assert written.metadata["rows_written"].value == 0
+    bad = dg.materialize(
+        list(defs.assets or []), selection=[KEY], raise_on_error=False,
+        resources={"warehouse": WarehouseResource(database_url=warehouse_url), "sources": sources},
+        run_config={"ops": {"deploy__scaling_history": {"config": {"at": "noon"}}}},
+    )  # fmt: skip
+    assert not bad.success
+    assert "scaling_history config 'at': 'noon' is not an ISO 8601 time" in str(
+        bad.get_step_failure_events()[0].event_specific_data.error
+    )
+
+
 def test_cluster_hpa_status_and_events(warehouse_url: str, fakes: dict, tmp_path: Path) -> None:
     fake = fakes["prod-a"]
     fake.put(

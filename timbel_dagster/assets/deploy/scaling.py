@@ -15,6 +15,23 @@ from timbel_dagster.warehouse.store.upsert import bulk_upsert
 KEY = ("source", "cluster", "namespace", "workload", "at", "reason")
 
 
+class ScalingHistoryConfig(dg.Config):
+    # ISO 8601 moment to read as of (default: now; UTC unless it says). The sample's history
+    # is the 24 hours to the last completed hour before it: `timbel demo` pins it to its
+    # cluster metrics' window, so one demo reads one window even across an hour boundary.
+    at: str | None = None
+
+
+def _as_of(text: str | None) -> dt.datetime:
+    if not text:
+        return dt.datetime.now(dt.UTC)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"scaling_history config 'at': {text!r} is not an ISO 8601 time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
 @dg.asset(
     key=["deploy", "scaling_history"],
     group_name="deploy",
@@ -25,6 +42,7 @@ KEY = ("source", "cluster", "namespace", "workload", "at", "reason")
 )
 def scaling_history(
     context: dg.AssetExecutionContext,
+    config: ScalingHistoryConfig,
     warehouse: WarehouseResource,
     sources: DeliverySourcesResource,
 ):
@@ -32,7 +50,7 @@ def scaling_history(
     from timbel_dagster.warehouse.schema.deploy import ScalingRecord
 
     source = sources.scaling_source()
-    found = source.rows(dt.datetime.now(dt.UTC))
+    found = source.rows(_as_of(config.at))
     rows = [
         {"id": stable_id("scaling_history", source.name, *(getattr(r, k) for k in KEY[1:])),
          "source": source.name, **dataclasses.asdict(r)}
